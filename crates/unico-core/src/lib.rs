@@ -1,0 +1,27 @@
+//! Unico's domain core: the vocabulary every other crate speaks.
+//!
+//! Nothing here does I/O. The types enforce the product's rules at construction
+//! ("parse, don't validate"): a [`FieldName`], a [`CustomerId`] or a [`Value`] that exists
+//! is valid, so code further in never re-checks them.
+//!
+//! - [`limits`]: every limit of the product as a named constant.
+//! - [`names`]: field names and customerIds, the two user-chosen keys.
+//! - [`field`]: field types and field definitions; the schema of an application.
+//! - [`value`]: typed values and the one parser shared by the API, CSV and filters.
+//! - [`time`]: instants and calendar dates (parsing, formatting, civil arithmetic).
+//! - [`app`]: applications (tenants) and their time zones.
+//! - [`customer`]: the customer profile.
+
+pub mod app;
+pub mod customer;
+pub mod field;
+pub mod limits;
+pub mod names;
+pub mod time;
+pub mod value;
+
+pub use app::{AppError, AppId, AppName, Application, TimeZoneName};
+pub use customer::{Customer, FieldChange};
+pub use field::{FieldDef, FieldId, FieldType, Schema};
+pub use names::{CustomerId, FieldName, NameError};
+pub use value::{Value, ValueError};

@@ -1,0 +1,1 @@
+//! Unico CSV shapes (under construction).

@@ -1,0 +1,1 @@
+//! Unico filter language (under construction).
