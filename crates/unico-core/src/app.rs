@@ -27,9 +27,13 @@ pub struct Application {
 /// Why an application's name or time zone was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppError {
-    #[error("the application name must be 1–{MAX_APP_NAME_CHARS} characters with no control characters, got {len} characters")]
+    #[error(
+        "the application name must be 1–{MAX_APP_NAME_CHARS} characters with no control characters, got {len} characters"
+    )]
     BadName { len: usize },
-    #[error("unknown time zone \"{0}\"; use an IANA name such as UTC, Europe/Madrid or America/New_York")]
+    #[error(
+        "unknown time zone \"{0}\"; use an IANA name such as UTC, Europe/Madrid or America/New_York"
+    )]
     UnknownTimeZone(String),
 }
 

@@ -77,20 +77,47 @@ mod tests {
 
     #[test]
     fn changes_set_replace_and_remove() {
-        let mut fields = vec![(FieldId(1), Value::Number(1.0)), (FieldId(3), Value::Number(3.0))];
+        let mut fields = vec![
+            (FieldId(1), Value::Number(1.0)),
+            (FieldId(3), Value::Number(3.0)),
+        ];
         let applied = apply_changes(
             &mut fields,
             &[
-                FieldChange { field: FieldId(2), value: Some(Value::Number(2.0)) },
-                FieldChange { field: FieldId(3), value: None },
-                FieldChange { field: FieldId(1), value: Some(Value::Number(1.0)) },
-                FieldChange { field: FieldId(9), value: None },
+                FieldChange {
+                    field: FieldId(2),
+                    value: Some(Value::Number(2.0)),
+                },
+                FieldChange {
+                    field: FieldId(3),
+                    value: None,
+                },
+                FieldChange {
+                    field: FieldId(1),
+                    value: Some(Value::Number(1.0)),
+                },
+                FieldChange {
+                    field: FieldId(9),
+                    value: None,
+                },
             ],
         );
-        assert_eq!(fields, vec![(FieldId(1), Value::Number(1.0)), (FieldId(2), Value::Number(2.0))]);
+        assert_eq!(
+            fields,
+            vec![
+                (FieldId(1), Value::Number(1.0)),
+                (FieldId(2), Value::Number(2.0))
+            ]
+        );
         assert!(applied.changed);
         assert_eq!(applied.presence, vec![(FieldId(2), 1), (FieldId(3), -1)]);
-        let again = apply_changes(&mut fields, &[FieldChange { field: FieldId(1), value: Some(Value::Number(1.0)) }]);
+        let again = apply_changes(
+            &mut fields,
+            &[FieldChange {
+                field: FieldId(1),
+                value: Some(Value::Number(1.0)),
+            }],
+        );
         assert!(!again.changed, "writing the same value changes nothing");
     }
 }

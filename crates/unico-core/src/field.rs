@@ -71,7 +71,7 @@ impl fmt::Display for FieldType {
 pub struct FieldId(pub u32);
 
 /// One customer field of an application.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldDef {
     pub id: FieldId,
     pub name: FieldName,
@@ -130,7 +130,12 @@ impl Schema {
         let lower = name.to_lowercase();
         self.fields
             .iter()
-            .map(|f| (edit_distance(&lower, &f.name.as_str().to_lowercase()), f.name.as_str()))
+            .map(|f| {
+                (
+                    edit_distance(&lower, &f.name.as_str().to_lowercase()),
+                    f.name.as_str(),
+                )
+            })
             .filter(|(d, candidate)| *d <= 2.max(candidate.chars().count() / 3))
             .min_by_key(|(d, _)| *d)
             .map(|(_, n)| n)

@@ -22,15 +22,21 @@ pub enum NameError {
         len: usize,
         max: usize,
     },
-    #[error("{what} contains a control character (U+{code:04X}) at character {position}; control characters are not allowed")]
+    #[error(
+        "{what} contains a control character (U+{code:04X}) at character {position}; control characters are not allowed"
+    )]
     ControlCharacter {
         what: &'static str,
         code: u32,
         position: usize,
     },
-    #[error("{what} starts or ends with white space; remove it (names and ids are kept exactly as written)")]
+    #[error(
+        "{what} starts or ends with white space; remove it (names and ids are kept exactly as written)"
+    )]
     SurroundingSpace { what: &'static str },
-    #[error("\"{name}\" is reserved for a built-in attribute of every customer (reserved: id, customerId, created_at, updated_at)")]
+    #[error(
+        "\"{name}\" is reserved for a built-in attribute of every customer (reserved: id, customerId, created_at, updated_at)"
+    )]
     Reserved { name: String },
 }
 
@@ -136,7 +142,11 @@ mod tests {
         ));
         assert!(matches!(
             FieldName::parse("a\tb"),
-            Err(NameError::ControlCharacter { code: 9, position: 2, .. })
+            Err(NameError::ControlCharacter {
+                code: 9,
+                position: 2,
+                ..
+            })
         ));
     }
 
@@ -157,7 +167,15 @@ mod tests {
 
     #[test]
     fn customer_ids_accept_odd_characters() {
-        for id in ["a/b", "a?b", "a#b", "ana@example.com", "日本語", "x y", "%2F"] {
+        for id in [
+            "a/b",
+            "a?b",
+            "a#b",
+            "ana@example.com",
+            "日本語",
+            "x y",
+            "%2F",
+        ] {
             assert_eq!(CustomerId::parse(id).unwrap().as_str(), id);
         }
         assert!(CustomerId::parse(&"x".repeat(MAX_CUSTOMER_ID_CHARS)).is_ok());

@@ -17,7 +17,9 @@ const MS_PER_DAY: i64 = 86_400_000;
 pub enum TimeError {
     #[error("has no time zone; add Z or an offset such as +01:00 (2024-03-05T14:22:10Z)")]
     MissingOffset,
-    #[error("is not a valid date-time; accepted: an RFC 3339 date-time with Z or an offset (2024-03-05T14:22:10Z, 2024-03-05T15:22:10+01:00) or a date (1987-06-21)")]
+    #[error(
+        "is not a valid date-time; accepted: an RFC 3339 date-time with Z or an offset (2024-03-05T14:22:10Z, 2024-03-05T15:22:10+01:00) or a date (1987-06-21)"
+    )]
     BadDatetime,
     #[error("is not a valid calendar date; accepted: YYYY-MM-DD (1987-06-21)")]
     BadDate,
@@ -209,7 +211,10 @@ mod tests {
         );
         assert_eq!(parse_datetime("yesterday"), Err(TimeError::BadDatetime));
         assert_eq!(parse_datetime("2024-02-30"), Err(TimeError::BadDate));
-        assert_eq!(parse_datetime("2024-03-05T25:00:00Z"), Err(TimeError::BadDatetime));
+        assert_eq!(
+            parse_datetime("2024-03-05T25:00:00Z"),
+            Err(TimeError::BadDatetime)
+        );
         assert_eq!(parse_datetime("2024"), Err(TimeError::BadDatetime));
     }
 

@@ -53,14 +53,21 @@ pub fn format_number(n: f64) -> String {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ValueError {
     #[error("expected {}, got {got}", expected.described())]
-    WrongJsonType { expected: FieldType, got: &'static str },
-    #[error("the string is {bytes} bytes long; a string value holds at most {MAX_STRING_VALUE_BYTES} bytes")]
+    WrongJsonType {
+        expected: FieldType,
+        got: &'static str,
+    },
+    #[error(
+        "the string is {bytes} bytes long; a string value holds at most {MAX_STRING_VALUE_BYTES} bytes"
+    )]
     StringTooLong { bytes: usize },
     #[error("\"{text}\" uses a decimal comma; numbers use '.' as the decimal separator (3.5)")]
     DecimalComma { text: String },
     #[error("expected a number such as 42, -3.5 or 1e3, got \"{text}\"")]
     NotANumber { text: String },
-    #[error("NaN and infinite numbers are not accepted; expected a finite number such as 42 or -3.5")]
+    #[error(
+        "NaN and infinite numbers are not accepted; expected a finite number such as 42 or -3.5"
+    )]
     NotFinite,
     #[error("\"{text}\" {reason}")]
     Time { text: String, reason: TimeError },
@@ -93,27 +100,28 @@ pub fn parse_text(ty: FieldType, text: &str) -> Result<Option<Value>, ValueError
     if text.is_empty() {
         return Ok(None);
     }
-    let value = match ty {
-        FieldType::String => {
-            if text.len() > MAX_STRING_VALUE_BYTES {
-                return Err(ValueError::StringTooLong { bytes: text.len() });
+    let value =
+        match ty {
+            FieldType::String => {
+                if text.len() > MAX_STRING_VALUE_BYTES {
+                    return Err(ValueError::StringTooLong { bytes: text.len() });
+                }
+                Value::String(text.to_owned())
             }
-            Value::String(text.to_owned())
-        }
-        FieldType::Number => Value::Number(parse_number(text)?),
-        FieldType::Datetime => Value::Datetime(time::parse_datetime(text).map_err(|reason| {
-            ValueError::Time {
-                text: excerpt(text),
-                reason,
+            FieldType::Number => Value::Number(parse_number(text)?),
+            FieldType::Datetime => Value::Datetime(time::parse_datetime(text).map_err(
+                |reason| ValueError::Time {
+                    text: excerpt(text),
+                    reason,
+                },
+            )?),
+            FieldType::Date => {
+                Value::Date(time::parse_date(text).map_err(|reason| ValueError::Time {
+                    text: excerpt(text),
+                    reason,
+                })?)
             }
-        })?),
-        FieldType::Date => Value::Date(time::parse_date(text).map_err(|reason| {
-            ValueError::Time {
-                text: excerpt(text),
-                reason,
-            }
-        })?),
-    };
+        };
     Ok(Some(value))
 }
 
@@ -146,7 +154,11 @@ pub fn parse_number(text: &str) -> Result<f64, ValueError> {
 /// Builds a value of `ty` from a JSON number (given as its text and whether it was
 /// written as an integer). Numbers are numbers; for datetimes an integer is epoch
 /// milliseconds; other types refuse numbers.
-pub fn from_json_number(ty: FieldType, as_f64: f64, as_i64: Option<i64>) -> Result<Value, ValueError> {
+pub fn from_json_number(
+    ty: FieldType,
+    as_f64: f64,
+    as_i64: Option<i64>,
+) -> Result<Value, ValueError> {
     match ty {
         FieldType::Number if as_f64.is_finite() => Ok(Value::Number(as_f64)),
         FieldType::Number => Err(ValueError::NotFinite),
@@ -201,12 +213,24 @@ mod tests {
 
     #[test]
     fn numbers_are_finite_decimals() {
-        assert_eq!(parse(FieldType::Number, "42"), Ok(Some(Value::Number(42.0))));
-        assert_eq!(parse(FieldType::Number, "-3.5"), Ok(Some(Value::Number(-3.5))));
-        assert_eq!(parse(FieldType::Number, "1e3"), Ok(Some(Value::Number(1000.0))));
+        assert_eq!(
+            parse(FieldType::Number, "42"),
+            Ok(Some(Value::Number(42.0)))
+        );
+        assert_eq!(
+            parse(FieldType::Number, "-3.5"),
+            Ok(Some(Value::Number(-3.5)))
+        );
+        assert_eq!(
+            parse(FieldType::Number, "1e3"),
+            Ok(Some(Value::Number(1000.0)))
+        );
         assert_eq!(
             parse(FieldType::Number, "3,5"),
-            Err("\"3,5\" uses a decimal comma; numbers use '.' as the decimal separator (3.5)".into())
+            Err(
+                "\"3,5\" uses a decimal comma; numbers use '.' as the decimal separator (3.5)"
+                    .into()
+            )
         );
         for bad in ["NaN", "inf", "-Infinity", "1e999"] {
             assert_eq!(
@@ -224,7 +248,10 @@ mod tests {
     #[test]
     fn datetimes_in_text_never_take_epoch_numbers() {
         let err = parse(FieldType::Datetime, "2024").unwrap_err();
-        assert!(err.starts_with("\"2024\" is not a valid date-time; accepted:"), "{err}");
+        assert!(
+            err.starts_with("\"2024\" is not a valid date-time; accepted:"),
+            "{err}"
+        );
         assert_eq!(
             parse(FieldType::Datetime, "2024-03-05T14:22:10"),
             Err("\"2024-03-05T14:22:10\" has no time zone; add Z or an offset such as +01:00 (2024-03-05T14:22:10Z)".into())
@@ -239,7 +266,9 @@ mod tests {
         );
         assert!(from_json_number(FieldType::Datetime, 1.5, None).is_err());
         assert_eq!(
-            from_json_number(FieldType::String, 1.0, Some(1)).unwrap_err().to_string(),
+            from_json_number(FieldType::String, 1.0, Some(1))
+                .unwrap_err()
+                .to_string(),
             "expected a string, got a number"
         );
     }

@@ -1,0 +1,632 @@
+//! The behaviour every [`Store`] backend must show, as test cases.
+//!
+//! Each case takes a fresh, empty store. A backend proves itself with
+//! `unico_store::conformance_suite!(make_store())`, which expands to one `#[test]` per case;
+//! `make_store()` must evaluate to `(store, guard)`, the guard keeping temporary resources
+//! alive for the test's duration.
+
+use unico_core::{
+    AppId, AppName, CustomerId, FieldChange, FieldDef, FieldName, FieldType, TimeZoneName, Value,
+};
+
+use crate::cursor::Cursor;
+use crate::error::StoreError;
+use crate::store::{ListQuery, Sort, SortBy, Store, UpsertItem};
+
+/// Expands to one `#[test]` per conformance case for the backend made by `$make`.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:expr) => {
+        $crate::conformance_suite!(@cases $make;
+            meta_round_trips, apps_lifecycle, keys_are_found_by_hash_until_revoked,
+            fields_are_unique_per_app_and_bounded, field_type_changes_only_while_empty,
+            deleting_a_field_removes_its_values_for_good, customers_lifecycle,
+            updated_at_moves_only_when_a_value_changes, value_counts_follow_every_write,
+            batch_upserts_in_order_and_isolates_failures, customer_id_order_is_byte_order,
+            pagination_visits_every_customer_once, field_sort_puts_missing_values_last,
+            created_and_updated_sorts, applications_are_isolated, every_type_round_trips,
+            deleting_an_app_deletes_its_data, scan_visits_every_customer
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let (store, _guard) = $make;
+                $crate::conformance::$case(&store);
+            }
+        )*
+    };
+}
+
+fn app(store: &dyn Store, name: &str) -> AppId {
+    store
+        .create_app(&AppName::parse(name).unwrap(), &TimeZoneName::utc(), 1_000)
+        .unwrap()
+        .id
+}
+
+fn field(store: &dyn Store, app: AppId, name: &str, ty: FieldType) -> FieldDef {
+    store
+        .create_field(app, &FieldName::parse(name).unwrap(), ty, 1_000)
+        .unwrap()
+}
+
+fn cid(text: &str) -> CustomerId {
+    CustomerId::parse(text).unwrap()
+}
+
+fn set(field: &FieldDef, value: Value) -> FieldChange {
+    FieldChange {
+        field: field.id,
+        value: Some(value),
+    }
+}
+
+fn unset(field: &FieldDef) -> FieldChange {
+    FieldChange {
+        field: field.id,
+        value: None,
+    }
+}
+
+fn all_ids(store: &dyn Store, app: AppId, sort: Sort, limit: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_customers(
+                app,
+                &ListQuery {
+                    sort: sort.clone(),
+                    after,
+                    limit,
+                },
+            )
+            .unwrap();
+        assert!(page.customers.len() <= limit);
+        ids.extend(
+            page.customers
+                .iter()
+                .map(|c| c.customer_id.as_str().to_owned()),
+        );
+        match page.next {
+            // The cursor survives its text form, as clients hand it back.
+            Some(next) => after = Some(Cursor::decode(&next.encode(), &sort).unwrap()),
+            None => return ids,
+        }
+    }
+}
+
+pub fn meta_round_trips(store: &dyn Store) {
+    assert_eq!(store.get_meta("k").unwrap(), None);
+    store.set_meta("k", "v1").unwrap();
+    store.set_meta("k", "v2").unwrap();
+    assert_eq!(store.get_meta("k").unwrap().as_deref(), Some("v2"));
+}
+
+pub fn apps_lifecycle(store: &dyn Store) {
+    let tz = TimeZoneName::parse("Europe/Madrid").unwrap();
+    let created = store
+        .create_app(&AppName::parse("Shop").unwrap(), &tz, 42)
+        .unwrap();
+    assert_eq!(created.name.as_str(), "Shop");
+    assert_eq!(created.timezone, tz);
+    assert_eq!(created.created_at, 42);
+    assert_eq!(store.get_app(created.id).unwrap(), created);
+    let renamed = store
+        .update_app(created.id, Some(&AppName::parse("Shop 2").unwrap()), None)
+        .unwrap();
+    assert_eq!(renamed.name.as_str(), "Shop 2");
+    assert_eq!(renamed.timezone, tz);
+    assert_eq!(store.list_apps().unwrap(), vec![renamed]);
+    store.delete_app(created.id).unwrap();
+    assert!(matches!(
+        store.get_app(created.id),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_app(created.id),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub fn keys_are_found_by_hash_until_revoked(store: &dyn Store) {
+    let a = app(store, "A");
+    let b = app(store, "B");
+    let key = store.create_key(a, &[7; 32], "uk_abc", 5).unwrap();
+    assert_eq!(key.app, a);
+    assert_eq!(store.find_key(&[7; 32]).unwrap(), Some(key.clone()));
+    assert_eq!(store.find_key(&[8; 32]).unwrap(), None);
+    assert!(
+        matches!(store.revoke_key(b, key.id, 6), Err(StoreError::NotFound(_))),
+        "another app cannot revoke it"
+    );
+    store.revoke_key(a, key.id, 6).unwrap();
+    assert_eq!(store.find_key(&[7; 32]).unwrap(), None);
+    assert_eq!(store.list_keys(a).unwrap()[0].revoked_at, Some(6));
+    assert!(matches!(
+        store.revoke_key(a, key.id, 7),
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub fn fields_are_unique_per_app_and_bounded(store: &dyn Store) {
+    let a = app(store, "A");
+    let b = app(store, "B");
+    field(store, a, "age", FieldType::Number);
+    field(store, b, "age", FieldType::String);
+    let again = store.create_field(a, &FieldName::parse("age").unwrap(), FieldType::Number, 1);
+    assert!(matches!(again, Err(StoreError::Conflict(_))));
+    field(store, a, "Age", FieldType::Number);
+    for i in 2..unico_core::limits::MAX_FIELDS_PER_APP {
+        field(store, a, &format!("f{i}"), FieldType::String);
+    }
+    let past = store.create_field(
+        a,
+        &FieldName::parse("one_too_many").unwrap(),
+        FieldType::String,
+        1,
+    );
+    assert!(matches!(past, Err(StoreError::Limit(_))));
+    assert_eq!(
+        store.schema(a).unwrap().len(),
+        unico_core::limits::MAX_FIELDS_PER_APP
+    );
+    assert_eq!(
+        store.schema(b).unwrap().by_name("age").unwrap().field_type,
+        FieldType::String
+    );
+}
+
+pub fn field_type_changes_only_while_empty(store: &dyn Store) {
+    let a = app(store, "A");
+    let age = field(store, a, "age", FieldType::String);
+    let name = FieldName::parse("age").unwrap();
+    store
+        .create_customer(a, &cid("x"), &[set(&age, Value::String("31".into()))], 1)
+        .unwrap();
+    assert!(matches!(
+        store.set_field_type(a, &name, FieldType::Number),
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .update_customer(a, &cid("x"), &[unset(&age)], 2)
+        .unwrap();
+    let retyped = store.set_field_type(a, &name, FieldType::Number).unwrap();
+    assert_eq!(retyped.field_type, FieldType::Number);
+    assert_eq!(
+        store.schema(a).unwrap().by_name("age").unwrap().field_type,
+        FieldType::Number
+    );
+    let stale = store.update_customer(a, &cid("x"), &[set(&age, Value::String("31".into()))], 3);
+    assert!(
+        matches!(stale, Err(StoreError::Conflict(_))),
+        "a value of the old type is refused"
+    );
+}
+
+pub fn deleting_a_field_removes_its_values_for_good(store: &dyn Store) {
+    let a = app(store, "A");
+    let city = field(store, a, "city", FieldType::String);
+    let age = field(store, a, "age", FieldType::Number);
+    for i in 0..5 {
+        let mut changes = vec![set(&age, Value::Number(f64::from(i)))];
+        if i % 2 == 0 {
+            changes.push(set(&city, Value::String("Madrid".into())));
+        }
+        store
+            .create_customer(a, &cid(&format!("c{i}")), &changes, 1)
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .delete_field(a, &FieldName::parse("city").unwrap())
+            .unwrap(),
+        3
+    );
+    assert!(store.schema(a).unwrap().by_name("city").is_none());
+    let c0 = store.get_customer(a, &cid("c0")).unwrap();
+    assert_eq!(c0.fields, vec![(age.id, Value::Number(0.0))]);
+    let city2 = field(store, a, "city", FieldType::String);
+    assert_ne!(city2.id, city.id, "field ids are never reused");
+    assert_eq!(
+        store.get_customer(a, &cid("c0")).unwrap().get(city2.id),
+        None
+    );
+    assert_eq!(
+        store
+            .field_stats(a)
+            .unwrap()
+            .iter()
+            .find(|s| s.field.id == city2.id)
+            .unwrap()
+            .value_count,
+        0
+    );
+    let stale = store.update_customer(a, &cid("c0"), &[set(&city, Value::String("x".into()))], 2);
+    assert!(
+        matches!(stale, Err(StoreError::Conflict(_))),
+        "a deleted field takes no values"
+    );
+}
+
+pub fn customers_lifecycle(store: &dyn Store) {
+    let a = app(store, "A");
+    let age = field(store, a, "age", FieldType::Number);
+    let created = store
+        .create_customer(
+            a,
+            &cid("ana@example.com"),
+            &[set(&age, Value::Number(31.0))],
+            10,
+        )
+        .unwrap();
+    assert_eq!((created.created_at, created.updated_at), (10, 10));
+    assert_eq!(created.fields, vec![(age.id, Value::Number(31.0))]);
+    assert_eq!(
+        store.get_customer(a, &cid("ana@example.com")).unwrap(),
+        created
+    );
+    let dup = store.create_customer(a, &cid("ana@example.com"), &[], 11);
+    assert!(matches!(dup, Err(StoreError::Conflict(_))));
+    let updated = store
+        .update_customer(a, &cid("ana@example.com"), &[unset(&age)], 12)
+        .unwrap();
+    assert_eq!(updated.id, created.id);
+    assert!(updated.fields.is_empty());
+    assert!(matches!(
+        store.update_customer(a, &cid("nobody"), &[], 12),
+        Err(StoreError::NotFound(_))
+    ));
+    store.delete_customer(a, &cid("ana@example.com")).unwrap();
+    assert!(matches!(
+        store.get_customer(a, &cid("ana@example.com")),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_customer(a, &cid("ana@example.com")),
+        Err(StoreError::NotFound(_))
+    ));
+    let again = store
+        .create_customer(a, &cid("ana@example.com"), &[], 13)
+        .unwrap();
+    assert!(again.id > created.id, "ids are never reused");
+}
+
+pub fn updated_at_moves_only_when_a_value_changes(store: &dyn Store) {
+    let a = app(store, "A");
+    let age = field(store, a, "age", FieldType::Number);
+    store
+        .create_customer(a, &cid("x"), &[set(&age, Value::Number(1.0))], 10)
+        .unwrap();
+    let same = store
+        .update_customer(a, &cid("x"), &[set(&age, Value::Number(1.0))], 20)
+        .unwrap();
+    assert_eq!(same.updated_at, 10);
+    let changed = store
+        .update_customer(a, &cid("x"), &[set(&age, Value::Number(2.0))], 30)
+        .unwrap();
+    assert_eq!(changed.updated_at, 30);
+    assert_eq!(changed.created_at, 10);
+}
+
+pub fn value_counts_follow_every_write(store: &dyn Store) {
+    let a = app(store, "A");
+    let age = field(store, a, "age", FieldType::Number);
+    let city = field(store, a, "city", FieldType::String);
+    let count = |f: &FieldDef| {
+        store
+            .field_stats(a)
+            .unwrap()
+            .into_iter()
+            .find(|s| s.field.id == f.id)
+            .unwrap()
+            .value_count
+    };
+    store
+        .create_customer(
+            a,
+            &cid("1"),
+            &[
+                set(&age, Value::Number(1.0)),
+                set(&city, Value::String("M".into())),
+            ],
+            1,
+        )
+        .unwrap();
+    store
+        .create_customer(a, &cid("2"), &[set(&age, Value::Number(2.0))], 1)
+        .unwrap();
+    assert_eq!((count(&age), count(&city)), (2, 1));
+    store
+        .update_customer(
+            a,
+            &cid("2"),
+            &[
+                set(&age, Value::Number(5.0)),
+                set(&city, Value::String("B".into())),
+            ],
+            2,
+        )
+        .unwrap();
+    assert_eq!((count(&age), count(&city)), (2, 2));
+    store
+        .update_customer(a, &cid("1"), &[unset(&city), unset(&city)], 3)
+        .unwrap();
+    assert_eq!((count(&age), count(&city)), (2, 1));
+    store.delete_customer(a, &cid("2")).unwrap();
+    assert_eq!((count(&age), count(&city)), (1, 0));
+    store
+        .upsert_batch(
+            a,
+            vec![
+                UpsertItem {
+                    customer_id: cid("1"),
+                    changes: vec![unset(&age)],
+                },
+                UpsertItem {
+                    customer_id: cid("3"),
+                    changes: vec![set(&city, Value::String("x".into()))],
+                },
+            ],
+            4,
+        )
+        .unwrap();
+    assert_eq!((count(&age), count(&city)), (0, 1));
+}
+
+pub fn batch_upserts_in_order_and_isolates_failures(store: &dyn Store) {
+    let a = app(store, "A");
+    let age = field(store, a, "age", FieldType::Number);
+    store.create_customer(a, &cid("old"), &[], 1).unwrap();
+    let bogus = FieldDef {
+        id: unico_core::FieldId(999_999),
+        ..age.clone()
+    };
+    let results = store
+        .upsert_batch(
+            a,
+            vec![
+                UpsertItem {
+                    customer_id: cid("new"),
+                    changes: vec![set(&age, Value::Number(1.0))],
+                },
+                UpsertItem {
+                    customer_id: cid("old"),
+                    changes: vec![set(&age, Value::Number(2.0))],
+                },
+                UpsertItem {
+                    customer_id: cid("bad"),
+                    changes: vec![set(&bogus, Value::Number(3.0))],
+                },
+                UpsertItem {
+                    customer_id: cid("new"),
+                    changes: vec![set(&age, Value::Number(4.0))],
+                },
+            ],
+            5,
+        )
+        .unwrap();
+    assert!(results[0].as_ref().unwrap().created);
+    assert!(!results[1].as_ref().unwrap().created);
+    assert!(results[2].is_err());
+    assert!(
+        !results[3].as_ref().unwrap().created,
+        "the second item of one id updates the first"
+    );
+    assert_eq!(
+        store.get_customer(a, &cid("new")).unwrap().get(age.id),
+        Some(&Value::Number(4.0))
+    );
+    assert!(matches!(
+        store.get_customer(a, &cid("bad")),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.count_customers(a).unwrap(), 2);
+}
+
+pub fn customer_id_order_is_byte_order(store: &dyn Store) {
+    let a = app(store, "A");
+    let mut ids = vec![
+        "b", "B", "a", "ä", "Z", "_", "1", "10", "9", "a/b", "a?b", "a#b", "日本", "éclair", "e",
+    ];
+    for id in &ids {
+        store.create_customer(a, &cid(id), &[], 1).unwrap();
+    }
+    ids.sort_by(|x, y| x.as_bytes().cmp(y.as_bytes()));
+    assert_eq!(all_ids(store, a, Sort::default_order(), 1000), ids);
+    let mut desc = ids.clone();
+    desc.reverse();
+    assert_eq!(
+        all_ids(
+            store,
+            a,
+            Sort {
+                by: SortBy::CustomerId,
+                descending: true
+            },
+            4
+        ),
+        desc
+    );
+}
+
+pub fn pagination_visits_every_customer_once(store: &dyn Store) {
+    let a = app(store, "A");
+    let items: Vec<UpsertItem> = (0..97)
+        .map(|i| UpsertItem {
+            customer_id: cid(&format!("c{:03}", (i * 37) % 97)),
+            changes: vec![],
+        })
+        .collect();
+    store.upsert_batch(a, items, 1).unwrap();
+    for limit in [1, 7, 96, 97, 1000] {
+        let ids = all_ids(store, a, Sort::default_order(), limit);
+        let expected: Vec<String> = (0..97).map(|i| format!("c{i:03}")).collect();
+        assert_eq!(ids, expected, "limit {limit}");
+    }
+}
+
+pub fn field_sort_puts_missing_values_last(store: &dyn Store) {
+    let a = app(store, "A");
+    let ltv = field(store, a, "ltv", FieldType::Number);
+    let values = [
+        ("a", Some(5.0)),
+        ("b", None),
+        ("c", Some(-1.5)),
+        ("d", Some(5.0)),
+        ("e", None),
+        ("f", Some(100.0)),
+    ];
+    for (id, v) in values {
+        let changes: Vec<FieldChange> =
+            v.map(|n| set(&ltv, Value::Number(n))).into_iter().collect();
+        store.create_customer(a, &cid(id), &changes, 1).unwrap();
+    }
+    let by = SortBy::Field(ltv.clone());
+    assert_eq!(
+        all_ids(
+            store,
+            a,
+            Sort {
+                by: by.clone(),
+                descending: false
+            },
+            2
+        ),
+        ["c", "a", "d", "f", "b", "e"]
+    );
+    assert_eq!(
+        all_ids(
+            store,
+            a,
+            Sort {
+                by,
+                descending: true
+            },
+            4
+        ),
+        ["f", "d", "a", "c", "e", "b"]
+    );
+}
+
+pub fn created_and_updated_sorts(store: &dyn Store) {
+    let a = app(store, "A");
+    let n = field(store, a, "n", FieldType::Number);
+    for (i, id) in ["z", "y", "x", "w"].iter().enumerate() {
+        store
+            .create_customer(a, &cid(id), &[], 100 + i as i64)
+            .unwrap();
+    }
+    store
+        .update_customer(a, &cid("y"), &[set(&n, Value::Number(1.0))], 500)
+        .unwrap();
+    let created = Sort {
+        by: SortBy::CreatedAt,
+        descending: false,
+    };
+    assert_eq!(all_ids(store, a, created, 3), ["z", "y", "x", "w"]);
+    let updated = Sort {
+        by: SortBy::UpdatedAt,
+        descending: true,
+    };
+    assert_eq!(all_ids(store, a, updated, 1), ["y", "w", "x", "z"]);
+}
+
+pub fn applications_are_isolated(store: &dyn Store) {
+    let a = app(store, "A");
+    let b = app(store, "B");
+    let fa = field(store, a, "f", FieldType::String);
+    store
+        .create_customer(
+            a,
+            &cid("same"),
+            &[set(&fa, Value::String("in A".into()))],
+            1,
+        )
+        .unwrap();
+    assert!(matches!(
+        store.get_customer(b, &cid("same")),
+        Err(StoreError::NotFound(_))
+    ));
+    store.create_customer(b, &cid("same"), &[], 1).unwrap();
+    assert!(
+        store
+            .get_customer(b, &cid("same"))
+            .unwrap()
+            .fields
+            .is_empty()
+    );
+    assert!(
+        matches!(
+            store.create_customer(b, &cid("x"), &[set(&fa, Value::String("x".into()))], 1),
+            Err(StoreError::Conflict(_))
+        ),
+        "A's field is not B's"
+    );
+    assert_eq!(all_ids(store, b, Sort::default_order(), 10), ["same"]);
+    assert_eq!(store.count_customers(a).unwrap(), 1);
+    store.delete_customer(b, &cid("same")).unwrap();
+    assert!(store.get_customer(a, &cid("same")).is_ok());
+}
+
+pub fn every_type_round_trips(store: &dyn Store) {
+    let a = app(store, "A");
+    let s = field(store, a, "s", FieldType::String);
+    let n = field(store, a, "n", FieldType::Number);
+    let t = field(store, a, "t", FieldType::Datetime);
+    let d = field(store, a, "d", FieldType::Date);
+    let values = vec![
+        set(&s, Value::String("Málaga \"quoted\", 日本\n".into())),
+        set(&n, Value::Number(-1.0e-7)),
+        set(&t, Value::Datetime(-62_135_596_800_000)),
+        set(&d, Value::Date(2_932_896)),
+    ];
+    store.create_customer(a, &cid("x"), &values, 1).unwrap();
+    let got = store.get_customer(a, &cid("x")).unwrap();
+    let expected: Vec<_> = values
+        .into_iter()
+        .map(|c| (c.field, c.value.unwrap()))
+        .collect();
+    assert_eq!(got.fields, expected);
+}
+
+pub fn deleting_an_app_deletes_its_data(store: &dyn Store) {
+    let a = app(store, "A");
+    let b = app(store, "B");
+    field(store, a, "f", FieldType::String);
+    store.create_key(a, &[1; 32], "p", 1).unwrap();
+    store.create_customer(a, &cid("x"), &[], 1).unwrap();
+    store.create_customer(b, &cid("x"), &[], 1).unwrap();
+    store.delete_app(a).unwrap();
+    assert_eq!(store.find_key(&[1; 32]).unwrap(), None);
+    assert!(store.schema(a).is_err());
+    assert_eq!(store.count_customers(a).unwrap(), 0);
+    assert_eq!(store.count_customers(b).unwrap(), 1);
+}
+
+pub fn scan_visits_every_customer(store: &dyn Store) {
+    let a = app(store, "A");
+    for i in 0..10 {
+        store
+            .create_customer(a, &cid(&format!("{}", 9 - i)), &[], 1)
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    store
+        .scan_customers(a, &mut |c| {
+            seen.push(c.customer_id.into_string());
+            true
+        })
+        .unwrap();
+    assert_eq!(seen, ["9", "8", "7", "6", "5", "4", "3", "2", "1", "0"]);
+    let mut first_three = 0;
+    store
+        .scan_customers(a, &mut |_| {
+            first_three += 1;
+            first_three < 3
+        })
+        .unwrap();
+    assert_eq!(first_three, 3);
+}

@@ -1,0 +1,29 @@
+//! Storage errors, split the way callers must react to them.
+
+/// What went wrong in the store. `NotFound`, `Conflict` and `Limit` are the user's to fix;
+/// `Internal` is ours (I/O, corruption) and is never shown to clients in detail.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Limit(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("storage failure: {0}")]
+    Internal(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Internal(e.to_string())
+    }
+}
+
+impl From<crate::codec::CodecError> for StoreError {
+    fn from(e: crate::codec::CodecError) -> Self {
+        StoreError::Internal(e.to_string())
+    }
+}

@@ -1,0 +1,26 @@
+//! Unico's storage layer.
+//!
+//! Everything durable goes through the [`Store`] trait. Backends implement it and prove it
+//! with the shared [`conformance`] suite; their own errors (SQLite, PostgreSQL) are mapped
+//! to [`StoreError`] and never leak. Only this crate knows SQL.
+//!
+//! - [`store`]: the trait and the types that cross it.
+//! - [`error`]: what can go wrong, as the layers above need to tell it apart.
+//! - [`codec`]: the persisted encoding of customer values and value sort keys.
+//! - [`cursor`]: opaque keyset-pagination cursors.
+//! - [`sqlite`]: the embedded backend (one file in the data directory, group commit).
+//! - [`conformance`]: the behaviour every backend must show, as tests.
+
+pub mod codec;
+pub mod conformance;
+pub mod cursor;
+pub mod error;
+pub mod sqlite;
+pub mod store;
+
+pub use cursor::Cursor;
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+pub use store::{
+    ApiKeyInfo, FieldStat, ListQuery, Page, Sort, SortBy, Store, UpsertItem, UpsertOutcome,
+};

@@ -1,0 +1,63 @@
+//! The embedded database's schema, as numbered migrations applied in order at open.
+//!
+//! `PRAGMA user_version` records how many have run. A migration, once released, is never
+//! edited: changes are new migrations. A database from a newer build is refused.
+
+use rusqlite::Connection;
+
+use crate::error::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: applications, keys, fields, customers (values as one blob per customer).
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+     CREATE TABLE apps (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         name TEXT NOT NULL,
+         timezone TEXT NOT NULL,
+         created_at INTEGER NOT NULL);
+     CREATE TABLE api_keys (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+         hash BLOB NOT NULL UNIQUE,
+         prefix TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         revoked_at INTEGER);
+     CREATE INDEX api_keys_by_app ON api_keys(app_id);
+     CREATE TABLE fields (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+         name TEXT NOT NULL,
+         type TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         value_count INTEGER NOT NULL DEFAULT 0,
+         UNIQUE (app_id, name));
+     CREATE TABLE customers (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         app_id INTEGER NOT NULL,
+         customer_id TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL,
+         data BLOB NOT NULL);
+     CREATE UNIQUE INDEX customers_by_customer_id ON customers(app_id, customer_id);
+     CREATE INDEX customers_by_updated_at ON customers(app_id, updated_at, customer_id);",
+];
+
+/// Brings the database up to this build's schema.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let version: usize =
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Internal(format!(
+            "the data directory was written by a newer Unico (schema version {version}, this build knows {})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied storage migration");
+    }
+    Ok(())
+}

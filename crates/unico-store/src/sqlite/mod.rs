@@ -1,0 +1,670 @@
+//! The embedded backend: one SQLite database file in the data directory.
+//!
+//! **Layout.** A customer is one row (`customers`), its values one [`codec`] blob, so a
+//! million customers are a million rows read sequentially at start-up and written in bulk
+//! by imports. Field value counts live in `fields.value_count`, kept in step by every
+//! write in the same transaction.
+//!
+//! **Durability.** WAL journal with `synchronous=FULL`: a commit is fsynced before the
+//! caller hears back. All writes go through one [`writer::Writer`] thread (group commit);
+//! reads use a small pool of their own connections and never wait for writes.
+
+mod migrations;
+mod rows;
+mod writer;
+mod writes;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::functions::FunctionFlags;
+use rusqlite::{Connection, OpenFlags, params};
+use unico_core::limits::MAX_FIELDS_PER_APP;
+use unico_core::{
+    AppId, AppName, Application, Customer, CustomerId, FieldChange, FieldDef, FieldId, FieldName,
+    FieldType, Schema, TimeZoneName,
+};
+
+use crate::codec;
+use crate::cursor::Cursor;
+use crate::error::StoreError;
+use crate::store::{
+    ApiKeyInfo, FieldStat, ListQuery, Page, SortBy, Store, UpsertItem, UpsertOutcome,
+};
+use writes::{CountDeltas, Mode};
+
+/// Name of the database file inside the data directory.
+pub const DB_FILE: &str = "unico.db";
+/// Read connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+/// The embedded store.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: writer::Writer,
+    readers: Mutex<Vec<Connection>>,
+    schemas: Mutex<HashMap<AppId, Schema>>,
+}
+
+fn open_connection(path: &Path, write: bool) -> Result<Connection, StoreError> {
+    let flags = if write {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+         PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    register_functions(&conn)?;
+    Ok(conn)
+}
+
+/// `unico_sort_key(data, field_id, descending)`: the value's [`codec::sort_key`] prefixed
+/// with 0x01, or, for a customer without a value, 0x02 ascending / 0x00 descending, so
+/// customers without a value come last in both directions.
+fn register_functions(conn: &Connection) -> Result<(), StoreError> {
+    conn.create_scalar_function(
+        "unico_sort_key",
+        3,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let data = ctx.get_raw(0).as_blob().map_err(rusqlite::Error::from)?;
+            let field = FieldId(ctx.get::<i64>(1)? as u32);
+            let descending: bool = ctx.get(2)?;
+            let value = codec::decode_one(data, field)
+                .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
+            Ok(match value {
+                Some(v) => {
+                    let mut key = vec![1u8];
+                    key.extend(codec::sort_key(&v));
+                    key
+                }
+                None => vec![if descending { 0 } else { 2 }],
+            })
+        },
+    )?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Internal(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let mut conn = open_connection(&path, true)?;
+        migrations::migrate(&mut conn)?;
+        Ok(Self {
+            writer: writer::Writer::start(conn)?,
+            path,
+            readers: Mutex::new(Vec::new()),
+            schemas: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn read<R>(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let pooled = self.readers.lock().map_err(|_| poisoned())?.pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_connection(&self.path, false)?,
+        };
+        let result = op(&conn);
+        let mut pool = self.readers.lock().map_err(|_| poisoned())?;
+        if pool.len() < MAX_IDLE_READERS {
+            pool.push(conn);
+        }
+        result
+    }
+
+    fn forget_schema(&self, app: AppId) {
+        if let Ok(mut cache) = self.schemas.lock() {
+            cache.remove(&app);
+        }
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Internal("a lock was poisoned by an earlier panic".into())
+}
+
+fn ensure_app(conn: &Connection, app: AppId) -> Result<(), StoreError> {
+    rows::get_app(conn, app).map(|_| ())
+}
+
+fn field_by_name(conn: &Connection, app: AppId, name: &FieldName) -> Result<FieldStat, StoreError> {
+    rows::field_stats(conn, app)?
+        .into_iter()
+        .find(|s| s.field.name == *name)
+        .ok_or_else(|| StoreError::NotFound(format!("field \"{name}\"")))
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        use rusqlite::OptionalExtension;
+        let key = key.to_owned();
+        self.read(move |c| {
+            Ok(
+                c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                    .optional()?,
+            )
+        })
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.writer.write(move |c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn create_app(
+        &self,
+        name: &AppName,
+        timezone: &TimeZoneName,
+        now: i64,
+    ) -> Result<Application, StoreError> {
+        let (name, tz) = (name.as_str().to_owned(), timezone.as_str().to_owned());
+        self.writer.write(move |c| {
+            c.execute(
+                "INSERT INTO apps (name, timezone, created_at) VALUES (?1, ?2, ?3)",
+                params![name, tz, now],
+            )?;
+            rows::get_app(c, AppId(c.last_insert_rowid()))
+        })
+    }
+
+    fn list_apps(&self) -> Result<Vec<Application>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {} FROM apps ORDER BY id",
+                rows::APP_COLUMNS
+            ))?;
+            let apps = stmt
+                .query_map([], rows::app_from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            apps.into_iter().map(rows::to_app).collect()
+        })
+    }
+
+    fn get_app(&self, app: AppId) -> Result<Application, StoreError> {
+        self.read(|c| rows::get_app(c, app))
+    }
+
+    fn update_app(
+        &self,
+        app: AppId,
+        name: Option<&AppName>,
+        timezone: Option<&TimeZoneName>,
+    ) -> Result<Application, StoreError> {
+        let name = name.map(|n| n.as_str().to_owned());
+        let tz = timezone.map(|t| t.as_str().to_owned());
+        self.writer.write(move |c| {
+            ensure_app(c, app)?;
+            if let Some(name) = name {
+                c.execute(
+                    "UPDATE apps SET name = ?2 WHERE id = ?1",
+                    params![app.0, name],
+                )?;
+            }
+            if let Some(tz) = tz {
+                c.execute(
+                    "UPDATE apps SET timezone = ?2 WHERE id = ?1",
+                    params![app.0, tz],
+                )?;
+            }
+            rows::get_app(c, app)
+        })
+    }
+
+    fn delete_app(&self, app: AppId) -> Result<(), StoreError> {
+        let result = self.writer.write(move |c| {
+            ensure_app(c, app)?;
+            c.execute("DELETE FROM customers WHERE app_id = ?1", [app.0])?;
+            c.execute("DELETE FROM apps WHERE id = ?1", [app.0])?;
+            Ok(())
+        });
+        self.forget_schema(app);
+        result
+    }
+
+    fn create_key(
+        &self,
+        app: AppId,
+        hash: &[u8; 32],
+        prefix: &str,
+        now: i64,
+    ) -> Result<ApiKeyInfo, StoreError> {
+        let (hash, prefix) = (hash.to_vec(), prefix.to_owned());
+        self.writer.write(move |c| {
+            ensure_app(c, app)?;
+            c.execute(
+                "INSERT INTO api_keys (app_id, hash, prefix, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![app.0, hash, prefix, now],
+            )?;
+            Ok(c.query_row(
+                &format!("SELECT {} FROM api_keys WHERE id = ?1", rows::KEY_COLUMNS),
+                [c.last_insert_rowid()],
+                rows::key_from_row,
+            )?)
+        })
+    }
+
+    fn list_keys(&self, app: AppId) -> Result<Vec<ApiKeyInfo>, StoreError> {
+        self.read(|c| {
+            ensure_app(c, app)?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {} FROM api_keys WHERE app_id = ?1 ORDER BY id",
+                rows::KEY_COLUMNS
+            ))?;
+            Ok(stmt
+                .query_map([app.0], rows::key_from_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn revoke_key(&self, app: AppId, key_id: i64, now: i64) -> Result<(), StoreError> {
+        self.writer.write(move |c| {
+            let n = c.execute(
+                "UPDATE api_keys SET revoked_at = ?3 WHERE id = ?2 AND app_id = ?1 AND revoked_at IS NULL",
+                params![app.0, key_id, now],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("key {key_id}")));
+            }
+            Ok(())
+        })
+    }
+
+    fn find_key(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyInfo>, StoreError> {
+        use rusqlite::OptionalExtension;
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {} FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL",
+                rows::KEY_COLUMNS
+            ))?
+            .query_row([&hash[..]], rows::key_from_row)
+            .optional()?)
+        })
+    }
+
+    fn schema(&self, app: AppId) -> Result<Schema, StoreError> {
+        // The lock is held while loading so a load cannot race an invalidation.
+        let mut cache = self.schemas.lock().map_err(|_| poisoned())?;
+        if let Some(schema) = cache.get(&app) {
+            return Ok(schema.clone());
+        }
+        let schema = self.read(|c| {
+            ensure_app(c, app)?;
+            Ok(Schema::new(
+                rows::field_stats(c, app)?
+                    .into_iter()
+                    .map(|s| s.field)
+                    .collect(),
+            ))
+        })?;
+        cache.insert(app, schema.clone());
+        Ok(schema)
+    }
+
+    fn field_stats(&self, app: AppId) -> Result<Vec<FieldStat>, StoreError> {
+        self.read(|c| {
+            ensure_app(c, app)?;
+            rows::field_stats(c, app)
+        })
+    }
+
+    fn create_field(
+        &self,
+        app: AppId,
+        name: &FieldName,
+        field_type: FieldType,
+        now: i64,
+    ) -> Result<FieldDef, StoreError> {
+        let name = name.clone();
+        let result = self.writer.write(move |c| {
+            ensure_app(c, app)?;
+            let existing = rows::field_stats(c, app)?;
+            if existing.iter().any(|s| s.field.name == name) {
+                return Err(StoreError::Conflict(format!(
+                    "field \"{name}\" exists already"
+                )));
+            }
+            if existing.len() >= MAX_FIELDS_PER_APP {
+                return Err(StoreError::Limit(format!(
+                    "an application holds at most {MAX_FIELDS_PER_APP} fields"
+                )));
+            }
+            c.execute(
+                "INSERT INTO fields (app_id, name, type, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![app.0, name.as_str(), field_type.as_str(), now],
+            )?;
+            Ok(FieldDef {
+                id: FieldId(c.last_insert_rowid() as u32),
+                name,
+                field_type,
+                created_at: now,
+            })
+        });
+        self.forget_schema(app);
+        result
+    }
+
+    fn set_field_type(
+        &self,
+        app: AppId,
+        name: &FieldName,
+        field_type: FieldType,
+    ) -> Result<FieldDef, StoreError> {
+        let name = name.clone();
+        let result = self.writer.write(move |c| {
+            ensure_app(c, app)?;
+            let stat = field_by_name(c, app, &name)?;
+            if stat.field.field_type != field_type && stat.value_count > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "field \"{name}\" is {} and {} customers hold a value for it; a field's type can change only while no customer holds a value",
+                    stat.field.field_type, stat.value_count
+                )));
+            }
+            c.execute(
+                "UPDATE fields SET type = ?2 WHERE id = ?1",
+                params![i64::from(stat.field.id.0), field_type.as_str()],
+            )?;
+            Ok(FieldDef { field_type, ..stat.field })
+        });
+        self.forget_schema(app);
+        result
+    }
+
+    fn delete_field(&self, app: AppId, name: &FieldName) -> Result<u64, StoreError> {
+        let name = name.clone();
+        let result = self.writer.write(move |c| {
+            ensure_app(c, app)?;
+            let stat = field_by_name(c, app, &name)?;
+            let removed = writes::purge_field(c, app, stat.field.id)?;
+            c.execute(
+                "DELETE FROM fields WHERE id = ?1",
+                [i64::from(stat.field.id.0)],
+            )?;
+            Ok(removed)
+        });
+        self.forget_schema(app);
+        result
+    }
+
+    fn create_customer(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        changes: &[FieldChange],
+        now: i64,
+    ) -> Result<Customer, StoreError> {
+        self.write_one(app, customer_id, changes, now, Mode::Create)
+    }
+
+    fn get_customer(&self, app: AppId, customer_id: &CustomerId) -> Result<Customer, StoreError> {
+        self.read(|c| {
+            rows::find_customer(c, app, customer_id)?.ok_or_else(|| rows::not_found(customer_id))
+        })
+    }
+
+    fn update_customer(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        changes: &[FieldChange],
+        now: i64,
+    ) -> Result<Customer, StoreError> {
+        self.write_one(app, customer_id, changes, now, Mode::Update)
+    }
+
+    fn delete_customer(&self, app: AppId, customer_id: &CustomerId) -> Result<(), StoreError> {
+        let customer_id = customer_id.clone();
+        self.writer
+            .write(move |c| writes::delete_customer(c, app, &customer_id))
+    }
+
+    fn upsert_batch(
+        &self,
+        app: AppId,
+        items: Vec<UpsertItem>,
+        now: i64,
+    ) -> Result<Vec<Result<UpsertOutcome, StoreError>>, StoreError> {
+        self.writer.write(move |c| {
+            ensure_app(c, app)?;
+            let live = rows::live_field_types(c, app)?;
+            let mut deltas = CountDeltas::default();
+            let mut buf = Vec::with_capacity(256);
+            let mut results = Vec::with_capacity(items.len());
+            for item in items {
+                let outcome = writes::check_changes(&live, &item.changes).and_then(|()| {
+                    writes::write_customer(
+                        c,
+                        app,
+                        &item.customer_id,
+                        &item.changes,
+                        now,
+                        Mode::Upsert,
+                        &mut deltas,
+                        &mut buf,
+                    )
+                });
+                results.push(outcome);
+            }
+            deltas.flush(c)?;
+            Ok(results)
+        })
+    }
+
+    fn list_customers(&self, app: AppId, query: &ListQuery) -> Result<Page, StoreError> {
+        let query = query.clone();
+        self.read(move |c| list_page(c, app, &query))
+    }
+
+    fn count_customers(&self, app: AppId) -> Result<u64, StoreError> {
+        self.read(|c| {
+            let n: i64 = c
+                .prepare_cached("SELECT count(*) FROM customers WHERE app_id = ?1")?
+                .query_row([app.0], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+    }
+
+    fn scan_customers(
+        &self,
+        app: AppId,
+        visit: &mut dyn FnMut(Customer) -> bool,
+    ) -> Result<(), StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {} FROM customers WHERE app_id = ?1 ORDER BY id",
+                rows::CUSTOMER_COLUMNS
+            ))?;
+            let mut rows_iter = stmt.query([app.0])?;
+            while let Some(row) = rows_iter.next()? {
+                if !visit(rows::to_customer(rows::customer_from_row(row)?)?) {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl SqliteStore {
+    fn write_one(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        changes: &[FieldChange],
+        now: i64,
+        mode: Mode,
+    ) -> Result<Customer, StoreError> {
+        let (customer_id, changes) = (customer_id.clone(), changes.to_vec());
+        self.writer.write(move |c| {
+            ensure_app(c, app)?;
+            writes::check_changes(&rows::live_field_types(c, app)?, &changes)?;
+            let mut deltas = CountDeltas::default();
+            let outcome = writes::write_customer(
+                c,
+                app,
+                &customer_id,
+                &changes,
+                now,
+                mode,
+                &mut deltas,
+                &mut Vec::new(),
+            )?;
+            deltas.flush(c)?;
+            Ok(outcome.customer)
+        })
+    }
+}
+
+/// One page in the requested order, fetching one row more than asked to know whether
+/// another page follows.
+fn list_page(c: &Connection, app: AppId, query: &ListQuery) -> Result<Page, StoreError> {
+    let desc = query.sort.descending;
+    let (cmp, dir) = if desc { ("<", "DESC") } else { (">", "ASC") };
+    let after = query.after.as_ref();
+    let fetch = (query.limit + 1) as i64;
+    let cols = rows::CUSTOMER_COLUMNS;
+    let mut out: Vec<(Customer, Vec<u8>)> = Vec::with_capacity(query.limit + 1);
+    let mut push = |row: &rusqlite::Row<'_>, key: Vec<u8>| -> Result<(), StoreError> {
+        out.push((rows::to_customer(rows::customer_from_row(row)?)?, key));
+        Ok(())
+    };
+    match &query.sort.by {
+        SortBy::CustomerId => {
+            let sql = match after {
+                None => format!(
+                    "SELECT {cols} FROM customers WHERE app_id = ?1 ORDER BY customer_id {dir} LIMIT ?2"
+                ),
+                Some(_) => format!(
+                    "SELECT {cols} FROM customers WHERE app_id = ?1 AND customer_id {cmp} ?3 ORDER BY customer_id {dir} LIMIT ?2"
+                ),
+            };
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut rows = match after {
+                None => stmt.query(params![app.0, fetch])?,
+                Some(cur) => stmt.query(params![app.0, fetch, cur.customer_id])?,
+            };
+            while let Some(row) = rows.next()? {
+                push(row, Vec::new())?;
+            }
+        }
+        SortBy::CreatedAt => {
+            let sql = match after {
+                None => format!(
+                    "SELECT {cols} FROM customers WHERE app_id = ?1 ORDER BY id {dir} LIMIT ?2"
+                ),
+                Some(_) => format!(
+                    "SELECT {cols} FROM customers WHERE app_id = ?1 AND id {cmp} ?3 ORDER BY id {dir} LIMIT ?2"
+                ),
+            };
+            let mut stmt = c.prepare_cached(&sql)?;
+            let last_id = match after {
+                Some(cur) => Some(i64::from_be_bytes(
+                    cur.key.as_slice().try_into().map_err(|_| bad_cursor())?,
+                )),
+                None => None,
+            };
+            let mut rows = match last_id {
+                None => stmt.query(params![app.0, fetch])?,
+                Some(id) => stmt.query(params![app.0, fetch, id])?,
+            };
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(0)?;
+                push(row, id.to_be_bytes().to_vec())?;
+            }
+        }
+        SortBy::UpdatedAt => {
+            let sql = match after {
+                None => format!(
+                    "SELECT {cols} FROM customers WHERE app_id = ?1 ORDER BY updated_at {dir}, customer_id {dir} LIMIT ?2"
+                ),
+                Some(_) => format!(
+                    "SELECT {cols} FROM customers WHERE app_id = ?1 AND (updated_at {cmp} ?3 OR (updated_at = ?3 AND customer_id {cmp} ?4)) ORDER BY updated_at {dir}, customer_id {dir} LIMIT ?2"
+                ),
+            };
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut rows = match after {
+                None => stmt.query(params![app.0, fetch])?,
+                Some(cur) => {
+                    let t = i64::from_be_bytes(
+                        cur.key.as_slice().try_into().map_err(|_| bad_cursor())?,
+                    );
+                    stmt.query(params![app.0, fetch, t, cur.customer_id])?
+                }
+            };
+            while let Some(row) = rows.next()? {
+                let t: i64 = row.get(3)?;
+                push(row, t.to_be_bytes().to_vec())?;
+            }
+        }
+        SortBy::Field(field) => {
+            let inner = format!(
+                "SELECT {cols}, unico_sort_key(data, ?3, ?4) AS k FROM customers WHERE app_id = ?1"
+            );
+            let sql = match after {
+                None => {
+                    format!("SELECT * FROM ({inner}) ORDER BY k {dir}, customer_id {dir} LIMIT ?2")
+                }
+                Some(_) => format!(
+                    "SELECT * FROM ({inner}) WHERE (k {cmp} ?5 OR (k = ?5 AND customer_id {cmp} ?6)) ORDER BY k {dir}, customer_id {dir} LIMIT ?2"
+                ),
+            };
+            let mut stmt = c.prepare_cached(&sql)?;
+            let fid = i64::from(field.id.0);
+            let mut rows = match after {
+                None => stmt.query(params![app.0, fetch, fid, desc])?,
+                Some(cur) => {
+                    stmt.query(params![app.0, fetch, fid, desc, cur.key, cur.customer_id])?
+                }
+            };
+            while let Some(row) = rows.next()? {
+                let k: Vec<u8> = row.get(5)?;
+                push(row, k)?;
+            }
+        }
+    }
+    let next = if out.len() > query.limit {
+        out.truncate(query.limit);
+        out.last().map(|(customer, key)| Cursor {
+            order: Cursor::order_tag(&query.sort),
+            key: key.clone(),
+            customer_id: customer.customer_id.as_str().to_owned(),
+        })
+    } else {
+        None
+    };
+    Ok(Page {
+        customers: out.into_iter().map(|(c, _)| c).collect(),
+        next,
+    })
+}
+
+fn bad_cursor() -> StoreError {
+    StoreError::Invalid("the cursor does not fit this order".into())
+}

@@ -1,0 +1,123 @@
+//! The single writer thread and its group commit.
+//!
+//! SQLite admits one writer at a time, so every write is a job sent to one thread that owns
+//! the write connection. The thread takes every job waiting (up to [`MAX_JOBS_PER_COMMIT`]),
+//! runs each in its own savepoint inside one transaction, commits once (one fsync), and only
+//! then answers each caller. Concurrent writers thus share fsyncs, and an answer is never
+//! sent for a write that is not yet durable.
+
+use std::sync::mpsc;
+use std::thread;
+
+use rusqlite::Connection;
+
+use crate::error::StoreError;
+
+/// Most jobs committed together; bounds the latency one commit adds.
+pub const MAX_JOBS_PER_COMMIT: usize = 256;
+
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// A job runs against the connection, or, given `None`, gives up without touching it.
+type Job = Box<dyn FnOnce(Option<&Connection>) -> Reply + Send>;
+
+/// Handle to the writer thread. Dropping it stops the thread after pending jobs.
+pub struct Writer {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    pub fn start(conn: Connection) -> Result<Self, StoreError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = thread::Builder::new()
+            .name("unico-writer".into())
+            .spawn(move || run(conn, rx))
+            .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self {
+            jobs: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Runs `op` in the writer's transaction and answers once it is durable. If `op` fails
+    /// its changes are rolled back and other jobs of the same commit are unaffected.
+    pub fn write<R: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (tx, rx) = mpsc::sync_channel::<Result<R, StoreError>>(1);
+        let job: Job = Box::new(move |conn| {
+            let outcome = match conn {
+                Some(conn) => in_savepoint(conn, op),
+                None => Err(StoreError::Internal("not run".into())),
+            };
+            Box::new(move |committed: Result<(), StoreError>| {
+                let _ = tx.send(committed.and(outcome));
+            })
+        });
+        let jobs = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| StoreError::Internal("the store is closed".into()))?;
+        jobs.send(job)
+            .map_err(|_| StoreError::Internal("the writer thread stopped".into()))?;
+        rx.recv()
+            .map_err(|_| StoreError::Internal("the writer thread stopped".into()))?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn in_savepoint<R>(
+    conn: &Connection,
+    op: impl FnOnce(&Connection) -> Result<R, StoreError>,
+) -> Result<R, StoreError> {
+    conn.execute_batch("SAVEPOINT job")?;
+    match op(conn) {
+        Ok(r) => {
+            conn.execute_batch("RELEASE job")?;
+            Ok(r)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            Err(e)
+        }
+    }
+}
+
+fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_JOBS_PER_COMMIT {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let err = StoreError::from(e);
+            tracing::error!(error = %err, "cannot begin a write transaction");
+            for job in batch {
+                // Answer without running: nothing of these jobs was written.
+                job(None)(Err(err.clone()));
+            }
+            continue;
+        }
+        let replies: Vec<Reply> = batch.into_iter().map(|job| job(Some(&conn))).collect();
+        let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, "commit failed; rolling back");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for reply in replies {
+            reply(committed.clone());
+        }
+    }
+}
