@@ -1,0 +1,151 @@
+//! The error table: every error a client can see, with its HTTP status and stable code.
+//!
+//! Handlers return [`ApiError`]; the JSON body `{"error": {"code", "message", "details"}}`
+//! is produced here and nowhere else. Internal failures are logged once and answered with
+//! an opaque message.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use unico_store::StoreError;
+use utoipa::ToSchema;
+
+/// One problem in a request that has several (a PATCH with two bad fields, a CSV row...).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// The field, parameter or JSON path the problem is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// Every error a client can receive.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    InvalidContentType(String),
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("{message}")]
+    InvalidInput {
+        message: String,
+        details: Vec<ErrorDetail>,
+    },
+    #[error("{0}")]
+    LimitExceeded(String),
+    #[error("{0}")]
+    BodyTooLarge(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("no route {0}")]
+    RouteNotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Immutable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The row of the table: status and stable code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            ApiError::InvalidContentType(_) => (StatusCode::BAD_REQUEST, "invalid_content_type"),
+            ApiError::InvalidParameter(_) => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            ApiError::InvalidInput { .. } => (StatusCode::BAD_REQUEST, "invalid_input"),
+            ApiError::LimitExceeded(_) => (StatusCode::BAD_REQUEST, "limit_exceeded"),
+            ApiError::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "route_not_found"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Immutable(_) => (StatusCode::CONFLICT, "immutable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// A 400 with one detail.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ApiError::InvalidInput {
+            details: vec![ErrorDetail {
+                field: Some(field.into()),
+                message: message.clone(),
+            }],
+            message,
+        }
+    }
+
+    /// A 400 listing several problems; the message summarises the first.
+    pub fn invalid_many(details: Vec<ErrorDetail>) -> Self {
+        let message = match details.as_slice() {
+            [one] => one.message.clone(),
+            [first, ..] => format!(
+                "{} (and {} more problems)",
+                first.message,
+                details.len() - 1
+            ),
+            [] => "invalid input".to_owned(),
+        };
+        ApiError::InvalidInput { message, details }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorObject,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorObject {
+    /// Stable snake_case code, for programs.
+    pub code: String,
+    /// What went wrong and how to fix it, for people.
+    pub message: String,
+    pub details: Vec<ErrorDetail>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "request failed");
+        }
+        let details = match &self {
+            ApiError::InvalidInput { details, .. } => details.clone(),
+            _ => Vec::new(),
+        };
+        let body = ErrorBody {
+            error: ErrorObject {
+                code: code.to_owned(),
+                message: self.to_string(),
+                details,
+            },
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Limit(m) => ApiError::LimitExceeded(m),
+            StoreError::Invalid(m) => ApiError::InvalidParameter(m),
+            StoreError::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}

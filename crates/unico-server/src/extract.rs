@@ -1,0 +1,73 @@
+//! Request extractors whose rejections speak our error shape.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::header::CONTENT_TYPE;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Largest JSON body accepted (a full batch of 10 000 customers fits comfortably).
+pub const MAX_JSON_BODY_BYTES: usize = 32 * 1024 * 1024;
+
+/// A JSON body: `Content-Type: application/json` required, size bounded, and every
+/// rejection (wrong type, too large, malformed, wrong shape) answered as an [`ApiError`]
+/// with the line and column of the problem.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mime = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if mime != "application/json" && !mime.ends_with("+json") {
+            return Err(ApiError::InvalidContentType(format!(
+                "expected Content-Type: application/json, got {}",
+                if content_type.is_empty() {
+                    "none".to_owned()
+                } else {
+                    format!("\"{content_type}\"")
+                }
+            )));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::BodyTooLarge(format!(
+                    "the body is larger than the {MAX_JSON_BODY_BYTES} bytes accepted"
+                ))
+            } else {
+                ApiError::InvalidJson(format!("could not read the body: {e}"))
+            }
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses JSON bytes, describing failures with their line and column.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "the JSON body does not have the expected shape",
+            serde_json::error::Category::Eof => "the JSON body ends too early",
+            _ => "the body is not valid JSON",
+        };
+        // serde_json's messages end with " at line L column C"; keep the cause only.
+        let text = e.to_string();
+        let cause = text.split(" at line ").next().unwrap_or(&text).to_owned();
+        ApiError::InvalidJson(format!(
+            "{what}: {cause} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })
+}

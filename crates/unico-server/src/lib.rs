@@ -1,0 +1,18 @@
+//! Unico's HTTP layer: the only crate that knows HTTP and JSON.
+//!
+//! - [`routes`]: the router and the handlers, one module per resource.
+//! - [`dto`]: the JSON shapes clients see and their conversions from the domain.
+//! - [`error`]: the error table (status, code, message) and the error body.
+//! - [`auth`]: keys, their hashes, and who may reach which application.
+//! - [`extract`]: body and parameter extractors that reject in our error shape.
+//! - [`state`]: what handlers share, and how they call the blocking store.
+
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod state;
+
+pub use routes::{ApiDoc, router};
+pub use state::AppState;

@@ -1,0 +1,179 @@
+//! Applications and their API keys.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use unico_core::{AppName, TimeZoneName};
+
+use super::params::PathParams;
+use crate::auth::{KEY_PREFIX_CHARS, Principal, generate_key, hash_key};
+use crate::dto::{AppCreated, AppList, AppOut, CreateApp, KeyCreated, KeyList, KeyOut, UpdateApp};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::JsonBody;
+use crate::state::{AppState, now_ms};
+
+type PathResult = Result<Path<HashMap<String, String>>, PathRejection>;
+
+fn parse_name(name: &str) -> Result<AppName, ApiError> {
+    AppName::parse(name).map_err(|e| ApiError::invalid("name", e.to_string()))
+}
+
+fn parse_tz(tz: &str) -> Result<TimeZoneName, ApiError> {
+    TimeZoneName::parse(tz).map_err(|e| ApiError::invalid("timezone", e.to_string()))
+}
+
+/// Creates an API key for `app`, remembers it, and answers it with its one-time secret.
+async fn new_key(state: &AppState, app: unico_core::AppId) -> Result<KeyCreated, ApiError> {
+    let key = generate_key("unico_")?;
+    let hash = hash_key(&key);
+    let prefix: String = key.chars().take(KEY_PREFIX_CHARS).collect();
+    let info = state
+        .blocking(move |s| s.create_key(app, &hash, &prefix, now_ms()))
+        .await?;
+    state.keys.remember(hash, app, info.id);
+    Ok(KeyCreated {
+        info: KeyOut::from(&info),
+        key,
+    })
+}
+
+/// Create an application (admin key). Answers its first API key, shown once.
+#[utoipa::path(post, path = "/v1/apps", tag = "applications", request_body = CreateApp,
+    responses((status = 201, body = AppCreated), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_app(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(body): JsonBody<CreateApp>,
+) -> Result<(StatusCode, Json<AppCreated>), ApiError> {
+    principal.require_admin()?;
+    let name = parse_name(&body.name)?;
+    let tz = match &body.timezone {
+        Some(tz) => parse_tz(tz)?,
+        None => TimeZoneName::utc(),
+    };
+    let app = state
+        .blocking(move |s| s.create_app(&name, &tz, now_ms()))
+        .await?;
+    let key = new_key(&state, app.id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(AppCreated {
+            app: AppOut::from(&app),
+            api_key: key.key,
+        }),
+    ))
+}
+
+/// List applications: all of them with the admin key, its own with an API key.
+#[utoipa::path(get, path = "/v1/apps", tag = "applications", responses((status = 200, body = AppList)))]
+pub async fn list_apps(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<AppList>, ApiError> {
+    let apps = state.blocking(|s| s.list_apps()).await?;
+    let apps = apps
+        .iter()
+        .filter(|a| principal.require_app(a.id).is_ok())
+        .map(AppOut::from)
+        .collect();
+    Ok(Json(AppList { apps }))
+}
+
+/// Get one application.
+#[utoipa::path(get, path = "/v1/apps/{app}", tag = "applications", params(("app" = i64, Path)),
+    responses((status = 200, body = AppOut), (status = 404, body = ErrorBody)))]
+pub async fn get_app(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<Json<AppOut>, ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let app = state.blocking(move |s| s.get_app(app)).await?;
+    Ok(Json(AppOut::from(&app)))
+}
+
+/// Rename an application or change its time zone (admin key).
+#[utoipa::path(patch, path = "/v1/apps/{app}", tag = "applications", params(("app" = i64, Path)), request_body = UpdateApp,
+    responses((status = 200, body = AppOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_app(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    JsonBody(body): JsonBody<UpdateApp>,
+) -> Result<Json<AppOut>, ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_admin()?;
+    let name = body.name.as_deref().map(parse_name).transpose()?;
+    let tz = body.timezone.as_deref().map(parse_tz).transpose()?;
+    let app = state
+        .blocking(move |s| s.update_app(app, name.as_ref(), tz.as_ref()))
+        .await?;
+    Ok(Json(AppOut::from(&app)))
+}
+
+/// Delete an application with all its keys, fields and customers (admin key).
+#[utoipa::path(delete, path = "/v1/apps/{app}", tag = "applications", params(("app" = i64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_app(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<StatusCode, ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_admin()?;
+    state.blocking(move |s| s.delete_app(app)).await?;
+    state.keys.forget(|a, _| a == app);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Create another API key for an application. The key is shown once.
+#[utoipa::path(post, path = "/v1/apps/{app}/keys", tag = "applications", params(("app" = i64, Path)),
+    responses((status = 201, body = KeyCreated), (status = 404, body = ErrorBody)))]
+pub async fn create_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<(StatusCode, Json<KeyCreated>), ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    Ok((StatusCode::CREATED, Json(new_key(&state, app).await?)))
+}
+
+/// List an application's keys (prefixes only; secrets are never kept).
+#[utoipa::path(get, path = "/v1/apps/{app}/keys", tag = "applications", params(("app" = i64, Path)),
+    responses((status = 200, body = KeyList)))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<Json<KeyList>, ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let keys = state.blocking(move |s| s.list_keys(app)).await?;
+    Ok(Json(KeyList {
+        keys: keys.iter().map(KeyOut::from).collect(),
+    }))
+}
+
+/// Revoke a key: it stops working at once.
+#[utoipa::path(delete, path = "/v1/apps/{app}/keys/{key_id}", tag = "applications",
+    params(("app" = i64, Path), ("key_id" = i64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<StatusCode, ApiError> {
+    let params = PathParams::from(path)?;
+    let (app, key_id) = (params.app()?, params.key_id()?);
+    principal.require_app(app)?;
+    state
+        .blocking(move |s| s.revoke_key(app, key_id, now_ms()))
+        .await?;
+    state.keys.forget(|a, id| a == app && id == key_id);
+    Ok(StatusCode::NO_CONTENT)
+}

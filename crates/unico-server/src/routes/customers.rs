@@ -1,0 +1,322 @@
+//! Customers: create, read, change, delete, batch upsert and list.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde_json::Value as Json_;
+use unico_core::limits::{DEFAULT_PAGE_LIMIT, MAX_BATCH_ITEMS, MAX_PAGE_LIMIT};
+use unico_core::{CustomerId, Schema};
+use unico_store::{Cursor, ListQuery, Sort, SortBy, UpsertItem};
+
+use super::params::{PathParams, QueryParams};
+use crate::auth::Principal;
+use crate::dto::{
+    BatchOut, BatchResult, CreateCustomer, CustomerList, CustomerOut, PatchCustomer,
+    customer_input, customer_out, fields_to_changes,
+};
+use crate::error::{ApiError, ErrorBody, ErrorObject};
+use crate::extract::JsonBody;
+use crate::state::{AppState, now_ms};
+
+type PathResult = Result<Path<HashMap<String, String>>, PathRejection>;
+
+/// Create one customer. 409 if the customerId exists.
+#[utoipa::path(post, path = "/v1/apps/{app}/customers", tag = "customers", params(("app" = i64, Path)),
+    request_body = CreateCustomer,
+    responses((status = 201, body = CustomerOut), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_customer(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    JsonBody(body): JsonBody<Json_>,
+) -> Result<(StatusCode, Json<CustomerOut>), ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let schema = state.blocking(move |s| s.schema(app)).await?;
+    let (customer_id, changes) =
+        customer_input(&body, &schema, "").map_err(ApiError::invalid_many)?;
+    let customer = state
+        .blocking(move |s| s.create_customer(app, &customer_id, &changes, now_ms()))
+        .await?;
+    Ok((StatusCode::CREATED, Json(customer_out(&customer, &schema))))
+}
+
+/// Get one customer by customerId (percent-encode `/`, `?`, `#` in the path).
+#[utoipa::path(get, path = "/v1/apps/{app}/customers/{customerId}", tag = "customers",
+    params(("app" = i64, Path), ("customerId" = String, Path)),
+    responses((status = 200, body = CustomerOut), (status = 404, body = ErrorBody)))]
+pub async fn get_customer(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<Json<CustomerOut>, ApiError> {
+    let params = PathParams::from(path)?;
+    let app = params.app()?;
+    principal.require_app(app)?;
+    let customer_id = params.customer_id()?;
+    let (customer, schema) = state
+        .blocking(move |s| {
+            let schema = s.schema(app)?;
+            Ok((s.get_customer(app, &customer_id)?, schema))
+        })
+        .await?;
+    Ok(Json(customer_out(&customer, &schema)))
+}
+
+/// Set and remove values: `{"fields": {"age": 31, "city": null}}`. `id`, `customerId`,
+/// `created_at` and `updated_at` cannot change (409).
+#[utoipa::path(patch, path = "/v1/apps/{app}/customers/{customerId}", tag = "customers",
+    params(("app" = i64, Path), ("customerId" = String, Path)), request_body = PatchCustomer,
+    responses((status = 200, body = CustomerOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub async fn patch_customer(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    JsonBody(body): JsonBody<Json_>,
+) -> Result<Json<CustomerOut>, ApiError> {
+    let params = PathParams::from(path)?;
+    let app = params.app()?;
+    principal.require_app(app)?;
+    let customer_id = params.customer_id()?;
+    let Json_::Object(obj) = body else {
+        return Err(ApiError::invalid(
+            "body",
+            "expected an object {\"fields\": {…}}",
+        ));
+    };
+    for key in obj.keys() {
+        match key.as_str() {
+            "fields" => {}
+            "id" | "customerId" | "created_at" | "updated_at" => {
+                return Err(ApiError::Immutable(format!(
+                    "\"{key}\" cannot be changed: it is assigned once and immutable"
+                )));
+            }
+            other => {
+                return Err(ApiError::invalid(
+                    unico_core::value::excerpt(other),
+                    format!(
+                        "\"{}\" is not a known key; send {{\"fields\": {{…}}}}",
+                        unico_core::value::excerpt(other)
+                    ),
+                ));
+            }
+        }
+    }
+    let Some(Json_::Object(fields)) = obj.get("fields") else {
+        return Err(ApiError::invalid(
+            "fields",
+            "fields is required and must be an object of field name to value",
+        ));
+    };
+    let schema = state.blocking(move |s| s.schema(app)).await?;
+    let changes = fields_to_changes(fields, &schema, "fields.").map_err(ApiError::invalid_many)?;
+    let customer = state
+        .blocking(move |s| s.update_customer(app, &customer_id, &changes, now_ms()))
+        .await?;
+    Ok(Json(customer_out(&customer, &schema)))
+}
+
+/// Delete one customer and all their values.
+#[utoipa::path(delete, path = "/v1/apps/{app}/customers/{customerId}", tag = "customers",
+    params(("app" = i64, Path), ("customerId" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_customer(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<StatusCode, ApiError> {
+    let params = PathParams::from(path)?;
+    let app = params.app()?;
+    principal.require_app(app)?;
+    let customer_id = params.customer_id()?;
+    state
+        .blocking(move |s| s.delete_customer(app, &customer_id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Create or update up to 10 000 customers: `[{"customerId", "fields"}]`. Answers each
+/// item in request order; valid items are written even when others fail.
+#[utoipa::path(post, path = "/v1/apps/{app}/customers/batch", tag = "customers", params(("app" = i64, Path)),
+    request_body = Vec<CreateCustomer>,
+    responses((status = 200, body = BatchOut), (status = 400, body = ErrorBody)))]
+pub async fn batch_upsert(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    JsonBody(body): JsonBody<Json_>,
+) -> Result<Json<BatchOut>, ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let Json_::Array(items) = body else {
+        return Err(ApiError::invalid(
+            "body",
+            "expected a JSON array of {\"customerId\", \"fields\"} items",
+        ));
+    };
+    if items.len() > MAX_BATCH_ITEMS {
+        return Err(ApiError::LimitExceeded(format!(
+            "a batch holds at most {MAX_BATCH_ITEMS} items, got {}",
+            items.len()
+        )));
+    }
+    let schema = state.blocking(move |s| s.schema(app)).await?;
+    let mut results: Vec<Option<BatchResult>> = Vec::with_capacity(items.len());
+    let mut valid = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match customer_input(item, &schema, &format!("[{i}].")) {
+            Ok((customer_id, changes)) => {
+                valid.push((
+                    i,
+                    UpsertItem {
+                        customer_id,
+                        changes,
+                    },
+                ));
+                results.push(None);
+            }
+            Err(details) => {
+                let id = item
+                    .get("customerId")
+                    .and_then(Json_::as_str)
+                    .map(str::to_owned);
+                results.push(Some(error_result(id, ApiError::invalid_many(details))));
+            }
+        }
+    }
+    let (positions, upserts): (Vec<usize>, Vec<UpsertItem>) = valid.into_iter().unzip();
+    let ids: Vec<CustomerId> = upserts.iter().map(|u| u.customer_id.clone()).collect();
+    let outcomes = if upserts.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .blocking(move |s| s.upsert_batch(app, upserts, now_ms()))
+            .await?
+    };
+    for ((pos, id), outcome) in positions.into_iter().zip(ids).zip(outcomes) {
+        results[pos] = Some(match outcome {
+            Ok(o) => BatchResult {
+                customer_id: Some(id.into_string()),
+                status: if o.created { "created" } else { "updated" },
+                customer: Some(customer_out(&o.customer, &schema)),
+                error: None,
+            },
+            Err(e) => error_result(Some(id.into_string()), ApiError::from(e)),
+        });
+    }
+    let results = results
+        .into_iter()
+        .map(|r| r.ok_or_else(|| ApiError::Internal("a batch item got no result".into())))
+        .collect::<Result<_, _>>()?;
+    Ok(Json(BatchOut { results }))
+}
+
+fn error_result(customer_id: Option<String>, error: ApiError) -> BatchResult {
+    let (_, code) = error.status_and_code();
+    let details = match &error {
+        ApiError::InvalidInput { details, .. } => details.clone(),
+        _ => Vec::new(),
+    };
+    BatchResult {
+        customer_id,
+        status: "error",
+        customer: None,
+        error: Some(ErrorObject {
+            code: code.to_owned(),
+            message: error.to_string(),
+            details,
+        }),
+    }
+}
+
+fn parse_sort(text: Option<&str>, schema: &Schema) -> Result<Sort, ApiError> {
+    let Some(text) = text else {
+        return Ok(Sort::default_order());
+    };
+    let (descending, name) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let by = match name {
+        "customerId" => SortBy::CustomerId,
+        "created_at" => SortBy::CreatedAt,
+        "updated_at" => SortBy::UpdatedAt,
+        other => match schema.by_name(other) {
+            Some(def) => SortBy::Field(def.clone()),
+            None => {
+                let hint = schema
+                    .suggest(other)
+                    .map(|s| format!(" — did you mean \"{s}\"?"))
+                    .unwrap_or_default();
+                return Err(ApiError::InvalidParameter(format!(
+                    "cannot sort by \"{}\": not customerId, created_at, updated_at or a field of this application{hint} (prefix - for descending)",
+                    unico_core::value::excerpt(other)
+                )));
+            }
+        },
+    };
+    Ok(Sort { by, descending })
+}
+
+fn parse_limit(text: Option<&str>) -> Result<usize, ApiError> {
+    let Some(text) = text else {
+        return Ok(DEFAULT_PAGE_LIMIT);
+    };
+    let limit: usize = text.parse().map_err(|_| {
+        ApiError::InvalidParameter(format!(
+            "limit must be a whole number from 1 to {MAX_PAGE_LIMIT}, got \"{}\"",
+            unico_core::value::excerpt(text)
+        ))
+    })?;
+    match limit {
+        0 => Err(ApiError::InvalidParameter(format!(
+            "limit must be from 1 to {MAX_PAGE_LIMIT}, got 0"
+        ))),
+        l if l > MAX_PAGE_LIMIT => Err(ApiError::LimitExceeded(format!(
+            "limit is at most {MAX_PAGE_LIMIT}, got {l}"
+        ))),
+        l => Ok(l),
+    }
+}
+
+/// List customers, a page at a time (keyset pagination). `sort` is `customerId` (default,
+/// byte order), `created_at`, `updated_at` or a field name, `-` in front for descending;
+/// customers without a value of the sort field come last.
+#[utoipa::path(get, path = "/v1/apps/{app}/customers", tag = "customers",
+    params(("app" = i64, Path), ("limit" = Option<usize>, Query, description = "1–1000, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("sort" = Option<String>, Query, description = "customerId | created_at | updated_at | <field>, - prefix for descending")),
+    responses((status = 200, body = CustomerList), (status = 400, body = ErrorBody)))]
+pub async fn list_customers(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<CustomerList>, ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let query = QueryParams::from(query, &["limit", "cursor", "sort"])?;
+    let limit = parse_limit(query.get("limit"))?;
+    let schema = state.blocking(move |s| s.schema(app)).await?;
+    let sort = parse_sort(query.get("sort"), &schema)?;
+    let after = query
+        .get("cursor")
+        .map(|c| Cursor::decode(c, &sort))
+        .transpose()?;
+    let page = state
+        .blocking(move |s| s.list_customers(app, &ListQuery { sort, after, limit }))
+        .await?;
+    Ok(Json(CustomerList {
+        customers: page
+            .customers
+            .iter()
+            .map(|c| customer_out(c, &schema))
+            .collect(),
+        next_cursor: page.next.map(|c| c.encode()),
+    }))
+}

@@ -1,0 +1,112 @@
+//! Customer fields: the application's schema.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use unico_core::{FieldName, FieldType};
+
+use super::params::PathParams;
+use crate::auth::Principal;
+use crate::dto::{CreateField, FieldDeleted, FieldList, FieldOut, UpdateField};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::JsonBody;
+use crate::state::{AppState, now_ms};
+
+type PathResult = Result<Path<HashMap<String, String>>, PathRejection>;
+
+fn parse_type(text: &str) -> Result<FieldType, ApiError> {
+    FieldType::parse(text).map_err(|e| ApiError::invalid("type", e.to_string()))
+}
+
+/// List the fields, each with how many customers hold a value.
+#[utoipa::path(get, path = "/v1/apps/{app}/fields", tag = "fields", params(("app" = i64, Path)),
+    responses((status = 200, body = FieldList), (status = 404, body = ErrorBody)))]
+pub async fn list_fields(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<Json<FieldList>, ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let stats = state.blocking(move |s| s.field_stats(app)).await?;
+    Ok(Json(FieldList {
+        fields: stats.iter().map(FieldOut::from).collect(),
+    }))
+}
+
+/// Create a field: `{"name": "age", "type": "number"}`.
+#[utoipa::path(post, path = "/v1/apps/{app}/fields", tag = "fields", params(("app" = i64, Path)), request_body = CreateField,
+    responses((status = 201, body = FieldOut), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_field(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    JsonBody(body): JsonBody<CreateField>,
+) -> Result<(StatusCode, Json<FieldOut>), ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let name =
+        FieldName::parse(&body.name).map_err(|e| ApiError::invalid("name", e.to_string()))?;
+    let ty = parse_type(&body.field_type)?;
+    let def = state
+        .blocking(move |s| s.create_field(app, &name, ty, now_ms()))
+        .await?;
+    Ok((StatusCode::CREATED, Json(FieldOut::new(&def, Some(0)))))
+}
+
+/// Get one field with its value count.
+#[utoipa::path(get, path = "/v1/apps/{app}/fields/{name}", tag = "fields", params(("app" = i64, Path), ("name" = String, Path)),
+    responses((status = 200, body = FieldOut), (status = 404, body = ErrorBody)))]
+pub async fn get_field(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<Json<FieldOut>, ApiError> {
+    let params = PathParams::from(path)?;
+    let (app, name) = (params.app()?, params.field_name()?);
+    principal.require_app(app)?;
+    let stats = state.blocking(move |s| s.field_stats(app)).await?;
+    stats
+        .iter()
+        .find(|s| s.field.name == name)
+        .map(|s| Json(FieldOut::from(s)))
+        .ok_or_else(|| ApiError::NotFound(format!("field \"{name}\" not found")))
+}
+
+/// Change a field's type, allowed while no customer holds a value for it.
+#[utoipa::path(patch, path = "/v1/apps/{app}/fields/{name}", tag = "fields", params(("app" = i64, Path), ("name" = String, Path)),
+    request_body = UpdateField,
+    responses((status = 200, body = FieldOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn update_field(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    JsonBody(body): JsonBody<UpdateField>,
+) -> Result<Json<FieldOut>, ApiError> {
+    let params = PathParams::from(path)?;
+    let (app, name) = (params.app()?, params.field_name()?);
+    principal.require_app(app)?;
+    let ty = parse_type(&body.field_type)?;
+    let def = state
+        .blocking(move |s| s.set_field_type(app, &name, ty))
+        .await?;
+    Ok(Json(FieldOut::new(&def, Some(0))))
+}
+
+/// Delete a field and its value from every customer.
+#[utoipa::path(delete, path = "/v1/apps/{app}/fields/{name}", tag = "fields", params(("app" = i64, Path), ("name" = String, Path)),
+    responses((status = 200, body = FieldDeleted), (status = 404, body = ErrorBody)))]
+pub async fn delete_field(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<Json<FieldDeleted>, ApiError> {
+    let params = PathParams::from(path)?;
+    let (app, name) = (params.app()?, params.field_name()?);
+    principal.require_app(app)?;
+    let values_deleted = state.blocking(move |s| s.delete_field(app, &name)).await?;
+    Ok(Json(FieldDeleted { values_deleted }))
+}

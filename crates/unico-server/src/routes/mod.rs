@@ -1,0 +1,84 @@
+//! The router: every route, its middleware, and the fallbacks that keep even unknown
+//! routes in our error shape.
+
+mod apps;
+mod customers;
+mod fields;
+mod params;
+mod system;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::extract::MAX_JSON_BODY_BYTES;
+use crate::state::AppState;
+
+pub use system::ApiDoc;
+
+/// Builds the whole HTTP application over `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(system::health))
+        .route("/openapi.json", get(system::openapi))
+        .route("/v1/apps", post(apps::create_app).get(apps::list_apps))
+        .route(
+            "/v1/apps/{app}",
+            get(apps::get_app)
+                .patch(apps::update_app)
+                .delete(apps::delete_app),
+        )
+        .route(
+            "/v1/apps/{app}/keys",
+            post(apps::create_key).get(apps::list_keys),
+        )
+        .route("/v1/apps/{app}/keys/{key_id}", delete(apps::revoke_key))
+        .route(
+            "/v1/apps/{app}/fields",
+            get(fields::list_fields).post(fields::create_field),
+        )
+        .route(
+            "/v1/apps/{app}/fields/{name}",
+            get(fields::get_field)
+                .patch(fields::update_field)
+                .delete(fields::delete_field),
+        )
+        .route(
+            "/v1/apps/{app}/customers",
+            post(customers::create_customer).get(customers::list_customers),
+        )
+        // `batch` is also a valid customerId: reads and writes of that customer still work.
+        .route(
+            "/v1/apps/{app}/customers/batch",
+            post(customers::batch_upsert)
+                .get(customers::get_customer)
+                .patch(customers::patch_customer)
+                .delete(customers::delete_customer),
+        )
+        .route(
+            "/v1/apps/{app}/customers/{customer_id}",
+            get(customers::get_customer)
+                .patch(customers::patch_customer)
+                .delete(customers::delete_customer),
+        )
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal("a request handler panicked".into()).into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn route_not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::RouteNotFound(format!("{}; see /openapi.json for the routes", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+}

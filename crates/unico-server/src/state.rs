@@ -1,0 +1,44 @@
+//! The state every handler shares.
+
+use std::sync::Arc;
+
+use unico_store::{Store, StoreError};
+
+use crate::auth::KeyRing;
+use crate::error::ApiError;
+
+/// Shared by all requests; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<KeyRing>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, admin_key: &str) -> Self {
+        Self {
+            store,
+            keys: Arc::new(KeyRing::new(admin_key)),
+        }
+    }
+
+    /// Runs a store call on a blocking thread, off the async runtime.
+    pub async fn blocking<R: Send + 'static>(
+        &self,
+        op: impl FnOnce(&dyn Store) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || op(store.as_ref()))
+            .await
+            .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+            .map_err(ApiError::from)
+    }
+}
+
+/// The current time in epoch milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,305 @@
+//! `serve --demo`: a realistic sample application for a store that has none, so a new
+//! user sees a populated product at once. Deterministic: the same count gives the same
+//! customers (dates move with today).
+
+use anyhow::Context;
+use unico_core::time::days_from_civil;
+use unico_core::{AppName, CustomerId, FieldChange, FieldName, FieldType, TimeZoneName, Value};
+use unico_store::{Store, UpsertItem};
+
+pub struct Demo {
+    pub app_id: i64,
+    pub name: String,
+    pub customers: usize,
+    pub api_key: String,
+}
+
+/// SplitMix64: tiny, fast, good enough for sample data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len() as u64) as usize]
+    }
+    /// Picks with weights falling off like 1/rank, as real name and city counts do.
+    fn zipf<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        let total: f64 = (1..=items.len()).map(|r| 1.0 / r as f64).sum();
+        let mut x = (self.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
+        for (i, item) in items.iter().enumerate() {
+            x -= 1.0 / (i + 1) as f64;
+            if x <= 0.0 {
+                return item;
+            }
+        }
+        items[items.len() - 1]
+    }
+}
+
+const FIRST: &[&str] = &[
+    "Lucía",
+    "Hugo",
+    "María",
+    "Martín",
+    "Sofía",
+    "Pablo",
+    "Julia",
+    "Daniel",
+    "Paula",
+    "Alejandro",
+    "Emma",
+    "Mateo",
+    "Carmen",
+    "Leo",
+    "Ana",
+    "Manuel",
+    "Olivia",
+    "Javier",
+    "Chloé",
+    "Noah",
+    "Inés",
+    "Marco",
+    "Giulia",
+    "Lukas",
+    "Zoë",
+    "Thiago",
+    "Amélie",
+    "Jonas",
+    "Elena",
+    "Iker",
+];
+const LAST: &[&str] = &[
+    "García",
+    "Fernández",
+    "González",
+    "Rodríguez",
+    "López",
+    "Martínez",
+    "Sánchez",
+    "Pérez",
+    "Gómez",
+    "Martín",
+    "Jiménez",
+    "Ruiz",
+    "Hernández",
+    "Díaz",
+    "Moreno",
+    "Muñoz",
+    "Álvarez",
+    "Romero",
+    "Rossi",
+    "Müller",
+    "Dubois",
+    "Silva",
+    "Smith",
+    "O'Brien",
+    "Nguyen",
+];
+const PLACES: &[(&str, &[&str])] = &[
+    (
+        "ES",
+        &[
+            "Madrid",
+            "Barcelona",
+            "Valencia",
+            "Sevilla",
+            "Málaga",
+            "Bilbao",
+            "Zaragoza",
+            "A Coruña",
+            "Palma",
+            "Alicante",
+        ],
+    ),
+    ("FR", &["Paris", "Lyon", "Marseille", "Toulouse", "Nice"]),
+    ("PT", &["Lisboa", "Porto", "Braga"]),
+    ("IT", &["Roma", "Milano", "Napoli", "Torino"]),
+    ("DE", &["Berlin", "München", "Hamburg", "Köln"]),
+    ("GB", &["London", "Manchester", "Edinburgh"]),
+    ("MX", &["Ciudad de México", "Guadalajara", "Monterrey"]),
+    (
+        "US",
+        &["New York", "Los Angeles", "Washington, D.C.", "Miami"],
+    ),
+];
+const DOMAINS: &[&str] = &[
+    "gmail.com",
+    "gmail.com",
+    "hotmail.com",
+    "yahoo.es",
+    "outlook.com",
+    "icloud.com",
+];
+
+const FIELDS: &[(&str, FieldType)] = &[
+    ("email", FieldType::String),
+    ("first_name", FieldType::String),
+    ("last_name", FieldType::String),
+    ("city", FieldType::String),
+    ("country", FieldType::String),
+    ("gender", FieldType::String),
+    ("tier", FieldType::String),
+    ("age", FieldType::Number),
+    ("lifetime_value", FieldType::Number),
+    ("orders", FieldType::Number),
+    ("birthdate", FieldType::Date),
+    ("signup_at", FieldType::Datetime),
+    ("last_purchase_at", FieldType::Datetime),
+];
+
+fn ascii_lower(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            'á' | 'à' | 'Á' => 'a',
+            'é' | 'è' | 'É' => 'e',
+            'í' | 'Í' => 'i',
+            'ó' | 'Ó' => 'o',
+            'ú' | 'ü' | 'Ú' => 'u',
+            'ñ' => 'n',
+            'ç' => 'c',
+            'ë' => 'e',
+            c => c.to_ascii_lowercase(),
+        })
+        .filter(char::is_ascii_alphanumeric)
+        .collect()
+}
+
+/// Creates the demo application unless the store already holds an application.
+pub fn create_if_empty(store: &dyn Store, customers: usize) -> anyhow::Result<Option<Demo>> {
+    if !store.list_apps()?.is_empty() {
+        return Ok(None);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let name = "Demo Shop";
+    let app = store.create_app(
+        &AppName::parse(name)?,
+        &TimeZoneName::parse("Europe/Madrid")?,
+        now,
+    )?;
+    let mut ids = Vec::new();
+    for (field, ty) in FIELDS {
+        ids.push(
+            store
+                .create_field(app.id, &FieldName::parse(field)?, *ty, now)?
+                .id,
+        );
+    }
+    let (this_year, _, _) = unico_core::time::civil_from_days((now / 86_400_000) as i32);
+    let mut rng = Rng(42);
+    let mut batch = Vec::new();
+    for n in 0..customers {
+        let first = rng.zipf(FIRST);
+        let last = rng.zipf(LAST);
+        let (country, cities) = if rng.chance(0.55) {
+            PLACES[0]
+        } else {
+            PLACES[1 + rng.below(PLACES.len() as u64 - 1) as usize]
+        };
+        let email = format!(
+            "{}.{}{}@{}",
+            ascii_lower(first),
+            ascii_lower(last),
+            n,
+            rng.pick(DOMAINS)
+        );
+        let customer_id = if rng.chance(0.8) {
+            format!("c{:07}", 100_000 + n * 7)
+        } else {
+            email.clone()
+        };
+        let age = 18 + rng.below(60) as i32;
+        let month = 1 + rng.below(12) as u32;
+        let day = 1 + rng.below(u64::from(unico_core::time::days_in_month(
+            this_year - age,
+            month,
+        ))) as u32;
+        let birth = days_from_civil(this_year - age, month, day);
+        let tier = match rng.below(100) {
+            0..=59 => "bronze",
+            60..=84 => "silver",
+            85..=96 => "gold",
+            _ => "platinum",
+        };
+        let signup_days_ago = rng.below(6 * 365) as i64;
+        let signup = now - signup_days_ago * 86_400_000 - rng.below(86_400_000) as i64;
+        let orders = if rng.chance(0.85) {
+            1 + rng.below(40) * rng.below(3)
+        } else {
+            0
+        };
+        let ltv =
+            (orders as f64 * (15.0 + rng.below(20_000) as f64 / 100.0) * 100.0).round() / 100.0;
+        let values: Vec<Option<Value>> = vec![
+            rng.chance(0.97).then(|| Value::String(email.clone())),
+            rng.chance(0.93).then(|| Value::String(first.to_owned())),
+            rng.chance(0.9).then(|| Value::String(last.to_owned())),
+            rng.chance(0.92)
+                .then(|| Value::String(rng.zipf(cities).to_owned())),
+            rng.chance(0.98).then(|| Value::String(country.to_owned())),
+            rng.chance(0.8)
+                .then(|| Value::String(rng.pick(&["F", "M", "F", "M", "X"]).to_owned())),
+            Some(Value::String(tier.to_owned())),
+            rng.chance(0.85).then_some(Value::Number(f64::from(age))),
+            Some(Value::Number(ltv)),
+            Some(Value::Number(orders as f64)),
+            rng.chance(0.8).then_some(Value::Date(birth)),
+            Some(Value::Datetime(signup)),
+            (orders > 0).then(|| {
+                Value::Datetime(
+                    now - (rng.below(signup_days_ago.max(1) as u64) as i64) * 86_400_000
+                        - rng.below(86_400_000) as i64,
+                )
+            }),
+        ];
+        let changes = ids
+            .iter()
+            .zip(values)
+            .filter_map(|(id, v)| {
+                v.map(|v| FieldChange {
+                    field: *id,
+                    value: Some(v),
+                })
+            })
+            .collect();
+        batch.push(UpsertItem {
+            customer_id: CustomerId::parse(&customer_id)?,
+            changes,
+        });
+        if batch.len() == unico_core::limits::MAX_BATCH_ITEMS || n + 1 == customers {
+            for result in store.upsert_batch(app.id, std::mem::take(&mut batch), now)? {
+                result.context("writing a demo customer")?;
+            }
+        }
+    }
+    let api_key = unico_server::auth::generate_key("unico_").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let prefix: String = api_key
+        .chars()
+        .take(unico_server::auth::KEY_PREFIX_CHARS)
+        .collect();
+    store.create_key(
+        app.id,
+        &unico_server::auth::hash_key(&api_key),
+        &prefix,
+        now,
+    )?;
+    Ok(Some(Demo {
+        app_id: app.id.0,
+        name: name.to_owned(),
+        customers,
+        api_key,
+    }))
+}

@@ -1,0 +1,57 @@
+//! The `unico` binary: a thin command line over the library crates.
+
+mod demo;
+mod keys;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Unico, the customer data platform.
+#[derive(Parser)]
+#[command(name = "unico", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (REST API) on the embedded store.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Data directory of the embedded store.
+    #[arg(long, env = "UNICO_DATA", default_value = "unico-data")]
+    pub data: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "UNICO_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Create a sample application with realistic customers when the store has none.
+    #[arg(long)]
+    pub demo: bool,
+    /// How many customers the demo application gets.
+    #[arg(long, default_value_t = 5000, requires = "demo")]
+    pub demo_customers: usize,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "UNICO_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! `unico serve`: opens the store, prepares keys and demo data, and runs the HTTP server
+//! until SIGINT or SIGTERM, finishing in-flight requests before exiting.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tracing_subscriber::EnvFilter;
+use unico_server::AppState;
+use unico_store::{SqliteStore, Store};
+
+use crate::ServeArgs;
+
+fn init_logs(format: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logs(&args.log_format);
+    let store = SqliteStore::open(&args.data)
+        .with_context(|| format!("opening the store in {}", args.data.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let (admin_key, generated) = crate::keys::admin_key(&args.data)?;
+    if generated {
+        println!(
+            "Admin key (shown once; also kept in {}): {admin_key}",
+            args.data.join(crate::keys::ADMIN_KEY_FILE).display()
+        );
+    }
+    if args.demo {
+        if let Some(demo) = crate::demo::create_if_empty(store.as_ref(), args.demo_customers)? {
+            println!(
+                "Demo application \"{}\" (id {}) with {} customers; its API key (shown once): {}",
+                demo.name, demo.app_id, demo.customers, demo.api_key
+            );
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.addr)
+            .await
+            .with_context(|| format!("listening on {}", args.addr))?;
+        let local = listener.local_addr()?;
+        tracing::info!(addr = %local, data = %args.data.display(), backend = store.backend(), "unico is listening");
+        println!("Listening on http://{local}");
+        let app = unico_server::router(AppState::new(store, &admin_key));
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving")?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
