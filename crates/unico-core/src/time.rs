@@ -114,17 +114,17 @@ pub fn parse_datetime(text: &str) -> Result<i64, TimeError> {
         && bytes[13] == b':'
         && bytes[16] == b':'
         && bytes[19] == b'Z'
-    {
-        if let (Some(Ok(days)), Some(h), Some(m), Some(s)) = (
+        && let (Some(Ok(days)), Some(h), Some(m), Some(s)) = (
             parse_ymd(&bytes[..10]),
             digits(&bytes[11..13]),
             digits(&bytes[14..16]),
             digits(&bytes[17..19]),
-        ) {
-            if h < 24 && m < 60 && s < 60 {
-                return Ok(i64::from(days) * MS_PER_DAY + i64::from(h * 3600 + m * 60 + s) * 1000);
-            }
-        }
+        )
+        && h < 24
+        && m < 60
+        && s < 60
+    {
+        return Ok(i64::from(days) * MS_PER_DAY + i64::from(h * 3600 + m * 60 + s) * 1000);
     }
     match text.parse::<jiff::Timestamp>() {
         Ok(ts) => {

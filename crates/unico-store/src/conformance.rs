@@ -5,6 +5,10 @@
 //! `make_store()` must evaluate to `(store, guard)`, the guard keeping temporary resources
 //! alive for the test's duration.
 
+// This module is a test suite shipped as library code so every backend can run it: a
+// failed unwrap is a failed test, exactly like in a #[test] function.
+#![allow(clippy::unwrap_used)]
+
 use unico_core::{
     AppId, AppName, CustomerId, FieldChange, FieldDef, FieldName, FieldType, TimeZoneName, Value,
 };

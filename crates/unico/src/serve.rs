@@ -35,13 +35,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.data.join(crate::keys::ADMIN_KEY_FILE).display()
         );
     }
-    if args.demo {
-        if let Some(demo) = crate::demo::create_if_empty(store.as_ref(), args.demo_customers)? {
-            println!(
-                "Demo application \"{}\" (id {}) with {} customers; its API key (shown once): {}",
-                demo.name, demo.app_id, demo.customers, demo.api_key
-            );
-        }
+    if args.demo
+        && let Some(demo) = crate::demo::create_if_empty(store.as_ref(), args.demo_customers)?
+    {
+        println!(
+            "Demo application \"{}\" (id {}) with {} customers; its API key (shown once): {}",
+            demo.name, demo.app_id, demo.customers, demo.api_key
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

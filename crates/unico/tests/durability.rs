@@ -1,0 +1,183 @@
+//! Every acknowledged write survives `kill -9` of the server.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use serde_json::json;
+use support::{ADMIN_KEY, Server, agent, call};
+
+#[test]
+fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let base = server.base.clone();
+    let http = agent();
+    let (status, app) = call(
+        &http,
+        "POST",
+        &format!("{base}/v1/apps"),
+        ADMIN_KEY,
+        Some(json!({"name": "Shop"})),
+    );
+    assert_eq!(status, 201);
+    let key = app["api_key"].as_str().unwrap().to_owned();
+    let app_url = format!("{base}/v1/apps/{}", app["id"]);
+    for (name, ty) in [("visits", "number"), ("note", "string")] {
+        let (status, _) = call(
+            &http,
+            "POST",
+            &format!("{app_url}/fields"),
+            &key,
+            Some(json!({"name": name, "type": ty})),
+        );
+        assert_eq!(status, 201);
+    }
+
+    // Concurrent writers; each remembers exactly what the server acknowledged.
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let (app_url, key) = (app_url.clone(), key.clone());
+            std::thread::spawn(move || {
+                let http = agent();
+                let mut acknowledged = Vec::new();
+                for i in 0..40 {
+                    let id = format!("t{t}/c{i}");
+                    let url = format!("{app_url}/customers");
+                    let (status, _) = call(
+                        &http,
+                        "POST",
+                        &url,
+                        &key,
+                        Some(json!({"customerId": id, "fields": {"note": "new"}})),
+                    );
+                    assert_eq!(status, 201);
+                    let encoded = id.replace('/', "%2F");
+                    let (status, body) = call(
+                        &http,
+                        "PATCH",
+                        &format!("{url}/{encoded}"),
+                        &key,
+                        Some(json!({"fields": {"visits": i}})),
+                    );
+                    assert_eq!(status, 200, "{body}");
+                    acknowledged.push((encoded, i));
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    let acknowledged: Vec<(String, i64)> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    let (status, _) = call(
+        &http,
+        "POST",
+        &format!("{app_url}/customers/batch"),
+        &key,
+        Some(json!([{"customerId": "batched", "fields": {"visits": 7}}])),
+    );
+    assert_eq!(status, 200);
+
+    server.kill_9();
+
+    let server = Server::start(dir.path(), &[]);
+    let app_url = app_url.replace(&base, &server.base);
+    for (id, visits) in &acknowledged {
+        let (status, body) = call(
+            &http,
+            "GET",
+            &format!("{app_url}/customers/{id}"),
+            &key,
+            None,
+        );
+        assert_eq!(status, 200, "{id} lost");
+        assert_eq!(body["fields"]["visits"], json!(visits), "{id}");
+        assert_eq!(body["fields"]["note"], json!("new"), "{id}");
+    }
+    let (status, body) = call(
+        &http,
+        "GET",
+        &format!("{app_url}/customers/batched"),
+        &key,
+        None,
+    );
+    assert_eq!((status, &body["fields"]["visits"]), (200, &json!(7)));
+    let (_, fields) = call(&http, "GET", &format!("{app_url}/fields"), &key, None);
+    assert_eq!(
+        fields["fields"][0]["value_count"],
+        json!(acknowledged.len() + 1)
+    );
+}
+
+#[test]
+fn the_demo_application_is_created_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = agent();
+    let server = Server::start(dir.path(), &["--demo", "--demo-customers", "300"]);
+    let (status, apps) = call(
+        &http,
+        "GET",
+        &format!("{}/v1/apps", server.base),
+        ADMIN_KEY,
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(apps["apps"].as_array().unwrap().len(), 1);
+    let app_url = format!("{}/v1/apps/{}", server.base, apps["apps"][0]["id"]);
+    let (_, page) = call(
+        &http,
+        "GET",
+        &format!("{app_url}/customers?limit=1000"),
+        ADMIN_KEY,
+        None,
+    );
+    assert_eq!(page["customers"].as_array().unwrap().len(), 300);
+    let (_, fields) = call(&http, "GET", &format!("{app_url}/fields"), ADMIN_KEY, None);
+    assert!(fields["fields"].as_array().unwrap().len() >= 10, "{fields}");
+    server.kill_9();
+    let server = Server::start(dir.path(), &["--demo"]);
+    let (_, apps) = call(
+        &http,
+        "GET",
+        &format!("{}/v1/apps", server.base),
+        ADMIN_KEY,
+        None,
+    );
+    assert_eq!(
+        apps["apps"].as_array().unwrap().len(),
+        1,
+        "a second start adds no second demo"
+    );
+}
+
+#[test]
+fn a_generated_admin_key_is_kept_in_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_unico"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+        .arg(dir.path())
+        .env_remove("UNICO_ADMIN_KEY")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let printed = first.rsplit(' ').next().unwrap().to_owned();
+    let stored = std::fs::read_to_string(dir.path().join("admin.key")).unwrap();
+    assert_eq!(printed, stored.trim());
+    assert!(printed.starts_with("unico_admin_") && printed.len() > 40);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("admin.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "only the owner may read the admin key");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
