@@ -1,0 +1,151 @@
+//! The reference evaluator: one customer at a time, straight from SPEC §2, written to be
+//! obviously correct rather than fast. Faster engines are tested against it.
+//!
+//! Semantics are two-valued: a condition on a value the customer lacks is false (except
+//! `not_exists`), so `neq`, `not_in`, `not_contains` and `not_within_last` need a value,
+//! and `not X` is the exact complement of `X`.
+
+use unico_core::{Customer, Value};
+
+use crate::calendar::{
+    EvalContext, anniversary_matches, bound_day, bound_ms, duration_days, duration_ms, local_day,
+    within_last_days,
+};
+use crate::filter::{Condition, Filter, Node, Predicate, Target};
+
+/// Whether `customer` is in `filter`'s audience at `ctx.now_ms`.
+pub fn matches(filter: &Filter, customer: &Customer, ctx: &EvalContext) -> bool {
+    node(filter.root(), customer, ctx)
+}
+
+fn node(node: &Node, customer: &Customer, ctx: &EvalContext) -> bool {
+    match node {
+        Node::And(children) => children.iter().all(|c| self::node(c, customer, ctx)),
+        Node::Or(children) => children.iter().any(|c| self::node(c, customer, ctx)),
+        Node::Not(inner) => !self::node(inner, customer, ctx),
+        Node::Condition(c) => condition(c, customer, ctx),
+    }
+}
+
+/// A customer's value of one target, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Val<'a> {
+    Str(&'a str),
+    Num(f64),
+    Datetime(i64),
+    Date(i32),
+}
+
+/// The value a condition looks at, if the customer has one of the target's type. A value
+/// of another type (a schema out of step with the data) counts as absent.
+pub(crate) fn target_value<'c>(target: &Target, customer: &'c Customer) -> Option<Val<'c>> {
+    let value = match target {
+        Target::CustomerId => return Some(Val::Str(customer.customer_id.as_str())),
+        Target::CreatedAt => return Some(Val::Datetime(customer.created_at)),
+        Target::UpdatedAt => return Some(Val::Datetime(customer.updated_at)),
+        Target::Field { id, .. } => customer.get(*id)?,
+    };
+    if value.field_type() != target.field_type() {
+        return None;
+    }
+    Some(match value {
+        Value::String(s) => Val::Str(s),
+        Value::Number(n) => Val::Num(*n),
+        Value::Datetime(ms) => Val::Datetime(*ms),
+        Value::Date(d) => Val::Date(*d),
+    })
+}
+
+fn condition(c: &Condition, customer: &Customer, ctx: &EvalContext) -> bool {
+    let value = target_value(&c.target, customer);
+    match (&c.predicate, value) {
+        (Predicate::Exists, v) => v.is_some(),
+        (Predicate::NotExists, v) => v.is_none(),
+        (_, None) => false,
+        (p, Some(v)) => test(p, v, ctx),
+    }
+}
+
+fn equals(v: Val<'_>, x: &Value) -> bool {
+    match (v, x) {
+        (Val::Str(a), Value::String(b)) => a == b,
+        (Val::Num(a), Value::Number(b)) => a == *b,
+        _ => false,
+    }
+}
+
+fn lower(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// A present value against a predicate.
+fn test(p: &Predicate, v: Val<'_>, ctx: &EvalContext) -> bool {
+    match (p, v) {
+        (Predicate::Exists, _) => true,
+        (Predicate::NotExists, _) => false,
+        (Predicate::Eq(x), v) => equals(v, x),
+        (Predicate::Neq(x), v) => !equals(v, x),
+        (Predicate::In(xs), v) => xs.iter().any(|x| equals(v, x)),
+        (Predicate::NotIn(xs), v) => !xs.iter().any(|x| equals(v, x)),
+        (Predicate::Contains(n), Val::Str(s)) => lower(s).contains(&lower(n)),
+        (Predicate::NotContains(n), Val::Str(s)) => !lower(s).contains(&lower(n)),
+        (Predicate::StartsWith(n), Val::Str(s)) => lower(s).starts_with(&lower(n)),
+        (Predicate::EndsWith(n), Val::Str(s)) => lower(s).ends_with(&lower(n)),
+        (Predicate::Lt(x), Val::Num(n)) => n < *x,
+        (Predicate::Lte(x), Val::Num(n)) => n <= *x,
+        (Predicate::Gt(x), Val::Num(n)) => n > *x,
+        (Predicate::Gte(x), Val::Num(n)) => n >= *x,
+        (Predicate::Between(lo, hi), Val::Num(n)) => match (lo, hi) {
+            (
+                crate::filter::Bound::Value(Value::Number(lo)),
+                crate::filter::Bound::Value(Value::Number(hi)),
+            ) => *lo <= n && n <= *hi,
+            _ => false,
+        },
+        (Predicate::Between(lo, hi), Val::Datetime(ms)) => {
+            match (bound_ms(lo, ctx), bound_ms(hi, ctx)) {
+                (Some(lo), Some(hi)) => lo <= ms && ms <= hi,
+                _ => false,
+            }
+        }
+        (Predicate::Between(lo, hi), Val::Date(d)) => {
+            match (bound_day(lo, ctx), bound_day(hi, ctx)) {
+                (Some(lo), Some(hi)) => lo <= d && d <= hi,
+                _ => false,
+            }
+        }
+        (Predicate::Before(b), Val::Datetime(ms)) => bound_ms(b, ctx).is_some_and(|b| ms < b),
+        (Predicate::Before(b), Val::Date(d)) => bound_day(b, ctx).is_some_and(|b| d < b),
+        (Predicate::After(b), Val::Datetime(ms)) => bound_ms(b, ctx).is_some_and(|b| ms > b),
+        (Predicate::After(b), Val::Date(d)) => bound_day(b, ctx).is_some_and(|b| d > b),
+        (Predicate::WithinLast(d), v) => within_last(*d, v, ctx),
+        (Predicate::NotWithinLast(d), v @ (Val::Datetime(_) | Val::Date(_))) => {
+            !within_last(*d, v, ctx)
+        }
+        (Predicate::On(day), Val::Datetime(ms)) => local_day(ms, &ctx.tz) == *day,
+        (Predicate::On(day), Val::Date(d)) => d == *day,
+        (Predicate::Anniversary { within_days }, Val::Datetime(ms)) => {
+            anniversary_matches(local_day(ms, &ctx.tz), ctx.today(), *within_days)
+        }
+        (Predicate::Anniversary { within_days }, Val::Date(d)) => {
+            anniversary_matches(d, ctx.today(), *within_days)
+        }
+        _ => false,
+    }
+}
+
+/// now − d ≤ value ≤ now (future values excluded).
+fn within_last(d: crate::ast::Duration, v: Val<'_>, ctx: &EvalContext) -> bool {
+    match v {
+        Val::Datetime(ms) => ctx.now_ms.saturating_sub(duration_ms(d)) <= ms && ms <= ctx.now_ms,
+        Val::Date(day) => {
+            debug_assert!(
+                duration_days(d).is_some(),
+                "checked filters use d or w on dates"
+            );
+            let (from, to) = within_last_days(d, ctx);
+            from <= day && day <= to
+        }
+        _ => false,
+    }
+}

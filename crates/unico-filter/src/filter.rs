@@ -1,0 +1,447 @@
+//! The checked filter: fields resolved to ids and types, values parsed to the field's
+//! type, each operator known to fit. It prints back to the canonical text form
+//! ([`Filter::to_text`], also `Display`) and the canonical JSON form ([`Filter::to_json`]);
+//! both parse back to an equal `Filter`.
+
+use std::fmt::{self, Write as _};
+
+use serde_json::{Value as Json, json};
+use unico_core::time::{format_date, format_datetime};
+use unico_core::{FieldId, FieldName, FieldType, Schema, Value};
+
+use crate::ast::{Direction, Duration, Op, Relative};
+use crate::error::FilterError;
+
+/// A filter checked against a schema. The only way to make one is [`crate::check()`] (or
+/// [`Filter::parse`]), so one that exists is well typed and at most
+/// [`crate::limits::MAX_DEPTH`] levels deep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    root: Node,
+}
+
+/// What a filter was written as.
+#[derive(Debug, Clone, Copy)]
+pub enum FilterInput<'a> {
+    /// The text form (`age > 30 and country = "ES"`).
+    Text(&'a str),
+    /// The JSON form. A JSON *string* here holds the text form, so a body such as
+    /// `{"filter": "age > 30"}` and `{"filter": {"field": "age", ...}}` both work.
+    Json(&'a Json),
+}
+
+impl Filter {
+    pub(crate) fn new(root: Node) -> Self {
+        Self { root }
+    }
+
+    /// Parses either form and checks it against `schema`.
+    pub fn parse(input: FilterInput<'_>, schema: &Schema) -> Result<Filter, FilterError> {
+        let ast = match input {
+            FilterInput::Text(text) => crate::text::parse_text(text)?,
+            FilterInput::Json(Json::String(text)) => crate::text::parse_text(text)?,
+            FilterInput::Json(value) => crate::json::parse_json(value)?,
+        };
+        crate::check::check(&ast, schema)
+    }
+
+    pub fn root(&self) -> &Node {
+        &self.root
+    }
+
+    /// The canonical text form.
+    pub fn to_text(&self) -> String {
+        self.to_string()
+    }
+
+    /// The canonical JSON form. Field names are kept in the filter, so no schema is needed.
+    pub fn to_json(&self) -> Json {
+        node_json(&self.root)
+    }
+}
+
+/// One node of a checked filter. `And`/`Or` hold at least two children (a one-child
+/// group is replaced by its child when checking).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+    Condition(Condition),
+}
+
+/// A condition on one attribute of a customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub target: Target,
+    pub predicate: Predicate,
+}
+
+/// What a condition looks at: a field of the schema or a built-in attribute.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Field {
+        id: FieldId,
+        name: FieldName,
+        field_type: FieldType,
+    },
+    /// The brand's key (string operators).
+    CustomerId,
+    /// Creation time (datetime operators).
+    CreatedAt,
+    /// Last change (datetime operators).
+    UpdatedAt,
+}
+
+impl Target {
+    pub fn field_type(&self) -> FieldType {
+        match self {
+            Target::Field { field_type, .. } => *field_type,
+            Target::CustomerId => FieldType::String,
+            Target::CreatedAt | Target::UpdatedAt => FieldType::Datetime,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Field { name, .. } => name.as_str(),
+            Target::CustomerId => "customerId",
+            Target::CreatedAt => "created_at",
+            Target::UpdatedAt => "updated_at",
+        }
+    }
+}
+
+/// A point in time for `before`, `after` and `between`: absolute (a `Value::Datetime`
+/// for datetime targets, a `Value::Date` for date targets) or relative to now. Number
+/// `between` uses `Value::Number`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bound {
+    Value(Value),
+    Relative(Relative),
+}
+
+/// The test a condition applies. Which variants occur for which field type is fixed by
+/// [`crate::check()`]: see [`operators_for`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predicate {
+    Exists,
+    NotExists,
+    /// String or number equality (strings exact, case-sensitive).
+    Eq(Value),
+    Neq(Value),
+    In(Vec<Value>),
+    NotIn(Vec<Value>),
+    /// Case-insensitive (Unicode lowercase) text tests; the needle is kept as written.
+    Contains(String),
+    NotContains(String),
+    StartsWith(String),
+    EndsWith(String),
+    Lt(f64),
+    Lte(f64),
+    Gt(f64),
+    Gte(f64),
+    /// Inclusive at both ends.
+    Between(Bound, Bound),
+    /// Strict.
+    Before(Bound),
+    /// Strict.
+    After(Bound),
+    WithinLast(Duration),
+    NotWithinLast(Duration),
+    /// A calendar date, days since 1970-01-01.
+    On(i32),
+    /// Month and day equal today's, or fall within today … today + `within_days`.
+    Anniversary {
+        within_days: u32,
+    },
+}
+
+impl Predicate {
+    pub fn op(&self) -> Op {
+        match self {
+            Predicate::Exists => Op::Exists,
+            Predicate::NotExists => Op::NotExists,
+            Predicate::Eq(_) => Op::Eq,
+            Predicate::Neq(_) => Op::Neq,
+            Predicate::In(_) => Op::In,
+            Predicate::NotIn(_) => Op::NotIn,
+            Predicate::Contains(_) => Op::Contains,
+            Predicate::NotContains(_) => Op::NotContains,
+            Predicate::StartsWith(_) => Op::StartsWith,
+            Predicate::EndsWith(_) => Op::EndsWith,
+            Predicate::Lt(_) => Op::Lt,
+            Predicate::Lte(_) => Op::Lte,
+            Predicate::Gt(_) => Op::Gt,
+            Predicate::Gte(_) => Op::Gte,
+            Predicate::Between(..) => Op::Between,
+            Predicate::Before(_) => Op::Before,
+            Predicate::After(_) => Op::After,
+            Predicate::WithinLast(_) => Op::WithinLast,
+            Predicate::NotWithinLast(_) => Op::NotWithinLast,
+            Predicate::On(_) => Op::On,
+            Predicate::Anniversary { .. } => Op::Anniversary,
+        }
+    }
+}
+
+/// The operators that apply to a field type (SPEC §2).
+pub fn operators_for(field_type: FieldType) -> &'static [Op] {
+    match field_type {
+        FieldType::String => &[
+            Op::Exists,
+            Op::NotExists,
+            Op::Eq,
+            Op::Neq,
+            Op::In,
+            Op::NotIn,
+            Op::Contains,
+            Op::NotContains,
+            Op::StartsWith,
+            Op::EndsWith,
+        ],
+        FieldType::Number => &[
+            Op::Exists,
+            Op::NotExists,
+            Op::Eq,
+            Op::Neq,
+            Op::Lt,
+            Op::Lte,
+            Op::Gt,
+            Op::Gte,
+            Op::Between,
+            Op::In,
+            Op::NotIn,
+        ],
+        FieldType::Datetime | FieldType::Date => &[
+            Op::Exists,
+            Op::NotExists,
+            Op::Before,
+            Op::After,
+            Op::Between,
+            Op::WithinLast,
+            Op::NotWithinLast,
+            Op::On,
+            Op::Anniversary,
+        ],
+    }
+}
+
+// ---- canonical text form ----
+
+impl fmt::Display for Filter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_node(&self.root, f)
+    }
+}
+
+fn write_grouped(node: &Node, f: &mut fmt::Formatter<'_>, group: bool) -> fmt::Result {
+    if group {
+        f.write_char('(')?;
+        write_node(node, f)?;
+        f.write_char(')')
+    } else {
+        write_node(node, f)
+    }
+}
+
+fn write_node(node: &Node, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match node {
+        Node::And(children) => {
+            for (i, child) in children.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(" and ")?;
+                }
+                write_grouped(child, f, matches!(child, Node::And(_) | Node::Or(_)))?;
+            }
+            Ok(())
+        }
+        Node::Or(children) => {
+            for (i, child) in children.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(" or ")?;
+                }
+                write_grouped(child, f, matches!(child, Node::Or(_)))?;
+            }
+            Ok(())
+        }
+        Node::Not(inner) => {
+            f.write_str("not ")?;
+            write_grouped(inner, f, matches!(**inner, Node::And(_) | Node::Or(_)))
+        }
+        Node::Condition(c) => write_condition(c, f),
+    }
+}
+
+fn write_condition(c: &Condition, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write_field_name(c.target.name(), f)?;
+    write!(f, " {}", c.predicate.op().text())?;
+    match &c.predicate {
+        Predicate::Exists | Predicate::NotExists => Ok(()),
+        Predicate::Eq(v) | Predicate::Neq(v) => write!(f, " {}", ValueText(v)),
+        Predicate::In(values) | Predicate::NotIn(values) => {
+            f.write_str(" (")?;
+            for (i, v) in values.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{}", ValueText(v))?;
+            }
+            f.write_char(')')
+        }
+        Predicate::Contains(s)
+        | Predicate::NotContains(s)
+        | Predicate::StartsWith(s)
+        | Predicate::EndsWith(s) => {
+            f.write_char(' ')?;
+            write_string(s, f)
+        }
+        Predicate::Lt(n) | Predicate::Lte(n) | Predicate::Gt(n) | Predicate::Gte(n) => {
+            write!(f, " {}", number_text(*n))
+        }
+        Predicate::Between(lo, hi) => write!(f, " {} and {}", BoundText(lo), BoundText(hi)),
+        Predicate::Before(b) | Predicate::After(b) => write!(f, " {}", BoundText(b)),
+        Predicate::WithinLast(d) | Predicate::NotWithinLast(d) => write!(f, " {d}"),
+        Predicate::On(day) => write!(f, " \"{}\"", format_date(*day)),
+        Predicate::Anniversary { within_days: 0 } => Ok(()),
+        Predicate::Anniversary { within_days } => write!(f, " within {within_days}d"),
+    }
+}
+
+/// A field name bare when it is a plain identifier and no keyword, else in backticks.
+fn write_field_name(name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    if crate::text::is_plain_identifier(name) {
+        f.write_str(name)
+    } else {
+        f.write_char('`')?;
+        f.write_str(&name.replace('`', "``"))?;
+        f.write_char('`')
+    }
+}
+
+fn write_string(s: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_char('"')?;
+    for c in s.chars() {
+        match c {
+            '"' => f.write_str("\\\"")?,
+            '\\' => f.write_str("\\\\")?,
+            '\n' => f.write_str("\\n")?,
+            '\r' => f.write_str("\\r")?,
+            '\t' => f.write_str("\\t")?,
+            c if c.is_control() => write!(f, "\\u{:04x}", c as u32)?,
+            c => f.write_char(c)?,
+        }
+    }
+    f.write_char('"')
+}
+
+/// The shortest text that parses back to the same number; exponent form for very large
+/// or very small magnitudes (`1e300` rather than 301 digits).
+pub(crate) fn number_text(n: f64) -> String {
+    let plain = unico_core::value::format_number(n);
+    if plain.len() > 21 {
+        format!("{n:e}")
+    } else {
+        plain
+    }
+}
+
+struct ValueText<'a>(&'a Value);
+
+impl fmt::Display for ValueText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Value::String(s) => write_string(s, f),
+            Value::Number(n) => f.write_str(&number_text(*n)),
+            Value::Datetime(ms) => write!(f, "\"{}\"", format_datetime(*ms)),
+            Value::Date(days) => write!(f, "\"{}\"", format_date(*days)),
+        }
+    }
+}
+
+struct BoundText<'a>(&'a Bound);
+
+impl fmt::Display for BoundText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Bound::Value(v) => write!(f, "{}", ValueText(v)),
+            Bound::Relative(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+// ---- canonical JSON form ----
+
+fn node_json(node: &Node) -> Json {
+    match node {
+        Node::And(children) => json!({ "and": children.iter().map(node_json).collect::<Vec<_>>() }),
+        Node::Or(children) => json!({ "or": children.iter().map(node_json).collect::<Vec<_>>() }),
+        Node::Not(inner) => json!({ "not": node_json(inner) }),
+        Node::Condition(c) => condition_json(c),
+    }
+}
+
+fn condition_json(c: &Condition) -> Json {
+    let mut out = serde_json::Map::new();
+    out.insert("field".into(), Json::String(c.target.name().to_owned()));
+    out.insert(
+        "op".into(),
+        Json::String(c.predicate.op().name().to_owned()),
+    );
+    let value = match &c.predicate {
+        Predicate::Exists | Predicate::NotExists => None,
+        Predicate::Eq(v) | Predicate::Neq(v) => Some(value_json(v)),
+        Predicate::In(values) | Predicate::NotIn(values) => {
+            Some(Json::Array(values.iter().map(value_json).collect()))
+        }
+        Predicate::Contains(s)
+        | Predicate::NotContains(s)
+        | Predicate::StartsWith(s)
+        | Predicate::EndsWith(s) => Some(Json::String(s.clone())),
+        Predicate::Lt(n) | Predicate::Lte(n) | Predicate::Gt(n) | Predicate::Gte(n) => {
+            Some(number_json(*n))
+        }
+        Predicate::Between(lo, hi) => Some(json!([bound_json(lo), bound_json(hi)])),
+        Predicate::Before(b) | Predicate::After(b) => Some(bound_json(b)),
+        Predicate::WithinLast(d) | Predicate::NotWithinLast(d) => Some(Json::String(d.to_string())),
+        Predicate::On(day) => Some(Json::String(format_date(*day))),
+        Predicate::Anniversary { within_days: 0 } => None,
+        Predicate::Anniversary { within_days } => Some(json!({ "within_days": within_days })),
+    };
+    if let Some(value) = value {
+        out.insert("value".into(), value);
+    }
+    Json::Object(out)
+}
+
+fn number_json(n: f64) -> Json {
+    // Integers print without a fraction (25, not 25.0) while exactly representable.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if n == n.trunc() && n.abs() < EXACT {
+        json!(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number)
+    }
+}
+
+fn value_json(v: &Value) -> Json {
+    match v {
+        Value::String(s) => Json::String(s.clone()),
+        Value::Number(n) => number_json(*n),
+        Value::Datetime(ms) => Json::String(format_datetime(*ms)),
+        Value::Date(days) => Json::String(format_date(*days)),
+    }
+}
+
+fn bound_json(b: &Bound) -> Json {
+    match b {
+        Bound::Value(v) => value_json(v),
+        Bound::Relative(r) => {
+            let key = match r.direction {
+                Direction::Ago => "ago",
+                Direction::FromNow => "from_now",
+            };
+            json!({ key: r.duration.to_string() })
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! Property tests: both canonical forms parse back to the same filter, the resolved form
+//! agrees with the reference evaluator, `not` is the exact complement, and no input makes
+//! the text parser panic.
+
+mod common;
+
+use common::*;
+use jiff::tz::TimeZone;
+use proptest::prelude::*;
+use serde_json::{Value as Json, json};
+use unico_core::time::{days_from_civil, format_date, format_datetime};
+use unico_core::{Customer, CustomerId, FieldId, FieldType, Value};
+use unico_filter::{
+    EvalContext, Filter, FilterInput, check, matches, parse_json, parse_text, resolve,
+};
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// Instants the generated values cluster around, so that comparisons hit their edges:
+/// DST changes, a leap day, a year end.
+const ANCHORS: [&str; 5] = [
+    "2024-02-28T23:30:00Z",
+    "2024-03-31T00:30:00Z",
+    "2019-02-17T02:30:00Z",
+    "2023-12-31T23:59:59.999Z",
+    "2024-10-27T01:00:00Z",
+];
+
+const ZONES: [&str; 6] = [
+    "UTC",
+    "Europe/Madrid",
+    "America/Sao_Paulo",
+    "America/New_York",
+    "Asia/Kathmandu",
+    "Pacific/Apia",
+];
+
+fn anchor() -> impl Strategy<Value = i64> {
+    prop::sample::select(&ANCHORS[..]).prop_map(ms)
+}
+
+/// An instant near an anchor, or anywhere in the supported years.
+fn instant() -> impl Strategy<Value = i64> {
+    let min = i64::from(days_from_civil(1, 1, 1)) * MS_PER_DAY;
+    let max = i64::from(days_from_civil(10_000, 1, 1)) * MS_PER_DAY - 1;
+    prop_oneof![
+        4 => (anchor(), -400 * MS_PER_DAY..400 * MS_PER_DAY).prop_map(|(a, d)| a + d),
+        2 => (anchor(), -3i64..=3).prop_map(|(a, h)| a + h * 3_600_000),
+        1 => min..=max,
+    ]
+}
+
+fn date() -> impl Strategy<Value = i32> {
+    instant().prop_map(|ms| ms.div_euclid(MS_PER_DAY) as i32)
+}
+
+fn string_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => prop::sample::select(vec!["ES", "es", "FR", "Ángel", "straße", "a\"b", "x`y", "tab\there"])
+            .prop_map(str::to_owned),
+        1 => "[a-zA-Z0-9 \"\\\\`\n\té😀\u{7}ß]{1,12}",
+    ]
+}
+
+fn number() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        3 => (-5i32..=40).prop_map(f64::from),
+        1 => (-40i32..=40).prop_map(|n| f64::from(n) / 4.0),
+        1 => any::<f64>().prop_filter("finite", |n| n.is_finite()),
+    ]
+}
+
+fn duration(date_only: bool) -> impl Strategy<Value = String> {
+    let units: &[char] = if date_only {
+        &['d', 'w']
+    } else {
+        &['m', 'h', 'd', 'w']
+    };
+    (
+        prop_oneof![4 => 0u32..40, 1 => 0u32..=1_000_000],
+        prop::sample::select(units.to_vec()),
+    )
+        .prop_map(|(n, u)| format!("{n}{u}"))
+}
+
+/// A JSON value for a time bound: absolute or relative.
+fn time_bound(ty: FieldType) -> BoxedStrategy<Json> {
+    let date_only = ty == FieldType::Date;
+    let relative = (duration(date_only), any::<bool>()).prop_map(|(d, ago)| {
+        if ago {
+            json!({"ago": d})
+        } else {
+            json!({"from_now": d})
+        }
+    });
+    if date_only {
+        prop_oneof![date().prop_map(|d| json!(format_date(d))), relative].boxed()
+    } else {
+        prop_oneof![
+            instant().prop_map(|ms| json!(format_datetime(ms))),
+            instant().prop_map(|ms| json!(ms)),
+            relative,
+        ]
+        .boxed()
+    }
+}
+
+fn scalar(ty: FieldType) -> BoxedStrategy<Json> {
+    match ty {
+        FieldType::String => string_value().prop_map(Json::from).boxed(),
+        _ => number().prop_map(|n| json!(n)).boxed(),
+    }
+}
+
+/// A condition valid for the test schema, in the JSON form.
+fn condition() -> BoxedStrategy<Json> {
+    let mut targets: Vec<(String, FieldType)> = FIELDS
+        .iter()
+        .map(|&(_, name, ty)| (name.to_owned(), ty))
+        .collect();
+    targets.push(("customerId".into(), FieldType::String));
+    targets.push(("created_at".into(), FieldType::Datetime));
+    targets.push(("updated_at".into(), FieldType::Datetime));
+    prop::sample::select(targets)
+        .prop_flat_map(|(name, ty)| {
+            let ops: Vec<&'static str> = match ty {
+                FieldType::String => vec![
+                    "exists",
+                    "not_exists",
+                    "eq",
+                    "neq",
+                    "in",
+                    "not_in",
+                    "contains",
+                    "not_contains",
+                    "starts_with",
+                    "ends_with",
+                ],
+                FieldType::Number => vec![
+                    "exists",
+                    "not_exists",
+                    "eq",
+                    "neq",
+                    "lt",
+                    "lte",
+                    "gt",
+                    "gte",
+                    "between",
+                    "in",
+                    "not_in",
+                ],
+                FieldType::Datetime | FieldType::Date => vec![
+                    "exists",
+                    "not_exists",
+                    "before",
+                    "after",
+                    "between",
+                    "within_last",
+                    "not_within_last",
+                    "on",
+                    "anniversary",
+                ],
+            };
+            (Just(name), Just(ty), prop::sample::select(ops))
+        })
+        .prop_flat_map(|(name, ty, op)| {
+            let value: BoxedStrategy<Option<Json>> = match op {
+                "exists" | "not_exists" => Just(None).boxed(),
+                "in" | "not_in" => prop::collection::vec(scalar(ty), 1..5)
+                    .prop_map(|v| Some(Json::Array(v)))
+                    .boxed(),
+                "between" if ty == FieldType::Number => (number(), number())
+                    .prop_map(|(a, b)| Some(json!([a, b])))
+                    .boxed(),
+                "between" => (time_bound(ty), time_bound(ty))
+                    .prop_map(|(a, b)| Some(json!([a, b])))
+                    .boxed(),
+                "before" | "after" => time_bound(ty).prop_map(Some).boxed(),
+                "within_last" | "not_within_last" => duration(ty == FieldType::Date)
+                    .prop_map(|d| Some(json!(d)))
+                    .boxed(),
+                "on" => date().prop_map(|d| Some(json!(format_date(d)))).boxed(),
+                "anniversary" => prop_oneof![
+                    Just(None),
+                    (0u32..=366).prop_map(|n| Some(json!({"within_days": n}))),
+                ]
+                .boxed(),
+                _ => scalar(ty).prop_map(Some).boxed(),
+            };
+            (Just(name), Just(op), value)
+        })
+        .prop_map(|(name, op, value)| {
+            let mut c = json!({"field": name, "op": op});
+            if let Some(v) = value {
+                c["value"] = v;
+            }
+            c
+        })
+        .boxed()
+}
+
+fn filter_json() -> impl Strategy<Value = Json> {
+    condition().prop_recursive(5, 48, 4, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 1..4).prop_map(|v| json!({"and": v})),
+            prop::collection::vec(inner.clone(), 1..4).prop_map(|v| json!({"or": v})),
+            inner.prop_map(|v| json!({"not": v})),
+        ]
+    })
+}
+
+fn customer_strategy() -> impl Strategy<Value = Customer> {
+    let values = FIELDS
+        .iter()
+        .map(|&(id, _, ty)| {
+            let value: BoxedStrategy<Value> = match ty {
+                FieldType::String => string_value().prop_map(Value::String).boxed(),
+                FieldType::Number => number().prop_map(Value::Number).boxed(),
+                FieldType::Datetime => instant().prop_map(Value::Datetime).boxed(),
+                FieldType::Date => date().prop_map(Value::Date).boxed(),
+            };
+            prop::option::weighted(0.8, value).prop_map(move |v| v.map(|v| (FieldId(id), v)))
+        })
+        .collect::<Vec<_>>();
+    (
+        values,
+        prop::sample::select(vec!["ES", "ana@example.com", "Ángel"]),
+        instant(),
+        instant(),
+    )
+        .prop_map(|(values, id, created_at, updated_at)| Customer {
+            id: 1,
+            customer_id: CustomerId::parse(id).expect("valid"),
+            created_at,
+            updated_at,
+            fields: values.into_iter().flatten().collect(),
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn both_canonical_forms_parse_back_to_the_same_filter(json in filter_json()) {
+        let schema = schema();
+        let filter = check(&parse_json(&json).expect("generated JSON parses"), &schema)
+            .expect("generated JSON checks");
+
+        let text = filter.to_text();
+        let from_text = parse_text(&text)
+            .and_then(|ast| check(&ast, &schema))
+            .map_err(|e| TestCaseError::fail(format!("{text:?}: {e}")))?;
+        prop_assert_eq!(&from_text, &filter, "text {}", text);
+        prop_assert_eq!(from_text.to_text(), text.clone());
+
+        let canonical = filter.to_json();
+        // Through bytes too, as a saved segment would be.
+        let reread: Json = serde_json::from_str(&canonical.to_string()).expect("valid JSON");
+        let from_json = check(&parse_json(&reread).expect("canonical JSON parses"), &schema)
+            .expect("canonical JSON checks");
+        prop_assert_eq!(&from_json, &filter);
+        prop_assert_eq!(from_json.to_json(), canonical);
+
+        // And the convenience entry point, with the text form inside a JSON string.
+        let via_string = Filter::parse(FilterInput::Json(&Json::String(text)), &schema)
+            .expect("text in a JSON string parses");
+        prop_assert_eq!(via_string, filter);
+    }
+
+    #[test]
+    fn resolved_form_agrees_with_the_reference_and_not_is_the_complement(
+        json in filter_json(),
+        customers in prop::collection::vec(customer_strategy(), 1..6),
+        now in instant(),
+        zone in prop::sample::select(&ZONES[..]),
+    ) {
+        let schema = schema();
+        let filter = check(&parse_json(&json).expect("parses"), &schema).expect("checks");
+        let negated = check(&parse_json(&json!({"not": json})).expect("parses"), &schema)
+            .expect("checks");
+        let ctx = EvalContext::new(now, TimeZone::get(zone).expect("known zone"));
+        let resolved = resolve(&filter, &ctx);
+        for c in &customers {
+            let expected = matches(&filter, c, &ctx);
+            prop_assert_eq!(resolved.matches(c), expected, "{} on {:?}", filter, c);
+            prop_assert_eq!(matches(&negated, c, &ctx), !expected);
+        }
+    }
+
+    #[test]
+    fn the_text_parser_never_panics_and_what_parses_round_trips(
+        input in prop_oneof![
+            any::<String>(),
+            prop::collection::vec(
+                prop::sample::select(vec![
+                    "age", "country", "`last purchase`", "birthdate", "last_purchase_at",
+                    "and", "or", "not", "(", ")", ",", "=", "!=", "<", "<=", ">", ">=",
+                    "in", "not_in", "between", "contains", "exists", "before", "after",
+                    "within_last", "on", "anniversary", "within", "ago", "from", "now",
+                    "\"ES\"", "\"2024-05-01\"", "\"", "`", "\\", "42", "-3.5", "1e3",
+                    "90d", "7w", "30m", "é", " ", "\n",
+                ]),
+                0..24,
+            ).prop_map(|tokens| tokens.join(" ")),
+        ]
+    ) {
+        let schema = schema();
+        if let Ok(filter) = parse_text(&input).and_then(|ast| check(&ast, &schema)) {
+            let text = filter.to_text();
+            let again = parse_text(&text).and_then(|ast| check(&ast, &schema));
+            prop_assert_eq!(again.ok(), Some(filter), "{:?} -> {:?}", input, text);
+        }
+    }
+
+    #[test]
+    fn the_json_parser_never_panics(input in arbitrary_json()) {
+        let schema = schema();
+        if let Ok(filter) = parse_json(&input).and_then(|ast| check(&ast, &schema)) {
+            let again = parse_json(&filter.to_json()).and_then(|ast| check(&ast, &schema));
+            prop_assert_eq!(again.ok(), Some(filter));
+        }
+    }
+}
+
+/// JSON values shaped loosely like filters, with wrong types in every position.
+fn arbitrary_json() -> impl Strategy<Value = Json> {
+    let leaf = prop_oneof![
+        Just(Json::Null),
+        any::<bool>().prop_map(Json::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_filter("finite", |n| n.is_finite())
+            .prop_map(|n| json!(n)),
+        prop::sample::select(vec![
+            "age",
+            "country",
+            "birthdate",
+            "last_purchase_at",
+            "eq",
+            "in",
+            "between",
+            "gt",
+            "exists",
+            "anniversary",
+            "within_last",
+            "30d",
+            "2024-05-01",
+            "",
+            "ES",
+        ])
+        .prop_map(Json::from),
+    ];
+    leaf.prop_recursive(4, 32, 4, |inner| {
+        let key = prop::sample::select(vec![
+            "and",
+            "or",
+            "not",
+            "field",
+            "op",
+            "value",
+            "ago",
+            "from_now",
+            "within_days",
+            "x",
+        ]);
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Json::Array),
+            prop::collection::vec((key, inner), 0..4).prop_map(|pairs| {
+                Json::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+            }),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    /// Time conditions built around the customer's own values, so that every outcome
+    /// (true and false) is common: the resolved ranges must agree with the reference at
+    /// the edges (DST changes, skipped days, leap days, window ends).
+    #[test]
+    fn time_conditions_at_their_edges_agree(
+        value in (anchor(), -3 * MS_PER_DAY..3 * MS_PER_DAY).prop_map(|(a, d)| a + d),
+        years in 0i64..30,
+        now_shift in -2 * MS_PER_DAY..2 * MS_PER_DAY,
+        day_shift in -1i32..=1,
+        window in 0u32..=3,
+        unit_shift in -1i64..=1,
+        zone in prop::sample::select(&ZONES[..]),
+    ) {
+        let schema = schema();
+        let tz = TimeZone::get(zone).expect("known zone");
+        let now = value + years * 365 * MS_PER_DAY + now_shift;
+        let ctx = EvalContext::new(now, tz.clone());
+        let local = unico_filter::calendar::local_day(value, &tz);
+        let date = value.div_euclid(MS_PER_DAY) as i32;
+        let customer = customer(vec![
+            (LAST_PURCHASE_AT, Value::Datetime(value)),
+            (BIRTHDATE, Value::Date(date)),
+        ]);
+        let hours = ((now - value) / 3_600_000 + unit_shift).max(0);
+        let days = (i64::from(ctx.today()) - i64::from(date) + unit_shift).max(0);
+        let filters = [
+            format!("last_purchase_at on \"{}\"", format_date(local + day_shift)),
+            format!("birthdate on \"{}\"", format_date(date + day_shift)),
+            format!("last_purchase_at anniversary within {window}d"),
+            format!("birthdate anniversary within {window}d"),
+            format!("last_purchase_at within_last {hours}h"),
+            format!("last_purchase_at not_within_last {hours}h"),
+            format!("birthdate within_last {days}d"),
+            format!("birthdate not_within_last {days}d"),
+            format!("last_purchase_at before \"{}\"", format_datetime(value + unit_shift)),
+            format!("last_purchase_at after \"{}\"", format_datetime(value + unit_shift)),
+            format!("last_purchase_at after {hours}h ago"),
+            format!("birthdate before {days}d ago"),
+            format!("birthdate between {days}d ago and {}d from now", window),
+        ];
+        for text in &filters {
+            let filter = Filter::parse(FilterInput::Text(text), &schema)
+                .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            let expected = matches(&filter, &customer, &ctx);
+            prop_assert_eq!(resolve(&filter, &ctx).matches(&customer), expected, "{}", text);
+        }
+    }
+}
