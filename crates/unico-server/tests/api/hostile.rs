@@ -1,0 +1,414 @@
+//! Hostile and malformed requests: every one gets a JSON error, none crashes the server.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::json;
+
+use crate::support::*;
+
+const JSON: Option<&str> = Some("application/json");
+
+async fn assert_still_healthy(api: &Api) {
+    let (status, body) = api.send("GET", "/health", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_with_line_and_column() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    let (status, body) = api
+        .send_raw(
+            "POST",
+            &a.path("/customers"),
+            Some(&a.key),
+            JSON,
+            "{\n  \"customerId\": \"ana\",\n  \"fields\": {,}\n}",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "invalid_json", &["line 3", "column"]);
+    for text in [
+        "{",
+        "",
+        "nul",
+        "{\"customerId\": \"ana\"} trailing",
+        "{'a': 1}",
+    ] {
+        let (status, body) = api
+            .send_raw("POST", &a.path("/customers"), Some(&a.key), JSON, text)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{text:?}: {body}");
+        assert_error(&body, "invalid_json", &["line", "column"]);
+    }
+    assert!(api.customer_ids(&a).await.is_empty());
+}
+
+#[tokio::test]
+async fn wrong_content_type_is_400_invalid_content_type() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    let body = r#"{"customerId": "ana"}"#;
+    for ct in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "text/csv",
+        "application/jsonp",
+        "multipart/form-data; boundary=x",
+    ] {
+        let (status, reply) = api
+            .send_raw("POST", &a.path("/customers"), Some(&a.key), Some(ct), body)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{ct}: {reply}");
+        assert_error(&reply, "invalid_content_type", &["application/json", ct]);
+    }
+    assert!(api.customer_ids(&a).await.is_empty());
+}
+
+#[tokio::test]
+async fn missing_content_type_is_400_invalid_content_type() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    let (status, reply) = api
+        .send_raw(
+            "POST",
+            &a.path("/customers"),
+            Some(&a.key),
+            None,
+            r#"{"customerId": "ana"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert_error(
+        &reply,
+        "invalid_content_type",
+        &["application/json", "none"],
+    );
+    let (status, reply) = api
+        .send_raw("POST", "/v1/apps", Some(ADMIN), None, r#"{"name": "x"}"#)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert_error(&reply, "invalid_content_type", &[]);
+    assert!(api.customer_ids(&a).await.is_empty());
+}
+
+#[tokio::test]
+async fn json_content_type_with_charset_or_suffix_is_accepted() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    for (ct, id) in [
+        ("application/json; charset=utf-8", "one"),
+        ("Application/JSON", "two"),
+        ("application/vnd.api+json", "three"),
+    ] {
+        let body = format!(r#"{{"customerId": "{id}"}}"#);
+        let (status, reply) = api
+            .send_raw("POST", &a.path("/customers"), Some(&a.key), Some(ct), body)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{ct}: {reply}");
+    }
+}
+
+#[tokio::test]
+async fn body_over_32_mib_is_413_in_our_shape() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    // A valid JSON array just past the limit.
+    let limit = 32 * 1024 * 1024;
+    let mut big = Vec::with_capacity(limit + 16);
+    big.extend_from_slice(b"[\"");
+    big.resize(limit, b'x');
+    big.extend_from_slice(b"\"]");
+    let (status, body) = api
+        .send_raw("POST", &a.path("/customers/batch"), Some(&a.key), JSON, big)
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_error(&body, "body_too_large", &["33554432"]);
+    assert!(api.customer_ids(&a).await.is_empty());
+    assert_still_healthy(&api).await;
+}
+
+#[tokio::test]
+async fn oversized_body_with_content_length_is_413() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    let len = 32 * 1024 * 1024 + 1;
+    let req = Request::post(a.path("/customers"))
+        .header("authorization", format!("Bearer {}", a.key))
+        .header("content-type", "application/json")
+        .header("content-length", len.to_string())
+        .body(Body::from(vec![b' '; len]))
+        .unwrap();
+    let reply = api.request(req).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        reply.body
+    );
+    assert_error(&reply.body, "body_too_large", &[]);
+    assert!(
+        reply.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+}
+
+#[tokio::test]
+async fn deeply_nested_json_is_400_not_a_crash() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    let arrays = "[".repeat(100_000);
+    let (status, body) = api
+        .send_raw(
+            "POST",
+            &a.path("/customers/batch"),
+            Some(&a.key),
+            JSON,
+            arrays,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "invalid_json", &[]);
+    let objects = format!("{}1{}", "{\"a\":".repeat(100_000), "}".repeat(100_000));
+    let (status, body) = api
+        .send_raw("POST", &a.path("/customers"), Some(&a.key), JSON, objects)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "invalid_json", &[]);
+    // Nested well-formed values inside a field are a type error, not a crash.
+    api.create_field(&a, "tags", "string").await;
+    let nested = format!(
+        r#"{{"customerId": "ana", "fields": {{"tags": {}1{}}}}}"#,
+        "[".repeat(100),
+        "]".repeat(100)
+    );
+    let (status, body) = api
+        .send_raw("POST", &a.path("/customers"), Some(&a.key), JSON, nested)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(api.customer_ids(&a).await.is_empty());
+    assert_still_healthy(&api).await;
+}
+
+#[tokio::test]
+async fn unknown_route_is_404_route_not_found_json() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    for (key, path) in [
+        (None, "/nope".to_owned()),
+        (Some(ADMIN), "/v2/apps".to_owned()),
+        (Some(ADMIN), a.path("/segmentz")),
+        (Some(ADMIN), a.path("/customers/a/b")),
+        (None, "/v1".to_owned()),
+    ] {
+        let (status, body) = api.send("GET", &path, key, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert_error(&body, "route_not_found", &[path.as_str()]);
+    }
+}
+
+#[tokio::test]
+async fn wrong_method_is_405_json() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    for (method, path) in [
+        ("PUT", "/v1/apps".to_owned()),
+        ("DELETE", "/v1/apps".to_owned()),
+        ("POST", "/health".to_owned()),
+        ("PUT", a.path("")),
+        ("DELETE", a.path("/customers")),
+        ("PUT", a.path("/customers/ana")),
+        ("POST", a.path("/customers/ana")),
+        ("PUT", a.path("/fields")),
+        ("GET", a.path("/keys/1")),
+    ] {
+        let (status, body) = api.send(method, &path, Some(ADMIN), None).await;
+        assert_eq!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {body}"
+        );
+        assert_error(&body, "method_not_allowed", &[method]);
+    }
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_body_is_400() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    let mut bytes = b"{\"customerId\": \"an".to_vec();
+    bytes.extend_from_slice(&[0xff, 0xfe, 0xc3]);
+    bytes.extend_from_slice(b"a\"}");
+    let (status, body) = api
+        .send_raw("POST", &a.path("/customers"), Some(&a.key), JSON, bytes)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "invalid_json", &["line 1"]);
+    // A lone surrogate escape is not text either.
+    let (status, body) = api
+        .send_raw(
+            "POST",
+            &a.path("/customers"),
+            Some(&a.key),
+            JSON,
+            r#"{"customerId": "a\ud800b"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "invalid_json", &[]);
+    assert!(api.customer_ids(&a).await.is_empty());
+}
+
+#[tokio::test]
+async fn nul_bytes_are_refused_in_names_and_kept_in_string_values() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    api.create_field(&a, "note", "string").await;
+    let (status, body) = api
+        .send_raw(
+            "POST",
+            &a.path("/customers"),
+            Some(&a.key),
+            JSON,
+            r#"{"customerId": "ana\u0000admin"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "invalid_input", &["control character"]);
+    let (status, body) = api
+        .send_raw(
+            "POST",
+            &a.path("/fields"),
+            Some(&a.key),
+            JSON,
+            r#"{"name": "x\u0000y", "type": "string"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "invalid_input", &["control character"]);
+    // Raw NUL bytes inside a JSON string are invalid JSON.
+    let (status, body) = api
+        .send_raw(
+            "POST",
+            &a.path("/customers"),
+            Some(&a.key),
+            JSON,
+            b"{\"customerId\": \"a\x00b\"}".to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "invalid_json", &[]);
+    assert!(api.customer_ids(&a).await.is_empty());
+    assert_eq!(api.value_count(&a, "note").await, 0);
+    // In a string value, NUL is just text and round-trips.
+    let c = api
+        .create_customer(&a, "ana", json!({"note": "a\u{0}b\u{0}"}))
+        .await;
+    assert_eq!(c["fields"]["note"], "a\u{0}b\u{0}");
+    assert_eq!(
+        api.get_customer(&a, "ana").await.unwrap()["fields"]["note"],
+        "a\u{0}b\u{0}"
+    );
+}
+
+#[tokio::test]
+async fn huge_numbers_and_odd_json_values_are_400_not_500() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    api.create_field(&a, "n", "number").await;
+    api.create_field(&a, "t", "datetime").await;
+    for raw in [
+        r#"{"customerId": "c", "fields": {"n": 1e400}}"#,
+        r#"{"customerId": "c", "fields": {"n": -1e400}}"#,
+        r#"{"customerId": "c", "fields": {"t": 99999999999999999999999}}"#,
+        r#"{"customerId": "c", "fields": {"t": -9223372036854775808}}"#,
+        r#"{"customerId": "c", "fields": {"n": NaN}}"#,
+    ] {
+        let (status, body) = api
+            .send_raw("POST", &a.path("/customers"), Some(&a.key), JSON, raw)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{raw}: {body}");
+        assert!(body["error"]["code"].is_string(), "{body}");
+    }
+    assert!(api.customer_ids(&a).await.is_empty());
+}
+
+#[tokio::test]
+async fn very_long_unknown_names_are_quoted_shortly() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    let long = "q".repeat(100_000);
+    let (status, body) = api
+        .send(
+            "POST",
+            &a.path("/customers"),
+            Some(&a.key),
+            Some(json!({"customerId": "c", "fields": { long.clone(): 1 }})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_error(&body, "invalid_input", &["unknown field"]);
+    assert!(
+        body.to_string().len() < 2_000,
+        "error echoes the whole name"
+    );
+    let (status, body) = api
+        .send(
+            "GET",
+            &a.path(&format!("/customers?sort={}", &long[..20_000])),
+            Some(&a.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.to_string().len() < 2_000,
+        "error echoes the whole sort"
+    );
+}
+
+#[tokio::test]
+async fn server_still_answers_health_after_every_hostile_request() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    let hostile: Vec<(&str, String, Option<&str>, Vec<u8>)> = vec![
+        ("POST", a.path("/customers"), JSON, b"[[[[[[[[[[[[".to_vec()),
+        (
+            "POST",
+            a.path("/customers"),
+            JSON,
+            "[".repeat(100_000).into_bytes(),
+        ),
+        ("POST", a.path("/customers/batch"), JSON, vec![0xff; 1024]),
+        ("POST", a.path("/fields"), Some("text/plain"), b"x".to_vec()),
+        ("PATCH", a.path("/customers/%ff%fe"), JSON, b"{}".to_vec()),
+        ("GET", a.path("/customers/%"), None, Vec::new()),
+        ("GET", "/v1/apps/%00".into(), None, Vec::new()),
+        ("DELETE", a.path("/fields/%C0%AF"), None, Vec::new()),
+        ("GET", a.path("/customers?limit=%ff"), None, Vec::new()),
+        ("GET", a.path("/customers?cursor=%00%00"), None, Vec::new()),
+        (
+            "POST",
+            a.path("/customers"),
+            JSON,
+            b"{\"customerId\": \"\\u0000\"}".to_vec(),
+        ),
+    ];
+    for (method, path, ct, body) in hostile {
+        let (status, reply) = api.send_raw(method, &path, Some(&a.key), ct, body).await;
+        assert!(
+            status.is_client_error(),
+            "{method} {path} answered {status}: {reply}"
+        );
+        assert!(
+            reply["error"]["code"].is_string(),
+            "{method} {path}: {reply}"
+        );
+        assert_still_healthy(&api).await;
+    }
+    assert!(api.customer_ids(&a).await.is_empty());
+    assert_eq!(api.fields(&a).await, json!([]));
+}

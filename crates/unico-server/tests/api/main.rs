@@ -1,0 +1,16 @@
+//! HTTP integration tests of the foundation: applications, keys, fields and customers.
+//!
+//! Every test drives the real router over a real SQLite store in a fresh temporary
+//! directory, with `tower::ServiceExt::oneshot` (no socket).
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod apps;
+mod auth;
+mod batch;
+mod customers;
+mod fields;
+mod hostile;
+mod list;
