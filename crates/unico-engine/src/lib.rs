@@ -1,0 +1,1 @@
+//! Unico segment engine (under construction).
