@@ -35,6 +35,20 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Like [`AppState::blocking`], for work that mixes store calls with request
+    /// validation: one hop to a blocking thread instead of several.
+    pub async fn blocking_api<R: Send + 'static>(
+        &self,
+        op: impl FnOnce(&dyn Store) -> Result<R, ApiError> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || op(store.as_ref()))
+            .await
+            .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+    }
+}
+
 /// The current time in epoch milliseconds.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -170,7 +170,8 @@ impl Store for SqliteStore {
 
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         let (key, value) = (key.to_owned(), value.to_owned());
-        self.writer.write(move |c| {
+        self.writer.write(move |w| {
+            let c = &w.conn;
             c.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 [key, value],
@@ -186,7 +187,8 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<Application, StoreError> {
         let (name, tz) = (name.as_str().to_owned(), timezone.as_str().to_owned());
-        self.writer.write(move |c| {
+        self.writer.write(move |w| {
+            let c = &w.conn;
             c.execute(
                 "INSERT INTO apps (name, timezone, created_at) VALUES (?1, ?2, ?3)",
                 params![name, tz, now],
@@ -220,7 +222,8 @@ impl Store for SqliteStore {
     ) -> Result<Application, StoreError> {
         let name = name.map(|n| n.as_str().to_owned());
         let tz = timezone.map(|t| t.as_str().to_owned());
-        self.writer.write(move |c| {
+        self.writer.write(move |w| {
+            let c = &w.conn;
             ensure_app(c, app)?;
             if let Some(name) = name {
                 c.execute(
@@ -239,7 +242,9 @@ impl Store for SqliteStore {
     }
 
     fn delete_app(&self, app: AppId) -> Result<(), StoreError> {
-        let result = self.writer.write(move |c| {
+        let result = self.writer.write(move |w| {
+            w.forget(app);
+            let c = &w.conn;
             ensure_app(c, app)?;
             c.execute("DELETE FROM customers WHERE app_id = ?1", [app.0])?;
             c.execute("DELETE FROM apps WHERE id = ?1", [app.0])?;
@@ -257,7 +262,8 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<ApiKeyInfo, StoreError> {
         let (hash, prefix) = (hash.to_vec(), prefix.to_owned());
-        self.writer.write(move |c| {
+        self.writer.write(move |w| {
+            let c = &w.conn;
             ensure_app(c, app)?;
             c.execute(
                 "INSERT INTO api_keys (app_id, hash, prefix, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -285,7 +291,8 @@ impl Store for SqliteStore {
     }
 
     fn revoke_key(&self, app: AppId, key_id: i64, now: i64) -> Result<(), StoreError> {
-        self.writer.write(move |c| {
+        self.writer.write(move |w| {
+            let c = &w.conn;
             let n = c.execute(
                 "UPDATE api_keys SET revoked_at = ?3 WHERE id = ?2 AND app_id = ?1 AND revoked_at IS NULL",
                 params![app.0, key_id, now],
@@ -343,7 +350,9 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<FieldDef, StoreError> {
         let name = name.clone();
-        let result = self.writer.write(move |c| {
+        let result = self.writer.write(move |w| {
+            w.forget(app);
+            let c = &w.conn;
             ensure_app(c, app)?;
             let existing = rows::field_stats(c, app)?;
             if existing.iter().any(|s| s.field.name == name) {
@@ -378,7 +387,9 @@ impl Store for SqliteStore {
         field_type: FieldType,
     ) -> Result<FieldDef, StoreError> {
         let name = name.clone();
-        let result = self.writer.write(move |c| {
+        let result = self.writer.write(move |w| {
+            w.forget(app);
+            let c = &w.conn;
             ensure_app(c, app)?;
             let stat = field_by_name(c, app, &name)?;
             if stat.field.field_type != field_type && stat.value_count > 0 {
@@ -399,7 +410,9 @@ impl Store for SqliteStore {
 
     fn delete_field(&self, app: AppId, name: &FieldName) -> Result<u64, StoreError> {
         let name = name.clone();
-        let result = self.writer.write(move |c| {
+        let result = self.writer.write(move |w| {
+            w.forget(app);
+            let c = &w.conn;
             ensure_app(c, app)?;
             let stat = field_by_name(c, app, &name)?;
             let removed = writes::purge_field(c, app, stat.field.id)?;
@@ -442,7 +455,7 @@ impl Store for SqliteStore {
     fn delete_customer(&self, app: AppId, customer_id: &CustomerId) -> Result<(), StoreError> {
         let customer_id = customer_id.clone();
         self.writer
-            .write(move |c| writes::delete_customer(c, app, &customer_id))
+            .write(move |w| writes::delete_customer(&w.conn, app, &customer_id))
     }
 
     fn upsert_batch(
@@ -451,9 +464,9 @@ impl Store for SqliteStore {
         items: Vec<UpsertItem>,
         now: i64,
     ) -> Result<Vec<Result<UpsertOutcome, StoreError>>, StoreError> {
-        self.writer.write(move |c| {
-            ensure_app(c, app)?;
-            let live = rows::live_field_types(c, app)?;
+        self.writer.write(move |w| {
+            let live = w.live_fields(app)?;
+            let c = &w.conn;
             let mut deltas = CountDeltas::default();
             let mut buf = Vec::with_capacity(256);
             let mut results = Vec::with_capacity(items.len());
@@ -522,9 +535,9 @@ impl SqliteStore {
         mode: Mode,
     ) -> Result<Customer, StoreError> {
         let (customer_id, changes) = (customer_id.clone(), changes.to_vec());
-        self.writer.write(move |c| {
-            ensure_app(c, app)?;
-            writes::check_changes(&rows::live_field_types(c, app)?, &changes)?;
+        self.writer.write(move |w| {
+            writes::check_changes(&*w.live_fields(app)?, &changes)?;
+            let c = &w.conn;
             let mut deltas = CountDeltas::default();
             let outcome = writes::write_customer(
                 c,

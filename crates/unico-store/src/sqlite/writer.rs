@@ -6,19 +6,51 @@
 //! then answers each caller. Concurrent writers thus share fsyncs, and an answer is never
 //! sent for a write that is not yet durable.
 
-use std::sync::mpsc;
+use std::collections::HashMap;
+use std::sync::{Arc, mpsc};
 use std::thread;
 
 use rusqlite::Connection;
+use unico_core::{AppId, FieldId, FieldType};
 
+use super::rows;
 use crate::error::StoreError;
+
+/// What a write job sees: the connection, inside the group's transaction, and the
+/// writer's cache of each application's live fields. The cache is exact because every
+/// schema change runs on this thread and calls [`WriteCtx::forget`].
+pub struct WriteCtx {
+    pub conn: Connection,
+    live: HashMap<AppId, Arc<HashMap<FieldId, FieldType>>>,
+}
+
+impl WriteCtx {
+    /// The application's live fields; `NotFound` if the application does not exist.
+    pub fn live_fields(
+        &mut self,
+        app: AppId,
+    ) -> Result<Arc<HashMap<FieldId, FieldType>>, StoreError> {
+        if let Some(live) = self.live.get(&app) {
+            return Ok(live.clone());
+        }
+        rows::get_app(&self.conn, app)?;
+        let live = Arc::new(rows::live_field_types(&self.conn, app)?);
+        self.live.insert(app, live.clone());
+        Ok(live)
+    }
+
+    /// Drops the cached fields of `app`; called by every job that changes its schema.
+    pub fn forget(&mut self, app: AppId) {
+        self.live.remove(&app);
+    }
+}
 
 /// Most jobs committed together; bounds the latency one commit adds.
 pub const MAX_JOBS_PER_COMMIT: usize = 256;
 
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-/// A job runs against the connection, or, given `None`, gives up without touching it.
-type Job = Box<dyn FnOnce(Option<&Connection>) -> Reply + Send>;
+/// A job runs against the writer's context, or, given `None`, gives up without touching it.
+type Job = Box<dyn FnOnce(Option<&mut WriteCtx>) -> Reply + Send>;
 
 /// Handle to the writer thread. Dropping it stops the thread after pending jobs.
 pub struct Writer {
@@ -43,12 +75,12 @@ impl Writer {
     /// its changes are rolled back and other jobs of the same commit are unaffected.
     pub fn write<R: Send + 'static>(
         &self,
-        op: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+        op: impl FnOnce(&mut WriteCtx) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         let (tx, rx) = mpsc::sync_channel::<Result<R, StoreError>>(1);
         let job: Job = Box::new(move |conn| {
             let outcome = match conn {
-                Some(conn) => in_savepoint(conn, op),
+                Some(ctx) => in_savepoint(ctx, op),
                 None => Err(StoreError::Internal("not run".into())),
             };
             Box::new(move |committed: Result<(), StoreError>| {
@@ -76,23 +108,29 @@ impl Drop for Writer {
 }
 
 fn in_savepoint<R>(
-    conn: &Connection,
-    op: impl FnOnce(&Connection) -> Result<R, StoreError>,
+    ctx: &mut WriteCtx,
+    op: impl FnOnce(&mut WriteCtx) -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
-    conn.execute_batch("SAVEPOINT job")?;
-    match op(conn) {
+    ctx.conn.execute_batch("SAVEPOINT job")?;
+    match op(ctx) {
         Ok(r) => {
-            conn.execute_batch("RELEASE job")?;
+            ctx.conn.execute_batch("RELEASE job")?;
             Ok(r)
         }
         Err(e) => {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+            // What the job cached may describe rolled-back changes.
+            ctx.live.clear();
+            ctx.conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
             Err(e)
         }
     }
 }
 
 fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+    let mut ctx = WriteCtx {
+        conn,
+        live: HashMap::new(),
+    };
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_JOBS_PER_COMMIT {
@@ -101,7 +139,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = ctx.conn.execute_batch("BEGIN IMMEDIATE") {
             let err = StoreError::from(e);
             tracing::error!(error = %err, "cannot begin a write transaction");
             for job in batch {
@@ -110,11 +148,12 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
             }
             continue;
         }
-        let replies: Vec<Reply> = batch.into_iter().map(|job| job(Some(&conn))).collect();
-        let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+        let replies: Vec<Reply> = batch.into_iter().map(|job| job(Some(&mut ctx))).collect();
+        let committed = ctx.conn.execute_batch("COMMIT").map_err(StoreError::from);
         if let Err(e) = &committed {
             tracing::error!(error = %e, "commit failed; rolling back");
-            let _ = conn.execute_batch("ROLLBACK");
+            ctx.live.clear();
+            let _ = ctx.conn.execute_batch("ROLLBACK");
         }
         for reply in replies {
             reply(committed.clone());
