@@ -145,7 +145,9 @@ pub fn parse_datetime(text: &str) -> Result<i64, TimeError> {
 /// Checks epoch milliseconds fall in the supported years.
 pub fn check_ms_range(ms: i64) -> Result<(), TimeError> {
     let min = i64::from(days_from_civil(MIN_YEAR, 1, 1)) * MS_PER_DAY;
-    let max = i64::from(days_from_civil(MAX_YEAR + 1, 1, 1)) * MS_PER_DAY - 1;
+    // jiff's last instant (9999-12-30T22:00Z) ends the range so every accepted value
+    // also parses back from its text.
+    let max = jiff::Timestamp::MAX.as_millisecond();
     if (min..=max).contains(&ms) {
         Ok(())
     } else {
@@ -216,6 +218,17 @@ mod tests {
             Err(TimeError::BadDatetime)
         );
         assert_eq!(parse_datetime("2024"), Err(TimeError::BadDatetime));
+    }
+
+    #[test]
+    fn every_accepted_instant_parses_back_from_its_text() {
+        let last = jiff::Timestamp::MAX.as_millisecond();
+        assert_eq!(check_ms_range(last), Ok(()));
+        assert_eq!(parse_datetime(&format_datetime(last)), Ok(last));
+        assert_eq!(check_ms_range(last + 1), Err(TimeError::OutOfRange));
+        let first = i64::from(days_from_civil(MIN_YEAR, 1, 1)) * MS_PER_DAY;
+        assert_eq!(parse_datetime(&format_datetime(first)), Ok(first));
+        assert_eq!(check_ms_range(first - 1), Err(TimeError::OutOfRange));
     }
 
     #[test]

@@ -128,9 +128,9 @@ pub fn parse_text(ty: FieldType, text: &str) -> Result<Option<Value>, ValueError
 /// Parses a finite decimal number (`42`, `-3.5`, `1e3`; surrounding spaces ignored).
 pub fn parse_number(text: &str) -> Result<f64, ValueError> {
     let trimmed = text.trim();
-    let lower = trimmed.to_ascii_lowercase();
-    let word = lower.trim_start_matches(['+', '-']);
-    if word.starts_with("inf") || word.starts_with("nan") {
+    let word = trimmed.trim_start_matches(['+', '-']).as_bytes();
+    let starts = |prefix: &[u8]| word.len() >= 3 && word[..3].eq_ignore_ascii_case(prefix);
+    if starts(b"inf") || starts(b"nan") {
         return Err(ValueError::NotFinite);
     }
     match trimmed.parse::<f64>() {
