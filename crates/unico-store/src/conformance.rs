@@ -15,7 +15,12 @@ use unico_core::{
 
 use crate::cursor::Cursor;
 use crate::error::StoreError;
-use crate::store::{ListQuery, Sort, SortBy, Store, UpsertItem};
+use crate::store::{
+    ImportBatch, ImportMode, ImportRowError, ImportState, ListQuery, Sort, SortBy, Store,
+    UpsertItem,
+};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Expands to one `#[test]` per conformance case for the backend made by `$make`.
 #[macro_export]
@@ -29,7 +34,9 @@ macro_rules! conformance_suite {
             batch_upserts_in_order_and_isolates_failures, customer_id_order_is_byte_order,
             pagination_visits_every_customer_once, field_sort_puts_missing_values_last,
             created_and_updated_sorts, applications_are_isolated, every_type_round_trips,
-            deleting_an_app_deletes_its_data, scan_visits_every_customer
+            deleting_an_app_deletes_its_data, scan_visits_every_customer,
+            a_kept_import_writes_everything, an_import_not_kept_writes_nothing,
+            an_import_whose_feed_dies_writes_nothing, import_history_round_trips
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -633,4 +640,129 @@ pub fn scan_visits_every_customer(store: &dyn Store) {
         })
         .unwrap();
     assert_eq!(first_three, 3);
+}
+
+fn import_items(age: &FieldDef, ids: &[&str]) -> Vec<UpsertItem> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| UpsertItem {
+            customer_id: cid(id),
+            changes: vec![set(age, Value::Number(i as f64))],
+        })
+        .collect()
+}
+
+pub fn a_kept_import_writes_everything(store: &dyn Store) {
+    let a = app(store, "A");
+    let age = field(store, a, "age", FieldType::Number);
+    store.create_customer(a, &cid("old"), &[], 1).unwrap();
+    let written = Arc::new(AtomicU64::new(0));
+    let batches = vec![
+        ImportBatch::Items(import_items(&age, &["x", "old"])),
+        ImportBatch::Items(import_items(&age, &["y", "x"])),
+        ImportBatch::End { keep: true },
+    ];
+    let counts = store
+        .run_import(a, Box::new(batches.into_iter()), 9, written.clone())
+        .unwrap();
+    assert!(counts.kept);
+    assert_eq!((counts.created, counts.updated), (2, 2));
+    assert_eq!(written.load(Ordering::Relaxed), 4);
+    assert_eq!(store.count_customers(a).unwrap(), 3);
+    assert_eq!(
+        store.get_customer(a, &cid("x")).unwrap().get(age.id),
+        Some(&Value::Number(1.0)),
+        "the last row wins"
+    );
+    let stat = store.field_stats(a).unwrap();
+    assert_eq!(stat[0].value_count, 3);
+}
+
+pub fn an_import_not_kept_writes_nothing(store: &dyn Store) {
+    let a = app(store, "A");
+    let age = field(store, a, "age", FieldType::Number);
+    store.create_customer(a, &cid("old"), &[], 1).unwrap();
+    let batches = vec![
+        ImportBatch::Items(import_items(&age, &["x", "old"])),
+        ImportBatch::End { keep: false },
+    ];
+    let counts = store
+        .run_import(
+            a,
+            Box::new(batches.into_iter()),
+            9,
+            Arc::new(AtomicU64::new(0)),
+        )
+        .unwrap();
+    assert!(!counts.kept);
+    assert_eq!(store.count_customers(a).unwrap(), 1);
+    assert!(
+        store
+            .get_customer(a, &cid("old"))
+            .unwrap()
+            .fields
+            .is_empty()
+    );
+    assert_eq!(store.field_stats(a).unwrap()[0].value_count, 0);
+}
+
+pub fn an_import_whose_feed_dies_writes_nothing(store: &dyn Store) {
+    let a = app(store, "A");
+    let age = field(store, a, "age", FieldType::Number);
+    let batches = vec![ImportBatch::Items(import_items(&age, &["x", "y"]))];
+    let counts = store
+        .run_import(
+            a,
+            Box::new(batches.into_iter()),
+            9,
+            Arc::new(AtomicU64::new(0)),
+        )
+        .unwrap();
+    assert!(!counts.kept);
+    assert_eq!(store.count_customers(a).unwrap(), 0);
+}
+
+pub fn import_history_round_trips(store: &dyn Store) {
+    let a = app(store, "A");
+    let b = app(store, "B");
+    let first = store.create_import(a, ImportMode::Atomic, 10).unwrap();
+    assert_eq!(first.state, ImportState::Running);
+    let second = store.create_import(a, ImportMode::SkipInvalid, 11).unwrap();
+    let mut done = second.clone();
+    done.state = ImportState::Succeeded;
+    done.finished_at = Some(20);
+    done.rows_read = 5;
+    done.rows_written = 4;
+    done.created = 3;
+    done.updated = 1;
+    done.values_written = 8;
+    done.rows_rejected = 1;
+    let errors = vec![ImportRowError {
+        line: 3,
+        column: "fieldValue".into(),
+        value: "x".into(),
+        message: "bad".into(),
+    }];
+    store.finish_import(&done, &errors).unwrap();
+    assert_eq!(
+        store.get_import(a, second.id).unwrap(),
+        (done.clone(), errors)
+    );
+    assert!(
+        matches!(store.get_import(b, second.id), Err(StoreError::NotFound(_))),
+        "imports are per application"
+    );
+    let listed = store.list_imports(a, 10).unwrap();
+    assert_eq!(
+        listed.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![second.id, first.id]
+    );
+    assert_eq!(store.fail_interrupted_imports(30).unwrap(), 1);
+    let (failed, _) = store.get_import(a, first.id).unwrap();
+    assert_eq!(failed.state, ImportState::Failed);
+    assert!(failed.message.unwrap().contains("interrupted"));
+    assert_eq!(
+        store.get_import(a, second.id).unwrap().0.state,
+        ImportState::Succeeded
+    );
 }

@@ -22,5 +22,6 @@ pub use cursor::Cursor;
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 pub use store::{
-    ApiKeyInfo, FieldStat, ListQuery, Page, Sort, SortBy, Store, UpsertItem, UpsertOutcome,
+    ApiKeyInfo, FieldStat, ImportBatch, ImportCounts, ImportMode, ImportRecord, ImportRowError,
+    ImportState, ListQuery, Page, Sort, SortBy, Store, UpsertItem, UpsertOutcome,
 };

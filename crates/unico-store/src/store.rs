@@ -183,4 +183,136 @@ pub trait Store: Send + Sync + 'static {
         app: AppId,
         visit: &mut dyn FnMut(Customer) -> bool,
     ) -> Result<(), StoreError>;
+
+    // --- imports ---
+    /// Records a new running import.
+    fn create_import(
+        &self,
+        app: AppId,
+        mode: ImportMode,
+        now: i64,
+    ) -> Result<ImportRecord, StoreError>;
+    /// Writes an import's batches as one all-or-nothing unit: nothing of it is visible
+    /// until the end, and it is rolled back if the feed ends with `keep: false`, fails, or
+    /// the process dies. `written` counts customers written so far, for progress.
+    fn run_import(
+        &self,
+        app: AppId,
+        batches: Box<dyn Iterator<Item = ImportBatch> + Send>,
+        now: i64,
+        written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<ImportCounts, StoreError>;
+    /// Stores an import's final record and its reported row errors.
+    fn finish_import(
+        &self,
+        record: &ImportRecord,
+        errors: &[ImportRowError],
+    ) -> Result<(), StoreError>;
+    fn get_import(
+        &self,
+        app: AppId,
+        id: i64,
+    ) -> Result<(ImportRecord, Vec<ImportRowError>), StoreError>;
+    /// The application's imports, newest first.
+    fn list_imports(&self, app: AppId, limit: usize) -> Result<Vec<ImportRecord>, StoreError>;
+    /// Marks imports still `running` (their process died) as failed; answers how many.
+    fn fail_interrupted_imports(&self, now: i64) -> Result<u64, StoreError>;
+}
+
+/// How an import treats invalid rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    /// Any invalid row means nothing is written.
+    Atomic,
+    /// Valid rows are written; invalid ones are reported.
+    SkipInvalid,
+}
+
+impl ImportMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportMode::Atomic => "atomic",
+            ImportMode::SkipInvalid => "skip_invalid",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "atomic" => Some(ImportMode::Atomic),
+            "skip_invalid" => Some(ImportMode::SkipInvalid),
+            _ => None,
+        }
+    }
+}
+
+/// Where an import stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportState {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl ImportState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportState::Running => "running",
+            ImportState::Succeeded => "succeeded",
+            ImportState::Failed => "failed",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Self {
+        match text {
+            "running" => ImportState::Running,
+            "succeeded" => ImportState::Succeeded,
+            _ => ImportState::Failed,
+        }
+    }
+}
+
+/// The record of one import: its history entry and final summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportRecord {
+    pub id: i64,
+    pub app: AppId,
+    pub mode: ImportMode,
+    pub state: ImportState,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    pub rows_read: u64,
+    pub rows_written: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub values_written: u64,
+    pub rows_rejected: u64,
+    /// Why the import failed as a whole (a broken file, a storage failure), if it did.
+    pub message: Option<String>,
+}
+
+/// One rejected row, as reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportRowError {
+    pub line: u64,
+    pub column: String,
+    pub value: String,
+    pub message: String,
+}
+
+/// One batch of an import's writes, or its end with the verdict.
+pub enum ImportBatch {
+    Items(Vec<UpsertItem>),
+    /// No more items; `keep` false rolls back everything the import wrote.
+    End {
+        keep: bool,
+    },
+}
+
+/// What an import wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    pub created: u64,
+    pub updated: u64,
+    /// Whether the writes were kept (committed).
+    pub kept: bool,
 }

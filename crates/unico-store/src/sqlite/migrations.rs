@@ -40,6 +40,30 @@ const MIGRATIONS: &[&str] = &[
          data BLOB NOT NULL);
      CREATE UNIQUE INDEX customers_by_customer_id ON customers(app_id, customer_id);
      CREATE INDEX customers_by_updated_at ON customers(app_id, updated_at, customer_id);",
+    // 2: import history and the rows each import rejected.
+    "CREATE TABLE imports (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+         mode TEXT NOT NULL,
+         state TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         finished_at INTEGER,
+         rows_read INTEGER NOT NULL DEFAULT 0,
+         rows_written INTEGER NOT NULL DEFAULT 0,
+         created INTEGER NOT NULL DEFAULT 0,
+         updated INTEGER NOT NULL DEFAULT 0,
+         values_written INTEGER NOT NULL DEFAULT 0,
+         rows_rejected INTEGER NOT NULL DEFAULT 0,
+         message TEXT);
+     CREATE INDEX imports_by_app ON imports(app_id, id);
+     CREATE TABLE import_errors (
+         import_id INTEGER NOT NULL REFERENCES imports(id) ON DELETE CASCADE,
+         ord INTEGER NOT NULL,
+         line INTEGER NOT NULL,
+         col TEXT NOT NULL,
+         value TEXT NOT NULL,
+         message TEXT NOT NULL,
+         PRIMARY KEY (import_id, ord)) WITHOUT ROWID;",
 ];
 
 /// Brings the database up to this build's schema.

@@ -9,6 +9,7 @@
 //! caller hears back. All writes go through one [`writer::Writer`] thread (group commit);
 //! reads use a small pool of their own connections and never wait for writes.
 
+mod imports;
 mod migrations;
 mod rows;
 mod writer;
@@ -30,7 +31,8 @@ use crate::codec;
 use crate::cursor::Cursor;
 use crate::error::StoreError;
 use crate::store::{
-    ApiKeyInfo, FieldStat, ListQuery, Page, SortBy, Store, UpsertItem, UpsertOutcome,
+    ApiKeyInfo, FieldStat, ImportBatch, ImportCounts, ImportMode, ImportRecord, ImportRowError,
+    ImportState, ListQuery, Page, SortBy, Store, UpsertItem, UpsertOutcome,
 };
 use writes::{CountDeltas, Mode};
 
@@ -521,6 +523,81 @@ impl Store for SqliteStore {
                 }
             }
             Ok(())
+        })
+    }
+
+    fn create_import(
+        &self,
+        app: AppId,
+        mode: ImportMode,
+        now: i64,
+    ) -> Result<ImportRecord, StoreError> {
+        self.writer.write(move |w| {
+            let c = &w.conn;
+            ensure_app(c, app)?;
+            c.execute(
+                "INSERT INTO imports (app_id, mode, state, created_at) VALUES (?1, ?2, 'running', ?3)",
+                params![app.0, mode.as_str(), now],
+            )?;
+            imports::get_import(c, app, c.last_insert_rowid())
+        })
+    }
+
+    fn run_import(
+        &self,
+        app: AppId,
+        batches: Box<dyn Iterator<Item = ImportBatch> + Send>,
+        now: i64,
+        written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<ImportCounts, StoreError> {
+        self.writer
+            .write(move |w| imports::run(w, app, batches, now, written))
+    }
+
+    fn finish_import(
+        &self,
+        record: &ImportRecord,
+        errors: &[ImportRowError],
+    ) -> Result<(), StoreError> {
+        let (record, errors) = (record.clone(), errors.to_vec());
+        self.writer
+            .write(move |w| imports::finish(&w.conn, &record, &errors))
+    }
+
+    fn get_import(
+        &self,
+        app: AppId,
+        id: i64,
+    ) -> Result<(ImportRecord, Vec<ImportRowError>), StoreError> {
+        self.read(|c| {
+            ensure_app(c, app)?;
+            let record = imports::get_import(c, app, id)?;
+            Ok((record, imports::errors(c, id)?))
+        })
+    }
+
+    fn list_imports(&self, app: AppId, limit: usize) -> Result<Vec<ImportRecord>, StoreError> {
+        self.read(|c| {
+            ensure_app(c, app)?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {} FROM imports WHERE app_id = ?1 ORDER BY id DESC LIMIT ?2",
+                imports::IMPORT_COLUMNS
+            ))?;
+            Ok(stmt
+                .query_map(params![app.0, limit as i64], imports::import_from_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn fail_interrupted_imports(&self, now: i64) -> Result<u64, StoreError> {
+        self.writer.write(move |w| {
+            let n = w.conn.execute(
+                "UPDATE imports SET state = ?1, finished_at = ?2, rows_written = 0, created = 0, updated = 0,
+                     values_written = 0, message = 'interrupted: the server stopped during the import; nothing of it was written'
+                 WHERE state = 'running'",
+                params![ImportState::Failed.as_str(), now],
+            )?;
+            Ok(n as u64)
         })
     }
 }

@@ -1,0 +1,170 @@
+//! Imports: the bulk write of one import inside the writer, and the import history.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use unico_core::AppId;
+
+use super::writer::WriteCtx;
+use super::writes::{self, CountDeltas, Mode};
+use crate::error::StoreError;
+use crate::store::{
+    ImportBatch, ImportCounts, ImportMode, ImportRecord, ImportRowError, ImportState,
+};
+
+pub const IMPORT_COLUMNS: &str = "id, app_id, mode, state, created_at, finished_at, rows_read, rows_written, created, updated, values_written, rows_rejected, message";
+
+pub fn import_from_row(row: &Row<'_>) -> rusqlite::Result<ImportRecord> {
+    let mode: String = row.get(2)?;
+    let state: String = row.get(3)?;
+    let n = |i: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, i64>(i)?.max(0) as u64) };
+    Ok(ImportRecord {
+        id: row.get(0)?,
+        app: AppId(row.get(1)?),
+        mode: ImportMode::parse(&mode).unwrap_or(ImportMode::Atomic),
+        state: ImportState::parse(&state),
+        created_at: row.get(4)?,
+        finished_at: row.get(5)?,
+        rows_read: n(6)?,
+        rows_written: n(7)?,
+        created: n(8)?,
+        updated: n(9)?,
+        values_written: n(10)?,
+        rows_rejected: n(11)?,
+        message: row.get(12)?,
+    })
+}
+
+pub fn get_import(conn: &Connection, app: AppId, id: i64) -> Result<ImportRecord, StoreError> {
+    conn.prepare_cached(&format!(
+        "SELECT {IMPORT_COLUMNS} FROM imports WHERE app_id = ?1 AND id = ?2"
+    ))?
+    .query_row(params![app.0, id], import_from_row)
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("import {id}")))
+}
+
+/// Runs one import's batches inside the writer. Everything happens under one savepoint,
+/// released only if the feed ends with `keep: true`.
+pub fn run(
+    w: &mut WriteCtx,
+    app: AppId,
+    batches: Box<dyn Iterator<Item = ImportBatch> + Send>,
+    now: i64,
+    written: Arc<AtomicU64>,
+) -> Result<ImportCounts, StoreError> {
+    let live = w.live_fields(app)?;
+    let conn = &w.conn;
+    conn.execute_batch("SAVEPOINT import")?;
+    let mut counts = ImportCounts::default();
+    let mut deltas = CountDeltas::default();
+    let mut buf = Vec::with_capacity(512);
+    let apply = || -> Result<bool, StoreError> {
+        for batch in batches {
+            match batch {
+                ImportBatch::Items(items) => {
+                    for item in items {
+                        writes::check_changes(&live, &item.changes)?;
+                        let outcome = writes::write_customer(
+                            conn,
+                            app,
+                            &item.customer_id,
+                            &item.changes,
+                            now,
+                            Mode::Upsert,
+                            &mut deltas,
+                            &mut buf,
+                        )?;
+                        if outcome.created {
+                            counts.created += 1;
+                        } else {
+                            counts.updated += 1;
+                        }
+                        written.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                ImportBatch::End { keep } => return Ok(keep),
+            }
+        }
+        // The feed stopped without a verdict (its producer died): keep nothing.
+        Ok(false)
+    };
+    let verdict = apply();
+    match verdict {
+        Ok(true) => {
+            std::mem::take(&mut deltas).flush(conn)?;
+            conn.execute_batch("RELEASE import")?;
+            counts.kept = true;
+            Ok(counts)
+        }
+        Ok(false) => {
+            conn.execute_batch("ROLLBACK TO import; RELEASE import")?;
+            written.store(0, Ordering::Relaxed);
+            Ok(ImportCounts::default())
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO import; RELEASE import")?;
+            written.store(0, Ordering::Relaxed);
+            Err(e)
+        }
+    }
+}
+
+pub fn finish(
+    conn: &Connection,
+    r: &ImportRecord,
+    errors: &[ImportRowError],
+) -> Result<(), StoreError> {
+    let n = conn.execute(
+        "UPDATE imports SET state = ?3, finished_at = ?4, rows_read = ?5, rows_written = ?6, created = ?7,
+             updated = ?8, values_written = ?9, rows_rejected = ?10, message = ?11
+         WHERE app_id = ?1 AND id = ?2",
+        params![
+            r.app.0,
+            r.id,
+            r.state.as_str(),
+            r.finished_at,
+            r.rows_read as i64,
+            r.rows_written as i64,
+            r.created as i64,
+            r.updated as i64,
+            r.values_written as i64,
+            r.rows_rejected as i64,
+            r.message
+        ],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("import {}", r.id)));
+    }
+    conn.execute("DELETE FROM import_errors WHERE import_id = ?1", [r.id])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO import_errors (import_id, ord, line, col, value, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (i, e) in errors.iter().enumerate() {
+        insert.execute(params![
+            r.id,
+            i as i64,
+            e.line as i64,
+            e.column,
+            e.value,
+            e.message
+        ])?;
+    }
+    Ok(())
+}
+
+pub fn errors(conn: &Connection, id: i64) -> Result<Vec<ImportRowError>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT line, col, value, message FROM import_errors WHERE import_id = ?1 ORDER BY ord",
+    )?;
+    let rows = stmt.query_map([id], |r| {
+        Ok(ImportRowError {
+            line: r.get::<_, i64>(0)? as u64,
+            column: r.get(1)?,
+            value: r.get(2)?,
+            message: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
