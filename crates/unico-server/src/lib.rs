@@ -6,11 +6,13 @@
 //! - [`auth`]: keys, their hashes, and who may reach which application.
 //! - [`extract`]: body and parameter extractors that reject in our error shape.
 //! - [`state`]: what handlers share, and how they call the blocking store.
+//! - [`import_job`]: one CSV import from spooled file to committed write.
 
 pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod import_job;
 pub mod routes;
 pub mod state;
 

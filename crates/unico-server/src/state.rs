@@ -1,25 +1,40 @@
 //! The state every handler shares.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use unico_store::{Store, StoreError};
 
 use crate::auth::KeyRing;
 use crate::error::ApiError;
+use crate::import_job::ImportJobs;
 
 /// Shared by all requests; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub keys: Arc<KeyRing>,
+    /// Imports running in this process.
+    pub imports: Arc<ImportJobs>,
+    /// Where uploaded CSV files wait for their import (deleted once it ends).
+    pub spool_dir: PathBuf,
 }
 
 impl AppState {
+    /// State over `store`; uploads are spooled in the system's temporary directory until
+    /// [`AppState::with_spool_dir`] says otherwise.
     pub fn new(store: Arc<dyn Store>, admin_key: &str) -> Self {
         Self {
             store,
             keys: Arc::new(KeyRing::new(admin_key)),
+            imports: Arc::new(ImportJobs::default()),
+            spool_dir: std::env::temp_dir(),
         }
+    }
+
+    pub fn with_spool_dir(mut self, dir: PathBuf) -> Self {
+        self.spool_dir = dir;
+        self
     }
 
     /// Runs a store call on a blocking thread, off the async runtime.

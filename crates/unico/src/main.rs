@@ -1,8 +1,10 @@
 //! The `unico` binary: a thin command line over the library crates.
 
+mod client;
 mod demo;
 mod keys;
 mod serve;
+mod transfer;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +23,10 @@ struct Cli {
 enum Command {
     /// Run the server (REST API) on the embedded store.
     Serve(ServeArgs),
+    /// Import a CSV file into an application of a running server.
+    Import(transfer::ImportArgs),
+    /// Export an application's customers as CSV from a running server.
+    Export(transfer::ExportArgs),
 }
 
 #[derive(clap::Args)]
@@ -45,10 +51,13 @@ pub struct ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(args).map(|()| true),
+        Command::Import(args) => transfer::import(args),
+        Command::Export(args) => transfer::export(args).map(|()| true),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

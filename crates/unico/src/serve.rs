@@ -28,6 +28,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = SqliteStore::open(&args.data)
         .with_context(|| format!("opening the store in {}", args.data.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
+    let interrupted = store.fail_interrupted_imports(unico_server::state::now_ms())?;
+    if interrupted > 0 {
+        tracing::warn!(
+            interrupted,
+            "imports interrupted by the last stop were marked failed; nothing of them was written"
+        );
+    }
+    let spool = args.data.join("spool");
+    // Uploads of imports that did not finish are of no use any more.
+    let _ = std::fs::remove_dir_all(&spool);
+    std::fs::create_dir_all(&spool).with_context(|| format!("creating {}", spool.display()))?;
     let (admin_key, generated) = crate::keys::admin_key(&args.data)?;
     if generated {
         println!(
@@ -54,7 +65,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         tracing::info!(addr = %local, data = %args.data.display(), backend = store.backend(), "unico is listening");
         println!("Listening on http://{local}");
-        let app = unico_server::router(AppState::new(store, &admin_key));
+        let app = unico_server::router(AppState::new(store, &admin_key).with_spool_dir(spool));
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await

@@ -3,7 +3,9 @@
 
 mod apps;
 mod customers;
+mod export;
 mod fields;
+mod imports;
 mod params;
 mod system;
 
@@ -65,6 +67,12 @@ pub fn router(state: AppState) -> Router {
                 .patch(customers::patch_customer)
                 .delete(customers::delete_customer),
         )
+        .route(
+            "/v1/apps/{app}/imports",
+            post(imports::start_import).get(imports::list_imports),
+        )
+        .route("/v1/apps/{app}/imports/{id}", get(imports::get_import))
+        .route("/v1/apps/{app}/export", get(export::export))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))

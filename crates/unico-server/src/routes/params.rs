@@ -50,6 +50,16 @@ impl PathParams {
         FieldName::parse(raw).map_err(|e| ApiError::NotFound(format!("field not found: {e}")))
     }
 
+    pub fn import_id(&self) -> Result<i64, ApiError> {
+        let raw = self.raw("id")?;
+        raw.parse().map_err(|_| {
+            ApiError::NotFound(format!(
+                "import \"{}\" not found",
+                unico_core::value::excerpt(raw)
+            ))
+        })
+    }
+
     pub fn key_id(&self) -> Result<i64, ApiError> {
         let raw = self.raw("key_id")?;
         raw.parse().map_err(|_| {

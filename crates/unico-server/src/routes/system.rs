@@ -49,6 +49,8 @@ impl Modify for BearerAuth {
         super::fields::update_field, super::fields::delete_field,
         super::customers::create_customer, super::customers::list_customers, super::customers::batch_upsert,
         super::customers::get_customer, super::customers::patch_customer, super::customers::delete_customer,
+        super::imports::start_import, super::imports::get_import, super::imports::list_imports,
+        super::export::export,
     )
 )]
 pub struct ApiDoc;

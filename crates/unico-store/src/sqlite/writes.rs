@@ -65,7 +65,8 @@ pub fn check_changes(
     Ok(())
 }
 
-/// Writes one customer and records the value-count changes.
+/// Writes one customer and records the value-count changes. New customers (most of an
+/// import) cost one insert: the lookup happens only when the insert meets an existing one.
 #[allow(clippy::too_many_arguments)]
 pub fn write_customer(
     conn: &Connection,
@@ -77,46 +78,21 @@ pub fn write_customer(
     deltas: &mut CountDeltas,
     buf: &mut Vec<u8>,
 ) -> Result<UpsertOutcome, StoreError> {
-    match rows::find_customer(conn, app, customer_id)? {
-        Some(mut customer) => {
-            if mode == Mode::Create {
-                return Err(StoreError::Conflict(format!(
-                    "customer \"{}\" exists already",
-                    unico_core::value::excerpt(customer_id.as_str())
-                )));
-            }
-            let applied = apply_changes(&mut customer.fields, changes);
-            if applied.changed {
-                customer.updated_at = now.max(customer.updated_at);
-                codec::encode_into(&customer.fields, buf);
-                conn.prepare_cached(
-                    "UPDATE customers SET updated_at = ?2, data = ?3 WHERE id = ?1",
-                )?
-                .execute(params![customer.id, customer.updated_at, &buf[..]])?;
-                for (field, d) in applied.presence {
-                    deltas.add(field, d);
-                }
-            }
-            Ok(UpsertOutcome {
-                created: false,
-                customer,
-            })
-        }
-        None => {
-            if mode == Mode::Update {
-                return Err(rows::not_found(customer_id));
-            }
-            let mut fields = Vec::with_capacity(changes.len());
-            let applied = apply_changes(&mut fields, changes);
-            codec::encode_into(&fields, buf);
-            conn.prepare_cached(
-                "INSERT INTO customers (app_id, customer_id, created_at, updated_at, data) VALUES (?1, ?2, ?3, ?3, ?4)",
+    if mode != Mode::Update {
+        let mut fields = Vec::with_capacity(changes.len());
+        let applied = apply_changes(&mut fields, changes);
+        codec::encode_into(&fields, buf);
+        let inserted = conn
+            .prepare_cached(
+                "INSERT INTO customers (app_id, customer_id, created_at, updated_at, data) VALUES (?1, ?2, ?3, ?3, ?4)
+                 ON CONFLICT (app_id, customer_id) DO NOTHING",
             )?
             .execute(params![app.0, customer_id.as_str(), now, &buf[..]])?;
+        if inserted == 1 {
             for (field, d) in applied.presence {
                 deltas.add(field, d);
             }
-            Ok(UpsertOutcome {
+            return Ok(UpsertOutcome {
                 created: true,
                 customer: Customer {
                     id: conn.last_insert_rowid(),
@@ -125,9 +101,31 @@ pub fn write_customer(
                     updated_at: now,
                     fields,
                 },
-            })
+            });
+        }
+        if mode == Mode::Create {
+            return Err(StoreError::Conflict(format!(
+                "customer \"{}\" exists already",
+                unico_core::value::excerpt(customer_id.as_str())
+            )));
         }
     }
+    let mut customer =
+        rows::find_customer(conn, app, customer_id)?.ok_or_else(|| rows::not_found(customer_id))?;
+    let applied = apply_changes(&mut customer.fields, changes);
+    if applied.changed {
+        customer.updated_at = now.max(customer.updated_at);
+        codec::encode_into(&customer.fields, buf);
+        conn.prepare_cached("UPDATE customers SET updated_at = ?2, data = ?3 WHERE id = ?1")?
+            .execute(params![customer.id, customer.updated_at, &buf[..]])?;
+        for (field, d) in applied.presence {
+            deltas.add(field, d);
+        }
+    }
+    Ok(UpsertOutcome {
+        created: false,
+        customer,
+    })
 }
 
 /// Deletes one customer and its values.

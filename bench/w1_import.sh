@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# W1: import the 1M-customer long CSV (11.6 M rows) into a fresh store through the HTTP API,
+# durable, until the import reports success; wall time and the server's peak memory.
+#   bench/w1_import.sh [ROUNDS]       (default 3; median printed)
+# Data: generated once with ../shared/bench/gen_customers.py (or set UNICO_BENCH_CSV).
+# With ANCHORS=1, DuckDB (pip install duckdb) loads and pivots the same file in the same run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+data_dir=${UNICO_BENCH_DATA:-target/bench-data}
+csv=${UNICO_BENCH_CSV:-$data_dir/customers_long.csv}
+if [ ! -f "$csv" ]; then
+  mkdir -p "$data_dir"
+  python3 ../shared/bench/gen_customers.py --customers 1000000 --format long --out "$csv"
+fi
+fields_json="$(dirname "$csv")/fields.json"
+cargo build --release -q -p unico
+key=bench-admin-key-0123456789
+port=${PORT:-18282}
+H="Authorization: Bearer $key"; J="Content-Type: application/json"
+times=()
+for round in $(seq "$rounds"); do
+  work=$(mktemp -d "${TMPDIR:-/tmp}/unico-w1.XXXXXX")
+  UNICO_ADMIN_KEY=$key RUST_LOG=warn ./target/release/unico serve --data "$work/data" --addr 127.0.0.1:$port >"$work/log" 2>&1 &
+  server=$!
+  for _ in $(seq 50); do curl -sf localhost:$port/health >/dev/null && break; sleep 0.1; done
+  curl -sf -H "$H" -H "$J" -d '{"name":"bench"}' localhost:$port/v1/apps >/dev/null
+  python3 -c "import json,sys; [print(f['name'], f['type'].lower()) for f in json.load(open(sys.argv[1]))]" "$fields_json" |
+    while read -r name type; do
+      curl -sf -o /dev/null -H "$H" -H "$J" -d "{\"name\":\"$name\",\"type\":\"$type\"}" localhost:$port/v1/apps/1/fields
+    done
+  start=$(date +%s.%N)
+  curl -sf -o /dev/null -H "$H" -H "Content-Type: text/csv" --data-binary @"$csv" localhost:$port/v1/apps/1/imports
+  while status=$(curl -sf -H "$H" localhost:$port/v1/apps/1/imports/1) && grep -q '"state":"running"' <<<"$status"; do sleep 0.05; done
+  end=$(date +%s.%N)
+  grep -q '"state":"succeeded"' <<<"$status" || { echo "import failed: $status"; exit 1; }
+  rss=$(awk '/VmHWM/ {printf "%d", $2/1024}' /proc/$server/status)
+  kill $server; wait $server 2>/dev/null || true
+  disk=$(du -sm "$work/data" | cut -f1)
+  t=$(python3 -c "print(f'{$end - $start:.2f}')")
+  echo "round $round: ${t} s, peak RSS ${rss} MB, on disk ${disk} MB"
+  times+=("$t")
+  rm -rf "$work"
+done
+echo "Unico W1 import: median $(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (rounds + 1) / 2 ))p") s over $rounds rounds"
+if [ "${ANCHORS:-0}" = 1 ]; then
+  python3 bench/anchor_duckdb_import.py "$csv" "$rounds"
+fi

@@ -1,0 +1,148 @@
+//! CSV export: every customer of an application, streamed as it is read.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::mpsc;
+use unico_csv::{ExportOptions, ExportShape, Exporter};
+
+use super::params::{PathParams, QueryParams};
+use crate::auth::Principal;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+
+type PathResult = Result<Path<HashMap<String, String>>, PathRejection>;
+
+/// Bytes sent to the client at a time.
+const CHUNK_BYTES: usize = 64 * 1024;
+/// Chunks buffered between the store scan and the socket.
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// A `Write` that hands full chunks to the response stream, blocking when the client is
+/// slower than the scan (so memory stays bounded).
+struct ChannelWriter {
+    buf: Vec<u8>,
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES));
+        self.tx.blocking_send(Ok(Bytes::from(chunk))).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_bool(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
+    match value {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(ApiError::InvalidParameter(format!(
+            "{name} must be true or false, got \"{}\"",
+            unico_core::value::excerpt(other)
+        ))),
+    }
+}
+
+/// Export customers as CSV: `format=long` (default; `customerId,fieldName,fieldValue`) or
+/// `wide` (one column per field). Text cells a spreadsheet would run as a formula are
+/// prefixed with `'` unless `raw=true`; a raw export imports back unchanged.
+#[utoipa::path(get, path = "/v1/apps/{app}/export", tag = "imports",
+    params(("app" = i64, Path), ("format" = Option<String>, Query, description = "long (default) | wide"),
+        ("raw" = Option<bool>, Query, description = "true: no formula neutralisation")),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 400, body = ErrorBody)))]
+pub async fn export(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let query = QueryParams::from(query, &["format", "raw"])?;
+    let shape = match query.get("format") {
+        None | Some("long") => ExportShape::Long,
+        Some("wide") => ExportShape::Wide,
+        Some(other) => {
+            return Err(ApiError::InvalidParameter(format!(
+                "format must be long or wide, got \"{}\"",
+                unico_core::value::excerpt(other)
+            )));
+        }
+    };
+    let raw = parse_bool("raw", query.get("raw"))?;
+    let schema = state.blocking(move |s| s.schema(app)).await?;
+    let (tx, mut rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let err_tx = tx.clone();
+        let mut writer = ChannelWriter {
+            buf: Vec::with_capacity(CHUNK_BYTES),
+            tx,
+        };
+        let result = (|| -> std::io::Result<()> {
+            let options = ExportOptions {
+                shape,
+                raw,
+                ..ExportOptions::default()
+            };
+            let mut exporter = Exporter::new(&mut writer, &schema, options)?;
+            let mut failure = None;
+            store
+                .scan_customers(app, &mut |c| match exporter.write(&c) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failure = Some(e);
+                        false
+                    }
+                })
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            exporter.finish()?;
+            writer.flush()
+        })();
+        if let Err(e) = result {
+            // The status line is gone already: end the body with an error so the client
+            // sees a broken transfer, never a silently truncated file.
+            tracing::warn!(error = %e, "export stopped");
+            let _ = err_tx.blocking_send(Err(e));
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    Ok((
+        [
+            (CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                CONTENT_DISPOSITION,
+                "attachment; filename=\"customers.csv\"",
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}

@@ -1,0 +1,303 @@
+//! CSV imports: upload (streamed to disk, never held in memory), progress, history.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use unico_core::time::format_datetime;
+use unico_store::{ImportMode, ImportRecord, ImportRowError, ImportState};
+use utoipa::ToSchema;
+
+use super::params::{PathParams, QueryParams};
+use crate::auth::Principal;
+use crate::error::{ApiError, ErrorBody};
+use crate::import_job::{ImportJob, ImportProgress};
+use crate::state::{AppState, now_ms};
+
+type PathResult = Result<Path<HashMap<String, String>>, PathRejection>;
+
+/// Largest CSV upload accepted: the file is spooled to disk, so this bounds disk, not memory.
+pub const MAX_IMPORT_BYTES: u64 = 16 * 1024 * 1024 * 1024;
+/// Imports listed by `GET …/imports`.
+pub const IMPORT_HISTORY_LIMIT: usize = 100;
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportStarted {
+    pub id: i64,
+    /// Always `running` when answered.
+    pub state: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RowErrorOut {
+    /// Line of the file where the rejected record starts (1 is the header).
+    pub line: u64,
+    pub column: String,
+    pub value: String,
+    pub message: String,
+}
+
+impl From<&ImportRowError> for RowErrorOut {
+    fn from(e: &ImportRowError) -> Self {
+        RowErrorOut {
+            line: e.line,
+            column: e.column.clone(),
+            value: e.value.clone(),
+            message: e.message.clone(),
+        }
+    }
+}
+
+/// An import's progress while it runs and its summary once it ended.
+#[derive(Serialize, ToSchema)]
+pub struct ImportOut {
+    pub id: i64,
+    /// `running`, `succeeded` or `failed`.
+    pub state: &'static str,
+    /// `atomic` or `skip_invalid`.
+    pub mode: &'static str,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Upload and import, in milliseconds, once finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    pub rows_read: u64,
+    /// Rows whose values were committed (0 until the import commits).
+    pub rows_written: u64,
+    /// Customers written so far in the import's (uncommitted) transaction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customers_processed: Option<u64>,
+    pub created: u64,
+    pub updated: u64,
+    pub values_written: u64,
+    pub rows_rejected: u64,
+    /// The first 1 000 rejected rows; `errors_omitted` counts the rest.
+    pub errors: Vec<RowErrorOut>,
+    pub errors_omitted: u64,
+    /// Why the import failed, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+fn finished_out(r: &ImportRecord, errors: &[ImportRowError]) -> ImportOut {
+    ImportOut {
+        id: r.id,
+        state: r.state.as_str(),
+        mode: r.mode.as_str(),
+        created_at: format_datetime(r.created_at),
+        finished_at: r.finished_at.map(format_datetime),
+        duration_ms: r.finished_at.map(|f| f - r.created_at),
+        rows_read: r.rows_read,
+        rows_written: r.rows_written,
+        customers_processed: None,
+        created: r.created,
+        updated: r.updated,
+        values_written: r.values_written,
+        rows_rejected: r.rows_rejected,
+        errors: errors.iter().map(RowErrorOut::from).collect(),
+        errors_omitted: r.rows_rejected.saturating_sub(errors.len() as u64),
+        message: r.message.clone(),
+    }
+}
+
+fn running_out(r: &ImportRecord, p: &ImportProgress) -> ImportOut {
+    let errors: Vec<RowErrorOut> = p
+        .errors
+        .lock()
+        .map(|e| e.iter().map(RowErrorOut::from).collect())
+        .unwrap_or_default();
+    let rejected = p.rows_rejected.load(Ordering::Relaxed);
+    ImportOut {
+        id: r.id,
+        state: ImportState::Running.as_str(),
+        mode: r.mode.as_str(),
+        created_at: format_datetime(r.created_at),
+        finished_at: None,
+        duration_ms: None,
+        rows_read: p.rows_read.load(Ordering::Relaxed),
+        rows_written: 0,
+        customers_processed: Some(p.customers_processed.load(Ordering::Relaxed)),
+        created: 0,
+        updated: 0,
+        values_written: 0,
+        rows_rejected: rejected,
+        errors_omitted: rejected.saturating_sub(errors.len() as u64),
+        errors,
+        message: None,
+    }
+}
+
+/// Upload a CSV file (`Content-Type: text/csv`, the file as the body) and import it in the
+/// background. `mode=atomic` (default) writes nothing if any row is invalid;
+/// `mode=skip_invalid` writes the valid rows. Answers 202 at once; follow progress with
+/// `GET …/imports/{id}`.
+#[utoipa::path(post, path = "/v1/apps/{app}/imports", tag = "imports",
+    params(("app" = i64, Path), ("mode" = Option<String>, Query, description = "atomic (default) | skip_invalid")),
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 202, body = ImportStarted), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+pub async fn start_import(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<ImportStarted>), ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let query = QueryParams::from(query, &["mode"])?;
+    let mode = match query.get("mode") {
+        None => ImportMode::Atomic,
+        Some(m) => ImportMode::parse(m).ok_or_else(|| {
+            ApiError::InvalidParameter(format!(
+                "mode must be atomic or skip_invalid, got \"{}\"",
+                unico_core::value::excerpt(m)
+            ))
+        })?,
+    };
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if !matches!(
+        mime.as_str(),
+        "text/csv" | "text/plain" | "application/csv" | "application/octet-stream"
+    ) {
+        return Err(ApiError::InvalidContentType(format!(
+            "send the CSV file as the body with Content-Type: text/csv, got {}",
+            if content_type.is_empty() {
+                "none".to_owned()
+            } else {
+                format!("\"{content_type}\"")
+            }
+        )));
+    }
+    let (schema, mut record) = state
+        .blocking(move |s| {
+            let schema = s.schema(app)?;
+            Ok((schema, s.create_import(app, mode, now_ms())?))
+        })
+        .await?;
+    let path = state
+        .spool_dir
+        .join(format!("unico-import-{}-{}.csv", record.app, record.id));
+    if let Err(e) = spool(body, &path).await {
+        let _ = tokio::fs::remove_file(&path).await;
+        record.state = ImportState::Failed;
+        record.finished_at = Some(now_ms());
+        record.message = Some(format!("{e}; nothing was written"));
+        let failed = record.clone();
+        state
+            .blocking(move |s| s.finish_import(&failed, &[]))
+            .await?;
+        return Err(e);
+    }
+    let id = record.id;
+    ImportJob {
+        store: state.store.clone(),
+        jobs: state.imports.clone(),
+        schema,
+        record,
+        path,
+        progress: Arc::new(ImportProgress::default()),
+    }
+    .spawn()
+    .map_err(|e| ApiError::Internal(format!("cannot start the import: {e}")))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ImportStarted {
+            id,
+            state: "running",
+        }),
+    ))
+}
+
+/// Streams the request body to `path`, chunk by chunk.
+async fn spool(body: Body, path: &std::path::Path) -> Result<(), ApiError> {
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot spool the upload: {e}")))?;
+    let mut body = body.into_data_stream();
+    let mut total = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ApiError::InvalidInput {
+            message: format!("the upload was interrupted: {e}"),
+            details: Vec::new(),
+        })?;
+        total += chunk.len() as u64;
+        if total > MAX_IMPORT_BYTES {
+            return Err(ApiError::BodyTooLarge(format!(
+                "a CSV upload holds at most {MAX_IMPORT_BYTES} bytes"
+            )));
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::Internal(format!("cannot spool the upload: {e}")))?;
+    }
+    file.flush()
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot spool the upload: {e}")))?;
+    Ok(())
+}
+
+/// An import's progress (while `running`) or summary, with the rejected rows.
+#[utoipa::path(get, path = "/v1/apps/{app}/imports/{id}", tag = "imports", params(("app" = i64, Path), ("id" = i64, Path)),
+    responses((status = 200, body = ImportOut), (status = 404, body = ErrorBody)))]
+pub async fn get_import(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<Json<ImportOut>, ApiError> {
+    let params = PathParams::from(path)?;
+    let (app, id) = (params.app()?, params.import_id()?);
+    principal.require_app(app)?;
+    let progress = state.imports.get(app, id);
+    let (record, errors) = state.blocking(move |s| s.get_import(app, id)).await?;
+    match progress {
+        Some(p) if record.state == ImportState::Running => Ok(Json(running_out(&record, &p))),
+        _ => Ok(Json(finished_out(&record, &errors))),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportList {
+    pub imports: Vec<ImportOut>,
+}
+
+/// The application's imports, newest first (the last 100), without their error rows.
+#[utoipa::path(get, path = "/v1/apps/{app}/imports", tag = "imports", params(("app" = i64, Path)),
+    responses((status = 200, body = ImportList)))]
+pub async fn list_imports(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<Json<ImportList>, ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let records = state
+        .blocking(move |s| s.list_imports(app, IMPORT_HISTORY_LIMIT))
+        .await?;
+    let imports = records
+        .iter()
+        .map(|r| match state.imports.get(app, r.id) {
+            Some(p) if r.state == ImportState::Running => running_out(r, &p),
+            _ => finished_out(r, &[]),
+        })
+        .collect();
+    Ok(Json(ImportList { imports }))
+}

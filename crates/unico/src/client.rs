@@ -1,0 +1,150 @@
+//! The command line's HTTP client: a running server, a key, and the API's error shape
+//! turned into readable errors.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+/// Where the server is and how to authenticate; shared by the client commands.
+#[derive(clap::Args, Clone)]
+pub struct ServerArgs {
+    /// URL of a running Unico server.
+    #[arg(long, env = "UNICO_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// API key or admin key. Default: the admin key kept in the data directory.
+    #[arg(long, env = "UNICO_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// Data directory whose admin.key to use when no key is given.
+    #[arg(long, env = "UNICO_DATA", default_value = "unico-data")]
+    pub data: PathBuf,
+    /// Application: its id or its name.
+    #[arg(long)]
+    pub app: String,
+}
+
+pub struct Client {
+    pub base: String,
+    key: String,
+    agent: ureq::Agent,
+    pub app_id: i64,
+}
+
+impl Client {
+    pub fn connect(args: &ServerArgs) -> anyhow::Result<Client> {
+        let key = match &args.key {
+            Some(k) => k.clone(),
+            None => {
+                let path = args.data.join(crate::keys::ADMIN_KEY_FILE);
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("no --key given and cannot read {}", path.display()))?
+                    .trim()
+                    .to_owned()
+            }
+        };
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let mut client = Client {
+            base: args.server.trim_end_matches('/').to_owned(),
+            key,
+            agent,
+            app_id: 0,
+        };
+        client.app_id = client.resolve_app(&args.app)?;
+        Ok(client)
+    }
+
+    fn resolve_app(&self, app: &str) -> anyhow::Result<i64> {
+        let apps = self.get("/v1/apps")?;
+        let list = apps["apps"].as_array().cloned().unwrap_or_default();
+        let found = list
+            .iter()
+            .find(|a| a["id"].to_string() == app || a["name"].as_str() == Some(app));
+        match found.and_then(|a| a["id"].as_i64()) {
+            Some(id) => Ok(id),
+            None => bail!("no application \"{app}\" visible with this key (give its id or name)"),
+        }
+    }
+
+    pub fn app_url(&self, rest: &str) -> String {
+        format!("{}/v1/apps/{}{rest}", self.base, self.app_id)
+    }
+
+    fn request(&self, method: &str, url: &str) -> ureq::http::request::Builder {
+        ureq::http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("Authorization", format!("Bearer {}", self.key))
+    }
+
+    pub fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let response = self
+            .agent
+            .run(self.request("GET", &url).body(())?)
+            .with_context(|| format!("cannot reach {url}"))?;
+        read_json(response)
+    }
+
+    /// Sends `body` (streamed from a reader) and answers the JSON reply.
+    pub fn post_stream(
+        &self,
+        url: &str,
+        content_type: &str,
+        body: &mut dyn std::io::Read,
+    ) -> anyhow::Result<Value> {
+        let request = self
+            .request("POST", url)
+            .header("Content-Type", content_type)
+            .body(ureq::SendBody::from_reader(body))?;
+        let response = self
+            .agent
+            .run(request)
+            .with_context(|| format!("cannot reach {url}"))?;
+        read_json(response)
+    }
+
+    /// A streaming GET: the response body as a reader.
+    pub fn get_reader(&self, url: &str) -> anyhow::Result<impl std::io::Read + use<>> {
+        let response = self
+            .agent
+            .run(self.request("GET", url).body(())?)
+            .with_context(|| format!("cannot reach {url}"))?;
+        if !response.status().is_success() {
+            read_json(response)?;
+            bail!("the server refused the request");
+        }
+        Ok(response.into_body().into_reader())
+    }
+}
+
+/// The JSON body of a success, or the API's error message as an error.
+fn read_json(response: ureq::http::Response<ureq::Body>) -> anyhow::Result<Value> {
+    let status = response.status();
+    let text = response
+        .into_body()
+        .read_to_string()
+        .context("reading the answer")?;
+    let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(json);
+    }
+    match json["error"]["message"].as_str() {
+        Some(message) => bail!(
+            "{message} (HTTP {}, {})",
+            status.as_u16(),
+            json["error"]["code"].as_str().unwrap_or("")
+        ),
+        None => bail!(
+            "HTTP {}: {}",
+            status.as_u16(),
+            text.chars().take(300).collect::<String>()
+        ),
+    }
+}
