@@ -59,9 +59,10 @@ impl Client {
     fn resolve_app(&self, app: &str) -> anyhow::Result<i64> {
         let apps = self.get("/v1/apps")?;
         let list = apps["apps"].as_array().cloned().unwrap_or_default();
-        let found = list
-            .iter()
-            .find(|a| a["id"].to_string() == app || a["name"].as_str() == Some(app));
+        let by_id = app.parse::<i64>().ok();
+        let found = list.iter().find(|a| {
+            (by_id.is_some() && a["id"].as_i64() == by_id) || a["name"].as_str() == Some(app)
+        });
         match found.and_then(|a| a["id"].as_i64()) {
             Some(id) => Ok(id),
             None => bail!("no application \"{app}\" visible with this key (give its id or name)"),
