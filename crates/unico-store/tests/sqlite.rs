@@ -1,4 +1,5 @@
 //! The embedded backend against the conformance suite, plus what only it promises.
+#![allow(clippy::unwrap_used)]
 
 use unico_core::{AppName, CustomerId, FieldName, FieldType, TimeZoneName};
 use unico_store::{SqliteStore, Store};
