@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use unico_core::AppId;
 
 use super::writer::WriteCtx;
-use super::writes::{self, CountDeltas, Mode};
+use super::writes::{self, CountDeltas};
 use crate::error::StoreError;
 use crate::store::{
     ImportBatch, ImportCounts, ImportMode, ImportRecord, ImportRowError, ImportState,
@@ -59,24 +59,22 @@ pub fn run(
     conn.execute_batch("SAVEPOINT import")?;
     let mut counts = ImportCounts::default();
     let mut deltas = CountDeltas::default();
-    let mut buf = Vec::with_capacity(512);
+    let mut writer = writes::CustomerWriter::new(conn)?;
     let apply = || -> Result<bool, StoreError> {
         for batch in batches {
             match batch {
                 ImportBatch::Items(items) => {
                     for item in items {
                         writes::check_changes(&live, &item.changes)?;
-                        let outcome = writes::write_customer(
+                        let created = writer.write_quiet(
                             conn,
                             app,
                             &item.customer_id,
                             &item.changes,
                             now,
-                            Mode::Upsert,
                             &mut deltas,
-                            &mut buf,
                         )?;
-                        if outcome.created {
+                        if created {
                             counts.created += 1;
                         } else {
                             counts.updated += 1;

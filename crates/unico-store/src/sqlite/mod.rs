@@ -41,10 +41,14 @@ pub const DB_FILE: &str = "unico.db";
 /// Read connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;
 
+/// How often the WAL is copied back into the database file, off the write path.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The embedded store.
 pub struct SqliteStore {
     path: PathBuf,
     writer: writer::Writer,
+    checkpointer: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
     readers: Mutex<Vec<Connection>>,
     schemas: Mutex<HashMap<AppId, Schema>>,
 }
@@ -107,8 +111,12 @@ impl SqliteStore {
         let path = data_dir.join(DB_FILE);
         let mut conn = open_connection(&path, true)?;
         migrations::migrate(&mut conn)?;
+        // Commits never stop to checkpoint; a background thread does it instead.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")?;
+        let checkpointer = start_checkpointer(&path)?;
         Ok(Self {
             writer: writer::Writer::start(conn)?,
+            checkpointer: Some(checkpointer),
             path,
             readers: Mutex::new(Vec::new()),
             schemas: Mutex::new(HashMap::new()),
@@ -137,6 +145,39 @@ impl SqliteStore {
             cache.remove(&app);
         }
     }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Copies committed WAL frames into the database file every [`CHECKPOINT_INTERVAL`]
+/// (passive: it never blocks readers or the writer), so commits stay fast and the WAL
+/// stays small.
+fn start_checkpointer(
+    path: &Path,
+) -> Result<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>), StoreError> {
+    let conn = open_connection(path, true)?;
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("unico-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(CHECKPOINT_INTERVAL)
+            {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                }
+            }
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        })
+        .map_err(|e| StoreError::Internal(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok((stop, thread))
 }
 
 fn poisoned() -> StoreError {
@@ -470,11 +511,11 @@ impl Store for SqliteStore {
             let live = w.live_fields(app)?;
             let c = &w.conn;
             let mut deltas = CountDeltas::default();
-            let mut buf = Vec::with_capacity(256);
+            let mut writer = writes::CustomerWriter::new(c)?;
             let mut results = Vec::with_capacity(items.len());
             for item in items {
                 let outcome = writes::check_changes(&live, &item.changes).and_then(|()| {
-                    writes::write_customer(
+                    writer.write(
                         c,
                         app,
                         &item.customer_id,
@@ -482,7 +523,6 @@ impl Store for SqliteStore {
                         now,
                         Mode::Upsert,
                         &mut deltas,
-                        &mut buf,
                     )
                 });
                 results.push(outcome);
@@ -616,7 +656,7 @@ impl SqliteStore {
             writes::check_changes(&*w.live_fields(app)?, &changes)?;
             let c = &w.conn;
             let mut deltas = CountDeltas::default();
-            let outcome = writes::write_customer(
+            let outcome = writes::CustomerWriter::new(c)?.write(
                 c,
                 app,
                 &customer_id,
@@ -624,7 +664,6 @@ impl SqliteStore {
                 now,
                 mode,
                 &mut deltas,
-                &mut Vec::new(),
             )?;
             deltas.flush(c)?;
             Ok(outcome.customer)

@@ -11,7 +11,7 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 
 use rusqlite::Connection;
-use unico_core::{AppId, FieldId, FieldType};
+use unico_core::AppId;
 
 use super::rows;
 use crate::error::StoreError;
@@ -21,15 +21,12 @@ use crate::error::StoreError;
 /// schema change runs on this thread and calls [`WriteCtx::forget`].
 pub struct WriteCtx {
     pub conn: Connection,
-    live: HashMap<AppId, Arc<HashMap<FieldId, FieldType>>>,
+    live: HashMap<AppId, Arc<rows::LiveFields>>,
 }
 
 impl WriteCtx {
     /// The application's live fields; `NotFound` if the application does not exist.
-    pub fn live_fields(
-        &mut self,
-        app: AppId,
-    ) -> Result<Arc<HashMap<FieldId, FieldType>>, StoreError> {
+    pub fn live_fields(&mut self, app: AppId) -> Result<Arc<rows::LiveFields>, StoreError> {
         if let Some(live) = self.live.get(&app) {
             return Ok(live.clone());
         }

@@ -1,10 +1,9 @@
 //! Customer writes, run inside the writer's transaction.
 
-use std::collections::HashMap;
-
-use rusqlite::{Connection, params};
+use rusqlite::CachedStatement;
+use rusqlite::{Connection, OptionalExtension, params};
 use unico_core::customer::apply_changes;
-use unico_core::{AppId, Customer, CustomerId, FieldChange, FieldId, FieldType};
+use unico_core::{AppId, Customer, CustomerId, FieldChange, FieldId};
 
 use super::rows;
 use crate::codec;
@@ -20,11 +19,14 @@ pub enum Mode {
 
 /// Changes in per-field value counts, flushed once per job.
 #[derive(Default)]
-pub struct CountDeltas(HashMap<FieldId, i64>);
+pub struct CountDeltas(Vec<(FieldId, i64)>);
 
 impl CountDeltas {
     pub fn add(&mut self, field: FieldId, delta: i64) {
-        *self.0.entry(field).or_default() += delta;
+        match self.0.iter_mut().find(|(id, _)| *id == field) {
+            Some((_, d)) => *d += delta,
+            None => self.0.push((field, delta)),
+        }
     }
 
     pub fn flush(self, conn: &Connection) -> Result<(), StoreError> {
@@ -41,19 +43,16 @@ impl CountDeltas {
 
 /// Re-checks changes against the fields as they are now, inside the transaction: a field
 /// deleted or retyped since the caller validated the request must not receive a value.
-pub fn check_changes(
-    live: &HashMap<FieldId, FieldType>,
-    changes: &[FieldChange],
-) -> Result<(), StoreError> {
+pub fn check_changes(live: &rows::LiveFields, changes: &[FieldChange]) -> Result<(), StoreError> {
     for change in changes {
-        match (live.get(&change.field), &change.value) {
+        match (live.get(change.field), &change.value) {
             (None, _) => {
                 return Err(StoreError::Conflict(
                     "a field of this write was deleted meanwhile; retry with the current fields"
                         .into(),
                 ));
             }
-            (Some(ty), Some(v)) if v.field_type() != *ty => {
+            (Some(ty), Some(v)) if v.field_type() != ty => {
                 return Err(StoreError::Conflict(
                     "a field of this write changed type meanwhile; retry with the current fields"
                         .into(),
@@ -65,67 +64,137 @@ pub fn check_changes(
     Ok(())
 }
 
-/// Writes one customer and records the value-count changes. New customers (most of an
-/// import) cost one insert: the lookup happens only when the insert meets an existing one.
-#[allow(clippy::too_many_arguments)]
-pub fn write_customer(
-    conn: &Connection,
-    app: AppId,
-    customer_id: &CustomerId,
-    changes: &[FieldChange],
-    now: i64,
-    mode: Mode,
-    deltas: &mut CountDeltas,
-    buf: &mut Vec<u8>,
-) -> Result<UpsertOutcome, StoreError> {
-    if mode != Mode::Update {
-        let mut fields = Vec::with_capacity(changes.len());
-        let applied = apply_changes(&mut fields, changes);
-        codec::encode_into(&fields, buf);
-        let inserted = conn
-            .prepare_cached(
+/// Writes customers with its statements prepared once, for runs of many writes.
+pub struct CustomerWriter<'c> {
+    insert: CachedStatement<'c>,
+    update: CachedStatement<'c>,
+    find: CachedStatement<'c>,
+    buf: Vec<u8>,
+    fields: Vec<(FieldId, unico_core::Value)>,
+}
+
+impl<'c> CustomerWriter<'c> {
+    pub fn new(conn: &'c Connection) -> Result<Self, StoreError> {
+        Ok(Self {
+            insert: conn.prepare_cached(
                 "INSERT INTO customers (app_id, customer_id, created_at, updated_at, data) VALUES (?1, ?2, ?3, ?3, ?4)
                  ON CONFLICT (app_id, customer_id) DO NOTHING",
+            )?,
+            update: conn.prepare_cached("UPDATE customers SET updated_at = ?2, data = ?3 WHERE id = ?1")?,
+            find: conn.prepare_cached(&format!(
+                "SELECT {} FROM customers WHERE app_id = ?1 AND customer_id = ?2",
+                rows::CUSTOMER_COLUMNS
+            ))?,
+            buf: Vec::with_capacity(512),
+            fields: Vec::with_capacity(32),
+        })
+    }
+
+    /// Writes one customer and records the value-count changes. New customers (most of an
+    /// import) cost one insert: the lookup happens only when the insert meets an existing
+    /// one. `want_customer` false skips building the answer (imports do not need it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn write(
+        &mut self,
+        conn: &Connection,
+        app: AppId,
+        customer_id: &CustomerId,
+        changes: &[FieldChange],
+        now: i64,
+        mode: Mode,
+        deltas: &mut CountDeltas,
+    ) -> Result<UpsertOutcome, StoreError> {
+        let (created, customer) =
+            self.write_inner(conn, app, customer_id, changes, now, mode, deltas, true)?;
+        let customer = customer.ok_or_else(|| StoreError::Internal("no customer built".into()))?;
+        Ok(UpsertOutcome { created, customer })
+    }
+
+    /// Like [`CustomerWriter::write`] without building the answer; says whether the
+    /// customer was created.
+    pub fn write_quiet(
+        &mut self,
+        conn: &Connection,
+        app: AppId,
+        customer_id: &CustomerId,
+        changes: &[FieldChange],
+        now: i64,
+        deltas: &mut CountDeltas,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .write_inner(
+                conn,
+                app,
+                customer_id,
+                changes,
+                now,
+                Mode::Upsert,
+                deltas,
+                false,
             )?
-            .execute(params![app.0, customer_id.as_str(), now, &buf[..]])?;
-        if inserted == 1 {
-            for (field, d) in applied.presence {
-                deltas.add(field, d);
-            }
-            return Ok(UpsertOutcome {
-                created: true,
-                customer: Customer {
+            .0)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_inner(
+        &mut self,
+        conn: &Connection,
+        app: AppId,
+        customer_id: &CustomerId,
+        changes: &[FieldChange],
+        now: i64,
+        mode: Mode,
+        deltas: &mut CountDeltas,
+        want_customer: bool,
+    ) -> Result<(bool, Option<Customer>), StoreError> {
+        if mode != Mode::Update {
+            self.fields.clear();
+            let applied = apply_changes(&mut self.fields, changes);
+            codec::encode_into(&self.fields, &mut self.buf);
+            let inserted =
+                self.insert
+                    .execute(params![app.0, customer_id.as_str(), now, &self.buf[..]])?;
+            if inserted == 1 {
+                for (field, d) in applied.presence {
+                    deltas.add(field, d);
+                }
+                let customer = want_customer.then(|| Customer {
                     id: conn.last_insert_rowid(),
                     customer_id: customer_id.clone(),
                     created_at: now,
                     updated_at: now,
-                    fields,
-                },
-            });
+                    fields: std::mem::take(&mut self.fields),
+                });
+                return Ok((true, customer));
+            }
+            if mode == Mode::Create {
+                return Err(StoreError::Conflict(format!(
+                    "customer \"{}\" exists already",
+                    unico_core::value::excerpt(customer_id.as_str())
+                )));
+            }
         }
-        if mode == Mode::Create {
-            return Err(StoreError::Conflict(format!(
-                "customer \"{}\" exists already",
-                unico_core::value::excerpt(customer_id.as_str())
-            )));
+        let row = self
+            .find
+            .query_row(
+                params![app.0, customer_id.as_str()],
+                rows::customer_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| rows::not_found(customer_id))?;
+        let mut customer = rows::to_customer(row)?;
+        let applied = apply_changes(&mut customer.fields, changes);
+        if applied.changed {
+            customer.updated_at = now.max(customer.updated_at);
+            codec::encode_into(&customer.fields, &mut self.buf);
+            self.update
+                .execute(params![customer.id, customer.updated_at, &self.buf[..]])?;
+            for (field, d) in applied.presence {
+                deltas.add(field, d);
+            }
         }
+        Ok((false, want_customer.then_some(customer)))
     }
-    let mut customer =
-        rows::find_customer(conn, app, customer_id)?.ok_or_else(|| rows::not_found(customer_id))?;
-    let applied = apply_changes(&mut customer.fields, changes);
-    if applied.changed {
-        customer.updated_at = now.max(customer.updated_at);
-        codec::encode_into(&customer.fields, buf);
-        conn.prepare_cached("UPDATE customers SET updated_at = ?2, data = ?3 WHERE id = ?1")?
-            .execute(params![customer.id, customer.updated_at, &buf[..]])?;
-        for (field, d) in applied.presence {
-            deltas.add(field, d);
-        }
-    }
-    Ok(UpsertOutcome {
-        created: false,
-        customer,
-    })
 }
 
 /// Deletes one customer and its values.

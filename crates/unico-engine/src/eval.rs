@@ -1,0 +1,449 @@
+//! Filter evaluation into bitsets: a [`ResolvedFilter`] is compiled against the columns
+//! into a [`Plan`], then evaluated block by block.
+//!
+//! A block is [`BLOCK_WORDS`] words (4 096 rows). Every node is evaluated under a *mask*
+//! of the rows whose answer still matters, and writes `answer ∧ mask`:
+//! - the top mask is the block's alive rows, so every answer is within the customers;
+//! - `and` narrows the mask child by child and stops once it is empty;
+//! - `or` gives each child only the rows not yet accepted and stops once none are left;
+//! - `not x` is `mask ∧ ¬x` — the exact complement within the mask;
+//! - a leaf skips every word whose mask (∧ presence) is zero, and otherwise tests the 64
+//!   rows of the word branch-free into one `u64`.
+//!
+//! Temporaries are a few `[u64; 64]` on the stack per level, so a whole block stays in
+//! L1 while the tree is walked; the blocks are split over threads by
+//! [`crate::parallel`]. Strings are tested on dictionary codes: the predicate is applied
+//! once per distinct value (for text tests, to the lowercased dictionary) into a bitset
+//! over codes, and rows look their code up.
+
+use unico_filter::ResolvedFilter;
+use unico_filter::resolve::{Resolved, TestKind};
+
+use crate::bits::{Bits, WORD_BITS};
+use crate::column::{Column, Data};
+use crate::dict::Dict;
+use crate::index::AppIndex;
+use crate::local::{LocalDays, MonthDayMask, md_in, md_mask};
+
+/// Words per evaluation block.
+pub(crate) const BLOCK_WORDS: usize = 64;
+/// Rows per evaluation block; column capacities are multiples of it.
+pub(crate) const BLOCK_ROWS: usize = BLOCK_WORDS * WORD_BITS;
+
+/// A compiled filter: a tree of nodes whose leaves borrow the columns they scan.
+#[derive(Debug)]
+pub(crate) enum Plan<'a> {
+    /// Every row of the mask.
+    All,
+    /// No row.
+    Nothing,
+    And(Vec<Plan<'a>>),
+    Or(Vec<Plan<'a>>),
+    Not(Box<Plan<'a>>),
+    Leaf {
+        present: &'a Bits,
+        kernel: Kernel<'a>,
+    },
+}
+
+/// What a leaf tests on the rows that hold a value.
+#[derive(Debug)]
+pub(crate) enum Kernel<'a> {
+    /// Has a value.
+    Present,
+    /// Has no value.
+    Absent,
+    CodeEq(&'a [u32], u32),
+    CodeNe(&'a [u32], u32),
+    /// The code is in this set (over codes).
+    CodeSet(&'a [u32], Bits),
+    /// `lo <= v <= hi` (exclusive bounds already moved to the next float).
+    NumRange(&'a [f64], f64, f64),
+    /// Equality with one of a few values (sorted, deduplicated, −0 as 0).
+    NumSet(&'a [f64], Vec<f64>, bool),
+    MsRange(&'a [i64], i64, i64, bool),
+    MsRanges(&'a [i64], Vec<(i64, i64)>, bool),
+    DayRange(&'a [i32], i32, i32, bool),
+    DayRanges(&'a [i32], Vec<(i32, i32)>, bool),
+    /// The precomputed month-day code is in the mask.
+    MonthDays(&'a [u16], MonthDayMask),
+    /// Datetimes in a zone other than the index's: the local date is computed per row.
+    MonthDaysOfMs(&'a [i64], LocalDays, MonthDayMask),
+}
+
+impl AppIndex {
+    /// Compiles a resolved filter against this index's columns.
+    pub(crate) fn compile<'a>(&'a self, resolved: &ResolvedFilter) -> Plan<'a> {
+        self.compile_node(resolved.root(), resolved)
+    }
+
+    fn compile_node<'a>(&'a self, node: &Resolved, resolved: &ResolvedFilter) -> Plan<'a> {
+        match node {
+            Resolved::And(children) => {
+                let mut kept = Vec::with_capacity(children.len());
+                for c in children {
+                    match self.compile_node(c, resolved) {
+                        Plan::Nothing => return Plan::Nothing,
+                        Plan::All => {}
+                        p => kept.push(p),
+                    }
+                }
+                group(kept, Plan::All, Plan::And)
+            }
+            Resolved::Or(children) => {
+                let mut kept = Vec::with_capacity(children.len());
+                for c in children {
+                    match self.compile_node(c, resolved) {
+                        Plan::All => return Plan::All,
+                        Plan::Nothing => {}
+                        p => kept.push(p),
+                    }
+                }
+                group(kept, Plan::Nothing, Plan::Or)
+            }
+            Resolved::Not(inner) => match self.compile_node(inner, resolved) {
+                Plan::All => Plan::Nothing,
+                Plan::Nothing => Plan::All,
+                p => Plan::Not(Box::new(p)),
+            },
+            Resolved::Test(test) => {
+                let Some(column) = self.column(&test.target) else {
+                    // No column: nobody holds a value.
+                    return if test.kind == TestKind::NotExists {
+                        Plan::All
+                    } else {
+                        Plan::Nothing
+                    };
+                };
+                self.compile_test(column, &test.kind, resolved)
+            }
+        }
+    }
+
+    fn compile_test<'a>(
+        &'a self,
+        column: &'a Column,
+        kind: &TestKind,
+        resolved: &ResolvedFilter,
+    ) -> Plan<'a> {
+        let leaf = |kernel| Plan::Leaf {
+            present: &column.present,
+            kernel,
+        };
+        // An empty set of accepted values: nothing, or (negated) every value.
+        let none_or_present = |negated: bool| {
+            if negated {
+                leaf(Kernel::Present)
+            } else {
+                Plan::Nothing
+            }
+        };
+        match (kind, &column.data) {
+            (TestKind::Exists, _) => leaf(Kernel::Present),
+            (TestKind::NotExists, _) => leaf(Kernel::Absent),
+            (TestKind::StrIn { values, negated }, Data::Str { codes, dict }) => {
+                let mut found: Vec<u32> = values.iter().filter_map(|v| dict.get(v)).collect();
+                found.sort_unstable();
+                found.dedup();
+                match (found.as_slice(), *negated) {
+                    ([], n) => none_or_present(n),
+                    ([c], false) => leaf(Kernel::CodeEq(codes, *c)),
+                    ([c], true) => leaf(Kernel::CodeNe(codes, *c)),
+                    (many, n) => leaf(Kernel::CodeSet(codes, code_set(dict, many, n))),
+                }
+            }
+            (
+                TestKind::StrText {
+                    op,
+                    needle_lower,
+                    negated,
+                },
+                Data::Str { codes, dict },
+            ) => leaf(Kernel::CodeSet(
+                codes,
+                dict.text_matches(*op, needle_lower, *negated, self.threads()),
+            )),
+            (TestKind::NumIn { values, negated }, Data::Num(v)) => {
+                if values.is_empty() {
+                    none_or_present(*negated)
+                } else {
+                    leaf(Kernel::NumSet(v, values.clone(), *negated))
+                }
+            }
+            (
+                TestKind::NumRange {
+                    lo,
+                    lo_inclusive,
+                    hi,
+                    hi_inclusive,
+                },
+                Data::Num(v),
+            ) => {
+                // Values are finite, so `v > lo` is `v >= next_up(lo)` (also for −∞).
+                let lo = if *lo_inclusive { *lo } else { lo.next_up() };
+                let hi = if *hi_inclusive { *hi } else { hi.next_down() };
+                if lo <= hi {
+                    leaf(Kernel::NumRange(v, lo, hi))
+                } else {
+                    Plan::Nothing
+                }
+            }
+            (TestKind::MsRanges { ranges, negated }, Data::Datetime { ms, .. }) => {
+                match ranges.as_slice() {
+                    [] => none_or_present(*negated),
+                    [(a, b)] => leaf(Kernel::MsRange(ms, *a, *b, *negated)),
+                    _ => leaf(Kernel::MsRanges(ms, ranges.clone(), *negated)),
+                }
+            }
+            (TestKind::DayRanges { ranges, negated }, Data::Date { days, .. }) => {
+                match ranges.as_slice() {
+                    [] => none_or_present(*negated),
+                    [(a, b)] => leaf(Kernel::DayRange(days, *a, *b, *negated)),
+                    _ => leaf(Kernel::DayRanges(days, ranges.clone(), *negated)),
+                }
+            }
+            (TestKind::MonthDays(pairs), Data::Datetime { ms, md }) => {
+                if pairs.is_empty() {
+                    Plan::Nothing
+                } else if resolved.tz() == self.local().tz() {
+                    leaf(Kernel::MonthDays(md, md_mask(pairs)))
+                } else {
+                    leaf(Kernel::MonthDaysOfMs(
+                        ms,
+                        LocalDays::new(resolved.tz().clone()),
+                        md_mask(pairs),
+                    ))
+                }
+            }
+            (TestKind::MonthDays(pairs), Data::Date { md, .. }) => {
+                if pairs.is_empty() {
+                    Plan::Nothing
+                } else {
+                    leaf(Kernel::MonthDays(md, md_mask(pairs)))
+                }
+            }
+            // A test that does not fit the column's type matches nothing, as in the
+            // reference evaluator (the checker never produces one).
+            _ => Plan::Nothing,
+        }
+    }
+
+    /// The column a target reads, if it exists with the target's type.
+    pub(crate) fn column(&self, target: &unico_filter::filter::Target) -> Option<&Column> {
+        use unico_filter::filter::Target;
+        let column = match target {
+            Target::CustomerId => self.customer_id_column(),
+            Target::CreatedAt => self.created_at_column(),
+            Target::UpdatedAt => self.updated_at_column(),
+            Target::Field { id, .. } => self.field_column(*id)?,
+        };
+        (column.ty == target.field_type()).then_some(column)
+    }
+}
+
+fn group<'a>(
+    mut kept: Vec<Plan<'a>>,
+    empty: Plan<'a>,
+    make: fn(Vec<Plan<'a>>) -> Plan<'a>,
+) -> Plan<'a> {
+    match kept.len() {
+        0 => empty,
+        1 => kept.pop().unwrap_or(empty),
+        _ => make(kept),
+    }
+}
+
+/// The set of `codes` (or, negated, of every other code of the dictionary).
+fn code_set(dict: &Dict, codes: &[u32], negated: bool) -> Bits {
+    let n = dict.codes();
+    let mut words = vec![if negated { u64::MAX } else { 0 }; n.div_ceil(WORD_BITS)];
+    if negated
+        && !n.is_multiple_of(WORD_BITS)
+        && let Some(last) = words.last_mut()
+    {
+        *last = (1u64 << (n % WORD_BITS)) - 1;
+    }
+    for &c in codes {
+        if let Some(w) = words.get_mut(c as usize / WORD_BITS) {
+            let bit = 1u64 << (c as usize % WORD_BITS);
+            if negated {
+                *w &= !bit;
+            } else {
+                *w |= bit;
+            }
+        }
+    }
+    Bits::from_words(words)
+}
+
+/// Evaluates `plan` on the words `w0 .. w0 + mask.len()` (at most one block), writing
+/// `answer ∧ mask` into `out`.
+pub(crate) fn eval(plan: &Plan<'_>, w0: usize, mask: &[u64], out: &mut [u64]) {
+    let n = mask.len().min(out.len()).min(BLOCK_WORDS);
+    let (mask, out) = (&mask[..n], &mut out[..n]);
+    match plan {
+        Plan::All => out.copy_from_slice(mask),
+        Plan::Nothing => out.fill(0),
+        Plan::Leaf { present, kernel } => leaf(present.words(), kernel, w0, mask, out),
+        Plan::Not(inner) => {
+            let mut tmp = [0u64; BLOCK_WORDS];
+            eval(inner, w0, mask, &mut tmp[..n]);
+            for ((o, &m), &t) in out.iter_mut().zip(mask).zip(&tmp[..n]) {
+                *o = m & !t;
+            }
+        }
+        Plan::And(children) => {
+            let mut acc = [0u64; BLOCK_WORDS];
+            acc[..n].copy_from_slice(mask);
+            for child in children {
+                if acc[..n].iter().all(|&w| w == 0) {
+                    break;
+                }
+                let narrowed = acc;
+                eval(child, w0, &narrowed[..n], &mut acc[..n]);
+            }
+            out.copy_from_slice(&acc[..n]);
+        }
+        Plan::Or(children) => {
+            let mut acc = [0u64; BLOCK_WORDS];
+            let mut rest = [0u64; BLOCK_WORDS];
+            let mut tmp = [0u64; BLOCK_WORDS];
+            for child in children {
+                let mut any = 0u64;
+                for ((r, &m), &a) in rest[..n].iter_mut().zip(mask).zip(&acc[..n]) {
+                    *r = m & !a;
+                    any |= *r;
+                }
+                if any == 0 {
+                    break;
+                }
+                eval(child, w0, &rest[..n], &mut tmp[..n]);
+                for (a, &t) in acc[..n].iter_mut().zip(&tmp[..n]) {
+                    *a |= t;
+                }
+            }
+            out.copy_from_slice(&acc[..n]);
+        }
+    }
+}
+
+/// The 64 values of word `w`, if the column has them (always, by the capacity invariant).
+#[inline(always)]
+fn chunk<T>(values: &[T], w: usize) -> Option<&[T; WORD_BITS]> {
+    let base = w * WORD_BITS;
+    values.get(base..base + WORD_BITS)?.try_into().ok()
+}
+
+/// Tests 64 values into one word, branch-free.
+#[inline(always)]
+fn bits64<T: Copy>(values: &[T; WORD_BITS], test: impl Fn(T) -> bool) -> u64 {
+    let mut bits = 0u64;
+    for (i, &v) in values.iter().enumerate() {
+        bits |= u64::from(test(v)) << i;
+    }
+    bits
+}
+
+/// Runs `test` on every word whose mask ∧ presence is not zero.
+#[inline(always)]
+fn scan<T: Copy>(
+    present: &[u64],
+    values: &[T],
+    w0: usize,
+    mask: &[u64],
+    out: &mut [u64],
+    test: impl Fn(T) -> bool,
+) {
+    for (j, (o, &m)) in out.iter_mut().zip(mask).enumerate() {
+        let w = w0 + j;
+        let m = m & present.get(w).copied().unwrap_or(0);
+        *o = if m == 0 {
+            0
+        } else {
+            match chunk(values, w) {
+                Some(c) => m & bits64(c, &test),
+                None => 0,
+            }
+        };
+    }
+}
+
+fn in_ranges<T: PartialOrd + Copy>(ranges: &[(T, T)], v: T) -> bool {
+    ranges.iter().any(|&(a, b)| a <= v && v <= b)
+}
+
+fn leaf(present: &[u64], kernel: &Kernel<'_>, w0: usize, mask: &[u64], out: &mut [u64]) {
+    match kernel {
+        Kernel::Present => {
+            for (j, (o, &m)) in out.iter_mut().zip(mask).enumerate() {
+                *o = m & present.get(w0 + j).copied().unwrap_or(0);
+            }
+        }
+        Kernel::Absent => {
+            for (j, (o, &m)) in out.iter_mut().zip(mask).enumerate() {
+                *o = m & !present.get(w0 + j).copied().unwrap_or(0);
+            }
+        }
+        Kernel::CodeEq(codes, c) => scan(present, codes, w0, mask, out, |x| x == *c),
+        Kernel::CodeNe(codes, c) => scan(present, codes, w0, mask, out, |x| x != *c),
+        Kernel::CodeSet(codes, set) => {
+            let set = set.words();
+            scan(present, codes, w0, mask, out, |x| {
+                set.get(x as usize / WORD_BITS)
+                    .is_some_and(|w| (w >> (x as usize % WORD_BITS)) & 1 == 1)
+            })
+        }
+        Kernel::NumRange(v, lo, hi) => scan(present, v, w0, mask, out, |x| *lo <= x && x <= *hi),
+        Kernel::NumSet(v, set, negated) => {
+            if set.len() <= 8 {
+                scan(present, v, w0, mask, out, |x| set.contains(&x) != *negated)
+            } else {
+                scan(present, v, w0, mask, out, |x| {
+                    let x = x + 0.0;
+                    set.binary_search_by(|s| s.total_cmp(&x)).is_ok() != *negated
+                })
+            }
+        }
+        Kernel::MsRange(v, a, b, negated) => scan(present, v, w0, mask, out, |x| {
+            (*a <= x && x <= *b) != *negated
+        }),
+        Kernel::MsRanges(v, ranges, negated) => scan(present, v, w0, mask, out, |x| {
+            in_ranges(ranges, x) != *negated
+        }),
+        Kernel::DayRange(v, a, b, negated) => scan(present, v, w0, mask, out, |x| {
+            (*a <= x && x <= *b) != *negated
+        }),
+        Kernel::DayRanges(v, ranges, negated) => scan(present, v, w0, mask, out, |x| {
+            in_ranges(ranges, x) != *negated
+        }),
+        Kernel::MonthDays(md, m) => scan(present, md, w0, mask, out, |x| md_in(m, x)),
+        Kernel::MonthDaysOfMs(ms, local, m) => {
+            scan(present, ms, w0, mask, out, |x| md_in(m, local.md(x)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negated_code_sets_cover_exactly_the_other_codes() {
+        let mut d = Dict::default();
+        for v in ["a", "b", "c"] {
+            d.intern(v);
+        }
+        let set = code_set(&d, &[1], true);
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![0, 2]);
+        let set = code_set(&d, &[0, 2], false);
+        assert_eq!(set.iter().collect::<Vec<_>>(), vec![0, 2]);
+    }
+
+    #[test]
+    fn bits64_puts_row_i_in_bit_i() {
+        let mut values = [0u32; WORD_BITS];
+        values[3] = 7;
+        values[63] = 7;
+        assert_eq!(bits64(&values, |x| x == 7), (1 << 3) | (1 << 63));
+    }
+}

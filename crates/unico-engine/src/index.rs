@@ -1,0 +1,529 @@
+//! [`AppIndex`]: one application's customers as columns, kept in step with upserts and
+//! removals, answering counts, member sets and pages.
+//!
+//! Layout:
+//! - **slots**: every customer lives in a row ("slot"); `ids[slot]` is its `id`,
+//!   `by_id` maps back, `alive` marks the occupied slots. A removed customer's slot is
+//!   cleared in every column, unmarked, and put on the `free` list for the next insert,
+//!   so slots stay dense without ever moving a live row.
+//! - **columns**: one [`Column`] per schema field (by [`FieldId`]), and three built-in
+//!   ones: `customerId` (a string column, one code per customer), `created_at` and
+//!   `updated_at` (datetime columns).
+//! - **customerId order**: a `BTreeMap` keyed by `(customerId, id)` → slot, so a page in
+//!   byte order is a walk from the cursor that stops after `limit` members.
+//!
+//! *Invariants*: `rows` (the capacity) is a multiple of [`BLOCK_ROWS`] and every column,
+//! bitset and `ids` holds exactly `rows` rows; `high <= rows` and no slot at or past
+//! `high` was ever used; a slot is in `alive` iff it is in `by_id` and in `order`; a
+//! column holds values only for alive slots, only of its own type, and only for fields of
+//! the current schema; the month-day codes of datetime rows are those of the index's
+//! time zone.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use jiff::tz::TimeZone;
+use unico_core::{Customer, FieldId, FieldType, Schema, Value};
+use unico_filter::{EvalContext, Filter, resolve};
+
+use crate::bits::{Bits, WORD_BITS};
+use crate::column::{Column, Data};
+use crate::dict::IntHash;
+use crate::eval::{BLOCK_ROWS, BLOCK_WORDS, eval};
+use crate::local::LocalDays;
+use crate::members::Members;
+use crate::parallel::{split_words, sum_ranges};
+
+/// Below this many rows per thread a scan stays on the caller's thread.
+const DEFAULT_PARALLEL_MIN_ROWS: usize = 1 << 16;
+/// At most this many threads per scan.
+const MAX_THREADS: usize = 8;
+
+/// One application's customers, in memory, as columns. Pure: no I/O, never writes to a
+/// store. See the module docs for the layout and its invariants.
+#[derive(Debug, Clone)]
+pub struct AppIndex {
+    schema: Schema,
+    local: LocalDays,
+    rows: usize,
+    high: usize,
+    alive: Bits,
+    live: usize,
+    free: Vec<u32>,
+    ids: Vec<i64>,
+    by_id: HashMap<i64, u32, IntHash>,
+    order: BTreeMap<(Box<str>, i64), u32>,
+    customer_id: Column,
+    created_at: Column,
+    updated_at: Column,
+    fields: HashMap<FieldId, Column>,
+    threads: usize,
+    parallel_min_rows: usize,
+}
+
+fn round_rows(n: usize) -> usize {
+    n.div_ceil(BLOCK_ROWS).max(1) * BLOCK_ROWS
+}
+
+impl AppIndex {
+    /// An empty index for `schema`, in UTC until [`AppIndex::set_timezone`].
+    pub fn new(schema: &Schema) -> Self {
+        Self::with_capacity(schema, 0)
+    }
+
+    /// An empty index with room for `customers` customers before any column grows.
+    pub fn with_capacity(schema: &Schema, customers: usize) -> Self {
+        let rows = round_rows(customers);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_THREADS);
+        let mut index = Self {
+            schema: Schema::default(),
+            local: LocalDays::new(TimeZone::UTC),
+            rows,
+            high: 0,
+            alive: Bits::with_rows(rows),
+            live: 0,
+            free: Vec::new(),
+            ids: vec![0; rows],
+            by_id: HashMap::with_capacity_and_hasher(customers, IntHash::default()),
+            order: BTreeMap::new(),
+            customer_id: Column::new(FieldType::String, rows),
+            created_at: Column::new(FieldType::Datetime, rows),
+            updated_at: Column::new(FieldType::Datetime, rows),
+            fields: HashMap::new(),
+            threads,
+            parallel_min_rows: DEFAULT_PARALLEL_MIN_ROWS,
+        };
+        index.set_schema(schema);
+        index
+    }
+
+    /// Number of customers.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// The schema the columns follow.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The time zone whose calendar dates the datetime rows precompute.
+    pub fn timezone(&self) -> &TimeZone {
+        self.local.tz()
+    }
+
+    /// Threads a large scan may use (default: the machine's cores, at most 8), and the
+    /// fewest rows worth a thread (default 65 536). Tuning and tests only.
+    pub fn set_parallelism(&mut self, threads: usize, min_rows_per_thread: usize) {
+        self.threads = threads.clamp(1, MAX_THREADS);
+        self.parallel_min_rows = min_rows_per_thread.max(1);
+    }
+
+    pub(crate) fn threads(&self) -> usize {
+        self.threads
+    }
+
+    pub(crate) fn local(&self) -> &LocalDays {
+        &self.local
+    }
+
+    pub(crate) fn customer_id_column(&self) -> &Column {
+        &self.customer_id
+    }
+
+    pub(crate) fn created_at_column(&self) -> &Column {
+        &self.created_at
+    }
+
+    pub(crate) fn updated_at_column(&self) -> &Column {
+        &self.updated_at
+    }
+
+    pub(crate) fn field_column(&self, id: FieldId) -> Option<&Column> {
+        self.fields.get(&id)
+    }
+
+    pub(crate) fn id_of(&self, slot: usize) -> Option<i64> {
+        self.alive.get(slot).then(|| self.ids.get(slot).copied())?
+    }
+
+    pub(crate) fn slot_of(&self, id: i64) -> Option<usize> {
+        self.by_id.get(&id).map(|&s| s as usize)
+    }
+
+    pub(crate) fn order(&self) -> &BTreeMap<(Box<str>, i64), u32> {
+        &self.order
+    }
+
+    /// The customerId bytes of an occupied slot.
+    pub(crate) fn customer_id_of(&self, slot: usize) -> &[u8] {
+        match &self.customer_id.data {
+            Data::Str { codes, dict } => codes.get(slot).map_or(&[], |&c| dict.value(c)),
+            _ => &[],
+        }
+    }
+
+    /// Follows a new schema: a new field gets an empty column, a dropped field's column is
+    /// freed, and a field whose type changed starts empty (the store only retypes fields
+    /// that hold no value; values of the old type would read as absent anyway).
+    pub fn set_schema(&mut self, schema: &Schema) {
+        self.fields.retain(|id, column| {
+            schema
+                .by_id(*id)
+                .is_some_and(|def| def.field_type == column.ty)
+        });
+        for def in schema.fields() {
+            self.fields
+                .entry(def.id)
+                .or_insert_with(|| Column::new(def.field_type, self.rows));
+        }
+        self.schema = schema.clone();
+    }
+
+    /// Sets the time zone that `anniversary` reads datetimes in, recomputing the
+    /// month-day codes of every datetime row. Filters evaluated in another zone stay
+    /// exact (they compute local dates per row instead).
+    pub fn set_timezone(&mut self, tz: TimeZone) {
+        if &tz == self.local.tz() {
+            return;
+        }
+        self.local = LocalDays::new(tz);
+        let local = &self.local;
+        let columns: Vec<&mut Column> = self
+            .fields
+            .values_mut()
+            .chain([&mut self.created_at, &mut self.updated_at])
+            .filter(|c| c.ty == FieldType::Datetime)
+            .collect();
+        run_jobs(columns, self.threads, |c| c.recompute_local(local));
+    }
+
+    fn grow_to(&mut self, needed: usize) {
+        if needed <= self.rows {
+            return;
+        }
+        let rows = round_rows(needed.max(self.rows + self.rows / 2));
+        self.rows = rows;
+        self.alive.grow(rows);
+        self.ids.resize(rows, 0);
+        for c in self.fields.values_mut().chain([
+            &mut self.customer_id,
+            &mut self.created_at,
+            &mut self.updated_at,
+        ]) {
+            c.grow(rows);
+        }
+    }
+
+    fn allocate_slot(&mut self) -> usize {
+        if let Some(slot) = self.free.pop() {
+            return slot as usize;
+        }
+        let slot = self.high;
+        self.grow_to(slot + 1);
+        self.high += 1;
+        slot
+    }
+
+    /// Inserts `customer`, or replaces the customer with the same `id`. Values of fields
+    /// outside the schema, or of another type than their field's, are not kept (they read
+    /// as absent, as in the reference evaluator).
+    pub fn upsert(&mut self, customer: &Customer) {
+        let cid = customer.customer_id.as_str();
+        let slot = match self.by_id.get(&customer.id) {
+            Some(&slot) => {
+                let slot = slot as usize;
+                if self.customer_id_of(slot) != cid.as_bytes() {
+                    let old = String::from_utf8_lossy(self.customer_id_of(slot)).into();
+                    self.order.remove(&(old, customer.id));
+                    self.order.insert((cid.into(), customer.id), slot as u32);
+                }
+                slot
+            }
+            None => {
+                let slot = self.allocate_slot();
+                self.alive.assign(slot, true);
+                self.live += 1;
+                self.ids[slot] = customer.id;
+                self.by_id.insert(customer.id, slot as u32);
+                self.order.insert((cid.into(), customer.id), slot as u32);
+                slot
+            }
+        };
+        self.write_row(slot, customer);
+    }
+
+    fn write_row(&mut self, slot: usize, customer: &Customer) {
+        let local = &self.local;
+        self.customer_id
+            .set_text(slot, customer.customer_id.as_str());
+        self.customer_id.maybe_compact();
+        self.created_at
+            .set(slot, Some(&Value::Datetime(customer.created_at)), local);
+        self.updated_at
+            .set(slot, Some(&Value::Datetime(customer.updated_at)), local);
+        for (id, column) in &mut self.fields {
+            column.set(slot, customer.get(*id), local);
+            column.maybe_compact();
+        }
+    }
+
+    /// Upserts many customers; into an empty index this is a parallel bulk load (each
+    /// column filled by one thread, the customerId order built from a sorted run). A
+    /// later customer with the same `id` wins.
+    pub fn upsert_many(&mut self, customers: &[Customer]) {
+        if self.high != 0 || customers.len() < 1024 {
+            for c in customers {
+                self.upsert(c);
+            }
+            return;
+        }
+        let mut last: HashMap<i64, usize, IntHash> =
+            HashMap::with_capacity_and_hasher(customers.len(), IntHash::default());
+        for (i, c) in customers.iter().enumerate() {
+            last.insert(c.id, i);
+        }
+        let picked: Vec<&Customer> = customers
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| last.get(&c.id) == Some(i))
+            .map(|(_, c)| c)
+            .collect();
+        drop(last);
+        let n = picked.len();
+        self.grow_to(n);
+        self.high = n;
+        self.live = n;
+        for (slot, c) in picked.iter().enumerate() {
+            self.ids[slot] = c.id;
+            self.alive.assign(slot, true);
+        }
+        let local = &self.local;
+        let picked = &picked;
+        enum Job<'j> {
+            /// Some field columns, filled in one pass over the customers' values.
+            Fields(Vec<(FieldId, &'j mut Column)>),
+            CustomerId(&'j mut Column),
+            Times(&'j mut Column, &'j mut Column),
+            Order(&'j mut BTreeMap<(Box<str>, i64), u32>),
+            ById(&'j mut HashMap<i64, u32, IntHash>),
+        }
+        // Field columns in one group per thread, strings spread first (they cost most),
+        // so that each thread reads every customer once.
+        let groups = self.threads.max(1);
+        let mut fields: Vec<(FieldId, &mut Column)> =
+            self.fields.iter_mut().map(|(id, c)| (*id, c)).collect();
+        fields.sort_by_key(|(id, c)| (c.ty != FieldType::String, *id));
+        let mut grouped: Vec<Vec<(FieldId, &mut Column)>> =
+            (0..groups).map(|_| Vec::new()).collect();
+        for (i, f) in fields.into_iter().enumerate() {
+            grouped[i % groups].push(f);
+        }
+        let mut jobs: Vec<Job<'_>> = vec![
+            Job::Order(&mut self.order),
+            Job::CustomerId(&mut self.customer_id),
+        ];
+        jobs.extend(
+            grouped
+                .into_iter()
+                .filter(|g| !g.is_empty())
+                .map(Job::Fields),
+        );
+        jobs.push(Job::ById(&mut self.by_id));
+        jobs.push(Job::Times(&mut self.created_at, &mut self.updated_at));
+        run_jobs(jobs, self.threads, |job| match job {
+            Job::Fields(mut columns) => {
+                let lookup: HashMap<FieldId, usize> = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (id, _))| (*id, i))
+                    .collect();
+                for (slot, c) in picked.iter().enumerate() {
+                    for (id, value) in &c.fields {
+                        if let Some(&i) = lookup.get(id) {
+                            columns[i].1.set(slot, Some(value), local);
+                        }
+                    }
+                }
+            }
+            Job::CustomerId(column) => {
+                for (slot, c) in picked.iter().enumerate() {
+                    column.set_text(slot, c.customer_id.as_str());
+                }
+            }
+            Job::Times(created, updated) => {
+                for (slot, c) in picked.iter().enumerate() {
+                    created.set(slot, Some(&Value::Datetime(c.created_at)), local);
+                    updated.set(slot, Some(&Value::Datetime(c.updated_at)), local);
+                }
+            }
+            Job::Order(order) => {
+                // Sort slots by a 16-byte big-endian prefix first (no pointer chasing),
+                // the full key only on ties, then build the map from the sorted run.
+                let prefix = |s: &str| {
+                    let mut b = [0u8; 16];
+                    let n = s.len().min(16);
+                    b[..n].copy_from_slice(&s.as_bytes()[..n]);
+                    u128::from_be_bytes(b)
+                };
+                let mut sorted: Vec<(u128, u32)> = picked
+                    .iter()
+                    .enumerate()
+                    .map(|(slot, c)| (prefix(c.customer_id.as_str()), slot as u32))
+                    .collect();
+                let full = |slot: u32| {
+                    let c = picked[slot as usize];
+                    (c.customer_id.as_str(), c.id)
+                };
+                sorted
+                    .sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| full(a.1).cmp(&full(b.1))));
+                *order = sorted
+                    .into_iter()
+                    .map(|(_, slot)| {
+                        let (cid, id) = full(slot);
+                        ((Box::from(cid), id), slot)
+                    })
+                    .collect();
+            }
+            Job::ById(by_id) => {
+                by_id.extend(picked.iter().enumerate().map(|(s, c)| (c.id, s as u32)));
+            }
+        });
+    }
+
+    /// Removes the customer with this `id`; nothing happens if there is none.
+    pub fn remove(&mut self, id: i64) {
+        let Some(slot) = self.by_id.remove(&id) else {
+            return;
+        };
+        let slot = slot as usize;
+        let cid: Box<str> = String::from_utf8_lossy(self.customer_id_of(slot)).into();
+        self.order.remove(&(cid, id));
+        let local = &self.local;
+        for column in self.fields.values_mut().chain([
+            &mut self.customer_id,
+            &mut self.created_at,
+            &mut self.updated_at,
+        ]) {
+            column.set(slot, None, local);
+            column.maybe_compact();
+        }
+        self.alive.assign(slot, false);
+        self.live -= 1;
+        self.free.push(slot as u32);
+    }
+
+    /// How many customers hold a value for `field` (0 for a field outside the schema).
+    pub fn field_value_count(&self, field: FieldId) -> u64 {
+        self.fields.get(&field).map_or(0, |c| c.count)
+    }
+
+    /// Words that can hold an alive row.
+    fn scan_words(&self) -> usize {
+        self.high.div_ceil(WORD_BITS).min(self.alive.words().len())
+    }
+
+    fn min_words(&self) -> usize {
+        self.parallel_min_rows.div_ceil(WORD_BITS)
+    }
+
+    /// How many customers match `filter` at `ctx`.
+    pub fn count(&self, filter: &Filter, ctx: &EvalContext) -> u64 {
+        let resolved = resolve(filter, ctx);
+        let plan = self.compile(&resolved);
+        let alive = self.alive.words();
+        sum_ranges(
+            self.scan_words(),
+            self.threads,
+            self.min_words(),
+            |start, end| {
+                let mut out = [0u64; BLOCK_WORDS];
+                let mut total = 0u64;
+                for b in (start..end).step_by(BLOCK_WORDS) {
+                    let e = (b + BLOCK_WORDS).min(end);
+                    let out = &mut out[..e - b];
+                    eval(&plan, b, &alive[b..e], out);
+                    total += out.iter().map(|w| u64::from(w.count_ones())).sum::<u64>();
+                }
+                total
+            },
+        )
+    }
+
+    /// The customers matching `filter` at `ctx`. Valid until the next write to the index.
+    pub fn members(&self, filter: &Filter, ctx: &EvalContext) -> Members {
+        let resolved = resolve(filter, ctx);
+        let plan = self.compile(&resolved);
+        let alive = self.alive.words();
+        let mut words = vec![0u64; self.scan_words()];
+        split_words(&mut words, self.threads, self.min_words(), |first, part| {
+            for (i, out) in part.chunks_mut(BLOCK_WORDS).enumerate() {
+                let b = first + i * BLOCK_WORDS;
+                eval(&plan, b, &alive[b..b + out.len()], out);
+            }
+        });
+        Members::new(Bits::from_words(words))
+    }
+
+    /// Every customer, as members.
+    pub fn all(&self) -> Members {
+        Members::new(self.alive.clone())
+    }
+
+    /// An honest estimate of the heap this index holds, in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        let columns: usize = self
+            .fields
+            .values()
+            .chain([&self.customer_id, &self.created_at, &self.updated_at])
+            .map(Column::heap_bytes)
+            .sum();
+        // BTreeMap: the key and value in a node (nodes are 2/3 full on average after
+        // random inserts) plus the boxed customerId, rounded to the allocator's 16 bytes.
+        let order: usize = self
+            .order
+            .keys()
+            .map(|(cid, _)| (24 + 4) * 3 / 2 + cid.len().div_ceil(16) * 16)
+            .sum();
+        columns
+            + order
+            + self.alive.heap_bytes()
+            + self.ids.capacity() * 8
+            + self.free.capacity() * 4
+            + self.by_id.capacity() * (8 + 4 + 1)
+            + self.fields.capacity() * (4 + std::mem::size_of::<Column>() + 1)
+    }
+}
+
+/// Runs `work` on every job over up to `threads` threads, each taking the next job.
+fn run_jobs<J: Send>(jobs: Vec<J>, threads: usize, work: impl Fn(J) + Sync) {
+    if threads <= 1 || jobs.len() <= 1 {
+        jobs.into_iter().for_each(work);
+        return;
+    }
+    let queue: Vec<Mutex<Option<J>>> = jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
+    let next = AtomicUsize::new(0);
+    let worker = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = queue.get(i) else { break };
+            let job = slot.lock().map(|mut j| j.take()).unwrap_or(None);
+            if let Some(job) = job {
+                work(job);
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads.min(queue.len()) {
+            scope.spawn(worker);
+        }
+        worker();
+    });
+}
