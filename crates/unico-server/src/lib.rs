@@ -6,10 +6,12 @@
 //! - [`auth`]: keys, their hashes, and who may reach which application.
 //! - [`extract`]: body and parameter extractors that reject in our error shape.
 //! - [`state`]: what handlers share, and how they call the blocking store.
+//! - [`engines`]: the segment engines of queried applications, fed by the store's changes.
 //! - [`import_job`]: one CSV import from spooled file to committed write.
 
 pub mod auth;
 pub mod dto;
+pub mod engines;
 pub mod error;
 pub mod extract;
 pub mod import_job;

@@ -7,6 +7,7 @@ use unico_store::{Store, StoreError};
 
 use crate::auth::KeyRing;
 use crate::error::ApiError;
+use crate::engines::Engines;
 use crate::import_job::ImportJobs;
 
 /// Shared by all requests; cheap to clone.
@@ -16,6 +17,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Imports running in this process.
     pub imports: Arc<ImportJobs>,
+    /// Segment engines of the applications queried so far.
+    pub engines: Arc<Engines>,
     /// Where uploaded CSV files wait for their import (deleted once it ends).
     pub spool_dir: PathBuf,
 }
@@ -25,6 +28,7 @@ impl AppState {
     /// [`AppState::with_spool_dir`] says otherwise.
     pub fn new(store: Arc<dyn Store>, admin_key: &str) -> Self {
         Self {
+            engines: Engines::attach(&store),
             store,
             keys: Arc::new(KeyRing::new(admin_key)),
             imports: Arc::new(ImportJobs::default()),

@@ -36,7 +36,9 @@ macro_rules! conformance_suite {
             created_and_updated_sorts, applications_are_isolated, every_type_round_trips,
             deleting_an_app_deletes_its_data, scan_visits_every_customer,
             a_kept_import_writes_everything, an_import_not_kept_writes_nothing,
-            an_import_whose_feed_dies_writes_nothing, import_history_round_trips
+            an_import_whose_feed_dies_writes_nothing, import_history_round_trips,
+            committed_changes_reach_the_listener_in_order, segments_lifecycle,
+            customers_by_ids_keep_the_order_asked
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -764,5 +766,137 @@ pub fn import_history_round_trips(store: &dyn Store) {
     assert_eq!(
         store.get_import(a, second.id).unwrap().0.state,
         ImportState::Succeeded
+    );
+}
+
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl crate::changes::ChangeListener for Recorder {
+    fn committed(&self, changes: &[crate::changes::Change]) {
+        use crate::changes::Change;
+        let mut seen = self.0.lock().unwrap();
+        for change in changes {
+            seen.push(match change {
+                Change::Customer { customer, .. } => format!("customer {}", customer.customer_id),
+                Change::CustomerDeleted { .. } => "deleted".to_owned(),
+                Change::Schema { schema, .. } => format!("schema {}", schema.len()),
+                Change::TimeZone { timezone, .. } => format!("tz {}", timezone.as_str()),
+                Change::AppDeleted { .. } => "app deleted".to_owned(),
+                Change::Bulk { .. } => "bulk".to_owned(),
+            });
+        }
+    }
+}
+
+pub fn committed_changes_reach_the_listener_in_order(store: &dyn Store) {
+    let recorder = Arc::new(Recorder::default());
+    store.set_listener(recorder.clone());
+    let a = app(store, "A");
+    let age = field(store, a, "age", FieldType::Number);
+    store
+        .create_customer(a, &cid("x"), &[set(&age, Value::Number(1.0))], 1)
+        .unwrap();
+    assert!(
+        store.create_customer(a, &cid("x"), &[], 1).is_err(),
+        "a failed write announces nothing"
+    );
+    store
+        .update_app(
+            a,
+            None,
+            Some(&TimeZoneName::parse("Europe/Madrid").unwrap()),
+        )
+        .unwrap();
+    store.delete_customer(a, &cid("x")).unwrap();
+    let items = vec![
+        ImportBatch::Items(import_items(&age, &["y"])),
+        ImportBatch::End { keep: false },
+    ];
+    store
+        .run_import(
+            a,
+            Box::new(items.into_iter()),
+            2,
+            Arc::new(AtomicU64::new(0)),
+        )
+        .unwrap();
+    let items = vec![
+        ImportBatch::Items(import_items(&age, &["z"])),
+        ImportBatch::End { keep: true },
+    ];
+    store
+        .run_import(
+            a,
+            Box::new(items.into_iter()),
+            2,
+            Arc::new(AtomicU64::new(0)),
+        )
+        .unwrap();
+    store.delete_app(a).unwrap();
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        [
+            "schema 1",
+            "customer x",
+            "tz Europe/Madrid",
+            "deleted",
+            "bulk",
+            "app deleted"
+        ]
+    );
+}
+
+pub fn segments_lifecycle(store: &dyn Store) {
+    let a = app(store, "A");
+    let b = app(store, "B");
+    let s1 = store
+        .create_segment(
+            a,
+            "Spain",
+            r#"{"field":"country","op":"eq","value":"ES"}"#,
+            5,
+        )
+        .unwrap();
+    let s2 = store.create_segment(a, "All", "{}", 6).unwrap();
+    assert_eq!(store.get_segment(a, s1.id).unwrap(), s1);
+    assert!(
+        matches!(store.get_segment(b, s1.id), Err(StoreError::NotFound(_))),
+        "segments are per application"
+    );
+    let renamed = store.update_segment(a, s1.id, "España", "{}", 9).unwrap();
+    assert_eq!(
+        (
+            renamed.name.as_str(),
+            renamed.created_at,
+            renamed.updated_at
+        ),
+        ("España", 5, 9)
+    );
+    assert_eq!(store.list_segments(a).unwrap(), vec![renamed, s2.clone()]);
+    store.delete_segment(a, s1.id).unwrap();
+    assert!(matches!(
+        store.delete_segment(a, s1.id),
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.list_segments(a).unwrap(), vec![s2]);
+}
+
+pub fn customers_by_ids_keep_the_order_asked(store: &dyn Store) {
+    let a = app(store, "A");
+    let b = app(store, "B");
+    let x = store.create_customer(a, &cid("x"), &[], 1).unwrap();
+    let y = store.create_customer(a, &cid("y"), &[], 1).unwrap();
+    let other = store.create_customer(b, &cid("z"), &[], 1).unwrap();
+    let got: Vec<i64> = store
+        .get_customers(a, &[y.id, 999_999, x.id, other.id])
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(
+        got,
+        vec![y.id, x.id],
+        "missing ids and other applications' customers are skipped"
     );
 }

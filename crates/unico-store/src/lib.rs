@@ -6,11 +6,13 @@
 //!
 //! - [`store`]: the trait and the types that cross it.
 //! - [`error`]: what can go wrong, as the layers above need to tell it apart.
+//! - [`changes`]: the feed of committed changes, in commit order.
 //! - [`codec`]: the persisted encoding of customer values and value sort keys.
 //! - [`cursor`]: opaque keyset-pagination cursors.
 //! - [`sqlite`]: the embedded backend (one file in the data directory, group commit).
 //! - [`conformance`]: the behaviour every backend must show, as tests.
 
+pub mod changes;
 pub mod codec;
 pub mod conformance;
 pub mod cursor;
@@ -18,10 +20,11 @@ pub mod error;
 pub mod sqlite;
 pub mod store;
 
+pub use changes::{Change, ChangeListener};
 pub use cursor::Cursor;
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 pub use store::{
     ApiKeyInfo, FieldStat, ImportBatch, ImportCounts, ImportMode, ImportRecord, ImportRowError,
-    ImportState, ListQuery, Page, Sort, SortBy, Store, UpsertItem, UpsertOutcome,
+    ImportState, ListQuery, Page, SegmentRecord, Sort, SortBy, Store, UpsertItem, UpsertOutcome,
 };

@@ -92,6 +92,10 @@ pub trait Store: Send + Sync + 'static {
     /// A short name of the backend, for logs.
     fn backend(&self) -> &'static str;
 
+    /// Sets the listener that receives every committed change, in commit order, before
+    /// the write that made it returns.
+    fn set_listener(&self, listener: std::sync::Arc<dyn crate::changes::ChangeListener>);
+
     // --- instance metadata ---
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
     fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
@@ -166,7 +170,8 @@ pub trait Store: Send + Sync + 'static {
         changes: &[FieldChange],
         now: i64,
     ) -> Result<Customer, StoreError>;
-    fn delete_customer(&self, app: AppId, customer_id: &CustomerId) -> Result<(), StoreError>;
+    /// Deletes a customer; answers the id it had.
+    fn delete_customer(&self, app: AppId, customer_id: &CustomerId) -> Result<i64, StoreError>;
     /// Creates or updates each item, in order, in one durable write. An item that fails
     /// (say, a field deleted meanwhile) is reported and the others are written.
     fn upsert_batch(
@@ -176,6 +181,8 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<Vec<Result<UpsertOutcome, StoreError>>, StoreError>;
     fn list_customers(&self, app: AppId, query: &ListQuery) -> Result<Page, StoreError>;
+    /// The customers with these ids, in the order given (ids not found are skipped).
+    fn get_customers(&self, app: AppId, ids: &[i64]) -> Result<Vec<Customer>, StoreError>;
     fn count_customers(&self, app: AppId) -> Result<u64, StoreError>;
     /// Visits every customer of the application in id order until `visit` answers false.
     fn scan_customers(
@@ -183,6 +190,27 @@ pub trait Store: Send + Sync + 'static {
         app: AppId,
         visit: &mut dyn FnMut(Customer) -> bool,
     ) -> Result<(), StoreError>;
+
+    // --- segments ---
+    /// Saves a segment; `filter` is the canonical JSON text of its filter.
+    fn create_segment(
+        &self,
+        app: AppId,
+        name: &str,
+        filter: &str,
+        now: i64,
+    ) -> Result<SegmentRecord, StoreError>;
+    fn list_segments(&self, app: AppId) -> Result<Vec<SegmentRecord>, StoreError>;
+    fn get_segment(&self, app: AppId, id: i64) -> Result<SegmentRecord, StoreError>;
+    fn update_segment(
+        &self,
+        app: AppId,
+        id: i64,
+        name: &str,
+        filter: &str,
+        now: i64,
+    ) -> Result<SegmentRecord, StoreError>;
+    fn delete_segment(&self, app: AppId, id: i64) -> Result<(), StoreError>;
 
     // --- imports ---
     /// Records a new running import.
@@ -315,4 +343,15 @@ pub struct ImportCounts {
     pub updated: u64,
     /// Whether the writes were kept (committed).
     pub kept: bool,
+}
+
+/// A saved segment: a named filter (its canonical JSON text, opaque to the store).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentRecord {
+    pub id: i64,
+    pub app: AppId,
+    pub name: String,
+    pub filter: String,
+    pub created_at: i64,
+    pub updated_at: i64,
 }

@@ -11,6 +11,8 @@ mod apps;
 mod auth;
 mod batch;
 mod customers;
+mod export;
 mod fields;
 mod hostile;
+mod imports;
 mod list;

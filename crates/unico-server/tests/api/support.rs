@@ -43,19 +43,29 @@ impl Api {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let state = unico_server::AppState::new(store, ADMIN);
+        // Uploads are spooled under this test's own directory, as `unico serve` does under
+        // its data directory: tests run in parallel and their import ids coincide.
+        let spool = dir.path().join("spool");
+        std::fs::create_dir_all(&spool).unwrap();
+        let state = unico_server::AppState::new(store, ADMIN).with_spool_dir(spool);
         Api {
             router: unico_server::router(state),
             _dir: dir,
         }
     }
 
-    /// Sends any request and reads the whole reply.
-    pub async fn request(&self, req: Request<Body>) -> Reply {
+    /// Sends any request and reads the whole reply as bytes.
+    pub async fn request_bytes(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
         let resp = self.router.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, bytes.to_vec())
+    }
+
+    /// Sends any request and reads the whole reply.
+    pub async fn request(&self, req: Request<Body>) -> Reply {
+        let (status, headers, bytes) = self.request_bytes(req).await;
         let body = if bytes.is_empty() {
             Value::Null
         } else {
@@ -265,6 +275,81 @@ impl Api {
             .unwrap_or_else(|| panic!("no field {name} in {fields}"))["value_count"]
             .as_u64()
             .unwrap()
+    }
+
+    /// Uploads `csv` as an import (`Content-Type: text/csv`) with `query` (`""` or
+    /// `"?mode=…"`), with `app`'s key.
+    pub async fn post_csv(
+        &self,
+        app: &App,
+        query: &str,
+        csv: impl Into<Body>,
+    ) -> (StatusCode, Value) {
+        self.send_raw(
+            "POST",
+            &app.path(&format!("/imports{query}")),
+            Some(&app.key),
+            Some("text/csv"),
+            csv,
+        )
+        .await
+    }
+
+    /// Polls `GET …/imports/{id}` until the import is no longer `running` (bounded to 30 s;
+    /// the import runs on a background thread) and answers its final report.
+    pub async fn wait_import(&self, app: &App, id: i64) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (status, body) = self
+                .send(
+                    "GET",
+                    &app.path(&format!("/imports/{id}")),
+                    Some(&app.key),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(body["id"], id, "{body}");
+            match body["state"].as_str() {
+                Some("running") => {}
+                Some("succeeded" | "failed") => return body,
+                other => panic!("unexpected import state {other:?}: {body}"),
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "import {id} still running after 30 s: {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Uploads `csv`, checks the 202 `{id, state: running}` answer and waits for the end of
+    /// the import; answers the final report.
+    pub async fn import_csv(&self, app: &App, query: &str, csv: impl Into<Body>) -> Value {
+        let (status, body) = self.post_csv(app, query, csv).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let obj = body.as_object().unwrap();
+        assert_eq!(obj.len(), 2, "202 answers exactly id and state: {body}");
+        assert_eq!(body["state"], "running", "{body}");
+        let id = body["id"].as_i64().unwrap();
+        self.wait_import(app, id).await
+    }
+
+    /// `GET …/export{query}` with `key`: status, headers and the body as text.
+    pub async fn export_csv(
+        &self,
+        app: &App,
+        key: &str,
+        query: &str,
+    ) -> (StatusCode, HeaderMap, String) {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(app.path(&format!("/export{query}")))
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, headers, bytes) = self.request_bytes(req).await;
+        (status, headers, String::from_utf8(bytes).unwrap())
     }
 
     /// Writes customers in a separate application until the server's clock has passed

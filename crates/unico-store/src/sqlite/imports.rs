@@ -89,11 +89,13 @@ pub fn run(
         Ok(false)
     };
     let verdict = apply();
+    drop(writer);
     match verdict {
         Ok(true) => {
             std::mem::take(&mut deltas).flush(conn)?;
             conn.execute_batch("RELEASE import")?;
             counts.kept = true;
+            w.emit(crate::changes::Change::Bulk { app });
             Ok(counts)
         }
         Ok(false) => {

@@ -67,6 +67,15 @@ const MIGRATIONS: &[&str] = &[
     // 3: updated_at order is served by a scan (and by the segment engine), not an index
     // that every write and every import row would have to maintain.
     "DROP INDEX customers_by_updated_at;",
+    // 4: saved segments (audiences).
+    "CREATE TABLE segments (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         app_id INTEGER NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+         name TEXT NOT NULL,
+         filter TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         updated_at INTEGER NOT NULL);
+     CREATE INDEX segments_by_app ON segments(app_id, id);",
 ];
 
 /// Brings the database up to this build's schema.

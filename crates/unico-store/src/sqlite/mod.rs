@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use rusqlite::OptionalExtension;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags, params};
 use unico_core::limits::MAX_FIELDS_PER_APP;
@@ -27,9 +28,11 @@ use unico_core::{
     FieldType, Schema, TimeZoneName,
 };
 
+use crate::changes::Change;
 use crate::codec;
 use crate::cursor::Cursor;
 use crate::error::StoreError;
+use crate::store::SegmentRecord;
 use crate::store::{
     ApiKeyInfo, FieldStat, ImportBatch, ImportCounts, ImportMode, ImportRecord, ImportRowError,
     ImportState, ListQuery, Page, SortBy, Store, UpsertItem, UpsertOutcome,
@@ -49,6 +52,7 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: writer::Writer,
     checkpointer: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+    listener: writer::ListenerSlot,
     readers: Mutex<Vec<Connection>>,
     schemas: Mutex<HashMap<AppId, Schema>>,
 }
@@ -114,9 +118,11 @@ impl SqliteStore {
         // Commits never stop to checkpoint; a background thread does it instead.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")?;
         let checkpointer = start_checkpointer(&path)?;
+        let listener = writer::ListenerSlot::default();
         Ok(Self {
-            writer: writer::Writer::start(conn)?,
+            writer: writer::Writer::start(conn, listener.clone())?,
             checkpointer: Some(checkpointer),
+            listener,
             path,
             readers: Mutex::new(Vec::new()),
             schemas: Mutex::new(HashMap::new()),
@@ -180,6 +186,29 @@ fn start_checkpointer(
     Ok((stop, thread))
 }
 
+const SEGMENT_COLUMNS: &str = "id, app_id, name, filter, created_at, updated_at";
+
+fn segment_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRecord> {
+    Ok(SegmentRecord {
+        id: row.get(0)?,
+        app: AppId(row.get(1)?),
+        name: row.get(2)?,
+        filter: row.get(3)?,
+        created_at: row.get(4)?,
+        updated_at: row.get(5)?,
+    })
+}
+
+fn segment(c: &Connection, app: AppId, id: i64) -> Result<SegmentRecord, StoreError> {
+    use rusqlite::OptionalExtension;
+    c.prepare_cached(&format!(
+        "SELECT {SEGMENT_COLUMNS} FROM segments WHERE app_id = ?1 AND id = ?2"
+    ))?
+    .query_row(params![app.0, id], segment_from_row)
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("segment {id}")))
+}
+
 fn poisoned() -> StoreError {
     StoreError::Internal("a lock was poisoned by an earlier panic".into())
 }
@@ -198,6 +227,12 @@ fn field_by_name(conn: &Connection, app: AppId, name: &FieldName) -> Result<Fiel
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn set_listener(&self, listener: std::sync::Arc<dyn crate::changes::ChangeListener>) {
+        if let Ok(mut slot) = self.listener.write() {
+            *slot = Some(listener);
+        }
     }
 
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -274,13 +309,20 @@ impl Store for SqliteStore {
                     params![app.0, name],
                 )?;
             }
-            if let Some(tz) = tz {
+            if let Some(tz) = &tz {
                 c.execute(
                     "UPDATE apps SET timezone = ?2 WHERE id = ?1",
                     params![app.0, tz],
                 )?;
             }
-            rows::get_app(c, app)
+            let updated = rows::get_app(c, app)?;
+            if tz.is_some() {
+                w.emit(Change::TimeZone {
+                    app,
+                    timezone: updated.timezone.clone(),
+                });
+            }
+            Ok(updated)
         })
     }
 
@@ -291,6 +333,7 @@ impl Store for SqliteStore {
             ensure_app(c, app)?;
             c.execute("DELETE FROM customers WHERE app_id = ?1", [app.0])?;
             c.execute("DELETE FROM apps WHERE id = ?1", [app.0])?;
+            w.emit(Change::AppDeleted { app });
             Ok(())
         });
         self.forget_schema(app);
@@ -412,12 +455,15 @@ impl Store for SqliteStore {
                 "INSERT INTO fields (app_id, name, type, created_at) VALUES (?1, ?2, ?3, ?4)",
                 params![app.0, name.as_str(), field_type.as_str(), now],
             )?;
-            Ok(FieldDef {
+            let def = FieldDef {
                 id: FieldId(c.last_insert_rowid() as u32),
                 name,
                 field_type,
                 created_at: now,
-            })
+            };
+            let schema = w.schema(app)?;
+            w.emit(Change::Schema { app, schema });
+            Ok(def)
         });
         self.forget_schema(app);
         result
@@ -445,6 +491,8 @@ impl Store for SqliteStore {
                 "UPDATE fields SET type = ?2 WHERE id = ?1",
                 params![i64::from(stat.field.id.0), field_type.as_str()],
             )?;
+            let schema = w.schema(app)?;
+            w.emit(Change::Schema { app, schema });
             Ok(FieldDef { field_type, ..stat.field })
         });
         self.forget_schema(app);
@@ -463,6 +511,8 @@ impl Store for SqliteStore {
                 "DELETE FROM fields WHERE id = ?1",
                 [i64::from(stat.field.id.0)],
             )?;
+            let schema = w.schema(app)?;
+            w.emit(Change::Schema { app, schema });
             Ok(removed)
         });
         self.forget_schema(app);
@@ -495,10 +545,13 @@ impl Store for SqliteStore {
         self.write_one(app, customer_id, changes, now, Mode::Update)
     }
 
-    fn delete_customer(&self, app: AppId, customer_id: &CustomerId) -> Result<(), StoreError> {
+    fn delete_customer(&self, app: AppId, customer_id: &CustomerId) -> Result<i64, StoreError> {
         let customer_id = customer_id.clone();
-        self.writer
-            .write(move |w| writes::delete_customer(&w.conn, app, &customer_id))
+        self.writer.write(move |w| {
+            let id = writes::delete_customer(&w.conn, app, &customer_id)?;
+            w.emit(Change::CustomerDeleted { app, id });
+            Ok(id)
+        })
     }
 
     fn upsert_batch(
@@ -528,6 +581,13 @@ impl Store for SqliteStore {
                 results.push(outcome);
             }
             deltas.flush(c)?;
+            drop(writer);
+            for outcome in results.iter().flatten() {
+                w.emit(Change::Customer {
+                    app,
+                    customer: outcome.customer.clone(),
+                });
+            }
             Ok(results)
         })
     }
@@ -561,6 +621,95 @@ impl Store for SqliteStore {
                 if !visit(rows::to_customer(rows::customer_from_row(row)?)?) {
                     break;
                 }
+            }
+            Ok(())
+        })
+    }
+
+    fn get_customers(&self, app: AppId, ids: &[i64]) -> Result<Vec<Customer>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {} FROM customers WHERE id = ?1 AND app_id = ?2",
+                rows::CUSTOMER_COLUMNS
+            ))?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(row) = stmt
+                    .query_row(params![id, app.0], rows::customer_from_row)
+                    .optional()?
+                {
+                    out.push(rows::to_customer(row)?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn create_segment(
+        &self,
+        app: AppId,
+        name: &str,
+        filter: &str,
+        now: i64,
+    ) -> Result<SegmentRecord, StoreError> {
+        let (name, filter) = (name.to_owned(), filter.to_owned());
+        self.writer.write(move |w| {
+            let c = &w.conn;
+            ensure_app(c, app)?;
+            c.execute(
+                "INSERT INTO segments (app_id, name, filter, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![app.0, name, filter, now],
+            )?;
+            segment(c, app, c.last_insert_rowid())
+        })
+    }
+
+    fn list_segments(&self, app: AppId) -> Result<Vec<SegmentRecord>, StoreError> {
+        self.read(|c| {
+            ensure_app(c, app)?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {SEGMENT_COLUMNS} FROM segments WHERE app_id = ?1 ORDER BY id"
+            ))?;
+            Ok(stmt
+                .query_map([app.0], segment_from_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn get_segment(&self, app: AppId, id: i64) -> Result<SegmentRecord, StoreError> {
+        self.read(|c| segment(c, app, id))
+    }
+
+    fn update_segment(
+        &self,
+        app: AppId,
+        id: i64,
+        name: &str,
+        filter: &str,
+        now: i64,
+    ) -> Result<SegmentRecord, StoreError> {
+        let (name, filter) = (name.to_owned(), filter.to_owned());
+        self.writer.write(move |w| {
+            let c = &w.conn;
+            let n = c.execute(
+                "UPDATE segments SET name = ?3, filter = ?4, updated_at = ?5 WHERE app_id = ?1 AND id = ?2",
+                params![app.0, id, name, filter, now],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("segment {id}")));
+            }
+            segment(c, app, id)
+        })
+    }
+
+    fn delete_segment(&self, app: AppId, id: i64) -> Result<(), StoreError> {
+        self.writer.write(move |w| {
+            let n = w.conn.execute(
+                "DELETE FROM segments WHERE app_id = ?1 AND id = ?2",
+                params![app.0, id],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("segment {id}")));
             }
             Ok(())
         })
@@ -666,6 +815,10 @@ impl SqliteStore {
                 &mut deltas,
             )?;
             deltas.flush(c)?;
+            w.emit(Change::Customer {
+                app,
+                customer: outcome.customer.clone(),
+            });
             Ok(outcome.customer)
         })
     }

@@ -14,7 +14,11 @@ use rusqlite::Connection;
 use unico_core::AppId;
 
 use super::rows;
+use crate::changes::{Change, ChangeListener};
 use crate::error::StoreError;
+
+/// The listener slot shared by the store and its writer thread.
+pub type ListenerSlot = Arc<std::sync::RwLock<Option<Arc<dyn ChangeListener>>>>;
 
 /// What a write job sees: the connection, inside the group's transaction, and the
 /// writer's cache of each application's live fields. The cache is exact because every
@@ -22,9 +26,26 @@ use crate::error::StoreError;
 pub struct WriteCtx {
     pub conn: Connection,
     live: HashMap<AppId, Arc<rows::LiveFields>>,
+    /// Changes of the current group's jobs, delivered once the group commits.
+    events: Vec<Change>,
 }
 
 impl WriteCtx {
+    /// Records a change, published to the listener if and when its job commits.
+    pub fn emit(&mut self, change: Change) {
+        self.events.push(change);
+    }
+
+    /// The application's schema as this transaction sees it.
+    pub fn schema(&self, app: AppId) -> Result<unico_core::Schema, StoreError> {
+        Ok(unico_core::Schema::new(
+            rows::field_stats(&self.conn, app)?
+                .into_iter()
+                .map(|s| s.field)
+                .collect(),
+        ))
+    }
+
     /// The application's live fields; `NotFound` if the application does not exist.
     pub fn live_fields(&mut self, app: AppId) -> Result<Arc<rows::LiveFields>, StoreError> {
         if let Some(live) = self.live.get(&app) {
@@ -56,11 +77,11 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(conn: Connection) -> Result<Self, StoreError> {
+    pub fn start(conn: Connection, listener: ListenerSlot) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = thread::Builder::new()
             .name("unico-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, listener))
             .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             jobs: Some(tx),
@@ -109,24 +130,27 @@ fn in_savepoint<R>(
     op: impl FnOnce(&mut WriteCtx) -> Result<R, StoreError>,
 ) -> Result<R, StoreError> {
     ctx.conn.execute_batch("SAVEPOINT job")?;
+    let events_before = ctx.events.len();
     match op(ctx) {
         Ok(r) => {
             ctx.conn.execute_batch("RELEASE job")?;
             Ok(r)
         }
         Err(e) => {
-            // What the job cached may describe rolled-back changes.
+            // What the job cached or announced may describe rolled-back changes.
             ctx.live.clear();
+            ctx.events.truncate(events_before);
             ctx.conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
             Err(e)
         }
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, listener: ListenerSlot) {
     let mut ctx = WriteCtx {
         conn,
         live: HashMap::new(),
+        events: Vec::new(),
     };
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -147,10 +171,22 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
         }
         let replies: Vec<Reply> = batch.into_iter().map(|job| job(Some(&mut ctx))).collect();
         let committed = ctx.conn.execute_batch("COMMIT").map_err(StoreError::from);
-        if let Err(e) = &committed {
-            tracing::error!(error = %e, "commit failed; rolling back");
-            ctx.live.clear();
-            let _ = ctx.conn.execute_batch("ROLLBACK");
+        match &committed {
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed; rolling back");
+                ctx.live.clear();
+                ctx.events.clear();
+                let _ = ctx.conn.execute_batch("ROLLBACK");
+            }
+            Ok(()) if !ctx.events.is_empty() => {
+                let events = std::mem::take(&mut ctx.events);
+                if let Ok(slot) = listener.read()
+                    && let Some(listener) = slot.as_ref()
+                {
+                    listener.committed(&events);
+                }
+            }
+            Ok(()) => {}
         }
         for reply in replies {
             reply(committed.clone());

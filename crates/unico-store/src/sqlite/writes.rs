@@ -202,7 +202,7 @@ pub fn delete_customer(
     conn: &Connection,
     app: AppId,
     customer_id: &CustomerId,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
     let customer =
         rows::find_customer(conn, app, customer_id)?.ok_or_else(|| rows::not_found(customer_id))?;
     conn.prepare_cached("DELETE FROM customers WHERE id = ?1")?
@@ -211,7 +211,8 @@ pub fn delete_customer(
     for (field, _) in &customer.fields {
         deltas.add(*field, -1);
     }
-    deltas.flush(conn)
+    deltas.flush(conn)?;
+    Ok(customer.id)
 }
 
 /// Removes a field's values from every customer of the application that holds one.
