@@ -84,7 +84,9 @@ impl Engines {
             };
             let result = match built {
                 Ok(mut index) => {
-                    let stale = buffered.iter().any(|c| matches!(c, Change::Bulk { .. } | Change::AppDeleted { .. }));
+                    let stale = buffered
+                        .iter()
+                        .any(|c| matches!(c, Change::Bulk { .. } | Change::AppDeleted { .. }));
                     if stale {
                         // An import or a deletion landed during the scan: scan again.
                         self.built.notify_all();
@@ -105,7 +107,10 @@ impl Engines {
     }
 
     fn build(&self, app: AppId) -> Result<AppIndex, StoreError> {
-        let store = self.store.upgrade().ok_or_else(|| StoreError::Internal("the store is closed".into()))?;
+        let store = self
+            .store
+            .upgrade()
+            .ok_or_else(|| StoreError::Internal("the store is closed".into()))?;
         let started = std::time::Instant::now();
         let application = store.get_app(app)?;
         let schema = store.schema(app)?;
@@ -131,7 +136,9 @@ impl Engines {
 
 impl ChangeListener for Engines {
     fn committed(&self, changes: &[Change]) {
-        let Ok(mut slots) = self.slots.lock() else { return };
+        let Ok(mut slots) = self.slots.lock() else {
+            return;
+        };
         for change in changes {
             let app = app_of(change);
             match slots.get_mut(&app) {

@@ -51,6 +51,10 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     Immutable(String),
+    /// A filter that does not parse or type-check; `code` is the filter language's own
+    /// stable code (`filter_syntax`, `filter_unknown_field`, …).
+    #[error("{message}")]
+    InvalidFilter { code: &'static str, message: String },
     #[error("internal error")]
     Internal(String),
 }
@@ -72,6 +76,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Immutable(_) => (StatusCode::CONFLICT, "immutable"),
+            ApiError::InvalidFilter { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use unico_store::{Store, StoreError};
 
 use crate::auth::KeyRing;
-use crate::error::ApiError;
 use crate::engines::Engines;
+use crate::error::ApiError;
 use crate::import_job::ImportJobs;
 
 /// Shared by all requests; cheap to clone.

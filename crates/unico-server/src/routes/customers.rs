@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use serde_json::Value as Json_;
 use unico_core::limits::{DEFAULT_PAGE_LIMIT, MAX_BATCH_ITEMS, MAX_PAGE_LIMIT};
 use unico_core::{CustomerId, Schema};
+
 use unico_store::{Cursor, ListQuery, Sort, SortBy, UpsertItem};
 
 use super::params::{PathParams, QueryParams};
@@ -286,11 +287,13 @@ fn parse_limit(text: Option<&str>) -> Result<usize, ApiError> {
 
 /// List customers, a page at a time (keyset pagination). `sort` is `customerId` (default,
 /// byte order), `created_at`, `updated_at` or a field name, `-` in front for descending;
-/// customers without a value of the sort field come last.
+/// customers without a value of the sort field come last. `filter` (text form) keeps the
+/// members of a filter only.
 #[utoipa::path(get, path = "/v1/apps/{app}/customers", tag = "customers",
     params(("app" = i64, Path), ("limit" = Option<usize>, Query, description = "1–1000, default 50"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-        ("sort" = Option<String>, Query, description = "customerId | created_at | updated_at | <field>, - prefix for descending")),
+        ("sort" = Option<String>, Query, description = "customerId | created_at | updated_at | <field>, - prefix for descending"),
+        ("filter" = Option<String>, Query, description = "a filter in the text form, e.g. country = \"ES\" and age >= 30")),
     responses((status = 200, body = CustomerList), (status = 400, body = ErrorBody)))]
 pub async fn list_customers(
     State(state): State<AppState>,
@@ -300,23 +303,60 @@ pub async fn list_customers(
 ) -> Result<Json<CustomerList>, ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;
-    let query = QueryParams::from(query, &["limit", "cursor", "sort"])?;
+    let query = QueryParams::from(query, &["limit", "cursor", "sort", "filter"])?;
+    list(state, app, query, None).await.map(Json)
+}
+
+/// Where a list's members come from: all customers, a filter, or a saved segment.
+pub enum Members {
+    Segment(i64),
+}
+
+/// One page of customers: from the store's indexes without a filter, from the segment
+/// engine with one.
+pub async fn list(
+    state: AppState,
+    app: unico_core::AppId,
+    query: QueryParams,
+    members: Option<Members>,
+) -> Result<CustomerList, ApiError> {
     let limit = parse_limit(query.get("limit"))?;
-    let schema = state.blocking(move |s| s.schema(app)).await?;
-    let sort = parse_sort(query.get("sort"), &schema)?;
-    let after = query
-        .get("cursor")
-        .map(|c| Cursor::decode(c, &sort))
-        .transpose()?;
-    let page = state
-        .blocking(move |s| s.list_customers(app, &ListQuery { sort, after, limit }))
-        .await?;
-    Ok(Json(CustomerList {
-        customers: page
-            .customers
-            .iter()
-            .map(|c| customer_out(c, &schema))
-            .collect(),
-        next_cursor: page.next.map(|c| c.encode()),
-    }))
+    let sort_text = query.get("sort").map(str::to_owned);
+    let cursor = query.get("cursor").map(str::to_owned);
+    let filter_text = query.get("filter").map(str::to_owned);
+    let st = state.clone();
+    state
+        .blocking_api(move |s| {
+            let schema = s.schema(app)?;
+            let sort = parse_sort(sort_text.as_deref(), &schema)?;
+            let filter = match (&filter_text, &members) {
+                (Some(text), _) => Some(super::segments::parse_filter_text(text, &schema)?),
+                (None, Some(Members::Segment(id))) => {
+                    Some(super::segments::segment_filter(s, app, *id, &schema)?)
+                }
+                (None, None) => None,
+            };
+            if let Some(filter) = filter {
+                let page = super::segments::PageRequest {
+                    sort: &sort,
+                    cursor: cursor.as_deref(),
+                    limit,
+                };
+                return super::segments::filtered_page(&st, s, app, &schema, &filter, page);
+            }
+            let after = cursor
+                .as_deref()
+                .map(|c| Cursor::decode(c, &sort))
+                .transpose()?;
+            let page = s.list_customers(app, &ListQuery { sort, after, limit })?;
+            Ok(CustomerList {
+                customers: page
+                    .customers
+                    .iter()
+                    .map(|c| customer_out(c, &schema))
+                    .collect(),
+                next_cursor: page.next.map(|c| c.encode()),
+            })
+        })
+        .await
 }

@@ -7,6 +7,7 @@ mod export;
 mod fields;
 mod imports;
 mod params;
+mod segments;
 mod system;
 
 use axum::Router;
@@ -73,6 +74,21 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/apps/{app}/imports/{id}", get(imports::get_import))
         .route("/v1/apps/{app}/export", get(export::export))
+        .route("/v1/apps/{app}/count", post(segments::count))
+        .route(
+            "/v1/apps/{app}/segments",
+            get(segments::list_segments).post(segments::create_segment),
+        )
+        .route(
+            "/v1/apps/{app}/segments/{id}",
+            get(segments::get_segment)
+                .put(segments::update_segment)
+                .delete(segments::delete_segment),
+        )
+        .route(
+            "/v1/apps/{app}/segments/{id}/customers",
+            get(segments::segment_members),
+        )
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))

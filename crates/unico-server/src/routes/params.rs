@@ -60,6 +60,16 @@ impl PathParams {
         })
     }
 
+    pub fn segment_id(&self) -> Result<i64, ApiError> {
+        let raw = self.raw("id")?;
+        raw.parse().map_err(|_| {
+            ApiError::NotFound(format!(
+                "segment \"{}\" not found",
+                unico_core::value::excerpt(raw)
+            ))
+        })
+    }
+
     pub fn key_id(&self) -> Result<i64, ApiError> {
         let raw = self.raw("key_id")?;
         raw.parse().map_err(|_| {

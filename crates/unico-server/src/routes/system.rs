@@ -51,6 +51,9 @@ impl Modify for BearerAuth {
         super::customers::get_customer, super::customers::patch_customer, super::customers::delete_customer,
         super::imports::start_import, super::imports::get_import, super::imports::list_imports,
         super::export::export,
+        super::segments::count, super::segments::create_segment, super::segments::list_segments,
+        super::segments::get_segment, super::segments::update_segment, super::segments::delete_segment,
+        super::segments::segment_members,
     )
 )]
 pub struct ApiDoc;

@@ -1,0 +1,487 @@
+//! Audiences: counting a filter's members, filtered lists, and saved segments.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json_;
+use unico_core::{AppId, FieldId, Schema};
+use unico_engine::{SortKey, SortPosition};
+use unico_filter::{EvalContext, Filter, FilterInput};
+use unico_store::{SegmentRecord, Sort, SortBy, Store, codec};
+use utoipa::ToSchema;
+
+use super::params::PathParams;
+use crate::auth::Principal;
+use crate::dto::{CustomerList, customer_out};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::JsonBody;
+use crate::state::{AppState, now_ms};
+
+type PathResult = Result<Path<HashMap<String, String>>, PathRejection>;
+
+/// Parses a filter given as JSON: an object (the JSON form) or a string (the text form).
+pub fn parse_filter(json: &Json_, schema: &Schema) -> Result<Filter, ApiError> {
+    Filter::parse(FilterInput::Json(json), schema).map_err(|e| ApiError::InvalidFilter {
+        code: e.code(),
+        message: e.to_string(),
+    })
+}
+
+/// Parses a filter in the text form (query parameters).
+pub fn parse_filter_text(text: &str, schema: &Schema) -> Result<Filter, ApiError> {
+    Filter::parse(FilterInput::Text(text), schema).map_err(|e| ApiError::InvalidFilter {
+        code: e.code(),
+        message: e.to_string(),
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CountRequest {
+    /// The filter: its JSON form, or its text form as a string.
+    #[schema(value_type = Object)]
+    pub filter: Json_,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CountOut {
+    pub count: u64,
+    /// Time spent counting on the server, in milliseconds.
+    pub took_ms: f64,
+}
+
+/// Counts the customers matching a filter, exactly, now (relative dates move with time).
+#[utoipa::path(post, path = "/v1/apps/{app}/count", tag = "segments", params(("app" = i64, Path)), request_body = CountRequest,
+    responses((status = 200, body = CountOut), (status = 400, body = ErrorBody)))]
+pub async fn count(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    JsonBody(body): JsonBody<CountRequest>,
+) -> Result<Json<CountOut>, ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let engines = state.engines.clone();
+    let out = state
+        .blocking_api(move |s| {
+            let filter = parse_filter(&body.filter, &s.schema(app)?)?;
+            let started = Instant::now();
+            let index = engines.index(app)?;
+            let index = index
+                .read()
+                .map_err(|_| ApiError::Internal("engine lock poisoned".into()))?;
+            let ctx = EvalContext::new(now_ms(), index.timezone().clone());
+            let count = index.count(&filter, &ctx);
+            Ok(CountOut {
+                count,
+                took_ms: started.elapsed().as_secs_f64() * 1000.0,
+            })
+        })
+        .await?;
+    Ok(Json(out))
+}
+
+/// The engine's sort key for a list order.
+fn sort_key(sort: &Sort) -> SortKey {
+    match &sort.by {
+        SortBy::CustomerId => SortKey::CustomerId,
+        SortBy::CreatedAt => SortKey::CreatedAt,
+        SortBy::UpdatedAt => SortKey::UpdatedAt,
+        SortBy::Field(def) => SortKey::Field(def.id),
+    }
+}
+
+fn order_tag(sort: &Sort) -> String {
+    let by = match &sort.by {
+        SortBy::CustomerId => "customerId".to_owned(),
+        SortBy::CreatedAt => "created_at".to_owned(),
+        SortBy::UpdatedAt => "updated_at".to_owned(),
+        SortBy::Field(def) => format!("field:{}", def.id.0),
+    };
+    if sort.descending {
+        format!("-{by}")
+    } else {
+        by
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Cursor of a filtered list: `f1` + hex of (order, value, customerId), each length-prefixed.
+fn encode_cursor(sort: &Sort, position: &SortPosition) -> String {
+    let value = match &position.value {
+        Some(v) => codec::encode(&[(FieldId(0), v.clone())]),
+        None => Vec::new(),
+    };
+    let mut raw = Vec::new();
+    for part in [
+        order_tag(sort).as_bytes(),
+        &value,
+        position.customer_id.as_bytes(),
+    ] {
+        raw.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        raw.extend_from_slice(part);
+    }
+    format!("f1{}", hex(&raw))
+}
+
+fn decode_cursor(text: &str, sort: &Sort) -> Result<SortPosition, ApiError> {
+    let bad = || {
+        ApiError::InvalidParameter("the cursor is not one this server issued for this filter and sort; pass next_cursor from the previous page unchanged".into())
+    };
+    let hex = text.strip_prefix("f1").ok_or_else(bad)?;
+    if !hex.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    let raw: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(bad)?;
+    let mut parts = Vec::new();
+    let mut pos = 0;
+    while pos < raw.len() {
+        let len = u32::from_be_bytes(
+            raw.get(pos..pos + 4)
+                .ok_or_else(bad)?
+                .try_into()
+                .map_err(|_| bad())?,
+        ) as usize;
+        pos += 4;
+        parts.push(raw.get(pos..pos + len).ok_or_else(bad)?.to_vec());
+        pos += len;
+    }
+    let [order, value, customer_id]: [Vec<u8>; 3] = parts.try_into().map_err(|_| bad())?;
+    if order != order_tag(sort).as_bytes() {
+        return Err(bad());
+    }
+    let value = if value.is_empty() {
+        None
+    } else {
+        Some(
+            codec::decode(&value)
+                .map_err(|_| bad())?
+                .into_iter()
+                .next()
+                .ok_or_else(bad)?
+                .1,
+        )
+    };
+    Ok(SortPosition {
+        value,
+        customer_id: String::from_utf8(customer_id).map_err(|_| bad())?,
+    })
+}
+
+/// Every member id of a filter, in customerId order (blocking).
+pub fn all_members(state: &AppState, app: AppId, filter: &Filter) -> Result<Vec<i64>, ApiError> {
+    let index = state.engines.index(app)?;
+    let index = index
+        .read()
+        .map_err(|_| ApiError::Internal("engine lock poisoned".into()))?;
+    let ctx = EvalContext::new(now_ms(), index.timezone().clone());
+    let members = index.members(filter, &ctx);
+    Ok(index.page_by_customer_id(&members, None, false, usize::MAX))
+}
+
+/// Which page of a list: its order, where the previous page ended, and its size.
+pub struct PageRequest<'a> {
+    pub sort: &'a Sort,
+    pub cursor: Option<&'a str>,
+    pub limit: usize,
+}
+
+/// One page of a filter's members in the requested order (blocking).
+pub fn filtered_page(
+    state: &AppState,
+    store: &dyn Store,
+    app: AppId,
+    schema: &Schema,
+    filter: &Filter,
+    page: PageRequest<'_>,
+) -> Result<CustomerList, ApiError> {
+    let PageRequest {
+        sort,
+        cursor,
+        limit,
+    } = page;
+    let after = cursor.map(|c| decode_cursor(c, sort)).transpose()?;
+    let index = state.engines.index(app)?;
+    let index = index
+        .read()
+        .map_err(|_| ApiError::Internal("engine lock poisoned".into()))?;
+    let ctx = EvalContext::new(now_ms(), index.timezone().clone());
+    let members = index.members(filter, &ctx);
+    let key = sort_key(sort);
+    let mut ids = match key {
+        SortKey::CustomerId => index.page_by_customer_id(
+            &members,
+            after.as_ref().map(|p| p.customer_id.as_str()),
+            sort.descending,
+            limit + 1,
+        ),
+        _ => index.page_by_field(&members, key, after.as_ref(), sort.descending, limit + 1),
+    };
+    let next = if ids.len() > limit {
+        ids.truncate(limit);
+        ids.last()
+            .and_then(|id| index.sort_position(*id, key))
+            .map(|p| encode_cursor(sort, &p))
+    } else {
+        None
+    };
+    drop(index);
+    let customers = store.get_customers(app, &ids)?;
+    Ok(CustomerList {
+        customers: customers.iter().map(|c| customer_out(c, schema)).collect(),
+        next_cursor: next,
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentIn {
+    pub name: String,
+    /// The filter: its JSON form, or its text form as a string.
+    #[schema(value_type = Object)]
+    pub filter: Json_,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SegmentOut {
+    pub id: i64,
+    pub name: String,
+    /// The canonical JSON form.
+    #[schema(value_type = Object)]
+    pub filter: Json_,
+    /// The canonical text form.
+    pub filter_text: String,
+    /// Members right now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SegmentList {
+    pub segments: Vec<SegmentOut>,
+}
+
+/// Longest segment name, in characters.
+pub const MAX_SEGMENT_NAME_CHARS: usize = 200;
+
+fn check_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    let len = name.chars().count();
+    if len == 0 || len > MAX_SEGMENT_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "name",
+            format!(
+                "a segment name is 1–{MAX_SEGMENT_NAME_CHARS} characters with no control characters"
+            ),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// A stored segment with its filter re-checked against today's schema (a field it used
+/// may have been deleted since) and, if asked, its current count.
+fn segment_out(
+    state: &AppState,
+    record: &SegmentRecord,
+    schema: &Schema,
+    with_count: bool,
+) -> Result<SegmentOut, ApiError> {
+    let stored: Json_ = serde_json::from_str(&record.filter).unwrap_or(Json_::Null);
+    let checked = parse_filter(&stored, schema);
+    let (filter_text, count) = match &checked {
+        Ok(filter) => {
+            let count = if with_count {
+                let index = state.engines.index(record.app)?;
+                let index = index
+                    .read()
+                    .map_err(|_| ApiError::Internal("engine lock poisoned".into()))?;
+                Some(index.count(
+                    filter,
+                    &EvalContext::new(now_ms(), index.timezone().clone()),
+                ))
+            } else {
+                None
+            };
+            (filter.to_text(), count)
+        }
+        Err(e) => (format!("(invalid now: {e})"), None),
+    };
+    Ok(SegmentOut {
+        id: record.id,
+        name: record.name.clone(),
+        filter: stored,
+        filter_text,
+        count,
+        created_at: unico_core::time::format_datetime(record.created_at),
+        updated_at: unico_core::time::format_datetime(record.updated_at),
+    })
+}
+
+/// Save a filter as a named segment.
+#[utoipa::path(post, path = "/v1/apps/{app}/segments", tag = "segments", params(("app" = i64, Path)), request_body = SegmentIn,
+    responses((status = 201, body = SegmentOut), (status = 400, body = ErrorBody)))]
+pub async fn create_segment(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    JsonBody(body): JsonBody<SegmentIn>,
+) -> Result<(StatusCode, Json<SegmentOut>), ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let st = state.clone();
+    let out = state
+        .blocking_api(move |s| {
+            let name = check_name(&body.name)?;
+            let schema = s.schema(app)?;
+            let filter = parse_filter(&body.filter, &schema)?;
+            let record = s.create_segment(app, &name, &filter.to_json().to_string(), now_ms())?;
+            segment_out(&st, &record, &schema, true)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// The saved segments, each with its current size.
+#[utoipa::path(get, path = "/v1/apps/{app}/segments", tag = "segments", params(("app" = i64, Path)),
+    responses((status = 200, body = SegmentList)))]
+pub async fn list_segments(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<Json<SegmentList>, ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let st = state.clone();
+    let out = state
+        .blocking_api(move |s| {
+            let schema = s.schema(app)?;
+            let segments = s
+                .list_segments(app)?
+                .iter()
+                .map(|r| segment_out(&st, r, &schema, true))
+                .collect::<Result<_, _>>()?;
+            Ok(SegmentList { segments })
+        })
+        .await?;
+    Ok(Json(out))
+}
+
+/// One segment with its current count.
+#[utoipa::path(get, path = "/v1/apps/{app}/segments/{id}", tag = "segments", params(("app" = i64, Path), ("id" = i64, Path)),
+    responses((status = 200, body = SegmentOut), (status = 404, body = ErrorBody)))]
+pub async fn get_segment(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<Json<SegmentOut>, ApiError> {
+    let params = PathParams::from(path)?;
+    let (app, id) = (params.app()?, params.segment_id()?);
+    principal.require_app(app)?;
+    let st = state.clone();
+    let out = state
+        .blocking_api(move |s| {
+            let schema = s.schema(app)?;
+            segment_out(&st, &s.get_segment(app, id)?, &schema, true)
+        })
+        .await?;
+    Ok(Json(out))
+}
+
+/// Replace a segment's name and filter.
+#[utoipa::path(put, path = "/v1/apps/{app}/segments/{id}", tag = "segments", params(("app" = i64, Path), ("id" = i64, Path)),
+    request_body = SegmentIn,
+    responses((status = 200, body = SegmentOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update_segment(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    JsonBody(body): JsonBody<SegmentIn>,
+) -> Result<Json<SegmentOut>, ApiError> {
+    let params = PathParams::from(path)?;
+    let (app, id) = (params.app()?, params.segment_id()?);
+    principal.require_app(app)?;
+    let st = state.clone();
+    let out = state
+        .blocking_api(move |s| {
+            let name = check_name(&body.name)?;
+            let schema = s.schema(app)?;
+            let filter = parse_filter(&body.filter, &schema)?;
+            let record =
+                s.update_segment(app, id, &name, &filter.to_json().to_string(), now_ms())?;
+            segment_out(&st, &record, &schema, true)
+        })
+        .await?;
+    Ok(Json(out))
+}
+
+/// Delete a segment (its customers are untouched).
+#[utoipa::path(delete, path = "/v1/apps/{app}/segments/{id}", tag = "segments", params(("app" = i64, Path), ("id" = i64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_segment(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<StatusCode, ApiError> {
+    let params = PathParams::from(path)?;
+    let (app, id) = (params.app()?, params.segment_id()?);
+    principal.require_app(app)?;
+    state.blocking(move |s| s.delete_segment(app, id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The segment's filter, checked against the current schema.
+pub fn segment_filter(
+    store: &dyn Store,
+    app: AppId,
+    id: i64,
+    schema: &Schema,
+) -> Result<Filter, ApiError> {
+    let record = store.get_segment(app, id)?;
+    let stored: Json_ = serde_json::from_str(&record.filter).unwrap_or(Json_::Null);
+    parse_filter(&stored, schema)
+}
+
+/// A segment's members, paged and sorted like the customer list.
+#[utoipa::path(get, path = "/v1/apps/{app}/segments/{id}/customers", tag = "segments",
+    params(("app" = i64, Path), ("id" = i64, Path), ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query),
+        ("sort" = Option<String>, Query)),
+    responses((status = 200, body = CustomerList), (status = 404, body = ErrorBody)))]
+pub async fn segment_members(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    query: Result<
+        axum::extract::Query<Vec<(String, String)>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<Json<CustomerList>, ApiError> {
+    let params = PathParams::from(path)?;
+    let (app, id) = (params.app()?, params.segment_id()?);
+    principal.require_app(app)?;
+    let query = super::params::QueryParams::from(query, &["limit", "cursor", "sort"])?;
+    super::customers::list(
+        state,
+        app,
+        query,
+        Some(super::customers::Members::Segment(id)),
+    )
+    .await
+    .map(Json)
+}
