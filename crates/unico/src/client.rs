@@ -10,17 +10,27 @@ use serde_json::Value;
 #[derive(clap::Args, Clone)]
 pub struct ServerArgs {
     /// URL of a running Unico server.
-    #[arg(long, env = "UNICO_SERVER", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "UNICO_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub server: String,
     /// API key or admin key. Default: the admin key kept in the data directory.
-    #[arg(long, env = "UNICO_KEY", hide_env_values = true)]
+    #[arg(long, global = true, env = "UNICO_KEY", hide_env_values = true)]
     pub key: Option<String>,
     /// Data directory whose admin.key to use when no key is given.
-    #[arg(long, env = "UNICO_DATA", default_value = "unico-data")]
+    #[arg(long, global = true, env = "UNICO_DATA", default_value = "unico-data")]
     pub data: PathBuf,
+}
+
+/// The application a command works on.
+#[derive(clap::Args, Clone)]
+pub struct AppArg {
     /// Application: its id or its name.
-    #[arg(long)]
-    pub app: String,
+    #[arg(long, global = true, env = "UNICO_APP")]
+    pub app: Option<String>,
 }
 
 pub struct Client {
@@ -31,6 +41,16 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client bound to one application.
+    pub fn for_app(args: &ServerArgs, app: &AppArg) -> anyhow::Result<Client> {
+        let Some(name) = &app.app else {
+            bail!("--app is required: the application's id or name (or set UNICO_APP)");
+        };
+        let mut client = Client::connect(args)?;
+        client.app_id = client.resolve_app(name)?;
+        Ok(client)
+    }
+
     pub fn connect(args: &ServerArgs) -> anyhow::Result<Client> {
         let key = match &args.key {
             Some(k) => k.clone(),
@@ -46,14 +66,12 @@ impl Client {
             .http_status_as_error(false)
             .build()
             .new_agent();
-        let mut client = Client {
+        Ok(Client {
             base: args.server.trim_end_matches('/').to_owned(),
             key,
             agent,
             app_id: 0,
-        };
-        client.app_id = client.resolve_app(&args.app)?;
-        Ok(client)
+        })
     }
 
     fn resolve_app(&self, app: &str) -> anyhow::Result<i64> {
@@ -90,6 +108,24 @@ impl Client {
             .agent
             .run(self.request("GET", &url).body(())?)
             .with_context(|| format!("cannot reach {url}"))?;
+        read_json(response)
+    }
+
+    /// Sends a JSON body with `method` and answers the JSON reply (`null` for 204).
+    pub fn send_json(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let request = self
+            .request(method, url)
+            .header("Content-Type", "application/json");
+        let response = match body {
+            Some(b) => self.agent.run(request.body(b.to_string())?),
+            None => self.agent.run(request.body(())?),
+        }
+        .with_context(|| format!("cannot reach {url}"))?;
         read_json(response)
     }
 

@@ -1,6 +1,7 @@
 //! The `unico` binary: a thin command line over the library crates.
 
 mod client;
+mod commands;
 mod demo;
 mod keys;
 mod serve;
@@ -27,6 +28,16 @@ enum Command {
     Import(transfer::ImportArgs),
     /// Export an application's customers as CSV from a running server.
     Export(transfer::ExportArgs),
+    /// Count the customers matching a filter.
+    Count(commands::CountArgs),
+    /// Applications: list, create.
+    Apps(commands::AppsArgs),
+    /// Customer fields: list, create, delete.
+    Fields(commands::FieldsArgs),
+    /// Customers: get, list (with a filter), delete.
+    Customers(commands::CustomersArgs),
+    /// Saved segments: list, create, show, update, delete.
+    Segments(commands::SegmentsArgs),
 }
 
 #[derive(clap::Args)]
@@ -54,6 +65,11 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).map(|()| true),
         Command::Import(args) => transfer::import(args),
         Command::Export(args) => transfer::export(args).map(|()| true),
+        Command::Count(args) => commands::count(args).map(|()| true),
+        Command::Apps(args) => commands::apps(args).map(|()| true),
+        Command::Fields(args) => commands::fields(args).map(|()| true),
+        Command::Customers(args) => commands::customers(args).map(|()| true),
+        Command::Segments(args) => commands::segments(args).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -62,5 +78,16 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks over every subcommand and argument.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use crate::client::{Client, ServerArgs};
+use crate::client::{AppArg, Client, ServerArgs};
 
 #[derive(clap::Args)]
 pub struct ImportArgs {
@@ -17,6 +17,8 @@ pub struct ImportArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub app: AppArg,
     /// atomic (default: nothing is written if any row is invalid) or skip_invalid.
     #[arg(long, default_value = "atomic")]
     pub mode: String,
@@ -29,6 +31,14 @@ pub struct ImportArgs {
 pub struct ExportArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    #[command(flatten)]
+    pub app: AppArg,
+    /// Export only the members of this filter (text form).
+    #[arg(long)]
+    pub filter: Option<String>,
+    /// Export only the members of this saved segment (its id).
+    #[arg(long)]
+    pub segment: Option<i64>,
     /// long (customerId,fieldName,fieldValue) or wide (one column per field).
     #[arg(long, default_value = "long")]
     pub format: String,
@@ -63,7 +73,7 @@ fn bar(quiet: bool) -> ProgressBar {
 }
 
 pub fn import(args: ImportArgs) -> anyhow::Result<bool> {
-    let client = Client::connect(&args.server)?;
+    let client = Client::for_app(&args.server, &args.app)?;
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
     let size = file.metadata()?.len();
@@ -167,8 +177,17 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
     if !matches!(args.format.as_str(), "long" | "wide") {
         bail!("--format must be long or wide");
     }
-    let client = Client::connect(&args.server)?;
-    let url = client.app_url(&format!("/export?format={}&raw={}", args.format, args.raw));
+    let client = Client::for_app(&args.server, &args.app)?;
+    let mut url = client.app_url(&format!("/export?format={}&raw={}", args.format, args.raw));
+    if let Some(filter) = &args.filter {
+        url.push_str(&format!(
+            "&filter={}",
+            crate::commands::encode_query(filter)
+        ));
+    }
+    if let Some(segment) = args.segment {
+        url.push_str(&format!("&segment={segment}"));
+    }
     let mut body = client.get_reader(&url)?;
     let mut out: Box<dyn Write> = match &args.out {
         Some(path) => Box::new(std::io::BufWriter::new(

@@ -1,0 +1,368 @@
+//! The small client commands: applications, fields, customers, counts and segments,
+//! against a running server. Tables for people, `--json` for scripts.
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use crate::client::{AppArg, Client, ServerArgs};
+
+/// Percent-encodes a query parameter value.
+pub fn encode_query(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Percent-encodes a path segment (a customerId may hold `/`, `?`, `#`).
+fn encode_path(text: &str) -> String {
+    encode_query(text)
+}
+
+fn print(value: &Value, json_out: bool, table: impl FnOnce(&Value)) -> anyhow::Result<()> {
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        table(value);
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct CountArgs {
+    /// The filter, in the text form: country = "ES" and age between 25 and 34
+    pub filter: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub app: AppArg,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn count(args: CountArgs) -> anyhow::Result<()> {
+    let client = Client::for_app(&args.server, &args.app)?;
+    let out = client.send_json(
+        "POST",
+        &client.app_url("/count"),
+        Some(&json!({ "filter": args.filter })),
+    )?;
+    print(&out, args.json, |v| {
+        println!(
+            "{} customers ({:.2} ms)",
+            v["count"],
+            v["took_ms"].as_f64().unwrap_or(0.0)
+        )
+    })
+}
+
+#[derive(Subcommand)]
+pub enum AppsCommand {
+    /// List the applications this key can see.
+    List,
+    /// Create an application (admin key); prints its first API key once.
+    Create {
+        name: String,
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct AppsArgs {
+    #[command(subcommand)]
+    pub command: AppsCommand,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+pub fn apps(args: AppsArgs) -> anyhow::Result<()> {
+    let client = Client::connect(&args.server)?;
+    match args.command {
+        AppsCommand::List => {
+            let out = client.get("/v1/apps")?;
+            print(&out, args.json, |v| {
+                for a in v["apps"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:>6}  {:<30}  {}",
+                        a["id"],
+                        a["name"].as_str().unwrap_or(""),
+                        a["timezone"].as_str().unwrap_or("")
+                    );
+                }
+            })
+        }
+        AppsCommand::Create { name, timezone } => {
+            let url = format!("{}/v1/apps", client.base);
+            let out = client.send_json(
+                "POST",
+                &url,
+                Some(&json!({ "name": name, "timezone": timezone })),
+            )?;
+            print(&out, args.json, |v| {
+                println!(
+                    "created application {} ({})",
+                    v["id"],
+                    v["name"].as_str().unwrap_or("")
+                );
+                println!(
+                    "its API key (shown once): {}",
+                    v["api_key"].as_str().unwrap_or("")
+                );
+            })
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum FieldsCommand {
+    /// List the fields with how many customers hold a value.
+    List,
+    /// Create a field: NAME TYPE (string, number, datetime or date).
+    Create { name: String, r#type: String },
+    /// Delete a field and its value from every customer.
+    Delete { name: String },
+}
+
+#[derive(clap::Args)]
+pub struct FieldsArgs {
+    #[command(subcommand)]
+    pub command: FieldsCommand,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub app: AppArg,
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+pub fn fields(args: FieldsArgs) -> anyhow::Result<()> {
+    let client = Client::for_app(&args.server, &args.app)?;
+    match args.command {
+        FieldsCommand::List => {
+            let out = client.get(&client.app_url("/fields"))?;
+            print(&out, args.json, |v| {
+                for f in v["fields"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<32}  {:<9}  {:>10} values",
+                        f["name"].as_str().unwrap_or(""),
+                        f["type"].as_str().unwrap_or(""),
+                        f["value_count"]
+                    );
+                }
+            })
+        }
+        FieldsCommand::Create { name, r#type } => {
+            let out = client.send_json(
+                "POST",
+                &client.app_url("/fields"),
+                Some(&json!({ "name": name, "type": r#type })),
+            )?;
+            print(&out, args.json, |v| {
+                println!(
+                    "created field {} ({})",
+                    v["name"],
+                    v["type"].as_str().unwrap_or("")
+                )
+            })
+        }
+        FieldsCommand::Delete { name } => {
+            let out = client.send_json(
+                "DELETE",
+                &client.app_url(&format!("/fields/{}", encode_path(&name))),
+                None,
+            )?;
+            print(&out, args.json, |v| {
+                println!("deleted field {name} and {} values", v["values_deleted"])
+            })
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum CustomersCommand {
+    /// Show one customer.
+    Get { customer_id: String },
+    /// List customers, optionally a filter's members.
+    List {
+        #[arg(long)]
+        filter: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// customerId, created_at, updated_at or a field; - for descending.
+        #[arg(long)]
+        sort: Option<String>,
+    },
+    /// Delete one customer.
+    Delete { customer_id: String },
+}
+
+#[derive(clap::Args)]
+pub struct CustomersArgs {
+    #[command(subcommand)]
+    pub command: CustomersCommand,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub app: AppArg,
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+fn customer_line(c: &Value) -> String {
+    let fields = c["fields"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    format!("{}  {}", c["customerId"].as_str().unwrap_or(""), fields)
+}
+
+pub fn customers(args: CustomersArgs) -> anyhow::Result<()> {
+    let client = Client::for_app(&args.server, &args.app)?;
+    match args.command {
+        CustomersCommand::Get { customer_id } => {
+            let out = client
+                .get(&client.app_url(&format!("/customers/{}", encode_path(&customer_id))))?;
+            print(&out, args.json, |v| {
+                println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+            })
+        }
+        CustomersCommand::List {
+            filter,
+            limit,
+            sort,
+        } => {
+            let mut url = client.app_url(&format!("/customers?limit={limit}"));
+            if let Some(f) = filter {
+                url.push_str(&format!("&filter={}", encode_query(&f)));
+            }
+            if let Some(s) = sort {
+                url.push_str(&format!("&sort={}", encode_query(&s)));
+            }
+            let out = client.get(&url)?;
+            print(&out, args.json, |v| {
+                for c in v["customers"].as_array().into_iter().flatten() {
+                    println!("{}", customer_line(c));
+                }
+            })
+        }
+        CustomersCommand::Delete { customer_id } => {
+            client.send_json(
+                "DELETE",
+                &client.app_url(&format!("/customers/{}", encode_path(&customer_id))),
+                None,
+            )?;
+            println!("deleted {customer_id}");
+            Ok(())
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum SegmentsCommand {
+    /// List saved segments with their current size.
+    List,
+    /// Save a filter as a segment: NAME FILTER.
+    Create { name: String, filter: String },
+    /// Show a segment, its size and its first members.
+    Show { id: i64 },
+    /// Replace a segment's name and filter.
+    Update {
+        id: i64,
+        name: String,
+        filter: String,
+    },
+    /// Delete a segment (its customers stay).
+    Delete { id: i64 },
+}
+
+#[derive(clap::Args)]
+pub struct SegmentsArgs {
+    #[command(subcommand)]
+    pub command: SegmentsCommand,
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub app: AppArg,
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+fn segment_line(s: &Value) -> String {
+    format!(
+        "{:>5}  {:<28}  {:>10}  {}",
+        s["id"],
+        s["name"].as_str().unwrap_or(""),
+        s["count"],
+        s["filter_text"].as_str().unwrap_or("")
+    )
+}
+
+pub fn segments(args: SegmentsArgs) -> anyhow::Result<()> {
+    let client = Client::for_app(&args.server, &args.app)?;
+    match args.command {
+        SegmentsCommand::List => {
+            let out = client.get(&client.app_url("/segments"))?;
+            print(&out, args.json, |v| {
+                for s in v["segments"].as_array().into_iter().flatten() {
+                    println!("{}", segment_line(s));
+                }
+            })
+        }
+        SegmentsCommand::Create { name, filter } => {
+            let out = client.send_json(
+                "POST",
+                &client.app_url("/segments"),
+                Some(&json!({ "name": name, "filter": filter })),
+            )?;
+            print(&out, args.json, |v| println!("{}", segment_line(v)))
+        }
+        SegmentsCommand::Update { id, name, filter } => {
+            let out = client.send_json(
+                "PUT",
+                &client.app_url(&format!("/segments/{id}")),
+                Some(&json!({ "name": name, "filter": filter })),
+            )?;
+            print(&out, args.json, |v| println!("{}", segment_line(v)))
+        }
+        SegmentsCommand::Show { id } => {
+            let segment = client.get(&client.app_url(&format!("/segments/{id}")))?;
+            let members =
+                client.get(&client.app_url(&format!("/segments/{id}/customers?limit=10")))?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({ "segment": segment, "members": members })
+                    )?
+                );
+                return Ok(());
+            }
+            println!("{}", segment_line(&segment));
+            for c in members["customers"].as_array().into_iter().flatten() {
+                println!("  {}", customer_line(c));
+            }
+            Ok(())
+        }
+        SegmentsCommand::Delete { id } => {
+            client
+                .send_json("DELETE", &client.app_url(&format!("/segments/{id}")), None)
+                .context("deleting")?;
+            println!("deleted segment {id}");
+            Ok(())
+        }
+    }
+}
