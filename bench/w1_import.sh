@@ -3,6 +3,7 @@
 # durable, until the import reports success; wall time and the server's peak memory.
 #   bench/w1_import.sh [ROUNDS]       (default 3; median printed)
 # Data: generated once with ../shared/bench/gen_customers.py (or set UNICO_BENCH_CSV).
+# KEEP=1 leaves the last round's server running (for bench/w2_segments.py).
 # With ANCHORS=1, DuckDB (pip install duckdb) loads and pivots the same file in the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,12 +36,16 @@ for round in $(seq "$rounds"); do
   end=$(date +%s.%N)
   grep -q '"state":"succeeded"' <<<"$status" || { echo "import failed: $status"; exit 1; }
   rss=$(awk '/VmHWM/ {printf "%d", $2/1024}' /proc/$server/status)
-  kill $server; wait $server 2>/dev/null || true
+  if [ "${KEEP:-0}" = 1 ] && [ "$round" = "$rounds" ]; then
+    echo "server left running on port $port with the data in $work/data (pid $server)"
+  else
+    kill $server; wait $server 2>/dev/null || true
+  fi
   disk=$(du -sm "$work/data" | cut -f1)
   t=$(python3 -c "print(f'{$end - $start:.2f}')")
   echo "round $round: ${t} s, peak RSS ${rss} MB, on disk ${disk} MB"
   times+=("$t")
-  rm -rf "$work"
+  [ "${KEEP:-0}" = 1 ] && [ "$round" = "$rounds" ] || rm -rf "$work"
 done
 echo "Unico W1 import: median $(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (rounds + 1) / 2 ))p") s over $rounds rounds"
 if [ "${ANCHORS:-0}" = 1 ]; then

@@ -62,6 +62,8 @@ pub struct ExportStats {
 pub struct Exporter<W: Write> {
     cells: CellWriter<W>,
     schema: Schema,
+    /// Wide columns in output order.
+    columns: Vec<unico_core::FieldId>,
     shape: ExportShape,
     stats: ExportStats,
 }
@@ -78,6 +80,14 @@ impl<W: Write> Exporter<W> {
             raw: options.raw,
             scratch: String::new(),
         };
+        // Wide columns follow the schema, except when exactly two fields are named like the
+        // long header's columns: written in that order, the header would read as a long
+        // file, so they are swapped (wide columns may come in any order).
+        let mut columns: Vec<_> = schema.fields().iter().map(|f| f.id).collect();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name.as_str()).collect();
+        if names == LONG_HEADER[1..] {
+            columns.reverse();
+        }
         match options.shape {
             ExportShape::Long => {
                 for name in LONG_HEADER {
@@ -86,8 +96,10 @@ impl<W: Write> Exporter<W> {
             }
             ExportShape::Wide => {
                 cells.text(CUSTOMER_ID)?;
-                for def in schema.fields() {
-                    cells.text(def.name.as_str())?;
+                for id in &columns {
+                    if let Some(def) = schema.by_id(*id) {
+                        cells.text(def.name.as_str())?;
+                    }
                 }
             }
         }
@@ -95,6 +107,7 @@ impl<W: Write> Exporter<W> {
         Ok(Self {
             cells,
             schema: schema.clone(),
+            columns,
             shape: options.shape,
             stats: ExportStats::default(),
         })
@@ -128,12 +141,9 @@ impl<W: Write> Exporter<W> {
             }
             ExportShape::Wide => {
                 cells.text(id)?;
-                // Both are sorted by field id: walk them together.
-                let mut values = customer.fields.iter().peekable();
-                for def in self.schema.fields() {
-                    while values.next_if(|(field, _)| *field < def.id).is_some() {}
-                    match values.next_if(|(field, _)| *field == def.id) {
-                        Some((_, value)) => cells.value(value)?,
+                for column in &self.columns {
+                    match customer.get(*column) {
+                        Some(value) => cells.value(value)?,
                         None => cells.raw("")?,
                     }
                 }

@@ -10,46 +10,94 @@ use crate::error::ApiError;
 /// Largest JSON body accepted (a full batch of 10 000 customers fits comfortably).
 pub const MAX_JSON_BODY_BYTES: usize = 32 * 1024 * 1024;
 
-/// A JSON body: `Content-Type: application/json` required, size bounded, and every
-/// rejection (wrong type, too large, malformed, wrong shape) answered as an [`ApiError`]
-/// with the line and column of the problem.
+/// A JSON object body: `Content-Type: application/json` required, size bounded, and every
+/// rejection (wrong type, too large, malformed, not an object, wrong shape) answered as an
+/// [`ApiError`] with the line and column of the problem.
 pub struct JsonBody<T>(pub T);
+
+/// A JSON array body (batch endpoints), with the same checks as [`JsonBody`].
+pub struct JsonArrayBody<T>(pub T);
+
+/// What a body's top level must be.
+#[derive(Clone, Copy, PartialEq)]
+enum TopLevel {
+    Object,
+    Array,
+}
+
+async fn read_json<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+    top: TopLevel,
+) -> Result<T, ApiError> {
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime != "application/json" && !mime.ends_with("+json") {
+        return Err(ApiError::InvalidContentType(format!(
+            "expected Content-Type: application/json, got {}",
+            if content_type.is_empty() {
+                "none".to_owned()
+            } else {
+                format!("\"{content_type}\"")
+            }
+        )));
+    }
+    let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::BodyTooLarge(format!(
+                "the body is larger than the {MAX_JSON_BODY_BYTES} bytes accepted"
+            ))
+        } else {
+            ApiError::InvalidJson(format!("could not read the body: {e}"))
+        }
+    })?;
+    // serde would read a struct from an array of its fields; the API speaks objects.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let (wanted, expected) = match top {
+        TopLevel::Object => (b'{', "expected an object {…} as the body"),
+        TopLevel::Array => (b'[', "expected an array […] as the body"),
+    };
+    if let Some(first) = first
+        && first != wanted
+        && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
+    {
+        let got = match first {
+            b'{' => "an object",
+            b'[' => "an array",
+            b'"' => "a string",
+            b'n' => "null",
+            b't' | b'f' => "a boolean",
+            _ => "a number",
+        };
+        return Err(ApiError::invalid("body", format!("{expected}, got {got}")));
+    }
+    parse_json(&bytes)
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let content_type = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let mime = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if mime != "application/json" && !mime.ends_with("+json") {
-            return Err(ApiError::InvalidContentType(format!(
-                "expected Content-Type: application/json, got {}",
-                if content_type.is_empty() {
-                    "none".to_owned()
-                } else {
-                    format!("\"{content_type}\"")
-                }
-            )));
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::BodyTooLarge(format!(
-                    "the body is larger than the {MAX_JSON_BODY_BYTES} bytes accepted"
-                ))
-            } else {
-                ApiError::InvalidJson(format!("could not read the body: {e}"))
-            }
-        })?;
-        parse_json(&bytes).map(JsonBody)
+        read_json(req, state, TopLevel::Object).await.map(JsonBody)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonArrayBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        read_json(req, state, TopLevel::Array)
+            .await
+            .map(JsonArrayBody)
     }
 }
 

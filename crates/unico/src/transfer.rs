@@ -73,6 +73,12 @@ fn bar(quiet: bool) -> ProgressBar {
 }
 
 pub fn import(args: ImportArgs) -> anyhow::Result<bool> {
+    if !matches!(args.mode.as_str(), "atomic" | "skip_invalid") {
+        bail!(
+            "--mode must be atomic or skip_invalid, got \"{}\"",
+            args.mode
+        );
+    }
     let client = Client::for_app(&args.server, &args.app)?;
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;

@@ -228,20 +228,6 @@ fn cli_import_of_a_bad_file_exits_non_zero_with_the_row_errors_and_writes_nothin
     assert_eq!(report["updated"], 1);
     assert_eq!(report["rows_rejected"], 1);
     assert_eq!(shop.customer_ids(), ["new1", "new2", "old"]);
-
-    // A bad mode is refused by the server, with its message, and records nothing.
-    let (_, before) = shop.call("GET", "/imports", None);
-    let mut args = common.to_vec();
-    args.extend(["--mode", "sometimes"]);
-    let out = unico(&args);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("mode must be atomic or skip_invalid"),
-        "{}",
-        stderr(&out)
-    );
-    let (_, after) = shop.call("GET", "/imports", None);
-    assert_eq!(before, after);
 }
 
 #[test]
@@ -341,6 +327,34 @@ fn cli_export_writes_the_csv_to_a_file() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("long or wide"), "{}", stderr(&out));
     assert!(!bad.exists());
+}
+
+#[test]
+fn cli_import_with_a_bad_mode_prints_the_reason_and_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let shop = Shop::create(&server, "Shop");
+    let files = tempfile::tempdir().unwrap();
+    // Big enough that the upload is still being sent when the refusal comes back.
+    let file = files.path().join("big.csv");
+    big_long_file(&file, 30_000);
+    let file = file.to_str().unwrap();
+    let id = shop.id.to_string();
+    for mode in ["sometimes", "ATOMIC"] {
+        let out = unico(&[
+            "import", file, "--app", &id, "--server", &shop.base, "--key", &shop.key, "--mode",
+            mode,
+        ]);
+        assert!(!out.status.success(), "{mode}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("mode must be atomic or skip_invalid"),
+            "{mode}: the reason is not shown: {err}"
+        );
+    }
+    let (_, list) = shop.call("GET", "/imports", None);
+    assert_eq!(list["imports"], json!([]));
+    assert_eq!(shop.customer_ids(), Vec::<String>::new());
 }
 
 /// Writes a long file of `customers` customers with three values each.

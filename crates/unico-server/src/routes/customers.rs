@@ -19,7 +19,7 @@ use crate::dto::{
     customer_input, customer_out, fields_to_changes,
 };
 use crate::error::{ApiError, ErrorBody, ErrorObject};
-use crate::extract::JsonBody;
+use crate::extract::{JsonArrayBody, JsonBody};
 use crate::state::{AppState, now_ms};
 
 type PathResult = Result<Path<HashMap<String, String>>, PathRejection>;
@@ -150,7 +150,7 @@ pub async fn batch_upsert(
     State(state): State<AppState>,
     principal: Principal,
     path: PathResult,
-    JsonBody(body): JsonBody<Json_>,
+    JsonArrayBody(body): JsonArrayBody<Json_>,
 ) -> Result<Json<BatchOut>, ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::StatusCode;
 use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
@@ -142,15 +142,14 @@ fn running_out(r: &ImportRecord, p: &ImportProgress) -> ImportOut {
 /// `GET …/imports/{id}`.
 #[utoipa::path(post, path = "/v1/apps/{app}/imports", tag = "imports",
     params(("app" = i64, Path), ("mode" = Option<String>, Query, description = "atomic (default) | skip_invalid")),
-    request_body(content = String, content_type = "text/csv"),
+    request_body(content = String, content_type = "text/csv", description = "the CSV file; a multipart/form-data file part is accepted too"),
     responses((status = 202, body = ImportStarted), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn start_import(
     State(state): State<AppState>,
     principal: Principal,
     path: PathResult,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<(StatusCode, Json<ImportStarted>), ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;
@@ -164,29 +163,41 @@ pub async fn start_import(
             ))
         })?,
     };
-    let content_type = headers
+    let content_type = request
+        .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+        .unwrap_or("")
+        .to_owned();
     let mime = content_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    if !matches!(
-        mime.as_str(),
-        "text/csv" | "text/plain" | "application/csv" | "application/octet-stream"
-    ) {
-        return Err(ApiError::InvalidContentType(format!(
-            "send the CSV file as the body with Content-Type: text/csv, got {}",
-            if content_type.is_empty() {
-                "none".to_owned()
-            } else {
-                format!("\"{content_type}\"")
-            }
-        )));
-    }
+    let upload = match mime.as_str() {
+        "text/csv" | "text/plain" | "application/csv" | "application/octet-stream" => {
+            Upload::Raw(request.into_body())
+        }
+        "multipart/form-data" => {
+            Upload::Multipart(Multipart::from_request(request, &()).await.map_err(|e| {
+                ApiError::InvalidInput {
+                    message: format!("invalid multipart body: {}", e.body_text()),
+                    details: Vec::new(),
+                }
+            })?)
+        }
+        _ => {
+            return Err(ApiError::InvalidContentType(format!(
+                "send the CSV file as the body with Content-Type: text/csv (or as a multipart/form-data file), got {}",
+                if content_type.is_empty() {
+                    "none".to_owned()
+                } else {
+                    format!("\"{content_type}\"")
+                }
+            )));
+        }
+    };
     let (schema, mut record) = state
         .blocking(move |s| {
             let schema = s.schema(app)?;
@@ -196,7 +207,7 @@ pub async fn start_import(
     let path = state
         .spool_dir
         .join(format!("unico-import-{}-{}.csv", record.app, record.id));
-    if let Err(e) = spool(body, &path).await {
+    if let Err(e) = spool(upload, &path).await {
         let _ = tokio::fs::remove_file(&path).await;
         record.state = ImportState::Failed;
         record.finished_at = Some(now_ms());
@@ -227,29 +238,77 @@ pub async fn start_import(
     ))
 }
 
-/// Streams the request body to `path`, chunk by chunk.
-async fn spool(body: Body, path: &std::path::Path) -> Result<(), ApiError> {
-    let mut file = tokio::fs::File::create(path)
-        .await
-        .map_err(|e| ApiError::Internal(format!("cannot spool the upload: {e}")))?;
-    let mut body = body.into_data_stream();
-    let mut total = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::InvalidInput {
-            message: format!("the upload was interrupted: {e}"),
-            details: Vec::new(),
-        })?;
-        total += chunk.len() as u64;
-        if total > MAX_IMPORT_BYTES {
+/// The uploaded file: the raw body, or the file part of a multipart form.
+enum Upload {
+    Raw(Body),
+    Multipart(Multipart),
+}
+
+/// Appends chunks to the spool file, bounded by [`MAX_IMPORT_BYTES`].
+struct Spool {
+    file: tokio::fs::File,
+    total: u64,
+}
+
+impl Spool {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        self.total += chunk.len() as u64;
+        if self.total > MAX_IMPORT_BYTES {
             return Err(ApiError::BodyTooLarge(format!(
                 "a CSV upload holds at most {MAX_IMPORT_BYTES} bytes"
             )));
         }
-        file.write_all(&chunk)
+        self.file
+            .write_all(chunk)
             .await
-            .map_err(|e| ApiError::Internal(format!("cannot spool the upload: {e}")))?;
+            .map_err(|e| ApiError::Internal(format!("cannot spool the upload: {e}")))
     }
-    file.flush()
+}
+
+fn interrupted(e: impl std::fmt::Display) -> ApiError {
+    ApiError::InvalidInput {
+        message: format!("the upload was interrupted: {e}"),
+        details: Vec::new(),
+    }
+}
+
+/// Streams the upload to `path`, chunk by chunk.
+async fn spool(upload: Upload, path: &std::path::Path) -> Result<(), ApiError> {
+    let file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot spool the upload: {e}")))?;
+    let mut spool = Spool { file, total: 0 };
+    match upload {
+        Upload::Raw(body) => {
+            let mut body = body.into_data_stream();
+            while let Some(chunk) = body.next().await {
+                spool.write(&chunk.map_err(interrupted)?).await?;
+            }
+        }
+        Upload::Multipart(mut form) => {
+            // The first part with a file name (or named "file") is the CSV file.
+            let mut found = false;
+            while let Some(mut field) = form.next_field().await.map_err(interrupted)? {
+                if field.file_name().is_none() && field.name() != Some("file") {
+                    continue;
+                }
+                while let Some(chunk) = field.chunk().await.map_err(interrupted)? {
+                    spool.write(&chunk).await?;
+                }
+                found = true;
+                break;
+            }
+            if !found {
+                return Err(ApiError::invalid(
+                    "file",
+                    "the multipart form has no file part; send the CSV as a part named \"file\"",
+                ));
+            }
+        }
+    }
+    spool
+        .file
+        .flush()
         .await
         .map_err(|e| ApiError::Internal(format!("cannot spool the upload: {e}")))?;
     Ok(())

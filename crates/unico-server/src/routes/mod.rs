@@ -70,7 +70,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/apps/{app}/imports",
-            post(imports::start_import).get(imports::list_imports),
+            // Uploads are bounded by the import's own limit while they stream to disk.
+            post(imports::start_import)
+                .layer(DefaultBodyLimit::disable())
+                .get(imports::list_imports),
         )
         .route("/v1/apps/{app}/imports/{id}", get(imports::get_import))
         .route("/v1/apps/{app}/export", get(export::export))

@@ -303,16 +303,20 @@ fn hostile_customers() -> Vec<(String, Value)> {
         ("customerId".into(), json!({"s": "customerId"})),
         ("'q".into(), json!({"s": "'already", "t": "semi;colon"})),
         ("fieldName".into(), json!({"t": ""})),
+        (
+            "odd names".into(),
+            json!({"last, \"first\"": "Doe, \"J\"", "=calc": -1}),
+        ),
     ]
 }
 
-/// s, t (string), n (number), dt (datetime), d (date), in `order`.
+/// s, t, `last, "first"` (string), n, `=calc` (number), dt (datetime), d (date), in `order`.
 async fn round_trip_app(api: &Api, name: &str, order: &[&str]) -> App {
     let a = api.create_app(name).await;
     for field in order {
         let ty = match *field {
-            "s" | "t" => "string",
-            "n" => "number",
+            "s" | "t" | "last, \"first\"" => "string",
+            "n" | "=calc" => "number",
             "dt" => "datetime",
             "d" => "date",
             other => panic!("{other}"),
@@ -338,7 +342,12 @@ async fn snapshot(api: &Api, app: &App) -> Vec<(String, Value)> {
 #[tokio::test]
 async fn a_raw_export_imports_back_into_a_fresh_application_unchanged() {
     let api = Api::new();
-    let source = round_trip_app(&api, "Source", &["s", "t", "n", "dt", "d"]).await;
+    let source = round_trip_app(
+        &api,
+        "Source",
+        &["s", "t", "n", "dt", "d", "last, \"first\"", "=calc"],
+    )
+    .await;
     for (id, fields) in hostile_customers() {
         api.create_customer(&source, &id, fields).await;
     }
@@ -355,7 +364,12 @@ async fn a_raw_export_imports_back_into_a_fresh_application_unchanged() {
     for (format, name) in [("long", "FromLong"), ("wide", "FromWide")] {
         let csv = export_ok(&api, &source, &format!("?format={format}&raw=true")).await;
         // The same fields, created in another order.
-        let target = round_trip_app(&api, name, &["d", "n", "t", "dt", "s"]).await;
+        let target = round_trip_app(
+            &api,
+            name,
+            &["=calc", "d", "n", "t", "last, \"first\"", "dt", "s"],
+        )
+        .await;
         let report = api.import_csv(&target, "", csv.clone()).await;
         assert_eq!(report["state"], "succeeded", "{format}: {report}");
         assert_eq!(report["rows_rejected"], 0, "{format}: {report}");
@@ -404,4 +418,55 @@ async fn bad_export_parameters_are_400_and_other_keys_403() {
     assert_error(&body, "forbidden", &[]);
     let (status, _, text) = api.export_csv(&a, ADMIN, "").await;
     assert_eq!(status, StatusCode::OK, "{text}");
+}
+
+#[tokio::test]
+async fn a_raw_wide_export_whose_fields_are_named_like_the_long_header_imports_back() {
+    // The spec: "a raw export imports back unchanged", whatever the fields are named.
+    let api = Api::new();
+    let source = api.create_app("Source").await;
+    api.create_field(&source, "fieldName", "string").await;
+    api.create_field(&source, "fieldValue", "number").await;
+    api.create_customer(&source, "c1", json!({"fieldName": "x", "fieldValue": 2}))
+        .await;
+    api.create_customer(&source, "c2", json!({"fieldValue": 3}))
+        .await;
+    let original = snapshot(&api, &source).await;
+    let csv = export_ok(&api, &source, "?format=wide&raw=true").await;
+    let target = api.create_app("Target").await;
+    api.create_field(&target, "fieldName", "string").await;
+    api.create_field(&target, "fieldValue", "number").await;
+    let report = api.import_csv(&target, "", csv.clone()).await;
+    assert_eq!(report["state"], "succeeded", "{csv}\n{report}");
+    assert_eq!(snapshot(&api, &target).await, original);
+}
+
+#[tokio::test]
+async fn an_export_with_a_filter_writes_only_its_members() {
+    // SPEC §3/§4: export "for all customers or a filter's members", `?filter=`.
+    let api = Api::new();
+    let a = app_with_fields(&api, "A").await;
+    three_customers(&api, &a).await;
+    let filter = enc("age > 0");
+    assert_eq!(
+        export_ok(&api, &a, &format!("?filter={filter}")).await,
+        "customerId,fieldName,fieldValue\n\
+         a,city,Madrid\n\
+         a,age,31\n\
+         a,signup_at,2024-03-05T14:22:10.000Z\n\
+         a,birthday,1994-11-28\n"
+    );
+    let filter = enc("not age exists");
+    assert_eq!(
+        export_ok(&api, &a, &format!("?filter={filter}&format=wide")).await,
+        "customerId,city,age,signup_at,birthday\nb,,,,\n"
+    );
+    // A bad filter is a 400 that says where.
+    let (status, _, text) = api
+        .export_csv(&a, &a.key, &format!("?filter={}", enc("age > \"x\"")))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("age"), "{body}");
 }

@@ -39,18 +39,18 @@ fn long(rows: &[&str]) -> String {
     out
 }
 
-/// Asserts the counters of a final report.
+/// Asserts the state and the counters of a final report: rows_read, rows_written, created,
+/// updated, values_written, rows_rejected.
 #[track_caller]
-fn assert_counts(
-    report: &Value,
-    state: &str,
-    rows_read: u64,
-    rows_written: u64,
-    created: u64,
-    updated: u64,
-    values_written: u64,
-    rows_rejected: u64,
-) {
+fn assert_counts(report: &Value, state: &str, counts: [u64; 6]) {
+    let [
+        rows_read,
+        rows_written,
+        created,
+        updated,
+        values_written,
+        rows_rejected,
+    ] = counts;
     let got = (
         report["state"].as_str().unwrap(),
         report["rows_read"].as_u64().unwrap(),
@@ -191,7 +191,7 @@ async fn a_long_file_writes_typed_values_and_reports_created_and_updated() {
         "eve,signup_at,1987-06-21",
     ]);
     let report = api.import_csv(&a, "", csv).await;
-    assert_counts(&report, "succeeded", 10, 10, 3, 1, 9, 0);
+    assert_counts(&report, "succeeded", [10, 10, 3, 1, 9, 0]);
     assert_eq!(report["mode"], "atomic");
     assert_eq!(report["errors"], json!([]));
     assert_eq!(report["errors_omitted"], 0);
@@ -249,7 +249,7 @@ async fn an_empty_field_value_removes_and_an_empty_name_and_value_only_ensures()
     let report = api
         .import_csv(&a, "", long(&["c1,age,", "c1,,", "c9,,"]))
         .await;
-    assert_counts(&report, "succeeded", 3, 3, 1, 1, 1, 0);
+    assert_counts(&report, "succeeded", [3, 3, 1, 1, 1, 0]);
     assert_eq!(
         api.get_customer(&a, "c1").await.unwrap()["fields"],
         json!({"city": "Vigo"})
@@ -278,7 +278,7 @@ async fn a_wide_file_sets_its_cells_and_an_empty_cell_leaves_the_field_untouched
                new,Lugo,,n@x.io,2000-02-29\n\
                none,,,,\n";
     let report = api.import_csv(&a, "", csv).await;
-    assert_counts(&report, "succeeded", 3, 3, 2, 1, 4, 0);
+    assert_counts(&report, "succeeded", [3, 3, 2, 1, 4, 0]);
     assert_eq!(
         api.get_customer(&a, "old").await.unwrap()["fields"],
         json!({"age": 40, "city": "Vigo", "email": "o@x.io"})
@@ -301,7 +301,7 @@ async fn an_ids_only_file_creates_customers_and_leaves_existing_ones_untouched()
     let report = api
         .import_csv(&a, "", "customerId\nc1\nold\n\"c,2\"\n")
         .await;
-    assert_counts(&report, "succeeded", 3, 3, 2, 1, 0, 0);
+    assert_counts(&report, "succeeded", [3, 3, 2, 1, 0, 0]);
     assert_eq!(api.customer_ids(&a).await, ["c,2", "c1", "old"]);
     let after = api.get_customer(&a, "old").await.unwrap();
     assert_eq!(after["fields"], json!({"age": 7}));
@@ -342,7 +342,7 @@ async fn a_customer_repeated_in_one_file_takes_its_last_row() {
         json!({"age": 2, "city": "X"})
     );
     // Two customers were created; none existed before, so none was "updated".
-    assert_counts(&report, "succeeded", 7, 7, 2, 0, 7, 0);
+    assert_counts(&report, "succeeded", [7, 7, 2, 0, 7, 0]);
 
     // The same in a wide file, with an existing customer.
     let report = api
@@ -360,7 +360,7 @@ async fn a_customer_repeated_in_one_file_takes_its_last_row() {
         api.get_customer(&a, "c3").await.unwrap()["fields"],
         json!({"age": 1, "city": "Z"})
     );
-    assert_counts(&report, "succeeded", 4, 4, 1, 1, 5, 0);
+    assert_counts(&report, "succeeded", [4, 4, 1, 1, 5, 0]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -376,7 +376,7 @@ async fn semicolons_a_bom_crlf_and_quoted_separators_are_read() {
                \"c,2\";Paris, France;\r\n\
                c3;;-0.5\r\n";
     let report = api.import_csv(&a, "", csv).await;
-    assert_counts(&report, "succeeded", 3, 3, 3, 0, 4, 0);
+    assert_counts(&report, "succeeded", [3, 3, 3, 0, 4, 0]);
     assert_eq!(
         api.get_customer(&a, "c1").await.unwrap()["fields"],
         json!({"city": "Washington; D.C.", "age": 42})
@@ -405,7 +405,7 @@ async fn quoted_cells_keep_quotes_and_line_breaks_and_later_lines_are_counted() 
         "c5,email,\"x;y,z\"",
     ]);
     let report = api.import_csv(&a, "?mode=skip_invalid", csv).await;
-    assert_counts(&report, "succeeded", 5, 4, 4, 0, 4, 1);
+    assert_counts(&report, "succeeded", [5, 4, 4, 0, 4, 1]);
     assert_eq!(report["mode"], "skip_invalid");
     let errs = errors(&report);
     assert_eq!(errs.len(), 1, "{report}");
@@ -441,7 +441,7 @@ async fn crlf_inside_a_quoted_cell_is_kept_and_counted_as_a_line() {
                c2,age,x\r\n\
                c3,age,3\r\n";
     let report = api.import_csv(&a, "?mode=skip_invalid", csv).await;
-    assert_counts(&report, "succeeded", 3, 2, 2, 0, 2, 1);
+    assert_counts(&report, "succeeded", [3, 2, 2, 0, 2, 1]);
     let errs = errors(&report);
     assert_eq!(errs.len(), 1, "{report}");
     assert_row_error(&errs[0], 4, "fieldValue", "x", &["expected a number"]);
@@ -467,7 +467,7 @@ async fn a_header_only_file_succeeds_and_writes_nothing() {
         "customerId\r\n",
     ] {
         let report = api.import_csv(&a, "", csv).await;
-        assert_counts(&report, "succeeded", 0, 0, 0, 0, 0, 0);
+        assert_counts(&report, "succeeded", [0, 0, 0, 0, 0, 0]);
         assert_eq!(report["errors"], json!([]), "{csv:?}");
     }
     assert_eq!(state_of(&api, &a).await, before);
@@ -497,7 +497,7 @@ async fn an_atomic_import_with_one_bad_row_writes_nothing() {
     let before = state_of(&api, &a).await;
     for query in ["", "?mode=atomic"] {
         let report = api.import_csv(&a, query, one_bad_row()).await;
-        assert_counts(&report, "failed", 5, 0, 0, 0, 0, 1);
+        assert_counts(&report, "failed", [5, 0, 0, 0, 0, 1]);
         assert_eq!(report["mode"], "atomic");
         assert_message(
             &report,
@@ -532,7 +532,7 @@ async fn skip_invalid_writes_the_valid_rows_and_reports_the_invalid_ones() {
     let report = api
         .import_csv(&a, "?mode=skip_invalid", one_bad_row())
         .await;
-    assert_counts(&report, "succeeded", 5, 4, 2, 1, 4, 1);
+    assert_counts(&report, "succeeded", [5, 4, 2, 1, 4, 1]);
     assert_eq!(report["mode"], "skip_invalid");
     let errs = errors(&report);
     assert_eq!(errs.len(), 1, "{report}");
@@ -695,7 +695,7 @@ async fn every_kind_of_row_error_is_reported_with_its_position_in_skip_invalid()
     let report = api
         .import_csv(&a, "?mode=skip_invalid", every_row_error())
         .await;
-    assert_counts(&report, "succeeded", 16, 1, 1, 0, 1, 15);
+    assert_counts(&report, "succeeded", [16, 1, 1, 0, 1, 15]);
     assert_every_row_error(&report);
     assert_eq!(api.customer_ids(&a).await, ["ok"]);
     let ok = api.get_customer(&a, "ok").await.unwrap();
@@ -710,7 +710,7 @@ async fn every_kind_of_row_error_is_reported_and_nothing_written_when_atomic() {
     api.create_customer(&a, "c1", json!({"age": 1})).await;
     let before = state_of(&api, &a).await;
     let report = api.import_csv(&a, "", every_row_error()).await;
-    assert_counts(&report, "failed", 16, 0, 0, 0, 0, 15);
+    assert_counts(&report, "failed", [16, 0, 0, 0, 0, 15]);
     assert_message(&report, &["15 invalid rows", "nothing was written"]);
     assert_every_row_error(&report);
     assert_eq!(state_of(&api, &a).await, before);
@@ -728,7 +728,7 @@ async fn wide_row_errors_name_the_field_column() {
                w4,2,,\n\
                w5,3\n";
     let report = api.import_csv(&a, "?mode=skip_invalid", csv).await;
-    assert_counts(&report, "succeeded", 5, 1, 1, 0, 1, 4);
+    assert_counts(&report, "succeeded", [5, 1, 1, 0, 1, 4]);
     let errs = errors(&report);
     assert_eq!(errs.len(), 4, "{report}");
     assert_row_error(&errs[0], 2, "age", "x", &["expected a number"]);
@@ -765,7 +765,7 @@ async fn past_a_thousand_bad_rows_the_report_keeps_a_thousand_and_counts_the_res
     let csv = long(&refs);
 
     let report = api.import_csv(&a, "", csv.clone()).await;
-    assert_counts(&report, "failed", 1501, 0, 0, 0, 0, 1500);
+    assert_counts(&report, "failed", [1501, 0, 0, 0, 0, 1500]);
     assert_message(&report, &["1500 invalid rows", "nothing was written"]);
     let errs = errors(&report);
     assert_eq!(errs.len(), 1000);
@@ -776,7 +776,7 @@ async fn past_a_thousand_bad_rows_the_report_keeps_a_thousand_and_counts_the_res
     assert_eq!(api.customer_ids(&a).await, Vec::<String>::new());
 
     let report = api.import_csv(&a, "?mode=skip_invalid", csv).await;
-    assert_counts(&report, "succeeded", 1501, 1, 1, 0, 1, 1500);
+    assert_counts(&report, "succeeded", [1501, 1, 1, 0, 1, 1500]);
     assert_eq!(errors(&report).len(), 1000);
     assert_eq!(report["errors_omitted"], 500);
     assert_eq!(api.customer_ids(&a).await, ["good"]);
@@ -1067,9 +1067,9 @@ async fn the_import_history_lists_newest_first() {
     assert_eq!(states, ["succeeded", "failed", "succeeded"]);
     let modes: Vec<&str> = list.iter().map(|i| i["mode"].as_str().unwrap()).collect();
     assert_eq!(modes, ["skip_invalid", "atomic", "atomic"]);
-    assert_counts(&list[0], "succeeded", 2, 1, 1, 0, 1, 1);
-    assert_counts(&list[1], "failed", 1, 0, 0, 0, 0, 1);
-    assert_counts(&list[2], "succeeded", 1, 1, 1, 0, 1, 0);
+    assert_counts(&list[0], "succeeded", [2, 1, 1, 0, 1, 1]);
+    assert_counts(&list[1], "failed", [1, 0, 0, 0, 0, 1]);
+    assert_counts(&list[2], "succeeded", [1, 1, 1, 0, 1, 0]);
     // A finished import's report is stable: GET again answers the same.
     let (status, again) = api
         .send(
@@ -1082,4 +1082,37 @@ async fn the_import_history_lists_newest_first() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(again, second);
     assert_eq!(api.customer_ids(&a).await, ["c1", "c3"]);
+}
+
+#[tokio::test]
+async fn a_multipart_upload_is_imported_like_a_csv_body() {
+    // SPEC §4: "body text/csv (or multipart file)".
+    let api = Api::new();
+    let a = app_with_fields(&api).await;
+    let csv = long(&["m1,age,7", "m1,city,\"a,b\""]);
+    let boundary = "----unicoTestBoundary7MA4YWxkTrZu0gW";
+    let body = format!(
+        "--{boundary}\r\n\
+         Content-Disposition: form-data; name=\"file\"; filename=\"customers.csv\"\r\n\
+         Content-Type: text/csv\r\n\
+         \r\n\
+         {csv}\r\n\
+         --{boundary}--\r\n"
+    );
+    let (status, started) = api
+        .send_raw(
+            "POST",
+            &a.path("/imports"),
+            Some(&a.key),
+            Some(&format!("multipart/form-data; boundary={boundary}")),
+            body,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let report = api.wait_import(&a, started["id"].as_i64().unwrap()).await;
+    assert_counts(&report, "succeeded", [2, 2, 1, 0, 2, 0]);
+    assert_eq!(
+        api.get_customer(&a, "m1").await.unwrap()["fields"],
+        json!({"age": 7, "city": "a,b"})
+    );
 }

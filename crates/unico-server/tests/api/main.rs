@@ -13,6 +13,8 @@ mod batch;
 mod customers;
 mod export;
 mod fields;
+mod filters;
 mod hostile;
 mod imports;
 mod list;
+mod segments;

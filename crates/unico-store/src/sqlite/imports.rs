@@ -60,13 +60,20 @@ pub fn run(
     let mut counts = ImportCounts::default();
     let mut deltas = CountDeltas::default();
     let mut writer = writes::CustomerWriter::new(conn)?;
+    // Ids only grow, so a customer with a larger id than this was created by this import:
+    // a later row for it is not an update of an existing customer.
+    let mut updated_ids = std::collections::HashSet::new();
+    let last_id_before: i64 =
+        conn.query_row("SELECT coalesce(max(id), 0) FROM customers", [], |r| {
+            r.get(0)
+        })?;
     let apply = || -> Result<bool, StoreError> {
         for batch in batches {
             match batch {
                 ImportBatch::Items(items) => {
                     for item in items {
                         writes::check_changes(&live, &item.changes)?;
-                        let created = writer.write_quiet(
+                        let (created, id) = writer.write_quiet(
                             conn,
                             app,
                             &item.customer_id,
@@ -76,7 +83,7 @@ pub fn run(
                         )?;
                         if created {
                             counts.created += 1;
-                        } else {
+                        } else if id <= last_id_before && updated_ids.insert(id) {
                             counts.updated += 1;
                         }
                         written.fetch_add(1, Ordering::Relaxed);

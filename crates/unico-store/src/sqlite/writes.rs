@@ -104,14 +104,14 @@ impl<'c> CustomerWriter<'c> {
         mode: Mode,
         deltas: &mut CountDeltas,
     ) -> Result<UpsertOutcome, StoreError> {
-        let (created, customer) =
+        let (created, _, customer) =
             self.write_inner(conn, app, customer_id, changes, now, mode, deltas, true)?;
         let customer = customer.ok_or_else(|| StoreError::Internal("no customer built".into()))?;
         Ok(UpsertOutcome { created, customer })
     }
 
-    /// Like [`CustomerWriter::write`] without building the answer; says whether the
-    /// customer was created.
+    /// Like [`CustomerWriter::write`] without building the answer; answers whether the
+    /// customer was created, and its id.
     pub fn write_quiet(
         &mut self,
         conn: &Connection,
@@ -120,19 +120,18 @@ impl<'c> CustomerWriter<'c> {
         changes: &[FieldChange],
         now: i64,
         deltas: &mut CountDeltas,
-    ) -> Result<bool, StoreError> {
-        Ok(self
-            .write_inner(
-                conn,
-                app,
-                customer_id,
-                changes,
-                now,
-                Mode::Upsert,
-                deltas,
-                false,
-            )?
-            .0)
+    ) -> Result<(bool, i64), StoreError> {
+        let (created, id, _) = self.write_inner(
+            conn,
+            app,
+            customer_id,
+            changes,
+            now,
+            Mode::Upsert,
+            deltas,
+            false,
+        )?;
+        Ok((created, id))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -146,7 +145,7 @@ impl<'c> CustomerWriter<'c> {
         mode: Mode,
         deltas: &mut CountDeltas,
         want_customer: bool,
-    ) -> Result<(bool, Option<Customer>), StoreError> {
+    ) -> Result<(bool, i64, Option<Customer>), StoreError> {
         if mode != Mode::Update {
             self.fields.clear();
             let applied = apply_changes(&mut self.fields, changes);
@@ -158,14 +157,15 @@ impl<'c> CustomerWriter<'c> {
                 for (field, d) in applied.presence {
                     deltas.add(field, d);
                 }
+                let id = conn.last_insert_rowid();
                 let customer = want_customer.then(|| Customer {
-                    id: conn.last_insert_rowid(),
+                    id,
                     customer_id: customer_id.clone(),
                     created_at: now,
                     updated_at: now,
                     fields: std::mem::take(&mut self.fields),
                 });
-                return Ok((true, customer));
+                return Ok((true, id, customer));
             }
             if mode == Mode::Create {
                 return Err(StoreError::Conflict(format!(
@@ -193,7 +193,8 @@ impl<'c> CustomerWriter<'c> {
                 deltas.add(field, d);
             }
         }
-        Ok((false, want_customer.then_some(customer)))
+        let id = customer.id;
+        Ok((false, id, want_customer.then_some(customer)))
     }
 }
 

@@ -1,0 +1,102 @@
+"""W2: the segment counts Q1–Q8 of WORKLOAD.md through Unico's HTTP API (one keep-alive
+connection, median of 7 after a warm-up), and the same queries on DuckDB over the same CSV
+in the same run, for ratios.
+
+    python3 bench/w2_segments.py --server http://127.0.0.1:18282 --key KEY --app 1 \\
+        --csv target/bench-data/customers_long.csv [--no-anchor]
+
+The server must hold the benchmark data (bench/w1_import.sh --keep leaves it running).
+"""
+import argparse, http.client, json, statistics, time, urllib.parse
+
+QUERIES = {
+    "Q1": 'country = "ES" and age between 25 and 34',
+    "Q2": 'tier in ("gold", "platinum") and last_purchase_at before 90d ago',
+    "Q3": 'city = "Madrid" or (lifetime_value > 5000 and orders >= 10)',
+    "Q4": "birthdate anniversary",
+    "Q5": 'email ends_with "@gmail.com" and not gender = "F"',
+    "Q6": 'first_name contains "an"',
+    "Q7": "last_purchase_at not_exists",
+}
+SQL = {
+    "Q1": "country = 'ES' AND age BETWEEN 25 AND 34",
+    "Q2": "tier IN ('gold','platinum') AND last_purchase_at < TIMESTAMPTZ '2026-11-28 00:00:00+00' - INTERVAL 90 DAY",
+    "Q3": "city = 'Madrid' OR (lifetime_value > 5000 AND orders >= 10)",
+    "Q4": "month(birthdate) = 11 AND day(birthdate) = 28",
+    "Q5": "email LIKE '%@gmail.com' AND (gender IS NULL OR gender <> 'F')",
+    "Q6": "lower(first_name) LIKE '%an%'",
+    "Q7": "last_purchase_at IS NULL",
+}
+
+
+def median_ms(fn, runs=7):
+    fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--server", default="http://127.0.0.1:18282")
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--app", default="1")
+    ap.add_argument("--csv")
+    ap.add_argument("--no-anchor", action="store_true")
+    args = ap.parse_args()
+    url = urllib.parse.urlparse(args.server)
+    conn = http.client.HTTPConnection(url.hostname, url.port)
+    headers = {"Authorization": f"Bearer {args.key}", "Content-Type": "application/json"}
+
+    def request(method, path, body=None):
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise SystemExit(f"{method} {path}: {response.status} {data[:300]!r}")
+        return json.loads(data)
+
+    base = f"/v1/apps/{args.app}"
+    t = time.perf_counter()
+    request("POST", f"{base}/count", json.dumps({"filter": QUERIES["Q7"]}))
+    first = (time.perf_counter() - t) * 1000
+    unico = {}
+    for q, text in QUERIES.items():
+        body = json.dumps({"filter": text})
+        count = request("POST", f"{base}/count", body)["count"]
+        unico[q] = (median_ms(lambda: request("POST", f"{base}/count", body)), count)
+    q8 = "/customers?" + urllib.parse.urlencode({"filter": QUERIES["Q1"], "limit": 50})
+    first_q8 = request("GET", base + q8)["customers"][0]["customerId"]
+    unico["Q8"] = (median_ms(lambda: request("GET", base + q8)), first_q8)
+
+    anchor = {}
+    if not args.no_anchor and args.csv:
+        import duckdb
+
+        spec = [("email", "VARCHAR"), ("first_name", "VARCHAR"), ("last_name", "VARCHAR"), ("city", "VARCHAR"),
+                ("country", "VARCHAR"), ("gender", "VARCHAR"), ("tier", "VARCHAR"), ("age", "DOUBLE"),
+                ("lifetime_value", "DOUBLE"), ("orders", "DOUBLE"), ("birthdate", "DATE"),
+                ("signup_at", "TIMESTAMPTZ"), ("last_purchase_at", "TIMESTAMPTZ")]
+        cols = ", ".join(f"CAST(max(fieldValue) FILTER (WHERE fieldName = '{n}') AS {t}) AS {n}" for n, t in spec)
+        db = duckdb.connect(config={"threads": 2})
+        db.execute(f"CREATE TABLE c AS SELECT customerId, {cols} FROM read_csv('{args.csv}', header=true, all_varchar=true) GROUP BY customerId")
+        for q, where in SQL.items():
+            sql = f"SELECT count(*) FROM c WHERE {where}"
+            anchor[q] = (median_ms(lambda: db.execute(sql).fetchone()), db.execute(sql).fetchone()[0])
+        sql8 = f"SELECT customerId FROM c WHERE {SQL['Q1']} ORDER BY customerId LIMIT 50"
+        anchor["Q8"] = (median_ms(lambda: db.execute(sql8).fetchall()), db.execute(sql8).fetchall()[0][0])
+
+    print(f"first count after start (engine build included): {first:.0f} ms")
+    print(f"{'query':<6} {'Unico ms':>9} {'DuckDB ms':>10} {'ratio':>6}  counts (Unico / DuckDB)")
+    for q in unico:
+        u_ms, u_count = unico[q]
+        d_ms, d_count = anchor.get(q, (float("nan"), "-"))
+        ratio = u_ms / d_ms if anchor else float("nan")
+        print(f"{q:<6} {u_ms:>9.2f} {d_ms:>10.2f} {ratio:>6.2f}  {u_count} / {d_count}")
+
+
+if __name__ == "__main__":
+    main()
