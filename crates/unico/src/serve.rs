@@ -65,7 +65,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         tracing::info!(addr = %local, data = %args.data.display(), backend = store.backend(), "unico is listening");
         println!("Listening on http://{local}");
-        let app = unico_server::router(AppState::new(store, &admin_key).with_spool_dir(spool));
+        let state = AppState::new(store.clone(), &admin_key).with_spool_dir(spool);
+        warm_engines(&state, store.as_ref());
+        let app = unico_server::router(state);
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
@@ -73,6 +75,32 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// Builds every application's segment engine in the background, so the first filter a user
+/// runs after a restart does not wait for it (requests arriving earlier wait for the build
+/// of their application only).
+fn warm_engines(state: &AppState, store: &dyn Store) {
+    let apps = match store.list_apps() {
+        Ok(apps) => apps,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list applications to warm their engines");
+            return;
+        }
+    };
+    let engines = state.engines.clone();
+    let spawned = std::thread::Builder::new()
+        .name("unico-warm".into())
+        .spawn(move || {
+            for app in apps {
+                if let Err(e) = engines.index(app.id) {
+                    tracing::warn!(app = app.id.0, error = %e, "cannot build the segment engine");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start warming the segment engines");
+    }
 }
 
 async fn shutdown_signal() {
