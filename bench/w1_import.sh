@@ -22,7 +22,7 @@ H="Authorization: Bearer $key"; J="Content-Type: application/json"
 times=()
 for round in $(seq "$rounds"); do
   work=$(mktemp -d "${TMPDIR:-/tmp}/unico-w1.XXXXXX")
-  UNICO_ADMIN_KEY=$key RUST_LOG=warn ./target/release/unico serve --data "$work/data" --addr 127.0.0.1:$port >"$work/log" 2>&1 &
+  UNICO_ADMIN_KEY=$key RUST_LOG=${RUST_LOG:-warn} ./target/release/unico serve --data "$work/data" --addr 127.0.0.1:$port >"$work/log" 2>&1 &
   server=$!
   for _ in $(seq 50); do curl -sf localhost:$port/health >/dev/null && break; sleep 0.1; done
   curl -sf -H "$H" -H "$J" -d '{"name":"bench"}' localhost:$port/v1/apps >/dev/null

@@ -87,6 +87,7 @@ fn parse(
     tx: mpsc::SyncSender<ImportBatch>,
     progress: &ImportProgress,
 ) -> Parsed {
+    let progress_started = Instant::now();
     let mut parsed = Parsed {
         rows_read: 0,
         values: 0,
@@ -164,6 +165,7 @@ fn parse(
     progress
         .rows_read
         .store(parsed.rows_read, Ordering::Relaxed);
+    tracing::debug!(rows = parsed.rows_read, parse_ms = progress_started.elapsed().as_millis() as u64, "import file parsed");
     let keep = parsed.file_error.is_none()
         && (mode == ImportMode::SkipInvalid || parsed.report.is_empty());
     if keep {
