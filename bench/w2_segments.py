@@ -1,6 +1,6 @@
 """W2: the segment counts Q1–Q8 of WORKLOAD.md through Unico's HTTP API (one keep-alive
-connection, median of 7 after a warm-up), and the same queries on DuckDB over the same CSV
-in the same run, for ratios.
+connection, median of 7 after a warm-up), and the same queries on DuckDB and Polars over the
+same CSV in the same run, for ratios against the best anchor.
 
     python3 bench/w2_segments.py --server http://127.0.0.1:18282 --key KEY --app 1 \\
         --csv target/bench-data/customers_long.csv [--no-anchor]
@@ -89,13 +89,43 @@ def main():
         sql8 = f"SELECT customerId FROM c WHERE {SQL['Q1']} ORDER BY customerId LIMIT 50"
         anchor["Q8"] = (median_ms(lambda: db.execute(sql8).fetchall()), db.execute(sql8).fetchall()[0][0])
 
+    polars = {}
+    if not args.no_anchor and args.csv:
+        import datetime
+        import polars as pl
+
+        long = pl.read_csv(args.csv, infer_schema=False)
+        wide = long.pivot(on="fieldName", index="customerId", values="fieldValue", aggregate_function="first")
+        wide = wide.with_columns(
+            [pl.col(c).cast(pl.Float64) for c in ("age", "lifetime_value", "orders")]
+            + [pl.col("birthdate").str.to_date("%Y-%m-%d")]
+            + [pl.col(c).str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC") for c in ("signup_at", "last_purchase_at")]
+        )
+        cutoff = datetime.datetime(2026, 11, 28, tzinfo=datetime.timezone.utc) - datetime.timedelta(days=90)
+        exprs = {
+            "Q1": (pl.col("country") == "ES") & pl.col("age").is_between(25, 34),
+            "Q2": pl.col("tier").is_in(["gold", "platinum"]) & (pl.col("last_purchase_at") < cutoff),
+            "Q3": (pl.col("city") == "Madrid") | ((pl.col("lifetime_value") > 5000) & (pl.col("orders") >= 10)),
+            "Q4": (pl.col("birthdate").dt.month() == 11) & (pl.col("birthdate").dt.day() == 28),
+            "Q5": pl.col("email").str.ends_with("@gmail.com") & (pl.col("gender").is_null() | (pl.col("gender") != "F")),
+            "Q6": pl.col("first_name").str.to_lowercase().str.contains("an", literal=True),
+            "Q7": pl.col("last_purchase_at").is_null(),
+        }
+        lazy = wide.lazy()
+        for q, e in exprs.items():
+            run = lambda e=e: lazy.filter(e).select(pl.len()).collect().item()
+            polars[q] = (median_ms(run), run())
+        run8 = lambda: lazy.filter(exprs["Q1"]).select("customerId").sort("customerId").head(50).collect()
+        polars["Q8"] = (median_ms(run8), run8()["customerId"][0])
+
     print(f"first count after start (engine build included): {first:.0f} ms")
-    print(f"{'query':<6} {'Unico ms':>9} {'DuckDB ms':>10} {'ratio':>6}  counts (Unico / DuckDB)")
+    print(f"{'query':<6} {'Unico ms':>9} {'DuckDB ms':>10} {'Polars ms':>10} {'vs best':>8}  counts (Unico / DuckDB / Polars)")
     for q in unico:
         u_ms, u_count = unico[q]
         d_ms, d_count = anchor.get(q, (float("nan"), "-"))
-        ratio = u_ms / d_ms if anchor else float("nan")
-        print(f"{q:<6} {u_ms:>9.2f} {d_ms:>10.2f} {ratio:>6.2f}  {u_count} / {d_count}")
+        p_ms, p_count = polars.get(q, (float("nan"), "-"))
+        best = min(d_ms, p_ms)
+        print(f"{q:<6} {u_ms:>9.2f} {d_ms:>10.2f} {p_ms:>10.2f} {u_ms / best:>8.2f}  {u_count} / {d_count} / {p_count}")
 
 
 if __name__ == "__main__":
