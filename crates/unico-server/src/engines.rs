@@ -120,12 +120,14 @@ impl Engines {
             customers.push(c);
             true
         })?;
+        let scanned_ms = started.elapsed().as_millis() as u64;
         let mut index = AppIndex::with_capacity(&schema, customers.len());
         index.set_timezone(application.timezone.zone());
         index.upsert_many(&customers);
         tracing::info!(
             app = app.0,
             customers = customers.len(),
+            scan_ms = scanned_ms,
             took_ms = started.elapsed().as_millis() as u64,
             memory_mb = index.memory_bytes() / (1 << 20),
             "segment engine built"
