@@ -407,23 +407,13 @@ fn suggest_built_in(name: &str) -> Option<&'static str> {
     let lower = name.to_lowercase();
     BUILT_INS
         .into_iter()
-        .map(|b| (edit_distance(&lower, &b.to_lowercase()), b))
+        .map(|b| {
+            (
+                unico_core::field::edit_distance(&lower, &b.to_lowercase()),
+                b,
+            )
+        })
         .filter(|(d, _)| *d <= 2)
         .min_by_key(|(d, _)| *d)
         .map(|(_, b)| b)
-}
-
-/// Levenshtein distance over characters (names are at most a few hundred characters).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }

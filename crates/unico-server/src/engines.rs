@@ -12,6 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
 
 use unico_core::AppId;
 use unico_engine::AppIndex;
+use unico_filter::EvalContext;
 use unico_store::{Change, ChangeListener, Store, StoreError};
 
 enum Slot {
@@ -104,6 +105,22 @@ impl Engines {
             self.built.notify_all();
             return result;
         }
+    }
+
+    /// Runs `query` against the application's index, with "now" taken at the call and
+    /// "today" in the index's time zone (blocking: may build the index).
+    pub fn query<R>(
+        &self,
+        app: AppId,
+        now_ms: i64,
+        query: impl FnOnce(&AppIndex, &EvalContext) -> R,
+    ) -> Result<R, StoreError> {
+        let index = self.index(app)?;
+        let index = index
+            .read()
+            .map_err(|_| StoreError::Internal("an engine lock was poisoned".into()))?;
+        let ctx = EvalContext::new(now_ms, index.timezone().clone());
+        Ok(query(&index, &ctx))
     }
 
     fn build(&self, app: AppId) -> Result<AppIndex, StoreError> {

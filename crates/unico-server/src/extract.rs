@@ -18,6 +18,38 @@ pub struct JsonBody<T>(pub T);
 /// A JSON array body (batch endpoints), with the same checks as [`JsonBody`].
 pub struct JsonArrayBody<T>(pub T);
 
+/// A request's `Content-Type`: as sent, and its lowercase media type without parameters.
+pub struct ContentType {
+    pub raw: String,
+    pub mime: String,
+}
+
+impl ContentType {
+    pub fn of(headers: &axum::http::HeaderMap) -> Self {
+        let raw = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let mime = raw
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        ContentType { raw, mime }
+    }
+
+    /// How error messages quote it.
+    pub fn described(&self) -> String {
+        if self.raw.is_empty() {
+            "none".to_owned()
+        } else {
+            format!("\"{}\"", self.raw)
+        }
+    }
+}
+
 /// What a body's top level must be.
 #[derive(Clone, Copy, PartialEq)]
 enum TopLevel {
@@ -30,25 +62,11 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
     state: &S,
     top: TopLevel,
 ) -> Result<T, ApiError> {
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if mime != "application/json" && !mime.ends_with("+json") {
+    let content_type = ContentType::of(req.headers());
+    if content_type.mime != "application/json" && !content_type.mime.ends_with("+json") {
         return Err(ApiError::InvalidContentType(format!(
             "expected Content-Type: application/json, got {}",
-            if content_type.is_empty() {
-                "none".to_owned()
-            } else {
-                format!("\"{content_type}\"")
-            }
+            content_type.described()
         )));
     }
     let bytes = Bytes::from_request(req, state).await.map_err(|e| {

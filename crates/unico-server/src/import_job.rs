@@ -165,7 +165,11 @@ fn parse(
     progress
         .rows_read
         .store(parsed.rows_read, Ordering::Relaxed);
-    tracing::debug!(rows = parsed.rows_read, parse_ms = progress_started.elapsed().as_millis() as u64, "import file parsed");
+    tracing::debug!(
+        rows = parsed.rows_read,
+        parse_ms = progress_started.elapsed().as_millis() as u64,
+        "import file parsed"
+    );
     let keep = parsed.file_error.is_none()
         && (mode == ImportMode::SkipInvalid || parsed.report.is_empty());
     if keep {

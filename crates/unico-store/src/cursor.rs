@@ -32,33 +32,61 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Packs byte strings into an opaque cursor text: `prefix`, then the hex of each part
+/// preceded by its length. Every kind of cursor of the API is made this way.
+pub fn pack(prefix: &str, parts: &[&[u8]]) -> String {
+    let mut raw = Vec::new();
+    for part in parts {
+        raw.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        raw.extend_from_slice(part);
+    }
+    format!("{prefix}{}", hex(&raw))
+}
+
+/// The parts of a text made by [`pack`] with the same prefix, or `None` if it is not one.
+pub fn unpack(prefix: &str, text: &str) -> Option<Vec<Vec<u8>>> {
+    let raw = unhex(text.strip_prefix(prefix)?)?;
+    let mut parts = Vec::new();
+    let mut pos = 0usize;
+    while pos < raw.len() {
+        let len = u32::from_be_bytes(raw.get(pos..pos + 4)?.try_into().ok()?) as usize;
+        pos += 4;
+        parts.push(raw.get(pos..pos.checked_add(len)?)?.to_vec());
+        pos += len;
+    }
+    Some(parts)
+}
+
+/// The name of a list order, as cursors record it (`customerId`, `-updated_at`, `field:7`).
+pub fn order_tag(sort: &Sort) -> String {
+    let by = match &sort.by {
+        SortBy::CustomerId => "customerId".to_owned(),
+        SortBy::CreatedAt => "created_at".to_owned(),
+        SortBy::UpdatedAt => "updated_at".to_owned(),
+        SortBy::Field(f) => format!("field:{}", f.id.0),
+    };
+    if sort.descending {
+        format!("-{by}")
+    } else {
+        by
+    }
+}
+
 impl Cursor {
     pub(crate) fn order_tag(sort: &Sort) -> String {
-        let by = match &sort.by {
-            SortBy::CustomerId => "customerId".to_owned(),
-            SortBy::CreatedAt => "created_at".to_owned(),
-            SortBy::UpdatedAt => "updated_at".to_owned(),
-            SortBy::Field(f) => format!("field:{}", f.id.0),
-        };
-        if sort.descending {
-            format!("-{by}")
-        } else {
-            by
-        }
+        order_tag(sort)
     }
 
     /// The opaque text form handed to clients.
     pub fn encode(&self) -> String {
-        let mut raw = Vec::new();
-        for part in [
-            self.order.as_bytes(),
-            &self.key,
-            self.customer_id.as_bytes(),
-        ] {
-            raw.extend_from_slice(&(part.len() as u32).to_be_bytes());
-            raw.extend_from_slice(part);
-        }
-        format!("c1{}", hex(&raw))
+        pack(
+            "c1",
+            &[
+                self.order.as_bytes(),
+                &self.key,
+                self.customer_id.as_bytes(),
+            ],
+        )
     }
 
     /// Parses a client's cursor and checks it belongs to `sort`.
@@ -66,20 +94,7 @@ impl Cursor {
         let bad = || {
             StoreError::Invalid("the cursor is not one this server issued; pass next_cursor from a previous page unchanged".into())
         };
-        let raw = text.strip_prefix("c1").and_then(unhex).ok_or_else(bad)?;
-        let mut parts = Vec::with_capacity(3);
-        let mut pos = 0usize;
-        while pos < raw.len() {
-            let len = u32::from_be_bytes(
-                raw.get(pos..pos + 4)
-                    .ok_or_else(bad)?
-                    .try_into()
-                    .map_err(|_| bad())?,
-            ) as usize;
-            pos += 4;
-            parts.push(raw.get(pos..pos + len).ok_or_else(bad)?.to_vec());
-            pos += len;
-        }
+        let parts = unpack("c1", text).ok_or_else(bad)?;
         let [order, key, customer_id]: [Vec<u8>; 3] = parts.try_into().map_err(|_| bad())?;
         let order = String::from_utf8(order).map_err(|_| bad())?;
         let customer_id = String::from_utf8(customer_id).map_err(|_| bad())?;

@@ -163,19 +163,8 @@ pub async fn start_import(
             ))
         })?,
     };
-    let content_type = request
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let upload = match mime.as_str() {
+    let content_type = crate::extract::ContentType::of(request.headers());
+    let upload = match content_type.mime.as_str() {
         "text/csv" | "text/plain" | "application/csv" | "application/octet-stream" => {
             Upload::Raw(request.into_body())
         }
@@ -190,11 +179,7 @@ pub async fn start_import(
         _ => {
             return Err(ApiError::InvalidContentType(format!(
                 "send the CSV file as the body with Content-Type: text/csv (or as a multipart/form-data file), got {}",
-                if content_type.is_empty() {
-                    "none".to_owned()
-                } else {
-                    format!("\"{content_type}\"")
-                }
+                content_type.described()
             )));
         }
     };

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json_;
 use unico_core::{AppId, FieldId, Schema};
 use unico_engine::{SortKey, SortPosition};
-use unico_filter::{EvalContext, Filter, FilterInput};
-use unico_store::{SegmentRecord, Sort, SortBy, Store, codec};
+use unico_filter::{Filter, FilterInput};
+use unico_store::{SegmentRecord, Sort, SortBy, Store, codec, cursor};
 use utoipa::ToSchema;
 
 use super::params::PathParams;
@@ -71,12 +71,7 @@ pub async fn count(
         .blocking_api(move |s| {
             let filter = parse_filter(&body.filter, &s.schema(app)?)?;
             let started = Instant::now();
-            let index = engines.index(app)?;
-            let index = index
-                .read()
-                .map_err(|_| ApiError::Internal("engine lock poisoned".into()))?;
-            let ctx = EvalContext::new(now_ms(), index.timezone().clone());
-            let count = index.count(&filter, &ctx);
+            let count = engines.query(app, now_ms(), |index, ctx| index.count(&filter, ctx))?;
             Ok(CountOut {
                 count,
                 took_ms: started.elapsed().as_secs_f64() * 1000.0,
@@ -96,73 +91,32 @@ fn sort_key(sort: &Sort) -> SortKey {
     }
 }
 
-fn order_tag(sort: &Sort) -> String {
-    let by = match &sort.by {
-        SortBy::CustomerId => "customerId".to_owned(),
-        SortBy::CreatedAt => "created_at".to_owned(),
-        SortBy::UpdatedAt => "updated_at".to_owned(),
-        SortBy::Field(def) => format!("field:{}", def.id.0),
-    };
-    if sort.descending {
-        format!("-{by}")
-    } else {
-        by
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Cursor of a filtered list: `f1` + hex of (order, value, customerId), each length-prefixed.
+/// Cursor of a filtered list: (order, encoded value, customerId), packed like the store's.
 fn encode_cursor(sort: &Sort, position: &SortPosition) -> String {
     let value = match &position.value {
         Some(v) => codec::encode(&[(FieldId(0), v.clone())]),
         None => Vec::new(),
     };
-    let mut raw = Vec::new();
-    for part in [
-        order_tag(sort).as_bytes(),
-        &value,
-        position.customer_id.as_bytes(),
-    ] {
-        raw.extend_from_slice(&(part.len() as u32).to_be_bytes());
-        raw.extend_from_slice(part);
-    }
-    format!("f1{}", hex(&raw))
+    cursor::pack(
+        "f1",
+        &[
+            cursor::order_tag(sort).as_bytes(),
+            &value,
+            position.customer_id.as_bytes(),
+        ],
+    )
 }
 
 fn decode_cursor(text: &str, sort: &Sort) -> Result<SortPosition, ApiError> {
     let bad = || {
-        ApiError::InvalidParameter("the cursor is not one this server issued for this filter and sort; pass next_cursor from the previous page unchanged".into())
+        ApiError::InvalidParameter(
+            "the cursor is not one this server issued for this filter and sort; pass next_cursor from the previous page unchanged"
+                .into(),
+        )
     };
-    let hex = text.strip_prefix("f1").ok_or_else(bad)?;
-    if !hex.len().is_multiple_of(2) {
-        return Err(bad());
-    }
-    let raw: Vec<u8> = (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect::<Option<_>>()
-        .ok_or_else(bad)?;
-    let mut parts = Vec::new();
-    let mut pos = 0;
-    while pos < raw.len() {
-        let len = u32::from_be_bytes(
-            raw.get(pos..pos + 4)
-                .ok_or_else(bad)?
-                .try_into()
-                .map_err(|_| bad())?,
-        ) as usize;
-        pos += 4;
-        parts.push(raw.get(pos..pos + len).ok_or_else(bad)?.to_vec());
-        pos += len;
-    }
+    let parts = cursor::unpack("f1", text).ok_or_else(bad)?;
     let [order, value, customer_id]: [Vec<u8>; 3] = parts.try_into().map_err(|_| bad())?;
-    if order != order_tag(sort).as_bytes() {
+    if order != cursor::order_tag(sort).as_bytes() {
         return Err(bad());
     }
     let value = if value.is_empty() {
@@ -185,13 +139,9 @@ fn decode_cursor(text: &str, sort: &Sort) -> Result<SortPosition, ApiError> {
 
 /// Every member id of a filter, in customerId order (blocking).
 pub fn all_members(state: &AppState, app: AppId, filter: &Filter) -> Result<Vec<i64>, ApiError> {
-    let index = state.engines.index(app)?;
-    let index = index
-        .read()
-        .map_err(|_| ApiError::Internal("engine lock poisoned".into()))?;
-    let ctx = EvalContext::new(now_ms(), index.timezone().clone());
-    let members = index.members(filter, &ctx);
-    Ok(index.page_by_customer_id(&members, None, false, usize::MAX))
+    Ok(state.engines.query(app, now_ms(), |index, ctx| {
+        index.page_by_customer_id(&index.members(filter, ctx), None, false, usize::MAX)
+    })?)
 }
 
 /// Which page of a list: its order, where the previous page ended, and its size.
@@ -216,31 +166,28 @@ pub fn filtered_page(
         limit,
     } = page;
     let after = cursor.map(|c| decode_cursor(c, sort)).transpose()?;
-    let index = state.engines.index(app)?;
-    let index = index
-        .read()
-        .map_err(|_| ApiError::Internal("engine lock poisoned".into()))?;
-    let ctx = EvalContext::new(now_ms(), index.timezone().clone());
-    let members = index.members(filter, &ctx);
     let key = sort_key(sort);
-    let mut ids = match key {
-        SortKey::CustomerId => index.page_by_customer_id(
-            &members,
-            after.as_ref().map(|p| p.customer_id.as_str()),
-            sort.descending,
-            limit + 1,
-        ),
-        _ => index.page_by_field(&members, key, after.as_ref(), sort.descending, limit + 1),
-    };
-    let next = if ids.len() > limit {
-        ids.truncate(limit);
-        ids.last()
-            .and_then(|id| index.sort_position(*id, key))
-            .map(|p| encode_cursor(sort, &p))
-    } else {
-        None
-    };
-    drop(index);
+    let (ids, next) = state.engines.query(app, now_ms(), |index, ctx| {
+        let members = index.members(filter, ctx);
+        let mut ids = match key {
+            SortKey::CustomerId => index.page_by_customer_id(
+                &members,
+                after.as_ref().map(|p| p.customer_id.as_str()),
+                sort.descending,
+                limit + 1,
+            ),
+            _ => index.page_by_field(&members, key, after.as_ref(), sort.descending, limit + 1),
+        };
+        let next = if ids.len() > limit {
+            ids.truncate(limit);
+            ids.last()
+                .and_then(|id| index.sort_position(*id, key))
+                .map(|p| encode_cursor(sort, &p))
+        } else {
+            None
+        };
+        (ids, next)
+    })?;
     let customers = store.get_customers(app, &ids)?;
     Ok(CustomerList {
         customers: customers.iter().map(|c| customer_out(c, schema)).collect(),
@@ -308,14 +255,11 @@ fn segment_out(
     let (filter_text, count) = match &checked {
         Ok(filter) => {
             let count = if with_count {
-                let index = state.engines.index(record.app)?;
-                let index = index
-                    .read()
-                    .map_err(|_| ApiError::Internal("engine lock poisoned".into()))?;
-                Some(index.count(
-                    filter,
-                    &EvalContext::new(now_ms(), index.timezone().clone()),
-                ))
+                Some(
+                    state
+                        .engines
+                        .query(record.app, now_ms(), |index, ctx| index.count(filter, ctx))?,
+                )
             } else {
                 None
             };
