@@ -129,23 +129,33 @@ impl FromRequestParts<AppState> for Principal {
                     "malformed Authorization header; send Authorization: Bearer <key>".into(),
                 )
             })?;
-        let hash = hash_key(key);
-        if state.keys.is_admin(&hash) {
-            return Ok(Principal::Admin);
+        authenticate(state, key).await
+    }
+}
+
+/// Who holds `key`: the admin, an application's live key, or nobody (401).
+pub async fn authenticate(state: &AppState, key: &str) -> Result<Principal, ApiError> {
+    authenticate_hash(state, hash_key(key)).await
+}
+
+/// [`authenticate`] for a key known by its hash (console sessions keep only the hash, and
+/// check it on every request, so a revoked key ends its sessions at once).
+pub async fn authenticate_hash(state: &AppState, hash: [u8; 32]) -> Result<Principal, ApiError> {
+    if state.keys.is_admin(&hash) {
+        return Ok(Principal::Admin);
+    }
+    if let Some((app, key_id)) = state.keys.cached(&hash) {
+        return Ok(Principal::App { app, key_id });
+    }
+    let found = state.blocking(move |s| s.find_key(&hash)).await?;
+    match found {
+        Some(info) => {
+            state.keys.remember(hash, info.app, info.id);
+            Ok(Principal::App {
+                app: info.app,
+                key_id: info.id,
+            })
         }
-        if let Some((app, key_id)) = state.keys.cached(&hash) {
-            return Ok(Principal::App { app, key_id });
-        }
-        let found = state.blocking(move |s| s.find_key(&hash)).await?;
-        match found {
-            Some(info) => {
-                state.keys.remember(hash, info.app, info.id);
-                Ok(Principal::App {
-                    app: info.app,
-                    key_id: info.id,
-                })
-            }
-            None => Err(ApiError::Unauthorized("invalid or revoked key".into())),
-        }
+        None => Err(ApiError::Unauthorized("invalid or revoked key".into())),
     }
 }

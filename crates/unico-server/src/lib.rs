@@ -1,5 +1,6 @@
 //! Unico's HTTP layer: the only crate that knows HTTP and JSON.
 //!
+//! - [`console`]: the web console (server-rendered pages).
 //! - [`routes`]: the router and the handlers, one module per resource.
 //! - [`dto`]: the JSON shapes clients see and their conversions from the domain.
 //! - [`error`]: the error table (status, code, message) and the error body.
@@ -10,6 +11,7 @@
 //! - [`import_job`]: one CSV import from spooled file to committed write.
 
 pub mod auth;
+pub mod console;
 pub mod dto;
 pub mod engines;
 pub mod error;

@@ -19,6 +19,8 @@ pub struct AppState {
     pub imports: Arc<ImportJobs>,
     /// Segment engines of the applications queried so far.
     pub engines: Arc<Engines>,
+    /// Console sign-in sessions.
+    pub sessions: Arc<crate::console::session::Sessions>,
     /// Where uploaded CSV files wait for their import (deleted once it ends).
     pub spool_dir: PathBuf,
 }
@@ -32,6 +34,7 @@ impl AppState {
             store,
             keys: Arc::new(KeyRing::new(admin_key)),
             imports: Arc::new(ImportJobs::default()),
+            sessions: Arc::default(),
             spool_dir: std::env::temp_dir(),
         }
     }

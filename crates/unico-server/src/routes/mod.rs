@@ -6,7 +6,7 @@ mod customers;
 mod export;
 mod fields;
 mod imports;
-mod params;
+pub mod params;
 mod segments;
 mod system;
 
@@ -21,7 +21,22 @@ use crate::error::ApiError;
 use crate::extract::MAX_JSON_BODY_BYTES;
 use crate::state::AppState;
 
+pub use segments::{parse_filter, parse_filter_text};
 pub use system::ApiDoc;
+
+/// Query parameters built by the server itself (the console).
+pub fn params_from_pairs(pairs: Vec<(String, String)>) -> params::QueryParams {
+    params::QueryParams::from_pairs(pairs)
+}
+
+/// A page of customers exactly as `GET …/customers` answers it.
+pub async fn list_customers_page(
+    state: AppState,
+    app: unico_core::AppId,
+    query: params::QueryParams,
+) -> Result<crate::dto::CustomerList, ApiError> {
+    customers::list(state, app, query, None).await
+}
 
 /// Builds the whole HTTP application over `state`.
 pub fn router(state: AppState) -> Router {
@@ -92,6 +107,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/apps/{app}/segments/{id}/customers",
             get(segments::segment_members),
         )
+        .merge(crate::console::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))

@@ -110,6 +110,11 @@ impl QueryParams {
         Ok(QueryParams(map))
     }
 
+    /// Parameters given directly (the console builds its own).
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        QueryParams(pairs.into_iter().collect())
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }

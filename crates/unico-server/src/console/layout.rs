@@ -1,0 +1,90 @@
+//! The page shell: head, the navigation (with room for the screens still to come) and
+//! the sign-in page. Markup is built with maud, which escapes every interpolated value.
+
+use maud::{DOCTYPE, Markup, html};
+use unico_core::Application;
+
+/// Which section of the navigation is current.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Customers,
+    Fields,
+    Segments,
+    Apps,
+}
+
+fn head(title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · Unico" }
+            link rel="stylesheet" href="/console/assets/app.css";
+        }
+    }
+}
+
+/// A console page for `app`, with the navigation and `body`.
+pub fn page(title: &str, app: Option<&Application>, section: Section, body: Markup) -> Markup {
+    let link = |s: Section, label: &str, href: String| {
+        html! { a class=(if s == section { "on" } else { "" }) href=(href) { (label) } }
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head(title))
+            body {
+                div class="shell" {
+                    aside class="side" {
+                        div class="logo" { "uni" span { "co" } }
+                        @if let Some(app) = app {
+                            div class="app" { (app.name.as_str()) " · " (app.timezone.as_str()) }
+                        }
+                        nav {
+                            @if let Some(app) = app {
+                                (link(Section::Customers, "Customers", format!("/console/apps/{}/customers", app.id)))
+                                (link(Section::Fields, "Customer fields", format!("/console/apps/{}/fields", app.id)))
+                                (link(Section::Segments, "Segments", format!("/console/apps/{}/segments", app.id)))
+                                span class="soon" title="coming soon" { "Interactions" }
+                                span class="soon" title="coming soon" { "Subscriptions" }
+                                span class="soon" title="coming soon" { "Webhooks" }
+                            }
+                            (link(Section::Apps, "Applications", "/console/apps".to_owned()))
+                        }
+                        form method="post" action="/console/sign-out" {
+                            button class="ghost" type="submit" { "Sign out" }
+                        }
+                    }
+                    main class="main" { (body) }
+                }
+                script src="/console/assets/app.js" {}
+            }
+        }
+    }
+}
+
+/// The sign-in page, with an optional error.
+pub fn sign_in(error: Option<&str>) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            (head("Sign in"))
+            body {
+                div class="signin card" {
+                    div class="logo" { "uni" span { "co" } }
+                    p class="sub" { "Sign in with an application's API key, or with the admin key to reach every application." }
+                    @if let Some(e) = error {
+                        div class="flash bad" { (e) }
+                    }
+                    form method="post" action="/console/sign-in" {
+                        div class="row" {
+                            input class="grow" type="password" name="key" placeholder="unico_…" autocomplete="off" required autofocus;
+                            button type="submit" { "Sign in" }
+                        }
+                    }
+                    p class="hint" { "The admin key is printed at the first start and kept in the data directory's admin.key." }
+                }
+            }
+        }
+    }
+}

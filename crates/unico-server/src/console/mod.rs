@@ -1,0 +1,60 @@
+//! The web console: server-rendered pages (maud, auto-escaped) with a little hand-written
+//! CSS and JavaScript served from the binary, so it works offline.
+//!
+//! - [`session`]: sign-in sessions (cookie → key hash, re-checked on every request).
+//! - [`layout`]: the page shell, navigation and sign-in page.
+//! - [`pages`]: customers (list, filter with live count), customer fields, segments,
+//!   applications.
+
+mod layout;
+mod pages;
+pub mod session;
+
+use axum::Router;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+use crate::state::AppState;
+
+const CSS: &str = include_str!("static/app.css");
+const JS: &str = include_str!("static/app.js");
+
+async fn css() -> impl IntoResponse {
+    (
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, "max-age=300"),
+        ],
+        CSS,
+    )
+}
+
+async fn js() -> impl IntoResponse {
+    (
+        [
+            (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (CACHE_CONTROL, "max-age=300"),
+        ],
+        JS,
+    )
+}
+
+/// The console's routes, merged into the main router.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::root))
+        .route("/console", get(pages::home))
+        .route("/console/sign-in", post(pages::sign_in))
+        .route("/console/sign-out", post(pages::sign_out))
+        .route("/console/assets/app.css", get(css))
+        .route("/console/assets/app.js", get(js))
+        .route("/console/apps", get(pages::apps))
+        .route("/console/apps/{app}/customers", get(pages::customers))
+        .route("/console/apps/{app}/count", get(pages::count))
+        .route(
+            "/console/apps/{app}/fields",
+            get(pages::fields).post(pages::create_field),
+        )
+        .route("/console/apps/{app}/segments", get(pages::segments))
+}

@@ -1,0 +1,494 @@
+//! The console's pages. Each reads through the same store and engines as the API, checks
+//! the session's key against the application in the path, and renders escaped markup.
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+use unico_core::time::format_datetime;
+use unico_core::{AppId, Application, FieldName, FieldType};
+
+use super::layout::{self, Section};
+use super::session;
+use crate::auth::{Principal, authenticate, authenticate_hash, hash_key};
+use crate::error::ApiError;
+use crate::state::{AppState, now_ms};
+
+/// Rows per page of the customer list.
+pub const PAGE_ROWS: usize = 50;
+/// Field columns shown in the customer list.
+const LIST_FIELD_COLUMNS: usize = 4;
+
+/// The signed-in principal, or a redirect to the sign-in page.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
+    let to_sign_in = || Redirect::to("/console").into_response();
+    let token = session::token(headers).ok_or_else(to_sign_in)?;
+    let hash = state.sessions.key_hash(&token).ok_or_else(to_sign_in)?;
+    authenticate_hash(state, hash)
+        .await
+        .map_err(|_| to_sign_in())
+}
+
+/// The application of the path, if the session may see it.
+async fn app_in_path(
+    state: &AppState,
+    headers: &HeaderMap,
+    raw: &str,
+) -> Result<Application, Response> {
+    let principal = signed_in(state, headers).await?;
+    let app = raw.parse::<i64>().map(AppId).map_err(|_| not_found())?;
+    if principal.require_app(app).is_err() {
+        return Err(Redirect::to("/console/apps").into_response());
+    }
+    state
+        .blocking(move |s| s.get_app(app))
+        .await
+        .map_err(|_| not_found())
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Html(
+            layout::page(
+                "Not found",
+                None,
+                Section::Apps,
+                html! {
+                    h1 { "Not found" }
+                    p class="sub" { "This page does not exist, or your key does not reach it." }
+                    a href="/console/apps" { "Back to the applications" }
+                },
+            )
+            .into_string(),
+        ),
+    )
+        .into_response()
+}
+
+fn failure(e: ApiError) -> Response {
+    tracing::warn!(error = %e, "console page failed");
+    (StatusCode::INTERNAL_SERVER_ERROR, Html(layout::page("Error", None, Section::Apps, html! {
+        h1 { "Something went wrong" }
+        p class="sub" { "The server could not show this page. Try again; the error is in the server's log." }
+    }).into_string()))
+        .into_response()
+}
+
+pub async fn root() -> Redirect {
+    Redirect::to("/console")
+}
+
+/// The sign-in page, or the user's place if already signed in.
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match signed_in(&state, &headers).await {
+        Ok(Principal::App { app, .. }) => {
+            Redirect::to(&format!("/console/apps/{app}/customers")).into_response()
+        }
+        Ok(Principal::Admin) => Redirect::to("/console/apps").into_response(),
+        Err(_) => Html(layout::sign_in(None).into_string()).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SignIn {
+    key: String,
+}
+
+pub async fn sign_in(State(state): State<AppState>, Form(form): Form<SignIn>) -> Response {
+    let key = form.key.trim();
+    match authenticate(&state, key).await {
+        Ok(principal) => {
+            let Some(token) = state.sessions.start(hash_key(key)) else {
+                return failure(ApiError::Internal("cannot start a session".into()));
+            };
+            let to = match principal {
+                Principal::App { app, .. } => format!("/console/apps/{app}/customers"),
+                Principal::Admin => "/console/apps".to_owned(),
+            };
+            (
+                [(header::SET_COOKIE, session::set_cookie(Some(&token)))],
+                Redirect::to(&to),
+            )
+                .into_response()
+        }
+        Err(_) => (
+            StatusCode::UNAUTHORIZED,
+            Html(layout::sign_in(Some("This key is not valid, or it was revoked.")).into_string()),
+        )
+            .into_response(),
+    }
+}
+
+pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = session::token(&headers) {
+        state.sessions.end(&token);
+    }
+    (
+        [(header::SET_COOKIE, session::set_cookie(None))],
+        Redirect::to("/console"),
+    )
+        .into_response()
+}
+
+pub async fn apps(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let principal = match signed_in(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let apps = match state.blocking(|s| s.list_apps()).await {
+        Ok(apps) => apps,
+        Err(e) => return failure(e),
+    };
+    let visible: Vec<&Application> = apps
+        .iter()
+        .filter(|a| principal.require_app(a.id).is_ok())
+        .collect();
+    Html(layout::page("Applications", None, Section::Apps, html! {
+        h1 { "Applications" }
+        p class="sub" { "Each application is one brand's customers, fields and audiences." }
+        div class="card" {
+            table {
+                thead { tr { th { "Name" } th { "Time zone" } th class="hide-narrow" { "Created" } } }
+                tbody {
+                    @for app in &visible {
+                        tr {
+                            td { a href=(format!("/console/apps/{}/customers", app.id)) { (app.name.as_str()) } }
+                            td { (app.timezone.as_str()) }
+                            td class="hide-narrow mono nowrap" { (short_time(&format_datetime(app.created_at))) }
+                        }
+                    }
+                }
+            }
+        }
+    }).into_string())
+    .into_response()
+}
+
+pub async fn customers(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(app): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let app = match app_in_path(&state, &headers, &app).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let filter_text = query.get("filter").cloned().unwrap_or_default();
+    let mut params = Vec::new();
+    if !filter_text.trim().is_empty() {
+        params.push(("filter".to_owned(), filter_text.clone()));
+    }
+    if let Some(c) = query.get("cursor") {
+        params.push(("cursor".to_owned(), c.clone()));
+    }
+    params.push(("limit".to_owned(), PAGE_ROWS.to_string()));
+    let query_params = crate::routes::params_from_pairs(params);
+    let page = crate::routes::list_customers_page(state.clone(), app.id, query_params).await;
+    let schema = match state.blocking(move |s| s.schema(app.id)).await {
+        Ok(s) => s,
+        Err(e) => return failure(e),
+    };
+    let shown: Vec<&unico_core::FieldDef> =
+        schema.fields().iter().take(LIST_FIELD_COLUMNS).collect();
+    let count_url = format!("/console/apps/{}/count", app.id);
+    let body = html! {
+        h1 { "Customers" }
+        p class="sub" { "Every profile of " (app.name.as_str()) ". Cut an audience with a filter; the count follows as you type." }
+        div class="card" {
+            form method="get" {
+                div class="row" {
+                    input class="grow mono" type="text" id="filter" name="filter" value=(filter_text)
+                        placeholder="country = \"ES\" and age between 25 and 34" data-count-url=(count_url) autocomplete="off";
+                    button type="submit" { "Apply" }
+                }
+                div class="err" id="filter-error" {
+                    @if let Err(e) = &page { (e.to_string()) }
+                }
+            }
+            div class="count" { span id="live-count" { "…" } small { "customers match" } }
+            p class="hint" { "Operators: = != < <= > >= in not_in between contains starts_with ends_with exists not_exists before after within_last on anniversary; combine with and, or, not and parentheses." }
+        }
+        div class="card" {
+            @match &page {
+                Ok(list) => {
+                    table {
+                        thead { tr {
+                            th { "customerId" }
+                            th class="hide-narrow" { "Created" }
+                            th class="hide-narrow" { "Last modified" }
+                            @for f in &shown { th class="hide-narrow" { (f.name.as_str()) } }
+                        } }
+                        tbody {
+                            @for c in &list.customers {
+                                tr {
+                                    td class="mono" { (c.customer_id) }
+                                    td class="hide-narrow mono nowrap" { (short_time(&c.created_at)) }
+                                    td class="hide-narrow mono nowrap" { (short_time(&c.updated_at)) }
+                                    @for f in &shown {
+                                        td class="hide-narrow nowrap" {
+                                            @if let Some(v) = c.fields.get(f.name.as_str()) {
+                                                (match v { serde_json::Value::String(s) => s.clone(), other => other.to_string() })
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    @if list.customers.is_empty() { p class="sub" { "No customer matches." } }
+                    @if let Some(next) = &list.next_cursor {
+                        div class="pager" {
+                            a class="button" href=(format!("?filter={}&cursor={}", encode(&filter_text), encode(next))) { "Next page →" }
+                        }
+                    }
+                }
+                Err(_) => { p class="sub" { "Fix the filter to see its customers." } }
+            }
+        }
+    };
+    Html(layout::page("Customers", Some(&app), Section::Customers, body).into_string())
+        .into_response()
+}
+
+/// `2026-11-28 23:02` from an RFC 3339 UTC instant, for tables (UTC, like the API).
+fn short_time(rfc3339: &str) -> String {
+    rfc3339
+        .get(..16)
+        .map(|t| t.replace('T', " "))
+        .unwrap_or_else(|| rfc3339.to_owned())
+}
+
+fn encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The live count behind the filter box (JSON; the session's cookie authenticates it).
+pub async fn count(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(app): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let app = match app_in_path(&state, &headers, &app).await {
+        Ok(a) => a.id,
+        Err(_) => return ApiError::Unauthorized("sign in again".into()).into_response(),
+    };
+    let text = query.get("filter").cloned().unwrap_or_default();
+    let engines = state.engines.clone();
+    let result = state
+        .blocking_api(move |s| {
+            let schema = s.schema(app)?;
+            let filter = if text.trim().is_empty() {
+                None
+            } else {
+                Some(crate::routes::parse_filter_text(&text, &schema)?)
+            };
+            match filter {
+                Some(f) => Ok(engines.query(app, now_ms(), |index, ctx| index.count(&f, ctx))?),
+                None => Ok(s.count_customers(app)?),
+            }
+        })
+        .await;
+    match result {
+        Ok(count) => axum::Json(serde_json::json!({ "count": count })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn fields(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(app): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let app = match app_in_path(&state, &headers, &app).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let id = app.id;
+    let data = state
+        .blocking(move |s| Ok((s.field_stats(id)?, s.count_customers(id)?)))
+        .await;
+    let (stats, total) = match data {
+        Ok(d) => d,
+        Err(e) => return failure(e),
+    };
+    Html(
+        layout::page(
+            "Customer fields",
+            Some(&app),
+            Section::Fields,
+            fields_body(
+                &app,
+                &stats,
+                total,
+                query.get("error").map(String::as_str),
+                query.get("created").map(String::as_str),
+            ),
+        )
+        .into_string(),
+    )
+    .into_response()
+}
+
+fn fields_body(
+    app: &Application,
+    stats: &[unico_store::FieldStat],
+    total: u64,
+    error: Option<&str>,
+    created: Option<&str>,
+) -> Markup {
+    html! {
+        h1 { "Customer fields" }
+        p class="sub" { "The typed attributes every customer of " (app.name.as_str()) " can hold. CSV files and API calls refer to them by name." }
+        @if let Some(e) = error { div class="flash bad" { (e) } }
+        @if let Some(c) = created { div class="flash ok" { "Field " (c) " created." } }
+        div class="card" {
+            table {
+                thead { tr { th { "Name" } th { "Type" } th { "Filled" } th class="hide-narrow" { "Created" } } }
+                tbody {
+                    @for s in stats {
+                        @let pct = if total == 0 { 0.0 } else { s.value_count as f64 * 100.0 / total as f64 };
+                        tr {
+                            td class="mono" { (s.field.name.as_str()) }
+                            td { span class="pill" { (s.field.field_type.as_str()) } }
+                            td {
+                                span class="bar" title=(format!("{} of {} customers", s.value_count, total)) { i style=(format!("width:{pct:.1}%")) {} }
+                                " " (format!("{pct:.0}%"))
+                            }
+                            td class="hide-narrow mono nowrap" { (short_time(&format_datetime(s.field.created_at))) }
+                        }
+                    }
+                }
+            }
+            @if stats.is_empty() { p class="sub" { "No field yet: create the first one below." } }
+        }
+        div class="card" {
+            h2 style="font-size:16px;margin:0 0 10px" { "New field" }
+            form method="post" action=(format!("/console/apps/{}/fields", app.id)) {
+                div class="row" {
+                    input class="grow" type="text" name="name" placeholder="Name, exactly as in your CRM (e.g. last_purchase_at)" required maxlength="128";
+                    select name="type" {
+                        @for t in FieldType::ALL { option value=(t.as_str()) { (t.as_str()) } }
+                    }
+                    button type="submit" { "Create field" }
+                }
+                p class="hint" { "1–128 characters, case-sensitive, no control characters or surrounding spaces; id, customerId, created_at and updated_at are reserved." }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NewField {
+    name: String,
+    r#type: String,
+}
+
+pub async fn create_field(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(app): Path<String>,
+    Form(form): Form<NewField>,
+) -> Response {
+    let app = match app_in_path(&state, &headers, &app).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let back = |key: &str, value: &str| {
+        Redirect::to(&format!(
+            "/console/apps/{}/fields?{key}={}",
+            app.id,
+            encode(value)
+        ))
+        .into_response()
+    };
+    let name = match FieldName::parse(&form.name) {
+        Ok(n) => n,
+        Err(e) => return back("error", &e.to_string()),
+    };
+    let ty = match FieldType::parse(&form.r#type) {
+        Ok(t) => t,
+        Err(e) => return back("error", &e.to_string()),
+    };
+    let id = app.id;
+    let shown = name.as_str().to_owned();
+    match state
+        .blocking(move |s| s.create_field(id, &name, ty, now_ms()))
+        .await
+    {
+        Ok(_) => back("created", &shown),
+        Err(e) => back("error", &e.to_string()),
+    }
+}
+
+pub async fn segments(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(app): Path<String>,
+) -> Response {
+    let app = match app_in_path(&state, &headers, &app).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let id = app.id;
+    let engines = state.engines.clone();
+    let rows = state
+        .blocking_api(move |s| {
+            let schema = s.schema(id)?;
+            let mut rows = Vec::new();
+            for record in s.list_segments(id)? {
+                let stored: serde_json::Value =
+                    serde_json::from_str(&record.filter).unwrap_or_default();
+                let (text, count) = match crate::routes::parse_filter(&stored, &schema) {
+                    Ok(f) => (
+                        f.to_text(),
+                        Some(engines.query(id, now_ms(), |index, ctx| index.count(&f, ctx))?),
+                    ),
+                    Err(e) => (format!("(invalid now: {e})"), None),
+                };
+                rows.push((record, text, count));
+            }
+            Ok(rows)
+        })
+        .await;
+    let rows = match rows {
+        Ok(r) => r,
+        Err(e) => return failure(e),
+    };
+    Html(layout::page("Segments", Some(&app), Section::Segments, html! {
+        h1 { "Segments" }
+        p class="sub" { "Saved audiences. Their members are computed when asked, so they are always current." }
+        div class="card" {
+            table {
+                thead { tr { th { "Name" } th { "Customers" } th class="hide-narrow" { "Filter" } th class="hide-narrow" { "Updated" } } }
+                tbody {
+                    @for (record, text, count) in &rows {
+                        tr {
+                            td { a href=(format!("/console/apps/{}/customers?filter={}", id, encode(text))) { (record.name) } }
+                            td { @if let Some(c) = count { (c) } @else { "—" } }
+                            td class="hide-narrow mono" { (text) }
+                            td class="hide-narrow mono nowrap" { (short_time(&format_datetime(record.updated_at))) }
+                        }
+                    }
+                }
+            }
+            @if rows.is_empty() { p class="sub" { "No segment yet. Save one with POST /v1/apps/" (id) "/segments or unico segments create." } }
+        }
+    }).into_string())
+    .into_response()
+}

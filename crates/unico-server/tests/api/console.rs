@@ -1,0 +1,265 @@
+//! The web console over HTTP: sign-in sessions, who sees which pages, escaping of
+//! customer data, and the live count behind the filter box.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use serde_json::json;
+
+use crate::support::*;
+
+/// Signs in with `key`; answers the session cookie (`None` if refused).
+async fn sign_in(api: &Api, key: &str) -> (StatusCode, Option<String>, String) {
+    let req = Request::builder()
+        .method("POST")
+        .uri("/console/sign-in")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("key={}", enc(key))))
+        .unwrap();
+    let (status, headers, _) = api.request_bytes(req).await;
+    let cookie = headers
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap().to_owned())
+        .filter(|c| !c.ends_with('='));
+    let location = headers
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, cookie, location)
+}
+
+/// GETs a console page with a cookie; answers status, Location and the body as text.
+async fn page(api: &Api, path: &str, cookie: Option<&str>) -> (StatusCode, String, String) {
+    let mut req = Request::builder().method("GET").uri(path);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    let (status, headers, body) = api.request_bytes(req.body(Body::empty()).unwrap()).await;
+    let location = headers
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, location, String::from_utf8(body).unwrap())
+}
+
+#[tokio::test]
+async fn the_root_leads_to_the_sign_in_page() {
+    let api = Api::new();
+    let (status, location, _) = page(&api, "/", None).await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/console")
+    );
+    let (status, _, body) = page(&api, "/console", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("name=\"key\""), "{body}");
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_refused_and_gets_no_session() {
+    let api = Api::new();
+    let (status, cookie, _) = sign_in(&api, "not-a-key").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(cookie, None);
+}
+
+#[tokio::test]
+async fn pages_need_a_session() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    for path in [
+        "/console/apps".to_owned(),
+        format!("/console/apps/{}/customers", app.id),
+        format!("/console/apps/{}/fields", app.id),
+        format!("/console/apps/{}/segments", app.id),
+    ] {
+        let (status, location, _) = page(&api, &path, None).await;
+        assert_eq!(
+            (status, location.as_str()),
+            (StatusCode::SEE_OTHER, "/console"),
+            "{path}"
+        );
+        let (status, _, _) = page(&api, &path, Some("unico_session=forged")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{path} with a forged cookie");
+    }
+    let (status, _, _) = page(
+        &api,
+        &format!("/console/apps/{}/count?filter=", app.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_api_key_sees_its_own_application_only() {
+    let api = Api::new();
+    let mine = api.create_app("Mine").await;
+    let other = api.create_app("Other").await;
+    api.create_field(&other, "secret", "string").await;
+    let (status, cookie, location) = sign_in(&api, &mine.key).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(location, format!("/console/apps/{}/customers", mine.id));
+    let cookie = cookie.unwrap();
+    let (status, _, body) = page(
+        &api,
+        &format!("/console/apps/{}/fields", mine.id),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("Mine"));
+    let (status, location, _) = page(
+        &api,
+        &format!("/console/apps/{}/fields", other.id),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, "/console/apps")
+    );
+    let (_, _, body) = page(&api, "/console/apps", Some(&cookie)).await;
+    assert!(body.contains("Mine") && !body.contains("Other"), "{body}");
+}
+
+#[tokio::test]
+async fn customer_data_is_escaped_in_pages() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "note", "string").await;
+    api.create_customer(
+        &app,
+        "<script>alert(1)</script>",
+        json!({"note": "<img src=x onerror=alert(2)>"}),
+    )
+    .await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let (status, _, body) = page(
+        &api,
+        &format!("/console/apps/{}/customers", app.id),
+        cookie.as_deref(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !body.contains("<script>alert(1)"),
+        "customerId inserted unescaped"
+    );
+    assert!(!body.contains("<img src=x"), "value inserted unescaped");
+    assert!(
+        body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{body}"
+    );
+    assert!(body.contains("&lt;img src=x onerror=alert(2)&gt;"));
+}
+
+#[tokio::test]
+async fn the_live_count_follows_the_filter_and_reports_errors() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    for (id, age) in [("a", 20), ("b", 40), ("c", 60)] {
+        api.create_customer(&app, id, json!({"age": age})).await;
+    }
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let count = |filter: &str| format!("/console/apps/{}/count?filter={}", app.id, enc(filter));
+    let (status, _, body) = page(&api, &count("age > 30"), Some(&cookie)).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"count":2}"#));
+    let (_, _, body) = page(&api, &count(""), Some(&cookie)).await;
+    assert_eq!(body, r#"{"count":3}"#);
+    let (status, _, body) = page(&api, &count("agee > 30"), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.contains("did you mean") || body.contains("agee"),
+        "{body}"
+    );
+    let (_, _, body) = page(
+        &api,
+        &format!(
+            "/console/apps/{}/customers?filter={}",
+            app.id,
+            enc("age >= 40")
+        ),
+        Some(&cookie),
+    )
+    .await;
+    assert!(
+        body.contains(">b<") && body.contains(">c<") && !body.contains(">a<"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_field_created_from_the_console_exists_and_bad_names_are_explained() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let post = |body: &str| {
+        Request::builder()
+            .method("POST")
+            .uri(format!("/console/apps/{}/fields", app.id))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, cookie.clone())
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let (status, headers, _) = api
+        .request_bytes(post("name=loyalty+points&type=number"))
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        headers[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .contains("created=")
+    );
+    assert_eq!(api.fields(&app).await[0]["name"], "loyalty points");
+    let (_, headers, _) = api.request_bytes(post("name=customerId&type=string")).await;
+    let location = headers[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(location.contains("error="), "{location}");
+    let (_, _, body) = page(&api, &location, Some(&cookie)).await;
+    assert!(body.contains("reserved"), "{body}");
+}
+
+#[tokio::test]
+async fn signing_out_or_revoking_the_key_ends_the_session() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let fields = format!("/console/apps/{}/fields", app.id);
+    assert_eq!(page(&api, &fields, Some(&cookie)).await.0, StatusCode::OK);
+    let (_, keys) = api.admin("GET", &app.path("/keys"), None).await;
+    let key_id = keys["keys"][0]["id"].as_i64().unwrap();
+    let (status, _) = api
+        .admin("DELETE", &app.path(&format!("/keys/{key_id}")), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        page(&api, &fields, Some(&cookie)).await.0,
+        StatusCode::SEE_OTHER
+    );
+
+    let (_, admin_cookie, _) = sign_in(&api, ADMIN).await;
+    let admin_cookie = admin_cookie.unwrap();
+    assert_eq!(
+        page(&api, &fields, Some(&admin_cookie)).await.0,
+        StatusCode::OK
+    );
+    let req = Request::builder()
+        .method("POST")
+        .uri("/console/sign-out")
+        .header(header::COOKIE, admin_cookie.clone())
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(api.request_bytes(req).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(
+        page(&api, &fields, Some(&admin_cookie)).await.0,
+        StatusCode::SEE_OTHER
+    );
+}
