@@ -3,7 +3,8 @@
 //!
 //! - [`session`]: sign-in sessions (cookie → key hash, re-checked on every request).
 //! - [`layout`]: the page shell, navigation and sign-in page.
-//! - [`pages`]: customers (list, filter with live count), customer fields, segments,
+//! - [`pages`]: customers (list, filter with live count, detail with editing and
+//!   deletion), customer fields, segments,
 //!   applications.
 
 mod layout;
@@ -51,6 +52,14 @@ pub fn router() -> Router<AppState> {
         .route("/console/assets/app.js", get(js))
         .route("/console/apps", get(pages::apps))
         .route("/console/apps/{app}/customers", get(pages::customers))
+        .route(
+            "/console/apps/{app}/customers/{customer_id}",
+            get(pages::customer).post(pages::save_customer),
+        )
+        .route(
+            "/console/apps/{app}/customers/{customer_id}/delete",
+            post(pages::delete_customer),
+        )
         .route("/console/apps/{app}/count", get(pages::count))
         .route(
             "/console/apps/{app}/fields",

@@ -227,7 +227,7 @@ pub async fn customers(
                         tbody {
                             @for c in &list.customers {
                                 tr {
-                                    td class="mono" { (c.customer_id) }
+                                    td class="mono" { a href=(format!("/console/apps/{}/customers/{}", app.id, encode(&c.customer_id))) { (c.customer_id) } }
                                     td class="hide-narrow mono nowrap" { (short_time(&c.created_at)) }
                                     td class="hide-narrow mono nowrap" { (short_time(&c.updated_at)) }
                                     @for f in &shown {
@@ -491,4 +491,203 @@ pub async fn segments(
         }
     }).into_string())
     .into_response()
+}
+
+/// The input of one field in the customer form: the value as text, or empty.
+fn input_text(value: Option<&unico_core::Value>) -> String {
+    value.map(unico_core::Value::to_text).unwrap_or_default()
+}
+
+fn customer_body(
+    app: &Application,
+    schema: &unico_core::Schema,
+    customer: &unico_core::Customer,
+    errors: &HashMap<String, String>,
+    saved: bool,
+) -> Markup {
+    let base = format!(
+        "/console/apps/{}/customers/{}",
+        app.id,
+        encode(customer.customer_id.as_str())
+    );
+    html! {
+        p { a href=(format!("/console/apps/{}/customers", app.id)) { "← Customers" } }
+        h1 class="mono" { (customer.customer_id.as_str()) }
+        p class="sub" { "Created " (short_time(&format_datetime(customer.created_at))) " UTC · last modified " (short_time(&format_datetime(customer.updated_at))) " UTC" }
+        @if saved { div class="flash ok" { "Saved." } }
+        @if !errors.is_empty() { div class="flash bad" { "Nothing was saved: fix the values marked below." } }
+        div class="card" {
+            form method="post" action=(base) {
+                table class="form" {
+                    tbody {
+                        tr { th { "ID" } td { input type="text" value=(customer.id) readonly disabled; } td class="hint" { "assigned by Unico, never changes" } }
+                        tr { th { "customerId" } td { input type="text" value=(customer.customer_id.as_str()) readonly disabled; } td class="hint" { "your key for this customer, never changes" } }
+                        @for def in schema.fields() {
+                            @let name = def.name.as_str();
+                            @let current = errors.get(&format!("value:{name}")).cloned().unwrap_or_else(|| input_text(customer.get(def.id)));
+                            tr {
+                                th class="mono" { (name) }
+                                td {
+                                    @match def.field_type {
+                                        FieldType::Number => input type="text" inputmode="decimal" name=(format!("f:{name}")) value=(current) placeholder="42, -3.5";,
+                                        FieldType::Date => input type="date" name=(format!("f:{name}")) value=(current);,
+                                        FieldType::Datetime => input class="mono" type="text" name=(format!("f:{name}")) value=(current) placeholder="2024-03-05T14:22:10Z";,
+                                        FieldType::String => input type="text" name=(format!("f:{name}")) value=(current) maxlength="4096";,
+                                    }
+                                    @if let Some(e) = errors.get(name) { div class="err" { (e) } }
+                                }
+                                td { span class="pill" { (def.field_type.as_str()) } }
+                            }
+                        }
+                    }
+                }
+                p class="hint" { "An empty box removes the value." }
+                button type="submit" { "Save" }
+            }
+        }
+        div class="card" {
+            form method="post" action=(format!("{base}/delete")) onsubmit="return confirm('Delete this customer and all their values? This cannot be undone.')" {
+                div class="row" {
+                    span class="grow" { "Delete this customer and all their values." }
+                    button type="submit" style="background:var(--bad)" { "Delete customer" }
+                }
+            }
+        }
+    }
+}
+
+async fn load_customer(
+    state: &AppState,
+    app: AppId,
+    raw_id: &str,
+) -> Result<(unico_core::Schema, unico_core::Customer), Response> {
+    let customer_id = unico_core::CustomerId::parse(raw_id).map_err(|_| not_found())?;
+    state
+        .blocking(move |s| Ok((s.schema(app)?, s.get_customer(app, &customer_id)?)))
+        .await
+        .map_err(|e| match e {
+            ApiError::NotFound(_) => not_found(),
+            other => failure(other),
+        })
+}
+
+pub async fn customer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((app, customer_id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let app = match app_in_path(&state, &headers, &app).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let (schema, customer) = match load_customer(&state, app.id, &customer_id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let body = customer_body(
+        &app,
+        &schema,
+        &customer,
+        &HashMap::new(),
+        query.contains_key("saved"),
+    );
+    Html(
+        layout::page(
+            customer.customer_id.as_str(),
+            Some(&app),
+            Section::Customers,
+            body,
+        )
+        .into_string(),
+    )
+    .into_response()
+}
+
+/// Saves the form: every field's box becomes a change (empty removes); any invalid value
+/// re-shows the form with its message and nothing is written.
+pub async fn save_customer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((app, customer_id)): Path<(String, String)>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let app = match app_in_path(&state, &headers, &app).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let (schema, customer) = match load_customer(&state, app.id, &customer_id).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut changes = Vec::new();
+    let mut errors = HashMap::new();
+    for (key, text) in &form {
+        let Some(name) = key.strip_prefix("f:") else {
+            continue;
+        };
+        let Some(def) = schema.by_name(name) else {
+            continue;
+        };
+        match unico_core::value::parse_text(def.field_type, text) {
+            Ok(value) => changes.push(unico_core::FieldChange {
+                field: def.id,
+                value,
+            }),
+            Err(e) => {
+                errors.insert(name.to_owned(), e.to_string());
+                errors.insert(format!("value:{name}"), text.clone());
+            }
+        }
+    }
+    if !errors.is_empty() {
+        let body = customer_body(&app, &schema, &customer, &errors, false);
+        return (
+            StatusCode::BAD_REQUEST,
+            Html(
+                layout::page(
+                    customer.customer_id.as_str(),
+                    Some(&app),
+                    Section::Customers,
+                    body,
+                )
+                .into_string(),
+            ),
+        )
+            .into_response();
+    }
+    let (id, cid) = (app.id, customer.customer_id.clone());
+    match state
+        .blocking(move |s| s.update_customer(id, &cid, &changes, now_ms()))
+        .await
+    {
+        Ok(_) => Redirect::to(&format!(
+            "/console/apps/{}/customers/{}?saved=1",
+            app.id,
+            encode(customer.customer_id.as_str())
+        ))
+        .into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+pub async fn delete_customer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((app, customer_id)): Path<(String, String)>,
+) -> Response {
+    let app = match app_in_path(&state, &headers, &app).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let Ok(cid) = unico_core::CustomerId::parse(&customer_id) else {
+        return not_found();
+    };
+    let id = app.id;
+    match state.blocking(move |s| s.delete_customer(id, &cid)).await {
+        Ok(_) | Err(ApiError::NotFound(_)) => {
+            Redirect::to(&format!("/console/apps/{}/customers", app.id)).into_response()
+        }
+        Err(e) => failure(e),
+    }
 }

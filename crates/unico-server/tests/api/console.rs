@@ -263,3 +263,89 @@ async fn signing_out_or_revoking_the_key_ends_the_session() {
         StatusCode::SEE_OTHER
     );
 }
+
+/// POSTs a form with the session cookie; answers status, Location and body.
+async fn post_form(
+    api: &Api,
+    path: &str,
+    cookie: &str,
+    form: &str,
+) -> (StatusCode, String, String) {
+    let req = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookie)
+        .body(Body::from(form.to_owned()))
+        .unwrap();
+    let (status, headers, body) = api.request_bytes(req).await;
+    let location = headers
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, location, String::from_utf8(body).unwrap())
+}
+
+#[tokio::test]
+async fn a_customer_is_edited_from_the_console_and_bad_values_change_nothing() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    api.create_field(&app, "city", "string").await;
+    api.create_customer(&app, "ana/1", json!({"age": 30, "city": "Madrid"}))
+        .await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let path = format!("/console/apps/{}/customers/{}", app.id, enc("ana/1"));
+    let (status, _, body) = page(&api, &path, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("value=\"30\"") && body.contains("value=\"Madrid\""),
+        "{body}"
+    );
+    assert!(
+        body.contains("readonly"),
+        "ID and customerId are shown read-only"
+    );
+
+    // One bad value: the form comes back with the message, and nothing is written.
+    let (status, _, body) =
+        post_form(&api, &path, &cookie, "f%3Aage=thirty&f%3Acity=Sevilla").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("expected a number"), "{body}");
+    assert_eq!(
+        api.get_customer(&app, "ana/1").await.unwrap()["fields"],
+        json!({"age": 30, "city": "Madrid"})
+    );
+
+    // Trying to change ID or customerId through the form is ignored; values change.
+    let (status, location, _) = post_form(
+        &api,
+        &path,
+        &cookie,
+        "id=99&customerId=other&f%3Aage=31&f%3Acity=",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.ends_with("?saved=1"), "{location}");
+    let customer = api.get_customer(&app, "ana/1").await.unwrap();
+    assert_eq!(
+        customer["fields"],
+        json!({"age": 31}),
+        "an empty box removes the value"
+    );
+    assert!(api.get_customer(&app, "other").await.is_none());
+
+    let (status, location, _) = post_form(&api, &format!("{path}/delete"), &cookie, "").await;
+    assert_eq!(
+        (status, location),
+        (
+            StatusCode::SEE_OTHER,
+            format!("/console/apps/{}/customers", app.id)
+        )
+    );
+    assert!(api.get_customer(&app, "ana/1").await.is_none());
+    let (status, _, _) = page(&api, &path, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
