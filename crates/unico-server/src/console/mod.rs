@@ -62,6 +62,14 @@ pub fn router() -> Router<AppState> {
         )
         .route("/console/apps/{app}/count", get(pages::count))
         .route(
+            "/console/apps/{app}/imports",
+            post(pages::start_import).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/console/apps/{app}/imports/{id}",
+            get(pages::import_report),
+        )
+        .route(
             "/console/apps/{app}/fields",
             get(pages::fields).post(pages::create_field),
         )

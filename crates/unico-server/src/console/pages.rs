@@ -377,6 +377,30 @@ fn fields_body(
             }
             @if stats.is_empty() { p class="sub" { "No field yet: create the first one below." } }
         }
+        div class="card" id="upload" data-url=(format!("/console/apps/{}/imports", app.id)) {
+            h2 style="font-size:16px;margin:0 0 10px" { "Upload customers (CSV)" }
+            div class="row" {
+                input class="grow" type="file" id="csv-file" accept=".csv,text/csv";
+                select id="csv-mode" {
+                    option value="atomic" { "all or nothing" }
+                    option value="skip_invalid" { "skip invalid rows" }
+                }
+                button type="button" id="csv-go" { "Upload" }
+            }
+            p class="hint" { "customerId,fieldName,fieldValue (one row per value), or customerId plus one column per field; comma or semicolon; UTF-8." }
+            div id="csv-progress" hidden {
+                div class="bar" style="width:100%" { i id="csv-bar" style="width:0%" {} }
+                p class="hint" id="csv-status" {}
+            }
+            div id="csv-result" hidden {
+                p id="csv-summary" {}
+                button type="button" id="csv-retry" hidden { "Import the valid rows" }
+                table id="csv-errors" hidden {
+                    thead { tr { th { "Line" } th { "Column" } th { "Value" } th { "Reason" } } }
+                    tbody {}
+                }
+            }
+        }
         div class="card" {
             h2 style="font-size:16px;margin:0 0 10px" { "New field" }
             form method="post" action=(format!("/console/apps/{}/fields", app.id)) {
@@ -689,5 +713,40 @@ pub async fn delete_customer(
             Redirect::to(&format!("/console/apps/{}/customers", app.id)).into_response()
         }
         Err(e) => failure(e),
+    }
+}
+
+/// Starts an import from the console's upload box (the file as the body, like the API).
+pub async fn start_import(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    request: axum::extract::Request,
+) -> Response {
+    let headers = request.headers().clone();
+    let app = match app_in_path(&state, &headers, &app).await {
+        Ok(a) => a.id,
+        Err(_) => return ApiError::Unauthorized("sign in again".into()).into_response(),
+    };
+    let query = crate::routes::params_from_pairs(query);
+    match crate::routes::imports::begin(state, app, &query, request).await {
+        Ok(started) => (StatusCode::ACCEPTED, axum::Json(started)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// An import's progress for the console's upload box.
+pub async fn import_report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((app, id)): Path<(String, i64)>,
+) -> Response {
+    let app = match app_in_path(&state, &headers, &app).await {
+        Ok(a) => a.id,
+        Err(_) => return ApiError::Unauthorized("sign in again".into()).into_response(),
+    };
+    match crate::routes::imports::report(&state, app, id).await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(e) => e.into_response(),
     }
 }

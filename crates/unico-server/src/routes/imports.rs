@@ -154,6 +154,17 @@ pub async fn start_import(
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;
     let query = QueryParams::from(query, &["mode"])?;
+    let started = begin(state, app, &query, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(started)))
+}
+
+/// Starts an import of the request's file into `app` (callers have checked access).
+pub async fn begin(
+    state: AppState,
+    app: unico_core::AppId,
+    query: &QueryParams,
+    request: Request,
+) -> Result<ImportStarted, ApiError> {
     let mode = match query.get("mode") {
         None => ImportMode::Atomic,
         Some(m) => ImportMode::parse(m).ok_or_else(|| {
@@ -214,13 +225,10 @@ pub async fn start_import(
     }
     .spawn()
     .map_err(|e| ApiError::Internal(format!("cannot start the import: {e}")))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(ImportStarted {
-            id,
-            state: "running",
-        }),
-    ))
+    Ok(ImportStarted {
+        id,
+        state: "running",
+    })
 }
 
 /// The uploaded file: the raw body, or the file part of a multipart form.
@@ -310,11 +318,20 @@ pub async fn get_import(
     let params = PathParams::from(path)?;
     let (app, id) = (params.app()?, params.import_id()?);
     principal.require_app(app)?;
+    report(&state, app, id).await.map(Json)
+}
+
+/// An import's progress or summary (callers have checked access).
+pub async fn report(
+    state: &AppState,
+    app: unico_core::AppId,
+    id: i64,
+) -> Result<ImportOut, ApiError> {
     let progress = state.imports.get(app, id);
     let (record, errors) = state.blocking(move |s| s.get_import(app, id)).await?;
     match progress {
-        Some(p) if record.state == ImportState::Running => Ok(Json(running_out(&record, &p))),
-        _ => Ok(Json(finished_out(&record, &errors))),
+        Some(p) if record.state == ImportState::Running => Ok(running_out(&record, &p)),
+        _ => Ok(finished_out(&record, &errors)),
     }
 }
 

@@ -5,7 +5,7 @@ mod apps;
 mod customers;
 mod export;
 mod fields;
-mod imports;
+pub mod imports;
 pub mod params;
 mod segments;
 mod system;

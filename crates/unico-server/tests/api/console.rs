@@ -349,3 +349,50 @@ async fn a_customer_is_edited_from_the_console_and_bad_values_change_nothing() {
     let (status, _, _) = page(&api, &path, Some(&cookie)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_upload_box_imports_with_the_session_and_reports_rejected_rows() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    let upload = |cookie: Option<&str>, mode: &str| {
+        let mut req = Request::builder()
+            .method("POST")
+            .uri(format!("/console/apps/{}/imports?mode={mode}", app.id))
+            .header(header::CONTENT_TYPE, "text/csv");
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        req.body(Body::from(
+            "customerId,fieldName,fieldValue\na,age,3\nb,age,three\n",
+        ))
+        .unwrap()
+    };
+    let (status, _, _) = api.request_bytes(upload(None, "atomic")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    for (mode, state, written) in [("atomic", "failed", 0), ("skip_invalid", "succeeded", 1)] {
+        let reply = api.request(upload(Some(&cookie), mode)).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+        let id = reply.body["id"].as_i64().unwrap();
+        let report = loop {
+            let (_, _, body) = page(
+                &api,
+                &format!("/console/apps/{}/imports/{id}", app.id),
+                Some(&cookie),
+            )
+            .await;
+            let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+            if report["state"] != "running" {
+                break report;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        assert_eq!(report["state"], state, "{report}");
+        assert_eq!(report["rows_written"], written);
+        assert_eq!(report["errors"][0]["line"], 3);
+        assert_eq!(report["errors"][0]["value"], "three");
+    }
+    assert_eq!(api.customer_ids(&app).await, ["a"]);
+}

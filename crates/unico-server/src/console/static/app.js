@@ -26,3 +26,75 @@
   input.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(run, 150); });
   run();
 })();
+
+// The CSV upload on the Customer fields page: a real upload progress bar, then the import's
+// progress, then its summary and every rejected row (text only: no HTML from data).
+(function () {
+  var card = document.getElementById("upload");
+  if (!card) return;
+  var url = card.getAttribute("data-url");
+  var fileInput = document.getElementById("csv-file");
+  var mode = document.getElementById("csv-mode");
+  var bar = document.getElementById("csv-bar");
+  var status = document.getElementById("csv-status");
+  var progress = document.getElementById("csv-progress");
+  var result = document.getElementById("csv-result");
+  var summary = document.getElementById("csv-summary");
+  var retry = document.getElementById("csv-retry");
+  var table = document.getElementById("csv-errors");
+  function cell(row, text) { var td = document.createElement("td"); td.textContent = text; row.appendChild(td); }
+  function show(report) {
+    progress.hidden = true;
+    result.hidden = false;
+    var ok = report.state === "succeeded";
+    summary.textContent = ok
+      ? "Imported: " + report.rows_written.toLocaleString() + " rows, " + report.created.toLocaleString() + " customers created, " +
+        report.updated.toLocaleString() + " updated" + (report.rows_rejected ? ", " + report.rows_rejected + " rows rejected." : ".")
+      : (report.message || "The import failed.");
+    summary.className = ok ? "flash ok" : "flash bad";
+    var body = table.querySelector("tbody");
+    body.textContent = "";
+    (report.errors || []).forEach(function (e) {
+      var tr = document.createElement("tr");
+      cell(tr, e.line); cell(tr, e.column); cell(tr, e.value); cell(tr, e.message);
+      body.appendChild(tr);
+    });
+    table.hidden = !(report.errors && report.errors.length);
+    retry.hidden = !(report.state === "failed" && report.mode === "atomic" && report.rows_rejected > 0);
+  }
+  function poll(id) {
+    fetch(url + "/" + id, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (report) {
+      if (report.state === "running") {
+        status.textContent = "Importing… " + report.rows_read.toLocaleString() + " rows read";
+        setTimeout(function () { poll(id); }, 300);
+      } else {
+        show(report);
+        if (report.state === "succeeded") setTimeout(function () { location.reload(); }, 1500);
+      }
+    });
+  }
+  function upload(chosenMode) {
+    var file = fileInput.files[0];
+    if (!file) { fileInput.focus(); return; }
+    result.hidden = true;
+    progress.hidden = false;
+    bar.style.width = "0%";
+    status.textContent = "Uploading…";
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", url + "?mode=" + encodeURIComponent(chosenMode));
+    xhr.setRequestHeader("Content-Type", "text/csv");
+    xhr.upload.onprogress = function (e) {
+      if (e.lengthComputable) bar.style.width = (100 * e.loaded / e.total).toFixed(1) + "%";
+    };
+    xhr.onload = function () {
+      var reply = {};
+      try { reply = JSON.parse(xhr.responseText); } catch (e) {}
+      if (xhr.status === 202) { bar.style.width = "100%"; poll(reply.id); }
+      else { show({ state: "failed", message: reply.error ? reply.error.message : "The upload failed." }); }
+    };
+    xhr.onerror = function () { show({ state: "failed", message: "Cannot reach the server." }); };
+    xhr.send(file);
+  }
+  document.getElementById("csv-go").addEventListener("click", function () { upload(mode.value); });
+  retry.addEventListener("click", function () { upload("skip_invalid"); });
+})();
