@@ -73,5 +73,9 @@ pub fn router() -> Router<AppState> {
             "/console/apps/{app}/fields",
             get(pages::fields).post(pages::create_field),
         )
-        .route("/console/apps/{app}/segments", get(pages::segments))
+        .route(
+            "/console/apps/{app}/segments",
+            get(pages::segments).post(pages::create_segment),
+        )
+        .route("/console/apps/{app}/export", get(pages::export))
 }

@@ -211,7 +211,16 @@ pub async fn customers(
                     @if let Err(e) = &page { (e.to_string()) }
                 }
             }
-            div class="count" { span id="live-count" { "…" } small { "customers match" } }
+            div class="row" {
+                div class="count grow" { span id="live-count" { "…" } small { "customers match" } }
+                a class="button" href=(format!("/console/apps/{}/export?format=wide&filter={}", app.id, encode(&filter_text))) { "Export CSV" }
+            }
+            @if let Some(e) = query.get("error") { div class="flash bad" { (e) } }
+            form class="row" id="save-segment" method="post" action=(format!("/console/apps/{}/segments", app.id)) style="margin-top:10px" {
+                input type="hidden" name="filter" value=(filter_text);
+                input type="text" name="name" placeholder="Name this audience" required maxlength="200";
+                button type="submit" { "Save as segment" }
+            }
             p class="hint" { "Operators: = != < <= > >= in not_in between contains starts_with ends_with exists not_exists before after within_last on anniversary; combine with and, or, not and parentheses." }
         }
         div class="card" {
@@ -748,5 +757,71 @@ pub async fn import_report(
     match crate::routes::imports::report(&state, app, id).await {
         Ok(report) => axum::Json(report).into_response(),
         Err(e) => e.into_response(),
+    }
+}
+
+/// Downloads the current filter's members (or everyone) as a wide CSV.
+pub async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(app): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    let app = match app_in_path(&state, &headers, &app).await {
+        Ok(a) => a.id,
+        Err(r) => return r,
+    };
+    let query = crate::routes::params_from_pairs(
+        query
+            .into_iter()
+            .filter(|(k, v)| k != "filter" || !v.trim().is_empty())
+            .collect(),
+    );
+    match crate::routes::export::stream(state, app, &query).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NewSegment {
+    name: String,
+    filter: String,
+}
+
+/// Saves the customers page's filter as a segment.
+pub async fn create_segment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(app): Path<String>,
+    Form(form): Form<NewSegment>,
+) -> Response {
+    let app = match app_in_path(&state, &headers, &app).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let id = app.id;
+    let name = form.name.trim().to_owned();
+    let filter_text = form.filter.clone();
+    let saved = state
+        .blocking_api(move |s| {
+            if name.is_empty() || name.chars().count() > 200 {
+                return Err(ApiError::invalid(
+                    "name",
+                    "a segment name is 1–200 characters",
+                ));
+            }
+            let filter = crate::routes::parse_filter_text(&filter_text, &s.schema(id)?)?;
+            Ok(s.create_segment(id, &name, &filter.to_json().to_string(), now_ms())?)
+        })
+        .await;
+    match saved {
+        Ok(_) => Redirect::to(&format!("/console/apps/{id}/segments")).into_response(),
+        Err(e) => Redirect::to(&format!(
+            "/console/apps/{id}/customers?filter={}&error={}",
+            encode(&form.filter),
+            encode(&e.to_string())
+        ))
+        .into_response(),
     }
 }

@@ -88,6 +88,15 @@ pub async fn export(
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;
     let query = QueryParams::from(query, &["format", "raw", "filter", "segment"])?;
+    stream(state, app, &query).await
+}
+
+/// The CSV export of `app` as a streamed response (callers have checked access).
+pub async fn stream(
+    state: AppState,
+    app: unico_core::AppId,
+    query: &QueryParams,
+) -> Result<Response, ApiError> {
     let shape = match query.get("format") {
         None | Some("long") => ExportShape::Long,
         Some("wide") => ExportShape::Wide,

@@ -3,7 +3,7 @@
 
 mod apps;
 mod customers;
-mod export;
+pub mod export;
 mod fields;
 pub mod imports;
 pub mod params;

@@ -396,3 +396,53 @@ async fn the_upload_box_imports_with_the_session_and_reports_rejected_rows() {
     }
     assert_eq!(api.customer_ids(&app).await, ["a"]);
 }
+
+#[tokio::test]
+async fn the_customers_filter_is_saved_as_a_segment_and_exported() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    for (id, age) in [("a", 20), ("b", 40), ("c", 60)] {
+        api.create_customer(&app, id, json!({"age": age})).await;
+    }
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let segments = format!("/console/apps/{}/segments", app.id);
+    let (status, location, _) =
+        post_form(&api, &segments, &cookie, "name=Over+30&filter=age+%3E+30").await;
+    assert_eq!(
+        (status, location.as_str()),
+        (StatusCode::SEE_OTHER, segments.as_str())
+    );
+    let (_, list) = api.admin("GET", &app.path("/segments"), None).await;
+    assert_eq!(list["segments"][0]["name"], "Over 30");
+    assert_eq!(list["segments"][0]["count"], 2);
+    let (_, _, body) = page(&api, &segments, Some(&cookie)).await;
+    assert!(
+        body.contains("Over 30") && body.contains("age &gt; 30"),
+        "{body}"
+    );
+
+    let (status, location, _) =
+        post_form(&api, &segments, &cookie, "name=Bad&filter=agee+%3E+30").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        location.contains("error="),
+        "a bad filter goes back to the customers page: {location}"
+    );
+
+    let (status, _, csv) = page(
+        &api,
+        &format!(
+            "/console/apps/{}/export?format=wide&filter={}",
+            app.id,
+            enc("age > 30")
+        ),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(csv, "customerId,age\nb,40\nc,60\n");
+    let (status, _, _) = page(&api, &format!("/console/apps/{}/export", app.id), None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "no session, no export");
+}

@@ -25,6 +25,9 @@
   }
   input.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(run, 150); });
   run();
+  // "Save as segment" saves what is typed now, applied or not.
+  var save = document.getElementById("save-segment");
+  if (save) save.addEventListener("submit", function () { save.querySelector("input[name=filter]").value = input.value; });
 })();
 
 // The CSV upload on the Customer fields page: a real upload progress bar, then the import's
