@@ -213,7 +213,8 @@ pub async fn customers(
             }
             div class="row" {
                 div class="count grow" { span id="live-count" { "…" } small { "customers match" } }
-                a class="button" href=(format!("/console/apps/{}/export?format=wide&filter={}", app.id, encode(&filter_text))) { "Export CSV" }
+                a class="button" id="export-link" data-base=(format!("/console/apps/{}/export?format=wide&filter=", app.id))
+                    href=(format!("/console/apps/{}/export?format=wide&filter={}", app.id, encode(&filter_text))) { "Export CSV" }
             }
             @if let Some(e) = query.get("error") { div class="flash bad" { (e) } }
             form class="row" id="save-segment" method="post" action=(format!("/console/apps/{}/segments", app.id)) style="margin-top:10px" {

@@ -25,6 +25,11 @@
   }
   input.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(run, 150); });
   run();
+  // "Export CSV" exports what is typed now, applied or not.
+  var exportLink = document.getElementById("export-link");
+  if (exportLink) input.addEventListener("input", function () {
+    exportLink.href = exportLink.getAttribute("data-base") + encodeURIComponent(input.value.trim());
+  });
   // "Save as segment" saves what is typed now, applied or not.
   var save = document.getElementById("save-segment");
   if (save) save.addEventListener("submit", function () { save.querySelector("input[name=filter]").value = input.value; });
