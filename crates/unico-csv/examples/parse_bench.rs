@@ -1,8 +1,8 @@
 //! Times the import reader over a long (or wide) benchmark file: rows per second.
 //!
 //! ```text
-//! python3 /work/shared/bench/gen_customers.py --customers 200000 --format long --out /tmp/x.csv
-//! cargo run --release -p unico-csv --example parse_bench -- /tmp/x.csv [runs]
+//! python3 ../shared/bench/gen_customers.py --customers 200000 --format long --out target/bench-data/200k.csv
+//! cargo run --release -p unico-csv --example parse_bench -- target/bench-data/200k.csv [runs]
 //! ```
 //! The schema comes from `fields.json` beside the file. The file is read into memory first,
 //! so the time is the parser's alone. On Linux the thread's CPU time is shown beside the wall
