@@ -74,6 +74,10 @@ pub fn router() -> Router<AppState> {
             get(pages::fields).post(pages::create_field),
         )
         .route(
+            "/console/apps/{app}/fields/{name}/delete",
+            post(pages::delete_field),
+        )
+        .route(
             "/console/apps/{app}/segments",
             get(pages::segments).post(pages::create_segment),
         )

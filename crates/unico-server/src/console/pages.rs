@@ -180,9 +180,22 @@ pub async fn customers(
         Err(r) => return r,
     };
     let filter_text = query.get("filter").cloned().unwrap_or_default();
+    let search = query
+        .get("q")
+        .map(|q| q.trim().to_owned())
+        .unwrap_or_default();
+    // The customerId search is one more condition of the filter language.
+    let effective = match (filter_text.trim().is_empty(), search.is_empty()) {
+        (_, true) => filter_text.clone(),
+        (true, false) => format!("customerId starts_with {}", quote(&search)),
+        (false, false) => format!(
+            "({filter_text}) and customerId starts_with {}",
+            quote(&search)
+        ),
+    };
     let mut params = Vec::new();
-    if !filter_text.trim().is_empty() {
-        params.push(("filter".to_owned(), filter_text.clone()));
+    if !effective.trim().is_empty() {
+        params.push(("filter".to_owned(), effective));
     }
     if let Some(c) = query.get("cursor") {
         params.push(("cursor".to_owned(), c.clone()));
@@ -202,6 +215,9 @@ pub async fn customers(
         p class="sub" { "Every profile of " (app.name.as_str()) ". Cut an audience with a filter; the count follows as you type." }
         div class="card" {
             form method="get" {
+                div class="row" style="margin-bottom:10px" {
+                    input class="grow" type="search" name="q" value=(search) placeholder="Search by customerId (starts with…)" autocomplete="off";
+                }
                 div class="row" {
                     input class="grow mono" type="text" id="filter" name="filter" value=(filter_text)
                         placeholder="country = \"ES\" and age between 25 and 34" data-count-url=(count_url) autocomplete="off";
@@ -272,6 +288,21 @@ fn short_time(rfc3339: &str) -> String {
         .get(..16)
         .map(|t| t.replace('T', " "))
         .unwrap_or_else(|| rfc3339.to_owned())
+}
+
+/// A string literal of the filter language.
+fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn encode(text: &str) -> String {
@@ -348,6 +379,7 @@ pub async fn fields(
                 total,
                 query.get("error").map(String::as_str),
                 query.get("created").map(String::as_str),
+                query.get("deleted").map(String::as_str),
             ),
         )
         .into_string(),
@@ -361,15 +393,17 @@ fn fields_body(
     total: u64,
     error: Option<&str>,
     created: Option<&str>,
+    deleted: Option<&str>,
 ) -> Markup {
     html! {
         h1 { "Customer fields" }
         p class="sub" { "The typed attributes every customer of " (app.name.as_str()) " can hold. CSV files and API calls refer to them by name." }
         @if let Some(e) = error { div class="flash bad" { (e) } }
         @if let Some(c) = created { div class="flash ok" { "Field " (c) " created." } }
+        @if let Some(d) = deleted { div class="flash ok" { (d) } }
         div class="card" {
             table {
-                thead { tr { th { "Name" } th { "Type" } th { "Filled" } th class="hide-narrow" { "Created" } } }
+                thead { tr { th { "Name" } th { "Type" } th { "Filled" } th class="hide-narrow" { "Created" } th {} } }
                 tbody {
                     @for s in stats {
                         @let pct = if total == 0 { 0.0 } else { s.value_count as f64 * 100.0 / total as f64 };
@@ -381,6 +415,12 @@ fn fields_body(
                                 " " (format!("{pct:.0}%"))
                             }
                             td class="hide-narrow mono nowrap" { (short_time(&format_datetime(s.field.created_at))) }
+                            td {
+                                form method="post" action=(format!("/console/apps/{}/fields/{}/delete", app.id, encode(s.field.name.as_str())))
+                                    onsubmit=(format!("return confirm('Delete the field and the {} values customers hold for it? This cannot be undone.')", s.value_count)) {
+                                    button type="submit" class="danger" { "Delete" }
+                                }
+                            }
                         }
                     }
                 }
@@ -824,5 +864,32 @@ pub async fn create_segment(
             encode(&e.to_string())
         ))
         .into_response(),
+    }
+}
+
+/// Deletes a field and its values (the page asked for confirmation with the count).
+pub async fn delete_field(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((app, name)): Path<(String, String)>,
+) -> Response {
+    let app = match app_in_path(&state, &headers, &app).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let id = app.id;
+    let Ok(field) = FieldName::parse(&name) else {
+        return not_found();
+    };
+    let shown = field.as_str().to_owned();
+    let back = |key: &str, text: &str| {
+        Redirect::to(&format!("/console/apps/{id}/fields?{key}={}", encode(text))).into_response()
+    };
+    match state.blocking(move |s| s.delete_field(id, &field)).await {
+        Ok(n) => back(
+            "deleted",
+            &format!("Field {shown} deleted with its {n} values."),
+        ),
+        Err(e) => back("error", &e.to_string()),
     }
 }

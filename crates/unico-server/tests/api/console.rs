@@ -446,3 +446,58 @@ async fn the_customers_filter_is_saved_as_a_segment_and_exported() {
     let (status, _, _) = page(&api, &format!("/console/apps/{}/export", app.id), None).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "no session, no export");
 }
+
+#[tokio::test]
+async fn customers_are_searched_by_customer_id_and_fields_deleted_with_their_values() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    for (id, age) in [("ana@x.com", 20), ("anabel\"q", 40), ("bob", 60)] {
+        api.create_customer(&app, id, json!({"age": age})).await;
+    }
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let list = |q: &str, filter: &str| {
+        format!(
+            "/console/apps/{}/customers?q={}&filter={}",
+            app.id,
+            enc(q),
+            enc(filter)
+        )
+    };
+    let (_, _, body) = page(&api, &list("ana", ""), Some(&cookie)).await;
+    assert!(
+        body.contains("ana@x.com") && body.contains("anabel&quot;q") && !body.contains(">bob<"),
+        "{body}"
+    );
+    let (_, _, body) = page(&api, &list("ana", "age > 30"), Some(&cookie)).await;
+    assert!(
+        !body.contains("ana@x.com") && body.contains("anabel&quot;q"),
+        "search and filter combine: {body}"
+    );
+    let (_, _, body) = page(&api, &list("anabel\"", ""), Some(&cookie)).await;
+    assert!(
+        body.contains("anabel&quot;q") && !body.contains("ana@x.com"),
+        "quotes in the search are literal: {body}"
+    );
+
+    let (status, location, _) = post_form(
+        &api,
+        &format!("/console/apps/{}/fields/age/delete", app.id),
+        &cookie,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.contains("deleted="), "{location}");
+    let (_, _, body) = page(&api, &location, Some(&cookie)).await;
+    assert!(
+        body.contains("Field age deleted with its 3 values."),
+        "{body}"
+    );
+    assert_eq!(api.fields(&app).await, json!([]));
+    assert_eq!(
+        api.get_customer(&app, "bob").await.unwrap()["fields"],
+        json!({})
+    );
+}
