@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::{Markup, html};
@@ -31,6 +32,28 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Principal, R
     authenticate_hash(state, hash)
         .await
         .map_err(|_| to_sign_in())
+}
+
+/// The application in the path, reachable with the signed-in session. Pages reject with a
+/// redirect (to sign in, or to the applications) or a 404 page; JSON endpoints take
+/// `Result<AppPage, Response>` and answer 401 instead ([`session_expired`]).
+pub struct AppPage(pub Application);
+
+impl FromRequestParts<AppState> for AppPage {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| not_found())?;
+        let raw = params.get("app").ok_or_else(not_found)?;
+        app_in_path(state, &parts.headers, raw).await.map(AppPage)
+    }
+}
+
+/// What the console's JSON endpoints answer without a valid session.
+fn session_expired() -> Response {
+    ApiError::Unauthorized("sign in again".into()).into_response()
 }
 
 /// The application of the path, if the session may see it.
@@ -171,14 +194,9 @@ pub async fn apps(State(state): State<AppState>, headers: HeaderMap) -> Response
 
 pub async fn customers(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(app): Path<String>,
+    AppPage(app): AppPage,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let app = match app_in_path(&state, &headers, &app).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let filter_text = query.get("filter").cloned().unwrap_or_default();
     let search = query
         .get("q")
@@ -320,14 +338,13 @@ fn encode(text: &str) -> String {
 /// The live count behind the filter box (JSON; the session's cookie authenticates it).
 pub async fn count(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(app): Path<String>,
+    page: Result<AppPage, Response>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let app = match app_in_path(&state, &headers, &app).await {
-        Ok(a) => a.id,
-        Err(_) => return ApiError::Unauthorized("sign in again".into()).into_response(),
+    let Ok(AppPage(app)) = page else {
+        return session_expired();
     };
+    let app = app.id;
     let text = query.get("filter").cloned().unwrap_or_default();
     let engines = state.engines.clone();
     let result = state
@@ -352,14 +369,9 @@ pub async fn count(
 
 pub async fn fields(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(app): Path<String>,
+    AppPage(app): AppPage,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let app = match app_in_path(&state, &headers, &app).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let id = app.id;
     let data = state
         .blocking(move |s| Ok((s.field_stats(id)?, s.count_customers(id)?)))
@@ -475,14 +487,9 @@ pub struct NewField {
 
 pub async fn create_field(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(app): Path<String>,
+    AppPage(app): AppPage,
     Form(form): Form<NewField>,
 ) -> Response {
-    let app = match app_in_path(&state, &headers, &app).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let back = |key: &str, value: &str| {
         Redirect::to(&format!(
             "/console/apps/{}/fields?{key}={}",
@@ -510,15 +517,7 @@ pub async fn create_field(
     }
 }
 
-pub async fn segments(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(app): Path<String>,
-) -> Response {
-    let app = match app_in_path(&state, &headers, &app).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+pub async fn segments(State(state): State<AppState>, AppPage(app): AppPage) -> Response {
     let id = app.id;
     let engines = state.engines.clone();
     let rows = state
@@ -647,14 +646,10 @@ async fn load_customer(
 
 pub async fn customer(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((app, customer_id)): Path<(String, String)>,
+    AppPage(app): AppPage,
+    Path((_, customer_id)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let app = match app_in_path(&state, &headers, &app).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let (schema, customer) = match load_customer(&state, app.id, &customer_id).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -682,14 +677,10 @@ pub async fn customer(
 /// re-shows the form with its message and nothing is written.
 pub async fn save_customer(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((app, customer_id)): Path<(String, String)>,
+    AppPage(app): AppPage,
+    Path((_, customer_id)): Path<(String, String)>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    let app = match app_in_path(&state, &headers, &app).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let (schema, customer) = match load_customer(&state, app.id, &customer_id).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -747,13 +738,9 @@ pub async fn save_customer(
 
 pub async fn delete_customer(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((app, customer_id)): Path<(String, String)>,
+    AppPage(app): AppPage,
+    Path((_, customer_id)): Path<(String, String)>,
 ) -> Response {
-    let app = match app_in_path(&state, &headers, &app).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let Ok(cid) = unico_core::CustomerId::parse(&customer_id) else {
         return not_found();
     };
@@ -769,15 +756,14 @@ pub async fn delete_customer(
 /// Starts an import from the console's upload box (the file as the body, like the API).
 pub async fn start_import(
     State(state): State<AppState>,
-    Path(app): Path<String>,
+    page: Result<AppPage, Response>,
     Query(query): Query<Vec<(String, String)>>,
     request: axum::extract::Request,
 ) -> Response {
-    let headers = request.headers().clone();
-    let app = match app_in_path(&state, &headers, &app).await {
-        Ok(a) => a.id,
-        Err(_) => return ApiError::Unauthorized("sign in again".into()).into_response(),
+    let Ok(AppPage(app)) = page else {
+        return session_expired();
     };
+    let app = app.id;
     let query = crate::routes::params_from_pairs(query);
     match crate::routes::imports::begin(state, app, &query, request).await {
         Ok(started) => (StatusCode::ACCEPTED, axum::Json(started)).into_response(),
@@ -788,13 +774,13 @@ pub async fn start_import(
 /// An import's progress for the console's upload box.
 pub async fn import_report(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((app, id)): Path<(String, i64)>,
+    page: Result<AppPage, Response>,
+    Path((_, id)): Path<(String, i64)>,
 ) -> Response {
-    let app = match app_in_path(&state, &headers, &app).await {
-        Ok(a) => a.id,
-        Err(_) => return ApiError::Unauthorized("sign in again".into()).into_response(),
+    let Ok(AppPage(app)) = page else {
+        return session_expired();
     };
+    let app = app.id;
     match crate::routes::imports::report(&state, app, id).await {
         Ok(report) => axum::Json(report).into_response(),
         Err(e) => e.into_response(),
@@ -804,14 +790,10 @@ pub async fn import_report(
 /// Downloads the current filter's members (or everyone) as a wide CSV.
 pub async fn export(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(app): Path<String>,
+    AppPage(app): AppPage,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
-    let app = match app_in_path(&state, &headers, &app).await {
-        Ok(a) => a.id,
-        Err(r) => return r,
-    };
+    let app = app.id;
     let query = crate::routes::params_from_pairs(
         query
             .into_iter()
@@ -833,14 +815,9 @@ pub struct NewSegment {
 /// Saves the customers page's filter as a segment.
 pub async fn create_segment(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(app): Path<String>,
+    AppPage(app): AppPage,
     Form(form): Form<NewSegment>,
 ) -> Response {
-    let app = match app_in_path(&state, &headers, &app).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let id = app.id;
     let name = form.name.trim().to_owned();
     let filter_text = form.filter.clone();
@@ -870,13 +847,9 @@ pub async fn create_segment(
 /// Deletes a field and its values (the page asked for confirmation with the count).
 pub async fn delete_field(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((app, name)): Path<(String, String)>,
+    AppPage(app): AppPage,
+    Path((_, name)): Path<(String, String)>,
 ) -> Response {
-    let app = match app_in_path(&state, &headers, &app).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let id = app.id;
     let Ok(field) = FieldName::parse(&name) else {
         return not_found();

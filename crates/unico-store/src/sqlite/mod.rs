@@ -826,112 +826,101 @@ impl SqliteStore {
     }
 }
 
+/// How a row's position in the page order is read back, to make the next cursor.
+enum KeyColumn {
+    /// customerId order: the customerId alone is the position.
+    None,
+    /// An integer column (id, updated_at), kept big-endian.
+    Integer(usize),
+    /// A blob column (a field's sort key).
+    Blob(usize),
+}
+
 /// One page in the requested order, fetching one row more than asked to know whether
 /// another page follows.
 fn list_page(c: &Connection, app: AppId, query: &ListQuery) -> Result<Page, StoreError> {
+    use rusqlite::types::Value as Sql;
     let desc = query.sort.descending;
     let (cmp, dir) = if desc { ("<", "DESC") } else { (">", "ASC") };
     let after = query.after.as_ref();
-    let fetch = (query.limit + 1) as i64;
     let cols = rows::CUSTOMER_COLUMNS;
-    let mut out: Vec<(Customer, Vec<u8>)> = Vec::with_capacity(query.limit + 1);
-    let mut push = |row: &rusqlite::Row<'_>, key: Vec<u8>| -> Result<(), StoreError> {
-        out.push((rows::to_customer(rows::customer_from_row(row)?)?, key));
-        Ok(())
+    let int_key = |cur: &Cursor| -> Result<i64, StoreError> {
+        Ok(i64::from_be_bytes(
+            cur.key.as_slice().try_into().map_err(|_| bad_cursor())?,
+        ))
     };
-    match &query.sort.by {
+    // ?1 is the application, ?2 the row count; the sort adds its own parameters after.
+    let mut args: Vec<Sql> = vec![Sql::Integer(app.0), Sql::Integer((query.limit + 1) as i64)];
+    let (sql, key) = match &query.sort.by {
         SortBy::CustomerId => {
-            let sql = match after {
-                None => format!(
-                    "SELECT {cols} FROM customers WHERE app_id = ?1 ORDER BY customer_id {dir} LIMIT ?2"
-                ),
-                Some(_) => format!(
-                    "SELECT {cols} FROM customers WHERE app_id = ?1 AND customer_id {cmp} ?3 ORDER BY customer_id {dir} LIMIT ?2"
-                ),
-            };
-            let mut stmt = c.prepare_cached(&sql)?;
-            let mut rows = match after {
-                None => stmt.query(params![app.0, fetch])?,
-                Some(cur) => stmt.query(params![app.0, fetch, cur.customer_id])?,
-            };
-            while let Some(row) = rows.next()? {
-                push(row, Vec::new())?;
+            let mut filter = String::new();
+            if let Some(cur) = after {
+                filter = format!(" AND customer_id {cmp} ?3");
+                args.push(Sql::Text(cur.customer_id.clone()));
             }
+            (
+                format!(
+                    "SELECT {cols} FROM customers WHERE app_id = ?1{filter} ORDER BY customer_id {dir} LIMIT ?2"
+                ),
+                KeyColumn::None,
+            )
         }
         SortBy::CreatedAt => {
-            let sql = match after {
-                None => format!(
-                    "SELECT {cols} FROM customers WHERE app_id = ?1 ORDER BY id {dir} LIMIT ?2"
-                ),
-                Some(_) => format!(
-                    "SELECT {cols} FROM customers WHERE app_id = ?1 AND id {cmp} ?3 ORDER BY id {dir} LIMIT ?2"
-                ),
-            };
-            let mut stmt = c.prepare_cached(&sql)?;
-            let last_id = match after {
-                Some(cur) => Some(i64::from_be_bytes(
-                    cur.key.as_slice().try_into().map_err(|_| bad_cursor())?,
-                )),
-                None => None,
-            };
-            let mut rows = match last_id {
-                None => stmt.query(params![app.0, fetch])?,
-                Some(id) => stmt.query(params![app.0, fetch, id])?,
-            };
-            while let Some(row) = rows.next()? {
-                let id: i64 = row.get(0)?;
-                push(row, id.to_be_bytes().to_vec())?;
+            let mut filter = String::new();
+            if let Some(cur) = after {
+                filter = format!(" AND id {cmp} ?3");
+                args.push(Sql::Integer(int_key(cur)?));
             }
+            (
+                format!(
+                    "SELECT {cols} FROM customers WHERE app_id = ?1{filter} ORDER BY id {dir} LIMIT ?2"
+                ),
+                KeyColumn::Integer(0),
+            )
         }
         SortBy::UpdatedAt => {
-            let sql = match after {
-                None => format!(
-                    "SELECT {cols} FROM customers WHERE app_id = ?1 ORDER BY updated_at {dir}, customer_id {dir} LIMIT ?2"
-                ),
-                Some(_) => format!(
-                    "SELECT {cols} FROM customers WHERE app_id = ?1 AND (updated_at {cmp} ?3 OR (updated_at = ?3 AND customer_id {cmp} ?4)) ORDER BY updated_at {dir}, customer_id {dir} LIMIT ?2"
-                ),
-            };
-            let mut stmt = c.prepare_cached(&sql)?;
-            let mut rows = match after {
-                None => stmt.query(params![app.0, fetch])?,
-                Some(cur) => {
-                    let t = i64::from_be_bytes(
-                        cur.key.as_slice().try_into().map_err(|_| bad_cursor())?,
-                    );
-                    stmt.query(params![app.0, fetch, t, cur.customer_id])?
-                }
-            };
-            while let Some(row) = rows.next()? {
-                let t: i64 = row.get(3)?;
-                push(row, t.to_be_bytes().to_vec())?;
+            let mut filter = String::new();
+            if let Some(cur) = after {
+                filter = format!(
+                    " AND (updated_at {cmp} ?3 OR (updated_at = ?3 AND customer_id {cmp} ?4))"
+                );
+                args.push(Sql::Integer(int_key(cur)?));
+                args.push(Sql::Text(cur.customer_id.clone()));
             }
+            (
+                format!(
+                    "SELECT {cols} FROM customers WHERE app_id = ?1{filter} ORDER BY updated_at {dir}, customer_id {dir} LIMIT ?2"
+                ),
+                KeyColumn::Integer(3),
+            )
         }
         SortBy::Field(field) => {
-            let inner = format!(
-                "SELECT {cols}, unico_sort_key(data, ?3, ?4) AS k FROM customers WHERE app_id = ?1"
-            );
-            let sql = match after {
-                None => {
-                    format!("SELECT * FROM ({inner}) ORDER BY k {dir}, customer_id {dir} LIMIT ?2")
-                }
-                Some(_) => format!(
-                    "SELECT * FROM ({inner}) WHERE (k {cmp} ?5 OR (k = ?5 AND customer_id {cmp} ?6)) ORDER BY k {dir}, customer_id {dir} LIMIT ?2"
-                ),
-            };
-            let mut stmt = c.prepare_cached(&sql)?;
-            let fid = i64::from(field.id.0);
-            let mut rows = match after {
-                None => stmt.query(params![app.0, fetch, fid, desc])?,
-                Some(cur) => {
-                    stmt.query(params![app.0, fetch, fid, desc, cur.key, cur.customer_id])?
-                }
-            };
-            while let Some(row) = rows.next()? {
-                let k: Vec<u8> = row.get(5)?;
-                push(row, k)?;
+            args.push(Sql::Integer(i64::from(field.id.0)));
+            args.push(Sql::Integer(i64::from(desc)));
+            let mut filter = String::new();
+            if let Some(cur) = after {
+                filter = format!(" WHERE (k {cmp} ?5 OR (k = ?5 AND customer_id {cmp} ?6))");
+                args.push(Sql::Blob(cur.key.clone()));
+                args.push(Sql::Text(cur.customer_id.clone()));
             }
+            (
+                format!(
+                    "SELECT * FROM (SELECT {cols}, unico_sort_key(data, ?3, ?4) AS k FROM customers WHERE app_id = ?1){filter} ORDER BY k {dir}, customer_id {dir} LIMIT ?2"
+                ),
+                KeyColumn::Blob(5),
+            )
         }
+    };
+    let mut stmt = c.prepare_cached(&sql)?;
+    let mut rows_iter = stmt.query(rusqlite::params_from_iter(args))?;
+    let mut out: Vec<(Customer, Vec<u8>)> = Vec::with_capacity(query.limit + 1);
+    while let Some(row) = rows_iter.next()? {
+        let key = match key {
+            KeyColumn::None => Vec::new(),
+            KeyColumn::Integer(i) => row.get::<_, i64>(i)?.to_be_bytes().to_vec(),
+            KeyColumn::Blob(i) => row.get(i)?,
+        };
+        out.push((rows::to_customer(rows::customer_from_row(row)?)?, key));
     }
     let next = if out.len() > query.limit {
         out.truncate(query.limit);
