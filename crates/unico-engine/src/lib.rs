@@ -18,6 +18,7 @@
 //! - [`bits`]: dense bitsets.
 //! - [`members`]: [`Members`], the result of a filter.
 //! - [`page`]: keyset pages by customerId or by a field.
+//! - [`stats`]: summaries of members for charts (top values, ranges, histograms).
 //!
 //! **Architecture invariant**: the engine agrees exactly with the reference evaluator
 //! [`unico_filter::matches`]: it evaluates [`unico_filter::resolve()`]'s form, built from
@@ -37,6 +38,7 @@ pub mod local;
 pub mod members;
 pub mod page;
 pub mod parallel;
+pub mod stats;
 
 pub use index::AppIndex;
 pub use members::Members;

@@ -30,6 +30,10 @@ impl Members {
         self.slots.get(slot)
     }
 
+    pub(crate) fn words(&self) -> &[u64] {
+        self.slots.words()
+    }
+
     pub(crate) fn slots(&self) -> impl Iterator<Item = usize> + '_ {
         self.slots.iter()
     }
