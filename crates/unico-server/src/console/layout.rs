@@ -10,6 +10,7 @@ pub enum Section {
     Customers,
     Fields,
     Segments,
+    Insights,
     Apps,
 }
 
@@ -45,6 +46,7 @@ pub fn page(title: &str, app: Option<&Application>, section: Section, body: Mark
                                 (link(Section::Customers, "Customers", format!("/console/apps/{}/customers", app.id)))
                                 (link(Section::Fields, "Customer fields", format!("/console/apps/{}/fields", app.id)))
                                 (link(Section::Segments, "Segments", format!("/console/apps/{}/segments", app.id)))
+                                (link(Section::Insights, "Insights", format!("/console/apps/{}/insights", app.id)))
                                 span class="soon" title="coming soon" { "Interactions" }
                                 span class="soon" title="coming soon" { "Subscriptions" }
                                 span class="soon" title="coming soon" { "Webhooks" }

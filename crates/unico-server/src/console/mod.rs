@@ -3,12 +3,18 @@
 //!
 //! - [`session`]: sign-in sessions (cookie → key hash, re-checked on every request).
 //! - [`layout`]: the page shell, navigation and sign-in page.
-//! - [`pages`]: customers (list, filter with live count, detail with editing and
-//!   deletion), customer fields, segments,
-//!   applications.
+//! - [`pages`]: customers (list, filter builder with live count, detail with editing and
+//!   deletion), customer fields and CSV uploads, applications.
+//! - [`segments`]: saved audiences (list, page with members and charts, save, update,
+//!   delete) and the insights page.
+//! - [`insights`]: summaries of a set of customers for charts, from the segment engine.
+//! - [`charts`]: SVG charts rendered on the server.
 
+mod charts;
+mod insights;
 mod layout;
 mod pages;
+mod segments;
 pub mod session;
 
 use axum::Router;
@@ -19,7 +25,10 @@ use axum::routing::{get, post};
 use crate::state::AppState;
 
 const CSS: &str = include_str!("static/app.css");
-const JS: &str = include_str!("static/app.js");
+const JS: &str = concat!(
+    include_str!("static/audience.js"),
+    include_str!("static/app.js")
+);
 
 async fn css() -> impl IntoResponse {
     (
@@ -60,7 +69,10 @@ pub fn router() -> Router<AppState> {
             "/console/apps/{app}/customers/{customer_id}/delete",
             post(pages::delete_customer),
         )
-        .route("/console/apps/{app}/count", get(pages::count))
+        .route(
+            "/console/apps/{app}/count",
+            get(pages::count).post(pages::count_json),
+        )
         .route(
             "/console/apps/{app}/imports",
             post(pages::start_import).layer(axum::extract::DefaultBodyLimit::disable()),
@@ -79,7 +91,16 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/console/apps/{app}/segments",
-            get(pages::segments).post(pages::create_segment),
+            get(segments::segments).post(segments::create_segment),
         )
+        .route(
+            "/console/apps/{app}/segments/{id}",
+            get(segments::segment).post(segments::update_segment),
+        )
+        .route(
+            "/console/apps/{app}/segments/{id}/delete",
+            post(segments::delete_segment),
+        )
+        .route("/console/apps/{app}/insights", get(segments::insights))
         .route("/console/apps/{app}/export", get(pages::export))
 }

@@ -52,7 +52,7 @@ impl FromRequestParts<AppState> for AppPage {
 }
 
 /// What the console's JSON endpoints answer without a valid session.
-fn session_expired() -> Response {
+pub(super) fn session_expired() -> Response {
     ApiError::Unauthorized("sign in again".into()).into_response()
 }
 
@@ -73,7 +73,7 @@ async fn app_in_path(
         .map_err(|_| not_found())
 }
 
-fn not_found() -> Response {
+pub(super) fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
         Html(
@@ -93,7 +93,7 @@ fn not_found() -> Response {
         .into_response()
 }
 
-fn failure(e: ApiError) -> Response {
+pub(super) fn failure(e: ApiError) -> Response {
     tracing::warn!(error = %e, "console page failed");
     (StatusCode::INTERNAL_SERVER_ERROR, Html(layout::page("Error", None, Section::Apps, html! {
         h1 { "Something went wrong" }
@@ -225,70 +225,73 @@ pub async fn customers(
         Ok(s) => s,
         Err(e) => return failure(e),
     };
-    let shown: Vec<&unico_core::FieldDef> =
-        schema.fields().iter().take(LIST_FIELD_COLUMNS).collect();
+    let shown = list_field_columns(&schema);
     let count_url = format!("/console/apps/{}/count", app.id);
+    // The builder starts from the filter's JSON tree (the server parses the text form).
+    let tree = if filter_text.trim().is_empty() {
+        Some(serde_json::Value::Null)
+    } else {
+        crate::routes::parse_filter_text(&filter_text, &schema)
+            .ok()
+            .map(|f| f.to_json())
+    };
+    let editing = match query.get("segment").and_then(|s| s.parse::<i64>().ok()) {
+        Some(id) => super::segments::segment_name(&state, app.id, id)
+            .await
+            .map(|name| (id, name)),
+        None => None,
+    };
     let body = html! {
         h1 { "Customers" }
-        p class="sub" { "Every profile of " (app.name.as_str()) ". Cut an audience with a filter; the count follows as you type." }
-        div class="card" {
-            form method="get" {
-                div class="row" style="margin-bottom:10px" {
+        p class="sub" { "Every profile of " (app.name.as_str()) ". Cut an audience with conditions on any field; the count follows as you edit." }
+        div class="card" id="audience" {
+            form method="get" id="filter-form" {
+                div class="row" style="margin-bottom:12px" {
                     input class="grow" type="search" name="q" value=(search) placeholder="Search by customerId (starts with…)" autocomplete="off";
+                    @if let Some((id, _)) = &editing { input type="hidden" name="segment" value=(id); }
                 }
-                div class="row" {
+                div class="tabs" id="filter-tabs" hidden {
+                    button type="button" class="tab on" data-mode="builder" { "Builder" }
+                    button type="button" class="tab" data-mode="text" { "Text" }
+                }
+                div id="builder" hidden data-fields=(fields_json(&schema)) data-tree=(tree.map(|t| t.to_string()).unwrap_or_default()) data-count-url=(count_url) {}
+                div class="row" id="text-mode" {
                     input class="grow mono" type="text" id="filter" name="filter" value=(filter_text)
-                        placeholder="country = \"ES\" and age between 25 and 34" data-count-url=(count_url) autocomplete="off";
-                    button type="submit" { "Apply" }
+                        placeholder="country = \"ES\" and age between 25 and 34" data-count-url=(count_url) autocomplete="off" aria-label="Filter";
                 }
                 div class="err" id="filter-error" {
                     @if let Err(e) = &page { (e.to_string()) }
                 }
-            }
-            div class="row" {
-                div class="count grow" { span id="live-count" { "…" } small { "customers match" } }
-                a class="button" id="export-link" data-base=(format!("/console/apps/{}/export?format=wide&filter=", app.id))
-                    href=(format!("/console/apps/{}/export?format=wide&filter={}", app.id, encode(&filter_text))) { "Export CSV" }
+                div class="row" {
+                    div class="count grow" { span id="live-count" { "…" } small { "customers match" } }
+                    button type="submit" id="apply-filter" { "Show customers" }
+                    a class="button secondary" id="export-link" data-base=(format!("/console/apps/{}/export?format=wide&filter=", app.id))
+                        href=(format!("/console/apps/{}/export?format=wide&filter={}", app.id, encode(&filter_text))) { "Export CSV" }
+                }
             }
             @if let Some(e) = query.get("error") { div class="flash bad" { (e) } }
-            form class="row" id="save-segment" method="post" action=(format!("/console/apps/{}/segments", app.id)) style="margin-top:10px" {
-                input type="hidden" name="filter" value=(filter_text);
-                input type="text" name="name" placeholder="Name this audience" required maxlength="200";
-                button type="submit" { "Save as segment" }
+            @if let Some((id, name)) = &editing {
+                form class="row save-row" id="update-segment" method="post" action=(format!("/console/apps/{}/segments/{}", app.id, id)) {
+                    input type="hidden" name="filter" value=(filter_text);
+                    input type="text" name="name" value=(name) required maxlength="200" aria-label="Segment name";
+                    button type="submit" { "Update segment" }
+                    a href=(format!("/console/apps/{}/segments/{}", app.id, id)) { "Cancel" }
+                }
             }
-            p class="hint" { "Operators: = != < <= > >= in not_in between contains starts_with ends_with exists not_exists before after within_last on anniversary; combine with and, or, not and parentheses." }
+            form class="row save-row" id="save-segment" method="post" action=(format!("/console/apps/{}/segments", app.id)) {
+                input type="hidden" name="filter" value=(filter_text);
+                input type="text" name="name" placeholder="Name this audience" required maxlength="200" aria-label="Segment name";
+                button type="submit" class="secondary" { "Save as new segment" }
+            }
+            p class="hint" id="text-hint" { "Text form: = != < <= > >= in not_in between contains starts_with ends_with exists not_exists before after within_last on anniversary; combine with and, or, not and parentheses." }
         }
         div class="card" {
             @match &page {
                 Ok(list) => {
-                    table {
-                        thead { tr {
-                            th { "customerId" }
-                            th class="hide-narrow" { "Created" }
-                            th class="hide-narrow" { "Last modified" }
-                            @for f in &shown { th class="hide-narrow" { (f.name.as_str()) } }
-                        } }
-                        tbody {
-                            @for c in &list.customers {
-                                tr {
-                                    td class="mono" { a href=(format!("/console/apps/{}/customers/{}", app.id, encode(&c.customer_id))) { (c.customer_id) } }
-                                    td class="hide-narrow mono nowrap" { (short_time(&c.created_at)) }
-                                    td class="hide-narrow mono nowrap" { (short_time(&c.updated_at)) }
-                                    @for f in &shown {
-                                        td class="hide-narrow nowrap" {
-                                            @if let Some(v) = c.fields.get(f.name.as_str()) {
-                                                (match v { serde_json::Value::String(s) => s.clone(), other => other.to_string() })
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    @if list.customers.is_empty() { p class="sub" { "No customer matches." } }
+                    (customer_table(app.id, list, &shown))
                     @if let Some(next) = &list.next_cursor {
                         div class="pager" {
-                            a class="button" href=(format!("?filter={}&cursor={}", encode(&filter_text), encode(next))) { "Next page →" }
+                            a class="button" href=(format!("?filter={}&q={}&cursor={}", encode(&filter_text), encode(&search), encode(next))) { "Next page →" }
                         }
                     }
                 }
@@ -300,8 +303,65 @@ pub async fn customers(
         .into_response()
 }
 
+/// The first field columns shown in customer tables.
+pub(super) fn list_field_columns(schema: &unico_core::Schema) -> Vec<&unico_core::FieldDef> {
+    schema.fields().iter().take(LIST_FIELD_COLUMNS).collect()
+}
+
+/// The attributes the filter builder offers: the built-ins, then the schema's fields.
+fn fields_json(schema: &unico_core::Schema) -> String {
+    let mut out = vec![
+        serde_json::json!({ "name": "customerId", "type": "string" }),
+        serde_json::json!({ "name": "created_at", "type": "datetime" }),
+        serde_json::json!({ "name": "updated_at", "type": "datetime" }),
+    ];
+    out.extend(
+        schema
+            .fields()
+            .iter()
+            .map(|f| serde_json::json!({ "name": f.name.as_str(), "type": f.field_type.as_str() })),
+    );
+    serde_json::Value::Array(out).to_string()
+}
+
+/// A table of customers: customerId (linking to the detail page), dates and the first
+/// field columns.
+pub(super) fn customer_table(
+    app: AppId,
+    list: &crate::dto::CustomerList,
+    shown: &[&unico_core::FieldDef],
+) -> Markup {
+    html! {
+        table {
+            thead { tr {
+                th { "customerId" }
+                th class="hide-narrow" { "Created" }
+                th class="hide-narrow" { "Last modified" }
+                @for f in shown { th class="hide-narrow" { (f.name.as_str()) } }
+            } }
+            tbody {
+                @for c in &list.customers {
+                    tr {
+                        td class="mono" { a href=(format!("/console/apps/{}/customers/{}", app, encode(&c.customer_id))) { (c.customer_id) } }
+                        td class="hide-narrow mono nowrap" { (short_time(&c.created_at)) }
+                        td class="hide-narrow mono nowrap" { (short_time(&c.updated_at)) }
+                        @for f in shown {
+                            td class="hide-narrow nowrap" {
+                                @if let Some(v) = c.fields.get(f.name.as_str()) {
+                                    (match v { serde_json::Value::String(s) => s.clone(), other => other.to_string() })
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if list.customers.is_empty() { p class="sub" { "No customer matches." } }
+    }
+}
+
 /// `2026-11-28 23:02` from an RFC 3339 UTC instant, for tables (UTC, like the API).
-fn short_time(rfc3339: &str) -> String {
+pub(super) fn short_time(rfc3339: &str) -> String {
     rfc3339
         .get(..16)
         .map(|t| t.replace('T', " "))
@@ -309,7 +369,7 @@ fn short_time(rfc3339: &str) -> String {
 }
 
 /// A string literal of the filter language.
-fn quote(text: &str) -> String {
+pub(super) fn quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
@@ -323,7 +383,7 @@ fn quote(text: &str) -> String {
     out
 }
 
-fn encode(text: &str) -> String {
+pub(super) fn encode(text: &str) -> String {
     let mut out = String::new();
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -335,34 +395,62 @@ fn encode(text: &str) -> String {
     out
 }
 
-/// The live count behind the filter box (JSON; the session's cookie authenticates it).
+/// The live count behind the filter box and the builder (JSON; the session's cookie
+/// authenticates it): `GET ?filter=` with the text form, or `POST {"filter": …}` with the
+/// JSON form (or text as a string). Answers the count with the filter's canonical text and
+/// JSON tree, so the builder and the text box can follow each other.
 pub async fn count(
     State(state): State<AppState>,
     page: Result<AppPage, Response>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    let text = query.get("filter").cloned().unwrap_or_default();
+    count_filter(state, page, serde_json::Value::String(text)).await
+}
+
+#[derive(Deserialize)]
+pub struct CountBody {
+    filter: serde_json::Value,
+}
+
+pub async fn count_json(
+    State(state): State<AppState>,
+    page: Result<AppPage, Response>,
+    crate::extract::JsonBody(body): crate::extract::JsonBody<CountBody>,
+) -> Response {
+    count_filter(state, page, body.filter).await
+}
+
+async fn count_filter(
+    state: AppState,
+    page: Result<AppPage, Response>,
+    filter: serde_json::Value,
+) -> Response {
     let Ok(AppPage(app)) = page else {
         return session_expired();
     };
     let app = app.id;
-    let text = query.get("filter").cloned().unwrap_or_default();
     let engines = state.engines.clone();
     let result = state
         .blocking_api(move |s| {
             let schema = s.schema(app)?;
-            let filter = if text.trim().is_empty() {
-                None
-            } else {
-                Some(crate::routes::parse_filter_text(&text, &schema)?)
+            let parsed = match &filter {
+                serde_json::Value::String(t) if t.trim().is_empty() => None,
+                serde_json::Value::Null => None,
+                serde_json::Value::String(t) => Some(crate::routes::parse_filter_text(t, &schema)?),
+                json => Some(crate::routes::parse_filter(json, &schema)?),
             };
-            match filter {
-                Some(f) => Ok(engines.query(app, now_ms(), |index, ctx| index.count(&f, ctx))?),
-                None => Ok(s.count_customers(app)?),
+            match parsed {
+                Some(f) => {
+                    let count = engines.query(app, now_ms(), |index, ctx| index.count(&f, ctx))?;
+                    Ok(serde_json::json!({ "count": count, "text": f.to_text(), "tree": f.to_json() }))
+                }
+                None => Ok(serde_json::json!({ "count": s.count_customers(app)?, "text": "", "tree": null })),
             }
         })
         .await;
     match result {
-        Ok(count) => axum::Json(serde_json::json!({ "count": count })).into_response(),
+        Ok(body) => axum::Json(body).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -515,55 +603,6 @@ pub async fn create_field(
         Ok(_) => back("created", &shown),
         Err(e) => back("error", &e.to_string()),
     }
-}
-
-pub async fn segments(State(state): State<AppState>, AppPage(app): AppPage) -> Response {
-    let id = app.id;
-    let engines = state.engines.clone();
-    let rows = state
-        .blocking_api(move |s| {
-            let schema = s.schema(id)?;
-            let mut rows = Vec::new();
-            for record in s.list_segments(id)? {
-                let stored: serde_json::Value =
-                    serde_json::from_str(&record.filter).unwrap_or_default();
-                let (text, count) = match crate::routes::parse_filter(&stored, &schema) {
-                    Ok(f) => (
-                        f.to_text(),
-                        Some(engines.query(id, now_ms(), |index, ctx| index.count(&f, ctx))?),
-                    ),
-                    Err(e) => (format!("(invalid now: {e})"), None),
-                };
-                rows.push((record, text, count));
-            }
-            Ok(rows)
-        })
-        .await;
-    let rows = match rows {
-        Ok(r) => r,
-        Err(e) => return failure(e),
-    };
-    Html(layout::page("Segments", Some(&app), Section::Segments, html! {
-        h1 { "Segments" }
-        p class="sub" { "Saved audiences. Their members are computed when asked, so they are always current." }
-        div class="card" {
-            table {
-                thead { tr { th { "Name" } th { "Customers" } th class="hide-narrow" { "Filter" } th class="hide-narrow" { "Updated" } } }
-                tbody {
-                    @for (record, text, count) in &rows {
-                        tr {
-                            td { a href=(format!("/console/apps/{}/customers?filter={}", id, encode(text))) { (record.name) } }
-                            td { @if let Some(c) = count { (c) } @else { "—" } }
-                            td class="hide-narrow mono" { (text) }
-                            td class="hide-narrow mono nowrap" { (short_time(&format_datetime(record.updated_at))) }
-                        }
-                    }
-                }
-            }
-            @if rows.is_empty() { p class="sub" { "No segment yet. Save one with POST /v1/apps/" (id) "/segments or unico segments create." } }
-        }
-    }).into_string())
-    .into_response()
 }
 
 /// The input of one field in the customer form: the value as text, or empty.
@@ -803,44 +842,6 @@ pub async fn export(
     match crate::routes::export::stream(state, app, &query).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct NewSegment {
-    name: String,
-    filter: String,
-}
-
-/// Saves the customers page's filter as a segment.
-pub async fn create_segment(
-    State(state): State<AppState>,
-    AppPage(app): AppPage,
-    Form(form): Form<NewSegment>,
-) -> Response {
-    let id = app.id;
-    let name = form.name.trim().to_owned();
-    let filter_text = form.filter.clone();
-    let saved = state
-        .blocking_api(move |s| {
-            if name.is_empty() || name.chars().count() > 200 {
-                return Err(ApiError::invalid(
-                    "name",
-                    "a segment name is 1–200 characters",
-                ));
-            }
-            let filter = crate::routes::parse_filter_text(&filter_text, &s.schema(id)?)?;
-            Ok(s.create_segment(id, &name, &filter.to_json().to_string(), now_ms())?)
-        })
-        .await;
-    match saved {
-        Ok(_) => Redirect::to(&format!("/console/apps/{id}/segments")).into_response(),
-        Err(e) => Redirect::to(&format!(
-            "/console/apps/{id}/customers?filter={}&error={}",
-            encode(&form.filter),
-            encode(&e.to_string())
-        ))
-        .into_response(),
     }
 }
 

@@ -1,0 +1,163 @@
+//! What a set of customers looks like, for people who would rather look than read: the
+//! fill rate of every field, customers created over time, and per field the top values
+//! (strings) or the distribution (numbers, dates, datetimes). Summaries come from the
+//! segment engine in one pass per field; [`render`] turns them into SVG charts.
+
+use maud::{Markup, html};
+use unico_core::{FieldType, Schema};
+use unico_engine::stats::{Attribute, TopValues};
+use unico_engine::{AppIndex, Members};
+
+use super::charts::{self, Buckets, Scale, Share};
+
+/// Buckets a distribution aims for.
+const TARGET_BUCKETS: usize = 16;
+/// Values listed for a string field.
+const TOP_VALUES: usize = 8;
+
+/// One field's chart.
+pub enum Chart {
+    Top(TopValues),
+    Columns(Buckets),
+    /// No member holds a value.
+    Empty,
+}
+
+pub struct FieldSummary {
+    pub name: String,
+    pub field_type: FieldType,
+    pub holding: u64,
+    pub chart: Chart,
+}
+
+/// The charts of a set of members.
+pub struct Summary {
+    pub total: u64,
+    pub created: Chart,
+    pub fields: Vec<FieldSummary>,
+}
+
+fn distribution(index: &AppIndex, members: &Members, attr: Attribute, scale: Scale) -> Chart {
+    let Some((lo, hi)) = index.range(members, attr) else {
+        return Chart::Empty;
+    };
+    let step = match scale {
+        Scale::Number => charts::number_step(lo, hi, TARGET_BUCKETS),
+        Scale::Time => charts::time_step(lo, hi, TARGET_BUCKETS),
+    };
+    let (start, n) = charts::layout(lo, hi, step);
+    Chart::Columns(Buckets {
+        start,
+        width: step,
+        counts: index.histogram(members, attr, start, step, n),
+        scale,
+    })
+}
+
+/// Summarises `members` of `index` field by field.
+pub fn summarize(index: &AppIndex, members: &Members, schema: &Schema) -> Summary {
+    let fields = schema
+        .fields()
+        .iter()
+        .map(|def| {
+            let attr = Attribute::Field(def.id);
+            let holding = index.holding(members, attr);
+            let chart = if holding == 0 {
+                Chart::Empty
+            } else {
+                match def.field_type {
+                    FieldType::String => Chart::Top(index.top_values(members, attr, TOP_VALUES)),
+                    FieldType::Number => distribution(index, members, attr, Scale::Number),
+                    FieldType::Date | FieldType::Datetime => {
+                        distribution(index, members, attr, Scale::Time)
+                    }
+                }
+            };
+            FieldSummary {
+                name: def.name.as_str().to_owned(),
+                field_type: def.field_type,
+                holding,
+                chart,
+            }
+        })
+        .collect();
+    Summary {
+        total: members.len(),
+        created: distribution(index, members, Attribute::CreatedAt, Scale::Time),
+        fields,
+    }
+}
+
+/// The charts of a summary: fill rate and creation over time side by side, then one card
+/// per field.
+pub fn render(summary: &Summary) -> Markup {
+    let fill: Vec<Share<'_>> = summary
+        .fields
+        .iter()
+        .map(|f| Share {
+            label: &f.name,
+            count: f.holding,
+            of: summary.total,
+        })
+        .collect();
+    html! {
+        div class="charts" {
+            div class="card chart-card" {
+                h2 { "Fill rate" }
+                p class="hint" { "Share of these " (charts::compact(summary.total)) " customers holding a value, per field." }
+                @if fill.is_empty() { p class="sub" { "No field yet." } }
+                @else { (charts::shares("Fill rate per field", &fill)) }
+            }
+            div class="card chart-card" {
+                h2 { "Customers over time" }
+                p class="hint" { "When these customers were created (UTC)." }
+                (chart(&summary.created, "Customers created over time", summary.total))
+            }
+            @for f in &summary.fields {
+                div class="card chart-card" {
+                    h2 { span class="mono" { (f.name) } " " span class="pill" { (f.field_type.as_str()) } }
+                    p class="hint" { (caption(f, summary.total)) }
+                    (chart(&f.chart, &f.name, f.holding))
+                }
+            }
+        }
+    }
+}
+
+fn caption(f: &FieldSummary, total: u64) -> String {
+    let held = format!(
+        "{} of {} hold a value",
+        charts::compact(f.holding),
+        charts::compact(total)
+    );
+    match &f.chart {
+        Chart::Top(top) => format!("{held}; {} distinct; most frequent first.", top.distinct),
+        Chart::Columns(_) => format!("{held}; distribution of the values."),
+        Chart::Empty => format!("{held}."),
+    }
+}
+
+fn chart(chart: &Chart, title: &str, holding: u64) -> Markup {
+    match chart {
+        Chart::Empty => html! { p class="sub empty-chart" { "No value to chart." } },
+        Chart::Columns(buckets) => charts::columns(title, buckets),
+        Chart::Top(top) if top.distinct > 50 && top.distinct * 10 >= holding * 9 => html! {
+            p class="sub empty-chart" { "Nearly every customer holds their own value (" (top.distinct) " distinct): nothing stands out." }
+        },
+        Chart::Top(top) => {
+            let mut items: Vec<Share<'_>> = top
+                .values
+                .iter()
+                .map(|(label, count)| Share { label, count: *count, of: holding })
+                .collect();
+            if top.others > 0 {
+                items.push(Share {
+                    label: "(all others)",
+                    count: top.others,
+                    of: holding,
+                });
+            }
+            charts::shares(title, &items)
+        }
+    }
+}

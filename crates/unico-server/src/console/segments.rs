@@ -1,0 +1,333 @@
+//! Saved audiences in the console: the list with sizes, a segment's page (its filter,
+//! members, export and charts), saving, updating and deleting; and the insights page, the
+//! same charts over every customer of the application.
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use maud::html;
+use serde::Deserialize;
+use unico_core::time::format_datetime;
+use unico_core::{AppId, Schema};
+use unico_filter::Filter;
+use unico_store::SegmentRecord;
+
+use super::insights::{self, Summary};
+use super::layout::{self, Section};
+use super::pages::{
+    AppPage, PAGE_ROWS, customer_table, encode, failure, list_field_columns, not_found,
+    short_time,
+};
+use crate::error::ApiError;
+use crate::state::{AppState, now_ms};
+
+/// A saved segment's filter, as stored (JSON form), checked against today's schema.
+fn stored_filter(record: &SegmentRecord, schema: &Schema) -> Result<Filter, ApiError> {
+    let stored: serde_json::Value = serde_json::from_str(&record.filter)
+        .map_err(|e| ApiError::Internal(format!("stored filter: {e}")))?;
+    crate::routes::parse_filter(&stored, schema)
+}
+
+pub async fn segments(State(state): State<AppState>, AppPage(app): AppPage) -> Response {
+    let id = app.id;
+    let engines = state.engines.clone();
+    let rows = state
+        .blocking_api(move |s| {
+            let schema = s.schema(id)?;
+            let mut rows = Vec::new();
+            for record in s.list_segments(id)? {
+                let (text, count) = match stored_filter(&record, &schema) {
+                    Ok(f) => (
+                        f.to_text(),
+                        Some(engines.query(id, now_ms(), |index, ctx| index.count(&f, ctx))?),
+                    ),
+                    Err(e) => (format!("(no longer valid: {e})"), None),
+                };
+                rows.push((record, text, count));
+            }
+            Ok(rows)
+        })
+        .await;
+    let rows = match rows {
+        Ok(r) => r,
+        Err(e) => return failure(e),
+    };
+    Html(layout::page("Segments", Some(&app), Section::Segments, html! {
+        h1 { "Segments" }
+        p class="sub" { "Saved audiences. Their members are computed when asked, so they are always current." }
+        div class="card" {
+            table {
+                thead { tr { th { "Name" } th { "Customers" } th class="hide-narrow" { "Filter" } th class="hide-narrow" { "Created" } th class="hide-narrow" { "Updated" } } }
+                tbody {
+                    @for (record, text, count) in &rows {
+                        tr {
+                            td { a href=(format!("/console/apps/{}/segments/{}", id, record.id)) { (record.name) } }
+                            td class="nowrap" { @if let Some(c) = count { (super::charts::compact(*c)) } @else { "—" } }
+                            td class="hide-narrow mono" { (text) }
+                            td class="hide-narrow mono nowrap" { (short_time(&format_datetime(record.created_at))) }
+                            td class="hide-narrow mono nowrap" { (short_time(&format_datetime(record.updated_at))) }
+                        }
+                    }
+                }
+            }
+            @if rows.is_empty() {
+                p class="sub" { "No segment yet. Filter the " a href=(format!("/console/apps/{id}/customers")) { "customers" } " and save the filter as a segment." }
+            }
+        }
+    }).into_string())
+    .into_response()
+}
+
+/// The segment's page: name, filter, size, members (paged), export and charts.
+pub async fn segment(
+    State(state): State<AppState>,
+    AppPage(app): AppPage,
+    Path((_, segment_id)): Path<(String, i64)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let id = app.id;
+    let engines = state.engines.clone();
+    let loaded = state
+        .blocking_api(move |s| {
+            let record = s.get_segment(id, segment_id)?;
+            let schema = s.schema(id)?;
+            let filter = stored_filter(&record, &schema);
+            let summary = match &filter {
+                Ok(f) => Some(engines.query(id, now_ms(), |index, ctx| {
+                    let members = index.members(f, ctx);
+                    insights::summarize(index, &members, &schema)
+                })?),
+                Err(_) => None,
+            };
+            Ok((record, schema, filter.map(|f| f.to_text()), summary))
+        })
+        .await;
+    let (record, schema, text, summary) = match loaded {
+        Ok(l) => l,
+        Err(ApiError::NotFound(_)) => return not_found(),
+        Err(e) => return failure(e),
+    };
+    let base = format!("/console/apps/{id}/segments/{}", record.id);
+    let members = match &text {
+        Ok(t) => {
+            let mut params = vec![
+                ("filter".to_owned(), t.clone()),
+                ("limit".to_owned(), PAGE_ROWS.to_string()),
+            ];
+            if let Some(c) = query.get("cursor") {
+                params.push(("cursor".to_owned(), c.clone()));
+            }
+            Some(
+                crate::routes::list_customers_page(
+                    state.clone(),
+                    id,
+                    crate::routes::params_from_pairs(params),
+                )
+                .await,
+            )
+        }
+        Err(_) => None,
+    };
+    let shown = list_field_columns(&schema);
+    let body = html! {
+        p { a href=(format!("/console/apps/{id}/segments")) { "← Segments" } }
+        h1 { (record.name) }
+        p class="sub" { "Created " (short_time(&format_datetime(record.created_at))) " UTC · updated " (short_time(&format_datetime(record.updated_at))) " UTC" }
+        @if query.contains_key("saved") { div class="flash ok" { "Segment saved." } }
+        div class="card" {
+            @match &text {
+                Ok(t) => {
+                    div class="row" {
+                        div class="count grow" {
+                            span id="segment-count" { (summary.as_ref().map_or(0, |s| s.total)) }
+                            small { "customers match now" }
+                        }
+                        a class="button secondary" href=(format!("/console/apps/{id}/customers?filter={}&segment={}", encode(t), record.id)) { "Edit filter" }
+                        a class="button" href=(format!("/console/apps/{id}/export?format=wide&filter={}", encode(t))) { "Export CSV" }
+                    }
+                    p class="mono filter-text" { (t) }
+                }
+                Err(e) => { div class="flash bad" { "This segment's filter no longer fits the fields: " (e) } }
+            }
+            form method="post" action=(format!("{base}/delete")) onsubmit="return confirm('Delete this segment? Its customers are not deleted.')" {
+                button type="submit" class="danger" { "Delete segment" }
+            }
+        }
+        @if let Some(summary) = &summary { (members_card(id, members, &shown, &base)) (render_summary(summary)) }
+    };
+    Html(layout::page(&record.name, Some(&app), Section::Segments, body).into_string())
+        .into_response()
+}
+
+fn members_card(
+    app: AppId,
+    members: Option<Result<crate::dto::CustomerList, ApiError>>,
+    shown: &[&unico_core::FieldDef],
+    base: &str,
+) -> maud::Markup {
+    html! {
+        div class="card" {
+            h2 { "Members" }
+            @match &members {
+                Some(Ok(list)) => {
+                    (customer_table(app, list, shown))
+                    @if let Some(next) = &list.next_cursor {
+                        div class="pager" { a class="button" href=(format!("{base}?cursor={}", encode(next))) { "Next page →" } }
+                    }
+                }
+                Some(Err(e)) => { div class="flash bad" { (e.to_string()) } }
+                None => {}
+            }
+        }
+    }
+}
+
+fn render_summary(summary: &Summary) -> maud::Markup {
+    html! {
+        h2 class="section" { "What these customers look like" }
+        (insights::render(summary))
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SegmentForm {
+    name: String,
+    filter: String,
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::invalid(
+            "name",
+            "a segment name is 1–200 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Saves the customers page's filter as a new segment and opens it.
+pub async fn create_segment(
+    State(state): State<AppState>,
+    AppPage(app): AppPage,
+    Form(form): Form<SegmentForm>,
+) -> Response {
+    let id = app.id;
+    let name = form.name.trim().to_owned();
+    let filter_text = form.filter.clone();
+    let saved = state
+        .blocking_api(move |s| {
+            check_name(&name)?;
+            let filter = crate::routes::parse_filter_text(&filter_text, &s.schema(id)?)?;
+            Ok(s.create_segment(id, &name, &filter.to_json().to_string(), now_ms())?)
+        })
+        .await;
+    match saved {
+        Ok(record) => Redirect::to(&format!(
+            "/console/apps/{id}/segments/{}?saved=1",
+            record.id
+        ))
+        .into_response(),
+        Err(e) => back_to_builder(id, &form.filter, None, &e),
+    }
+}
+
+fn back_to_builder(app: AppId, filter: &str, segment: Option<i64>, e: &ApiError) -> Response {
+    let segment = segment.map(|s| format!("&segment={s}")).unwrap_or_default();
+    Redirect::to(&format!(
+        "/console/apps/{app}/customers?filter={}{segment}&error={}",
+        encode(filter),
+        encode(&e.to_string())
+    ))
+    .into_response()
+}
+
+/// Replaces a segment's name and filter (from the customers page opened with
+/// `?segment=`).
+pub async fn update_segment(
+    State(state): State<AppState>,
+    AppPage(app): AppPage,
+    Path((_, segment_id)): Path<(String, i64)>,
+    Form(form): Form<SegmentForm>,
+) -> Response {
+    let id = app.id;
+    let name = form.name.trim().to_owned();
+    let filter_text = form.filter.clone();
+    let saved = state
+        .blocking_api(move |s| {
+            check_name(&name)?;
+            let filter = crate::routes::parse_filter_text(&filter_text, &s.schema(id)?)?;
+            Ok(s.update_segment(
+                id,
+                segment_id,
+                &name,
+                &filter.to_json().to_string(),
+                now_ms(),
+            )?)
+        })
+        .await;
+    match saved {
+        Ok(_) => Redirect::to(&format!(
+            "/console/apps/{id}/segments/{segment_id}?saved=1"
+        ))
+        .into_response(),
+        Err(ApiError::NotFound(_)) => not_found(),
+        Err(e) => back_to_builder(id, &form.filter, Some(segment_id), &e),
+    }
+}
+
+pub async fn delete_segment(
+    State(state): State<AppState>,
+    AppPage(app): AppPage,
+    Path((_, segment_id)): Path<(String, i64)>,
+) -> Response {
+    let id = app.id;
+    match state
+        .blocking(move |s| s.delete_segment(id, segment_id))
+        .await
+    {
+        Ok(()) | Err(ApiError::NotFound(_)) => {
+            Redirect::to(&format!("/console/apps/{id}/segments")).into_response()
+        }
+        Err(e) => failure(e),
+    }
+}
+
+/// A segment's name, for the customers page opened to edit it.
+pub async fn segment_name(state: &AppState, app: AppId, segment: i64) -> Option<String> {
+    state
+        .blocking(move |s| s.get_segment(app, segment))
+        .await
+        .ok()
+        .map(|r| r.name)
+}
+
+/// The charts over every customer of the application.
+pub async fn insights(State(state): State<AppState>, AppPage(app): AppPage) -> Response {
+    let id = app.id;
+    let engines = state.engines.clone();
+    let summary = state
+        .blocking_api(move |s| {
+            let schema = s.schema(id)?;
+            Ok(engines.query(id, now_ms(), |index, _| {
+                insights::summarize(index, &index.all(), &schema)
+            })?)
+        })
+        .await;
+    let summary = match summary {
+        Ok(s) => s,
+        Err(e) => return failure(e),
+    };
+    let body = html! {
+        h1 { "Insights" }
+        p class="sub" { "Every customer of " (app.name.as_str()) " at a glance: how complete each field is, who they are and when they arrived. A segment's page shows the same for its members." }
+        (insights::render(&summary))
+    };
+    (
+        StatusCode::OK,
+        Html(layout::page("Insights", Some(&app), Section::Insights, body).into_string()),
+    )
+        .into_response()
+}
