@@ -1,6 +1,8 @@
 //! Runs the real `unico` binary on a data directory and talks to it over HTTP.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

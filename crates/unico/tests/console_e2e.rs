@@ -1,0 +1,641 @@
+//! The web console end to end, in headless Chromium driven through chromedriver, against
+//! the real `unico` binary: what a user clicks and what they see. Also writes a screenshot
+//! of every console page on the demo data, at desktop and phone widths, to
+//! `target/screenshots/` for review.
+//!
+//! Needs `chromium` and `chromium-driver` (Debian); `UNICO_SKIP_BROWSER_TESTS=1` skips.
+//!
+//! Each flow is a sequence of small steps on [`Console`]; new screens add steps there.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde_json::json;
+use support::browser::{Browser, Element, css, screenshot_dir, xpath, xpath_literal};
+use support::{ADMIN_KEY, Server, agent, call};
+
+/// One browser at a time: the machine may have two cores only.
+static ONE_BROWSER: Mutex<()> = Mutex::new(());
+
+/// What the import box shows once an import ended.
+#[derive(Debug)]
+struct ImportOutcome {
+    summary: String,
+    /// Line, column, value, reason: the error table's cells as shown.
+    errors: Vec<[String; 4]>,
+    /// Whether "Import the valid rows" is offered.
+    retry_offered: bool,
+}
+
+/// The console of one server, in one browser.
+struct Console {
+    b: Browser,
+    base: String,
+}
+
+impl Console {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn open(&self, path: &str) {
+        self.b.goto(&self.url(path));
+    }
+
+    /// A button (or a link styled as one) by its visible text.
+    fn button(&self, text: &str) -> Element<'_> {
+        let t = xpath_literal(text);
+        self.b.find_visible(xpath(&format!(
+            "//button[normalize-space()={t}] | //a[contains(@class,'button')][normalize-space()={t}]"
+        )))
+    }
+
+    /// The text of the page's first flash message of `kind` (`ok` or `bad`).
+    fn flash(&self, kind: &str) -> String {
+        self.b
+            .find_visible(css(&format!(".flash.{kind}")))
+            .text()
+            .trim()
+            .to_owned()
+    }
+
+    fn heading(&self) -> String {
+        self.b.find(css("main h1, .signin h1, h1")).text()
+    }
+
+    // ---- signing in and out ----
+
+    /// Types `key` on the sign-in page and submits it.
+    fn submit_key(&self, key: &str) {
+        self.open("/console");
+        let input = self.b.find_visible(css("input[name=key]"));
+        input.fill(key);
+        self.button("Sign in").click();
+    }
+
+    /// Signs in with `key`; waits for the first page behind the sign-in.
+    fn sign_in(&self, key: &str) {
+        self.submit_key(key);
+        self.b.wait_url("a console page behind the sign-in", |u| {
+            u.contains("/console/apps")
+        });
+    }
+
+    /// Submits a wrong key; answers the error the sign-in page shows.
+    fn sign_in_refused(&self, key: &str) -> String {
+        self.submit_key(key);
+        let error = self.flash("bad");
+        assert!(
+            self.b.try_find(css("input[name=key]")).is_some(),
+            "still on the sign-in page"
+        );
+        error
+    }
+
+    /// Clicks "Sign out"; waits for the sign-in page.
+    fn sign_out(&self) {
+        self.button("Sign out").click();
+        self.b.find_visible(css("input[name=key]"));
+    }
+
+    // ---- applications ----
+
+    /// The applications list: (name, time zone) per row.
+    fn apps_listed(&self) -> Vec<(String, String)> {
+        self.open("/console/apps");
+        self.b.find(css("main table"));
+        self.table_rows("main table")
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].clone()))
+            .collect()
+    }
+
+    /// The cells' text of every body row of the first table matching `table`.
+    fn table_rows(&self, table: &str) -> Vec<Vec<String>> {
+        let rows = self.b.script(
+            "return Array.from(document.querySelectorAll(arguments[0] + ' tbody tr'))
+               .map(r => Array.from(r.cells).map(c => c.textContent.trim()));",
+            vec![json!(table)],
+        );
+        serde_json::from_value(rows).unwrap()
+    }
+
+    // ---- customer fields ----
+
+    /// Creates a field through the "New field" form; answers the flash message shown, `Ok`
+    /// for a confirmation, `Err` for an error.
+    fn create_field(&self, app: i64, name: &str, ty: &str) -> Result<String, String> {
+        self.open(&format!("/console/apps/{app}/fields"));
+        let form = "//form[.//button[normalize-space()='Create field']]";
+        self.b
+            .find(xpath(&format!("{form}//input[@name='name']")))
+            .fill(name);
+        self.b
+            .find(xpath(&format!(
+                "{form}//select[@name='type']/option[@value={}]",
+                xpath_literal(ty)
+            )))
+            .click();
+        self.button("Create field").click();
+        self.b.wait("a message after creating a field", || {
+            let ok = self.b.try_find(css(".flash.ok"));
+            let bad = self.b.try_find(css(".flash.bad"));
+            match (ok, bad) {
+                (Some(e), _) => Some(Ok(e.text().trim().to_owned())),
+                (_, Some(e)) => Some(Err(e.text().trim().to_owned())),
+                _ => None,
+            }
+        })
+    }
+
+    /// The fields list: name, type, fill text ("50%") per row.
+    fn fields_listed(&self, app: i64) -> Vec<(String, String, String)> {
+        self.open(&format!("/console/apps/{app}/fields"));
+        self.b.find(css("main table"));
+        self.table_rows("main .card table:not(#csv-errors)")
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].clone(), r[2].clone()))
+            .collect()
+    }
+
+    // ---- CSV upload ----
+
+    /// Chooses `file` in the upload box on the fields page, with `mode` ("atomic" or
+    /// "skip_invalid"), clicks Upload, waits for the outcome.
+    fn upload_csv(&self, app: i64, file: &std::path::Path, mode: &str) -> ImportOutcome {
+        self.open(&format!("/console/apps/{app}/fields"));
+        self.b
+            .find(css("#upload input[type=file]"))
+            .send_keys(file.to_str().unwrap());
+        self.b
+            .find(css(&format!("#upload select option[value={mode}]")))
+            .click();
+        self.button("Upload").click();
+        self.import_outcome()
+    }
+
+    /// Waits for the import box to show its result, and reads it.
+    fn import_outcome(&self) -> ImportOutcome {
+        let summary = self.b.find_visible(css("#upload .flash")).text();
+        let errors = self
+            .table_rows("#upload table")
+            .into_iter()
+            .map(|r| <[String; 4]>::try_from(r).expect("4 cells per error row"))
+            .collect();
+        let retry_offered = self
+            .b
+            .find_all(xpath(
+                "//*[@id='upload']//button[normalize-space()='Import the valid rows']",
+            ))
+            .iter()
+            .any(Element::is_displayed);
+        ImportOutcome {
+            summary: summary.trim().to_owned(),
+            errors,
+            retry_offered,
+        }
+    }
+
+    /// Clicks "Import the valid rows" after a refused atomic import; waits for the outcome.
+    fn import_valid_rows(&self) -> ImportOutcome {
+        let before = self.b.find(css("#upload .flash")).text();
+        self.button("Import the valid rows").click();
+        self.b.wait("the import of the valid rows to end", || {
+            let now = self.b.find(css("#upload .flash"));
+            (now.is_displayed() && now.text() != before).then_some(())
+        });
+        self.import_outcome()
+    }
+
+    // ---- customers ----
+
+    fn open_customers(&self, app: i64) {
+        self.open(&format!("/console/apps/{app}/customers"));
+        self.b.find(css("main table"));
+    }
+
+    /// The customerIds of the list's current page.
+    fn customers_listed(&self) -> Vec<String> {
+        self.table_rows("main .card table")
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect()
+    }
+
+    /// Types `text` into the filter box (replacing what was there).
+    fn type_filter(&self, text: &str) {
+        self.b
+            .find(css("input[name=filter]:not([type=hidden])"))
+            .fill(text);
+    }
+
+    /// Waits for the live count to read `expected`.
+    fn wait_count(&self, expected: &str) {
+        self.b.wait_text(css("#live-count"), expected);
+    }
+
+    /// The message under the filter box.
+    fn filter_error(&self) -> String {
+        self.b.wait("a filter error", || {
+            let t = self.b.find(css("#filter-error")).text();
+            (!t.trim().is_empty()).then_some(t)
+        })
+    }
+
+    /// Saves what the filter box holds as a segment named `name`; waits for the segments page.
+    fn save_segment(&self, name: &str) {
+        let form = "//form[.//button[normalize-space()='Save as segment']]";
+        self.b
+            .find(xpath(&format!("{form}//input[@name='name']")))
+            .fill(name);
+        self.button("Save as segment").click();
+        self.b
+            .wait_url("the segments page", |u| u.ends_with("/segments"));
+    }
+
+    /// The segments list: (name, size as shown) per row.
+    fn segments_listed(&self, app: i64) -> Vec<(String, String)> {
+        self.open(&format!("/console/apps/{app}/segments"));
+        self.b.find(css("main table"));
+        self.table_rows("main table")
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].clone()))
+            .collect()
+    }
+
+    /// Opens a customer from the list by clicking its customerId.
+    fn open_customer_from_list(&self, app: i64, customer_id: &str) {
+        self.open_customers(app);
+        self.b
+            .find(xpath(&format!(
+                "//main//table//a[normalize-space()={}]",
+                xpath_literal(customer_id)
+            )))
+            .click();
+        self.b.wait_text(css("main h1"), customer_id);
+    }
+
+    /// The input of a row of the customer form, by the row's label.
+    fn customer_input(&self, label: &str) -> Element<'_> {
+        self.b.find(xpath(&format!(
+            "//table[contains(@class,'form')]//tr[th[normalize-space()={}]]//input",
+            xpath_literal(label)
+        )))
+    }
+
+    /// Replaces the value of field `name` in the customer form (empty removes it).
+    fn set_customer_field(&self, name: &str, value: &str) {
+        let input = self.customer_input(name);
+        input.clear();
+        if !value.is_empty() {
+            input.send_keys(value);
+        }
+    }
+
+    /// Clicks Save on the customer form; answers the flash shown (`Ok` saved, `Err` refused).
+    fn save_customer(&self) -> Result<String, String> {
+        self.button("Save").click();
+        self.b.wait("a message after saving", || {
+            if let Some(e) = self.b.try_find(css(".flash.ok")) {
+                return Some(Ok(e.text().trim().to_owned()));
+            }
+            self.b
+                .try_find(css(".flash.bad"))
+                .map(|e| Err(e.text().trim().to_owned()))
+        })
+    }
+
+    /// The inline error under field `name` of the customer form.
+    fn customer_field_error(&self, name: &str) -> String {
+        self.b
+            .find(xpath(&format!(
+                "//table[contains(@class,'form')]//tr[th[normalize-space()={}]]//*[contains(@class,'err')]",
+                xpath_literal(name)
+            )))
+            .text()
+    }
+
+    /// Clicks "Delete customer"; answers the confirmation's text after accepting or
+    /// dismissing it.
+    fn delete_customer(&self, confirm: bool) -> String {
+        self.button("Delete customer").click();
+        let text = self.b.wait_dialog();
+        if confirm {
+            self.b.accept_dialog();
+        } else {
+            self.b.dismiss_dialog();
+        }
+        text
+    }
+}
+
+/// A server with an empty application; its id and API key.
+fn server_with_app(data: &std::path::Path, name: &str) -> (Server, i64, String) {
+    let server = Server::start(data, &[]);
+    let (status, app) = call(
+        &agent(),
+        "POST",
+        &format!("{}/v1/apps", server.base),
+        ADMIN_KEY,
+        Some(json!({ "name": name, "timezone": "Europe/Madrid" })),
+    );
+    assert_eq!(status, 201, "{app}");
+    let id = app["id"].as_i64().unwrap();
+    let key = app["api_key"].as_str().unwrap().to_owned();
+    (server, id, key)
+}
+
+fn step(started: Instant, what: &str) {
+    eprintln!("[{:>6.2}s] {what}", started.elapsed().as_secs_f64());
+}
+
+#[test]
+fn console_flows() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let t = Instant::now();
+    let data = tempfile::tempdir().unwrap();
+    let (server, app, key) = server_with_app(data.path(), "Flow Shop");
+    let c = Console {
+        b: browser,
+        base: server.base.clone(),
+    };
+    step(t, "browser and server up");
+
+    // Signing in: a wrong key is refused with a message; the admin key sees every
+    // application; an application's key lands on its customers.
+    let error = c.sign_in_refused("unico_not-a-real-key");
+    assert_eq!(error, "This key is not valid, or it was revoked.");
+    c.sign_in(ADMIN_KEY);
+    let apps = c.apps_listed();
+    assert!(
+        apps.contains(&("Flow Shop".to_owned(), "Europe/Madrid".to_owned())),
+        "{apps:?}"
+    );
+    c.sign_out();
+    c.sign_in(&key);
+    assert!(
+        c.b.current_url()
+            .ends_with(&format!("/console/apps/{app}/customers")),
+        "{}",
+        c.b.current_url()
+    );
+    assert_eq!(c.heading(), "Customers");
+    step(t, "signed in");
+
+    // Customer fields: a reserved name is refused with its reason; valid ones are created
+    // and listed.
+    let refused = c.create_field(app, "customerId", "string").unwrap_err();
+    assert!(refused.contains("reserved"), "{refused}");
+    assert_eq!(
+        c.create_field(app, "age", "number").unwrap(),
+        "Field age created."
+    );
+    assert_eq!(
+        c.create_field(app, "city", "string").unwrap(),
+        "Field city created."
+    );
+    let fields = c.fields_listed(app);
+    let names: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(n, t, _)| (n.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(names, [("age", "number"), ("city", "string")]);
+    step(t, "fields created");
+
+    // A CSV with one bad row: all-or-nothing refuses it and shows where and why; then
+    // "Import the valid rows" writes the others.
+    let csv = data.path().join("customers.csv");
+    std::fs::write(
+        &csv,
+        "customerId,age,city\n\
+         ana@example.com,31,Madrid\n\
+         bob@example.com,forty,Paris\n\
+         carl@example.com,45,Lyon\n",
+    )
+    .unwrap();
+    let refused = c.upload_csv(app, &csv, "atomic");
+    assert!(refused.retry_offered, "{refused:?}");
+    assert_eq!(refused.errors.len(), 1, "{refused:?}");
+    let [line, column, value, reason] = &refused.errors[0];
+    assert_eq!(
+        (line.as_str(), column.as_str(), value.as_str()),
+        ("3", "age", "forty"),
+        "{refused:?}"
+    );
+    assert!(reason.contains("number"), "{reason}");
+    let imported = c.import_valid_rows();
+    assert!(
+        imported.summary.starts_with("Imported:")
+            && imported.summary.contains("2 customers created"),
+        "{imported:?}"
+    );
+    assert!(!imported.retry_offered, "{imported:?}");
+    // The page reloads with the fill rates.
+    c.b.wait("the fill rates after the import", || {
+        let fields = c.fields_listed(app);
+        fields
+            .iter()
+            .all(|(_, _, fill)| fill == "100%")
+            .then_some(())
+    });
+    c.open_customers(app);
+    assert_eq!(
+        c.customers_listed(),
+        ["ana@example.com", "carl@example.com"]
+    );
+    step(t, "CSV imported");
+
+    // The filter box: the count follows what is typed; a wrong filter says why.
+    c.wait_count("2");
+    c.type_filter("age > 40");
+    c.wait_count("1");
+    c.type_filter("age > ");
+    let why = c.filter_error();
+    assert!(!why.trim().is_empty());
+    c.type_filter("age >= 31");
+    c.wait_count("2");
+    c.b.wait_text(css("#filter-error"), "");
+    c.type_filter("age > 40");
+    c.wait_count("1");
+    step(t, "live count");
+
+    // Save the typed filter as a segment: listed with its size.
+    c.save_segment("Over 40");
+    assert_eq!(
+        c.segments_listed(app),
+        [("Over 40".to_owned(), "1".to_owned())]
+    );
+    step(t, "segment saved");
+
+    // A customer's page: ID and customerId cannot be edited; a field can.
+    c.open_customer_from_list(app, "ana@example.com");
+    for label in ["ID", "customerId"] {
+        let input = c.customer_input(label);
+        let locked =
+            input.property("disabled") == json!(true) || input.property("readOnly") == json!(true);
+        assert!(locked, "{label} is editable");
+        assert_eq!(input.attribute("name"), None, "{label} would be submitted");
+    }
+    assert_eq!(c.customer_input("customerId").value(), "ana@example.com");
+    assert_eq!(c.customer_input("age").value(), "31");
+    c.set_customer_field("city", "Valencia");
+    assert_eq!(c.save_customer().unwrap(), "Saved.");
+    assert_eq!(c.customer_input("city").value(), "Valencia");
+    // An invalid number is refused inline, and nothing is saved.
+    c.set_customer_field("age", "forty");
+    c.set_customer_field("city", "Sevilla");
+    let refused = c.save_customer().unwrap_err();
+    assert!(refused.contains("Nothing was saved"), "{refused}");
+    assert!(
+        c.customer_field_error("age").contains("number"),
+        "{}",
+        c.customer_field_error("age")
+    );
+    c.open_customer_from_list(app, "ana@example.com");
+    assert_eq!(c.customer_input("age").value(), "31");
+    assert_eq!(c.customer_input("city").value(), "Valencia");
+    // An empty box removes the value.
+    c.set_customer_field("city", "");
+    assert_eq!(c.save_customer().unwrap(), "Saved.");
+    c.open_customer_from_list(app, "ana@example.com");
+    assert_eq!(c.customer_input("city").value(), "");
+    assert_eq!(c.customer_input("age").value(), "31");
+    step(t, "customer edited");
+
+    // Delete: the confirmation can be dismissed; accepted, the customer is gone.
+    let question = c.delete_customer(false);
+    assert!(question.contains("cannot be undone"), "{question}");
+    assert!(c.b.current_url().contains("/customers/ana%40example.com"));
+    c.b.find(css("main h1"));
+    c.delete_customer(true);
+    c.b.wait_url("the customers list", |u| {
+        u.ends_with(&format!("/apps/{app}/customers"))
+    });
+    c.b.find(css("main table"));
+    assert_eq!(c.customers_listed(), ["carl@example.com"]);
+    c.wait_count("1");
+    c.open(&format!("/console/apps/{app}/customers/ana%40example.com"));
+    assert_eq!(c.heading(), "Not found");
+    step(t, "customer deleted");
+
+    // Sign out: the console asks for a key again, even for a page's address.
+    c.open(&format!("/console/apps/{app}/customers"));
+    c.sign_out();
+    c.open(&format!("/console/apps/{app}/customers"));
+    c.b.find_visible(css("input[name=key]"));
+    assert!(
+        c.b.current_url().ends_with("/console"),
+        "{}",
+        c.b.current_url()
+    );
+    step(t, "signed out");
+}
+
+/// Screenshots of every console page on the demo data at 1280×800 and 390×844:
+/// `target/screenshots/{page}-{width}.png` (the viewport) and `…-full.png` (the page).
+#[test]
+fn console_screenshots() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let t = Instant::now();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &["--demo"]);
+    let c = Console {
+        b: browser,
+        base: server.base.clone(),
+    };
+    step(t, "browser and demo server up");
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad_csv = data.path().join("bad.csv");
+    std::fs::write(
+        &bad_csv,
+        "customerId,age,birthdate\n\
+         new.one@example.com,41,1984-02-29\n\
+         new.two@example.com,forty-two,1983-02-12\n\
+         new.three@example.com,39,12/03/1986\n",
+    )
+    .unwrap();
+    // The app of the demo: the first the admin key lists.
+    let app = 1;
+
+    for (width, height) in [(1280u32, 800u32), (390, 844)] {
+        c.b.cmd("DELETE", "/cookie", None);
+        c.b.set_viewport(width, height);
+        let shot = |page: &str| {
+            // Let the live count and fonts settle.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let path = dir.join(format!("{page}-{width}.png"));
+            std::fs::write(&path, c.b.screenshot()).unwrap();
+            let full = dir.join(format!("{page}-{width}-full.png"));
+            std::fs::write(&full, c.b.full_page_screenshot(6000)).unwrap();
+        };
+
+        c.open("/console");
+        c.b.find_visible(css("input[name=key]"));
+        shot("sign-in");
+        c.sign_in_refused("unico_wrong");
+        shot("sign-in-error");
+
+        c.sign_in(ADMIN_KEY);
+        c.apps_listed();
+        shot("apps");
+
+        c.open_customers(app);
+        c.b.wait("the live count", || {
+            let t = c.b.find(css("#live-count")).text();
+            (t != "…").then_some(())
+        });
+        shot("customers");
+        c.type_filter("country = \"ES\" and age between 25 and 34");
+        c.b.wait("the filtered count", || {
+            let t = c.b.find(css("#live-count")).text();
+            (t != "5,000" && t != "…").then_some(())
+        });
+        shot("customers-filter-typed");
+        c.button("Apply").click();
+        c.b.wait_url("the applied filter", |u| u.contains("filter="));
+        c.b.find(css("main table"));
+        shot("customers-filtered");
+        c.type_filter("age >");
+        c.filter_error();
+        shot("customers-filter-error");
+
+        c.open_customers(app);
+        let first = c.customers_listed()[0].clone();
+        c.open_customer_from_list(app, &first);
+        shot("customer");
+        c.set_customer_field("age", "old");
+        c.save_customer().unwrap_err();
+        shot("customer-error");
+
+        c.open(&format!("/console/apps/{app}/fields"));
+        c.b.find(css("main table"));
+        shot("fields");
+        c.create_field(app, "id", "string").unwrap_err();
+        shot("fields-create-error");
+        let outcome = c.upload_csv(app, &bad_csv, "atomic");
+        assert_eq!(outcome.errors.len(), 2, "{outcome:?}");
+        shot("fields-upload-report");
+
+        c.open_customers(app);
+        c.type_filter("tier in (\"gold\", \"platinum\")");
+        c.save_segment(&format!("Gold and platinum ({width})"));
+        c.b.find(css("main table"));
+        shot("segments");
+
+        c.open("/console/apps/999/customers/nobody");
+        c.b.find(css("main h1"));
+        shot("not-found");
+        step(t, &format!("screenshots at {width}"));
+    }
+    eprintln!("screenshots in {}", dir.display());
+}
