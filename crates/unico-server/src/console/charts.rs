@@ -29,9 +29,9 @@ pub fn shares(title: &str, items: &[Share<'_>]) -> Markup {
                 @let pct = if item.of == 0 { 0.0 } else { item.count as f64 * 100.0 / item.of as f64 };
                 g {
                     title { (item.label) ": " (item.count) " of " (item.of) }
-                    text x="0" y=(y + 18) class="label" { (ellipsis(item.label, 22)) }
-                    rect x="38%" y=(y + 7) width="44%" height="14" rx="3" class="track" {}
-                    rect x="38%" y=(y + 7) width=(format!("{:.2}%", pct * 0.44)) height="14" rx="3" class="fill" {}
+                    text x="0" y=(y + 18) class="label" { (ellipsis(item.label, 18)) }
+                    rect x="36%" y=(y + 7) width="34%" height="14" rx="3" class="track" {}
+                    rect x="36%" y=(y + 7) width=(format!("{:.2}%", pct * 0.34)) height="14" rx="3" class="fill" {}
                     text x="100%" y=(y + 18) text-anchor="end" class="value" { (compact(item.count)) " · " (percent(pct)) }
                 }
             }
@@ -93,7 +93,7 @@ pub fn columns(title: &str, buckets: &Buckets) -> Markup {
             @for i in (0..=n).step_by(every) {
                 @let x = LEFT + col_w * i as f64;
                 line x1=(fmt(x)) x2=(fmt(x)) y1=(TOP + plot_h) y2=(TOP + plot_h + 4.0) class="axis" {}
-                text x=(fmt(x)) y=(fmt(TOP + plot_h + 18.0)) text-anchor="middle" class="tick" {
+                text x=(fmt(x)) y=(fmt(TOP + plot_h + 18.0)) text-anchor=(if i == 0 { "start" } else if i == n { "end" } else { "middle" }) class="tick" {
                     (edge_label(buckets, buckets.start + buckets.width * i as f64))
                 }
             }
@@ -127,7 +127,7 @@ fn nice_ceiling(max: u64) -> u64 {
 /// A step for about `target` equal buckets over `lo..=hi`: 1, 2 or 5 × 10ⁿ.
 pub fn number_step(lo: f64, hi: f64, target: usize) -> f64 {
     let span = hi - lo;
-    if !(span > 0.0) || !span.is_finite() {
+    if !span.is_finite() || span <= 0.0 {
         return 1.0;
     }
     let raw = span / target.max(1) as f64;
@@ -273,11 +273,16 @@ mod tests {
         assert_eq!(number_step(18.0, 80.0, 12), 10.0);
         assert_eq!(number_step(0.0, 12_000.0, 12), 1000.0);
         assert_eq!(number_step(0.0, 1.0, 12), 0.1);
-        assert_eq!(number_step(5.0, 5.0, 12), 1.0, "a single value still gets a bucket");
+        assert_eq!(
+            number_step(5.0, 5.0, 12),
+            1.0,
+            "a single value still gets a bucket"
+        );
         let (start, n) = layout(18.0, 80.0, 10.0);
         assert_eq!((start, n), (10.0, 8), "10..90 in 8 buckets holds 18 and 80");
         assert_eq!(time_step(0.0, 90.0 * DAY, 20), 7.0 * DAY);
-        assert_eq!(time_step(0.0, 6.0 * 365.0 * DAY, 20), 91.0 * DAY);
+        assert_eq!(time_step(0.0, 4.0 * 365.0 * DAY, 20), 91.0 * DAY);
+        assert_eq!(time_step(0.0, 6.0 * 365.0 * DAY, 20), 365.0 * DAY);
     }
 
     #[test]
@@ -295,7 +300,7 @@ mod tests {
         assert_eq!(date_label(ms, 30.0 * DAY), "Mar 2026");
         assert_eq!(date_label(ms, DAY), "4 Mar");
         assert_eq!(date_label(ms + 6.0 * HOUR, HOUR), "4 Mar 06:00");
-        assert_eq!(percent(0.25), "0.3%");
+        assert_eq!(percent(0.26), "0.3%");
         assert_eq!(percent(42.4), "42%");
     }
 

@@ -148,7 +148,11 @@ fn chart(chart: &Chart, title: &str, holding: u64) -> Markup {
             let mut items: Vec<Share<'_>> = top
                 .values
                 .iter()
-                .map(|(label, count)| Share { label, count: *count, of: holding })
+                .map(|(label, count)| Share {
+                    label,
+                    count: *count,
+                    of: holding,
+                })
                 .collect();
             if top.others > 0 {
                 items.push(Share {

@@ -18,8 +18,7 @@ use unico_store::SegmentRecord;
 use super::insights::{self, Summary};
 use super::layout::{self, Section};
 use super::pages::{
-    AppPage, PAGE_ROWS, customer_table, encode, failure, list_field_columns, not_found,
-    short_time,
+    AppPage, PAGE_ROWS, customer_table, encode, failure, list_field_columns, not_found, short_time,
 };
 use crate::error::ApiError;
 use crate::state::{AppState, now_ms};
@@ -269,10 +268,8 @@ pub async fn update_segment(
         })
         .await;
     match saved {
-        Ok(_) => Redirect::to(&format!(
-            "/console/apps/{id}/segments/{segment_id}?saved=1"
-        ))
-        .into_response(),
+        Ok(_) => Redirect::to(&format!("/console/apps/{id}/segments/{segment_id}?saved=1"))
+            .into_response(),
         Err(ApiError::NotFound(_)) => not_found(),
         Err(e) => back_to_builder(id, &form.filter, Some(segment_id), &e),
     }

@@ -74,6 +74,8 @@ async fn pages_need_a_session() {
         format!("/console/apps/{}/customers", app.id),
         format!("/console/apps/{}/fields", app.id),
         format!("/console/apps/{}/segments", app.id),
+        format!("/console/apps/{}/segments/1", app.id),
+        format!("/console/apps/{}/insights", app.id),
     ] {
         let (status, location, _) = page(&api, &path, None).await;
         assert_eq!(
@@ -167,10 +169,46 @@ async fn the_live_count_follows_the_filter_and_reports_errors() {
     let (_, cookie, _) = sign_in(&api, &app.key).await;
     let cookie = cookie.unwrap();
     let count = |filter: &str| format!("/console/apps/{}/count?filter={}", app.id, enc(filter));
-    let (status, _, body) = page(&api, &count("age > 30"), Some(&cookie)).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, r#"{"count":2}"#));
+    let json = |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap();
+    let (status, _, body) = page(&api, &count("age>30"), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        json(&body),
+        json!({"count": 2, "text": "age > 30", "tree": {"field": "age", "op": "gt", "value": 30}}),
+        "the count comes with the canonical text and tree the builder follows"
+    );
     let (_, _, body) = page(&api, &count(""), Some(&cookie)).await;
-    assert_eq!(body, r#"{"count":3}"#);
+    assert_eq!(json(&body), json!({"count": 3, "text": "", "tree": null}));
+    // The builder posts the JSON form.
+    let post = |body: serde_json::Value, cookie: Option<String>| {
+        let mut req = Request::builder()
+            .method("POST")
+            .uri(format!("/console/apps/{}/count", app.id))
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c);
+        }
+        api.request_bytes(req.body(Body::from(body.to_string())).unwrap())
+    };
+    let tree = json!({"or": [{"field": "age", "op": "lt", "value": 30}, {"not": {"field": "age", "op": "between", "value": [10, 50]}}]});
+    let (status, _, body) = post(json!({ "filter": tree }), Some(cookie.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    let body = json(std::str::from_utf8(&body).unwrap());
+    assert_eq!(body["count"], 2, "{body}");
+    assert_eq!(body["text"], "age < 30 or not age between 10 and 50");
+    let (status, _, body) = post(
+        json!({"filter": {"field": "age", "op": "contains", "value": "4"}}),
+        Some(cookie.clone()),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a string operator on a number"
+    );
+    assert!(std::str::from_utf8(&body).unwrap().contains("contains"));
+    let (status, _, _) = post(json!({ "filter": null }), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "no session, no count");
     let (status, _, body) = page(&api, &count("agee > 30"), Some(&cookie)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
@@ -410,18 +448,65 @@ async fn the_customers_filter_is_saved_as_a_segment_and_exported() {
     let segments = format!("/console/apps/{}/segments", app.id);
     let (status, location, _) =
         post_form(&api, &segments, &cookie, "name=Over+30&filter=age+%3E+30").await;
-    assert_eq!(
-        (status, location.as_str()),
-        (StatusCode::SEE_OTHER, segments.as_str())
-    );
     let (_, list) = api.admin("GET", &app.path("/segments"), None).await;
     assert_eq!(list["segments"][0]["name"], "Over 30");
     assert_eq!(list["segments"][0]["count"], 2);
+    let id = list["segments"][0]["id"].as_i64().unwrap();
+    let segment = format!("{segments}/{id}");
+    assert_eq!(
+        (status, location),
+        (StatusCode::SEE_OTHER, format!("{segment}?saved=1")),
+        "saving opens the segment's page"
+    );
     let (_, _, body) = page(&api, &segments, Some(&cookie)).await;
     assert!(
-        body.contains("Over 30") && body.contains("age &gt; 30"),
+        body.contains("Over 30") && body.contains("age &gt; 30") && body.contains(&segment),
         "{body}"
     );
+    // The segment's page: its filter, size, members, export and charts.
+    let (status, _, body) = page(&api, &segment, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("age &gt; 30") && body.contains(r#"id="segment-count">2<"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(">b<") && body.contains(">c<") && !body.contains(">a<"),
+        "{body}"
+    );
+    assert!(
+        body.contains("export?format=wide&amp;filter=age%20%3E%2030"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<svg") && body.contains("Fill rate"),
+        "{body}"
+    );
+    // Update (name and filter), then delete.
+    let (status, location, _) =
+        post_form(&api, &segment, &cookie, "name=Over+50&filter=age+%3E+50").await;
+    assert_eq!(
+        (status, location),
+        (StatusCode::SEE_OTHER, format!("{segment}?saved=1"))
+    );
+    let (_, got) = api
+        .admin("GET", &app.path(&format!("/segments/{id}")), None)
+        .await;
+    assert_eq!(
+        (got["name"].as_str(), got["count"].as_u64()),
+        (Some("Over 50"), Some(1))
+    );
+    let (status, location, _) =
+        post_form(&api, &segment, &cookie, "name=Over+50&filter=agee+%3E+50").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        location.contains(&format!("segment={id}")) && location.contains("error="),
+        "{location}"
+    );
+    let (status, _, _) = post_form(&api, &format!("{segment}/delete"), &cookie, "").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = page(&api, &segment, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "deleted");
 
     let (status, location, _) =
         post_form(&api, &segments, &cookie, "name=Bad&filter=agee+%3E+30").await;
@@ -499,5 +584,48 @@ async fn customers_are_searched_by_customer_id_and_fields_deleted_with_their_val
     assert_eq!(
         api.get_customer(&app, "bob").await.unwrap()["fields"],
         json!({})
+    );
+}
+
+#[tokio::test]
+async fn insights_chart_every_field_of_the_application() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    api.create_field(&app, "tier", "string").await;
+    api.create_field(&app, "birthdate", "date").await;
+    api.create_field(&app, "note", "string").await;
+    for (id, age, tier) in [("a", 20, "gold"), ("b", 40, "gold"), ("c", 60, "<b>x</b>")] {
+        api.create_customer(
+            &app,
+            id,
+            json!({"age": age, "tier": tier, "birthdate": "1990-05-01"}),
+        )
+        .await;
+    }
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let (status, _, body) = page(
+        &api,
+        &format!("/console/apps/{}/insights", app.id),
+        cookie.as_deref(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body.matches("<svg").count(),
+        5,
+        "fill, over time, age, tier, birthdate: {body}"
+    );
+    assert!(
+        body.contains(">gold<") && body.contains("2 · 67%"),
+        "top values with shares: {body}"
+    );
+    assert!(
+        body.contains("&lt;b&gt;x&lt;/b&gt;") && !body.contains("<b>x</b>"),
+        "labels are escaped"
+    );
+    assert!(
+        body.contains("No value to chart"),
+        "an empty field says so: {body}"
     );
 }
