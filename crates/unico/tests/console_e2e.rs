@@ -116,7 +116,9 @@ impl Console {
     /// The cells' text of every body row of the first table matching `table`.
     fn table_rows(&self, table: &str) -> Vec<Vec<String>> {
         let rows = self.b.script(
-            "return Array.from(document.querySelectorAll(arguments[0] + ' tbody tr'))
+            "const t = document.querySelector(arguments[0]);
+             if (!t || !t.tBodies.length) return [];
+             return Array.from(t.tBodies[0].rows)
                .map(r => Array.from(r.cells).map(c => c.textContent.trim()));",
             vec![json!(table)],
         );
@@ -225,11 +227,88 @@ impl Console {
             .collect()
     }
 
-    /// Types `text` into the filter box (replacing what was there).
+    /// Switches the filter editor to "Builder" or "Text" by its tab.
+    fn filter_mode(&self, tab: &str) {
+        self.b
+            .find_visible(xpath(&format!(
+                "//*[@id='filter-tabs']//button[normalize-space()={}]",
+                xpath_literal(tab)
+            )))
+            .click();
+    }
+
+    /// Types `text` into the filter's text box (replacing what was there), switching to
+    /// the text mode first if the builder is shown.
     fn type_filter(&self, text: &str) {
+        let input = self.b.find(css("input[name=filter]:not([type=hidden])"));
+        if !input.is_displayed() {
+            self.filter_mode("Text");
+        }
+        self.b
+            .find_visible(css("input[name=filter]:not([type=hidden])"))
+            .fill(text);
+    }
+
+    /// What the filter's text box holds (the builder keeps it in step).
+    fn filter_text(&self) -> String {
         self.b
             .find(css("input[name=filter]:not([type=hidden])"))
-            .fill(text);
+            .value()
+    }
+
+    /// The builder's condition rows, in order: field, operator (its value, e.g. `gt`) and
+    /// the values typed.
+    fn builder_rows(&self) -> Vec<(String, String, Vec<String>)> {
+        let rows = self.b.script(
+            "return Array.from(document.querySelectorAll('#builder .cond')).map(r => [
+               r.querySelector('select.field').value,
+               r.querySelector('select.op').value,
+               Array.from(r.querySelectorAll('.values input')).map(i => i.value)]);",
+            vec![],
+        );
+        serde_json::from_value(rows).unwrap()
+    }
+
+    /// Sets the `part` ("field" or "op") select of condition row `row` to the option of
+    /// value `value` (rows re-render after such a change).
+    fn builder_choose(&self, row: usize, part: &str, value: &str) {
+        let rows = self.b.find_all(css("#builder .cond"));
+        let select = &rows[row].find_all(css(&format!("select.{part}")))[0];
+        let option = select
+            .find_all(xpath(&format!("./option[@value={}]", xpath_literal(value))))
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no {part} option {value}"));
+        option.click();
+    }
+
+    /// Types `text` in the first value box of condition row `row`.
+    fn builder_value(&self, row: usize, text: &str) {
+        let rows = self.b.find_all(css("#builder .cond"));
+        rows[row].find_all(css(".values input"))[0].fill(text);
+    }
+
+    /// Adds a condition to the outermost group ("+ Condition").
+    fn builder_add_condition(&self) {
+        let before = self.builder_rows().len();
+        self.b
+            .find(xpath(
+                "//*[@id='builder']/*[contains(@class,'group')]/*[contains(@class,'group-actions')]\
+                 /button[normalize-space()='+ Condition']",
+            ))
+            .click();
+        self.b.wait("a new condition row", || {
+            (self.builder_rows().len() == before + 1).then_some(())
+        });
+    }
+
+    /// Sets whether the outermost group matches "and" (all) or "or" (any).
+    fn builder_match(&self, op: &str) {
+        self.b
+            .find(css(&format!(
+                "#builder > .group > .group-head select.match option[value={op}]"
+            )))
+            .click();
     }
 
     /// Waits for the live count to read `expected`.
@@ -245,15 +324,14 @@ impl Console {
         })
     }
 
-    /// Saves what the filter box holds as a segment named `name`; waits for the segments page.
+    /// Saves the current filter as a new segment named `name`; waits for its page.
     fn save_segment(&self, name: &str) {
-        let form = "//form[.//button[normalize-space()='Save as segment']]";
+        let form = "//form[.//button[normalize-space()='Save as new segment']]";
         self.b
             .find(xpath(&format!("{form}//input[@name='name']")))
             .fill(name);
-        self.button("Save as segment").click();
-        self.b
-            .wait_url("the segments page", |u| u.ends_with("/segments"));
+        self.button("Save as new segment").click();
+        self.b.wait_text(css("main h1"), name);
     }
 
     /// The segments list: (name, size as shown) per row.
@@ -465,8 +543,39 @@ fn console_flows() {
     c.wait_count("1");
     step(t, "live count");
 
+    // The builder shows the typed filter as a condition row; editing rows moves the count
+    // and the text form follows.
+    c.filter_mode("Builder");
+    assert_eq!(
+        c.builder_rows(),
+        [("age".to_owned(), "gt".to_owned(), vec!["40".to_owned()])]
+    );
+    c.builder_value(0, "30");
+    c.wait_count("2");
+    c.builder_add_condition();
+    c.builder_choose(1, "field", "city");
+    c.builder_choose(1, "op", "eq");
+    c.builder_value(1, "Lyon");
+    c.wait_count("1");
+    c.builder_match("or");
+    c.wait_count("2");
+    c.b.wait("the text form to follow the builder", || {
+        let text = c.filter_text();
+        (text.contains("age > 30") && text.contains("or") && text.contains("city = \"Lyon\""))
+            .then_some(())
+    });
+    c.filter_mode("Text");
+    c.type_filter("age > 40");
+    c.wait_count("1");
+    step(t, "filter builder");
+
     // Save the typed filter as a segment: listed with its size.
     c.save_segment("Over 40");
+    assert_eq!(c.flash("ok"), "Segment saved.");
+    assert_eq!(c.b.find(css("#segment-count")).text(), "1");
+    let members = c.table_rows("main table");
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0][0], "carl@example.com");
     assert_eq!(
         c.segments_listed(app),
         [("Over 40".to_owned(), "1".to_owned())]
@@ -595,13 +704,29 @@ fn console_screenshots() {
             (t != "…").then_some(())
         });
         shot("customers");
+        c.builder_add_condition();
+        c.builder_choose(0, "field", "country");
+        c.builder_value(0, "ES");
+        c.builder_add_condition();
+        c.builder_choose(1, "field", "age");
+        c.builder_choose(1, "op", "between");
+        c.builder_value(1, "25");
+        c.b.find_all(css("#builder .cond"))[1].find_all(css(".values input"))[1].fill("34");
+        c.builder_add_condition();
+        c.builder_choose(2, "field", "last_purchase_at");
+        c.builder_choose(2, "op", "before");
+        c.b.wait("the builder's count", || {
+            let t = c.b.find(css("#live-count")).text();
+            (t != "5,000" && t != "…").then_some(())
+        });
+        shot("customers-builder");
         c.type_filter("country = \"ES\" and age between 25 and 34");
         c.b.wait("the filtered count", || {
             let t = c.b.find(css("#live-count")).text();
             (t != "5,000" && t != "…").then_some(())
         });
         shot("customers-filter-typed");
-        c.button("Apply").click();
+        c.button("Show customers").click();
         c.b.wait_url("the applied filter", |u| u.contains("filter="));
         c.b.find(css("main table"));
         shot("customers-filtered");
@@ -629,8 +754,14 @@ fn console_screenshots() {
         c.open_customers(app);
         c.type_filter("tier in (\"gold\", \"platinum\")");
         c.save_segment(&format!("Gold and platinum ({width})"));
-        c.b.find(css("main table"));
+        c.b.find(css("#segment-count"));
+        shot("segment");
+        c.segments_listed(app);
         shot("segments");
+
+        c.open(&format!("/console/apps/{app}/insights"));
+        c.b.find(css("main h1"));
+        shot("insights");
 
         c.open("/console/apps/999/customers/nobody");
         c.b.find(css("main h1"));

@@ -448,7 +448,7 @@ pub struct Element<'b> {
     id: String,
 }
 
-impl Element<'_> {
+impl<'b> Element<'b> {
     fn cmd(&self, method: &str, rest: &str, body: Option<Value>) -> Value {
         self.browser
             .cmd(method, &format!("/element/{}{rest}", self.id), body)
@@ -509,7 +509,8 @@ impl Element<'_> {
             .is_ok_and(|v| v == json!(true))
     }
 
-    pub fn find_all(&self, at: Locator) -> Vec<Element<'_>> {
+    /// The elements inside this one matching `at`.
+    pub fn find_all(&self, at: Locator) -> Vec<Element<'b>> {
         self.cmd(
             "POST",
             "/elements",
