@@ -109,10 +109,19 @@ fn median(mut runs: Vec<Duration>) -> f64 {
     runs[runs.len() / 2].as_secs_f64() * 1000.0
 }
 
+/// Timed runs after the warm-up: 7, or `UNICO_BENCH_RUNS` (more runs steady a median on a
+/// noisy machine).
+fn run_count() -> usize {
+    std::env::var("UNICO_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(7)
+}
+
 fn time<T>(mut f: impl FnMut() -> T) -> (f64, T) {
     let mut out = f(); // warm-up
-    let mut runs = Vec::with_capacity(7);
-    for _ in 0..7 {
+    let mut runs = Vec::with_capacity(run_count());
+    for _ in 0..run_count().max(1) {
         let t = Instant::now();
         out = f();
         runs.push(t.elapsed());
@@ -181,6 +190,18 @@ fn main() {
             q1 = Some(filter);
         }
     }
+    // Extra filters to time, `;`-separated (profiling one part of a query).
+    for text in std::env::var("UNICO_BENCH_EXTRA")
+        .unwrap_or_default()
+        .split(';')
+    {
+        if text.trim().is_empty() {
+            continue;
+        }
+        let filter = Filter::parse(FilterInput::Text(text), &schema).expect("query parses");
+        let (ms, count) = time(|| index.count(&filter, &ctx));
+        println!("{text}: {ms:>7.3} ms  count {count}");
+    }
     if let Some(q1) = q1 {
         let (ms, page) = time(|| {
             let members = index.members(&q1, &ctx);
@@ -188,6 +209,12 @@ fn main() {
         });
         let members = index.members(&q1, &ctx);
         let (page_ms, _) = time(|| index.page_by_customer_id(&members, None, false, 50));
+        let (walk_ms, walked) =
+            time(|| index.page_matching_by_customer_id(&q1, &ctx, None, false, 50));
+        println!(
+            "Q8 by a row-at-a-time walk: {walk_ms:>7.3} ms{}",
+            if walked == page { "" } else { "  MISMATCH" }
+        );
         let first = page
             .first()
             .and_then(|id| customers.get(*id as usize - 1))

@@ -3,7 +3,7 @@
 //!
 //! | type | per row | beside it |
 //! | --- | --- | --- |
-//! | string | `u32` dictionary code | the [`Dict`] of distinct values |
+//! | string | dictionary code, `u8`/`u16`/`u32` as narrow as the dictionary allows | the [`Dict`] of distinct values |
 //! | number | `f64` | |
 //! | datetime | `i64` epoch ms | `u16` month-day code of the local date (app time zone) |
 //! | date | `i32` days since 1970-01-01 | `u16` month-day code |
@@ -19,10 +19,115 @@ use crate::bits::Bits;
 use crate::dict::Dict;
 use crate::local::LocalDays;
 
+/// The dictionary codes of a string column, one per row, in the narrowest width that
+/// holds every code of the dictionary (a column of 30 countries scans 1 byte per row).
+/// *Invariant*: every code of the dictionary fits the width.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Codes {
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+    U32(Vec<u32>),
+}
+
+impl Codes {
+    /// `rows` zero codes in the width that fits `codes` distinct codes.
+    pub(crate) fn zeros(rows: usize, codes: usize) -> Self {
+        if codes <= 1 << 8 {
+            Codes::U8(vec![0; rows])
+        } else if codes <= 1 << 16 {
+            Codes::U16(vec![0; rows])
+        } else {
+            Codes::U32(vec![0; rows])
+        }
+    }
+
+    /// The code of row `row`, if it is below the capacity.
+    #[inline]
+    pub(crate) fn get(&self, row: usize) -> Option<u32> {
+        match self {
+            Codes::U8(v) => v.get(row).map(|&c| u32::from(c)),
+            Codes::U16(v) => v.get(row).map(|&c| u32::from(c)),
+            Codes::U32(v) => v.get(row).copied(),
+        }
+    }
+
+    /// Rows of capacity.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Codes::U8(v) => v.len(),
+            Codes::U16(v) => v.len(),
+            Codes::U32(v) => v.len(),
+        }
+    }
+
+    /// Sets row `row` (below the capacity) to `code`, widening every row first if the
+    /// code does not fit.
+    pub(crate) fn set(&mut self, row: usize, code: u32) {
+        if let Codes::U8(v) = self
+            && let Ok(c) = u8::try_from(code)
+        {
+            if let Some(slot) = v.get_mut(row) {
+                *slot = c;
+            }
+            return;
+        }
+        if let Codes::U16(v) = self
+            && let Ok(c) = u16::try_from(code)
+        {
+            if let Some(slot) = v.get_mut(row) {
+                *slot = c;
+            }
+            return;
+        }
+        self.widen(code as usize + 1);
+        match self {
+            Codes::U8(v) => v.get_mut(row).map(|s| *s = code as u8),
+            Codes::U16(v) => v.get_mut(row).map(|s| *s = code as u16),
+            Codes::U32(v) => v.get_mut(row).map(|s| *s = code),
+        };
+    }
+
+    /// Re-encodes every row in the width that fits `codes` codes (never narrower than
+    /// needed: callers pass at least the dictionary's size).
+    pub(crate) fn widen(&mut self, codes: usize) {
+        let mut fresh = Codes::zeros(0, codes);
+        if std::mem::discriminant(&fresh) == std::mem::discriminant(self) {
+            return;
+        }
+        let n = self.len();
+        fresh = Codes::zeros(n, codes);
+        for row in 0..n {
+            let c = self.get(row).unwrap_or(0);
+            match &mut fresh {
+                Codes::U8(v) => v[row] = c as u8,
+                Codes::U16(v) => v[row] = c as u16,
+                Codes::U32(v) => v[row] = c,
+            }
+        }
+        *self = fresh;
+    }
+
+    fn resize(&mut self, rows: usize) {
+        match self {
+            Codes::U8(v) => v.resize(rows.max(v.len()), 0),
+            Codes::U16(v) => v.resize(rows.max(v.len()), 0),
+            Codes::U32(v) => v.resize(rows.max(v.len()), 0),
+        }
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        match self {
+            Codes::U8(v) => v.capacity(),
+            Codes::U16(v) => v.capacity() * 2,
+            Codes::U32(v) => v.capacity() * 4,
+        }
+    }
+}
+
 /// The typed storage of a column.
 #[derive(Debug, Clone)]
 pub(crate) enum Data {
-    Str { codes: Vec<u32>, dict: Dict },
+    Str { codes: Codes, dict: Dict },
     Num(Vec<f64>),
     Datetime { ms: Vec<i64>, md: Vec<u16> },
     Date { days: Vec<i32>, md: Vec<u16> },
@@ -42,7 +147,7 @@ impl Column {
     pub(crate) fn new(ty: FieldType, rows: usize) -> Self {
         let data = match ty {
             FieldType::String => Data::Str {
-                codes: vec![0; rows],
+                codes: Codes::zeros(rows, 0),
                 dict: Dict::default(),
             },
             FieldType::Number => Data::Num(vec![0.0; rows]),
@@ -67,7 +172,7 @@ impl Column {
     pub(crate) fn grow(&mut self, rows: usize) {
         self.present.grow(rows);
         match &mut self.data {
-            Data::Str { codes, .. } => codes.resize(rows.max(codes.len()), 0),
+            Data::Str { codes, .. } => codes.resize(rows),
             Data::Num(v) => v.resize(rows.max(v.len()), 0.0),
             Data::Datetime { ms, md } => {
                 ms.resize(rows.max(ms.len()), 0);
@@ -99,10 +204,10 @@ impl Column {
             let Some(code) = dict.intern(text) else {
                 return;
             };
-            if was {
-                dict.release(codes[row]);
+            if was && let Some(old) = codes.get(row) {
+                dict.release(old);
             }
-            codes[row] = code;
+            codes.set(row, code);
             self.mark(row, true);
         }
     }
@@ -133,8 +238,8 @@ impl Column {
                 true
             }
             (Data::Str { codes, dict }, _) => {
-                if was {
-                    dict.release(codes[row]);
+                if was && let Some(old) = codes.get(row) {
+                    dict.release(old);
                 }
                 false
             }
@@ -160,11 +265,14 @@ impl Column {
             && dict.wants_compaction()
         {
             let (fresh, map) = dict.compacted();
+            let mut narrowed = Codes::zeros(codes.len(), fresh.codes());
             for row in self.present.iter() {
-                if let Some(c) = codes.get_mut(row) {
-                    *c = map.get(*c as usize).copied().unwrap_or(u32::MAX);
+                if let Some(old) = codes.get(row) {
+                    let new = map.get(old as usize).copied().unwrap_or(0);
+                    narrowed.set(row, new);
                 }
             }
+            *codes = narrowed;
             *dict = fresh;
         }
     }
@@ -172,7 +280,7 @@ impl Column {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.present.heap_bytes()
             + match &self.data {
-                Data::Str { codes, dict } => codes.capacity() * 4 + dict.heap_bytes(),
+                Data::Str { codes, dict } => codes.heap_bytes() + dict.heap_bytes(),
                 Data::Num(v) => v.capacity() * 8,
                 Data::Datetime { ms, md } => ms.capacity() * 8 + md.capacity() * 2,
                 Data::Date { days, md } => days.capacity() * 4 + md.capacity() * 2,
@@ -208,6 +316,39 @@ mod tests {
     }
 
     #[test]
+    fn codes_widen_as_the_dictionary_grows_and_keep_every_row() {
+        let local = LocalDays::new(TimeZone::UTC);
+        let rows = 70_000 + 4096;
+        let mut c = Column::new(FieldType::String, rows);
+        for row in 0..70_000 {
+            c.set(row, Some(&Value::String(format!("v{row}"))), &local);
+            if row == 255 || row == 256 || row == 65_536 {
+                let Data::Str { codes, .. } = &c.data else {
+                    unreachable!()
+                };
+                let width = match codes {
+                    Codes::U8(_) => 8,
+                    Codes::U16(_) => 16,
+                    Codes::U32(_) => 32,
+                };
+                assert_eq!(
+                    width,
+                    [8, 16, 32][usize::from(row > 255) + usize::from(row > 65_535)]
+                );
+            }
+        }
+        let Data::Str { codes, dict } = &c.data else {
+            unreachable!()
+        };
+        for row in (0..70_000).step_by(997) {
+            assert_eq!(
+                dict.value(codes.get(row).unwrap()),
+                format!("v{row}").as_bytes()
+            );
+        }
+    }
+
+    #[test]
     fn compaction_keeps_every_row_value() {
         let local = LocalDays::new(TimeZone::UTC);
         let mut c = Column::new(FieldType::String, 4096);
@@ -222,7 +363,12 @@ mod tests {
             unreachable!()
         };
         assert_eq!(dict.codes(), 10);
-        for (row, &code) in codes.iter().enumerate().take(3000).skip(2990) {
+        assert!(
+            matches!(codes, Codes::U8(_)),
+            "codes narrow again: {codes:?}"
+        );
+        for row in 2990..3000 {
+            let code = codes.get(row).unwrap();
             assert_eq!(dict.value(code), format!("v{row}").as_bytes());
         }
     }

@@ -143,16 +143,6 @@ impl Dict {
         }
     }
 
-    fn lower_value(&self, code: usize) -> &[u8] {
-        match (
-            self.lower_offsets.get(code),
-            self.lower_offsets.get(code + 1),
-        ) {
-            (Some(&a), Some(&b)) => &self.lower[a..b],
-            _ => &[],
-        }
-    }
-
     /// The code of `value`, if the dictionary holds it (dead or alive).
     pub(crate) fn get(&self, value: &str) -> Option<u32> {
         let mut code = *self.table.get(&hash_bytes(value.as_bytes()))?;
@@ -249,27 +239,85 @@ impl Dict {
         negated: bool,
         threads: usize,
     ) -> Bits {
+        let needle = needle_lower.as_bytes();
+        let lower = &self.lower;
+        let n = needle.len();
+        match op {
+            // Short suffixes and prefixes: one 16-byte load per value, compared under a
+            // mask (the bytes of neighbouring values in the arena are masked out).
+            TextOp::EndsWith if (1..=16).contains(&n) => {
+                let mut word = [0u8; 16];
+                word[16 - n..].copy_from_slice(needle);
+                let want = u128::from_le_bytes(word);
+                let keep = u128::MAX << (8 * (16 - n));
+                self.codes_matching(negated, threads, |a, b| {
+                    if b - a < n {
+                        false
+                    } else if let Some(tail) = b.checked_sub(16).and_then(|s| lower.get(s..b)) {
+                        let mut w = [0u8; 16];
+                        w.copy_from_slice(tail);
+                        (u128::from_le_bytes(w) ^ want) & keep == 0
+                    } else {
+                        lower.get(a..b).is_some_and(|h| h.ends_with(needle))
+                    }
+                })
+            }
+            TextOp::StartsWith if (1..=16).contains(&n) => {
+                let mut word = [0u8; 16];
+                word[..n].copy_from_slice(needle);
+                let want = u128::from_le_bytes(word);
+                let keep = u128::MAX >> (8 * (16 - n));
+                self.codes_matching(negated, threads, |a, b| {
+                    if b - a < n {
+                        false
+                    } else if let Some(head) = lower.get(a..a + 16) {
+                        let mut w = [0u8; 16];
+                        w.copy_from_slice(head);
+                        (u128::from_le_bytes(w) ^ want) & keep == 0
+                    } else {
+                        lower.get(a..b).is_some_and(|h| h.starts_with(needle))
+                    }
+                })
+            }
+            TextOp::EndsWith => self.codes_matching(negated, threads, |a, b| {
+                lower.get(a..b).is_some_and(|h| h.ends_with(needle))
+            }),
+            TextOp::StartsWith => self.codes_matching(negated, threads, |a, b| {
+                lower.get(a..b).is_some_and(|h| h.starts_with(needle))
+            }),
+            TextOp::Contains => self.codes_matching(negated, threads, |a, b| {
+                lower.get(a..b).is_some_and(|h| contains(h, needle))
+            }),
+        }
+    }
+
+    /// The codes whose lowercased value, `lower[a..b]`, passes `test` (flipped by
+    /// `negated`), as a bitset over codes; one sequential pass over the offsets, split
+    /// over `threads` when the dictionary is large.
+    fn codes_matching(
+        &self,
+        negated: bool,
+        threads: usize,
+        test: impl Fn(usize, usize) -> bool + Sync,
+    ) -> Bits {
         let n = self.codes();
         let mut words = vec![0u64; n.div_ceil(WORD_BITS)];
-        let needle = needle_lower.as_bytes();
+        let offsets = &self.lower_offsets;
         let fill = |first_word: usize, out: &mut [u64]| {
             for (j, word) in out.iter_mut().enumerate() {
                 let start = (first_word + j) * WORD_BITS;
                 let end = (start + WORD_BITS).min(n);
+                let Some(bounds) = offsets.get(start..=end) else {
+                    continue;
+                };
                 let mut bits = 0u64;
-                for code in start..end {
-                    let hay = self.lower_value(code);
-                    let found = match op {
-                        TextOp::Contains => contains(hay, needle),
-                        TextOp::StartsWith => hay.starts_with(needle),
-                        TextOp::EndsWith => hay.ends_with(needle),
-                    };
-                    bits |= u64::from(found != negated) << (code - start);
+                for (i, w) in bounds.windows(2).enumerate() {
+                    bits |= u64::from(test(w[0], w[1]) != negated) << i;
                 }
                 *word = bits;
             }
         };
-        crate::parallel::split_words(&mut words, threads, 4096, fill);
+        crate::parallel::split_words(&mut words, threads, 2048, fill);
         Bits::from_words(words)
     }
 
@@ -361,6 +409,65 @@ mod tests {
         assert_eq!(hits(TextOp::StartsWith, "stra", false), vec![1]);
         // "ángel" holds "á", not "a".
         assert_eq!(hits(TextOp::Contains, "a", true), vec![0, 3]);
+    }
+
+    type StrTest = fn(&str, &str) -> bool;
+
+    #[test]
+    fn word_at_a_time_prefix_and_suffix_tests_agree_with_str() {
+        let values = [
+            "",
+            "a",
+            "@gmail.com",
+            "x@gmail.com",
+            "gmail.com",
+            "Ñ@GMAIL.COM",
+            "abcdefghijklmnopq",
+            "bcdefghijklmnopq",
+            "ab",
+            "b",
+            "ÁÉÍ",
+            "short",
+            "a@gmail.co",
+            "aaaaaaaaaaaaaaaaaaaaa",
+        ];
+        let mut d = Dict::default();
+        for v in values {
+            d.intern(v);
+        }
+        let needles = [
+            "a",
+            "@gmail.com",
+            "gmail.com",
+            "ab",
+            "q",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "bcdefghijklmnopq",
+            "á",
+            "é",
+            "aaaaaaaaaaaaaaaaa",
+            "",
+        ];
+        for needle in needles {
+            for negated in [false, true] {
+                let ops: [(TextOp, StrTest); 3] = [
+                    (TextOp::EndsWith, |h, n| h.ends_with(n)),
+                    (TextOp::StartsWith, |h, n| h.starts_with(n)),
+                    (TextOp::Contains, |h, n| h.contains(n)),
+                ];
+                for (op, f) in ops {
+                    let got: Vec<usize> = d.text_matches(op, needle, negated, 1).iter().collect();
+                    let want: Vec<usize> = values
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, v)| f(&v.to_lowercase(), needle) != negated)
+                        .map(|(i, _)| i)
+                        .collect();
+                    assert_eq!(got, want, "{op:?} {needle:?} negated {negated}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ use unico_filter::ResolvedFilter;
 use unico_filter::resolve::{Resolved, TestKind};
 
 use crate::bits::{Bits, WORD_BITS};
-use crate::column::{Column, Data};
+use crate::column::{Codes, Column, Data};
 use crate::dict::Dict;
 use crate::index::AppIndex;
 use crate::local::{LocalDays, MonthDayMask, md_in, md_mask};
@@ -29,6 +29,9 @@ use crate::local::{LocalDays, MonthDayMask, md_in, md_mask};
 pub(crate) const BLOCK_WORDS: usize = 64;
 /// Rows per evaluation block; column capacities are multiples of it.
 pub(crate) const BLOCK_ROWS: usize = BLOCK_WORDS * WORD_BITS;
+
+/// Most codes a [`Kernel::CodeIn`] compares with.
+const CODE_IN: usize = 4;
 
 /// A compiled filter: a tree of nodes whose leaves borrow the columns they scan.
 #[derive(Debug)]
@@ -53,10 +56,14 @@ pub(crate) enum Kernel<'a> {
     Present,
     /// Has no value.
     Absent,
-    CodeEq(&'a [u32], u32),
-    CodeNe(&'a [u32], u32),
+    CodeEq(&'a Codes, u32),
+    CodeNe(&'a Codes, u32),
+    /// The code is one of these (a few, padded by repeating one), or, negated, none.
+    CodeIn(&'a Codes, [u32; CODE_IN], bool),
     /// The code is in this set (over codes).
-    CodeSet(&'a [u32], Bits),
+    CodeSet(&'a Codes, Bits),
+    /// One-byte codes: the code's entry in this table is 1.
+    CodeTable(&'a [u8], Box<[u8; 256]>),
     /// `lo <= v <= hi` (exclusive bounds already moved to the next float).
     NumRange(&'a [f64], f64, f64),
     /// Equality with one of a few values (sorted, deduplicated, −0 as 0).
@@ -149,7 +156,12 @@ impl AppIndex {
                     ([], n) => none_or_present(n),
                     ([c], false) => leaf(Kernel::CodeEq(codes, *c)),
                     ([c], true) => leaf(Kernel::CodeNe(codes, *c)),
-                    (many, n) => leaf(Kernel::CodeSet(codes, code_set(dict, many, n))),
+                    (few, n) if few.len() <= CODE_IN => {
+                        let mut set = [few[0]; CODE_IN];
+                        set[..few.len()].copy_from_slice(few);
+                        leaf(Kernel::CodeIn(codes, set, n))
+                    }
+                    (many, n) => leaf(code_set_kernel(codes, code_set(dict, many, n))),
                 }
             }
             (
@@ -159,10 +171,15 @@ impl AppIndex {
                     negated,
                 },
                 Data::Str { codes, dict },
-            ) => leaf(Kernel::CodeSet(
-                codes,
-                dict.text_matches(*op, needle_lower, *negated, self.threads()),
-            )),
+            ) => {
+                let set = dict.text_matches(*op, needle_lower, *negated, self.threads());
+                // No code, or every code: no row needs its code looked up.
+                match set.count_ones() {
+                    0 => Plan::Nothing,
+                    n if n == dict.codes() as u64 => leaf(Kernel::Present),
+                    _ => leaf(code_set_kernel(codes, set)),
+                }
+            }
             (TestKind::NumIn { values, negated }, Data::Num(v)) => {
                 if values.is_empty() {
                     none_or_present(*negated)
@@ -253,6 +270,20 @@ fn group<'a>(
     }
 }
 
+/// The kernel testing codes against a set: a byte table for one-byte codes.
+fn code_set_kernel(codes: &Codes, set: Bits) -> Kernel<'_> {
+    match codes {
+        Codes::U8(v) => {
+            let mut table = Box::new([0u8; 256]);
+            for (code, t) in table.iter_mut().enumerate() {
+                *t = u8::from(set.get(code));
+            }
+            Kernel::CodeTable(v, table)
+        }
+        _ => Kernel::CodeSet(codes, set),
+    }
+}
+
 /// The set of `codes` (or, negated, of every other code of the dictionary).
 fn code_set(dict: &Dict, codes: &[u32], negated: bool) -> Bits {
     let n = dict.codes();
@@ -274,6 +305,78 @@ fn code_set(dict: &Dict, codes: &[u32], negated: bool) -> Bits {
         }
     }
     Bits::from_words(words)
+}
+
+impl Plan<'_> {
+    /// Whether the row in `slot` passes: the row-at-a-time twin of [`eval`], for walks
+    /// that stop after a few hits (the first page of a listing). The caller checks that
+    /// the slot is alive.
+    pub(crate) fn test_row(&self, slot: usize) -> bool {
+        match self {
+            Plan::All => true,
+            Plan::Nothing => false,
+            Plan::And(children) => children.iter().all(|c| c.test_row(slot)),
+            Plan::Or(children) => children.iter().any(|c| c.test_row(slot)),
+            Plan::Not(inner) => !inner.test_row(slot),
+            Plan::Leaf { present, kernel } => {
+                let held = present.get(slot);
+                match kernel {
+                    Kernel::Absent => !held,
+                    _ if !held => false,
+                    k => k.test_row(slot),
+                }
+            }
+        }
+    }
+}
+
+impl Kernel<'_> {
+    /// The kernel's test on one row that holds a value.
+    fn test_row(&self, slot: usize) -> bool {
+        let code = |codes: &Codes| codes.get(slot);
+        match self {
+            Kernel::Present => true,
+            Kernel::Absent => false,
+            Kernel::CodeEq(codes, c) => code(codes) == Some(*c),
+            Kernel::CodeNe(codes, c) => code(codes).is_some_and(|x| x != *c),
+            Kernel::CodeIn(codes, set, negated) => {
+                code(codes).is_some_and(|x| set.contains(&x) != *negated)
+            }
+            Kernel::CodeSet(codes, set) => code(codes).is_some_and(|x| set.get(x as usize)),
+            Kernel::CodeTable(v, table) => v.get(slot).is_some_and(|&x| table[usize::from(x)] != 0),
+            Kernel::NumRange(v, lo, hi) => v.get(slot).is_some_and(|&x| *lo <= x && x <= *hi),
+            Kernel::NumSet(v, set, negated) => {
+                v.get(slot).is_some_and(|&x| num_in(set, x) != *negated)
+            }
+            Kernel::MsRange(v, a, b, negated) => v
+                .get(slot)
+                .is_some_and(|&x| (*a <= x && x <= *b) != *negated),
+            Kernel::MsRanges(v, ranges, negated) => v
+                .get(slot)
+                .is_some_and(|&x| in_ranges(ranges, x) != *negated),
+            Kernel::DayRange(v, a, b, negated) => v
+                .get(slot)
+                .is_some_and(|&x| (*a <= x && x <= *b) != *negated),
+            Kernel::DayRanges(v, ranges, negated) => v
+                .get(slot)
+                .is_some_and(|&x| in_ranges(ranges, x) != *negated),
+            Kernel::MonthDays(md, m) => md.get(slot).is_some_and(|&x| md_in(m, x)),
+            Kernel::MonthDaysOfMs(ms, local, m) => {
+                ms.get(slot).is_some_and(|&x| md_in(m, local.md(x)))
+            }
+        }
+    }
+}
+
+/// Whether `x` equals one of `set` (sorted, deduplicated, −0 as 0).
+#[inline(always)]
+fn num_in(set: &[f64], x: f64) -> bool {
+    if set.len() <= 8 {
+        set.contains(&x)
+    } else {
+        let x = x + 0.0;
+        set.binary_search_by(|s| s.total_cmp(&x)).is_ok()
+    }
 }
 
 /// Evaluates `plan` on the words `w0 .. w0 + mask.len()` (at most one block), writing
@@ -334,12 +437,22 @@ fn chunk<T>(values: &[T], w: usize) -> Option<&[T; WORD_BITS]> {
     values.get(base..base + WORD_BITS)?.try_into().ok()
 }
 
-/// Tests 64 values into one word, branch-free.
+/// Tests 64 values into one word, branch-free: the tests go into 64 bytes (a loop the
+/// compiler vectorises), then every 8 bytes of 0/1 are gathered into 8 bits by one
+/// multiplication (byte `i` lands on bit `56 + i`; the partial products never overlap,
+/// so nothing carries).
 #[inline(always)]
 fn bits64<T: Copy>(values: &[T; WORD_BITS], test: impl Fn(T) -> bool) -> u64 {
+    let mut bytes = [0u8; WORD_BITS];
+    for (b, &v) in bytes.iter_mut().zip(values) {
+        *b = u8::from(test(v));
+    }
     let mut bits = 0u64;
-    for (i, &v) in values.iter().enumerate() {
-        bits |= u64::from(test(v)) << i;
+    for (k, chunk) in bytes.chunks_exact(8).enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let packed = u64::from_le_bytes(word).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+        bits |= packed << (k * 8);
     }
     bits
 }
@@ -368,6 +481,34 @@ fn scan<T: Copy>(
     }
 }
 
+/// Codes equal to one of `set` (or, negated, to none of them), compared in the column's
+/// own width; a code too wide for the column is held by no row.
+#[inline(always)]
+fn code_in<T: Copy + PartialEq + TryFrom<u32>, const N: usize>(
+    present: &[u64],
+    values: &[T],
+    set: &[u32; N],
+    negated: bool,
+    w0: usize,
+    mask: &[u64],
+    out: &mut [u64],
+) {
+    let Some(first) = set.iter().find_map(|&c| T::try_from(c).ok()) else {
+        let none = if negated { u64::MAX } else { 0 };
+        for (j, (o, &m)) in out.iter_mut().zip(mask).enumerate() {
+            *o = m & present.get(w0 + j).copied().unwrap_or(0) & none;
+        }
+        return;
+    };
+    let mut narrow = [first; N];
+    for (n, &c) in narrow.iter_mut().zip(set) {
+        *n = T::try_from(c).unwrap_or(first);
+    }
+    scan(present, values, w0, mask, out, |x| {
+        narrow.iter().fold(false, |hit, &c| hit | (x == c)) != negated
+    });
+}
+
 fn in_ranges<T: PartialOrd + Copy>(ranges: &[(T, T)], v: T) -> bool {
     ranges.iter().any(|&(a, b)| a <= v && v <= b)
 }
@@ -384,24 +525,42 @@ fn leaf(present: &[u64], kernel: &Kernel<'_>, w0: usize, mask: &[u64], out: &mut
                 *o = m & !present.get(w0 + j).copied().unwrap_or(0);
             }
         }
-        Kernel::CodeEq(codes, c) => scan(present, codes, w0, mask, out, |x| x == *c),
-        Kernel::CodeNe(codes, c) => scan(present, codes, w0, mask, out, |x| x != *c),
+        Kernel::CodeEq(codes, c) => match codes {
+            Codes::U8(v) => code_in(present, v, &[*c], false, w0, mask, out),
+            Codes::U16(v) => code_in(present, v, &[*c], false, w0, mask, out),
+            Codes::U32(v) => code_in(present, v, &[*c], false, w0, mask, out),
+        },
+        Kernel::CodeNe(codes, c) => match codes {
+            Codes::U8(v) => code_in(present, v, &[*c], true, w0, mask, out),
+            Codes::U16(v) => code_in(present, v, &[*c], true, w0, mask, out),
+            Codes::U32(v) => code_in(present, v, &[*c], true, w0, mask, out),
+        },
+        Kernel::CodeIn(codes, set, negated) => match codes {
+            Codes::U8(v) => code_in(present, v, set, *negated, w0, mask, out),
+            Codes::U16(v) => code_in(present, v, set, *negated, w0, mask, out),
+            Codes::U32(v) => code_in(present, v, set, *negated, w0, mask, out),
+        },
         Kernel::CodeSet(codes, set) => {
             let set = set.words();
-            scan(present, codes, w0, mask, out, |x| {
+            let test = |x: u32| {
                 set.get(x as usize / WORD_BITS)
                     .is_some_and(|w| (w >> (x as usize % WORD_BITS)) & 1 == 1)
-            })
+            };
+            match codes {
+                Codes::U8(v) => scan(present, v, w0, mask, out, |x| test(u32::from(x))),
+                Codes::U16(v) => scan(present, v, w0, mask, out, |x| test(u32::from(x))),
+                Codes::U32(v) => scan(present, v, w0, mask, out, test),
+            }
+        }
+        Kernel::CodeTable(v, table) => {
+            scan(present, v, w0, mask, out, |x| table[usize::from(x)] != 0)
         }
         Kernel::NumRange(v, lo, hi) => scan(present, v, w0, mask, out, |x| *lo <= x && x <= *hi),
         Kernel::NumSet(v, set, negated) => {
             if set.len() <= 8 {
                 scan(present, v, w0, mask, out, |x| set.contains(&x) != *negated)
             } else {
-                scan(present, v, w0, mask, out, |x| {
-                    let x = x + 0.0;
-                    set.binary_search_by(|s| s.total_cmp(&x)).is_ok() != *negated
-                })
+                scan(present, v, w0, mask, out, |x| num_in(set, x) != *negated)
             }
         }
         Kernel::MsRange(v, a, b, negated) => scan(present, v, w0, mask, out, |x| {

@@ -30,7 +30,7 @@ use unico_filter::{EvalContext, Filter, resolve};
 use crate::bits::{Bits, WORD_BITS};
 use crate::column::{Column, Data};
 use crate::dict::IntHash;
-use crate::eval::{BLOCK_ROWS, BLOCK_WORDS, eval};
+use crate::eval::{BLOCK_ROWS, BLOCK_WORDS, Plan, eval};
 use crate::local::LocalDays;
 use crate::members::Members;
 use crate::parallel::{split_words, sum_ranges};
@@ -39,6 +39,8 @@ use crate::parallel::{split_words, sum_ranges};
 const DEFAULT_PARALLEL_MIN_ROWS: usize = 1 << 16;
 /// At most this many threads per scan.
 const MAX_THREADS: usize = 8;
+/// Rows a page walk tests one at a time before evaluating the whole filter instead.
+const DEFAULT_PAGE_WALK_ROWS: usize = 16_384;
 
 /// One application's customers, in memory, as columns. Pure: no I/O, never writes to a
 /// store. See the module docs for the layout and its invariants.
@@ -60,6 +62,7 @@ pub struct AppIndex {
     fields: HashMap<FieldId, Column>,
     threads: usize,
     parallel_min_rows: usize,
+    page_walk_rows: usize,
 }
 
 fn round_rows(n: usize) -> usize {
@@ -95,6 +98,7 @@ impl AppIndex {
             fields: HashMap::new(),
             threads,
             parallel_min_rows: DEFAULT_PARALLEL_MIN_ROWS,
+            page_walk_rows: DEFAULT_PAGE_WALK_ROWS,
         };
         index.set_schema(schema);
         index
@@ -124,6 +128,16 @@ impl AppIndex {
     pub fn set_parallelism(&mut self, threads: usize, min_rows_per_thread: usize) {
         self.threads = threads.clamp(1, MAX_THREADS);
         self.parallel_min_rows = min_rows_per_thread.max(1);
+    }
+
+    /// Rows a page walk ([`AppIndex::page_matching_by_customer_id`]) tests one at a time
+    /// before evaluating the whole filter (default 16 384). Tuning and tests only.
+    pub fn set_page_walk(&mut self, rows: usize) {
+        self.page_walk_rows = rows;
+    }
+
+    pub(crate) fn page_walk_rows(&self) -> usize {
+        self.page_walk_rows
     }
 
     pub(crate) fn threads(&self) -> usize {
@@ -165,7 +179,7 @@ impl AppIndex {
     /// The customerId bytes of an occupied slot.
     pub(crate) fn customer_id_of(&self, slot: usize) -> &[u8] {
         match &self.customer_id.data {
-            Data::Str { codes, dict } => codes.get(slot).map_or(&[], |&c| dict.value(c)),
+            Data::Str { codes, dict } => codes.get(slot).map_or(&[], |c| dict.value(c)),
             _ => &[],
         }
     }
@@ -468,13 +482,17 @@ impl AppIndex {
     /// The customers matching `filter` at `ctx`. Valid until the next write to the index.
     pub fn members(&self, filter: &Filter, ctx: &EvalContext) -> Members {
         let resolved = resolve(filter, ctx);
-        let plan = self.compile(&resolved);
+        self.members_of(&self.compile(&resolved))
+    }
+
+    /// The rows a compiled plan selects.
+    pub(crate) fn members_of(&self, plan: &Plan<'_>) -> Members {
         let alive = self.alive.words();
         let mut words = vec![0u64; self.scan_words()];
         split_words(&mut words, self.threads, self.min_words(), |first, part| {
             for (i, out) in part.chunks_mut(BLOCK_WORDS).enumerate() {
                 let b = first + i * BLOCK_WORDS;
-                eval(&plan, b, &alive[b..b + out.len()], out);
+                eval(plan, b, &alive[b..b + out.len()], out);
             }
         });
         Members::new(Bits::from_words(words))

@@ -10,6 +10,7 @@ use std::cmp::Ordering;
 use std::ops::Bound;
 
 use unico_core::{FieldId, Value};
+use unico_filter::{EvalContext, Filter, resolve};
 
 use crate::column::{Column, Data};
 use crate::index::AppIndex;
@@ -65,6 +66,26 @@ fn compare(a: (Key<'_>, &[u8], i64), b: (Key<'_>, &[u8], i64), descending: bool)
     }
 }
 
+/// Feeds `visit` entries until it says stop (`true`), the entries end (`true`), or
+/// `budget` entries went by (`false`).
+fn walk_some<'a>(
+    entries: &mut impl Iterator<Item = (&'a (Box<str>, i64), &'a u32)>,
+    budget: usize,
+    visit: &mut impl FnMut((&'a (Box<str>, i64), &'a u32)) -> bool,
+) -> bool {
+    for _ in 0..budget {
+        match entries.next() {
+            None => return true,
+            Some(entry) => {
+                if visit(entry) {
+                    return true;
+                }
+            }
+        }
+    }
+    entries.next().is_none()
+}
+
 fn key_of(column: Option<&Column>, slot: usize) -> Key<'_> {
     let Some(column) = column else {
         return Key::Missing;
@@ -75,7 +96,7 @@ fn key_of(column: Option<&Column>, slot: usize) -> Key<'_> {
     match &column.data {
         Data::Str { codes, dict } => codes
             .get(slot)
-            .map_or(Key::Missing, |&c| Key::Str(dict.value(c))),
+            .map_or(Key::Missing, |c| Key::Str(dict.value(c))),
         Data::Num(v) => v.get(slot).map_or(Key::Missing, |&n| Key::Num(n)),
         Data::Datetime { ms, .. } => ms.get(slot).map_or(Key::Missing, |&t| Key::Ms(t)),
         Data::Date { days, .. } => days.get(slot).map_or(Key::Missing, |&d| Key::Day(d)),
@@ -116,26 +137,102 @@ impl AppIndex {
         descending: bool,
         limit: usize,
     ) -> Vec<i64> {
-        let wanted = |(key, &slot): (&(Box<str>, i64), &u32)| {
+        let m = members.len() as usize;
+        // A walk of the order meets a member every `live / m` entries; when that walk
+        // would be longer than sorting the members themselves, sort them.
+        let walk = (self.len() as u128) * (limit.min(m) as u128 + 1) / (m as u128 + 1);
+        if (m as u128) * 24 < walk {
+            return self.page_of_slots(members.slots(), after, descending, limit);
+        }
+        self.walk_order(after, descending, limit, usize::MAX, |slot| {
+            members.contains(slot)
+        })
+        .unwrap_or_default()
+    }
+
+    /// The first `limit` members of `filter` in customerId order (or its reverse) after
+    /// the customerId `after`: the same page as [`AppIndex::members`] then
+    /// [`AppIndex::page_by_customer_id`], found by walking the order and testing rows one
+    /// at a time until the page is full, which for a page of a not too selective filter
+    /// reads a few hundred rows instead of every row. A walk that finds too few members
+    /// (a selective filter) falls back to evaluating the whole filter.
+    pub fn page_matching_by_customer_id(
+        &self,
+        filter: &Filter,
+        ctx: &EvalContext,
+        after: Option<&str>,
+        descending: bool,
+        limit: usize,
+    ) -> Vec<i64> {
+        let resolved = resolve(filter, ctx);
+        let plan = self.compile(&resolved);
+        let budget = self.page_walk_rows();
+        if limit < budget
+            && let Some(ids) =
+                self.walk_order(after, descending, limit, budget, |slot| plan.test_row(slot))
+        {
+            return ids;
+        }
+        let members = self.members_of(&plan);
+        self.page_by_customer_id(&members, after, descending, limit)
+    }
+
+    /// Walks the customerId order from the cursor, keeping the ids of slots that pass
+    /// `keep`, until `limit` are kept (or the order ends); `None` if `budget` entries were
+    /// read first.
+    fn walk_order(
+        &self,
+        after: Option<&str>,
+        descending: bool,
+        limit: usize,
+        budget: usize,
+        keep: impl Fn(usize) -> bool,
+    ) -> Option<Vec<i64>> {
+        let mut ids = Vec::new();
+        if limit == 0 {
+            return Some(ids);
+        }
+        let mut visit = |(key, &slot): (&(Box<str>, i64), &u32)| {
             let slot = slot as usize;
-            (members.contains(slot) && self.id_of(slot) == Some(key.1)).then_some(key.1)
+            if self.id_of(slot) == Some(key.1) && keep(slot) {
+                ids.push(key.1);
+            }
+            ids.len() >= limit
         };
-        if descending {
+        let finished = if descending {
             let upper = after.map_or(Bound::Unbounded, |a| Bound::Excluded((a.into(), i64::MIN)));
-            self.order()
-                .range((Bound::Unbounded, upper))
-                .rev()
-                .filter_map(wanted)
-                .take(limit)
-                .collect()
+            let mut range = self.order().range((Bound::Unbounded, upper)).rev();
+            walk_some(&mut range, budget, &mut visit)
         } else {
             let lower = after.map_or(Bound::Unbounded, |a| Bound::Excluded((a.into(), i64::MAX)));
-            self.order()
-                .range((lower, Bound::Unbounded))
-                .filter_map(wanted)
-                .take(limit)
-                .collect()
+            let mut range = self.order().range((lower, Bound::Unbounded));
+            walk_some(&mut range, budget, &mut visit)
+        };
+        finished.then_some(ids)
+    }
+
+    /// The page of these slots in customerId order after the cursor, by sorting them.
+    fn page_of_slots(
+        &self,
+        slots: impl Iterator<Item = usize>,
+        after: Option<&str>,
+        descending: bool,
+        limit: usize,
+    ) -> Vec<i64> {
+        let mut keys: Vec<(&[u8], i64)> = slots
+            .filter_map(|slot| Some((self.customer_id_of(slot), self.id_of(slot)?)))
+            .filter(|(cid, _)| match after {
+                None => true,
+                Some(a) if descending => *cid < a.as_bytes(),
+                Some(a) => *cid > a.as_bytes(),
+            })
+            .collect();
+        if descending {
+            keys.sort_unstable_by(|a, b| b.cmp(a));
+        } else {
+            keys.sort_unstable();
         }
+        keys.into_iter().take(limit).map(|(_, id)| id).collect()
     }
 
     fn sort_column(&self, key: SortKey) -> Option<&Column> {

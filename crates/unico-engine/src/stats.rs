@@ -63,7 +63,7 @@ impl AppIndex {
         let mut counts = vec![0u32; dict.codes()];
         let mut total = 0u64;
         for slot in present_members(members, column) {
-            if let Some(c) = codes.get(slot).and_then(|&c| counts.get_mut(c as usize)) {
+            if let Some(c) = codes.get(slot).and_then(|c| counts.get_mut(c as usize)) {
                 *c += 1;
                 total += 1;
             }
