@@ -51,6 +51,15 @@ impl Codes {
         }
     }
 
+    /// Bytes per code.
+    pub(crate) fn width(&self) -> usize {
+        match self {
+            Codes::U8(_) => 1,
+            Codes::U16(_) => 2,
+            Codes::U32(_) => 4,
+        }
+    }
+
     /// Rows of capacity.
     pub(crate) fn len(&self) -> usize {
         match self {

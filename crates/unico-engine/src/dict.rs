@@ -94,6 +94,9 @@ pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
 /// Two arenas would hold more than this many codes only past `u32` codes.
 const MAX_CODES: usize = (u32::MAX - 1) as usize;
 
+/// The stored parts of a dictionary (see [`Dict::parts`]).
+pub(crate) type DictParts<'a> = (&'a [u8], &'a [usize], &'a [u8], &'a [usize], &'a [u32]);
+
 /// A string dictionary. See the module docs for the layout.
 #[derive(Debug, Clone)]
 pub(crate) struct Dict {
@@ -141,6 +144,63 @@ impl Dict {
             (Some(&a), Some(&b)) => &self.bytes[a..b],
             _ => &[],
         }
+    }
+
+    /// The stored parts: values, their offsets, lowercased values, their offsets, and the
+    /// rows holding each code (the lookup table is derived).
+    pub(crate) fn parts(&self) -> DictParts<'_> {
+        (
+            &self.bytes,
+            &self.offsets,
+            &self.lower,
+            &self.lower_offsets,
+            &self.refs,
+        )
+    }
+
+    /// A dictionary from [`Dict::parts`], if they are consistent (offsets from 0, in
+    /// order, ending at their arena's end, one per code plus one; values are UTF-8).
+    pub(crate) fn from_parts(
+        bytes: Vec<u8>,
+        offsets: Vec<usize>,
+        lower: Vec<u8>,
+        lower_offsets: Vec<usize>,
+        refs: Vec<u32>,
+    ) -> Option<Dict> {
+        let n = refs.len();
+        let ok = |offsets: &[usize], arena: &[u8]| {
+            offsets.len() == n + 1
+                && offsets.first() == Some(&0)
+                && offsets.last() == Some(&arena.len())
+                && offsets.windows(2).all(|w| w[0] <= w[1])
+        };
+        if n > MAX_CODES
+            || !ok(&offsets, &bytes)
+            || !ok(&lower_offsets, &lower)
+            || std::str::from_utf8(&bytes).is_err()
+        {
+            return None;
+        }
+        let mut table: HashMap<u64, u32, BuildHasherDefault<PassThrough>> = HashMap::default();
+        table.reserve(n);
+        let mut next = Vec::with_capacity(n);
+        for code in 0..n {
+            let value = &bytes[offsets[code]..offsets[code + 1]];
+            let hash = hash_bytes(value);
+            next.push(table.get(&hash).copied().unwrap_or(NONE));
+            table.insert(hash, code as u32);
+        }
+        let live = refs.iter().filter(|&&r| r > 0).count();
+        Some(Dict {
+            bytes,
+            offsets,
+            lower,
+            lower_offsets,
+            refs,
+            table,
+            next,
+            live,
+        })
     }
 
     /// The code of `value`, if the dictionary holds it (dead or alive).

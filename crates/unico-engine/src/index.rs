@@ -48,21 +48,45 @@ const DEFAULT_PAGE_WALK_ROWS: usize = 16_384;
 pub struct AppIndex {
     schema: Schema,
     local: LocalDays,
-    rows: usize,
-    high: usize,
-    alive: Bits,
-    live: usize,
-    free: Vec<u32>,
-    ids: Vec<i64>,
+    pub(crate) rows: usize,
+    pub(crate) high: usize,
+    pub(crate) alive: Bits,
+    pub(crate) live: usize,
+    pub(crate) free: Vec<u32>,
+    pub(crate) ids: Vec<i64>,
     by_id: HashMap<i64, u32, IntHash>,
     order: BTreeMap<(Box<str>, i64), u32>,
-    customer_id: Column,
-    created_at: Column,
-    updated_at: Column,
-    fields: HashMap<FieldId, Column>,
+    pub(crate) customer_id: Column,
+    pub(crate) created_at: Column,
+    pub(crate) updated_at: Column,
+    pub(crate) fields: HashMap<FieldId, Column>,
     threads: usize,
     parallel_min_rows: usize,
     page_walk_rows: usize,
+}
+
+/// Everything an index holds but its tuning, to assemble one (from a snapshot).
+pub(crate) struct Parts {
+    pub(crate) schema: Schema,
+    pub(crate) local: LocalDays,
+    pub(crate) rows: usize,
+    pub(crate) high: usize,
+    pub(crate) alive: Bits,
+    pub(crate) live: usize,
+    pub(crate) free: Vec<u32>,
+    pub(crate) ids: Vec<i64>,
+    pub(crate) by_id: HashMap<i64, u32, IntHash>,
+    pub(crate) order: BTreeMap<(Box<str>, i64), u32>,
+    pub(crate) customer_id: Column,
+    pub(crate) created_at: Column,
+    pub(crate) updated_at: Column,
+    pub(crate) fields: HashMap<FieldId, Column>,
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_THREADS)
 }
 
 fn round_rows(n: usize) -> usize {
@@ -78,9 +102,7 @@ impl AppIndex {
     /// An empty index with room for `customers` customers before any column grows.
     pub fn with_capacity(schema: &Schema, customers: usize) -> Self {
         let rows = round_rows(customers);
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, MAX_THREADS);
+        let threads = default_threads();
         let mut index = Self {
             schema: Schema::default(),
             local: LocalDays::new(TimeZone::UTC),
@@ -102,6 +124,29 @@ impl AppIndex {
         };
         index.set_schema(schema);
         index
+    }
+
+    /// An index from its parts, with the default tuning.
+    pub(crate) fn from_parts(p: Parts) -> Self {
+        Self {
+            schema: p.schema,
+            local: p.local,
+            rows: p.rows,
+            high: p.high,
+            alive: p.alive,
+            live: p.live,
+            free: p.free,
+            ids: p.ids,
+            by_id: p.by_id,
+            order: p.order,
+            customer_id: p.customer_id,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+            fields: p.fields,
+            threads: default_threads(),
+            parallel_min_rows: DEFAULT_PARALLEL_MIN_ROWS,
+            page_walk_rows: DEFAULT_PAGE_WALK_ROWS,
+        }
     }
 
     /// Number of customers.
@@ -529,7 +574,7 @@ impl AppIndex {
 }
 
 /// Runs `work` on every job over up to `threads` threads, each taking the next job.
-fn run_jobs<J: Send>(jobs: Vec<J>, threads: usize, work: impl Fn(J) + Sync) {
+pub(crate) fn run_jobs<J: Send>(jobs: Vec<J>, threads: usize, work: impl Fn(J) + Sync) {
     if threads <= 1 || jobs.len() <= 1 {
         jobs.into_iter().for_each(work);
         return;

@@ -18,6 +18,7 @@
 //! - [`bits`]: dense bitsets.
 //! - [`members`]: [`Members`], the result of a filter.
 //! - [`page`]: keyset pages by customerId or by a field.
+//! - [`snapshot`]: an index written to bytes and read back (fast restarts).
 //! - [`stats`]: summaries of members for charts (top values, ranges, histograms).
 //!
 //! **Architecture invariant**: the engine agrees exactly with the reference evaluator
@@ -38,6 +39,7 @@ pub mod local;
 pub mod members;
 pub mod page;
 pub mod parallel;
+pub mod snapshot;
 pub mod stats;
 
 pub use index::AppIndex;

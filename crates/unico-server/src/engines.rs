@@ -34,7 +34,7 @@ fn apply(index: &mut AppIndex, change: &Change) {
         Change::CustomerDeleted { id, .. } => index.remove(*id),
         Change::Schema { schema, .. } => index.set_schema(schema),
         Change::TimeZone { timezone, .. } => index.set_timezone(timezone.zone()),
-        Change::AppDeleted { .. } | Change::Bulk { .. } => {}
+        Change::AppDeleted { .. } | Change::Bulk { .. } | Change::DataVersion { .. } => {}
     }
 }
 
@@ -45,7 +45,8 @@ fn app_of(change: &Change) -> AppId {
         | Change::Schema { app, .. }
         | Change::TimeZone { app, .. }
         | Change::AppDeleted { app }
-        | Change::Bulk { app } => *app,
+        | Change::Bulk { app }
+        | Change::DataVersion { app, .. } => *app,
     }
 }
 

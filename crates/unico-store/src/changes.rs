@@ -35,6 +35,28 @@ pub enum Change {
     Bulk {
         app: AppId,
     },
+    /// The application's data version after the commit that carried the changes just
+    /// before this one (see [`crate::Store::data_version`]); one per application per
+    /// commit, after that application's changes.
+    DataVersion {
+        app: AppId,
+        version: u64,
+    },
+}
+
+impl Change {
+    /// The application the change belongs to.
+    pub fn app(&self) -> AppId {
+        match self {
+            Change::Customer { app, .. }
+            | Change::CustomerDeleted { app, .. }
+            | Change::Schema { app, .. }
+            | Change::TimeZone { app, .. }
+            | Change::AppDeleted { app }
+            | Change::Bulk { app }
+            | Change::DataVersion { app, .. } => *app,
+        }
+    }
 }
 
 /// Receives committed changes. Called on the store's writer thread: keep it quick and

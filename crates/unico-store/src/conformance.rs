@@ -38,7 +38,7 @@ macro_rules! conformance_suite {
             a_kept_import_writes_everything, an_import_not_kept_writes_nothing,
             an_import_whose_feed_dies_writes_nothing, import_history_round_trips,
             committed_changes_reach_the_listener_in_order, segments_lifecycle,
-            customers_by_ids_keep_the_order_asked
+            customers_by_ids_keep_the_order_asked, data_versions_move_with_every_change
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -786,6 +786,7 @@ impl crate::changes::ChangeListener for Recorder {
                 Change::TimeZone { timezone, .. } => format!("tz {}", timezone.as_str()),
                 Change::AppDeleted { .. } => "app deleted".to_owned(),
                 Change::Bulk { .. } => "bulk".to_owned(),
+                Change::DataVersion { .. } => continue,
             });
         }
     }
@@ -846,6 +847,79 @@ pub fn committed_changes_reach_the_listener_in_order(store: &dyn Store) {
             "bulk",
             "app deleted"
         ]
+    );
+}
+
+#[derive(Default)]
+struct Versions(std::sync::Mutex<Vec<(AppId, u64)>>);
+
+impl crate::changes::ChangeListener for Versions {
+    fn committed(&self, changes: &[crate::changes::Change]) {
+        let mut seen = self.0.lock().unwrap();
+        for change in changes {
+            if let crate::changes::Change::DataVersion { app, version } = change {
+                seen.push((*app, *version));
+            }
+        }
+    }
+}
+
+pub fn data_versions_move_with_every_change(store: &dyn Store) {
+    let versions = Arc::new(Versions::default());
+    store.set_listener(versions.clone());
+    let a = app(store, "A");
+    let b = app(store, "B");
+    let v0 = store.data_version(a).unwrap();
+    assert_eq!(store.data_version(a).unwrap(), v0, "reading moves nothing");
+    let age = field(store, a, "age", FieldType::Number);
+    let v1 = store.data_version(a).unwrap();
+    assert!(v1 > v0, "a new field moves the version");
+    store
+        .create_customer(a, &cid("x"), &[set(&age, Value::Number(1.0))], 1)
+        .unwrap();
+    let v2 = store.data_version(a).unwrap();
+    assert!(v2 > v1);
+    assert!(store.create_customer(a, &cid("x"), &[], 1).is_err());
+    assert_eq!(
+        store.data_version(a).unwrap(),
+        v2,
+        "a failed write moves nothing"
+    );
+    let vb = store.data_version(b).unwrap();
+    store
+        .update_app(
+            a,
+            None,
+            Some(&TimeZoneName::parse("Europe/Madrid").unwrap()),
+        )
+        .unwrap();
+    let v3 = store.data_version(a).unwrap();
+    assert!(v3 > v2, "a time zone change moves the version");
+    assert_eq!(
+        store.data_version(b).unwrap(),
+        vb,
+        "other applications keep theirs"
+    );
+    store.delete_field(a, &age.name).unwrap();
+    let v4 = store.data_version(a).unwrap();
+    assert!(v4 > v3, "a field deletion moves the version");
+    store.delete_customer(a, &cid("x")).unwrap();
+    let v5 = store.data_version(a).unwrap();
+    assert!(v5 > v4);
+    let heard: Vec<u64> = versions
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(app, _)| *app == a)
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(heard.last(), Some(&v5), "the listener hears every version");
+    assert!(heard.windows(2).all(|w| w[0] < w[1]));
+    store.delete_app(a).unwrap();
+    assert!(
+        store.data_version(a).is_err(),
+        "a deleted application has none"
     );
 }
 

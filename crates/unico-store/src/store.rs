@@ -132,6 +132,14 @@ pub trait Store: Send + Sync + 'static {
     fn find_key(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyInfo>, StoreError>;
 
     // --- customer fields ---
+    /// The application's data version: a number that moves in every committed write that
+    /// changes what the change feed describes (customers, fields, time zone, imports) and
+    /// never comes back, so a view of the data stamped with it (a segment engine snapshot)
+    /// is current exactly when the stamp equals it. Every commit it counts has already
+    /// been delivered to the change listener, which hears each new version as a
+    /// [`crate::Change::DataVersion`] after the commit's changes.
+    fn data_version(&self, app: AppId) -> Result<u64, StoreError>;
+
     fn schema(&self, app: AppId) -> Result<Schema, StoreError>;
     fn field_stats(&self, app: AppId) -> Result<Vec<FieldStat>, StoreError>;
     /// `Conflict` if the name exists, `Limit` past the field limit.

@@ -168,15 +168,19 @@ pub fn filtered_page(
     let after = cursor.map(|c| decode_cursor(c, sort)).transpose()?;
     let key = sort_key(sort);
     let (ids, next) = state.engines.query(app, now_ms(), |index, ctx| {
-        let members = index.members(filter, ctx);
         let mut ids = match key {
-            SortKey::CustomerId => index.page_by_customer_id(
-                &members,
+            // A walk of the customerId order that tests rows until the page is full.
+            SortKey::CustomerId => index.page_matching_by_customer_id(
+                filter,
+                ctx,
                 after.as_ref().map(|p| p.customer_id.as_str()),
                 sort.descending,
                 limit + 1,
             ),
-            _ => index.page_by_field(&members, key, after.as_ref(), sort.descending, limit + 1),
+            _ => {
+                let members = index.members(filter, ctx);
+                index.page_by_field(&members, key, after.as_ref(), sort.descending, limit + 1)
+            }
         };
         let next = if ids.len() > limit {
             ids.truncate(limit);

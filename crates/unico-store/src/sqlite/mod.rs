@@ -402,6 +402,22 @@ impl Store for SqliteStore {
         })
     }
 
+    fn data_version(&self, app: AppId) -> Result<u64, StoreError> {
+        // On the writer thread: every commit before this one has been announced.
+        self.writer.write(move |w| {
+            ensure_app(&w.conn, app)?;
+            let version: Option<i64> = w
+                .conn
+                .query_row(
+                    "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1",
+                    [writer::data_version_key(app)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(version.unwrap_or(0) as u64)
+        })
+    }
+
     fn schema(&self, app: AppId) -> Result<Schema, StoreError> {
         // The lock is held while loading so a load cannot race an invalidation.
         let mut cache = self.schemas.lock().map_err(|_| poisoned())?;

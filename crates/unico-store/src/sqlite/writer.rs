@@ -146,6 +146,44 @@ fn in_savepoint<R>(
     }
 }
 
+/// The `meta` key of an application's data version.
+pub fn data_version_key(app: AppId) -> String {
+    format!("data_version.{}", app.0)
+}
+
+/// Moves the data version of every application this group changed, in the group's
+/// transaction (so a version is never ahead of or behind its data), and announces each
+/// new version after the group's changes. A deleted application's version goes with it.
+fn bump_data_versions(ctx: &mut WriteCtx) -> Result<(), StoreError> {
+    let mut apps: Vec<AppId> = ctx.events.iter().map(Change::app).collect();
+    apps.sort_unstable_by_key(|a| a.0);
+    apps.dedup();
+    for app in apps {
+        let key = data_version_key(app);
+        let deleted = ctx
+            .events
+            .iter()
+            .any(|c| matches!(c, Change::AppDeleted { app: a } if *a == app));
+        if deleted {
+            ctx.conn
+                .execute("DELETE FROM meta WHERE key = ?1", [&key])?;
+            continue;
+        }
+        let version: i64 = ctx.conn.query_row(
+            "INSERT INTO meta (key, value) VALUES (?1, '1')
+             ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)
+             RETURNING CAST(value AS INTEGER)",
+            [&key],
+            |r| r.get(0),
+        )?;
+        ctx.events.push(Change::DataVersion {
+            app,
+            version: version as u64,
+        });
+    }
+    Ok(())
+}
+
 fn run(conn: Connection, rx: mpsc::Receiver<Job>, listener: ListenerSlot) {
     let mut ctx = WriteCtx {
         conn,
@@ -170,7 +208,8 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, listener: ListenerSlot) {
             continue;
         }
         let replies: Vec<Reply> = batch.into_iter().map(|job| job(Some(&mut ctx))).collect();
-        let committed = ctx.conn.execute_batch("COMMIT").map_err(StoreError::from);
+        let committed = bump_data_versions(&mut ctx)
+            .and_then(|()| ctx.conn.execute_batch("COMMIT").map_err(StoreError::from));
         match &committed {
             Err(e) => {
                 tracing::error!(error = %e, "commit failed; rolling back");

@@ -1,0 +1,598 @@
+//! Snapshots: an [`AppIndex`] written to bytes and read back, so that a restarted server
+//! answers from the columns it had instead of rebuilding them from a store scan.
+//!
+//! The engine knows nothing of where the bytes go or whether they are current: the caller
+//! gives a *stamp* (its identity of the data the index reflects, e.g. application, data
+//! version and time zone) that is written first and must match exactly on reading, and the
+//! schema the columns must follow. A snapshot is a cache, never a source of truth.
+//!
+//! Layout (little-endian): magic, format version, stamp, the index's vectors one after the
+//! other (each as its length then its elements), then a checksum of every byte before it.
+//! Reading checks the magic, format and stamp first, bounds every length by the bytes
+//! left, checks the shapes (every column as long as the capacity, dictionary offsets in
+//! order, codes inside their dictionary, the order listing each live slot once) and the
+//! checksum; any failure is an error, and the caller rebuilds from its store. The hash
+//! tables (dictionary lookups, id to slot, the customerId order) are rebuilt, not stored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read, Write};
+
+use jiff::tz::TimeZone;
+use unico_core::{FieldId, FieldType, Schema};
+
+use crate::bits::Bits;
+use crate::column::{Codes, Column, Data};
+use crate::dict::{Dict, IntHash};
+use crate::index::{AppIndex, run_jobs};
+use crate::local::LocalDays;
+
+const MAGIC: &[u8; 12] = b"UNICO-ENGINE";
+/// Bumped whenever the layout changes; older snapshots are then ignored.
+const FORMAT: u32 = 1;
+/// Elements converted per buffered chunk.
+const CHUNK: usize = 8192;
+
+/// Why a snapshot was not used.
+#[derive(Debug)]
+pub enum SnapshotError {
+    Io(io::Error),
+    /// Not a snapshot of this format, or of other data (stamp, schema).
+    Mismatch(&'static str),
+    /// Damaged: bad checksum, impossible lengths or shapes.
+    Corrupt(&'static str),
+}
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotError::Io(e) => write!(f, "cannot read the snapshot: {e}"),
+            SnapshotError::Mismatch(why) => write!(f, "snapshot of other data: {why}"),
+            SnapshotError::Corrupt(why) => write!(f, "damaged snapshot: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+impl From<io::Error> for SnapshotError {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            SnapshotError::Corrupt("truncated")
+        } else {
+            SnapshotError::Io(e)
+        }
+    }
+}
+
+/// A streaming 64-bit checksum: four lanes of folded multiplications over 8-byte words.
+#[derive(Debug, Clone)]
+struct Checksum {
+    lanes: [u64; 4],
+    lane: usize,
+    pending: [u8; 8],
+    pending_len: usize,
+    total: u64,
+}
+
+impl Checksum {
+    fn new() -> Self {
+        Self {
+            lanes: [
+                0x243F_6A88_85A3_08D3,
+                0x1319_8A2E_0370_7344,
+                0xA409_3822_299F_31D0,
+                0x082E_FA98_EC4E_6C89,
+            ],
+            lane: 0,
+            pending: [0; 8],
+            pending_len: 0,
+            total: 0,
+        }
+    }
+
+    fn word(&mut self, w: u64) {
+        const K: u64 = 0x9E37_79B9_7F4A_7C15;
+        let l = &mut self.lanes[self.lane];
+        let p = u128::from(*l ^ w) * u128::from(K);
+        *l = (p as u64) ^ ((p >> 64) as u64);
+        self.lane = (self.lane + 1) % 4;
+    }
+
+    fn update(&mut self, mut bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        if self.pending_len > 0 {
+            let take = (8 - self.pending_len).min(bytes.len());
+            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&bytes[..take]);
+            self.pending_len += take;
+            bytes = &bytes[take..];
+            if self.pending_len < 8 {
+                return;
+            }
+            self.word(u64::from_le_bytes(self.pending));
+            self.pending_len = 0;
+        }
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.word(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.pending_len = rest.len();
+    }
+
+    fn finish(&self) -> u64 {
+        let mut c = self.clone();
+        let mut last = [0u8; 8];
+        last[..c.pending_len].copy_from_slice(&c.pending[..c.pending_len]);
+        c.word(u64::from_le_bytes(last));
+        c.word(c.total);
+        c.lanes
+            .iter()
+            .fold(0u64, |acc, &l| acc.rotate_left(17) ^ l)
+            .wrapping_mul(0xD6E8_FEB8_6659_FD93)
+    }
+}
+
+/// Fixed-width little-endian elements.
+trait Le: Copy + Default {
+    const SIZE: usize;
+    fn put(self, out: &mut Vec<u8>);
+    fn take(b: &[u8]) -> Self;
+}
+
+macro_rules! le {
+    ($($t:ty),*) => {$(
+        impl Le for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            fn put(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn take(b: &[u8]) -> Self {
+                let mut a = [0u8; std::mem::size_of::<$t>()];
+                a.copy_from_slice(b);
+                <$t>::from_le_bytes(a)
+            }
+        }
+    )*};
+}
+le!(u8, u16, u32, u64, i32, i64);
+
+impl Le for f64 {
+    const SIZE: usize = 8;
+    fn put(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_bits().to_le_bytes());
+    }
+    fn take(b: &[u8]) -> Self {
+        f64::from_bits(u64::take(b))
+    }
+}
+
+struct Out<'w, W: Write> {
+    w: &'w mut W,
+    sum: Checksum,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Out<'_, W> {
+    fn raw(&mut self, b: &[u8]) -> io::Result<()> {
+        self.sum.update(b);
+        self.w.write_all(b)
+    }
+
+    fn u64(&mut self, v: u64) -> io::Result<()> {
+        self.raw(&v.to_le_bytes())
+    }
+
+    fn slice<T: Le>(&mut self, v: &[T]) -> io::Result<()> {
+        self.u64(v.len() as u64)?;
+        for chunk in v.chunks(CHUNK) {
+            self.buf.clear();
+            for &x in chunk {
+                x.put(&mut self.buf);
+            }
+            let buf = std::mem::take(&mut self.buf);
+            self.raw(&buf)?;
+            self.buf = buf;
+        }
+        Ok(())
+    }
+
+    fn column(&mut self, c: &Column) -> io::Result<()> {
+        self.u64(type_tag(c.ty))?;
+        self.u64(c.count)?;
+        self.slice(c.present.words())?;
+        match &c.data {
+            Data::Str { codes, dict } => {
+                match codes {
+                    Codes::U8(v) => {
+                        self.u64(1)?;
+                        self.slice(v)?;
+                    }
+                    Codes::U16(v) => {
+                        self.u64(2)?;
+                        self.slice(v)?;
+                    }
+                    Codes::U32(v) => {
+                        self.u64(4)?;
+                        self.slice(v)?;
+                    }
+                }
+                let (bytes, offsets, lower, lower_offsets, refs) = dict.parts();
+                self.slice(bytes)?;
+                self.offsets(offsets)?;
+                self.slice(lower)?;
+                self.offsets(lower_offsets)?;
+                self.slice(refs)
+            }
+            Data::Num(v) => self.slice(v),
+            Data::Datetime { ms, md } => {
+                self.slice(ms)?;
+                self.slice(md)
+            }
+            Data::Date { days, md } => {
+                self.slice(days)?;
+                self.slice(md)
+            }
+        }
+    }
+
+    fn offsets(&mut self, v: &[usize]) -> io::Result<()> {
+        self.u64(v.len() as u64)?;
+        for chunk in v.chunks(CHUNK) {
+            self.buf.clear();
+            for &x in chunk {
+                (x as u64).put(&mut self.buf);
+            }
+            let buf = std::mem::take(&mut self.buf);
+            self.raw(&buf)?;
+            self.buf = buf;
+        }
+        Ok(())
+    }
+}
+
+fn type_tag(ty: FieldType) -> u64 {
+    match ty {
+        FieldType::String => 1,
+        FieldType::Number => 2,
+        FieldType::Datetime => 3,
+        FieldType::Date => 4,
+    }
+}
+
+struct In<'r, R: Read> {
+    r: &'r mut R,
+    sum: Checksum,
+    left: u64,
+    buf: Vec<u8>,
+}
+
+impl<R: Read> In<'_, R> {
+    fn raw(&mut self, n: usize) -> Result<&[u8], SnapshotError> {
+        if n as u64 > self.left {
+            return Err(SnapshotError::Corrupt("a length past the end"));
+        }
+        self.buf.resize(n, 0);
+        self.r.read_exact(&mut self.buf)?;
+        self.left -= n as u64;
+        self.sum.update(&self.buf);
+        Ok(&self.buf)
+    }
+
+    fn u64(&mut self) -> Result<u64, SnapshotError> {
+        Ok(u64::take(self.raw(8)?))
+    }
+
+    fn len(&mut self, size: usize) -> Result<usize, SnapshotError> {
+        let n = self.u64()?;
+        if n.saturating_mul(size as u64) > self.left {
+            return Err(SnapshotError::Corrupt("a length past the end"));
+        }
+        Ok(n as usize)
+    }
+
+    fn vec<T: Le>(&mut self) -> Result<Vec<T>, SnapshotError> {
+        let n = self.len(T::SIZE)?;
+        let mut v = Vec::with_capacity(n);
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(CHUNK);
+            let bytes = self.raw(k * T::SIZE)?;
+            v.extend(bytes.chunks_exact(T::SIZE).map(T::take));
+            left -= k;
+        }
+        Ok(v)
+    }
+
+    fn offsets(&mut self) -> Result<Vec<usize>, SnapshotError> {
+        let v: Vec<u64> = self.vec()?;
+        v.into_iter()
+            .map(|x| usize::try_from(x).map_err(|_| SnapshotError::Corrupt("offset")))
+            .collect()
+    }
+
+    fn column(&mut self, rows: usize) -> Result<Column, SnapshotError> {
+        let corrupt = SnapshotError::Corrupt;
+        let ty = match self.u64()? {
+            1 => FieldType::String,
+            2 => FieldType::Number,
+            3 => FieldType::Datetime,
+            4 => FieldType::Date,
+            _ => return Err(corrupt("column type")),
+        };
+        let count = self.u64()?;
+        let present = self.vec::<u64>()?;
+        if present.len() != rows.div_ceil(64) {
+            return Err(corrupt("presence length"));
+        }
+        let present = Bits::from_words(present);
+        if present.count_ones() != count {
+            return Err(corrupt("value count"));
+        }
+        let data = match ty {
+            FieldType::String => {
+                let codes = match self.u64()? {
+                    1 => Codes::U8(self.vec()?),
+                    2 => Codes::U16(self.vec()?),
+                    4 => Codes::U32(self.vec()?),
+                    _ => return Err(corrupt("code width")),
+                };
+                let bytes = self.vec()?;
+                let offsets = self.offsets()?;
+                let lower = self.vec()?;
+                let lower_offsets = self.offsets()?;
+                let refs = self.vec()?;
+                let dict = Dict::from_parts(bytes, offsets, lower, lower_offsets, refs)
+                    .ok_or(corrupt("dictionary"))?;
+                if codes.len() != rows || Codes::zeros(0, dict.codes()).width() > codes.width() {
+                    return Err(corrupt("codes"));
+                }
+                let n = dict.codes() as u32;
+                if present
+                    .iter()
+                    .any(|row| codes.get(row).is_none_or(|c| c >= n))
+                {
+                    return Err(corrupt("a code outside its dictionary"));
+                }
+                Data::Str { codes, dict }
+            }
+            FieldType::Number => Data::Num(self.vec()?),
+            FieldType::Datetime => Data::Datetime {
+                ms: self.vec()?,
+                md: self.vec()?,
+            },
+            FieldType::Date => Data::Date {
+                days: self.vec()?,
+                md: self.vec()?,
+            },
+        };
+        let lengths_ok = match &data {
+            Data::Str { .. } => true,
+            Data::Num(v) => v.len() == rows,
+            Data::Datetime { ms, md } => ms.len() == rows && md.len() == rows,
+            Data::Date { days, md } => days.len() == rows && md.len() == rows,
+        };
+        if !lengths_ok {
+            return Err(corrupt("column length"));
+        }
+        Ok(Column {
+            ty,
+            present,
+            count,
+            data,
+        })
+    }
+}
+
+impl AppIndex {
+    /// Writes this index as a snapshot stamped with `stamp` (see the module docs).
+    pub fn write_snapshot(&self, stamp: &[u8], w: &mut impl Write) -> io::Result<()> {
+        let mut out = Out {
+            w,
+            sum: Checksum::new(),
+            buf: Vec::with_capacity(CHUNK * 8),
+        };
+        out.raw(MAGIC)?;
+        out.u64(u64::from(FORMAT))?;
+        out.slice(stamp)?;
+        let p = self;
+        out.u64(p.rows as u64)?;
+        out.u64(p.high as u64)?;
+        out.u64(p.live as u64)?;
+        out.slice(p.alive.words())?;
+        out.slice(&p.free)?;
+        out.slice(&p.ids)?;
+        let order: Vec<u32> = p.order().values().copied().collect();
+        out.slice(&order)?;
+        drop(order);
+        out.column(&p.customer_id)?;
+        out.column(&p.created_at)?;
+        out.column(&p.updated_at)?;
+        let mut fields: Vec<(&FieldId, &Column)> = p.fields.iter().collect();
+        fields.sort_by_key(|(id, _)| **id);
+        out.u64(fields.len() as u64)?;
+        for (id, column) in fields {
+            out.u64(u64::from(id.0))?;
+            out.column(column)?;
+        }
+        let sum = out.sum.finish();
+        out.w.write_all(&sum.to_le_bytes())?;
+        out.w.flush()
+    }
+
+    /// Reads a snapshot of `len` bytes written by [`AppIndex::write_snapshot`], if it
+    /// carries exactly `stamp`, its columns follow `schema` (same field ids and types),
+    /// and it is intact. `tz` is the time zone its month-day codes were computed in (the
+    /// caller's stamp must pin it).
+    pub fn read_snapshot(
+        r: &mut impl Read,
+        len: u64,
+        stamp: &[u8],
+        schema: &Schema,
+        tz: TimeZone,
+    ) -> Result<AppIndex, SnapshotError> {
+        let corrupt = SnapshotError::Corrupt;
+        let mut input = In {
+            r,
+            sum: Checksum::new(),
+            left: len.saturating_sub(8),
+            buf: Vec::new(),
+        };
+        if input.raw(MAGIC.len())? != MAGIC {
+            return Err(SnapshotError::Mismatch("not a snapshot"));
+        }
+        if input.u64()? != u64::from(FORMAT) {
+            return Err(SnapshotError::Mismatch("another format"));
+        }
+        if input.vec::<u8>()? != stamp {
+            return Err(SnapshotError::Mismatch("another stamp"));
+        }
+        let rows = usize::try_from(input.u64()?).map_err(|_| corrupt("rows"))?;
+        let high = usize::try_from(input.u64()?).map_err(|_| corrupt("high"))?;
+        let live = usize::try_from(input.u64()?).map_err(|_| corrupt("live"))?;
+        if !rows.is_multiple_of(crate::eval::BLOCK_ROWS) || high > rows {
+            return Err(corrupt("capacity"));
+        }
+        let alive = Bits::from_words(input.vec()?);
+        let free: Vec<u32> = input.vec()?;
+        let ids: Vec<i64> = input.vec()?;
+        let order: Vec<u32> = input.vec()?;
+        if alive.words().len() != rows / 64
+            || ids.len() != rows
+            || alive.count_ones() != live as u64
+            || order.len() != live
+            || alive.iter().any(|s| s >= high)
+            || free
+                .iter()
+                .any(|&s| s as usize >= high || alive.get(s as usize))
+        {
+            return Err(corrupt("slots"));
+        }
+        let customer_id = input.column(rows)?;
+        let created_at = input.column(rows)?;
+        let updated_at = input.column(rows)?;
+        if customer_id.ty != FieldType::String
+            || created_at.ty != FieldType::Datetime
+            || updated_at.ty != FieldType::Datetime
+            || customer_id.count != live as u64
+        {
+            return Err(corrupt("built-in columns"));
+        }
+        let n = input.u64()?;
+        if n != schema.fields().len() as u64 {
+            return Err(SnapshotError::Mismatch("another schema"));
+        }
+        let mut fields = HashMap::new();
+        for _ in 0..n {
+            let id = u32::try_from(input.u64()?).map_err(|_| corrupt("field id"))?;
+            let column = input.column(rows)?;
+            let def = schema
+                .by_id(FieldId(id))
+                .ok_or(SnapshotError::Mismatch("another schema"))?;
+            if def.field_type != column.ty {
+                return Err(SnapshotError::Mismatch("another schema"));
+            }
+            fields.insert(FieldId(id), column);
+        }
+        if fields.len() != schema.fields().len() {
+            return Err(SnapshotError::Mismatch("another schema"));
+        }
+        let want = input.sum.finish();
+        let mut tail = [0u8; 8];
+        input.r.read_exact(&mut tail)?;
+        if u64::from_le_bytes(tail) != want || input.left != 0 {
+            return Err(corrupt("checksum"));
+        }
+        // The lookups are rebuilt: ids to slots, and the customerId order.
+        let mut by_id = HashMap::default();
+        let mut sorted: Option<BTreeMap<(Box<str>, i64), u32>> = None;
+        let cid_of = |slot: usize| match &customer_id.data {
+            Data::Str { codes, dict } => codes
+                .get(slot)
+                .and_then(|c| std::str::from_utf8(dict.value(c)).ok()),
+            _ => None,
+        };
+        {
+            let ids = &ids;
+            let alive = &alive;
+            let order = &order;
+            let by_id = &mut by_id;
+            let sorted = &mut sorted;
+            enum Job<'j> {
+                ById(&'j mut HashMap<i64, u32, IntHash>),
+                Order(&'j mut Option<BTreeMap<(Box<str>, i64), u32>>),
+            }
+            run_jobs(
+                vec![Job::Order(sorted), Job::ById(by_id)],
+                2,
+                |job| match job {
+                    Job::ById(map) => {
+                        map.reserve(live);
+                        map.extend(alive.iter().filter_map(|s| Some((*ids.get(s)?, s as u32))));
+                    }
+                    Job::Order(out) => {
+                        let mut keys = Vec::with_capacity(order.len());
+                        for &slot in order {
+                            let s = slot as usize;
+                            let (Some(cid), Some(&id), true) =
+                                (cid_of(s), ids.get(s), alive.get(s))
+                            else {
+                                return;
+                            };
+                            keys.push(((Box::<str>::from(cid), id), slot));
+                        }
+                        if keys.windows(2).all(|w| w[0].0 < w[1].0) {
+                            *out = Some(keys.into_iter().collect());
+                        }
+                    }
+                },
+            );
+        }
+        let order = sorted.ok_or(corrupt("customerId order"))?;
+        if by_id.len() != live || order.len() != live {
+            return Err(corrupt("ids"));
+        }
+        Ok(AppIndex::from_parts(crate::index::Parts {
+            schema: schema.clone(),
+            local: LocalDays::new(tz),
+            rows,
+            high,
+            alive,
+            live,
+            free,
+            ids,
+            by_id,
+            order,
+            customer_id,
+            created_at,
+            updated_at,
+            fields,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checksum_does_not_depend_on_how_bytes_are_cut() {
+        let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let mut whole = Checksum::new();
+        whole.update(&bytes);
+        for cut in [1, 3, 7, 8, 9, 500] {
+            let mut parts = Checksum::new();
+            for c in bytes.chunks(cut) {
+                parts.update(c);
+            }
+            assert_eq!(parts.finish(), whole.finish(), "cut {cut}");
+        }
+        let mut other = bytes.clone();
+        other[500] ^= 1;
+        let mut changed = Checksum::new();
+        changed.update(&other);
+        assert_ne!(changed.finish(), whole.finish());
+    }
+}
