@@ -66,12 +66,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(addr = %local, data = %args.data.display(), backend = store.backend(), "unico is listening");
         println!("Listening on http://{local}");
         let state = AppState::new(store.clone(), &admin_key).with_spool_dir(spool);
+        // Segment engines restart from their snapshots when those are current.
+        let engines = state.engines.clone();
+        if let Err(e) = engines.enable_snapshots(args.data.join("engines")) {
+            tracing::warn!(error = %e, "segment engine snapshots are off");
+        }
         warm_engines(&state, store.as_ref());
         let app = unico_server::router(state);
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving")?;
+        tokio::task::spawn_blocking(move || engines.save_snapshots())
+            .await
+            .context("saving the segment engine snapshots")?;
         tracing::info!("stopped");
         anyhow::Ok(())
     })

@@ -1,0 +1,191 @@
+//! Segment engine snapshots: a restart reads a current snapshot instead of scanning, and
+//! never one that disagrees with the store (a write after it, even followed by a crash, a
+//! field deletion, a time zone change, a damaged file).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use unico_core::{
+    AppId, AppName, CustomerId, FieldChange, FieldDef, FieldName, FieldType, TimeZoneName, Value,
+};
+use unico_filter::{Filter, FilterInput};
+use unico_server::engines::Engines;
+use unico_store::{SqliteStore, Store};
+
+const NOW: i64 = 1_800_000_000_000;
+
+fn open(dir: &Path) -> (Arc<dyn Store>, Arc<Engines>) {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("db")).unwrap());
+    let engines = Engines::attach(&store);
+    engines.enable_snapshots(dir.join("engines")).unwrap();
+    (store, engines)
+}
+
+fn customer(store: &dyn Store, app: AppId, cid: &str, field: &FieldDef, v: f64) {
+    store
+        .create_customer(
+            app,
+            &CustomerId::parse(cid).unwrap(),
+            &[FieldChange {
+                field: field.id,
+                value: Some(Value::Number(v)),
+            }],
+            NOW,
+        )
+        .unwrap();
+}
+
+fn count(store: &dyn Store, engines: &Arc<Engines>, app: AppId, text: &str) -> u64 {
+    let filter = Filter::parse(FilterInput::Text(text), &store.schema(app).unwrap()).unwrap();
+    engines
+        .query(app, NOW, |index, ctx| index.count(&filter, ctx))
+        .unwrap()
+}
+
+/// A store with one application of 300 customers, its engine built and snapshotted.
+fn setup(dir: &Path) -> (AppId, FieldDef) {
+    let (store, engines) = open(dir);
+    let app = store
+        .create_app(&AppName::parse("a").unwrap(), &TimeZoneName::utc(), NOW)
+        .unwrap()
+        .id;
+    let age = store
+        .create_field(
+            app,
+            &FieldName::parse("age").unwrap(),
+            FieldType::Number,
+            NOW,
+        )
+        .unwrap();
+    for i in 0..300 {
+        customer(
+            store.as_ref(),
+            app,
+            &format!("c{i:04}"),
+            &age,
+            f64::from(i % 60),
+        );
+    }
+    assert_eq!(count(store.as_ref(), &engines, app, "age >= 30"), 150);
+    assert_eq!(engines.from_snapshot(app), Some(false));
+    engines.save_snapshots();
+    assert!(
+        dir.join("engines")
+            .join(format!("engine-{}.snapshot", app.0))
+            .exists()
+    );
+    (app, age)
+}
+
+#[test]
+fn a_restart_reads_a_current_snapshot_and_follows_later_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, age) = setup(dir.path());
+    let (store, engines) = open(dir.path());
+    assert_eq!(count(store.as_ref(), &engines, app, "age >= 30"), 150);
+    assert_eq!(engines.from_snapshot(app), Some(true));
+    customer(store.as_ref(), app, "new", &age, 45.0);
+    assert_eq!(count(store.as_ref(), &engines, app, "age >= 30"), 151);
+    // A graceful stop saves the change; the next start reads it.
+    engines.save_snapshots();
+    drop((store, engines));
+    let (store, engines) = open(dir.path());
+    assert_eq!(count(store.as_ref(), &engines, app, "age >= 30"), 151);
+    assert_eq!(engines.from_snapshot(app), Some(true));
+}
+
+#[test]
+fn a_write_after_the_snapshot_then_a_crash_makes_it_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, age) = setup(dir.path());
+    {
+        // The engine hears the write, but the process dies before any new snapshot.
+        let (store, engines) = open(dir.path());
+        assert_eq!(count(store.as_ref(), &engines, app, "age >= 30"), 150);
+        customer(store.as_ref(), app, "late", &age, 59.0);
+        store
+            .delete_customer(app, &CustomerId::parse("c0031").unwrap())
+            .unwrap();
+        std::mem::forget(engines);
+    }
+    let (store, engines) = open(dir.path());
+    assert_eq!(count(store.as_ref(), &engines, app, "age >= 30"), 150);
+    assert_eq!(
+        engines.from_snapshot(app),
+        Some(false),
+        "the stale snapshot is ignored"
+    );
+    assert_eq!(
+        count(store.as_ref(), &engines, app, "customerId = \"late\""),
+        1
+    );
+}
+
+#[test]
+fn field_deletion_retyping_and_time_zones_make_it_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, age) = setup(dir.path());
+    {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
+        store.delete_field(app, &age.name).unwrap();
+        store
+            .create_field(
+                app,
+                &FieldName::parse("age").unwrap(),
+                FieldType::String,
+                NOW,
+            )
+            .unwrap();
+    }
+    let (store, engines) = open(dir.path());
+    assert_eq!(count(store.as_ref(), &engines, app, "age exists"), 0);
+    assert_eq!(engines.from_snapshot(app), Some(false));
+    engines.save_snapshots();
+    drop((store, engines));
+    {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
+        store
+            .update_app(app, None, Some(&TimeZoneName::parse("Asia/Tokyo").unwrap()))
+            .unwrap();
+    }
+    let (store, engines) = open(dir.path());
+    assert_eq!(count(store.as_ref(), &engines, app, "age exists"), 0);
+    assert_eq!(engines.from_snapshot(app), Some(false));
+    assert_eq!(
+        engines
+            .query(app, NOW, |index, _| index
+                .timezone()
+                .iana_name()
+                .map(str::to_owned))
+            .unwrap()
+            .as_deref(),
+        Some("Asia/Tokyo")
+    );
+}
+
+#[test]
+fn a_damaged_snapshot_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = setup(dir.path());
+    let path = dir
+        .path()
+        .join("engines")
+        .join(format!("engine-{}.snapshot", app.0));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    let (store, engines) = open(dir.path());
+    assert_eq!(count(store.as_ref(), &engines, app, "age >= 30"), 150);
+    assert_eq!(engines.from_snapshot(app), Some(false));
+    // Truncated, too.
+    engines.save_snapshots();
+    drop((store, engines));
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 9]).unwrap();
+    let (store, engines) = open(dir.path());
+    assert_eq!(count(store.as_ref(), &engines, app, "age >= 30"), 150);
+    assert_eq!(engines.from_snapshot(app), Some(false));
+}
