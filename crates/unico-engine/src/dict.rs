@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
 
 use unico_filter::resolve::TextOp;
 
@@ -94,6 +95,37 @@ pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
 /// Two arenas would hold more than this many codes only past `u32` codes.
 const MAX_CODES: usize = (u32::MAX - 1) as usize;
 
+/// Lookup by value: a table from a value's hash to the last code with that hash, and
+/// per code the previous code with the same hash (`NONE` ends the chain).
+#[derive(Debug, Clone, Default)]
+struct Lookup {
+    table: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
+    next: Vec<u32>,
+}
+
+impl Lookup {
+    fn build(bytes: &[u8], offsets: &[usize]) -> Lookup {
+        let n = offsets.len().saturating_sub(1);
+        let mut table: HashMap<u64, u32, BuildHasherDefault<PassThrough>> = HashMap::default();
+        table.reserve(n);
+        let mut next = Vec::with_capacity(n);
+        for (code, w) in offsets.windows(2).enumerate() {
+            let hash = hash_bytes(bytes.get(w[0]..w[1]).unwrap_or_default());
+            match table.entry(hash) {
+                std::collections::hash_map::Entry::Occupied(mut e) => {
+                    next.push(*e.get());
+                    *e.get_mut() = code as u32;
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    next.push(NONE);
+                    e.insert(code as u32);
+                }
+            }
+        }
+        Lookup { table, next }
+    }
+}
+
 /// The stored parts of a dictionary (see [`Dict::parts`]).
 pub(crate) type DictParts<'a> = (&'a [u8], &'a [usize], &'a [u8], &'a [usize], &'a [u32]);
 
@@ -105,8 +137,9 @@ pub(crate) struct Dict {
     lower: Vec<u8>,
     lower_offsets: Vec<usize>,
     refs: Vec<u32>,
-    table: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
-    next: Vec<u32>,
+    /// The lookup by value; built on first use after [`Dict::from_parts`] (a restart
+    /// answers most filters without ever looking a value of a big dictionary up).
+    lookup: OnceLock<Lookup>,
     /// Codes with `refs > 0`.
     live: usize,
 }
@@ -119,8 +152,7 @@ impl Default for Dict {
             lower: Vec::new(),
             lower_offsets: vec![0],
             refs: Vec::new(),
-            table: HashMap::default(),
-            next: Vec::new(),
+            lookup: OnceLock::from(Lookup::default()),
             live: 0,
         }
     }
@@ -181,15 +213,6 @@ impl Dict {
         {
             return None;
         }
-        let mut table: HashMap<u64, u32, BuildHasherDefault<PassThrough>> = HashMap::default();
-        table.reserve(n);
-        let mut next = Vec::with_capacity(n);
-        for code in 0..n {
-            let value = &bytes[offsets[code]..offsets[code + 1]];
-            let hash = hash_bytes(value);
-            next.push(table.get(&hash).copied().unwrap_or(NONE));
-            table.insert(hash, code as u32);
-        }
         let live = refs.iter().filter(|&&r| r > 0).count();
         Some(Dict {
             bytes,
@@ -197,20 +220,25 @@ impl Dict {
             lower,
             lower_offsets,
             refs,
-            table,
-            next,
+            lookup: OnceLock::new(),
             live,
         })
     }
 
+    fn lookup(&self) -> &Lookup {
+        self.lookup
+            .get_or_init(|| Lookup::build(&self.bytes, &self.offsets))
+    }
+
     /// The code of `value`, if the dictionary holds it (dead or alive).
     pub(crate) fn get(&self, value: &str) -> Option<u32> {
-        let mut code = *self.table.get(&hash_bytes(value.as_bytes()))?;
+        let lookup = self.lookup();
+        let mut code = *lookup.table.get(&hash_bytes(value.as_bytes()))?;
         while code != NONE {
             if self.value(code) == value.as_bytes() {
                 return Some(code);
             }
-            code = self.next.get(code as usize).copied().unwrap_or(NONE);
+            code = lookup.next.get(code as usize).copied().unwrap_or(NONE);
         }
         None
     }
@@ -219,14 +247,15 @@ impl Dict {
     /// only if the dictionary is full (4 billion distinct values).
     pub(crate) fn intern(&mut self, value: &str) -> Option<u32> {
         let hash = hash_bytes(value.as_bytes());
-        let head = self.table.get(&hash).copied().unwrap_or(NONE);
+        let lookup = self.lookup();
+        let head = lookup.table.get(&hash).copied().unwrap_or(NONE);
         let mut code = head;
         while code != NONE {
             if self.value(code) == value.as_bytes() {
                 self.retain(code);
                 return Some(code);
             }
-            code = self.next.get(code as usize).copied().unwrap_or(NONE);
+            code = lookup.next.get(code as usize).copied().unwrap_or(NONE);
         }
         if self.refs.len() >= MAX_CODES {
             return None;
@@ -238,8 +267,10 @@ impl Dict {
         self.lower_offsets.push(self.lower.len());
         self.refs.push(1);
         self.live += 1;
-        self.next.push(head);
-        self.table.insert(hash, code);
+        if let Some(lookup) = self.lookup.get_mut() {
+            lookup.next.push(head);
+            lookup.table.insert(hash, code);
+        }
         Some(code)
     }
 
@@ -385,9 +416,11 @@ impl Dict {
         self.bytes.capacity()
             + self.lower.capacity()
             + (self.offsets.capacity() + self.lower_offsets.capacity()) * 8
-            + (self.refs.capacity() + self.next.capacity()) * 4
+            + self.refs.capacity() * 4
             // hashbrown: key + value + one control byte per bucket.
-            + self.table.capacity() * (8 + 4 + 1)
+            + self.lookup.get().map_or(0, |l| {
+                l.next.capacity() * 4 + l.table.capacity() * (8 + 4 + 1)
+            })
     }
 }
 

@@ -306,6 +306,19 @@ impl<R: Read> In<'_, R> {
         Ok(v)
     }
 
+    /// A byte vector (as [`In::vec`], copied a chunk at a time).
+    fn bytes(&mut self) -> Result<Vec<u8>, SnapshotError> {
+        let n = self.len(1)?;
+        let mut v = Vec::with_capacity(n);
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(CHUNK * 8);
+            v.extend_from_slice(self.raw(k)?);
+            left -= k;
+        }
+        Ok(v)
+    }
+
     fn offsets(&mut self) -> Result<Vec<usize>, SnapshotError> {
         let v: Vec<u64> = self.vec()?;
         v.into_iter()
@@ -334,14 +347,14 @@ impl<R: Read> In<'_, R> {
         let data = match ty {
             FieldType::String => {
                 let codes = match self.u64()? {
-                    1 => Codes::U8(self.vec()?),
+                    1 => Codes::U8(self.bytes()?),
                     2 => Codes::U16(self.vec()?),
                     4 => Codes::U32(self.vec()?),
                     _ => return Err(corrupt("code width")),
                 };
-                let bytes = self.vec()?;
+                let bytes = self.bytes()?;
                 let offsets = self.offsets()?;
-                let lower = self.vec()?;
+                let lower = self.bytes()?;
                 let lower_offsets = self.offsets()?;
                 let refs = self.vec()?;
                 let dict = Dict::from_parts(bytes, offsets, lower, lower_offsets, refs)
