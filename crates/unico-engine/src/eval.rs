@@ -308,6 +308,18 @@ fn code_set(dict: &Dict, codes: &[u32], negated: bool) -> Bits {
 }
 
 impl Plan<'_> {
+    /// Whether every leaf only tests presence (a scan of bitmaps, no column values).
+    pub(crate) fn reads_presence_only(&self) -> bool {
+        match self {
+            Plan::All | Plan::Nothing => true,
+            Plan::And(children) | Plan::Or(children) => {
+                children.iter().all(Plan::reads_presence_only)
+            }
+            Plan::Not(inner) => inner.reads_presence_only(),
+            Plan::Leaf { kernel, .. } => matches!(kernel, Kernel::Present | Kernel::Absent),
+        }
+    }
+
     /// Whether the row in `slot` passes: the row-at-a-time twin of [`eval`], for walks
     /// that stop after a few hits (the first page of a listing). The caller checks that
     /// the slot is alive.

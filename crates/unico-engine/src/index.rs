@@ -506,10 +506,16 @@ impl AppIndex {
         let resolved = resolve(filter, ctx);
         let plan = self.compile(&resolved);
         let alive = self.alive.words();
+        // Presence tests read one bit per row: a thread costs more than it saves.
+        let words_per_thread = if plan.reads_presence_only() {
+            self.min_words().saturating_mul(16)
+        } else {
+            self.min_words()
+        };
         sum_ranges(
             self.scan_words(),
             self.threads,
-            self.min_words(),
+            words_per_thread,
             |start, end| {
                 let mut out = [0u64; BLOCK_WORDS];
                 let mut total = 0u64;
