@@ -4,7 +4,9 @@
 //! segment engine in one pass per field; [`render`] turns them into SVG charts.
 
 use maud::{Markup, html};
-use unico_core::{FieldType, Schema};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use unico_core::{FieldDef, FieldType, Schema};
 use unico_engine::stats::{Attribute, TopValues};
 use unico_engine::{AppIndex, Members};
 
@@ -54,36 +56,75 @@ fn distribution(index: &AppIndex, members: &Members, attr: Attribute, scale: Sca
     })
 }
 
-/// Summarises `members` of `index` field by field.
-pub fn summarize(index: &AppIndex, members: &Members, schema: &Schema) -> Summary {
-    let fields = schema
-        .fields()
-        .iter()
-        .map(|def| {
-            let attr = Attribute::Field(def.id);
-            let holding = index.holding(members, attr);
-            let chart = if holding == 0 {
-                Chart::Empty
-            } else {
-                match def.field_type {
-                    FieldType::String => Chart::Top(index.top_values(members, attr, TOP_VALUES)),
-                    FieldType::Number => distribution(index, members, attr, Scale::Number),
-                    FieldType::Date | FieldType::Datetime => {
-                        distribution(index, members, attr, Scale::Time)
-                    }
-                }
-            };
-            FieldSummary {
-                name: def.name.as_str().to_owned(),
-                field_type: def.field_type,
-                holding,
-                chart,
+fn summarize_field(index: &AppIndex, members: &Members, def: &FieldDef) -> FieldSummary {
+    let attr = Attribute::Field(def.id);
+    let holding = index.holding(members, attr);
+    let chart = if holding == 0 {
+        Chart::Empty
+    } else {
+        match def.field_type {
+            FieldType::String => Chart::Top(index.top_values(members, attr, TOP_VALUES)),
+            FieldType::Number => distribution(index, members, attr, Scale::Number),
+            FieldType::Date | FieldType::Datetime => {
+                distribution(index, members, attr, Scale::Time)
             }
+        }
+    };
+    FieldSummary {
+        name: def.name.as_str().to_owned(),
+        field_type: def.field_type,
+        holding,
+        chart,
+    }
+}
+
+/// Summarises `members` of `index` field by field, the fields shared out over the cores
+/// (each is one pass over the members).
+pub fn summarize(index: &AppIndex, members: &Members, schema: &Schema) -> Summary {
+    let defs = schema.fields();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(defs.len() + 1);
+    // Job 0 is the creation dates; job i + 1 is field i.
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let job = next.fetch_add(1, Ordering::Relaxed);
+            if job > defs.len() {
+                break done;
+            }
+            let result = match job {
+                0 => Err(distribution(index, members, Attribute::CreatedAt, Scale::Time)),
+                i => Ok(summarize_field(index, members, &defs[i - 1])),
+            };
+            done.push((job, result));
+        }
+    };
+    let mut results: Vec<(usize, Result<FieldSummary, Chart>)> = if threads <= 1 {
+        work()
+    } else {
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            let mut all = work();
+            for h in helpers {
+                all.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+            }
+            all
         })
-        .collect();
+    };
+    results.sort_by_key(|(job, _)| *job);
+    let mut created = Chart::Empty;
+    let mut fields = Vec::with_capacity(defs.len());
+    for (_, result) in results {
+        match result {
+            Ok(field) => fields.push(field),
+            Err(chart) => created = chart,
+        }
+    }
     Summary {
         total: members.len(),
-        created: distribution(index, members, Attribute::CreatedAt, Scale::Time),
+        created,
         fields,
     }
 }
