@@ -131,7 +131,7 @@ impl AppIndex {
         let Some(column) = self.attribute(attr) else {
             return counts;
         };
-        if buckets == 0 || !(width > 0.0) {
+        if buckets == 0 || width.is_nan() || width <= 0.0 {
             return counts;
         }
         let last = buckets - 1;

@@ -81,7 +81,7 @@ pub fn columns(title: &str, buckets: &Buckets) -> Markup {
                 @let v = top * k / 4;
                 @let y = y_of(v);
                 line x1=(LEFT) x2=(W - RIGHT) y1=(fmt(y)) y2=(fmt(y)) class=(if k == 0 { "axis" } else { "grid" }) {}
-                text x=(LEFT - 6.0) y=(fmt(y + 4.0)) text-anchor="end" class="tick" { (compact(v)) }
+                text x=(LEFT - 6.0) y=(fmt(y + 4.0)) text-anchor="end" class="tick" { (axis_count(v, top)) }
             }
             @for (i, &count) in buckets.counts.iter().enumerate() {
                 @let x = LEFT + col_w * i as f64;
@@ -141,9 +141,11 @@ pub fn number_step(lo: f64, hi: f64, target: usize) -> f64 {
 
 const HOUR: f64 = 3_600_000.0;
 const DAY: f64 = 24.0 * HOUR;
+/// The mean Gregorian year, so that yearly buckets stay on 1 January.
+const YEAR: f64 = 365.2425 * DAY;
 
 /// A step for about `target` buckets over instants: hours, days, weeks, 30 days,
-/// quarters (91 days) or years (365 days).
+/// quarters (91 days) or whole years.
 pub fn time_step(lo: f64, hi: f64, target: usize) -> f64 {
     let raw = (hi - lo) / target.max(1) as f64;
     [
@@ -153,24 +155,38 @@ pub fn time_step(lo: f64, hi: f64, target: usize) -> f64 {
         7.0 * DAY,
         30.0 * DAY,
         91.0 * DAY,
-        365.0 * DAY,
+        YEAR,
     ]
     .into_iter()
     .find(|&s| s >= raw)
-    .unwrap_or_else(|| (raw / (365.0 * DAY)).ceil() * 365.0 * DAY)
+    .unwrap_or_else(|| (raw / YEAR).ceil() * YEAR)
 }
 
-/// Buckets covering `lo..=hi` with `step`, starting at a multiple of the step (whole days
-/// for instants, so bars begin at midnight UTC).
+/// Buckets covering `lo..=hi` with `step`, starting at a multiple of the step (for
+/// yearly steps, on 1 January of `lo`'s year).
 pub fn layout(lo: f64, hi: f64, step: f64) -> (f64, usize) {
-    let start = (lo / step).floor() * step;
+    let start = if step >= YEAR {
+        let (y, _, _) = civil_from_days(days(lo));
+        f64::from(unico_core::time::days_from_civil(y, 1, 1)) * DAY
+    } else {
+        (lo / step).floor() * step
+    };
     let n = (((hi - start) / step).floor() as usize + 1).clamp(1, 400);
     (start, n)
 }
 
 fn edge_label(buckets: &Buckets, x: f64) -> String {
     match buckets.scale {
-        Scale::Number => number(x),
+        Scale::Number => {
+            // In thousands when the axis reaches 10 000, so that edges read alike.
+            let end = buckets.start + buckets.width * buckets.counts.len() as f64;
+            let big = end.abs().max(buckets.start.abs()) >= 10_000.0;
+            if big && x.abs() < 1e15 && (x / 100.0).fract() == 0.0 {
+                format!("{}k", number(x / 1000.0))
+            } else {
+                number(x)
+            }
+        }
         Scale::Time => date_label(x, buckets.width),
     }
 }
@@ -181,7 +197,20 @@ fn bucket_label(buckets: &Buckets, i: usize) -> String {
     match buckets.scale {
         Scale::Number => format!("{} to {}", number(lo), number(hi)),
         Scale::Time if buckets.width < DAY => format!("from {}", date_label(lo, buckets.width)),
-        Scale::Time => format!("{} to {}", format_date(days(lo)), format_date(days(hi) - 1)),
+        Scale::Time if buckets.width >= YEAR => {
+            let year = |ms: f64| civil_from_days(days(ms + DAY)).0;
+            let (first, last) = (year(lo), year(hi) - 1);
+            if first == last {
+                first.to_string()
+            } else {
+                format!("{first} to {last}")
+            }
+        }
+        Scale::Time => format!(
+            "{} to {}",
+            format_date(days(lo + DAY / 2.0)),
+            format_date(days(hi - DAY / 2.0))
+        ),
     }
 }
 
@@ -193,13 +222,18 @@ const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-/// A date short enough for an axis: `Mar 2026` for steps of a month or more, `4 Mar` for
-/// days and weeks, `4 Mar 06:00` below a day.
+/// A date short enough for an axis: `2026` for yearly steps, `4 Mar 2026` for months and
+/// quarters, `4 Mar` for days and weeks, `4 Mar 06:00` below a day.
 fn date_label(ms: f64, step: f64) -> String {
+    if step >= YEAR {
+        // Yearly edges fall within a day of 1 January.
+        let (y, _, _) = civil_from_days(days(ms + DAY));
+        return y.to_string();
+    }
     let (y, m, d) = civil_from_days(days(ms));
     let month = MONTHS[(m as usize).clamp(1, 12) - 1];
     if step >= 30.0 * DAY {
-        format!("{month} {y}")
+        format!("{d} {month} {y}")
     } else if step >= DAY {
         format!("{d} {month}")
     } else {
@@ -209,7 +243,7 @@ fn date_label(ms: f64, step: f64) -> String {
 }
 
 /// A number for a label: integers as such, others with up to 2 decimals.
-fn number(x: f64) -> String {
+pub fn number(x: f64) -> String {
     if x.abs() >= 1e15 {
         return format!("{x:e}");
     }
@@ -225,6 +259,16 @@ fn compact_signed(v: i64) -> String {
         format!("-{}", compact(v.unsigned_abs()))
     } else {
         compact(v as u64)
+    }
+}
+
+/// A count on the y axis, in the unit of the axis' top so that ticks read alike
+/// (`0, 5k, 10k, 15k, 20k`, not `0, 5000, 10k`).
+fn axis_count(v: u64, top: u64) -> String {
+    match top {
+        0..=9_999 => v.to_string(),
+        10_000..=9_999_999 => trim(format!("{:.1}", v as f64 / 1e3)) + "k",
+        _ => trim(format!("{:.2}", v as f64 / 1e6)) + "M",
     }
 }
 
@@ -282,7 +326,15 @@ mod tests {
         assert_eq!((start, n), (10.0, 8), "10..90 in 8 buckets holds 18 and 80");
         assert_eq!(time_step(0.0, 90.0 * DAY, 20), 7.0 * DAY);
         assert_eq!(time_step(0.0, 4.0 * 365.0 * DAY, 20), 91.0 * DAY);
-        assert_eq!(time_step(0.0, 6.0 * 365.0 * DAY, 20), 365.0 * DAY);
+        assert_eq!(time_step(0.0, 6.0 * 365.0 * DAY, 20), YEAR);
+        let jan_1990 = f64::from(unico_core::time::days_from_civil(1990, 1, 1)) * DAY;
+        let (start, n) = layout(jan_1990 + 40.0 * DAY, jan_1990 + 30.0 * YEAR, YEAR);
+        assert_eq!(
+            (start, n),
+            (jan_1990, 31),
+            "yearly buckets start on 1 January"
+        );
+        assert_eq!(date_label(start + 8.0 * YEAR, YEAR), "1998");
     }
 
     #[test]
@@ -297,7 +349,10 @@ mod tests {
         assert_eq!(nice_ceiling(76_402), 80_000);
         assert_eq!(nice_ceiling(130), 200);
         let ms = f64::from(unico_core::time::days_from_civil(2026, 3, 4)) * DAY;
-        assert_eq!(date_label(ms, 30.0 * DAY), "Mar 2026");
+        assert_eq!(date_label(ms, 30.0 * DAY), "4 Mar 2026");
+        assert_eq!(axis_count(5_000, 20_000), "5k");
+        assert_eq!(axis_count(7_500, 10_000), "7.5k");
+        assert_eq!(axis_count(750, 1_000), "750");
         assert_eq!(date_label(ms, DAY), "4 Mar");
         assert_eq!(date_label(ms + 6.0 * HOUR, HOUR), "4 Mar 06:00");
         assert_eq!(percent(0.26), "0.3%");

@@ -23,6 +23,8 @@ pub enum Chart {
     Columns(Buckets),
     /// No member holds a value.
     Empty,
+    /// Every value is the same (to the hour for instants): a sentence says which.
+    Single(String),
 }
 
 pub struct FieldSummary {
@@ -43,6 +45,21 @@ fn distribution(index: &AppIndex, members: &Members, attr: Attribute, scale: Sca
     let Some((lo, hi)) = index.range(members, attr) else {
         return Chart::Empty;
     };
+    match scale {
+        Scale::Number if lo == hi => {
+            return Chart::Single(format!("Every value is {}.", charts::number(lo)));
+        }
+        Scale::Time if hi - lo < 3_600_000.0 => {
+            return Chart::Single(format!(
+                "All within one hour of {} UTC.",
+                unico_core::time::format_datetime(lo as i64)
+                    .get(..16)
+                    .unwrap_or_default()
+                    .replace('T', " ")
+            ));
+        }
+        _ => {}
+    }
     let step = match scale {
         Scale::Number => charts::number_step(lo, hi, TARGET_BUCKETS),
         Scale::Time => charts::time_step(lo, hi, TARGET_BUCKETS),
@@ -95,7 +112,12 @@ pub fn summarize(index: &AppIndex, members: &Members, schema: &Schema) -> Summar
                 break done;
             }
             let result = match job {
-                0 => Err(distribution(index, members, Attribute::CreatedAt, Scale::Time)),
+                0 => Err(distribution(
+                    index,
+                    members,
+                    Attribute::CreatedAt,
+                    Scale::Time,
+                )),
                 i => Ok(summarize_field(index, members, &defs[i - 1])),
             };
             done.push((job, result));
@@ -174,13 +196,14 @@ fn caption(f: &FieldSummary, total: u64) -> String {
     match &f.chart {
         Chart::Top(top) => format!("{held}; {} distinct; most frequent first.", top.distinct),
         Chart::Columns(_) => format!("{held}; distribution of the values."),
-        Chart::Empty => format!("{held}."),
+        Chart::Empty | Chart::Single(_) => format!("{held}."),
     }
 }
 
 fn chart(chart: &Chart, title: &str, holding: u64) -> Markup {
     match chart {
         Chart::Empty => html! { p class="sub empty-chart" { "No value to chart." } },
+        Chart::Single(text) => html! { p class="sub empty-chart" { (text) } },
         Chart::Columns(buckets) => charts::columns(title, buckets),
         Chart::Top(top) if top.distinct > 50 && top.distinct * 10 >= holding * 9 => html! {
             p class="sub empty-chart" { "Nearly every customer holds their own value (" (top.distinct) " distinct): nothing stands out." }

@@ -22,7 +22,7 @@ use crate::state::{AppState, now_ms};
 /// Rows per page of the customer list.
 pub const PAGE_ROWS: usize = 50;
 /// Field columns shown in the customer list.
-const LIST_FIELD_COLUMNS: usize = 4;
+const LIST_FIELD_COLUMNS: usize = 3;
 
 /// The signed-in principal, or a redirect to the sign-in page.
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
@@ -263,7 +263,7 @@ pub async fn customers(
                     @if let Err(e) = &page { (e.to_string()) }
                 }
                 div class="row" {
-                    div class="count grow" { span id="live-count" { "…" } small { "customers match" } }
+                    div class="count grow" { span id="live-count" aria-live="polite" aria-busy="true" { "…" } small { "customers match" } }
                     button type="submit" id="apply-filter" { "Show customers" }
                     a class="button secondary" id="export-link" data-base=(format!("/console/apps/{}/export?format=wide&filter=", app.id))
                         href=(format!("/console/apps/{}/export?format=wide&filter={}", app.id, encode(&filter_text))) { "Export CSV" }
@@ -332,7 +332,7 @@ pub(super) fn customer_table(
     shown: &[&unico_core::FieldDef],
 ) -> Markup {
     html! {
-        table {
+        table class="customers" {
             thead { tr {
                 th { "customerId" }
                 th class="hide-narrow" { "Created" }
@@ -346,11 +346,8 @@ pub(super) fn customer_table(
                         td class="hide-narrow mono nowrap" { (short_time(&c.created_at)) }
                         td class="hide-narrow mono nowrap" { (short_time(&c.updated_at)) }
                         @for f in shown {
-                            td class="hide-narrow nowrap" {
-                                @if let Some(v) = c.fields.get(f.name.as_str()) {
-                                    (match v { serde_json::Value::String(s) => s.clone(), other => other.to_string() })
-                                }
-                            }
+                            @let shown = c.fields.get(f.name.as_str()).map(|v| match v { serde_json::Value::String(s) => s.clone(), other => other.to_string() }).unwrap_or_default();
+                            td class="hide-narrow cell" title=(shown) { (shown) }
                         }
                     }
                 }
@@ -473,32 +470,30 @@ pub async fn fields(
             "Customer fields",
             Some(&app),
             Section::Fields,
-            fields_body(
-                &app,
-                &stats,
-                total,
-                query.get("error").map(String::as_str),
-                query.get("created").map(String::as_str),
-                query.get("deleted").map(String::as_str),
-            ),
+            fields_body(&app, &stats, total, &query),
         )
         .into_string(),
     )
     .into_response()
 }
 
+/// The fields page. `flash` holds the query's messages: `error` (with `name`/`type`, what
+/// the New field form had typed), `created`, `deleted`.
 fn fields_body(
     app: &Application,
     stats: &[unico_store::FieldStat],
     total: u64,
-    error: Option<&str>,
-    created: Option<&str>,
-    deleted: Option<&str>,
+    flash: &HashMap<String, String>,
 ) -> Markup {
+    let error = flash.get("error").map(String::as_str);
+    let created = flash.get("created").map(String::as_str);
+    let deleted = flash.get("deleted").map(String::as_str);
+    let typed = flash.get("name").map(String::as_str);
+    let typed_type = flash.get("type").map(String::as_str);
     html! {
         h1 { "Customer fields" }
         p class="sub" { "The typed attributes every customer of " (app.name.as_str()) " can hold. CSV files and API calls refer to them by name." }
-        @if let Some(e) = error { div class="flash bad" { (e) } }
+        @if let (Some(e), None) = (error, typed) { div class="flash bad" role="alert" { (e) } }
         @if let Some(c) = created { div class="flash ok" { "Field " (c) " created." } }
         @if let Some(d) = deleted { div class="flash ok" { (d) } }
         div class="card" {
@@ -527,6 +522,20 @@ fn fields_body(
             }
             @if stats.is_empty() { p class="sub" { "No field yet: create the first one below." } }
         }
+        div class="card" id="new-field" {
+            h2 { "New field" }
+            form method="post" action=(format!("/console/apps/{}/fields", app.id)) {
+                div class="row" {
+                    input class="grow" type="text" name="name" value=(typed.unwrap_or("")) placeholder="Name, as in your CRM (e.g. last_purchase_at)" required maxlength="128" aria-label="Field name";
+                    select name="type" aria-label="Field type" {
+                        @for t in FieldType::ALL { option value=(t.as_str()) selected[typed_type == Some(t.as_str())] { (t.as_str()) } }
+                    }
+                    button type="submit" { "Create field" }
+                }
+                @if let (Some(e), Some(_)) = (error, typed) { div class="flash bad inline" role="alert" { (e) } }
+                p class="hint" { "1–128 characters, case-sensitive, no control characters or surrounding spaces; id, customerId, created_at and updated_at are reserved." }
+            }
+        }
         div class="card" id="upload" data-url=(format!("/console/apps/{}/imports", app.id)) {
             h2 style="font-size:16px;margin:0 0 10px" { "Upload customers (CSV)" }
             div class="row" {
@@ -551,19 +560,6 @@ fn fields_body(
                 }
             }
         }
-        div class="card" {
-            h2 style="font-size:16px;margin:0 0 10px" { "New field" }
-            form method="post" action=(format!("/console/apps/{}/fields", app.id)) {
-                div class="row" {
-                    input class="grow" type="text" name="name" placeholder="Name, exactly as in your CRM (e.g. last_purchase_at)" required maxlength="128";
-                    select name="type" {
-                        @for t in FieldType::ALL { option value=(t.as_str()) { (t.as_str()) } }
-                    }
-                    button type="submit" { "Create field" }
-                }
-                p class="hint" { "1–128 characters, case-sensitive, no control characters or surrounding spaces; id, customerId, created_at and updated_at are reserved." }
-            }
-        }
     }
 }
 
@@ -586,13 +582,24 @@ pub async fn create_field(
         ))
         .into_response()
     };
+    // An error keeps what was typed and scrolls back to the form.
+    let refused = |message: &str| {
+        Redirect::to(&format!(
+            "/console/apps/{}/fields?error={}&name={}&type={}#new-field",
+            app.id,
+            encode(message),
+            encode(&form.name),
+            encode(&form.r#type)
+        ))
+        .into_response()
+    };
     let name = match FieldName::parse(&form.name) {
         Ok(n) => n,
-        Err(e) => return back("error", &e.to_string()),
+        Err(e) => return refused(&e.to_string()),
     };
     let ty = match FieldType::parse(&form.r#type) {
         Ok(t) => t,
-        Err(e) => return back("error", &e.to_string()),
+        Err(e) => return refused(&e.to_string()),
     };
     let id = app.id;
     let shown = name.as_str().to_owned();
@@ -601,7 +608,7 @@ pub async fn create_field(
         .await
     {
         Ok(_) => back("created", &shown),
-        Err(e) => back("error", &e.to_string()),
+        Err(e) => refused(&e.to_string()),
     }
 }
 
@@ -632,8 +639,8 @@ fn customer_body(
             form method="post" action=(base) {
                 table class="form" {
                     tbody {
-                        tr { th { "ID" } td { input type="text" value=(customer.id) readonly disabled; } td class="hint" { "assigned by Unico, never changes" } }
-                        tr { th { "customerId" } td { input type="text" value=(customer.customer_id.as_str()) readonly disabled; } td class="hint" { "your key for this customer, never changes" } }
+                        tr { th { "ID" } td { input class="locked" type="text" value=(customer.id) readonly disabled aria-label="ID"; } td class="hint hide-narrow" { "🔒 assigned by Unico, never changes" } }
+                        tr { th { "customerId" } td { input class="locked" type="text" value=(customer.customer_id.as_str()) readonly disabled aria-label="customerId"; } td class="hint hide-narrow" { "🔒 your key for this customer, never changes" } }
                         @for def in schema.fields() {
                             @let name = def.name.as_str();
                             @let current = errors.get(&format!("value:{name}")).cloned().unwrap_or_else(|| input_text(customer.get(def.id)));
@@ -648,7 +655,7 @@ fn customer_body(
                                     }
                                     @if let Some(e) = errors.get(name) { div class="err" { (e) } }
                                 }
-                                td { span class="pill" { (def.field_type.as_str()) } }
+                                td class="hide-narrow" { span class="pill" { (def.field_type.as_str()) } }
                             }
                         }
                     }

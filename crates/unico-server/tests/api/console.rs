@@ -595,11 +595,15 @@ async fn insights_chart_every_field_of_the_application() {
     api.create_field(&app, "tier", "string").await;
     api.create_field(&app, "birthdate", "date").await;
     api.create_field(&app, "note", "string").await;
-    for (id, age, tier) in [("a", 20, "gold"), ("b", 40, "gold"), ("c", 60, "<b>x</b>")] {
+    for (id, age, tier, born) in [
+        ("a", 20, "gold", "1990-05-01"),
+        ("b", 40, "gold", "1971-12-24"),
+        ("c", 60, "<b>x</b>", "2001-02-03"),
+    ] {
         api.create_customer(
             &app,
             id,
-            json!({"age": age, "tier": tier, "birthdate": "1990-05-01"}),
+            json!({"age": age, "tier": tier, "birthdate": born}),
         )
         .await;
     }
@@ -613,8 +617,20 @@ async fn insights_chart_every_field_of_the_application() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body.matches("<svg").count(),
-        5,
-        "fill, over time, age, tier, birthdate: {body}"
+        4,
+        "fill, age, tier, birthdate: {body}"
+    );
+    assert!(
+        body.contains("All within one hour of"),
+        "customers created at once say so: {body}"
+    );
+    assert!(
+        body.contains(">1971<") && body.contains(">2001<"),
+        "birthdates by year: {body}"
+    );
+    assert!(
+        body.contains("<title>1989 to 1990: 1</title>"),
+        "yearly buckets: {body}"
     );
     assert!(
         body.contains(">gold<") && body.contains("2 · 67%"),

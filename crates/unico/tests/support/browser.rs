@@ -302,8 +302,21 @@ impl Browser {
     pub fn wait<T>(&self, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
         let started = Instant::now();
         loop {
-            if let Some(found) = probe() {
-                return found;
+            // The page may replace an element between finding it and reading it (the filter
+            // builder re-renders its rows): such a probe is retried, any other failure is not.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut probe)) {
+                Ok(Some(found)) => return found,
+                Ok(None) => {}
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("");
+                    if !message.contains("stale element") {
+                        std::panic::resume_unwind(panic);
+                    }
+                }
             }
             if started.elapsed() > WAIT {
                 let shot = self.save_failure_screenshot();

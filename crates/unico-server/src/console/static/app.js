@@ -18,10 +18,14 @@
     progress.hidden = true;
     result.hidden = false;
     var ok = report.state === "succeeded";
+    var canRetry = report.state === "failed" && report.mode === "atomic" && report.rows_rejected > 0;
     summary.textContent = ok
       ? "Imported: " + report.rows_written.toLocaleString() + " rows, " + report.created.toLocaleString() + " customers created, " +
         report.updated.toLocaleString() + " updated" + (report.rows_rejected ? ", " + report.rows_rejected + " rows rejected." : ".")
-      : (report.message || "The import failed.");
+      : canRetry
+        ? "Nothing was imported: " + report.rows_rejected.toLocaleString() + (report.rows_rejected === 1 ? " row is" : " rows are") +
+          " invalid (below). Fix the file and upload it again, or import the valid rows only."
+        : (report.message || "The import failed.");
     summary.className = ok ? "flash ok" : "flash bad";
     var body = table.querySelector("tbody");
     body.textContent = "";
@@ -31,7 +35,7 @@
       body.appendChild(tr);
     });
     table.hidden = !(report.errors && report.errors.length);
-    retry.hidden = !(report.state === "failed" && report.mode === "atomic" && report.rows_rejected > 0);
+    retry.hidden = !canRetry;
   }
   function poll(id) {
     fetch(url + "/" + id, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (report) {

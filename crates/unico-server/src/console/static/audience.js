@@ -346,13 +346,18 @@
     if (afterSettle) { var f = afterSettle; afterSettle = null; f(); }
   }
   function show(res, fromBuilder) {
+    out.setAttribute("aria-busy", "false");
     if (res.ok) {
       out.textContent = res.body.count.toLocaleString();
+      out.setAttribute("data-count", res.body.count);
+      out.removeAttribute("data-stale");
       err.textContent = "";
       lastTree = res.body.tree;
       if (fromBuilder) input.value = res.body.text;
       if (exportLink) exportLink.href = exportLink.getAttribute("data-base") + encodeURIComponent(input.value.trim());
     } else {
+      // The last count no longer answers what is typed: grey it out.
+      out.setAttribute("data-stale", "");
       err.textContent = res.body.error ? res.body.error.message : "invalid filter";
     }
   }
@@ -377,6 +382,7 @@
   }
   function changed() {
     pending = true;
+    out.setAttribute("aria-busy", "true");
     clearTimeout(timer);
     timer = setTimeout(mode === "builder" ? countModel : countText, 150);
     // Mark incomplete rows without re-rendering (which would steal the focus).
