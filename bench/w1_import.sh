@@ -16,13 +16,14 @@ if [ ! -f "$csv" ]; then
 fi
 fields_json="$(dirname "$csv")/fields.json"
 cargo build --release -q -p unico
+bin="${CARGO_TARGET_DIR:-target}/release/unico"
 key=bench-admin-key-0123456789
 port=${PORT:-18282}
 H="Authorization: Bearer $key"; J="Content-Type: application/json"
 times=()
 for round in $(seq "$rounds"); do
   work=$(mktemp -d "${TMPDIR:-/tmp}/unico-w1.XXXXXX")
-  UNICO_ADMIN_KEY=$key RUST_LOG=${RUST_LOG:-warn} ./target/release/unico serve --data "$work/data" --addr 127.0.0.1:$port >"$work/log" 2>&1 &
+  UNICO_ADMIN_KEY=$key RUST_LOG=${RUST_LOG:-warn} "$bin" serve --data "$work/data" --addr 127.0.0.1:$port >"$work/log" 2>&1 &
   server=$!
   for _ in $(seq 50); do curl -sf localhost:$port/health >/dev/null && break; sleep 0.1; done
   curl -sf -H "$H" -H "$J" -d '{"name":"bench"}' localhost:$port/v1/apps >/dev/null
@@ -32,6 +33,7 @@ for round in $(seq "$rounds"); do
     done
   start=$(date +%s.%N)
   curl -sf -o /dev/null -H "$H" -H "Content-Type: text/csv" --data-binary @"$csv" localhost:$port/v1/apps/1/imports
+  uploaded=$(date +%s.%N)
   while status=$(curl -sf -H "$H" localhost:$port/v1/apps/1/imports/1) && grep -q '"state":"running"' <<<"$status"; do sleep 0.05; done
   end=$(date +%s.%N)
   grep -q '"state":"succeeded"' <<<"$status" || { echo "import failed: $status"; exit 1; }
@@ -43,7 +45,8 @@ for round in $(seq "$rounds"); do
   fi
   disk=$(du -sm "$work/data" | cut -f1)
   t=$(python3 -c "print(f'{$end - $start:.2f}')")
-  echo "round $round: ${t} s, peak RSS ${rss} MB, on disk ${disk} MB"
+  up=$(python3 -c "print(f'{$uploaded - $start:.2f}')")
+  echo "round $round: ${t} s (upload ${up} s), peak RSS ${rss} MB, on disk ${disk} MB"
   times+=("$t")
   [ "${KEEP:-0}" = 1 ] && [ "$round" = "$rounds" ] || rm -rf "$work"
 done

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use unico_core::AppId;
 
+use super::bulk::ImportWriter;
 use super::writer::WriteCtx;
-use super::writes::{self, CountDeltas};
 use crate::error::StoreError;
 use crate::store::{
     ImportBatch, ImportCounts, ImportMode, ImportRecord, ImportRowError, ImportState,
@@ -45,8 +45,8 @@ pub fn get_import(conn: &Connection, app: AppId, id: i64) -> Result<ImportRecord
     .ok_or_else(|| StoreError::NotFound(format!("import {id}")))
 }
 
-/// Runs one import's batches inside the writer. Everything happens under one savepoint,
-/// released only if the feed ends with `keep: true`.
+/// Runs one import's batches inside the writer (through [`ImportWriter`]). Everything
+/// happens under one savepoint, released only if the feed ends with `keep: true`.
 pub fn run(
     w: &mut WriteCtx,
     app: AppId,
@@ -57,37 +57,16 @@ pub fn run(
     let live = w.live_fields(app)?;
     let conn = &w.conn;
     conn.execute_batch("SAVEPOINT import")?;
-    let mut counts = ImportCounts::default();
-    let mut deltas = CountDeltas::default();
-    let mut writer = writes::CustomerWriter::new(conn)?;
-    // Ids only grow, so a customer with a larger id than this was created by this import:
-    // a later row for it is not an update of an existing customer.
-    let mut updated_ids = std::collections::HashSet::new();
-    let last_id_before: i64 =
-        conn.query_row("SELECT coalesce(max(id), 0) FROM customers", [], |r| {
-            r.get(0)
-        })?;
+    let mut writer = ImportWriter::new(conn, app, live, now)?;
     let apply = || -> Result<bool, StoreError> {
         for batch in batches {
             match batch {
                 ImportBatch::Items(items) => {
+                    let n = items.len() as u64;
                     for item in items {
-                        writes::check_changes(&live, &item.changes)?;
-                        let (created, id) = writer.write_quiet(
-                            conn,
-                            app,
-                            &item.customer_id,
-                            &item.changes,
-                            now,
-                            &mut deltas,
-                        )?;
-                        if created {
-                            counts.created += 1;
-                        } else if id <= last_id_before && updated_ids.insert(id) {
-                            counts.updated += 1;
-                        }
-                        written.fetch_add(1, Ordering::Relaxed);
+                        writer.write(item)?;
                     }
+                    written.fetch_add(n, Ordering::Relaxed);
                 }
                 ImportBatch::End { keep } => return Ok(keep),
             }
@@ -95,17 +74,19 @@ pub fn run(
         // The feed stopped without a verdict (its producer died): keep nothing.
         Ok(false)
     };
-    let verdict = apply();
-    drop(writer);
+    let verdict = apply().and_then(|keep| Ok(if keep { Some(writer.finish()?) } else { None }));
     match verdict {
-        Ok(true) => {
-            std::mem::take(&mut deltas).flush(conn)?;
+        Ok(Some(done)) => {
+            done.deltas.flush(conn)?;
             conn.execute_batch("RELEASE import")?;
-            counts.kept = true;
             w.emit(crate::changes::Change::Bulk { app });
-            Ok(counts)
+            Ok(ImportCounts {
+                created: done.created,
+                updated: done.updated,
+                kept: true,
+            })
         }
-        Ok(false) => {
+        Ok(None) => {
             conn.execute_batch("ROLLBACK TO import; RELEASE import")?;
             written.store(0, Ordering::Relaxed);
             Ok(ImportCounts::default())

@@ -9,6 +9,7 @@
 //! caller hears back. All writes go through one [`writer::Writer`] thread (group commit);
 //! reads use a small pool of their own connections and never wait for writes.
 
+mod bulk;
 mod imports;
 mod migrations;
 mod rows;

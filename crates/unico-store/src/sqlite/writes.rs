@@ -69,6 +69,7 @@ pub struct CustomerWriter<'c> {
     insert: CachedStatement<'c>,
     update: CachedStatement<'c>,
     find: CachedStatement<'c>,
+    find_id: CachedStatement<'c>,
     buf: Vec<u8>,
     fields: Vec<(FieldId, unico_core::Value)>,
 }
@@ -85,14 +86,16 @@ impl<'c> CustomerWriter<'c> {
                 "SELECT {} FROM customers WHERE app_id = ?1 AND customer_id = ?2",
                 rows::CUSTOMER_COLUMNS
             ))?,
+            find_id: conn.prepare_cached(
+                "SELECT id FROM customers WHERE app_id = ?1 AND customer_id = ?2",
+            )?,
             buf: Vec::with_capacity(512),
             fields: Vec::with_capacity(32),
         })
     }
 
-    /// Writes one customer and records the value-count changes. New customers (most of an
-    /// import) cost one insert: the lookup happens only when the insert meets an existing
-    /// one. `want_customer` false skips building the answer (imports do not need it).
+    /// Writes one customer and records the value-count changes. New customers cost one
+    /// insert: the lookup happens only when the insert meets an existing one.
     #[allow(clippy::too_many_arguments)]
     pub fn write(
         &mut self,
@@ -104,68 +107,28 @@ impl<'c> CustomerWriter<'c> {
         mode: Mode,
         deltas: &mut CountDeltas,
     ) -> Result<UpsertOutcome, StoreError> {
-        let (created, _, customer) =
-            self.write_inner(conn, app, customer_id, changes, now, mode, deltas, true)?;
-        let customer = customer.ok_or_else(|| StoreError::Internal("no customer built".into()))?;
-        Ok(UpsertOutcome { created, customer })
-    }
-
-    /// Like [`CustomerWriter::write`] without building the answer; answers whether the
-    /// customer was created, and its id.
-    pub fn write_quiet(
-        &mut self,
-        conn: &Connection,
-        app: AppId,
-        customer_id: &CustomerId,
-        changes: &[FieldChange],
-        now: i64,
-        deltas: &mut CountDeltas,
-    ) -> Result<(bool, i64), StoreError> {
-        let (created, id, _) = self.write_inner(
-            conn,
-            app,
-            customer_id,
-            changes,
-            now,
-            Mode::Upsert,
-            deltas,
-            false,
-        )?;
-        Ok((created, id))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn write_inner(
-        &mut self,
-        conn: &Connection,
-        app: AppId,
-        customer_id: &CustomerId,
-        changes: &[FieldChange],
-        now: i64,
-        mode: Mode,
-        deltas: &mut CountDeltas,
-        want_customer: bool,
-    ) -> Result<(bool, i64, Option<Customer>), StoreError> {
         if mode != Mode::Update {
             self.fields.clear();
             let applied = apply_changes(&mut self.fields, changes);
             codec::encode_into(&self.fields, &mut self.buf);
-            let inserted =
-                self.insert
-                    .execute(params![app.0, customer_id.as_str(), now, &self.buf[..]])?;
-            if inserted == 1 {
+            let data = std::mem::take(&mut self.buf);
+            let inserted = self.try_insert(conn, app, customer_id, now, &data);
+            self.buf = data;
+            if let Some(id) = inserted? {
                 for (field, d) in applied.presence {
                     deltas.add(field, d);
                 }
-                let id = conn.last_insert_rowid();
-                let customer = want_customer.then(|| Customer {
+                let customer = Customer {
                     id,
                     customer_id: customer_id.clone(),
                     created_at: now,
                     updated_at: now,
                     fields: std::mem::take(&mut self.fields),
+                };
+                return Ok(UpsertOutcome {
+                    created: true,
+                    customer,
                 });
-                return Ok((true, id, customer));
             }
             if mode == Mode::Create {
                 return Err(StoreError::Conflict(format!(
@@ -174,6 +137,51 @@ impl<'c> CustomerWriter<'c> {
                 )));
             }
         }
+        let customer = self.update_existing(app, customer_id, changes, now, deltas)?;
+        Ok(UpsertOutcome {
+            created: false,
+            customer,
+        })
+    }
+
+    /// Inserts a new customer with its values already encoded; answers its id, or `None`
+    /// if the customer exists (nothing written).
+    pub fn try_insert(
+        &mut self,
+        conn: &Connection,
+        app: AppId,
+        customer_id: &CustomerId,
+        now: i64,
+        data: &[u8],
+    ) -> Result<Option<i64>, StoreError> {
+        let inserted = self
+            .insert
+            .execute(params![app.0, customer_id.as_str(), now, data])?;
+        Ok((inserted == 1).then(|| conn.last_insert_rowid()))
+    }
+
+    /// The id of a customer, if it exists.
+    pub fn find_id(
+        &mut self,
+        app: AppId,
+        customer_id: &CustomerId,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .find_id
+            .query_row(params![app.0, customer_id.as_str()], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Applies `changes` to an existing customer (`NotFound` if there is none), moving
+    /// `updated_at` only if a value changed; answers the customer as it now is.
+    pub fn update_existing(
+        &mut self,
+        app: AppId,
+        customer_id: &CustomerId,
+        changes: &[FieldChange],
+        now: i64,
+        deltas: &mut CountDeltas,
+    ) -> Result<Customer, StoreError> {
         let row = self
             .find
             .query_row(
@@ -193,8 +201,7 @@ impl<'c> CustomerWriter<'c> {
                 deltas.add(field, d);
             }
         }
-        let id = customer.id;
-        Ok((false, id, want_customer.then_some(customer)))
+        Ok(customer)
     }
 }
 
