@@ -102,5 +102,6 @@ pub fn router() -> Router<AppState> {
             post(segments::delete_segment),
         )
         .route("/console/apps/{app}/insights", get(segments::insights))
+        .route("/console/apps/{app}/columns", post(pages::choose_columns))
         .route("/console/apps/{app}/export", get(pages::export))
 }

@@ -195,6 +195,7 @@ pub async fn apps(State(state): State<AppState>, headers: HeaderMap) -> Response
 pub async fn customers(
     State(state): State<AppState>,
     AppPage(app): AppPage,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let filter_text = query.get("filter").cloned().unwrap_or_default();
@@ -225,7 +226,7 @@ pub async fn customers(
         Ok(s) => s,
         Err(e) => return failure(e),
     };
-    let shown = list_field_columns(&schema);
+    let shown = chosen_columns(&schema, &headers, app.id);
     let count_url = format!("/console/apps/{}/count", app.id);
     // The builder starts from the filter's JSON tree (the server parses the text form).
     let tree = if filter_text.trim().is_empty() {
@@ -286,6 +287,18 @@ pub async fn customers(
             p class="hint" id="text-hint" { "Text form: = != < <= > >= in not_in between contains starts_with ends_with exists not_exists before after within_last on anniversary; combine with and, or, not and parentheses." }
         }
         div class="card" {
+            details class="columns" {
+                summary { "Columns" }
+                form method="post" action=(format!("/console/apps/{}/columns", app.id)) {
+                    input type="hidden" name="back" value=(format!("/console/apps/{}/customers?filter={}&q={}", app.id, encode(&filter_text), encode(&search)));
+                    div class="column-choices" {
+                        @for f in schema.fields() {
+                            label { input type="checkbox" name="col" value=(f.id.0) checked[shown.iter().any(|s| s.id == f.id)]; " " span class="mono" { (f.name.as_str()) } }
+                        }
+                    }
+                    button type="submit" class="secondary small" { "Show these columns" }
+                }
+            }
             @match &page {
                 Ok(list) => {
                     (customer_table(app.id, list, &shown))
@@ -306,6 +319,81 @@ pub async fn customers(
 /// The first field columns shown in customer tables.
 pub(super) fn list_field_columns(schema: &unico_core::Schema) -> Vec<&unico_core::FieldDef> {
     schema.fields().iter().take(LIST_FIELD_COLUMNS).collect()
+}
+
+/// At most this many chosen field columns.
+const MAX_CHOSEN_COLUMNS: usize = 8;
+
+fn columns_cookie(app: AppId) -> String {
+    format!("unico_cols_{app}")
+}
+
+/// The field columns the user chose for this application's customer list (a cookie of
+/// field ids, so a renamed or deleted field simply drops out), or the first fields.
+fn chosen_columns<'a>(
+    schema: &'a unico_core::Schema,
+    headers: &HeaderMap,
+    app: AppId,
+) -> Vec<&'a unico_core::FieldDef> {
+    let name = columns_cookie(app);
+    let chosen = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, ids)| {
+            ids.split('.')
+                .filter_map(|id| id.parse::<u32>().ok())
+                .filter_map(|id| schema.fields().iter().find(|f| f.id.0 == id))
+                .take(MAX_CHOSEN_COLUMNS)
+                .collect::<Vec<_>>()
+        });
+    chosen.unwrap_or_else(|| list_field_columns(schema))
+}
+
+/// Remembers the customer list's columns (a cookie per application) and goes back.
+pub async fn choose_columns(
+    State(state): State<AppState>,
+    AppPage(app): AppPage,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let id = app.id;
+    let Ok(schema) = state.blocking(move |s| s.schema(id)).await else {
+        return not_found();
+    };
+    // In schema order (the order of the checkboxes), known fields only.
+    let mut ids: Vec<u32> = form
+        .iter()
+        .filter(|(k, _)| k == "col")
+        .filter_map(|(_, v)| v.parse::<u32>().ok())
+        .filter(|id| schema.fields().iter().any(|f| f.id.0 == *id))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.truncate(MAX_CHOSEN_COLUMNS);
+    let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
+    let prefix = format!("/console/apps/{}/customers", app.id);
+    let back = form
+        .iter()
+        .find(|(k, _)| k == "back")
+        .map(|(_, v)| v.as_str())
+        .filter(|b| b.starts_with(&prefix))
+        .unwrap_or(&prefix)
+        .to_owned();
+    (
+        [(
+            header::SET_COOKIE,
+            format!(
+                "{}={}; Path=/console; Max-Age=31536000; HttpOnly; SameSite=Strict",
+                columns_cookie(app.id),
+                ids.join(".")
+            ),
+        )],
+        Redirect::to(&back),
+    )
+        .into_response()
 }
 
 /// The attributes the filter builder offers: the built-ins, then the schema's fields.
@@ -639,8 +727,8 @@ fn customer_body(
             form method="post" action=(base) {
                 table class="form" {
                     tbody {
-                        tr { th { "ID" } td { input class="locked" type="text" value=(customer.id) readonly disabled aria-label="ID"; } td class="hint hide-narrow" { "🔒 assigned by Unico, never changes" } }
-                        tr { th { "customerId" } td { input class="locked" type="text" value=(customer.customer_id.as_str()) readonly disabled aria-label="customerId"; } td class="hint hide-narrow" { "🔒 your key for this customer, never changes" } }
+                        tr { th { "ID" } td { input class="locked" type="text" value=(customer.id) readonly disabled aria-label="ID"; } td class="hint hide-narrow" { "🔒 assigned by Unico, never changes" } td {} }
+                        tr { th { "customerId" } td { input class="locked" type="text" value=(customer.customer_id.as_str()) readonly disabled aria-label="customerId"; } td class="hint hide-narrow" { "🔒 your key for this customer, never changes" } td {} }
                         @for def in schema.fields() {
                             @let name = def.name.as_str();
                             @let current = errors.get(&format!("value:{name}")).cloned().unwrap_or_else(|| input_text(customer.get(def.id)));
@@ -654,6 +742,9 @@ fn customer_body(
                                         FieldType::String => input type="text" name=(format!("f:{name}")) value=(current) maxlength="4096";,
                                     }
                                     @if let Some(e) = errors.get(name) { div class="err" { (e) } }
+                                }
+                                td class="nowrap" {
+                                    button type="button" class="icon" data-clear=(format!("f:{name}")) title="Remove this value (on save)" aria-label=(format!("Remove the value of {name}")) { "×" }
                                 }
                                 td class="hide-narrow" { span class="pill" { (def.field_type.as_str()) } }
                             }

@@ -645,3 +645,89 @@ async fn insights_chart_every_field_of_the_application() {
         "an empty field says so: {body}"
     );
 }
+
+#[tokio::test]
+async fn the_customer_list_shows_the_columns_the_user_chose() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    for (name, ty) in [
+        ("email", "string"),
+        ("city", "string"),
+        ("age", "number"),
+        ("tier", "string"),
+    ] {
+        api.create_field(&app, name, ty).await;
+    }
+    api.create_customer(
+        &app,
+        "a",
+        json!({"email": "a@x.es", "city": "Madrid", "age": 31, "tier": "gold"}),
+    )
+    .await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let customers = format!("/console/apps/{}/customers", app.id);
+    let (_, _, body) = page(&api, &customers, Some(&cookie)).await;
+    assert!(
+        body.contains(">a@x.es<") && body.contains(">Madrid<") && !body.contains(">gold<"),
+        "the first three fields by default: {body}"
+    );
+
+    // Field ids are not part of the API; a fresh store numbers them in creation order.
+    let id_of = |name: &str| {
+        ["email", "city", "age", "tier"]
+            .iter()
+            .position(|n| *n == name)
+            .unwrap()
+            + 1
+    };
+    let back = enc(&format!("{customers}?filter=age+%3E+1"));
+    let form = format!(
+        "col={}&col={}&col=999999&back={back}",
+        id_of("tier"),
+        id_of("age")
+    );
+    let req = Request::builder()
+        .method("POST")
+        .uri(format!("/console/apps/{}/columns", app.id))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookie.clone())
+        .body(Body::from(form))
+        .unwrap();
+    let (status, headers, _) = api.request_bytes(req).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        headers[header::LOCATION].to_str().unwrap(),
+        format!("{customers}?filter=age+%3E+1"),
+        "back to the list as it was"
+    );
+    let chosen = headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        chosen,
+        format!("unico_cols_{}={}.{}", app.id, id_of("age"), id_of("tier")),
+        "in schema order, unknown ids dropped"
+    );
+    let both = format!("{cookie}; {chosen}");
+    let (_, _, body) = page(&api, &customers, Some(&both)).await;
+    assert!(
+        body.contains(">gold<") && body.contains(">31<") && !body.contains(">Madrid<"),
+        "{body}"
+    );
+
+    // A return address elsewhere is not followed.
+    let req = Request::builder()
+        .method("POST")
+        .uri(format!("/console/apps/{}/columns", app.id))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookie.clone())
+        .body(Body::from("back=https%3A%2F%2Fevil.example%2F"))
+        .unwrap();
+    let (_, headers, _) = api.request_bytes(req).await;
+    assert_eq!(headers[header::LOCATION].to_str().unwrap(), customers);
+}

@@ -73,3 +73,15 @@
   document.getElementById("csv-go").addEventListener("click", function () { upload(mode.value); });
   retry.addEventListener("click", function () { upload("skip_invalid"); });
 })();
+
+// The customer form: "×" empties a field's box (saved as a removal), undoable until saved.
+(function () {
+  Array.prototype.forEach.call(document.querySelectorAll("button[data-clear]"), function (b) {
+    b.addEventListener("click", function () {
+      var input = b.form && b.form.elements.namedItem(b.getAttribute("data-clear"));
+      if (!input) return;
+      input.value = "";
+      input.focus();
+    });
+  });
+})();
