@@ -213,34 +213,7 @@ pub async fn create_segment(
     AppPage(app): AppPage,
     Form(form): Form<SegmentForm>,
 ) -> Response {
-    let id = app.id;
-    let name = form.name.trim().to_owned();
-    let filter_text = form.filter.clone();
-    let saved = state
-        .blocking_api(move |s| {
-            check_name(&name)?;
-            let filter = crate::routes::parse_filter_text(&filter_text, &s.schema(id)?)?;
-            Ok(s.create_segment(id, &name, &filter.to_json().to_string(), now_ms())?)
-        })
-        .await;
-    match saved {
-        Ok(record) => Redirect::to(&format!(
-            "/console/apps/{id}/segments/{}?saved=1",
-            record.id
-        ))
-        .into_response(),
-        Err(e) => back_to_builder(id, &form.filter, None, &e),
-    }
-}
-
-fn back_to_builder(app: AppId, filter: &str, segment: Option<i64>, e: &ApiError) -> Response {
-    let segment = segment.map(|s| format!("&segment={s}")).unwrap_or_default();
-    Redirect::to(&format!(
-        "/console/apps/{app}/customers?filter={}{segment}&error={}",
-        encode(filter),
-        encode(&e.to_string())
-    ))
-    .into_response()
+    save(state, app.id, None, form).await
 }
 
 /// Replaces a segment's name and filter (from the customers page opened with
@@ -251,27 +224,41 @@ pub async fn update_segment(
     Path((_, segment_id)): Path<(String, i64)>,
     Form(form): Form<SegmentForm>,
 ) -> Response {
-    let id = app.id;
+    save(state, app.id, Some(segment_id), form).await
+}
+
+/// Creates (`segment` is `None`) or updates a segment, then opens its page; a refused name
+/// or filter goes back to the builder with the message.
+async fn save(state: AppState, app: AppId, segment: Option<i64>, form: SegmentForm) -> Response {
     let name = form.name.trim().to_owned();
     let filter_text = form.filter.clone();
     let saved = state
         .blocking_api(move |s| {
             check_name(&name)?;
-            let filter = crate::routes::parse_filter_text(&filter_text, &s.schema(id)?)?;
-            Ok(s.update_segment(
-                id,
-                segment_id,
-                &name,
-                &filter.to_json().to_string(),
-                now_ms(),
-            )?)
+            let filter = crate::routes::parse_filter_text(&filter_text, &s.schema(app)?)?;
+            let json = filter.to_json().to_string();
+            Ok(match segment {
+                None => s.create_segment(app, &name, &json, now_ms())?,
+                Some(id) => s.update_segment(app, id, &name, &json, now_ms())?,
+            })
         })
         .await;
     match saved {
-        Ok(_) => Redirect::to(&format!("/console/apps/{id}/segments/{segment_id}?saved=1"))
-            .into_response(),
+        Ok(record) => Redirect::to(&format!(
+            "/console/apps/{app}/segments/{}?saved=1",
+            record.id
+        ))
+        .into_response(),
         Err(ApiError::NotFound(_)) => not_found(),
-        Err(e) => back_to_builder(id, &form.filter, Some(segment_id), &e),
+        Err(e) => {
+            let segment = segment.map(|s| format!("&segment={s}")).unwrap_or_default();
+            Redirect::to(&format!(
+                "/console/apps/{app}/customers?filter={}{segment}&error={}",
+                encode(&form.filter),
+                encode(&e.to_string())
+            ))
+            .into_response()
+        }
     }
 }
 
