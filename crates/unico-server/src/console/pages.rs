@@ -727,8 +727,8 @@ fn customer_body(
             form method="post" action=(base) {
                 table class="form" {
                     tbody {
-                        tr { th { "ID" } td { input class="locked" type="text" value=(customer.id) readonly disabled aria-label="ID"; } td class="hint hide-narrow" { "🔒 assigned by Unico, never changes" } td {} }
-                        tr { th { "customerId" } td { input class="locked" type="text" value=(customer.customer_id.as_str()) readonly disabled aria-label="customerId"; } td class="hint hide-narrow" { "🔒 your key for this customer, never changes" } td {} }
+                        tr { th { "ID" } td { input class="locked" type="text" value=(customer.id) readonly disabled aria-label="ID"; } td class="hint hide-narrow" { "assigned by Unico, never changes" } td {} }
+                        tr { th { "customerId" } td { input class="locked" type="text" value=(customer.customer_id.as_str()) readonly disabled aria-label="customerId"; } td class="hint hide-narrow" { "your key for this customer, never changes" } td {} }
                         @for def in schema.fields() {
                             @let name = def.name.as_str();
                             @let current = errors.get(&format!("value:{name}")).cloned().unwrap_or_else(|| input_text(customer.get(def.id)));
@@ -743,10 +743,10 @@ fn customer_body(
                                     }
                                     @if let Some(e) = errors.get(name) { div class="err" { (e) } }
                                 }
+                                td class="hide-narrow" { span class="pill" { (def.field_type.as_str()) } }
                                 td class="nowrap" {
                                     button type="button" class="icon" data-clear=(format!("f:{name}")) title="Remove this value (on save)" aria-label=(format!("Remove the value of {name}")) { "×" }
                                 }
-                                td class="hide-narrow" { span class="pill" { (def.field_type.as_str()) } }
                             }
                         }
                     }
