@@ -4,7 +4,7 @@
 //! | type | per row | beside it |
 //! | --- | --- | --- |
 //! | string | dictionary code, `u8`/`u16`/`u32` as narrow as the dictionary allows | the [`Dict`] of distinct values |
-//! | number | `f64` | |
+//! | number | fixed-point `i8`/`i16`/`i32` while every value is one exactly, else `f64` ([`Nums`]) | |
 //! | datetime | `i64` epoch ms | `u16` month-day code of the local date (app time zone) |
 //! | date | `i32` days since 1970-01-01 | `u16` month-day code |
 //!
@@ -18,6 +18,7 @@ use unico_core::{FieldType, Value};
 use crate::bits::Bits;
 use crate::dict::Dict;
 use crate::local::LocalDays;
+use crate::num::Nums;
 
 /// The dictionary codes of a string column, one per row, in the narrowest width that
 /// holds every code of the dictionary (a column of 30 countries scans 1 byte per row).
@@ -137,7 +138,7 @@ impl Codes {
 #[derive(Debug, Clone)]
 pub(crate) enum Data {
     Str { codes: Codes, dict: Dict },
-    Num(Vec<f64>),
+    Num(Nums),
     Datetime { ms: Vec<i64>, md: Vec<u16> },
     Date { days: Vec<i32>, md: Vec<u16> },
 }
@@ -159,7 +160,7 @@ impl Column {
                 codes: Codes::zeros(rows, 0),
                 dict: Dict::default(),
             },
-            FieldType::Number => Data::Num(vec![0.0; rows]),
+            FieldType::Number => Data::Num(Nums::new(rows)),
             FieldType::Datetime => Data::Datetime {
                 ms: vec![0; rows],
                 md: vec![0; rows],
@@ -182,7 +183,7 @@ impl Column {
         self.present.grow(rows);
         match &mut self.data {
             Data::Str { codes, .. } => codes.resize(rows),
-            Data::Num(v) => v.resize(rows.max(v.len()), 0.0),
+            Data::Num(v) => v.resize(rows),
             Data::Datetime { ms, md } => {
                 ms.resize(rows.max(ms.len()), 0);
                 md.resize(rows.max(md.len()), 0);
@@ -233,7 +234,7 @@ impl Column {
                 return;
             }
             (Data::Num(v), Some(Value::Number(n))) => {
-                v[row] = *n;
+                v.set(row, *n, &self.present);
                 true
             }
             (Data::Datetime { ms, md }, Some(Value::Datetime(t))) => {
@@ -290,7 +291,7 @@ impl Column {
         self.present.heap_bytes()
             + match &self.data {
                 Data::Str { codes, dict } => codes.heap_bytes() + dict.heap_bytes(),
-                Data::Num(v) => v.capacity() * 8,
+                Data::Num(v) => v.heap_bytes(),
                 Data::Datetime { ms, md } => ms.capacity() * 8 + md.capacity() * 2,
                 Data::Date { days, md } => days.capacity() * 4 + md.capacity() * 2,
             }

@@ -24,6 +24,7 @@ use crate::column::{Codes, Column, Data};
 use crate::dict::Dict;
 use crate::index::AppIndex;
 use crate::local::{LocalDays, MonthDayMask, md_in, md_mask};
+use crate::num::{Ints, Nums, encode, int_bounds};
 
 /// Words per evaluation block.
 pub(crate) const BLOCK_WORDS: usize = 64;
@@ -68,6 +69,11 @@ pub(crate) enum Kernel<'a> {
     NumRange(&'a [f64], f64, f64),
     /// Equality with one of a few values (sorted, deduplicated, −0 as 0).
     NumSet(&'a [f64], Vec<f64>, bool),
+    /// Fixed-point numbers: `lo <= n <= hi`, both bounds within the width.
+    IntRange(&'a Ints, i64, i64),
+    /// Fixed-point numbers equal to one of these integers (sorted, deduplicated, within
+    /// the width), or, negated, to none.
+    IntSet(&'a Ints, Vec<i64>, bool),
     MsRange(&'a [i64], i64, i64, bool),
     MsRanges(&'a [i64], Vec<(i64, i64)>, bool),
     DayRange(&'a [i32], i32, i32, bool),
@@ -180,11 +186,27 @@ impl AppIndex {
                     _ => leaf(code_set_kernel(codes, set)),
                 }
             }
-            (TestKind::NumIn { values, negated }, Data::Num(v)) => {
+            (TestKind::NumIn { values, negated }, Data::Num(Nums::F64(v))) => {
                 if values.is_empty() {
                     none_or_present(*negated)
                 } else {
                     leaf(Kernel::NumSet(v, values.clone(), *negated))
+                }
+            }
+            (TestKind::NumIn { values, negated }, Data::Num(Nums::Int { ints, scale })) => {
+                // A value with no integer of the width is held by no row.
+                let (min, max) = ints.limits();
+                let mut set: Vec<i64> = values
+                    .iter()
+                    .filter_map(|&x| encode(x, *scale))
+                    .filter(|n| (min..=max).contains(n))
+                    .collect();
+                set.sort_unstable();
+                set.dedup();
+                if set.is_empty() {
+                    none_or_present(*negated)
+                } else {
+                    leaf(Kernel::IntSet(ints, set, *negated))
                 }
             }
             (
@@ -194,15 +216,31 @@ impl AppIndex {
                     hi,
                     hi_inclusive,
                 },
-                Data::Num(v),
+                Data::Num(nums),
             ) => {
                 // Values are finite, so `v > lo` is `v >= next_up(lo)` (also for −∞).
                 let lo = if *lo_inclusive { *lo } else { lo.next_up() };
                 let hi = if *hi_inclusive { *hi } else { hi.next_down() };
-                if lo <= hi {
-                    leaf(Kernel::NumRange(v, lo, hi))
-                } else {
-                    Plan::Nothing
+                if lo > hi {
+                    return Plan::Nothing;
+                }
+                match nums {
+                    Nums::F64(v) => leaf(Kernel::NumRange(v, lo, hi)),
+                    Nums::Int { ints, scale } => {
+                        let (min, max) = ints.limits();
+                        match int_bounds(lo, hi, *scale) {
+                            Some((a, b)) if a <= max && b >= min => {
+                                let (a, b) = (a.max(min), b.min(max));
+                                if (a, b) == (min, max) {
+                                    // Every integer of the width: every value.
+                                    leaf(Kernel::Present)
+                                } else {
+                                    leaf(Kernel::IntRange(ints, a, b))
+                                }
+                            }
+                            _ => Plan::Nothing,
+                        }
+                    }
                 }
             }
             (TestKind::MsRanges { ranges, negated }, Data::Datetime { ms, .. }) => {
@@ -360,6 +398,10 @@ impl Kernel<'_> {
             Kernel::NumSet(v, set, negated) => {
                 v.get(slot).is_some_and(|&x| num_in(set, x) != *negated)
             }
+            Kernel::IntRange(v, lo, hi) => v.get(slot).is_some_and(|x| *lo <= x && x <= *hi),
+            Kernel::IntSet(v, set, negated) => v
+                .get(slot)
+                .is_some_and(|x| set.binary_search(&x).is_ok() != *negated),
             Kernel::MsRange(v, a, b, negated) => v
                 .get(slot)
                 .is_some_and(|&x| (*a <= x && x <= *b) != *negated),
@@ -521,6 +563,47 @@ fn code_in<T: Copy + PartialEq + TryFrom<u32>, const N: usize>(
     });
 }
 
+/// Integers in `lo..=hi`, compared in the column's own width (the bounds fit it).
+#[inline(always)]
+fn int_range<T: Copy + PartialOrd + TryFrom<i64>>(
+    present: &[u64],
+    values: &[T],
+    lo: i64,
+    hi: i64,
+    w0: usize,
+    mask: &[u64],
+    out: &mut [u64],
+) {
+    let (Ok(lo), Ok(hi)) = (T::try_from(lo), T::try_from(hi)) else {
+        out.fill(0);
+        return;
+    };
+    scan(present, values, w0, mask, out, |x| lo <= x && x <= hi);
+}
+
+/// Integers equal to one of `set` (or, negated, to none), in the column's own width.
+#[inline(always)]
+fn int_set<T: Copy + PartialEq + TryFrom<i64> + Into<i64>>(
+    present: &[u64],
+    values: &[T],
+    set: &[i64],
+    negated: bool,
+    w0: usize,
+    mask: &[u64],
+    out: &mut [u64],
+) {
+    let narrow: Vec<T> = set.iter().filter_map(|&n| T::try_from(n).ok()).collect();
+    if narrow.len() <= 8 {
+        scan(present, values, w0, mask, out, |x| {
+            narrow.iter().fold(false, |hit, &c| hit | (x == c)) != negated
+        });
+    } else {
+        scan(present, values, w0, mask, out, |x| {
+            set.binary_search(&x.into()).is_ok() != negated
+        });
+    }
+}
+
 fn in_ranges<T: PartialOrd + Copy>(ranges: &[(T, T)], v: T) -> bool {
     ranges.iter().any(|&(a, b)| a <= v && v <= b)
 }
@@ -575,6 +658,16 @@ fn leaf(present: &[u64], kernel: &Kernel<'_>, w0: usize, mask: &[u64], out: &mut
                 scan(present, v, w0, mask, out, |x| num_in(set, x) != *negated)
             }
         }
+        Kernel::IntRange(ints, lo, hi) => match ints {
+            Ints::I8(v) => int_range(present, v, *lo, *hi, w0, mask, out),
+            Ints::I16(v) => int_range(present, v, *lo, *hi, w0, mask, out),
+            Ints::I32(v) => int_range(present, v, *lo, *hi, w0, mask, out),
+        },
+        Kernel::IntSet(ints, set, negated) => match ints {
+            Ints::I8(v) => int_set(present, v, set, *negated, w0, mask, out),
+            Ints::I16(v) => int_set(present, v, set, *negated, w0, mask, out),
+            Ints::I32(v) => int_set(present, v, set, *negated, w0, mask, out),
+        },
         Kernel::MsRange(v, a, b, negated) => scan(present, v, w0, mask, out, |x| {
             (*a <= x && x <= *b) != *negated
         }),

@@ -16,6 +16,7 @@
 //! - [`parallel`]: splitting scans over threads.
 //! - [`local`]: month-day codes of local dates, for `anniversary`.
 //! - [`bits`]: dense bitsets.
+//! - [`num`]: number columns as exact fixed-point integers where they can be.
 //! - [`members`]: [`Members`], the result of a filter.
 //! - [`page`]: keyset pages by customerId or by a field.
 //! - [`snapshot`]: an index written to bytes and read back (fast restarts).
@@ -37,6 +38,7 @@ pub mod eval;
 pub mod index;
 pub mod local;
 pub mod members;
+pub mod num;
 pub mod page;
 pub mod parallel;
 pub mod snapshot;

@@ -97,7 +97,7 @@ fn key_of(column: Option<&Column>, slot: usize) -> Key<'_> {
         Data::Str { codes, dict } => codes
             .get(slot)
             .map_or(Key::Missing, |c| Key::Str(dict.value(c))),
-        Data::Num(v) => v.get(slot).map_or(Key::Missing, |&n| Key::Num(n)),
+        Data::Num(v) => v.get(slot).map_or(Key::Missing, Key::Num),
         Data::Datetime { ms, .. } => ms.get(slot).map_or(Key::Missing, |&t| Key::Ms(t)),
         Data::Date { days, .. } => days.get(slot).map_or(Key::Missing, |&d| Key::Day(d)),
     }

@@ -25,10 +25,11 @@ use crate::column::{Codes, Column, Data};
 use crate::dict::{Dict, IntHash};
 use crate::index::{AppIndex, run_jobs};
 use crate::local::LocalDays;
+use crate::num::{Ints, Nums};
 
 const MAGIC: &[u8; 12] = b"UNICO-ENGINE";
 /// Bumped whenever the layout changes; older snapshots are then ignored.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 /// Elements converted per buffered chunk.
 const CHUNK: usize = 8192;
 
@@ -157,7 +158,7 @@ macro_rules! le {
         }
     )*};
 }
-le!(u8, u16, u32, u64, i32, i64);
+le!(u8, u16, u32, u64, i8, i16, i32, i64);
 
 impl Le for f64 {
     const SIZE: usize = 8;
@@ -226,7 +227,20 @@ impl<W: Write> Out<'_, W> {
                 self.offsets(lower_offsets)?;
                 self.slice(refs)
             }
-            Data::Num(v) => self.slice(v),
+            // 0 then the f64s, or the width in bytes, the scale, then the integers.
+            Data::Num(Nums::F64(v)) => {
+                self.u64(0)?;
+                self.slice(v)
+            }
+            Data::Num(Nums::Int { ints, scale }) => {
+                self.u64(ints.width() as u64)?;
+                self.u64(u64::from(*scale))?;
+                match ints {
+                    Ints::I8(v) => self.slice(v),
+                    Ints::I16(v) => self.slice(v),
+                    Ints::I32(v) => self.slice(v),
+                }
+            }
             Data::Datetime { ms, md } => {
                 self.slice(ms)?;
                 self.slice(md)
@@ -371,7 +385,19 @@ impl<R: Read> In<'_, R> {
                 }
                 Data::Str { codes, dict }
             }
-            FieldType::Number => Data::Num(self.vec()?),
+            FieldType::Number => Data::Num(match self.u64()? {
+                0 => Nums::F64(self.vec()?),
+                width => {
+                    let scale = u8::try_from(self.u64()?).map_err(|_| corrupt("scale"))?;
+                    let ints = match width {
+                        1 => Ints::I8(self.vec()?),
+                        2 => Ints::I16(self.vec()?),
+                        4 => Ints::I32(self.vec()?),
+                        _ => return Err(corrupt("number width")),
+                    };
+                    Nums::int_from_parts(ints, scale).ok_or(corrupt("scale"))?
+                }
+            }),
             FieldType::Datetime => Data::Datetime {
                 ms: self.vec()?,
                 md: self.vec()?,

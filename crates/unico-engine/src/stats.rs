@@ -173,7 +173,7 @@ fn for_each_number(members: &Members, column: &Column, mut f: impl FnMut(f64)) {
     match (&column.data, column.ty) {
         (Data::Num(values), FieldType::Number) => {
             for slot in present_members(members, column) {
-                if let Some(&x) = values.get(slot) {
+                if let Some(x) = values.get(slot) {
                     f(x);
                 }
             }

@@ -77,17 +77,49 @@ struct Seed {
     ms: i64,
 }
 
+/// Numbers at the edges of the engine's number forms (fixed-point `i8`/`i16`/`i32` at
+/// scales 0–4, else `f64`): a column that receives one of them widens, and as filter
+/// bounds they fall between, on and outside the integers a column can hold.
+const EDGE_NUMBERS: [f64; 24] = [
+    127.0,
+    128.0,
+    -128.0,
+    -129.0,
+    32_767.0,
+    32_768.0,
+    -32_769.0,
+    2_147_483_647.0,
+    2_147_483_648.0,
+    -2_147_483_649.0,
+    5_000.5,
+    4_999.995,
+    12.3456,
+    12.34567,
+    0.1,
+    0.30000000000000004,
+    1e-7,
+    214_748.364_7,
+    214_748.364_8,
+    1e15,
+    1e300,
+    -1e300,
+    f64::MAX,
+    f64::MIN_POSITIVE,
+];
+
+fn number() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        6 => (-3i32..=40).prop_map(f64::from),
+        2 => (-8i32..=8).prop_map(|n| f64::from(n) / 4.0),
+        2 => Just(-0.0),
+        1 => (-2_000i32..=2_000).prop_map(|n| f64::from(n) / 100.0),
+        1 => prop::sample::select(&EDGE_NUMBERS[..]),
+        1 => prop::sample::select(&EDGE_NUMBERS[..]).prop_map(|x| -x),
+    ]
+}
+
 fn seed() -> impl Strategy<Value = Seed> {
-    (
-        0..STRINGS.len(),
-        prop_oneof![
-            3 => (-3i32..=40).prop_map(f64::from),
-            1 => (-8i32..=8).prop_map(|n| f64::from(n) / 4.0),
-            1 => Just(-0.0),
-        ],
-        instant(),
-    )
-        .prop_map(|(text, number, ms)| Seed { text, number, ms })
+    (0..STRINGS.len(), number(), instant()).prop_map(|(text, number, ms)| Seed { text, number, ms })
 }
 
 impl Seed {
@@ -712,6 +744,14 @@ proptest! {
         let mut rng = Rng(rng_seed);
         let anchor = parse_datetime(ANCHORS[0]).expect("anchor");
         let base = i64::from(days_from_civil(2020, 1, 1)) * MS_PER_DAY;
+        // The numbers of a case share one form: small integers, cents, integers past
+        // `i16`, or values only `f64` holds.
+        let spread = |n: u64| match rng_seed % 4 {
+            0 => n as f64,
+            1 => n as f64 / 100.0 - 0.15,
+            2 => n as f64 * 40_000.0 - 1.0,
+            _ => n as f64 * 1e10 + 0.5,
+        };
         let mut batch = Vec::new();
         for id in 1..=9000i64 {
             let values = (0..FIELDS)
@@ -720,7 +760,7 @@ proptest! {
                         (
                             Seed {
                                 text: rng.below(STRINGS.len() as u64) as usize,
-                                number: rng.below(40) as f64,
+                                number: spread(rng.below(40)),
                                 ms: anchor + (rng.below(800) as i64 - 400) * MS_PER_DAY / 3,
                             },
                             false,
