@@ -39,6 +39,8 @@ use crate::parallel::{split_words, sum_ranges};
 const DEFAULT_PARALLEL_MIN_ROWS: usize = 1 << 16;
 /// At most this many threads per scan.
 const MAX_THREADS: usize = 8;
+/// Rows any filter's count reads in tens of microseconds (see [`AppIndex::count_if_cheap`]).
+const CHEAP_ROWS: usize = 1 << 16;
 /// Rows a page walk tests one at a time before evaluating the whole filter instead.
 const DEFAULT_PAGE_WALK_ROWS: usize = 16_384;
 
@@ -504,7 +506,19 @@ impl AppIndex {
     /// How many customers match `filter` at `ctx`.
     pub fn count(&self, filter: &Filter, ctx: &EvalContext) -> u64 {
         let resolved = resolve(filter, ctx);
+        self.count_plan(&self.compile(&resolved))
+    }
+
+    /// [`AppIndex::count`] if it is cheap — tens of microseconds: a filter that only
+    /// tests presence (one bit per row), or an index of at most 65 536 rows — so that a
+    /// caller on an event loop can answer at once; `None` otherwise.
+    pub fn count_if_cheap(&self, filter: &Filter, ctx: &EvalContext) -> Option<u64> {
+        let resolved = resolve(filter, ctx);
         let plan = self.compile(&resolved);
+        (plan.reads_presence_only() || self.high <= CHEAP_ROWS).then(|| self.count_plan(&plan))
+    }
+
+    fn count_plan(&self, plan: &Plan<'_>) -> u64 {
         let alive = self.alive.words();
         // Presence tests read one bit per row: a thread costs more than it saves.
         let words_per_thread = if plan.reads_presence_only() {
@@ -522,7 +536,7 @@ impl AppIndex {
                 for b in (start..end).step_by(BLOCK_WORDS) {
                     let e = (b + BLOCK_WORDS).min(end);
                     let out = &mut out[..e - b];
-                    eval(&plan, b, &alive[b..e], out);
+                    eval(plan, b, &alive[b..e], out);
                     total += out.iter().map(|w| u64::from(w.count_ones())).sum::<u64>();
                 }
                 total

@@ -548,6 +548,9 @@ fn check_filter(
         "count of {}",
         filter
     );
+    if let Some(n) = index.count_if_cheap(&filter, &ctx) {
+        prop_assert_eq!(n, expected.len() as u64, "cheap count of {}", filter);
+    }
     let members = index.members(&filter, &ctx);
     prop_assert_eq!(members.len(), expected.len() as u64);
 

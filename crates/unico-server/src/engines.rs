@@ -268,6 +268,24 @@ impl Engines {
         Ok(query(&loaded.index, &ctx))
     }
 
+    /// Runs `query` against the application's index if it is loaded and no write holds
+    /// it at this instant, without ever blocking (for handlers on the async runtime);
+    /// `None` otherwise, and the caller takes the blocking path ([`Engines::query`]).
+    pub fn try_query<R>(
+        &self,
+        app: AppId,
+        now_ms: i64,
+        query: impl FnOnce(&AppIndex, &EvalContext) -> R,
+    ) -> Option<R> {
+        let loaded = match self.slots.try_lock().ok()?.get(&app)? {
+            Slot::Ready(loaded) => loaded.clone(),
+            Slot::Building(_) => return None,
+        };
+        let loaded = loaded.try_read().ok()?;
+        let ctx = EvalContext::new(now_ms, loaded.index.timezone().clone());
+        Some(query(&loaded.index, &ctx))
+    }
+
     /// Builds the application's index: from its snapshot if current, else from a scan.
     /// Returns whether it came from the snapshot.
     fn build(&self, app: AppId) -> Result<(Loaded, bool), StoreError> {
