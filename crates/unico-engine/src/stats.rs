@@ -1,12 +1,17 @@
 //! Summaries of a set of members for charts: how many hold a value, the most frequent
 //! strings, and the range and equal-width histogram of numbers and instants. Every
-//! function reads only the members' rows, in one pass over their slots.
+//! function is one pass over the members' rows: a word whose 64 rows are all members
+//! holding a value (the common case for large sets) is read as a contiguous slice of the
+//! column, in the column's own type, so the compiler vectorises it; other words go bit by
+//! bit.
 
 use unico_core::{FieldId, FieldType};
 
-use crate::column::{Column, Data};
+use crate::bits::WORD_BITS;
+use crate::column::{Codes, Column, Data};
 use crate::index::AppIndex;
 use crate::members::Members;
+use crate::num::{Ints, Nums, decode};
 
 const DAY_MS: f64 = 86_400_000.0;
 
@@ -21,7 +26,9 @@ pub enum Attribute {
 /// The most frequent strings among some members.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TopValues {
-    /// Most frequent first; ties in byte order of the value.
+    /// Most frequent first; ties in byte order of the value. At the cut, among values
+    /// with the same count as the last one listed, those first in byte order are listed
+    /// (so the list is the first `k` values in that order, whatever the dictionary's).
     pub values: Vec<(String, u64)>,
     /// Members holding a value not listed.
     pub others: u64,
@@ -52,7 +59,9 @@ impl AppIndex {
     }
 
     /// The `k` most frequent values of a string attribute among `members` (empty for other
-    /// types).
+    /// types). One pass counts the members' codes; a second walks the counts in code order
+    /// keeping the best `k` so far (a value's bytes are read only when its count ties the
+    /// worst kept one), so a column of a million distinct values costs two linear passes.
     pub fn top_values(&self, members: &Members, attr: Attribute, k: usize) -> TopValues {
         let Some(column) = self.attribute(attr) else {
             return TopValues::default();
@@ -61,30 +70,53 @@ impl AppIndex {
             return TopValues::default();
         };
         let mut counts = vec![0u32; dict.codes()];
-        let mut total = 0u64;
-        for slot in present_members(members, column) {
-            if let Some(c) = codes.get(slot).and_then(|c| counts.get_mut(c as usize)) {
+        let tally = |counts: &mut [u32], code: usize| {
+            if let Some(c) = counts.get_mut(code) {
                 *c += 1;
-                total += 1;
+            }
+        };
+        match codes {
+            Codes::U8(v) => visit(members, column, v, |_, c| {
+                tally(&mut counts, usize::from(c))
+            }),
+            Codes::U16(v) => visit(members, column, v, |_, c| {
+                tally(&mut counts, usize::from(c))
+            }),
+            Codes::U32(v) => visit(members, column, v, |_, c| tally(&mut counts, c as usize)),
+        }
+        let total: u64 = counts.iter().map(|&n| u64::from(n)).sum();
+        // `a` ranks before `b`: more frequent, then first in byte order.
+        let before = |a: (u32, u32), b: (u32, u32)| {
+            a.1 > b.1 || (a.1 == b.1 && dict.value(a.0) < dict.value(b.0))
+        };
+        let mut best: Vec<(u32, u32)> = Vec::with_capacity(k.min(1024));
+        // Index in `best` of the entry ranked last, once `best` is full.
+        let mut worst = 0usize;
+        let mut distinct = 0u64;
+        for (code, &n) in counts.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            distinct += 1;
+            let entry = (code as u32, n);
+            if best.len() < k {
+                best.push(entry);
+                if best.len() == k {
+                    worst = last_ranked(&best, before);
+                }
+            } else if k > 0 && n >= best[worst].1 && before(entry, best[worst]) {
+                best[worst] = entry;
+                worst = last_ranked(&best, before);
             }
         }
-        let mut seen: Vec<(u32, u32)> = counts
-            .iter()
-            .enumerate()
-            .filter(|&(_, &n)| n > 0)
-            .map(|(code, &n)| (code as u32, n))
-            .collect();
-        let distinct = seen.len() as u64;
-        let by_rank = |a: &(u32, u32), b: &(u32, u32)| {
-            b.1.cmp(&a.1)
-                .then_with(|| dict.value(a.0).cmp(dict.value(b.0)))
-        };
-        if seen.len() > k && k > 0 {
-            seen.select_nth_unstable_by(k - 1, by_rank);
-        }
-        seen.truncate(k);
-        seen.sort_unstable_by(by_rank);
-        let values: Vec<(String, u64)> = seen
+        best.sort_unstable_by(|&a, &b| {
+            if before(a, b) {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Greater
+            }
+        });
+        let values: Vec<(String, u64)> = best
             .iter()
             .map(|&(code, n)| {
                 (
@@ -106,14 +138,25 @@ impl AppIndex {
     /// member holds a value, or for strings.
     pub fn range(&self, members: &Members, attr: Attribute) -> Option<(f64, f64)> {
         let column = self.attribute(attr)?;
-        let mut range: Option<(f64, f64)> = None;
-        for_each_number(members, column, |x| {
-            range = Some(match range {
-                None => (x, x),
-                Some((lo, hi)) => (lo.min(x), hi.max(x)),
-            });
-        });
-        range
+        match (&column.data, column.ty) {
+            (Data::Num(Nums::F64(v)), FieldType::Number) => min_max(members, column, v),
+            (Data::Num(Nums::Int { ints, scale }), FieldType::Number) => {
+                let s = *scale;
+                let (lo, hi) = match ints {
+                    Ints::I8(v) => min_max(members, column, v).map(|(a, b)| (a.into(), b.into())),
+                    Ints::I16(v) => min_max(members, column, v).map(|(a, b)| (a.into(), b.into())),
+                    Ints::I32(v) => min_max(members, column, v).map(|(a, b)| (a.into(), b.into())),
+                }?;
+                // Decoding is monotone: the extremes decode to the extremes.
+                Some((decode(lo, s), decode(hi, s)))
+            }
+            (Data::Datetime { ms, .. }, _) => {
+                min_max(members, column, ms).map(|(a, b)| (a as f64, b as f64))
+            }
+            (Data::Date { days, .. }, _) => min_max(members, column, days)
+                .map(|(a, b)| (f64::from(a) * DAY_MS, f64::from(b) * DAY_MS)),
+            _ => None,
+        }
     }
 
     /// Counts the members' values of a number, date or datetime attribute into `buckets`
@@ -134,66 +177,185 @@ impl AppIndex {
         if buckets == 0 || width.is_nan() || width <= 0.0 {
             return counts;
         }
-        let last = buckets - 1;
-        for_each_number(members, column, |x| {
-            let i = ((x - start) / width).floor();
-            let i = if i < 0.0 { 0 } else { (i as usize).min(last) };
-            counts[i] += 1;
-        });
+        let last = (buckets - 1) as f64;
+        // The bucket of `x` (a float, so a value far past the last clamps too).
+        let bucket = |x: f64| ((x - start) / width).floor().clamp(0.0, last) as usize;
+        let mut add = |_, i: usize| {
+            if let Some(c) = counts.get_mut(i) {
+                *c += 1;
+            }
+        };
+        match (&column.data, column.ty) {
+            (Data::Num(Nums::F64(v)), FieldType::Number) => {
+                visit_mapped(members, column, v, bucket, &mut add)
+            }
+            (Data::Num(Nums::Int { ints, scale }), FieldType::Number) => {
+                let s = *scale;
+                match ints {
+                    Ints::I8(v) => visit_mapped(
+                        members,
+                        column,
+                        v,
+                        |n| bucket(decode(n.into(), s)),
+                        &mut add,
+                    ),
+                    Ints::I16(v) => visit_mapped(
+                        members,
+                        column,
+                        v,
+                        |n| bucket(decode(n.into(), s)),
+                        &mut add,
+                    ),
+                    Ints::I32(v) => visit_mapped(
+                        members,
+                        column,
+                        v,
+                        |n| bucket(decode(n.into(), s)),
+                        &mut add,
+                    ),
+                }
+            }
+            (Data::Datetime { ms, .. }, _) => {
+                visit_mapped(members, column, ms, |t| bucket(t as f64), &mut add)
+            }
+            (Data::Date { days, .. }, _) => visit_mapped(
+                members,
+                column,
+                days,
+                |d| bucket(f64::from(d) * DAY_MS),
+                &mut add,
+            ),
+            _ => {}
+        }
         counts
     }
 }
 
-/// The member slots that hold a value in `column`, ascending.
-fn present_members<'a>(
-    members: &'a Members,
-    column: &'a Column,
-) -> impl Iterator<Item = usize> + 'a {
-    members
+/// The index in `best` (not empty) of the entry ranked last by `before`.
+fn last_ranked(best: &[(u32, u32)], before: impl Fn((u32, u32), (u32, u32)) -> bool) -> usize {
+    let mut worst = 0;
+    for (i, &e) in best.iter().enumerate().skip(1) {
+        if before(best[worst], e) {
+            worst = i;
+        }
+    }
+    worst
+}
+
+/// Calls `f(slot, value)` for every member holding a value in `column`, ascending.
+#[inline(always)]
+fn visit<T: Copy>(members: &Members, column: &Column, values: &[T], mut f: impl FnMut(usize, T)) {
+    for (wi, (m, p)) in members
         .words()
         .iter()
         .zip(column.present.words())
         .enumerate()
-        .flat_map(|(wi, (m, p))| {
-            let mut rest = m & p;
-            std::iter::from_fn(move || {
-                if rest == 0 {
-                    return None;
-                }
-                let bit = rest.trailing_zeros() as usize;
-                rest &= rest - 1;
-                Some(wi * 64 + bit)
-            })
-        })
+    {
+        let mut rest = m & p;
+        let base = wi * WORD_BITS;
+        if rest == u64::MAX
+            && let Some(chunk) = values.get(base..base + WORD_BITS)
+        {
+            for (i, &x) in chunk.iter().enumerate() {
+                f(base + i, x);
+            }
+            continue;
+        }
+        while rest != 0 {
+            let slot = base + rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            if let Some(&x) = values.get(slot) {
+                f(slot, x);
+            }
+        }
+    }
 }
 
-/// Calls `f` with every member's value of a number, date (as epoch ms) or datetime
-/// column.
-fn for_each_number(members: &Members, column: &Column, mut f: impl FnMut(f64)) {
-    match (&column.data, column.ty) {
-        (Data::Num(values), FieldType::Number) => {
-            for slot in present_members(members, column) {
-                if let Some(x) = values.get(slot) {
-                    f(x);
-                }
+/// Like [`visit`], mapping each value first: a full word's 64 values are mapped in one
+/// loop the compiler vectorises, then handed over.
+#[inline(always)]
+fn visit_mapped<T: Copy, U: Copy + Default>(
+    members: &Members,
+    column: &Column,
+    values: &[T],
+    map: impl Fn(T) -> U,
+    f: &mut impl FnMut(usize, U),
+) {
+    let mut mapped = [U::default(); WORD_BITS];
+    for (wi, (m, p)) in members
+        .words()
+        .iter()
+        .zip(column.present.words())
+        .enumerate()
+    {
+        let mut rest = m & p;
+        let base = wi * WORD_BITS;
+        if rest == u64::MAX
+            && let Some(chunk) = values.get(base..base + WORD_BITS)
+        {
+            for (out, &x) in mapped.iter_mut().zip(chunk) {
+                *out = map(x);
+            }
+            for (i, &u) in mapped.iter().enumerate() {
+                f(base + i, u);
+            }
+            continue;
+        }
+        while rest != 0 {
+            let slot = base + rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            if let Some(&x) = values.get(slot) {
+                f(slot, map(x));
             }
         }
-        (Data::Datetime { ms, .. }, _) => {
-            for slot in present_members(members, column) {
-                if let Some(&x) = ms.get(slot) {
-                    f(x as f64);
-                }
-            }
-        }
-        (Data::Date { days, .. }, _) => {
-            for slot in present_members(members, column) {
-                if let Some(&d) = days.get(slot) {
-                    f(f64::from(d) * DAY_MS);
-                }
-            }
-        }
-        _ => {}
     }
+}
+
+/// The smallest and largest of the members' values, in the column's own type.
+fn min_max<T: Copy + PartialOrd>(
+    members: &Members,
+    column: &Column,
+    values: &[T],
+) -> Option<(T, T)> {
+    let mut range: Option<(T, T)> = None;
+    for (wi, (m, p)) in members
+        .words()
+        .iter()
+        .zip(column.present.words())
+        .enumerate()
+    {
+        let mut rest = m & p;
+        if rest == 0 {
+            continue;
+        }
+        let base = wi * WORD_BITS;
+        let (mut lo, mut hi) = match range {
+            Some(r) => r,
+            None => match values.get(base + rest.trailing_zeros() as usize) {
+                Some(&x) => (x, x),
+                None => continue,
+            },
+        };
+        if rest == u64::MAX
+            && let Some(chunk) = values.get(base..base + WORD_BITS)
+        {
+            for &x in chunk {
+                lo = if x < lo { x } else { lo };
+                hi = if x > hi { x } else { hi };
+            }
+        } else {
+            while rest != 0 {
+                let slot = base + rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                if let Some(&x) = values.get(slot) {
+                    lo = if x < lo { x } else { lo };
+                    hi = if x > hi { x } else { hi };
+                }
+            }
+        }
+        range = Some((lo, hi));
+    }
+    range
 }
 
 #[cfg(test)]
@@ -285,5 +447,78 @@ mod tests {
             None,
             "strings have no range"
         );
+    }
+
+    #[test]
+    fn ties_at_the_cut_go_to_the_first_values_in_byte_order_not_code_order() {
+        let mut index = AppIndex::new(&schema());
+        for (i, c) in ["d", "b", "c", "a", "c", "b"].into_iter().enumerate() {
+            index.upsert(&customer(i as i64 + 1, Some(c), None));
+        }
+        let top = index.top_values(&index.all(), Attribute::Field(FieldId(1)), 2);
+        assert_eq!(top.values, vec![("b".to_owned(), 2), ("c".to_owned(), 2)]);
+        let top = index.top_values(&index.all(), Attribute::Field(FieldId(1)), 3);
+        assert_eq!(
+            top.values,
+            vec![
+                ("b".to_owned(), 2),
+                ("c".to_owned(), 2),
+                ("a".to_owned(), 1)
+            ],
+            "\"a\" (code 3) is listed before \"d\" (code 0)"
+        );
+        assert_eq!((top.others, top.distinct), (1, 4));
+        let none = index.top_values(&index.all(), Attribute::Field(FieldId(1)), 0);
+        assert_eq!((none.values.len(), none.others, none.distinct), (0, 6, 4));
+    }
+
+    /// Many rows (whole words of members, partial words, removed customers) in every
+    /// number form, against the summaries computed plainly from the values.
+    #[test]
+    fn whole_words_and_partial_words_agree_with_a_plain_count() {
+        let forms: [fn(i64) -> f64; 4] = [
+            |i| (i % 90) as f64,
+            |i| (i * 37 % 1000) as f64 - 300.0,
+            |i| (i * 7919 % 100_000) as f64 / 100.0,
+            |i| (i * 7919 % 1000) as f64 * 1e12 + 0.5,
+        ];
+        for form in forms {
+            let mut index = AppIndex::new(&schema());
+            let mut kept = std::collections::BTreeMap::new();
+            for id in 1..=1000i64 {
+                let country = ["ES", "FR", "DE", "PT", "IT"][(id * id % 5) as usize];
+                let age = (id % 150 != 7).then(|| form(id));
+                index.upsert(&customer(id, Some(country), age));
+                kept.insert(id, (country, age));
+            }
+            for id in (1..=1000).filter(|id| id % 97 == 3) {
+                index.remove(id);
+                kept.remove(&id);
+            }
+            let all = index.all();
+            let ages: Vec<f64> = kept.values().filter_map(|(_, a)| *a).collect();
+            let lo = ages.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = ages.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let age = Attribute::Field(FieldId(2));
+            assert_eq!(index.range(&all, age), Some((lo, hi)));
+            let width = (hi - lo) / 7.0;
+            let mut want = vec![0u64; 7];
+            for &x in &ages {
+                let i = ((x - lo) / width).floor();
+                want[if i < 0.0 { 0 } else { (i as usize).min(6) }] += 1;
+            }
+            assert_eq!(index.histogram(&all, age, lo, width, 7), want);
+            let mut counts = std::collections::BTreeMap::new();
+            for (c, _) in kept.values() {
+                *counts.entry(*c).or_insert(0u64) += 1;
+            }
+            let mut ranked: Vec<(String, u64)> =
+                counts.iter().map(|(c, n)| ((*c).to_owned(), *n)).collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            ranked.truncate(3);
+            let top = index.top_values(&all, Attribute::Field(FieldId(1)), 3);
+            assert_eq!(top.values, ranked);
+            assert_eq!(top.distinct, counts.len() as u64);
+        }
     }
 }
