@@ -23,6 +23,6 @@ pub mod shape;
 pub use dialect::{Dialect, LineEnding, Separator};
 pub use error::{ErrorReport, FileError, MAX_REPORTED_ERRORS, RowError};
 pub use export::{ExportOptions, ExportShape, ExportStats, Exporter, export};
-pub use reader::{ImportReader, Row, RowOp, RowOpRef, RowRef};
+pub use reader::{ImportReader, Row, RowMut, RowOp, RowOpMut, RowOpRef, RowRef};
 pub use record::{MAX_ROW_BYTES, MAX_ROW_CELLS};
 pub use shape::Shape;

@@ -34,7 +34,8 @@
 //! customerId is parsed once per run of rows with the same id; long rows find their field by
 //! trying the next few in schema order (files are usually grouped by customer, fields in a
 //! stable order) before a hash map. [`ImportReader::next_row_ref`] lends the customerId and
-//! the changes from reused buffers; [`ImportReader::next_row`] and the iterator own them.
+//! the changes from reused buffers; [`ImportReader::next_row_mut`] lends them so they can be
+//! moved out; [`ImportReader::next_row`] and the iterator own them.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -75,6 +76,22 @@ pub struct RowOpRef<'a> {
     pub line: u64,
     pub customer_id: &'a CustomerId,
     pub changes: &'a [FieldChange],
+}
+
+/// A valid record, lent by [`ImportReader::next_row_mut`]: the caller may move the changes
+/// out (`Vec::append`), which leaves the reader's buffer empty but keeps its capacity.
+#[derive(Debug, PartialEq)]
+pub struct RowOpMut<'a> {
+    pub line: u64,
+    pub customer_id: &'a CustomerId,
+    pub changes: &'a mut Vec<FieldChange>,
+}
+
+/// What one record became, lent by [`ImportReader::next_row_mut`].
+#[derive(Debug, PartialEq)]
+pub enum RowMut<'a> {
+    Op(RowOpMut<'a>),
+    Invalid(RowError),
 }
 
 /// What one record became, lent by [`ImportReader::next_row_ref`].
@@ -238,6 +255,25 @@ impl<R: Read> ImportReader<R> {
         })
     }
 
+    /// Like [`Self::next_row_ref`], but lends the changes mutably so the caller can take
+    /// the values without cloning them.
+    pub fn next_row_mut(&mut self) -> Result<Option<RowMut<'_>>, FileError> {
+        Ok(match self.advance()? {
+            Mapped::End => None,
+            Mapped::Invalid(error) => Some(RowMut::Invalid(error)),
+            Mapped::Valid => {
+                let line = self.records.record.line;
+                // A valid row always sets it; refuse rather than panic if that ever changed.
+                let customer_id = self.current_id.as_ref().ok_or_else(no_valid_id)?;
+                Some(RowMut::Op(RowOpMut {
+                    line,
+                    customer_id,
+                    changes: &mut self.changes,
+                }))
+            }
+        })
+    }
+
     /// [`Self::read_row`], fused: nothing more after the end or a file error.
     fn advance(&mut self) -> Result<Mapped, FileError> {
         if self.done {
@@ -252,12 +288,7 @@ impl<R: Read> ImportReader<R> {
 
     /// The customerId of the valid row just read.
     fn valid_id(&self) -> Result<&CustomerId, FileError> {
-        // A valid row always sets it; refuse rather than panic if that ever changed.
-        self.current_id.as_ref().ok_or_else(|| {
-            FileError::Io(io::Error::other(
-                "internal error: a valid row without a customerId",
-            ))
-        })
+        self.current_id.as_ref().ok_or_else(no_valid_id)
     }
 
     fn read_header(&mut self) -> Result<(), FileError> {
@@ -369,6 +400,13 @@ impl<R: Read> ImportReader<R> {
             }),
         })
     }
+}
+
+/// A valid row always sets the customerId; refuse rather than panic if that ever changed.
+fn no_valid_id() -> FileError {
+    FileError::Io(io::Error::other(
+        "internal error: a valid row without a customerId",
+    ))
 }
 
 /// What reading one record gave.

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::io::{self, Read};
 
 use unico_core::{FieldDef, FieldId, FieldName, FieldType, Schema};
-use unico_csv::{FileError, ImportReader, LineEnding, Row, Shape};
+use unico_csv::{FileError, ImportReader, LineEnding, Row, RowMut, RowOp, Shape};
 
 /// email (string), age (number), signup_at (datetime), birthday (date), city (string).
 pub fn schema() -> Schema {
@@ -52,8 +52,40 @@ impl Read for OneByte<'_> {
 
 /// Runs a whole import and renders what it saw, one line per record.
 pub fn render(input: impl Read, schema: &Schema) -> String {
+    render_with(input, schema, |reader| reader.next())
+}
+
+/// Like [`render`], through [`ImportReader::next_row_mut`], moving each row's changes out
+/// of the reader as the server's import does.
+pub fn render_moved(input: impl Read, schema: &Schema) -> String {
+    render_with(input, schema, |reader| {
+        reader
+            .next_row_mut()
+            .map(|row| {
+                row.map(|row| match row {
+                    RowMut::Op(op) => {
+                        let mut changes = Vec::new();
+                        changes.append(op.changes);
+                        Row::Op(RowOp {
+                            line: op.line,
+                            customer_id: op.customer_id.clone(),
+                            changes,
+                        })
+                    }
+                    RowMut::Invalid(e) => Row::Invalid(e),
+                })
+            })
+            .transpose()
+    })
+}
+
+fn render_with<R: Read>(
+    input: R,
+    schema: &Schema,
+    mut next: impl FnMut(&mut ImportReader<R>) -> Option<Result<Row, FileError>>,
+) -> String {
     let mut out = String::new();
-    let reader = match ImportReader::new(input, schema) {
+    let mut reader = match ImportReader::new(input, schema) {
         Ok(reader) => reader,
         Err(e) => return format!("file error: {e}\n"),
     };
@@ -75,7 +107,7 @@ pub fn render(input: impl Read, schema: &Schema) -> String {
         "{} separator, {ending} endings{bom}, {shape}",
         d.separator
     );
-    for row in reader {
+    while let Some(row) = next(&mut reader) {
         match row {
             Ok(Row::Op(op)) => {
                 let changes: Vec<String> = op
@@ -119,6 +151,11 @@ pub fn import(bytes: &[u8], schema: &Schema) -> String {
     assert_eq!(
         whole, trickle,
         "reading one byte at a time changed the outcome"
+    );
+    assert_eq!(
+        whole,
+        render_moved(bytes, schema),
+        "moving the changes out of the reader changed the outcome"
     );
     whole
 }
