@@ -190,6 +190,25 @@ fn main() {
             q1 = Some(filter);
         }
     }
+    // `UNICO_BENCH_THREADS=1,2`: Q1–Q7 again at each of these thread counts (what the
+    // split over threads gains, spawns included).
+    for threads in std::env::var("UNICO_BENCH_THREADS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|t| t.trim().parse::<usize>().ok())
+    {
+        let mut tuned = index.clone();
+        tuned.set_parallelism(threads, 1 << 16);
+        let line: Vec<String> = QUERIES
+            .iter()
+            .map(|(name, text, _)| {
+                let filter = Filter::parse(FilterInput::Text(text), &schema).expect("parses");
+                let (ms, _) = time(|| tuned.count(&filter, &ctx));
+                format!("{name} {ms:.3}")
+            })
+            .collect();
+        println!("{threads} thread(s): {}", line.join("  "));
+    }
     // Extra filters to time, `;`-separated (profiling one part of a query).
     for text in std::env::var("UNICO_BENCH_EXTRA")
         .unwrap_or_default()

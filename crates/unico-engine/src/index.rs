@@ -35,8 +35,12 @@ use crate::local::LocalDays;
 use crate::members::Members;
 use crate::parallel::{split_words, sum_ranges};
 
-/// Below this many rows per thread a scan stays on the caller's thread.
-const DEFAULT_PARALLEL_MIN_ROWS: usize = 1 << 16;
+/// Below this many rows per thread a scan stays on the caller's thread. Large: on shared
+/// cores a helper thread may wait for a core for a whole scheduler slice (milliseconds),
+/// and the scan waits for it, so a split pays only where one thread's share takes
+/// milliseconds itself (measured on 2 busy cores: 1M rows are as fast on one thread, and
+/// never stall).
+const DEFAULT_PARALLEL_MIN_ROWS: usize = 1 << 19;
 /// At most this many threads per scan.
 const MAX_THREADS: usize = 8;
 /// Rows any filter's count reads in tens of microseconds (see [`AppIndex::count_if_cheap`]).
@@ -171,7 +175,7 @@ impl AppIndex {
     }
 
     /// Threads a large scan may use (default: the machine's cores, at most 8), and the
-    /// fewest rows worth a thread (default 65 536). Tuning and tests only.
+    /// fewest rows worth a thread (default 524 288). Tuning and tests only.
     pub fn set_parallelism(&mut self, threads: usize, min_rows_per_thread: usize) {
         self.threads = threads.clamp(1, MAX_THREADS);
         self.parallel_min_rows = min_rows_per_thread.max(1);
