@@ -21,9 +21,7 @@ use unico_store::{
 
 use crate::state::now_ms;
 
-/// Customers per batch handed to the store. Small enough that a batch's vector of items
-/// (48 bytes per customer) stays under 64 KiB: glibc answers the free of a larger block by
-/// consolidating the small free blocks the next items would reuse.
+/// Customers per batch the parser packs.
 pub const BATCH_ITEMS: usize = 1024;
 /// Batches parsed ahead of the writer (each a reused [`Packed`] buffer).
 pub const BATCHES_IN_FLIGHT: usize = 16;
@@ -150,12 +148,15 @@ impl Packed {
         }
     }
 
-    /// The batch's items. Every customerId and value was validated by the reader; they
-    /// are copied back out of the buffers unchanged.
-    fn unpack(&self) -> Option<Vec<UpsertItem>> {
-        let mut items = Vec::with_capacity(self.customers.len());
-        let (mut id_start, mut change_start) = (0, 0);
-        for &(id_end, change_end) in &self.customers {
+    /// The items of customers `from..to`. Every customerId and value was validated by the
+    /// reader; they are copied back out of the buffers unchanged.
+    fn unpack(&self, from: usize, to: usize) -> Option<Vec<UpsertItem>> {
+        let mut items = Vec::with_capacity(to - from);
+        let (mut id_start, mut change_start) = match from {
+            0 => (0, 0),
+            _ => self.customers[from - 1],
+        };
+        for &(id_end, change_end) in &self.customers[from..to] {
             let customer_id = CustomerId::parse(&self.ids[id_start..id_end]).ok()?;
             let changes = self.changes[change_start..change_end]
                 .iter()
@@ -203,28 +204,45 @@ struct Feed {
 }
 
 /// The writer's end: runs on the store's writer thread, turning packed batches into
-/// [`ImportBatch`]es and sending the emptied buffers back to the parser.
+/// [`ImportBatch`]es of at most [`UNPACKED_ITEMS`] customers and sending the emptied
+/// buffers back to the parser.
 struct Unpack {
     rx: mpsc::Receiver<Packet>,
     back: mpsc::SyncSender<Packed>,
+    /// The batch being unpacked and its next customer.
+    current: Option<(Packed, usize)>,
 }
+
+/// Customers unpacked at a time: the store writes them while their values are still in
+/// the core's cache, and the items' vector is small enough for the allocator's fast path.
+const UNPACKED_ITEMS: usize = 16;
 
 impl Iterator for Unpack {
     type Item = ImportBatch;
 
     fn next(&mut self) -> Option<ImportBatch> {
-        match self.rx.recv().ok()? {
-            Packet::End(keep) => Some(ImportBatch::End { keep }),
-            Packet::Batch(mut packed) => {
-                let Some(items) = packed.unpack() else {
-                    // Cannot happen (the reader validated every customerId); end the feed
-                    // without a verdict, which keeps nothing.
-                    tracing::error!("an import batch held an invalid customerId");
-                    return None;
-                };
-                packed.clear();
-                let _ = self.back.try_send(packed);
-                Some(ImportBatch::Items(items))
+        loop {
+            if let Some((packed, next)) = &mut self.current {
+                let from = *next;
+                if from < packed.customers.len() {
+                    let to = (from + UNPACKED_ITEMS).min(packed.customers.len());
+                    *next = to;
+                    let Some(items) = packed.unpack(from, to) else {
+                        // Cannot happen (the reader validated every customerId); end the
+                        // feed without a verdict, which keeps nothing.
+                        tracing::error!("an import batch held an invalid customerId");
+                        return None;
+                    };
+                    return Some(ImportBatch::Items(items));
+                }
+                if let Some((mut packed, _)) = self.current.take() {
+                    packed.clear();
+                    let _ = self.back.try_send(packed);
+                }
+            }
+            match self.rx.recv().ok()? {
+                Packet::End(keep) => return Some(ImportBatch::End { keep }),
+                Packet::Batch(packed) => self.current = Some((packed, 0)),
             }
         }
     }
@@ -237,7 +255,14 @@ fn channels() -> (Feed, Unpack) {
     for _ in 0..BATCHES_IN_FLIGHT {
         let _ = back.try_send(Packed::default());
     }
-    (Feed { tx, empty }, Unpack { rx, back })
+    (
+        Feed { tx, empty },
+        Unpack {
+            rx,
+            back,
+            current: None,
+        },
+    )
 }
 
 /// Reads the file and feeds batches; in atomic mode it stops feeding at the first invalid
@@ -533,7 +558,7 @@ mod tests {
         for batch in unpack {
             match batch {
                 ImportBatch::Items(items) => {
-                    assert!(!items.is_empty() && items.len() <= BATCH_ITEMS);
+                    assert!(!items.is_empty() && items.len() <= UNPACKED_ITEMS);
                     seen.extend(
                         items
                             .into_iter()
