@@ -518,8 +518,9 @@ impl AppIndex {
     /// caller on an event loop can answer at once; `None` otherwise.
     pub fn count_if_cheap(&self, filter: &Filter, ctx: &EvalContext) -> Option<u64> {
         let resolved = resolve(filter, ctx);
-        let plan = self.compile(&resolved);
-        (plan.reads_presence_only() || self.high <= CHEAP_ROWS).then(|| self.count_plan(&plan))
+        // Decided before compiling: compiling a text test scans the dictionary.
+        (self.high <= CHEAP_ROWS || tests_presence_only(resolved.root()))
+            .then(|| self.count_plan(&self.compile(&resolved)))
     }
 
     fn count_plan(&self, plan: &Plan<'_>) -> u64 {
@@ -594,6 +595,18 @@ impl AppIndex {
             + self.free.capacity() * 4
             + self.by_id.capacity() * (8 + 4 + 1)
             + self.fields.capacity() * (4 + std::mem::size_of::<Column>() + 1)
+    }
+}
+
+/// Whether every test of a resolved filter is `exists` or `not_exists`.
+fn tests_presence_only(node: &unico_filter::resolve::Resolved) -> bool {
+    use unico_filter::resolve::{Resolved, TestKind};
+    match node {
+        Resolved::And(children) | Resolved::Or(children) => {
+            children.iter().all(tests_presence_only)
+        }
+        Resolved::Not(inner) => tests_presence_only(inner),
+        Resolved::Test(test) => matches!(test.kind, TestKind::Exists | TestKind::NotExists),
     }
 }
 
