@@ -209,6 +209,32 @@ fn main() {
             .collect();
         println!("{threads} thread(s): {}", line.join("  "));
     }
+    // `UNICO_BENCH_STATS=1`: the console's summaries of every customer, field by field
+    // (top 8 values of strings; range then a 16-bucket histogram of the others).
+    if std::env::var_os("UNICO_BENCH_STATS").is_some() {
+        use unico_engine::stats::Attribute;
+        let all = index.all();
+        let mut line = Vec::new();
+        let mut total = 0.0;
+        for def in schema.fields() {
+            let attr = Attribute::Field(def.id);
+            let (ms, _) = if def.field_type == FieldType::String {
+                time(|| index.top_values(&all, attr, 8).distinct)
+            } else {
+                time(|| {
+                    let (lo, hi) = index.range(&all, attr).unwrap_or((0.0, 1.0));
+                    let width = ((hi - lo) / 16.0).max(f64::MIN_POSITIVE);
+                    index.histogram(&all, attr, lo, width, 16).len() as u64
+                })
+            };
+            total += ms;
+            line.push(format!("{} {ms:.1}", def.name.as_str()));
+        }
+        println!(
+            "summaries (ms, one thread): {} — total {total:.1}",
+            line.join("  ")
+        );
+    }
     // Extra filters to time, `;`-separated (profiling one part of a query).
     for text in std::env::var("UNICO_BENCH_EXTRA")
         .unwrap_or_default()

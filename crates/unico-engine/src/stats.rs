@@ -1,9 +1,8 @@
 //! Summaries of a set of members for charts: how many hold a value, the most frequent
 //! strings, and the range and equal-width histogram of numbers and instants. Every
 //! function is one pass over the members' rows: a word whose 64 rows are all members
-//! holding a value (the common case for large sets) is read as a contiguous slice of the
-//! column, in the column's own type, so the compiler vectorises it; other words go bit by
-//! bit.
+//! holding a value is read as a contiguous slice of the column, in the column's own type,
+//! so the compiler vectorises it; other words go bit by bit.
 
 use unico_core::{FieldId, FieldType};
 
@@ -177,9 +176,15 @@ impl AppIndex {
         if buckets == 0 || width.is_nan() || width <= 0.0 {
             return counts;
         }
-        let last = (buckets - 1) as f64;
-        // The bucket of `x` (a float, so a value far past the last clamps too).
-        let bucket = |x: f64| ((x - start) / width).floor().clamp(0.0, last) as usize;
+        let last = buckets - 1;
+        // The bucket of `x`: `floor((x - start) / width)` clamped to the buckets. Below 0
+        // it is the first; from 0 up, truncating is flooring (and saturates far past the
+        // last): one conversion instruction, where `floor` is a libm call per value on the
+        // baseline x86-64 target.
+        let bucket = |x: f64| {
+            let q = (x - start) / width;
+            if q < 0.0 { 0 } else { (q as usize).min(last) }
+        };
         let mut add = |_, i: usize| {
             if let Some(c) = counts.get_mut(i) {
                 *c += 1;
@@ -272,7 +277,9 @@ fn visit<T: Copy>(members: &Members, column: &Column, values: &[T], mut f: impl 
 }
 
 /// Like [`visit`], mapping each value first: a full word's 64 values are mapped in one
-/// loop the compiler vectorises, then handed over.
+/// loop the compiler vectorises, then handed over. (Mapping a partial word whole, stale
+/// rows included, measured slower: without packed float-to-integer conversions on the
+/// baseline x86-64 target the mapping is scalar anyway.)
 #[inline(always)]
 fn visit_mapped<T: Copy, U: Copy + Default>(
     members: &Members,
