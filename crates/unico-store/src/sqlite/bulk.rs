@@ -1,21 +1,26 @@
 //! The write path of an import: customers in file order, inside the import's savepoint.
 //!
-//! An import is mostly new customers, so the hot path is built for them:
-//! - **No copies of values.** The batches are owned: each item's changes are reduced in
-//!   place to one per field (the last, which is what applying them in order leaves) and
-//!   their values moved, not cloned, into the row that is encoded.
-//! - **Many rows per statement.** Rows are queued and written by one `INSERT OR IGNORE` of
-//!   [`ROWS_PER_INSERT`] rows: one statement step and one `AUTOINCREMENT` bookkeeping
+//! Two threads share the work, so the writer thread (which every other write waits for)
+//! does little but SQLite's:
+//! - **The preparing thread** ([`start`]) pulls the import's batches (so the items are
+//!   allocated and freed on one thread, which glibc's allocator serves from its per-thread
+//!   cache), checks each item against the live fields, reduces its changes to one per
+//!   field (the last, which is what applying them in order leaves), moves the values into
+//!   the encoded row and hands rows over in [`Encoded`] batches: customerIds and encoded
+//!   values back to back in reused buffers.
+//! - **The writer** ([`ImportWriter`]) writes each run of [`ROWS_PER_INSERT`] rows with one
+//!   multi-row `INSERT OR IGNORE`: one statement step and one `AUTOINCREMENT` bookkeeping
 //!   update instead of one each per row. (`OR IGNORE` rather than `ON CONFLICT DO NOTHING`:
 //!   the same for the one constraint a bound row can break, the customerId's uniqueness,
-//!   and a statement that cannot abort midway needs no statement journal: 10 % faster.) When it inserts
-//!   them all (nearly always), that is all. Otherwise some customers of the queue existed
-//!   (earlier in the file, or before the import) or a customerId is queued twice: the
-//!   statement inserted the first row of each customerId that did not exist, and gave the
-//!   new rows consecutive ids; every other queued row is then applied to its existing
-//!   customer, in queue order, as an update.
+//!   and a statement that cannot abort midway needs no statement journal: 10 % faster.)
+//!   When it inserts them all (nearly always), that is all. Otherwise some customers of the
+//!   run existed (earlier in the file, or before the import) or a customerId is in the run
+//!   twice: the statement inserted the first row of each customerId that did not exist,
+//!   giving the new rows ids above every earlier one; every other row of the run is then
+//!   decoded and applied to its existing customer, in file order, as an update.
 
 use std::sync::Arc;
+use std::sync::mpsc;
 
 use rusqlite::{CachedStatement, Connection};
 use unico_core::{AppId, CustomerId, FieldChange, FieldId, Value};
@@ -24,10 +29,14 @@ use super::rows::LiveFields;
 use super::writes::{self, CountDeltas, CustomerWriter};
 use crate::codec;
 use crate::error::StoreError;
-use crate::store::UpsertItem;
+use crate::store::{ImportBatch, UpsertItem};
 
 /// Rows written by one multi-row `INSERT`.
 pub const ROWS_PER_INSERT: usize = 64;
+/// Rows per [`Encoded`] batch.
+const ROWS_PER_BATCH: usize = 16 * ROWS_PER_INSERT;
+/// [`Encoded`] batches prepared ahead of the writer (and buffers in use).
+const BATCHES_IN_FLIGHT: usize = 4;
 
 /// A set of customer ids below a bound, one bit each.
 #[derive(Default)]
@@ -73,12 +82,169 @@ fn reduce(changes: &mut Vec<FieldChange>) {
 struct Presence(Vec<(FieldId, i64)>);
 
 impl Presence {
-    fn add(&mut self, field: FieldId) {
+    fn add(&mut self, field: FieldId, n: i64) {
         match self.0.binary_search_by_key(&field, |(f, _)| *f) {
-            Ok(i) => self.0[i].1 += 1,
-            Err(i) => self.0.insert(i, (field, 1)),
+            Ok(i) => self.0[i].1 += n,
+            Err(i) => self.0.insert(i, (field, n)),
         }
     }
+}
+
+/// Rows prepared for the writer, in file order: each customer's values encoded as a new
+/// customer's, and the fields its changes remove (which matter only if it exists).
+#[derive(Default)]
+pub struct Encoded {
+    /// customerIds, back to back.
+    ids: String,
+    /// Encoded values, back to back.
+    data: Vec<u8>,
+    removed: Vec<FieldId>,
+    /// Per row: where its customerId, its encoded values and its removed fields end.
+    rows: Vec<(usize, usize, usize)>,
+    /// The values of all rows, counted as if every row created its customer.
+    presence: Presence,
+}
+
+impl Encoded {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Row `i`: its customerId, encoded values and removed fields.
+    fn row(&self, i: usize) -> (&str, &[u8], &[FieldId]) {
+        let (id_start, data_start, removed_start) = match i {
+            0 => (0, 0, 0),
+            _ => self.rows[i - 1],
+        };
+        let (id_end, data_end, removed_end) = self.rows[i];
+        (
+            &self.ids[id_start..id_end],
+            &self.data[data_start..data_end],
+            &self.removed[removed_start..removed_end],
+        )
+    }
+
+    fn clear(&mut self) {
+        self.ids.clear();
+        self.data.clear();
+        self.removed.clear();
+        self.rows.clear();
+        self.presence.0.clear();
+    }
+}
+
+/// What the preparing thread hands the writer.
+pub enum Prepared {
+    Rows(Encoded),
+    /// The feed's verdict: keep the import or not.
+    End {
+        keep: bool,
+    },
+    /// An item was refused (a field deleted or retyped meanwhile): the import fails.
+    Failed(StoreError),
+}
+
+/// The writer's end of the preparing thread: prepared batches in, emptied buffers back.
+pub struct PreparedFeed {
+    rx: mpsc::Receiver<Prepared>,
+    back: mpsc::SyncSender<Encoded>,
+}
+
+impl PreparedFeed {
+    /// The next prepared batch; `None` if the preparing thread stopped without a verdict.
+    pub fn next(&self) -> Option<Prepared> {
+        self.rx.recv().ok()
+    }
+
+    /// Hands an emptied buffer back for reuse.
+    pub fn recycle(&self, mut rows: Encoded) {
+        rows.clear();
+        let _ = self.back.try_send(rows);
+    }
+}
+
+/// Starts the preparing thread over `batches`. It stops at the feed's end, at a refused
+/// item, or as soon as the writer drops its end.
+pub fn start(
+    batches: Box<dyn Iterator<Item = ImportBatch> + Send>,
+    live: Arc<LiveFields>,
+) -> Result<PreparedFeed, StoreError> {
+    let (tx, rx) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    let (back, empty) = mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    for _ in 0..BATCHES_IN_FLIGHT {
+        let _ = back.try_send(Encoded::default());
+    }
+    std::thread::Builder::new()
+        .name("unico-import-prepare".into())
+        .spawn(move || prepare(batches, &live, &tx, &empty))
+        .map_err(|e| StoreError::Internal(format!("cannot start an import thread: {e}")))?;
+    Ok(PreparedFeed { rx, back })
+}
+
+/// The preparing thread's work; see the module docs.
+fn prepare(
+    batches: Box<dyn Iterator<Item = ImportBatch> + Send>,
+    live: &LiveFields,
+    tx: &mpsc::SyncSender<Prepared>,
+    empty: &mpsc::Receiver<Encoded>,
+) {
+    let Ok(mut rows) = empty.recv() else {
+        return;
+    };
+    let mut fields: Vec<(FieldId, Value)> = Vec::with_capacity(32);
+    let mut buf = Vec::with_capacity(512);
+    for batch in batches {
+        let items = match batch {
+            ImportBatch::Items(items) => items,
+            ImportBatch::End { keep } => {
+                if keep && !rows.is_empty() && tx.send(Prepared::Rows(rows)).is_err() {
+                    return;
+                }
+                let _ = tx.send(Prepared::End { keep });
+                return;
+            }
+        };
+        for item in items {
+            let UpsertItem {
+                customer_id,
+                mut changes,
+            } = item;
+            if let Err(e) = writes::check_changes(live, &changes) {
+                let _ = tx.send(Prepared::Failed(e));
+                return;
+            }
+            reduce(&mut changes);
+            fields.clear();
+            for change in changes.drain(..) {
+                match change.value {
+                    Some(value) => {
+                        rows.presence.add(change.field, 1);
+                        fields.push((change.field, value));
+                    }
+                    None => rows.removed.push(change.field),
+                }
+            }
+            codec::encode_into(&fields, &mut buf);
+            rows.data.extend_from_slice(&buf);
+            rows.ids.push_str(customer_id.as_str());
+            rows.rows
+                .push((rows.ids.len(), rows.data.len(), rows.removed.len()));
+            if rows.len() == ROWS_PER_BATCH {
+                if tx.send(Prepared::Rows(rows)).is_err() {
+                    return;
+                }
+                rows = match empty.recv() {
+                    Ok(rows) => rows,
+                    Err(_) => return,
+                };
+            }
+        }
+    }
+    // The feed stopped without a verdict (its producer died): send none, keep nothing.
 }
 
 /// What an import wrote.
@@ -88,29 +254,13 @@ pub struct Written {
     pub deltas: CountDeltas,
 }
 
-/// A row waiting for the multi-row insert.
-struct Queued {
-    customer_id: CustomerId,
-    /// Its changes, reduced (one per field, in field order).
-    changes: Vec<FieldChange>,
-    /// Where its encoded values end in [`ImportWriter::queued_data`].
-    end: usize,
-}
-
-/// Writes one import's customers; see the module docs.
+/// Writes one import's prepared rows; see the module docs.
 pub struct ImportWriter<'c> {
     conn: &'c Connection,
     app: AppId,
     now: i64,
-    live: Arc<LiveFields>,
     single: CustomerWriter<'c>,
     insert: CachedStatement<'c>,
-    queued: Vec<Queued>,
-    /// The queued rows' encoded values, back to back.
-    queued_data: Vec<u8>,
-    /// Scratch: the values being encoded, and their encoding.
-    fields: Vec<(FieldId, Value)>,
-    buf: Vec<u8>,
     presence: Presence,
     deltas: CountDeltas,
     /// Ids only grow, so a customer with a larger id than this was created by this import:
@@ -124,12 +274,7 @@ pub struct ImportWriter<'c> {
 }
 
 impl<'c> ImportWriter<'c> {
-    pub fn new(
-        conn: &'c Connection,
-        app: AppId,
-        live: Arc<LiveFields>,
-        now: i64,
-    ) -> Result<Self, StoreError> {
+    pub fn new(conn: &'c Connection, app: AppId, now: i64) -> Result<Self, StoreError> {
         let last_id_before: i64 =
             conn.query_row("SELECT coalesce(max(id), 0) FROM customers", [], |r| {
                 r.get(0)
@@ -145,13 +290,8 @@ impl<'c> ImportWriter<'c> {
             conn,
             app,
             now,
-            live,
             single: CustomerWriter::new(conn)?,
             insert,
-            queued: Vec::with_capacity(ROWS_PER_INSERT),
-            queued_data: Vec::with_capacity(ROWS_PER_INSERT * 256),
-            fields: Vec::with_capacity(32),
-            buf: Vec::with_capacity(512),
             presence: Presence::default(),
             deltas: CountDeltas::default(),
             last_id_before,
@@ -162,121 +302,131 @@ impl<'c> ImportWriter<'c> {
         })
     }
 
-    /// Writes one item: creates the customer or applies its changes to the existing one.
-    pub fn write(&mut self, item: UpsertItem) -> Result<(), StoreError> {
-        let UpsertItem {
-            customer_id,
-            mut changes,
-        } = item;
-        writes::check_changes(&self.live, &changes)?;
-        reduce(&mut changes);
-        // Encode the values as a new customer's, moving them out and back.
-        self.fields.clear();
-        for change in &mut changes {
-            if let Some(value) = change.value.take() {
-                self.fields.push((change.field, value));
-            }
+    /// Writes a batch of prepared rows, in order: creates each customer or applies its
+    /// changes to the existing one.
+    pub fn write(&mut self, rows: &Encoded) -> Result<(), StoreError> {
+        for &(field, n) in &rows.presence.0 {
+            self.presence.add(field, n);
         }
-        codec::encode_into(&self.fields, &mut self.buf);
-        self.queued_data.extend_from_slice(&self.buf);
-        let mut values = self.fields.drain(..).peekable();
-        for change in &mut changes {
-            if let Some((_, value)) = values.next_if(|(field, _)| *field == change.field) {
-                change.value = Some(value);
-            }
+        let mut from = 0;
+        while from + ROWS_PER_INSERT <= rows.len() {
+            self.insert_run(rows, from)?;
+            from += ROWS_PER_INSERT;
         }
-        drop(values);
-        self.queued.push(Queued {
-            customer_id,
-            changes,
-            end: self.queued_data.len(),
-        });
-        if self.queued.len() == ROWS_PER_INSERT {
-            self.write_queued()?;
+        for i in from..rows.len() {
+            self.insert_one(rows, i)?;
         }
         Ok(())
     }
 
-    /// Writes what is queued and answers what the import wrote.
-    pub fn finish(mut self) -> Result<Written, StoreError> {
-        self.write_queued()?;
+    /// Answers what the import wrote.
+    pub fn finish(mut self) -> Written {
         let mut deltas = std::mem::take(&mut self.deltas);
         for &(field, n) in &self.presence.0 {
             deltas.add(field, n);
         }
-        Ok(Written {
+        Written {
             created: self.created,
             updated: self.updated,
             deltas,
-        })
+        }
     }
 
-    /// Inserts the queued rows; then, if some were not inserted, applies those as updates.
-    fn write_queued(&mut self) -> Result<(), StoreError> {
-        let queued = std::mem::take(&mut self.queued);
-        let outcome = if queued.len() == ROWS_PER_INSERT {
-            self.insert_all(&queued)
-        } else {
-            self.write_one_by_one(&queued)
-        };
-        self.queued = queued;
-        self.queued.clear();
-        self.queued_data.clear();
-        outcome
-    }
-
-    /// The multi-row insert of a full queue, then the rows it did not insert.
-    fn insert_all(&mut self, queued: &[Queued]) -> Result<(), StoreError> {
+    /// The multi-row insert of rows `from..from + ROWS_PER_INSERT`, then the rows it did
+    /// not insert.
+    fn insert_run(&mut self, rows: &Encoded, from: usize) -> Result<(), StoreError> {
         self.insert.raw_bind_parameter(1, self.app.0)?;
         self.insert.raw_bind_parameter(2, self.now)?;
-        let mut start = 0;
-        for (i, row) in queued.iter().enumerate() {
-            self.insert
-                .raw_bind_parameter(3 + 2 * i, row.customer_id.as_str())?;
-            self.insert
-                .raw_bind_parameter(4 + 2 * i, &self.queued_data[start..row.end])?;
-            start = row.end;
+        for i in 0..ROWS_PER_INSERT {
+            let (id, data, _) = rows.row(from + i);
+            self.insert.raw_bind_parameter(3 + 2 * i, id)?;
+            self.insert.raw_bind_parameter(4 + 2 * i, data)?;
         }
         let last_id = self.last_id;
         let inserted = self.insert.raw_execute()?;
         if inserted > 0 {
             self.last_id = self.conn.last_insert_rowid();
         }
-        if inserted == queued.len() {
-            for row in queued {
-                self.count_created(&row.changes);
-            }
-            Ok(())
-        } else {
-            self.write_conflicts(queued, inserted, last_id)
+        self.created += inserted as u64;
+        if inserted < ROWS_PER_INSERT {
+            self.write_conflicts(rows, from, inserted, last_id)?;
         }
+        Ok(())
     }
 
-    /// A queue shorter than a multi-row insert (the last one): each row on its own.
-    fn write_one_by_one(&mut self, queued: &[Queued]) -> Result<(), StoreError> {
-        let mut start = 0;
-        for row in queued {
-            let data = &self.queued_data[start..row.end];
-            start = row.end;
-            if let Some(id) =
-                self.single
-                    .try_insert(self.conn, self.app, &row.customer_id, self.now, data)?
-            {
-                self.last_id = id;
-                self.count_created(&row.changes);
+    /// After a multi-row insert from row `from` that wrote only `inserted` rows: tells the
+    /// rows it inserted (the first of each customerId with an id above `last_id`, the
+    /// largest before the insert) from the others, and applies the others, in order, as
+    /// updates. (Ids of one insert increase but may skip: a row not inserted may have used
+    /// one up.)
+    fn write_conflicts(
+        &mut self,
+        rows: &Encoded,
+        from: usize,
+        inserted: usize,
+        last_id: i64,
+    ) -> Result<(), StoreError> {
+        let mut created_here: Vec<i64> = Vec::with_capacity(inserted);
+        for i in from..from + ROWS_PER_INSERT {
+            let customer_id = customer_id(rows.row(i).0)?;
+            let id = if inserted == 0 {
+                None
             } else {
-                self.update(row)?;
+                self.single.find_id(self.app, &customer_id)?
+            };
+            match id {
+                Some(id) if id > last_id && !created_here.contains(&id) => created_here.push(id),
+                _ => self.update(rows, i, &customer_id)?,
             }
         }
         Ok(())
     }
 
-    /// Applies a row to its existing customer.
-    fn update(&mut self, row: &Queued) -> Result<(), StoreError> {
+    /// Row `i` on its own.
+    fn insert_one(&mut self, rows: &Encoded, i: usize) -> Result<(), StoreError> {
+        let (id, data, _) = rows.row(i);
+        let customer_id = customer_id(id)?;
+        match self
+            .single
+            .try_insert(self.conn, self.app, &customer_id, self.now, data)?
+        {
+            Some(id) => {
+                self.last_id = id;
+                self.created += 1;
+                Ok(())
+            }
+            None => self.update(rows, i, &customer_id),
+        }
+    }
+
+    /// Applies row `i` to its existing customer; its values were counted as a new
+    /// customer's, so that count is taken back.
+    fn update(
+        &mut self,
+        rows: &Encoded,
+        i: usize,
+        customer_id: &CustomerId,
+    ) -> Result<(), StoreError> {
+        let (_, data, removed) = rows.row(i);
+        let mut changes: Vec<FieldChange> = codec::decode(data)?
+            .into_iter()
+            .map(|(field, value)| {
+                self.presence.add(field, -1);
+                FieldChange {
+                    field,
+                    value: Some(value),
+                }
+            })
+            .collect();
+        changes.extend(
+            removed
+                .iter()
+                .map(|&field| FieldChange { field, value: None }),
+        );
         let customer = self.single.update_existing(
             self.app,
-            &row.customer_id,
-            &row.changes,
+            customer_id,
+            &changes,
             self.now,
             &mut self.deltas,
         )?;
@@ -285,44 +435,12 @@ impl<'c> ImportWriter<'c> {
         }
         Ok(())
     }
+}
 
-    /// After an insert of the queue that wrote only `inserted` rows: tells the rows it
-    /// inserted (the first of each customerId with an id above `last_id`, the largest before
-    /// the insert) from the others, and applies the others, in order, as updates. (Ids of
-    /// one insert increase but may skip: a row not inserted may have used one up.)
-    fn write_conflicts(
-        &mut self,
-        queued: &[Queued],
-        inserted: usize,
-        last_id: i64,
-    ) -> Result<(), StoreError> {
-        let mut created_here: Vec<i64> = Vec::with_capacity(inserted);
-        for row in queued {
-            let id = if inserted == 0 {
-                None
-            } else {
-                self.single.find_id(self.app, &row.customer_id)?
-            };
-            match id {
-                Some(id) if id > last_id && !created_here.contains(&id) => {
-                    created_here.push(id);
-                    self.count_created(&row.changes);
-                }
-                _ => self.update(row)?,
-            }
-        }
-        Ok(())
-    }
-
-    /// Counts a new customer's values.
-    fn count_created(&mut self, changes: &[FieldChange]) {
-        self.created += 1;
-        for change in changes {
-            if change.value.is_some() {
-                self.presence.add(change.field);
-            }
-        }
-    }
+/// A customerId the preparing thread copied from a valid one.
+fn customer_id(text: &str) -> Result<CustomerId, StoreError> {
+    CustomerId::parse(text)
+        .map_err(|e| StoreError::Internal(format!("a prepared customerId is invalid: {e}")))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use unico_core::AppId;
 
-use super::bulk::ImportWriter;
+use super::bulk::{self, ImportWriter, Prepared};
 use super::writer::WriteCtx;
 use crate::error::StoreError;
 use crate::store::{
@@ -45,8 +45,9 @@ pub fn get_import(conn: &Connection, app: AppId, id: i64) -> Result<ImportRecord
     .ok_or_else(|| StoreError::NotFound(format!("import {id}")))
 }
 
-/// Runs one import's batches inside the writer (through [`ImportWriter`]). Everything
-/// happens under one savepoint, released only if the feed ends with `keep: true`.
+/// Runs one import's batches inside the writer: a thread of its own prepares the rows
+/// ([`bulk::start`]), the writer writes them ([`ImportWriter`]). Everything happens under
+/// one savepoint, released only if the feed ends with `keep: true`.
 pub fn run(
     w: &mut WriteCtx,
     app: AppId,
@@ -57,24 +58,24 @@ pub fn run(
     let live = w.live_fields(app)?;
     let conn = &w.conn;
     conn.execute_batch("SAVEPOINT import")?;
-    let mut writer = ImportWriter::new(conn, app, live, now)?;
+    let mut writer = ImportWriter::new(conn, app, now)?;
     let apply = || -> Result<bool, StoreError> {
-        for batch in batches {
-            match batch {
-                ImportBatch::Items(items) => {
-                    let n = items.len() as u64;
-                    for item in items {
-                        writer.write(item)?;
-                    }
-                    written.fetch_add(n, Ordering::Relaxed);
+        let feed = bulk::start(batches, live)?;
+        loop {
+            match feed.next() {
+                Some(Prepared::Rows(rows)) => {
+                    writer.write(&rows)?;
+                    written.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    feed.recycle(rows);
                 }
-                ImportBatch::End { keep } => return Ok(keep),
+                Some(Prepared::End { keep }) => return Ok(keep),
+                Some(Prepared::Failed(e)) => return Err(e),
+                // The feed stopped without a verdict (its producer died): keep nothing.
+                None => return Ok(false),
             }
         }
-        // The feed stopped without a verdict (its producer died): keep nothing.
-        Ok(false)
     };
-    let verdict = apply().and_then(|keep| Ok(if keep { Some(writer.finish()?) } else { None }));
+    let verdict = apply().map(|keep| keep.then(|| writer.finish()));
     match verdict {
         Ok(Some(done)) => {
             done.deltas.flush(conn)?;
