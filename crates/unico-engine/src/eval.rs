@@ -46,6 +46,8 @@ pub(crate) enum Plan<'a> {
     Not(Box<Plan<'a>>),
     Leaf {
         present: &'a Bits,
+        /// How many rows hold a value (the set bits of `present`, all alive rows).
+        held: u64,
         kernel: Kernel<'a>,
     },
 }
@@ -141,6 +143,7 @@ impl AppIndex {
     ) -> Plan<'a> {
         let leaf = |kernel| Plan::Leaf {
             present: &column.present,
+            held: column.count,
             kernel,
         };
         // An empty set of accepted values: nothing, or (negated) every value.
@@ -358,6 +361,26 @@ impl Plan<'_> {
         }
     }
 
+    /// The count of a plan that needs no scan: everyone, no one, or a lone presence test
+    /// (a column holds values only for alive rows, and counts them), out of `live`.
+    pub(crate) fn count_without_scan(&self, live: u64) -> Option<u64> {
+        match self {
+            Plan::All => Some(live),
+            Plan::Nothing => Some(0),
+            Plan::Leaf {
+                held,
+                kernel: Kernel::Present,
+                ..
+            } => Some(*held),
+            Plan::Leaf {
+                held,
+                kernel: Kernel::Absent,
+                ..
+            } => Some(live.saturating_sub(*held)),
+            _ => None,
+        }
+    }
+
     /// Whether the row in `slot` passes: the row-at-a-time twin of [`eval`], for walks
     /// that stop after a few hits (the first page of a listing). The caller checks that
     /// the slot is alive.
@@ -368,7 +391,9 @@ impl Plan<'_> {
             Plan::And(children) => children.iter().all(|c| c.test_row(slot)),
             Plan::Or(children) => children.iter().any(|c| c.test_row(slot)),
             Plan::Not(inner) => !inner.test_row(slot),
-            Plan::Leaf { present, kernel } => {
+            Plan::Leaf {
+                present, kernel, ..
+            } => {
                 let held = present.get(slot);
                 match kernel {
                     Kernel::Absent => !held,
@@ -441,7 +466,9 @@ pub(crate) fn eval(plan: &Plan<'_>, w0: usize, mask: &[u64], out: &mut [u64]) {
     match plan {
         Plan::All => out.copy_from_slice(mask),
         Plan::Nothing => out.fill(0),
-        Plan::Leaf { present, kernel } => leaf(present.words(), kernel, w0, mask, out),
+        Plan::Leaf {
+            present, kernel, ..
+        } => leaf(present.words(), kernel, w0, mask, out),
         Plan::Not(inner) => {
             let mut tmp = [0u64; BLOCK_WORDS];
             eval(inner, w0, mask, &mut tmp[..n]);

@@ -524,6 +524,9 @@ impl AppIndex {
     }
 
     fn count_plan(&self, plan: &Plan<'_>) -> u64 {
+        if let Some(n) = plan.count_without_scan(self.live as u64) {
+            return n;
+        }
         let alive = self.alive.words();
         // Presence tests read one bit per row: a thread costs more than it saves.
         let words_per_thread = if plan.reads_presence_only() {

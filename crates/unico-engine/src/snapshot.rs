@@ -538,6 +538,21 @@ impl AppIndex {
         if fields.len() != schema.fields().len() {
             return Err(SnapshotError::Mismatch("another schema"));
         }
+        // A column holds values only for alive rows (counts of presence tests rely on it).
+        let within_alive = |c: &Column| {
+            c.present
+                .words()
+                .iter()
+                .zip(alive.words())
+                .all(|(p, a)| p & !a == 0)
+        };
+        if !fields
+            .values()
+            .chain([&customer_id, &created_at, &updated_at])
+            .all(within_alive)
+        {
+            return Err(corrupt("a value of a row that is not alive"));
+        }
         let want = input.sum.finish();
         let mut tail = [0u8; 8];
         input.r.read_exact(&mut tail)?;
