@@ -408,7 +408,9 @@ impl Dict {
                 *word = bits;
             }
         };
-        crate::parallel::split_words(&mut words, threads, 2048, fill);
+        // A part is at least a million codes (a few milliseconds): on shared cores a helper
+        // thread may wait a scheduler slice for a core, and the caller waits for it.
+        crate::parallel::split_words(&mut words, threads, 1 << 14, fill);
         Bits::from_words(words)
     }
 
