@@ -4,7 +4,8 @@
 #   bench/w1_import.sh [ROUNDS]       (default 3; median printed)
 # Data: generated once with ../shared/bench/gen_customers.py (or set UNICO_BENCH_CSV).
 # KEEP=1 leaves the last round's server running (for bench/w2_segments.py).
-# With ANCHORS=1, DuckDB (pip install duckdb) loads and pivots the same file in the same run.
+# With ANCHORS=1, DuckDB (pip install duckdb) loads and pivots the same file in the same run,
+# one DuckDB round after each Unico round, so both see the same load on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
@@ -21,6 +22,8 @@ key=bench-admin-key-0123456789
 port=${PORT:-18282}
 H="Authorization: Bearer $key"; J="Content-Type: application/json"
 times=()
+anchor_times=()
+rows=$(( $(wc -l < "$csv") - 1 ))
 for round in $(seq "$rounds"); do
   work=$(mktemp -d "${TMPDIR:-/tmp}/unico-w1.XXXXXX")
   UNICO_ADMIN_KEY=$key RUST_LOG=${RUST_LOG:-warn} "$bin" serve --data "$work/data" --addr 127.0.0.1:$port >"$work/log" 2>&1 &
@@ -46,11 +49,17 @@ for round in $(seq "$rounds"); do
   disk=$(du -sm "$work/data" | cut -f1)
   t=$(python3 -c "print(f'{$end - $start:.2f}')")
   up=$(python3 -c "print(f'{$uploaded - $start:.2f}')")
-  echo "round $round: ${t} s (upload ${up} s), peak RSS ${rss} MB, on disk ${disk} MB"
+  rate=$(python3 -c "print(f'{$rows / ($end - $start):,.0f}')")
+  echo "round $round: ${t} s (upload ${up} s, ${rate} rows/s), peak RSS ${rss} MB, on disk ${disk} MB"
   times+=("$t")
   [ "${KEEP:-0}" = 1 ] && [ "$round" = "$rounds" ] || rm -rf "$work"
+  if [ "${ANCHORS:-0}" = 1 ]; then
+    a=$(python3 bench/anchor_duckdb_import.py "$csv" 1 | sed -n 's/^DuckDB round 1: \([0-9.]*\) s$/\1/p')
+    echo "round $round: DuckDB ${a} s"
+    anchor_times+=("$a")
+  fi
 done
 echo "Unico W1 import: median $(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (rounds + 1) / 2 ))p") s over $rounds rounds"
 if [ "${ANCHORS:-0}" = 1 ]; then
-  python3 bench/anchor_duckdb_import.py "$csv" "$rounds"
+  echo "DuckDB W1 import: median $(printf '%s\n' "${anchor_times[@]}" | sort -n | sed -n "$(( (rounds + 1) / 2 ))p") s over $rounds rounds"
 fi

@@ -416,6 +416,11 @@ impl ImportJob {
                     now_ms(),
                     progress.customers_processed.clone(),
                 );
+                tracing::debug!(
+                    import = record.id,
+                    written_ms = started.elapsed().as_millis() as u64,
+                    "import written and committed"
+                );
                 let parsed = parser
                     .join()
                     .map_err(|_| "the CSV parser failed unexpectedly".to_owned())?;
