@@ -4,12 +4,12 @@
 //! The customers look like W1's (`gen_customers.py`): ~90 % of the customerIds are `c` + 9
 //! increasing digits, ~10 % are email addresses, interleaved; 7 string values (an email,
 //! names and a few short codes), 3 numbers and 2 datetimes each. As in a real import, the
-//! batches are built on another thread (the parser's place) and handed over through a
-//! bounded channel, so the store also pays for freeing what another thread allocated.
+//! batches are built on another thread (standing in for the server's parser) and handed
+//! over through a bounded channel.
 //!
 //! Prints the wall time, the process's CPU time and the producer thread's CPU time (Linux):
-//! on a shared machine the CPU time of the store's side (process − producer) is the steadier
-//! number. `CUSTOMERS=200000` for a shorter run; `REPEAT=1` imports the same customers a
+//! on a shared machine the CPU time of the store's side (process − producer: its writer and
+//! the import's preparing thread) is the steadier number. `CUSTOMERS=200000` for a shorter run; `REPEAT=1` imports the same customers a
 //! second time into the same application (every row an update).
 #![allow(clippy::unwrap_used)]
 
