@@ -1,5 +1,6 @@
 """W2: the segment counts Q1–Q8 of WORKLOAD.md through Unico's HTTP API (one keep-alive
-connection, median of 7 after a warm-up), and the same queries on DuckDB and Polars over the
+connection, median of 7 after a warm-up with Python's http.client, and the median of 2 s of
+back-to-back requests with wrk, a C client, when installed), and the same queries on DuckDB and Polars over the
 same CSV in the same run, for ratios against the best anchor.
 
     python3 bench/w2_segments.py --server http://127.0.0.1:18282 --key KEY --app 1 \\
@@ -7,7 +8,7 @@ same CSV in the same run, for ratios against the best anchor.
 
 The server must hold the benchmark data (bench/w1_import.sh --keep leaves it running).
 """
-import argparse, http.client, json, statistics, time, urllib.parse
+import argparse, http.client, json, os, re, shutil, statistics, subprocess, tempfile, time, urllib.parse
 
 QUERIES = {
     "Q1": 'country = "ES" and age between 25 and 34',
@@ -29,6 +30,28 @@ SQL = {
 }
 
 
+def wrk_median_ms(server, key, method, path, body=None, seconds=2):
+    """The median latency of `seconds` of back-to-back requests on one keep-alive
+    connection, measured by wrk (a C client, so the client's own overhead is microseconds
+    where Python's http.client adds about 0.05 ms to every round trip)."""
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    with script:
+        script.write(f'wrk.method = "{method}"\n')
+        if body is not None:
+            script.write(f"wrk.body = [==[{body}]==]\n")
+        script.write('wrk.headers["Content-Type"] = "application/json"\n')
+        script.write(f'wrk.headers["Authorization"] = "Bearer {key}"\n')
+    try:
+        out = subprocess.run(["wrk", "-t1", "-c1", f"-d{seconds}s", "--latency", "-s", script.name, server + path],
+                             capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script.name)
+    if "Non-2xx" in out:
+        raise SystemExit(f"wrk {method} {path}: error responses\n{out}")
+    value, unit = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
 def median_ms(fn, runs=7):
     fn()
     times = []
@@ -46,6 +69,7 @@ def main():
     ap.add_argument("--app", default="1")
     ap.add_argument("--csv")
     ap.add_argument("--no-anchor", action="store_true")
+    ap.add_argument("--wrk-seconds", type=float, default=2, help="per query; 0 skips the wrk column")
     args = ap.parse_args()
     url = urllib.parse.urlparse(args.server)
     conn = http.client.HTTPConnection(url.hostname, url.port)
@@ -74,6 +98,14 @@ def main():
     q8 = "/customers?" + urllib.parse.urlencode({"filter": QUERIES["Q1"], "limit": 50})
     first_q8 = request("GET", base + q8)["customers"][0]["customerId"]
     unico["Q8"] = (median_ms(lambda: request("GET", base + q8)), first_q8)
+    # The same requests timed by a C client (wrk), when installed.
+    fast = {}
+    if args.wrk_seconds > 0 and shutil.which("wrk"):
+        secs = int(max(1, args.wrk_seconds))
+        for q, text in QUERIES.items():
+            fast[q] = wrk_median_ms(args.server, args.key, "POST", f"{base}/count", json.dumps({"filter": text}), secs)
+        fast["Q8"] = wrk_median_ms(args.server, args.key, "GET", base + q8, None, secs)
+        fast["health"] = wrk_median_ms(args.server, args.key, "GET", "/health", None, secs)
 
     anchor = {}
     if not args.no_anchor and args.csv:
@@ -123,13 +155,19 @@ def main():
 
     print(f"first count after start (engine build included): {first:.0f} ms")
     print(f"round trip, median of 51: GET /health {health:.3f} ms, Q7 count {q7_many:.3f} ms")
-    print(f"{'query':<6} {'Unico ms':>9} {'DuckDB ms':>10} {'Polars ms':>10} {'vs best':>8}  counts (Unico / DuckDB / Polars)")
+    if fast:
+        print(f"wrk round trip, median: GET /health {fast['health']:.3f} ms")
+    nan = float("nan")
+    print(f"{'query':<6} {'Unico py':>9} {'Unico wrk':>10} {'DuckDB ms':>10} {'Polars ms':>10} {'py/best':>8} {'wrk/best':>9}"
+          "  counts (Unico / DuckDB / Polars)")
     for q in unico:
         u_ms, u_count = unico[q]
-        d_ms, d_count = anchor.get(q, (float("nan"), "-"))
-        p_ms, p_count = polars.get(q, (float("nan"), "-"))
+        w_ms = fast.get(q, nan)
+        d_ms, d_count = anchor.get(q, (nan, "-"))
+        p_ms, p_count = polars.get(q, (nan, "-"))
         best = min(d_ms, p_ms)
-        print(f"{q:<6} {u_ms:>9.2f} {d_ms:>10.2f} {p_ms:>10.2f} {u_ms / best:>8.2f}  {u_count} / {d_count} / {p_count}")
+        print(f"{q:<6} {u_ms:>9.2f} {w_ms:>10.3f} {d_ms:>10.2f} {p_ms:>10.2f} {u_ms / best:>8.2f} {w_ms / best:>9.2f}"
+              f"  {u_count} / {d_count} / {p_count}")
 
 
 if __name__ == "__main__":
