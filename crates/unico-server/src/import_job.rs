@@ -1,6 +1,7 @@
-//! Running one CSV import: a parser thread turns the spooled file into packed batches, the
-//! store's writer thread unpacks them into customer upserts and writes them as one
-//! all-or-nothing unit, and the outcome becomes the import's record.
+//! Running one CSV import: a parser thread turns the spooled file into packed batches; the
+//! store pulls them (on its import thread, which unpacks them into customer upserts and
+//! encodes them) and writes them as one all-or-nothing unit; the outcome becomes the
+//! import's record.
 //!
 //! Progress is shared through [`ImportProgress`] so `GET …/imports/{id}` can answer while
 //! the import runs. Memory stays flat: the file is read as a stream and at most
@@ -91,13 +92,13 @@ enum PackedValue {
 
 /// One batch of customers as the parser hands it over: every customerId and string value
 /// back to back in two buffers, so the parser allocates nothing per value. The buffers
-/// are reused: the writer's side unpacks a batch into [`UpsertItem`]s and sends it back.
+/// are reused: the store's side unpacks a batch into [`UpsertItem`]s and sends it back.
 ///
 /// Why not build the items on the parser thread: whatever the parser allocates, the
-/// writer frees, and glibc's allocator serves one thread allocating while another frees
-/// badly (no per-thread cache reuse, locked frees into the other thread's arena,
-/// consolidations): that was a third of the parser's time. Built on the writer's thread,
-/// the items are allocated and freed by the same thread, from its cache.
+/// store's side frees, and glibc's allocator serves one thread allocating while another
+/// frees badly (no per-thread cache reuse, locked frees into the other thread's arena,
+/// consolidations): that was a third of the parser's time. Built on the thread that
+/// consumes them, the items are allocated and freed by one thread, from its cache.
 #[derive(Default)]
 struct Packed {
     /// customerIds, back to back.
@@ -203,9 +204,9 @@ struct Feed {
     empty: mpsc::Receiver<Packed>,
 }
 
-/// The writer's end: runs on the store's writer thread, turning packed batches into
-/// [`ImportBatch`]es of at most [`UNPACKED_ITEMS`] customers and sending the emptied
-/// buffers back to the parser.
+/// The store's end: runs on the thread the store consumes the batches on, turning packed
+/// batches into [`ImportBatch`]es of at most [`UNPACKED_ITEMS`] customers and sending the
+/// emptied buffers back to the parser.
 struct Unpack {
     rx: mpsc::Receiver<Packet>,
     back: mpsc::SyncSender<Packed>,
@@ -213,7 +214,7 @@ struct Unpack {
     current: Option<(Packed, usize)>,
 }
 
-/// Customers unpacked at a time: the store writes them while their values are still in
+/// Customers unpacked at a time: the store encodes them while their values are still in
 /// the core's cache, and the items' vector is small enough for the allocator's fast path.
 const UNPACKED_ITEMS: usize = 16;
 
