@@ -84,6 +84,10 @@ pub struct RowOpRef<'a> {
 pub struct RowOpMut<'a> {
     pub line: u64,
     pub customer_id: &'a CustomerId,
+    /// Whether the previous valid record had the same customerId (the reader compares the
+    /// ids anyway; invalid records in between do not count), so a caller grouping rows by
+    /// customer need not compare them again.
+    pub same_customer: bool,
     pub changes: &'a mut Vec<FieldChange>,
 }
 
@@ -179,6 +183,10 @@ pub struct ImportReader<R> {
     rows_read: u64,
     /// The customerId of the last valid row (lent by [`RowRef`], reused by the next row).
     current_id: Option<CustomerId>,
+    /// The last valid row had `current_id` as its customerId.
+    last_valid_is_current: bool,
+    /// The valid row just read had the same customerId as the valid row before it.
+    same_customer: bool,
     /// The changes of the last valid row (lent by [`RowRef`], cleared for the next row).
     changes: Vec<FieldChange>,
     done: bool,
@@ -200,6 +208,8 @@ impl<R: Read> ImportReader<R> {
             lookup: FieldLookup::new(schema),
             rows_read: 0,
             current_id: None,
+            last_valid_is_current: false,
+            same_customer: false,
             changes: Vec::new(),
             done: false,
         };
@@ -268,6 +278,7 @@ impl<R: Read> ImportReader<R> {
                 Some(RowMut::Op(RowOpMut {
                     line,
                     customer_id,
+                    same_customer: self.same_customer,
                     changes: &mut self.changes,
                 }))
             }
@@ -280,8 +291,13 @@ impl<R: Read> ImportReader<R> {
             return Ok(Mapped::End);
         }
         let result = self.read_row();
-        if matches!(result, Ok(Mapped::End) | Err(_)) {
-            self.done = true;
+        match result {
+            Ok(Mapped::End) | Err(_) => self.done = true,
+            Ok(Mapped::Valid) => {
+                self.same_customer = self.last_valid_is_current;
+                self.last_valid_is_current = true;
+            }
+            Ok(Mapped::Invalid(_)) => {}
         }
         result
     }
@@ -367,7 +383,10 @@ impl<R: Read> ImportReader<R> {
             .is_none_or(|id| id.as_str() != id_text)
         {
             match CustomerId::parse(id_text) {
-                Ok(id) => self.current_id = Some(id),
+                Ok(id) => {
+                    self.current_id = Some(id);
+                    self.last_valid_is_current = false;
+                }
                 Err(e) => {
                     return Ok(Mapped::Invalid(RowError {
                         line,

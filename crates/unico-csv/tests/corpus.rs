@@ -562,3 +562,32 @@ fn a_streamed_file_fills_a_bounded_error_report() {
     );
     assert_eq!(reader.rows_read(), 30_000);
 }
+
+#[test]
+fn rows_say_whether_the_previous_valid_row_had_their_customer_id() {
+    let csv = "customerId,fieldName,fieldValue\nx,age,1\nx,city,a\nx,age,bad\nx,city,b\ny,age,2\n\" y\",age,3\ny,age,4\nx,age,5\n";
+    let mut reader = unico_csv::ImportReader::new(csv.as_bytes(), &schema()).expect("header");
+    let mut seen = Vec::new();
+    while let Some(row) = reader.next_row_mut().expect("no file error") {
+        match row {
+            unico_csv::RowMut::Op(op) => {
+                seen.push((op.customer_id.as_str().to_owned(), op.same_customer))
+            }
+            unico_csv::RowMut::Invalid(e) => seen.push((format!("invalid line {}", e.line), false)),
+        }
+    }
+    let expected = [
+        ("x", false),
+        ("x", true),
+        ("invalid line 4", false),
+        ("x", true),
+        ("y", false),
+        ("invalid line 7", false),
+        ("y", true),
+        ("x", false),
+    ];
+    assert_eq!(
+        seen,
+        expected.map(|(id, same)| (id.to_owned(), same)).to_vec()
+    );
+}

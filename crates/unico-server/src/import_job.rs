@@ -111,18 +111,6 @@ struct Packed {
 }
 
 impl Packed {
-    /// Whether `id` is the customerId of the last customer packed.
-    fn is_last(&self, id: &CustomerId) -> bool {
-        let start = match self.customers.len() {
-            0 => return false,
-            1 => 0,
-            n => self.customers[n - 2].0,
-        };
-        self.customers
-            .last()
-            .is_some_and(|&(end, _)| &self.ids[start..end] == id.as_str())
-    }
-
     fn start_customer(&mut self, id: &CustomerId) {
         self.ids.push_str(id.as_str());
         self.customers.push((self.ids.len(), self.changes.len()));
@@ -305,7 +293,7 @@ fn parse(
                 let Some(packed) = &mut batch else {
                     continue;
                 };
-                if !packed.is_last(op.customer_id) {
+                if !op.same_customer || packed.customers.is_empty() {
                     if packed.customers.len() == BATCH_ITEMS {
                         let full = std::mem::take(packed);
                         match feed.tx.send(Packet::Batch(full)) {
