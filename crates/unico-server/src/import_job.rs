@@ -5,7 +5,8 @@
 //!
 //! Progress is shared through [`ImportProgress`] so `GET …/imports/{id}` can answer while
 //! the import runs. Memory stays flat: the file is read as a stream and at most
-//! [`BATCHES_IN_FLIGHT`] batches of [`BATCH_ITEMS`] customers exist at once.
+//! [`BATCHES_IN_FLIGHT`] batches of at most [`BATCH_ITEMS`] customers and about
+//! [`BATCH_BYTES`] of text exist at once.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -24,6 +25,10 @@ use crate::state::now_ms;
 
 /// Customers per batch the parser packs.
 pub const BATCH_ITEMS: usize = 1024;
+/// Text (customerIds and string values) per batch the parser packs, past which it starts a
+/// new batch at the next customer: wide rows of long strings fill a batch long before
+/// [`BATCH_ITEMS`] customers.
+pub const BATCH_BYTES: usize = 4 << 20;
 /// Batches parsed ahead of the writer (each a reused [`Packed`] buffer).
 pub const BATCHES_IN_FLIGHT: usize = 16;
 
@@ -111,6 +116,11 @@ struct Packed {
 }
 
 impl Packed {
+    /// The customerIds' and string values' bytes.
+    fn text_bytes(&self) -> usize {
+        self.ids.len() + self.text.len()
+    }
+
     fn start_customer(&mut self, id: &CustomerId) {
         self.ids.push_str(id.as_str());
         self.customers.push((self.ids.len(), self.changes.len()));
@@ -171,11 +181,18 @@ impl Packed {
         Some(items)
     }
 
+    /// Empties the buffers for reuse; one that a very large row grew is given back.
     fn clear(&mut self) {
         self.ids.clear();
         self.text.clear();
         self.changes.clear();
         self.customers.clear();
+        if self.text.capacity() > 2 * BATCH_BYTES {
+            self.text.shrink_to(BATCH_BYTES);
+        }
+        if self.changes.capacity() > 2 * BATCH_ITEMS * 64 {
+            self.changes.shrink_to(BATCH_ITEMS * 16);
+        }
     }
 }
 
@@ -294,7 +311,7 @@ fn parse(
                     continue;
                 };
                 if !op.same_customer || packed.customers.is_empty() {
-                    if packed.customers.len() == BATCH_ITEMS {
+                    if packed.customers.len() == BATCH_ITEMS || packed.text_bytes() >= BATCH_BYTES {
                         let full = std::mem::take(packed);
                         match feed.tx.send(Packet::Batch(full)) {
                             Ok(()) => batch = feed.empty.recv().ok(),
@@ -503,8 +520,9 @@ mod tests {
         )
     }
 
-    /// The batches the writer's side sees are the file's rows grouped by consecutive
-    /// customerId, whole customers per batch, values unchanged, and then the verdict.
+    /// The batches the store's side sees are the file's rows grouped by consecutive
+    /// customerId, whole customers per batch (batches ended by count and by size), values
+    /// unchanged, and then the verdict.
     #[test]
     fn packed_batches_carry_the_rows_grouped_by_customer() {
         let mut csv = String::from("customerId,fieldName,fieldValue\n");
@@ -522,10 +540,12 @@ mod tests {
             }];
             csv.push_str(&format!("{id},age,{i}\n"));
             if i % 3 == 0 {
-                csv.push_str(&format!("{id},city,Málaga {i}\n"));
+                // Long enough that the text, not the customer count, ends some batches.
+                let city = format!("Málaga {i} {}", "x".repeat(4000));
+                csv.push_str(&format!("{id},city,{city}\n"));
                 changes.push(FieldChange {
                     field: FieldId(2),
-                    value: Some(Value::String(format!("Málaga {i}"))),
+                    value: Some(Value::String(city)),
                 });
             } else if i % 5 == 0 {
                 csv.push_str(&format!("{id},city,\n"));

@@ -33,8 +33,11 @@ use crate::store::{ImportBatch, UpsertItem};
 
 /// Rows written by one multi-row `INSERT`.
 pub const ROWS_PER_INSERT: usize = 64;
-/// Rows per [`Encoded`] batch.
+/// Rows per [`Encoded`] batch, at most.
 const ROWS_PER_BATCH: usize = 16 * ROWS_PER_INSERT;
+/// Encoded bytes per [`Encoded`] batch past which it is handed over before
+/// [`ROWS_PER_BATCH`] rows (wide rows of long strings), so memory stays bounded.
+const BATCH_BYTES: usize = 4 << 20;
 /// [`Encoded`] batches prepared ahead of the writer (and buffers in use).
 const BATCHES_IN_FLIGHT: usize = 4;
 
@@ -128,12 +131,16 @@ impl Encoded {
         )
     }
 
+    /// Empties the buffers for reuse; one that a very large row grew is given back.
     fn clear(&mut self) {
         self.ids.clear();
         self.data.clear();
         self.removed.clear();
         self.rows.clear();
         self.presence.0.clear();
+        if self.data.capacity() > 2 * BATCH_BYTES {
+            self.data.shrink_to(BATCH_BYTES);
+        }
     }
 }
 
@@ -233,7 +240,7 @@ fn prepare(
             rows.ids.push_str(customer_id.as_str());
             rows.rows
                 .push((rows.ids.len(), rows.data.len(), rows.removed.len()));
-            if rows.len() == ROWS_PER_BATCH {
+            if rows.len() == ROWS_PER_BATCH || rows.ids.len() + rows.data.len() >= BATCH_BYTES {
                 if tx.send(Prepared::Rows(rows)).is_err() {
                     return;
                 }
@@ -510,7 +517,8 @@ mod tests {
             state ^= state << 17;
             state % n
         };
-        for (round, pool) in [(0, 5000), (1, 300), (2, 40)] {
+        // Round 3 has long strings, so batches end by size at any row count.
+        for (round, pool, pad) in [(0, 5000, 0), (1, 300, 0), (2, 40, 0), (3, 2000, 4000)] {
             let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
             let stores = dirs
                 .each_ref()
@@ -551,7 +559,7 @@ mod tests {
                             let value = match (next(4), f.field_type) {
                                 (0, _) => None,
                                 (_, FieldType::String) => {
-                                    Some(Value::String(format!("s{}", next(7))))
+                                    Some(Value::String(format!("s{}{}", next(7), "x".repeat(pad))))
                                 }
                                 _ => Some(Value::Number(next(7) as f64)),
                             };
