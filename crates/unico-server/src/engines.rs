@@ -64,6 +64,8 @@ pub struct Engines {
     snapshots: OnceLock<PathBuf>,
     /// Serialises snapshot writes (they share temporary file names).
     writing: Mutex<()>,
+    /// This registry, for the rebuilds it starts itself.
+    me: Weak<Engines>,
 }
 
 fn apply(loaded: &mut Loaded, change: &Change) {
@@ -96,12 +98,13 @@ fn snapshot_path(dir: &Path, app: AppId) -> PathBuf {
 impl Engines {
     /// Engines over `store`, subscribed to its change feed.
     pub fn attach(store: &Arc<dyn Store>) -> Arc<Engines> {
-        let engines = Arc::new(Engines {
+        let engines = Arc::new_cyclic(|me| Engines {
             store: Arc::downgrade(store),
             slots: Mutex::new(HashMap::new()),
             built: Condvar::new(),
             snapshots: OnceLock::new(),
             writing: Mutex::new(()),
+            me: me.clone(),
         });
         store.set_listener(engines.clone());
         engines
@@ -376,26 +379,53 @@ impl Engines {
 
 impl ChangeListener for Engines {
     fn committed(&self, changes: &[Change]) {
-        let Ok(mut slots) = self.slots.lock() else {
-            return;
-        };
-        for change in changes {
-            let app = change.app();
-            if let (Change::AppDeleted { .. }, Some(dir)) = (change, self.snapshots.get()) {
-                let _ = std::fs::remove_file(snapshot_path(dir, app));
-            }
-            match slots.get_mut(&app) {
-                None => {}
-                Some(Slot::Building(buffer)) => buffer.push(change.clone()),
-                Some(Slot::Ready(loaded)) => {
-                    if matches!(change, Change::Bulk { .. } | Change::AppDeleted { .. }) {
-                        slots.remove(&app);
-                        continue;
-                    }
-                    if let Ok(mut loaded) = loaded.write() {
-                        apply(&mut loaded, change);
+        let mut rebuild = Vec::new();
+        {
+            let Ok(mut slots) = self.slots.lock() else {
+                return;
+            };
+            for change in changes {
+                let app = change.app();
+                if let (Change::AppDeleted { .. }, Some(dir)) = (change, self.snapshots.get()) {
+                    let _ = std::fs::remove_file(snapshot_path(dir, app));
+                }
+                match slots.get_mut(&app) {
+                    // Engines are built for every application at start-up; one that has
+                    // none yet (created since) gets it after its first import.
+                    None if matches!(change, Change::Bulk { .. }) => rebuild.push(app),
+                    None => {}
+                    Some(Slot::Building(buffer)) => buffer.push(change.clone()),
+                    Some(Slot::Ready(loaded)) => {
+                        if matches!(change, Change::Bulk { .. } | Change::AppDeleted { .. }) {
+                            slots.remove(&app);
+                            if matches!(change, Change::Bulk { .. }) {
+                                rebuild.push(app);
+                            }
+                            continue;
+                        }
+                        if let Ok(mut loaded) = loaded.write() {
+                            apply(&mut loaded, change);
+                        }
                     }
                 }
+            }
+        }
+        // An import replaced many customers at once: rebuild the engine now, in the
+        // background, so that the next question after the import waits as little as
+        // possible (it waits for this build rather than answering from stale columns).
+        for app in rebuild {
+            let me = self.me.clone();
+            let started = std::thread::Builder::new()
+                .name("unico-rebuild".into())
+                .spawn(move || {
+                    if let Some(engines) = me.upgrade()
+                        && let Err(e) = engines.index(app)
+                    {
+                        tracing::warn!(app = app.0, error = %e, "cannot rebuild the segment engine");
+                    }
+                });
+            if let Err(e) = started {
+                tracing::warn!(error = %e, "cannot start rebuilding a segment engine");
             }
         }
     }
