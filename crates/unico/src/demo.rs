@@ -177,6 +177,9 @@ fn ascii_lower(text: &str) -> String {
 }
 
 /// Creates the demo application unless the store already holds an application.
+/// Demo customers written per transaction (each stamped with the group's latest signup).
+const DEMO_GROUP: usize = 50;
+
 pub fn create_if_empty(store: &dyn Store, customers: usize) -> anyhow::Result<Option<Demo>> {
     if !store.list_apps()?.is_empty() {
         return Ok(None);
@@ -275,14 +278,24 @@ pub fn create_if_empty(store: &dyn Store, customers: usize) -> anyhow::Result<Op
                 })
             })
             .collect();
-        batch.push(UpsertItem {
-            customer_id: CustomerId::parse(&customer_id)?,
-            changes,
-        });
-        if batch.len() == unico_core::limits::MAX_BATCH_ITEMS || n + 1 == customers {
-            for result in store.upsert_batch(app.id, std::mem::take(&mut batch), now)? {
-                result.context("writing a demo customer")?;
-            }
+        batch.push((
+            signup,
+            UpsertItem {
+                customer_id: CustomerId::parse(&customer_id)?,
+                changes,
+            },
+        ));
+    }
+    // Customers arrive in the order they signed up, each group stamped with its latest
+    // signup, so that "customers over time" tells the shop's history.
+    batch.sort_by_key(|(signup, _)| *signup);
+    let mut items = batch.into_iter().peekable();
+    while items.peek().is_some() {
+        let group: Vec<(i64, UpsertItem)> = items.by_ref().take(DEMO_GROUP).collect();
+        let stamp = group.last().map_or(now, |(signup, _)| (*signup).min(now));
+        let group = group.into_iter().map(|(_, item)| item).collect();
+        for result in store.upsert_batch(app.id, group, stamp)? {
+            result.context("writing a demo customer")?;
         }
     }
     let api_key = unico_server::auth::generate_key("unico_").map_err(|e| anyhow::anyhow!("{e}"))?;
