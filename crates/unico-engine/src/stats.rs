@@ -249,31 +249,13 @@ fn last_ranked(best: &[(u32, u32)], before: impl Fn((u32, u32), (u32, u32)) -> b
 
 /// Calls `f(slot, value)` for every member holding a value in `column`, ascending.
 #[inline(always)]
-fn visit<T: Copy>(members: &Members, column: &Column, values: &[T], mut f: impl FnMut(usize, T)) {
-    for (wi, (m, p)) in members
-        .words()
-        .iter()
-        .zip(column.present.words())
-        .enumerate()
-    {
-        let mut rest = m & p;
-        let base = wi * WORD_BITS;
-        if rest == u64::MAX
-            && let Some(chunk) = values.get(base..base + WORD_BITS)
-        {
-            for (i, &x) in chunk.iter().enumerate() {
-                f(base + i, x);
-            }
-            continue;
-        }
-        while rest != 0 {
-            let slot = base + rest.trailing_zeros() as usize;
-            rest &= rest - 1;
-            if let Some(&x) = values.get(slot) {
-                f(slot, x);
-            }
-        }
-    }
+fn visit<T: Copy + Default>(
+    members: &Members,
+    column: &Column,
+    values: &[T],
+    mut f: impl FnMut(usize, T),
+) {
+    visit_mapped(members, column, values, |x| x, &mut f);
 }
 
 /// Like [`visit`], mapping each value first: a full word's 64 values are mapped in one
