@@ -31,7 +31,8 @@ pub enum Change {
     AppDeleted {
         app: AppId,
     },
-    /// Many customers changed at once (an import): views should reload the application.
+    /// Many customers changed at once (an import too large to announce customer by
+    /// customer): views should reload the application.
     Bulk {
         app: AppId,
     },

@@ -1846,3 +1846,48 @@ async fn today_follows_the_app_timezone_and_its_changes() {
     }
     panic!("the day changed during every attempt");
 }
+
+#[tokio::test]
+async fn counts_follow_small_imports_in_place_and_reload_after_large_ones() {
+    let api = Api::new();
+    let app = app_with_fields(&api, &[("city", "string")]).await;
+    api.create_customer(&app, "seed", json!({"city": "Madrid"}))
+        .await;
+    assert_eq!(count(&api, &app, r#"city = "Madrid""#).await, 1);
+
+    // Above the size announced customer by customer: the engine reloads the application.
+    let large = unico_store::sqlite::INCREMENTAL_IMPORT_CUSTOMERS as usize + 1;
+    let mut csv = String::from("customerId,city\nseed,Paris\n");
+    for i in 0..large {
+        let city = if i % 3 == 0 { "Madrid" } else { "Lyon" };
+        csv.push_str(&format!("big{i:05},{city}\n"));
+    }
+    let report = api.import_csv(&app, "", csv).await;
+    assert_eq!(report["state"], "succeeded", "{report}");
+    assert_eq!(report["created"].as_u64(), Some(large as u64));
+    assert_eq!(
+        count(&api, &app, r#"city = "Madrid""#).await,
+        large.div_ceil(3) as u64,
+        "the seed moved to Paris; every third new customer is in Madrid"
+    );
+
+    // A small import: created and updated customers reach the engine in place.
+    let report = api
+        .import_csv(
+            &app,
+            "",
+            "customerId,city\nbig00001,Madrid\nnew,Madrid\nseed,\n",
+        )
+        .await;
+    assert_eq!(report["state"], "succeeded", "{report}");
+    assert_eq!(
+        count(&api, &app, r#"city = "Madrid""#).await,
+        large.div_ceil(3) as u64 + 2
+    );
+    assert_eq!(
+        count(&api, &app, r#"city = "Paris""#).await,
+        1,
+        "an empty cell leaves the value"
+    );
+    assert_eq!(count(&api, &app, r#"customerId = "new""#).await, 1);
+}

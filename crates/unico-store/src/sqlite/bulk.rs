@@ -57,6 +57,19 @@ impl IdSet {
         self.0[word] |= mask;
         new
     }
+
+    /// The ids in the set, ascending.
+    fn ids(&self) -> Vec<i64> {
+        let mut out = Vec::new();
+        for (w, &word) in self.0.iter().enumerate() {
+            let mut rest = word;
+            while rest != 0 {
+                out.push((w * 64) as i64 + i64::from(rest.trailing_zeros()));
+                rest &= rest - 1;
+            }
+        }
+        out
+    }
 }
 
 /// Reduces `changes` to what applying them in order leaves: the last change of each
@@ -259,6 +272,11 @@ pub struct Written {
     pub created: u64,
     pub updated: u64,
     pub deltas: CountDeltas,
+    /// Customers this import created have ids above this one.
+    pub last_id_before: i64,
+    /// The existing customers this import updated (only when at most
+    /// `listed_updates_up_to` of them were: the caller's bound).
+    pub updated_ids: Vec<i64>,
 }
 
 /// Writes one import's prepared rows; see the module docs.
@@ -326,8 +344,9 @@ impl<'c> ImportWriter<'c> {
         Ok(())
     }
 
-    /// Answers what the import wrote.
-    pub fn finish(mut self) -> Written {
+    /// Answers what the import wrote, listing the updated customers when there are at most
+    /// `listed_updates_up_to` of them.
+    pub fn finish(mut self, listed_updates_up_to: u64) -> Written {
         let mut deltas = std::mem::take(&mut self.deltas);
         for &(field, n) in &self.presence.0 {
             deltas.add(field, n);
@@ -336,6 +355,12 @@ impl<'c> ImportWriter<'c> {
             created: self.created,
             updated: self.updated,
             deltas,
+            last_id_before: self.last_id_before,
+            updated_ids: if self.updated <= listed_updates_up_to {
+                self.updated_ids.ids()
+            } else {
+                Vec::new()
+            },
         }
     }
 

@@ -48,6 +48,45 @@ pub fn get_import(conn: &Connection, app: AppId, id: i64) -> Result<ImportRecord
 /// Runs one import's batches inside the writer: a thread of its own prepares the rows
 /// ([`bulk::start`]), the writer writes them ([`ImportWriter`]). Everything happens under
 /// one savepoint, released only if the feed ends with `keep: true`.
+/// Imports touching at most this many customers are announced customer by customer on
+/// the change feed; larger ones as one `Bulk` change (views reload the application).
+pub const INCREMENTAL_IMPORT_CUSTOMERS: u64 = 10_000;
+
+/// The customers an import created (ids above the largest before it) and updated, as they
+/// are now, ascending by id.
+fn imported_customers(
+    conn: &Connection,
+    app: AppId,
+    last_id_before: i64,
+    updated_ids: &[i64],
+) -> Result<Vec<unico_core::Customer>, StoreError> {
+    let mut out = Vec::new();
+    let mut by_id = conn.prepare_cached(&format!(
+        "SELECT {} FROM customers WHERE id = ?1 AND app_id = ?2",
+        super::rows::CUSTOMER_COLUMNS
+    ))?;
+    for id in updated_ids {
+        if let Some(row) = by_id
+            .query_row(params![id, app.0], super::rows::customer_from_row)
+            .optional()?
+        {
+            out.push(super::rows::to_customer(row)?);
+        }
+    }
+    let mut created = conn.prepare_cached(&format!(
+        "SELECT {} FROM customers WHERE app_id = ?1 AND id > ?2 ORDER BY id",
+        super::rows::CUSTOMER_COLUMNS
+    ))?;
+    let rows = created.query_map(
+        params![app.0, last_id_before],
+        super::rows::customer_from_row,
+    )?;
+    for row in rows {
+        out.push(super::rows::to_customer(row?)?);
+    }
+    Ok(out)
+}
+
 pub fn run(
     w: &mut WriteCtx,
     app: AppId,
@@ -75,12 +114,22 @@ pub fn run(
             }
         }
     };
-    let verdict = apply().map(|keep| keep.then(|| writer.finish()));
+    let verdict = apply().map(|keep| keep.then(|| writer.finish(INCREMENTAL_IMPORT_CUSTOMERS)));
     match verdict {
         Ok(Some(done)) => {
             done.deltas.flush(conn)?;
             conn.execute_batch("RELEASE import")?;
-            w.emit(crate::changes::Change::Bulk { app });
+            if done.created + done.updated <= INCREMENTAL_IMPORT_CUSTOMERS {
+                // A small import reaches the change feed customer by customer, so views
+                // follow it in place instead of reloading the whole application.
+                for customer in
+                    imported_customers(conn, app, done.last_id_before, &done.updated_ids)?
+                {
+                    w.emit(crate::changes::Change::Customer { app, customer });
+                }
+            } else {
+                w.emit(crate::changes::Change::Bulk { app });
+            }
             Ok(ImportCounts {
                 created: done.created,
                 updated: done.updated,

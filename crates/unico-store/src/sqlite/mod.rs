@@ -11,6 +11,7 @@
 
 mod bulk;
 mod imports;
+pub use imports::INCREMENTAL_IMPORT_CUSTOMERS;
 mod migrations;
 mod rows;
 mod writer;
