@@ -319,6 +319,18 @@ fn write_field_name(name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     }
 }
 
+/// `text` as a string literal of the text form (quoted, with backslash escapes), for
+/// callers that compose filters as text.
+pub fn string_literal(text: &str) -> String {
+    struct Literal<'a>(&'a str);
+    impl fmt::Display for Literal<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write_string(self.0, f)
+        }
+    }
+    Literal(text).to_string()
+}
+
 fn write_string(s: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     f.write_char('"')?;
     for c in s.chars() {

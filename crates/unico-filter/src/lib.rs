@@ -82,7 +82,7 @@ pub use calendar::EvalContext;
 pub use check::check;
 pub use error::{ErrorKind, FilterError, Location};
 pub use eval::matches;
-pub use filter::{Filter, FilterInput};
+pub use filter::{Filter, FilterInput, string_literal};
 pub use json::parse_json;
 pub use resolve::{ResolvedFilter, resolve};
 pub use text::parse_text;

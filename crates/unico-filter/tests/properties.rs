@@ -12,6 +12,7 @@ use unico_core::time::{days_from_civil, format_date, format_datetime};
 use unico_core::{Customer, CustomerId, FieldId, FieldType, Value};
 use unico_filter::{
     EvalContext, Filter, FilterInput, check, matches, parse_json, parse_text, resolve,
+    string_literal,
 };
 
 const MS_PER_DAY: i64 = 86_400_000;
@@ -265,6 +266,19 @@ proptest! {
         let via_string = Filter::parse(FilterInput::Json(&Json::String(text)), &schema)
             .expect("text in a JSON string parses");
         prop_assert_eq!(via_string, filter);
+    }
+
+    #[test]
+    fn a_string_literal_reads_back_as_its_text(text in "\\PC{1,12}|[\"\\\\\t\n\r\u{0}\u{7f}a]{1,8}") {
+        let filter = Filter::parse(
+            FilterInput::Text(&format!("customerId = {}", string_literal(&text))),
+            &schema(),
+        )
+        .map_err(|e| TestCaseError::fail(format!("{text:?}: {e}")))?;
+        prop_assert_eq!(
+            filter.to_json(),
+            json!({"field": "customerId", "op": "eq", "value": text})
+        );
     }
 
     #[test]

@@ -206,10 +206,10 @@ pub async fn customers(
     // The customerId search is one more condition of the filter language.
     let effective = match (filter_text.trim().is_empty(), search.is_empty()) {
         (_, true) => filter_text.clone(),
-        (true, false) => format!("customerId starts_with {}", quote(&search)),
+        (true, false) => format!("customerId starts_with {}", unico_filter::string_literal(&search)),
         (false, false) => format!(
             "({filter_text}) and customerId starts_with {}",
-            quote(&search)
+            unico_filter::string_literal(&search)
         ),
     };
     let mut params = Vec::new();
@@ -335,21 +335,13 @@ fn chosen_columns<'a>(
     headers: &HeaderMap,
     app: AppId,
 ) -> Vec<&'a unico_core::FieldDef> {
-    let name = columns_cookie(app);
-    let chosen = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, ids)| {
-            ids.split('.')
-                .filter_map(|id| id.parse::<u32>().ok())
-                .filter_map(|id| schema.fields().iter().find(|f| f.id.0 == id))
-                .take(MAX_CHOSEN_COLUMNS)
-                .collect::<Vec<_>>()
-        });
+    let chosen = session::cookie(headers, &columns_cookie(app)).map(|ids| {
+        ids.split('.')
+            .filter_map(|id| id.parse::<u32>().ok())
+            .filter_map(|id| schema.fields().iter().find(|f| f.id.0 == id))
+            .take(MAX_CHOSEN_COLUMNS)
+            .collect::<Vec<_>>()
+    });
     chosen.unwrap_or_else(|| list_field_columns(schema))
 }
 
@@ -453,21 +445,6 @@ pub(super) fn short_time(rfc3339: &str) -> String {
         .unwrap_or_else(|| rfc3339.to_owned())
 }
 
-/// A string literal of the filter language.
-pub(super) fn quote(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 pub(super) fn encode(text: &str) -> String {
     let mut out = String::new();
     for b in text.bytes() {
@@ -514,27 +491,25 @@ async fn count_filter(
     let Ok(AppPage(app)) = page else {
         return session_expired();
     };
-    let app = app.id;
-    let engines = state.engines.clone();
-    let result = state
-        .blocking_api(move |s| {
-            let schema = s.schema(app)?;
-            let parsed = match &filter {
-                serde_json::Value::String(t) if t.trim().is_empty() => None,
-                serde_json::Value::Null => None,
-                serde_json::Value::String(t) => Some(crate::routes::parse_filter_text(t, &schema)?),
-                json => Some(crate::routes::parse_filter(json, &schema)?),
-            };
-            match parsed {
-                Some(f) => {
-                    let count = engines.query(app, now_ms(), |index, ctx| index.count(&f, ctx))?;
-                    Ok(serde_json::json!({ "count": count, "text": f.to_text(), "tree": f.to_json() }))
-                }
-                None => Ok(serde_json::json!({ "count": s.count_customers(app)?, "text": "", "tree": null })),
-            }
-        })
-        .await;
-    match result {
+    let everyone = match &filter {
+        serde_json::Value::Null => true,
+        serde_json::Value::String(t) => t.trim().is_empty(),
+        _ => false,
+    };
+    let body = if everyone {
+        let app = app.id;
+        state
+            .blocking(move |s| s.count_customers(app))
+            .await
+            .map(|count| serde_json::json!({ "count": count, "text": "", "tree": null }))
+    } else {
+        crate::routes::count_members(&state, app.id, filter)
+            .await
+            .map(|(f, count, _)| {
+                serde_json::json!({ "count": count, "text": f.to_text(), "tree": f.to_json() })
+            })
+    };
+    match body {
         Ok(body) => axum::Json(body).into_response(),
         Err(e) => e.into_response(),
     }

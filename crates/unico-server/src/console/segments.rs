@@ -10,10 +10,8 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
+use unico_core::AppId;
 use unico_core::time::format_datetime;
-use unico_core::{AppId, Schema};
-use unico_filter::Filter;
-use unico_store::SegmentRecord;
 
 use super::insights::{self, Summary};
 use super::layout::{self, Section};
@@ -23,31 +21,16 @@ use super::pages::{
 use crate::error::ApiError;
 use crate::state::{AppState, now_ms};
 
-/// A saved segment's filter, as stored (JSON form), checked against today's schema.
-fn stored_filter(record: &SegmentRecord, schema: &Schema) -> Result<Filter, ApiError> {
-    let stored: serde_json::Value = serde_json::from_str(&record.filter)
-        .map_err(|e| ApiError::Internal(format!("stored filter: {e}")))?;
-    crate::routes::parse_filter(&stored, schema)
-}
-
 pub async fn segments(State(state): State<AppState>, AppPage(app): AppPage) -> Response {
     let id = app.id;
-    let engines = state.engines.clone();
+    let st = state.clone();
     let rows = state
         .blocking_api(move |s| {
             let schema = s.schema(id)?;
-            let mut rows = Vec::new();
-            for record in s.list_segments(id)? {
-                let (text, count) = match stored_filter(&record, &schema) {
-                    Ok(f) => (
-                        f.to_text(),
-                        Some(engines.query(id, now_ms(), |index, ctx| index.count(&f, ctx))?),
-                    ),
-                    Err(e) => (format!("(no longer valid: {e})"), None),
-                };
-                rows.push((record, text, count));
-            }
-            Ok(rows)
+            s.list_segments(id)?
+                .iter()
+                .map(|record| crate::routes::segment_out(&st, record, &schema))
+                .collect::<Result<Vec<_>, _>>()
         })
         .await;
     let rows = match rows {
@@ -61,13 +44,13 @@ pub async fn segments(State(state): State<AppState>, AppPage(app): AppPage) -> R
             table {
                 thead { tr { th { "Name" } th { "Customers" } th class="hide-narrow" { "Filter" } th class="hide-narrow" { "Created" } th class="hide-narrow" { "Updated" } } }
                 tbody {
-                    @for (record, text, count) in &rows {
+                    @for segment in &rows {
                         tr {
-                            td { a href=(format!("/console/apps/{}/segments/{}", id, record.id)) { (record.name) } }
-                            td class="nowrap" { @if let Some(c) = count { (super::charts::compact(*c)) } @else { "—" } }
-                            td class="hide-narrow mono" { (text) }
-                            td class="hide-narrow mono nowrap" { (short_time(&format_datetime(record.created_at))) }
-                            td class="hide-narrow mono nowrap" { (short_time(&format_datetime(record.updated_at))) }
+                            td { a href=(format!("/console/apps/{}/segments/{}", id, segment.id)) { (segment.name) } }
+                            td class="nowrap" { @if let Some(c) = segment.count { (super::charts::compact(c)) } @else { "—" } }
+                            td class="hide-narrow mono" { (segment.filter_text) }
+                            td class="hide-narrow mono nowrap" { (short_time(&segment.created_at)) }
+                            td class="hide-narrow mono nowrap" { (short_time(&segment.updated_at)) }
                         }
                     }
                 }
@@ -93,7 +76,7 @@ pub async fn segment(
         .blocking_api(move |s| {
             let record = s.get_segment(id, segment_id)?;
             let schema = s.schema(id)?;
-            let filter = stored_filter(&record, &schema);
+            let filter = crate::routes::stored_filter(&record, &schema);
             let summary = match &filter {
                 Ok(f) => Some(engines.query(id, now_ms(), |index, ctx| {
                     let members = index.members(f, ctx);
@@ -197,16 +180,6 @@ pub struct SegmentForm {
     filter: String,
 }
 
-fn check_name(name: &str) -> Result<(), ApiError> {
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::invalid(
-            "name",
-            "a segment name is 1–200 characters",
-        ));
-    }
-    Ok(())
-}
-
 /// Saves the customers page's filter as a new segment and opens it.
 pub async fn create_segment(
     State(state): State<AppState>,
@@ -230,11 +203,10 @@ pub async fn update_segment(
 /// Creates (`segment` is `None`) or updates a segment, then opens its page; a refused name
 /// or filter goes back to the builder with the message.
 async fn save(state: AppState, app: AppId, segment: Option<i64>, form: SegmentForm) -> Response {
-    let name = form.name.trim().to_owned();
-    let filter_text = form.filter.clone();
+    let (name, filter_text) = (form.name.clone(), form.filter.clone());
     let saved = state
         .blocking_api(move |s| {
-            check_name(&name)?;
+            let name = crate::routes::check_segment_name(&name)?;
             let filter = crate::routes::parse_filter_text(&filter_text, &s.schema(app)?)?;
             let json = filter.to_json().to_string();
             Ok(match segment {

@@ -21,6 +21,9 @@ use crate::error::ApiError;
 use crate::extract::MAX_JSON_BODY_BYTES;
 use crate::state::AppState;
 
+pub(crate) use segments::{
+    check_name as check_segment_name, count_members, segment_out, stored_filter,
+};
 pub use segments::{parse_filter, parse_filter_text};
 pub use system::ApiDoc;
 

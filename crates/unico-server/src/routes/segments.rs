@@ -66,25 +66,34 @@ pub async fn count(
 ) -> Result<Json<CountOut>, ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;
+    let (_, count, took_ms) = count_members(&state, app, body.filter).await?;
+    Ok(Json(CountOut { count, took_ms }))
+}
+
+/// Parses `filter` (the JSON form, or the text form as a JSON string) against the
+/// application's schema and counts its members now: the filter, the count and the time
+/// spent counting, in milliseconds. The one counting path of the API and the console.
+pub(crate) async fn count_members(
+    state: &AppState,
+    app: AppId,
+    filter: Json_,
+) -> Result<(Filter, u64, f64), ApiError> {
     let took_ms = |started: Instant| started.elapsed().as_secs_f64() * 1000.0;
     // A loaded engine and a cheap count (a presence test, a small application) answer on
     // this thread: the hop to a blocking thread would cost more than the count. The filter
     // is checked against the engine's schema, which the change feed keeps in step with
     // the store's.
     let fast = state.engines.try_query(app, now_ms(), |index, ctx| {
-        let filter = parse_filter(&body.filter, index.schema())?;
+        let parsed = parse_filter(&filter, index.schema())?;
         let started = Instant::now();
-        Ok::<_, ApiError>(match index.count_if_cheap(&filter, ctx) {
-            Some(count) => Ok(CountOut {
-                count,
-                took_ms: took_ms(started),
-            }),
-            None => Err(filter),
+        Ok::<_, ApiError>(match index.count_if_cheap(&parsed, ctx) {
+            Some(count) => Ok((count, took_ms(started), parsed)),
+            None => Err(parsed),
         })
     });
-    let parsed = match fast {
-        Some(Ok(Ok(out))) => return Ok(Json(out)),
-        Some(Ok(Err(filter))) => Some(filter),
+    let mut parsed = match fast {
+        Some(Ok(Ok((count, took, parsed)))) => return Ok((parsed, count, took)),
+        Some(Ok(Err(parsed))) => Some(parsed),
         Some(Err(e)) => return Err(e),
         None => None,
     };
@@ -94,36 +103,30 @@ pub async fn count(
     // runtime; otherwise (tests), and while the engine builds, take the hop.
     let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
         == tokio::runtime::RuntimeFlavor::MultiThread;
-    if let (Some(filter), true) = (&parsed, multi_thread) {
+    if multi_thread && let Some(ready) = parsed.take() {
         let counted = tokio::task::block_in_place(|| {
             state.engines.try_query(app, now_ms(), |index, ctx| {
                 let started = Instant::now();
-                CountOut {
-                    count: index.count(filter, ctx),
-                    took_ms: took_ms(started),
-                }
+                (index.count(&ready, ctx), took_ms(started))
             })
         });
-        if let Some(out) = counted {
-            return Ok(Json(out));
+        if let Some((count, took)) = counted {
+            return Ok((ready, count, took));
         }
+        parsed = Some(ready);
     }
     let engines = state.engines.clone();
-    let out = state
+    state
         .blocking_api(move |s| {
-            let filter = match parsed {
-                Some(filter) => filter,
-                None => parse_filter(&body.filter, &s.schema(app)?)?,
+            let parsed = match parsed {
+                Some(parsed) => parsed,
+                None => parse_filter(&filter, &s.schema(app)?)?,
             };
             let started = Instant::now();
-            let count = engines.query(app, now_ms(), |index, ctx| index.count(&filter, ctx))?;
-            Ok(CountOut {
-                count,
-                took_ms: took_ms(started),
-            })
+            let count = engines.query(app, now_ms(), |index, ctx| index.count(&parsed, ctx))?;
+            Ok((parsed, count, took_ms(started)))
         })
-        .await?;
-    Ok(Json(out))
+        .await
 }
 
 /// The engine's sort key for a list order.
@@ -277,7 +280,8 @@ pub struct SegmentList {
 /// Longest segment name, in characters.
 pub const MAX_SEGMENT_NAME_CHARS: usize = 200;
 
-fn check_name(name: &str) -> Result<String, ApiError> {
+/// A segment name, trimmed, or why it is refused (shared by the API and the console).
+pub(crate) fn check_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     let len = name.chars().count();
     if len == 0 || len > MAX_SEGMENT_NAME_CHARS || name.chars().any(char::is_control) {
@@ -291,35 +295,33 @@ fn check_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-/// A stored segment with its filter re-checked against today's schema (a field it used
-/// may have been deleted since) and, if asked, its current count.
-fn segment_out(
+/// A saved segment's filter (stored in the JSON form) checked against today's schema: a
+/// field it used may have been deleted since.
+pub(crate) fn stored_filter(record: &SegmentRecord, schema: &Schema) -> Result<Filter, ApiError> {
+    let stored: Json_ = serde_json::from_str(&record.filter).unwrap_or(Json_::Null);
+    parse_filter(&stored, schema)
+}
+
+/// A stored segment with its filter re-checked against today's schema and its current
+/// count (none when the filter no longer fits the schema).
+pub(crate) fn segment_out(
     state: &AppState,
     record: &SegmentRecord,
     schema: &Schema,
-    with_count: bool,
 ) -> Result<SegmentOut, ApiError> {
-    let stored: Json_ = serde_json::from_str(&record.filter).unwrap_or(Json_::Null);
-    let checked = parse_filter(&stored, schema);
-    let (filter_text, count) = match &checked {
+    let (filter_text, count) = match stored_filter(record, schema) {
         Ok(filter) => {
-            let count = if with_count {
-                Some(
-                    state
-                        .engines
-                        .query(record.app, now_ms(), |index, ctx| index.count(filter, ctx))?,
-                )
-            } else {
-                None
-            };
-            (filter.to_text(), count)
+            let count = state
+                .engines
+                .query(record.app, now_ms(), |index, ctx| index.count(&filter, ctx))?;
+            (filter.to_text(), Some(count))
         }
         Err(e) => (format!("(invalid now: {e})"), None),
     };
     Ok(SegmentOut {
         id: record.id,
         name: record.name.clone(),
-        filter: stored,
+        filter: serde_json::from_str(&record.filter).unwrap_or(Json_::Null),
         filter_text,
         count,
         created_at: unico_core::time::format_datetime(record.created_at),
@@ -345,7 +347,7 @@ pub async fn create_segment(
             let schema = s.schema(app)?;
             let filter = parse_filter(&body.filter, &schema)?;
             let record = s.create_segment(app, &name, &filter.to_json().to_string(), now_ms())?;
-            segment_out(&st, &record, &schema, true)
+            segment_out(&st, &record, &schema)
         })
         .await?;
     Ok((StatusCode::CREATED, Json(out)))
@@ -368,7 +370,7 @@ pub async fn list_segments(
             let segments = s
                 .list_segments(app)?
                 .iter()
-                .map(|r| segment_out(&st, r, &schema, true))
+                .map(|r| segment_out(&st, r, &schema))
                 .collect::<Result<_, _>>()?;
             Ok(SegmentList { segments })
         })
@@ -391,7 +393,7 @@ pub async fn get_segment(
     let out = state
         .blocking_api(move |s| {
             let schema = s.schema(app)?;
-            segment_out(&st, &s.get_segment(app, id)?, &schema, true)
+            segment_out(&st, &s.get_segment(app, id)?, &schema)
         })
         .await?;
     Ok(Json(out))
@@ -418,7 +420,7 @@ pub async fn update_segment(
             let filter = parse_filter(&body.filter, &schema)?;
             let record =
                 s.update_segment(app, id, &name, &filter.to_json().to_string(), now_ms())?;
-            segment_out(&st, &record, &schema, true)
+            segment_out(&st, &record, &schema)
         })
         .await?;
     Ok(Json(out))
@@ -446,9 +448,7 @@ pub fn segment_filter(
     id: i64,
     schema: &Schema,
 ) -> Result<Filter, ApiError> {
-    let record = store.get_segment(app, id)?;
-    let stored: Json_ = serde_json::from_str(&record.filter).unwrap_or(Json_::Null);
-    parse_filter(&stored, schema)
+    stored_filter(&store.get_segment(app, id)?, schema)
 }
 
 /// A segment's members, paged and sorted like the customer list.

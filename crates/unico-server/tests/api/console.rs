@@ -731,3 +731,67 @@ async fn the_customer_list_shows_the_columns_the_user_chose() {
     let (_, headers, _) = api.request_bytes(req).await;
     assert_eq!(headers[header::LOCATION].to_str().unwrap(), customers);
 }
+
+#[tokio::test]
+async fn the_console_refuses_hostile_counts_segments_and_columns_with_a_message() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let count = format!("/console/apps/{}/count", app.id);
+    let post = |content_type: &'static str, body: &'static str| {
+        let req = Request::builder()
+            .method("POST")
+            .uri(count.clone())
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::COOKIE, cookie.clone())
+            .body(Body::from(body))
+            .unwrap();
+        api.request_bytes(req)
+    };
+    for (content_type, body, expected) in [
+        (
+            "application/json",
+            r#"{"filter": {"field": "age""#,
+            "line 1",
+        ),
+        ("application/json", r#"[1, 2]"#, "object"),
+        ("text/plain", r#"{"filter": null}"#, "application/json"),
+        ("application/json", r#"{"filter": {"nope": 1}}"#, "filter"),
+        ("application/json", r#"{"filter": "age >"}"#, "column"),
+    ] {
+        let (status, _, reply) = post(content_type, body).await;
+        let reply = String::from_utf8(reply).unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {reply}");
+        assert!(reply.contains(expected), "{body}: {reply}");
+    }
+
+    // A segment name with a control character is refused as by the API; nothing is saved.
+    let segments = format!("/console/apps/{}/segments", app.id);
+    let (status, location, _) =
+        post_form(&api, &segments, &cookie, "name=bad%07name&filter=age+%3E+1").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        location.contains("error=") && location.contains("control"),
+        "{location}"
+    );
+    let (_, list) = api.admin("GET", &app.path("/segments"), None).await;
+    assert_eq!(list["segments"], json!([]));
+
+    // Column choices that are not field ids are dropped.
+    let req = Request::builder()
+        .method("POST")
+        .uri(format!("/console/apps/{}/columns", app.id))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookie.clone())
+        .body(Body::from("col=abc&col=-1&col=99999999999&col=1&col=%00"))
+        .unwrap();
+    let (status, headers, _) = api.request_bytes(req).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let chosen = headers[header::SET_COOKIE].to_str().unwrap();
+    assert!(
+        chosen.starts_with(&format!("unico_cols_{}=1;", app.id)),
+        "only the age field (id 1) is kept: {chosen}"
+    );
+}
