@@ -485,14 +485,6 @@ impl AppIndex {
         self.free.push(slot as u32);
     }
 
-    pub(crate) fn builtin_created_at(&self) -> &Column {
-        &self.created_at
-    }
-
-    pub(crate) fn builtin_updated_at(&self) -> &Column {
-        &self.updated_at
-    }
-
     /// How many customers hold a value for `field` (0 for a field outside the schema).
     pub fn field_value_count(&self, field: FieldId) -> u64 {
         self.fields.get(&field).map_or(0, |c| c.count)

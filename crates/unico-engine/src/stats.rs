@@ -39,8 +39,8 @@ impl AppIndex {
     fn attribute(&self, attr: Attribute) -> Option<&Column> {
         match attr {
             Attribute::Field(id) => self.field_column(id),
-            Attribute::CreatedAt => Some(self.builtin_created_at()),
-            Attribute::UpdatedAt => Some(self.builtin_updated_at()),
+            Attribute::CreatedAt => Some(self.created_at_column()),
+            Attribute::UpdatedAt => Some(self.updated_at_column()),
         }
     }
 

@@ -1,12 +1,12 @@
-//! The segment engines of the applications that have been queried, kept exactly in step
-//! with the store through its change feed.
+//! The applications' segment engines, kept exactly in step with the store through its
+//! change feed.
 //!
-//! An application's [`AppIndex`] is built the first time a filter needs it: from its
-//! snapshot file if snapshots are enabled and the file is current, otherwise from a store
-//! scan. Changes committed while it builds are buffered and replayed on top (replaying a
-//! customer's latest state, a deletion or a schema is idempotent), so no write is ever
-//! missed. After an import (a bulk change) the index is dropped and rebuilt on the next
-//! query.
+//! An application's [`AppIndex`] is built when first asked for (`unico serve` asks for
+//! every application's at start-up): from its snapshot file if snapshots are enabled and
+//! the file is current, otherwise from a store scan. Changes committed while it builds are
+//! buffered and replayed on top (replaying a customer's latest state, a deletion or a
+//! schema is idempotent), so no write is ever missed. After a large import (a bulk change)
+//! the index is dropped and rebuilt at once in the background.
 //!
 //! **Snapshots.** Each index carries the store's data version it reflects: read on the
 //! store's writer (so every commit it counts was delivered) before the build, then moved
@@ -48,6 +48,19 @@ pub struct Loaded {
     saved: AtomicU64,
     /// Whether the index was read from a snapshot rather than built from a scan.
     from_snapshot: bool,
+}
+
+impl Loaded {
+    fn new(index: AppIndex, version: u64, timezone: String, from_snapshot: bool) -> Self {
+        Self {
+            index,
+            version,
+            timezone,
+            changes: 0,
+            saved: AtomicU64::new(u64::MAX),
+            from_snapshot,
+        }
+    }
 }
 
 enum Slot {
@@ -215,7 +228,8 @@ impl Engines {
                 _ => Vec::new(),
             };
             let result = match built {
-                Ok((mut loaded, from_snapshot)) => {
+                Ok(mut loaded) => {
+                    let from_snapshot = loaded.from_snapshot;
                     let stale = buffered
                         .iter()
                         .any(|c| matches!(c, Change::Bulk { .. } | Change::AppDeleted { .. }));
@@ -290,8 +304,7 @@ impl Engines {
     }
 
     /// Builds the application's index: from its snapshot if current, else from a scan.
-    /// Returns whether it came from the snapshot.
-    fn build(&self, app: AppId) -> Result<(Loaded, bool), StoreError> {
+    fn build(&self, app: AppId) -> Result<Loaded, StoreError> {
         let store = self
             .store
             .upgrade()
@@ -324,15 +337,7 @@ impl Engines {
                                 memory_mb = index.memory_bytes() / (1 << 20),
                                 "segment engine loaded from its snapshot"
                             );
-                            let loaded = Loaded {
-                                index,
-                                version,
-                                timezone,
-                                changes: 0,
-                                saved: AtomicU64::new(u64::MAX),
-                                from_snapshot: true,
-                            };
-                            return Ok((loaded, true));
+                            return Ok(Loaded::new(index, version, timezone, true));
                         }
                         Err(e) => {
                             tracing::info!(app = app.0, reason = %e, "segment engine snapshot not used; scanning the store");
@@ -345,6 +350,7 @@ impl Engines {
                 }
             }
         }
+        // Sized up front: growing a million customers' vector would copy it ~20 times.
         let expected = store.count_customers(app)? as usize;
         let mut customers = Vec::with_capacity(expected);
         store.scan_customers(app, &mut |c| {
@@ -363,23 +369,18 @@ impl Engines {
             memory_mb = index.memory_bytes() / (1 << 20),
             "segment engine built"
         );
-        Ok((
-            Loaded {
-                index,
-                version,
-                timezone,
-                changes: 0,
-                saved: AtomicU64::new(u64::MAX),
-                from_snapshot: false,
-            },
-            false,
-        ))
+        Ok(Loaded::new(index, version, timezone, false))
     }
 }
 
 impl ChangeListener for Engines {
     fn committed(&self, changes: &[Change]) {
         let mut rebuild = Vec::new();
+        // Changes for loaded indexes are applied after the registry's lock is released, so
+        // that an index busy elsewhere (a snapshot being written holds its read lock) delays
+        // only its own application's writes. Only this thread (the store's writer) removes a
+        // loaded index, so those collected here stay the current ones.
+        let mut ready = Vec::new();
         {
             let Ok(mut slots) = self.slots.lock() else {
                 return;
@@ -403,11 +404,14 @@ impl ChangeListener for Engines {
                             }
                             continue;
                         }
-                        if let Ok(mut loaded) = loaded.write() {
-                            apply(&mut loaded, change);
-                        }
+                        ready.push((loaded.clone(), change));
                     }
                 }
+            }
+        }
+        for (loaded, change) in ready {
+            if let Ok(mut loaded) = loaded.write() {
+                apply(&mut loaded, change);
             }
         }
         // An import replaced many customers at once: rebuild the engine now, in the

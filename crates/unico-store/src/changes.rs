@@ -7,6 +7,10 @@
 use unico_core::{AppId, Customer, Schema, TimeZoneName};
 
 /// One committed change.
+/// An import touching at most this many customers is announced customer by customer
+/// ([`Change::Customer`]); a larger one as one [`Change::Bulk`].
+pub const INCREMENTAL_IMPORT_CUSTOMERS: u64 = 10_000;
+
 #[derive(Debug, Clone)]
 pub enum Change {
     /// A customer was created or updated; this is its new state.

@@ -38,7 +38,8 @@ macro_rules! conformance_suite {
             a_kept_import_writes_everything, an_import_not_kept_writes_nothing,
             an_import_whose_feed_dies_writes_nothing, import_history_round_trips,
             committed_changes_reach_the_listener_in_order, segments_lifecycle,
-            customers_by_ids_keep_the_order_asked, data_versions_move_with_every_change
+            customers_by_ids_keep_the_order_asked, data_versions_move_with_every_change,
+            imports_announce_their_customers_or_one_bulk_change
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -976,5 +977,106 @@ pub fn customers_by_ids_keep_the_order_asked(store: &dyn Store) {
         got,
         vec![y.id, x.id],
         "missing ids and other applications' customers are skipped"
+    );
+}
+
+/// Records every committed change whole.
+#[derive(Default)]
+struct Changes(std::sync::Mutex<Vec<crate::changes::Change>>);
+
+impl crate::changes::ChangeListener for Changes {
+    fn committed(&self, changes: &[crate::changes::Change]) {
+        self.0.lock().unwrap().extend(
+            changes
+                .iter()
+                .filter(|c| !matches!(c, crate::changes::Change::DataVersion { .. }))
+                .cloned(),
+        );
+    }
+}
+
+/// A small import announces each customer it created or updated in its new state (values
+/// removed included); one larger than [`crate::INCREMENTAL_IMPORT_CUSTOMERS`] announces one
+/// bulk change instead.
+pub fn imports_announce_their_customers_or_one_bulk_change(store: &dyn Store) {
+    use crate::changes::Change;
+    let recorder = Arc::new(Changes::default());
+    store.set_listener(recorder.clone());
+    let a = app(store, "A");
+    let age = field(store, a, "age", FieldType::Number);
+    let city = field(store, a, "city", FieldType::String);
+    store
+        .create_customer(
+            a,
+            &cid("w"),
+            &[
+                set(&age, Value::Number(1.0)),
+                set(&city, Value::String("Madrid".into())),
+            ],
+            1,
+        )
+        .unwrap();
+    recorder.0.lock().unwrap().clear();
+    let import = |items: Vec<UpsertItem>| {
+        store
+            .run_import(
+                a,
+                Box::new(
+                    vec![ImportBatch::Items(items), ImportBatch::End { keep: true }].into_iter(),
+                ),
+                2,
+                Arc::new(AtomicU64::new(0)),
+            )
+            .unwrap()
+    };
+    import(vec![
+        UpsertItem {
+            customer_id: cid("w"),
+            changes: vec![
+                set(&age, Value::Number(5.0)),
+                FieldChange {
+                    field: city.id,
+                    value: None,
+                },
+            ],
+        },
+        UpsertItem {
+            customer_id: cid("q"),
+            changes: vec![set(&city, Value::String("Paris".into()))],
+        },
+    ]);
+    let seen: Vec<(String, Vec<(unico_core::FieldId, Value)>)> = recorder
+        .0
+        .lock()
+        .unwrap()
+        .drain(..)
+        .map(|change| match change {
+            Change::Customer { customer, .. } => {
+                (customer.customer_id.as_str().to_owned(), customer.fields)
+            }
+            other => panic!("a small import announced {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("w".to_owned(), vec![(age.id, Value::Number(5.0))]),
+            (
+                "q".to_owned(),
+                vec![(city.id, Value::String("Paris".into()))]
+            ),
+        ],
+        "the updated customer (its city removed), then the created one"
+    );
+
+    let large = crate::INCREMENTAL_IMPORT_CUSTOMERS as usize + 1;
+    let names: Vec<String> = (0..large).map(|i| format!("n{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    import(import_items(&age, &refs));
+    let seen = recorder.0.lock().unwrap();
+    assert!(
+        matches!(seen.as_slice(), [Change::Bulk { app }] if *app == a),
+        "a large import is one bulk change, got {} changes",
+        seen.len()
     );
 }

@@ -20,7 +20,7 @@ pub mod error;
 pub mod sqlite;
 pub mod store;
 
-pub use changes::{Change, ChangeListener};
+pub use changes::{Change, ChangeListener, INCREMENTAL_IMPORT_CUSTOMERS};
 pub use cursor::Cursor;
 pub use error::StoreError;
 pub use sqlite::SqliteStore;

@@ -206,7 +206,10 @@ pub async fn customers(
     // The customerId search is one more condition of the filter language.
     let effective = match (filter_text.trim().is_empty(), search.is_empty()) {
         (_, true) => filter_text.clone(),
-        (true, false) => format!("customerId starts_with {}", unico_filter::string_literal(&search)),
+        (true, false) => format!(
+            "customerId starts_with {}",
+            unico_filter::string_literal(&search)
+        ),
         (false, false) => format!(
             "({filter_text}) and customerId starts_with {}",
             unico_filter::string_literal(&search)

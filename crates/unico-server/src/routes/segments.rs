@@ -309,7 +309,8 @@ pub(crate) fn segment_out(
     record: &SegmentRecord,
     schema: &Schema,
 ) -> Result<SegmentOut, ApiError> {
-    let (filter_text, count) = match stored_filter(record, schema) {
+    let stored: Json_ = serde_json::from_str(&record.filter).unwrap_or(Json_::Null);
+    let (filter_text, count) = match parse_filter(&stored, schema) {
         Ok(filter) => {
             let count = state
                 .engines
@@ -321,7 +322,7 @@ pub(crate) fn segment_out(
     Ok(SegmentOut {
         id: record.id,
         name: record.name.clone(),
-        filter: serde_json::from_str(&record.filter).unwrap_or(Json_::Null),
+        filter: stored,
         filter_text,
         count,
         created_at: unico_core::time::format_datetime(record.created_at),

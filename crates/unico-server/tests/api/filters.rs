@@ -1856,7 +1856,7 @@ async fn counts_follow_small_imports_in_place_and_reload_after_large_ones() {
     assert_eq!(count(&api, &app, r#"city = "Madrid""#).await, 1);
 
     // Above the size announced customer by customer: the engine reloads the application.
-    let large = unico_store::sqlite::INCREMENTAL_IMPORT_CUSTOMERS as usize + 1;
+    let large = unico_store::INCREMENTAL_IMPORT_CUSTOMERS as usize + 1;
     let mut csv = String::from("customerId,city\nseed,Paris\n");
     for i in 0..large {
         let city = if i % 3 == 0 { "Madrid" } else { "Lyon" };

@@ -45,13 +45,6 @@ pub fn get_import(conn: &Connection, app: AppId, id: i64) -> Result<ImportRecord
     .ok_or_else(|| StoreError::NotFound(format!("import {id}")))
 }
 
-/// Runs one import's batches inside the writer: a thread of its own prepares the rows
-/// ([`bulk::start`]), the writer writes them ([`ImportWriter`]). Everything happens under
-/// one savepoint, released only if the feed ends with `keep: true`.
-/// Imports touching at most this many customers are announced customer by customer on
-/// the change feed; larger ones as one `Bulk` change (views reload the application).
-pub const INCREMENTAL_IMPORT_CUSTOMERS: u64 = 10_000;
-
 /// The customers an import created (ids above the largest before it) and updated, as they
 /// are now, ascending by id.
 fn imported_customers(
@@ -87,6 +80,9 @@ fn imported_customers(
     Ok(out)
 }
 
+/// Runs one import's batches inside the writer: a thread of its own prepares the rows
+/// ([`bulk::start`]), the writer writes them ([`ImportWriter`]). Everything happens under
+/// one savepoint, released only if the feed ends with `keep: true`.
 pub fn run(
     w: &mut WriteCtx,
     app: AppId,
@@ -114,12 +110,13 @@ pub fn run(
             }
         }
     };
-    let verdict = apply().map(|keep| keep.then(|| writer.finish(INCREMENTAL_IMPORT_CUSTOMERS)));
+    let verdict = apply()
+        .map(|keep| keep.then(|| writer.finish(crate::changes::INCREMENTAL_IMPORT_CUSTOMERS)));
     match verdict {
         Ok(Some(done)) => {
             done.deltas.flush(conn)?;
             conn.execute_batch("RELEASE import")?;
-            if done.created + done.updated <= INCREMENTAL_IMPORT_CUSTOMERS {
+            if done.created + done.updated <= crate::changes::INCREMENTAL_IMPORT_CUSTOMERS {
                 // A small import reaches the change feed customer by customer, so views
                 // follow it in place instead of reloading the whole application.
                 for customer in

@@ -11,7 +11,6 @@
 
 mod bulk;
 mod imports;
-pub use imports::INCREMENTAL_IMPORT_CUSTOMERS;
 mod migrations;
 mod rows;
 mod writer;
