@@ -506,6 +506,7 @@ impl AppIndex {
             || free
                 .iter()
                 .any(|&s| s as usize >= high || alive.get(s as usize))
+            || has_duplicates(&free)
         {
             return Err(corrupt("slots"));
         }
@@ -627,9 +628,103 @@ impl AppIndex {
     }
 }
 
+/// Whether a slot list names a slot twice (two later customers would share it).
+fn has_duplicates(slots: &[u32]) -> bool {
+    let mut seen = Bits::default();
+    slots.iter().any(|&s| {
+        let dup = seen.get(s as usize);
+        seen.assign(s as usize, true);
+        dup
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use unico_core::{Customer, CustomerId, FieldDef, FieldName, Value};
+
+    fn schema() -> Schema {
+        Schema::new(vec![FieldDef {
+            id: FieldId(1),
+            name: FieldName::parse("age").unwrap(),
+            field_type: FieldType::Number,
+            created_at: 0,
+        }])
+    }
+
+    /// An index with a free slot: three customers, the second removed.
+    fn index() -> AppIndex {
+        let mut index = AppIndex::new(&schema());
+        for id in 1..=3 {
+            index.upsert(&Customer {
+                id,
+                customer_id: CustomerId::parse(&format!("c{id}")).unwrap(),
+                created_at: id,
+                updated_at: id,
+                fields: vec![(FieldId(1), Value::Number(id as f64))],
+            });
+        }
+        index.remove(2);
+        index
+    }
+
+    fn reread(index: &AppIndex) -> Result<AppIndex, SnapshotError> {
+        let mut bytes = Vec::new();
+        index.write_snapshot(b"stamp", &mut bytes).unwrap();
+        AppIndex::read_snapshot(
+            &mut bytes.as_slice(),
+            bytes.len() as u64,
+            b"stamp",
+            &schema(),
+            TimeZone::UTC,
+        )
+    }
+
+    /// Snapshots whose checksum is right but whose contents contradict themselves (a bug
+    /// that wrote them, or a forged file) are refused, each with its reason.
+    #[test]
+    fn inconsistent_contents_are_refused_with_their_reason() {
+        let good = index();
+        assert_eq!(reread(&good).unwrap().len(), 2);
+        let alive_slot = good.alive.iter().next().unwrap() as u32;
+        let cases: Vec<(&str, Box<dyn Fn(&mut AppIndex)>)> = vec![
+            ("capacity", Box::new(|i| i.rows += 1)),
+            ("slots", Box::new(move |i| i.free.push(alive_slot))),
+            (
+                "slots",
+                Box::new(|i| {
+                    let f = i.free[0];
+                    i.free.push(f);
+                }),
+            ),
+            ("slots", Box::new(|i| i.live += 1)),
+            ("value count", Box::new(|i| i.customer_id.count += 1)),
+            (
+                "built-in columns",
+                Box::new(move |i| {
+                    i.customer_id.present.assign(alive_slot as usize, false);
+                    i.customer_id.count -= 1;
+                }),
+            ),
+            (
+                "a value of a row that is not alive",
+                Box::new(|i| {
+                    let dead = i.free[0] as usize;
+                    let age = i.fields.get_mut(&FieldId(1)).unwrap();
+                    age.present.assign(dead, true);
+                    age.count += 1;
+                }),
+            ),
+        ];
+        for (why, damage) in cases {
+            let mut bad = good.clone();
+            damage(&mut bad);
+            match reread(&bad) {
+                Err(SnapshotError::Corrupt(got)) => assert_eq!(got, why),
+                other => panic!("{why}: {:?}", other.map(|i| i.len())),
+            }
+        }
+    }
 
     #[test]
     fn the_checksum_does_not_depend_on_how_bytes_are_cut() {
