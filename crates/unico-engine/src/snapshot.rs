@@ -687,7 +687,8 @@ mod tests {
         let good = index();
         assert_eq!(reread(&good).unwrap().len(), 2);
         let alive_slot = good.alive.iter().next().unwrap() as u32;
-        let cases: Vec<(&str, Box<dyn Fn(&mut AppIndex)>)> = vec![
+        type Damage = Box<dyn Fn(&mut AppIndex)>;
+        let cases: Vec<(&str, Damage)> = vec![
             ("capacity", Box::new(|i| i.rows += 1)),
             ("slots", Box::new(move |i| i.free.push(alive_slot))),
             (
