@@ -332,11 +332,11 @@ fn parse(
             Ok(Some(RowMut::Invalid(error))) => {
                 parsed.rows_read += 1;
                 progress.rows_rejected.fetch_add(1, Ordering::Relaxed);
-                let reported = row_error(error.clone());
+                // Past the reported ones, an error only counts: no copy for the live report.
                 if let Ok(mut live) = progress.errors.lock()
                     && live.len() < unico_csv::MAX_REPORTED_ERRORS
                 {
-                    live.push(reported);
+                    live.push(row_error(error.clone()));
                 }
                 parsed.report.push(error);
                 if mode == ImportMode::Atomic {
