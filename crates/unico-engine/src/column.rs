@@ -71,25 +71,17 @@ impl Codes {
     }
 
     /// Sets row `row` (below the capacity) to `code`, widening every row first if the
-    /// code does not fit.
+    /// code does not fit. Never narrows: a small code written into a wide column keeps
+    /// every other row's code whole.
     pub(crate) fn set(&mut self, row: usize, code: u32) {
-        if let Codes::U8(v) = self
-            && let Ok(c) = u8::try_from(code)
-        {
-            if let Some(slot) = v.get_mut(row) {
-                *slot = c;
-            }
-            return;
+        let fits = match self {
+            Codes::U8(_) => code <= u32::from(u8::MAX),
+            Codes::U16(_) => code <= u32::from(u16::MAX),
+            Codes::U32(_) => true,
+        };
+        if !fits {
+            self.widen(code as usize + 1);
         }
-        if let Codes::U16(v) = self
-            && let Ok(c) = u16::try_from(code)
-        {
-            if let Some(slot) = v.get_mut(row) {
-                *slot = c;
-            }
-            return;
-        }
-        self.widen(code as usize + 1);
         match self {
             Codes::U8(v) => v.get_mut(row).map(|s| *s = code as u8),
             Codes::U16(v) => v.get_mut(row).map(|s| *s = code as u16),
@@ -97,15 +89,15 @@ impl Codes {
         };
     }
 
-    /// Re-encodes every row in the width that fits `codes` codes (never narrower than
-    /// needed: callers pass at least the dictionary's size).
+    /// Re-encodes every row in the width that fits `codes` codes, if that is wider than
+    /// the current one; never narrower (narrowing is compaction's job, which knows every
+    /// code fits).
     pub(crate) fn widen(&mut self, codes: usize) {
-        let mut fresh = Codes::zeros(0, codes);
-        if std::mem::discriminant(&fresh) == std::mem::discriminant(self) {
+        if Codes::zeros(0, codes).width() <= self.width() {
             return;
         }
         let n = self.len();
-        fresh = Codes::zeros(n, codes);
+        let mut fresh = Codes::zeros(n, codes);
         for row in 0..n {
             let c = self.get(row).unwrap_or(0);
             match &mut fresh {
@@ -323,6 +315,58 @@ mod tests {
         };
         assert_eq!(dict.live(), 1);
         assert_eq!(c.count, 1);
+    }
+
+    #[test]
+    fn a_small_code_written_into_a_wide_column_keeps_every_row() {
+        // Rewriting an early row (small code) of a column past 65 536 codes once narrowed
+        // every code to one byte: counts after any update of an early customer were wrong.
+        let local = LocalDays::new(TimeZone::UTC);
+        let rows = 70_000 + 4096;
+        let mut c = Column::new(FieldType::String, rows);
+        for row in 0..70_000 {
+            c.set(row, Some(&Value::String(format!("v{row}"))), &local);
+        }
+        c.set(3, Some(&Value::String("v3".into())), &local);
+        c.set(5, Some(&Value::String("v1".into())), &local);
+        let Data::Str { codes, dict } = &c.data else {
+            unreachable!()
+        };
+        assert_eq!(codes.width(), 4);
+        for row in (0..70_000).filter(|&r| r != 5) {
+            let code = codes.get(row).unwrap();
+            assert_eq!(dict.value(code), format!("v{row}").as_bytes(), "row {row}");
+        }
+        assert_eq!(dict.value(codes.get(5).unwrap()), b"v1");
+    }
+
+    proptest::proptest! {
+        /// Codes read back exactly what was written, whatever the order of widths: the
+        /// width only grows with the largest code written.
+        #[test]
+        fn codes_read_back_what_was_written(
+            writes in proptest::collection::vec(
+                (0usize..64, proptest::prop_oneof![
+                    0u32..=255,
+                    256u32..=65_535,
+                    65_536u32..=u32::MAX - 1,
+                ]),
+                1..200,
+            )
+        ) {
+            let mut codes = Codes::zeros(64, 1);
+            let mut model = vec![0u32; 64];
+            let mut widest = 1;
+            for (row, code) in writes {
+                codes.set(row, code);
+                model[row] = code;
+                widest = widest.max(Codes::zeros(0, code as usize + 1).width());
+                proptest::prop_assert_eq!(codes.width(), widest);
+                for (r, want) in model.iter().enumerate() {
+                    proptest::prop_assert_eq!(codes.get(r), Some(*want), "row {}", r);
+                }
+            }
+        }
     }
 
     #[test]

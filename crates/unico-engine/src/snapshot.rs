@@ -28,8 +28,11 @@ use crate::local::LocalDays;
 use crate::num::{Ints, Nums};
 
 const MAGIC: &[u8; 12] = b"UNICO-ENGINE";
-/// Bumped whenever the layout changes; older snapshots are then ignored.
-const FORMAT: u32 = 2;
+/// Bumped whenever the layout changes, or older snapshots may hold wrong contents; older
+/// snapshots are then ignored and the engine is rebuilt from the store. 3: snapshots
+/// written before string codes stopped narrowing on an update (format 2) may carry
+/// truncated codes.
+const FORMAT: u32 = 3;
 /// Elements converted per buffered chunk.
 const CHUNK: usize = 8192;
 

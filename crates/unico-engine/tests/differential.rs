@@ -732,8 +732,8 @@ impl Rng {
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(1500) / 100 + 4, ..ProptestConfig::default() })]
 
-    /// Thousands of customers across several blocks, with threads forced on, removals
-    /// and slot reuse.
+    /// Thousands of customers across several blocks (tens of thousands in some cases),
+    /// with threads forced on, removals, slot reuse and updates.
     #[test]
     fn many_customers_over_blocks_and_threads_agree(
         rng_seed in 1u64..u64::MAX,
@@ -755,8 +755,11 @@ proptest! {
             2 => n as f64 * 40_000.0 - 1.0,
             _ => n as f64 * 1e10 + 0.5,
         };
+        // A quarter of the cases load more customers than 65 536, so that the customerId
+        // dictionary's codes take four bytes and updates write small codes into it.
+        let n: i64 = if (rng_seed >> 8) % 4 == 0 { 70_000 } else { 9000 };
         let mut batch = Vec::new();
-        for id in 1..=9000i64 {
+        for id in 1..=n {
             let values = (0..FIELDS)
                 .map(|_| {
                     (rng.below(10) < 7).then(|| {
@@ -778,11 +781,32 @@ proptest! {
         }
         index.upsert_many(&batch);
         for _ in 0..2000 {
-            let id = rng.below(9000) as i64 + 1;
+            let id = rng.below(n as u64) as i64 + 1;
             model.apply(&Op::Remove(id), &mut index);
         }
-        for id in 9001..=9500i64 {
+        for id in n + 1..=n + 500 {
             let seed = CustomerSeed { id, created_at: base, updated_at: anchor, values: vec![None; FIELDS] };
+            model.apply(&Op::Upsert(seed), &mut index);
+        }
+        // Updates of customers loaded first (whose customerIds hold the smallest codes of
+        // a dictionary now wider than a byte) and of any other, new values each time.
+        for k in 0..1500u64 {
+            let id = if k % 3 == 0 { rng.below(300) as i64 + 1 } else { rng.below(n as u64 + 500) as i64 + 1 };
+            let values = (0..FIELDS)
+                .map(|_| {
+                    (rng.below(10) < 7).then(|| {
+                        (
+                            Seed {
+                                text: rng.below(STRINGS.len() as u64) as usize,
+                                number: spread(rng.below(40)),
+                                ms: anchor + (rng.below(800) as i64 - 400) * MS_PER_DAY / 3,
+                            },
+                            false,
+                        )
+                    })
+                })
+                .collect();
+            let seed = CustomerSeed { id, created_at: base + id * 1000, updated_at: anchor + k as i64, values };
             model.apply(&Op::Upsert(seed), &mut index);
         }
         check_state(&model, &index)?;

@@ -10,6 +10,7 @@ mod support;
 mod apps;
 mod auth;
 mod batch;
+mod concurrency;
 mod console;
 mod customers;
 mod export;
