@@ -1,7 +1,8 @@
 //! Running one CSV import: a parser thread turns the spooled file into packed batches; the
 //! store pulls them (on its import thread, which unpacks them into customer upserts and
 //! encodes them) and writes them as one all-or-nothing unit; the outcome becomes the
-//! import's record.
+//! import's record, stored in the same transaction as the rows (so after a crash the record
+//! and the data always agree).
 //!
 //! Progress is shared through [`ImportProgress`] so `GET …/imports/{id}` can answer while
 //! the import runs. Memory stays flat: the file is read as a stream and at most
@@ -18,7 +19,8 @@ use std::time::Instant;
 use unico_core::{AppId, CustomerId, FieldChange, FieldId, Schema, Value};
 use unico_csv::{ErrorReport, FileError, ImportReader, RowMut};
 use unico_store::{
-    ImportBatch, ImportMode, ImportRecord, ImportRowError, ImportState, Store, UpsertItem,
+    ImportBatch, ImportCounts, ImportMode, ImportRecord, ImportRowError, ImportState, Store,
+    StoreError, UpsertItem,
 };
 
 use crate::state::now_ms;
@@ -402,97 +404,139 @@ impl ImportJob {
             store,
             jobs,
             schema,
-            mut record,
+            record,
             path,
             progress,
         } = self;
-        let outcome = File::open(&path)
+        let (app, id) = (record.app, record.id);
+        // What the import came to, for the log line (the store owns the record meanwhile).
+        let concluded = Arc::new(Mutex::new(None::<ImportRecord>));
+        let written = File::open(&path)
             .map_err(|e| format!("cannot read the uploaded file: {e}"))
             .and_then(|file| {
                 let (feed, unpack) = channels();
                 let mode = record.mode;
                 let parser_progress = progress.clone();
                 let parser = std::thread::Builder::new()
-                    .name(format!("unico-import-{}-parse", record.id))
+                    .name(format!("unico-import-{id}-parse"))
                     .spawn(move || parse(file, &schema, mode, feed, &parser_progress))
                     .map_err(|e| format!("cannot start the parser: {e}"))?;
-                let counts = store.run_import(
-                    record.app,
-                    Box::new(unpack),
-                    now_ms(),
-                    progress.customers_processed.clone(),
-                );
-                tracing::debug!(
-                    import = record.id,
-                    written_ms = started.elapsed().as_millis() as u64,
-                    "import written and committed"
-                );
-                let parsed = parser
-                    .join()
-                    .map_err(|_| "the CSV parser failed unexpectedly".to_owned())?;
-                Ok((counts, parsed))
+                let (record, seen) = (record.clone(), concluded.clone());
+                // Runs inside the import's transaction once its writes are decided (the
+                // parser has then sent its verdict), so the record commits with the rows.
+                let finish: unico_store::ImportFinish = Box::new(move |outcome| {
+                    // After a verdict the parser has finished reading; after a store error
+                    // it may still be reading on, and the writer does not wait for it.
+                    let parsed = match outcome {
+                        Ok(_) => parser
+                            .join()
+                            .map_err(|_| "the CSV parser failed unexpectedly".to_owned()),
+                        Err(_) => Err(String::new()),
+                    };
+                    let concluded = conclude(record, outcome, parsed);
+                    if let Ok(mut seen) = seen.lock() {
+                        *seen = Some(concluded.0.clone());
+                    }
+                    concluded
+                });
+                store
+                    .run_import(
+                        app,
+                        Box::new(unpack),
+                        now_ms(),
+                        progress.customers_processed.clone(),
+                        Some(finish),
+                    )
+                    .map_err(|e| {
+                        tracing::error!(import = id, error = %e, "import failed in the store");
+                        "the import could not be written; nothing was written".to_owned()
+                    })
             });
         let _ = std::fs::remove_file(&path);
-        record.finished_at = Some(now_ms());
-        let mut errors = Vec::new();
-        match outcome {
+        let record = match written {
+            Ok(_) => concluded.lock().ok().and_then(|mut r| r.take()),
             Err(message) => {
-                record.state = ImportState::Failed;
-                record.message = Some(message);
-            }
-            Ok((counts, parsed)) => {
-                record.rows_read = parsed.rows_read;
-                record.rows_rejected = parsed.report.total();
-                errors = parsed
-                    .report
-                    .errors()
-                    .iter()
-                    .cloned()
-                    .map(row_error)
-                    .collect();
-                match (counts, parsed.file_error) {
-                    (_, Some(file_error)) => {
-                        record.state = ImportState::Failed;
-                        record.message = Some(format!("{file_error}; nothing was written"));
-                    }
-                    (Err(e), None) => {
-                        tracing::error!(import = record.id, error = %e, "import failed in the store");
-                        record.state = ImportState::Failed;
-                        record.message =
-                            Some("the import could not be written; nothing was written".into());
-                    }
-                    (Ok(c), None) if c.kept => {
-                        record.state = ImportState::Succeeded;
-                        record.created = c.created;
-                        record.updated = c.updated;
-                        record.rows_written = parsed.rows_read - record.rows_rejected;
-                        record.values_written = parsed.values;
-                    }
-                    (Ok(_), None) => {
-                        record.state = ImportState::Failed;
-                        record.message = Some(format!(
-                            "{} invalid row{}; nothing was written (the import is atomic: fix the rows, or import again with mode=skip_invalid to write the valid rows)",
-                            record.rows_rejected,
-                            if record.rows_rejected == 1 { "" } else { "s" }
-                        ));
-                    }
+                // Nothing was written and no record stored: say why in the record.
+                let mut failed = record;
+                failed.state = ImportState::Failed;
+                failed.finished_at = Some(now_ms());
+                failed.message = Some(message);
+                if let Err(e) = store.finish_import(&failed, &[]) {
+                    tracing::error!(import = id, error = %e, "cannot record the import's outcome");
                 }
+                Some(failed)
             }
+        };
+        if let Some(record) = record {
+            tracing::info!(
+                import = id,
+                state = record.state.as_str(),
+                rows = record.rows_read,
+                rejected = record.rows_rejected,
+                took_ms = started.elapsed().as_millis() as u64,
+                "import finished"
+            );
         }
-        if let Err(e) = store.finish_import(&record, &errors) {
-            tracing::error!(import = record.id, error = %e, "cannot record the import's outcome");
-        }
-        tracing::info!(
-            import = record.id,
-            state = record.state.as_str(),
-            rows = record.rows_read,
-            rejected = record.rows_rejected,
-            took_ms = started.elapsed().as_millis() as u64,
-            "import finished"
-        );
         progress.done.store(true, Ordering::Relaxed);
-        jobs.remove(record.app, record.id);
+        jobs.remove(app, id);
     }
+}
+
+/// The final record of an import from what its writes came to and what the parser read.
+fn conclude(
+    mut record: ImportRecord,
+    outcome: Result<ImportCounts, &StoreError>,
+    parsed: Result<Parsed, String>,
+) -> (ImportRecord, Vec<ImportRowError>) {
+    record.finished_at = Some(now_ms());
+    let counts = match outcome {
+        Ok(counts) => counts,
+        Err(e) => {
+            tracing::error!(import = record.id, error = %e, "import failed in the store");
+            record.state = ImportState::Failed;
+            record.message = Some("the import could not be written; nothing was written".into());
+            return (record, Vec::new());
+        }
+    };
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            record.state = ImportState::Failed;
+            record.message = Some(message);
+            return (record, Vec::new());
+        }
+    };
+    record.rows_read = parsed.rows_read;
+    record.rows_rejected = parsed.report.total();
+    let errors = parsed
+        .report
+        .errors()
+        .iter()
+        .cloned()
+        .map(row_error)
+        .collect();
+    match (counts, parsed.file_error) {
+        (_, Some(file_error)) => {
+            record.state = ImportState::Failed;
+            record.message = Some(format!("{file_error}; nothing was written"));
+        }
+        (c, None) if c.kept => {
+            record.state = ImportState::Succeeded;
+            record.created = c.created;
+            record.updated = c.updated;
+            record.rows_written = parsed.rows_read - record.rows_rejected;
+            record.values_written = parsed.values;
+        }
+        (_, None) => {
+            record.state = ImportState::Failed;
+            record.message = Some(format!(
+                "{} invalid row{}; nothing was written (the import is atomic: fix the rows, or import again with mode=skip_invalid to write the valid rows)",
+                record.rows_rejected,
+                if record.rows_rejected == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    (record, errors)
 }
 
 #[cfg(test)]

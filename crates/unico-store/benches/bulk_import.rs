@@ -148,6 +148,7 @@ fn import(
             Box::new(rx.into_iter()),
             1,
             Arc::new(AtomicU64::new(0)),
+            None,
         )
         .unwrap();
     let took = started.elapsed();

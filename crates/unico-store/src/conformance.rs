@@ -37,6 +37,7 @@ macro_rules! conformance_suite {
             deleting_an_app_deletes_its_data, scan_visits_every_customer,
             a_kept_import_writes_everything, an_import_not_kept_writes_nothing,
             an_import_whose_feed_dies_writes_nothing, import_history_round_trips,
+            an_imports_record_commits_with_its_writes,
             committed_changes_reach_the_listener_in_order, segments_lifecycle,
             customers_by_ids_keep_the_order_asked, data_versions_move_with_every_change,
             imports_announce_their_customers_or_one_bulk_change
@@ -666,7 +667,7 @@ pub fn a_kept_import_writes_everything(store: &dyn Store) {
         ImportBatch::End { keep: true },
     ];
     let counts = store
-        .run_import(a, Box::new(batches.into_iter()), 9, written.clone())
+        .run_import(a, Box::new(batches.into_iter()), 9, written.clone(), None)
         .unwrap();
     assert!(counts.kept);
     // x is created by the import and then changed again: still one created customer;
@@ -697,6 +698,7 @@ pub fn an_import_not_kept_writes_nothing(store: &dyn Store) {
             Box::new(batches.into_iter()),
             9,
             Arc::new(AtomicU64::new(0)),
+            None,
         )
         .unwrap();
     assert!(!counts.kept);
@@ -721,10 +723,82 @@ pub fn an_import_whose_feed_dies_writes_nothing(store: &dyn Store) {
             Box::new(batches.into_iter()),
             9,
             Arc::new(AtomicU64::new(0)),
+            None,
         )
         .unwrap();
     assert!(!counts.kept);
     assert_eq!(store.count_customers(a).unwrap(), 0);
+}
+
+/// An import given a `finish` stores its final record in the writes' transaction: the
+/// record says succeeded exactly when the rows are there, failed exactly when they are
+/// not, and a record that cannot be stored takes the writes down with it.
+pub fn an_imports_record_commits_with_its_writes(store: &dyn Store) {
+    let a = app(store, "A");
+    let age = field(store, a, "age", FieldType::Number);
+    let run = |names: &[&str], keep: bool, record: crate::store::ImportRecord| {
+        let batches = vec![
+            ImportBatch::Items(import_items(&age, names)),
+            ImportBatch::End { keep },
+        ];
+        let finish: crate::store::ImportFinish = Box::new(move |outcome| {
+            let mut record = record;
+            record.finished_at = Some(50);
+            match outcome {
+                Ok(c) if c.kept => {
+                    record.state = ImportState::Succeeded;
+                    record.created = c.created;
+                    record.updated = c.updated;
+                }
+                Ok(_) => {
+                    record.state = ImportState::Failed;
+                    record.message = Some("not kept".into());
+                }
+                Err(e) => {
+                    record.state = ImportState::Failed;
+                    record.message = Some(e.to_string());
+                }
+            }
+            (record, vec![])
+        });
+        store.run_import(
+            a,
+            Box::new(batches.into_iter()),
+            9,
+            Arc::new(AtomicU64::new(0)),
+            Some(finish),
+        )
+    };
+    let kept = store.create_import(a, ImportMode::Atomic, 10).unwrap();
+    let counts = run(&["x", "y"], true, kept.clone()).unwrap();
+    assert!(counts.kept);
+    let (record, _) = store.get_import(a, kept.id).unwrap();
+    assert_eq!(record.state, ImportState::Succeeded);
+    assert_eq!((record.created, record.updated), (2, 0));
+    assert_eq!(store.count_customers(a).unwrap(), 2);
+
+    let dropped = store.create_import(a, ImportMode::Atomic, 11).unwrap();
+    let counts = run(&["z"], false, dropped.clone()).unwrap();
+    assert!(!counts.kept);
+    let (record, _) = store.get_import(a, dropped.id).unwrap();
+    assert_eq!(record.state, ImportState::Failed);
+    assert_eq!(store.count_customers(a).unwrap(), 2);
+
+    // A record of an import that does not exist cannot be stored: nothing is kept.
+    let mut ghost = dropped.clone();
+    ghost.id = dropped.id + 1000;
+    assert!(run(&["w"], true, ghost).is_err());
+    assert_eq!(
+        store.count_customers(a).unwrap(),
+        2,
+        "the writes went with the record"
+    );
+    assert!(matches!(
+        store.get_customer(a, &cid("w")),
+        Err(StoreError::NotFound(_))
+    ));
+    // Nothing is left running: a restart has nothing to mark.
+    assert_eq!(store.fail_interrupted_imports(60).unwrap(), 0);
 }
 
 pub fn import_history_round_trips(store: &dyn Store) {
@@ -825,6 +899,7 @@ pub fn committed_changes_reach_the_listener_in_order(store: &dyn Store) {
             Box::new(items.into_iter()),
             2,
             Arc::new(AtomicU64::new(0)),
+            None,
         )
         .unwrap();
     let items = vec![
@@ -837,6 +912,7 @@ pub fn committed_changes_reach_the_listener_in_order(store: &dyn Store) {
             Box::new(items.into_iter()),
             2,
             Arc::new(AtomicU64::new(0)),
+            None,
         )
         .unwrap();
     store.delete_app(a).unwrap();
@@ -1026,6 +1102,7 @@ pub fn imports_announce_their_customers_or_one_bulk_change(store: &dyn Store) {
                 ),
                 2,
                 Arc::new(AtomicU64::new(0)),
+                None,
             )
             .unwrap()
     };

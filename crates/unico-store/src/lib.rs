@@ -25,6 +25,7 @@ pub use cursor::Cursor;
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
 pub use store::{
-    ApiKeyInfo, FieldStat, ImportBatch, ImportCounts, ImportMode, ImportRecord, ImportRowError,
-    ImportState, ListQuery, Page, SegmentRecord, Sort, SortBy, Store, UpsertItem, UpsertOutcome,
+    ApiKeyInfo, FieldStat, ImportBatch, ImportCounts, ImportFinish, ImportMode, ImportRecord,
+    ImportRowError, ImportState, ListQuery, Page, SegmentRecord, Sort, SortBy, Store, UpsertItem,
+    UpsertOutcome,
 };

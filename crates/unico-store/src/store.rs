@@ -231,12 +231,20 @@ pub trait Store: Send + Sync + 'static {
     /// Writes an import's batches as one all-or-nothing unit: nothing of it is visible
     /// until the end, and it is rolled back if the feed ends with `keep: false`, fails, or
     /// the process dies. `written` counts customers written so far, for progress.
+    ///
+    /// With `finish`, the import's final record is made from the outcome and stored **in
+    /// the same transaction** as the writes, so the record and the data are never out of
+    /// step, even across `kill -9`: a record still `running` after a restart means nothing
+    /// was written. A failure of the writes is then part of the outcome (the record says
+    /// it, and the answer is `Ok` with `kept: false`); `Err` means neither the writes nor
+    /// the record were stored.
     fn run_import(
         &self,
         app: AppId,
         batches: Box<dyn Iterator<Item = ImportBatch> + Send>,
         now: i64,
         written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        finish: Option<ImportFinish>,
     ) -> Result<ImportCounts, StoreError>;
     /// Stores an import's final record and its reported row errors.
     fn finish_import(
@@ -343,6 +351,13 @@ pub enum ImportBatch {
         keep: bool,
     },
 }
+
+/// Makes an import's final record (and its reported row errors) from what its writes
+/// came to: the counts, or the error that rolled them back. Called once, inside the
+/// import's transaction.
+pub type ImportFinish = Box<
+    dyn FnOnce(Result<ImportCounts, &StoreError>) -> (ImportRecord, Vec<ImportRowError>) + Send,
+>;
 
 /// What an import wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

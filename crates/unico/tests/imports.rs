@@ -480,3 +480,100 @@ fn an_import_cut_by_sigkill_writes_nothing_and_is_reported_interrupted() {
         "City number 0"
     );
 }
+
+/// Uploads `body` as an import and answers its id.
+fn start_import(shop: &Shop, body: Vec<u8>) -> i64 {
+    let request = ureq::http::Request::builder()
+        .method("POST")
+        .uri(shop.url("/imports"))
+        .header("Authorization", format!("Bearer {}", shop.key))
+        .header("Content-Type", "text/csv")
+        .body(body)
+        .unwrap();
+    let response = agent().run(request).unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let started: Value =
+        serde_json::from_str(&response.into_body().read_to_string().unwrap()).unwrap();
+    started["id"].as_i64().unwrap()
+}
+
+/// `kill -9` as an import finishes (every customer written, the commit imminent or just
+/// done), in several rounds: after the restart the import's record and its rows always
+/// agree — succeeded with every row, or failed with none — because they commit together.
+#[test]
+fn an_import_killed_as_it_finishes_is_recorded_as_what_it_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("big.csv");
+    let customers = 40_000u64;
+    big_long_file(&file, customers as usize);
+    let body = std::fs::read(&file).unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    let mut shop = Shop::create(&server, "Shop");
+    let mut outcomes = Vec::new();
+    for round in 0..4u64 {
+        // Each round imports into a fresh application, so "every row" is exact.
+        let id = start_import(&shop, body.clone());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, report) = shop.call("GET", &format!("/imports/{id}"), None);
+            assert_eq!(status, 200, "{report}");
+            let processed = report["customers_processed"].as_u64().unwrap_or(0);
+            // Round 0 kills as soon as the last customers are written; the others a few
+            // milliseconds apart around the end (or after it).
+            if processed >= customers || report["state"] != "running" {
+                std::thread::sleep(Duration::from_millis(round * 3));
+                break;
+            }
+            assert!(Instant::now() < deadline, "no end in 60 s: {report}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        server.kill_9();
+        server = Server::start(dir.path(), &[]);
+        shop = Shop {
+            base: server.base.clone(),
+            ..shop
+        };
+        let (status, report) = shop.call("GET", &format!("/imports/{id}"), None);
+        assert_eq!(status, 200, "{report}");
+        let first = shop.customer("cust-0000000").is_some();
+        let last = shop
+            .customer(&format!("cust-{:07}", customers - 1))
+            .is_some();
+        let (_, fields) = shop.call("GET", "/fields", None);
+        let city = fields["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "city")
+            .unwrap()["value_count"]
+            .as_u64()
+            .unwrap();
+        match report["state"].as_str() {
+            Some("succeeded") => {
+                assert!(first && last, "succeeded but rows are missing: {report}");
+                assert_eq!(city, customers, "{report}");
+                assert_eq!(report["created"].as_u64(), Some(customers), "{report}");
+            }
+            Some("failed") => {
+                assert!(!first && !last, "failed but rows were written: {report}");
+                assert_eq!(city, 0, "{report}");
+                let message = report["message"].as_str().unwrap_or("");
+                assert!(message.contains("interrupted"), "{report}");
+            }
+            other => panic!("import {id} is {other:?} after the restart: {report}"),
+        }
+        outcomes.push(report["state"].as_str().unwrap().to_owned());
+        // Start the next round empty: drop the application's customers with it.
+        let (status, body) = call(
+            &agent(),
+            "DELETE",
+            &format!("{}/v1/apps/{}", shop.base, shop.id),
+            ADMIN_KEY,
+            None,
+        );
+        assert_eq!(status, 204, "{body}");
+        shop = Shop::create(&server, &format!("Shop{round}"));
+    }
+    eprintln!("outcomes of the killed imports: {outcomes:?}");
+}

@@ -608,6 +608,7 @@ mod tests {
                     Box::new(batches.into_iter()),
                     5,
                     Arc::new(AtomicU64::new(0)),
+                    None,
                 )
                 .unwrap();
             let outcomes = stores[1].upsert_batch(app, items.clone(), 5).unwrap();

@@ -757,9 +757,18 @@ impl Store for SqliteStore {
         batches: Box<dyn Iterator<Item = ImportBatch> + Send>,
         now: i64,
         written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        finish: Option<crate::store::ImportFinish>,
     ) -> Result<ImportCounts, StoreError> {
-        self.writer
-            .write(move |w| imports::run(w, app, batches, now, written))
+        self.writer.write(move |w| {
+            let outcome = imports::run(w, app, batches, now, written);
+            let Some(finish) = finish else {
+                return outcome;
+            };
+            // The record joins the writes' transaction: both commit, or neither.
+            let (record, errors) = finish(outcome.as_ref().copied());
+            imports::finish(&w.conn, &record, &errors)?;
+            Ok(outcome.unwrap_or_default())
+        })
     }
 
     fn finish_import(
