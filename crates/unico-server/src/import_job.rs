@@ -115,7 +115,18 @@ struct Packed {
     changes: Vec<(FieldId, PackedValue)>,
     /// Per customer: where its customerId ends in `ids` and its changes end in `changes`.
     customers: Vec<(usize, usize)>,
+    /// Where the last customer's string values start in `text`.
+    last_text: usize,
+    /// The last customer's changes and text bytes after its last fold (see
+    /// [`Packed::fold_last`]).
+    folded: (usize, usize),
 }
+
+/// A customer's changes past which its rows are folded (last value per field), beyond
+/// twice what the last fold left.
+const FOLD_CHANGES: usize = 64;
+/// The same for the bytes of a customer's string values.
+const FOLD_TEXT: usize = 64 << 10;
 
 impl Packed {
     /// The customerIds' and string values' bytes.
@@ -126,6 +137,51 @@ impl Packed {
     fn start_customer(&mut self, id: &CustomerId) {
         self.ids.push_str(id.as_str());
         self.customers.push((self.ids.len(), self.changes.len()));
+        self.last_text = self.text.len();
+        self.folded = (0, 0);
+    }
+
+    /// Where the last customer's changes start in `changes`.
+    fn last_changes_start(&self) -> usize {
+        match self.customers.len() {
+            0 | 1 => 0,
+            n => self.customers[n - 2].1,
+        }
+    }
+
+    /// Keeps only the last change of each field of the last customer (what the store
+    /// would apply anyway), and only their string values, so that a file repeating one
+    /// customer's rows millions of times takes the memory of one row per field.
+    fn fold_last(&mut self) {
+        let start = self.last_changes_start();
+        let mut last: HashMap<FieldId, usize> = HashMap::new();
+        for (i, (field, _)) in self.changes[start..].iter().enumerate() {
+            last.insert(*field, i);
+        }
+        let mut kept: Vec<(FieldId, PackedValue)> = Vec::with_capacity(last.len());
+        let mut text = String::new();
+        for (i, &(field, value)) in self.changes[start..].iter().enumerate() {
+            if last.get(&field) != Some(&i) {
+                continue;
+            }
+            let value = match value {
+                PackedValue::Text(a, b) => {
+                    let from = self.last_text + text.len();
+                    text.push_str(&self.text[a..b]);
+                    PackedValue::Text(from, self.last_text + text.len())
+                }
+                other => other,
+            };
+            kept.push((field, value));
+        }
+        self.text.truncate(self.last_text);
+        self.text.push_str(&text);
+        self.changes.truncate(start);
+        self.changes.extend_from_slice(&kept);
+        self.folded = (kept.len(), text.len());
+        if let Some(customer) = self.customers.last_mut() {
+            customer.1 = self.changes.len();
+        }
     }
 
     /// Moves a row's changes into the last customer.
@@ -146,6 +202,11 @@ impl Packed {
         }
         if let Some(last) = self.customers.last_mut() {
             last.1 = self.changes.len();
+        }
+        let changes = self.changes.len() - self.last_changes_start();
+        let text = self.text.len() - self.last_text;
+        if changes > 2 * self.folded.0 + FOLD_CHANGES || text > 2 * self.folded.1 + FOLD_TEXT {
+            self.fold_last();
         }
     }
 
@@ -185,6 +246,8 @@ impl Packed {
 
     /// Empties the buffers for reuse; one that a very large row grew is given back.
     fn clear(&mut self) {
+        self.last_text = 0;
+        self.folded = (0, 0);
         self.ids.clear();
         self.text.clear();
         self.changes.clear();
@@ -634,5 +697,56 @@ mod tests {
         assert_eq!(rows as usize, csv.lines().count() - 1);
         assert_eq!(seen.len(), expected.len());
         assert!(seen == expected, "the unpacked items differ from the file");
+    }
+
+    /// One customer's rows repeated many times take the memory of one row per field, and
+    /// the last value of each field is what reaches the store.
+    #[test]
+    fn rows_of_one_customer_fold_as_they_are_read() {
+        let mut packed = Packed::default();
+        packed.start_customer(&CustomerId::parse("before").unwrap());
+        packed.push_changes(&mut vec![FieldChange {
+            field: FieldId(2),
+            value: Some(Value::String("kept apart".into())),
+        }]);
+        packed.start_customer(&CustomerId::parse("same").unwrap());
+        let mut peak = (0, 0);
+        for i in 0..200_000u32 {
+            let mut changes = vec![
+                FieldChange {
+                    field: FieldId(1),
+                    value: Some(Value::Number(f64::from(i))),
+                },
+                FieldChange {
+                    field: FieldId(2),
+                    value: (i % 5 != 4).then(|| {
+                        Value::String(format!("city {i} {}", "y".repeat(i as usize % 300)))
+                    }),
+                },
+            ];
+            packed.push_changes(&mut changes);
+            peak = (
+                peak.0.max(packed.changes.len()),
+                peak.1.max(packed.text.len()),
+            );
+        }
+        assert!(peak.0 < 4 * FOLD_CHANGES, "changes grew to {}", peak.0);
+        assert!(peak.1 < 4 * FOLD_TEXT, "text grew to {}", peak.1);
+        let items = packed.unpack(0, 2).unwrap();
+        assert_eq!(
+            items[0].changes[0].value,
+            Some(Value::String("kept apart".into()))
+        );
+        // What the store makes of the folded changes is what it makes of every row.
+        let want = |field: u32| {
+            items[1]
+                .changes
+                .iter()
+                .rev()
+                .find(|c| c.field == FieldId(field))
+                .and_then(|c| c.value.clone())
+        };
+        assert_eq!(want(1), Some(Value::Number(199_999.0)));
+        assert_eq!(want(2), None, "row 199 999 removed the city");
     }
 }
