@@ -71,7 +71,9 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/console/apps/{app}/count",
-            get(pages::count).post(pages::count_json),
+            get(pages::count)
+                .post(pages::count_json)
+                .layer(axum::Extension(crate::extract::BodyLimits::FILTER)),
         )
         .route(
             "/console/apps/{app}/imports",

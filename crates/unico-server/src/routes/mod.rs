@@ -10,15 +10,16 @@ pub mod params;
 mod segments;
 mod system;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
-use crate::extract::MAX_JSON_BODY_BYTES;
+use crate::extract::BodyLimits;
 use crate::state::AppState;
 
 pub(crate) use segments::{
@@ -26,6 +27,9 @@ pub(crate) use segments::{
 };
 pub use segments::{parse_filter, parse_filter_text};
 pub use system::ApiDoc;
+
+/// Largest body of a console form (a segment's filter of 64 KiB, percent-encoded).
+pub const MAX_FORM_BODY_BYTES: usize = 1024 * 1024;
 
 /// Query parameters built by the server itself (the console).
 pub fn params_from_pairs(pairs: Vec<(String, String)>) -> params::QueryParams {
@@ -70,20 +74,25 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/apps/{app}/customers",
-            post(customers::create_customer).get(customers::list_customers),
+            post(customers::create_customer)
+                .layer(Extension(BodyLimits::CUSTOMER))
+                .get(customers::list_customers),
         )
         // `batch` is also a valid customerId: reads and writes of that customer still work.
         .route(
             "/v1/apps/{app}/customers/batch",
             post(customers::batch_upsert)
-                .get(customers::get_customer)
+                .layer(Extension(BodyLimits::BATCH))
                 .patch(customers::patch_customer)
+                .layer(Extension(BodyLimits::CUSTOMER))
+                .get(customers::get_customer)
                 .delete(customers::delete_customer),
         )
         .route(
             "/v1/apps/{app}/customers/{customer_id}",
-            get(customers::get_customer)
-                .patch(customers::patch_customer)
+            patch(customers::patch_customer)
+                .layer(Extension(BodyLimits::CUSTOMER))
+                .get(customers::get_customer)
                 .delete(customers::delete_customer),
         )
         .route(
@@ -95,15 +104,21 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/apps/{app}/imports/{id}", get(imports::get_import))
         .route("/v1/apps/{app}/export", get(export::export))
-        .route("/v1/apps/{app}/count", post(segments::count))
+        .route(
+            "/v1/apps/{app}/count",
+            post(segments::count).layer(Extension(BodyLimits::FILTER)),
+        )
         .route(
             "/v1/apps/{app}/segments",
-            get(segments::list_segments).post(segments::create_segment),
+            post(segments::create_segment)
+                .layer(Extension(BodyLimits::FILTER))
+                .get(segments::list_segments),
         )
         .route(
             "/v1/apps/{app}/segments/{id}",
-            get(segments::get_segment)
-                .put(segments::update_segment)
+            put(segments::update_segment)
+                .layer(Extension(BodyLimits::FILTER))
+                .get(segments::get_segment)
                 .delete(segments::delete_segment),
         )
         .route(
@@ -113,7 +128,9 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::console::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES))
+        // JSON bodies are bounded by their route's `BodyLimits`; this bounds the rest (the
+        // console's forms).
+        .layer(DefaultBodyLimit::max(MAX_FORM_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a request handler panicked".into()).into_response()
         }))

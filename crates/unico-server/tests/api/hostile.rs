@@ -412,3 +412,238 @@ async fn server_still_answers_health_after_every_hostile_request() {
     assert!(api.customer_ids(&a).await.is_empty());
     assert_eq!(api.fields(&a).await, json!([]));
 }
+
+/// Each route reads only the body it needs: a count's filter, an application's settings
+/// and one customer are refused at their own size, well below a batch's 32 MiB.
+#[tokio::test]
+async fn each_route_accepts_the_body_size_it_needs_and_no_more() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    api.create_field(&a, "age", "number").await;
+    let padded = |prefix: &str, suffix: &str, total: usize| {
+        let mut body = prefix.as_bytes().to_vec();
+        body.resize(total - suffix.len(), b' ');
+        body.extend_from_slice(suffix.as_bytes());
+        body
+    };
+    let cases: [(&str, String, &str, &str, usize); 4] = [
+        (
+            "POST",
+            a.path("/count"),
+            r#"{"filter": "age > 1""#,
+            "}",
+            256 * 1024,
+        ),
+        ("POST", "/v1/apps".into(), r#"{"name": "B""#, "}", 64 * 1024),
+        (
+            "POST",
+            a.path("/customers"),
+            r#"{"customerId": "big""#,
+            "}",
+            8 * 1024 * 1024,
+        ),
+        (
+            "PATCH",
+            a.path("/customers/big"),
+            r#"{"fields": {"age": 2}"#,
+            "}",
+            8 * 1024 * 1024,
+        ),
+    ];
+    for (method, path, prefix, suffix, limit) in cases {
+        let key = if path == "/v1/apps" { ADMIN } else { &a.key };
+        // At the limit the body is read and answered on its merits.
+        let (status, body) = api
+            .send_raw(
+                method,
+                &path,
+                Some(key),
+                JSON,
+                padded(prefix, suffix, limit),
+            )
+            .await;
+        assert!(
+            status.is_success(),
+            "{method} {path} at its limit: {status} {body}"
+        );
+        let (status, body) = api
+            .send_raw(
+                method,
+                &path,
+                Some(key),
+                JSON,
+                padded(prefix, suffix, limit + 1),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{method} {path}: {body}"
+        );
+        assert_error(&body, "body_too_large", &[&limit.to_string()]);
+    }
+    assert_eq!(
+        api.get_customer(&a, "big").await.unwrap()["fields"]["age"],
+        2
+    );
+    assert_still_healthy(&api).await;
+}
+
+/// A body within its size but holding more JSON values than its route could use is
+/// refused while it is read, before anything is built from it.
+#[tokio::test]
+async fn a_body_of_too_many_values_is_refused_while_read() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    api.create_field(&a, "age", "number").await;
+    // 100 001 numbers in a count: 200 KB, under the count's 256 KiB.
+    let arrays = vec!["0"; 100_001].join(",");
+    let body = format!(r#"{{"filter": [{arrays}]}}"#);
+    let (status, reply) = api
+        .send_raw("POST", &a.path("/count"), Some(&a.key), JSON, body)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert_error(
+        &reply,
+        "limit_exceeded",
+        &["100000", "JSON values", "line 1"],
+    );
+    // A batch: one item whose fields hold two million numbers.
+    let zeros = vec!["0"; 2_000_001].join(",");
+    let body = format!(r#"[{{"customerId": "z", "fields": {{"age": [{zeros}]}}}}]"#);
+    let (status, reply) = api
+        .send_raw(
+            "POST",
+            &a.path("/customers/batch"),
+            Some(&a.key),
+            JSON,
+            body,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert_error(&reply, "limit_exceeded", &["2000000"]);
+    // Items past 10 000 are refused at the first one too many, however many follow.
+    let items = vec!["{}"; 50_000].join(",");
+    let (status, reply) = api
+        .send_raw(
+            "POST",
+            &a.path("/customers/batch"),
+            Some(&a.key),
+            JSON,
+            format!("[{items}]"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert_error(&reply, "limit_exceeded", &["10000", "10001"]);
+    assert!(api.customer_ids(&a).await.is_empty());
+    assert_still_healthy(&api).await;
+}
+
+/// An object that repeats a key is refused with its position, wherever it is in the
+/// body, and nothing of the request is written (the last value never silently wins).
+#[tokio::test]
+async fn duplicate_keys_are_refused_everywhere_with_their_position() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    api.create_field(&a, "age", "number").await;
+    api.create_customer(&a, "ana", json!({"age": 1})).await;
+    let cases: [(&str, String, &str, &str); 8] = [
+        (
+            "POST",
+            a.path("/customers"),
+            r#"{"customerId":"dup","customerId":"dup2"}"#,
+            "customerId",
+        ),
+        (
+            "PATCH",
+            a.path("/customers/ana"),
+            r#"{"fields":{"age":"bad","age":11}}"#,
+            "age",
+        ),
+        (
+            "PATCH",
+            a.path("/customers/ana"),
+            r#"{"fields":{"age":11,"age":"bad"}}"#,
+            "age",
+        ),
+        // The same key written with an escape is the same key.
+        (
+            "PATCH",
+            a.path("/customers/ana"),
+            r#"{"fields":{"age":11,"\u0061ge":12}}"#,
+            "age",
+        ),
+        (
+            "POST",
+            a.path("/customers/batch"),
+            "[{\"customerId\":\"b1\"},\n {\"customerId\":\"b2\",\"fields\":{},\"fields\":{\"age\":3}}]",
+            "fields",
+        ),
+        (
+            "POST",
+            a.path("/count"),
+            r#"{"filter":{"field":"age","field":"customerId","op":"exists"}}"#,
+            "field",
+        ),
+        (
+            "POST",
+            a.path("/count"),
+            r#"{"filter":"age > 1","filter":"age > 2"}"#,
+            "filter",
+        ),
+        (
+            "POST",
+            a.path("/segments"),
+            r#"{"name":"s","filter":"age > 1","name":"t"}"#,
+            "name",
+        ),
+    ];
+    for (method, path, body, key) in cases {
+        let (status, reply) = api.send_raw(method, &path, Some(&a.key), JSON, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {reply}");
+        assert_error(
+            &reply,
+            "invalid_json",
+            &[&format!("\"{key}\""), "twice", "line", "column"],
+        );
+    }
+    // The batch's position points into its second line, where the repeat is.
+    let (_, reply) = api
+        .send_raw(
+            "POST",
+            &a.path("/customers/batch"),
+            Some(&a.key),
+            JSON,
+            "[{\"customerId\":\"b1\"},\n {\"customerId\":\"b2\",\"fields\":{},\"fields\":{}}]",
+        )
+        .await;
+    assert_error(&reply, "invalid_json", &["line 2"]);
+    let (status, reply) = api
+        .send_raw(
+            "POST",
+            "/v1/apps",
+            Some(ADMIN),
+            JSON,
+            r#"{"name":"x","name":"y"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert_error(&reply, "invalid_json", &["\"name\"", "twice"]);
+    // Nothing was written by any of them.
+    assert_eq!(api.customer_ids(&a).await, vec!["ana"]);
+    assert_eq!(
+        api.get_customer(&a, "ana").await.unwrap()["fields"]["age"],
+        1
+    );
+    // Distinct keys, and equal keys in different objects, are fine.
+    let (status, reply) = api
+        .send_raw(
+            "POST",
+            &a.path("/customers/batch"),
+            Some(&a.key),
+            JSON,
+            r#"[{"customerId":"c1","fields":{"age":1}},{"customerId":"c2","fields":{"age":2}}]"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+}
