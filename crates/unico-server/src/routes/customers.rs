@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use serde_json::Value as Json_;
 use unico_core::limits::{DEFAULT_PAGE_LIMIT, MAX_BATCH_ITEMS, MAX_PAGE_LIMIT};
@@ -299,7 +299,7 @@ pub async fn list_customers(
     State(state): State<AppState>,
     principal: Principal,
     path: PathResult,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    query: RawQuery,
 ) -> Result<Json<CustomerList>, ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;

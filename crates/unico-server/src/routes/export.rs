@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
@@ -83,7 +83,7 @@ pub async fn export(
     State(state): State<AppState>,
     principal: Principal,
     path: PathResult,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    query: RawQuery,
 ) -> Result<Response, ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;

@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -148,7 +148,7 @@ pub async fn start_import(
     State(state): State<AppState>,
     principal: Principal,
     path: PathResult,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    query: RawQuery,
     request: Request,
 ) -> Result<(StatusCode, Json<ImportStarted>), ApiError> {
     let app = PathParams::from(path)?.app()?;

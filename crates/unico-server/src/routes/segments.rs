@@ -461,10 +461,7 @@ pub async fn segment_members(
     State(state): State<AppState>,
     principal: Principal,
     path: PathResult,
-    query: Result<
-        axum::extract::Query<Vec<(String, String)>>,
-        axum::extract::rejection::QueryRejection,
-    >,
+    query: axum::extract::RawQuery,
 ) -> Result<Json<CustomerList>, ApiError> {
     let params = PathParams::from(path)?;
     let (app, id) = (params.app()?, params.segment_id()?);

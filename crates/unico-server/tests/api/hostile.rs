@@ -412,3 +412,70 @@ async fn server_still_answers_health_after_every_hostile_request() {
     assert!(api.customer_ids(&a).await.is_empty());
     assert_eq!(api.fields(&a).await, json!([]));
 }
+
+/// Regression: a query parameter whose percent-decoded bytes are not UTF-8 was read with
+/// U+FFFD in place of each bad byte, so `?filter=%FF` ran a filter nobody wrote. It is a 400
+/// that names the parameter, on every route that takes text in its query.
+#[tokio::test]
+async fn invalid_utf8_in_a_query_parameter_is_400_naming_it() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    api.create_field(&a, "name", "string").await;
+    let (status, segment) = api
+        .send(
+            "POST",
+            &a.path("/segments"),
+            Some(&a.key),
+            Some(json!({"name": "all", "filter": "name exists"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{segment}");
+    let members = format!("/segments/{}/customers", segment["id"]);
+    let cases = [
+        ("GET", "/customers", "filter"),
+        ("GET", "/customers", "sort"),
+        ("GET", "/customers", "cursor"),
+        ("GET", "/customers", "limit"),
+        ("GET", "/export", "filter"),
+        ("GET", "/export", "format"),
+        ("GET", "/export", "raw"),
+        ("GET", "/export", "segment"),
+        ("GET", members.as_str(), "sort"),
+        ("GET", members.as_str(), "cursor"),
+        ("POST", "/imports", "mode"),
+    ];
+    for (method, path, param) in cases {
+        for value in ["%FF", "name%20%3D%20%22%C3%28%22", "ok%E2%82"] {
+            let uri = a.path(&format!("{path}?{param}={value}"));
+            let (status, body) = api
+                .send_raw(method, &uri, Some(&a.key), Some("text/csv"), "customerId\n")
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {body}");
+            assert_error(
+                &body,
+                "invalid_parameter",
+                &[&format!("\"{param}\""), "UTF-8"],
+            );
+        }
+    }
+    // A parameter name that is not UTF-8 is refused too, before it could match a known one.
+    let (status, body) = api
+        .send("GET", &a.path("/customers?%FF=1"), Some(&a.key), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "invalid_parameter", &["UTF-8"]);
+    // U+FFFD written as its UTF-8 bytes is text like any other, and `+` is a space.
+    api.create_customer(&a, "ana", json!({"name": "\u{FFFD}"}))
+        .await;
+    let (status, body) = api
+        .send(
+            "GET",
+            &a.path("/customers?filter=name+%3D+%22%EF%BF%BD%22"),
+            Some(&a.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ids(body["customers"].as_array().unwrap()), ["ana"]);
+    assert!(api.customer_ids(&a).await.len() == 1);
+}
