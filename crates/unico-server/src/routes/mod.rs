@@ -9,6 +9,7 @@ pub mod imports;
 pub mod params;
 mod segments;
 mod system;
+mod uri;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -26,6 +27,7 @@ pub(crate) use segments::{
 };
 pub use segments::{parse_filter, parse_filter_text};
 pub use system::ApiDoc;
+pub use uri::MAX_URI_BYTES;
 
 /// Query parameters built by the server itself (the console).
 pub fn params_from_pairs(pairs: Vec<(String, String)>) -> params::QueryParams {
@@ -117,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a request handler panicked".into()).into_response()
         }))
+        .layer(axum::middleware::from_fn(uri::refuse_long_uri))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
