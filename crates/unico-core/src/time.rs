@@ -3,7 +3,8 @@
 //! An instant (`datetime`) is kept as milliseconds since 1970-01-01T00:00:00Z; a calendar
 //! date (`date`) as days since 1970-01-01. The common shapes (`YYYY-MM-DD`,
 //! `YYYY-MM-DDTHH:MM:SSZ`) are parsed by hand because imports parse millions of them;
-//! everything else RFC 3339 allows goes through `jiff`.
+//! everything else RFC 3339 allows goes through `jiff`, after a check of the UTC offset
+//! (jiff reads offsets up to ±25:59:59; RFC 3339 allows ±23:59).
 
 /// Earliest and latest accepted years: four-digit years only, so every value formats back
 /// to the same text.
@@ -25,6 +26,10 @@ pub enum TimeError {
     BadDate,
     #[error("is outside the supported years {MIN_YEAR}–{MAX_YEAR}")]
     OutOfRange,
+    #[error(
+        "has a UTC offset out of range; an offset runs from -23:59 to +23:59, minutes 00–59 (+01:00, -05:30)"
+    )]
+    BadOffset,
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (month 1–12, day 1–31, unchecked).
@@ -101,7 +106,8 @@ pub fn parse_date(text: &str) -> Result<i32, TimeError> {
 }
 
 /// Parses an instant into epoch milliseconds: an RFC 3339 date-time with `Z` or an offset
-/// (normalised to UTC, sub-millisecond digits truncated), or a date alone (midnight UTC).
+/// (normalised to UTC, sub-millisecond digits truncated; the offset at most ±23:59), or a
+/// date alone (midnight UTC).
 pub fn parse_datetime(text: &str) -> Result<i64, TimeError> {
     let text = text.trim();
     let bytes = text.as_bytes();
@@ -126,20 +132,86 @@ pub fn parse_datetime(text: &str) -> Result<i64, TimeError> {
     {
         return Ok(i64::from(days) * MS_PER_DAY + i64::from(h * 3600 + m * 60 + s) * 1000);
     }
+    let offset = numeric_offset(text);
     match text.parse::<jiff::Timestamp>() {
         Ok(ts) => {
+            if offset.is_some_and(|(_, offset)| !offset.is_valid()) {
+                return Err(TimeError::BadOffset);
+            }
             let ms = ts.as_millisecond();
             check_ms_range(ms)?;
             Ok(ms)
         }
-        Err(_) => {
-            if text.parse::<jiff::civil::DateTime>().is_ok() {
-                Err(TimeError::MissingOffset)
-            } else {
-                Err(TimeError::BadDatetime)
+        Err(_) => match offset {
+            // A valid date-time followed by an offset out of range (`+05:60`, `+26:00`):
+            // say that the offset is what is wrong.
+            Some((date_time, offset))
+                if !offset.is_valid() && date_time.parse::<jiff::civil::DateTime>().is_ok() =>
+            {
+                Err(TimeError::BadOffset)
             }
-        }
+            _ if text.parse::<jiff::civil::DateTime>().is_ok() => Err(TimeError::MissingOffset),
+            _ => Err(TimeError::BadDatetime),
+        },
     }
+}
+
+/// The largest UTC offset RFC 3339 allows, ±23:59, in seconds.
+const MAX_OFFSET_SECONDS: u32 = 23 * 3600 + 59 * 60;
+
+/// The digits of a numeric UTC offset as written (`+05:30` is 5 h 30 min), before any range
+/// check: jiff refuses some out-of-range offsets and accepts others, so they are read here.
+#[derive(Debug, Clone, Copy)]
+struct OffsetParts {
+    hours: u32,
+    minutes: u32,
+    seconds: u32,
+}
+
+impl OffsetParts {
+    fn is_valid(self) -> bool {
+        self.minutes <= 59
+            && self.seconds <= 59
+            && self.hours * 3600 + self.minutes * 60 + self.seconds <= MAX_OFFSET_SECONDS
+    }
+}
+
+/// Finds the numeric offset of a date-time text (`±HH`, `±HHMM`, `±HH:MM`, `±HH:MM:SS`,
+/// optionally followed by an `[annotation]`) and returns the text before its sign with the
+/// offset's parts. `None` when there is no time separator or no sign after it, or the sign is
+/// not followed by two digits; the caller decides whether the rest is a date-time at all.
+fn numeric_offset(text: &str) -> Option<(&str, OffsetParts)> {
+    let bytes = text.as_bytes();
+    let end = bytes.iter().position(|&b| b == b'[').unwrap_or(bytes.len());
+    // The date holds no T, t or space, and the time holds no sign: the first sign after the
+    // separator starts the offset.
+    let separator = bytes[..end]
+        .iter()
+        .position(|&b| matches!(b, b'T' | b't' | b' '))?;
+    let sign = separator
+        + bytes[separator..end]
+            .iter()
+            .position(|&b| matches!(b, b'+' | b'-'))?;
+    let mut rest = &bytes[sign + 1..end];
+    let mut two_digits = |optional_colon: bool| -> Option<u32> {
+        if optional_colon && rest.first() == Some(&b':') {
+            rest = &rest[1..];
+        }
+        let value = digits(rest.get(..2)?)?;
+        rest = &rest[2..];
+        Some(value)
+    };
+    let hours = two_digits(false)?;
+    let minutes = two_digits(true);
+    let seconds = minutes.and_then(|_| two_digits(true));
+    Some((
+        &text[..sign],
+        OffsetParts {
+            hours,
+            minutes: minutes.unwrap_or(0),
+            seconds: seconds.unwrap_or(0),
+        },
+    ))
 }
 
 /// Checks epoch milliseconds fall in the supported years.
@@ -218,6 +290,50 @@ mod tests {
             Err(TimeError::BadDatetime)
         );
         assert_eq!(parse_datetime("2024"), Err(TimeError::BadDatetime));
+    }
+
+    /// Regression: jiff reads offsets up to ±25:59:59, so `+25:00` was stored as 23:00Z the
+    /// day before. A UTC offset is at most ±23:59 (RFC 3339), minutes at most 59.
+    #[test]
+    fn utc_offsets_beyond_23_59_are_refused() {
+        let at = |offset: &str| parse_datetime(&format!("2024-03-05T14:22:10{offset}"));
+        assert_eq!(
+            format_datetime(at("+23:59").unwrap()),
+            "2024-03-04T14:23:10.000Z"
+        );
+        assert_eq!(
+            format_datetime(at("-23:59").unwrap()),
+            "2024-03-06T14:21:10.000Z"
+        );
+        assert_eq!(
+            format_datetime(at("+05:30").unwrap()),
+            "2024-03-05T08:52:10.000Z"
+        );
+        assert_eq!(
+            format_datetime(at("-00:00").unwrap()),
+            "2024-03-05T14:22:10.000Z"
+        );
+        for bad in [
+            "+24:00",
+            "-24:00",
+            "+25:00",
+            "-25:59",
+            "+05:60",
+            "-05:99",
+            "+2400",
+            "+25",
+            "+23:59:01",
+            "+99:00",
+        ] {
+            assert_eq!(at(bad), Err(TimeError::BadOffset), "{bad}");
+        }
+        assert_eq!(
+            TimeError::BadOffset.to_string(),
+            "has a UTC offset out of range; an offset runs from -23:59 to +23:59, minutes 00–59 (+01:00, -05:30)"
+        );
+        // The date-only and fast paths carry no offset and are unaffected.
+        assert!(parse_datetime("2024-03-05").is_ok());
+        assert!(parse_datetime("2024-03-05T14:22:10Z").is_ok());
     }
 
     #[test]

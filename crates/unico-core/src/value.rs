@@ -259,6 +259,15 @@ mod tests {
     }
 
     #[test]
+    fn datetime_offsets_past_23_59_are_refused_with_the_range() {
+        assert_eq!(
+            parse(FieldType::Datetime, "2024-03-05T14:22:10+25:00"),
+            Err("\"2024-03-05T14:22:10+25:00\" has a UTC offset out of range; an offset runs from -23:59 to +23:59, minutes 00–59 (+01:00, -05:30)".into())
+        );
+        assert!(parse(FieldType::Datetime, "2024-03-05T14:22:10-23:59").is_ok());
+    }
+
+    #[test]
     fn json_numbers_by_type() {
         assert_eq!(
             from_json_number(FieldType::Datetime, 0.0, Some(0)),

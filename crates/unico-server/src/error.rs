@@ -38,6 +38,8 @@ pub enum ApiError {
     #[error("{0}")]
     BodyTooLarge(String),
     #[error("{0}")]
+    UriTooLong(String),
+    #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
@@ -69,6 +71,7 @@ impl ApiError {
             ApiError::InvalidInput { .. } => (StatusCode::BAD_REQUEST, "invalid_input"),
             ApiError::LimitExceeded(_) => (StatusCode::BAD_REQUEST, "limit_exceeded"),
             ApiError::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use unico_core::{AppName, TimeZoneName};
 
 use super::params::PathParams;
+use super::system::answers;
 use crate::auth::{KEY_PREFIX_CHARS, Principal, generate_key, hash_key};
 use crate::dto::{AppCreated, AppList, AppOut, CreateApp, KeyCreated, KeyList, KeyOut, UpdateApp};
 use crate::error::{ApiError, ErrorBody};
@@ -42,7 +43,12 @@ async fn new_key(state: &AppState, app: unico_core::AppId) -> Result<KeyCreated,
 
 /// Create an application (admin key). Answers its first API key, shown once.
 #[utoipa::path(post, path = "/v1/apps", tag = "applications", request_body = CreateApp,
-    responses((status = 201, body = AppCreated), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses(
+        (status = 201, description = "the application, with its first API key in `api_key` (shown once)", body = AppCreated),
+        (status = 400, description = "the body is not JSON (`invalid_content_type`, `invalid_json`), or the name or time zone is invalid (`invalid_input`)", body = ErrorBody),
+        (status = 403, description = answers::ADMIN_ONLY, body = ErrorBody),
+        (status = 413, description = answers::TOO_LARGE, body = ErrorBody),
+    ))]
 pub async fn create_app(
     State(state): State<AppState>,
     principal: Principal,
@@ -68,7 +74,10 @@ pub async fn create_app(
 }
 
 /// List applications: all of them with the admin key, its own with an API key.
-#[utoipa::path(get, path = "/v1/apps", tag = "applications", responses((status = 200, body = AppList)))]
+#[utoipa::path(get, path = "/v1/apps", tag = "applications",
+    responses(
+        (status = 200, description = "every application with the admin key; its own with an API key", body = AppList),
+    ))]
 pub async fn list_apps(
     State(state): State<AppState>,
     principal: Principal,
@@ -84,7 +93,12 @@ pub async fn list_apps(
 
 /// Get one application.
 #[utoipa::path(get, path = "/v1/apps/{app}", tag = "applications", params(("app" = i64, Path)),
-    responses((status = 200, body = AppOut), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "the application", body = AppOut),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+    ))]
 pub async fn get_app(
     State(state): State<AppState>,
     principal: Principal,
@@ -98,7 +112,13 @@ pub async fn get_app(
 
 /// Rename an application or change its time zone (admin key).
 #[utoipa::path(patch, path = "/v1/apps/{app}", tag = "applications", params(("app" = i64, Path)), request_body = UpdateApp,
-    responses((status = 200, body = AppOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "the application as changed", body = AppOut),
+        (status = 400, description = "the body is not JSON (`invalid_content_type`, `invalid_json`), the name or time zone is invalid (`invalid_input`), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::ADMIN_ONLY, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+        (status = 413, description = answers::TOO_LARGE, body = ErrorBody),
+    ))]
 pub async fn update_app(
     State(state): State<AppState>,
     principal: Principal,
@@ -117,7 +137,12 @@ pub async fn update_app(
 
 /// Delete an application with all its keys, fields and customers (admin key).
 #[utoipa::path(delete, path = "/v1/apps/{app}", tag = "applications", params(("app" = i64, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 204, description = "deleted, with its keys, fields and customers"),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::ADMIN_ONLY, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+    ))]
 pub async fn delete_app(
     State(state): State<AppState>,
     principal: Principal,
@@ -132,7 +157,12 @@ pub async fn delete_app(
 
 /// Create another API key for an application. The key is shown once.
 #[utoipa::path(post, path = "/v1/apps/{app}/keys", tag = "applications", params(("app" = i64, Path)),
-    responses((status = 201, body = KeyCreated), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 201, description = "the key, shown once", body = KeyCreated),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+    ))]
 pub async fn create_key(
     State(state): State<AppState>,
     principal: Principal,
@@ -145,7 +175,12 @@ pub async fn create_key(
 
 /// List an application's keys (prefixes only; secrets are never kept).
 #[utoipa::path(get, path = "/v1/apps/{app}/keys", tag = "applications", params(("app" = i64, Path)),
-    responses((status = 200, body = KeyList)))]
+    responses(
+        (status = 200, description = "the keys, by prefix", body = KeyList),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+    ))]
 pub async fn list_keys(
     State(state): State<AppState>,
     principal: Principal,
@@ -162,7 +197,12 @@ pub async fn list_keys(
 /// Revoke a key: it stops working at once.
 #[utoipa::path(delete, path = "/v1/apps/{app}/keys/{key_id}", tag = "applications",
     params(("app" = i64, Path), ("key_id" = i64, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 204, description = "revoked"),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or key (`not_found`)", body = ErrorBody),
+    ))]
 pub async fn revoke_key(
     State(state): State<AppState>,
     principal: Principal,

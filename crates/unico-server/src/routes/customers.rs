@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use serde_json::Value as Json_;
 use unico_core::limits::{DEFAULT_PAGE_LIMIT, MAX_BATCH_ITEMS, MAX_PAGE_LIMIT};
@@ -13,6 +13,7 @@ use unico_core::{CustomerId, Schema};
 use unico_store::{Cursor, ListQuery, Sort, SortBy, UpsertItem};
 
 use super::params::{PathParams, QueryParams};
+use super::system::answers;
 use crate::auth::Principal;
 use crate::dto::{
     BatchOut, BatchResult, CreateCustomer, CustomerList, CustomerOut, PatchCustomer,
@@ -27,7 +28,14 @@ type PathResult = Result<Path<HashMap<String, String>>, PathRejection>;
 /// Create one customer. 409 if the customerId exists.
 #[utoipa::path(post, path = "/v1/apps/{app}/customers", tag = "customers", params(("app" = i64, Path)),
     request_body = CreateCustomer,
-    responses((status = 201, body = CustomerOut), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses(
+        (status = 201, description = "the customer", body = CustomerOut),
+        (status = 400, description = "the body is not JSON (`invalid_content_type`, `invalid_json`), the customerId or a value is invalid (`invalid_input`, a detail per problem), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+        (status = 409, description = "the customerId exists (`conflict`), or one of the fields was deleted or retyped meanwhile", body = ErrorBody),
+        (status = 413, description = answers::TOO_LARGE, body = ErrorBody),
+    ))]
 pub async fn create_customer(
     State(state): State<AppState>,
     principal: Principal,
@@ -48,7 +56,12 @@ pub async fn create_customer(
 /// Get one customer by customerId (percent-encode `/`, `?`, `#` in the path).
 #[utoipa::path(get, path = "/v1/apps/{app}/customers/{customerId}", tag = "customers",
     params(("app" = i64, Path), ("customerId" = String, Path)),
-    responses((status = 200, body = CustomerOut), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "the customer", body = CustomerOut),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or customer (`not_found`)", body = ErrorBody),
+    ))]
 pub async fn get_customer(
     State(state): State<AppState>,
     principal: Principal,
@@ -71,8 +84,14 @@ pub async fn get_customer(
 /// `created_at` and `updated_at` cannot change (409).
 #[utoipa::path(patch, path = "/v1/apps/{app}/customers/{customerId}", tag = "customers",
     params(("app" = i64, Path), ("customerId" = String, Path)), request_body = PatchCustomer,
-    responses((status = 200, body = CustomerOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "the customer as changed", body = CustomerOut),
+        (status = 400, description = "the body is not JSON (`invalid_content_type`, `invalid_json`), holds a key other than `fields` or an invalid value (`invalid_input`, a detail per problem), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or customer (`not_found`)", body = ErrorBody),
+        (status = 409, description = "the body names `id`, `customerId`, `created_at` or `updated_at` (`immutable`), or one of the fields was deleted or retyped meanwhile (`conflict`)", body = ErrorBody),
+        (status = 413, description = answers::TOO_LARGE, body = ErrorBody),
+    ))]
 pub async fn patch_customer(
     State(state): State<AppState>,
     principal: Principal,
@@ -125,7 +144,12 @@ pub async fn patch_customer(
 /// Delete one customer and all their values.
 #[utoipa::path(delete, path = "/v1/apps/{app}/customers/{customerId}", tag = "customers",
     params(("app" = i64, Path), ("customerId" = String, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or customer (`not_found`)", body = ErrorBody),
+    ))]
 pub async fn delete_customer(
     State(state): State<AppState>,
     principal: Principal,
@@ -145,7 +169,13 @@ pub async fn delete_customer(
 /// item in request order; valid items are written even when others fail.
 #[utoipa::path(post, path = "/v1/apps/{app}/customers/batch", tag = "customers", params(("app" = i64, Path)),
     request_body = Vec<CreateCustomer>,
-    responses((status = 200, body = BatchOut), (status = 400, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "one result per item, in request order; invalid items are reported there", body = BatchOut),
+        (status = 400, description = "the body is not a JSON array (`invalid_content_type`, `invalid_json`, `invalid_input`), holds more than 10 000 items (`limit_exceeded`), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+        (status = 413, description = answers::TOO_LARGE, body = ErrorBody),
+    ))]
 pub async fn batch_upsert(
     State(state): State<AppState>,
     principal: Principal,
@@ -290,16 +320,21 @@ fn parse_limit(text: Option<&str>) -> Result<usize, ApiError> {
 /// customers without a value of the sort field come last. `filter` (text form) keeps the
 /// members of a filter only.
 #[utoipa::path(get, path = "/v1/apps/{app}/customers", tag = "customers",
-    params(("app" = i64, Path), ("limit" = Option<usize>, Query, description = "1–1000, default 50"),
+    params(("app" = i64, Path), ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 50"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
         ("sort" = Option<String>, Query, description = "customerId | created_at | updated_at | <field>, - prefix for descending"),
         ("filter" = Option<String>, Query, description = "a filter in the text form, e.g. country = \"ES\" and age >= 30")),
-    responses((status = 200, body = CustomerList), (status = 400, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "a page of customers", body = CustomerList),
+        (status = 400, description = "a query parameter is unknown, repeated, not UTF-8 or out of range (`invalid_parameter`, `limit_exceeded`), the filter does not parse or fit the fields (`filter_…`), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+    ))]
 pub async fn list_customers(
     State(state): State<AppState>,
     principal: Principal,
     path: PathResult,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    query: RawQuery,
 ) -> Result<Json<CustomerList>, ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;

@@ -4,14 +4,15 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::mpsc;
 use unico_csv::{ExportOptions, ExportShape, Exporter};
 
 use super::params::{PathParams, QueryParams};
+use super::system::answers;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -78,12 +79,17 @@ fn parse_bool(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
         ("raw" = Option<bool>, Query, description = "true: no formula neutralisation"),
         ("filter" = Option<String>, Query, description = "export only this filter's members (text form)"),
         ("segment" = Option<i64>, Query, description = "export only this saved segment's members")),
-    responses((status = 200, content_type = "text/csv", body = String), (status = 400, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "the CSV file, streamed", content_type = "text/csv", body = String),
+        (status = 400, description = "a query parameter is unknown, repeated, not UTF-8 or invalid (`invalid_parameter`), the filter does not parse or fit the fields (`filter_…`), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application, or no such segment in `segment` (`not_found`)", body = ErrorBody),
+    ))]
 pub async fn export(
     State(state): State<AppState>,
     principal: Principal,
     path: PathResult,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    query: RawQuery,
 ) -> Result<Response, ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use unico_core::{FieldName, FieldType};
 
 use super::params::PathParams;
+use super::system::answers;
 use crate::auth::Principal;
 use crate::dto::{CreateField, FieldDeleted, FieldList, FieldOut, UpdateField};
 use crate::error::{ApiError, ErrorBody};
@@ -23,7 +24,12 @@ fn parse_type(text: &str) -> Result<FieldType, ApiError> {
 
 /// List the fields, each with how many customers hold a value.
 #[utoipa::path(get, path = "/v1/apps/{app}/fields", tag = "fields", params(("app" = i64, Path)),
-    responses((status = 200, body = FieldList), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "the fields with their value counts", body = FieldList),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+    ))]
 pub async fn list_fields(
     State(state): State<AppState>,
     principal: Principal,
@@ -39,7 +45,14 @@ pub async fn list_fields(
 
 /// Create a field: `{"name": "age", "type": "number"}`.
 #[utoipa::path(post, path = "/v1/apps/{app}/fields", tag = "fields", params(("app" = i64, Path)), request_body = CreateField,
-    responses((status = 201, body = FieldOut), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses(
+        (status = 201, description = "the field", body = FieldOut),
+        (status = 400, description = "the body is not JSON (`invalid_content_type`, `invalid_json`), the name or type is invalid (`invalid_input`), the application holds the most fields it may (`limit_exceeded`), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+        (status = 409, description = "a field of that name exists (`conflict`)", body = ErrorBody),
+        (status = 413, description = answers::TOO_LARGE, body = ErrorBody),
+    ))]
 pub async fn create_field(
     State(state): State<AppState>,
     principal: Principal,
@@ -59,7 +72,12 @@ pub async fn create_field(
 
 /// Get one field with its value count.
 #[utoipa::path(get, path = "/v1/apps/{app}/fields/{name}", tag = "fields", params(("app" = i64, Path), ("name" = String, Path)),
-    responses((status = 200, body = FieldOut), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "the field with its value count", body = FieldOut),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or field (`not_found`)", body = ErrorBody),
+    ))]
 pub async fn get_field(
     State(state): State<AppState>,
     principal: Principal,
@@ -79,7 +97,14 @@ pub async fn get_field(
 /// Change a field's type, allowed while no customer holds a value for it.
 #[utoipa::path(patch, path = "/v1/apps/{app}/fields/{name}", tag = "fields", params(("app" = i64, Path), ("name" = String, Path)),
     request_body = UpdateField,
-    responses((status = 200, body = FieldOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "the field as changed", body = FieldOut),
+        (status = 400, description = "the body is not JSON (`invalid_content_type`, `invalid_json`), the type is unknown (`invalid_input`), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or field (`not_found`)", body = ErrorBody),
+        (status = 409, description = "customers hold values for the field (`conflict`)", body = ErrorBody),
+        (status = 413, description = answers::TOO_LARGE, body = ErrorBody),
+    ))]
 pub async fn update_field(
     State(state): State<AppState>,
     principal: Principal,
@@ -98,7 +123,12 @@ pub async fn update_field(
 
 /// Delete a field and its value from every customer.
 #[utoipa::path(delete, path = "/v1/apps/{app}/fields/{name}", tag = "fields", params(("app" = i64, Path), ("name" = String, Path)),
-    responses((status = 200, body = FieldDeleted), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "deleted, with how many values went with it", body = FieldDeleted),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or field (`not_found`)", body = ErrorBody),
+    ))]
 pub async fn delete_field(
     State(state): State<AppState>,
     principal: Principal,

@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -17,6 +17,7 @@ use unico_store::{ImportMode, ImportRecord, ImportRowError, ImportState};
 use utoipa::ToSchema;
 
 use super::params::{PathParams, QueryParams};
+use super::system::answers;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorBody};
 use crate::import_job::{ImportJob, ImportProgress};
@@ -143,12 +144,18 @@ fn running_out(r: &ImportRecord, p: &ImportProgress) -> ImportOut {
 #[utoipa::path(post, path = "/v1/apps/{app}/imports", tag = "imports",
     params(("app" = i64, Path), ("mode" = Option<String>, Query, description = "atomic (default) | skip_invalid")),
     request_body(content = String, content_type = "text/csv", description = "the CSV file; a multipart/form-data file part is accepted too"),
-    responses((status = 202, body = ImportStarted), (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+    responses(
+        (status = 202, description = "the import started; follow it at `GET …/imports/{id}`", body = ImportStarted),
+        (status = 400, description = "a query parameter is unknown, repeated, not UTF-8 or invalid (`invalid_parameter`), the body is not CSV or a multipart file (`invalid_content_type`, `invalid_input`), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+        (status = 413, description = "the file is larger than an upload may be (`body_too_large`)", body = ErrorBody),
+    ))]
 pub async fn start_import(
     State(state): State<AppState>,
     principal: Principal,
     path: PathResult,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    query: RawQuery,
     request: Request,
 ) -> Result<(StatusCode, Json<ImportStarted>), ApiError> {
     let app = PathParams::from(path)?.app()?;
@@ -309,7 +316,12 @@ async fn spool(upload: Upload, path: &std::path::Path) -> Result<(), ApiError> {
 
 /// An import's progress (while `running`) or summary, with the rejected rows.
 #[utoipa::path(get, path = "/v1/apps/{app}/imports/{id}", tag = "imports", params(("app" = i64, Path), ("id" = i64, Path)),
-    responses((status = 200, body = ImportOut), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "the import's progress or summary", body = ImportOut),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or import (`not_found`)", body = ErrorBody),
+    ))]
 pub async fn get_import(
     State(state): State<AppState>,
     principal: Principal,
@@ -342,7 +354,12 @@ pub struct ImportList {
 
 /// The application's imports, newest first (the last 100), without their error rows.
 #[utoipa::path(get, path = "/v1/apps/{app}/imports", tag = "imports", params(("app" = i64, Path)),
-    responses((status = 200, body = ImportList)))]
+    responses(
+        (status = 200, description = "the latest imports, newest first", body = ImportList),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+    ))]
 pub async fn list_imports(
     State(state): State<AppState>,
     principal: Principal,

@@ -9,6 +9,7 @@ pub mod imports;
 pub mod params;
 mod segments;
 mod system;
+mod uri;
 
 use axum::Extension;
 use axum::Router;
@@ -27,6 +28,7 @@ pub(crate) use segments::{
 };
 pub use segments::{parse_filter, parse_filter_text};
 pub use system::ApiDoc;
+pub use uri::MAX_URI_BYTES;
 
 /// Largest body of a console form (a segment's filter of 64 KiB, percent-encoded).
 pub const MAX_FORM_BODY_BYTES: usize = 1024 * 1024;
@@ -134,6 +136,7 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a request handler panicked".into()).into_response()
         }))
+        .layer(axum::middleware::from_fn(uri::refuse_long_uri))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

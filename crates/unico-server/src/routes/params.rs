@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery};
+use percent_encoding::percent_decode_str;
 use unico_core::{AppId, CustomerId, FieldName};
 
 use crate::error::ApiError;
@@ -85,25 +86,35 @@ impl PathParams {
 pub struct QueryParams(HashMap<String, String>);
 
 impl QueryParams {
-    pub fn from(
-        query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-        allowed: &[&str],
-    ) -> Result<Self, ApiError> {
-        let Query(pairs) = query.map_err(|e| {
-            ApiError::InvalidParameter(format!("invalid query string: {}", e.body_text()))
-        })?;
+    /// Decodes the query string as a form (`+` is a space, `%XX` a byte) strictly: names and
+    /// values must be UTF-8 once decoded. A lossy decoding would put U+FFFD where the bad
+    /// bytes were and run, say, a filter nobody wrote.
+    pub fn from(RawQuery(query): RawQuery, allowed: &[&str]) -> Result<Self, ApiError> {
         let mut map = HashMap::new();
-        for (k, v) in pairs {
-            if !allowed.contains(&k.as_str()) {
+        let pairs = query.as_deref().unwrap_or("").split('&');
+        for pair in pairs.filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = form_decode(name).map_err(|_| {
+                ApiError::InvalidParameter(format!(
+                    "a query parameter name is not UTF-8 text once percent-decoded; {UTF8_HINT}"
+                ))
+            })?;
+            if !allowed.contains(&name.as_str()) {
                 return Err(ApiError::InvalidParameter(format!(
                     "unknown query parameter \"{}\"; accepted: {}",
-                    unico_core::value::excerpt(&k),
+                    unico_core::value::excerpt(&name),
                     allowed.join(", ")
                 )));
             }
-            if map.insert(k.clone(), v).is_some() {
+            let value = form_decode(value).map_err(|e| {
+                ApiError::InvalidParameter(format!(
+                    "query parameter \"{name}\" is not UTF-8 text once percent-decoded (invalid byte at position {} of its value); {UTF8_HINT}",
+                    e.valid_up_to() + 1
+                ))
+            })?;
+            if map.insert(name.clone(), value).is_some() {
                 return Err(ApiError::InvalidParameter(format!(
-                    "query parameter \"{k}\" is given twice"
+                    "query parameter \"{name}\" is given twice"
                 )));
             }
         }
@@ -117,5 +128,52 @@ impl QueryParams {
 
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
+    }
+}
+
+/// How to send text that is not ASCII in a query string.
+const UTF8_HINT: &str = "percent-encode the UTF-8 bytes of the text (é is %C3%A9)";
+
+/// One name or value of a form-encoded query string: `+` is a space, `%XX` a byte, and the
+/// bytes must be UTF-8.
+fn form_decode(text: &str) -> Result<String, std::str::Utf8Error> {
+    let spaced = text.replace('+', " ");
+    percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(text: &str) -> Result<QueryParams, ApiError> {
+        QueryParams::from(RawQuery(Some(text.to_owned())), &["filter", "sort"])
+    }
+
+    #[test]
+    fn form_decoding_is_strict_about_utf8() {
+        assert_eq!(form_decode("a+b%20c%2B").as_deref(), Ok("a b c+"));
+        assert_eq!(form_decode("%C3%A9%EF%BF%BD").as_deref(), Ok("é\u{FFFD}"));
+        assert_eq!(form_decode("100%").as_deref(), Ok("100%"));
+        assert_eq!(form_decode("ok%E2%82").map_err(|e| e.valid_up_to()), Err(2));
+        assert!(form_decode("%FF").is_err());
+    }
+
+    #[test]
+    fn query_strings_are_read_as_forms() {
+        let q = query("filter=age+%3E+1&&sort").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.get("filter"), Some("age > 1"));
+        assert_eq!(q.get("sort"), Some(""));
+        let err = query("sort=x&filter=%C3%28").err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "query parameter \"filter\" is not UTF-8 text once percent-decoded (invalid byte at position 1 of its value); percent-encode the UTF-8 bytes of the text (é is %C3%A9)"
+            )
+        );
+        assert!(query("%FF=1").is_err());
+        assert!(query("filter=a&filter=b").is_err());
+        assert!(query("zzz=1").is_err());
     }
 }

@@ -16,6 +16,7 @@ use unico_store::{SegmentRecord, Sort, SortBy, Store, codec, cursor};
 use utoipa::ToSchema;
 
 use super::params::PathParams;
+use super::system::answers;
 use crate::auth::Principal;
 use crate::dto::{CustomerList, customer_out};
 use crate::error::{ApiError, ErrorBody};
@@ -57,7 +58,13 @@ pub struct CountOut {
 
 /// Counts the customers matching a filter, exactly, now (relative dates move with time).
 #[utoipa::path(post, path = "/v1/apps/{app}/count", tag = "segments", params(("app" = i64, Path)), request_body = CountRequest,
-    responses((status = 200, body = CountOut), (status = 400, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "the count", body = CountOut),
+        (status = 400, description = "the body is not JSON (`invalid_content_type`, `invalid_json`), the filter does not parse or fit the fields (`filter_…`), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+        (status = 413, description = answers::TOO_LARGE, body = ErrorBody),
+    ))]
 pub async fn count(
     State(state): State<AppState>,
     principal: Principal,
@@ -332,7 +339,13 @@ pub(crate) fn segment_out(
 
 /// Save a filter as a named segment.
 #[utoipa::path(post, path = "/v1/apps/{app}/segments", tag = "segments", params(("app" = i64, Path)), request_body = SegmentIn,
-    responses((status = 201, body = SegmentOut), (status = 400, body = ErrorBody)))]
+    responses(
+        (status = 201, description = "the segment with its current count", body = SegmentOut),
+        (status = 400, description = "the body is not JSON (`invalid_content_type`, `invalid_json`), the name is invalid (`invalid_input`), the filter does not parse or fit the fields (`filter_…`), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+        (status = 413, description = answers::TOO_LARGE, body = ErrorBody),
+    ))]
 pub async fn create_segment(
     State(state): State<AppState>,
     principal: Principal,
@@ -356,7 +369,12 @@ pub async fn create_segment(
 
 /// The saved segments, each with its current size.
 #[utoipa::path(get, path = "/v1/apps/{app}/segments", tag = "segments", params(("app" = i64, Path)),
-    responses((status = 200, body = SegmentList)))]
+    responses(
+        (status = 200, description = "the segments with their current counts", body = SegmentList),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+    ))]
 pub async fn list_segments(
     State(state): State<AppState>,
     principal: Principal,
@@ -381,7 +399,12 @@ pub async fn list_segments(
 
 /// One segment with its current count.
 #[utoipa::path(get, path = "/v1/apps/{app}/segments/{id}", tag = "segments", params(("app" = i64, Path), ("id" = i64, Path)),
-    responses((status = 200, body = SegmentOut), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "the segment with its current count", body = SegmentOut),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or segment (`not_found`)", body = ErrorBody),
+    ))]
 pub async fn get_segment(
     State(state): State<AppState>,
     principal: Principal,
@@ -403,7 +426,13 @@ pub async fn get_segment(
 /// Replace a segment's name and filter.
 #[utoipa::path(put, path = "/v1/apps/{app}/segments/{id}", tag = "segments", params(("app" = i64, Path), ("id" = i64, Path)),
     request_body = SegmentIn,
-    responses((status = 200, body = SegmentOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, description = "the segment as changed, with its current count", body = SegmentOut),
+        (status = 400, description = "the body is not JSON (`invalid_content_type`, `invalid_json`), the name is invalid (`invalid_input`), the filter does not parse or fit the fields (`filter_…`), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or segment (`not_found`)", body = ErrorBody),
+        (status = 413, description = answers::TOO_LARGE, body = ErrorBody),
+    ))]
 pub async fn update_segment(
     State(state): State<AppState>,
     principal: Principal,
@@ -429,7 +458,12 @@ pub async fn update_segment(
 
 /// Delete a segment (its customers are untouched).
 #[utoipa::path(delete, path = "/v1/apps/{app}/segments/{id}", tag = "segments", params(("app" = i64, Path), ("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 204, description = "deleted; its customers are untouched"),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or segment (`not_found`)", body = ErrorBody),
+    ))]
 pub async fn delete_segment(
     State(state): State<AppState>,
     principal: Principal,
@@ -454,17 +488,21 @@ pub fn segment_filter(
 
 /// A segment's members, paged and sorted like the customer list.
 #[utoipa::path(get, path = "/v1/apps/{app}/segments/{id}/customers", tag = "segments",
-    params(("app" = i64, Path), ("id" = i64, Path), ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query),
-        ("sort" = Option<String>, Query)),
-    responses((status = 200, body = CustomerList), (status = 404, body = ErrorBody)))]
+    params(("app" = i64, Path), ("id" = i64, Path),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("sort" = Option<String>, Query, description = "customerId | created_at | updated_at | <field>, - prefix for descending")),
+    responses(
+        (status = 200, description = "a page of the segment's members", body = CustomerList),
+        (status = 400, description = "a query parameter is unknown, repeated, not UTF-8 or out of range (`invalid_parameter`, `limit_exceeded`), the segment's filter no longer fits the fields (`filter_…`), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or segment (`not_found`)", body = ErrorBody),
+    ))]
 pub async fn segment_members(
     State(state): State<AppState>,
     principal: Principal,
     path: PathResult,
-    query: Result<
-        axum::extract::Query<Vec<(String, String)>>,
-        axum::extract::rejection::QueryRejection,
-    >,
+    query: axum::extract::RawQuery,
 ) -> Result<Json<CustomerList>, ApiError> {
     let params = PathParams::from(path)?;
     let (app, id) = (params.app()?, params.segment_id()?);

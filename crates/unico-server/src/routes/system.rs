@@ -1,9 +1,28 @@
 //! Liveness and the OpenAPI document.
+//!
+//! The document is generated from the handlers' `#[utoipa::path]` annotations, which list
+//! the answers particular to each operation. The answers that depend on no handler are
+//! added here, once, from the facts that cause them: 401 on every operation that needs a
+//! key (its security requirement), 414 (the URI bound is a layer in front of every route)
+//! and 500 on every operation. `tests/api/documented.rs` drives the router to check that
+//! every status it answers is documented.
 
 use axum::Json;
 use serde::Serialize;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
+
+/// Descriptions of error answers that many operations give, for their annotations.
+pub(super) mod answers {
+    pub const BAD_PATH: &str =
+        "a path parameter is not UTF-8 once percent-decoded (`invalid_parameter`)";
+    pub const OTHER_APP: &str = "the key belongs to another application (`forbidden`)";
+    pub const ADMIN_ONLY: &str = "an API key: only the admin key may do this (`forbidden`)";
+    pub const NO_APP: &str = "no such application (`not_found`)";
+    pub const TOO_LARGE: &str = "the body is larger than this operation accepts (`body_too_large`)";
+}
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -11,7 +30,7 @@ pub struct Health {
 }
 
 /// Liveness: answers 200 while the server runs. No key needed.
-#[utoipa::path(get, path = "/health", tag = "system", security(()), responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/health", tag = "system", security(()), responses((status = 200, description = "the server runs", body = Health)))]
 pub async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }
@@ -35,11 +54,80 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Adds the answers every operation can give whatever its handler (see the module doc).
+struct CommonAnswers;
+
+impl CommonAnswers {
+    fn error(description: &str) -> RefOr<utoipa::openapi::Response> {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+            )
+            .into()
+    }
+
+    fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+impl Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        // An operation needs a key unless one of its requirements (its own, or else the
+        // document's) is the empty one, `security(())`.
+        let no_key = SecurityRequirement::default();
+        let global_needs_key = openapi
+            .security
+            .as_ref()
+            .is_some_and(|reqs| !reqs.is_empty() && !reqs.contains(&no_key));
+        for item in openapi.paths.paths.values_mut() {
+            for op in Self::operations(item) {
+                let needs_key = op.security.as_ref().map_or(global_needs_key, |reqs| {
+                    !reqs.is_empty() && !reqs.contains(&no_key)
+                });
+                let responses = &mut op.responses.responses;
+                if needs_key {
+                    responses.insert(
+                        "401".into(),
+                        Self::error(
+                            "no key, a malformed Authorization header, or a key that is unknown or revoked (`unauthorized`)",
+                        ),
+                    );
+                }
+                responses.insert(
+                    "414".into(),
+                    Self::error(&format!(
+                        "the request target is longer than {} bytes (`uri_too_long`)",
+                        super::MAX_URI_BYTES
+                    )),
+                );
+                responses.insert(
+                    "500".into(),
+                    Self::error("an internal error; its cause is logged, not sent (`internal`)"),
+                );
+            }
+        }
+    }
+}
+
 /// The OpenAPI document, generated from the handlers' annotations.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Unico API", description = "Customer Data Platform: applications, customer fields and customers."),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonAnswers),
     security(("bearer" = [])),
     paths(
         health, openapi,

@@ -647,3 +647,152 @@ async fn duplicate_keys_are_refused_everywhere_with_their_position() {
         .await;
     assert_eq!(status, StatusCode::OK, "{reply}");
 }
+
+/// Regression: a query parameter whose percent-decoded bytes are not UTF-8 was read with
+/// U+FFFD in place of each bad byte, so `?filter=%FF` ran a filter nobody wrote. It is a 400
+/// that names the parameter, on every route that takes text in its query.
+#[tokio::test]
+async fn invalid_utf8_in_a_query_parameter_is_400_naming_it() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    api.create_field(&a, "name", "string").await;
+    let (status, segment) = api
+        .send(
+            "POST",
+            &a.path("/segments"),
+            Some(&a.key),
+            Some(json!({"name": "all", "filter": "name exists"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{segment}");
+    let members = format!("/segments/{}/customers", segment["id"]);
+    let cases = [
+        ("GET", "/customers", "filter"),
+        ("GET", "/customers", "sort"),
+        ("GET", "/customers", "cursor"),
+        ("GET", "/customers", "limit"),
+        ("GET", "/export", "filter"),
+        ("GET", "/export", "format"),
+        ("GET", "/export", "raw"),
+        ("GET", "/export", "segment"),
+        ("GET", members.as_str(), "sort"),
+        ("GET", members.as_str(), "cursor"),
+        ("POST", "/imports", "mode"),
+    ];
+    for (method, path, param) in cases {
+        for value in ["%FF", "name%20%3D%20%22%C3%28%22", "ok%E2%82"] {
+            let uri = a.path(&format!("{path}?{param}={value}"));
+            let (status, body) = api
+                .send_raw(method, &uri, Some(&a.key), Some("text/csv"), "customerId\n")
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {body}");
+            assert_error(
+                &body,
+                "invalid_parameter",
+                &[&format!("\"{param}\""), "UTF-8"],
+            );
+        }
+    }
+    // A parameter name that is not UTF-8 is refused too, before it could match a known one.
+    let (status, body) = api
+        .send("GET", &a.path("/customers?%FF=1"), Some(&a.key), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "invalid_parameter", &["UTF-8"]);
+    // U+FFFD written as its UTF-8 bytes is text like any other, and `+` is a space.
+    api.create_customer(&a, "ana", json!({"name": "\u{FFFD}"}))
+        .await;
+    let (status, body) = api
+        .send(
+            "GET",
+            &a.path("/customers?filter=name+%3D+%22%EF%BF%BD%22"),
+            Some(&a.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(ids(body["customers"].as_array().unwrap()), ["ana"]);
+    assert!(api.customer_ids(&a).await.len() == 1);
+}
+
+/// The longest request target (path and query) the server reads: past it, a 414 in our
+/// error shape. hyper refuses targets over 65 534 bytes itself, with an empty body, so ours
+/// must stay below that to be the one that answers (the socket test below checks it).
+use unico_server::routes::MAX_URI_BYTES;
+
+/// `GET …/customers?filter=age > 1` padded with spaces to a target of exactly `len` bytes.
+fn long_filter_target(a: &App, len: usize) -> String {
+    let mut target = a.path("/customers?filter=age+%3E+1");
+    target.push_str(&"+".repeat(len - target.len()));
+    assert_eq!(target.len(), len);
+    target
+}
+
+#[tokio::test]
+async fn a_uri_past_the_limit_is_414_in_our_shape() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    api.create_field(&a, "age", "number").await;
+    let (status, body) = api
+        .send(
+            "GET",
+            &long_filter_target(&a, MAX_URI_BYTES),
+            Some(&a.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "at the limit: {body}");
+    for key in [Some(a.key.as_str()), None] {
+        let (status, body) = api
+            .send("GET", &long_filter_target(&a, MAX_URI_BYTES + 1), key, None)
+            .await;
+        assert_eq!(status, StatusCode::URI_TOO_LONG, "{body}");
+        assert_error(&body, "uri_too_long", &[&MAX_URI_BYTES.to_string()]);
+    }
+    // Any route, known or not, and the console too.
+    let (status, body) = api
+        .send(
+            "GET",
+            &format!("/{}", "x".repeat(MAX_URI_BYTES)),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::URI_TOO_LONG, "{body}");
+    assert_error(&body, "uri_too_long", &[]);
+}
+
+/// Sends `GET target` on a fresh connection and answers the status and the body.
+async fn raw_get(addr: std::net::SocketAddr, target: &str) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).await.unwrap();
+    let text = String::from_utf8_lossy(&reply);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text}"));
+    let body_at = text.find("\r\n\r\n").map_or(reply.len(), |i| i + 4);
+    (status, reply[body_at..].to_vec())
+}
+
+/// Regression: 414 answers had an empty body. Over a real socket, our limit answers before
+/// hyper's, in our error shape.
+#[tokio::test]
+async fn a_uri_past_the_limit_is_414_in_our_shape_over_a_socket() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    let addr = api.serve().await;
+    let (status, body) = raw_get(addr, &long_filter_target(&a, MAX_URI_BYTES + 1)).await;
+    assert_eq!(status, 414);
+    let body: serde_json::Value = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&body)));
+    assert_error(&body, "uri_too_long", &[&MAX_URI_BYTES.to_string()]);
+    // Past hyper's own limit the answer is still a 414 (hyper's, which we cannot shape).
+    let (status, _) = raw_get(addr, &long_filter_target(&a, 70_000)).await;
+    assert_eq!(status, 414);
+}

@@ -13,6 +13,7 @@ mod batch;
 mod concurrency;
 mod console;
 mod customers;
+mod documented;
 mod export;
 mod fields;
 mod filters;

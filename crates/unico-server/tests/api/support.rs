@@ -54,6 +54,17 @@ impl Api {
         }
     }
 
+    /// Serves this router on a loopback port, with hyper below it as `unico serve` runs it,
+    /// for the few tests about what happens before a request reaches the router. The server
+    /// stops with the test's runtime.
+    pub async fn serve(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = self.router.clone();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        addr
+    }
+
     /// Sends any request and reads the whole reply as bytes.
     pub async fn request_bytes(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
         let resp = self.router.clone().oneshot(req).await.unwrap();
