@@ -3,6 +3,7 @@
 //!
 //! - [`session`]: sign-in sessions (cookie → key hash, re-checked on every request).
 //! - [`layout`]: the page shell, navigation and sign-in page.
+//! - [`location`]: every redirect's `Location`, a checked same-site console path.
 //! - [`pages`]: customers (list, filter builder with live count, detail with editing and
 //!   deletion), customer fields and CSV uploads, applications.
 //! - [`segments`]: saved audiences (list, page with members and charts, save, update,
@@ -13,6 +14,7 @@
 mod charts;
 mod insights;
 mod layout;
+mod location;
 mod pages;
 mod segments;
 pub mod session;

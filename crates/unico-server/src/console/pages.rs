@@ -7,13 +7,14 @@ use axum::Form;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use unico_core::time::format_datetime;
 use unico_core::{AppId, Application, FieldName, FieldType};
 
 use super::layout::{self, Section};
+use super::location::{ConsolePath, redirect, see_other};
 use super::session;
 use crate::auth::{Principal, authenticate, authenticate_hash, hash_key};
 use crate::error::ApiError;
@@ -26,7 +27,7 @@ const LIST_FIELD_COLUMNS: usize = 3;
 
 /// The signed-in principal, or a redirect to the sign-in page.
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
-    let to_sign_in = || Redirect::to("/console").into_response();
+    let to_sign_in = || redirect("/console");
     let token = session::token(headers).ok_or_else(to_sign_in)?;
     let hash = state.sessions.key_hash(&token).ok_or_else(to_sign_in)?;
     authenticate_hash(state, hash)
@@ -65,7 +66,7 @@ async fn app_in_path(
     let principal = signed_in(state, headers).await?;
     let app = raw.parse::<i64>().map(AppId).map_err(|_| not_found())?;
     if principal.require_app(app).is_err() {
-        return Err(Redirect::to("/console/apps").into_response());
+        return Err(redirect("/console/apps"));
     }
     state
         .blocking(move |s| s.get_app(app))
@@ -102,17 +103,15 @@ pub(super) fn failure(e: ApiError) -> Response {
         .into_response()
 }
 
-pub async fn root() -> Redirect {
-    Redirect::to("/console")
+pub async fn root() -> Response {
+    redirect("/console")
 }
 
 /// The sign-in page, or the user's place if already signed in.
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match signed_in(&state, &headers).await {
-        Ok(Principal::App { app, .. }) => {
-            Redirect::to(&format!("/console/apps/{app}/customers")).into_response()
-        }
-        Ok(Principal::Admin) => Redirect::to("/console/apps").into_response(),
+        Ok(Principal::App { app, .. }) => redirect(&format!("/console/apps/{app}/customers")),
+        Ok(Principal::Admin) => redirect("/console/apps"),
         Err(_) => Html(layout::sign_in(None).into_string()).into_response(),
     }
 }
@@ -135,7 +134,7 @@ pub async fn sign_in(State(state): State<AppState>, Form(form): Form<SignIn>) ->
             };
             (
                 [(header::SET_COOKIE, session::set_cookie(Some(&token)))],
-                Redirect::to(&to),
+                redirect(&to),
             )
                 .into_response()
         }
@@ -153,7 +152,7 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Resp
     }
     (
         [(header::SET_COOKIE, session::set_cookie(None))],
-        Redirect::to("/console"),
+        redirect("/console"),
     )
         .into_response()
 }
@@ -369,14 +368,16 @@ pub async fn choose_columns(
     ids.dedup();
     ids.truncate(MAX_CHOSEN_COLUMNS);
     let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
-    let prefix = format!("/console/apps/{}/customers", app.id);
+    // Back to this application's customer list as it was (the form's `back`), and only
+    // there: any other address, or one that could not be a header, goes to the plain list.
+    let Some(list) = ConsolePath::parse(&format!("/console/apps/{}/customers", app.id)) else {
+        return redirect("/console/apps");
+    };
     let back = form
         .iter()
         .find(|(k, _)| k == "back")
-        .map(|(_, v)| v.as_str())
-        .filter(|b| b.starts_with(&prefix))
-        .unwrap_or(&prefix)
-        .to_owned();
+        .and_then(|(_, v)| ConsolePath::within(v, &list))
+        .unwrap_or(list);
     (
         [(
             header::SET_COOKIE,
@@ -386,7 +387,7 @@ pub async fn choose_columns(
                 ids.join(".")
             ),
         )],
-        Redirect::to(&back),
+        see_other(&back),
     )
         .into_response()
 }
@@ -641,23 +642,21 @@ pub async fn create_field(
     Form(form): Form<NewField>,
 ) -> Response {
     let back = |key: &str, value: &str| {
-        Redirect::to(&format!(
+        redirect(&format!(
             "/console/apps/{}/fields?{key}={}",
             app.id,
             encode(value)
         ))
-        .into_response()
     };
     // An error keeps what was typed and scrolls back to the form.
     let refused = |message: &str| {
-        Redirect::to(&format!(
+        redirect(&format!(
             "/console/apps/{}/fields?error={}&name={}&type={}#new-field",
             app.id,
             encode(message),
             encode(&form.name),
             encode(&form.r#type)
         ))
-        .into_response()
     };
     let name = match FieldName::parse(&form.name) {
         Ok(n) => n,
@@ -841,12 +840,11 @@ pub async fn save_customer(
         .blocking(move |s| s.update_customer(id, &cid, &changes, now_ms()))
         .await
     {
-        Ok(_) => Redirect::to(&format!(
+        Ok(_) => redirect(&format!(
             "/console/apps/{}/customers/{}?saved=1",
             app.id,
             encode(customer.customer_id.as_str())
-        ))
-        .into_response(),
+        )),
         Err(e) => failure(e),
     }
 }
@@ -862,7 +860,7 @@ pub async fn delete_customer(
     let id = app.id;
     match state.blocking(move |s| s.delete_customer(id, &cid)).await {
         Ok(_) | Err(ApiError::NotFound(_)) => {
-            Redirect::to(&format!("/console/apps/{}/customers", app.id)).into_response()
+            redirect(&format!("/console/apps/{}/customers", app.id))
         }
         Err(e) => failure(e),
     }
@@ -933,7 +931,7 @@ pub async fn delete_field(
     };
     let shown = field.as_str().to_owned();
     let back = |key: &str, text: &str| {
-        Redirect::to(&format!("/console/apps/{id}/fields?{key}={}", encode(text))).into_response()
+        redirect(&format!("/console/apps/{id}/fields?{key}={}", encode(text)))
     };
     match state.blocking(move |s| s.delete_field(id, &field)).await {
         Ok(n) => back(

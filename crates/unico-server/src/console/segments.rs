@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
 use unico_core::AppId;
@@ -15,6 +15,7 @@ use unico_core::time::format_datetime;
 
 use super::insights::{self, Summary};
 use super::layout::{self, Section};
+use super::location::redirect;
 use super::pages::{
     AppPage, PAGE_ROWS, customer_table, encode, failure, list_field_columns, not_found, short_time,
 };
@@ -216,20 +217,18 @@ async fn save(state: AppState, app: AppId, segment: Option<i64>, form: SegmentFo
         })
         .await;
     match saved {
-        Ok(record) => Redirect::to(&format!(
+        Ok(record) => redirect(&format!(
             "/console/apps/{app}/segments/{}?saved=1",
             record.id
-        ))
-        .into_response(),
+        )),
         Err(ApiError::NotFound(_)) => not_found(),
         Err(e) => {
             let segment = segment.map(|s| format!("&segment={s}")).unwrap_or_default();
-            Redirect::to(&format!(
+            redirect(&format!(
                 "/console/apps/{app}/customers?filter={}{segment}&error={}",
                 encode(&form.filter),
                 encode(&e.to_string())
             ))
-            .into_response()
         }
     }
 }
@@ -244,9 +243,7 @@ pub async fn delete_segment(
         .blocking(move |s| s.delete_segment(id, segment_id))
         .await
     {
-        Ok(()) | Err(ApiError::NotFound(_)) => {
-            Redirect::to(&format!("/console/apps/{id}/segments")).into_response()
-        }
+        Ok(()) | Err(ApiError::NotFound(_)) => redirect(&format!("/console/apps/{id}/segments")),
         Err(e) => failure(e),
     }
 }

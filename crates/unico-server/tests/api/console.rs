@@ -795,3 +795,72 @@ async fn the_console_refuses_hostile_counts_segments_and_columns_with_a_message(
         "only the age field (id 1) is kept: {chosen}"
     );
 }
+
+/// Regression: `back=/console/apps/1/customers%0Ax` answered 500 "failed to parse header
+/// value". A return address is followed only when it is this application's customer list;
+/// anything else (line breaks, other sites, backslashes, dot segments, other paths) goes
+/// back to the plain list, never a 500 and never off the console.
+#[tokio::test]
+async fn choosing_columns_with_a_hostile_return_address_goes_back_to_the_list() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let other = api.create_app("Other").await;
+    let (_, cookie, _) = sign_in(&api, ADMIN).await;
+    let cookie = cookie.unwrap();
+    let customers = format!("/console/apps/{}/customers", app.id);
+    let hostile = [
+        format!("{customers}\nx"),
+        format!("{customers}\r\nSet-Cookie: unico_session=evil"),
+        format!("{customers}?q=a\rb"),
+        format!("{customers}?q=\t"),
+        format!("{customers}?q=\u{7f}"),
+        format!("{customers}?q=\u{0}"),
+        format!("{customers}?q=caf\u{e9}"),
+        "//evil.example".to_owned(),
+        "//evil.example/console/apps".to_owned(),
+        "https://evil".to_owned(),
+        format!("https://evil{customers}"),
+        "javascript:alert(1)".to_owned(),
+        "/\\evil.example".to_owned(),
+        "\\\\evil.example".to_owned(),
+        format!("{customers}\\..\\..\\..\\..\\evil"),
+        format!("{customers}/../../../../v1/apps"),
+        format!("{customers}/%2e%2e/%2E%2E/%2e%2e/%2e%2e/v1/apps"),
+        format!("{customers}/./x"),
+        "/v1/apps".to_owned(),
+        "/console".to_owned(),
+        format!("/console/apps/{}/customers", other.id),
+        format!("{customers}.evil"),
+        format!("{customers}@evil.example"),
+        String::new(),
+    ];
+    for back in &hostile {
+        let (status, location, body) = post_form(
+            &api,
+            &format!("/console/apps/{}/columns", app.id),
+            &cookie,
+            &format!("col=1&back={}", enc(back)),
+        )
+        .await;
+        assert_eq!(
+            (status, location.as_str()),
+            (StatusCode::SEE_OTHER, customers.as_str()),
+            "back={back:?}: {body}"
+        );
+    }
+    // The page's own return address, with its query and a fragment, is still followed.
+    for back in [
+        format!("{customers}?filter=age%20%3E%201&q="),
+        format!("{customers}?q=ana#list"),
+        format!("{customers}/ana%2F1"),
+    ] {
+        let (status, location, _) = post_form(
+            &api,
+            &format!("/console/apps/{}/columns", app.id),
+            &cookie,
+            &format!("back={}", enc(&back)),
+        )
+        .await;
+        assert_eq!((status, location), (StatusCode::SEE_OTHER, back));
+    }
+}
