@@ -1,7 +1,9 @@
 //! The web console: server-rendered pages (maud, auto-escaped) with a little hand-written
 //! CSS and JavaScript served from the binary, so it works offline.
 //!
-//! - [`session`]: sign-in sessions (cookie → key hash, re-checked on every request).
+//! - [`session`]: sign-in sessions (cookie → key hash, re-checked on every request), their
+//!   bounds and expiry, and the sign-in rate limits.
+//! - [`throttle`]: token buckets per subject, for those rate limits.
 //! - [`layout`]: the page shell, navigation and sign-in page.
 //! - [`location`]: every redirect's `Location`, a checked same-site console path.
 //! - [`pages`]: customers (list, filter builder with live count, detail with editing and
@@ -18,6 +20,7 @@ mod location;
 mod pages;
 mod segments;
 pub mod session;
+mod throttle;
 
 use axum::Router;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};

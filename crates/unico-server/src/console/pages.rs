@@ -121,29 +121,80 @@ pub struct SignIn {
     key: String,
 }
 
-pub async fn sign_in(State(state): State<AppState>, Form(form): Form<SignIn>) -> Response {
+pub async fn sign_in(
+    State(state): State<AppState>,
+    client: session::Client,
+    Form(form): Form<SignIn>,
+) -> Response {
     let key = form.key.trim();
-    match authenticate(&state, key).await {
-        Ok(principal) => {
-            let Some(token) = state.sessions.start(hash_key(key)) else {
-                return failure(ApiError::Internal("cannot start a session".into()));
-            };
-            let to = match principal {
-                Principal::App { app, .. } => format!("/console/apps/{app}/customers"),
-                Principal::Admin => "/console/apps".to_owned(),
-            };
-            (
-                [(header::SET_COOKIE, session::set_cookie(Some(&token)))],
-                redirect(&to),
-            )
-                .into_response()
-        }
-        Err(_) => (
-            StatusCode::UNAUTHORIZED,
-            Html(layout::sign_in(Some("This key is not valid, or it was revoked.")).into_string()),
-        )
-            .into_response(),
+    let now = std::time::Instant::now();
+    if let Err(wait) = state.sign_ins.may_try(client, now) {
+        return too_many(
+            wait,
+            "Too many failed sign-ins from your address. Wait a little and try again.",
+        );
     }
+    let principal = match authenticate(&state, key).await {
+        Ok(p) => p,
+        Err(ApiError::Unauthorized(_)) => {
+            state.sign_ins.failed(client, now);
+            return (
+                StatusCode::UNAUTHORIZED,
+                Html(
+                    layout::sign_in(Some("This key is not valid, or it was revoked."))
+                        .into_string(),
+                ),
+            )
+                .into_response();
+        }
+        Err(e) => return failure(e),
+    };
+    let hash = hash_key(key);
+    if let Err(wait) = state.sign_ins.signing_in(hash, now) {
+        return too_many(
+            wait,
+            "Too many sign-ins with this key. Wait a little and try again.",
+        );
+    }
+    let token = match state.sessions.start(hash) {
+        Ok(token) => token,
+        Err(session::StartError::Full) => {
+            tracing::warn!("console sign-in refused: every session place is taken");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(
+                    layout::sign_in(Some(
+                        "Too many people are signed in right now. Try again later.",
+                    ))
+                    .into_string(),
+                ),
+            )
+                .into_response();
+        }
+        Err(session::StartError::Internal(e)) => return failure(e),
+    };
+    let to = match principal {
+        Principal::App { app, .. } => format!("/console/apps/{app}/customers"),
+        Principal::Admin => "/console/apps".to_owned(),
+    };
+    (
+        [(header::SET_COOKIE, session::set_cookie(Some(&token)))],
+        redirect(&to),
+    )
+        .into_response()
+}
+
+/// The sign-in page with `message`, as a 429 that says when to try again.
+fn too_many(wait: std::time::Duration, message: &str) -> Response {
+    // Whole seconds, rounded up: a client that waits that long may try again.
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    tracing::warn!(retry_after_s = seconds, "console sign-in rate-limited");
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, seconds.to_string())],
+        Html(layout::sign_in(Some(message)).into_string()),
+    )
+        .into_response()
 }
 
 pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {

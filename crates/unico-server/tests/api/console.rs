@@ -864,3 +864,69 @@ async fn choosing_columns_with_a_hostile_return_address_goes_back_to_the_list() 
         assert_eq!((status, location), (StatusCode::SEE_OTHER, back));
     }
 }
+
+/// Regression: sessions were capped at 10 000 in all and the oldest dropped, so 10 000
+/// sign-ins with any application's key (three seconds) signed the admin out. Sessions are
+/// now bounded per key, and sign-ins with one key are rate-limited.
+#[tokio::test]
+async fn many_sign_ins_with_one_key_do_not_end_another_keys_session() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let (_, admin, _) = sign_in(&api, ADMIN).await;
+    let admin = admin.unwrap();
+    let (mut accepted, mut limited) = (0, 0);
+    for _ in 0..=unico_server::console::session::MAX_SESSIONS {
+        let (status, _, _) = sign_in(&api, &app.key).await;
+        match status {
+            StatusCode::SEE_OTHER => accepted += 1,
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            other => panic!("a sign-in with a valid key answered {other}"),
+        }
+    }
+    let (status, _, _) = page(&api, "/console/apps", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "the admin is still signed in");
+    assert!(
+        accepted > 0 && limited > 0,
+        "sign-ins with one key are rate-limited: {accepted} accepted, {limited} limited"
+    );
+}
+
+/// Signs in with `key` from the client at `addr`; answers status and body.
+async fn sign_in_from(api: &Api, key: &str, addr: &str) -> (StatusCode, String) {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri("/console/sign-in")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("key={}", enc(key))))
+        .unwrap();
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    let (status, _, body) = api.request_bytes(req).await;
+    (status, String::from_utf8(body).unwrap())
+}
+
+#[tokio::test]
+async fn a_client_that_keeps_failing_to_sign_in_is_held_back_and_others_are_not() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let mut failures = 0;
+    loop {
+        let (status, body) = sign_in_from(&api, "unico_guess", "203.0.113.7:4000").await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(body.contains("Too many failed sign-ins"), "{body}");
+            break;
+        }
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        failures += 1;
+        assert!(failures <= 100, "failed sign-ins are never held back");
+    }
+    let (status, _) = sign_in_from(&api, &app.key, "203.0.113.7:4001").await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the client is held back, whatever key it tries now"
+    );
+    let (status, _) = sign_in_from(&api, &app.key, "198.51.100.2:4000").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "another client signs in");
+}
