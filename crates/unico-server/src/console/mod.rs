@@ -1,6 +1,8 @@
 //! The web console: server-rendered pages (maud, auto-escaped) with a little hand-written
 //! CSS and JavaScript served from the binary, so it works offline.
 //!
+//! - [`guard`]: what every console request and answer goes through: cross-site requests
+//!   refused, the session's form token, the security headers (content security policy).
 //! - [`session`]: sign-in sessions (cookie → key hash, re-checked on every request), their
 //!   bounds and expiry, and the sign-in rate limits.
 //! - [`throttle`]: token buckets per subject, for those rate limits.
@@ -14,6 +16,7 @@
 //! - [`charts`]: SVG charts rendered on the server.
 
 mod charts;
+pub mod guard;
 mod insights;
 mod layout;
 mod location;
@@ -55,8 +58,9 @@ async fn js() -> impl IntoResponse {
     )
 }
 
-/// The console's routes, merged into the main router.
-pub fn router() -> Router<AppState> {
+/// The console's routes, merged into the main router. Every request goes through
+/// [`guard::cross_site`], every answer through [`guard::security_headers`].
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(pages::root))
         .route("/console", get(pages::home))
@@ -109,4 +113,9 @@ pub fn router() -> Router<AppState> {
         .route("/console/apps/{app}/insights", get(segments::insights))
         .route("/console/apps/{app}/columns", post(pages::choose_columns))
         .route("/console/apps/{app}/export", get(pages::export))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            guard::cross_site,
+        ))
+        .layer(axum::middleware::map_response(guard::security_headers))
 }

@@ -22,7 +22,7 @@ use super::pages::{
 use crate::error::ApiError;
 use crate::state::{AppState, now_ms};
 
-pub async fn segments(State(state): State<AppState>, AppPage(app): AppPage) -> Response {
+pub async fn segments(State(state): State<AppState>, AppPage(app, csrf): AppPage) -> Response {
     let id = app.id;
     let st = state.clone();
     let rows = state
@@ -38,7 +38,7 @@ pub async fn segments(State(state): State<AppState>, AppPage(app): AppPage) -> R
         Ok(r) => r,
         Err(e) => return failure(e),
     };
-    Html(layout::page("Segments", Some(&app), Section::Segments, html! {
+    Html(layout::page("Segments", Some(&app), Section::Segments, Some(&csrf), html! {
         h1 { "Segments" }
         p class="sub" { "Saved audiences. Their members are computed when asked, so they are always current." }
         div class="card" {
@@ -67,7 +67,7 @@ pub async fn segments(State(state): State<AppState>, AppPage(app): AppPage) -> R
 /// The segment's page: name, filter, size, members (paged), export and charts.
 pub async fn segment(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
+    AppPage(app, csrf): AppPage,
     Path((_, segment_id)): Path<(String, i64)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -135,14 +135,24 @@ pub async fn segment(
                 }
                 Err(e) => { div class="flash bad" { "This segment's filter no longer fits the fields: " (e) } }
             }
-            form method="post" action=(format!("{base}/delete")) onsubmit="return confirm('Delete this segment? Its customers are not deleted.')" {
+            form method="post" action=(format!("{base}/delete")) data-confirm="Delete this segment? Its customers are not deleted." {
+                (csrf)
                 button type="submit" class="danger" { "Delete segment" }
             }
         }
         @if let Some(summary) = &summary { (members_card(id, members, &shown, &base)) (render_summary(summary)) }
     };
-    Html(layout::page(&record.name, Some(&app), Section::Segments, body).into_string())
-        .into_response()
+    Html(
+        layout::page(
+            &record.name,
+            Some(&app),
+            Section::Segments,
+            Some(&csrf),
+            body,
+        )
+        .into_string(),
+    )
+    .into_response()
 }
 
 fn members_card(
@@ -184,7 +194,7 @@ pub struct SegmentForm {
 /// Saves the customers page's filter as a new segment and opens it.
 pub async fn create_segment(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
+    AppPage(app, _): AppPage,
     Form(form): Form<SegmentForm>,
 ) -> Response {
     save(state, app.id, None, form).await
@@ -194,7 +204,7 @@ pub async fn create_segment(
 /// `?segment=`).
 pub async fn update_segment(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
+    AppPage(app, _): AppPage,
     Path((_, segment_id)): Path<(String, i64)>,
     Form(form): Form<SegmentForm>,
 ) -> Response {
@@ -235,7 +245,7 @@ async fn save(state: AppState, app: AppId, segment: Option<i64>, form: SegmentFo
 
 pub async fn delete_segment(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
+    AppPage(app, _): AppPage,
     Path((_, segment_id)): Path<(String, i64)>,
 ) -> Response {
     let id = app.id;
@@ -258,7 +268,7 @@ pub async fn segment_name(state: &AppState, app: AppId, segment: i64) -> Option<
 }
 
 /// The charts over every customer of the application.
-pub async fn insights(State(state): State<AppState>, AppPage(app): AppPage) -> Response {
+pub async fn insights(State(state): State<AppState>, AppPage(app, csrf): AppPage) -> Response {
     let id = app.id;
     let engines = state.engines.clone();
     let summary = state
@@ -280,7 +290,10 @@ pub async fn insights(State(state): State<AppState>, AppPage(app): AppPage) -> R
     };
     (
         StatusCode::OK,
-        Html(layout::page("Insights", Some(&app), Section::Insights, body).into_string()),
+        Html(
+            layout::page("Insights", Some(&app), Section::Insights, Some(&csrf), body)
+                .into_string(),
+        ),
     )
         .into_response()
 }

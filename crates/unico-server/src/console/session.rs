@@ -1,6 +1,7 @@
-//! Console sessions: a random token in an HttpOnly, SameSite=Strict cookie, mapped in
-//! memory to the hash of the key that signed in. The key is checked again on every request,
-//! so revoking it ends its sessions at once; a restart signs everyone out.
+//! Console sessions: a random token in an HttpOnly, SameSite=Strict cookie (Secure over
+//! HTTPS), mapped in memory to the hash of the key that signed in and to the session's form
+//! token (see `guard`). The key is checked again on every request, so revoking it ends its
+//! sessions at once; a restart signs everyone out.
 //!
 //! Sessions and sign-ins are bounded so that no key can take another key's place: each
 //! key holds a few sessions (its own oldest ends past them), the table never drops a live
@@ -62,8 +63,48 @@ pub const MAX_TRACKED_SUBJECTS: usize = 10_000;
 #[derive(Debug)]
 struct Session {
     key_hash: [u8; 32],
+    csrf: CsrfToken,
     started: Instant,
     last_used: Instant,
+}
+
+/// A session's form token: a random secret the console's forms and scripts send back, so a
+/// request that carries it came from a page the console served to that session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsrfToken(String);
+
+impl CsrfToken {
+    /// Name of the form field, and of the header the scripts send.
+    pub const FIELD: &str = "csrf";
+    pub const HEADER: &str = "x-unico-csrf";
+
+    fn generate() -> Result<Self, ApiError> {
+        crate::auth::generate_key("").map(CsrfToken)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `sent` is this token, compared in time independent of where they differ.
+    pub fn matches(&self, sent: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), sent.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+/// In a form: the hidden field that sends the token back.
+impl maud::Render for CsrfToken {
+    fn render(&self) -> maud::Markup {
+        maud::html! { input type="hidden" name=(Self::FIELD) value=(self.0); }
+    }
+}
+
+/// A live session, as a request sees it.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub key_hash: [u8; 32],
+    pub csrf: CsrfToken,
 }
 
 impl Session {
@@ -145,11 +186,18 @@ impl Sessions {
     /// Starts a session for the key with this hash; answers its token.
     pub fn start(&self, key_hash: [u8; 32]) -> Result<String, StartError> {
         let token = crate::auth::generate_key("s_")?;
-        self.start_at(key_hash, token.clone(), Instant::now())?;
+        let csrf = CsrfToken::generate()?;
+        self.start_at(key_hash, token.clone(), csrf, Instant::now())?;
         Ok(token)
     }
 
-    fn start_at(&self, key_hash: [u8; 32], token: String, now: Instant) -> Result<(), StartError> {
+    fn start_at(
+        &self,
+        key_hash: [u8; 32],
+        token: String,
+        csrf: CsrfToken,
+        now: Instant,
+    ) -> Result<(), StartError> {
         let mut table = self.lock();
         if table.by_token.len() >= MAX_SESSIONS {
             table.sweep(now);
@@ -168,6 +216,7 @@ impl Sessions {
             token.clone(),
             Session {
                 key_hash,
+                csrf,
                 started: now,
                 last_used: now,
             },
@@ -177,13 +226,12 @@ impl Sessions {
         Ok(())
     }
 
-    /// The key hash of the session with this token, if it is live; using it keeps it from
-    /// going idle.
-    pub fn key_hash(&self, token: &str) -> Option<[u8; 32]> {
+    /// The session with this token, if it is live; using it keeps it from going idle.
+    pub fn get(&self, token: &str) -> Option<Live> {
         self.use_at(token, Instant::now())
     }
 
-    fn use_at(&self, token: &str, now: Instant) -> Option<[u8; 32]> {
+    fn use_at(&self, token: &str, now: Instant) -> Option<Live> {
         let mut table = self.lock();
         let session = table.by_token.get_mut(token)?;
         if session.expired(now) {
@@ -192,7 +240,10 @@ impl Sessions {
             return None;
         }
         session.last_used = now;
-        Some(session.key_hash)
+        Some(Live {
+            key_hash: session.key_hash,
+            csrf: session.csrf.clone(),
+        })
     }
 
     pub fn end(&self, token: &str) {
@@ -312,14 +363,58 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
+/// Whether the browser reached the console over HTTPS: the request's own scheme (TLS in
+/// front of the router), or a proxy's `X-Forwarded-Proto: https` or `Forwarded: proto=https`
+/// (its first hop, the one the browser used). A client that lies about it over plain HTTP
+/// only loses its own cookie.
+pub fn over_https(parts: &Parts) -> bool {
+    let first = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(|v| v.trim().to_ascii_lowercase())
+    };
+    parts.uri.scheme_str() == Some("https")
+        || first("x-forwarded-proto").as_deref() == Some("https")
+        || first("forwarded").is_some_and(|hop| {
+            hop.split(';')
+                .any(|pair| pair.trim().trim_matches('"') == "proto=https")
+        })
+}
+
+/// The attributes every console cookie carries: HttpOnly (no script reads it), SameSite=Strict
+/// (no other site sends it), Secure over HTTPS (never sent in clear).
+pub fn cookie_attributes(secure: bool) -> &'static str {
+    if secure {
+        "HttpOnly; SameSite=Strict; Secure"
+    } else {
+        "HttpOnly; SameSite=Strict"
+    }
+}
+
 /// The `Set-Cookie` value that stores `token` (or clears it, for `None`).
-pub fn set_cookie(token: Option<&str>) -> String {
+pub fn set_cookie(token: Option<&str>, secure: bool) -> String {
+    let attributes = cookie_attributes(secure);
     match token {
         Some(t) => format!(
-            "{COOKIE_NAME}={t}; Path=/; Max-Age={}; HttpOnly; SameSite=Strict",
+            "{COOKIE_NAME}={t}; Path=/; Max-Age={}; {attributes}",
             SESSION_MAX_AGE.as_secs()
         ),
-        None => format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        None => format!("{COOKIE_NAME}=; Path=/; Max-Age=0; {attributes}"),
+    }
+}
+
+/// Whether the request came over HTTPS, for the cookies of its answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Https(pub bool);
+
+impl<S: Send + Sync> FromRequestParts<S> for Https {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Https(over_https(parts)))
     }
 }
 
@@ -331,8 +426,16 @@ mod tests {
         [n; 32]
     }
 
+    fn csrf() -> CsrfToken {
+        CsrfToken::generate().unwrap()
+    }
+
     fn start(s: &Sessions, k: u8, token: &str, now: Instant) -> Result<(), StartError> {
-        s.start_at(key(k), token.to_owned(), now)
+        s.start_at(key(k), token.to_owned(), csrf(), now)
+    }
+
+    fn hash_of(s: &Sessions, token: &str, now: Instant) -> Option<[u8; 32]> {
+        s.use_at(token, now).map(|l| l.key_hash)
     }
 
     #[test]
@@ -343,9 +446,9 @@ mod tests {
         for i in 0..MAX_SESSIONS_PER_KEY * 3 {
             start(&s, 1, &format!("app-{i}"), t0).unwrap();
         }
-        assert_eq!(s.use_at("admin", t0), Some(key(0)));
+        assert_eq!(hash_of(&s, "admin", t0), Some(key(0)));
         let live: Vec<usize> = (0..MAX_SESSIONS_PER_KEY * 3)
-            .filter(|i| s.use_at(&format!("app-{i}"), t0).is_some())
+            .filter(|i| hash_of(&s, &format!("app-{i}"), t0).is_some())
             .collect();
         assert_eq!(
             live,
@@ -361,14 +464,14 @@ mod tests {
         for n in 0..MAX_SESSIONS {
             let mut hash = [0; 32];
             hash[..8].copy_from_slice(&(n / MAX_SESSIONS_PER_KEY).to_le_bytes());
-            s.start_at(hash, format!("t{n}"), t0).unwrap();
+            s.start_at(hash, format!("t{n}"), csrf(), t0).unwrap();
         }
         assert!(matches!(start(&s, 255, "late", t0), Err(StartError::Full)));
-        assert!((0..MAX_SESSIONS).all(|n| s.use_at(&format!("t{n}"), t0).is_some()));
+        assert!((0..MAX_SESSIONS).all(|n| hash_of(&s, &format!("t{n}"), t0).is_some()));
         // Once sessions expired, their places are taken again.
         let later = t0 + SESSION_IDLE;
         start(&s, 255, "late", later).unwrap();
-        assert_eq!(s.use_at("late", later), Some(key(255)));
+        assert_eq!(hash_of(&s, "late", later), Some(key(255)));
     }
 
     #[test]
@@ -381,10 +484,14 @@ mod tests {
         let mut now = t0;
         while now + step < t0 + SESSION_MAX_AGE {
             now += step;
-            assert_eq!(s.use_at("busy", now), Some(key(0)), "used, so not idle");
+            assert_eq!(hash_of(&s, "busy", now), Some(key(0)), "used, so not idle");
         }
-        assert_eq!(s.use_at("idle", t0 + SESSION_IDLE), None, "idle too long");
-        assert_eq!(s.use_at("busy", t0 + SESSION_MAX_AGE), None, "too old");
+        assert_eq!(
+            hash_of(&s, "idle", t0 + SESSION_IDLE),
+            None,
+            "idle too long"
+        );
+        assert_eq!(hash_of(&s, "busy", t0 + SESSION_MAX_AGE), None, "too old");
         assert_eq!(s.lock().by_token.len(), 0, "ended sessions are dropped");
         assert!(s.lock().by_key.is_empty());
     }
@@ -397,8 +504,8 @@ mod tests {
         start(&s, 0, "b", t0).unwrap();
         s.end("a");
         s.end("unknown");
-        assert_eq!(s.use_at("a", t0), None);
-        assert_eq!(s.use_at("b", t0), Some(key(0)));
+        assert_eq!(hash_of(&s, "a", t0), None);
+        assert_eq!(hash_of(&s, "b", t0), Some(key(0)));
     }
 
     #[test]
@@ -436,7 +543,53 @@ mod tests {
 
     #[test]
     fn the_session_cookie_expires_with_the_session() {
-        assert!(set_cookie(Some("t")).contains(&format!("Max-Age={}", SESSION_MAX_AGE.as_secs())));
-        assert!(set_cookie(None).contains("Max-Age=0"));
+        assert!(
+            set_cookie(Some("t"), false)
+                .contains(&format!("Max-Age={}", SESSION_MAX_AGE.as_secs()))
+        );
+        assert!(set_cookie(None, true).contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn each_session_has_its_own_form_token() {
+        let s = Sessions::default();
+        let t0 = Instant::now();
+        s.start_at(key(0), "a".into(), CsrfToken("x".repeat(48)), t0)
+            .unwrap();
+        s.start_at(key(0), "b".into(), CsrfToken("y".repeat(48)), t0)
+            .unwrap();
+        let a = s.use_at("a", t0).unwrap().csrf;
+        assert!(a.matches(&"x".repeat(48)));
+        assert!(!a.matches(&"y".repeat(48)));
+        assert!(!a.matches(&"x".repeat(47)));
+        assert!(!a.matches(""));
+        assert_ne!(csrf(), csrf());
+    }
+
+    #[test]
+    fn https_is_the_scheme_or_what_the_proxy_says() {
+        let parts = |uri: &str, headers: &[(&str, &str)]| {
+            let mut req = axum::http::Request::builder().uri(uri);
+            for (n, v) in headers {
+                req = req.header(*n, *v);
+            }
+            req.body(()).unwrap().into_parts().0
+        };
+        assert!(!over_https(&parts("/console", &[])));
+        assert!(over_https(&parts("https://unico.test/console", &[])));
+        assert!(over_https(&parts("/", &[("x-forwarded-proto", "HTTPS")])));
+        assert!(over_https(&parts(
+            "/",
+            &[("x-forwarded-proto", "https, http")]
+        )));
+        assert!(!over_https(&parts(
+            "/",
+            &[("x-forwarded-proto", "http, https")]
+        )));
+        assert!(over_https(&parts(
+            "/",
+            &[("forwarded", "for=1.2.3.4;proto=https")]
+        )));
+        assert!(!over_https(&parts("/", &[("forwarded", "proto=http")])));
     }
 }
