@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use axum::Form;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,6 +17,7 @@ use super::location::{ConsolePath, redirect, see_other};
 use super::session::{self, CsrfToken, Https};
 use crate::auth::{Principal, authenticate, authenticate_hash, hash_key};
 use crate::error::ApiError;
+use crate::extract::FormBody;
 use crate::state::{AppState, now_ms};
 
 /// Rows per page of the customer list.
@@ -133,7 +133,7 @@ pub async fn sign_in(
     State(state): State<AppState>,
     client: session::Client,
     Https(https): Https,
-    Form(form): Form<SignIn>,
+    FormBody(form): FormBody<SignIn>,
 ) -> Response {
     let key = form.key.trim();
     let now = std::time::Instant::now();
@@ -428,7 +428,7 @@ pub async fn choose_columns(
     State(state): State<AppState>,
     AppPage(app, _): AppPage,
     Https(https): Https,
-    Form(form): Form<Vec<(String, String)>>,
+    FormBody(form): FormBody<Vec<(String, String)>>,
 ) -> Response {
     let id = app.id;
     let Ok(schema) = state.blocking(move |s| s.schema(id)).await else {
@@ -733,7 +733,7 @@ pub struct NewField {
 pub async fn create_field(
     State(state): State<AppState>,
     AppPage(app, _): AppPage,
-    Form(form): Form<NewField>,
+    FormBody(form): FormBody<NewField>,
 ) -> Response {
     let back = |key: &str, value: &str| {
         redirect(&format!(
@@ -892,7 +892,7 @@ pub async fn save_customer(
     State(state): State<AppState>,
     AppPage(app, csrf): AppPage,
     Path((_, customer_id)): Path<(String, String)>,
-    Form(form): Form<Vec<(String, String)>>,
+    FormBody(form): FormBody<Vec<(String, String)>>,
 ) -> Response {
     let (schema, customer) = match load_customer(&state, app.id, &customer_id).await {
         Ok(c) => c,

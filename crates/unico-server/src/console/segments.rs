@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -20,6 +19,7 @@ use super::pages::{
     AppPage, PAGE_ROWS, customer_table, encode, failure, list_field_columns, not_found, short_time,
 };
 use crate::error::ApiError;
+use crate::extract::FormBody;
 use crate::state::{AppState, now_ms};
 
 pub async fn segments(State(state): State<AppState>, AppPage(app, csrf): AppPage) -> Response {
@@ -195,7 +195,7 @@ pub struct SegmentForm {
 pub async fn create_segment(
     State(state): State<AppState>,
     AppPage(app, _): AppPage,
-    Form(form): Form<SegmentForm>,
+    FormBody(form): FormBody<SegmentForm>,
 ) -> Response {
     save(state, app.id, None, form).await
 }
@@ -206,7 +206,7 @@ pub async fn update_segment(
     State(state): State<AppState>,
     AppPage(app, _): AppPage,
     Path((_, segment_id)): Path<(String, i64)>,
-    Form(form): Form<SegmentForm>,
+    FormBody(form): FormBody<SegmentForm>,
 ) -> Response {
     save(state, app.id, Some(segment_id), form).await
 }

@@ -1344,3 +1344,45 @@ async fn the_console_cookies_are_secure_behind_https() {
         post_with(&api, "/console/sign-out", Some(&cookie), &https, FORM, "").await;
     assert!(secure(headers[header::SET_COOKIE].to_str().unwrap()));
 }
+
+/// A console form that does not parse (a field missing, bytes that are not UTF-8, another
+/// content type) is a 400 in the error shape, like every invalid input: never a 422 (the
+/// API does not use it), a 415, or a 500.
+#[tokio::test]
+async fn a_console_form_that_does_not_parse_is_a_400_in_the_error_shape() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let same = [("sec-fetch-site", "same-origin")];
+    let fields = format!("/console/apps/{}/fields", app.id);
+    let segments = format!("/console/apps/{}/segments", app.id);
+    let columns = format!("/console/apps/{}/columns", app.id);
+    for (path, content_type, body, code) in [
+        (&fields, FORM, "name=a", "invalid_input"),
+        (&segments, FORM, "filter=age", "invalid_input"),
+        (&columns, "text/plain", "col=1", "invalid_content_type"),
+        (
+            &fields,
+            "application/json",
+            r#"{"name": "a", "type": "string"}"#,
+            "invalid_content_type",
+        ),
+        (
+            &fields,
+            "text/plain",
+            "name=a&type=string",
+            "invalid_content_type",
+        ),
+    ] {
+        let (status, _, reply) =
+            post_with(&api, path, Some(&cookie), &same, content_type, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {reply}");
+        let reply: serde_json::Value = serde_json::from_str(&reply)
+            .unwrap_or_else(|_| panic!("{path} {body}: not the error shape: {reply}"));
+        assert_error(&reply, code, &[]);
+    }
+    let (status, _, reply) = post_with(&api, "/console/sign-in", None, &same, FORM, "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert_eq!(api.fields(&app).await, json!([]));
+}
