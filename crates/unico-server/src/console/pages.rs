@@ -165,7 +165,11 @@ pub async fn sign_in(
             "Too many sign-ins with this key. Wait a little and try again.",
         );
     }
-    let token = match state.sessions.start(hash) {
+    let app = match principal {
+        Principal::App { app, .. } => Some(app),
+        Principal::Admin => None,
+    };
+    let token = match state.sessions.start(hash, app) {
         Ok(token) => token,
         Err(session::StartError::Full) => {
             tracing::warn!("console sign-in refused: every session place is taken");

@@ -4,10 +4,11 @@
 //! sessions at once; a restart signs everyone out.
 //!
 //! Sessions and sign-ins are bounded so that no key can take another key's place: each
-//! key holds a few sessions (its own oldest ends past them), the table never drops a live
-//! session of another key to make room, sessions end when idle and at a fixed age, and
-//! sign-ins are rate-limited per key and failed sign-ins per client. The bounds are the
-//! constants below, each with its reason.
+//! key, and each application's keys together, hold a bounded number of sessions (their own
+//! oldest ends past it), the table never drops a live session of another key or application
+//! to make room, sessions end when idle and at a fixed age, and sign-ins are rate-limited
+//! per key and failed sign-ins per client. The bounds are the constants below, each with
+//! its reason.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
@@ -20,6 +21,8 @@ use axum::http::HeaderMap;
 use axum::http::header::COOKIE;
 use axum::http::request::Parts;
 
+use unico_core::AppId;
+
 use super::throttle::{Buckets, Rate};
 use crate::error::ApiError;
 
@@ -31,9 +34,13 @@ pub const COOKIE_NAME: &str = "unico_session";
 /// session; expired sessions are swept first.
 pub const MAX_SESSIONS: usize = 10_000;
 /// Most sessions of one key. More than the people who share one key in practice; past it
-/// that key's own oldest session ends, so a key can only churn its own sessions. With
-/// [`MAX_SESSIONS`], filling the table takes 313 keys, and only the admin creates keys.
+/// that key's own oldest session ends, so a key can only churn its own sessions.
 pub const MAX_SESSIONS_PER_KEY: usize = 32;
+/// Most sessions of one application's keys together (the admin key counts apart). An API
+/// key may create more keys for its application, so the bound per key alone would let one
+/// application fill the table; past this one that application's oldest session ends.
+/// Filling [`MAX_SESSIONS`] then takes 40 applications, and only the admin creates them.
+pub const MAX_SESSIONS_PER_APP: usize = 256;
 /// A session unused this long ends: a console left open on an unattended machine does not
 /// stay signed in (the admin key reaches every application).
 pub const SESSION_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
@@ -59,10 +66,28 @@ pub const FAILED_SIGN_INS_PER_CLIENT: Rate = Rate {
 /// addresses are many. Past it the limits forget the least recent first.
 pub const MAX_TRACKED_SUBJECTS: usize = 10_000;
 
+/// What a session counts against: its key, and its key's application (`None` for the
+/// admin key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Owner {
+    Key([u8; 32]),
+    App(Option<AppId>),
+}
+
+impl Owner {
+    fn bound(self) -> usize {
+        match self {
+            Owner::Key(_) => MAX_SESSIONS_PER_KEY,
+            Owner::App(_) => MAX_SESSIONS_PER_APP,
+        }
+    }
+}
+
 /// One signed-in browser.
 #[derive(Debug)]
 struct Session {
     key_hash: [u8; 32],
+    app: Option<AppId>,
     csrf: CsrfToken,
     started: Instant,
     last_used: Instant,
@@ -108,6 +133,10 @@ pub struct Live {
 }
 
 impl Session {
+    fn owners(&self) -> [Owner; 2] {
+        [Owner::Key(self.key_hash), Owner::App(self.app)]
+    }
+
     fn expired(&self, now: Instant) -> bool {
         now.saturating_duration_since(self.last_used) >= SESSION_IDLE
             || now.saturating_duration_since(self.started) >= SESSION_MAX_AGE
@@ -117,8 +146,9 @@ impl Session {
 #[derive(Debug, Default)]
 struct Table {
     by_token: HashMap<String, Session>,
-    /// Each key's session tokens, oldest first; holds exactly the tokens of `by_token`.
-    by_key: HashMap<[u8; 32], VecDeque<String>>,
+    /// Each owner's session tokens, oldest first: every session is listed under its key and
+    /// under its application, and nothing else is.
+    by_owner: HashMap<Owner, VecDeque<String>>,
 }
 
 impl Table {
@@ -126,11 +156,23 @@ impl Table {
         let Some(session) = self.by_token.remove(token) else {
             return;
         };
-        if let Entry::Occupied(mut own) = self.by_key.entry(session.key_hash) {
-            own.get_mut().retain(|t| t != token);
-            if own.get().is_empty() {
-                own.remove();
+        for owner in session.owners() {
+            if let Entry::Occupied(mut own) = self.by_owner.entry(owner) {
+                own.get_mut().retain(|t| t != token);
+                if own.get().is_empty() {
+                    own.remove();
+                }
             }
+        }
+    }
+
+    /// Ends `owner`'s oldest session if it holds as many as its bound, so a new one fits.
+    fn make_room_in(&mut self, owner: Owner) {
+        let own = self.by_owner.get(&owner);
+        if own.map_or(0, VecDeque::len) >= owner.bound()
+            && let Some(oldest) = own.and_then(|v| v.front().cloned())
+        {
+            self.remove(&oldest);
         }
     }
 
@@ -148,15 +190,11 @@ impl Table {
 
     fn check(&self) {
         debug_assert_eq!(
-            self.by_token.len(),
-            self.by_key.values().map(VecDeque::len).sum::<usize>(),
-            "the per-key index holds exactly the sessions"
+            2 * self.by_token.len(),
+            self.by_owner.values().map(VecDeque::len).sum::<usize>(),
+            "each session is listed under its two owners, and nothing else is"
         );
-        debug_assert!(
-            self.by_key
-                .values()
-                .all(|v| v.len() <= MAX_SESSIONS_PER_KEY)
-        );
+        debug_assert!(self.by_owner.iter().all(|(o, v)| v.len() <= o.bound()));
         debug_assert!(self.by_token.len() <= MAX_SESSIONS);
     }
 }
@@ -183,45 +221,44 @@ impl Sessions {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Starts a session for the key with this hash; answers its token.
-    pub fn start(&self, key_hash: [u8; 32]) -> Result<String, StartError> {
+    /// Starts a session for the key with this hash, a key of `app` (`None`: the admin key);
+    /// answers its token.
+    pub fn start(&self, key_hash: [u8; 32], app: Option<AppId>) -> Result<String, StartError> {
         let token = crate::auth::generate_key("s_")?;
         let csrf = CsrfToken::generate()?;
-        self.start_at(key_hash, token.clone(), csrf, Instant::now())?;
+        let session = Session {
+            key_hash,
+            app,
+            csrf,
+            started: Instant::now(),
+            last_used: Instant::now(),
+        };
+        self.insert(token.clone(), session)?;
         Ok(token)
     }
 
-    fn start_at(
-        &self,
-        key_hash: [u8; 32],
-        token: String,
-        csrf: CsrfToken,
-        now: Instant,
-    ) -> Result<(), StartError> {
+    /// Adds a session, started at `session.started`. Past a bound, the key's oldest session
+    /// ends, then its application's; a session of another key or application never does:
+    /// when the table is full of live sessions, this one is refused.
+    fn insert(&self, token: String, session: Session) -> Result<(), StartError> {
         let mut table = self.lock();
         if table.by_token.len() >= MAX_SESSIONS {
-            table.sweep(now);
+            table.sweep(session.started);
         }
-        let own = table.by_key.get(&key_hash).map_or(0, VecDeque::len);
-        if own >= MAX_SESSIONS_PER_KEY {
-            // The key takes its own oldest session's place, never another key's.
-            let oldest = table.by_key.get(&key_hash).and_then(|v| v.front().cloned());
-            if let Some(oldest) = oldest {
-                table.remove(&oldest);
-            }
-        } else if table.by_token.len() >= MAX_SESSIONS {
+        for owner in session.owners() {
+            table.make_room_in(owner);
+        }
+        if table.by_token.len() >= MAX_SESSIONS {
             return Err(StartError::Full);
         }
-        table.by_token.insert(
-            token.clone(),
-            Session {
-                key_hash,
-                csrf,
-                started: now,
-                last_used: now,
-            },
-        );
-        table.by_key.entry(key_hash).or_default().push_back(token);
+        for owner in session.owners() {
+            table
+                .by_owner
+                .entry(owner)
+                .or_default()
+                .push_back(token.clone());
+        }
+        table.by_token.insert(token, session);
         table.check();
         Ok(())
     }
@@ -430,8 +467,20 @@ mod tests {
         CsrfToken::generate().unwrap()
     }
 
+    fn session(key_hash: [u8; 32], app: Option<i64>, now: Instant) -> Session {
+        Session {
+            key_hash,
+            app: app.map(AppId),
+            csrf: csrf(),
+            started: now,
+            last_used: now,
+        }
+    }
+
+    /// A session of key `k`: the admin key for 0, else a key of application `k`.
     fn start(s: &Sessions, k: u8, token: &str, now: Instant) -> Result<(), StartError> {
-        s.start_at(key(k), token.to_owned(), csrf(), now)
+        let app = (k != 0).then_some(i64::from(k));
+        s.insert(token.to_owned(), session(key(k), app, now))
     }
 
     fn hash_of(s: &Sessions, token: &str, now: Instant) -> Option<[u8; 32]> {
@@ -458,13 +507,46 @@ mod tests {
     }
 
     #[test]
+    fn past_its_bound_an_application_ends_its_own_oldest_session_only() {
+        let s = Sessions::default();
+        let t0 = Instant::now();
+        start(&s, 0, "admin", t0).unwrap();
+        start(&s, 2, "other-app", t0).unwrap();
+        // Application 1 signs in with many keys (an API key may create keys), none past
+        // its own bound.
+        let keys = 2 * MAX_SESSIONS_PER_APP / MAX_SESSIONS_PER_KEY;
+        let mut n = 0;
+        for _ in 0..MAX_SESSIONS_PER_KEY {
+            for k in 0..keys {
+                let mut hash = key(100);
+                hash[0] = u8::try_from(k).unwrap();
+                let token = format!("app1-{n}");
+                s.insert(token, session(hash, Some(1), t0)).unwrap();
+                n += 1;
+            }
+        }
+        assert_eq!(hash_of(&s, "admin", t0), Some(key(0)));
+        assert_eq!(hash_of(&s, "other-app", t0), Some(key(2)));
+        let live: Vec<usize> = (0..n)
+            .filter(|i| hash_of(&s, &format!("app1-{i}"), t0).is_some())
+            .collect();
+        assert_eq!(
+            live,
+            (n - MAX_SESSIONS_PER_APP..n).collect::<Vec<_>>(),
+            "the application's newest sessions"
+        );
+    }
+
+    #[test]
     fn a_full_table_refuses_a_new_session_and_ends_none() {
         let s = Sessions::default();
         let t0 = Instant::now();
         for n in 0..MAX_SESSIONS {
             let mut hash = [0; 32];
             hash[..8].copy_from_slice(&(n / MAX_SESSIONS_PER_KEY).to_le_bytes());
-            s.start_at(hash, format!("t{n}"), csrf(), t0).unwrap();
+            let app = i64::try_from(n / MAX_SESSIONS_PER_APP).unwrap() + 1000;
+            s.insert(format!("t{n}"), session(hash, Some(app), t0))
+                .unwrap();
         }
         assert!(matches!(start(&s, 255, "late", t0), Err(StartError::Full)));
         assert!((0..MAX_SESSIONS).all(|n| hash_of(&s, &format!("t{n}"), t0).is_some()));
@@ -493,7 +575,7 @@ mod tests {
         );
         assert_eq!(hash_of(&s, "busy", t0 + SESSION_MAX_AGE), None, "too old");
         assert_eq!(s.lock().by_token.len(), 0, "ended sessions are dropped");
-        assert!(s.lock().by_key.is_empty());
+        assert!(s.lock().by_owner.is_empty());
     }
 
     #[test]
@@ -554,10 +636,22 @@ mod tests {
     fn each_session_has_its_own_form_token() {
         let s = Sessions::default();
         let t0 = Instant::now();
-        s.start_at(key(0), "a".into(), CsrfToken("x".repeat(48)), t0)
-            .unwrap();
-        s.start_at(key(0), "b".into(), CsrfToken("y".repeat(48)), t0)
-            .unwrap();
+        s.insert(
+            "a".into(),
+            Session {
+                csrf: CsrfToken("x".repeat(48)),
+                ..session(key(0), None, t0)
+            },
+        )
+        .unwrap();
+        s.insert(
+            "b".into(),
+            Session {
+                csrf: CsrfToken("y".repeat(48)),
+                ..session(key(0), None, t0)
+            },
+        )
+        .unwrap();
         let a = s.use_at("a", t0).unwrap().csrf;
         assert!(a.matches(&"x".repeat(48)));
         assert!(!a.matches(&"y".repeat(48)));
