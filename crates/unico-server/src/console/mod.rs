@@ -16,7 +16,7 @@
 //! - [`charts`]: SVG charts rendered on the server.
 
 mod charts;
-pub mod guard;
+mod guard;
 mod insights;
 mod layout;
 mod location;
