@@ -62,6 +62,12 @@ pub struct JsonBody<T>(pub T);
 /// A JSON array body (batch endpoints), with the same checks as [`JsonBody`].
 pub struct JsonArrayBody<T>(pub T);
 
+/// A form body (the console's forms): `Content-Type: application/x-www-form-urlencoded`
+/// required, size bounded like JSON, and every rejection (wrong type, too large, a field
+/// missing or of the wrong shape) answered as an [`ApiError`], a 400 rather than axum's
+/// plain-text 415 or 422.
+pub struct FormBody<T>(pub T);
+
 /// A request's `Content-Type`: as sent, and its lowercase media type without parameters.
 pub struct ContentType {
     pub raw: String,
@@ -183,6 +189,32 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonArrayBody<T> {
         read_json(req, state, TopLevel::Array)
             .await
             .map(JsonArrayBody)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for FormBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let content_type = ContentType::of(req.headers());
+        if content_type.mime != "application/x-www-form-urlencoded" {
+            return Err(ApiError::InvalidContentType(format!(
+                "expected a form (Content-Type: application/x-www-form-urlencoded), got {}",
+                content_type.described()
+            )));
+        }
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(form)) => Ok(FormBody(form)),
+            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::BodyTooLarge(format!(
+                    "the form is larger than the {MAX_JSON_BODY_BYTES} bytes accepted"
+                )))
+            }
+            Err(e) => Err(ApiError::InvalidInput {
+                message: format!("the form could not be read: {}", e.body_text()),
+                details: Vec::new(),
+            }),
+        }
     }
 }
 

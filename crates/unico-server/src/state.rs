@@ -21,6 +21,8 @@ pub struct AppState {
     pub engines: Arc<Engines>,
     /// Console sign-in sessions.
     pub sessions: Arc<crate::console::session::Sessions>,
+    /// Console sign-in rate limits (per key, and failed sign-ins per client).
+    pub sign_ins: Arc<crate::console::session::SignInLimits>,
     /// Where uploaded CSV files wait for their import (deleted once it ends).
     pub spool_dir: PathBuf,
 }
@@ -35,6 +37,7 @@ impl AppState {
             keys: Arc::new(KeyRing::new(admin_key)),
             imports: Arc::new(ImportJobs::default()),
             sessions: Arc::default(),
+            sign_ins: Arc::default(),
             spool_dir: std::env::temp_dir(),
         }
     }

@@ -73,6 +73,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         warm_engines(&state, store.as_ref());
         let app = unico_server::router(state);
+        // Peer addresses feed the console's per-client limit on failed sign-ins.
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown_signal())
             .await

@@ -4,6 +4,8 @@
 use maud::{DOCTYPE, Markup, html};
 use unico_core::Application;
 
+use super::session::CsrfToken;
+
 /// Which section of the navigation is current.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Section {
@@ -14,26 +16,35 @@ pub enum Section {
     Apps,
 }
 
-fn head(title: &str) -> Markup {
+/// The page's head; with a session, its form token for the scripts' requests.
+fn head(title: &str, csrf: Option<&CsrfToken>) -> Markup {
     html! {
         head {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
+            @if let Some(csrf) = csrf { meta name="unico-csrf" content=(csrf.as_str()); }
             title { (title) " · Unico" }
             link rel="stylesheet" href="/console/assets/app.css";
         }
     }
 }
 
-/// A console page for `app`, with the navigation and `body`.
-pub fn page(title: &str, app: Option<&Application>, section: Section, body: Markup) -> Markup {
+/// A console page for `app`, with the navigation and `body`. `csrf` is the session's form
+/// token, when the page knows the session (sign-out is a form too).
+pub fn page(
+    title: &str,
+    app: Option<&Application>,
+    section: Section,
+    csrf: Option<&CsrfToken>,
+    body: Markup,
+) -> Markup {
     let link = |s: Section, label: &str, href: String| {
         html! { a class=(if s == section { "on" } else { "" }) href=(href) { (label) } }
     };
     html! {
         (DOCTYPE)
         html lang="en" {
-            (head(title))
+            (head(title, csrf))
             body {
                 div class="shell" {
                     aside class="side" {
@@ -54,6 +65,7 @@ pub fn page(title: &str, app: Option<&Application>, section: Section, body: Mark
                             (link(Section::Apps, "Applications", "/console/apps".to_owned()))
                         }
                         form method="post" action="/console/sign-out" {
+                            @if let Some(csrf) = csrf { (csrf) }
                             button class="ghost" type="submit" { "Sign out" }
                         }
                     }
@@ -70,7 +82,7 @@ pub fn sign_in(error: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            (head("Sign in"))
+            (head("Sign in", None))
             body {
                 div class="signin card" {
                     div class="logo" { "uni" span { "co" } }

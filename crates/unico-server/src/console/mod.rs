@@ -1,8 +1,13 @@
 //! The web console: server-rendered pages (maud, auto-escaped) with a little hand-written
 //! CSS and JavaScript served from the binary, so it works offline.
 //!
-//! - [`session`]: sign-in sessions (cookie → key hash, re-checked on every request).
+//! - [`guard`]: what every console request and answer goes through: cross-site requests
+//!   refused, the session's form token, the security headers (content security policy).
+//! - [`session`]: sign-in sessions (cookie → key hash, re-checked on every request), their
+//!   bounds and expiry, and the sign-in rate limits.
+//! - [`throttle`]: token buckets per subject, for those rate limits.
 //! - [`layout`]: the page shell, navigation and sign-in page.
+//! - [`location`]: every redirect's `Location`, a checked same-site console path.
 //! - [`pages`]: customers (list, filter builder with live count, detail with editing and
 //!   deletion), customer fields and CSV uploads, applications.
 //! - [`segments`]: saved audiences (list, page with members and charts, save, update,
@@ -11,11 +16,14 @@
 //! - [`charts`]: SVG charts rendered on the server.
 
 mod charts;
+mod guard;
 mod insights;
 mod layout;
+mod location;
 mod pages;
 mod segments;
 pub mod session;
+mod throttle;
 
 use axum::Router;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -50,8 +58,9 @@ async fn js() -> impl IntoResponse {
     )
 }
 
-/// The console's routes, merged into the main router.
-pub fn router() -> Router<AppState> {
+/// The console's routes, merged into the main router. Every request goes through
+/// [`guard::cross_site`], every answer through [`guard::security_headers`].
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(pages::root))
         .route("/console", get(pages::home))
@@ -106,4 +115,9 @@ pub fn router() -> Router<AppState> {
         .route("/console/apps/{app}/insights", get(segments::insights))
         .route("/console/apps/{app}/columns", post(pages::choose_columns))
         .route("/console/apps/{app}/export", get(pages::export))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            guard::cross_site,
+        ))
+        .layer(axum::middleware::map_response(guard::security_headers))
 }

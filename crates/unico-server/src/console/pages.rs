@@ -3,20 +3,21 @@
 
 use std::collections::HashMap;
 
-use axum::Form;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use unico_core::time::format_datetime;
 use unico_core::{AppId, Application, FieldName, FieldType};
 
 use super::layout::{self, Section};
-use super::session;
+use super::location::{ConsolePath, redirect, see_other};
+use super::session::{self, CsrfToken, Https};
 use crate::auth::{Principal, authenticate, authenticate_hash, hash_key};
 use crate::error::ApiError;
+use crate::extract::FormBody;
 use crate::state::{AppState, now_ms};
 
 /// Rows per page of the customer list.
@@ -24,20 +25,25 @@ pub const PAGE_ROWS: usize = 50;
 /// Field columns shown in the customer list.
 const LIST_FIELD_COLUMNS: usize = 3;
 
-/// The signed-in principal, or a redirect to the sign-in page.
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Principal, Response> {
-    let to_sign_in = || Redirect::to("/console").into_response();
+/// The signed-in principal and the session's form token, or a redirect to the sign-in page.
+async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Principal, CsrfToken), Response> {
+    let to_sign_in = || redirect("/console");
     let token = session::token(headers).ok_or_else(to_sign_in)?;
-    let hash = state.sessions.key_hash(&token).ok_or_else(to_sign_in)?;
-    authenticate_hash(state, hash)
+    let live = state.sessions.get(&token).ok_or_else(to_sign_in)?;
+    let principal = authenticate_hash(state, live.key_hash)
         .await
-        .map_err(|_| to_sign_in())
+        .map_err(|_| to_sign_in())?;
+    Ok((principal, live.csrf))
 }
 
 /// The application in the path, reachable with the signed-in session. Pages reject with a
 /// redirect (to sign in, or to the applications) or a 404 page; JSON endpoints take
-/// `Result<AppPage, Response>` and answer 401 instead ([`session_expired`]).
-pub struct AppPage(pub Application);
+/// `Result<AppPage, Response>` and answer 401 instead ([`session_expired`]). Carries the
+/// session's form token for the page's forms.
+pub struct AppPage(pub Application, pub CsrfToken);
 
 impl FromRequestParts<AppState> for AppPage {
     type Rejection = Response;
@@ -47,7 +53,8 @@ impl FromRequestParts<AppState> for AppPage {
             .await
             .map_err(|_| not_found())?;
         let raw = params.get("app").ok_or_else(not_found)?;
-        app_in_path(state, &parts.headers, raw).await.map(AppPage)
+        let (app, csrf) = app_in_path(state, &parts.headers, raw).await?;
+        Ok(AppPage(app, csrf))
     }
 }
 
@@ -61,16 +68,17 @@ async fn app_in_path(
     state: &AppState,
     headers: &HeaderMap,
     raw: &str,
-) -> Result<Application, Response> {
-    let principal = signed_in(state, headers).await?;
+) -> Result<(Application, CsrfToken), Response> {
+    let (principal, csrf) = signed_in(state, headers).await?;
     let app = raw.parse::<i64>().map(AppId).map_err(|_| not_found())?;
     if principal.require_app(app).is_err() {
-        return Err(Redirect::to("/console/apps").into_response());
+        return Err(redirect("/console/apps"));
     }
-    state
+    let app = state
         .blocking(move |s| s.get_app(app))
         .await
-        .map_err(|_| not_found())
+        .map_err(|_| not_found())?;
+    Ok((app, csrf))
 }
 
 pub(super) fn not_found() -> Response {
@@ -81,6 +89,7 @@ pub(super) fn not_found() -> Response {
                 "Not found",
                 None,
                 Section::Apps,
+                None,
                 html! {
                     h1 { "Not found" }
                     p class="sub" { "This page does not exist, or your key does not reach it." }
@@ -95,24 +104,22 @@ pub(super) fn not_found() -> Response {
 
 pub(super) fn failure(e: ApiError) -> Response {
     tracing::warn!(error = %e, "console page failed");
-    (StatusCode::INTERNAL_SERVER_ERROR, Html(layout::page("Error", None, Section::Apps, html! {
+    (StatusCode::INTERNAL_SERVER_ERROR, Html(layout::page("Error", None, Section::Apps, None, html! {
         h1 { "Something went wrong" }
         p class="sub" { "The server could not show this page. Try again; the error is in the server's log." }
     }).into_string()))
         .into_response()
 }
 
-pub async fn root() -> Redirect {
-    Redirect::to("/console")
+pub async fn root() -> Response {
+    redirect("/console")
 }
 
 /// The sign-in page, or the user's place if already signed in.
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match signed_in(&state, &headers).await {
-        Ok(Principal::App { app, .. }) => {
-            Redirect::to(&format!("/console/apps/{app}/customers")).into_response()
-        }
-        Ok(Principal::Admin) => Redirect::to("/console/apps").into_response(),
+        Ok((Principal::App { app, .. }, _)) => redirect(&format!("/console/apps/{app}/customers")),
+        Ok((Principal::Admin, _)) => redirect("/console/apps"),
         Err(_) => Html(layout::sign_in(None).into_string()).into_response(),
     }
 }
@@ -122,44 +129,104 @@ pub struct SignIn {
     key: String,
 }
 
-pub async fn sign_in(State(state): State<AppState>, Form(form): Form<SignIn>) -> Response {
+pub async fn sign_in(
+    State(state): State<AppState>,
+    client: session::Client,
+    Https(https): Https,
+    FormBody(form): FormBody<SignIn>,
+) -> Response {
     let key = form.key.trim();
-    match authenticate(&state, key).await {
-        Ok(principal) => {
-            let Some(token) = state.sessions.start(hash_key(key)) else {
-                return failure(ApiError::Internal("cannot start a session".into()));
-            };
-            let to = match principal {
-                Principal::App { app, .. } => format!("/console/apps/{app}/customers"),
-                Principal::Admin => "/console/apps".to_owned(),
-            };
-            (
-                [(header::SET_COOKIE, session::set_cookie(Some(&token)))],
-                Redirect::to(&to),
-            )
-                .into_response()
-        }
-        Err(_) => (
-            StatusCode::UNAUTHORIZED,
-            Html(layout::sign_in(Some("This key is not valid, or it was revoked.")).into_string()),
-        )
-            .into_response(),
+    let now = std::time::Instant::now();
+    if let Err(wait) = state.sign_ins.may_try(client, now) {
+        return too_many(
+            wait,
+            "Too many failed sign-ins from your address. Wait a little and try again.",
+        );
     }
+    let principal = match authenticate(&state, key).await {
+        Ok(p) => p,
+        Err(ApiError::Unauthorized(_)) => {
+            state.sign_ins.failed(client, now);
+            return (
+                StatusCode::UNAUTHORIZED,
+                Html(
+                    layout::sign_in(Some("This key is not valid, or it was revoked."))
+                        .into_string(),
+                ),
+            )
+                .into_response();
+        }
+        Err(e) => return failure(e),
+    };
+    let hash = hash_key(key);
+    if let Err(wait) = state.sign_ins.signing_in(hash, now) {
+        return too_many(
+            wait,
+            "Too many sign-ins with this key. Wait a little and try again.",
+        );
+    }
+    let app = match principal {
+        Principal::App { app, .. } => Some(app),
+        Principal::Admin => None,
+    };
+    let token = match state.sessions.start(hash, app) {
+        Ok(token) => token,
+        Err(session::StartError::Full) => {
+            tracing::warn!("console sign-in refused: every session place is taken");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(
+                    layout::sign_in(Some(
+                        "Too many people are signed in right now. Try again later.",
+                    ))
+                    .into_string(),
+                ),
+            )
+                .into_response();
+        }
+        Err(session::StartError::Internal(e)) => return failure(e),
+    };
+    let to = match principal {
+        Principal::App { app, .. } => format!("/console/apps/{app}/customers"),
+        Principal::Admin => "/console/apps".to_owned(),
+    };
+    (
+        [(header::SET_COOKIE, session::set_cookie(Some(&token), https))],
+        redirect(&to),
+    )
+        .into_response()
 }
 
-pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// The sign-in page with `message`, as a 429 that says when to try again.
+fn too_many(wait: std::time::Duration, message: &str) -> Response {
+    // Whole seconds, rounded up: a client that waits that long may try again.
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    tracing::warn!(retry_after_s = seconds, "console sign-in rate-limited");
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, seconds.to_string())],
+        Html(layout::sign_in(Some(message)).into_string()),
+    )
+        .into_response()
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    Https(https): Https,
+    headers: HeaderMap,
+) -> Response {
     if let Some(token) = session::token(&headers) {
         state.sessions.end(&token);
     }
     (
-        [(header::SET_COOKIE, session::set_cookie(None))],
-        Redirect::to("/console"),
+        [(header::SET_COOKIE, session::set_cookie(None, https))],
+        redirect("/console"),
     )
         .into_response()
 }
 
 pub async fn apps(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let principal = match signed_in(&state, &headers).await {
+    let (principal, csrf) = match signed_in(&state, &headers).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -171,7 +238,7 @@ pub async fn apps(State(state): State<AppState>, headers: HeaderMap) -> Response
         .iter()
         .filter(|a| principal.require_app(a.id).is_ok())
         .collect();
-    Html(layout::page("Applications", None, Section::Apps, html! {
+    Html(layout::page("Applications", None, Section::Apps, Some(&csrf), html! {
         h1 { "Applications" }
         p class="sub" { "Each application is one brand's customers, fields and audiences." }
         div class="card" {
@@ -194,7 +261,7 @@ pub async fn apps(State(state): State<AppState>, headers: HeaderMap) -> Response
 
 pub async fn customers(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
+    AppPage(app, csrf): AppPage,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -250,7 +317,7 @@ pub async fn customers(
         p class="sub" { "Every profile of " (app.name.as_str()) ". Cut an audience with conditions on any field; the count follows as you edit." }
         div class="card" id="audience" {
             form method="get" id="filter-form" {
-                div class="row" style="margin-bottom:12px" {
+                div class="row spaced" {
                     input class="grow" type="search" name="q" value=(search) placeholder="Search by customerId (starts with…)" autocomplete="off";
                     @if let Some((id, _)) = &editing { input type="hidden" name="segment" value=(id); }
                 }
@@ -276,6 +343,7 @@ pub async fn customers(
             @if let Some(e) = query.get("error") { div class="flash bad" { (e) } }
             @if let Some((id, name)) = &editing {
                 form class="row save-row" id="update-segment" method="post" action=(format!("/console/apps/{}/segments/{}", app.id, id)) {
+                    (csrf)
                     input type="hidden" name="filter" value=(filter_text);
                     input type="text" name="name" value=(name) required maxlength="200" aria-label="Segment name";
                     button type="submit" { "Update segment" }
@@ -283,6 +351,7 @@ pub async fn customers(
                 }
             }
             form class="row save-row" id="save-segment" method="post" action=(format!("/console/apps/{}/segments", app.id)) {
+                (csrf)
                 input type="hidden" name="filter" value=(filter_text);
                 input type="text" name="name" placeholder="Name this audience" required maxlength="200" aria-label="Segment name";
                 button type="submit" class="secondary" { "Save as new segment" }
@@ -293,6 +362,7 @@ pub async fn customers(
             details class="columns" {
                 summary { "Columns" }
                 form method="post" action=(format!("/console/apps/{}/columns", app.id)) {
+                    (csrf)
                     input type="hidden" name="back" value=(format!("/console/apps/{}/customers?filter={}&q={}", app.id, encode(&filter_text), encode(&search)));
                     div class="column-choices" {
                         @for f in schema.fields() {
@@ -315,8 +385,17 @@ pub async fn customers(
             }
         }
     };
-    Html(layout::page("Customers", Some(&app), Section::Customers, body).into_string())
-        .into_response()
+    Html(
+        layout::page(
+            "Customers",
+            Some(&app),
+            Section::Customers,
+            Some(&csrf),
+            body,
+        )
+        .into_string(),
+    )
+    .into_response()
 }
 
 /// The first field columns shown in customer tables.
@@ -351,8 +430,9 @@ fn chosen_columns<'a>(
 /// Remembers the customer list's columns (a cookie per application) and goes back.
 pub async fn choose_columns(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
-    Form(form): Form<Vec<(String, String)>>,
+    AppPage(app, _): AppPage,
+    Https(https): Https,
+    FormBody(form): FormBody<Vec<(String, String)>>,
 ) -> Response {
     let id = app.id;
     let Ok(schema) = state.blocking(move |s| s.schema(id)).await else {
@@ -369,24 +449,27 @@ pub async fn choose_columns(
     ids.dedup();
     ids.truncate(MAX_CHOSEN_COLUMNS);
     let ids: Vec<String> = ids.iter().map(u32::to_string).collect();
-    let prefix = format!("/console/apps/{}/customers", app.id);
+    // Back to this application's customer list as it was (the form's `back`), and only
+    // there: any other address, or one that could not be a header, goes to the plain list.
+    let Some(list) = ConsolePath::parse(&format!("/console/apps/{}/customers", app.id)) else {
+        return redirect("/console/apps");
+    };
     let back = form
         .iter()
         .find(|(k, _)| k == "back")
-        .map(|(_, v)| v.as_str())
-        .filter(|b| b.starts_with(&prefix))
-        .unwrap_or(&prefix)
-        .to_owned();
+        .and_then(|(_, v)| ConsolePath::within(v, &list))
+        .unwrap_or(list);
     (
         [(
             header::SET_COOKIE,
             format!(
-                "{}={}; Path=/console; Max-Age=31536000; HttpOnly; SameSite=Strict",
+                "{}={}; Path=/console; Max-Age=31536000; {}",
                 columns_cookie(app.id),
-                ids.join(".")
+                ids.join("."),
+                session::cookie_attributes(https)
             ),
         )],
-        Redirect::to(&back),
+        see_other(&back),
     )
         .into_response()
 }
@@ -437,6 +520,18 @@ pub(super) fn customer_table(
             }
         }
         @if list.customers.is_empty() { p class="sub" { "No customer matches." } }
+    }
+}
+
+/// A horizontal bar filled to `pct` percent, titled `title`. The fill is an SVG shape rather
+/// than a styled element: the console's content security policy allows no inline style.
+fn fill_bar(pct: f64, title: &str) -> Markup {
+    html! {
+        span class="bar" title=(title) {
+            svg viewBox="0 0 100 1" preserveAspectRatio="none" aria-hidden="true" {
+                rect width=(format!("{:.1}", pct.clamp(0.0, 100.0))) height="1" {}
+            }
+        }
     }
 }
 
@@ -491,7 +586,7 @@ async fn count_filter(
     page: Result<AppPage, Response>,
     filter: serde_json::Value,
 ) -> Response {
-    let Ok(AppPage(app)) = page else {
+    let Ok(AppPage(app, _)) = page else {
         return session_expired();
     };
     let everyone = match &filter {
@@ -520,7 +615,7 @@ async fn count_filter(
 
 pub async fn fields(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
+    AppPage(app, csrf): AppPage,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let id = app.id;
@@ -536,7 +631,8 @@ pub async fn fields(
             "Customer fields",
             Some(&app),
             Section::Fields,
-            fields_body(&app, &stats, total, &query),
+            Some(&csrf),
+            fields_body(&app, &stats, total, &query, &csrf),
         )
         .into_string(),
     )
@@ -550,6 +646,7 @@ fn fields_body(
     stats: &[unico_store::FieldStat],
     total: u64,
     flash: &HashMap<String, String>,
+    csrf: &CsrfToken,
 ) -> Markup {
     let error = flash.get("error").map(String::as_str);
     let created = flash.get("created").map(String::as_str);
@@ -572,13 +669,14 @@ fn fields_body(
                             td class="mono" { (s.field.name.as_str()) }
                             td { span class="pill" { (s.field.field_type.as_str()) } }
                             td {
-                                span class="bar" title=(format!("{} of {} customers", s.value_count, total)) { i style=(format!("width:{pct:.1}%")) {} }
+                                (fill_bar(pct, &format!("{} of {} customers", s.value_count, total)))
                                 " " (format!("{pct:.0}%"))
                             }
                             td class="hide-narrow mono nowrap" { (short_time(&format_datetime(s.field.created_at))) }
                             td {
                                 form method="post" action=(format!("/console/apps/{}/fields/{}/delete", app.id, encode(s.field.name.as_str())))
-                                    onsubmit=(format!("return confirm('Delete the field and the {} values customers hold for it? This cannot be undone.')", s.value_count)) {
+                                    data-confirm=(format!("Delete the field and the {} values customers hold for it? This cannot be undone.", s.value_count)) {
+                                    (csrf)
                                     button type="submit" class="danger" { "Delete" }
                                 }
                             }
@@ -591,6 +689,7 @@ fn fields_body(
         div class="card" id="new-field" {
             h2 { "New field" }
             form method="post" action=(format!("/console/apps/{}/fields", app.id)) {
+                (csrf)
                 div class="row" {
                     input class="grow" type="text" name="name" value=(typed.unwrap_or("")) placeholder="Name, as in your CRM (e.g. last_purchase_at)" required maxlength="128" aria-label="Field name";
                     select name="type" aria-label="Field type" {
@@ -603,7 +702,7 @@ fn fields_body(
             }
         }
         div class="card" id="upload" data-url=(format!("/console/apps/{}/imports", app.id)) {
-            h2 style="font-size:16px;margin:0 0 10px" { "Upload customers (CSV)" }
+            h2 class="card-title" { "Upload customers (CSV)" }
             div class="row" {
                 input class="grow" type="file" id="csv-file" accept=".csv,text/csv";
                 select id="csv-mode" {
@@ -614,7 +713,7 @@ fn fields_body(
             }
             p class="hint" { "customerId,fieldName,fieldValue (one row per value), or customerId plus one column per field; comma or semicolon; UTF-8." }
             div id="csv-progress" hidden {
-                div class="bar" style="width:100%" { i id="csv-bar" style="width:0%" {} }
+                div class="bar full" { i id="csv-bar" {} }
                 p class="hint" id="csv-status" {}
             }
             div id="csv-result" hidden {
@@ -637,27 +736,25 @@ pub struct NewField {
 
 pub async fn create_field(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
-    Form(form): Form<NewField>,
+    AppPage(app, _): AppPage,
+    FormBody(form): FormBody<NewField>,
 ) -> Response {
     let back = |key: &str, value: &str| {
-        Redirect::to(&format!(
+        redirect(&format!(
             "/console/apps/{}/fields?{key}={}",
             app.id,
             encode(value)
         ))
-        .into_response()
     };
     // An error keeps what was typed and scrolls back to the form.
     let refused = |message: &str| {
-        Redirect::to(&format!(
+        redirect(&format!(
             "/console/apps/{}/fields?error={}&name={}&type={}#new-field",
             app.id,
             encode(message),
             encode(&form.name),
             encode(&form.r#type)
         ))
-        .into_response()
     };
     let name = match FieldName::parse(&form.name) {
         Ok(n) => n,
@@ -689,6 +786,7 @@ fn customer_body(
     customer: &unico_core::Customer,
     errors: &HashMap<String, String>,
     saved: bool,
+    csrf: &CsrfToken,
 ) -> Markup {
     let base = format!(
         "/console/apps/{}/customers/{}",
@@ -703,6 +801,7 @@ fn customer_body(
         @if !errors.is_empty() { div class="flash bad" { "Nothing was saved: fix the values marked below." } }
         div class="card" {
             form method="post" action=(base) {
+                (csrf)
                 table class="form" {
                     tbody {
                         tr { th { "ID" } td { input class="locked" type="text" value=(customer.id) readonly disabled aria-label="ID"; } td class="hint hide-narrow" { "assigned by Unico, never changes" } td {} }
@@ -734,10 +833,11 @@ fn customer_body(
             }
         }
         div class="card" {
-            form method="post" action=(format!("{base}/delete")) onsubmit="return confirm('Delete this customer and all their values? This cannot be undone.')" {
+            form method="post" action=(format!("{base}/delete")) data-confirm="Delete this customer and all their values? This cannot be undone." {
+                (csrf)
                 div class="row" {
                     span class="grow" { "Delete this customer and all their values." }
-                    button type="submit" style="background:var(--bad)" { "Delete customer" }
+                    button type="submit" class="destructive" { "Delete customer" }
                 }
             }
         }
@@ -761,7 +861,7 @@ async fn load_customer(
 
 pub async fn customer(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
+    AppPage(app, csrf): AppPage,
     Path((_, customer_id)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -775,12 +875,14 @@ pub async fn customer(
         &customer,
         &HashMap::new(),
         query.contains_key("saved"),
+        &csrf,
     );
     Html(
         layout::page(
             customer.customer_id.as_str(),
             Some(&app),
             Section::Customers,
+            Some(&csrf),
             body,
         )
         .into_string(),
@@ -792,9 +894,9 @@ pub async fn customer(
 /// re-shows the form with its message and nothing is written.
 pub async fn save_customer(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
+    AppPage(app, csrf): AppPage,
     Path((_, customer_id)): Path<(String, String)>,
-    Form(form): Form<Vec<(String, String)>>,
+    FormBody(form): FormBody<Vec<(String, String)>>,
 ) -> Response {
     let (schema, customer) = match load_customer(&state, app.id, &customer_id).await {
         Ok(c) => c,
@@ -821,7 +923,7 @@ pub async fn save_customer(
         }
     }
     if !errors.is_empty() {
-        let body = customer_body(&app, &schema, &customer, &errors, false);
+        let body = customer_body(&app, &schema, &customer, &errors, false, &csrf);
         return (
             StatusCode::BAD_REQUEST,
             Html(
@@ -829,6 +931,7 @@ pub async fn save_customer(
                     customer.customer_id.as_str(),
                     Some(&app),
                     Section::Customers,
+                    Some(&csrf),
                     body,
                 )
                 .into_string(),
@@ -841,19 +944,18 @@ pub async fn save_customer(
         .blocking(move |s| s.update_customer(id, &cid, &changes, now_ms()))
         .await
     {
-        Ok(_) => Redirect::to(&format!(
+        Ok(_) => redirect(&format!(
             "/console/apps/{}/customers/{}?saved=1",
             app.id,
             encode(customer.customer_id.as_str())
-        ))
-        .into_response(),
+        )),
         Err(e) => failure(e),
     }
 }
 
 pub async fn delete_customer(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
+    AppPage(app, _): AppPage,
     Path((_, customer_id)): Path<(String, String)>,
 ) -> Response {
     let Ok(cid) = unico_core::CustomerId::parse(&customer_id) else {
@@ -862,7 +964,7 @@ pub async fn delete_customer(
     let id = app.id;
     match state.blocking(move |s| s.delete_customer(id, &cid)).await {
         Ok(_) | Err(ApiError::NotFound(_)) => {
-            Redirect::to(&format!("/console/apps/{}/customers", app.id)).into_response()
+            redirect(&format!("/console/apps/{}/customers", app.id))
         }
         Err(e) => failure(e),
     }
@@ -875,7 +977,7 @@ pub async fn start_import(
     Query(query): Query<Vec<(String, String)>>,
     request: axum::extract::Request,
 ) -> Response {
-    let Ok(AppPage(app)) = page else {
+    let Ok(AppPage(app, _)) = page else {
         return session_expired();
     };
     let app = app.id;
@@ -892,7 +994,7 @@ pub async fn import_report(
     page: Result<AppPage, Response>,
     Path((_, id)): Path<(String, i64)>,
 ) -> Response {
-    let Ok(AppPage(app)) = page else {
+    let Ok(AppPage(app, _)) = page else {
         return session_expired();
     };
     let app = app.id;
@@ -905,7 +1007,7 @@ pub async fn import_report(
 /// Downloads the current filter's members (or everyone) as a wide CSV.
 pub async fn export(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
+    AppPage(app, _): AppPage,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
     let app = app.id;
@@ -924,7 +1026,7 @@ pub async fn export(
 /// Deletes a field and its values (the page asked for confirmation with the count).
 pub async fn delete_field(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
+    AppPage(app, _): AppPage,
     Path((_, name)): Path<(String, String)>,
 ) -> Response {
     let id = app.id;
@@ -933,7 +1035,7 @@ pub async fn delete_field(
     };
     let shown = field.as_str().to_owned();
     let back = |key: &str, text: &str| {
-        Redirect::to(&format!("/console/apps/{id}/fields?{key}={}", encode(text))).into_response()
+        redirect(&format!("/console/apps/{id}/fields?{key}={}", encode(text)))
     };
     match state.blocking(move |s| s.delete_field(id, &field)).await {
         Ok(n) => back(

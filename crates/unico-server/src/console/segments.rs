@@ -4,10 +4,9 @@
 
 use std::collections::HashMap;
 
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
 use unico_core::AppId;
@@ -15,13 +14,15 @@ use unico_core::time::format_datetime;
 
 use super::insights::{self, Summary};
 use super::layout::{self, Section};
+use super::location::redirect;
 use super::pages::{
     AppPage, PAGE_ROWS, customer_table, encode, failure, list_field_columns, not_found, short_time,
 };
 use crate::error::ApiError;
+use crate::extract::FormBody;
 use crate::state::{AppState, now_ms};
 
-pub async fn segments(State(state): State<AppState>, AppPage(app): AppPage) -> Response {
+pub async fn segments(State(state): State<AppState>, AppPage(app, csrf): AppPage) -> Response {
     let id = app.id;
     let st = state.clone();
     let rows = state
@@ -37,7 +38,7 @@ pub async fn segments(State(state): State<AppState>, AppPage(app): AppPage) -> R
         Ok(r) => r,
         Err(e) => return failure(e),
     };
-    Html(layout::page("Segments", Some(&app), Section::Segments, html! {
+    Html(layout::page("Segments", Some(&app), Section::Segments, Some(&csrf), html! {
         h1 { "Segments" }
         p class="sub" { "Saved audiences. Their members are computed when asked, so they are always current." }
         div class="card" {
@@ -66,7 +67,7 @@ pub async fn segments(State(state): State<AppState>, AppPage(app): AppPage) -> R
 /// The segment's page: name, filter, size, members (paged), export and charts.
 pub async fn segment(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
+    AppPage(app, csrf): AppPage,
     Path((_, segment_id)): Path<(String, i64)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
@@ -134,14 +135,24 @@ pub async fn segment(
                 }
                 Err(e) => { div class="flash bad" { "This segment's filter no longer fits the fields: " (e) } }
             }
-            form method="post" action=(format!("{base}/delete")) onsubmit="return confirm('Delete this segment? Its customers are not deleted.')" {
+            form method="post" action=(format!("{base}/delete")) data-confirm="Delete this segment? Its customers are not deleted." {
+                (csrf)
                 button type="submit" class="danger" { "Delete segment" }
             }
         }
         @if let Some(summary) = &summary { (members_card(id, members, &shown, &base)) (render_summary(summary)) }
     };
-    Html(layout::page(&record.name, Some(&app), Section::Segments, body).into_string())
-        .into_response()
+    Html(
+        layout::page(
+            &record.name,
+            Some(&app),
+            Section::Segments,
+            Some(&csrf),
+            body,
+        )
+        .into_string(),
+    )
+    .into_response()
 }
 
 fn members_card(
@@ -183,8 +194,8 @@ pub struct SegmentForm {
 /// Saves the customers page's filter as a new segment and opens it.
 pub async fn create_segment(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
-    Form(form): Form<SegmentForm>,
+    AppPage(app, _): AppPage,
+    FormBody(form): FormBody<SegmentForm>,
 ) -> Response {
     save(state, app.id, None, form).await
 }
@@ -193,9 +204,9 @@ pub async fn create_segment(
 /// `?segment=`).
 pub async fn update_segment(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
+    AppPage(app, _): AppPage,
     Path((_, segment_id)): Path<(String, i64)>,
-    Form(form): Form<SegmentForm>,
+    FormBody(form): FormBody<SegmentForm>,
 ) -> Response {
     save(state, app.id, Some(segment_id), form).await
 }
@@ -216,27 +227,25 @@ async fn save(state: AppState, app: AppId, segment: Option<i64>, form: SegmentFo
         })
         .await;
     match saved {
-        Ok(record) => Redirect::to(&format!(
+        Ok(record) => redirect(&format!(
             "/console/apps/{app}/segments/{}?saved=1",
             record.id
-        ))
-        .into_response(),
+        )),
         Err(ApiError::NotFound(_)) => not_found(),
         Err(e) => {
             let segment = segment.map(|s| format!("&segment={s}")).unwrap_or_default();
-            Redirect::to(&format!(
+            redirect(&format!(
                 "/console/apps/{app}/customers?filter={}{segment}&error={}",
                 encode(&form.filter),
                 encode(&e.to_string())
             ))
-            .into_response()
         }
     }
 }
 
 pub async fn delete_segment(
     State(state): State<AppState>,
-    AppPage(app): AppPage,
+    AppPage(app, _): AppPage,
     Path((_, segment_id)): Path<(String, i64)>,
 ) -> Response {
     let id = app.id;
@@ -244,9 +253,7 @@ pub async fn delete_segment(
         .blocking(move |s| s.delete_segment(id, segment_id))
         .await
     {
-        Ok(()) | Err(ApiError::NotFound(_)) => {
-            Redirect::to(&format!("/console/apps/{id}/segments")).into_response()
-        }
+        Ok(()) | Err(ApiError::NotFound(_)) => redirect(&format!("/console/apps/{id}/segments")),
         Err(e) => failure(e),
     }
 }
@@ -261,7 +268,7 @@ pub async fn segment_name(state: &AppState, app: AppId, segment: i64) -> Option<
 }
 
 /// The charts over every customer of the application.
-pub async fn insights(State(state): State<AppState>, AppPage(app): AppPage) -> Response {
+pub async fn insights(State(state): State<AppState>, AppPage(app, csrf): AppPage) -> Response {
     let id = app.id;
     let engines = state.engines.clone();
     let summary = state
@@ -283,7 +290,10 @@ pub async fn insights(State(state): State<AppState>, AppPage(app): AppPage) -> R
     };
     (
         StatusCode::OK,
-        Html(layout::page("Insights", Some(&app), Section::Insights, body).into_string()),
+        Html(
+            layout::page("Insights", Some(&app), Section::Insights, Some(&csrf), body)
+                .into_string(),
+        ),
     )
         .into_response()
 }

@@ -127,7 +127,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/apps/{app}/segments/{id}/customers",
             get(segments::segment_members),
         )
-        .merge(crate::console::router())
+        .merge(crate::console::router(state.clone()))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // JSON bodies are bounded by their route's `BodyLimits`; this bounds the rest (the

@@ -7,10 +7,15 @@ use serde_json::json;
 
 use crate::support::*;
 
+/// What a browser says of a request made from the console's own pages. Tests send it on
+/// every POST, as the browser does; the cross-site checks have tests of their own.
+const SEC_FETCH_SITE: &str = "sec-fetch-site";
+
 /// Signs in with `key`; answers the session cookie (`None` if refused).
 async fn sign_in(api: &Api, key: &str) -> (StatusCode, Option<String>, String) {
     let req = Request::builder()
         .method("POST")
+        .header(SEC_FETCH_SITE, "same-origin")
         .uri("/console/sign-in")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from(format!("key={}", enc(key))))
@@ -183,6 +188,7 @@ async fn the_live_count_follows_the_filter_and_reports_errors() {
     let post = |body: serde_json::Value, cookie: Option<String>| {
         let mut req = Request::builder()
             .method("POST")
+            .header(SEC_FETCH_SITE, "same-origin")
             .uri(format!("/console/apps/{}/count", app.id))
             .header(header::CONTENT_TYPE, "application/json");
         if let Some(c) = cookie {
@@ -240,6 +246,7 @@ async fn a_field_created_from_the_console_exists_and_bad_names_are_explained() {
     let post = |body: &str| {
         Request::builder()
             .method("POST")
+            .header(SEC_FETCH_SITE, "same-origin")
             .uri(format!("/console/apps/{}/fields", app.id))
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::COOKIE, cookie.clone())
@@ -291,6 +298,7 @@ async fn signing_out_or_revoking_the_key_ends_the_session() {
     );
     let req = Request::builder()
         .method("POST")
+        .header(SEC_FETCH_SITE, "same-origin")
         .uri("/console/sign-out")
         .header(header::COOKIE, admin_cookie.clone())
         .body(Body::empty())
@@ -311,6 +319,7 @@ async fn post_form(
 ) -> (StatusCode, String, String) {
     let req = Request::builder()
         .method("POST")
+        .header(SEC_FETCH_SITE, "same-origin")
         .uri(path)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::COOKIE, cookie)
@@ -396,6 +405,7 @@ async fn the_upload_box_imports_with_the_session_and_reports_rejected_rows() {
     let upload = |cookie: Option<&str>, mode: &str| {
         let mut req = Request::builder()
             .method("POST")
+            .header(SEC_FETCH_SITE, "same-origin")
             .uri(format!("/console/apps/{}/imports?mode={mode}", app.id))
             .header(header::CONTENT_TYPE, "text/csv");
         if let Some(c) = cookie {
@@ -689,6 +699,7 @@ async fn the_customer_list_shows_the_columns_the_user_chose() {
     );
     let req = Request::builder()
         .method("POST")
+        .header(SEC_FETCH_SITE, "same-origin")
         .uri(format!("/console/apps/{}/columns", app.id))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::COOKIE, cookie.clone())
@@ -723,6 +734,7 @@ async fn the_customer_list_shows_the_columns_the_user_chose() {
     // A return address elsewhere is not followed.
     let req = Request::builder()
         .method("POST")
+        .header(SEC_FETCH_SITE, "same-origin")
         .uri(format!("/console/apps/{}/columns", app.id))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::COOKIE, cookie.clone())
@@ -743,6 +755,7 @@ async fn the_console_refuses_hostile_counts_segments_and_columns_with_a_message(
     let post = |content_type: &'static str, body: &'static str| {
         let req = Request::builder()
             .method("POST")
+            .header(SEC_FETCH_SITE, "same-origin")
             .uri(count.clone())
             .header(header::CONTENT_TYPE, content_type)
             .header(header::COOKIE, cookie.clone())
@@ -782,6 +795,7 @@ async fn the_console_refuses_hostile_counts_segments_and_columns_with_a_message(
     // Column choices that are not field ids are dropped.
     let req = Request::builder()
         .method("POST")
+        .header(SEC_FETCH_SITE, "same-origin")
         .uri(format!("/console/apps/{}/columns", app.id))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(header::COOKIE, cookie.clone())
@@ -794,4 +808,581 @@ async fn the_console_refuses_hostile_counts_segments_and_columns_with_a_message(
         chosen.starts_with(&format!("unico_cols_{}=1;", app.id)),
         "only the age field (id 1) is kept: {chosen}"
     );
+}
+
+/// Regression: `back=/console/apps/1/customers%0Ax` answered 500 "failed to parse header
+/// value". A return address is followed only when it is this application's customer list;
+/// anything else (line breaks, other sites, backslashes, dot segments, other paths) goes
+/// back to the plain list, never a 500 and never off the console.
+#[tokio::test]
+async fn choosing_columns_with_a_hostile_return_address_goes_back_to_the_list() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let other = api.create_app("Other").await;
+    let (_, cookie, _) = sign_in(&api, ADMIN).await;
+    let cookie = cookie.unwrap();
+    let customers = format!("/console/apps/{}/customers", app.id);
+    let hostile = [
+        format!("{customers}\nx"),
+        format!("{customers}\r\nSet-Cookie: unico_session=evil"),
+        format!("{customers}?q=a\rb"),
+        format!("{customers}?q=\t"),
+        format!("{customers}?q=\u{7f}"),
+        format!("{customers}?q=\u{0}"),
+        format!("{customers}?q=caf\u{e9}"),
+        "//evil.example".to_owned(),
+        "//evil.example/console/apps".to_owned(),
+        "https://evil".to_owned(),
+        format!("https://evil{customers}"),
+        "javascript:alert(1)".to_owned(),
+        "/\\evil.example".to_owned(),
+        "\\\\evil.example".to_owned(),
+        format!("{customers}\\..\\..\\..\\..\\evil"),
+        format!("{customers}/../../../../v1/apps"),
+        format!("{customers}/%2e%2e/%2E%2E/%2e%2e/%2e%2e/v1/apps"),
+        format!("{customers}/./x"),
+        "/v1/apps".to_owned(),
+        "/console".to_owned(),
+        format!("/console/apps/{}/customers", other.id),
+        format!("{customers}.evil"),
+        format!("{customers}@evil.example"),
+        String::new(),
+    ];
+    for back in &hostile {
+        let (status, location, body) = post_form(
+            &api,
+            &format!("/console/apps/{}/columns", app.id),
+            &cookie,
+            &format!("col=1&back={}", enc(back)),
+        )
+        .await;
+        assert_eq!(
+            (status, location.as_str()),
+            (StatusCode::SEE_OTHER, customers.as_str()),
+            "back={back:?}: {body}"
+        );
+    }
+    // The page's own return address, with its query and a fragment, is still followed.
+    for back in [
+        format!("{customers}?filter=age%20%3E%201&q="),
+        format!("{customers}?q=ana#list"),
+        format!("{customers}/ana%2F1"),
+    ] {
+        let (status, location, _) = post_form(
+            &api,
+            &format!("/console/apps/{}/columns", app.id),
+            &cookie,
+            &format!("back={}", enc(&back)),
+        )
+        .await;
+        assert_eq!((status, location), (StatusCode::SEE_OTHER, back));
+    }
+}
+
+/// Regression: sessions were capped at 10 000 in all and the oldest dropped, so 10 000
+/// sign-ins with any application's key (three seconds) signed the admin out. Sessions are
+/// now bounded per key, and sign-ins with one key are rate-limited.
+#[tokio::test]
+async fn many_sign_ins_with_one_key_do_not_end_another_keys_session() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let (_, admin, _) = sign_in(&api, ADMIN).await;
+    let admin = admin.unwrap();
+    let (mut accepted, mut limited) = (0, 0);
+    for _ in 0..=unico_server::console::session::MAX_SESSIONS {
+        let (status, _, _) = sign_in(&api, &app.key).await;
+        match status {
+            StatusCode::SEE_OTHER => accepted += 1,
+            StatusCode::TOO_MANY_REQUESTS => limited += 1,
+            other => panic!("a sign-in with a valid key answered {other}"),
+        }
+    }
+    let (status, _, _) = page(&api, "/console/apps", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "the admin is still signed in");
+    assert!(
+        accepted > 0 && limited > 0,
+        "sign-ins with one key are rate-limited: {accepted} accepted, {limited} limited"
+    );
+}
+
+/// Signs in with `key` from the client at `addr`; answers status and body.
+async fn sign_in_from(api: &Api, key: &str, addr: &str) -> (StatusCode, String) {
+    let mut req = Request::builder()
+        .method("POST")
+        .header(SEC_FETCH_SITE, "same-origin")
+        .uri("/console/sign-in")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("key={}", enc(key))))
+        .unwrap();
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    let (status, _, body) = api.request_bytes(req).await;
+    (status, String::from_utf8(body).unwrap())
+}
+
+#[tokio::test]
+async fn a_client_that_keeps_failing_to_sign_in_is_held_back_and_others_are_not() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let mut failures = 0;
+    loop {
+        let (status, body) = sign_in_from(&api, "unico_guess", "203.0.113.7:4000").await;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(body.contains("Too many failed sign-ins"), "{body}");
+            break;
+        }
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        failures += 1;
+        assert!(failures <= 100, "failed sign-ins are never held back");
+    }
+    let (status, _) = sign_in_from(&api, &app.key, "203.0.113.7:4001").await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the client is held back, whatever key it tries now"
+    );
+    let (status, _) = sign_in_from(&api, &app.key, "198.51.100.2:4000").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "another client signs in");
+}
+
+/// A POST to `path` with `cookie` and exactly the `headers` given (what a page on another
+/// site, or a client that is not a browser, would send); answers status, headers and body.
+async fn post_with(
+    api: &Api,
+    path: &str,
+    cookie: Option<&str>,
+    headers: &[(&str, &str)],
+    content_type: &str,
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut req = Request::builder()
+        .method("POST")
+        .uri(path)
+        .header(header::CONTENT_TYPE, content_type);
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, c);
+    }
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let (status, headers, body) = api
+        .request_bytes(req.body(Body::from(body.to_owned())).unwrap())
+        .await;
+    (status, headers, String::from_utf8(body).unwrap())
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// The session's form token, as the console's pages carry it (`None` if they do not).
+async fn find_csrf_token(api: &Api, cookie: &str) -> Option<String> {
+    let (status, _, body) = page(api, "/console/apps", Some(cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    let marker = r#"name="csrf" value=""#;
+    let start = body.find(marker)? + marker.len();
+    body[start..].split('"').next().map(str::to_owned)
+}
+
+async fn csrf_token(api: &Api, cookie: &str) -> String {
+    find_csrf_token(api, cookie)
+        .await
+        .expect("the console's pages carry the session's form token")
+}
+
+/// Regression: a POST with `Origin: http://evil.example` and a valid cookie created a
+/// field (the console relied on SameSite alone). Every state-changing console request
+/// from another site is refused, whatever it carries.
+#[tokio::test]
+async fn a_cross_site_console_post_is_refused_and_changes_nothing() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    // A stolen form token does not help either.
+    let token = find_csrf_token(&api, &cookie).await.unwrap_or_default();
+    let fields = format!("/console/apps/{}/fields", app.id);
+    let host = ("host", "unico.test");
+    for headers in [
+        vec![("origin", "http://evil.example")],
+        vec![("origin", "http://evil.example"), host],
+        vec![("origin", "null"), host],
+        vec![("origin", "http://unico.test.evil.example"), host],
+        vec![("origin", "http://evil.example/unico.test"), host],
+        vec![("sec-fetch-site", "cross-site")],
+        vec![("sec-fetch-site", "same-site")],
+        vec![
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "http://unico.test"),
+            host,
+        ],
+        vec![
+            ("origin", "http://evil.example"),
+            host,
+            ("referer", "http://unico.test/console"),
+        ],
+    ] {
+        let form = format!("name=stolen&type=string&csrf={token}");
+        let (status, _, body) =
+            post_with(&api, &fields, Some(&cookie), &headers, FORM, &form).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{headers:?}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_error(&body, "forbidden", &["another site"]);
+    }
+    assert_eq!(api.fields(&app).await, json!([]), "nothing was created");
+
+    // The same for the live count, the upload, signing out and signing in.
+    let evil = [("origin", "http://evil.example")];
+    let (status, _, _) = post_with(
+        &api,
+        &format!("/console/apps/{}/count", app.id),
+        Some(&cookie),
+        &evil,
+        "application/json",
+        r#"{"filter": null}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = post_with(
+        &api,
+        &format!("/console/apps/{}/imports", app.id),
+        Some(&cookie),
+        &evil,
+        "text/csv",
+        "customerId\nintruder\n",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = post_with(&api, "/console/sign-out", Some(&cookie), &evil, FORM, "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        page(&api, &fields, Some(&cookie)).await.0,
+        StatusCode::OK,
+        "still signed in"
+    );
+    let (status, headers, _) = post_with(
+        &api,
+        "/console/sign-in",
+        None,
+        &evil,
+        FORM,
+        &format!("key={}", enc(&app.key)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(headers.get(header::SET_COOKIE).is_none());
+    assert_eq!(api.customer_ids(&app).await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_same_origin_console_post_is_accepted() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let fields = format!("/console/apps/{}/fields", app.id);
+    let cases = [
+        vec![("sec-fetch-site", "same-origin")],
+        vec![
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "http://unico.test"),
+            ("host", "unico.test"),
+        ],
+        vec![("origin", "http://unico.test"), ("host", "unico.test")],
+        vec![
+            ("origin", "https://Unico.Test:8443"),
+            ("host", "unico.test:8443"),
+        ],
+        // Behind a proxy that rewrote Host and said which host the browser asked for.
+        vec![
+            ("origin", "https://cdp.example"),
+            ("host", "127.0.0.1:8080"),
+            ("x-forwarded-host", "cdp.example"),
+        ],
+    ];
+    for (i, headers) in cases.iter().enumerate() {
+        let form = format!("name=f{i}&type=string");
+        let (status, headers, body) =
+            post_with(&api, &fields, Some(&cookie), headers, FORM, &form).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+        assert!(
+            headers[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .contains("created=")
+        );
+    }
+    assert_eq!(
+        api.fields(&app).await.as_array().unwrap().len(),
+        cases.len()
+    );
+}
+
+/// A browser always sends `Origin` or `Sec-Fetch-Site` with a POST; a request with neither
+/// (an old browser, or not a browser) acts with the session only with the session's token,
+/// which the console's forms and scripts carry.
+#[tokio::test]
+async fn without_origin_or_fetch_metadata_a_console_post_needs_the_session_token() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let token = csrf_token(&api, &cookie).await;
+    let (_, other, _) = sign_in(&api, &app.key).await;
+    let other_token = csrf_token(&api, &other.unwrap()).await;
+    assert_ne!(token, other_token, "each session has its own token");
+    let fields = format!("/console/apps/{}/fields", app.id);
+    for form in [
+        "name=a&type=string".to_owned(),
+        "name=a&type=string&csrf=".to_owned(),
+        "name=a&type=string&csrf=wrong".to_owned(),
+        format!("name=a&type=string&csrf={other_token}"),
+    ] {
+        let (status, _, body) = post_with(&api, &fields, Some(&cookie), &[], FORM, &form).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{form}: {body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_error(&body, "forbidden", &["token"]);
+    }
+    assert_eq!(api.fields(&app).await, json!([]));
+    let (status, _, body) = post_with(
+        &api,
+        &fields,
+        Some(&cookie),
+        &[],
+        FORM,
+        &format!("name=a&type=string&csrf={token}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(api.fields(&app).await[0]["name"], "a");
+    // The scripts send it as a header.
+    let count = format!("/console/apps/{}/count", app.id);
+    let json = "application/json";
+    let (status, _, _) = post_with(
+        &api,
+        &count,
+        Some(&cookie),
+        &[],
+        json,
+        r#"{"filter": null}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, body) = post_with(
+        &api,
+        &count,
+        Some(&cookie),
+        &[("x-unico-csrf", &token)],
+        json,
+        r#"{"filter": null}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Signing in acts with no session, so it needs no token.
+    let (status, _, _) = post_with(
+        &api,
+        "/console/sign-in",
+        None,
+        &[],
+        FORM,
+        &format!("key={}", enc(&app.key)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn console_pages_carry_security_headers() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    for (path, cookie) in [
+        ("/console".to_owned(), None),
+        ("/console/apps".to_owned(), Some(&cookie)),
+        (format!("/console/apps/{}/customers", app.id), Some(&cookie)),
+        (format!("/console/apps/{}/fields", app.id), Some(&cookie)),
+        (
+            format!("/console/apps/{}/customers/nobody", app.id),
+            Some(&cookie),
+        ),
+        ("/console/assets/app.js".to_owned(), None),
+        ("/console/assets/app.css".to_owned(), None),
+    ] {
+        let mut req = Request::builder().uri(&path);
+        if let Some(c) = cookie {
+            req = req.header(header::COOKIE, c.as_str());
+        }
+        let (_, headers, _) = api.request_bytes(req.body(Body::empty()).unwrap()).await;
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .unwrap_or_else(|| panic!("{path}: no {name}"))
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        let csp = get("content-security-policy");
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "connect-src 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe"), "{path}: {csp}");
+        assert_eq!(get("x-frame-options"), "DENY", "{path}");
+        assert_eq!(get("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(get("referrer-policy"), "same-origin", "{path}");
+    }
+}
+
+/// The policy forbids inline scripts and styles, so the pages must hold none: scripts and
+/// styles come from the console's own files.
+#[tokio::test]
+async fn console_pages_hold_no_inline_script_or_style() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    api.create_field(&app, "tier", "string").await;
+    api.create_customer(&app, "ana", json!({"age": 31, "tier": "gold"}))
+        .await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let (status, _, _) = post_form(
+        &api,
+        &format!("/console/apps/{}/segments", app.id),
+        &cookie,
+        "name=Adults&filter=age+%3E+18",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    for path in [
+        "/console".to_owned(),
+        "/console/apps".to_owned(),
+        format!("/console/apps/{}/customers", app.id),
+        format!("/console/apps/{}/customers/ana", app.id),
+        format!("/console/apps/{}/fields", app.id),
+        format!("/console/apps/{}/segments", app.id),
+        format!("/console/apps/{}/segments/1", app.id),
+        format!("/console/apps/{}/insights", app.id),
+    ] {
+        let cookie = (path != "/console").then_some(cookie.as_str());
+        let (status, _, body) = page(&api, &path, cookie).await;
+        assert!(status == StatusCode::OK, "{path}: {status}");
+        let lower = body.to_ascii_lowercase();
+        assert!(!lower.contains("<style"), "{path}: a style element");
+        assert!(!lower.contains(" style="), "{path}: a style attribute");
+        for (i, _) in lower.match_indices("<script") {
+            let tag = &lower[i..i + lower[i..].find('>').unwrap()];
+            assert!(tag.contains(" src="), "{path}: an inline script {tag}");
+        }
+        for (i, _) in lower.match_indices(" on") {
+            let name: String = lower[i + 3..]
+                .chars()
+                .take_while(char::is_ascii_lowercase)
+                .collect();
+            let after = lower[i + 3 + name.len()..].chars().next();
+            assert!(
+                name.is_empty() || after != Some('='),
+                "{path}: an inline handler on{name}="
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_console_cookies_are_secure_behind_https() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let sign_in_over = |proto: Option<&'static str>| {
+        let mut headers = vec![("sec-fetch-site", "same-origin")];
+        if let Some(p) = proto {
+            headers.push(("x-forwarded-proto", p));
+        }
+        let form = format!("key={}", enc(&app.key));
+        let api = &api;
+        async move {
+            let (status, headers, _) =
+                post_with(api, "/console/sign-in", None, &headers, FORM, &form).await;
+            assert_eq!(status, StatusCode::SEE_OTHER);
+            headers[header::SET_COOKIE].to_str().unwrap().to_owned()
+        }
+    };
+    let secure = |cookie: &str| {
+        cookie
+            .split(';')
+            .any(|a| a.trim().eq_ignore_ascii_case("secure"))
+    };
+    let plain = sign_in_over(None).await;
+    assert!(!secure(&plain), "{plain}");
+    let over_http = sign_in_over(Some("http")).await;
+    assert!(!secure(&over_http), "{over_http}");
+    let over_https = sign_in_over(Some("https")).await;
+    assert!(secure(&over_https), "{over_https}");
+    assert!(over_https.contains("HttpOnly") && over_https.contains("SameSite=Strict"));
+    let cookie = over_https.split(';').next().unwrap().to_owned();
+    // The column choice and signing out set cookies too.
+    let https = [
+        ("sec-fetch-site", "same-origin"),
+        ("x-forwarded-proto", "https"),
+    ];
+    let (_, headers, _) = post_with(
+        &api,
+        &format!("/console/apps/{}/columns", app.id),
+        Some(&cookie),
+        &https,
+        FORM,
+        "col=1",
+    )
+    .await;
+    assert!(secure(headers[header::SET_COOKIE].to_str().unwrap()));
+    let (_, headers, _) =
+        post_with(&api, "/console/sign-out", Some(&cookie), &https, FORM, "").await;
+    assert!(secure(headers[header::SET_COOKIE].to_str().unwrap()));
+}
+
+/// A console form that does not parse (a field missing, bytes that are not UTF-8, another
+/// content type) is a 400 in the error shape, like every invalid input: never a 422 (the
+/// API does not use it), a 415, or a 500.
+#[tokio::test]
+async fn a_console_form_that_does_not_parse_is_a_400_in_the_error_shape() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let same = [("sec-fetch-site", "same-origin")];
+    let fields = format!("/console/apps/{}/fields", app.id);
+    let segments = format!("/console/apps/{}/segments", app.id);
+    let columns = format!("/console/apps/{}/columns", app.id);
+    for (path, content_type, body, code) in [
+        (&fields, FORM, "name=a", "invalid_input"),
+        (&segments, FORM, "filter=age", "invalid_input"),
+        (&columns, "text/plain", "col=1", "invalid_content_type"),
+        (
+            &fields,
+            "application/json",
+            r#"{"name": "a", "type": "string"}"#,
+            "invalid_content_type",
+        ),
+        (
+            &fields,
+            "text/plain",
+            "name=a&type=string",
+            "invalid_content_type",
+        ),
+    ] {
+        let (status, _, reply) =
+            post_with(&api, path, Some(&cookie), &same, content_type, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {reply}");
+        let reply: serde_json::Value = serde_json::from_str(&reply)
+            .unwrap_or_else(|_| panic!("{path} {body}: not the error shape: {reply}"));
+        assert_error(&reply, code, &[]);
+    }
+    let (status, _, reply) = post_with(&api, "/console/sign-in", None, &same, FORM, "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert_eq!(api.fields(&app).await, json!([]));
 }

@@ -4,6 +4,8 @@
   var card = document.getElementById("upload");
   if (!card) return;
   var url = card.getAttribute("data-url");
+  var csrfMeta = document.querySelector('meta[name="unico-csrf"]');
+  var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
   var fileInput = document.getElementById("csv-file");
   var mode = document.getElementById("csv-mode");
   var bar = document.getElementById("csv-bar");
@@ -58,6 +60,7 @@
     var xhr = new XMLHttpRequest();
     xhr.open("POST", url + "?mode=" + encodeURIComponent(chosenMode));
     xhr.setRequestHeader("Content-Type", "text/csv");
+    xhr.setRequestHeader("X-Unico-Csrf", csrf);
     xhr.upload.onprogress = function (e) {
       if (e.lengthComputable) bar.style.width = (100 * e.loaded / e.total).toFixed(1) + "%";
     };
@@ -85,3 +88,11 @@
     });
   });
 })();
+
+// Forms that ask before they act (deleting): the question is the form's data-confirm. A
+// script file, not an inline handler, because the content security policy allows none.
+document.addEventListener("submit", function (e) {
+  var form = e.target;
+  var question = form && form.getAttribute && form.getAttribute("data-confirm");
+  if (question && !window.confirm(question)) e.preventDefault();
+});

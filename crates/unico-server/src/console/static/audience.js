@@ -10,6 +10,9 @@
   var err = document.getElementById("filter-error");
   if (!root || !input || !out) return;
   var url = root.getAttribute("data-count-url");
+  // The session's form token, sent with every POST (see the server's console guard).
+  var csrfMeta = document.querySelector('meta[name="unico-csrf"]');
+  var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
   var fields = JSON.parse(root.getAttribute("data-fields") || "[]");
   var types = {};
   fields.forEach(function (f) { types[f.name] = f.type; });
@@ -367,7 +370,7 @@
     fetch(url + (options.query || ""), {
       method: options.body ? "POST" : "GET",
       credentials: "same-origin",
-      headers: options.body ? { "Content-Type": "application/json" } : {},
+      headers: options.body ? { "Content-Type": "application/json", "X-Unico-Csrf": csrf } : {},
       body: options.body
     })
       .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, body: j }; }); })
