@@ -378,6 +378,10 @@ fn parse(
                 if !op.same_customer || packed.customers.is_empty() {
                     if packed.customers.len() == BATCH_ITEMS || packed.text_bytes() >= BATCH_BYTES {
                         let full = std::mem::take(packed);
+                        // Progress never shows customers written from rows not yet read.
+                        progress
+                            .rows_read
+                            .store(parsed.rows_read - 1, Ordering::Relaxed);
                         match feed.tx.send(Packet::Batch(full)) {
                             Ok(()) => batch = feed.empty.recv().ok(),
                             Err(_) => batch = None,

@@ -82,13 +82,16 @@ fn imported_customers(
 
 /// Runs one import's batches inside the writer: a thread of its own prepares the rows
 /// ([`bulk::start`]), the writer writes them ([`ImportWriter`]). Everything happens under
-/// one savepoint, released only if the feed ends with `keep: true`.
+/// one savepoint, released only if the feed ends with `keep: true`. An import of at most
+/// `incremental` customers is announced customer by customer, a larger one as one bulk
+/// change.
 pub fn run(
     w: &mut WriteCtx,
     app: AppId,
     batches: Box<dyn Iterator<Item = ImportBatch> + Send>,
     now: i64,
     written: Arc<AtomicU64>,
+    incremental: u64,
 ) -> Result<ImportCounts, StoreError> {
     let live = w.live_fields(app)?;
     let conn = &w.conn;
@@ -111,12 +114,12 @@ pub fn run(
         }
     };
     let verdict = apply()
-        .map(|keep| keep.then(|| writer.finish(crate::changes::INCREMENTAL_IMPORT_CUSTOMERS)));
+        .map(|keep| keep.then(|| writer.finish(incremental)));
     match verdict {
         Ok(Some(done)) => {
             done.deltas.flush(conn)?;
             conn.execute_batch("RELEASE import")?;
-            if done.created + done.updated <= crate::changes::INCREMENTAL_IMPORT_CUSTOMERS {
+            if done.created + done.updated <= incremental {
                 // A small import reaches the change feed customer by customer, so views
                 // follow it in place instead of reloading the whole application.
                 for customer in

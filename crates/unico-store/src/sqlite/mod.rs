@@ -56,6 +56,8 @@ pub struct SqliteStore {
     listener: writer::ListenerSlot,
     readers: Mutex<Vec<Connection>>,
     schemas: Mutex<HashMap<AppId, Schema>>,
+    /// Imports of at most this many customers reach the change feed customer by customer.
+    incremental_import: u64,
 }
 
 fn open_connection(path: &Path, write: bool) -> Result<Connection, StoreError> {
@@ -105,6 +107,15 @@ fn register_functions(conn: &Connection) -> Result<(), StoreError> {
 }
 
 impl SqliteStore {
+    /// Announces imports of at most `customers` customers customer by customer, larger
+    /// ones as one [`crate::Change::Bulk`] (default
+    /// [`crate::INCREMENTAL_IMPORT_CUSTOMERS`]). Tests use a small bound to reach the bulk
+    /// path with few customers.
+    pub fn with_incremental_import_limit(mut self, customers: u64) -> Self {
+        self.incremental_import = customers;
+        self
+    }
+
     /// Opens (creating if needed) the store in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
@@ -127,6 +138,7 @@ impl SqliteStore {
             path,
             readers: Mutex::new(Vec::new()),
             schemas: Mutex::new(HashMap::new()),
+            incremental_import: crate::changes::INCREMENTAL_IMPORT_CUSTOMERS,
         })
     }
 
@@ -759,8 +771,9 @@ impl Store for SqliteStore {
         written: std::sync::Arc<std::sync::atomic::AtomicU64>,
         finish: Option<crate::store::ImportFinish>,
     ) -> Result<ImportCounts, StoreError> {
+        let incremental = self.incremental_import;
         self.writer.write(move |w| {
-            let outcome = imports::run(w, app, batches, now, written);
+            let outcome = imports::run(w, app, batches, now, written, incremental);
             let Some(finish) = finish else {
                 return outcome;
             };
