@@ -53,10 +53,18 @@ struct Row {
 enum Op {
     Write(Row),
     Delete(u8),
-    Import { rows: Vec<Row>, keep: bool },
+    Import {
+        rows: Vec<Row>,
+        keep: bool,
+    },
     /// An import while each of the other threads writes and deletes.
-    Concurrent { import: Vec<Row>, threads: Vec<Vec<Option<Row>>> },
-    Restart { snapshot: bool },
+    Concurrent {
+        import: Vec<Row>,
+        threads: Vec<Vec<Option<Row>>>,
+    },
+    Restart {
+        snapshot: bool,
+    },
 }
 
 fn row() -> impl Strategy<Value = Row> {
@@ -140,7 +148,9 @@ impl World {
             changes: vec![
                 FieldChange {
                     field: self.v.id,
-                    value: row.v.map(|v| Value::String(format!("{}{v}", ["a", "b"][v as usize % 2]))),
+                    value: row
+                        .v
+                        .map(|v| Value::String(format!("{}{v}", ["a", "b"][v as usize % 2]))),
                 },
                 FieldChange {
                     field: self.n.id,
@@ -249,7 +259,13 @@ impl World {
                 })
                 .unwrap();
             got.sort_unstable();
-            prop_assert_eq!(count, want.len() as u64, "count of {} after {:?}", text, after);
+            prop_assert_eq!(
+                count,
+                want.len() as u64,
+                "count of {} after {:?}",
+                text,
+                after
+            );
             prop_assert_eq!(&got, &want, "members of {} after {:?}", text, after);
         }
         Ok(())

@@ -113,8 +113,7 @@ pub fn run(
             }
         }
     };
-    let verdict = apply()
-        .map(|keep| keep.then(|| writer.finish(incremental)));
+    let verdict = apply().map(|keep| keep.then(|| writer.finish(incremental)));
     match verdict {
         Ok(Some(done)) => {
             done.deltas.flush(conn)?;
