@@ -154,6 +154,7 @@ impl From<StoreError> for ApiError {
             StoreError::Limit(m) => ApiError::LimitExceeded(m),
             StoreError::Invalid(m) => ApiError::InvalidParameter(m),
             StoreError::Internal(m) => ApiError::Internal(m),
+            e @ StoreError::LogPruned(_) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -1,16 +1,18 @@
-//! The change feed: every committed write, delivered in commit order to a listener.
+//! The change log: every committed write, appended in the same transaction to a durable,
+//! ordered log, and read back from any sequence number.
 //!
-//! In-memory views of the data (the segment engine, later webhooks) subscribe here instead
-//! of being updated by request handlers, so they see writes in exactly the order they
-//! were committed, and before the writer is told its write is durable.
+//! Views of the data (the segment engines, later webhooks and other servers) follow the log
+//! instead of being updated by request handlers, so they see writes in exactly the order
+//! they were committed, can catch up after a restart from the sequence number they last
+//! applied, and never hold up a write.
 
 use unico_core::{AppId, Customer, Schema, TimeZoneName};
 
-/// One committed change.
-/// An import touching at most this many customers is announced customer by customer
+/// An import touching at most this many customers is logged customer by customer
 /// ([`Change::Customer`]); a larger one as one [`Change::Bulk`].
 pub const INCREMENTAL_IMPORT_CUSTOMERS: u64 = 10_000;
 
+/// One committed change.
 #[derive(Debug, Clone)]
 pub enum Change {
     /// A customer was created or updated; this is its new state.
@@ -35,17 +37,10 @@ pub enum Change {
     AppDeleted {
         app: AppId,
     },
-    /// Many customers changed at once (an import too large to announce customer by
-    /// customer): views should reload the application.
+    /// Many customers changed at once (an import too large to log customer by customer):
+    /// views reload the application from a scan at a later sequence number.
     Bulk {
         app: AppId,
-    },
-    /// The application's data version after the commit that carried the changes just
-    /// before this one (see [`crate::Store::data_version`]); one per application per
-    /// commit, after that application's changes.
-    DataVersion {
-        app: AppId,
-        version: u64,
     },
 }
 
@@ -58,14 +53,30 @@ impl Change {
             | Change::Schema { app, .. }
             | Change::TimeZone { app, .. }
             | Change::AppDeleted { app }
-            | Change::Bulk { app }
-            | Change::DataVersion { app, .. } => *app,
+            | Change::Bulk { app } => *app,
         }
     }
 }
 
-/// Receives committed changes. Called on the store's writer thread: keep it quick and
-/// never call back into the store's write methods.
-pub trait ChangeListener: Send + Sync {
-    fn committed(&self, changes: &[Change]);
+/// One entry of the durable change log: a committed change and its place in the order.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    /// Increases by one with every change, across applications, in commit order; never
+    /// reused.
+    pub seq: u64,
+    /// When it was committed (epoch milliseconds).
+    pub at: i64,
+    pub change: Change,
 }
+
+/// How much of the log a store still holds: every entry with `floor < seq <= head` can be
+/// read; older ones were pruned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogBounds {
+    pub floor: u64,
+    pub head: u64,
+}
+
+/// How long log entries are kept before [`crate::Store::prune_log`] may remove them: long
+/// enough for a snapshot written at shutdown to be caught up after a restart days later.
+pub const LOG_RETENTION_MS: i64 = 7 * 24 * 3_600_000;

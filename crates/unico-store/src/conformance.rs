@@ -38,8 +38,8 @@ macro_rules! conformance_suite {
             a_kept_import_writes_everything, an_import_not_kept_writes_nothing,
             an_import_whose_feed_dies_writes_nothing, import_history_round_trips,
             an_imports_record_commits_with_its_writes,
-            committed_changes_reach_the_listener_in_order, segments_lifecycle,
-            customers_by_ids_keep_the_order_asked, data_versions_move_with_every_change,
+            committed_changes_are_logged_in_order, segments_lifecycle,
+            customers_by_ids_keep_the_order_asked, the_log_is_ordered_and_followed_from_any_point,
             imports_announce_their_customers_or_one_bulk_change
         );
     };
@@ -846,32 +846,28 @@ pub fn import_history_round_trips(store: &dyn Store) {
     );
 }
 
-#[derive(Default)]
-struct Recorder(std::sync::Mutex<Vec<String>>);
-
-impl crate::changes::ChangeListener for Recorder {
-    fn committed(&self, changes: &[crate::changes::Change]) {
-        use crate::changes::Change;
-        let mut seen = self.0.lock().unwrap();
-        for change in changes {
-            seen.push(match change {
-                Change::Customer { customer, .. } => format!("customer {}", customer.customer_id),
-                Change::CustomerDeleted { .. } => "deleted".to_owned(),
-                Change::Schema { schema, .. } => format!("schema {}", schema.len()),
-                Change::TimeZone { timezone, .. } => format!("tz {}", timezone.as_str()),
-                Change::AppDeleted { .. } => "app deleted".to_owned(),
-                Change::Bulk { .. } => "bulk".to_owned(),
-                Change::DataVersion { .. } => continue,
-            });
-        }
-    }
+/// The log's entries after `after`, described shortly.
+fn logged(store: &dyn Store, after: u64) -> Vec<String> {
+    use crate::changes::Change;
+    store
+        .read_log(after, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|e| match e.change {
+            Change::Customer { customer, .. } => format!("customer {}", customer.customer_id),
+            Change::CustomerDeleted { .. } => "deleted".to_owned(),
+            Change::Schema { schema, .. } => format!("schema {}", schema.len()),
+            Change::TimeZone { timezone, .. } => format!("tz {}", timezone.as_str()),
+            Change::AppDeleted { .. } => "app deleted".to_owned(),
+            Change::Bulk { .. } => "bulk".to_owned(),
+        })
+        .collect()
 }
 
-/// Committed changes reach the listener in commit order, failed writes announce nothing,
-/// and a small import is announced customer by customer.
-pub fn committed_changes_reach_the_listener_in_order(store: &dyn Store) {
-    let recorder = Arc::new(Recorder::default());
-    store.set_listener(recorder.clone());
+/// Committed changes are logged in commit order with consecutive sequence numbers, failed
+/// writes log nothing, and a small import is logged customer by customer.
+pub fn committed_changes_are_logged_in_order(store: &dyn Store) {
+    let start = store.log_head();
     let a = app(store, "A");
     let age = field(store, a, "age", FieldType::Number);
     store
@@ -917,7 +913,7 @@ pub fn committed_changes_reach_the_listener_in_order(store: &dyn Store) {
         .unwrap();
     store.delete_app(a).unwrap();
     assert_eq!(
-        *recorder.0.lock().unwrap(),
+        logged(store, start),
         [
             "schema 1",
             "customer x",
@@ -929,77 +925,69 @@ pub fn committed_changes_reach_the_listener_in_order(store: &dyn Store) {
     );
 }
 
-#[derive(Default)]
-struct Versions(std::sync::Mutex<Vec<(AppId, u64)>>);
-
-impl crate::changes::ChangeListener for Versions {
-    fn committed(&self, changes: &[crate::changes::Change]) {
-        let mut seen = self.0.lock().unwrap();
-        for change in changes {
-            if let crate::changes::Change::DataVersion { app, version } = change {
-                seen.push((*app, *version));
-            }
-        }
-    }
-}
-
-pub fn data_versions_move_with_every_change(store: &dyn Store) {
-    let versions = Arc::new(Versions::default());
-    store.set_listener(versions.clone());
+/// The head moves with every committed change and only then; entries are numbered one
+/// by one across applications; a scan says which point of the log it saw; the log is read
+/// from any point it still holds, waited on, and pruned from its oldest end.
+pub fn the_log_is_ordered_and_followed_from_any_point(store: &dyn Store) {
+    let h0 = store.log_head();
     let a = app(store, "A");
     let b = app(store, "B");
-    let v0 = store.data_version(a).unwrap();
-    assert_eq!(store.data_version(a).unwrap(), v0, "reading moves nothing");
+    assert_eq!(store.log_head(), h0, "creating applications logs nothing");
     let age = field(store, a, "age", FieldType::Number);
-    let v1 = store.data_version(a).unwrap();
-    assert!(v1 > v0, "a new field moves the version");
+    let h1 = store.log_head();
+    assert_eq!(h1, h0 + 1, "a new field is one change");
     store
         .create_customer(a, &cid("x"), &[set(&age, Value::Number(1.0))], 1)
         .unwrap();
-    let v2 = store.data_version(a).unwrap();
-    assert!(v2 > v1);
     assert!(store.create_customer(a, &cid("x"), &[], 1).is_err());
+    let h2 = store.log_head();
+    assert_eq!(h2, h1 + 1, "a failed write logs nothing");
+    store.create_customer(b, &cid("y"), &[], 1).unwrap();
+    let entries = store.read_log(h0, 100).unwrap();
     assert_eq!(
-        store.data_version(a).unwrap(),
-        v2,
-        "a failed write moves nothing"
+        entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![h0 + 1, h0 + 2, h0 + 3]
     );
-    let vb = store.data_version(b).unwrap();
-    store
-        .update_app(
-            a,
-            None,
-            Some(&TimeZoneName::parse("Europe/Madrid").unwrap()),
-        )
+    assert_eq!(entries[2].change.app(), b);
+    assert_eq!(store.read_log(h0, 2).unwrap().len(), 2, "at most the limit");
+    assert!(store.read_log(store.log_head(), 10).unwrap().is_empty());
+    // A scan answers the point of the log it reflects.
+    let mut seen = Vec::new();
+    let at = store
+        .scan_customers(a, &mut |c| {
+            seen.push(c.customer_id.as_str().to_owned());
+            true
+        })
         .unwrap();
-    let v3 = store.data_version(a).unwrap();
-    assert!(v3 > v2, "a time zone change moves the version");
-    assert_eq!(
-        store.data_version(b).unwrap(),
-        vb,
-        "other applications keep theirs"
-    );
-    store.delete_field(a, &age.name).unwrap();
-    let v4 = store.data_version(a).unwrap();
-    assert!(v4 > v3, "a field deletion moves the version");
-    store.delete_customer(a, &cid("x")).unwrap();
-    let v5 = store.data_version(a).unwrap();
-    assert!(v5 > v4);
-    let heard: Vec<u64> = versions
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(app, _)| *app == a)
-        .map(|(_, v)| *v)
-        .collect();
-    assert_eq!(heard.last(), Some(&v5), "the listener hears every version");
-    assert!(heard.windows(2).all(|w| w[0] < w[1]));
-    store.delete_app(a).unwrap();
-    assert!(
-        store.data_version(a).is_err(),
-        "a deleted application has none"
-    );
+    assert_eq!((at, seen), (store.log_head(), vec!["x".to_owned()]));
+    // Waiting: answers at once when the head is past, after the timeout when not.
+    let head = store.log_head();
+    assert_eq!(store.wait_log(head - 1, std::time::Duration::from_secs(5)), head);
+    let started = std::time::Instant::now();
+    assert_eq!(store.wait_log(head, std::time::Duration::from_millis(50)), head);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(50));
+    // A writer on another thread wakes a waiter.
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| store.wait_log(head, std::time::Duration::from_secs(30)));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        store.delete_customer(a, &cid("x")).unwrap();
+        assert_eq!(waiter.join().unwrap(), head + 1);
+    });
+    // Pruning removes the oldest entries (keeping the newest); reading from before them
+    // is refused, from after them works.
+    let bounds = store.log_bounds().unwrap();
+    assert_eq!(bounds.head, head + 1);
+    let pruned = store.prune_log(i64::MAX).unwrap();
+    assert_eq!(pruned, 3, "every entry but the newest");
+    let bounds = store.log_bounds().unwrap();
+    assert_eq!(bounds, crate::LogBounds { floor: head, head: head + 1 });
+    assert!(matches!(
+        store.read_log(h0, 10),
+        Err(StoreError::LogPruned(_))
+    ));
+    assert_eq!(store.read_log(head, 10).unwrap().len(), 1);
+    store.create_customer(a, &cid("z"), &[], 1).unwrap();
+    assert_eq!(store.log_head(), head + 2, "numbers go on after a prune");
 }
 
 pub fn segments_lifecycle(store: &dyn Store) {
@@ -1056,28 +1044,11 @@ pub fn customers_by_ids_keep_the_order_asked(store: &dyn Store) {
     );
 }
 
-/// Records every committed change whole.
-#[derive(Default)]
-struct Changes(std::sync::Mutex<Vec<crate::changes::Change>>);
-
-impl crate::changes::ChangeListener for Changes {
-    fn committed(&self, changes: &[crate::changes::Change]) {
-        self.0.lock().unwrap().extend(
-            changes
-                .iter()
-                .filter(|c| !matches!(c, crate::changes::Change::DataVersion { .. }))
-                .cloned(),
-        );
-    }
-}
-
 /// A small import announces each customer it created or updated in its new state (values
 /// removed included); one larger than [`crate::INCREMENTAL_IMPORT_CUSTOMERS`] announces one
 /// bulk change instead.
 pub fn imports_announce_their_customers_or_one_bulk_change(store: &dyn Store) {
     use crate::changes::Change;
-    let recorder = Arc::new(Changes::default());
-    store.set_listener(recorder.clone());
     let a = app(store, "A");
     let age = field(store, a, "age", FieldType::Number);
     let city = field(store, a, "city", FieldType::String);
@@ -1092,7 +1063,7 @@ pub fn imports_announce_their_customers_or_one_bulk_change(store: &dyn Store) {
             1,
         )
         .unwrap();
-    recorder.0.lock().unwrap().clear();
+    let before = store.log_head();
     let import = |items: Vec<UpsertItem>| {
         store
             .run_import(
@@ -1122,12 +1093,11 @@ pub fn imports_announce_their_customers_or_one_bulk_change(store: &dyn Store) {
             changes: vec![set(&city, Value::String("Paris".into()))],
         },
     ]);
-    let seen: Vec<(String, Vec<(unico_core::FieldId, Value)>)> = recorder
-        .0
-        .lock()
+    let seen: Vec<(String, Vec<(unico_core::FieldId, Value)>)> = store
+        .read_log(before, 100)
         .unwrap()
-        .drain(..)
-        .map(|change| match change {
+        .into_iter()
+        .map(|entry| match entry.change {
             Change::Customer { customer, .. } => {
                 (customer.customer_id.as_str().to_owned(), customer.fields)
             }
@@ -1149,8 +1119,14 @@ pub fn imports_announce_their_customers_or_one_bulk_change(store: &dyn Store) {
     let large = crate::INCREMENTAL_IMPORT_CUSTOMERS as usize + 1;
     let names: Vec<String> = (0..large).map(|i| format!("n{i}")).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let before = store.log_head();
     import(import_items(&age, &refs));
-    let seen = recorder.0.lock().unwrap();
+    let seen: Vec<Change> = store
+        .read_log(before, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.change)
+        .collect();
     assert!(
         matches!(seen.as_slice(), [Change::Bulk { app }] if *app == a),
         "a large import is one bulk change, got {} changes",

@@ -12,6 +12,9 @@ pub enum StoreError {
     Limit(String),
     #[error("{0}")]
     Invalid(String),
+    /// The change log no longer holds the entries after this sequence number.
+    #[error("the change log was pruned past sequence number {0}")]
+    LogPruned(u64),
     #[error("storage failure: {0}")]
     Internal(String),
 }

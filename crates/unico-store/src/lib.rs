@@ -20,7 +20,9 @@ pub mod error;
 pub mod sqlite;
 pub mod store;
 
-pub use changes::{Change, ChangeListener, INCREMENTAL_IMPORT_CUSTOMERS};
+pub use changes::{
+    Change, INCREMENTAL_IMPORT_CUSTOMERS, LOG_RETENTION_MS, LogBounds, LogEntry,
+};
 pub use cursor::Cursor;
 pub use error::StoreError;
 pub use sqlite::SqliteStore;

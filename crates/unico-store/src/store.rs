@@ -10,6 +10,7 @@ use unico_core::{
     Schema, TimeZoneName,
 };
 
+use crate::changes::{LogBounds, LogEntry};
 use crate::cursor::Cursor;
 use crate::error::StoreError;
 
@@ -92,9 +93,20 @@ pub trait Store: Send + Sync + 'static {
     /// A short name of the backend, for logs.
     fn backend(&self) -> &'static str;
 
-    /// Sets the listener that receives every committed change, in commit order, before
-    /// the write that made it returns.
-    fn set_listener(&self, listener: std::sync::Arc<dyn crate::changes::ChangeListener>);
+    // --- the change log ---
+    /// The sequence number of the last committed change (0 before any). Every write
+    /// acknowledged before this call returns is at or below it. Cheap: no I/O.
+    fn log_head(&self) -> u64;
+    /// Which entries the log still holds.
+    fn log_bounds(&self) -> Result<LogBounds, StoreError>;
+    /// Up to `limit` entries after `after`, in sequence order. `LogPruned` if entries
+    /// right after `after` were already pruned (the reader must start over from a scan).
+    fn read_log(&self, after: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError>;
+    /// Waits until the head passes `after` or `timeout` passes; answers the head.
+    fn wait_log(&self, after: u64, timeout: std::time::Duration) -> u64;
+    /// Removes the entries committed before `before` (epoch milliseconds), keeping at least
+    /// the last one; answers how many went.
+    fn prune_log(&self, before: i64) -> Result<u64, StoreError>;
 
     // --- instance metadata ---
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError>;
@@ -132,14 +144,6 @@ pub trait Store: Send + Sync + 'static {
     fn find_key(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyInfo>, StoreError>;
 
     // --- customer fields ---
-    /// The application's data version: a number that moves in every committed write that
-    /// changes what the change feed describes (customers, fields, time zone, imports) and
-    /// never comes back, so a view of the data stamped with it (a segment engine snapshot)
-    /// is current exactly when the stamp equals it. Every commit it counts has already
-    /// been delivered to the change listener, which hears each new version as a
-    /// [`crate::Change::DataVersion`] after the commit's changes.
-    fn data_version(&self, app: AppId) -> Result<u64, StoreError>;
-
     fn schema(&self, app: AppId) -> Result<Schema, StoreError>;
     fn field_stats(&self, app: AppId) -> Result<Vec<FieldStat>, StoreError>;
     /// `Conflict` if the name exists, `Limit` past the field limit.
@@ -192,12 +196,14 @@ pub trait Store: Send + Sync + 'static {
     /// The customers with these ids, in the order given (ids not found are skipped).
     fn get_customers(&self, app: AppId, ids: &[i64]) -> Result<Vec<Customer>, StoreError>;
     fn count_customers(&self, app: AppId) -> Result<u64, StoreError>;
-    /// Visits every customer of the application in id order until `visit` answers false.
+    /// Visits every customer of the application in id order until `visit` answers false,
+    /// all as of one point of the change log, whose sequence number it answers: the scan
+    /// holds every change up to it and none after.
     fn scan_customers(
         &self,
         app: AppId,
         visit: &mut dyn FnMut(Customer) -> bool,
-    ) -> Result<(), StoreError>;
+    ) -> Result<u64, StoreError>;
 
     // --- segments ---
     /// Saves a segment; `filter` is the canonical JSON text of its filter.

@@ -76,6 +76,19 @@ const MIGRATIONS: &[&str] = &[
          created_at INTEGER NOT NULL,
          updated_at INTEGER NOT NULL);
      CREATE INDEX segments_by_app ON segments(app_id, id);",
+    // 5: the durable change log, replacing the per-application data versions.
+    "CREATE TABLE change_log (
+         seq INTEGER PRIMARY KEY AUTOINCREMENT,
+         at INTEGER NOT NULL,
+         app_id INTEGER NOT NULL,
+         kind INTEGER NOT NULL,
+         customer INTEGER,
+         customer_id TEXT,
+         created_at INTEGER,
+         updated_at INTEGER,
+         data BLOB,
+         text TEXT);
+     DELETE FROM meta WHERE key LIKE 'data_version.%';",
 ];
 
 /// Brings the database up to this build's schema.

@@ -13,6 +13,7 @@ mod bulk;
 mod imports;
 mod migrations;
 mod rows;
+mod log;
 mod writer;
 mod writes;
 
@@ -53,7 +54,7 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: writer::Writer,
     checkpointer: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
-    listener: writer::ListenerSlot,
+    head: std::sync::Arc<log::Head>,
     readers: Mutex<Vec<Connection>>,
     schemas: Mutex<HashMap<AppId, Schema>>,
     /// Imports of at most this many customers reach the change feed customer by customer.
@@ -130,11 +131,11 @@ impl SqliteStore {
         // Commits never stop to checkpoint; a background thread does it instead.
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")?;
         let checkpointer = start_checkpointer(&path)?;
-        let listener = writer::ListenerSlot::default();
+        let head = log::Head::new(log::last_seq(&conn)?);
         Ok(Self {
-            writer: writer::Writer::start(conn, listener.clone())?,
+            writer: writer::Writer::start(conn, head.clone())?,
             checkpointer: Some(checkpointer),
-            listener,
+            head,
             path,
             readers: Mutex::new(Vec::new()),
             schemas: Mutex::new(HashMap::new()),
@@ -242,10 +243,30 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
-    fn set_listener(&self, listener: std::sync::Arc<dyn crate::changes::ChangeListener>) {
-        if let Ok(mut slot) = self.listener.write() {
-            *slot = Some(listener);
-        }
+    fn log_head(&self) -> u64 {
+        self.head.get()
+    }
+
+    fn log_bounds(&self) -> Result<crate::LogBounds, StoreError> {
+        self.read(log::bounds)
+    }
+
+    fn read_log(&self, after: u64, limit: usize) -> Result<Vec<crate::LogEntry>, StoreError> {
+        // One read transaction: a prune cannot slip between the floor's check and the read.
+        self.read(|c| {
+            c.execute_batch("BEGIN")?;
+            let entries = log::read(c, after, limit);
+            c.execute_batch("COMMIT")?;
+            entries
+        })
+    }
+
+    fn wait_log(&self, after: u64, timeout: std::time::Duration) -> u64 {
+        self.head.wait_past(after, timeout)
+    }
+
+    fn prune_log(&self, before: i64) -> Result<u64, StoreError> {
+        self.writer.write(move |w| log::prune(&w.conn, before))
     }
 
     fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -412,22 +433,6 @@ impl Store for SqliteStore {
             ))?
             .query_row([&hash[..]], rows::key_from_row)
             .optional()?)
-        })
-    }
-
-    fn data_version(&self, app: AppId) -> Result<u64, StoreError> {
-        // On the writer thread: every commit before this one has been announced.
-        self.writer.write(move |w| {
-            ensure_app(&w.conn, app)?;
-            let version: Option<i64> = w
-                .conn
-                .query_row(
-                    "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?1",
-                    [writer::data_version_key(app)],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            Ok(version.unwrap_or(0) as u64)
         })
     }
 
@@ -639,21 +644,30 @@ impl Store for SqliteStore {
         &self,
         app: AppId,
         visit: &mut dyn FnMut(Customer) -> bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         self.read(|c| {
-            let mut stmt = c.prepare(&format!(
-                // NOT INDEXED: walk the table in rowid (= id) order; through the customerId index
-                // SQLite would sort a million rows in a temporary B-tree first.
-                "SELECT {} FROM customers NOT INDEXED WHERE app_id = ?1 ORDER BY id",
-                rows::CUSTOMER_COLUMNS
-            ))?;
-            let mut rows_iter = stmt.query([app.0])?;
-            while let Some(row) = rows_iter.next()? {
-                if !visit(rows::to_customer(rows::customer_from_row(row)?)?) {
-                    break;
+            // One read transaction: its snapshot starts at the log's head read first, so
+            // the customers visited are exactly those of that point of the log.
+            c.execute_batch("BEGIN")?;
+            let scanned = (|| {
+                let seq = log::last_seq(c)?;
+                let mut stmt = c.prepare(&format!(
+                    // NOT INDEXED: walk the table in rowid (= id) order; through the
+                    // customerId index SQLite would sort a million rows in a temporary
+                    // B-tree first.
+                    "SELECT {} FROM customers NOT INDEXED WHERE app_id = ?1 ORDER BY id",
+                    rows::CUSTOMER_COLUMNS
+                ))?;
+                let mut rows_iter = stmt.query([app.0])?;
+                while let Some(row) = rows_iter.next()? {
+                    if !visit(rows::to_customer(rows::customer_from_row(row)?)?) {
+                        break;
+                    }
                 }
-            }
-            Ok(())
+                Ok(seq)
+            })();
+            c.execute_batch("COMMIT")?;
+            scanned
         })
     }
 

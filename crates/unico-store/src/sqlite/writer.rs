@@ -5,6 +5,10 @@
 //! runs each in its own savepoint inside one transaction, commits once (one fsync), and only
 //! then answers each caller. Concurrent writers thus share fsyncs, and an answer is never
 //! sent for a write that is not yet durable.
+//!
+//! The changes of a group's jobs are appended to the change log in the group's own
+//! transaction, and the log's head moves (waking its readers) after the commit and before
+//! any caller is answered: a write that was acknowledged is always in the log.
 
 use std::collections::HashMap;
 use std::sync::{Arc, mpsc};
@@ -13,12 +17,10 @@ use std::thread;
 use rusqlite::Connection;
 use unico_core::AppId;
 
+use super::log::{self, Head};
 use super::rows;
-use crate::changes::{Change, ChangeListener};
+use crate::changes::Change;
 use crate::error::StoreError;
-
-/// The listener slot shared by the store and its writer thread.
-pub type ListenerSlot = Arc<std::sync::RwLock<Option<Arc<dyn ChangeListener>>>>;
 
 /// What a write job sees: the connection, inside the group's transaction, and the
 /// writer's cache of each application's live fields. The cache is exact because every
@@ -31,7 +33,7 @@ pub struct WriteCtx {
 }
 
 impl WriteCtx {
-    /// Records a change, published to the listener if and when its job commits.
+    /// Records a change, logged if and when its job commits.
     pub fn emit(&mut self, change: Change) {
         self.events.push(change);
     }
@@ -77,11 +79,11 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(conn: Connection, listener: ListenerSlot) -> Result<Self, StoreError> {
+    pub fn start(conn: Connection, head: Arc<Head>) -> Result<Self, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = thread::Builder::new()
             .name("unico-writer".into())
-            .spawn(move || run(conn, rx, listener))
+            .spawn(move || run(conn, rx, head))
             .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             jobs: Some(tx),
@@ -146,45 +148,7 @@ fn in_savepoint<R>(
     }
 }
 
-/// The `meta` key of an application's data version.
-pub fn data_version_key(app: AppId) -> String {
-    format!("data_version.{}", app.0)
-}
-
-/// Moves the data version of every application this group changed, in the group's
-/// transaction (so a version is never ahead of or behind its data), and announces each
-/// new version after the group's changes. A deleted application's version goes with it.
-fn bump_data_versions(ctx: &mut WriteCtx) -> Result<(), StoreError> {
-    let mut apps: Vec<AppId> = ctx.events.iter().map(Change::app).collect();
-    apps.sort_unstable_by_key(|a| a.0);
-    apps.dedup();
-    for app in apps {
-        let key = data_version_key(app);
-        let deleted = ctx
-            .events
-            .iter()
-            .any(|c| matches!(c, Change::AppDeleted { app: a } if *a == app));
-        if deleted {
-            ctx.conn
-                .execute("DELETE FROM meta WHERE key = ?1", [&key])?;
-            continue;
-        }
-        let version: i64 = ctx.conn.query_row(
-            "INSERT INTO meta (key, value) VALUES (?1, '1')
-             ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)
-             RETURNING CAST(value AS INTEGER)",
-            [&key],
-            |r| r.get(0),
-        )?;
-        ctx.events.push(Change::DataVersion {
-            app,
-            version: version as u64,
-        });
-    }
-    Ok(())
-}
-
-fn run(conn: Connection, rx: mpsc::Receiver<Job>, listener: ListenerSlot) {
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, head: Arc<Head>) {
     let mut ctx = WriteCtx {
         conn,
         live: HashMap::new(),
@@ -208,25 +172,28 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, listener: ListenerSlot) {
             continue;
         }
         let replies: Vec<Reply> = batch.into_iter().map(|job| job(Some(&mut ctx))).collect();
-        let committed = bump_data_versions(&mut ctx)
-            .and_then(|()| ctx.conn.execute_batch("COMMIT").map_err(StoreError::from));
-        match &committed {
+        let events = std::mem::take(&mut ctx.events);
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let committed = log::append(&ctx.conn, &events, at).and_then(|seq| {
+            ctx.conn.execute_batch("COMMIT")?;
+            Ok(seq)
+        });
+        let committed = match committed {
             Err(e) => {
                 tracing::error!(error = %e, "commit failed; rolling back");
                 ctx.live.clear();
-                ctx.events.clear();
                 let _ = ctx.conn.execute_batch("ROLLBACK");
+                Err(e)
             }
-            Ok(()) if !ctx.events.is_empty() => {
-                let events = std::mem::take(&mut ctx.events);
-                if let Ok(slot) = listener.read()
-                    && let Some(listener) = slot.as_ref()
-                {
-                    listener.committed(&events);
+            Ok(seq) => {
+                if let Some(seq) = seq {
+                    head.advance(seq);
                 }
+                Ok(())
             }
-            Ok(()) => {}
-        }
+        };
         for reply in replies {
             reply(committed.clone());
         }
