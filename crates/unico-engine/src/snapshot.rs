@@ -475,6 +475,19 @@ impl AppIndex {
         schema: &Schema,
         tz: TimeZone,
     ) -> Result<AppIndex, SnapshotError> {
+        Self::read_snapshot_if(r, len, |s| s == stamp, schema, tz)
+    }
+
+    /// [`AppIndex::read_snapshot`] for a caller that learns what the snapshot reflects
+    /// from its stamp: `accept` sees the stamp before anything else is read, and the
+    /// snapshot is refused unless it answers true.
+    pub fn read_snapshot_if(
+        r: &mut impl Read,
+        len: u64,
+        accept: impl FnOnce(&[u8]) -> bool,
+        schema: &Schema,
+        tz: TimeZone,
+    ) -> Result<AppIndex, SnapshotError> {
         let corrupt = SnapshotError::Corrupt;
         let mut input = In {
             r,
@@ -488,7 +501,7 @@ impl AppIndex {
         if input.u64()? != u64::from(FORMAT) {
             return Err(SnapshotError::Mismatch("another format"));
         }
-        if input.vec::<u8>()? != stamp {
+        if !accept(&input.vec::<u8>()?) {
             return Err(SnapshotError::Mismatch("another stamp"));
         }
         let rows = usize::try_from(input.u64()?).map_err(|_| corrupt("rows"))?;

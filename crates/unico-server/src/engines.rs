@@ -1,45 +1,58 @@
-//! The applications' segment engines, kept exactly in step with the store through its
-//! change feed.
+//! The applications' segment engines, kept exactly in step with the store by following its
+//! change log.
 //!
-//! An application's [`AppIndex`] is built when first asked for (`unico serve` asks for
-//! every application's at start-up): from its snapshot file if snapshots are enabled and
-//! the file is current, otherwise from a store scan. Changes committed while it builds are
-//! buffered and replayed on top (replaying a customer's latest state, a deletion or a
-//! schema is idempotent), so no write is ever missed. After a large import (a bulk change)
-//! the index is dropped and rebuilt at once in the background.
+//! **Following.** One thread, the follower, reads the store's change log in sequence order
+//! (woken by each commit) and applies every entry to the loaded index of its application;
+//! `applied` is the sequence number up to which every loaded index holds every change. The
+//! store's writer never waits for it: a write is acknowledged once durable. A question
+//! asked of an engine first waits until `applied` reaches the log's head as it was when the
+//! question arrived (read your writes: every write acknowledged before the question is
+//! counted), at most [`READ_YOUR_WRITES_TIMEOUT`]; a question that cannot be answered
+//! exactly is an error, never a stale count.
 //!
-//! **Snapshots.** Each index carries the store's data version it reflects: read on the
-//! store's writer (so every commit it counts was delivered) before the build, then moved
-//! by the [`Change::DataVersion`] that follows each commit's changes. A snapshot is
-//! stamped with (application, data version, time zone) and used only if the store's
-//! current version is the stamp's: the store moves the version in the same transaction as
-//! any change, so a write that committed after the snapshot (even one followed by a
-//! `kill -9`), a field deleted or retyped, a time zone change or an import all make it
-//! stale. A snapshot whose contents ran ahead of its stamp (a scan that saw a later
-//! commit) can never match, since that commit moved the version past the stamp. Files are
-//! written to a temporary name and renamed; a damaged one fails its checksum and is
-//! ignored. Snapshots are written in the background after a scan build, every
-//! [`SNAPSHOT_INTERVAL`] for indexes that changed, and at shutdown.
+//! **Building.** An application's [`AppIndex`] is built when first asked for (`unico serve`
+//! asks for every application's at start-up): from its snapshot file if snapshots are
+//! enabled and the log still holds every change after the snapshot's sequence number,
+//! otherwise from a store scan, which answers the sequence number it reflects. Either way
+//! the new index then catches up by reading the log from its own sequence number until it
+//! is at least at `applied`, and only then becomes the one the follower updates; entries it
+//! already holds are skipped. A bulk change (a large import) or the application's deletion
+//! met while catching up means scanning again. After a bulk change the follower drops the
+//! index and starts a rebuild at once, in the background; questions wait for it.
+//!
+//! **Snapshots** are stamped with (application, sequence number, time zone); the sequence
+//! number is one at or below which every change of the application is in the file (applying
+//! a change twice is harmless: entries carry whole states). Files are written to a temporary
+//! name and renamed; a damaged one fails its checksum and is ignored. They are written in the
+//! background after a scan build, every [`SNAPSHOT_INTERVAL`] for indexes that changed, and
+//! at shutdown.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use unico_core::AppId;
 use unico_engine::AppIndex;
 use unico_filter::EvalContext;
-use unico_store::{Change, ChangeListener, Store, StoreError};
+use unico_store::{Change, LogEntry, Store, StoreError};
 
 /// How often changed indexes are snapshotted.
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(60);
+/// Longest a question waits for the engines to reach the writes acknowledged before it.
+pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(10);
+/// Log entries read at a time.
+const LOG_BATCH: usize = 4096;
+/// Longest the follower sleeps without looking at the log (it is woken by every commit;
+/// this bounds how long a dropped registry keeps its thread).
+const FOLLOW_WAKE: Duration = Duration::from_millis(200);
 
 /// An index and what it reflects.
 pub struct Loaded {
     index: AppIndex,
-    /// The store's data version the index reflects.
-    version: u64,
+    /// Every change of the application up to this sequence number is in the index.
+    seq: u64,
     /// The application's time zone name, for the snapshot stamp.
     timezone: String,
     /// Changes applied since the build.
@@ -51,10 +64,10 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    fn new(index: AppIndex, version: u64, timezone: String, from_snapshot: bool) -> Self {
+    fn new(index: AppIndex, seq: u64, timezone: String, from_snapshot: bool) -> Self {
         Self {
             index,
-            version,
+            seq,
             timezone,
             changes: 0,
             saved: AtomicU64::new(u64::MAX),
@@ -64,24 +77,43 @@ impl Loaded {
 }
 
 enum Slot {
-    /// A build is scanning the store; changes that commit meanwhile wait here.
-    Building(Vec<Change>),
+    /// A build is under way; questions wait for it.
+    Building,
     Ready(Arc<RwLock<Loaded>>),
 }
 
-/// The loaded indexes, one per application.
+struct Registry {
+    slots: HashMap<AppId, Slot>,
+    /// Every log entry up to here is applied to every ready index.
+    applied: u64,
+    /// The follower is applying entries up to here (`>= applied`): an index registered
+    /// meanwhile must already hold them, since the follower will not visit it.
+    applying: u64,
+}
+
+/// The loaded indexes, one per application, and the thread that follows the log.
 pub struct Engines {
     store: Weak<dyn Store>,
-    slots: Mutex<HashMap<AppId, Slot>>,
-    built: Condvar,
+    registry: Mutex<Registry>,
+    /// Signalled when a build ends or `applied` moves.
+    moved: Condvar,
     snapshots: OnceLock<PathBuf>,
     /// Serialises snapshot writes (they share temporary file names).
     writing: Mutex<()>,
-    /// This registry, for the rebuilds it starts itself.
+    /// This registry, for the threads it starts itself.
     me: Weak<Engines>,
 }
 
-fn apply(loaded: &mut Loaded, change: &Change) {
+/// What applying one change to an index asks of the registry.
+enum Applied {
+    Done,
+    /// The index must be built again from a scan (a bulk change).
+    Rebuild,
+    /// The application is gone.
+    Gone,
+}
+
+fn apply(loaded: &mut Loaded, change: &Change) -> Applied {
     let index = &mut loaded.index;
     match change {
         Change::Customer { customer, .. } => index.upsert(customer),
@@ -91,36 +123,63 @@ fn apply(loaded: &mut Loaded, change: &Change) {
             index.set_timezone(timezone.zone());
             loaded.timezone = timezone.as_str().to_owned();
         }
-        Change::DataVersion { version, .. } => {
-            loaded.version = *version;
-            return;
-        }
-        Change::AppDeleted { .. } | Change::Bulk { .. } => {}
+        Change::Bulk { .. } => return Applied::Rebuild,
+        Change::AppDeleted { .. } => return Applied::Gone,
     }
     loaded.changes += 1;
+    Applied::Done
 }
 
-fn stamp(app: AppId, version: u64, timezone: &str) -> Vec<u8> {
-    format!("app {} data version {version} time zone {timezone}", app.0).into_bytes()
+fn stamp(app: AppId, seq: u64, timezone: &str) -> Vec<u8> {
+    format!("app {} seq {seq} time zone {timezone}", app.0).into_bytes()
+}
+
+/// The sequence number of a stamp written by [`stamp`] for this application and zone.
+fn stamped_seq(stamp: &[u8], app: AppId, timezone: &str) -> Option<u64> {
+    let text = std::str::from_utf8(stamp).ok()?;
+    let rest = text.strip_prefix(&format!("app {} seq ", app.0))?;
+    let (seq, zone) = rest.split_once(" time zone ")?;
+    (zone == timezone).then_some(())?;
+    seq.parse().ok()
 }
 
 fn snapshot_path(dir: &Path, app: AppId) -> PathBuf {
     dir.join(format!("engine-{}.snapshot", app.0))
 }
 
+fn poisoned() -> StoreError {
+    StoreError::Internal("the engine registry lock was poisoned".into())
+}
+
 impl Engines {
-    /// Engines over `store`, subscribed to its change feed.
+    /// Engines over `store`, following its change log from its current head.
     pub fn attach(store: &Arc<dyn Store>) -> Arc<Engines> {
         let engines = Arc::new_cyclic(|me| Engines {
             store: Arc::downgrade(store),
-            slots: Mutex::new(HashMap::new()),
-            built: Condvar::new(),
+            registry: Mutex::new(Registry {
+                slots: HashMap::new(),
+                applied: store.log_head(),
+                applying: store.log_head(),
+            }),
+            moved: Condvar::new(),
             snapshots: OnceLock::new(),
             writing: Mutex::new(()),
             me: me.clone(),
         });
-        store.set_listener(engines.clone());
+        let weak = Arc::downgrade(&engines);
+        let started = std::thread::Builder::new()
+            .name("unico-engines".into())
+            .spawn(move || follow(weak));
+        if let Err(e) = started {
+            tracing::error!(error = %e, "cannot start following the change log");
+        }
         engines
+    }
+
+    fn store(&self) -> Result<Arc<dyn Store>, StoreError> {
+        self.store
+            .upgrade()
+            .ok_or_else(|| StoreError::Internal("the store is closed".into()))
     }
 
     /// Keeps snapshots of the indexes in `dir` (created if needed), reads them at build
@@ -147,12 +206,13 @@ impl Engines {
 
     /// Snapshots every loaded index that changed since its last snapshot (blocking).
     pub fn save_snapshots(&self) {
-        let ready: Vec<(AppId, Arc<RwLock<Loaded>>)> = match self.slots.lock() {
-            Ok(slots) => slots
+        let ready: Vec<(AppId, Arc<RwLock<Loaded>>)> = match self.registry.lock() {
+            Ok(registry) => registry
+                .slots
                 .iter()
                 .filter_map(|(app, slot)| match slot {
                     Slot::Ready(l) => Some((*app, l.clone())),
-                    Slot::Building(_) => None,
+                    Slot::Building => None,
                 })
                 .collect(),
             Err(_) => return,
@@ -160,6 +220,10 @@ impl Engines {
         for (app, loaded) in ready {
             self.save_snapshot(app, &loaded);
         }
+    }
+
+    fn applied(&self) -> u64 {
+        self.registry.lock().map_or(0, |r| r.applied)
     }
 
     fn save_snapshot(&self, app: AppId, loaded: &RwLock<Loaded>) {
@@ -171,7 +235,9 @@ impl Engines {
         };
         let path = snapshot_path(dir, app);
         let tmp = path.with_extension("snapshot.tmp");
-        let started = std::time::Instant::now();
+        let started = Instant::now();
+        // Read before the index's lock: every change up to it is in the index then.
+        let applied = self.applied();
         let written = (|| -> std::io::Result<bool> {
             let file = {
                 let Ok(guard) = loaded.read() else {
@@ -182,7 +248,7 @@ impl Engines {
                 }
                 let file = std::fs::File::create(&tmp)?;
                 let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-                let stamp = stamp(app, guard.version, &guard.timezone);
+                let stamp = stamp(app, guard.seq.max(applied), &guard.timezone);
                 guard.index.write_snapshot(&stamp, &mut out)?;
                 guard.saved.store(guard.changes, Ordering::Relaxed);
                 out.into_inner().map_err(|e| e.into_error())?
@@ -205,78 +271,147 @@ impl Engines {
         }
     }
 
-    /// The application's index, building it if needed (blocking).
+    /// The application's index, building it if needed (blocking). When it answers, the
+    /// index holds every change up to the engines' `applied` point.
     pub fn index(self: &Arc<Self>, app: AppId) -> Result<Arc<RwLock<Loaded>>, StoreError> {
-        let poisoned = || StoreError::Internal("the engine registry lock was poisoned".into());
+        let mut registry = self.registry.lock().map_err(|_| poisoned())?;
         loop {
-            let mut slots = self.slots.lock().map_err(|_| poisoned())?;
-            match slots.get(&app) {
+            match registry.slots.get(&app) {
                 Some(Slot::Ready(index)) => return Ok(index.clone()),
-                Some(Slot::Building(_)) => {
-                    drop(self.built.wait(slots).map_err(|_| poisoned())?);
-                    continue;
+                Some(Slot::Building) => {
+                    registry = self.moved.wait(registry).map_err(|_| poisoned())?;
                 }
-                None => {
-                    slots.insert(app, Slot::Building(Vec::new()));
+                None => break,
+            }
+        }
+        registry.slots.insert(app, Slot::Building);
+        drop(registry);
+        let result = match self.build_caught_up(app) {
+            Ok((loaded, mut registry)) => {
+                let from_snapshot = loaded.from_snapshot;
+                if from_snapshot && loaded.changes == 0 {
+                    loaded.saved.store(0, Ordering::Relaxed);
+                }
+                let loaded = Arc::new(RwLock::new(loaded));
+                registry.slots.insert(app, Slot::Ready(loaded.clone()));
+                drop(registry);
+                if !from_snapshot && self.snapshots.get().is_some() {
+                    let (engines, target) = (self.clone(), loaded.clone());
+                    let _ = std::thread::Builder::new()
+                        .name("unico-snapshot".into())
+                        .spawn(move || engines.save_snapshot(app, &target));
+                }
+                Ok(loaded)
+            }
+            Err(e) => {
+                if let Ok(mut registry) = self.registry.lock() {
+                    registry.slots.remove(&app);
+                }
+                Err(e)
+            }
+        };
+        self.moved.notify_all();
+        result
+    }
+
+    /// Builds the application's index and brings it up to the point the follower is
+    /// applying; answers it with the registry's guard held (so the follower cannot move on
+    /// before the index is registered).
+    fn build_caught_up(
+        &self,
+        app: AppId,
+    ) -> Result<(Loaded, std::sync::MutexGuard<'_, Registry>), StoreError> {
+        let store = self.store()?;
+        // A snapshot is tried once: if the log after it holds a bulk change, or no longer
+        // holds what follows it, the next build scans.
+        let mut snapshot_allowed = true;
+        'build: loop {
+            let mut loaded = self.build(store.as_ref(), app, snapshot_allowed)?;
+            snapshot_allowed = false;
+            loop {
+                let registry = self.registry.lock().map_err(|_| poisoned())?;
+                if loaded.seq >= registry.applying {
+                    return Ok((loaded, registry));
+                }
+                let target = registry.applying;
+                drop(registry);
+                // Catch up outside the lock: the follower goes on meanwhile.
+                while loaded.seq < target {
+                    let entries = match store.read_log(loaded.seq, LOG_BATCH) {
+                        Ok(entries) => entries,
+                        Err(StoreError::LogPruned(_)) => continue 'build,
+                        Err(e) => return Err(e),
+                    };
+                    let Some(last) = entries.last().map(|e| e.seq) else {
+                        break;
+                    };
+                    for entry in &entries {
+                        if entry.change.app() != app {
+                            continue;
+                        }
+                        match apply(&mut loaded, &entry.change) {
+                            Applied::Done => {}
+                            Applied::Rebuild => continue 'build,
+                            Applied::Gone => {
+                                return Err(StoreError::NotFound(format!("application {}", app.0)));
+                            }
+                        }
+                    }
+                    loaded.seq = last;
                 }
             }
-            drop(slots);
-            let built = self.build(app);
-            let mut slots = self.slots.lock().map_err(|_| poisoned())?;
-            let buffered = match slots.remove(&app) {
-                Some(Slot::Building(changes)) => changes,
-                _ => Vec::new(),
-            };
-            let result = match built {
-                Ok(mut loaded) => {
-                    let from_snapshot = loaded.from_snapshot;
-                    let stale = buffered
-                        .iter()
-                        .any(|c| matches!(c, Change::Bulk { .. } | Change::AppDeleted { .. }));
-                    if stale {
-                        // An import or a deletion landed during the scan: scan again.
-                        self.built.notify_all();
-                        continue;
-                    }
-                    for change in &buffered {
-                        apply(&mut loaded, change);
-                    }
-                    if from_snapshot && loaded.changes == 0 {
-                        loaded.saved.store(0, Ordering::Relaxed);
-                    }
-                    let loaded = Arc::new(RwLock::new(loaded));
-                    slots.insert(app, Slot::Ready(loaded.clone()));
-                    if !from_snapshot && self.snapshots.get().is_some() {
-                        let (engines, target) = (self.clone(), loaded.clone());
-                        let _ = std::thread::Builder::new()
-                            .name("unico-snapshot".into())
-                            .spawn(move || engines.save_snapshot(app, &target));
-                    }
-                    Ok(loaded)
-                }
-                Err(e) => Err(e),
-            };
-            self.built.notify_all();
-            return result;
         }
     }
 
     /// Whether the application's loaded index came from a snapshot (`None`: not loaded).
     pub fn from_snapshot(&self, app: AppId) -> Option<bool> {
-        match self.slots.lock().ok()?.get(&app)? {
+        match self.registry.lock().ok()?.slots.get(&app)? {
             Slot::Ready(loaded) => Some(loaded.read().ok()?.from_snapshot),
-            Slot::Building(_) => None,
+            Slot::Building => None,
         }
     }
 
+    /// Waits until every write acknowledged before this call is in the engines.
+    fn catch_up_to_head(&self) -> Result<(), StoreError> {
+        let target = self.store()?.log_head();
+        let started = Instant::now();
+        let deadline = started + READ_YOUR_WRITES_TIMEOUT;
+        let mut registry = self.registry.lock().map_err(|_| poisoned())?;
+        while registry.applied < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::Internal(format!(
+                    "the segment engines are {} changes behind the store after {} s; the count would not be exact",
+                    target - registry.applied,
+                    READ_YOUR_WRITES_TIMEOUT.as_secs()
+                )));
+            }
+            registry = self
+                .moved
+                .wait_timeout(registry, left)
+                .map_err(|_| poisoned())?
+                .0;
+        }
+        let waited = started.elapsed();
+        if waited > Duration::from_millis(100) {
+            tracing::info!(
+                waited_ms = waited.as_millis() as u64,
+                "a question waited for the engines to reach the acknowledged writes"
+            );
+        }
+        Ok(())
+    }
+
     /// Runs `query` against the application's index, with "now" taken at the call and
-    /// "today" in the index's time zone (blocking: may build the index).
+    /// "today" in the index's time zone (blocking: waits for the writes acknowledged
+    /// before it, and may build the index).
     pub fn query<R>(
         self: &Arc<Self>,
         app: AppId,
         now_ms: i64,
         query: impl FnOnce(&AppIndex, &EvalContext) -> R,
     ) -> Result<R, StoreError> {
+        self.catch_up_to_head()?;
         let loaded = self.index(app)?;
         let loaded = loaded
             .read()
@@ -285,63 +420,79 @@ impl Engines {
         Ok(query(&loaded.index, &ctx))
     }
 
-    /// Runs `query` against the application's index if it is loaded and no write holds
-    /// it at this instant, without ever blocking (for handlers on the async runtime);
-    /// `None` otherwise, and the caller takes the blocking path ([`Engines::query`]).
+    /// Runs `query` against the application's index if it is loaded, already holds every
+    /// acknowledged write, and no write holds it at this instant, without ever blocking
+    /// (for handlers on the async runtime); `None` otherwise, and the caller takes the
+    /// blocking path ([`Engines::query`]).
     pub fn try_query<R>(
         &self,
         app: AppId,
         now_ms: i64,
         query: impl FnOnce(&AppIndex, &EvalContext) -> R,
     ) -> Option<R> {
-        let loaded = match self.slots.try_lock().ok()?.get(&app)? {
-            Slot::Ready(loaded) => loaded.clone(),
-            Slot::Building(_) => return None,
+        let head = self.store.upgrade()?.log_head();
+        let loaded = {
+            let registry = self.registry.try_lock().ok()?;
+            if registry.applied < head {
+                return None;
+            }
+            match registry.slots.get(&app)? {
+                Slot::Ready(loaded) => loaded.clone(),
+                Slot::Building => return None,
+            }
         };
         let loaded = loaded.try_read().ok()?;
         let ctx = EvalContext::new(now_ms, loaded.index.timezone().clone());
         Some(query(&loaded.index, &ctx))
     }
 
-    /// Builds the application's index: from its snapshot if current, else from a scan.
-    fn build(&self, app: AppId) -> Result<Loaded, StoreError> {
-        let store = self
-            .store
-            .upgrade()
-            .ok_or_else(|| StoreError::Internal("the store is closed".into()))?;
-        let started = std::time::Instant::now();
-        // First the version: commits after it are buffered (the slot is Building).
-        let version = store.data_version(app)?;
+    /// Builds the application's index: from its snapshot (if allowed) when the log still
+    /// holds every change after it, else from a scan.
+    fn build(
+        &self,
+        store: &dyn Store,
+        app: AppId,
+        snapshot_allowed: bool,
+    ) -> Result<Loaded, StoreError> {
+        let started = Instant::now();
         let application = store.get_app(app)?;
         let schema = store.schema(app)?;
         let timezone = application.timezone.as_str().to_owned();
-        if let Some(dir) = self.snapshots.get() {
+        if let Some(dir) = self.snapshots.get().filter(|_| snapshot_allowed) {
+            let bounds = store.log_bounds()?;
             let path = snapshot_path(dir, app);
-            let stamp = stamp(app, version, &timezone);
             let read = std::fs::File::open(&path).and_then(|f| Ok((f.metadata()?.len(), f)));
             match read {
                 Ok((len, file)) => {
                     let mut input = std::io::BufReader::with_capacity(1 << 20, file);
-                    match AppIndex::read_snapshot(
+                    let mut at = None;
+                    let result = AppIndex::read_snapshot_if(
                         &mut input,
                         len,
-                        &stamp,
+                        |s| {
+                            at = stamped_seq(s, app, &timezone)
+                                .filter(|&seq| seq >= bounds.floor && seq <= bounds.head);
+                            at.is_some()
+                        },
                         &schema,
                         application.timezone.zone(),
-                    ) {
-                        Ok(index) => {
+                    );
+                    match (result, at) {
+                        (Ok(index), Some(seq)) => {
                             tracing::info!(
                                 app = app.0,
                                 customers = index.len(),
+                                seq,
                                 took_ms = started.elapsed().as_millis() as u64,
                                 memory_mb = index.memory_bytes() / (1 << 20),
                                 "segment engine loaded from its snapshot"
                             );
-                            return Ok(Loaded::new(index, version, timezone, true));
+                            return Ok(Loaded::new(index, seq, timezone, true));
                         }
-                        Err(e) => {
+                        (Err(e), _) => {
                             tracing::info!(app = app.0, reason = %e, "segment engine snapshot not used; scanning the store");
                         }
+                        (Ok(_), None) => {}
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -353,83 +504,166 @@ impl Engines {
         // Sized up front: growing a million customers' vector would copy it ~20 times.
         let expected = store.count_customers(app)? as usize;
         let mut customers = Vec::with_capacity(expected);
-        store.scan_customers(app, &mut |c| {
+        let seq = store.scan_customers(app, &mut |c| {
             customers.push(c);
             true
         })?;
         let scanned_ms = started.elapsed().as_millis() as u64;
+        // The schema and zone read after the scan: any change to them since the scan is
+        // also in the log after `seq`, and is applied again in order while catching up.
+        let application = store.get_app(app)?;
+        let schema = store.schema(app)?;
+        let timezone = application.timezone.as_str().to_owned();
         let mut index = AppIndex::with_capacity(&schema, customers.len());
         index.set_timezone(application.timezone.zone());
         index.upsert_many(&customers);
         tracing::info!(
             app = app.0,
             customers = customers.len(),
+            seq,
             scan_ms = scanned_ms,
             took_ms = started.elapsed().as_millis() as u64,
             memory_mb = index.memory_bytes() / (1 << 20),
             "segment engine built"
         );
-        Ok(Loaded::new(index, version, timezone, false))
+        Ok(Loaded::new(index, seq, timezone, false))
+    }
+
+    /// Applies a batch of log entries to the ready indexes; answers the applications to
+    /// rebuild. The registry's lock is not held while applying, so that an index busy
+    /// elsewhere (a snapshot being written holds its read lock) delays only its own
+    /// application's changes, never questions about others.
+    fn apply_entries(&self, entries: &[LogEntry]) -> Vec<AppId> {
+        let mut rebuild = Vec::new();
+        let Some(last) = entries.last().map(|e| e.seq) else {
+            return rebuild;
+        };
+        let targets: HashMap<AppId, Arc<RwLock<Loaded>>> = {
+            let Ok(mut registry) = self.registry.lock() else {
+                return rebuild;
+            };
+            registry.applying = registry.applying.max(last);
+            let mut targets = HashMap::new();
+            for entry in entries {
+                let app = entry.change.app();
+                match registry.slots.get(&app) {
+                    Some(Slot::Ready(loaded)) => {
+                        targets.entry(app).or_insert_with(|| loaded.clone());
+                    }
+                    // The build catches up from the log by itself.
+                    Some(Slot::Building) => {}
+                    // Engines are built for every application at start-up; one that has
+                    // none yet (created since) gets it after its first large import.
+                    None if matches!(entry.change, Change::Bulk { .. }) => rebuild.push(app),
+                    None => {}
+                }
+            }
+            targets
+        };
+        // Indexes to drop: (application, the index that was found wanting, deleted?).
+        let mut dropped: Vec<(AppId, Arc<RwLock<Loaded>>, bool)> = Vec::new();
+        for entry in entries {
+            let app = entry.change.app();
+            let Some(target) = targets.get(&app) else {
+                continue;
+            };
+            if dropped.iter().any(|(a, _, _)| *a == app) {
+                continue;
+            }
+            let Ok(mut loaded) = target.write() else {
+                // A poisoned index cannot be trusted: build it again.
+                dropped.push((app, target.clone(), false));
+                continue;
+            };
+            if loaded.seq >= entry.seq {
+                continue;
+            }
+            match apply(&mut loaded, &entry.change) {
+                Applied::Done => loaded.seq = entry.seq,
+                Applied::Rebuild => dropped.push((app, target.clone(), false)),
+                Applied::Gone => dropped.push((app, target.clone(), true)),
+            }
+        }
+        if let Ok(mut registry) = self.registry.lock() {
+            for (app, index, gone) in dropped {
+                // Only the index that was found wanting: one registered since is current.
+                if matches!(registry.slots.get(&app), Some(Slot::Ready(l)) if Arc::ptr_eq(l, &index))
+                {
+                    registry.slots.remove(&app);
+                }
+                if gone {
+                    if let Some(dir) = self.snapshots.get() {
+                        let _ = std::fs::remove_file(snapshot_path(dir, app));
+                    }
+                } else {
+                    rebuild.push(app);
+                }
+            }
+            registry.applied = registry.applied.max(last);
+        }
+        self.moved.notify_all();
+        rebuild
+    }
+
+    /// Starts building the application's index in the background, so that the next
+    /// question after a large import waits as little as possible.
+    fn rebuild_in_background(&self, app: AppId) {
+        let me = self.me.clone();
+        let started = std::thread::Builder::new()
+            .name("unico-rebuild".into())
+            .spawn(move || {
+                if let Some(engines) = me.upgrade()
+                    && let Err(e) = engines.index(app)
+                {
+                    tracing::warn!(app = app.0, error = %e, "cannot rebuild the segment engine");
+                }
+            });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "cannot start rebuilding a segment engine");
+        }
     }
 }
 
-impl ChangeListener for Engines {
-    fn committed(&self, changes: &[Change]) {
-        let mut rebuild = Vec::new();
-        // Changes for loaded indexes are applied after the registry's lock is released, so
-        // that an index busy elsewhere (a snapshot being written holds its read lock) delays
-        // only its own application's writes. Only this thread (the store's writer) removes a
-        // loaded index, so those collected here stay the current ones.
-        let mut ready = Vec::new();
-        {
-            let Ok(mut slots) = self.slots.lock() else {
-                return;
-            };
-            for change in changes {
-                let app = change.app();
-                if let (Change::AppDeleted { .. }, Some(dir)) = (change, self.snapshots.get()) {
-                    let _ = std::fs::remove_file(snapshot_path(dir, app));
-                }
-                match slots.get_mut(&app) {
-                    // Engines are built for every application at start-up; one that has
-                    // none yet (created since) gets it after its first import.
-                    None if matches!(change, Change::Bulk { .. }) => rebuild.push(app),
-                    None => {}
-                    Some(Slot::Building(buffer)) => buffer.push(change.clone()),
-                    Some(Slot::Ready(loaded)) => {
-                        if matches!(change, Change::Bulk { .. } | Change::AppDeleted { .. }) {
-                            slots.remove(&app);
-                            if matches!(change, Change::Bulk { .. }) {
-                                rebuild.push(app);
-                            }
-                            continue;
-                        }
-                        ready.push((loaded.clone(), change));
-                    }
+/// The follower: reads the log from `applied` and applies it, until the registry is gone.
+fn follow(engines: Weak<Engines>) {
+    loop {
+        let Some(me) = engines.upgrade() else {
+            return;
+        };
+        let Ok(store) = me.store() else {
+            return;
+        };
+        let applied = me.applied();
+        if store.wait_log(applied, FOLLOW_WAKE) <= applied {
+            continue;
+        }
+        match store.read_log(applied, LOG_BATCH) {
+            Ok(entries) => {
+                for app in me.apply_entries(&entries) {
+                    me.rebuild_in_background(app);
                 }
             }
-        }
-        for (loaded, change) in ready {
-            if let Ok(mut loaded) = loaded.write() {
-                apply(&mut loaded, change);
-            }
-        }
-        // An import replaced many customers at once: rebuild the engine now, in the
-        // background, so that the next question after the import waits as little as
-        // possible (it waits for this build rather than answering from stale columns).
-        for app in rebuild {
-            let me = self.me.clone();
-            let started = std::thread::Builder::new()
-                .name("unico-rebuild".into())
-                .spawn(move || {
-                    if let Some(engines) = me.upgrade()
-                        && let Err(e) = engines.index(app)
-                    {
-                        tracing::warn!(app = app.0, error = %e, "cannot rebuild the segment engine");
+            Err(StoreError::LogPruned(_)) => {
+                // The log moved past us (it cannot while we follow it, unless pruned by
+                // hand): every index is suspect. Start over from scans at the head.
+                tracing::error!("the change log was pruned past the engines; rebuilding them");
+                let head = store.log_head();
+                let apps: Vec<AppId> = match me.registry.lock() {
+                    Ok(mut registry) => {
+                        registry.applied = head;
+                        registry.slots.drain().map(|(app, _)| app).collect()
                     }
-                });
-            if let Err(e) = started {
-                tracing::warn!(error = %e, "cannot start rebuilding a segment engine");
+                    Err(_) => return,
+                };
+                me.moved.notify_all();
+                for app in apps {
+                    me.rebuild_in_background(app);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the change log; retrying");
+                drop(me);
+                std::thread::sleep(FOLLOW_WAKE);
             }
         }
     }

@@ -20,9 +20,7 @@ pub mod error;
 pub mod sqlite;
 pub mod store;
 
-pub use changes::{
-    Change, INCREMENTAL_IMPORT_CUSTOMERS, LOG_RETENTION_MS, LogBounds, LogEntry,
-};
+pub use changes::{Change, INCREMENTAL_IMPORT_CUSTOMERS, LOG_RETENTION_MS, LogBounds, LogEntry};
 pub use cursor::Cursor;
 pub use error::StoreError;
 pub use sqlite::SqliteStore;

@@ -72,6 +72,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!(error = %e, "segment engine snapshots are off");
         }
         warm_engines(&state, store.as_ref());
+        prune_log_in_background(&store);
         let app = unico_server::router(state);
         // Peer addresses feed the console's per-client limit on failed sign-ins.
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -110,6 +111,36 @@ fn warm_engines(state: &AppState, store: &dyn Store) {
         });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start warming the segment engines");
+    }
+}
+
+/// How often log entries past their retention are removed.
+const LOG_PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes change-log entries older than [`unico_store::LOG_RETENTION_MS`], hourly. The
+/// engines have applied them long before; a snapshot older than the retention is then
+/// rebuilt from a scan at the next start.
+fn prune_log_in_background(store: &Arc<dyn Store>) {
+    let store = Arc::downgrade(store);
+    let spawned = std::thread::Builder::new()
+        .name("unico-log-prune".into())
+        .spawn(move || {
+            loop {
+                let Some(store) = store.upgrade() else {
+                    return;
+                };
+                let before = unico_server::state::now_ms() - unico_store::LOG_RETENTION_MS;
+                match store.prune_log(before) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(entries = n, "change log pruned"),
+                    Err(e) => tracing::warn!(error = %e, "cannot prune the change log"),
+                }
+                drop(store);
+                std::thread::sleep(LOG_PRUNE_INTERVAL);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start pruning the change log");
     }
 }
 

@@ -204,7 +204,8 @@ pub fn append(conn: &Connection, changes: &[Change], at: i64) -> Result<Option<u
 /// Which entries are held: `floor` is the last sequence number pruned (or never written).
 pub fn bounds(conn: &Connection) -> Result<LogBounds, StoreError> {
     let head = last_seq(conn)?;
-    let oldest: Option<i64> = conn.query_row("SELECT min(seq) FROM change_log", [], |r| r.get(0))?;
+    let oldest: Option<i64> =
+        conn.query_row("SELECT min(seq) FROM change_log", [], |r| r.get(0))?;
     let floor = oldest.map_or(head, |s| (s as u64).saturating_sub(1));
     Ok(LogBounds { floor, head })
 }

@@ -11,9 +11,9 @@
 
 mod bulk;
 mod imports;
+mod log;
 mod migrations;
 mod rows;
-mod log;
 mod writer;
 mod writes;
 
