@@ -406,8 +406,18 @@ impl Console {
 
     /// Clicks Save on the customer form; answers the flash shown (`Ok` saved, `Err` refused).
     fn save_customer(&self) -> Result<String, String> {
+        // The answer to a save is a new page: mark this one, so that a message it still
+        // shows from an earlier save is never read as this save's.
+        self.b.script("window.unicoBeforeSave = true;", vec![]);
         self.button("Save").click();
         self.b.wait("a message after saving", || {
+            if self
+                .b
+                .script("return window.unicoBeforeSave === true;", vec![])
+                == json!(true)
+            {
+                return None;
+            }
             if let Some(e) = self.b.try_find(css(".flash.ok")) {
                 return Some(Ok(e.text().trim().to_owned()));
             }
