@@ -1,7 +1,8 @@
 //! The segment engines against the store they follow: random sequences of single writes,
 //! deletes, imports (small ones announced customer by customer, large ones as a bulk
 //! change that makes the engine rebuild), imports that run while other threads write and
-//! delete, and restarts (from a snapshot or from a scan). After every step, every count and
+//! delete, restarts (from a snapshot caught up from the change log, or from a scan) and
+//! the log pruned under the engines. After every step, every count and
 //! member list the engine gives equals the reference evaluator run over the store's own
 //! scan of its customers.
 //!
@@ -65,6 +66,8 @@ enum Op {
     Restart {
         snapshot: bool,
     },
+    /// The log pruned to its newest entry (older snapshots become unusable).
+    PruneLog,
 }
 
 fn row() -> impl Strategy<Value = Row> {
@@ -90,7 +93,8 @@ fn op() -> impl Strategy<Value = Op> {
             ),
         )
             .prop_map(|(import, threads)| Op::Concurrent { import, threads }),
-        1 => any::<bool>().prop_map(|snapshot| Op::Restart { snapshot }),
+        2 => any::<bool>().prop_map(|snapshot| Op::Restart { snapshot }),
+        1 => Just(Op::PruneLog),
     ]
 }
 
@@ -213,6 +217,9 @@ impl World {
                     }
                     world.import(import, true);
                 });
+            }
+            Op::PruneLog => {
+                self.store.prune_log(i64::MAX).unwrap();
             }
             Op::Restart { snapshot } => {
                 // Wait for any rebuild, so that nothing holds the store while it closes.
