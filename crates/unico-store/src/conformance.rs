@@ -962,9 +962,15 @@ pub fn the_log_is_ordered_and_followed_from_any_point(store: &dyn Store) {
     assert_eq!((at, seen), (store.log_head(), vec!["x".to_owned()]));
     // Waiting: answers at once when the head is past, after the timeout when not.
     let head = store.log_head();
-    assert_eq!(store.wait_log(head - 1, std::time::Duration::from_secs(5)), head);
+    assert_eq!(
+        store.wait_log(head - 1, std::time::Duration::from_secs(5)),
+        head
+    );
     let started = std::time::Instant::now();
-    assert_eq!(store.wait_log(head, std::time::Duration::from_millis(50)), head);
+    assert_eq!(
+        store.wait_log(head, std::time::Duration::from_millis(50)),
+        head
+    );
     assert!(started.elapsed() >= std::time::Duration::from_millis(50));
     // A writer on another thread wakes a waiter.
     std::thread::scope(|s| {
@@ -980,7 +986,13 @@ pub fn the_log_is_ordered_and_followed_from_any_point(store: &dyn Store) {
     let pruned = store.prune_log(i64::MAX).unwrap();
     assert_eq!(pruned, 3, "every entry but the newest");
     let bounds = store.log_bounds().unwrap();
-    assert_eq!(bounds, crate::LogBounds { floor: head, head: head + 1 });
+    assert_eq!(
+        bounds,
+        crate::LogBounds {
+            floor: head,
+            head: head + 1
+        }
+    );
     assert!(matches!(
         store.read_log(h0, 10),
         Err(StoreError::LogPruned(_))

@@ -17,12 +17,13 @@ pub mod codec;
 pub mod conformance;
 pub mod cursor;
 pub mod error;
+mod live;
+mod log_row;
+mod prepare;
 pub mod sqlite;
 pub mod store;
 
-pub use changes::{
-    Change, INCREMENTAL_IMPORT_CUSTOMERS, LOG_RETENTION_MS, LogBounds, LogEntry,
-};
+pub use changes::{Change, INCREMENTAL_IMPORT_CUSTOMERS, LOG_RETENTION_MS, LogBounds, LogEntry};
 pub use cursor::Cursor;
 pub use error::StoreError;
 pub use sqlite::SqliteStore;
