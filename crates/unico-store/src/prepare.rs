@@ -42,6 +42,15 @@ impl IdSet {
         new
     }
 
+    pub(crate) fn contains(&self, id: i64) -> bool {
+        let Ok(id) = usize::try_from(id) else {
+            return false;
+        };
+        self.0
+            .get(id / 64)
+            .is_some_and(|word| word & (1u64 << (id % 64)) != 0)
+    }
+
     /// The ids in the set, ascending.
     pub(crate) fn ids(&self) -> Vec<i64> {
         let mut out = Vec::new();
@@ -302,5 +311,7 @@ mod tests {
         assert!(!set.insert(5));
         assert!(set.insert(0));
         assert!(!set.insert(700));
+        assert!(set.contains(700) && set.contains(0) && !set.contains(6));
+        assert!(!set.contains(1 << 40) && !set.contains(-1));
     }
 }
