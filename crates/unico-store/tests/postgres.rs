@@ -233,3 +233,94 @@ fn the_sort_key_function_agrees_with_the_codec() {
         }
     }
 }
+
+/// The least-privilege setup that `docs/scale-out.md` gives works: a login role that is no
+/// superuser, cannot create databases or roles, and owns only its own schema in a
+/// database an administrator owns, migrates the schema and runs every kind of work.
+#[test]
+fn runs_as_a_role_that_owns_only_its_schema() {
+    use unico_core::{FieldChange, Value};
+    use unico_store::{ImportBatch, ListQuery, Sort, SortBy, UpsertItem};
+
+    let db = TestDb::create();
+    let role = format!("{}_role", db.name);
+    let mut admin = postgres::Client::connect(&admin_url(), postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+             REVOKE ALL ON DATABASE {db} FROM PUBLIC;
+             GRANT CONNECT ON DATABASE {db} TO {role};
+             ALTER ROLE {role} IN DATABASE {db} SET search_path = unico;",
+            db = db.name
+        ))
+        .unwrap();
+    let mut in_db = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();
+    in_db
+        .batch_execute(&format!("CREATE SCHEMA unico AUTHORIZATION {role}"))
+        .unwrap();
+    drop(in_db);
+    let url = format!("{} user={role}", db.url());
+    {
+        let store = PostgresStore::connect(&url).unwrap();
+        let app = store
+            .create_app(&AppName::parse("A").unwrap(), &TimeZoneName::utc(), 1)
+            .unwrap()
+            .id;
+        let n = store
+            .create_field(app, &FieldName::parse("n").unwrap(), FieldType::Number, 1)
+            .unwrap();
+        let items = (0..50)
+            .map(|i| UpsertItem {
+                customer_id: CustomerId::parse(&format!("c{i}")).unwrap(),
+                changes: vec![FieldChange {
+                    field: n.id,
+                    value: Some(Value::Number(f64::from(i % 7))),
+                }],
+            })
+            .collect();
+        let batches = vec![ImportBatch::Items(items), ImportBatch::End { keep: true }];
+        store
+            .run_import(
+                app,
+                Box::new(batches.into_iter()),
+                2,
+                Default::default(),
+                None,
+            )
+            .unwrap();
+        let page = store
+            .list_customers(
+                app,
+                &ListQuery {
+                    sort: Sort {
+                        by: SortBy::Field(n.clone()),
+                        descending: true,
+                    },
+                    after: None,
+                    limit: 3,
+                },
+            )
+            .unwrap();
+        assert_eq!(page.customers[0].get(n.id), Some(&Value::Number(6.0)));
+        store
+            .delete_field(app, &FieldName::parse("n").unwrap())
+            .unwrap();
+        assert_eq!(store.read_log(0, 100).unwrap().len(), 52);
+        assert_eq!(store.prune_log(i64::MAX).unwrap(), 51);
+    }
+    // Everything landed in the role's schema, nothing in public.
+    let mut in_db = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();
+    let tables: Vec<String> = in_db
+        .query(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'customers'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(tables, ["unico"]);
+    drop(in_db);
+    drop(db);
+    let _ = admin.batch_execute(&format!("DROP ROLE IF EXISTS {role}"));
+}
