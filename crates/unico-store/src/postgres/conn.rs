@@ -66,6 +66,12 @@ impl Fail {
     pub fn into_store(self) -> StoreError {
         match self {
             Fail::Store(e) => e,
+            // Every foreign key but one points at `apps`, and the one that does not
+            // (`import_errors`) is written only after its import was found and locked: a
+            // key, segment or import whose application was deleted meanwhile.
+            Fail::Db(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
+                StoreError::NotFound("application".into())
+            }
             Fail::Db(e) => internal(&e),
         }
     }
