@@ -324,3 +324,35 @@ fn runs_as_a_role_that_owns_only_its_schema() {
     drop(db);
     let _ = admin.batch_execute(&format!("DROP ROLE IF EXISTS {role}"));
 }
+
+/// When the listening session is cut (a database restart, an administrator), the listener
+/// connects again and rereads the head: commits made meanwhile by another server still wake
+/// this one's waiters.
+#[test]
+fn the_listener_comes_back_after_its_session_is_cut() {
+    let db = TestDb::create();
+    let (one, two) = (db.open(), db.open());
+    let app = one
+        .create_app(&AppName::parse("A").unwrap(), &TimeZoneName::utc(), 1)
+        .unwrap()
+        .id;
+    let before = one.log_head();
+    let mut admin = postgres::Client::connect(&admin_url(), postgres::NoTls).unwrap();
+    let cut = admin
+        .execute(
+            // Waits (up to 10 s) until each session is gone: the commit below then happens
+            // while nobody listens, and only the reconnect's reread of the head can tell.
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity
+             WHERE datname = $1 AND application_name = 'unico-log-listener'",
+            &[&db.name],
+        )
+        .unwrap();
+    assert_eq!(cut, 2, "both stores' listeners");
+    two.create_customer(app, &CustomerId::parse("x").unwrap(), &[], 1)
+        .unwrap();
+    assert_eq!(
+        one.wait_log(before, std::time::Duration::from_secs(30)),
+        before + 1,
+        "heard after reconnecting"
+    );
+}

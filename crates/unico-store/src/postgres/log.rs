@@ -34,6 +34,8 @@ use crate::log_row::{EntryRow, Head};
 
 /// The channel commits are announced on.
 pub const CHANNEL: &str = "unico_log";
+/// The listener's `application_name`, telling its session apart in `pg_stat_activity`.
+pub const LISTENER_NAME: &str = "unico-log-listener";
 /// Log rows inserted by one statement, at most.
 const ROWS_PER_INSERT: usize = 1000;
 /// How often the listener checks whether its store is gone.
@@ -185,17 +187,26 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub fn start(config: postgres::Config, head: Arc<Head>) -> Result<Listener, StoreError> {
+    /// Starts listening; answers once the first session listens (so every commit from
+    /// then on is heard), or with its failure.
+    pub fn start(mut config: postgres::Config, head: Arc<Head>) -> Result<Listener, StoreError> {
+        config.application_name(LISTENER_NAME);
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
+        let (ready, first) = std::sync::mpsc::sync_channel(1);
         let thread = std::thread::Builder::new()
             .name("unico-pg-listen".into())
-            .spawn(move || listen(&config, &head, &stopping))
+            .spawn(move || listen(&config, &head, &stopping, ready))
             .map_err(|e| StoreError::Internal(format!("cannot start the log listener: {e}")))?;
-        Ok(Listener {
+        let listener = Listener {
             stop,
             thread: Some(thread),
-        })
+        };
+        match first.recv() {
+            Ok(Ok(())) => Ok(listener),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(StoreError::Internal("the log listener stopped".into())),
+        }
     }
 }
 
@@ -211,12 +222,23 @@ impl Drop for Listener {
 /// Connects, listens, and moves the head on every notification, until `stop`. After a lost
 /// connection it connects again and first reads the head, so commits announced while it
 /// was away are not missed.
-fn listen(config: &postgres::Config, head: &Head, stop: &AtomicBool) {
+fn listen(
+    config: &postgres::Config,
+    head: &Head,
+    stop: &AtomicBool,
+    ready: std::sync::mpsc::SyncSender<Result<(), StoreError>>,
+) {
+    let mut ready = Some(ready);
     let mut logged_failure = false;
     while !stop.load(Ordering::Relaxed) {
-        match listen_once(config, head, stop) {
+        match listen_once(config, head, stop, &mut ready) {
             Ok(()) => return,
             Err(e) => {
+                if let Some(ready) = ready.take() {
+                    // The first session failed: the store does not open.
+                    let _ = ready.send(Err(e));
+                    return;
+                }
                 if !logged_failure {
                     tracing::warn!(error = %e, "the change log listener lost its connection; reconnecting");
                     logged_failure = true;
@@ -235,6 +257,7 @@ fn listen_once(
     config: &postgres::Config,
     head: &Head,
     stop: &AtomicBool,
+    ready: &mut Option<std::sync::mpsc::SyncSender<Result<(), StoreError>>>,
 ) -> Result<(), StoreError> {
     let mut client = conn::connect(config)?;
     let fail = |e: postgres::Error| conn::internal(&e);
@@ -246,6 +269,9 @@ fn listen_once(
         .and_then(|r| r.try_get(0))
         .map_err(fail)?;
     head.advance(seq.max(0) as u64);
+    if let Some(ready) = ready.take() {
+        let _ = ready.send(Ok(()));
+    }
     while !stop.load(Ordering::Relaxed) {
         {
             let mut notifications = client.notifications();
