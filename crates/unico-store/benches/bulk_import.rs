@@ -11,6 +11,10 @@
 //! on a shared machine the CPU time of the store's side (process − producer: its writer and
 //! the import's preparing thread) is the steadier number. `CUSTOMERS=200000` for a shorter run; `REPEAT=1` imports the same customers a
 //! second time into the same application (every row an update).
+//!
+//! `POSTGRES=postgres://postgres@127.0.0.1:5432/postgres` (an administrative URL) runs it on
+//! the PostgreSQL backend instead, in a database made for the run and dropped after; the
+//! process CPU time then leaves out the database server's.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant};
 use unico_core::{
     AppId, AppName, CustomerId, FieldChange, FieldDef, FieldName, FieldType, TimeZoneName, Value,
 };
-use unico_store::{ImportBatch, SqliteStore, Store, UpsertItem};
+use unico_store::{ImportBatch, PostgresStore, SqliteStore, Store, UpsertItem};
 
 const BATCH: usize = 8192;
 
@@ -112,7 +116,7 @@ fn customer(rng: &mut Rng, num: u64, fields: &[FieldDef]) -> UpsertItem {
 /// Imports `customers` generated customers on a producer thread; answers the wall time,
 /// the process CPU time and the producer's CPU time.
 fn import(
-    store: &Arc<SqliteStore>,
+    store: &dyn Store,
     app: AppId,
     fields: &[FieldDef],
     customers: usize,
@@ -171,7 +175,13 @@ fn main() {
         .unwrap_or(1_000_000);
     let repeat = std::env::var("REPEAT").is_ok_and(|v| v == "1");
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let postgres = std::env::var("POSTGRES")
+        .ok()
+        .map(|admin| BenchDb::create(&admin));
+    let store: Box<dyn Store> = match &postgres {
+        Some(db) => Box::new(PostgresStore::connect(&db.url).unwrap()),
+        None => Box::new(SqliteStore::open(dir.path()).unwrap()),
+    };
     let app = store
         .create_app(&AppName::parse("bench").unwrap(), &TimeZoneName::utc(), 0)
         .unwrap()
@@ -195,7 +205,7 @@ fn main() {
         &["fresh"]
     };
     for round in rounds {
-        let (took, cpu, producer) = import(&store, app, &fields, customers);
+        let (took, cpu, producer) = import(store.as_ref(), app, &fields, customers);
         let secs = took.as_secs_f64();
         let cpu_text = match (cpu, producer) {
             (Some(cpu), Some(producer)) => format!(
@@ -206,8 +216,57 @@ fn main() {
             _ => String::new(),
         };
         println!(
-            "bulk import ({round}): {customers} customers × 12 values in {secs:.2} s ({:.0} customers/s), durable{cpu_text}",
+            "bulk import on {} ({round}): {customers} customers × 12 values in {secs:.2} s ({:.0} customers/s), durable{cpu_text}",
+            store.backend(),
             customers as f64 / secs
         );
+    }
+    drop(store);
+    drop(postgres);
+}
+
+/// A database made for one run on a PostgreSQL server, dropped at the end.
+struct BenchDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl BenchDb {
+    fn create(admin: &str) -> BenchDb {
+        let name = format!("unico_bench_{}", std::process::id());
+        let mut client = postgres::Client::connect(admin, postgres::NoTls).unwrap();
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let config: postgres::Config = admin.parse().unwrap();
+        let mut url = format!("dbname={name}");
+        if let Some(user) = config.get_user() {
+            url.push_str(&format!(" user={user}"));
+        }
+        for host in config.get_hosts() {
+            if let postgres::config::Host::Tcp(h) = host {
+                url.push_str(&format!(" host={h}"));
+            }
+        }
+        if let Some(port) = config.get_ports().first() {
+            url.push_str(&format!(" port={port}"));
+        }
+        BenchDb {
+            admin: admin.to_owned(),
+            name,
+            url,
+        }
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = client.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
     }
 }

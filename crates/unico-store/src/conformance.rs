@@ -40,7 +40,10 @@ macro_rules! conformance_suite {
             an_imports_record_commits_with_its_writes,
             committed_changes_are_logged_in_order, segments_lifecycle,
             customers_by_ids_keep_the_order_asked, the_log_is_ordered_and_followed_from_any_point,
-            imports_announce_their_customers_or_one_bulk_change
+            imports_announce_their_customers_or_one_bulk_change,
+            concurrent_writers_of_one_customer_take_turns,
+            an_import_racing_patches_keeps_both, an_import_not_kept_racing_patches_keeps_only_them,
+            a_follower_sees_every_commit_once_in_commit_order
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -1144,4 +1147,306 @@ pub fn imports_announce_their_customers_or_one_bulk_change(store: &dyn Store) {
         "a large import is one bulk change, got {} changes",
         seen.len()
     );
+}
+
+/// Every field's value count equals the number of the application's customers holding a
+/// value for it.
+fn assert_counts_exact(store: &dyn Store, app: AppId) {
+    let mut held: std::collections::HashMap<unico_core::FieldId, u64> =
+        std::collections::HashMap::new();
+    store
+        .scan_customers(app, &mut |c| {
+            for (field, _) in &c.fields {
+                *held.entry(*field).or_default() += 1;
+            }
+            true
+        })
+        .unwrap();
+    for stat in store.field_stats(app).unwrap() {
+        assert_eq!(
+            stat.value_count,
+            held.get(&stat.field.id).copied().unwrap_or(0),
+            "value count of field {}",
+            stat.field.name
+        );
+    }
+}
+
+/// Applies the log's customer entries after `after`, in order, and checks that the state
+/// they leave is the store's: what a follower of the log would end up with. If entries were
+/// numbered out of commit order, a customer's older state would win.
+fn assert_log_replays_to_store(store: &dyn Store, app: AppId, after: u64) {
+    use crate::changes::Change;
+    let mut replayed: std::collections::BTreeMap<i64, Option<unico_core::Customer>> =
+        std::collections::BTreeMap::new();
+    for entry in store.read_log(after, 1_000_000).unwrap() {
+        match entry.change {
+            Change::Customer { app: a, customer } if a == app => {
+                replayed.insert(customer.id, Some(customer));
+            }
+            Change::CustomerDeleted { app: a, id } if a == app => {
+                replayed.insert(id, None);
+            }
+            _ => {}
+        }
+    }
+    let ids: Vec<i64> = replayed.keys().copied().collect();
+    let stored: std::collections::HashMap<i64, unico_core::Customer> = store
+        .get_customers(app, &ids)
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    for (id, state) in replayed {
+        assert_eq!(
+            state.as_ref(),
+            stored.get(&id),
+            "customer {id} replayed from the log"
+        );
+    }
+}
+
+/// Two writers changing one customer at once are both acknowledged; the customer ends in
+/// the state one of them left, counts stay exact, and the log replays to that state.
+pub fn concurrent_writers_of_one_customer_take_turns(store: &dyn Store) {
+    let a = app(store, "A");
+    let age = field(store, a, "age", FieldType::Number);
+    let city = field(store, a, "city", FieldType::String);
+    let start = store.log_head();
+    store.create_customer(a, &cid("x"), &[], 1).unwrap();
+    const ROUNDS: u32 = 40;
+    std::thread::scope(|s| {
+        let (age, city) = (&age, &city);
+        s.spawn(move || {
+            for i in 0..ROUNDS {
+                store
+                    .update_customer(
+                        a,
+                        &cid("x"),
+                        &[
+                            set(age, Value::Number(f64::from(i))),
+                            set(city, Value::String("Madrid".into())),
+                        ],
+                        10,
+                    )
+                    .unwrap();
+            }
+        });
+        s.spawn(move || {
+            for i in 0..ROUNDS {
+                let results = store
+                    .upsert_batch(
+                        a,
+                        vec![UpsertItem {
+                            customer_id: cid("x"),
+                            changes: vec![
+                                set(age, Value::Number(f64::from(1000 + i))),
+                                unset(city),
+                            ],
+                        }],
+                        20,
+                    )
+                    .unwrap();
+                assert!(!results[0].as_ref().unwrap().created);
+            }
+        });
+    });
+    let x = store.get_customer(a, &cid("x")).unwrap();
+    let last = f64::from(ROUNDS - 1);
+    assert!(
+        x.fields
+            == vec![
+                (age.id, Value::Number(last)),
+                (city.id, Value::String("Madrid".into()))
+            ]
+            || x.fields == vec![(age.id, Value::Number(1000.0 + last))],
+        "the last write of one writer wins whole: {:?}",
+        x.fields
+    );
+    assert_counts_exact(store, a);
+    assert_log_replays_to_store(store, a, start);
+}
+
+/// Customers c0..c{n} with `age` 0, for an import to race with.
+fn racing_customers(store: &dyn Store, a: AppId, age: &FieldDef, n: usize) {
+    let items = (0..n)
+        .map(|i| UpsertItem {
+            customer_id: cid(&format!("c{i}")),
+            changes: vec![set(age, Value::Number(0.0))],
+        })
+        .collect();
+    store.upsert_batch(a, items, 1).unwrap();
+}
+
+/// The import's batches: `city` for c0..c{2n}, in batches of 25.
+fn racing_import(
+    city: &FieldDef,
+    n: usize,
+    keep: bool,
+) -> Box<dyn Iterator<Item = ImportBatch> + Send> {
+    let items: Vec<UpsertItem> = (0..2 * n)
+        .map(|i| UpsertItem {
+            customer_id: cid(&format!("c{i}")),
+            changes: vec![set(city, Value::String(format!("imported {i}")))],
+        })
+        .collect();
+    let batches: Vec<ImportBatch> = items
+        .chunks(25)
+        .map(|chunk| ImportBatch::Items(chunk.to_vec()))
+        .chain([ImportBatch::End { keep }])
+        .collect();
+    Box::new(batches.into_iter())
+}
+
+/// Patches of the customers an import writes, sent while it runs, are all acknowledged and
+/// all kept beside the import's values, whichever commits first.
+pub fn an_import_racing_patches_keeps_both(store: &dyn Store) {
+    const N: usize = 100;
+    let a = app(store, "A");
+    let age = field(store, a, "age", FieldType::Number);
+    let city = field(store, a, "city", FieldType::String);
+    racing_customers(store, a, &age, N);
+    let start = store.log_head();
+    let counts = std::thread::scope(|s| {
+        let import = s.spawn(|| {
+            store
+                .run_import(
+                    a,
+                    racing_import(&city, N, true),
+                    5,
+                    Arc::new(AtomicU64::new(0)),
+                    None,
+                )
+                .unwrap()
+        });
+        for i in 0..N {
+            store
+                .update_customer(
+                    a,
+                    &cid(&format!("c{i}")),
+                    &[set(&age, Value::Number((1000 + i) as f64))],
+                    6,
+                )
+                .unwrap();
+        }
+        import.join().unwrap()
+    });
+    assert!(counts.kept);
+    assert_eq!((counts.created, counts.updated), (N as u64, N as u64));
+    assert_eq!(store.count_customers(a).unwrap(), 2 * N as u64);
+    for i in [0, N / 2, N - 1] {
+        let c = store.get_customer(a, &cid(&format!("c{i}"))).unwrap();
+        assert_eq!(
+            c.get(age.id),
+            Some(&Value::Number((1000 + i) as f64)),
+            "c{i}"
+        );
+        assert_eq!(
+            c.get(city.id),
+            Some(&Value::String(format!("imported {i}"))),
+            "c{i}"
+        );
+    }
+    assert_counts_exact(store, a);
+    let stats = store.field_stats(a).unwrap();
+    assert_eq!(
+        (stats[0].value_count, stats[1].value_count),
+        (N as u64, 2 * N as u64)
+    );
+    assert_log_replays_to_store(store, a, start);
+}
+
+/// An import that is not kept, racing with patches, leaves exactly the patches.
+pub fn an_import_not_kept_racing_patches_keeps_only_them(store: &dyn Store) {
+    const N: usize = 60;
+    let a = app(store, "A");
+    let age = field(store, a, "age", FieldType::Number);
+    let city = field(store, a, "city", FieldType::String);
+    racing_customers(store, a, &age, N);
+    let start = store.log_head();
+    std::thread::scope(|s| {
+        let import = s.spawn(|| {
+            store
+                .run_import(
+                    a,
+                    racing_import(&city, N, false),
+                    5,
+                    Arc::new(AtomicU64::new(0)),
+                    None,
+                )
+                .unwrap()
+        });
+        for i in 0..N {
+            store
+                .update_customer(
+                    a,
+                    &cid(&format!("c{i}")),
+                    &[set(&age, Value::Number((1000 + i) as f64))],
+                    6,
+                )
+                .unwrap();
+        }
+        assert!(!import.join().unwrap().kept);
+    });
+    assert_eq!(store.count_customers(a).unwrap(), N as u64);
+    let c = store.get_customer(a, &cid("c7")).unwrap();
+    assert_eq!(c.fields, vec![(age.id, Value::Number(1007.0))]);
+    assert_counts_exact(store, a);
+    assert_eq!(store.field_stats(a).unwrap()[1].value_count, 0);
+    assert_log_replays_to_store(store, a, start);
+}
+
+/// A follower reading the log while several writers commit sees every entry exactly once,
+/// numbered one by one, and what it applies ends in the store's state.
+pub fn a_follower_sees_every_commit_once_in_commit_order(store: &dyn Store) {
+    const WRITERS: usize = 4;
+    const WRITES: usize = 30;
+    let a = app(store, "A");
+    let n = field(store, a, "n", FieldType::Number);
+    let start = store.log_head();
+    let total = (WRITERS * WRITES) as u64;
+    let followed = std::thread::scope(|s| {
+        let follower = s.spawn(|| {
+            let mut seen = Vec::new();
+            let mut after = start;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while (seen.len() as u64) < total && std::time::Instant::now() < deadline {
+                store.wait_log(after, std::time::Duration::from_millis(200));
+                for entry in store.read_log(after, 1000).unwrap() {
+                    after = entry.seq;
+                    seen.push(entry.seq);
+                }
+            }
+            seen
+        });
+        let n = &n;
+        for w in 0..WRITERS {
+            s.spawn(move || {
+                for i in 0..WRITES {
+                    // Every writer also writes a customer all of them share.
+                    let id = if i % 3 == 0 {
+                        "shared".to_owned()
+                    } else {
+                        format!("w{w}-{i}")
+                    };
+                    store
+                        .upsert_batch(
+                            a,
+                            vec![UpsertItem {
+                                customer_id: cid(&id),
+                                changes: vec![set(n, Value::Number((w * 1000 + i) as f64))],
+                            }],
+                            1,
+                        )
+                        .unwrap();
+                }
+            });
+        }
+        follower.join().unwrap()
+    });
+    let expected: Vec<u64> = (start + 1..=start + total).collect();
+    assert_eq!(followed, expected, "every entry once, in sequence");
+    assert_eq!(store.log_head(), start + total);
+    assert_counts_exact(store, a);
+    assert_log_replays_to_store(store, a, start);
 }

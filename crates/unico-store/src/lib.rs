@@ -10,6 +10,7 @@
 //! - [`codec`]: the persisted encoding of customer values and value sort keys.
 //! - [`cursor`]: opaque keyset-pagination cursors.
 //! - [`sqlite`]: the embedded backend (one file in the data directory, group commit).
+//! - [`postgres`]: the PostgreSQL backend (several servers on one database).
 //! - [`conformance`]: the behaviour every backend must show, as tests.
 
 pub mod changes;
@@ -17,12 +18,17 @@ pub mod codec;
 pub mod conformance;
 pub mod cursor;
 pub mod error;
+mod live;
+mod log_row;
+pub mod postgres;
+mod prepare;
 pub mod sqlite;
 pub mod store;
 
 pub use changes::{Change, INCREMENTAL_IMPORT_CUSTOMERS, LOG_RETENTION_MS, LogBounds, LogEntry};
 pub use cursor::Cursor;
 pub use error::StoreError;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use store::{
     ApiKeyInfo, FieldStat, ImportBatch, ImportCounts, ImportFinish, ImportMode, ImportRecord,

@@ -42,9 +42,14 @@ enum Command {
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Data directory of the embedded store.
+    /// Data directory: the embedded store, the admin key, import uploads and engine
+    /// snapshots.
     #[arg(long, env = "UNICO_DATA", default_value = "unico-data")]
     pub data: PathBuf,
+    /// A `postgres://` URL: store everything in that PostgreSQL database instead of the
+    /// embedded store (the data directory still keeps the local files).
+    #[arg(long, env = "UNICO_DATABASE")]
+    pub database: Option<String>,
     /// Address to listen on.
     #[arg(long, env = "UNICO_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: String,

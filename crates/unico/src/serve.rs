@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tracing_subscriber::EnvFilter;
 use unico_server::AppState;
-use unico_store::{SqliteStore, Store};
+use unico_store::{PostgresStore, SqliteStore, Store};
 
 use crate::ServeArgs;
 
@@ -25,9 +25,7 @@ fn init_logs(format: &str) {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logs(&args.log_format);
-    let store = SqliteStore::open(&args.data)
-        .with_context(|| format!("opening the store in {}", args.data.display()))?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store = open_store(&args)?;
     let interrupted = store.fail_interrupted_imports(unico_server::state::now_ms())?;
     if interrupted > 0 {
         tracing::warn!(
@@ -86,6 +84,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("stopped");
         anyhow::Ok(())
     })
+}
+
+/// The store `--database` names (PostgreSQL), else the embedded one in the data directory.
+/// The URL is never logged: it may hold a password.
+fn open_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn Store>> {
+    match args.database.as_deref() {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let store = PostgresStore::connect(url).context("connecting to PostgreSQL")?;
+            Ok(Arc::new(store))
+        }
+        Some(_) => anyhow::bail!(
+            "--database takes a postgres:// (or postgresql://) URL; leave it out to use the embedded store in --data"
+        ),
+        None => {
+            let store = SqliteStore::open(&args.data)
+                .with_context(|| format!("opening the store in {}", args.data.display()))?;
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 /// Builds every application's segment engine in the background, so the first filter a user

@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use unico_core::AppId;
 
-use super::bulk::{self, ImportWriter, Prepared};
+use super::bulk::ImportWriter;
 use super::writer::WriteCtx;
 use crate::error::StoreError;
+use crate::prepare::{self, Prepared};
 use crate::store::{
     ImportBatch, ImportCounts, ImportMode, ImportRecord, ImportRowError, ImportState,
 };
@@ -81,7 +82,7 @@ fn imported_customers(
 }
 
 /// Runs one import's batches inside the writer: a thread of its own prepares the rows
-/// ([`bulk::start`]), the writer writes them ([`ImportWriter`]). Everything happens under
+/// ([`prepare::start`]), the writer writes them ([`ImportWriter`]). Everything happens under
 /// one savepoint, released only if the feed ends with `keep: true`. An import of at most
 /// `incremental` customers is announced customer by customer, a larger one as one bulk
 /// change.
@@ -98,7 +99,7 @@ pub fn run(
     conn.execute_batch("SAVEPOINT import")?;
     let mut writer = ImportWriter::new(conn, app, now)?;
     let apply = || -> Result<bool, StoreError> {
-        let feed = bulk::start(batches, live)?;
+        let feed = prepare::start(batches, live)?;
         loop {
             match feed.next() {
                 Some(Prepared::Rows(rows)) => {

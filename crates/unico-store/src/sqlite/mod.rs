@@ -601,7 +601,7 @@ impl Store for SqliteStore {
             let mut writer = writes::CustomerWriter::new(c)?;
             let mut results = Vec::with_capacity(items.len());
             for item in items {
-                let outcome = writes::check_changes(&live, &item.changes).and_then(|()| {
+                let outcome = crate::live::check_changes(&live, &item.changes).and_then(|()| {
                     writer.write(
                         c,
                         app,
@@ -857,7 +857,7 @@ impl SqliteStore {
     ) -> Result<Customer, StoreError> {
         let (customer_id, changes) = (customer_id.clone(), changes.to_vec());
         self.writer.write(move |w| {
-            writes::check_changes(&*w.live_fields(app)?, &changes)?;
+            crate::live::check_changes(&*w.live_fields(app)?, &changes)?;
             let c = &w.conn;
             let mut deltas = CountDeltas::default();
             let outcome = writes::CustomerWriter::new(c)?.write(

@@ -8,6 +8,7 @@ use unico_core::{
 
 use crate::codec;
 use crate::error::StoreError;
+use crate::live::LiveFields;
 use crate::store::{ApiKeyInfo, FieldStat};
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -80,28 +81,14 @@ pub fn field_stats(conn: &Connection, app: AppId) -> Result<Vec<FieldStat>, Stor
     Ok(out)
 }
 
-/// An application's live fields and their types, sorted by id for quick lookups on the
-/// write path (a binary search in a few cache lines beats hashing per value).
-#[derive(Debug, Default)]
-pub struct LiveFields(Vec<(FieldId, FieldType)>);
-
-impl LiveFields {
-    pub fn get(&self, field: FieldId) -> Option<FieldType> {
-        self.0
-            .binary_search_by_key(&field, |(id, _)| *id)
-            .ok()
-            .map(|i| self.0[i].1)
-    }
-}
-
 /// The live fields' types, for checking a write inside its own transaction.
 pub fn live_field_types(conn: &Connection, app: AppId) -> Result<LiveFields, StoreError> {
-    let mut fields: Vec<(FieldId, FieldType)> = field_stats(conn, app)?
-        .into_iter()
-        .map(|s| (s.field.id, s.field.field_type))
-        .collect();
-    fields.sort_by_key(|(id, _)| *id);
-    Ok(LiveFields(fields))
+    Ok(LiveFields::new(
+        field_stats(conn, app)?
+            .into_iter()
+            .map(|s| (s.field.id, s.field.field_type))
+            .collect(),
+    ))
 }
 
 pub const CUSTOMER_COLUMNS: &str = "id, customer_id, created_at, updated_at, data";

@@ -21,13 +21,14 @@ use super::log::{self, Head};
 use super::rows;
 use crate::changes::Change;
 use crate::error::StoreError;
+use crate::live::LiveFields;
 
 /// What a write job sees: the connection, inside the group's transaction, and the
 /// writer's cache of each application's live fields. The cache is exact because every
 /// schema change runs on this thread and calls [`WriteCtx::forget`].
 pub struct WriteCtx {
     pub conn: Connection,
-    live: HashMap<AppId, Arc<rows::LiveFields>>,
+    live: HashMap<AppId, Arc<LiveFields>>,
     /// Changes of the current group's jobs, delivered once the group commits.
     events: Vec<Change>,
 }
@@ -49,7 +50,7 @@ impl WriteCtx {
     }
 
     /// The application's live fields; `NotFound` if the application does not exist.
-    pub fn live_fields(&mut self, app: AppId) -> Result<Arc<rows::LiveFields>, StoreError> {
+    pub fn live_fields(&mut self, app: AppId) -> Result<Arc<LiveFields>, StoreError> {
         if let Some(live) = self.live.get(&app) {
             return Ok(live.clone());
         }

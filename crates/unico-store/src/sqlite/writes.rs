@@ -41,29 +41,6 @@ impl CountDeltas {
     }
 }
 
-/// Re-checks changes against the fields as they are now, inside the transaction: a field
-/// deleted or retyped since the caller validated the request must not receive a value.
-pub fn check_changes(live: &rows::LiveFields, changes: &[FieldChange]) -> Result<(), StoreError> {
-    for change in changes {
-        match (live.get(change.field), &change.value) {
-            (None, _) => {
-                return Err(StoreError::Conflict(
-                    "a field of this write was deleted meanwhile; retry with the current fields"
-                        .into(),
-                ));
-            }
-            (Some(ty), Some(v)) if v.field_type() != ty => {
-                return Err(StoreError::Conflict(
-                    "a field of this write changed type meanwhile; retry with the current fields"
-                        .into(),
-                ));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 /// Writes customers with its statements prepared once, for runs of many writes.
 pub struct CustomerWriter<'c> {
     insert: CachedStatement<'c>,

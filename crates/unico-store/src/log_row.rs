@@ -1,0 +1,220 @@
+//! What every backend shares of the change log: an entry's row form (a kind code and the
+//! columns each kind fills) and the in-process head that readers wait on.
+//!
+//! A row per change. Customers carry their whole state after the change (the customerId,
+//! times and the same value blob as the customers table), so applying an entry twice is
+//! harmless; a schema carries its fields as text lines, a time zone its name.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use unico_core::{
+    AppId, Customer, CustomerId, FieldDef, FieldId, FieldName, FieldType, Schema, TimeZoneName,
+};
+
+use crate::changes::Change;
+use crate::codec;
+use crate::error::StoreError;
+
+const CUSTOMER: i64 = 1;
+const DELETED: i64 = 2;
+const SCHEMA: i64 = 3;
+const TIME_ZONE: i64 = 4;
+const APP_DELETED: i64 = 5;
+const BULK: i64 = 6;
+
+/// One change as the columns of its log row (besides its sequence number and time).
+#[derive(Debug, Default)]
+pub(crate) struct EntryRow {
+    pub app: i64,
+    pub kind: i64,
+    /// The customer's id (a customer or a deleted customer).
+    pub customer: Option<i64>,
+    pub customer_id: Option<String>,
+    pub created_at: Option<i64>,
+    pub updated_at: Option<i64>,
+    /// The customer's values, in the [`codec`] format.
+    pub data: Option<Vec<u8>>,
+    /// A schema's fields or a time zone's name.
+    pub text: Option<String>,
+}
+
+impl EntryRow {
+    pub(crate) fn of(change: &Change) -> EntryRow {
+        let app = change.app().0;
+        match change {
+            Change::Customer { customer, .. } => EntryRow {
+                app,
+                kind: CUSTOMER,
+                customer: Some(customer.id),
+                customer_id: Some(customer.customer_id.as_str().to_owned()),
+                created_at: Some(customer.created_at),
+                updated_at: Some(customer.updated_at),
+                data: Some(codec::encode(&customer.fields)),
+                text: None,
+            },
+            Change::CustomerDeleted { id, .. } => EntryRow {
+                app,
+                kind: DELETED,
+                customer: Some(*id),
+                ..EntryRow::default()
+            },
+            Change::Schema { schema, .. } => EntryRow {
+                app,
+                kind: SCHEMA,
+                text: Some(schema_text(schema)),
+                ..EntryRow::default()
+            },
+            Change::TimeZone { timezone, .. } => EntryRow {
+                app,
+                kind: TIME_ZONE,
+                text: Some(timezone.as_str().to_owned()),
+                ..EntryRow::default()
+            },
+            Change::AppDeleted { .. } => EntryRow {
+                app,
+                kind: APP_DELETED,
+                ..EntryRow::default()
+            },
+            Change::Bulk { .. } => EntryRow {
+                app,
+                kind: BULK,
+                ..EntryRow::default()
+            },
+        }
+    }
+
+    /// The change this row holds; `seq` names the entry in errors.
+    pub(crate) fn into_change(self, seq: u64) -> Result<Change, StoreError> {
+        let bad = |what: &str| StoreError::Internal(format!("log entry {seq}: {what}"));
+        let app = AppId(self.app);
+        Ok(match self.kind {
+            CUSTOMER => {
+                let (Some(id), Some(cid), Some(created_at), Some(updated_at), Some(data)) = (
+                    self.customer,
+                    self.customer_id,
+                    self.created_at,
+                    self.updated_at,
+                    self.data,
+                ) else {
+                    return Err(bad("a customer's column is missing"));
+                };
+                Change::Customer {
+                    app,
+                    customer: Customer {
+                        id,
+                        customer_id: CustomerId::parse(&cid).map_err(|_| bad("customerId"))?,
+                        created_at,
+                        updated_at,
+                        fields: codec::decode(&data)?,
+                    },
+                }
+            }
+            DELETED => Change::CustomerDeleted {
+                app,
+                id: self
+                    .customer
+                    .ok_or_else(|| bad("the customer is missing"))?,
+            },
+            SCHEMA => Change::Schema {
+                app,
+                schema: parse_schema(&self.text.ok_or_else(|| bad("the schema is missing"))?)?,
+            },
+            TIME_ZONE => Change::TimeZone {
+                app,
+                timezone: TimeZoneName::parse(
+                    &self.text.ok_or_else(|| bad("the time zone is missing"))?,
+                )
+                .map_err(|_| bad("time zone"))?,
+            },
+            APP_DELETED => Change::AppDeleted { app },
+            BULK => Change::Bulk { app },
+            _ => return Err(bad("unknown kind")),
+        })
+    }
+}
+
+fn schema_text(schema: &Schema) -> String {
+    let mut out = String::new();
+    for f in schema.fields() {
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\n",
+            f.id.0,
+            f.field_type.as_str(),
+            f.created_at,
+            f.name.as_str()
+        ));
+    }
+    out
+}
+
+fn parse_schema(text: &str) -> Result<Schema, StoreError> {
+    let bad = || StoreError::Internal("a logged schema is unreadable".into());
+    let mut fields = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(4, '\t');
+        let (Some(id), Some(ty), Some(created), Some(name)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        fields.push(FieldDef {
+            id: FieldId(id.parse().map_err(|_| bad())?),
+            field_type: FieldType::parse(ty).map_err(|_| bad())?,
+            created_at: created.parse().map_err(|_| bad())?,
+            name: FieldName::parse(name).map_err(|_| bad())?,
+        });
+    }
+    Ok(Schema::new(fields))
+}
+
+/// The sequence number of the last committed change this process knows of, shared by the
+/// code that moves it after each commit and the readers that wait for it.
+#[derive(Default)]
+pub(crate) struct Head {
+    seq: Mutex<u64>,
+    moved: Condvar,
+}
+
+impl Head {
+    pub(crate) fn new(seq: u64) -> Arc<Head> {
+        Arc::new(Head {
+            seq: Mutex::new(seq),
+            moved: Condvar::new(),
+        })
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.seq.lock().map_or(0, |s| *s)
+    }
+
+    /// Called after a commit that logged up to `seq` (or on news of one); the head never
+    /// moves back.
+    pub(crate) fn advance(&self, seq: u64) {
+        if let Ok(mut head) = self.seq.lock() {
+            if seq > *head {
+                *head = seq;
+            }
+            self.moved.notify_all();
+        }
+    }
+
+    /// Waits until the head passes `after` or `timeout` passes; answers the head.
+    pub(crate) fn wait_past(&self, after: u64, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        let Ok(mut head) = self.seq.lock() else {
+            return 0;
+        };
+        while *head <= after {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.moved.wait_timeout(head, left) {
+                Ok((h, _)) => head = h,
+                Err(_) => return 0,
+            }
+        }
+        *head
+    }
+}

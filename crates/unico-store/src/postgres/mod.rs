@@ -1,0 +1,844 @@
+//! The PostgreSQL backend: the scale-out path, where several servers share one database.
+//!
+//! **Connecting.** [`PostgresStore::connect`] takes a `postgres://` URL, applies the
+//! migrations ([`migrations`]) and starts the change log's listener. Connections are plain
+//! TCP or a Unix socket without TLS for now (`NoTls`): put the database on a trusted
+//! network or a local socket; TLS can be added behind the same URL later.
+//!
+//! **Layout.** As in the embedded backend, a customer is one row with its values in one
+//! [`crate::codec`] blob, and field value counts are kept in `fields.value_count` by every
+//! write in its own transaction; [`migrations`] says why.
+//!
+//! **Concurrency.** Every call runs on the caller's (blocking) thread with a connection of
+//! its own from a small pool ([`conn`]); there is no writer thread. Writes are
+//! `READ COMMITTED` transactions that lock what they change in one fixed order
+//! ([`writes`]); a write the server aborts to break a deadlock is run again. Every writing
+//! transaction appends its changes to the change log as its last step before `COMMIT`,
+//! which makes the log's order the commit order ([`log`]).
+//!
+//! **Reads** need no lock; a scan runs in one `REPEATABLE READ` snapshot that also reads
+//! the log's head, so it says exactly which point of the log it reflects.
+//!
+//! **Durability.** A write is acknowledged after `COMMIT` returns, so it is as durable as
+//! the server's `synchronous_commit` (on by default) makes commits.
+
+mod conn;
+mod imports;
+mod log;
+mod migrations;
+mod pages;
+mod rows;
+mod writes;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use postgres::{IsolationLevel, Transaction};
+use unico_core::limits::MAX_FIELDS_PER_APP;
+use unico_core::{
+    AppId, AppName, Application, Customer, CustomerId, FieldChange, FieldDef, FieldId, FieldName,
+    FieldType, Schema, TimeZoneName,
+};
+
+use crate::changes::{Change, LogBounds, LogEntry};
+use crate::error::StoreError;
+use crate::live::check_changes;
+use crate::log_row::Head;
+use crate::store::{
+    ApiKeyInfo, FieldStat, ImportBatch, ImportCounts, ImportFinish, ImportMode, ImportRecord,
+    ImportRowError, ImportState, ListQuery, Page, SegmentRecord, Store, UpsertItem, UpsertOutcome,
+};
+use conn::{Conn, Db, Fail, Pool, Res};
+use writes::{CountDeltas, Mode, Wx};
+
+pub use conn::MAX_CONNECTIONS;
+
+/// How many times a write the server aborted (deadlock, serialization) is run again.
+const WRITE_RETRIES: usize = 4;
+/// Customers fetched per round trip by a scan.
+const SCAN_BATCH: i32 = 1000;
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    pool: Pool,
+    head: Arc<Head>,
+    /// Hears other connections' commits; stops when the store drops.
+    _listener: log::Listener,
+    /// Imports of at most this many customers reach the change log customer by customer.
+    incremental_import: u64,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user@host:port/database`, or the
+    /// `key=value` form), bringing its schema up to date.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut config: postgres::Config = url.parse().map_err(|e| {
+            StoreError::Invalid(format!("the database URL is not a PostgreSQL one: {e}"))
+        })?;
+        if config.get_application_name().is_none() {
+            config.application_name("unico");
+        }
+        let mut first = conn::connect(&config)?;
+        migrations::migrate(&mut first)?;
+        let seq: i64 = first
+            .query_one("SELECT seq FROM log_head", &[])
+            .and_then(|r| r.try_get(0))
+            .map_err(|e| conn::internal(&e))?;
+        let head = Head::new(seq.max(0) as u64);
+        let listener = log::Listener::start(config.clone(), head.clone())?;
+        Ok(Self {
+            pool: Pool::new(config, first),
+            head,
+            _listener: listener,
+            incremental_import: crate::changes::INCREMENTAL_IMPORT_CUSTOMERS,
+        })
+    }
+
+    /// Announces imports of at most `customers` customers customer by customer, larger
+    /// ones as one [`crate::Change::Bulk`] (default
+    /// [`crate::INCREMENTAL_IMPORT_CUSTOMERS`]).
+    pub fn with_incremental_import_limit(mut self, customers: u64) -> Self {
+        self.incremental_import = customers;
+        self
+    }
+
+    /// Runs `op` on a pooled connection, outside any transaction.
+    fn read<R>(
+        &self,
+        op: impl FnOnce(&mut Db<'_, postgres::Client>) -> Res<R>,
+    ) -> Result<R, StoreError> {
+        let mut lease = self.pool.get()?;
+        let Conn { client, stmts } = lease.conn();
+        op(&mut Db::new(client, stmts)).map_err(Fail::into_store)
+    }
+
+    /// Runs `op` in one `REPEATABLE READ`, read-only transaction: one snapshot throughout.
+    fn snapshot<R>(
+        &self,
+        op: impl FnOnce(&mut Db<'_, Transaction<'_>>) -> Res<R>,
+    ) -> Result<R, StoreError> {
+        let mut lease = self.pool.get()?;
+        let Conn { client, stmts } = lease.conn();
+        let run = || -> Res<R> {
+            let mut tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let r = op(&mut Db::new(&mut tx, stmts))?;
+            tx.commit()?;
+            Ok(r)
+        };
+        run().map_err(Fail::into_store)
+    }
+
+    /// Runs `op` in a transaction, appends the changes it emitted to the log, commits, and
+    /// moves the head. A transaction the server aborted to break a deadlock runs again.
+    fn write<R>(&self, mut op: impl FnMut(&mut Wx<'_, '_>) -> Res<R>) -> Result<R, StoreError> {
+        let mut retries = 0;
+        loop {
+            let mut lease = self.pool.get()?;
+            match write_once(lease.conn(), &mut op) {
+                Ok((r, seq)) => {
+                    if let Some(seq) = seq {
+                        self.head.advance(seq);
+                    }
+                    return Ok(r);
+                }
+                Err(e) if e.retryable() && retries < WRITE_RETRIES => {
+                    retries += 1;
+                    tracing::debug!(
+                        retries,
+                        "a write was aborted to break a deadlock; running it again"
+                    );
+                }
+                Err(e) => return Err(e.into_store()),
+            }
+        }
+    }
+
+    fn write_one(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        changes: &[FieldChange],
+        now: i64,
+        mode: Mode,
+    ) -> Result<Customer, StoreError> {
+        self.write(|w| {
+            let live = w.share_app(app)?;
+            check_changes(&live, changes)?;
+            let mut deltas = CountDeltas::default();
+            let outcome =
+                writes::write(&mut w.db, app, customer_id, changes, now, mode, &mut deltas)?;
+            deltas.flush(&mut w.db)?;
+            w.emit(Change::Customer {
+                app,
+                customer: outcome.customer.clone(),
+            });
+            Ok(outcome.customer)
+        })
+    }
+
+    /// The field named `name`, with its value count; `NotFound` if there is none.
+    fn field_by_name(w: &mut Wx<'_, '_>, app: AppId, name: &FieldName) -> Res<FieldStat> {
+        rows::field_stats(&mut w.db, app)?
+            .into_iter()
+            .find(|s| s.field.name == *name)
+            .ok_or_else(|| StoreError::NotFound(format!("field \"{name}\"")).into())
+    }
+}
+
+/// One try of a write: see [`PostgresStore::write`].
+fn write_once<R>(
+    conn: &mut Conn,
+    op: &mut impl FnMut(&mut Wx<'_, '_>) -> Res<R>,
+) -> Res<(R, Option<u64>)> {
+    let Conn { client, stmts } = conn;
+    let mut tx = client.transaction()?;
+    let (r, changes) = {
+        let mut w = Wx {
+            db: Db::new(&mut tx, stmts),
+            changes: Vec::new(),
+        };
+        let r = op(&mut w)?;
+        (r, w.changes)
+    };
+    let seq = log::append(&mut Db::new(&mut tx, stmts), &changes)?;
+    tx.commit()?;
+    Ok((r, seq))
+}
+
+/// One import in one transaction; see [`Store::run_import`].
+fn import_once(
+    conn: &mut Conn,
+    app: AppId,
+    batches: Box<dyn Iterator<Item = ImportBatch> + Send>,
+    now: i64,
+    written: &Arc<AtomicU64>,
+    finish: Option<ImportFinish>,
+    incremental: u64,
+) -> Res<(ImportCounts, Option<u64>)> {
+    let Conn { client, stmts } = conn;
+    let mut tx = client.transaction()?;
+    let (counts, changes) = {
+        let mut w = Wx {
+            db: Db::new(&mut tx, stmts),
+            changes: Vec::new(),
+        };
+        let outcome = imports::run(&mut w, app, batches, now, written, incremental);
+        let counts = match finish {
+            None => outcome?,
+            Some(finish) => {
+                // The record joins the writes' transaction: both commit, or neither. A
+                // failure of the writes left the transaction as it was before them.
+                let outcome = outcome.map_err(Fail::into_store);
+                let (record, errors) = finish(outcome.as_ref().copied());
+                imports::finish(&mut w.db, &record, &errors)?;
+                outcome.unwrap_or_default()
+            }
+        };
+        (counts, w.changes)
+    };
+    let seq = log::append(&mut Db::new(&mut tx, stmts), &changes)?;
+    tx.commit()?;
+    Ok((counts, seq))
+}
+
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn log_head(&self) -> u64 {
+        self.head.get()
+    }
+
+    fn log_bounds(&self) -> Result<LogBounds, StoreError> {
+        self.read(log::bounds)
+    }
+
+    fn read_log(&self, after: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
+        self.snapshot(|db| log::read(db, after, limit))
+    }
+
+    fn wait_log(&self, after: u64, timeout: std::time::Duration) -> u64 {
+        self.head.wait_past(after, timeout)
+    }
+
+    fn prune_log(&self, before: i64) -> Result<u64, StoreError> {
+        self.write(|w| log::prune(&mut w.db, before))
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.read(|db| {
+            Ok(db
+                .query_opt("SELECT value FROM meta WHERE key = $1", &[&key])?
+                .map(|r| r.try_get(0))
+                .transpose()?)
+        })
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.write(|w| {
+            w.db.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&key, &value],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn create_app(
+        &self,
+        name: &AppName,
+        timezone: &TimeZoneName,
+        now: i64,
+    ) -> Result<Application, StoreError> {
+        self.write(|w| {
+            let row = w.db.query_one(
+                &format!(
+                    "INSERT INTO apps (name, timezone, created_at) VALUES ($1, $2, $3) RETURNING {}",
+                    rows::APP_COLUMNS
+                ),
+                &[&name.as_str(), &timezone.as_str(), &now],
+            )?;
+            rows::app(&row)
+        })
+    }
+
+    fn list_apps(&self) -> Result<Vec<Application>, StoreError> {
+        self.read(|db| {
+            db.query(
+                &format!("SELECT {} FROM apps ORDER BY id", rows::APP_COLUMNS),
+                &[],
+            )?
+            .iter()
+            .map(rows::app)
+            .collect()
+        })
+    }
+
+    fn get_app(&self, app: AppId) -> Result<Application, StoreError> {
+        self.read(|db| rows::get_app(db, app))
+    }
+
+    fn update_app(
+        &self,
+        app: AppId,
+        name: Option<&AppName>,
+        timezone: Option<&TimeZoneName>,
+    ) -> Result<Application, StoreError> {
+        let name = name.map(AppName::as_str);
+        let tz = timezone.map(TimeZoneName::as_str);
+        self.write(|w| {
+            let row = w
+                .db
+                .query_opt(
+                    &format!(
+                        "UPDATE apps SET name = coalesce($2, name), timezone = coalesce($3, timezone)
+                         WHERE id = $1 RETURNING {}",
+                        rows::APP_COLUMNS
+                    ),
+                    &[&app.0, &name, &tz],
+                )?
+                .ok_or_else(|| StoreError::NotFound(format!("application {app}")))?;
+            let updated = rows::app(&row)?;
+            if tz.is_some() {
+                w.emit(Change::TimeZone {
+                    app,
+                    timezone: updated.timezone.clone(),
+                });
+            }
+            Ok(updated)
+        })
+    }
+
+    fn delete_app(&self, app: AppId) -> Result<(), StoreError> {
+        self.write(|w| {
+            w.own_app(app)?;
+            w.db.execute("DELETE FROM customers WHERE app_id = $1", &[&app.0])?;
+            w.db.execute("DELETE FROM apps WHERE id = $1", &[&app.0])?;
+            w.emit(Change::AppDeleted { app });
+            Ok(())
+        })
+    }
+
+    fn create_key(
+        &self,
+        app: AppId,
+        hash: &[u8; 32],
+        prefix: &str,
+        now: i64,
+    ) -> Result<ApiKeyInfo, StoreError> {
+        self.write(|w| {
+            rows::get_app(&mut w.db, app)?;
+            let row = w.db.query_one(
+                &format!(
+                    "INSERT INTO api_keys (app_id, hash, prefix, created_at) VALUES ($1, $2, $3, $4) RETURNING {}",
+                    rows::KEY_COLUMNS
+                ),
+                &[&app.0, &&hash[..], &prefix, &now],
+            )?;
+            rows::key(&row)
+        })
+    }
+
+    fn list_keys(&self, app: AppId) -> Result<Vec<ApiKeyInfo>, StoreError> {
+        self.read(|db| {
+            rows::get_app(db, app)?;
+            db.query(
+                &format!(
+                    "SELECT {} FROM api_keys WHERE app_id = $1 ORDER BY id",
+                    rows::KEY_COLUMNS
+                ),
+                &[&app.0],
+            )?
+            .iter()
+            .map(rows::key)
+            .collect()
+        })
+    }
+
+    fn revoke_key(&self, app: AppId, key_id: i64, now: i64) -> Result<(), StoreError> {
+        self.write(|w| {
+            let n = w.db.execute(
+                "UPDATE api_keys SET revoked_at = $3 WHERE id = $2 AND app_id = $1 AND revoked_at IS NULL",
+                &[&app.0, &key_id, &now],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("key {key_id}")).into());
+            }
+            Ok(())
+        })
+    }
+
+    fn find_key(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyInfo>, StoreError> {
+        self.read(|db| {
+            db.query_opt(
+                &format!(
+                    "SELECT {} FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
+                    rows::KEY_COLUMNS
+                ),
+                &[&&hash[..]],
+            )?
+            .map(|r| rows::key(&r))
+            .transpose()
+        })
+    }
+
+    fn schema(&self, app: AppId) -> Result<Schema, StoreError> {
+        // Not cached: another server may change it at any time; one indexed query.
+        self.read(|db| {
+            rows::get_app(db, app)?;
+            Ok(Schema::new(
+                rows::field_stats(db, app)?
+                    .into_iter()
+                    .map(|s| s.field)
+                    .collect(),
+            ))
+        })
+    }
+
+    fn field_stats(&self, app: AppId) -> Result<Vec<FieldStat>, StoreError> {
+        self.read(|db| {
+            rows::get_app(db, app)?;
+            rows::field_stats(db, app)
+        })
+    }
+
+    fn create_field(
+        &self,
+        app: AppId,
+        name: &FieldName,
+        field_type: FieldType,
+        now: i64,
+    ) -> Result<FieldDef, StoreError> {
+        self.write(|w| {
+            w.own_app(app)?;
+            let existing = rows::field_stats(&mut w.db, app)?;
+            if existing.iter().any(|s| s.field.name == *name) {
+                return Err(StoreError::Conflict(format!("field \"{name}\" exists already")).into());
+            }
+            if existing.len() >= MAX_FIELDS_PER_APP {
+                return Err(StoreError::Limit(format!(
+                    "an application holds at most {MAX_FIELDS_PER_APP} fields"
+                ))
+                .into());
+            }
+            let id: i64 = w
+                .db
+                .query_one(
+                    "INSERT INTO fields (app_id, name, type, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                    &[&app.0, &name.as_str(), &field_type.as_str(), &now],
+                )?
+                .try_get(0)?;
+            let def = FieldDef {
+                id: FieldId(u32::try_from(id).map_err(|_| {
+                    StoreError::Internal(format!("field id {id} is past the largest a field can have"))
+                })?),
+                name: name.clone(),
+                field_type,
+                created_at: now,
+            };
+            let schema = w.schema(app)?;
+            w.emit(Change::Schema { app, schema });
+            Ok(def)
+        })
+    }
+
+    fn set_field_type(
+        &self,
+        app: AppId,
+        name: &FieldName,
+        field_type: FieldType,
+    ) -> Result<FieldDef, StoreError> {
+        self.write(|w| {
+            w.own_app(app)?;
+            let stat = Self::field_by_name(w, app, name)?;
+            if stat.field.field_type != field_type && stat.value_count > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "field \"{name}\" is {} and {} customers hold a value for it; a field's type can change only while no customer holds a value",
+                    stat.field.field_type, stat.value_count
+                ))
+                .into());
+            }
+            w.db.execute(
+                "UPDATE fields SET type = $2 WHERE id = $1",
+                &[&i64::from(stat.field.id.0), &field_type.as_str()],
+            )?;
+            let schema = w.schema(app)?;
+            w.emit(Change::Schema { app, schema });
+            Ok(FieldDef {
+                field_type,
+                ..stat.field
+            })
+        })
+    }
+
+    fn delete_field(&self, app: AppId, name: &FieldName) -> Result<u64, StoreError> {
+        self.write(|w| {
+            w.own_app(app)?;
+            let stat = Self::field_by_name(w, app, name)?;
+            let removed = writes::purge_field(&mut w.db, app, stat.field.id)?;
+            w.db.execute(
+                "DELETE FROM fields WHERE id = $1",
+                &[&i64::from(stat.field.id.0)],
+            )?;
+            let schema = w.schema(app)?;
+            w.emit(Change::Schema { app, schema });
+            Ok(removed)
+        })
+    }
+
+    fn create_customer(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        changes: &[FieldChange],
+        now: i64,
+    ) -> Result<Customer, StoreError> {
+        self.write_one(app, customer_id, changes, now, Mode::Create)
+    }
+
+    fn get_customer(&self, app: AppId, customer_id: &CustomerId) -> Result<Customer, StoreError> {
+        self.read(|db| {
+            rows::find_customer(db, app, customer_id, false)?
+                .ok_or_else(|| rows::not_found(customer_id).into())
+        })
+    }
+
+    fn update_customer(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        changes: &[FieldChange],
+        now: i64,
+    ) -> Result<Customer, StoreError> {
+        self.write_one(app, customer_id, changes, now, Mode::Update)
+    }
+
+    fn delete_customer(&self, app: AppId, customer_id: &CustomerId) -> Result<i64, StoreError> {
+        self.write(|w| {
+            w.share_app(app)?;
+            let id = writes::delete_customer(&mut w.db, app, customer_id)?;
+            w.emit(Change::CustomerDeleted { app, id });
+            Ok(id)
+        })
+    }
+
+    fn upsert_batch(
+        &self,
+        app: AppId,
+        items: Vec<UpsertItem>,
+        now: i64,
+    ) -> Result<Vec<Result<UpsertOutcome, StoreError>>, StoreError> {
+        self.write(|w| {
+            let live = w.share_app(app)?;
+            let mut deltas = CountDeltas::default();
+            let mut results = Vec::with_capacity(items.len());
+            for item in &items {
+                // An item refused by the checks wrote nothing: it is reported and the batch
+                // goes on. A database error fails the whole transaction.
+                let outcome = match check_changes(&live, &item.changes) {
+                    Err(e) => Err(e),
+                    Ok(()) => Ok(writes::write(
+                        &mut w.db,
+                        app,
+                        &item.customer_id,
+                        &item.changes,
+                        now,
+                        Mode::Upsert,
+                        &mut deltas,
+                    )?),
+                };
+                results.push(outcome);
+            }
+            std::mem::take(&mut deltas).flush(&mut w.db)?;
+            for outcome in results.iter().flatten() {
+                w.emit(Change::Customer {
+                    app,
+                    customer: outcome.customer.clone(),
+                });
+            }
+            Ok(results)
+        })
+    }
+
+    fn list_customers(&self, app: AppId, query: &ListQuery) -> Result<Page, StoreError> {
+        self.read(|db| pages::list_page(db, app, query))
+    }
+
+    fn get_customers(&self, app: AppId, ids: &[i64]) -> Result<Vec<Customer>, StoreError> {
+        self.read(|db| {
+            let mut found: HashMap<i64, Customer> = HashMap::with_capacity(ids.len());
+            for row in db.query(
+                &format!(
+                    "SELECT {} FROM customers WHERE app_id = $1 AND id = ANY($2)",
+                    rows::CUSTOMER_COLUMNS
+                ),
+                &[&app.0, &ids],
+            )? {
+                let customer = rows::customer(&row)?;
+                found.insert(customer.id, customer);
+            }
+            Ok(ids.iter().filter_map(|id| found.get(id).cloned()).collect())
+        })
+    }
+
+    fn count_customers(&self, app: AppId) -> Result<u64, StoreError> {
+        self.read(|db| {
+            let n: i64 = db
+                .query_one(
+                    "SELECT count(*) FROM customers WHERE app_id = $1",
+                    &[&app.0],
+                )?
+                .try_get(0)?;
+            Ok(n.max(0) as u64)
+        })
+    }
+
+    fn scan_customers(
+        &self,
+        app: AppId,
+        visit: &mut dyn FnMut(Customer) -> bool,
+    ) -> Result<u64, StoreError> {
+        // One snapshot for the head and the customers: they show exactly the commits up to
+        // that sequence number, since numbers are taken in commit order.
+        self.snapshot(|db| {
+            let seq = log::head(db)?;
+            let stmt = db.prepare(&format!(
+                "SELECT {} FROM customers WHERE app_id = $1 ORDER BY id",
+                rows::CUSTOMER_COLUMNS
+            ))?;
+            let portal = db.c.bind(&stmt, &[&app.0])?;
+            'pages: loop {
+                let batch = db.c.query_portal(&portal, SCAN_BATCH)?;
+                if batch.is_empty() {
+                    break;
+                }
+                for row in &batch {
+                    if !visit(rows::customer(row)?) {
+                        break 'pages;
+                    }
+                }
+            }
+            Ok(seq)
+        })
+    }
+
+    fn create_segment(
+        &self,
+        app: AppId,
+        name: &str,
+        filter: &str,
+        now: i64,
+    ) -> Result<SegmentRecord, StoreError> {
+        self.write(|w| {
+            rows::get_app(&mut w.db, app)?;
+            let row = w.db.query_one(
+                &format!(
+                    "INSERT INTO segments (app_id, name, filter, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING {}",
+                    rows::SEGMENT_COLUMNS
+                ),
+                &[&app.0, &name, &filter, &now],
+            )?;
+            rows::segment(&row)
+        })
+    }
+
+    fn list_segments(&self, app: AppId) -> Result<Vec<SegmentRecord>, StoreError> {
+        self.read(|db| {
+            rows::get_app(db, app)?;
+            db.query(
+                &format!(
+                    "SELECT {} FROM segments WHERE app_id = $1 ORDER BY id",
+                    rows::SEGMENT_COLUMNS
+                ),
+                &[&app.0],
+            )?
+            .iter()
+            .map(rows::segment)
+            .collect()
+        })
+    }
+
+    fn get_segment(&self, app: AppId, id: i64) -> Result<SegmentRecord, StoreError> {
+        self.read(|db| rows::get_segment(db, app, id))
+    }
+
+    fn update_segment(
+        &self,
+        app: AppId,
+        id: i64,
+        name: &str,
+        filter: &str,
+        now: i64,
+    ) -> Result<SegmentRecord, StoreError> {
+        self.write(|w| {
+            w.db.query_opt(
+                &format!(
+                    "UPDATE segments SET name = $3, filter = $4, updated_at = $5 WHERE app_id = $1 AND id = $2 RETURNING {}",
+                    rows::SEGMENT_COLUMNS
+                ),
+                &[&app.0, &id, &name, &filter, &now],
+            )?
+            .map(|r| rows::segment(&r))
+            .transpose()?
+            .ok_or_else(|| StoreError::NotFound(format!("segment {id}")).into())
+        })
+    }
+
+    fn delete_segment(&self, app: AppId, id: i64) -> Result<(), StoreError> {
+        self.write(|w| {
+            let n = w.db.execute(
+                "DELETE FROM segments WHERE app_id = $1 AND id = $2",
+                &[&app.0, &id],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("segment {id}")).into());
+            }
+            Ok(())
+        })
+    }
+
+    fn create_import(
+        &self,
+        app: AppId,
+        mode: ImportMode,
+        now: i64,
+    ) -> Result<ImportRecord, StoreError> {
+        self.write(|w| {
+            rows::get_app(&mut w.db, app)?;
+            let row = w.db.query_one(
+                &format!(
+                    "INSERT INTO imports (app_id, mode, state, created_at) VALUES ($1, $2, 'running', $3) RETURNING {}",
+                    rows::IMPORT_COLUMNS
+                ),
+                &[&app.0, &mode.as_str(), &now],
+            )?;
+            rows::import(&row)
+        })
+    }
+
+    fn run_import(
+        &self,
+        app: AppId,
+        batches: Box<dyn Iterator<Item = ImportBatch> + Send>,
+        now: i64,
+        written: Arc<AtomicU64>,
+        finish: Option<ImportFinish>,
+    ) -> Result<ImportCounts, StoreError> {
+        // Not retried: the feed is consumed as it is written.
+        let mut lease = self.pool.get()?;
+        let (counts, seq) = import_once(
+            lease.conn(),
+            app,
+            batches,
+            now,
+            &written,
+            finish,
+            self.incremental_import,
+        )
+        .map_err(Fail::into_store)?;
+        if let Some(seq) = seq {
+            self.head.advance(seq);
+        }
+        Ok(counts)
+    }
+
+    fn finish_import(
+        &self,
+        record: &ImportRecord,
+        errors: &[ImportRowError],
+    ) -> Result<(), StoreError> {
+        self.write(|w| imports::finish(&mut w.db, record, errors))
+    }
+
+    fn get_import(
+        &self,
+        app: AppId,
+        id: i64,
+    ) -> Result<(ImportRecord, Vec<ImportRowError>), StoreError> {
+        self.read(|db| {
+            rows::get_app(db, app)?;
+            let record = rows::get_import(db, app, id)?;
+            Ok((record, imports::errors(db, id)?))
+        })
+    }
+
+    fn list_imports(&self, app: AppId, limit: usize) -> Result<Vec<ImportRecord>, StoreError> {
+        self.read(|db| {
+            rows::get_app(db, app)?;
+            db.query(
+                &format!(
+                    "SELECT {} FROM imports WHERE app_id = $1 ORDER BY id DESC LIMIT $2",
+                    rows::IMPORT_COLUMNS
+                ),
+                &[&app.0, &(limit.min(i64::MAX as usize) as i64)],
+            )?
+            .iter()
+            .map(rows::import)
+            .collect()
+        })
+    }
+
+    fn fail_interrupted_imports(&self, now: i64) -> Result<u64, StoreError> {
+        self.write(|w| {
+            w.db.execute(
+                "UPDATE imports SET state = $1, finished_at = $2, rows_written = 0, created = 0, updated = 0,
+                     values_written = 0, message = 'interrupted: the server stopped during the import; nothing of it was written'
+                 WHERE state = 'running'",
+                &[&ImportState::Failed.as_str(), &now],
+            )
+        })
+    }
+}

@@ -1,0 +1,190 @@
+//! Row mapping and the statements shared by reads and writes.
+
+use postgres::{GenericClient, Row};
+use unico_core::{
+    AppId, AppName, Application, Customer, CustomerId, FieldDef, FieldId, FieldName, FieldType,
+    TimeZoneName,
+};
+
+use super::conn::{Db, Res};
+use crate::codec;
+use crate::error::StoreError;
+use crate::live::LiveFields;
+use crate::store::{ApiKeyInfo, FieldStat, ImportMode, ImportRecord, ImportState, SegmentRecord};
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(format!("stored {what} is invalid: {e}"))
+}
+
+/// A stored count, never negative.
+fn count(row: &Row, i: usize) -> Res<u64> {
+    Ok(row.try_get::<_, i64>(i)?.max(0) as u64)
+}
+
+pub const APP_COLUMNS: &str = "id, name, timezone, created_at";
+
+pub fn app(row: &Row) -> Res<Application> {
+    let name: String = row.try_get(1)?;
+    let tz: String = row.try_get(2)?;
+    Ok(Application {
+        id: AppId(row.try_get(0)?),
+        name: AppName::parse(&name).map_err(|e| corrupt("application name", e))?,
+        timezone: TimeZoneName::parse(&tz).unwrap_or_else(|_| TimeZoneName::utc()),
+        created_at: row.try_get(3)?,
+    })
+}
+
+pub fn get_app<C: GenericClient>(db: &mut Db<'_, C>, id: AppId) -> Res<Application> {
+    match db.query_opt(
+        &format!("SELECT {APP_COLUMNS} FROM apps WHERE id = $1"),
+        &[&id.0],
+    )? {
+        Some(row) => app(&row),
+        None => Err(StoreError::NotFound(format!("application {id}")).into()),
+    }
+}
+
+pub const KEY_COLUMNS: &str = "id, app_id, prefix, created_at, revoked_at";
+
+pub fn key(row: &Row) -> Res<ApiKeyInfo> {
+    Ok(ApiKeyInfo {
+        id: row.try_get(0)?,
+        app: AppId(row.try_get(1)?),
+        prefix: row.try_get(2)?,
+        created_at: row.try_get(3)?,
+        revoked_at: row.try_get(4)?,
+    })
+}
+
+pub fn field_stats<C: GenericClient>(db: &mut Db<'_, C>, app: AppId) -> Res<Vec<FieldStat>> {
+    let rows = db.query(
+        "SELECT id, name, type, created_at, value_count FROM fields WHERE app_id = $1 ORDER BY id",
+        &[&app.0],
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: i64 = row.try_get(0)?;
+        let name: String = row.try_get(1)?;
+        let ty: String = row.try_get(2)?;
+        out.push(FieldStat {
+            field: FieldDef {
+                id: FieldId(u32::try_from(id).map_err(|e| corrupt("field id", e))?),
+                name: FieldName::parse(&name).map_err(|e| corrupt("field name", e))?,
+                field_type: FieldType::parse(&ty).map_err(|e| corrupt("field type", e))?,
+                created_at: row.try_get(3)?,
+            },
+            value_count: count(&row, 4)?,
+        });
+    }
+    Ok(out)
+}
+
+/// The live fields' types, for checking a write inside its own transaction.
+pub fn live_fields<C: GenericClient>(db: &mut Db<'_, C>, app: AppId) -> Res<LiveFields> {
+    Ok(LiveFields::new(
+        field_stats(db, app)?
+            .into_iter()
+            .map(|s| (s.field.id, s.field.field_type))
+            .collect(),
+    ))
+}
+
+pub const CUSTOMER_COLUMNS: &str = "id, customer_id, created_at, updated_at, data";
+
+pub fn customer(row: &Row) -> Res<Customer> {
+    let customer_id: &str = row.try_get(1)?;
+    let data: &[u8] = row.try_get(4)?;
+    Ok(Customer {
+        id: row.try_get(0)?,
+        customer_id: CustomerId::parse(customer_id).map_err(|e| corrupt("customerId", e))?,
+        created_at: row.try_get(2)?,
+        updated_at: row.try_get(3)?,
+        fields: codec::decode(data)?,
+    })
+}
+
+/// The customer with this customerId; with `lock`, its row stays locked until the
+/// transaction ends (`FOR UPDATE`), so concurrent writers of one customer take turns.
+pub fn find_customer<C: GenericClient>(
+    db: &mut Db<'_, C>,
+    app: AppId,
+    customer_id: &CustomerId,
+    lock: bool,
+) -> Res<Option<Customer>> {
+    let sql = if lock {
+        "SELECT id, customer_id, created_at, updated_at, data FROM customers
+         WHERE app_id = $1 AND customer_id = $2 FOR UPDATE"
+    } else {
+        "SELECT id, customer_id, created_at, updated_at, data FROM customers
+         WHERE app_id = $1 AND customer_id = $2"
+    };
+    db.query_opt(sql, &[&app.0, &customer_id.as_str()])?
+        .map(|row| customer(&row))
+        .transpose()
+}
+
+pub fn not_found(customer_id: &CustomerId) -> StoreError {
+    StoreError::NotFound(format!(
+        "customer \"{}\"",
+        unico_core::value::excerpt(customer_id.as_str())
+    ))
+}
+
+pub const SEGMENT_COLUMNS: &str = "id, app_id, name, filter, created_at, updated_at";
+
+pub fn segment(row: &Row) -> Res<SegmentRecord> {
+    Ok(SegmentRecord {
+        id: row.try_get(0)?,
+        app: AppId(row.try_get(1)?),
+        name: row.try_get(2)?,
+        filter: row.try_get(3)?,
+        created_at: row.try_get(4)?,
+        updated_at: row.try_get(5)?,
+    })
+}
+
+pub fn get_segment<C: GenericClient>(
+    db: &mut Db<'_, C>,
+    app: AppId,
+    id: i64,
+) -> Res<SegmentRecord> {
+    match db.query_opt(
+        &format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE app_id = $1 AND id = $2"),
+        &[&app.0, &id],
+    )? {
+        Some(row) => segment(&row),
+        None => Err(StoreError::NotFound(format!("segment {id}")).into()),
+    }
+}
+
+pub const IMPORT_COLUMNS: &str = "id, app_id, mode, state, created_at, finished_at, rows_read, rows_written, created, updated, values_written, rows_rejected, message";
+
+pub fn import(row: &Row) -> Res<ImportRecord> {
+    let mode: &str = row.try_get(2)?;
+    let state: &str = row.try_get(3)?;
+    Ok(ImportRecord {
+        id: row.try_get(0)?,
+        app: AppId(row.try_get(1)?),
+        mode: ImportMode::parse(mode).unwrap_or(ImportMode::Atomic),
+        state: ImportState::parse(state),
+        created_at: row.try_get(4)?,
+        finished_at: row.try_get(5)?,
+        rows_read: count(row, 6)?,
+        rows_written: count(row, 7)?,
+        created: count(row, 8)?,
+        updated: count(row, 9)?,
+        values_written: count(row, 10)?,
+        rows_rejected: count(row, 11)?,
+        message: row.try_get(12)?,
+    })
+}
+
+pub fn get_import<C: GenericClient>(db: &mut Db<'_, C>, app: AppId, id: i64) -> Res<ImportRecord> {
+    match db.query_opt(
+        &format!("SELECT {IMPORT_COLUMNS} FROM imports WHERE app_id = $1 AND id = $2"),
+        &[&app.0, &id],
+    )? {
+        Some(row) => import(&row),
+        None => Err(StoreError::NotFound(format!("import {id}")).into()),
+    }
+}

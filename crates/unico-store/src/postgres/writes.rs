@@ -1,0 +1,293 @@
+//! Writes inside one transaction: the write context, the per-application locks, customer
+//! writes and the value counts they keep.
+//!
+//! **Locks, always taken in this order** (so writers never wait on each other in a cycle):
+//! 1. the application's advisory lock ([`APP_LOCK`]): shared by customer writes, exclusive
+//!    for schema changes and deleting the application, so a write checks its values against
+//!    fields that cannot change or vanish before it commits;
+//! 2. customer rows (`FOR UPDATE`, or the insert's own lock): writers of one customer take
+//!    turns, each reading the state the previous one committed;
+//! 3. `fields` rows, when value counts move, in ascending field id;
+//! 4. the `log_head` row, last of all (see `log.rs`).
+//!
+//! Only a batch or an import that touches several existing customers in an order another
+//! one reverses can still meet a deadlock; PostgreSQL then aborts one of them, and a batch
+//! is run again from the start ([`Fail::retryable`](super::conn::Fail::retryable)).
+
+use postgres::Transaction;
+use unico_core::customer::apply_changes;
+use unico_core::{AppId, Customer, CustomerId, FieldChange, FieldId};
+
+use super::conn::{Db, Res};
+use super::rows;
+use crate::changes::Change;
+use crate::codec;
+use crate::error::StoreError;
+use crate::live::LiveFields;
+use crate::store::UpsertOutcome;
+
+/// First key of the per-application advisory locks (two 32-bit keys: this, the app id).
+const APP_LOCK: i32 = 0x756e_6170; // "unap"
+/// First key of the per-application import lock: imports of one application take turns.
+const IMPORT_LOCK: i32 = 0x756e_696d; // "unim"
+
+/// What a write sees: its transaction, and the changes to log when it commits.
+pub struct Wx<'a, 't> {
+    pub db: Db<'a, Transaction<'t>>,
+    pub changes: Vec<Change>,
+}
+
+/// The second key of an application's locks. Ids past 2^31 share keys with smaller ones,
+/// which only makes those applications take turns more than needed.
+fn lock_key(app: AppId) -> i32 {
+    app.0 as i32
+}
+
+impl Wx<'_, '_> {
+    /// Records a change, logged if and when the transaction commits.
+    pub fn emit(&mut self, change: Change) {
+        self.changes.push(change);
+    }
+
+    /// For customer writes: the application's schema cannot change until this transaction
+    /// ends. Answers the live fields; `NotFound` if the application does not exist.
+    pub fn share_app(&mut self, app: AppId) -> Res<LiveFields> {
+        self.db.execute(
+            "SELECT pg_advisory_xact_lock_shared($1, $2)",
+            &[&APP_LOCK, &lock_key(app)],
+        )?;
+        rows::get_app(&mut self.db, app)?;
+        rows::live_fields(&mut self.db, app)
+    }
+
+    /// For schema changes and deleting the application: waits for its writes in flight and
+    /// holds new ones back until this transaction ends. `NotFound` if it does not exist.
+    pub fn own_app(&mut self, app: AppId) -> Res<()> {
+        self.db.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&APP_LOCK, &lock_key(app)],
+        )?;
+        rows::get_app(&mut self.db, app)?;
+        Ok(())
+    }
+
+    /// For imports: one import of an application at a time.
+    pub fn import_turn(&mut self, app: AppId) -> Res<()> {
+        self.db.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&IMPORT_LOCK, &lock_key(app)],
+        )?;
+        Ok(())
+    }
+
+    /// The application's schema as this transaction sees it.
+    pub fn schema(&mut self, app: AppId) -> Res<unico_core::Schema> {
+        Ok(unico_core::Schema::new(
+            rows::field_stats(&mut self.db, app)?
+                .into_iter()
+                .map(|s| s.field)
+                .collect(),
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Create,
+    Update,
+    Upsert,
+}
+
+/// Changes in per-field value counts, flushed once per transaction.
+#[derive(Default)]
+pub struct CountDeltas(Vec<(FieldId, i64)>);
+
+impl CountDeltas {
+    pub fn add(&mut self, field: FieldId, delta: i64) {
+        match self.0.iter_mut().find(|(id, _)| *id == field) {
+            Some((_, d)) => *d += delta,
+            None => self.0.push((field, delta)),
+        }
+    }
+
+    /// One statement per field, in ascending id, so that writers lock the rows in one order.
+    pub fn flush(mut self, db: &mut Db<'_, Transaction<'_>>) -> Res<()> {
+        self.0.sort_by_key(|(id, _)| *id);
+        for (field, delta) in self.0 {
+            if delta != 0 {
+                db.execute(
+                    "UPDATE fields SET value_count = value_count + $2 WHERE id = $1",
+                    &[&i64::from(field.0), &delta],
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Inserts a new customer with its values encoded; answers its id, or `None` if the
+/// customerId exists (then nothing is written). A concurrent insert of the same customerId
+/// is waited for: if it commits, this one finds it exists.
+pub fn try_insert(
+    db: &mut Db<'_, Transaction<'_>>,
+    app: AppId,
+    customer_id: &CustomerId,
+    now: i64,
+    data: &[u8],
+) -> Res<Option<i64>> {
+    let row = db.query_opt(
+        "INSERT INTO customers (app_id, customer_id, created_at, updated_at, data)
+         VALUES ($1, $2, $3, $3, $4) ON CONFLICT (app_id, customer_id) DO NOTHING RETURNING id",
+        &[&app.0, &customer_id.as_str(), &now, &data],
+    )?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+/// How many times an upsert goes round when the customer it met is deleted meanwhile.
+const UPSERT_ROUNDS: usize = 3;
+
+/// Writes one customer and records the value-count changes. New customers cost one
+/// insert: the lookup happens only when the insert meets an existing one.
+pub fn write(
+    db: &mut Db<'_, Transaction<'_>>,
+    app: AppId,
+    customer_id: &CustomerId,
+    changes: &[FieldChange],
+    now: i64,
+    mode: Mode,
+    deltas: &mut CountDeltas,
+) -> Res<UpsertOutcome> {
+    for _ in 0..UPSERT_ROUNDS {
+        if mode != Mode::Update {
+            let mut fields = Vec::new();
+            let applied = apply_changes(&mut fields, changes);
+            let data = codec::encode(&fields);
+            if let Some(id) = try_insert(db, app, customer_id, now, &data)? {
+                for (field, d) in applied.presence {
+                    deltas.add(field, d);
+                }
+                let customer = Customer {
+                    id,
+                    customer_id: customer_id.clone(),
+                    created_at: now,
+                    updated_at: now,
+                    fields,
+                };
+                return Ok(UpsertOutcome {
+                    created: true,
+                    customer,
+                });
+            }
+            if mode == Mode::Create {
+                return Err(StoreError::Conflict(format!(
+                    "customer \"{}\" exists already",
+                    unico_core::value::excerpt(customer_id.as_str())
+                ))
+                .into());
+            }
+        }
+        match update_existing(db, app, customer_id, changes, now, deltas)? {
+            Some(customer) => {
+                return Ok(UpsertOutcome {
+                    created: false,
+                    customer,
+                });
+            }
+            None if mode == Mode::Update => return Err(rows::not_found(customer_id).into()),
+            // Deleted between the insert that met it and the lookup: insert again.
+            None => continue,
+        }
+    }
+    Err(StoreError::Conflict(format!(
+        "customer \"{}\" kept being created and deleted by other writes; retry",
+        unico_core::value::excerpt(customer_id.as_str())
+    ))
+    .into())
+}
+
+/// Applies `changes` to an existing customer, locked until the transaction ends, moving
+/// `updated_at` only if a value changed; answers the customer as it now is (`None` if
+/// there is none).
+pub fn update_existing(
+    db: &mut Db<'_, Transaction<'_>>,
+    app: AppId,
+    customer_id: &CustomerId,
+    changes: &[FieldChange],
+    now: i64,
+    deltas: &mut CountDeltas,
+) -> Res<Option<Customer>> {
+    let Some(mut customer) = rows::find_customer(db, app, customer_id, true)? else {
+        return Ok(None);
+    };
+    let applied = apply_changes(&mut customer.fields, changes);
+    if applied.changed {
+        customer.updated_at = now.max(customer.updated_at);
+        db.execute(
+            "UPDATE customers SET updated_at = $2, data = $3 WHERE id = $1",
+            &[
+                &customer.id,
+                &customer.updated_at,
+                &codec::encode(&customer.fields),
+            ],
+        )?;
+        for (field, d) in applied.presence {
+            deltas.add(field, d);
+        }
+    }
+    Ok(Some(customer))
+}
+
+/// Deletes one customer and its values; answers the id it had.
+pub fn delete_customer(
+    db: &mut Db<'_, Transaction<'_>>,
+    app: AppId,
+    customer_id: &CustomerId,
+) -> Res<i64> {
+    let row = db
+        .query_opt(
+            "DELETE FROM customers WHERE app_id = $1 AND customer_id = $2 RETURNING id, data",
+            &[&app.0, &customer_id.as_str()],
+        )?
+        .ok_or_else(|| rows::not_found(customer_id))?;
+    let id: i64 = row.try_get(0)?;
+    let data: &[u8] = row.try_get(1)?;
+    let mut deltas = CountDeltas::default();
+    for (field, _) in codec::decode(data)? {
+        deltas.add(field, -1);
+    }
+    deltas.flush(db)?;
+    Ok(id)
+}
+
+/// Customers rewritten by one statement when a field's values are removed.
+const PURGE_BATCH: usize = 1000;
+
+/// Removes a field's values from every customer of the application that holds one;
+/// answers how many did. The caller owns the application (no concurrent writes).
+pub fn purge_field(db: &mut Db<'_, Transaction<'_>>, app: AppId, field: FieldId) -> Res<u64> {
+    // The sort-key function finds the holders in the database, so only they travel.
+    let rows = db.query(
+        "SELECT id, data FROM customers
+         WHERE app_id = $1 AND unico_sort_key(data, $2, false) <> '\\x02'::bytea",
+        &[&app.0, &i64::from(field.0)],
+    )?;
+    let mut ids = Vec::with_capacity(PURGE_BATCH);
+    let mut datas = Vec::with_capacity(PURGE_BATCH);
+    let mut removed = 0u64;
+    for chunk in rows.chunks(PURGE_BATCH) {
+        ids.clear();
+        datas.clear();
+        for row in chunk {
+            let mut fields = codec::decode(row.try_get::<_, &[u8]>(1)?)?;
+            fields.retain(|(id, _)| *id != field);
+            ids.push(row.try_get::<_, i64>(0)?);
+            datas.push(codec::encode(&fields));
+        }
+        removed += db.execute(
+            "UPDATE customers c SET data = u.data
+             FROM unnest($1::bigint[], $2::bytea[]) AS u(id, data) WHERE c.id = u.id",
+            &[&ids, &datas],
+        )?;
+    }
+    Ok(removed)
+}
