@@ -729,6 +729,28 @@ impl Rng {
     }
 }
 
+/// A customer's values for [`FIELDS`] fields, 70 % present, numbers spread as `spread` says.
+fn random_values(
+    rng: &mut Rng,
+    spread: &dyn Fn(u64) -> f64,
+    anchor: i64,
+) -> Vec<Option<(Seed, bool)>> {
+    (0..FIELDS)
+        .map(|_| {
+            (rng.below(10) < 7).then(|| {
+                (
+                    Seed {
+                        text: rng.below(STRINGS.len() as u64) as usize,
+                        number: spread(rng.below(40)),
+                        ms: anchor + (rng.below(800) as i64 - 400) * MS_PER_DAY / 3,
+                    },
+                    false,
+                )
+            })
+        })
+        .collect()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(1500) / 100 + 4, ..ProptestConfig::default() })]
 
@@ -760,20 +782,7 @@ proptest! {
         let n: i64 = if (rng_seed >> 8) % 4 == 0 { 70_000 } else { 9000 };
         let mut batch = Vec::new();
         for id in 1..=n {
-            let values = (0..FIELDS)
-                .map(|_| {
-                    (rng.below(10) < 7).then(|| {
-                        (
-                            Seed {
-                                text: rng.below(STRINGS.len() as u64) as usize,
-                                number: spread(rng.below(40)),
-                                ms: anchor + (rng.below(800) as i64 - 400) * MS_PER_DAY / 3,
-                            },
-                            false,
-                        )
-                    })
-                })
-                .collect();
+            let values = random_values(&mut rng, &spread, anchor);
             let seed = CustomerSeed { id, created_at: base + id * 1000, updated_at: anchor, values };
             let c = make_customer(&seed, &model.schema);
             model.customers.insert(id, kept(c.clone(), &model.schema));
@@ -792,20 +801,7 @@ proptest! {
         // a dictionary now wider than a byte) and of any other, new values each time.
         for k in 0..1500u64 {
             let id = if k % 3 == 0 { rng.below(300) as i64 + 1 } else { rng.below(n as u64 + 500) as i64 + 1 };
-            let values = (0..FIELDS)
-                .map(|_| {
-                    (rng.below(10) < 7).then(|| {
-                        (
-                            Seed {
-                                text: rng.below(STRINGS.len() as u64) as usize,
-                                number: spread(rng.below(40)),
-                                ms: anchor + (rng.below(800) as i64 - 400) * MS_PER_DAY / 3,
-                            },
-                            false,
-                        )
-                    })
-                })
-                .collect();
+            let values = random_values(&mut rng, &spread, anchor);
             let seed = CustomerSeed { id, created_at: base + id * 1000, updated_at: anchor + k as i64, values };
             model.apply(&Op::Upsert(seed), &mut index);
         }
