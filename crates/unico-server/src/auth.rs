@@ -67,10 +67,15 @@ impl Principal {
     }
 }
 
+/// How long a verified API key is trusted without asking the store again. A key revoked
+/// through this server is forgotten at once; through another server sharing the store, it
+/// stops working here within this time.
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Verifies keys: the admin key's hash, and a cache of API keys in front of the store.
 pub struct KeyRing {
     admin_hash: [u8; 32],
-    cache: RwLock<HashMap<[u8; 32], (AppId, i64)>>,
+    cache: RwLock<HashMap<[u8; 32], (AppId, i64, std::time::Instant)>>,
 }
 
 impl KeyRing {
@@ -82,19 +87,25 @@ impl KeyRing {
     }
 
     pub(crate) fn cached(&self, hash: &[u8; 32]) -> Option<(AppId, i64)> {
-        self.cache.read().ok()?.get(hash).copied()
+        let cache = self.cache.read().ok()?;
+        let &(app, key_id, at) = cache.get(hash)?;
+        (at.elapsed() < KEY_CACHE_TTL).then_some((app, key_id))
     }
 
     pub(crate) fn remember(&self, hash: [u8; 32], app: AppId, key_id: i64) {
         if let Ok(mut cache) = self.cache.write() {
-            cache.insert(hash, (app, key_id));
+            // Expired entries go as new ones come, so the cache holds recent keys only.
+            if cache.len() >= 4096 {
+                cache.retain(|_, (_, _, at)| at.elapsed() < KEY_CACHE_TTL);
+            }
+            cache.insert(hash, (app, key_id, std::time::Instant::now()));
         }
     }
 
     /// Forgets keys matching `pred` (revoked keys, keys of a deleted application).
     pub(crate) fn forget(&self, pred: impl Fn(AppId, i64) -> bool) {
         if let Ok(mut cache) = self.cache.write() {
-            cache.retain(|_, (app, id)| !pred(*app, *id));
+            cache.retain(|_, (app, id, _)| !pred(*app, *id));
         }
     }
 

@@ -69,7 +69,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         if let Err(e) = engines.enable_snapshots(args.data.join("engines")) {
             tracing::warn!(error = %e, "segment engine snapshots are off");
         }
-        warm_engines(&state, store.as_ref());
+        warm_engines(&state, &store);
         prune_log_in_background(&store);
         let app = unico_server::router(state);
         // Peer addresses feed the console's per-client limit on failed sign-ins.
@@ -108,18 +108,21 @@ fn open_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn Store>> {
 /// Builds every application's segment engine in the background, so the first filter a user
 /// runs after a restart does not wait for it (requests arriving earlier wait for the build
 /// of their application only).
-fn warm_engines(state: &AppState, store: &dyn Store) {
-    let apps = match store.list_apps() {
-        Ok(apps) => apps,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot list applications to warm their engines");
-            return;
-        }
-    };
+fn warm_engines(state: &AppState, store: &Arc<dyn Store>) {
     let engines = state.engines.clone();
+    let store = store.clone();
+    // On a thread of its own: store calls block, and this runs inside the async runtime.
     let spawned = std::thread::Builder::new()
         .name("unico-warm".into())
         .spawn(move || {
+            let apps = match store.list_apps() {
+                Ok(apps) => apps,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list applications to warm their engines");
+                    return;
+                }
+            };
+            drop(store);
             for app in apps {
                 if let Err(e) = engines.index(app.id) {
                     tracing::warn!(app = app.id.0, error = %e, "cannot build the segment engine");

@@ -1,0 +1,211 @@
+//! Two `unico serve` processes on one PostgreSQL database agree: what one writes, the
+//! other counts (within the documented bound), imports started on one are seen on the
+//! other, and a key revoked on one stops working on the other.
+//!
+//! Needs the PostgreSQL server that `.ci/run` makes sure is running (127.0.0.1:5432, user
+//! `postgres`, trust authentication; `UNICO_TEST_POSTGRES` names another administrative
+//! URL). Each run makes a database of its own and drops it.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{ADMIN_KEY, Server, agent, call};
+
+/// How soon a write through one server is counted by the other (documented in
+/// docs/scale-out.md): the other learns of the commit by a notification.
+const BOUND: Duration = Duration::from_secs(1);
+
+fn admin_url() -> String {
+    std::env::var("UNICO_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database of its own, dropped at the end.
+struct Db(String);
+
+impl Db {
+    fn create() -> Db {
+        let name = format!(
+            "unico_two_servers_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let mut admin = postgres::Client::connect(&admin_url(), postgres::NoTls).unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        Db(name)
+    }
+
+    fn url(&self) -> String {
+        let admin = admin_url();
+        let base = admin.rsplit_once('/').unwrap().0;
+        format!("{base}/{}", self.0)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&admin_url(), postgres::NoTls) {
+            let _ =
+                admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
+        }
+    }
+}
+
+fn count(base: &str, app: i64, key: &str, filter: &str) -> u64 {
+    let (status, body) = call(
+        &agent(),
+        "POST",
+        &format!("{base}/v1/apps/{app}/count"),
+        key,
+        Some(json!({ "filter": filter })),
+    );
+    assert_eq!(status, 200, "{body}");
+    body["count"].as_u64().unwrap()
+}
+
+/// Polls `probe` until it answers true; answers how long that took (panics past 10 s).
+fn within(what: &str, probe: impl Fn() -> bool) -> Duration {
+    let started = Instant::now();
+    while !probe() {
+        assert!(started.elapsed() < Duration::from_secs(10), "{what}: never");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    started.elapsed()
+}
+
+#[test]
+fn two_servers_on_one_database_agree() {
+    let db = Db::create();
+    let url = db.url();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Server::start(dir_a.path(), &["--database", &url]);
+    let b = Server::start(dir_b.path(), &["--database", &url]);
+    let http = agent();
+    let (status, app) = call(
+        &http,
+        "POST",
+        &format!("{}/v1/apps", a.base),
+        ADMIN_KEY,
+        Some(json!({"name": "shop"})),
+    );
+    assert_eq!(status, 201, "{app}");
+    let id = app["id"].as_i64().unwrap();
+    let key = app["api_key"].as_str().unwrap().to_owned();
+    // A field created through B is used through A at once (the schema is not cached).
+    let (status, body) = call(
+        &http,
+        "POST",
+        &format!("{}/v1/apps/{id}/fields", b.base),
+        &key,
+        Some(json!({"name": "age", "type": "number"})),
+    );
+    assert_eq!(status, 201, "{body}");
+    for i in 1..=5 {
+        let (status, body) = call(
+            &http,
+            "POST",
+            &format!("{}/v1/apps/{id}/customers", a.base),
+            &key,
+            Some(json!({"customerId": format!("c{i}"), "fields": {"age": i * 10}})),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+    let mut delays = vec![within("B counts A's customers", || {
+        count(&b.base, id, &key, "age >= 30") == 3
+    })];
+    // Each PATCH through A is counted by B within the bound.
+    for (i, age) in [(1, 99), (2, 98), (3, 1)] {
+        let (status, body) = call(
+            &http,
+            "PATCH",
+            &format!("{}/v1/apps/{id}/customers/c{i}", a.base),
+            &key,
+            Some(json!({"fields": {"age": age}})),
+        );
+        assert_eq!(status, 200, "{body}");
+        // A itself counts its own acknowledged write at once.
+        let on_a = count(&a.base, id, &key, "age >= 30");
+        delays.push(within("B counts A's PATCH", || {
+            count(&b.base, id, &key, "age >= 30") == on_a
+        }));
+    }
+    let worst = delays.iter().max().copied().unwrap();
+    eprintln!("A → B visibility: {delays:?}");
+    assert!(
+        worst <= BOUND,
+        "a write took {worst:?} to reach the other server"
+    );
+
+    // An import started on B is seen running or done on A, and its customers counted there.
+    let mut csv = String::from("customerId,age\n");
+    for i in 0..2000 {
+        csv.push_str(&format!("imp{i},{}\n", i % 100));
+    }
+    let request = ureq::http::Request::builder()
+        .method("POST")
+        .uri(format!("{}/v1/apps/{id}/imports", b.base))
+        .header("Authorization", format!("Bearer {key}"))
+        .header("Content-Type", "text/csv")
+        .body(csv)
+        .unwrap();
+    let response = http.run(request).unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let started: Value =
+        serde_json::from_str(&response.into_body().read_to_string().unwrap()).unwrap();
+    let import = started["id"].as_i64().unwrap();
+    within("A sees B's import succeed", || {
+        let (status, report) = call(
+            &http,
+            "GET",
+            &format!("{}/v1/apps/{id}/imports/{import}", a.base),
+            &key,
+            None,
+        );
+        assert_eq!(status, 200, "{report}");
+        report["state"] == "succeeded"
+    });
+    within("A counts the imported customers", || {
+        count(&a.base, id, &key, "customerId starts_with \"imp\"") == 2000
+    });
+
+    // A key made on A works on B; revoked on A, it stops working on B within the key
+    // cache's time.
+    let (status, made) = call(
+        &http,
+        "POST",
+        &format!("{}/v1/apps/{id}/keys", a.base),
+        ADMIN_KEY,
+        None,
+    );
+    assert_eq!(status, 201, "{made}");
+    let second = made["key"].as_str().unwrap().to_owned();
+    assert_eq!(count(&b.base, id, &second, "age exists"), 2005);
+    let (status, body) = call(
+        &http,
+        "DELETE",
+        &format!("{}/v1/apps/{id}/keys/{}", a.base, made["id"]),
+        ADMIN_KEY,
+        None,
+    );
+    assert_eq!(status, 204, "{body}");
+    let refused = within("B refuses the revoked key", || {
+        let (status, _) = call(
+            &http,
+            "GET",
+            &format!("{}/v1/apps/{id}/customers?limit=1", b.base),
+            &second,
+            None,
+        );
+        status == 401
+    });
+    assert!(refused <= Duration::from_secs(3), "took {refused:?}");
+    drop((a, b));
+}
