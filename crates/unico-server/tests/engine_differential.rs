@@ -22,7 +22,7 @@ use unico_core::{
 };
 use unico_filter::{EvalContext, Filter, FilterInput, matches};
 use unico_server::engines::Engines;
-use unico_store::{ImportBatch, SqliteStore, Store, UpsertItem};
+use unico_store::{ImportBatch, PostgresStore, SqliteStore, Store, UpsertItem};
 
 const NOW: i64 = 1_800_000_000_000;
 /// Imports of more customers than this reach the engine as one bulk change.
@@ -99,6 +99,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 struct World {
+    backend: Backend,
     store: Arc<dyn Store>,
     engines: Arc<Engines>,
     app: AppId,
@@ -106,15 +107,71 @@ struct World {
     n: FieldDef,
 }
 
-fn open(dir: &Path) -> (Arc<dyn Store>, Arc<Engines>) {
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&dir.join("db"))
-            .unwrap()
-            .with_incremental_import_limit(INCREMENTAL),
-    );
+/// Where the store lives: the embedded file in the case's directory, or a PostgreSQL
+/// database made for the case.
+#[derive(Clone)]
+enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+fn open(dir: &Path, backend: &Backend) -> (Arc<dyn Store>, Arc<Engines>) {
+    let store: Arc<dyn Store> = match backend {
+        Backend::Sqlite => Arc::new(
+            SqliteStore::open(&dir.join("db"))
+                .unwrap()
+                .with_incremental_import_limit(INCREMENTAL),
+        ),
+        Backend::Postgres(url) => Arc::new(
+            PostgresStore::connect(url)
+                .unwrap()
+                .with_incremental_import_limit(INCREMENTAL),
+        ),
+    };
     let engines = Engines::attach(&store);
     engines.enable_snapshots(dir.join("engines")).unwrap();
     (store, engines)
+}
+
+fn admin_url() -> String {
+    std::env::var("UNICO_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A PostgreSQL database for one case, dropped with it.
+struct PgDb(String);
+
+impl PgDb {
+    fn create() -> PgDb {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let name = format!(
+            "unico_engine_diff_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let mut admin = postgres::Client::connect(&admin_url(), postgres::NoTls).unwrap();
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        PgDb(name)
+    }
+
+    fn url(&self) -> String {
+        let admin = admin_url();
+        format!("{}/{}", admin.rsplit_once('/').unwrap().0, self.0)
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&admin_url(), postgres::NoTls) {
+            let _ =
+                admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
+        }
+    }
 }
 
 fn cid(k: u8) -> CustomerId {
@@ -122,8 +179,8 @@ fn cid(k: u8) -> CustomerId {
 }
 
 impl World {
-    fn new(dir: &Path) -> World {
-        let (store, engines) = open(dir);
+    fn new(dir: &Path, backend: Backend) -> World {
+        let (store, engines) = open(dir, &backend);
         let app = store
             .create_app(&AppName::parse("a").unwrap(), &TimeZoneName::utc(), NOW)
             .unwrap()
@@ -138,6 +195,7 @@ impl World {
         // The engine exists before any data, as after `unico serve` starts.
         engines.index(app).unwrap();
         World {
+            backend,
             store,
             engines,
             app,
@@ -227,7 +285,7 @@ impl World {
                 if *snapshot {
                     self.engines.save_snapshots();
                 }
-                let (store, engines) = open(dir);
+                let (store, engines) = open(dir, &self.backend);
                 // The old store closes (its writer finishes) before the new one is used.
                 self.store = store;
                 self.engines = engines;
@@ -292,16 +350,33 @@ fn cases() -> u32 {
         .unwrap_or(48)
 }
 
+fn run(ops: &[Op], backend: Backend) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut world = World::new(dir.path(), backend);
+    for op in ops {
+        world.apply(op, dir.path());
+        world.check(op)?;
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn the_engine_equals_the_store_after_every_step(ops in prop::collection::vec(op(), 1..14)) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut world = World::new(dir.path());
-        for op in &ops {
-            world.apply(op, dir.path());
-            world.check(op)?;
-        }
+        run(&ops, Backend::Sqlite)?;
+    }
+}
+
+proptest! {
+    // Each case makes a database of its own: fewer cases than on the embedded store.
+    #![proptest_config(ProptestConfig { cases: cases() / 3 + 1, ..ProptestConfig::default() })]
+
+    /// The same on PostgreSQL (the server `.ci/run` starts): the engines follow its log.
+    #[test]
+    fn on_postgres_the_engine_equals_the_store_after_every_step(ops in prop::collection::vec(op(), 1..14)) {
+        let db = PgDb::create();
+        run(&ops, Backend::Postgres(db.url()))?;
     }
 }
