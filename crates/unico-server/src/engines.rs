@@ -236,8 +236,19 @@ impl Engines {
         let path = snapshot_path(dir, app);
         let tmp = path.with_extension("snapshot.tmp");
         let started = Instant::now();
-        // Read before the index's lock: every change up to it is in the index then.
-        let applied = self.applied();
+        // Only the registered index is saved, and `applied` is read with it still
+        // registered: every change up to `applied` is then in it (the follower applies to
+        // registered indexes only, and drops one at a bulk change under this same lock).
+        // An index dropped since (a large import came) is superseded: not saved.
+        let applied = match self.registry.lock() {
+            Ok(registry) => match registry.slots.get(&app) {
+                Some(Slot::Ready(current)) if std::ptr::eq(Arc::as_ptr(current), loaded) => {
+                    registry.applied
+                }
+                _ => return,
+            },
+            Err(_) => return,
+        };
         let written = (|| -> std::io::Result<bool> {
             let file = {
                 let Ok(guard) = loaded.read() else {
