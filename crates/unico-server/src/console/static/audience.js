@@ -357,7 +357,8 @@
       err.textContent = "";
       lastTree = res.body.tree;
       if (fromBuilder) input.value = res.body.text;
-      if (exportLink) exportLink.href = exportLink.getAttribute("data-base") + encodeURIComponent(input.value.trim());
+      if (exportLink) exportLink.href = exportLink.getAttribute("data-base") + "&filter=" + encodeURIComponent(input.value.trim()) +
+        "&q=" + encodeURIComponent(searchText());
     } else {
       // The last count no longer answers what is typed: grey it out.
       out.setAttribute("data-stale", "");
@@ -377,11 +378,17 @@
       .then(function (res) { if (mine === seq) { show(res, fromBuilder); settle(); } })
       .catch(function () { if (mine === seq) { err.textContent = "cannot reach the server"; settle(); } });
   }
-  function countText() { request({ query: "?filter=" + encodeURIComponent(input.value.trim()) }, false); }
+  // The customerId search is part of the audience: the count, the rows, the export and a
+  // saved segment all take it with the filter.
+  var search = document.querySelector('#filter-form input[name="q"]');
+  function searchText() { return search ? search.value.trim() : ""; }
+  function countText() {
+    request({ query: "?filter=" + encodeURIComponent(input.value.trim()) + "&q=" + encodeURIComponent(searchText()) }, false);
+  }
   function countModel() {
     var j = toJson(model);
     if (j === null) input.value = "";
-    request({ body: JSON.stringify({ filter: j }) }, true);
+    request({ body: JSON.stringify({ filter: j, q: searchText() }) }, true);
   }
   function changed() {
     pending = true;
@@ -394,6 +401,7 @@
     });
   }
   input.addEventListener("input", changed);
+  if (search) search.addEventListener("input", changed);
 
   // --- modes ------------------------------------------------------------------------------
   var tabs = document.getElementById("filter-tabs");
@@ -447,10 +455,14 @@
     var f = document.getElementById(id);
     if (!f) return;
     f.addEventListener("submit", function (e) {
-      f.querySelector("input[name=filter]").value = input.value;
+      function fill() {
+        f.querySelector("input[name=filter]").value = input.value;
+        f.querySelector("input[name=q]").value = searchText();
+      }
+      fill();
       if (pending) {
         e.preventDefault();
-        afterSettle = function () { f.querySelector("input[name=filter]").value = input.value; f.submit(); };
+        afterSettle = function () { fill(); f.submit(); };
       }
     });
   });
