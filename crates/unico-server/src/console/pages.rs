@@ -323,7 +323,7 @@ pub async fn customers(
                     @if let Err(e) = &page { (e.to_string()) }
                 }
                 div class="row" {
-                    div class="count grow" { span id="live-count" aria-live="polite" aria-busy="true" { "…" } small { "customers match" } }
+                    div class="count grow" { span id="live-count" aria-live="polite" aria-busy="true" { "…" } small { "customers match" } small id="count-incomplete" class="warn" hidden {} }
                     button type="submit" id="apply-filter" { "Show customers" }
                     a class="button secondary" id="export-link" data-base=(format!("/console/apps/{}/export?format=wide", app.id))
                         href=(format!("/console/apps/{}/export?format=wide&filter={}&q={}", app.id, encode(&filter_text), encode(&search))) { "Export CSV" }
@@ -363,16 +363,20 @@ pub async fn customers(
                     button type="submit" class="secondary small" { "Show these columns" }
                 }
             }
-            @match &page {
-                Ok(list) => {
-                    (customer_table(app.id, list, &shown, &list_query(&query)))
-                    @if let Some(next) = &list.next_cursor {
-                        div class="pager" {
-                            a class="button" href=(format!("?filter={}&q={}&cursor={}", encode(&filter_text), encode(&search), encode(next))) { "Next page →" }
+            // The rows of the audience above; the builder's script replaces this block
+            // with the same page's block for each edit it counts.
+            div id="customer-list" data-filter=(filter_text) data-q=(search) {
+                @match &page {
+                    Ok(list) => {
+                        (customer_table(app.id, list, &shown, &list_query(&query)))
+                        @if let Some(next) = &list.next_cursor {
+                            div class="pager" {
+                                a class="button" href=(format!("?filter={}&q={}&cursor={}", encode(&filter_text), encode(&search), encode(next))) { "Next page →" }
+                            }
                         }
                     }
+                    Err(_) => { p class="sub" { "Fix the filter to see its customers." } }
                 }
-                Err(_) => { p class="sub" { "Fix the filter to see its customers." } }
             }
         }
     };
