@@ -588,6 +588,16 @@ fn console_flows() {
     c.wait_count("2");
     c.type_filter("age > 40");
     c.wait_count("1");
+    // Regression: the count followed the edit but the table below did not (215 match
+    // above the unfiltered list) until "Show customers" was pressed. The rows follow too.
+    c.b.wait("the table to follow the count", || {
+        (c.customers_listed() == ["carl@example.com"]).then_some(())
+    });
+    assert!(
+        c.b.current_url().contains("filter=age"),
+        "{}",
+        c.b.current_url()
+    );
     c.type_filter("age > ");
     let why = c.filter_error();
     assert!(!why.trim().is_empty());
@@ -618,6 +628,41 @@ fn console_flows() {
         let text = c.filter_text();
         (text.contains("age > 30") && text.contains("or") && text.contains("city = \"Lyon\""))
             .then_some(())
+    });
+    // No value the user did not choose (regression: "in the last" arrived as 30, so that
+    // typing 90 gave 3090; "anniversary is today" arrived "or within 30 days"). An
+    // incomplete condition says so at the row and beside the count, and is not saved.
+    c.builder_add_condition();
+    c.builder_choose(2, "field", "created_at");
+    c.builder_choose(2, "op", "within_last");
+    assert_eq!(c.builder_rows()[2].2, [""]);
+    c.b.wait_text(
+        css("#count-incomplete"),
+        "(1 incomplete condition is not counted)",
+    );
+    assert!(
+        c.b.find(css("#builder .cond.incomplete .incomplete-note"))
+            .is_displayed()
+    );
+    c.b.find(xpath(
+        "//form[.//button[normalize-space()='Save as new segment']]//input[@name='name']",
+    ))
+    .fill("Half done");
+    c.button("Save as new segment").click();
+    assert!(
+        c.filter_error().contains("incomplete"),
+        "{}",
+        c.filter_error()
+    );
+    assert!(c.b.current_url().contains("/customers"));
+    c.builder_value(2, "90");
+    assert_eq!(c.builder_rows()[2].2, ["90"]);
+    c.b.wait_text(css("#count-incomplete"), "");
+    c.builder_choose(2, "op", "anniversary");
+    assert_eq!(c.builder_rows()[2].2, [""]);
+    c.b.wait("the anniversary without a window", || {
+        let text = c.filter_text();
+        (text.contains("created_at anniversary") && !text.contains("within")).then_some(())
     });
     c.filter_mode("Text");
     c.type_filter("age > 40");

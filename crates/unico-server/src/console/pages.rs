@@ -270,18 +270,7 @@ pub async fn customers(
         .get("q")
         .map(|q| q.trim().to_owned())
         .unwrap_or_default();
-    // The customerId search is one more condition of the filter language.
-    let effective = match (filter_text.trim().is_empty(), search.is_empty()) {
-        (_, true) => filter_text.clone(),
-        (true, false) => format!(
-            "customerId starts_with {}",
-            unico_filter::string_literal(&search)
-        ),
-        (false, false) => format!(
-            "({filter_text}) and customerId starts_with {}",
-            unico_filter::string_literal(&search)
-        ),
-    };
+    let effective = with_search(&filter_text, &search);
     let mut params = Vec::new();
     if !effective.trim().is_empty() {
         params.push(("filter".to_owned(), effective));
@@ -334,10 +323,10 @@ pub async fn customers(
                     @if let Err(e) = &page { (e.to_string()) }
                 }
                 div class="row" {
-                    div class="count grow" { span id="live-count" aria-live="polite" aria-busy="true" { "…" } small { "customers match" } }
+                    div class="count grow" { span id="live-count" aria-live="polite" aria-busy="true" { "…" } small { "customers match" } small id="count-incomplete" class="warn" hidden {} }
                     button type="submit" id="apply-filter" { "Show customers" }
-                    a class="button secondary" id="export-link" data-base=(format!("/console/apps/{}/export?format=wide&filter=", app.id))
-                        href=(format!("/console/apps/{}/export?format=wide&filter={}", app.id, encode(&filter_text))) { "Export CSV" }
+                    a class="button secondary" id="export-link" data-base=(format!("/console/apps/{}/export?format=wide", app.id))
+                        href=(format!("/console/apps/{}/export?format=wide&filter={}&q={}", app.id, encode(&filter_text), encode(&search))) { "Export CSV" }
                 }
             }
             @if let Some(e) = query.get("error") { div class="flash bad" { (e) } }
@@ -345,7 +334,8 @@ pub async fn customers(
                 form class="row save-row" id="update-segment" method="post" action=(format!("/console/apps/{}/segments/{}", app.id, id)) {
                     (csrf)
                     input type="hidden" name="filter" value=(filter_text);
-                    input type="text" name="name" value=(name) required maxlength="200" aria-label="Segment name";
+                    input type="hidden" name="q" value=(search);
+                    input type="text" name="name" value=(query.get("name").unwrap_or(name)) required maxlength="200" aria-label="Segment name";
                     button type="submit" { "Update segment" }
                     a href=(format!("/console/apps/{}/segments/{}", app.id, id)) { "Cancel" }
                 }
@@ -353,7 +343,8 @@ pub async fn customers(
             form class="row save-row" id="save-segment" method="post" action=(format!("/console/apps/{}/segments", app.id)) {
                 (csrf)
                 input type="hidden" name="filter" value=(filter_text);
-                input type="text" name="name" placeholder="Name this audience" required maxlength="200" aria-label="Segment name";
+                input type="hidden" name="q" value=(search);
+                input type="text" name="name" value=(query.get("name").map_or("", String::as_str)) placeholder="Name this audience" required maxlength="200" aria-label="Segment name";
                 button type="submit" class="secondary" { "Save as new segment" }
             }
             p class="hint" id="text-hint" { "Text form: = != < <= > >= in not_in between contains starts_with ends_with exists not_exists before after within_last on anniversary; combine with and, or, not and parentheses." }
@@ -372,16 +363,20 @@ pub async fn customers(
                     button type="submit" class="secondary small" { "Show these columns" }
                 }
             }
-            @match &page {
-                Ok(list) => {
-                    (customer_table(app.id, list, &shown))
-                    @if let Some(next) = &list.next_cursor {
-                        div class="pager" {
-                            a class="button" href=(format!("?filter={}&q={}&cursor={}", encode(&filter_text), encode(&search), encode(next))) { "Next page →" }
+            // The rows of the audience above; the builder's script replaces this block
+            // with the same page's block for each edit it counts.
+            div id="customer-list" data-filter=(filter_text) data-q=(search) {
+                @match &page {
+                    Ok(list) => {
+                        (customer_table(app.id, list, &shown, &list_query(&query)))
+                        @if let Some(next) = &list.next_cursor {
+                            div class="pager" {
+                                a class="button" href=(format!("?filter={}&q={}&cursor={}", encode(&filter_text), encode(&search), encode(next))) { "Next page →" }
+                            }
                         }
                     }
+                    Err(_) => { p class="sub" { "Fix the filter to see its customers." } }
                 }
-                Err(_) => { p class="sub" { "Fix the filter to see its customers." } }
             }
         }
     };
@@ -396,6 +391,42 @@ pub async fn customers(
         .into_string(),
     )
     .into_response()
+}
+
+/// The customers page's audience: the filter narrowed by the customerId search (one more
+/// condition of the filter language, `customerId starts_with`). The count, the rows, the
+/// export and a saved segment all go through here, so they describe the same customers.
+pub(super) fn with_search(filter_text: &str, search: &str) -> String {
+    let search = search.trim();
+    if search.is_empty() {
+        return filter_text.to_owned();
+    }
+    let condition = format!(
+        "customerId starts_with {}",
+        unico_filter::string_literal(search)
+    );
+    if filter_text.trim().is_empty() {
+        condition
+    } else {
+        format!("({filter_text}) and {condition}")
+    }
+}
+
+/// The customer list's place (filter, search, page) as a query string (`?…`, or empty),
+/// carried by a customer's link so that "← Customers" goes back to the same list.
+pub(super) fn list_query(query: &HashMap<String, String>) -> String {
+    let parts: Vec<String> = ["filter", "q", "cursor"]
+        .iter()
+        .filter_map(|k| {
+            let v = query.get(*k).map(|v| v.trim()).unwrap_or_default();
+            (!v.is_empty()).then(|| format!("{k}={}", encode(v)))
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
 }
 
 /// The first field columns shown in customer tables.
@@ -496,6 +527,7 @@ pub(super) fn customer_table(
     app: AppId,
     list: &crate::dto::CustomerList,
     shown: &[&unico_core::FieldDef],
+    from: &str,
 ) -> Markup {
     html! {
         table class="customers" {
@@ -508,7 +540,7 @@ pub(super) fn customer_table(
             tbody {
                 @for c in &list.customers {
                     tr {
-                        td class="mono" { a href=(format!("/console/apps/{}/customers/{}", app, encode(&c.customer_id))) { (c.customer_id) } }
+                        td class="mono" { a href=(format!("/console/apps/{}/customers/{}{from}", app, encode(&c.customer_id))) { (c.customer_id) } }
                         td class="hide-narrow mono nowrap" { (short_time(&c.created_at)) }
                         td class="hide-narrow mono nowrap" { (short_time(&c.updated_at)) }
                         @for f in shown {
@@ -565,12 +597,16 @@ pub async fn count(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let text = query.get("filter").cloned().unwrap_or_default();
-    count_filter(state, page, serde_json::Value::String(text)).await
+    let search = query.get("q").cloned().unwrap_or_default();
+    count_filter(state, page, serde_json::Value::String(text), &search).await
 }
 
 #[derive(Deserialize)]
 pub struct CountBody {
     filter: serde_json::Value,
+    /// The customerId search beside the filter (see [`with_search`]).
+    #[serde(default)]
+    q: String,
 }
 
 pub async fn count_json(
@@ -578,13 +614,14 @@ pub async fn count_json(
     page: Result<AppPage, Response>,
     crate::extract::JsonBody(body): crate::extract::JsonBody<CountBody>,
 ) -> Response {
-    count_filter(state, page, body.filter).await
+    count_filter(state, page, body.filter, &body.q).await
 }
 
 async fn count_filter(
     state: AppState,
     page: Result<AppPage, Response>,
     filter: serde_json::Value,
+    search: &str,
 ) -> Response {
     let Ok(AppPage(app, _)) = page else {
         return session_expired();
@@ -594,7 +631,30 @@ async fn count_filter(
         serde_json::Value::String(t) => t.trim().is_empty(),
         _ => false,
     };
-    let body = if everyone {
+    let body = if !search.trim().is_empty() {
+        // The filter alone gives the text and tree the builder follows; the count is of
+        // the filter and the search together, like the rows below it.
+        let id = app.id;
+        let parsed = if everyone {
+            Ok(None)
+        } else {
+            state
+                .blocking(move |s| s.schema(id))
+                .await
+                .and_then(|schema| crate::routes::parse_filter(&filter, &schema).map(Some))
+        };
+        match parsed {
+            Ok(f) => {
+                let text = f.as_ref().map(|f| f.to_text()).unwrap_or_default();
+                let tree = f.map_or(serde_json::Value::Null, |f| f.to_json());
+                let both = serde_json::Value::String(with_search(&text, search));
+                crate::routes::count_members(&state, app.id, both)
+                    .await
+                    .map(|(_, count, _)| serde_json::json!({ "count": count, "text": text, "tree": tree }))
+            }
+            Err(e) => Err(e),
+        }
+    } else if everyone {
         let app = app.id;
         state
             .blocking(move |s| s.count_customers(app))
@@ -787,6 +847,7 @@ fn customer_body(
     errors: &HashMap<String, String>,
     saved: bool,
     csrf: &CsrfToken,
+    from: &str,
 ) -> Markup {
     let base = format!(
         "/console/apps/{}/customers/{}",
@@ -794,13 +855,13 @@ fn customer_body(
         encode(customer.customer_id.as_str())
     );
     html! {
-        p { a href=(format!("/console/apps/{}/customers", app.id)) { "← Customers" } }
+        p { a id="back-to-list" href=(format!("/console/apps/{}/customers{from}", app.id)) { "← Customers" } }
         h1 class="mono" { (customer.customer_id.as_str()) }
         p class="sub" { "Created " (short_time(&format_datetime(customer.created_at))) " UTC · last modified " (short_time(&format_datetime(customer.updated_at))) " UTC" }
         @if saved { div class="flash ok" { "Saved." } }
         @if !errors.is_empty() { div class="flash bad" { "Nothing was saved: fix the values marked below." } }
         div class="card" {
-            form method="post" action=(base) {
+            form method="post" action=(format!("{base}{from}")) {
                 (csrf)
                 table class="form" {
                     tbody {
@@ -876,6 +937,7 @@ pub async fn customer(
         &HashMap::new(),
         query.contains_key("saved"),
         &csrf,
+        &list_query(&query),
     );
     Html(
         layout::page(
@@ -896,8 +958,10 @@ pub async fn save_customer(
     State(state): State<AppState>,
     AppPage(app, csrf): AppPage,
     Path((_, customer_id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
     FormBody(form): FormBody<Vec<(String, String)>>,
 ) -> Response {
+    let from = list_query(&query);
     let (schema, customer) = match load_customer(&state, app.id, &customer_id).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -923,7 +987,7 @@ pub async fn save_customer(
         }
     }
     if !errors.is_empty() {
-        let body = customer_body(&app, &schema, &customer, &errors, false, &csrf);
+        let body = customer_body(&app, &schema, &customer, &errors, false, &csrf, &from);
         return (
             StatusCode::BAD_REQUEST,
             Html(
@@ -945,9 +1009,14 @@ pub async fn save_customer(
         .await
     {
         Ok(_) => redirect(&format!(
-            "/console/apps/{}/customers/{}?saved=1",
+            "/console/apps/{}/customers/{}{}saved=1",
             app.id,
-            encode(customer.customer_id.as_str())
+            encode(customer.customer_id.as_str()),
+            if from.is_empty() {
+                "?".to_owned()
+            } else {
+                format!("{from}&")
+            }
         )),
         Err(e) => failure(e),
     }
@@ -1011,12 +1080,24 @@ pub async fn export(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
     let app = app.id;
-    let query = crate::routes::params_from_pairs(
+    // The customers page's search and filter, as one filter (see `with_search`).
+    let find = |key: &str| {
         query
-            .into_iter()
-            .filter(|(k, v)| k != "filter" || !v.trim().is_empty())
-            .collect(),
-    );
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let filter = with_search(&find("filter"), &find("q"));
+    let mut pairs: Vec<(String, String)> = query
+        .iter()
+        .filter(|(k, _)| k != "filter" && k != "q")
+        .cloned()
+        .collect();
+    if !filter.trim().is_empty() {
+        pairs.push(("filter".to_owned(), filter));
+    }
+    let query = crate::routes::params_from_pairs(pairs);
     match crate::routes::export::stream(state, app, &query).await {
         Ok(response) => response,
         Err(e) => e.into_response(),

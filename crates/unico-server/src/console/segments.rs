@@ -166,7 +166,7 @@ fn members_card(
             h2 { "Members" }
             @match &members {
                 Some(Ok(list)) => {
-                    (customer_table(app, list, shown))
+                    (customer_table(app, list, shown, ""))
                     @if let Some(next) = &list.next_cursor {
                         div class="pager" { a class="button" href=(format!("{base}?cursor={}", encode(next))) { "Next page →" } }
                     }
@@ -189,6 +189,9 @@ fn render_summary(summary: &Summary) -> maud::Markup {
 pub struct SegmentForm {
     name: String,
     filter: String,
+    /// The customers page's customerId search, part of the audience (see `with_search`).
+    #[serde(default)]
+    q: String,
 }
 
 /// Saves the customers page's filter as a new segment and opens it.
@@ -214,7 +217,10 @@ pub async fn update_segment(
 /// Creates (`segment` is `None`) or updates a segment, then opens its page; a refused name
 /// or filter goes back to the builder with the message.
 async fn save(state: AppState, app: AppId, segment: Option<i64>, form: SegmentForm) -> Response {
-    let (name, filter_text) = (form.name.clone(), form.filter.clone());
+    let (name, filter_text) = (
+        form.name.clone(),
+        super::pages::with_search(&form.filter, &form.q),
+    );
     let saved = state
         .blocking_api(move |s| {
             let name = crate::routes::check_segment_name(&name)?;
@@ -234,9 +240,12 @@ async fn save(state: AppState, app: AppId, segment: Option<i64>, form: SegmentFo
         Err(ApiError::NotFound(_)) => not_found(),
         Err(e) => {
             let segment = segment.map(|s| format!("&segment={s}")).unwrap_or_default();
+            // Back to the builder as it was, with what was typed.
             redirect(&format!(
-                "/console/apps/{app}/customers?filter={}{segment}&error={}",
+                "/console/apps/{app}/customers?filter={}&q={}{segment}&name={}&error={}",
                 encode(&form.filter),
+                encode(&form.q),
+                encode(&form.name),
                 encode(&e.to_string())
             ))
         }

@@ -1386,3 +1386,119 @@ async fn a_console_form_that_does_not_parse_is_a_400_in_the_error_shape() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
     assert_eq!(api.fields(&app).await, json!([]));
 }
+
+/// Regression: the customerId search was left out of the count and the export ("5,000
+/// customers match" above "No customer matches"; Export CSV after a search exported
+/// everyone), and "← Customers" lost the list's search and filter.
+#[tokio::test]
+async fn the_search_and_the_filter_are_one_audience_for_count_rows_export_and_segment() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    for (id, age) in [("martin", 20), ("martina", 40), ("zoe", 60)] {
+        api.create_customer(&app, id, json!({"age": age})).await;
+    }
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let json = |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap();
+    let count = |filter: &str, q: &str| {
+        format!(
+            "/console/apps/{}/count?filter={}&q={}",
+            app.id,
+            enc(filter),
+            enc(q)
+        )
+    };
+    let (_, _, body) = page(&api, &count("", "zzzz"), Some(&cookie)).await;
+    assert_eq!(json(&body)["count"], 0, "{body}");
+    let (_, _, body) = page(&api, &count("age > 30", "mart"), Some(&cookie)).await;
+    assert_eq!(
+        json(&body),
+        json!({"count": 1, "text": "age > 30", "tree": {"field": "age", "op": "gt", "value": 30}}),
+        "the count is of both; the text and tree are the filter's, which the builder shows"
+    );
+    let req = Request::builder()
+        .method("POST")
+        .header(SEC_FETCH_SITE, "same-origin")
+        .uri(format!("/console/apps/{}/count", app.id))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::COOKIE, &cookie)
+        .body(Body::from(
+            json!({"filter": null, "q": "martin"}).to_string(),
+        ))
+        .unwrap();
+    let (_, _, body) = api.request_bytes(req).await;
+    assert_eq!(json(std::str::from_utf8(&body).unwrap())["count"], 2);
+
+    // The page's export link and segment form carry the search.
+    let list = format!(
+        "/console/apps/{}/customers?filter={}&q=martin",
+        app.id,
+        enc("age > 30")
+    );
+    let (_, _, body) = page(&api, &list, Some(&cookie)).await;
+    assert!(
+        body.contains("export?format=wide&amp;filter=age%20%3E%2030&amp;q=martin"),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"<input type="hidden" name="q" value="martin">"#),
+        "{body}"
+    );
+    let (status, _, csv) = page(
+        &api,
+        &format!(
+            "/console/apps/{}/export?format=wide&filter=&q=martin",
+            app.id
+        ),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(csv, "customerId,age\nmartin,20\nmartina,40\n");
+    let (status, _, csv) = page(
+        &api,
+        &format!(
+            "/console/apps/{}/export?format=wide&filter={}&q=mart",
+            app.id,
+            enc("age > 30")
+        ),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(csv, "customerId,age\nmartina,40\n");
+
+    let segments = format!("/console/apps/{}/segments", app.id);
+    let (status, _, _) = post_form(
+        &api,
+        &segments,
+        &cookie,
+        "name=Martins&filter=age+%3C+50&q=martin",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, listed) = api.admin("GET", &app.path("/segments"), None).await;
+    assert_eq!(listed["segments"][0]["count"], 2, "{listed}");
+
+    // A customer opened from the list goes back to the same list.
+    let from = format!("?filter={}&q=martin", enc("age > 30"));
+    assert!(
+        body.contains(&format!("/customers/martina{}", from.replace('&', "&amp;"))),
+        "{body}"
+    );
+    let (_, _, detail) = page(
+        &api,
+        &format!("/console/apps/{}/customers/martina{from}", app.id),
+        Some(&cookie),
+    )
+    .await;
+    assert!(
+        detail.contains(&format!(
+            r#"id="back-to-list" href="/console/apps/{}/customers{}""#,
+            app.id,
+            from.replace('&', "&amp;")
+        )),
+        "{detail}"
+    );
+}

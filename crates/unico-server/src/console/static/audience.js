@@ -59,10 +59,12 @@
 
   // --- the model: groups of conditions, each possibly negated -------------------------
   function group(op) { return { kind: "group", op: op || "and", not: false, items: [] }; }
-  function bound() { return { k: "ago", date: "", n: "30", unit: "d" }; }
+  // Nothing is filled in for the user: amounts start empty (the boxes show examples as
+  // placeholders), so what is counted and saved is only what was typed.
+  function bound() { return { k: "ago", date: "", n: "", unit: "d" }; }
   function condition(field) {
     var t = types[field] || "string";
-    var c = { kind: "cond", not: false, field: field, op: OPS[t][0][0], text: "", text2: "", b1: bound(), b2: bound(), n: "30", unit: "d" };
+    var c = { kind: "cond", not: false, field: field, op: OPS[t][0][0], text: "", text2: "", b1: bound(), b2: bound(), n: "", unit: "d" };
     if (t === "date" || t === "datetime") c.b2 = { k: "date", date: "", n: "", unit: "d" };
     return c;
   }
@@ -187,6 +189,30 @@
     return c;
   }
 
+  // An incomplete condition says so where it is; the count and saving say so too.
+  function markIncomplete(row) {
+    var incomplete = condJson(row.cond) === null;
+    row.classList.toggle("incomplete", incomplete);
+    var note = row.querySelector(".incomplete-note");
+    if (note) note.hidden = !incomplete;
+    return incomplete;
+  }
+  function incompleteCount() {
+    if (mode !== "builder") return 0;
+    var n = 0;
+    Array.prototype.forEach.call(root.querySelectorAll(".cond"), function (r) { if (r.cond && markIncomplete(r)) n++; });
+    return n;
+  }
+  function showIncomplete() {
+    var n = incompleteCount();
+    var note = document.getElementById("count-incomplete");
+    if (note) {
+      note.textContent = n ? "(" + n + (n === 1 ? " incomplete condition is" : " incomplete conditions are") + " not counted)" : "";
+      note.hidden = !n;
+    }
+    return n;
+  }
+
   // --- rendering -------------------------------------------------------------------------
   function boundEditor(b, label) {
     var wrap = el("span", "bound");
@@ -278,7 +304,7 @@
     var t = types[c.field] || "string";
     var op = select(OPS[t], c.op, "operator");
     op.className = "op";
-    op.onchange = function () { c.op = op.value; render(); changed(); };
+    op.onchange = function () { c.op = op.value; c.n = ""; render(); changed(); };
     var remove = el("button", "icon", "×");
     remove.type = "button";
     remove.title = "Remove this condition";
@@ -288,8 +314,10 @@
     row.appendChild(op);
     row.appendChild(valueEditor(c));
     row.appendChild(remove);
+    var note = el("span", "incomplete-note", "Incomplete: not counted until it has a value");
+    row.appendChild(note);
     row.cond = c;
-    row.classList.toggle("incomplete", condJson(c) === null);
+    markIncomplete(row);
     return row;
   }
   function renderGroup(g, parent, depth) {
@@ -339,6 +367,7 @@
   function render() {
     root.textContent = "";
     root.appendChild(renderGroup(model, null, 0));
+    showIncomplete();
   }
 
   // --- the live count and the text form ---------------------------------------------------
@@ -357,12 +386,47 @@
       err.textContent = "";
       lastTree = res.body.tree;
       if (fromBuilder) input.value = res.body.text;
-      if (exportLink) exportLink.href = exportLink.getAttribute("data-base") + encodeURIComponent(input.value.trim());
+      showRows();
+      if (exportLink) exportLink.href = exportLink.getAttribute("data-base") + "&filter=" + encodeURIComponent(input.value.trim()) +
+        "&q=" + encodeURIComponent(searchText());
     } else {
       // The last count no longer answers what is typed: grey it out.
       out.setAttribute("data-stale", "");
       err.textContent = res.body.error ? res.body.error.message : "invalid filter";
     }
+  }
+  // The table follows the count: once an edit is counted, the rows below are those of the
+  // same filter and search (the page's own list, fetched and swapped in), and the address
+  // says so, so that reloading or sharing it shows the same audience.
+  var rows = document.getElementById("customer-list");
+  var rowsSeq = 0;
+  function showRows() {
+    if (!rows) return;
+    var filter = input.value.trim(), q = searchText();
+    if (rows.getAttribute("data-filter") === filter && rows.getAttribute("data-q") === q) return;
+    var params = new URLSearchParams(location.search);
+    params.set("filter", filter);
+    params.set("q", q);
+    params.delete("cursor");
+    params.delete("error");
+    var target = location.pathname + "?" + params.toString();
+    var mine = ++rowsSeq;
+    rows.setAttribute("aria-busy", "true");
+    fetch(target, { credentials: "same-origin" })
+      .then(function (r) { return r.text(); })
+      .then(function (html) {
+        if (mine !== rowsSeq) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("customer-list");
+        if (!fresh) return;
+        rows.replaceChildren.apply(rows, Array.prototype.map.call(fresh.childNodes, function (n) { return document.importNode(n, true); }));
+        rows.setAttribute("data-filter", filter);
+        rows.setAttribute("data-q", q);
+        rows.removeAttribute("aria-busy");
+        history.replaceState(null, "", target);
+        var back = document.querySelector('input[name="back"]');
+        if (back) back.value = target;
+      })
+      .catch(function () { if (mine === rowsSeq) rows.removeAttribute("aria-busy"); });
   }
   function request(options, fromBuilder) {
     var mine = ++seq;
@@ -377,11 +441,17 @@
       .then(function (res) { if (mine === seq) { show(res, fromBuilder); settle(); } })
       .catch(function () { if (mine === seq) { err.textContent = "cannot reach the server"; settle(); } });
   }
-  function countText() { request({ query: "?filter=" + encodeURIComponent(input.value.trim()) }, false); }
+  // The customerId search is part of the audience: the count, the rows, the export and a
+  // saved segment all take it with the filter.
+  var search = document.querySelector('#filter-form input[name="q"]');
+  function searchText() { return search ? search.value.trim() : ""; }
+  function countText() {
+    request({ query: "?filter=" + encodeURIComponent(input.value.trim()) + "&q=" + encodeURIComponent(searchText()) }, false);
+  }
   function countModel() {
     var j = toJson(model);
     if (j === null) input.value = "";
-    request({ body: JSON.stringify({ filter: j }) }, true);
+    request({ body: JSON.stringify({ filter: j, q: searchText() }) }, true);
   }
   function changed() {
     pending = true;
@@ -389,11 +459,10 @@
     clearTimeout(timer);
     timer = setTimeout(mode === "builder" ? countModel : countText, 150);
     // Mark incomplete rows without re-rendering (which would steal the focus).
-    Array.prototype.forEach.call(root.querySelectorAll(".cond"), function (r) {
-      if (r.cond) r.classList.toggle("incomplete", condJson(r.cond) === null);
-    });
+    showIncomplete();
   }
   input.addEventListener("input", changed);
+  if (search) search.addEventListener("input", changed);
 
   // --- modes ------------------------------------------------------------------------------
   var tabs = document.getElementById("filter-tabs");
@@ -409,6 +478,7 @@
       render();
     }
     mode = m;
+    showIncomplete();
     root.hidden = m !== "builder";
     textMode.hidden = m !== "text";
     if (hint) hint.hidden = m !== "text";
@@ -447,10 +517,20 @@
     var f = document.getElementById(id);
     if (!f) return;
     f.addEventListener("submit", function (e) {
-      f.querySelector("input[name=filter]").value = input.value;
+      // An incomplete condition is not dropped silently from a saved segment.
+      if (showIncomplete()) {
+        e.preventDefault();
+        err.textContent = "Complete or remove the incomplete conditions before saving: they would not be part of the segment.";
+        return;
+      }
+      function fill() {
+        f.querySelector("input[name=filter]").value = input.value;
+        f.querySelector("input[name=q]").value = searchText();
+      }
+      fill();
       if (pending) {
         e.preventDefault();
-        afterSettle = function () { f.querySelector("input[name=filter]").value = input.value; f.submit(); };
+        afterSettle = function () { fill(); f.submit(); };
       }
     });
   });
