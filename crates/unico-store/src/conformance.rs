@@ -39,6 +39,7 @@ macro_rules! conformance_suite {
             an_import_whose_feed_dies_writes_nothing, import_history_round_trips,
             an_imports_record_commits_with_its_writes,
             committed_changes_are_logged_in_order, segments_lifecycle,
+            segment_names_are_unique_per_application_without_case,
             customers_by_ids_keep_the_order_asked, the_log_is_ordered_and_followed_from_any_point,
             imports_announce_their_customers_or_one_bulk_change,
             concurrent_writers_of_one_customer_take_turns,
@@ -1038,6 +1039,35 @@ pub fn segments_lifecycle(store: &dyn Store) {
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(store.list_segments(a).unwrap(), vec![s2]);
+}
+
+/// A segment name is taken once per application, whatever its case; another application
+/// may use it, and a segment may be renamed to its own name in another case.
+pub fn segment_names_are_unique_per_application_without_case(store: &dyn Store) {
+    let a = app(store, "A");
+    let b = app(store, "B");
+    let vips = store.create_segment(a, "VIPs", "{}", 1).unwrap();
+    for taken in ["VIPs", "vips", "VIPS"] {
+        assert!(
+            matches!(store.create_segment(a, taken, "{}", 2), Err(StoreError::Conflict(m)) if m.contains("VIPs")),
+            "{taken}"
+        );
+    }
+    store.create_segment(b, "vips", "{}", 2).unwrap();
+    let other = store.create_segment(a, "Lapsed", "{}", 3).unwrap();
+    assert!(matches!(
+        store.update_segment(a, other.id, "vIPs", "{}", 4),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.get_segment(a, other.id).unwrap().name,
+        "Lapsed",
+        "nothing changed"
+    );
+    let renamed = store.update_segment(a, vips.id, "VIPS", "{}", 5).unwrap();
+    assert_eq!(renamed.name, "VIPS");
+    store.delete_segment(a, vips.id).unwrap();
+    store.create_segment(a, "vips", "{}", 6).unwrap();
 }
 
 pub fn customers_by_ids_keep_the_order_asked(store: &dyn Store) {

@@ -22,6 +22,7 @@ mod live;
 mod log_row;
 pub mod postgres;
 mod prepare;
+mod segment_name;
 pub mod sqlite;
 pub mod store;
 

@@ -344,6 +344,7 @@ pub(crate) fn segment_out(
         (status = 400, description = "the body is not JSON (`invalid_content_type`, `invalid_json`), the name is invalid (`invalid_input`), the filter does not parse or fit the fields (`filter_…`), or a path parameter is not UTF-8", body = ErrorBody),
         (status = 403, description = answers::OTHER_APP, body = ErrorBody),
         (status = 404, description = answers::NO_APP, body = ErrorBody),
+        (status = 409, description = "another segment of the application has this name, compared without case (`conflict`)", body = ErrorBody),
         (status = 413, description = answers::TOO_LARGE, body = ErrorBody),
     ))]
 pub async fn create_segment(
@@ -431,6 +432,7 @@ pub async fn get_segment(
         (status = 400, description = "the body is not JSON (`invalid_content_type`, `invalid_json`), the name is invalid (`invalid_input`), the filter does not parse or fit the fields (`filter_…`), or a path parameter is not UTF-8", body = ErrorBody),
         (status = 403, description = answers::OTHER_APP, body = ErrorBody),
         (status = 404, description = "no such application or segment (`not_found`)", body = ErrorBody),
+        (status = 409, description = "another segment of the application has this name, compared without case (`conflict`)", body = ErrorBody),
         (status = 413, description = answers::TOO_LARGE, body = ErrorBody),
     ))]
 pub async fn update_segment(

@@ -1502,3 +1502,38 @@ async fn the_search_and_the_filter_are_one_audience_for_count_rows_export_and_se
         "{detail}"
     );
 }
+
+/// Saving a segment under a name the application already uses (in any case) is refused with
+/// a message, and the customers page comes back with what was typed: name, filter, search.
+#[tokio::test]
+async fn a_taken_segment_name_is_refused_and_what_was_typed_is_kept() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    api.create_customer(&app, "ana", json!({"age": 40})).await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let segments = format!("/console/apps/{}/segments", app.id);
+    let (status, _, _) = post_form(&api, &segments, &cookie, "name=VIPs&filter=age+%3E+30").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, location, _) =
+        post_form(&api, &segments, &cookie, "name=vips&filter=age+%3E+35&q=an").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        location.starts_with(&format!("/console/apps/{}/customers?", app.id)),
+        "{location}"
+    );
+    let (status, _, html) = page(&api, &location, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("exists already"), "the message is shown");
+    assert!(html.contains("value=\"vips\""), "the typed name is kept");
+    assert!(html.contains("age &gt; 35"), "the typed filter is kept");
+    let (_, list) = api.admin("GET", &app.path("/segments"), None).await;
+    let names: Vec<&str> = list["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["VIPs"], "nothing was saved");
+}

@@ -266,7 +266,13 @@ fn fixture(operation: &str) -> Option<Fixture> {
         ),
         "POST /v1/apps/{app}/segments" => with(
             Payload::Json(json!({"name": "s", "filter": "age > 1"})),
-            vec![variant("a filter that does not parse", bad_filter())],
+            vec![
+                variant("a filter that does not parse", bad_filter()),
+                variant(
+                    "the name of another segment, in another case",
+                    json!({"name": "ADULTS", "filter": "age > 1"}),
+                ),
+            ],
         ),
         "PUT /v1/apps/{app}/segments/{id}" => with(
             Payload::Json(json!({"name": "s2", "filter": "age > 2"})),

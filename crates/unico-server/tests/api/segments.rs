@@ -630,3 +630,43 @@ async fn segment_body_that_is_an_array_is_400() {
     assert_error(&reply, "invalid_input", &["expected an object"]);
     assert!(list(&api, &app).await.is_empty());
 }
+
+/// Segment names are unique per application without case: 409 on create and on rename,
+/// while another application may use the name and a segment may change its own case.
+#[tokio::test]
+async fn segment_names_are_unique_per_application_without_case() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    let b = api.create_app("B").await;
+    for app in [&a, &b] {
+        api.create_field(app, "age", "number").await;
+    }
+    let create = |app: &App, name: &str| {
+        let body = json!({"name": name, "filter": "age > 1"});
+        let path = app.path("/segments");
+        let key = app.key.clone();
+        let api = &api;
+        async move { api.send("POST", &path, Some(&key), Some(body)).await }
+    };
+    let (status, vips) = create(&a, "VIPs").await;
+    assert_eq!(status, StatusCode::CREATED, "{vips}");
+    let (status, body) = create(&a, "vips").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_error(&body, "conflict", &["\"VIPs\"", "exists already"]);
+    let (status, body) = create(&b, "vips").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, other) = create(&a, "Lapsed").await;
+    assert_eq!(status, StatusCode::CREATED, "{other}");
+    let rename = |id: i64, name: &str| {
+        let body = json!({"name": name, "filter": "age > 1"});
+        let path = a.path(&format!("/segments/{id}"));
+        let key = a.key.clone();
+        let api = &api;
+        async move { api.send("PUT", &path, Some(&key), Some(body)).await }
+    };
+    let (status, body) = rename(other["id"].as_i64().unwrap(), "VIPS").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = rename(vips["id"].as_i64().unwrap(), "VIPS").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["name"], "VIPS");
+}

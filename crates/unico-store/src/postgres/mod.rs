@@ -683,7 +683,10 @@ impl Store for PostgresStore {
         now: i64,
     ) -> Result<SegmentRecord, StoreError> {
         self.write(|w| {
-            rows::get_app(&mut w.db, app)?;
+            // Saves of one application's segments take turns, so two servers cannot both
+            // take one name.
+            w.own_app(app)?;
+            crate::segment_name::check_unique(name, None, segment_names(w, app)?)?;
             let row = w.db.query_one(
                 &format!(
                     "INSERT INTO segments (app_id, name, filter, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) RETURNING {}",
@@ -724,6 +727,8 @@ impl Store for PostgresStore {
         now: i64,
     ) -> Result<SegmentRecord, StoreError> {
         self.write(|w| {
+            w.own_app(app)?;
+            crate::segment_name::check_unique(name, Some(id), segment_names(w, app)?)?;
             w.db.query_opt(
                 &format!(
                     "UPDATE segments SET name = $3, filter = $4, updated_at = $5 WHERE app_id = $1 AND id = $2 RETURNING {}",
@@ -841,4 +846,13 @@ impl Store for PostgresStore {
             )
         })
     }
+}
+
+/// Every segment's id and name in the application.
+fn segment_names(w: &mut Wx<'_, '_>, app: AppId) -> Res<Vec<(i64, String)>> {
+    Ok(w.db
+        .query("SELECT id, name FROM segments WHERE app_id = $1", &[&app.0])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
 }

@@ -223,6 +223,15 @@ fn segment(c: &Connection, app: AppId, id: i64) -> Result<SegmentRecord, StoreEr
     .ok_or_else(|| StoreError::NotFound(format!("segment {id}")))
 }
 
+/// Every segment's id and name in the application.
+fn segment_names(c: &Connection, app: AppId) -> Result<Vec<(i64, String)>, StoreError> {
+    let mut stmt = c.prepare_cached("SELECT id, name FROM segments WHERE app_id = ?1")?;
+    let names = stmt
+        .query_map([app.0], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(names)
+}
+
 fn poisoned() -> StoreError {
     StoreError::Internal("a lock was poisoned by an earlier panic".into())
 }
@@ -701,6 +710,7 @@ impl Store for SqliteStore {
         self.writer.write(move |w| {
             let c = &w.conn;
             ensure_app(c, app)?;
+            crate::segment_name::check_unique(&name, None, segment_names(c, app)?)?;
             c.execute(
                 "INSERT INTO segments (app_id, name, filter, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
                 params![app.0, name, filter, now],
@@ -736,6 +746,7 @@ impl Store for SqliteStore {
         let (name, filter) = (name.to_owned(), filter.to_owned());
         self.writer.write(move |w| {
             let c = &w.conn;
+            crate::segment_name::check_unique(&name, Some(id), segment_names(c, app)?)?;
             let n = c.execute(
                 "UPDATE segments SET name = ?3, filter = ?4, updated_at = ?5 WHERE app_id = ?1 AND id = ?2",
                 params![app.0, id, name, filter, now],
