@@ -391,8 +391,8 @@ impl Engines {
         while registry.applied < target {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(StoreError::Internal(format!(
-                    "the segment engines are {} changes behind the store after {} s; the count would not be exact",
+                return Err(StoreError::Unavailable(format!(
+                    "the segment engines are {} changes behind the store after {} s; the count would not be exact, retry shortly",
                     target - registry.applied,
                     READ_YOUR_WRITES_TIMEOUT.as_secs()
                 )));

@@ -57,6 +57,9 @@ pub enum ApiError {
     /// stable code (`filter_syntax`, `filter_unknown_field`, …).
     #[error("{message}")]
     InvalidFilter { code: &'static str, message: String },
+    /// The storage cannot answer now; the client should retry (503 with `Retry-After`).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -80,6 +83,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Immutable(_) => (StatusCode::CONFLICT, "immutable"),
             ApiError::InvalidFilter { code, .. } => (StatusCode::BAD_REQUEST, code),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -131,6 +135,9 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(%cause, "request failed");
         }
+        if let ApiError::Unavailable(cause) = &self {
+            tracing::warn!(%cause, "request answered 503");
+        }
         let details = match &self {
             ApiError::InvalidInput { details, .. } => details.clone(),
             _ => Vec::new(),
@@ -142,7 +149,14 @@ impl IntoResponse for ApiError {
                 details,
             },
         };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 
@@ -154,6 +168,7 @@ impl From<StoreError> for ApiError {
             StoreError::Limit(m) => ApiError::LimitExceeded(m),
             StoreError::Invalid(m) => ApiError::InvalidParameter(m),
             StoreError::Internal(m) => ApiError::Internal(m),
+            StoreError::Unavailable(m) => ApiError::Unavailable(m),
             e @ StoreError::LogPruned(_) => ApiError::Internal(e.to_string()),
         }
     }

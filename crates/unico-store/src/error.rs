@@ -12,6 +12,10 @@ pub enum StoreError {
     Limit(String),
     #[error("{0}")]
     Invalid(String),
+    /// The storage cannot answer now but may soon (the database unreachable or out of
+    /// connections, the writer gone, the engines too far behind): worth retrying.
+    #[error("{0}")]
+    Unavailable(String),
     /// The change log no longer holds the entries after this sequence number.
     #[error("the change log was pruned past sequence number {0}")]
     LogPruned(u64),

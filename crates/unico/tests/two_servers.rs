@@ -1,6 +1,7 @@
 //! Two `unico serve` processes on one PostgreSQL database agree: what one writes, the
 //! other counts (within the documented bound), imports started on one are seen on the
-//! other, and a key revoked on one stops working on the other.
+//! other, a key revoked on one stops working on the other, and when the database goes away
+//! both answer 503 rather than fail.
 //!
 //! Needs the PostgreSQL server that `.ci/run` makes sure is running (127.0.0.1:5432, user
 //! `postgres`, trust authentication; `UNICO_TEST_POSTGRES` names another administrative
@@ -207,5 +208,29 @@ fn two_servers_on_one_database_agree() {
         status == 401
     });
     assert!(refused <= Duration::from_secs(3), "took {refused:?}");
+
+    // The database goes away: requests are answered 503 with Retry-After (worth retrying),
+    // never a 500, and the server keeps running.
+    drop(db);
+    let request = ureq::http::Request::builder()
+        .method("GET")
+        .uri(format!("{}/v1/apps/{id}/customers/c1", a.base))
+        .header("Authorization", format!("Bearer {key}"))
+        .body(())
+        .unwrap();
+    let response = http.run(request).unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("1")
+    );
+    let body: Value =
+        serde_json::from_str(&response.into_body().read_to_string().unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    let (status, health) = call(&http, "GET", &format!("{}/health", a.base), ADMIN_KEY, None);
+    assert_eq!(status, 200, "{health}");
     drop((a, b));
 }

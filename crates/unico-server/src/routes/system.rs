@@ -3,8 +3,9 @@
 //! The document is generated from the handlers' `#[utoipa::path]` annotations, which list
 //! the answers particular to each operation. The answers that depend on no handler are
 //! added here, once, from the facts that cause them: 401 on every operation that needs a
-//! key (its security requirement), 414 (the URI bound is a layer in front of every route)
-//! and 500 on every operation. `tests/api/documented.rs` drives the router to check that
+//! key (its security requirement), 414 (the URI bound is a layer in front of every route),
+//! 503 on every operation that needs a key (it reaches the store, which may be unable to
+//! answer for a moment) and 500 on every operation. `tests/api/documented.rs` drives the router to check that
 //! every status it answers is documented.
 
 use axum::Json;
@@ -104,6 +105,12 @@ impl Modify for CommonAnswers {
                         "401".into(),
                         Self::error(
                             "no key, a malformed Authorization header, or a key that is unknown or revoked (`unauthorized`)",
+                        ),
+                    );
+                    responses.insert(
+                        "503".into(),
+                        Self::error(
+                            "the store cannot answer now (the database unreachable or out of connections, or the segment engines too far behind for an exact answer); retry after the `Retry-After` seconds (`unavailable`)",
                         ),
                     );
                 }

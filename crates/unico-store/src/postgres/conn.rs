@@ -72,9 +72,26 @@ impl Fail {
             Fail::Db(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
                 StoreError::NotFound("application".into())
             }
+            Fail::Db(e) if unavailable(&e) => StoreError::Unavailable(format!(
+                "the database cannot answer now ({})",
+                internal(&e)
+            )),
             Fail::Db(e) => internal(&e),
         }
     }
+}
+
+/// Whether an error says the database cannot answer now rather than that the request is
+/// wrong: a closed connection, or SQLSTATE class 08 (connection), 53 (insufficient
+/// resources: disk full, too many connections) or 57P (the server shutting down).
+fn unavailable(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    e.code().is_some_and(|c| {
+        let code = c.code();
+        code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+    })
 }
 
 /// A database error as an internal store error: the server's message when there is one
@@ -114,7 +131,7 @@ fn poisoned() -> StoreError {
 /// Opens one connection.
 pub fn connect(config: &postgres::Config) -> Result<Client, StoreError> {
     config.connect(NoTls).map_err(|e| {
-        StoreError::Internal(format!("cannot connect to PostgreSQL: {}", internal(&e)))
+        StoreError::Unavailable(format!("cannot connect to the database: {}", internal(&e)))
     })
 }
 
@@ -165,8 +182,8 @@ impl Pool {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(StoreError::Internal(format!(
-                    "no PostgreSQL connection came free within {} s ({MAX_CONNECTIONS} in use)",
+                return Err(StoreError::Unavailable(format!(
+                    "no database connection came free within {} s ({MAX_CONNECTIONS} in use)",
                     CONNECTION_WAIT.as_secs()
                 )));
             }

@@ -113,9 +113,9 @@ impl Writer {
             .as_ref()
             .ok_or_else(|| StoreError::Internal("the store is closed".into()))?;
         jobs.send(job)
-            .map_err(|_| StoreError::Internal("the writer thread stopped".into()))?;
+            .map_err(|_| StoreError::Unavailable("the store's writer stopped".into()))?;
         rx.recv()
-            .map_err(|_| StoreError::Internal("the writer thread stopped".into()))?
+            .map_err(|_| StoreError::Unavailable("the store's writer stopped".into()))?
     }
 }
 
