@@ -374,6 +374,12 @@ impl Engines {
         }
     }
 
+    /// How many committed changes the engines have not applied yet (for readiness).
+    pub fn behind(&self) -> u64 {
+        let head = self.store.upgrade().map_or(0, |s| s.log_head());
+        head.saturating_sub(self.applied())
+    }
+
     /// Whether the application's loaded index came from a snapshot (`None`: not loaded).
     pub fn from_snapshot(&self, app: AppId) -> Option<bool> {
         match self.registry.lock().ok()?.slots.get(&app)? {

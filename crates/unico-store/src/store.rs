@@ -93,6 +93,10 @@ pub trait Store: Send + Sync + 'static {
     /// A short name of the backend, for logs.
     fn backend(&self) -> &'static str;
 
+    /// Answers once the store could take a write now (the embedded store's writer runs;
+    /// the database answers); `Unavailable` otherwise. For readiness checks.
+    fn check_ready(&self) -> Result<(), StoreError>;
+
     // --- the change log ---
     /// The sequence number of the last committed change (0 before any). Every write
     /// acknowledged before this call returns is at or below it. Cheap: no I/O.

@@ -101,6 +101,12 @@ fn two_servers_on_one_database_agree() {
     let id = app["id"].as_i64().unwrap();
     let key = app["api_key"].as_str().unwrap().to_owned();
     // A field created through B is used through A at once (the schema is not cached).
+    let (status, ready) = call(&http, "GET", &format!("{}/ready", b.base), ADMIN_KEY, None);
+    assert_eq!(
+        (status, &ready["status"]),
+        (200, &json!("ready")),
+        "{ready}"
+    );
     let (status, body) = call(
         &http,
         "POST",
@@ -232,5 +238,10 @@ fn two_servers_on_one_database_agree() {
     assert_eq!(body["error"]["code"], "unavailable", "{body}");
     let (status, health) = call(&http, "GET", &format!("{}/health", a.base), ADMIN_KEY, None);
     assert_eq!(status, 200, "{health}");
+    // Readiness says so, for load balancers, without the store's own words.
+    let (status, ready) = call(&http, "GET", &format!("{}/ready", b.base), ADMIN_KEY, None);
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready["error"]["code"], "unavailable", "{ready}");
+    assert!(!ready.to_string().contains("5432"), "{ready}");
     drop((a, b));
 }

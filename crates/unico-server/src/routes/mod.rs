@@ -51,6 +51,7 @@ pub async fn list_customers_page(
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(system::health))
+        .route("/ready", get(system::ready))
         .route("/openapi.json", get(system::openapi))
         .route("/v1/apps", post(apps::create_app).get(apps::list_apps))
         .route(

@@ -1,4 +1,4 @@
-//! Liveness and the OpenAPI document.
+//! Liveness, readiness and the OpenAPI document.
 //!
 //! The document is generated from the handlers' `#[utoipa::path]` annotations, which list
 //! the answers particular to each operation. The answers that depend on no handler are
@@ -34,6 +34,47 @@ pub struct Health {
 #[utoipa::path(get, path = "/health", tag = "system", security(()), responses((status = 200, description = "the server runs", body = Health)))]
 pub async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
+}
+
+/// Changes the engines may lag behind the store and still be called ready: they apply
+/// tens of thousands of changes a second, so a larger backlog means they are stuck or
+/// rebuilding.
+pub const READY_MAX_BEHIND: u64 = 100_000;
+
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    pub status: &'static str,
+    /// Committed changes the segment engines have not applied yet.
+    pub engines_behind: u64,
+}
+
+/// Readiness, for load balancers: 200 while the store can take a write and the segment
+/// engines follow its change log; 503 otherwise, saying why. No key needed.
+#[utoipa::path(get, path = "/ready", tag = "system", security(()), responses(
+    (status = 200, description = "the server can take requests", body = Ready),
+    (status = 503, description = "the store cannot take a write now, or the segment engines are stuck behind it (`unavailable`)", body = crate::error::ErrorBody),
+))]
+pub async fn ready(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+) -> Result<Json<Ready>, crate::error::ApiError> {
+    // Without a key, the answer says what is wrong but not the store's own words (they may
+    // name hosts): those are logged.
+    if let Err(e) = state.blocking(|s| s.check_ready()).await {
+        tracing::warn!(error = ?e, "not ready: the store cannot take a write");
+        return Err(crate::error::ApiError::Unavailable(
+            "not ready: the store cannot take a write now".into(),
+        ));
+    }
+    let behind = state.engines.behind();
+    if behind > READY_MAX_BEHIND {
+        return Err(crate::error::ApiError::Unavailable(format!(
+            "not ready: the segment engines are {behind} changes behind the store"
+        )));
+    }
+    Ok(Json(Ready {
+        status: "ready",
+        engines_behind: behind,
+    }))
 }
 
 /// This document. No key needed.
@@ -137,7 +178,7 @@ impl Modify for CommonAnswers {
     modifiers(&BearerAuth, &CommonAnswers),
     security(("bearer" = [])),
     paths(
-        health, openapi,
+        health, ready, openapi,
         super::apps::create_app, super::apps::list_apps, super::apps::get_app, super::apps::update_app,
         super::apps::delete_app, super::apps::create_key, super::apps::list_keys, super::apps::revoke_key,
         super::fields::list_fields, super::fields::create_field, super::fields::get_field,

@@ -161,6 +161,7 @@ fn fixture(operation: &str) -> Option<Fixture> {
     let bad_filter = || json!({"name": "s", "filter": "age >"});
     match operation {
         "GET /health"
+        | "GET /ready"
         | "GET /openapi.json"
         | "GET /v1/apps"
         | "GET /v1/apps/{app}"

@@ -796,3 +796,15 @@ async fn a_uri_past_the_limit_is_414_in_our_shape_over_a_socket() {
     let (status, _) = raw_get(addr, &long_filter_target(&a, 70_000)).await;
     assert_eq!(status, 414);
 }
+
+/// Readiness needs no key and says the store takes writes and the engines follow it.
+#[tokio::test]
+async fn ready_answers_without_a_key_while_the_store_takes_writes() {
+    let api = Api::new();
+    let a = api.create_app("A").await;
+    api.create_customer(&a, "x", json!({})).await;
+    let (status, body) = api.send("GET", "/ready", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ready");
+    assert!(body["engines_behind"].as_u64().is_some(), "{body}");
+}

@@ -257,6 +257,13 @@ impl Store for PostgresStore {
         "postgres"
     }
 
+    fn check_ready(&self) -> Result<(), StoreError> {
+        self.read(|db| {
+            db.query_one("SELECT 1", &[])?;
+            Ok(())
+        })
+    }
+
     fn log_head(&self) -> u64 {
         self.head.get()
     }
