@@ -25,6 +25,7 @@ mod prepare;
 mod segment_name;
 pub mod sqlite;
 pub mod store;
+mod writing;
 
 pub use changes::{Change, INCREMENTAL_IMPORT_CUSTOMERS, LOG_RETENTION_MS, LogBounds, LogEntry};
 pub use cursor::Cursor;

@@ -309,7 +309,7 @@ fn write_all(
     for &(field, n) in presence.counts() {
         deltas.add(field, n);
     }
-    deltas.flush(&mut w.db)?;
+    super::writes::flush_counts(deltas, &mut w.db)?;
     if created + updated <= incremental {
         // A small import reaches the log customer by customer, so views follow it in
         // place instead of reloading the whole application.

@@ -178,7 +178,7 @@ impl PostgresStore {
             let mut deltas = CountDeltas::default();
             let outcome =
                 writes::write(&mut w.db, app, customer_id, changes, now, mode, &mut deltas)?;
-            deltas.flush(&mut w.db)?;
+            writes::flush_counts(deltas, &mut w.db)?;
             w.emit(Change::Customer {
                 app,
                 customer: outcome.customer.clone(),
@@ -609,7 +609,7 @@ impl Store for PostgresStore {
                 };
                 results.push(outcome);
             }
-            std::mem::take(&mut deltas).flush(&mut w.db)?;
+            writes::flush_counts(std::mem::take(&mut deltas), &mut w.db)?;
             for outcome in results.iter().flatten() {
                 w.emit(Change::Customer {
                     app,

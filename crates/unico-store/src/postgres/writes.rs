@@ -91,38 +91,18 @@ impl Wx<'_, '_> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Create,
-    Update,
-    Upsert,
-}
+pub use crate::writing::{CountDeltas, Mode};
 
-/// Changes in per-field value counts, flushed once per transaction.
-#[derive(Default)]
-pub struct CountDeltas(Vec<(FieldId, i64)>);
-
-impl CountDeltas {
-    pub fn add(&mut self, field: FieldId, delta: i64) {
-        match self.0.iter_mut().find(|(id, _)| *id == field) {
-            Some((_, d)) => *d += delta,
-            None => self.0.push((field, delta)),
-        }
+/// Applies gathered value-count changes: one statement per field, in ascending id, so that
+/// writers lock the count rows in one order.
+pub fn flush_counts(deltas: CountDeltas, db: &mut Db<'_, Transaction<'_>>) -> Res<()> {
+    for (field, delta) in deltas.into_sorted() {
+        db.execute(
+            "UPDATE fields SET value_count = value_count + $2 WHERE id = $1",
+            &[&i64::from(field.0), &delta],
+        )?;
     }
-
-    /// One statement per field, in ascending id, so that writers lock the rows in one order.
-    pub fn flush(mut self, db: &mut Db<'_, Transaction<'_>>) -> Res<()> {
-        self.0.sort_by_key(|(id, _)| *id);
-        for (field, delta) in self.0 {
-            if delta != 0 {
-                db.execute(
-                    "UPDATE fields SET value_count = value_count + $2 WHERE id = $1",
-                    &[&i64::from(field.0), &delta],
-                )?;
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// Inserts a new customer with its values encoded; answers its id, or `None` if the
@@ -255,7 +235,7 @@ pub fn delete_customer(
     for (field, _) in codec::decode(data)? {
         deltas.add(field, -1);
     }
-    deltas.flush(db)?;
+    flush_counts(deltas, db)?;
     Ok(id)
 }
 

@@ -117,7 +117,7 @@ pub fn run(
     let verdict = apply().map(|keep| keep.then(|| writer.finish(incremental)));
     match verdict {
         Ok(Some(done)) => {
-            done.deltas.flush(conn)?;
+            super::writes::flush_counts(done.deltas, conn)?;
             conn.execute_batch("RELEASE import")?;
             if done.created + done.updated <= incremental {
                 // A small import reaches the change feed customer by customer, so views

@@ -628,7 +628,7 @@ impl Store for SqliteStore {
                 });
                 results.push(outcome);
             }
-            deltas.flush(c)?;
+            writes::flush_counts(deltas, c)?;
             drop(writer);
             for outcome in results.iter().flatten() {
                 w.emit(Change::Customer {
@@ -885,7 +885,7 @@ impl SqliteStore {
                 mode,
                 &mut deltas,
             )?;
-            deltas.flush(c)?;
+            writes::flush_counts(deltas, c)?;
             w.emit(Change::Customer {
                 app,
                 customer: outcome.customer.clone(),

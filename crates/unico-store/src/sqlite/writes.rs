@@ -10,35 +10,16 @@ use crate::codec;
 use crate::error::StoreError;
 use crate::store::UpsertOutcome;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Create,
-    Update,
-    Upsert,
-}
+pub use crate::writing::{CountDeltas, Mode};
 
-/// Changes in per-field value counts, flushed once per job.
-#[derive(Default)]
-pub struct CountDeltas(Vec<(FieldId, i64)>);
-
-impl CountDeltas {
-    pub fn add(&mut self, field: FieldId, delta: i64) {
-        match self.0.iter_mut().find(|(id, _)| *id == field) {
-            Some((_, d)) => *d += delta,
-            None => self.0.push((field, delta)),
-        }
+/// Applies gathered value-count changes.
+pub fn flush_counts(deltas: CountDeltas, conn: &Connection) -> Result<(), StoreError> {
+    let mut stmt =
+        conn.prepare_cached("UPDATE fields SET value_count = value_count + ?2 WHERE id = ?1")?;
+    for (field, delta) in deltas.into_sorted() {
+        stmt.execute(params![i64::from(field.0), delta])?;
     }
-
-    pub fn flush(self, conn: &Connection) -> Result<(), StoreError> {
-        let mut stmt =
-            conn.prepare_cached("UPDATE fields SET value_count = value_count + ?2 WHERE id = ?1")?;
-        for (field, delta) in self.0 {
-            if delta != 0 {
-                stmt.execute(params![i64::from(field.0), delta])?;
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// Writes customers with its statements prepared once, for runs of many writes.
@@ -196,7 +177,7 @@ pub fn delete_customer(
     for (field, _) in &customer.fields {
         deltas.add(*field, -1);
     }
-    deltas.flush(conn)?;
+    flush_counts(deltas, conn)?;
     Ok(customer.id)
 }
 
