@@ -6,7 +6,7 @@
 //! they were committed, can catch up after a restart from the sequence number they last
 //! applied, and never hold up a write.
 
-use unico_core::{AppId, Customer, Schema, TimeZoneName};
+use unico_core::{AppId, Customer, FieldId, Schema, TimeZoneName, Value};
 
 /// An import touching at most this many customers is logged customer by customer
 /// ([`Change::Customer`]); a larger one as one [`Change::Bulk`].
@@ -15,10 +15,11 @@ pub const INCREMENTAL_IMPORT_CUSTOMERS: u64 = 10_000;
 /// One committed change.
 #[derive(Debug, Clone)]
 pub enum Change {
-    /// A customer was created or updated; this is its new state.
+    /// A customer was created or updated; this is its new state, and what it held before.
     Customer {
         app: AppId,
         customer: Customer,
+        before: Before,
     },
     CustomerDeleted {
         app: AppId,
@@ -42,6 +43,64 @@ pub enum Change {
     Bulk {
         app: AppId,
     },
+}
+
+/// What a customer held before a logged change of it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Before {
+    /// The change created the customer.
+    Created,
+    /// The customer's values before the change (all of them, changed or not).
+    Values(Vec<(FieldId, Value)>),
+    /// Not recorded: a customer written by an import (logged customer by customer with
+    /// its new state only), or an entry logged before previous values were kept.
+    Unknown,
+}
+
+/// One field a change moved: its value before and after (`None`: absent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldDelta {
+    pub field: FieldId,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+}
+
+impl Change {
+    /// For a customer change whose previous values are known: the fields it changed, in
+    /// field order, each with its old and new value. `None` for other changes, and for a
+    /// customer whose previous values were not recorded.
+    pub fn field_deltas(&self) -> Option<Vec<FieldDelta>> {
+        let Change::Customer {
+            customer, before, ..
+        } = self
+        else {
+            return None;
+        };
+        let old: &[(FieldId, Value)] = match before {
+            Before::Created => &[],
+            Before::Values(values) => values,
+            Before::Unknown => return None,
+        };
+        let mut fields: Vec<FieldId> = old
+            .iter()
+            .chain(&customer.fields)
+            .map(|(id, _)| *id)
+            .collect();
+        fields.sort_unstable();
+        fields.dedup();
+        let value = |list: &[(FieldId, Value)], id: FieldId| {
+            list.iter().find(|(f, _)| *f == id).map(|(_, v)| v.clone())
+        };
+        Some(
+            fields
+                .into_iter()
+                .filter_map(|field| {
+                    let (old, new) = (value(old, field), value(&customer.fields, field));
+                    (old != new).then_some(FieldDelta { field, old, new })
+                })
+                .collect(),
+        )
+    }
 }
 
 impl Change {

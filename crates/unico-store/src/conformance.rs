@@ -39,6 +39,7 @@ macro_rules! conformance_suite {
             an_import_whose_feed_dies_writes_nothing, import_history_round_trips,
             an_imports_record_commits_with_its_writes,
             committed_changes_are_logged_in_order, segments_lifecycle,
+            logged_customer_changes_say_what_they_changed,
             segment_names_are_unique_per_application_without_case,
             customers_by_ids_keep_the_order_asked, the_log_is_ordered_and_followed_from_any_point,
             imports_announce_their_customers_or_one_bulk_change,
@@ -1041,6 +1042,138 @@ pub fn segments_lifecycle(store: &dyn Store) {
     assert_eq!(store.list_segments(a).unwrap(), vec![s2]);
 }
 
+/// A logged customer change says whether it created the customer or what the customer
+/// held before, so a follower can tell each field's old and new value; an import's entries
+/// say their previous values are unknown.
+pub fn logged_customer_changes_say_what_they_changed(store: &dyn Store) {
+    use crate::changes::{Before, Change, FieldDelta};
+    let a = app(store, "A");
+    let age = field(store, a, "age", FieldType::Number);
+    let city = field(store, a, "city", FieldType::String);
+    let num = |n: f64| Some(Value::Number(n));
+    let text = |t: &str| Some(Value::String(t.into()));
+    let delta = |field: &FieldDef, old: Option<Value>, new: Option<Value>| FieldDelta {
+        field: field.id,
+        old,
+        new,
+    };
+    let since = |after: u64| -> Vec<Change> {
+        store
+            .read_log(after, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.change)
+            .collect()
+    };
+    let h = store.log_head();
+    store
+        .create_customer(a, &cid("x"), &[set(&age, Value::Number(1.0))], 1)
+        .unwrap();
+    let logged = since(h);
+    assert!(
+        matches!(
+            &logged[..],
+            [Change::Customer {
+                before: Before::Created,
+                ..
+            }]
+        ),
+        "{logged:?}"
+    );
+    assert_eq!(
+        logged[0].field_deltas(),
+        Some(vec![delta(&age, None, num(1.0))])
+    );
+
+    let h = store.log_head();
+    store
+        .update_customer(
+            a,
+            &cid("x"),
+            &[
+                set(&age, Value::Number(2.0)),
+                set(&city, Value::String("M".into())),
+            ],
+            2,
+        )
+        .unwrap();
+    let logged = since(h);
+    assert!(
+        matches!(&logged[..], [Change::Customer { before: Before::Values(v), .. }] if *v == vec![(age.id, Value::Number(1.0))]),
+        "{logged:?}"
+    );
+    assert_eq!(
+        logged[0].field_deltas(),
+        Some(vec![
+            delta(&age, num(1.0), num(2.0)),
+            delta(&city, None, text("M"))
+        ])
+    );
+
+    // A batch: a new customer, and a value removed from an existing one.
+    let h = store.log_head();
+    store
+        .upsert_batch(
+            a,
+            vec![
+                UpsertItem {
+                    customer_id: cid("y"),
+                    changes: vec![set(&city, Value::String("P".into()))],
+                },
+                UpsertItem {
+                    customer_id: cid("x"),
+                    changes: vec![FieldChange {
+                        field: city.id,
+                        value: None,
+                    }],
+                },
+            ],
+            3,
+        )
+        .unwrap();
+    let deltas: Vec<Option<Vec<FieldDelta>>> = since(h).iter().map(Change::field_deltas).collect();
+    assert_eq!(
+        deltas,
+        vec![
+            Some(vec![delta(&city, None, text("P"))]),
+            Some(vec![delta(&city, text("M"), None)]),
+        ]
+    );
+
+    // An import (small enough to be logged customer by customer): new states only.
+    let h = store.log_head();
+    store
+        .run_import(
+            a,
+            Box::new(
+                vec![
+                    ImportBatch::Items(import_items(&age, &["x", "z"])),
+                    ImportBatch::End { keep: true },
+                ]
+                .into_iter(),
+            ),
+            4,
+            Arc::new(AtomicU64::new(0)),
+            None,
+        )
+        .unwrap();
+    let logged = since(h);
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    for change in &logged {
+        assert!(
+            matches!(
+                change,
+                Change::Customer {
+                    before: Before::Unknown,
+                    ..
+                }
+            ),
+            "{change:?}"
+        );
+        assert_eq!(change.field_deltas(), None);
+    }
+}
+
 /// A segment name is taken once per application, whatever its case; another application
 /// may use it, and a segment may be renamed to its own name in another case.
 pub fn segment_names_are_unique_per_application_without_case(store: &dyn Store) {
@@ -1211,7 +1344,9 @@ fn assert_log_replays_to_store(store: &dyn Store, app: AppId, after: u64) {
         std::collections::BTreeMap::new();
     for entry in store.read_log(after, 1_000_000).unwrap() {
         match entry.change {
-            Change::Customer { app: a, customer } if a == app => {
+            Change::Customer {
+                app: a, customer, ..
+            } if a == app => {
                 replayed.insert(customer.id, Some(customer));
             }
             Change::CustomerDeleted { app: a, id } if a == app => {

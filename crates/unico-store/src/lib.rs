@@ -27,7 +27,9 @@ pub mod sqlite;
 pub mod store;
 mod writing;
 
-pub use changes::{Change, INCREMENTAL_IMPORT_CUSTOMERS, LOG_RETENTION_MS, LogBounds, LogEntry};
+pub use changes::{
+    Before, Change, FieldDelta, INCREMENTAL_IMPORT_CUSTOMERS, LOG_RETENTION_MS, LogBounds, LogEntry,
+};
 pub use cursor::Cursor;
 pub use error::StoreError;
 pub use postgres::PostgresStore;

@@ -12,7 +12,7 @@ use unico_core::{
     AppId, Customer, CustomerId, FieldDef, FieldId, FieldName, FieldType, Schema, TimeZoneName,
 };
 
-use crate::changes::Change;
+use crate::changes::{Before, Change};
 use crate::codec;
 use crate::error::StoreError;
 
@@ -22,6 +22,10 @@ const SCHEMA: i64 = 3;
 const TIME_ZONE: i64 = 4;
 const APP_DELETED: i64 = 5;
 const BULK: i64 = 6;
+/// A customer created by the change (entries of kind [`CUSTOMER`] do not say).
+const CUSTOMER_CREATED: i64 = 7;
+/// A customer updated by the change, its previous values in `old`.
+const CUSTOMER_UPDATED: i64 = 8;
 
 /// One change as the columns of its log row (besides its sequence number and time).
 #[derive(Debug, Default)]
@@ -37,21 +41,33 @@ pub(crate) struct EntryRow {
     pub data: Option<Vec<u8>>,
     /// A schema's fields or a time zone's name.
     pub text: Option<String>,
+    /// An updated customer's values before the change, in the [`codec`] format.
+    pub old: Option<Vec<u8>>,
 }
 
 impl EntryRow {
     pub(crate) fn of(change: &Change) -> EntryRow {
         let app = change.app().0;
         match change {
-            Change::Customer { customer, .. } => EntryRow {
+            Change::Customer {
+                customer, before, ..
+            } => EntryRow {
                 app,
-                kind: CUSTOMER,
+                kind: match before {
+                    Before::Created => CUSTOMER_CREATED,
+                    Before::Values(_) => CUSTOMER_UPDATED,
+                    Before::Unknown => CUSTOMER,
+                },
                 customer: Some(customer.id),
                 customer_id: Some(customer.customer_id.as_str().to_owned()),
                 created_at: Some(customer.created_at),
                 updated_at: Some(customer.updated_at),
                 data: Some(codec::encode(&customer.fields)),
                 text: None,
+                old: match before {
+                    Before::Values(values) => Some(codec::encode(values)),
+                    _ => None,
+                },
             },
             Change::CustomerDeleted { id, .. } => EntryRow {
                 app,
@@ -89,7 +105,13 @@ impl EntryRow {
         let bad = |what: &str| StoreError::Internal(format!("log entry {seq}: {what}"));
         let app = AppId(self.app);
         Ok(match self.kind {
-            CUSTOMER => {
+            CUSTOMER | CUSTOMER_CREATED | CUSTOMER_UPDATED => {
+                let before = match (self.kind, &self.old) {
+                    (CUSTOMER_CREATED, _) => Before::Created,
+                    (CUSTOMER_UPDATED, Some(old)) => Before::Values(codec::decode(old)?),
+                    (CUSTOMER_UPDATED, None) => return Err(bad("the previous values are missing")),
+                    _ => Before::Unknown,
+                };
                 let (Some(id), Some(cid), Some(created_at), Some(updated_at), Some(data)) = (
                     self.customer,
                     self.customer_id,
@@ -108,6 +130,7 @@ impl EntryRow {
                         updated_at,
                         fields: codec::decode(&data)?,
                     },
+                    before,
                 }
             }
             DELETED => Change::CustomerDeleted {

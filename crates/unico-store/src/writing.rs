@@ -2,7 +2,10 @@
 //! or not, and the per-field value-count changes a transaction gathers before it applies
 //! them (each backend applies them in its own SQL).
 
-use unico_core::FieldId;
+use unico_core::{FieldId, Value};
+
+/// A customer's values by field, as they are held.
+pub type FieldValues = Vec<(FieldId, Value)>;
 
 /// How a write treats the customer's existence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

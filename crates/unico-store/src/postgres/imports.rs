@@ -159,7 +159,8 @@ impl ImportWriter {
                     self.now,
                     Mode::Upsert,
                     &mut self.deltas,
-                )?;
+                )?
+                .0;
                 self.count_outcome(outcome.created, outcome.customer.id);
                 continue;
             };
@@ -315,7 +316,12 @@ fn write_all(
         // place instead of reloading the whole application.
         for customer in imported_customers(&mut w.db, app, &updated_ids.ids(), &created_ids.ids())?
         {
-            w.emit(Change::Customer { app, customer });
+            // An import's previous values are not kept (see `Before::Unknown`).
+            w.emit(Change::Customer {
+                app,
+                customer,
+                before: crate::changes::Before::Unknown,
+            });
         }
     } else {
         w.emit(Change::Bulk { app });

@@ -72,10 +72,10 @@ pub fn append<C: GenericClient>(db: &mut Db<'_, C>, changes: &[Change]) -> Res<O
             cols.push(seq, EntryRow::of(change));
         }
         db.execute(
-            "INSERT INTO change_log (seq, at, app_id, kind, customer, customer_id, created_at, updated_at, data, text)
-             SELECT s, $1, a, k, c, ci, ca, ua, d, t
+            "INSERT INTO change_log (seq, at, app_id, kind, customer, customer_id, created_at, updated_at, data, text, old)
+             SELECT s, $1, a, k, c, ci, ca, ua, d, t, o
              FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[],
-                         $8::bigint[], $9::bytea[], $10::text[]) AS r(s, a, k, c, ci, ca, ua, d, t)",
+                         $8::bigint[], $9::bytea[], $10::text[], $11::bytea[]) AS r(s, a, k, c, ci, ca, ua, d, t, o)",
             &[
                 &at,
                 &cols.seq,
@@ -87,6 +87,7 @@ pub fn append<C: GenericClient>(db: &mut Db<'_, C>, changes: &[Change]) -> Res<O
                 &cols.updated_at,
                 &cols.data,
                 &cols.text,
+                &cols.old,
             ],
         )?;
     }
@@ -106,6 +107,7 @@ struct LogColumns {
     updated_at: Vec<Option<i64>>,
     data: Vec<Option<Vec<u8>>>,
     text: Vec<Option<String>>,
+    old: Vec<Option<Vec<u8>>>,
 }
 
 impl LogColumns {
@@ -119,6 +121,7 @@ impl LogColumns {
         self.updated_at.push(r.updated_at);
         self.data.push(r.data);
         self.text.push(r.text);
+        self.old.push(r.old);
     }
 }
 
@@ -141,7 +144,7 @@ pub fn read<C: GenericClient>(db: &mut Db<'_, C>, after: u64, limit: usize) -> R
         return Err(StoreError::LogPruned(after).into());
     }
     let rows = db.query(
-        "SELECT seq, at, app_id, kind, customer, customer_id, created_at, updated_at, data, text
+        "SELECT seq, at, app_id, kind, customer, customer_id, created_at, updated_at, data, text, old
          FROM change_log WHERE seq > $1 ORDER BY seq LIMIT $2",
         &[
             &(after.min(i64::MAX as u64) as i64),
@@ -160,6 +163,7 @@ pub fn read<C: GenericClient>(db: &mut Db<'_, C>, after: u64, limit: usize) -> R
             updated_at: row.try_get(7)?,
             data: row.try_get(8)?,
             text: row.try_get(9)?,
+            old: row.try_get(10)?,
         };
         out.push(LogEntry {
             seq,

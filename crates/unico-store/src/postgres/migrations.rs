@@ -106,6 +106,8 @@ $body$;
 const MIGRATIONS: &[&[&str]] = &[
     // 1: everything the embedded backend's migrations 1-5 built, in PostgreSQL's terms.
     &[TABLES_V1, SORT_KEY_FUNCTION],
+    // 2: an updated customer's previous values in its log entry.
+    &["ALTER TABLE change_log ADD COLUMN old bytea"],
 ];
 
 const TABLES_V1: &str = r#"

@@ -176,12 +176,13 @@ impl PostgresStore {
             let live = w.share_app(app)?;
             check_changes(&live, changes)?;
             let mut deltas = CountDeltas::default();
-            let outcome =
+            let (outcome, before) =
                 writes::write(&mut w.db, app, customer_id, changes, now, mode, &mut deltas)?;
             writes::flush_counts(deltas, &mut w.db)?;
             w.emit(Change::Customer {
                 app,
                 customer: outcome.customer.clone(),
+                before,
             });
             Ok(outcome.customer)
         })
@@ -610,12 +611,17 @@ impl Store for PostgresStore {
                 results.push(outcome);
             }
             writes::flush_counts(std::mem::take(&mut deltas), &mut w.db)?;
-            for outcome in results.iter().flatten() {
+            for (outcome, before) in results.iter().flatten() {
                 w.emit(Change::Customer {
                     app,
                     customer: outcome.customer.clone(),
+                    before: before.clone(),
                 });
             }
+            let results = results
+                .into_iter()
+                .map(|r| r.map(|(outcome, _)| outcome))
+                .collect();
             Ok(results)
         })
     }

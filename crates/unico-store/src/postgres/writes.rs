@@ -20,7 +20,7 @@ use unico_core::{AppId, Customer, CustomerId, FieldChange, FieldId};
 
 use super::conn::{Db, Res};
 use super::rows;
-use crate::changes::Change;
+use crate::changes::{Before, Change};
 use crate::codec;
 use crate::error::StoreError;
 use crate::live::LiveFields;
@@ -136,7 +136,7 @@ pub fn write(
     now: i64,
     mode: Mode,
     deltas: &mut CountDeltas,
-) -> Res<UpsertOutcome> {
+) -> Res<(UpsertOutcome, Before)> {
     for _ in 0..UPSERT_ROUNDS {
         if mode != Mode::Update {
             let mut fields = Vec::new();
@@ -153,10 +153,13 @@ pub fn write(
                     updated_at: now,
                     fields,
                 };
-                return Ok(UpsertOutcome {
-                    created: true,
-                    customer,
-                });
+                return Ok((
+                    UpsertOutcome {
+                        created: true,
+                        customer,
+                    },
+                    Before::Created,
+                ));
             }
             if mode == Mode::Create {
                 return Err(StoreError::Conflict(format!(
@@ -167,11 +170,14 @@ pub fn write(
             }
         }
         match update_existing(db, app, customer_id, changes, now, deltas)? {
-            Some(customer) => {
-                return Ok(UpsertOutcome {
-                    created: false,
-                    customer,
-                });
+            Some((customer, before)) => {
+                return Ok((
+                    UpsertOutcome {
+                        created: false,
+                        customer,
+                    },
+                    Before::Values(before),
+                ));
             }
             None if mode == Mode::Update => return Err(rows::not_found(customer_id).into()),
             // Deleted between the insert that met it and the lookup: insert again.
@@ -186,8 +192,8 @@ pub fn write(
 }
 
 /// Applies `changes` to an existing customer, locked until the transaction ends, moving
-/// `updated_at` only if a value changed; answers the customer as it now is (`None` if
-/// there is none).
+/// `updated_at` only if a value changed; answers the customer as it now is and its values
+/// before (`None` if there is none).
 pub fn update_existing(
     db: &mut Db<'_, Transaction<'_>>,
     app: AppId,
@@ -195,10 +201,11 @@ pub fn update_existing(
     changes: &[FieldChange],
     now: i64,
     deltas: &mut CountDeltas,
-) -> Res<Option<Customer>> {
+) -> Res<Option<(Customer, crate::writing::FieldValues)>> {
     let Some(mut customer) = rows::find_customer(db, app, customer_id, true)? else {
         return Ok(None);
     };
+    let before = customer.fields.clone();
     let applied = apply_changes(&mut customer.fields, changes);
     if applied.changed {
         customer.updated_at = now.max(customer.updated_at);
@@ -214,7 +221,7 @@ pub fn update_existing(
             deltas.add(field, d);
         }
     }
-    Ok(Some(customer))
+    Ok(Some((customer, before)))
 }
 
 /// Deletes one customer and its values; answers the id it had.

@@ -214,7 +214,7 @@ impl<'c> ImportWriter<'c> {
                 .iter()
                 .map(|&field| FieldChange { field, value: None }),
         );
-        let customer = self.single.update_existing(
+        let (customer, _) = self.single.update_existing(
             self.app,
             customer_id,
             &changes,

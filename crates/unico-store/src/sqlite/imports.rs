@@ -125,7 +125,12 @@ pub fn run(
                 for customer in
                     imported_customers(conn, app, done.last_id_before, &done.updated_ids)?
                 {
-                    w.emit(crate::changes::Change::Customer { app, customer });
+                    // An import's previous values are not kept (see `Before::Unknown`).
+                    w.emit(crate::changes::Change::Customer {
+                        app,
+                        customer,
+                        before: crate::changes::Before::Unknown,
+                    });
                 }
             } else {
                 w.emit(crate::changes::Change::Bulk { app });

@@ -28,8 +28,8 @@ pub fn append(conn: &Connection, changes: &[Change], at: i64) -> Result<Option<u
         return Ok(None);
     }
     let mut insert = conn.prepare_cached(
-        "INSERT INTO change_log (at, app_id, kind, customer, customer_id, created_at, updated_at, data, text)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO change_log (at, app_id, kind, customer, customer_id, created_at, updated_at, data, text, old)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     for change in changes {
         let r = EntryRow::of(change);
@@ -42,7 +42,8 @@ pub fn append(conn: &Connection, changes: &[Change], at: i64) -> Result<Option<u
             r.created_at,
             r.updated_at,
             r.data,
-            r.text
+            r.text,
+            r.old
         ])?;
     }
     Ok(Some(conn.last_insert_rowid() as u64))
@@ -64,7 +65,7 @@ pub fn read(conn: &Connection, after: u64, limit: usize) -> Result<Vec<LogEntry>
         return Err(StoreError::LogPruned(after));
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, at, app_id, kind, customer, customer_id, created_at, updated_at, data, text
+        "SELECT seq, at, app_id, kind, customer, customer_id, created_at, updated_at, data, text, old
          FROM change_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
     let mut rows = stmt.query(params![after as i64, limit as i64])?;
@@ -80,6 +81,7 @@ pub fn read(conn: &Connection, after: u64, limit: usize) -> Result<Vec<LogEntry>
             updated_at: row.get(7)?,
             data: row.get(8)?,
             text: row.get(9)?,
+            old: row.get(10)?,
         };
         out.push(LogEntry {
             seq,

@@ -89,6 +89,8 @@ const MIGRATIONS: &[&str] = &[
          data BLOB,
          text TEXT);
      DELETE FROM meta WHERE key LIKE 'data_version.%';",
+    // 6: an updated customer's previous values in its log entry.
+    "ALTER TABLE change_log ADD COLUMN old BLOB;",
 ];
 
 /// Brings the database up to this build's schema.

@@ -614,6 +614,7 @@ impl Store for SqliteStore {
             let mut deltas = CountDeltas::default();
             let mut writer = writes::CustomerWriter::new(c)?;
             let mut results = Vec::with_capacity(items.len());
+            let mut befores = Vec::with_capacity(items.len());
             for item in items {
                 let outcome = crate::live::check_changes(&live, &item.changes).and_then(|()| {
                     writer.write(
@@ -626,14 +627,18 @@ impl Store for SqliteStore {
                         &mut deltas,
                     )
                 });
-                results.push(outcome);
+                results.push(outcome.map(|(outcome, before)| {
+                    befores.push(before);
+                    outcome
+                }));
             }
             writes::flush_counts(deltas, c)?;
             drop(writer);
-            for outcome in results.iter().flatten() {
+            for (outcome, before) in results.iter().flatten().zip(befores) {
                 w.emit(Change::Customer {
                     app,
                     customer: outcome.customer.clone(),
+                    before,
                 });
             }
             Ok(results)
@@ -876,7 +881,7 @@ impl SqliteStore {
             crate::live::check_changes(&*w.live_fields(app)?, &changes)?;
             let c = &w.conn;
             let mut deltas = CountDeltas::default();
-            let outcome = writes::CustomerWriter::new(c)?.write(
+            let (outcome, before) = writes::CustomerWriter::new(c)?.write(
                 c,
                 app,
                 &customer_id,
@@ -889,6 +894,7 @@ impl SqliteStore {
             w.emit(Change::Customer {
                 app,
                 customer: outcome.customer.clone(),
+                before,
             });
             Ok(outcome.customer)
         })

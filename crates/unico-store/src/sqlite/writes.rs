@@ -6,6 +6,7 @@ use unico_core::customer::apply_changes;
 use unico_core::{AppId, Customer, CustomerId, FieldChange, FieldId};
 
 use super::rows;
+use crate::changes::Before;
 use crate::codec;
 use crate::error::StoreError;
 use crate::store::UpsertOutcome;
@@ -64,7 +65,7 @@ impl<'c> CustomerWriter<'c> {
         now: i64,
         mode: Mode,
         deltas: &mut CountDeltas,
-    ) -> Result<UpsertOutcome, StoreError> {
+    ) -> Result<(UpsertOutcome, Before), StoreError> {
         if mode != Mode::Update {
             self.fields.clear();
             let applied = apply_changes(&mut self.fields, changes);
@@ -83,10 +84,13 @@ impl<'c> CustomerWriter<'c> {
                     updated_at: now,
                     fields: std::mem::take(&mut self.fields),
                 };
-                return Ok(UpsertOutcome {
-                    created: true,
-                    customer,
-                });
+                return Ok((
+                    UpsertOutcome {
+                        created: true,
+                        customer,
+                    },
+                    Before::Created,
+                ));
             }
             if mode == Mode::Create {
                 return Err(StoreError::Conflict(format!(
@@ -95,11 +99,14 @@ impl<'c> CustomerWriter<'c> {
                 )));
             }
         }
-        let customer = self.update_existing(app, customer_id, changes, now, deltas)?;
-        Ok(UpsertOutcome {
-            created: false,
-            customer,
-        })
+        let (customer, before) = self.update_existing(app, customer_id, changes, now, deltas)?;
+        Ok((
+            UpsertOutcome {
+                created: false,
+                customer,
+            },
+            Before::Values(before),
+        ))
     }
 
     /// Inserts a new customer with its values already encoded; answers its id, or `None`
@@ -131,7 +138,8 @@ impl<'c> CustomerWriter<'c> {
     }
 
     /// Applies `changes` to an existing customer (`NotFound` if there is none), moving
-    /// `updated_at` only if a value changed; answers the customer as it now is.
+    /// `updated_at` only if a value changed; answers the customer as it now is, and its
+    /// values before.
     pub fn update_existing(
         &mut self,
         app: AppId,
@@ -139,7 +147,7 @@ impl<'c> CustomerWriter<'c> {
         changes: &[FieldChange],
         now: i64,
         deltas: &mut CountDeltas,
-    ) -> Result<Customer, StoreError> {
+    ) -> Result<(Customer, crate::writing::FieldValues), StoreError> {
         let row = self
             .find
             .query_row(
@@ -149,6 +157,7 @@ impl<'c> CustomerWriter<'c> {
             .optional()?
             .ok_or_else(|| rows::not_found(customer_id))?;
         let mut customer = rows::to_customer(row)?;
+        let before = customer.fields.clone();
         let applied = apply_changes(&mut customer.fields, changes);
         if applied.changed {
             customer.updated_at = now.max(customer.updated_at);
@@ -159,7 +168,7 @@ impl<'c> CustomerWriter<'c> {
                 deltas.add(field, d);
             }
         }
-        Ok(customer)
+        Ok((customer, before))
     }
 }
 
