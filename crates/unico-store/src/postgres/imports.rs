@@ -72,9 +72,15 @@ struct ImportWriter {
     created_ids: CreatedIds,
     /// Customers that existed before the import and that it updated.
     updated_ids: IdSet,
+    /// The values before the import of the first customers it updated (for the log).
+    previous: HashMap<i64, crate::writing::FieldValues>,
     created: u64,
     updated: u64,
 }
+
+/// Existing customers whose values before an import are kept for its log entries; past
+/// this many the import is logged as one bulk change anyway.
+const PREVIOUS_KEPT: usize = crate::changes::INCREMENTAL_IMPORT_CUSTOMERS as usize;
 
 impl ImportWriter {
     fn write(&mut self, db: &mut Db<'_, Transaction<'_>>, rows: &Encoded) -> Res<()> {
@@ -128,6 +134,7 @@ impl ImportWriter {
             &[&self.app.0, &wanted],
         )? {
             let customer = rows::customer(&row)?;
+            self.keep_previous(customer.id, &customer.fields);
             current.insert(customer.customer_id.as_str().to_owned(), (customer, false));
         }
         for i in pending {
@@ -151,7 +158,7 @@ impl ImportWriter {
             let Some((customer, dirty)) = current.get_mut(id) else {
                 // It existed when the insert met it but was deleted since: write the row
                 // on its own, as any upsert would.
-                let outcome = writes::write(
+                let (outcome, before) = writes::write(
                     db,
                     self.app,
                     &customer_id(id)?,
@@ -159,8 +166,10 @@ impl ImportWriter {
                     self.now,
                     Mode::Upsert,
                     &mut self.deltas,
-                )?
-                .0;
+                )?;
+                if let crate::changes::Before::Values(values) = &before {
+                    self.keep_previous(outcome.customer.id, values);
+                }
                 self.count_outcome(outcome.created, outcome.customer.id);
                 continue;
             };
@@ -192,6 +201,17 @@ impl ImportWriter {
             )?;
         }
         Ok(())
+    }
+
+    /// Keeps what an existing customer held before this import, the first time the import
+    /// meets it (not for customers the import itself created).
+    fn keep_previous(&mut self, id: i64, fields: &crate::writing::FieldValues) {
+        if !self.created_ids.contains(id)
+            && self.previous.len() < PREVIOUS_KEPT
+            && !self.previous.contains_key(&id)
+        {
+            self.previous.insert(id, fields.clone());
+        }
     }
 
     fn count_outcome(&mut self, created: bool, id: i64) {
@@ -283,6 +303,7 @@ fn write_all(
         deltas: CountDeltas::default(),
         created_ids: CreatedIds::default(),
         updated_ids: IdSet::default(),
+        previous: HashMap::new(),
         created: 0,
         updated: 0,
     };
@@ -303,6 +324,7 @@ fn write_all(
         mut deltas,
         created_ids,
         updated_ids,
+        mut previous,
         created,
         updated,
         ..
@@ -316,11 +338,18 @@ fn write_all(
         // place instead of reloading the whole application.
         for customer in imported_customers(&mut w.db, app, &updated_ids.ids(), &created_ids.ids())?
         {
-            // An import's previous values are not kept (see `Before::Unknown`).
+            let before = if created_ids.contains(customer.id) {
+                crate::changes::Before::Created
+            } else {
+                previous.remove(&customer.id).map_or(
+                    crate::changes::Before::Unknown,
+                    crate::changes::Before::Values,
+                )
+            };
             w.emit(Change::Customer {
                 app,
                 customer,
-                before: crate::changes::Before::Unknown,
+                before,
             });
         }
     } else {

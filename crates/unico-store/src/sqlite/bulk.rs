@@ -36,7 +36,13 @@ pub struct Written {
     /// The existing customers this import updated (only when at most
     /// `listed_updates_up_to` of them were: the caller's bound).
     pub updated_ids: Vec<i64>,
+    /// Their values before the import, by id (listed under the same bound).
+    pub previous: std::collections::HashMap<i64, crate::writing::FieldValues>,
 }
+
+/// Existing customers whose values before an import are kept for its log entries; past
+/// this many the import is logged as one bulk change anyway.
+const PREVIOUS_KEPT: usize = crate::changes::INCREMENTAL_IMPORT_CUSTOMERS as usize;
 
 /// Writes one import's prepared rows; see the module docs.
 pub struct ImportWriter<'c> {
@@ -53,6 +59,8 @@ pub struct ImportWriter<'c> {
     /// The largest customer id so far: rows an insert adds get larger ones.
     last_id: i64,
     updated_ids: IdSet,
+    /// The values before the import of the first [`PREVIOUS_KEPT`] customers it updated.
+    previous: std::collections::HashMap<i64, crate::writing::FieldValues>,
     created: u64,
     updated: u64,
 }
@@ -81,6 +89,7 @@ impl<'c> ImportWriter<'c> {
             last_id_before,
             last_id: last_id_before,
             updated_ids: IdSet::default(),
+            previous: std::collections::HashMap::new(),
             created: 0,
             updated: 0,
         })
@@ -119,6 +128,11 @@ impl<'c> ImportWriter<'c> {
                 self.updated_ids.ids()
             } else {
                 Vec::new()
+            },
+            previous: if self.updated <= listed_updates_up_to {
+                std::mem::take(&mut self.previous)
+            } else {
+                std::collections::HashMap::new()
             },
         }
     }
@@ -214,7 +228,7 @@ impl<'c> ImportWriter<'c> {
                 .iter()
                 .map(|&field| FieldChange { field, value: None }),
         );
-        let (customer, _) = self.single.update_existing(
+        let (customer, before) = self.single.update_existing(
             self.app,
             customer_id,
             &changes,
@@ -223,6 +237,10 @@ impl<'c> ImportWriter<'c> {
         )?;
         if customer.id <= self.last_id_before && self.updated_ids.insert(customer.id) {
             self.updated += 1;
+            // The first update of it in this import: what it held before the import.
+            if self.previous.len() < PREVIOUS_KEPT {
+                self.previous.insert(customer.id, before);
+            }
         }
         Ok(())
     }

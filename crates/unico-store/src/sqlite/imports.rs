@@ -122,14 +122,22 @@ pub fn run(
             if done.created + done.updated <= incremental {
                 // A small import reaches the change feed customer by customer, so views
                 // follow it in place instead of reloading the whole application.
+                let mut previous = done.previous;
                 for customer in
                     imported_customers(conn, app, done.last_id_before, &done.updated_ids)?
                 {
-                    // An import's previous values are not kept (see `Before::Unknown`).
+                    let before = if customer.id > done.last_id_before {
+                        crate::changes::Before::Created
+                    } else {
+                        previous.remove(&customer.id).map_or(
+                            crate::changes::Before::Unknown,
+                            crate::changes::Before::Values,
+                        )
+                    };
                     w.emit(crate::changes::Change::Customer {
                         app,
                         customer,
-                        before: crate::changes::Before::Unknown,
+                        before,
                     });
                 }
             } else {
