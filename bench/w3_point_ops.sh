@@ -3,13 +3,15 @@
 # to the server): reads of one customer and durable single-field PATCHes, 32 keep-alive
 # connections, 5 rounds of 3 s each, median printed.
 #   bench/w3_point_ops.sh            (needs wrk: apt-get install wrk)
+#   DATABASE=postgres://… bench/w3_point_ops.sh   (the same against PostgreSQL: give it an
+#                                    empty database)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q -p unico
 work=$(mktemp -d "${TMPDIR:-/tmp}/unico-w3.XXXXXX")
 key=bench-admin-key-0123456789
 port=${PORT:-18181}
-UNICO_ADMIN_KEY=$key RUST_LOG=warn ./target/release/unico serve --data "$work/data" --addr 127.0.0.1:$port >"$work/log" 2>&1 &
+UNICO_ADMIN_KEY=$key RUST_LOG=warn ./target/release/unico serve --data "$work/data" ${DATABASE:+--database "$DATABASE"} --addr 127.0.0.1:$port >"$work/log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 50); do curl -sf localhost:$port/health >/dev/null && break; sleep 0.1; done
