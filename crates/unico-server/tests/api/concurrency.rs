@@ -65,10 +65,10 @@ async fn stored(api: &Api, app: &App) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
-/// The scenario: four writers keep creating and patching customers while a
-/// 60 000-customer import (a bulk change for the engine) runs; afterwards every count the
-/// engine gives equals the stored data, and filtered lists hold exactly the matching
-/// customers.
+/// Four writers keep creating and patching customers while a 100 000-customer import (a
+/// bulk change for the engine, and a dictionary past 65 536 codes) runs; afterwards every
+/// count the engine gives equals the stored data, and filtered lists hold exactly the
+/// matching customers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn counts_are_exact_after_a_bulk_import_beside_concurrent_writers() {
     let api = Arc::new(Api::new());
