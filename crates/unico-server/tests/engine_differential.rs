@@ -22,6 +22,7 @@ use unico_core::{
 };
 use unico_filter::{EvalContext, Filter, FilterInput, matches};
 use unico_server::engines::Engines;
+use unico_store::postgres::testing::TestDatabase;
 use unico_store::{ImportBatch, PostgresStore, SqliteStore, Store, UpsertItem};
 
 const NOW: i64 = 1_800_000_000_000;
@@ -131,47 +132,6 @@ fn open(dir: &Path, backend: &Backend) -> (Arc<dyn Store>, Arc<Engines>) {
     let engines = Engines::attach(&store);
     engines.enable_snapshots(dir.join("engines")).unwrap();
     (store, engines)
-}
-
-fn admin_url() -> String {
-    std::env::var("UNICO_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A PostgreSQL database for one case, dropped with it.
-struct PgDb(String);
-
-impl PgDb {
-    fn create() -> PgDb {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let name = format!(
-            "unico_engine_diff_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        let mut admin = postgres::Client::connect(&admin_url(), postgres::NoTls).unwrap();
-        admin
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .unwrap();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        PgDb(name)
-    }
-
-    fn url(&self) -> String {
-        let admin = admin_url();
-        format!("{}/{}", admin.rsplit_once('/').unwrap().0, self.0)
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(&admin_url(), postgres::NoTls) {
-            let _ =
-                admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
-        }
-    }
 }
 
 fn cid(k: u8) -> CustomerId {
@@ -376,7 +336,7 @@ proptest! {
     /// The same on PostgreSQL (the server `.ci/run` starts): the engines follow its log.
     #[test]
     fn on_postgres_the_engine_equals_the_store_after_every_step(ops in prop::collection::vec(op(), 1..14)) {
-        let db = PgDb::create();
+        let db = TestDatabase::create();
         run(&ops, Backend::Postgres(db.url()))?;
     }
 }

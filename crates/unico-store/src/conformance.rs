@@ -1457,6 +1457,42 @@ fn racing_import(
     Box::new(batches.into_iter())
 }
 
+/// Runs an import of `n` customers' cities (kept or not) on one thread while this one
+/// PATCHes the ages of the same `n` customers; answers what the import wrote.
+fn race_import_with_patches(
+    store: &dyn Store,
+    a: AppId,
+    age: &FieldDef,
+    city: &FieldDef,
+    n: usize,
+    keep: bool,
+) -> crate::store::ImportCounts {
+    std::thread::scope(|s| {
+        let import = s.spawn(|| {
+            store
+                .run_import(
+                    a,
+                    racing_import(city, n, keep),
+                    5,
+                    Arc::new(AtomicU64::new(0)),
+                    None,
+                )
+                .unwrap()
+        });
+        for i in 0..n {
+            store
+                .update_customer(
+                    a,
+                    &cid(&format!("c{i}")),
+                    &[set(age, Value::Number((1000 + i) as f64))],
+                    6,
+                )
+                .unwrap();
+        }
+        import.join().unwrap()
+    })
+}
+
 /// Patches of the customers an import writes, sent while it runs, are all acknowledged and
 /// all kept beside the import's values, whichever commits first.
 pub fn an_import_racing_patches_keeps_both(store: &dyn Store) {
@@ -1466,30 +1502,7 @@ pub fn an_import_racing_patches_keeps_both(store: &dyn Store) {
     let city = field(store, a, "city", FieldType::String);
     racing_customers(store, a, &age, N);
     let start = store.log_head();
-    let counts = std::thread::scope(|s| {
-        let import = s.spawn(|| {
-            store
-                .run_import(
-                    a,
-                    racing_import(&city, N, true),
-                    5,
-                    Arc::new(AtomicU64::new(0)),
-                    None,
-                )
-                .unwrap()
-        });
-        for i in 0..N {
-            store
-                .update_customer(
-                    a,
-                    &cid(&format!("c{i}")),
-                    &[set(&age, Value::Number((1000 + i) as f64))],
-                    6,
-                )
-                .unwrap();
-        }
-        import.join().unwrap()
-    });
+    let counts = race_import_with_patches(store, a, &age, &city, N, true);
     assert!(counts.kept);
     assert_eq!((counts.created, counts.updated), (N as u64, N as u64));
     assert_eq!(store.count_customers(a).unwrap(), 2 * N as u64);
@@ -1523,30 +1536,7 @@ pub fn an_import_not_kept_racing_patches_keeps_only_them(store: &dyn Store) {
     let city = field(store, a, "city", FieldType::String);
     racing_customers(store, a, &age, N);
     let start = store.log_head();
-    std::thread::scope(|s| {
-        let import = s.spawn(|| {
-            store
-                .run_import(
-                    a,
-                    racing_import(&city, N, false),
-                    5,
-                    Arc::new(AtomicU64::new(0)),
-                    None,
-                )
-                .unwrap()
-        });
-        for i in 0..N {
-            store
-                .update_customer(
-                    a,
-                    &cid(&format!("c{i}")),
-                    &[set(&age, Value::Number((1000 + i) as f64))],
-                    6,
-                )
-                .unwrap();
-        }
-        assert!(!import.join().unwrap().kept);
-    });
+    assert!(!race_import_with_patches(store, a, &age, &city, N, false).kept);
     assert_eq!(store.count_customers(a).unwrap(), N as u64);
     let c = store.get_customer(a, &cid("c7")).unwrap();
     assert_eq!(c.fields, vec![(age.id, Value::Number(1007.0))]);

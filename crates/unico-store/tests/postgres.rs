@@ -6,88 +6,27 @@
 //! `UNICO_TEST_POSTGRES` to another administrative URL to use another.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use unico_core::{AppName, CustomerId, FieldName, FieldType, TimeZoneName};
 use unico_store::{PostgresStore, Store};
 
-const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+use unico_store::postgres::testing::{TestDatabase, admin_url};
 
-fn admin_url() -> String {
-    std::env::var("UNICO_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned())
+fn open(db: &TestDatabase) -> PostgresStore {
+    PostgresStore::connect(&db.url()).unwrap()
 }
 
-/// A database made for one test, dropped (its connections ended) with the guard.
-struct TestDb {
-    name: String,
-}
-
-impl TestDb {
-    fn create() -> TestDb {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "unico_test_{}_{}_{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut admin = postgres::Client::connect(&admin_url(), postgres::NoTls).unwrap();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        TestDb { name }
-    }
-
-    fn url(&self) -> String {
-        let mut config: postgres::Config = admin_url().parse().unwrap();
-        config.dbname(&self.name);
-        // The key=value form takes every setting the admin URL had.
-        let mut url = format!("dbname={}", self.name);
-        if let Some(user) = config.get_user() {
-            url.push_str(&format!(" user={user}"));
-        }
-        for host in config.get_hosts() {
-            if let postgres::config::Host::Tcp(h) = host {
-                url.push_str(&format!(" host={h}"));
-            }
-        }
-        if let Some(port) = config.get_ports().first() {
-            url.push_str(&format!(" port={port}"));
-        }
-        url
-    }
-
-    fn open(&self) -> PostgresStore {
-        PostgresStore::connect(&self.url()).unwrap()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(&admin_url(), postgres::NoTls) {
-            let _ = admin.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
-
-fn fresh() -> (PostgresStore, TestDb) {
-    let db = TestDb::create();
-    (db.open(), db)
+fn fresh() -> (PostgresStore, TestDatabase) {
+    let db = TestDatabase::create();
+    (open(&db), db)
 }
 
 unico_store::conformance_suite!(fresh());
 
 #[test]
 fn data_survives_reconnecting() {
-    let db = TestDb::create();
+    let db = TestDatabase::create();
     let app = {
-        let store = db.open();
+        let store = open(&db);
         let app = store
             .create_app(&AppName::parse("A").unwrap(), &TimeZoneName::utc(), 1)
             .unwrap();
@@ -104,7 +43,7 @@ fn data_survives_reconnecting() {
             .unwrap();
         app
     };
-    let store = db.open();
+    let store = open(&db);
     assert_eq!(store.get_app(app.id).unwrap(), app);
     assert!(
         store
@@ -119,8 +58,8 @@ fn data_survives_reconnecting() {
 /// waiters (through LISTEN/NOTIFY) and is read from its log, in the same order.
 #[test]
 fn another_servers_commits_wake_this_ones_waiters() {
-    let db = TestDb::create();
-    let (one, two) = (db.open(), db.open());
+    let db = TestDatabase::create();
+    let (one, two) = (open(&db), open(&db));
     let app = one
         .create_app(&AppName::parse("A").unwrap(), &TimeZoneName::utc(), 1)
         .unwrap()
@@ -168,8 +107,8 @@ fn the_sort_key_function_agrees_with_the_codec() {
     use unico_core::{FieldId, Value};
     use unico_store::codec;
 
-    let db = TestDb::create();
-    drop(db.open()); // the migrations create the function
+    let db = TestDatabase::create();
+    drop(open(&db)); // the migrations create the function
     let mut client = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();
     let values = [
         Value::Number(-1e300),
@@ -242,8 +181,8 @@ fn runs_as_a_role_that_owns_only_its_schema() {
     use unico_core::{FieldChange, Value};
     use unico_store::{ImportBatch, ListQuery, Sort, SortBy, UpsertItem};
 
-    let db = TestDb::create();
-    let role = format!("{}_role", db.name);
+    let db = TestDatabase::create();
+    let role = format!("{}_role", db.name());
     let mut admin = postgres::Client::connect(&admin_url(), postgres::NoTls).unwrap();
     admin
         .batch_execute(&format!(
@@ -251,7 +190,7 @@ fn runs_as_a_role_that_owns_only_its_schema() {
              REVOKE ALL ON DATABASE {db} FROM PUBLIC;
              GRANT CONNECT ON DATABASE {db} TO {role};
              ALTER ROLE {role} IN DATABASE {db} SET search_path = unico;",
-            db = db.name
+            db = db.name()
         ))
         .unwrap();
     let mut in_db = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();
@@ -259,7 +198,17 @@ fn runs_as_a_role_that_owns_only_its_schema() {
         .batch_execute(&format!("CREATE SCHEMA unico AUTHORIZATION {role}"))
         .unwrap();
     drop(in_db);
-    let url = format!("{} user={role}", db.url());
+    // The same server and database, as the role.
+    let config: postgres::Config = db.url().parse().unwrap();
+    let mut url = format!("dbname={} user={role}", db.name());
+    for host in config.get_hosts() {
+        if let postgres::config::Host::Tcp(h) = host {
+            url.push_str(&format!(" host={h}"));
+        }
+    }
+    if let Some(port) = config.get_ports().first() {
+        url.push_str(&format!(" port={port}"));
+    }
     {
         let store = PostgresStore::connect(&url).unwrap();
         let app = store
@@ -330,8 +279,8 @@ fn runs_as_a_role_that_owns_only_its_schema() {
 /// this one's waiters.
 #[test]
 fn the_listener_comes_back_after_its_session_is_cut() {
-    let db = TestDb::create();
-    let (one, two) = (db.open(), db.open());
+    let db = TestDatabase::create();
+    let (one, two) = (open(&db), open(&db));
     let app = one
         .create_app(&AppName::parse("A").unwrap(), &TimeZoneName::utc(), 1)
         .unwrap()
@@ -344,7 +293,7 @@ fn the_listener_comes_back_after_its_session_is_cut() {
             // while nobody listens, and only the reconnect's reread of the head can tell.
             "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity
              WHERE datname = $1 AND application_name = 'unico-log-listener'",
-            &[&db.name],
+            &[&db.name()],
         )
         .unwrap();
     assert_eq!(cut, 2, "both stores' listeners");

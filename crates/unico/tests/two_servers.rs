@@ -14,51 +14,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::{ADMIN_KEY, Server, agent, call};
+use unico_store::postgres::testing::TestDatabase;
 
 /// How soon a write through one server is counted by the other (documented in
 /// docs/scale-out.md): the other learns of the commit by a notification.
 const BOUND: Duration = Duration::from_secs(1);
-
-fn admin_url() -> String {
-    std::env::var("UNICO_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// A database of its own, dropped at the end.
-struct Db(String);
-
-impl Db {
-    fn create() -> Db {
-        let name = format!(
-            "unico_two_servers_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        let mut admin = postgres::Client::connect(&admin_url(), postgres::NoTls).unwrap();
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        Db(name)
-    }
-
-    fn url(&self) -> String {
-        let admin = admin_url();
-        let base = admin.rsplit_once('/').unwrap().0;
-        format!("{base}/{}", self.0)
-    }
-}
-
-impl Drop for Db {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = postgres::Client::connect(&admin_url(), postgres::NoTls) {
-            let _ =
-                admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
-        }
-    }
-}
 
 fn count(base: &str, app: i64, key: &str, filter: &str) -> u64 {
     let (status, body) = call(
@@ -84,7 +44,7 @@ fn within(what: &str, probe: impl Fn() -> bool) -> Duration {
 
 #[test]
 fn two_servers_on_one_database_agree() {
-    let db = Db::create();
+    let db = TestDatabase::create();
     let url = db.url();
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Server::start(dir_a.path(), &["--database", &url]);

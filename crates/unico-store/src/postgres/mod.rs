@@ -28,6 +28,7 @@ mod log;
 mod migrations;
 mod pages;
 mod rows;
+pub mod testing;
 mod writes;
 
 use std::collections::HashMap;

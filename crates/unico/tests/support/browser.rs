@@ -275,6 +275,12 @@ impl Browser {
         .map(|v| self.element(&v))
     }
 
+    /// The text of the first element matching `at`, if there is one now and it stays in
+    /// the document long enough to be read (inside waits: page scripts replace elements).
+    pub fn text_now(&self, at: Locator) -> Option<String> {
+        self.try_find(at)?.try_text()
+    }
+
     /// The first element matching `at`, waiting for it to appear.
     pub fn find(&self, at: Locator) -> Element<'_> {
         self.wait(&format!("an element at {at:?}"), || self.try_find(at))
@@ -342,9 +348,7 @@ impl Browser {
     /// Waits until the element at `at` shows exactly `text` (whitespace trimmed).
     pub fn wait_text(&self, at: Locator, text: &str) {
         self.wait(&format!("{at:?} to read {text:?}"), || {
-            self.try_find(at)
-                .filter(|e| e.text().trim() == text)
-                .map(|_| ())
+            self.text_now(at).filter(|t| t.trim() == text).map(|_| ())
         });
     }
 
@@ -489,6 +493,15 @@ impl<'b> Element<'b> {
     pub fn fill(&self, text: &str) {
         self.clear();
         self.send_keys(text);
+    }
+
+    /// The rendered text, or `None` if the element left the document meanwhile (a page
+    /// script replaced it): for waits, which then look again.
+    pub fn try_text(&self) -> Option<String> {
+        self.browser
+            .try_cmd("GET", &format!("/element/{}/text", self.id), None)
+            .ok()
+            .map(|v| v.as_str().unwrap_or("").to_owned())
     }
 
     /// The rendered text (empty when hidden).
