@@ -86,6 +86,8 @@ pub struct Schema {
     fields: Arc<Vec<FieldDef>>,
     by_name: Arc<HashMap<String, usize>>,
     by_id: Arc<HashMap<FieldId, usize>>,
+    /// The application's registered event types (what event conditions may name).
+    events: crate::event::EventTypes,
 }
 
 impl Schema {
@@ -101,7 +103,19 @@ impl Schema {
             fields: Arc::new(fields),
             by_name: Arc::new(by_name),
             by_id: Arc::new(by_id),
+            events: crate::event::EventTypes::default(),
         }
+    }
+
+    /// This schema with these registered event types.
+    pub fn with_event_types(mut self, events: crate::event::EventTypes) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// The registered event types.
+    pub fn event_types(&self) -> &crate::event::EventTypes {
+        &self.events
     }
 
     /// The fields, in creation order.

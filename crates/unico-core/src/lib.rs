@@ -11,9 +11,11 @@
 //! - [`time`]: instants and calendar dates (parsing, formatting, civil arithmetic).
 //! - [`app`]: applications (tenants) and their time zones.
 //! - [`customer`]: the customer profile.
+//! - [`event`]: interactions (events), their types, channels and properties.
 
 pub mod app;
 pub mod customer;
+pub mod event;
 pub mod field;
 pub mod limits;
 pub mod names;
@@ -22,6 +24,7 @@ pub mod value;
 
 pub use app::{AppError, AppId, AppName, Application, TimeZoneName};
 pub use customer::{Customer, FieldChange};
+pub use event::{Channel, Event, EventCode, EventError, EventType, EventTypes, PropRef, Properties, PropertyType};
 pub use field::{FieldDef, FieldId, FieldType, Schema};
 pub use names::{CustomerId, FieldName, NameError};
 pub use value::{Value, ValueError};

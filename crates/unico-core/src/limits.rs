@@ -17,3 +17,19 @@ pub const MAX_BATCH_ITEMS: usize = 10_000;
 pub const DEFAULT_PAGE_LIMIT: usize = 50;
 /// Largest page size of customer lists.
 pub const MAX_PAGE_LIMIT: usize = 1000;
+
+/// Most events in one `POST …/events` request.
+pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
+/// Largest properties object of one event, in bytes of compact JSON.
+pub const MAX_EVENT_PROPERTIES_BYTES: usize = 8 * 1024;
+/// Deepest nesting of an event's properties (the object itself is level 1).
+pub const MAX_EVENT_PROPERTIES_DEPTH: usize = 5;
+/// Earliest accepted event time: 2000-01-01T00:00:00Z (older is a unit mistake, such as
+/// seconds sent as milliseconds).
+pub const MIN_EVENT_TIME_MS: i64 = 946_684_800_000;
+/// How far in the future an event may be, against the server's clock: one day.
+pub const MAX_EVENT_FUTURE_MS: i64 = 24 * 3_600_000;
+/// Longest retention of an event type: 100 years.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+/// Most event types one application may register.
+pub const MAX_EVENT_TYPES_PER_APP: usize = 500;

@@ -24,6 +24,7 @@ fn node(node: &Node, customer: &Customer, ctx: &EvalContext) -> bool {
         Node::Or(children) => children.iter().any(|c| self::node(c, customer, ctx)),
         Node::Not(inner) => !self::node(inner, customer, ctx),
         Node::Condition(c) => condition(c, customer, ctx),
+        Node::Event(_) => todo!("event conditions: reference evaluation"),
     }
 }
 

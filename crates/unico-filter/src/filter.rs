@@ -7,7 +7,7 @@ use std::fmt::{self, Write as _};
 
 use serde_json::{Value as Json, json};
 use unico_core::time::{format_date, format_datetime};
-use unico_core::{FieldId, FieldName, FieldType, Schema, Value};
+use unico_core::{Channel, EventCode, FieldId, FieldName, FieldType, PropertyType, Schema, Value};
 
 use crate::ast::{Direction, Duration, Op, Relative};
 use crate::error::FilterError;
@@ -68,6 +68,95 @@ pub enum Node {
     Or(Vec<Node>),
     Not(Box<Node>),
     Condition(Condition),
+    /// A condition on the customer's events.
+    Event(EventCondition),
+}
+
+/// A condition on the customer's events (SPEC §7): which events count (type, channel,
+/// window, property conditions), then what is measured over them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventCondition {
+    /// A type registered in the application (checked when the filter is checked).
+    pub event: EventCode,
+    /// Only events on this channel count.
+    pub channel: Option<Channel>,
+    /// Only events whose time lies in the window count.
+    pub window: Window,
+    /// Only events for which every one of these holds count.
+    pub wheres: Vec<PropertyCondition>,
+    pub measure: Measure,
+}
+
+/// The time window of an event condition.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Window {
+    /// Every stored event.
+    Ever,
+    /// `within_last 90d`: now − d ≤ time ≤ now (future events excluded, as for fields).
+    Last(Duration),
+    /// `between a and b`, inclusive; each bound a datetime or a relative time.
+    Between(Bound, Bound),
+}
+
+/// A test on one top-level property of an event. The property's type is the type its
+/// event type declares, else the type of the value written in the filter; an event whose
+/// property holds another type, or nothing, fails every test but `not_exists`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PropertyCondition {
+    pub property: String,
+    pub property_type: PropertyType,
+    /// A string or number predicate (the operators of a string or number field).
+    pub predicate: Predicate,
+}
+
+/// How a count is bounded in `did … at_least 3 times`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountOp {
+    AtLeast,
+    AtMost,
+    Exactly,
+}
+
+/// A numeric aggregate over the events that count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agg {
+    /// How many events count (0 when none).
+    Count,
+    /// The sum of a number property (0 when none holds one). Each value is taken to the
+    /// millionth and summed exactly, so the answer does not depend on the events' order.
+    Sum,
+    /// Sum / number of events holding a number; absent (every test false) when none.
+    Avg,
+    Min,
+    Max,
+}
+
+/// `first` or `last` occurrence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    First,
+    Last,
+}
+
+/// What an event condition measures over the events that count.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Measure {
+    /// `did` / `did_not`: at least one event counts (or the count is bounded);
+    /// `negated` is `did_not`, the exact complement.
+    Occurred {
+        negated: bool,
+        count: Option<(CountOp, u32)>,
+    },
+    /// `sum amount of purchase … > 500`: a number predicate on an aggregate.
+    /// `property` is `None` exactly for [`Agg::Count`].
+    Aggregate {
+        agg: Agg,
+        property: Option<String>,
+        predicate: Predicate,
+    },
+    /// `last app_open before 30d ago`: a datetime predicate on the first or last time an
+    /// event counts; false when none does. The window is always [`Window::Ever`].
+    Time { which: Which, predicate: Predicate },
 }
 
 /// A condition on one attribute of a customer.
@@ -270,6 +359,7 @@ fn write_node(node: &Node, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             write_grouped(inner, f, matches!(**inner, Node::And(_) | Node::Or(_)))
         }
         Node::Condition(c) => write_condition(c, f),
+        Node::Event(_) => todo!("event conditions: canonical text"),
     }
 }
 
@@ -390,6 +480,7 @@ fn node_json(node: &Node) -> Json {
         Node::Or(children) => json!({ "or": children.iter().map(node_json).collect::<Vec<_>>() }),
         Node::Not(inner) => json!({ "not": node_json(inner) }),
         Node::Condition(c) => condition_json(c),
+        Node::Event(_) => todo!("event conditions: canonical JSON"),
     }
 }
 

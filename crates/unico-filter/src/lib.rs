@@ -17,6 +17,7 @@
 //! - [`calendar`]: the time arithmetic (now, today, relative times, dates in a zone).
 //! - [`eval`]: the reference evaluator, customer by customer.
 //! - [`mod@resolve`]: relative times lowered to absolute ranges, for columnar engines.
+//! - [`aggregate`]: the exact arithmetic of event aggregates (sums to the millionth).
 //! - [`error`]: errors with a location and a stable code.
 //!
 //! **API boundary**: user input enters only through [`parse_text`], [`parse_json`] (or
@@ -66,6 +67,7 @@
 //!
 //! The semantics, and the choices made where the spec is silent, are in `docs/filters.md`.
 
+pub mod aggregate;
 pub mod ast;
 pub mod calendar;
 pub mod check;

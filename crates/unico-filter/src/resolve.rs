@@ -5,14 +5,17 @@
 //! evaluator, which the tests check it agrees with.
 
 use jiff::tz::TimeZone;
-use unico_core::{Customer, FieldType, Value};
+use unico_core::{Channel, Customer, Event, EventCode, FieldType, PropRef, PropertyType, Value};
 
 use crate::calendar::{
     EvalContext, anniversary_month_days, bound_day, bound_ms, local_day, local_day_ranges,
     month_day, within_last_days, within_last_ms,
 };
 use crate::eval::{Val, target_value};
-use crate::filter::{Bound, Filter, Node, Predicate, Target};
+use crate::aggregate::{average, from_micros, to_micros};
+use crate::filter::{
+    Agg, Bound, CountOp, EventCondition, Filter, Measure, Node, Predicate, Target, Which, Window,
+};
 
 /// A filter resolved for one instant and time zone.
 #[derive(Debug, Clone)]
@@ -28,6 +31,76 @@ pub enum Resolved {
     Or(Vec<Resolved>),
     Not(Box<Resolved>),
     Test(Test),
+    /// A condition on the customer's events.
+    Event(EventTest),
+}
+
+/// An event condition with its window and times made absolute.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventTest {
+    pub event: EventCode,
+    pub channel: Option<Channel>,
+    /// Inclusive range of event times that count; `(i64::MIN, i64::MAX)` for ever; empty
+    /// (no event counts) when `lo > hi`.
+    pub window: (i64, i64),
+    /// Property tests every counted event passes. A property holding another type than
+    /// the test's counts as absent. Only `Exists`, `NotExists`, `StrIn`, `StrText`,
+    /// `NumIn` and `NumRange` occur.
+    pub wheres: Vec<PropertyTest>,
+    pub measure: EventMeasure,
+}
+
+impl EventTest {
+    /// Whether `event` counts for this test (type, channel, window, properties).
+    pub fn counts(&self, event: &Event) -> bool {
+        event.event_type == self.event
+            && self.channel.as_ref().is_none_or(|c| *c == event.channel)
+            && self.window.0 <= event.timestamp
+            && event.timestamp <= self.window.1
+            && self.wheres.iter().all(|w| w.matches(event.property(&w.property)))
+    }
+}
+
+/// A test on one property of an event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PropertyTest {
+    pub property: String,
+    pub property_type: PropertyType,
+    pub kind: TestKind,
+}
+
+impl PropertyTest {
+    /// Whether a property value passes (`None`: absent).
+    pub fn matches(&self, value: Option<PropRef<'_>>) -> bool {
+        let value = match (value, self.property_type) {
+            (Some(PropRef::Num(n)), PropertyType::Number) => Some(Val::Num(n)),
+            (Some(PropRef::Str(s)), PropertyType::String) => Some(Val::Str(s)),
+            _ => None,
+        };
+        match value {
+            None => self.kind == TestKind::NotExists,
+            Some(v) => test_value(&self.kind, v, None),
+        }
+    }
+}
+
+/// What is measured over the events that count, and the test it must pass.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventMeasure {
+    /// The number of events that count lies in `lo ..= hi`; `negated` (`did_not`) takes
+    /// the exact complement.
+    Count { lo: u64, hi: u64, negated: bool },
+    /// An aggregate passes `test` (`NumIn` or `NumRange`). `Count` and `Sum` of no events
+    /// are 0; `Avg`, `Min`, `Max` of no events holding a number for `property` are absent,
+    /// which fails every test. Sums follow [`crate::aggregate`].
+    Agg {
+        agg: Agg,
+        property: Option<String>,
+        test: TestKind,
+    },
+    /// The time of the first or last event that counts passes `test` (`MsRanges`); false
+    /// when none counts.
+    Time { which: Which, test: TestKind },
 }
 
 /// One attribute against one test.
@@ -107,8 +180,71 @@ fn node(n: &Node, ctx: &EvalContext) -> Resolved {
         Node::Not(inner) => Resolved::Not(Box::new(node(inner, ctx))),
         Node::Condition(c) => Resolved::Test(Test {
             target: c.target.clone(),
-            kind: lower(&c.target, &c.predicate, ctx),
+            kind: lower(c.target.field_type(), &c.predicate, ctx),
         }),
+        Node::Event(e) => Resolved::Event(event_test(e, ctx)),
+    }
+}
+
+fn event_test(e: &EventCondition, ctx: &EvalContext) -> EventTest {
+    let window = match &e.window {
+        Window::Ever => (i64::MIN, i64::MAX),
+        Window::Last(d) => within_last_ms(*d, ctx),
+        Window::Between(lo, hi) => match (bound_ms(lo, ctx), bound_ms(hi, ctx)) {
+            (Some(lo), Some(hi)) => (lo, hi),
+            _ => (1, 0),
+        },
+    };
+    let wheres = e
+        .wheres
+        .iter()
+        .map(|w| PropertyTest {
+            property: w.property.clone(),
+            property_type: w.property_type,
+            kind: lower(
+                match w.property_type {
+                    PropertyType::Number => FieldType::Number,
+                    PropertyType::String => FieldType::String,
+                },
+                &w.predicate,
+                ctx,
+            ),
+        })
+        .collect();
+    let measure = match &e.measure {
+        Measure::Occurred { negated, count } => {
+            let (lo, hi) = match count {
+                None => (1, u64::MAX),
+                Some((CountOp::AtLeast, n)) => (u64::from(*n), u64::MAX),
+                Some((CountOp::AtMost, n)) => (0, u64::from(*n)),
+                Some((CountOp::Exactly, n)) => (u64::from(*n), u64::from(*n)),
+            };
+            EventMeasure::Count {
+                lo,
+                hi,
+                negated: *negated,
+            }
+        }
+        Measure::Aggregate {
+            agg,
+            property,
+            predicate,
+        } => EventMeasure::Agg {
+            agg: *agg,
+            property: property.clone(),
+            test: lower(FieldType::Number, predicate, ctx),
+        },
+        Measure::Time { which, predicate } => EventMeasure::Time {
+            which: *which,
+            test: lower(FieldType::Datetime, predicate, ctx),
+        },
+    };
+    EventTest {
+        event: e.event.clone(),
+        channel: e.channel.clone(),
+        window,
+        wheres,
+        measure,
     }
 }
 
@@ -205,8 +341,7 @@ fn day_range(p: &Predicate, ctx: &EvalContext) -> Vec<(i32, i32)> {
     if lo <= hi { vec![(lo, hi)] } else { Vec::new() }
 }
 
-fn lower(target: &Target, p: &Predicate, ctx: &EvalContext) -> TestKind {
-    let ty = target.field_type();
+fn lower(ty: FieldType, p: &Predicate, ctx: &EvalContext) -> TestKind {
     let text = |op, needle: &str, negated| TestKind::StrText {
         op,
         needle_lower: needle.to_lowercase(),
@@ -285,15 +420,22 @@ impl ResolvedFilter {
     /// Evaluates the resolved filter on one customer; agrees with [`crate::eval::matches`]
     /// for the context it was resolved with.
     pub fn matches(&self, customer: &Customer) -> bool {
-        self.node(&self.root, customer)
+        self.node(&self.root, customer, &[])
     }
 
-    fn node(&self, n: &Resolved, customer: &Customer) -> bool {
+    /// [`ResolvedFilter::matches`] for a customer holding `events` (in any order; events of
+    /// other customers must not be passed).
+    pub fn matches_with_events(&self, customer: &Customer, events: &[Event]) -> bool {
+        self.node(&self.root, customer, events)
+    }
+
+    fn node(&self, n: &Resolved, customer: &Customer, events: &[Event]) -> bool {
         match n {
-            Resolved::And(children) => children.iter().all(|c| self.node(c, customer)),
-            Resolved::Or(children) => children.iter().any(|c| self.node(c, customer)),
-            Resolved::Not(inner) => !self.node(inner, customer),
+            Resolved::And(children) => children.iter().all(|c| self.node(c, customer, events)),
+            Resolved::Or(children) => children.iter().any(|c| self.node(c, customer, events)),
+            Resolved::Not(inner) => !self.node(inner, customer, events),
             Resolved::Test(t) => self.test(t, customer),
+            Resolved::Event(t) => event_matches(t, events),
         }
     }
 
@@ -302,8 +444,58 @@ impl ResolvedFilter {
         let Some(v) = value else {
             return t.kind == TestKind::NotExists;
         };
+        test_value(&t.kind, v, Some(&self.tz))
+    }
+}
+
+/// Whether the events of one customer pass `t`.
+fn event_matches(t: &EventTest, events: &[Event]) -> bool {
+    let counted = events.iter().filter(|e| t.counts(e));
+    match &t.measure {
+        EventMeasure::Count { lo, hi, negated } => {
+            let n = counted.count() as u64;
+            (*lo <= n && n <= *hi) != *negated
+        }
+        EventMeasure::Agg {
+            agg,
+            property,
+            test,
+        } => {
+            let numbers = || {
+                counted.clone().filter_map(|e| match e.property(property.as_deref()?) {
+                    Some(PropRef::Num(n)) => Some(n),
+                    _ => None,
+                })
+            };
+            let value = match agg {
+                Agg::Count => Some(counted.clone().count() as f64),
+                Agg::Sum => Some(from_micros(numbers().map(to_micros).sum())),
+                Agg::Avg => {
+                    let (sum, n) = numbers().fold((0i128, 0u64), |(s, n), v| (s + to_micros(v), n + 1));
+                    average(sum, n)
+                }
+                Agg::Min => numbers().min_by(f64::total_cmp),
+                Agg::Max => numbers().max_by(f64::total_cmp),
+            };
+            value.is_some_and(|v| test_value(test, Val::Num(v), None))
+        }
+        EventMeasure::Time { which, test } => {
+            let times = counted.map(|e| e.timestamp);
+            let time = match which {
+                Which::First => times.min(),
+                Which::Last => times.max(),
+            };
+            time.is_some_and(|ms| test_value(test, Val::Datetime(ms), None))
+        }
+    }
+}
+
+/// Whether a present value passes a test; `tz` reads the calendar date of a datetime for
+/// `MonthDays` (without one, `MonthDays` fails on datetimes).
+fn test_value(kind: &TestKind, v: Val<'_>, tz: Option<&TimeZone>) -> bool {
+    {
         let in_set = |found: bool, negated: bool| found != negated;
-        match (&t.kind, v) {
+        match (kind, v) {
             (TestKind::Exists, _) => true,
             (TestKind::NotExists, _) => false,
             (TestKind::StrIn { values, negated }, Val::Str(s)) => in_set(
@@ -352,9 +544,9 @@ impl ResolvedFilter {
             (TestKind::DayRanges { ranges, negated }, Val::Date(d)) => {
                 in_set(ranges.iter().any(|&(a, b)| a <= d && d <= b), *negated)
             }
-            (TestKind::MonthDays(days), Val::Datetime(ms)) => days
-                .binary_search(&month_day(local_day(ms, &self.tz)))
-                .is_ok(),
+            (TestKind::MonthDays(days), Val::Datetime(ms)) => tz.is_some_and(|tz| {
+                days.binary_search(&month_day(local_day(ms, tz))).is_ok()
+            }),
             (TestKind::MonthDays(days), Val::Date(d)) => days.binary_search(&month_day(d)).is_ok(),
             _ => false,
         }
