@@ -72,8 +72,9 @@ pub struct Channel(String);
 impl Channel {
     pub const MAX_CHARS: usize = 32;
     /// The channels every application knows.
-    pub const WELL_KNOWN: [&'static str; 8] =
-        ["email", "sms", "push", "whatsapp", "web", "app", "wallet", "pos"];
+    pub const WELL_KNOWN: [&'static str; 8] = [
+        "email", "sms", "push", "whatsapp", "web", "app", "wallet", "pos",
+    ];
 
     pub fn parse(text: &str) -> Result<Self, EventError> {
         check_code(text, "a channel", Self::MAX_CHARS)?;
@@ -142,6 +143,31 @@ impl EventType {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, t)| *t)
+    }
+
+    /// Checks a display name: 1–200 characters, no control characters, no surrounding
+    /// white space.
+    pub fn check_name(name: &str) -> Result<(), EventError> {
+        if name.trim().is_empty() {
+            return Err(EventError("the name must not be empty".into()));
+        }
+        if name.chars().count() > 200 {
+            return Err(EventError("the name is longer than 200 characters".into()));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(EventError("the name contains a control character".into()));
+        }
+        if name.trim() != name {
+            return Err(EventError(
+                "the name starts or ends with white space".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a declared property's name: the rule of event type codes.
+    pub fn check_property_name(name: &str) -> Result<(), EventError> {
+        check_code(name, "a property name", EventCode::MAX_CHARS)
     }
 
     /// Checks a retention given by a user.
@@ -306,9 +332,7 @@ pub fn check_event_key(text: &str, what: &str) -> Result<(), EventError> {
         )));
     }
     if text.chars().any(char::is_control) {
-        return Err(EventError(format!(
-            "{what} contains a control character"
-        )));
+        return Err(EventError(format!("{what} contains a control character")));
     }
     Ok(())
 }
@@ -347,8 +371,10 @@ mod tests {
 
     #[test]
     fn properties_are_bounded_and_readable() {
-        let p = Properties::from_json(serde_json::json!({"amount": 59.9, "currency": "EUR", "tags": ["a"], "ok": true}))
-            .unwrap();
+        let p = Properties::from_json(
+            serde_json::json!({"amount": 59.9, "currency": "EUR", "tags": ["a"], "ok": true}),
+        )
+        .unwrap();
         assert_eq!(p.get("amount"), Some(PropRef::Num(59.9)));
         assert_eq!(p.get("currency"), Some(PropRef::Str("EUR")));
         assert_eq!(p.get("tags"), None);

@@ -24,7 +24,9 @@ pub mod value;
 
 pub use app::{AppError, AppId, AppName, Application, TimeZoneName};
 pub use customer::{Customer, FieldChange};
-pub use event::{Channel, Event, EventCode, EventError, EventType, EventTypes, PropRef, Properties, PropertyType};
+pub use event::{
+    Channel, Event, EventCode, EventError, EventType, EventTypes, PropRef, Properties, PropertyType,
+};
 pub use field::{FieldDef, FieldId, FieldType, Schema};
 pub use names::{CustomerId, FieldName, NameError};
 pub use value::{Value, ValueError};

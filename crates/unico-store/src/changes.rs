@@ -6,7 +6,7 @@
 //! they were committed, can catch up after a restart from the sequence number they last
 //! applied, and never hold up a write.
 
-use unico_core::{AppId, Customer, FieldId, Schema, TimeZoneName, Value};
+use unico_core::{AppId, Customer, EventCode, FieldId, Schema, TimeZoneName, Value};
 
 /// An import touching at most this many customers is logged customer by customer
 /// ([`Change::Customer`]); a larger one as one [`Change::Bulk`].
@@ -25,7 +25,7 @@ pub enum Change {
         app: AppId,
         id: i64,
     },
-    /// The application's fields changed; this is the new schema.
+    /// The application's fields or event types changed; this is the new schema.
     Schema {
         app: AppId,
         schema: Schema,
@@ -37,6 +37,19 @@ pub enum Change {
     },
     AppDeleted {
         app: AppId,
+    },
+    /// Events were stored: these ids (sorted, disjoint, inclusive ranges), all of this
+    /// application. Views read them from the store ([`crate::Store::read_events`]).
+    Events {
+        app: AppId,
+        ranges: Vec<(i64, i64)>,
+    },
+    /// The application's events of one type older than `before` (epoch ms, exclusive) were
+    /// removed: retention, or the type's deletion (`before` is `i64::MAX`).
+    EventsRemoved {
+        app: AppId,
+        event: EventCode,
+        before: i64,
     },
     /// Many customers changed at once (an import too large to log customer by customer):
     /// views reload the application from a scan at a later sequence number.
@@ -112,6 +125,8 @@ impl Change {
             | Change::Schema { app, .. }
             | Change::TimeZone { app, .. }
             | Change::AppDeleted { app }
+            | Change::Events { app, .. }
+            | Change::EventsRemoved { app, .. }
             | Change::Bulk { app } => *app,
         }
     }

@@ -18,6 +18,7 @@ pub mod codec;
 pub mod conformance;
 pub mod cursor;
 pub mod error;
+pub mod events;
 mod live;
 mod log_row;
 pub mod postgres;
@@ -32,6 +33,7 @@ pub use changes::{
 };
 pub use cursor::Cursor;
 pub use error::StoreError;
+pub use events::{Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use store::{

@@ -9,7 +9,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use unico_core::{
-    AppId, Customer, CustomerId, FieldDef, FieldId, FieldName, FieldType, Schema, TimeZoneName,
+    AppId, Customer, CustomerId, EventCode, EventType, EventTypes, FieldDef, FieldId, FieldName,
+    FieldType, PropertyType, Schema, TimeZoneName,
 };
 
 use crate::changes::{Before, Change};
@@ -26,6 +27,10 @@ const BULK: i64 = 6;
 const CUSTOMER_CREATED: i64 = 7;
 /// A customer updated by the change, its previous values in `old`.
 const CUSTOMER_UPDATED: i64 = 8;
+/// Events stored: their id ranges in `text` (`lo-hi` lines).
+const EVENTS: i64 = 9;
+/// Events of one type removed: `text` is `before<TAB>code`.
+const EVENTS_REMOVED: i64 = 10;
 
 /// One change as the columns of its log row (besides its sequence number and time).
 #[derive(Debug, Default)]
@@ -97,6 +102,23 @@ impl EntryRow {
                 kind: BULK,
                 ..EntryRow::default()
             },
+            Change::Events { ranges, .. } => EntryRow {
+                app,
+                kind: EVENTS,
+                text: Some(
+                    ranges
+                        .iter()
+                        .map(|(lo, hi)| format!("{lo}-{hi}\n"))
+                        .collect(),
+                ),
+                ..EntryRow::default()
+            },
+            Change::EventsRemoved { event, before, .. } => EntryRow {
+                app,
+                kind: EVENTS_REMOVED,
+                text: Some(format!("{before}\t{event}")),
+                ..EntryRow::default()
+            },
         }
     }
 
@@ -152,13 +174,53 @@ impl EntryRow {
             },
             APP_DELETED => Change::AppDeleted { app },
             BULK => Change::Bulk { app },
+            EVENTS => {
+                let text = self.text.ok_or_else(|| bad("the event ids are missing"))?;
+                let mut ranges = Vec::new();
+                for line in text.lines() {
+                    let (lo, hi) = line.split_once('-').ok_or_else(|| bad("event ids"))?;
+                    ranges.push((
+                        lo.parse().map_err(|_| bad("event ids"))?,
+                        hi.parse().map_err(|_| bad("event ids"))?,
+                    ));
+                }
+                Change::Events { app, ranges }
+            }
+            EVENTS_REMOVED => {
+                let text = self.text.ok_or_else(|| bad("the removal is missing"))?;
+                let (before, code) = text.split_once('\t').ok_or_else(|| bad("removal"))?;
+                Change::EventsRemoved {
+                    app,
+                    event: EventCode::parse(code).map_err(|_| bad("event type"))?,
+                    before: before.parse().map_err(|_| bad("removal time"))?,
+                }
+            }
             _ => return Err(bad("unknown kind")),
         })
     }
 }
 
+/// Event type lines of a logged schema start with this (field lines with a number).
+const EVENT_TYPE_LINE: &str = "E\t";
+
 fn schema_text(schema: &Schema) -> String {
     let mut out = String::new();
+    for t in schema.event_types().all() {
+        let props: Vec<String> = t
+            .properties
+            .iter()
+            .map(|(n, ty)| format!("{n}:{}", ty.as_str()))
+            .collect();
+        out.push_str(&format!(
+            "{EVENT_TYPE_LINE}{}\t{}\t{}\t{}\t{}\t{}\n",
+            t.code,
+            t.retention_days,
+            u8::from(t.enabled),
+            t.created_at,
+            props.join(","),
+            t.name
+        ));
+    }
     for f in schema.fields() {
         out.push_str(&format!(
             "{}\t{}\t{}\t{}\n",
@@ -174,7 +236,30 @@ fn schema_text(schema: &Schema) -> String {
 fn parse_schema(text: &str) -> Result<Schema, StoreError> {
     let bad = || StoreError::Internal("a logged schema is unreadable".into());
     let mut fields = Vec::new();
+    let mut events = Vec::new();
     for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(EVENT_TYPE_LINE) {
+            let parts: Vec<&str> = rest.splitn(6, '\t').collect();
+            let [code, retention, enabled, created, props, name] = parts[..] else {
+                return Err(bad());
+            };
+            events.push(EventType {
+                code: EventCode::parse(code).map_err(|_| bad())?,
+                name: name.to_owned(),
+                retention_days: retention.parse().map_err(|_| bad())?,
+                enabled: enabled == "1",
+                properties: props
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let (n, t) = p.rsplit_once(':').ok_or_else(bad)?;
+                        Ok((n.to_owned(), PropertyType::parse(t).map_err(|_| bad())?))
+                    })
+                    .collect::<Result<_, StoreError>>()?,
+                created_at: created.parse().map_err(|_| bad())?,
+            });
+            continue;
+        }
         let mut parts = line.splitn(4, '\t');
         let (Some(id), Some(ty), Some(created), Some(name)) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -188,7 +273,7 @@ fn parse_schema(text: &str) -> Result<Schema, StoreError> {
             name: FieldName::parse(name).map_err(|_| bad())?,
         });
     }
-    Ok(Schema::new(fields))
+    Ok(Schema::new(fields).with_event_types(EventTypes::new(events)))
 }
 
 /// The sequence number of the last committed change this process knows of, shared by the

@@ -6,13 +6,14 @@
 //! never reads a clock and tests control time.
 
 use unico_core::{
-    AppId, AppName, Application, Customer, CustomerId, FieldChange, FieldDef, FieldName, FieldType,
-    Schema, TimeZoneName,
+    AppId, AppName, Application, Customer, CustomerId, Event, EventCode, EventType, FieldChange,
+    FieldDef, FieldName, FieldType, Schema, TimeZoneName,
 };
 
 use crate::changes::{LogBounds, LogEntry};
 use crate::cursor::Cursor;
 use crate::error::StoreError;
+use crate::events::{Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent};
 
 /// A stored API key (the key itself is never stored, only its SHA-256).
 #[derive(Debug, Clone, PartialEq)]
@@ -167,6 +168,68 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<FieldDef, StoreError>;
     /// Deletes a field and its value from every customer; answers how many values went.
     fn delete_field(&self, app: AppId, name: &FieldName) -> Result<u64, StoreError>;
+
+    // --- event types (also in [`Store::schema`]'s `event_types`) ---
+    /// Registers an event type; `Conflict` if the code exists, `Limit` past
+    /// [`unico_core::limits::MAX_EVENT_TYPES_PER_APP`].
+    fn create_event_type(
+        &self,
+        app: AppId,
+        event_type: &EventType,
+    ) -> Result<EventType, StoreError>;
+    fn update_event_type(
+        &self,
+        app: AppId,
+        code: &EventCode,
+        patch: &EventTypePatch,
+    ) -> Result<EventType, StoreError>;
+    /// Deletes an event type and every event of it; answers how many events went.
+    fn delete_event_type(&self, app: AppId, code: &EventCode) -> Result<u64, StoreError>;
+
+    // --- events ---
+    /// Stores events in one durable write, each checked against the registry (an
+    /// unregistered or disabled type is that item's `Invalid` error) and deduplicated by
+    /// its key; a customer that does not exist is created. Answers per item, in order.
+    fn insert_events(
+        &self,
+        app: AppId,
+        events: Vec<NewEvent>,
+        now: i64,
+    ) -> Result<Vec<Result<EventOutcome, StoreError>>, StoreError>;
+    /// One page of a customer's events, newest first.
+    fn customer_events(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        query: &EventQuery,
+    ) -> Result<EventPage, StoreError>;
+    /// First and last seen, channels and the number of events of a customer.
+    fn customer_activity(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+    ) -> Result<Activity, StoreError>;
+    /// The application's events with `from <= id <= to`, ascending by id, at most `limit`
+    /// (for followers of [`crate::Change::Events`]).
+    fn read_events(
+        &self,
+        app: AppId,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError>;
+    /// Removes every event older than its type's retention at `now`, logging one
+    /// [`crate::Change::EventsRemoved`] per type that lost events; answers how many went.
+    fn expire_events(&self, now: i64) -> Result<u64, StoreError>;
+    /// Visits every customer of the application in id order, then every event of it in id
+    /// order (until a visitor answers false), all as of one point of the change log, whose
+    /// sequence number it answers.
+    fn scan_app(
+        &self,
+        app: AppId,
+        customers: &mut dyn FnMut(Customer) -> bool,
+        events: &mut dyn FnMut(Event) -> bool,
+    ) -> Result<u64, StoreError>;
 
     // --- customers ---
     /// Creates a customer; `Conflict` if the customerId exists.

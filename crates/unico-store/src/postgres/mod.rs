@@ -255,6 +255,72 @@ fn import_once(
 }
 
 impl Store for PostgresStore {
+    fn create_event_type(
+        &self,
+        _app: AppId,
+        _t: &unico_core::EventType,
+    ) -> Result<unico_core::EventType, StoreError> {
+        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+    }
+    fn update_event_type(
+        &self,
+        _app: AppId,
+        _c: &unico_core::EventCode,
+        _p: &crate::EventTypePatch,
+    ) -> Result<unico_core::EventType, StoreError> {
+        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+    }
+    fn delete_event_type(
+        &self,
+        _app: AppId,
+        _c: &unico_core::EventCode,
+    ) -> Result<u64, StoreError> {
+        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+    }
+    fn insert_events(
+        &self,
+        _app: AppId,
+        _e: Vec<crate::NewEvent>,
+        _now: i64,
+    ) -> Result<Vec<Result<crate::EventOutcome, StoreError>>, StoreError> {
+        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+    }
+    fn customer_events(
+        &self,
+        _app: AppId,
+        _c: &CustomerId,
+        _q: &crate::EventQuery,
+    ) -> Result<crate::EventPage, StoreError> {
+        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+    }
+    fn customer_activity(
+        &self,
+        _app: AppId,
+        _c: &CustomerId,
+    ) -> Result<crate::Activity, StoreError> {
+        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+    }
+    fn read_events(
+        &self,
+        _app: AppId,
+        _f: i64,
+        _t: i64,
+        _l: usize,
+    ) -> Result<Vec<unico_core::Event>, StoreError> {
+        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+    }
+    fn expire_events(&self, _now: i64) -> Result<u64, StoreError> {
+        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+    }
+    fn scan_app(
+        &self,
+        _app: AppId,
+        _c: &mut dyn FnMut(Customer) -> bool,
+        _e: &mut dyn FnMut(unico_core::Event) -> bool,
+    ) -> Result<u64, StoreError> {
+        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+    }
+
     fn backend(&self) -> &'static str {
         "postgres"
     }

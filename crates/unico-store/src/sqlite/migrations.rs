@@ -91,6 +91,29 @@ const MIGRATIONS: &[&str] = &[
      DELETE FROM meta WHERE key LIKE 'data_version.%';",
     // 6: an updated customer's previous values in its log entry.
     "ALTER TABLE change_log ADD COLUMN old BLOB;",
+    // 7: interactions: the event type registry and the events, by customer and by key.
+    "CREATE TABLE event_types (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         app_id INTEGER NOT NULL REFERENCES apps(id),
+         code TEXT NOT NULL,
+         name TEXT NOT NULL,
+         retention_days INTEGER NOT NULL,
+         enabled INTEGER NOT NULL,
+         properties TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         UNIQUE (app_id, code));
+     CREATE TABLE events (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         app_id INTEGER NOT NULL,
+         customer INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+         type_id INTEGER NOT NULL,
+         channel TEXT NOT NULL,
+         device_id TEXT,
+         ts INTEGER NOT NULL,
+         event_key TEXT,
+         properties TEXT);
+     CREATE INDEX events_by_customer ON events(customer, ts, id);
+     CREATE UNIQUE INDEX events_by_key ON events(app_id, event_key) WHERE event_key IS NOT NULL;",
 ];
 
 /// Brings the database up to this build's schema.

@@ -10,6 +10,7 @@
 //! reads use a small pool of their own connections and never wait for writes.
 
 mod bulk;
+mod events;
 mod imports;
 mod log;
 mod migrations;
@@ -26,14 +27,15 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags, params};
 use unico_core::limits::MAX_FIELDS_PER_APP;
 use unico_core::{
-    AppId, AppName, Application, Customer, CustomerId, FieldChange, FieldDef, FieldId, FieldName,
-    FieldType, Schema, TimeZoneName,
+    AppId, AppName, Application, Customer, CustomerId, Event, EventCode, EventType, FieldChange,
+    FieldDef, FieldId, FieldName, FieldType, Schema, TimeZoneName,
 };
 
 use crate::changes::Change;
 use crate::codec;
 use crate::cursor::Cursor;
 use crate::error::StoreError;
+use crate::events::{Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent};
 use crate::store::SegmentRecord;
 use crate::store::{
     ApiKeyInfo, FieldStat, ImportBatch, ImportCounts, ImportMode, ImportRecord, ImportRowError,
@@ -379,6 +381,8 @@ impl Store for SqliteStore {
             w.forget(app);
             let c = &w.conn;
             ensure_app(c, app)?;
+            c.execute("DELETE FROM events WHERE app_id = ?1", [app.0])?;
+            c.execute("DELETE FROM event_types WHERE app_id = ?1", [app.0])?;
             c.execute("DELETE FROM customers WHERE app_id = ?1", [app.0])?;
             c.execute("DELETE FROM apps WHERE id = ?1", [app.0])?;
             w.emit(Change::AppDeleted { app });
@@ -463,7 +467,8 @@ impl Store for SqliteStore {
                     .into_iter()
                     .map(|s| s.field)
                     .collect(),
-            ))
+            )
+            .with_event_types(events::registry(c, app)?))
         })?;
         cache.insert(app, schema.clone());
         Ok(schema)
@@ -565,6 +570,112 @@ impl Store for SqliteStore {
         });
         self.forget_schema(app);
         result
+    }
+
+    fn create_event_type(
+        &self,
+        app: AppId,
+        event_type: &EventType,
+    ) -> Result<EventType, StoreError> {
+        let t = event_type.clone();
+        let result = self.writer.write(move |w| events::create_type(w, app, &t));
+        self.forget_schema(app);
+        result
+    }
+
+    fn update_event_type(
+        &self,
+        app: AppId,
+        code: &EventCode,
+        patch: &EventTypePatch,
+    ) -> Result<EventType, StoreError> {
+        let (code, patch) = (code.clone(), patch.clone());
+        let result = self
+            .writer
+            .write(move |w| events::update_type(w, app, &code, &patch));
+        self.forget_schema(app);
+        result
+    }
+
+    fn delete_event_type(&self, app: AppId, code: &EventCode) -> Result<u64, StoreError> {
+        let code = code.clone();
+        let result = self
+            .writer
+            .write(move |w| events::delete_type(w, app, &code));
+        self.forget_schema(app);
+        result
+    }
+
+    fn insert_events(
+        &self,
+        app: AppId,
+        items: Vec<NewEvent>,
+        now: i64,
+    ) -> Result<Vec<Result<EventOutcome, StoreError>>, StoreError> {
+        self.writer
+            .write(move |w| events::insert(w, app, items, now))
+    }
+
+    fn customer_events(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        query: &EventQuery,
+    ) -> Result<EventPage, StoreError> {
+        self.read(|c| events::timeline(c, app, customer_id, query))
+    }
+
+    fn customer_activity(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+    ) -> Result<Activity, StoreError> {
+        self.read(|c| events::activity(c, app, customer_id))
+    }
+
+    fn read_events(
+        &self,
+        app: AppId,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.read(|c| events::read_range(c, app, from, to, limit))
+    }
+
+    fn expire_events(&self, now: i64) -> Result<u64, StoreError> {
+        self.writer.write(move |w| events::expire(w, now))
+    }
+
+    fn scan_app(
+        &self,
+        app: AppId,
+        customers: &mut dyn FnMut(Customer) -> bool,
+        visit_events: &mut dyn FnMut(Event) -> bool,
+    ) -> Result<u64, StoreError> {
+        self.read(|c| {
+            // One read transaction, as in `scan_customers`.
+            c.execute_batch("BEGIN")?;
+            let scanned = (|| {
+                let seq = log::last_seq(c)?;
+                {
+                    let mut stmt = c.prepare(&format!(
+                        "SELECT {} FROM customers NOT INDEXED WHERE app_id = ?1 ORDER BY id",
+                        rows::CUSTOMER_COLUMNS
+                    ))?;
+                    let mut rows_iter = stmt.query([app.0])?;
+                    while let Some(row) = rows_iter.next()? {
+                        if !customers(rows::to_customer(rows::customer_from_row(row)?)?) {
+                            break;
+                        }
+                    }
+                }
+                events::scan(c, app, visit_events)?;
+                Ok(seq)
+            })();
+            c.execute_batch("COMMIT")?;
+            scanned
+        })
     }
 
     fn create_customer(

@@ -46,7 +46,8 @@ impl WriteCtx {
                 .into_iter()
                 .map(|s| s.field)
                 .collect(),
-        ))
+        )
+        .with_event_types(super::events::registry(&self.conn, app)?))
     }
 
     /// The application's live fields; `NotFound` if the application does not exist.

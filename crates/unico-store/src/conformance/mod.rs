@@ -22,6 +22,9 @@ use crate::store::{
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod events;
+pub use events::*;
+
 /// Expands to one `#[test]` per conformance case for the backend made by `$make`.
 #[macro_export]
 macro_rules! conformance_suite {
@@ -45,7 +48,12 @@ macro_rules! conformance_suite {
             imports_announce_their_customers_or_one_bulk_change,
             concurrent_writers_of_one_customer_take_turns,
             an_import_racing_patches_keeps_both, an_import_not_kept_racing_patches_keeps_only_them,
-            a_follower_sees_every_commit_once_in_commit_order
+            a_follower_sees_every_commit_once_in_commit_order,
+            event_types_lifecycle, events_are_stored_once_per_key_and_create_customers,
+            unregistered_and_disabled_types_are_item_errors, the_timeline_pages_newest_first,
+            events_follow_their_customer_and_application, retention_removes_old_events,
+            events_are_logged_and_read_back_by_id, a_scan_holds_customers_and_events,
+            concurrent_event_writers_store_each_key_once
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -865,6 +873,11 @@ fn logged(store: &dyn Store, after: u64) -> Vec<String> {
             Change::TimeZone { timezone, .. } => format!("tz {}", timezone.as_str()),
             Change::AppDeleted { .. } => "app deleted".to_owned(),
             Change::Bulk { .. } => "bulk".to_owned(),
+            Change::Events { ranges, .. } => format!(
+                "events {}",
+                ranges.iter().map(|(lo, hi)| hi - lo + 1).sum::<i64>()
+            ),
+            Change::EventsRemoved { event, .. } => format!("events removed {event}"),
         })
         .collect()
 }

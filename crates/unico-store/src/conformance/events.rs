@@ -1,0 +1,510 @@
+//! Conformance cases for interactions: the type registry, event writes, the timeline,
+//! retention and how events reach the change log.
+
+use std::collections::HashSet;
+
+use unico_core::{Channel, EventCode, EventType, Properties, PropertyType};
+
+use super::{app, cid, logged};
+use crate::changes::Change;
+use crate::error::StoreError;
+use crate::events::{EventQuery, EventTypePatch, NewEvent};
+use crate::store::Store;
+use unico_core::AppId;
+
+const DAY: i64 = 86_400_000;
+/// 2026-12-01T00:00:00Z.
+const NOW: i64 = 1_796_083_200_000;
+
+fn code(text: &str) -> EventCode {
+    EventCode::parse(text).unwrap()
+}
+
+fn channel(text: &str) -> Channel {
+    Channel::parse(text).unwrap()
+}
+
+fn register(store: &dyn Store, app: AppId, c: &str, retention_days: u32) -> EventType {
+    store
+        .create_event_type(
+            app,
+            &EventType {
+                code: code(c),
+                name: format!("The {c}"),
+                retention_days,
+                enabled: true,
+                properties: vec![("amount".into(), PropertyType::Number)],
+                created_at: NOW,
+            },
+        )
+        .unwrap()
+}
+
+fn event(key: Option<&str>, customer: &str, c: &str, ch: &str, ts: i64) -> NewEvent {
+    NewEvent {
+        event_id: key.map(str::to_owned),
+        customer_id: cid(customer),
+        event_type: code(c),
+        channel: channel(ch),
+        device_id: None,
+        timestamp: ts,
+        properties: Properties::default(),
+    }
+}
+
+fn timeline(store: &dyn Store, app: AppId, customer: &str, q: EventQuery) -> Vec<i64> {
+    let mut out = Vec::new();
+    let mut q = q;
+    loop {
+        let page = store.customer_events(app, &cid(customer), &q).unwrap();
+        out.extend(page.events.iter().map(|e| e.timestamp));
+        match page.next {
+            Some(next) => q.after = Some(next),
+            None => return out,
+        }
+    }
+}
+
+pub fn event_types_lifecycle(store: &dyn Store) {
+    let a = app(store, "A");
+    let t = register(store, a, "purchase", 30);
+    assert_eq!(t.code.as_str(), "purchase");
+    let again = store.create_event_type(a, &t);
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let schema = store.schema(a).unwrap();
+    assert_eq!(schema.event_types().get("purchase"), Some(&t));
+    let patched = store
+        .update_event_type(
+            a,
+            &code("purchase"),
+            &EventTypePatch {
+                name: Some("Purchase".into()),
+                retention_days: Some(90),
+                enabled: Some(false),
+                properties: Some(vec![("currency".into(), PropertyType::String)]),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        (
+            patched.name.as_str(),
+            patched.retention_days,
+            patched.enabled
+        ),
+        ("Purchase", 90, false)
+    );
+    assert_eq!(
+        store.schema(a).unwrap().event_types().get("purchase"),
+        Some(&patched)
+    );
+    let missing = store.update_event_type(a, &code("nope"), &EventTypePatch::default());
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+    // Another application does not see it.
+    let b = app(store, "B");
+    assert!(store.schema(b).unwrap().event_types().all().is_empty());
+    assert_eq!(store.delete_event_type(a, &code("purchase")).unwrap(), 0);
+    assert!(store.schema(a).unwrap().event_types().all().is_empty());
+    let gone = store.delete_event_type(a, &code("purchase"));
+    assert!(matches!(gone, Err(StoreError::NotFound(_))), "{gone:?}");
+}
+
+pub fn events_are_stored_once_per_key_and_create_customers(store: &dyn Store) {
+    let a = app(store, "A");
+    register(store, a, "purchase", 365);
+    store.create_customer(a, &cid("known"), &[], NOW).unwrap();
+    let results = store
+        .insert_events(
+            a,
+            vec![
+                event(Some("k1"), "known", "purchase", "web", NOW - DAY),
+                event(Some("k1"), "known", "purchase", "pos", NOW),
+                event(None, "new", "purchase", "web", NOW - 2 * DAY),
+                event(None, "new", "purchase", "web", NOW - 3 * DAY),
+            ],
+            NOW,
+        )
+        .unwrap();
+    let outcomes: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+    assert!(!outcomes[0].duplicate && !outcomes[0].customer_created);
+    assert!(
+        outcomes[1].duplicate,
+        "the same key twice in one batch is stored once"
+    );
+    assert_eq!(outcomes[1].id, outcomes[0].id);
+    assert!(outcomes[2].customer_created && !outcomes[3].customer_created);
+    let created = store.get_customer(a, &cid("new")).unwrap();
+    assert!(created.fields.is_empty());
+    // Across batches too, and the first event's content stays.
+    let again = store
+        .insert_events(
+            a,
+            vec![event(Some("k1"), "new", "purchase", "app", NOW)],
+            NOW,
+        )
+        .unwrap();
+    let again = again.into_iter().next().unwrap().unwrap();
+    assert!(again.duplicate && again.id == outcomes[0].id);
+    let known = store
+        .customer_events(
+            a,
+            &cid("known"),
+            &EventQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(known.events.len(), 1);
+    assert_eq!(known.events[0].channel.as_str(), "web");
+    assert_eq!(known.events[0].event_id.as_deref(), Some("k1"));
+    assert_eq!(store.customer_activity(a, &cid("new")).unwrap().events, 2);
+    // A key is per application.
+    let b = app(store, "B");
+    register(store, b, "purchase", 365);
+    let other = store
+        .insert_events(
+            b,
+            vec![event(Some("k1"), "known", "purchase", "web", NOW)],
+            NOW,
+        )
+        .unwrap();
+    assert!(!other[0].as_ref().unwrap().duplicate);
+}
+
+pub fn unregistered_and_disabled_types_are_item_errors(store: &dyn Store) {
+    let a = app(store, "A");
+    register(store, a, "purchase", 365);
+    register(store, a, "old", 365);
+    store
+        .update_event_type(
+            a,
+            &code("old"),
+            &EventTypePatch {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let head = store.log_head();
+    let results = store
+        .insert_events(
+            a,
+            vec![
+                event(None, "c1", "nope", "web", NOW),
+                event(None, "c2", "old", "web", NOW),
+                event(None, "c3", "purchase", "web", NOW),
+            ],
+            NOW,
+        )
+        .unwrap();
+    assert!(matches!(&results[0], Err(StoreError::Invalid(m)) if m.contains("nope")));
+    assert!(matches!(&results[1], Err(StoreError::Invalid(m)) if m.contains("disabled")));
+    assert!(results[2].is_ok());
+    // The refused items created nobody.
+    assert!(store.get_customer(a, &cid("c1")).is_err());
+    assert!(store.get_customer(a, &cid("c2")).is_err());
+    assert_eq!(logged(store, head), vec!["customer c3", "events 1"]);
+    // An unknown application is an error of the whole call.
+    assert!(store.insert_events(AppId(999_999), vec![], NOW).is_err());
+}
+
+pub fn the_timeline_pages_newest_first(store: &dyn Store) {
+    let a = app(store, "A");
+    register(store, a, "purchase", 3650);
+    register(store, a, "email_open", 3650);
+    let mut batch = Vec::new();
+    for i in 0..25i64 {
+        let (t, ch) = if i % 3 == 0 {
+            ("email_open", "email")
+        } else {
+            ("purchase", "web")
+        };
+        // Two events share each instant, so ties are ordered by id.
+        batch.push(event(None, "ana", t, ch, NOW - (i / 2) * DAY));
+    }
+    batch.push(event(None, "bob", "purchase", "web", NOW));
+    store.insert_events(a, batch, NOW).unwrap();
+    let all = timeline(
+        store,
+        a,
+        "ana",
+        EventQuery {
+            limit: 4,
+            ..Default::default()
+        },
+    );
+    assert_eq!(all.len(), 25);
+    assert!(
+        all.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {all:?}"
+    );
+    let first = store
+        .customer_events(
+            a,
+            &cid("ana"),
+            &EventQuery {
+                limit: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(first.events[0].timestamp, first.events[1].timestamp);
+    assert!(first.events[0].id > first.events[1].id);
+    let opens = timeline(
+        store,
+        a,
+        "ana",
+        EventQuery {
+            types: vec![code("email_open")],
+            limit: 3,
+            ..Default::default()
+        },
+    );
+    assert_eq!(opens.len(), 9);
+    let email = timeline(
+        store,
+        a,
+        "ana",
+        EventQuery {
+            channels: vec![channel("email")],
+            limit: 100,
+            ..Default::default()
+        },
+    );
+    assert_eq!(email, opens);
+    let window = timeline(
+        store,
+        a,
+        "ana",
+        EventQuery {
+            from: Some(NOW - 3 * DAY),
+            to: Some(NOW),
+            limit: 100,
+            ..Default::default()
+        },
+    );
+    assert_eq!(window.len(), 6, "days −3 … −1, two events each: {window:?}");
+    let activity = store.customer_activity(a, &cid("ana")).unwrap();
+    assert_eq!(activity.events, 25);
+    assert_eq!(activity.first_seen, Some(NOW - 12 * DAY));
+    assert_eq!(activity.last_seen, Some(NOW));
+    assert_eq!(activity.channels, vec![channel("email"), channel("web")]);
+    let missing = store.customer_events(a, &cid("nobody"), &EventQuery::default());
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+}
+
+pub fn events_follow_their_customer_and_application(store: &dyn Store) {
+    let a = app(store, "A");
+    register(store, a, "purchase", 3650);
+    store
+        .insert_events(
+            a,
+            vec![
+                event(Some("x"), "ana", "purchase", "web", NOW),
+                event(None, "bob", "purchase", "web", NOW),
+            ],
+            NOW,
+        )
+        .unwrap();
+    store.delete_customer(a, &cid("ana")).unwrap();
+    // The key went with the event: the same key is new again.
+    let again = store
+        .insert_events(
+            a,
+            vec![event(Some("x"), "ana", "purchase", "web", NOW)],
+            NOW,
+        )
+        .unwrap();
+    let again = again[0].as_ref().unwrap();
+    assert!(!again.duplicate && again.customer_created);
+    assert_eq!(store.customer_activity(a, &cid("ana")).unwrap().events, 1);
+    assert_eq!(store.delete_event_type(a, &code("purchase")).unwrap(), 2);
+    assert_eq!(store.customer_activity(a, &cid("bob")).unwrap().events, 0);
+    let b = app(store, "B");
+    register(store, b, "purchase", 3650);
+    store
+        .insert_events(b, vec![event(None, "ana", "purchase", "web", NOW)], NOW)
+        .unwrap();
+    store.delete_app(b).unwrap();
+    let mut seen = 0;
+    store
+        .scan_app(a, &mut |_| true, &mut |_| {
+            seen += 1;
+            true
+        })
+        .unwrap();
+    assert_eq!(seen, 0);
+}
+
+pub fn retention_removes_old_events(store: &dyn Store) {
+    let a = app(store, "A");
+    register(store, a, "page_view", 7);
+    register(store, a, "purchase", 365);
+    store
+        .insert_events(
+            a,
+            vec![
+                event(None, "ana", "page_view", "web", NOW - 7 * DAY - 1),
+                event(None, "ana", "page_view", "web", NOW - 7 * DAY),
+                event(None, "ana", "purchase", "web", NOW - 100 * DAY),
+            ],
+            NOW,
+        )
+        .unwrap();
+    let head = store.log_head();
+    assert_eq!(store.expire_events(NOW).unwrap(), 1);
+    let left = timeline(
+        store,
+        a,
+        "ana",
+        EventQuery {
+            limit: 10,
+            ..Default::default()
+        },
+    );
+    assert_eq!(left, vec![NOW - 7 * DAY, NOW - 100 * DAY]);
+    let entries = store.read_log(head, 10).unwrap();
+    assert_eq!(entries.len(), 1);
+    match &entries[0].change {
+        Change::EventsRemoved { event, before, .. } => {
+            assert_eq!((event.as_str(), *before), ("page_view", NOW - 7 * DAY));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Nothing more to remove: nothing logged.
+    assert_eq!(store.expire_events(NOW).unwrap(), 0);
+    assert_eq!(store.log_head(), entries[0].seq);
+}
+
+pub fn events_are_logged_and_read_back_by_id(store: &dyn Store) {
+    let a = app(store, "A");
+    register(store, a, "purchase", 3650);
+    let head = store.log_head();
+    let mut props = serde_json::Map::new();
+    props.insert("amount".into(), serde_json::json!(59.9));
+    props.insert("tags".into(), serde_json::json!(["a", {"b": 1}]));
+    let mut e = event(Some("k"), "ana", "purchase", "pos", NOW);
+    e.device_id = Some("d-1".into());
+    e.properties = Properties::from_json(serde_json::Value::Object(props)).unwrap();
+    let sent = e.clone();
+    let results = store
+        .insert_events(
+            a,
+            vec![e, event(None, "ana", "purchase", "web", NOW - DAY)],
+            NOW,
+        )
+        .unwrap();
+    let ids: Vec<i64> = results.iter().map(|r| r.as_ref().unwrap().id).collect();
+    let entries = store.read_log(head, 10).unwrap();
+    let ranges = entries
+        .iter()
+        .find_map(|e| match &e.change {
+            Change::Events { ranges, .. } => Some(ranges.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let mut logged_ids: Vec<i64> = ranges.iter().flat_map(|(lo, hi)| *lo..=*hi).collect();
+    logged_ids.sort_unstable();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(logged_ids, sorted);
+    let (lo, hi) = (sorted[0], sorted[1]);
+    let read = store.read_events(a, lo, hi, 10).unwrap();
+    assert_eq!(read.len(), 2);
+    let first = read.iter().find(|e| e.id == ids[0]).unwrap();
+    assert_eq!(first.event_id.as_deref(), Some("k"));
+    assert_eq!(first.device_id.as_deref(), Some("d-1"));
+    assert_eq!(first.channel.as_str(), "pos");
+    assert_eq!(first.properties, sent.properties);
+    assert_eq!(first.timestamp, NOW);
+    assert_eq!(
+        first.customer,
+        store.get_customer(a, &cid("ana")).unwrap().id
+    );
+    assert_eq!(store.read_events(a, lo, hi, 1).unwrap().len(), 1);
+    // Another application's ids read nothing.
+    let b = app(store, "B");
+    assert!(store.read_events(b, lo, hi, 10).unwrap().is_empty());
+}
+
+pub fn a_scan_holds_customers_and_events(store: &dyn Store) {
+    let a = app(store, "A");
+    register(store, a, "purchase", 3650);
+    let batch: Vec<NewEvent> = (0..50)
+        .map(|i| {
+            event(
+                None,
+                &format!("c{}", i % 7),
+                "purchase",
+                "web",
+                NOW - i * 1000,
+            )
+        })
+        .collect();
+    store.insert_events(a, batch, NOW).unwrap();
+    let (mut customers, mut events) = (Vec::new(), Vec::new());
+    let seq = store
+        .scan_app(
+            a,
+            &mut |c| {
+                customers.push(c.id);
+                true
+            },
+            &mut |e| {
+                events.push(e.id);
+                true
+            },
+        )
+        .unwrap();
+    assert_eq!(seq, store.log_head());
+    assert_eq!(customers.len(), 7);
+    assert_eq!(events.len(), 50);
+    assert!(events.windows(2).all(|w| w[0] < w[1]));
+}
+
+pub fn concurrent_event_writers_store_each_key_once(store: &dyn Store) {
+    let a = app(store, "A");
+    register(store, a, "purchase", 3650);
+    let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
+    let stored: Vec<Vec<i64>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|w| {
+                let keys = &keys;
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    for chunk in keys.chunks(20) {
+                        let batch: Vec<NewEvent> = chunk
+                            .iter()
+                            .map(|k| event(Some(k), &format!("c{w}-{k}"), "purchase", "web", NOW))
+                            .collect();
+                        for r in store.insert_events(a, batch, NOW).unwrap() {
+                            let r = r.unwrap();
+                            if !r.duplicate {
+                                mine.push(r.id);
+                            }
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let all: Vec<i64> = stored.into_iter().flatten().collect();
+    assert_eq!(all.len(), 200, "each key stored exactly once");
+    assert_eq!(all.iter().collect::<HashSet<_>>().len(), 200);
+    let mut total = 0;
+    store
+        .scan_app(a, &mut |_| true, &mut |_| {
+            total += 1;
+            true
+        })
+        .unwrap();
+    assert_eq!(total, 200);
+}

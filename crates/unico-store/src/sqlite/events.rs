@@ -1,0 +1,478 @@
+//! Interactions on the embedded backend: the event type registry, event writes (one
+//! multi-row job on the writer, deduplicated by key), the timeline and retention.
+//!
+//! Events are rows of `events`, in id order (ids never reused); the timeline reads the
+//! `(customer, ts, id)` index backwards; the key index makes a repeated key a no-op.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use unico_core::limits::MAX_EVENT_TYPES_PER_APP;
+use unico_core::{AppId, Channel, CustomerId, Event, EventCode, EventType, EventTypes, Properties};
+
+use super::rows;
+use super::writer::WriteCtx;
+use super::writes::{CountDeltas, CustomerWriter, Mode};
+use crate::changes::{Before, Change};
+use crate::error::StoreError;
+use crate::events::{
+    Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent, id_ranges,
+    parse_properties_text, properties_text,
+};
+
+/// The registered types of `app`, with their row ids.
+pub fn event_types(conn: &Connection, app: AppId) -> Result<Vec<(i64, EventType)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, code, name, retention_days, enabled, properties, created_at
+         FROM event_types WHERE app_id = ?1 ORDER BY code",
+    )?;
+    let rows = stmt.query_map([app.0], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+            r.get::<_, bool>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, i64>(6)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, code, name, retention, enabled, props, created_at) = row?;
+        out.push((
+            id,
+            EventType {
+                code: EventCode::parse(&code)
+                    .map_err(|_| StoreError::Internal(format!("stored event type {code}")))?,
+                name,
+                retention_days: retention.clamp(1, i64::from(u32::MAX)) as u32,
+                enabled,
+                properties: parse_properties_text(&props),
+                created_at,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+pub fn registry(conn: &Connection, app: AppId) -> Result<EventTypes, StoreError> {
+    Ok(EventTypes::new(
+        event_types(conn, app)?
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect(),
+    ))
+}
+
+fn type_row(
+    conn: &Connection,
+    app: AppId,
+    code: &EventCode,
+) -> Result<(i64, EventType), StoreError> {
+    event_types(conn, app)?
+        .into_iter()
+        .find(|(_, t)| t.code == *code)
+        .ok_or_else(|| StoreError::NotFound(format!("event type \"{code}\"")))
+}
+
+pub fn create_type(w: &mut WriteCtx, app: AppId, t: &EventType) -> Result<EventType, StoreError> {
+    let c = &w.conn;
+    rows::get_app(c, app)?;
+    let existing = event_types(c, app)?;
+    if existing.iter().any(|(_, e)| e.code == t.code) {
+        return Err(StoreError::Conflict(format!(
+            "event type \"{}\" exists already",
+            t.code
+        )));
+    }
+    if existing.len() >= MAX_EVENT_TYPES_PER_APP {
+        return Err(StoreError::Limit(format!(
+            "an application registers at most {MAX_EVENT_TYPES_PER_APP} event types"
+        )));
+    }
+    c.execute(
+        "INSERT INTO event_types (app_id, code, name, retention_days, enabled, properties, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            app.0,
+            t.code.as_str(),
+            t.name,
+            i64::from(t.retention_days),
+            t.enabled,
+            properties_text(&t.properties),
+            t.created_at
+        ],
+    )?;
+    let schema = w.schema(app)?;
+    w.emit(Change::Schema { app, schema });
+    Ok(t.clone())
+}
+
+pub fn update_type(
+    w: &mut WriteCtx,
+    app: AppId,
+    code: &EventCode,
+    patch: &EventTypePatch,
+) -> Result<EventType, StoreError> {
+    let c = &w.conn;
+    rows::get_app(c, app)?;
+    let (id, mut t) = type_row(c, app, code)?;
+    if let Some(name) = &patch.name {
+        t.name = name.clone();
+    }
+    if let Some(days) = patch.retention_days {
+        t.retention_days = days;
+    }
+    if let Some(enabled) = patch.enabled {
+        t.enabled = enabled;
+    }
+    if let Some(props) = &patch.properties {
+        t.properties = props.clone();
+    }
+    c.execute(
+        "UPDATE event_types SET name = ?2, retention_days = ?3, enabled = ?4, properties = ?5 WHERE id = ?1",
+        params![
+            id,
+            t.name,
+            i64::from(t.retention_days),
+            t.enabled,
+            properties_text(&t.properties)
+        ],
+    )?;
+    let schema = w.schema(app)?;
+    w.emit(Change::Schema { app, schema });
+    Ok(t)
+}
+
+pub fn delete_type(w: &mut WriteCtx, app: AppId, code: &EventCode) -> Result<u64, StoreError> {
+    let c = &w.conn;
+    rows::get_app(c, app)?;
+    let (id, t) = type_row(c, app, code)?;
+    let removed = c.execute("DELETE FROM events WHERE type_id = ?1", [id])? as u64;
+    c.execute("DELETE FROM event_types WHERE id = ?1", [id])?;
+    w.emit(Change::EventsRemoved {
+        app,
+        event: t.code,
+        before: i64::MAX,
+    });
+    let schema = w.schema(app)?;
+    w.emit(Change::Schema { app, schema });
+    Ok(removed)
+}
+
+/// Writes `events` in the writer's transaction; logs the customers they created and then
+/// one [`Change::Events`] with the ids stored.
+pub fn insert(
+    w: &mut WriteCtx,
+    app: AppId,
+    events: Vec<NewEvent>,
+    now: i64,
+) -> Result<Vec<Result<EventOutcome, StoreError>>, StoreError> {
+    let _ = now;
+    let c = &w.conn;
+    rows::get_app(c, app)?;
+    let types: HashMap<EventCode, (i64, bool)> = event_types(c, app)?
+        .into_iter()
+        .map(|(id, t)| (t.code, (id, t.enabled)))
+        .collect();
+    let mut insert = c.prepare_cached(
+        "INSERT OR IGNORE INTO events (app_id, customer, type_id, channel, device_id, ts, event_key, properties)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut by_key =
+        c.prepare_cached("SELECT id FROM events WHERE app_id = ?1 AND event_key = ?2")?;
+    let mut find_id =
+        c.prepare_cached("SELECT id FROM customers WHERE app_id = ?1 AND customer_id = ?2")?;
+    let mut writer = CustomerWriter::new(c)?;
+    let mut deltas = CountDeltas::default();
+    let mut customers: HashMap<CustomerId, i64> = HashMap::new();
+    let mut created = Vec::new();
+    let mut stored = Vec::with_capacity(events.len());
+    let mut results = Vec::with_capacity(events.len());
+    for e in events {
+        let Some(&(type_id, enabled)) = types.get(&e.event_type) else {
+            results.push(Err(StoreError::Invalid(format!(
+                "the event type \"{}\" is not registered in this application; register it first (POST …/event-types)",
+                e.event_type
+            ))));
+            continue;
+        };
+        if !enabled {
+            results.push(Err(StoreError::Invalid(format!(
+                "the event type \"{}\" is disabled; enable it to store its events",
+                e.event_type
+            ))));
+            continue;
+        }
+        if let Some(key) = &e.event_id {
+            let existing: Option<i64> = by_key
+                .query_row(params![app.0, key], |r| r.get(0))
+                .optional()?;
+            if let Some(id) = existing {
+                results.push(Ok(EventOutcome {
+                    id,
+                    duplicate: true,
+                    customer_created: false,
+                }));
+                continue;
+            }
+        }
+        let mut customer_created = false;
+        let customer = match customers.get(&e.customer_id) {
+            Some(&id) => id,
+            None => {
+                let found: Option<i64> = find_id
+                    .query_row(params![app.0, e.customer_id.as_str()], |r| r.get(0))
+                    .optional()?;
+                let id = match found {
+                    Some(id) => id,
+                    None => {
+                        let (outcome, _) = writer.write(
+                            c,
+                            app,
+                            &e.customer_id,
+                            &[],
+                            e.timestamp.min(now),
+                            Mode::Create,
+                            &mut deltas,
+                        )?;
+                        customer_created = true;
+                        let id = outcome.customer.id;
+                        created.push(outcome.customer);
+                        id
+                    }
+                };
+                customers.insert(e.customer_id.clone(), id);
+                id
+            }
+        };
+        let props = (!e.properties.is_empty()).then(|| e.properties.to_json_text());
+        insert.execute(params![
+            app.0,
+            customer,
+            type_id,
+            e.channel.as_str(),
+            e.device_id,
+            e.timestamp,
+            e.event_id,
+            props
+        ])?;
+        let id = c.last_insert_rowid();
+        stored.push(id);
+        results.push(Ok(EventOutcome {
+            id,
+            duplicate: false,
+            customer_created,
+        }));
+    }
+    drop((insert, by_key, find_id, writer));
+    for customer in created {
+        w.emit(Change::Customer {
+            app,
+            customer,
+            before: Before::Created,
+        });
+    }
+    if !stored.is_empty() {
+        w.emit(Change::Events {
+            app,
+            ranges: id_ranges(&mut stored),
+        });
+    }
+    Ok(results)
+}
+
+const EVENT_COLUMNS: &str =
+    "e.id, e.customer, t.code, e.channel, e.device_id, e.ts, e.event_key, e.properties";
+
+fn event_from_row(row: &Row<'_>) -> Result<Event, StoreError> {
+    let code: String = row.get(2)?;
+    let channel: String = row.get(3)?;
+    let props: Option<String> = row.get(7)?;
+    let bad = |what: &str| StoreError::Internal(format!("a stored event's {what} is unreadable"));
+    Ok(Event {
+        id: row.get(0)?,
+        customer: row.get(1)?,
+        event_type: EventCode::parse(&code).map_err(|_| bad("type"))?,
+        channel: Channel::parse(&channel).map_err(|_| bad("channel"))?,
+        device_id: row.get(4)?,
+        timestamp: row.get(5)?,
+        event_id: row.get(6)?,
+        properties: match props {
+            Some(text) => Properties::from_stored(&text).map_err(|_| bad("properties"))?,
+            None => Properties::default(),
+        },
+    })
+}
+
+pub fn timeline(
+    conn: &Connection,
+    app: AppId,
+    customer_id: &CustomerId,
+    q: &EventQuery,
+) -> Result<EventPage, StoreError> {
+    let customer =
+        rows::find_customer(conn, app, customer_id)?.ok_or_else(|| rows::not_found(customer_id))?;
+    let mut sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events e JOIN event_types t ON t.id = e.type_id WHERE e.customer = ?1"
+    );
+    let mut args: Vec<rusqlite::types::Value> = vec![customer.id.into()];
+    let mut arg = |sql: &mut String, text: &str, v: rusqlite::types::Value| {
+        args.push(v);
+        sql.push_str(&text.replace('?', &format!("?{}", args.len())));
+    };
+    if !q.types.is_empty() {
+        let list: Vec<String> = q
+            .types
+            .iter()
+            .map(|t| format!("'{}'", t.as_str()))
+            .collect();
+        // Codes are ASCII letters, digits, '_', '-', '.': safe inside quotes.
+        sql.push_str(&format!(" AND t.code IN ({})", list.join(",")));
+    }
+    if !q.channels.is_empty() {
+        let list: Vec<String> = q
+            .channels
+            .iter()
+            .map(|c| format!("'{}'", c.as_str()))
+            .collect();
+        sql.push_str(&format!(" AND e.channel IN ({})", list.join(",")));
+    }
+    if let Some(from) = q.from {
+        arg(&mut sql, " AND e.ts >= ?", from.into());
+    }
+    if let Some(to) = q.to {
+        arg(&mut sql, " AND e.ts < ?", to.into());
+    }
+    if let Some((ts, id)) = q.after {
+        args.push(ts.into());
+        args.push(id.into());
+        let (a, b) = (args.len() - 1, args.len());
+        sql.push_str(&format!(
+            " AND (e.ts < ?{a} OR (e.ts = ?{a} AND e.id < ?{b}))"
+        ));
+    }
+    sql.push_str(&format!(
+        " ORDER BY e.ts DESC, e.id DESC LIMIT {}",
+        q.limit.saturating_add(1)
+    ));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows_iter = stmt.query(rusqlite::params_from_iter(args))?;
+    let mut events = Vec::new();
+    while let Some(row) = rows_iter.next()? {
+        events.push(event_from_row(row)?);
+    }
+    let next = if events.len() > q.limit {
+        events.truncate(q.limit);
+        events.last().map(|e| (e.timestamp, e.id))
+    } else {
+        None
+    };
+    Ok(EventPage { events, next })
+}
+
+pub fn activity(
+    conn: &Connection,
+    app: AppId,
+    customer_id: &CustomerId,
+) -> Result<Activity, StoreError> {
+    let customer =
+        rows::find_customer(conn, app, customer_id)?.ok_or_else(|| rows::not_found(customer_id))?;
+    let (events, first, last): (i64, Option<i64>, Option<i64>) = conn
+        .prepare_cached("SELECT count(*), min(ts), max(ts) FROM events WHERE customer = ?1")?
+        .query_row([customer.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT channel FROM events WHERE customer = ?1 ORDER BY channel",
+    )?;
+    let channels = stmt
+        .query_map([customer.id], |r| r.get::<_, String>(0))?
+        .filter_map(|c| c.ok().and_then(|c| Channel::parse(&c).ok()))
+        .collect();
+    Ok(Activity {
+        events: events.max(0) as u64,
+        first_seen: first,
+        last_seen: last,
+        channels,
+    })
+}
+
+pub fn read_range(
+    conn: &Connection,
+    app: AppId,
+    from: i64,
+    to: i64,
+    limit: usize,
+) -> Result<Vec<Event>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events e JOIN event_types t ON t.id = e.type_id
+         WHERE e.id BETWEEN ?1 AND ?2 AND e.app_id = ?3 ORDER BY e.id LIMIT ?4"
+    ))?;
+    let mut rows_iter = stmt.query(params![from, to, app.0, limit as i64])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows_iter.next()? {
+        out.push(event_from_row(row)?);
+    }
+    Ok(out)
+}
+
+/// Visits the application's events in id order.
+pub fn scan(
+    conn: &Connection,
+    app: AppId,
+    visit: &mut dyn FnMut(Event) -> bool,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events e JOIN event_types t ON t.id = e.type_id
+         WHERE e.app_id = ?1 ORDER BY e.id"
+    ))?;
+    let mut rows_iter = stmt.query([app.0])?;
+    while let Some(row) = rows_iter.next()? {
+        if !visit(event_from_row(row)?) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Removes every event past its type's retention at `now`.
+pub fn expire(w: &mut WriteCtx, now: i64) -> Result<u64, StoreError> {
+    let c = &w.conn;
+    let mut types = Vec::new();
+    {
+        let mut stmt =
+            c.prepare("SELECT id, app_id, code, retention_days FROM event_types ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        for row in rows {
+            types.push(row?);
+        }
+    }
+    let mut total = 0;
+    let mut removed = Vec::new();
+    for (id, app, code, days) in types {
+        let before = now.saturating_sub(days.saturating_mul(86_400_000));
+        let n = c
+            .prepare_cached("DELETE FROM events WHERE type_id = ?1 AND ts < ?2")?
+            .execute(params![id, before])? as u64;
+        if n > 0 {
+            total += n;
+            removed.push(Change::EventsRemoved {
+                app: AppId(app),
+                event: EventCode::parse(&code)
+                    .map_err(|_| StoreError::Internal(format!("stored event type {code}")))?,
+                before,
+            });
+        }
+    }
+    for change in removed {
+        w.emit(change);
+    }
+    Ok(total)
+}
