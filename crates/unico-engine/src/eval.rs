@@ -94,6 +94,7 @@ impl AppIndex {
 
     fn compile_node<'a>(&'a self, node: &Resolved, resolved: &ResolvedFilter) -> Plan<'a> {
         match node {
+            Resolved::Event(_) => Plan::Nothing, // placeholder until the engine holds events
             Resolved::And(children) => {
                 let mut kept = Vec::with_capacity(children.len());
                 for c in children {

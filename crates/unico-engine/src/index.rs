@@ -602,6 +602,7 @@ fn tests_presence_only(node: &unico_filter::resolve::Resolved) -> bool {
         }
         Resolved::Not(inner) => tests_presence_only(inner),
         Resolved::Test(test) => matches!(test.kind, TestKind::Exists | TestKind::NotExists),
+        Resolved::Event(_) => false,
     }
 }
 

@@ -35,6 +35,7 @@ pub mod bits;
 pub mod column;
 pub mod dict;
 pub mod eval;
+mod events_stub;
 pub mod index;
 pub mod local;
 pub mod members;

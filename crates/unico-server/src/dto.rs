@@ -391,3 +391,170 @@ pub fn customer_input(
         }
     }
 }
+
+// ---- interactions ----
+
+/// An event type as registered: `{"code", "name", "retention_days", "enabled",
+/// "properties": {"amount": "number"}}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEventType {
+    pub code: String,
+    /// Display name; the code when absent.
+    pub name: Option<String>,
+    /// Days events of this type are kept; 1095 (three years) when absent.
+    pub retention_days: Option<i64>,
+    /// `true` when absent.
+    pub enabled: Option<bool>,
+    /// Declared properties and their types (`number` or `string`).
+    #[schema(value_type = Option<Object>)]
+    pub properties: Option<Map<String, Json>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEventType {
+    pub name: Option<String>,
+    pub retention_days: Option<i64>,
+    pub enabled: Option<bool>,
+    #[schema(value_type = Option<Object>)]
+    pub properties: Option<Map<String, Json>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventTypeOut {
+    pub code: String,
+    pub name: String,
+    pub retention_days: u32,
+    pub enabled: bool,
+    #[schema(value_type = Object)]
+    pub properties: Map<String, Json>,
+    pub created_at: String,
+}
+
+impl From<&unico_core::EventType> for EventTypeOut {
+    fn from(t: &unico_core::EventType) -> Self {
+        EventTypeOut {
+            code: t.code.as_str().to_owned(),
+            name: t.name.clone(),
+            retention_days: t.retention_days,
+            enabled: t.enabled,
+            properties: t
+                .properties
+                .iter()
+                .map(|(n, ty)| (n.clone(), Json::String(ty.as_str().to_owned())))
+                .collect(),
+            created_at: format_datetime(t.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventTypeList {
+    pub event_types: Vec<EventTypeOut>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventTypeDeleted {
+    /// How many stored events of the type went with it.
+    pub events_deleted: u64,
+}
+
+/// `POST …/events`: `{"events": [ … ]}`, each item `{"event_id"?, "customerId", "type",
+/// "channel", "device_id"?, "timestamp"?, "properties"?}`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EventsIn {
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<Json>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventResult {
+    /// `stored`, `duplicate` or `error`.
+    pub status: &'static str,
+    /// The stored event's id (for a duplicate, the event stored first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    #[serde(rename = "customerId", skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    /// The event created its customer (it did not exist yet).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub customer_created: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::error::ErrorObject>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventsOut {
+    pub results: Vec<EventResult>,
+    /// How many items were stored, were duplicates, and failed.
+    pub stored: u64,
+    pub duplicates: u64,
+    pub errors: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventOut {
+    pub id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    #[serde(rename = "customerId")]
+    pub customer_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub channel: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    pub timestamp: String,
+    #[schema(value_type = Object)]
+    pub properties: Map<String, Json>,
+}
+
+impl EventOut {
+    pub fn new(e: &unico_core::Event, customer_id: &CustomerId) -> Self {
+        EventOut {
+            id: e.id,
+            event_id: e.event_id.clone(),
+            customer_id: customer_id.as_str().to_owned(),
+            event_type: e.event_type.as_str().to_owned(),
+            channel: e.channel.as_str().to_owned(),
+            device_id: e.device_id.clone(),
+            timestamp: format_datetime(e.timestamp),
+            properties: e.properties.as_map().clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventList {
+    /// On the first page (no cursor): how many events the customer has, first and last
+    /// seen, and the channels used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<ActivityOut>,
+    pub events: Vec<EventOut>,
+    /// Pass as `cursor` to get the next (older) page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// What a customer's events say about them.
+#[derive(Serialize, ToSchema)]
+pub struct ActivityOut {
+    pub events: u64,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    pub channels: Vec<String>,
+}
+
+impl From<&unico_store::Activity> for ActivityOut {
+    fn from(a: &unico_store::Activity) -> Self {
+        ActivityOut {
+            events: a.events,
+            first_seen: a.first_seen.map(format_datetime),
+            last_seen: a.last_seen.map(format_datetime),
+            channels: a.channels.iter().map(|c| c.as_str().to_owned()).collect(),
+        }
+    }
+}

@@ -113,9 +113,38 @@ enum Applied {
     Gone,
 }
 
-fn apply(loaded: &mut Loaded, change: &Change) -> Applied {
+/// Events read from the store at a time, when applying a logged batch of events.
+const EVENT_READ_BATCH: usize = 50_000;
+
+fn apply(loaded: &mut Loaded, change: &Change, store: &dyn Store) -> Applied {
     let index = &mut loaded.index;
     match change {
+        Change::Events { app, ranges } => {
+            // The events are read as they are now: one removed since (its customer deleted,
+            // retention) is missing here and its removal is later in the log anyway. Any
+            // failure to read means the index can no longer be trusted: rebuild it.
+            for &(lo, hi) in ranges {
+                let mut from = lo;
+                while from <= hi {
+                    match store.read_events(*app, from, hi, EVENT_READ_BATCH) {
+                        Ok(events) => {
+                            let Some(last) = events.last().map(|e| e.id) else {
+                                break;
+                            };
+                            index.add_events(&events);
+                            from = last + 1;
+                        }
+                        Err(e) => {
+                            tracing::warn!(app = app.0, error = %e, "cannot read logged events; rebuilding the segment engine");
+                            return Applied::Rebuild;
+                        }
+                    }
+                }
+            }
+        }
+        Change::EventsRemoved { event, before, .. } => {
+            index.remove_events_before(event, *before);
+        }
         Change::Customer { customer, .. } => index.upsert(customer),
         Change::CustomerDeleted { id, .. } => index.remove(*id),
         Change::Schema { schema, .. } => index.set_schema(schema),
@@ -360,7 +389,7 @@ impl Engines {
                         if entry.change.app() != app {
                             continue;
                         }
-                        match apply(&mut loaded, &entry.change) {
+                        match apply(&mut loaded, &entry.change, store.as_ref()) {
                             Applied::Done => {}
                             Applied::Rebuild => continue 'build,
                             Applied::Gone => {
@@ -520,23 +549,66 @@ impl Engines {
         }
         // Sized up front: growing a million customers' vector would copy it ~20 times.
         let expected = store.count_customers(app)? as usize;
-        let mut customers = Vec::with_capacity(expected);
-        let seq = store.scan_customers(app, &mut |c| {
-            customers.push(c);
-            true
-        })?;
+        let customers = std::cell::RefCell::new(Vec::with_capacity(expected));
+        // The index is made once every customer is read, with the schema and zone read
+        // then, after the scan's point: any change to them since is also in the log after
+        // `seq`, and is applied again in order while catching up. Events follow the
+        // customers in the scan and go into the index in batches.
+        let make = || -> Result<(AppIndex, String), StoreError> {
+            let customers = customers.take();
+            let application = store.get_app(app)?;
+            let schema = store.schema(app)?;
+            let mut index = AppIndex::with_capacity(&schema, customers.len());
+            index.set_timezone(application.timezone.zone());
+            index.upsert_many(&customers);
+            Ok((index, application.timezone.as_str().to_owned()))
+        };
+        let mut made: Option<(AppIndex, String)> = None;
+        let mut failed: Option<StoreError> = None;
+        let mut batch: Vec<unico_core::Event> = Vec::new();
+        let mut customer_count = 0usize;
+        let mut event_count = 0usize;
+        let seq = store.scan_app(
+            app,
+            &mut |c| {
+                customers.borrow_mut().push(c);
+                customer_count += 1;
+                true
+            },
+            &mut |e| {
+                if made.is_none() {
+                    match make() {
+                        Ok(m) => made = Some(m),
+                        Err(err) => {
+                            failed = Some(err);
+                            return false;
+                        }
+                    }
+                }
+                batch.push(e);
+                event_count += 1;
+                if batch.len() >= EVENT_READ_BATCH
+                    && let Some((index, _)) = made.as_mut()
+                {
+                    index.add_events(&batch);
+                    batch.clear();
+                }
+                true
+            },
+        )?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         let scanned_ms = started.elapsed().as_millis() as u64;
-        // The schema and zone read after the scan: any change to them since the scan is
-        // also in the log after `seq`, and is applied again in order while catching up.
-        let application = store.get_app(app)?;
-        let schema = store.schema(app)?;
-        let timezone = application.timezone.as_str().to_owned();
-        let mut index = AppIndex::with_capacity(&schema, customers.len());
-        index.set_timezone(application.timezone.zone());
-        index.upsert_many(&customers);
+        let (mut index, timezone) = match made {
+            Some(m) => m,
+            None => make()?,
+        };
+        index.add_events(&batch);
         tracing::info!(
             app = app.0,
-            customers = customers.len(),
+            customers = customer_count,
+            events = event_count,
             seq,
             scan_ms = scanned_ms,
             took_ms = started.elapsed().as_millis() as u64,
@@ -552,6 +624,9 @@ impl Engines {
     /// application's changes, never questions about others.
     fn apply_entries(&self, entries: &[LogEntry]) -> Vec<AppId> {
         let mut rebuild = Vec::new();
+        let Ok(store) = self.store() else {
+            return rebuild;
+        };
         let Some(last) = entries.last().map(|e| e.seq) else {
             return rebuild;
         };
@@ -595,7 +670,7 @@ impl Engines {
             if loaded.seq >= entry.seq {
                 continue;
             }
-            match apply(&mut loaded, &entry.change) {
+            match apply(&mut loaded, &entry.change, store.as_ref()) {
                 Applied::Done => loaded.seq = entry.seq,
                 Applied::Rebuild => dropped.push((app, target.clone(), false)),
                 Applied::Gone => dropped.push((app, target.clone(), true)),

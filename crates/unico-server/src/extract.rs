@@ -52,6 +52,13 @@ impl BodyLimits {
         values: 2_000_000,
         items: unico_core::limits::MAX_BATCH_ITEMS,
     };
+    /// A batch of events: 10 000 events with properties of up to 8 KiB each on average
+    /// would be 80 MiB; 32 MiB holds 10 000 events of ~3 KiB, far more than typical.
+    pub const EVENTS: BodyLimits = BodyLimits {
+        bytes: 32 * 1024 * 1024,
+        values: 2_000_000,
+        items: unico_core::limits::MAX_EVENTS_PER_REQUEST,
+    };
 }
 
 /// A JSON object body: `Content-Type: application/json` required, size bounded, and every

@@ -137,7 +137,8 @@ fn warm_engines(state: &AppState, store: &Arc<dyn Store>) {
 /// How often log entries past their retention are removed.
 const LOG_PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Removes change-log entries older than [`unico_store::LOG_RETENTION_MS`], hourly. The
+/// Removes change-log entries older than [`unico_store::LOG_RETENTION_MS`] and events past
+/// their type's retention, hourly. The
 /// engines have applied them long before; a snapshot older than the retention is then
 /// rebuilt from a scan at the next start.
 fn prune_log_in_background(store: &Arc<dyn Store>) {
@@ -154,6 +155,13 @@ fn prune_log_in_background(store: &Arc<dyn Store>) {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(entries = n, "change log pruned"),
                     Err(e) => tracing::warn!(error = %e, "cannot prune the change log"),
+                }
+                // Events past their type's retention go the same way; their removal is
+                // logged, so every count that held them moves with it.
+                match store.expire_events(unico_server::state::now_ms()) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(events = n, "events past their retention removed"),
+                    Err(e) => tracing::warn!(error = %e, "cannot remove expired events"),
                 }
                 drop(store);
                 std::thread::sleep(LOG_PRUNE_INTERVAL);

@@ -3,6 +3,7 @@
 
 mod apps;
 mod customers;
+pub mod events;
 pub mod export;
 mod fields;
 pub mod imports;
@@ -106,6 +107,24 @@ pub fn router(state: AppState) -> Router {
                 .get(imports::list_imports),
         )
         .route("/v1/apps/{app}/imports/{id}", get(imports::get_import))
+        .route(
+            "/v1/apps/{app}/event-types",
+            get(events::list_event_types).post(events::create_event_type),
+        )
+        .route(
+            "/v1/apps/{app}/event-types/{code}",
+            get(events::get_event_type)
+                .patch(events::update_event_type)
+                .delete(events::delete_event_type),
+        )
+        .route(
+            "/v1/apps/{app}/events",
+            post(events::ingest).layer(Extension(BodyLimits::EVENTS)),
+        )
+        .route(
+            "/v1/apps/{app}/customers/{customer_id}/events",
+            get(events::timeline),
+        )
         .route("/v1/apps/{app}/export", get(export::export))
         .route(
             "/v1/apps/{app}/count",

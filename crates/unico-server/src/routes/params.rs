@@ -27,6 +27,12 @@ impl PathParams {
             .ok_or_else(|| ApiError::Internal(format!("route has no {name} capture")))
     }
 
+    /// An event type's code from the path.
+    pub fn event_code(&self) -> Result<unico_core::EventCode, ApiError> {
+        unico_core::EventCode::parse(self.raw("code")?)
+            .map_err(|e| ApiError::InvalidParameter(e.to_string()))
+    }
+
     pub fn app(&self) -> Result<AppId, ApiError> {
         let raw = self.raw("app")?;
         raw.parse::<i64>().map(AppId).map_err(|_| {

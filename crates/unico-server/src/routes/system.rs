@@ -174,7 +174,7 @@ impl Modify for CommonAnswers {
 /// The OpenAPI document, generated from the handlers' annotations.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Unico API", description = "Customer Data Platform: applications, customer fields and customers."),
+    info(title = "Unico API", description = "Customer Data Platform: applications, customer fields, customers and their interactions."),
     modifiers(&BearerAuth, &CommonAnswers),
     security(("bearer" = [])),
     paths(
@@ -190,6 +190,9 @@ impl Modify for CommonAnswers {
         super::segments::count, super::segments::create_segment, super::segments::list_segments,
         super::segments::get_segment, super::segments::update_segment, super::segments::delete_segment,
         super::segments::segment_members,
+        super::events::list_event_types, super::events::create_event_type,
+        super::events::get_event_type, super::events::update_event_type,
+        super::events::delete_event_type, super::events::ingest, super::events::timeline,
     )
 )]
 pub struct ApiDoc;

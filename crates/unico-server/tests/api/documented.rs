@@ -179,7 +179,37 @@ fn fixture(operation: &str) -> Option<Fixture> {
         | "GET /v1/apps/{app}/segments"
         | "GET /v1/apps/{app}/segments/{id}"
         | "DELETE /v1/apps/{app}/segments/{id}"
-        | "GET /v1/apps/{app}/segments/{id}/customers" => plain(Payload::Empty),
+        | "GET /v1/apps/{app}/segments/{id}/customers"
+        | "GET /v1/apps/{app}/event-types"
+        | "GET /v1/apps/{app}/event-types/{code}"
+        | "DELETE /v1/apps/{app}/event-types/{code}" => plain(Payload::Empty),
+        "GET /v1/apps/{app}/customers/{customerId}/events" => with(
+            Payload::Empty,
+            vec![query_variant("a page size past the largest", "limit=5000")],
+        ),
+        "POST /v1/apps/{app}/event-types" => with(
+            Payload::Json(json!({"code": "email_open", "retention_days": 30})),
+            vec![
+                variant("a code taken", json!({"code": "purchase"})),
+                variant("a code that is not one", json!({"code": "has space"})),
+            ],
+        ),
+        "PATCH /v1/apps/{app}/event-types/{code}" => with(
+            Payload::Json(json!({"enabled": false})),
+            vec![variant(
+                "a retention of no days",
+                json!({"retention_days": 0}),
+            )],
+        ),
+        "POST /v1/apps/{app}/events" => with(
+            Payload::Json(
+                json!({"events": [{"customerId": "ana", "type": "purchase", "channel": "web"}]}),
+            ),
+            vec![variant(
+                "more than 10 000 events",
+                json!({"events": vec![json!({}); 10_001]}),
+            )],
+        ),
         "POST /v1/apps" => with(
             Payload::Json(json!({"name": "C"})),
             vec![
@@ -284,7 +314,8 @@ fn fixture(operation: &str) -> Option<Fixture> {
 }
 
 /// One server with two applications. In A: fields `age` (held by customer `ana`) and
-/// `city` (held by nobody), a second key, a segment and a finished import.
+/// `city` (held by nobody), the event type `purchase`, a second key, a segment and a
+/// finished import.
 struct World {
     api: Api,
     a: App,
@@ -302,6 +333,15 @@ impl World {
         api.create_field(&a, "age", "number").await;
         api.create_field(&a, "city", "string").await;
         api.create_customer(&a, "ana", json!({"age": 30})).await;
+        let (status, body) = api
+            .send(
+                "POST",
+                &a.path("/event-types"),
+                Some(&a.key),
+                Some(json!({"code": "purchase"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
         let (status, key) = api.send("POST", &a.path("/keys"), Some(&a.key), None).await;
         assert_eq!(status, StatusCode::CREATED, "{key}");
         let segment = json!({"name": "adults", "filter": "age >= 18"});
@@ -329,6 +369,7 @@ impl World {
             "key_id" => self.second_key.to_string(),
             "name" => "city".into(),
             "customerId" => "ana".into(),
+            "code" => "purchase".into(),
             "id" if path.contains("/imports/{id}") => self.import.to_string(),
             "id" if path.contains("/segments/{id}") => self.segment.to_string(),
             _ => panic!("no value for path parameter {name} of {path}: teach World::param"),

@@ -14,6 +14,7 @@ mod concurrency;
 mod console;
 mod customers;
 mod documented;
+mod events;
 mod export;
 mod fields;
 mod filters;

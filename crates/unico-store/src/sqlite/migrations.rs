@@ -113,6 +113,7 @@ const MIGRATIONS: &[&str] = &[
          event_key TEXT,
          properties TEXT);
      CREATE INDEX events_by_customer ON events(customer, ts, id);
+     CREATE INDEX events_by_type_time ON events(type_id, ts);
      CREATE UNIQUE INDEX events_by_key ON events(app_id, event_key) WHERE event_key IS NOT NULL;",
 ];
 

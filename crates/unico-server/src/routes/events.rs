@@ -1,0 +1,608 @@
+//! Interactions: the event type registry, events in (batches with per-item results) and a
+//! customer's timeline out.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use serde_json::{Map, Value as Json_};
+use unico_core::event::{DEFAULT_RETENTION_DAYS, check_event_key, check_event_time};
+use unico_core::limits::MAX_EVENTS_PER_REQUEST;
+use unico_core::{Channel, CustomerId, EventCode, EventType, Properties, PropertyType};
+use unico_store::{EventQuery, EventTypePatch, NewEvent};
+
+use super::params::{PathParams, QueryParams};
+use super::system::answers;
+use crate::auth::Principal;
+use crate::dto::{
+    CreateEventType, EventList, EventOut, EventResult, EventTypeDeleted, EventTypeList,
+    EventTypeOut, EventsIn, EventsOut, UpdateEventType,
+};
+use crate::error::{ApiError, ErrorBody, ErrorDetail, ErrorObject};
+use crate::extract::JsonBody;
+use crate::state::{AppState, now_ms};
+
+type PathResult = Result<Path<HashMap<String, String>>, PathRejection>;
+
+/// Default and largest page of a timeline.
+pub const DEFAULT_EVENT_PAGE: usize = 50;
+pub const MAX_EVENT_PAGE: usize = 1000;
+
+fn code_param(params: &PathParams) -> Result<EventCode, ApiError> {
+    params.event_code()
+}
+
+fn declared(properties: &Map<String, Json_>) -> Result<Vec<(String, PropertyType)>, ApiError> {
+    let mut out = Vec::with_capacity(properties.len());
+    for (name, ty) in properties {
+        EventType::check_property_name(name)
+            .map_err(|e| ApiError::invalid(format!("properties.{name}"), e.to_string()))?;
+        let ty = ty
+            .as_str()
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    format!("properties.{name}"),
+                    "a property's type is the string \"number\" or \"string\"",
+                )
+            })
+            .and_then(|t| {
+                PropertyType::parse(t)
+                    .map_err(|e| ApiError::invalid(format!("properties.{name}"), e.to_string()))
+            })?;
+        out.push((name.clone(), ty));
+    }
+    Ok(out)
+}
+
+fn retention(days: i64) -> Result<u32, ApiError> {
+    EventType::check_retention(days).map_err(|e| ApiError::invalid("retention_days", e.to_string()))
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    EventType::check_name(name).map_err(|e| ApiError::invalid("name", e.to_string()))
+}
+
+/// List the application's event types.
+#[utoipa::path(get, path = "/v1/apps/{app}/event-types", tag = "events", params(("app" = i64, Path)),
+    responses(
+        (status = 200, description = "the registered event types, by code", body = EventTypeList),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+    ))]
+pub async fn list_event_types(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<Json<EventTypeList>, ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let schema = state.blocking(move |s| s.schema(app)).await?;
+    Ok(Json(EventTypeList {
+        event_types: schema
+            .event_types()
+            .all()
+            .iter()
+            .map(EventTypeOut::from)
+            .collect(),
+    }))
+}
+
+/// Register an event type: `{"code": "purchase", "name": "Purchase", "retention_days": 730,
+/// "properties": {"amount": "number"}}`.
+#[utoipa::path(post, path = "/v1/apps/{app}/event-types", tag = "events", params(("app" = i64, Path)),
+    request_body = CreateEventType,
+    responses(
+        (status = 201, description = "the event type", body = EventTypeOut),
+        (status = 400, description = "the body is not JSON (`invalid_content_type`, `invalid_json`), a value is invalid (`invalid_input`), the application holds the most event types it may (`limit_exceeded`), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+        (status = 409, description = "an event type with that code exists (`conflict`)", body = ErrorBody),
+        (status = 413, description = answers::TOO_LARGE, body = ErrorBody),
+    ))]
+pub async fn create_event_type(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    JsonBody(body): JsonBody<CreateEventType>,
+) -> Result<(StatusCode, Json<EventTypeOut>), ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let code =
+        EventCode::parse(&body.code).map_err(|e| ApiError::invalid("code", e.to_string()))?;
+    let name = body.name.unwrap_or_else(|| code.as_str().to_owned());
+    check_name(&name)?;
+    let t = EventType {
+        code,
+        name,
+        retention_days: match body.retention_days {
+            Some(days) => retention(days)?,
+            None => DEFAULT_RETENTION_DAYS,
+        },
+        enabled: body.enabled.unwrap_or(true),
+        properties: declared(&body.properties.unwrap_or_default())?,
+        created_at: now_ms(),
+    };
+    let t = state
+        .blocking(move |s| s.create_event_type(app, &t))
+        .await?;
+    Ok((StatusCode::CREATED, Json(EventTypeOut::from(&t))))
+}
+
+/// Get one event type.
+#[utoipa::path(get, path = "/v1/apps/{app}/event-types/{code}", tag = "events",
+    params(("app" = i64, Path), ("code" = String, Path)),
+    responses(
+        (status = 200, description = "the event type", body = EventTypeOut),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or event type (`not_found`)", body = ErrorBody),
+    ))]
+pub async fn get_event_type(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<Json<EventTypeOut>, ApiError> {
+    let params = PathParams::from(path)?;
+    let (app, code) = (params.app()?, code_param(&params)?);
+    principal.require_app(app)?;
+    let schema = state.blocking(move |s| s.schema(app)).await?;
+    schema
+        .event_types()
+        .get(code.as_str())
+        .map(|t| Json(EventTypeOut::from(t)))
+        .ok_or_else(|| ApiError::NotFound(format!("event type \"{code}\" not found")))
+}
+
+/// Change an event type's name, retention, state or declared properties.
+#[utoipa::path(patch, path = "/v1/apps/{app}/event-types/{code}", tag = "events",
+    params(("app" = i64, Path), ("code" = String, Path)), request_body = UpdateEventType,
+    responses(
+        (status = 200, description = "the event type as changed", body = EventTypeOut),
+        (status = 400, description = "the body is not JSON (`invalid_content_type`, `invalid_json`), a value is invalid (`invalid_input`), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or event type (`not_found`)", body = ErrorBody),
+        (status = 413, description = answers::TOO_LARGE, body = ErrorBody),
+    ))]
+pub async fn update_event_type(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    JsonBody(body): JsonBody<UpdateEventType>,
+) -> Result<Json<EventTypeOut>, ApiError> {
+    let params = PathParams::from(path)?;
+    let (app, code) = (params.app()?, code_param(&params)?);
+    principal.require_app(app)?;
+    if let Some(name) = &body.name {
+        check_name(name)?;
+    }
+    let patch = EventTypePatch {
+        name: body.name,
+        retention_days: body.retention_days.map(retention).transpose()?,
+        enabled: body.enabled,
+        properties: body.properties.as_ref().map(declared).transpose()?,
+    };
+    let t = state
+        .blocking(move |s| s.update_event_type(app, &code, &patch))
+        .await?;
+    Ok(Json(EventTypeOut::from(&t)))
+}
+
+/// Delete an event type and every stored event of it.
+#[utoipa::path(delete, path = "/v1/apps/{app}/event-types/{code}", tag = "events",
+    params(("app" = i64, Path), ("code" = String, Path)),
+    responses(
+        (status = 200, description = "deleted, with how many events went with it", body = EventTypeDeleted),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or event type (`not_found`)", body = ErrorBody),
+    ))]
+pub async fn delete_event_type(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<Json<EventTypeDeleted>, ApiError> {
+    let params = PathParams::from(path)?;
+    let (app, code) = (params.app()?, code_param(&params)?);
+    principal.require_app(app)?;
+    let events_deleted = state
+        .blocking(move |s| s.delete_event_type(app, &code))
+        .await?;
+    Ok(Json(EventTypeDeleted { events_deleted }))
+}
+
+const EVENT_KEYS: [&str; 8] = [
+    "event_id",
+    "customerId",
+    "type",
+    "channel",
+    "device_id",
+    "timestamp",
+    "properties",
+    "identity",
+];
+
+/// Reads one event item; every problem is a detail at `prefix` + the key.
+pub fn event_input(item: &Json_, now: i64, prefix: &str) -> Result<NewEvent, Vec<ErrorDetail>> {
+    let mut problems = Vec::new();
+    let mut problem = |key: &str, message: String| {
+        problems.push(ErrorDetail {
+            field: Some(format!("{prefix}{key}")),
+            message,
+        });
+    };
+    let Some(obj) = item.as_object() else {
+        return Err(vec![ErrorDetail {
+            field: Some(prefix.trim_end_matches('.').to_owned()),
+            message: "an event is a JSON object: {\"customerId\", \"type\", \"channel\", \"timestamp\", \"properties\"}".into(),
+        }]);
+    };
+    for key in obj.keys() {
+        if !EVENT_KEYS.contains(&key.as_str()) {
+            problem(
+                key,
+                format!(
+                    "unknown key \"{}\"; an event holds event_id, customerId, type, channel, device_id, timestamp and properties",
+                    unico_core::value::excerpt(key)
+                ),
+            );
+        }
+    }
+    let text = |key: &str, problem: &mut dyn FnMut(&str, String)| -> Option<String> {
+        match obj.get(key) {
+            None | Some(Json_::Null) => None,
+            Some(Json_::String(s)) => Some(s.clone()),
+            Some(_) => {
+                problem(key, format!("{key} must be a string"));
+                None
+            }
+        }
+    };
+    if obj.contains_key("identity") {
+        problem(
+            "identity",
+            "addressing a customer by an identity is not available yet; send customerId".into(),
+        );
+    }
+    let event_id = text("event_id", &mut problem);
+    if let Some(key) = &event_id
+        && let Err(e) = check_event_key(key, "event_id")
+    {
+        problem("event_id", e.to_string());
+    }
+    let device_id = text("device_id", &mut problem);
+    if let Some(d) = &device_id
+        && let Err(e) = check_event_key(d, "device_id")
+    {
+        problem("device_id", e.to_string());
+    }
+    let customer_id = match text("customerId", &mut problem) {
+        Some(c) => CustomerId::parse(&c)
+            .map_err(|e| problem("customerId", e.to_string()))
+            .ok(),
+        None => {
+            if !obj.contains_key("customerId") || obj["customerId"].is_null() {
+                problem("customerId", "customerId is required".into());
+            }
+            None
+        }
+    };
+    let event_type = match text("type", &mut problem) {
+        Some(t) => EventCode::parse(&t)
+            .map_err(|e| problem("type", e.to_string()))
+            .ok(),
+        None => {
+            if obj.get("type").is_none_or(Json_::is_null) {
+                problem("type", "type is required (the event type's code)".into());
+            }
+            None
+        }
+    };
+    let channel = match text("channel", &mut problem) {
+        Some(c) => Channel::parse(&c)
+            .map_err(|e| problem("channel", e.to_string()))
+            .ok(),
+        None => {
+            if obj.get("channel").is_none_or(Json_::is_null) {
+                problem(
+                    "channel",
+                    "channel is required (email, sms, push, whatsapp, web, app, wallet, pos, or your own)".into(),
+                );
+            }
+            None
+        }
+    };
+    let timestamp = match obj.get("timestamp") {
+        None | Some(Json_::Null) => Some(now),
+        Some(Json_::String(s)) => unico_core::time::parse_datetime(s)
+            .map_err(|e| {
+                problem(
+                    "timestamp",
+                    format!(
+                        "the timestamp \"{}\" is not a time: {e}",
+                        unico_core::value::excerpt(s)
+                    ),
+                )
+            })
+            .ok(),
+        Some(Json_::Number(n)) => match n.as_i64() {
+            Some(ms) => Some(ms),
+            None => {
+                problem(
+                    "timestamp",
+                    "a numeric timestamp is whole epoch milliseconds".into(),
+                );
+                None
+            }
+        },
+        Some(_) => {
+            problem(
+                "timestamp",
+                "the timestamp is an RFC 3339 string or epoch milliseconds".into(),
+            );
+            None
+        }
+    };
+    if let Some(ts) = timestamp
+        && let Err(e) = check_event_time(ts, now)
+    {
+        problem("timestamp", e.to_string());
+    }
+    let properties = match obj.get("properties") {
+        None | Some(Json_::Null) => Some(Properties::default()),
+        Some(p) => Properties::from_json(p.clone())
+            .map_err(|e| problem("properties", e.to_string()))
+            .ok(),
+    };
+    match (customer_id, event_type, channel, timestamp, properties) {
+        (Some(customer_id), Some(event_type), Some(channel), Some(timestamp), Some(properties))
+            if problems.is_empty() =>
+        {
+            Ok(NewEvent {
+                event_id,
+                customer_id,
+                event_type,
+                channel,
+                device_id,
+                timestamp,
+                properties,
+            })
+        }
+        _ => Err(problems),
+    }
+}
+
+fn error_result(item: &Json_, error: ApiError) -> EventResult {
+    let (_, code) = error.status_and_code();
+    let details = match &error {
+        ApiError::InvalidInput { details, .. } => details.clone(),
+        _ => Vec::new(),
+    };
+    let text = |k: &str| item.get(k).and_then(Json_::as_str).map(str::to_owned);
+    EventResult {
+        status: "error",
+        id: None,
+        event_id: text("event_id"),
+        customer_id: text("customerId"),
+        customer_created: false,
+        error: Some(ErrorObject {
+            code: code.to_owned(),
+            message: error.to_string(),
+            details,
+        }),
+    }
+}
+
+/// Store up to 10 000 events: `{"events": [{"event_id", "customerId", "type", "channel",
+/// "device_id", "timestamp", "properties"}]}`. Answers each item in request order; valid
+/// items are stored (durably) even when others fail; an event whose `event_id` was seen
+/// before is a `duplicate` and stored once; an unknown customerId is created.
+#[utoipa::path(post, path = "/v1/apps/{app}/events", tag = "events", params(("app" = i64, Path)),
+    request_body = EventsIn,
+    responses(
+        (status = 200, description = "one result per item, in request order", body = EventsOut),
+        (status = 400, description = "the body is not a JSON object with an `events` array (`invalid_content_type`, `invalid_json`, `invalid_input`), holds more than 10 000 events (`limit_exceeded`), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+        (status = 413, description = answers::TOO_LARGE, body = ErrorBody),
+    ))]
+pub async fn ingest(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    JsonBody(body): JsonBody<Json_>,
+) -> Result<Json<EventsOut>, ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let Json_::Object(mut body) = body else {
+        return Err(ApiError::invalid("body", "expected {\"events\": [ … ]}"));
+    };
+    if let Some(key) = body.keys().find(|k| *k != "events") {
+        return Err(ApiError::invalid(
+            key.clone(),
+            format!(
+                "unknown key \"{}\"; the body is {{\"events\": [ … ]}}",
+                unico_core::value::excerpt(key)
+            ),
+        ));
+    }
+    let Some(Json_::Array(items)) = body.remove("events") else {
+        return Err(ApiError::invalid(
+            "events",
+            "expected {\"events\": [ … ]}: an array of events",
+        ));
+    };
+    if items.len() > MAX_EVENTS_PER_REQUEST {
+        return Err(ApiError::LimitExceeded(format!(
+            "a request holds at most {MAX_EVENTS_PER_REQUEST} events, got {}",
+            items.len()
+        )));
+    }
+    let now = now_ms();
+    let mut results: Vec<Option<EventResult>> = Vec::with_capacity(items.len());
+    let mut valid = Vec::new();
+    let mut positions = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match event_input(item, now, &format!("events[{i}].")) {
+            Ok(e) => {
+                positions.push(i);
+                valid.push(e);
+                results.push(None);
+            }
+            Err(details) => results.push(Some(error_result(item, ApiError::invalid_many(details)))),
+        }
+    }
+    let outcomes = if valid.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .blocking(move |s| s.insert_events(app, valid, now))
+            .await?
+    };
+    let (mut stored, mut duplicates, mut errors) = (0, 0, 0);
+    for (pos, outcome) in positions.into_iter().zip(outcomes) {
+        let item = &items[pos];
+        results[pos] = Some(match outcome {
+            Ok(o) => EventResult {
+                status: if o.duplicate { "duplicate" } else { "stored" },
+                id: Some(o.id),
+                event_id: item
+                    .get("event_id")
+                    .and_then(Json_::as_str)
+                    .map(str::to_owned),
+                customer_id: item
+                    .get("customerId")
+                    .and_then(Json_::as_str)
+                    .map(str::to_owned),
+                customer_created: o.customer_created,
+                error: None,
+            },
+            Err(e) => error_result(item, ApiError::from(e)),
+        });
+    }
+    let results: Vec<EventResult> = results
+        .into_iter()
+        .map(|r| r.ok_or_else(|| ApiError::Internal("an event got no result".into())))
+        .collect::<Result<_, _>>()?;
+    for r in &results {
+        match r.status {
+            "stored" => stored += 1,
+            "duplicate" => duplicates += 1,
+            _ => errors += 1,
+        }
+    }
+    Ok(Json(EventsOut {
+        results,
+        stored,
+        duplicates,
+        errors,
+    }))
+}
+
+fn parse_list<T>(
+    text: Option<&str>,
+    name: &str,
+    parse: impl Fn(&str) -> Result<T, unico_core::EventError>,
+) -> Result<Vec<T>, ApiError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| parse(s).map_err(|e| ApiError::InvalidParameter(format!("{name}: {e}"))))
+        .collect()
+}
+
+fn time_param(q: &QueryParams, name: &str) -> Result<Option<i64>, ApiError> {
+    q.get(name)
+        .map(|t| {
+            unico_core::time::parse_datetime(t).map_err(|e| {
+                ApiError::InvalidParameter(format!(
+                    "{name}: \"{}\" is not a time: {e}",
+                    unico_core::value::excerpt(t)
+                ))
+            })
+        })
+        .transpose()
+}
+
+fn parse_cursor(text: &str) -> Result<(i64, i64), ApiError> {
+    let bad = || ApiError::InvalidParameter("cursor: not a cursor this server gave".into());
+    let (ts, id) = text.split_once('_').ok_or_else(bad)?;
+    Ok((
+        ts.parse().map_err(|_| bad())?,
+        id.parse().map_err(|_| bad())?,
+    ))
+}
+
+/// A customer's events, newest first: `?type=purchase,email_open&channel=web&from=&to=&limit=&cursor=`.
+#[utoipa::path(get, path = "/v1/apps/{app}/customers/{customerId}/events", tag = "events",
+    params(("app" = i64, Path), ("customerId" = String, Path),
+        ("type" = Option<String>, Query, description = "only these event types, comma-separated"),
+        ("channel" = Option<String>, Query, description = "only these channels, comma-separated"),
+        ("from" = Option<String>, Query, description = "only events at or after this time"),
+        ("to" = Option<String>, Query, description = "only events before this time"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 50"),
+        ("cursor" = Option<String>, Query, description = "the previous page's next_cursor")),
+    responses(
+        (status = 200, description = "one page of events, newest first", body = EventList),
+        (status = 400, description = "a query parameter is invalid (`invalid_parameter`)", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or customer (`not_found`)", body = ErrorBody),
+    ))]
+pub async fn timeline(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    query: RawQuery,
+) -> Result<Json<EventList>, ApiError> {
+    let params = PathParams::from(path)?;
+    let app = params.app()?;
+    principal.require_app(app)?;
+    let customer_id = params.customer_id()?;
+    let q = QueryParams::from(query, &["type", "channel", "from", "to", "limit", "cursor"])?;
+    let limit = match q.get("limit") {
+        None => DEFAULT_EVENT_PAGE,
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_EVENT_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::InvalidParameter(format!(
+                    "limit: a whole number from 1 to {MAX_EVENT_PAGE}"
+                ))
+            })?,
+    };
+    let query = EventQuery {
+        types: parse_list(q.get("type"), "type", EventCode::parse)?,
+        channels: parse_list(q.get("channel"), "channel", Channel::parse)?,
+        from: time_param(&q, "from")?,
+        to: time_param(&q, "to")?,
+        after: q.get("cursor").map(parse_cursor).transpose()?,
+        limit,
+    };
+    let cid = customer_id.clone();
+    let first_page = query.after.is_none();
+    let (page, summary) = state
+        .blocking(move |s| {
+            let page = s.customer_events(app, &cid, &query)?;
+            let summary = if first_page {
+                Some(s.customer_activity(app, &cid)?)
+            } else {
+                None
+            };
+            Ok((page, summary))
+        })
+        .await?;
+    Ok(Json(EventList {
+        summary: summary.as_ref().map(crate::dto::ActivityOut::from),
+        events: page
+            .events
+            .iter()
+            .map(|e| EventOut::new(e, &customer_id))
+            .collect(),
+        next_cursor: page.next.map(|(ts, id)| format!("{ts}_{id}")),
+    }))
+}

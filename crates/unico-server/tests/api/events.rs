@@ -1,0 +1,438 @@
+//! Interactions over HTTP: the event type registry, events in with per-item results, and
+//! the customer's timeline.
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+async fn register(api: &Api, app: &App, body: Value) -> (StatusCode, Value) {
+    api.send(
+        "POST",
+        &app.path("/event-types"),
+        Some(&app.key),
+        Some(body),
+    )
+    .await
+}
+
+async fn ingest(api: &Api, app: &App, events: Value) -> (StatusCode, Value) {
+    api.send(
+        "POST",
+        &app.path("/events"),
+        Some(&app.key),
+        Some(json!({ "events": events })),
+    )
+    .await
+}
+
+async fn shop(api: &Api) -> App {
+    let a = api.create_app("Shop").await;
+    let (status, body) = register(
+        api,
+        &a,
+        json!({"code": "purchase", "name": "Purchase", "retention_days": 730,
+               "properties": {"amount": "number", "currency": "string"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    register(api, &a, json!({"code": "email_open"})).await;
+    a
+}
+
+fn statuses(body: &Value) -> Vec<&str> {
+    body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn event_types_are_registered_changed_and_deleted() {
+    let api = Api::new();
+    let a = shop(&api).await;
+    let (status, body) = api
+        .send("GET", &a.path("/event-types"), Some(&a.key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let codes: Vec<&str> = body["event_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["email_open", "purchase"]);
+    let open = &body["event_types"][0];
+    assert_eq!(open["name"], "email_open");
+    assert_eq!(open["retention_days"], 1095);
+    assert_eq!(open["enabled"], true);
+    let (status, body) = api
+        .send("GET", &a.path("/event-types/purchase"), Some(&a.key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["properties"],
+        json!({"amount": "number", "currency": "string"})
+    );
+    let (status, _) = register(&api, &a, json!({"code": "purchase"})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, body) = api
+        .send(
+            "PATCH",
+            &a.path("/event-types/purchase"),
+            Some(&a.key),
+            Some(json!({"enabled": false, "retention_days": 30})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["enabled"].clone(), body["retention_days"].clone()),
+        (json!(false), json!(30))
+    );
+    for (bad, field) in [
+        (json!({"code": "has space"}), "code"),
+        (json!({"code": "ok", "retention_days": 0}), "retention_days"),
+        (
+            json!({"code": "ok", "retention_days": 36501}),
+            "retention_days",
+        ),
+        (json!({"code": "ok", "name": "tab\there"}), "name"),
+        (
+            json!({"code": "ok", "properties": {"amount": "money"}}),
+            "properties.amount",
+        ),
+        (
+            json!({"code": "ok", "properties": {"a b": "number"}}),
+            "properties.a b",
+        ),
+    ] {
+        let (status, body) = register(&api, &a, bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"]["details"][0]["field"], field, "{bad}: {body}");
+    }
+    let (status, _) = register(&api, &a, json!({"code": "ok", "colour": "red"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = api
+        .send(
+            "DELETE",
+            &a.path("/event-types/email_open"),
+            Some(&a.key),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["events_deleted"].clone()),
+        (StatusCode::OK, json!(0))
+    );
+    let (status, _) = api
+        .send(
+            "GET",
+            &a.path("/event-types/email_open"),
+            Some(&a.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Another application's key sees none of it.
+    let b = api.create_app("Other").await;
+    let (status, _) = api
+        .send("GET", &a.path("/event-types"), Some(&b.key), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn events_are_answered_per_item_and_stored_once_per_key() {
+    let api = Api::new();
+    let a = shop(&api).await;
+    api.create_customer(&a, "ana", json!({})).await;
+    let (status, body) = ingest(
+        &api,
+        &a,
+        json!([
+            {"event_id": "e1", "customerId": "ana", "type": "purchase", "channel": "web",
+             "timestamp": "2026-11-30T10:00:00Z", "properties": {"amount": 59.9, "currency": "EUR"}},
+            {"event_id": "e1", "customerId": "ana", "type": "purchase", "channel": "pos"},
+            {"customerId": "newbie", "type": "email_open", "channel": "Email", "device_id": "d-1"},
+            {"customerId": "ana", "type": "refund", "channel": "web"},
+        ]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(statuses(&body), ["stored", "duplicate", "stored", "error"]);
+    assert_eq!(body["results"][1]["id"], body["results"][0]["id"]);
+    assert_eq!(body["results"][2]["customer_created"], true);
+    assert!(body["results"][0].get("customer_created").is_none());
+    assert!(
+        body["results"][3]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("refund"),
+        "{body}"
+    );
+    assert_eq!(
+        (
+            body["stored"].clone(),
+            body["duplicates"].clone(),
+            body["errors"].clone()
+        ),
+        (json!(2), json!(1), json!(1))
+    );
+    assert!(api.get_customer(&a, "newbie").await.is_some());
+    // The same key in a later request is still a duplicate.
+    let (_, again) = ingest(
+        &api,
+        &a,
+        json!([{"event_id": "e1", "customerId": "ana", "type": "purchase", "channel": "web"}]),
+    )
+    .await;
+    assert_eq!(statuses(&again), ["duplicate"]);
+    // A disabled type refuses new events.
+    api.send(
+        "PATCH",
+        &a.path("/event-types/email_open"),
+        Some(&a.key),
+        Some(json!({"enabled": false})),
+    )
+    .await;
+    let (_, body) = ingest(
+        &api,
+        &a,
+        json!([{"customerId": "ana", "type": "email_open", "channel": "email"}]),
+    )
+    .await;
+    assert_eq!(statuses(&body), ["error"]);
+    assert!(
+        body["results"][0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disabled")
+    );
+}
+
+#[tokio::test]
+async fn hostile_events_fail_alone_with_the_reason() {
+    let api = Api::new();
+    let a = shop(&api).await;
+    let mut deep = json!(1);
+    for _ in 0..6 {
+        deep = json!({ "a": deep });
+    }
+    let cases = vec![
+        (
+            json!({"type": "purchase", "channel": "web"}),
+            "events[0].customerId",
+        ),
+        (
+            json!({"customerId": 7, "type": "purchase", "channel": "web"}),
+            "events[1].customerId",
+        ),
+        (
+            json!({"customerId": "x", "channel": "web"}),
+            "events[2].type",
+        ),
+        (
+            json!({"customerId": "x", "type": "purchase"}),
+            "events[3].channel",
+        ),
+        (
+            json!({"customerId": "x", "type": "purchase", "channel": "web", "timestamp": "yesterday"}),
+            "events[4].timestamp",
+        ),
+        (
+            json!({"customerId": "x", "type": "purchase", "channel": "web", "timestamp": "1999-12-31T23:59:59Z"}),
+            "events[5].timestamp",
+        ),
+        (
+            json!({"customerId": "x", "type": "purchase", "channel": "web", "timestamp": "2999-01-01T00:00:00Z"}),
+            "events[6].timestamp",
+        ),
+        (
+            json!({"customerId": "x", "type": "purchase", "channel": "web", "timestamp": 1.5}),
+            "events[7].timestamp",
+        ),
+        (
+            json!({"customerId": "x", "type": "purchase", "channel": "web", "properties": [1]}),
+            "events[8].properties",
+        ),
+        (
+            json!({"customerId": "x", "type": "purchase", "channel": "web", "properties": deep}),
+            "events[9].properties",
+        ),
+        (
+            json!({"customerId": "x", "type": "purchase", "channel": "web", "properties": {"a": "x".repeat(9000)}}),
+            "events[10].properties",
+        ),
+        (
+            json!({"customerId": "x", "type": "purchase", "channel": "web", "colour": "red"}),
+            "events[11].colour",
+        ),
+        (
+            json!({"customerId": "x", "type": "purchase", "channel": "web", "event_id": ""}),
+            "events[12].event_id",
+        ),
+        (
+            json!({"customerId": "x", "type": "purchase", "channel": "web", "device_id": "a\u{0}b"}),
+            "events[13].device_id",
+        ),
+        (
+            json!({"customerId": " x", "type": "purchase", "channel": "web"}),
+            "events[14].customerId",
+        ),
+        (json!("not an object"), "events[15]"),
+        (
+            json!({"customerId": "x", "type": "purchase", "channel": "w e b"}),
+            "events[16].channel",
+        ),
+    ];
+    let n = cases.len();
+    let mut items: Vec<Value> = cases.iter().map(|(item, _)| item.clone()).collect();
+    items.push(json!({"customerId": "good", "type": "purchase", "channel": "web"}));
+    let (status, body) = ingest(&api, &a, Value::Array(items)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (i, (item, field)) in cases.iter().enumerate() {
+        let r = &body["results"][i];
+        assert_eq!(r["status"], "error", "{item}: {r}");
+        assert_eq!(r["error"]["code"], "invalid_input", "{item}: {r}");
+        assert_eq!(r["error"]["details"][0]["field"], *field, "{item}: {r}");
+    }
+    assert_eq!(body["results"][n]["status"], "stored");
+    assert!(
+        api.get_customer(&a, "x").await.is_none(),
+        "no invalid event created its customer"
+    );
+    // The request itself.
+    for (bad, why) in [
+        (json!([]), "not an object"),
+        (json!({"events": {}}), "events not an array"),
+        (json!({"events": [], "more": 1}), "unknown key"),
+    ] {
+        let (status, body) = api
+            .send("POST", &a.path("/events"), Some(&a.key), Some(bad))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{why}: {body}");
+    }
+    let many: Vec<Value> = (0..10_001)
+        .map(|_| json!({"customerId": "x", "type": "purchase", "channel": "web"}))
+        .collect();
+    let (status, body) = ingest(&api, &a, Value::Array(many)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "limit_exceeded");
+    assert!(api.get_customer(&a, "x").await.is_none());
+}
+
+#[tokio::test]
+async fn the_timeline_pages_newest_first_with_filters_and_a_summary() {
+    let api = Api::new();
+    let a = shop(&api).await;
+    let mut events = Vec::new();
+    for day in 1..=9 {
+        events.push(json!({"customerId": "ana", "type": "purchase", "channel": if day % 2 == 0 { "pos" } else { "web" },
+            "timestamp": format!("2026-11-{day:02}T12:00:00Z"), "properties": {"amount": day}}));
+        events.push(
+            json!({"customerId": "ana", "type": "email_open", "channel": "email",
+            "timestamp": format!("2026-11-{day:02}T08:00:00Z")}),
+        );
+    }
+    events.push(json!({"customerId": "bob", "type": "purchase", "channel": "web"}));
+    let (status, _) = ingest(&api, &a, Value::Array(events)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, page) = api
+        .send(
+            "GET",
+            &a.path("/customers/ana/events?limit=4"),
+            Some(&a.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let times = |p: &Value| -> Vec<String> {
+        p["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["timestamp"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        times(&page),
+        [
+            "2026-11-09T12:00:00.000Z",
+            "2026-11-09T08:00:00.000Z",
+            "2026-11-08T12:00:00.000Z",
+            "2026-11-08T08:00:00.000Z"
+        ]
+    );
+    assert_eq!(page["events"][0]["type"], "purchase");
+    assert_eq!(page["events"][0]["customerId"], "ana");
+    assert_eq!(page["events"][0]["properties"], json!({"amount": 9}));
+    assert_eq!(page["summary"]["events"], 18);
+    assert_eq!(page["summary"]["first_seen"], "2026-11-01T08:00:00.000Z");
+    assert_eq!(page["summary"]["last_seen"], "2026-11-09T12:00:00.000Z");
+    assert_eq!(page["summary"]["channels"], json!(["email", "pos", "web"]));
+    // Walk every page.
+    let mut all = times(&page);
+    let mut cursor = page["next_cursor"].as_str().map(str::to_owned);
+    while let Some(c) = cursor {
+        let (_, next) = api
+            .send(
+                "GET",
+                &a.path(&format!("/customers/ana/events?limit=4&cursor={c}")),
+                Some(&a.key),
+                None,
+            )
+            .await;
+        assert!(next.get("summary").is_none());
+        all.extend(times(&next));
+        cursor = next["next_cursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(all.len(), 18);
+    let (_, pos) = api
+        .send(
+            "GET",
+            &a.path("/customers/ana/events?type=purchase&channel=pos"),
+            Some(&a.key),
+            None,
+        )
+        .await;
+    assert_eq!(pos["events"].as_array().unwrap().len(), 4);
+    let (_, window) = api
+        .send(
+            "GET",
+            &a.path("/customers/ana/events?from=2026-11-03T00:00:00Z&to=2026-11-05T00:00:00Z"),
+            Some(&a.key),
+            None,
+        )
+        .await;
+    assert_eq!(window["events"].as_array().unwrap().len(), 4);
+    for (query, why) in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("cursor=zz", "cursor"),
+        ("type=bad%20code", "type"),
+        ("from=soon", "from"),
+        ("colour=red", "unknown"),
+    ] {
+        let (status, body) = api
+            .send(
+                "GET",
+                &a.path(&format!("/customers/ana/events?{query}")),
+                Some(&a.key),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{why}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_parameter", "{why}: {body}");
+    }
+    let (status, _) = api
+        .send(
+            "GET",
+            &a.path("/customers/nobody/events"),
+            Some(&a.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
