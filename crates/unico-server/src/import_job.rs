@@ -57,13 +57,13 @@ impl ImportJobs {
         self.running.lock().ok()?.get(&(app, id)).cloned()
     }
 
-    fn insert(&self, app: AppId, id: i64, progress: Arc<ImportProgress>) {
+    pub(crate) fn insert(&self, app: AppId, id: i64, progress: Arc<ImportProgress>) {
         if let Ok(mut map) = self.running.lock() {
             map.insert((app, id), progress);
         }
     }
 
-    fn remove(&self, app: AppId, id: i64) {
+    pub(crate) fn remove(&self, app: AppId, id: i64) {
         if let Ok(mut map) = self.running.lock() {
             map.remove(&(app, id));
         }

@@ -15,6 +15,7 @@ pub mod console;
 pub mod dto;
 pub mod engines;
 pub mod error;
+pub mod event_import;
 pub mod extract;
 pub mod import_job;
 pub mod routes;

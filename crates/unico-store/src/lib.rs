@@ -37,7 +37,7 @@ pub use events::{Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use store::{
-    ApiKeyInfo, FieldStat, ImportBatch, ImportCounts, ImportFinish, ImportMode, ImportRecord,
-    ImportRowError, ImportState, ListQuery, Page, SegmentRecord, Sort, SortBy, Store, UpsertItem,
-    UpsertOutcome,
+    ApiKeyInfo, EventBatch, FieldStat, ImportBatch, ImportCounts, ImportFinish, ImportKind,
+    ImportMode, ImportRecord, ImportRowError, ImportState, ListQuery, Page, SegmentRecord, Sort,
+    SortBy, Store, UpsertItem, UpsertOutcome,
 };

@@ -319,6 +319,25 @@ pub trait Store: Send + Sync + 'static {
         written: std::sync::Arc<std::sync::atomic::AtomicU64>,
         finish: Option<ImportFinish>,
     ) -> Result<ImportCounts, StoreError>;
+    /// Records a new running import of events (NDJSON).
+    fn create_event_import(
+        &self,
+        app: AppId,
+        mode: ImportMode,
+        now: i64,
+    ) -> Result<ImportRecord, StoreError>;
+    /// Writes an events import's batches as one all-or-nothing unit, like
+    /// [`Store::run_import`]: the counts say how many customers the events created
+    /// (`created`) and how many events were duplicates of stored ones (`updated`).
+    /// `written` counts events handed to the store so far.
+    fn run_event_import(
+        &self,
+        app: AppId,
+        batches: Box<dyn Iterator<Item = EventBatch> + Send>,
+        now: i64,
+        written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        finish: Option<ImportFinish>,
+    ) -> Result<ImportCounts, StoreError>;
     /// Stores an import's final record and its reported row errors.
     fn finish_import(
         &self,
@@ -393,6 +412,7 @@ impl ImportState {
 pub struct ImportRecord {
     pub id: i64,
     pub app: AppId,
+    pub kind: ImportKind,
     pub mode: ImportMode,
     pub state: ImportState,
     pub created_at: i64,
@@ -423,6 +443,38 @@ pub enum ImportBatch {
     End {
         keep: bool,
     },
+}
+
+/// One batch of an events import's writes, or its end with the verdict.
+pub enum EventBatch {
+    Items(Vec<crate::events::NewEvent>),
+    End { keep: bool },
+}
+
+/// What an import brings in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportKind {
+    /// Customers and their values, from CSV.
+    Customers,
+    /// Events, from NDJSON.
+    Events,
+}
+
+impl ImportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportKind::Customers => "customers",
+            ImportKind::Events => "events",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Self {
+        if text == "events" {
+            ImportKind::Events
+        } else {
+            ImportKind::Customers
+        }
+    }
 }
 
 /// Makes an import's final record (and its reported row errors) from what its writes

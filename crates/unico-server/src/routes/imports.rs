@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use unico_core::time::format_datetime;
-use unico_store::{ImportMode, ImportRecord, ImportRowError, ImportState};
+use unico_store::{ImportKind, ImportMode, ImportRecord, ImportRowError, ImportState};
 use utoipa::ToSchema;
 
 use super::params::{PathParams, QueryParams};
@@ -172,15 +172,7 @@ pub async fn begin(
     query: &QueryParams,
     request: Request,
 ) -> Result<ImportStarted, ApiError> {
-    let mode = match query.get("mode") {
-        None => ImportMode::Atomic,
-        Some(m) => ImportMode::parse(m).ok_or_else(|| {
-            ApiError::InvalidParameter(format!(
-                "mode must be atomic or skip_invalid, got \"{}\"",
-                unico_core::value::excerpt(m)
-            ))
-        })?,
-    };
+    let mode = parse_mode(query)?;
     let content_type = crate::extract::ContentType::of(request.headers());
     let upload = match content_type.mime.as_str() {
         "text/csv" | "text/plain" | "application/csv" | "application/octet-stream" => {
@@ -236,6 +228,215 @@ pub async fn begin(
         id,
         state: "running",
     })
+}
+
+/// Upload an NDJSON file of events (one `POST …/events` item per line, the shape of an
+/// export from another system) and import it in the background. `mode=atomic` (default)
+/// writes nothing if any line is invalid; `mode=skip_invalid` writes the valid lines.
+/// Answers 202 at once; follow progress with `GET …/events/imports/{id}`.
+#[utoipa::path(post, path = "/v1/apps/{app}/events/imports", tag = "events",
+    params(("app" = i64, Path), ("mode" = Option<String>, Query, description = "atomic (default) | skip_invalid")),
+    request_body(content = String, content_type = "application/x-ndjson", description = "the NDJSON file; a multipart/form-data file part is accepted too"),
+    responses(
+        (status = 202, description = "the import started; follow it at `GET …/events/imports/{id}`", body = ImportStarted),
+        (status = 400, description = "a query parameter is unknown, repeated, not UTF-8 or invalid (`invalid_parameter`), the body is not NDJSON or a multipart file (`invalid_content_type`, `invalid_input`), or a path parameter is not UTF-8", body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = answers::NO_APP, body = ErrorBody),
+        (status = 413, description = "the file is larger than an upload may be (`body_too_large`)", body = ErrorBody),
+    ))]
+pub async fn start_event_import(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+    query: RawQuery,
+    request: Request,
+) -> Result<(StatusCode, Json<ImportStarted>), ApiError> {
+    let app = PathParams::from(path)?.app()?;
+    principal.require_app(app)?;
+    let query = QueryParams::from(query, &["mode"])?;
+    let mode = parse_mode(&query)?;
+    let content_type = crate::extract::ContentType::of(request.headers());
+    let upload = match content_type.mime.as_str() {
+        "application/x-ndjson"
+        | "application/jsonl"
+        | "application/json"
+        | "text/plain"
+        | "application/octet-stream" => Upload::Raw(request.into_body()),
+        "multipart/form-data" => {
+            Upload::Multipart(Multipart::from_request(request, &()).await.map_err(|e| {
+                ApiError::InvalidInput {
+                    message: format!("invalid multipart body: {}", e.body_text()),
+                    details: Vec::new(),
+                }
+            })?)
+        }
+        _ => {
+            return Err(ApiError::InvalidContentType(format!(
+                "send the NDJSON file as the body with Content-Type: application/x-ndjson (or as a multipart/form-data file), got {}",
+                content_type.described()
+            )));
+        }
+    };
+    let (schema, mut record) = state
+        .blocking(move |s| {
+            let schema = s.schema(app)?;
+            Ok((schema, s.create_event_import(app, mode, now_ms())?))
+        })
+        .await?;
+    let path = state.spool_dir.join(format!(
+        "unico-events-import-{}-{}.ndjson",
+        record.app, record.id
+    ));
+    if let Err(e) = spool(upload, &path).await {
+        let _ = tokio::fs::remove_file(&path).await;
+        record.state = ImportState::Failed;
+        record.finished_at = Some(now_ms());
+        record.message = Some(format!("{e}; nothing was written"));
+        let failed = record.clone();
+        state
+            .blocking(move |s| s.finish_import(&failed, &[]))
+            .await?;
+        return Err(e);
+    }
+    let id = record.id;
+    crate::event_import::EventImportJob {
+        store: state.store.clone(),
+        jobs: state.imports.clone(),
+        schema,
+        record,
+        path,
+        progress: Arc::new(ImportProgress::default()),
+    }
+    .spawn()
+    .map_err(|e| ApiError::Internal(format!("cannot start the import: {e}")))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ImportStarted {
+            id,
+            state: "running",
+        }),
+    ))
+}
+
+/// An events import's progress or summary.
+#[derive(Serialize, ToSchema)]
+pub struct EventImportOut {
+    pub id: i64,
+    /// `running`, `succeeded` or `failed`.
+    pub state: &'static str,
+    /// `atomic` or `skip_invalid`.
+    pub mode: &'static str,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
+    /// Lines holding an event (blank lines are skipped).
+    pub lines_read: u64,
+    /// Events handed to the store so far, in the import's uncommitted transaction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_processed: Option<u64>,
+    /// Events stored (0 until the import commits).
+    pub events_stored: u64,
+    /// Events whose `event_id` was already stored: not stored again.
+    pub duplicates: u64,
+    /// Customers the events created.
+    pub customers_created: u64,
+    pub lines_rejected: u64,
+    /// The first 1 000 rejected lines (`line`, the key at fault as `column`, its value and
+    /// why); `errors_omitted` counts the rest.
+    pub errors: Vec<RowErrorOut>,
+    pub errors_omitted: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// An events import's progress (while `running`) or summary, with the rejected lines.
+#[utoipa::path(get, path = "/v1/apps/{app}/events/imports/{id}", tag = "events", params(("app" = i64, Path), ("id" = i64, Path)),
+    responses(
+        (status = 200, description = "the import's progress or summary", body = EventImportOut),
+        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 403, description = answers::OTHER_APP, body = ErrorBody),
+        (status = 404, description = "no such application or events import (`not_found`)", body = ErrorBody),
+    ))]
+pub async fn get_event_import(
+    State(state): State<AppState>,
+    principal: Principal,
+    path: PathResult,
+) -> Result<Json<EventImportOut>, ApiError> {
+    let params = PathParams::from(path)?;
+    let (app, id) = (params.app()?, params.import_id()?);
+    principal.require_app(app)?;
+    event_report(&state, app, id).await.map(Json)
+}
+
+/// An events import's progress or summary (callers have checked access).
+pub async fn event_report(
+    state: &AppState,
+    app: unico_core::AppId,
+    id: i64,
+) -> Result<EventImportOut, ApiError> {
+    let progress = state.imports.get(app, id);
+    let (r, errors) = state.blocking(move |s| s.get_import(app, id)).await?;
+    if r.kind != ImportKind::Events {
+        return Err(ApiError::NotFound(format!("events import {id} not found")));
+    }
+    Ok(match progress {
+        Some(p) if r.state == ImportState::Running => {
+            let errors: Vec<RowErrorOut> = p
+                .errors
+                .lock()
+                .map(|e| e.iter().map(RowErrorOut::from).collect())
+                .unwrap_or_default();
+            let rejected = p.rows_rejected.load(Ordering::Relaxed);
+            EventImportOut {
+                id: r.id,
+                state: ImportState::Running.as_str(),
+                mode: r.mode.as_str(),
+                created_at: format_datetime(r.created_at),
+                finished_at: None,
+                duration_ms: None,
+                lines_read: p.rows_read.load(Ordering::Relaxed),
+                events_processed: Some(p.customers_processed.load(Ordering::Relaxed)),
+                events_stored: 0,
+                duplicates: 0,
+                customers_created: 0,
+                lines_rejected: rejected,
+                errors_omitted: rejected.saturating_sub(errors.len() as u64),
+                errors,
+                message: None,
+            }
+        }
+        _ => EventImportOut {
+            id: r.id,
+            state: r.state.as_str(),
+            mode: r.mode.as_str(),
+            created_at: format_datetime(r.created_at),
+            finished_at: r.finished_at.map(format_datetime),
+            duration_ms: r.finished_at.map(|f| f - r.created_at),
+            lines_read: r.rows_read,
+            events_processed: None,
+            events_stored: r.rows_written,
+            duplicates: r.updated,
+            customers_created: r.created,
+            lines_rejected: r.rows_rejected,
+            errors: errors.iter().map(RowErrorOut::from).collect(),
+            errors_omitted: r.rows_rejected.saturating_sub(errors.len() as u64),
+            message: r.message.clone(),
+        },
+    })
+}
+
+fn parse_mode(query: &QueryParams) -> Result<ImportMode, ApiError> {
+    match query.get("mode") {
+        None => Ok(ImportMode::Atomic),
+        Some(m) => ImportMode::parse(m).ok_or_else(|| {
+            ApiError::InvalidParameter(format!(
+                "mode must be atomic or skip_invalid, got \"{}\"",
+                unico_core::value::excerpt(m)
+            ))
+        }),
+    }
 }
 
 /// The uploaded file: the raw body, or the file part of a multipart form.
@@ -341,6 +542,11 @@ pub async fn report(
 ) -> Result<ImportOut, ApiError> {
     let progress = state.imports.get(app, id);
     let (record, errors) = state.blocking(move |s| s.get_import(app, id)).await?;
+    if record.kind != ImportKind::Customers {
+        return Err(ApiError::NotFound(format!(
+            "import {id} not found (it imports events: see GET …/events/imports/{id})"
+        )));
+    }
     match progress {
         Some(p) if record.state == ImportState::Running => Ok(running_out(&record, &p)),
         _ => Ok(finished_out(&record, &errors)),
@@ -372,6 +578,7 @@ pub async fn list_imports(
         .await?;
     let imports = records
         .iter()
+        .filter(|r| r.kind == ImportKind::Customers)
         .map(|r| match state.imports.get(app, r.id) {
             Some(p) if r.state == ImportState::Running => running_out(r, &p),
             _ => finished_out(r, &[]),

@@ -122,6 +122,14 @@ pub fn router(state: AppState) -> Router {
             post(events::ingest).layer(Extension(BodyLimits::EVENTS)),
         )
         .route(
+            "/v1/apps/{app}/events/imports",
+            post(imports::start_event_import).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/v1/apps/{app}/events/imports/{id}",
+            get(imports::get_event_import),
+        )
+        .route(
             "/v1/apps/{app}/customers/{customer_id}/events",
             get(events::timeline),
         )

@@ -193,6 +193,7 @@ impl Modify for CommonAnswers {
         super::events::list_event_types, super::events::create_event_type,
         super::events::get_event_type, super::events::update_event_type,
         super::events::delete_event_type, super::events::ingest, super::events::timeline,
+        super::imports::start_event_import, super::imports::get_event_import,
     )
 )]
 pub struct ApiDoc;

@@ -95,6 +95,7 @@ enum Payload {
     Empty,
     Json(Value),
     Csv(&'static str),
+    Ndjson(&'static str),
 }
 
 impl Payload {
@@ -103,6 +104,7 @@ impl Payload {
             Payload::Empty => None,
             Payload::Json(_) => Some("application/json"),
             Payload::Csv(_) => Some("text/csv"),
+            Payload::Ndjson(_) => Some("application/x-ndjson"),
         }
     }
 
@@ -110,7 +112,7 @@ impl Payload {
         match self {
             Payload::Empty => Bytes::new(),
             Payload::Json(v) => Bytes::from(serde_json::to_vec(v).unwrap()),
-            Payload::Csv(text) => Bytes::from_static(text.as_bytes()),
+            Payload::Csv(text) | Payload::Ndjson(text) => Bytes::from_static(text.as_bytes()),
         }
     }
 }
@@ -281,6 +283,10 @@ fn fixture(operation: &str) -> Option<Fixture> {
             ],
         ),
         "POST /v1/apps/{app}/imports" => plain(Payload::Csv("customerId\nzoe\n")),
+        "POST /v1/apps/{app}/events/imports" => plain(Payload::Ndjson(
+            "{\"customerId\": \"zoe\", \"type\": \"purchase\", \"channel\": \"web\"}\n",
+        )),
+        "GET /v1/apps/{app}/events/imports/{id}" => plain(Payload::Empty),
         "GET /v1/apps/{app}/export" => with(
             Payload::Empty,
             vec![query_variant(
@@ -323,6 +329,7 @@ struct World {
     second_key: i64,
     segment: i64,
     import: i64,
+    event_import: i64,
 }
 
 impl World {
@@ -352,10 +359,24 @@ impl World {
         let import = api
             .import_csv(&a, "", "customerId,fieldName,fieldValue\nbob,age,40\n")
             .await;
+        let req = axum::http::Request::builder()
+            .method("POST")
+            .uri(a.path("/events/imports"))
+            .header("authorization", format!("Bearer {}", a.key))
+            .header("content-type", "application/x-ndjson")
+            .body(axum::body::Body::from(
+                "{\"customerId\": \"ana\", \"type\": \"purchase\", \"channel\": \"web\"}\n",
+            ))
+            .unwrap();
+        let started = api.request(req).await;
+        assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+        let event_import = started.body["id"].as_i64().unwrap();
+        api.wait_event_import(&a, event_import).await;
         World {
             second_key: key["id"].as_i64().unwrap(),
             segment: segment["id"].as_i64().unwrap(),
             import: import["id"].as_i64().unwrap(),
+            event_import,
             api,
             a,
             b,
@@ -370,6 +391,7 @@ impl World {
             "name" => "city".into(),
             "customerId" => "ana".into(),
             "code" => "purchase".into(),
+            "id" if path.contains("/events/imports/{id}") => self.event_import.to_string(),
             "id" if path.contains("/imports/{id}") => self.import.to_string(),
             "id" if path.contains("/segments/{id}") => self.segment.to_string(),
             _ => panic!("no value for path parameter {name} of {path}: teach World::param"),
@@ -660,7 +682,11 @@ async fn every_status_answered_is_documented() {
             if status == StatusCode::ACCEPTED
                 && let Some(id) = body["id"].as_i64()
             {
-                world.api.wait_import(&world.a, id).await;
+                if op.path.contains("/events/") {
+                    world.api.wait_event_import(&world.a, id).await;
+                } else {
+                    world.api.wait_import(&world.a, id).await;
+                }
             }
             answers.push(Answer {
                 why: probe.why,

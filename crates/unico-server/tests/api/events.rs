@@ -436,3 +436,90 @@ async fn the_timeline_pages_newest_first_with_filters_and_a_summary() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+async fn import_events(api: &Api, app: &App, query: &str, ndjson: &str) -> Value {
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri(app.path(&format!("/events/imports{query}")))
+        .header("authorization", format!("Bearer {}", app.key))
+        .header("content-type", "application/x-ndjson")
+        .body(axum::body::Body::from(ndjson.to_owned()))
+        .unwrap();
+    let reply = api.request(req).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    let id = reply.body["id"].as_i64().unwrap();
+    api.wait_event_import(app, id).await
+}
+
+#[tokio::test]
+async fn an_ndjson_backfill_is_atomic_unless_asked_and_reports_each_bad_line() {
+    let api = Api::new();
+    let a = shop(&api).await;
+    let good = [
+        r#"{"event_id":"e1","customerId":"c1","type":"purchase","channel":"web","timestamp":"2026-10-01T12:03:44Z","properties":{"amount":59.9}}"#,
+        r#"{"event_id":"e2","customerId":"c1","type":"email_open","channel":"email","timestamp":"2026-10-02T08:00:00Z"}"#,
+        "",
+        r#"{"event_id":"e3","customerId":"c2","type":"purchase","channel":"pos","timestamp":"2026-10-03T10:00:00Z"}"#,
+    ];
+    let bad = [
+        r#"{"event_id":"e4","customerId":"c3","type":"purchse","channel":"web"}"#,
+        r#"{"event_id":"e5","customerId":"c3","type":"purchase","channel":"web","timestamp":"nope"}"#,
+        r#"not json"#,
+    ];
+    let file = format!("{}\n{}\n", good.join("\n"), bad.join("\n"));
+    // Atomic: nothing is written, every bad line is reported where it is.
+    let report = import_events(&api, &a, "", &file).await;
+    assert_eq!(report["state"], "failed", "{report}");
+    assert_eq!(report["lines_read"], 6);
+    assert_eq!(report["lines_rejected"], 3);
+    assert_eq!(report["events_stored"], 0);
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(
+        errors
+            .iter()
+            .map(|e| (e["line"].as_u64().unwrap(), e["column"].as_str().unwrap()))
+            .collect::<Vec<_>>(),
+        [(5, "type"), (6, "timestamp"), (7, "line")]
+    );
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean \"purchase\""),
+        "{report}"
+    );
+    assert_eq!(errors[0]["value"], "purchse");
+    assert!(api.get_customer(&a, "c1").await.is_none());
+    // skip_invalid: the valid lines are written.
+    let report = import_events(&api, &a, "?mode=skip_invalid", &file).await;
+    assert_eq!(report["state"], "succeeded", "{report}");
+    assert_eq!(report["events_stored"], 3);
+    assert_eq!(report["customers_created"], 2);
+    assert_eq!(report["duplicates"], 0);
+    // Again: every event is a duplicate, nothing new is stored.
+    let report = import_events(&api, &a, "?mode=skip_invalid", &file).await;
+    assert_eq!(
+        (
+            report["events_stored"].clone(),
+            report["duplicates"].clone()
+        ),
+        (json!(0), json!(3)),
+        "{report}"
+    );
+    let (_, page) = api
+        .send("GET", &a.path("/customers/c1/events"), Some(&a.key), None)
+        .await;
+    assert_eq!(page["events"].as_array().unwrap().len(), 2);
+    assert_eq!(page["events"][1]["properties"]["amount"], 59.9);
+    // An events import is not a CSV import, and the other way round.
+    let id = report["id"].as_i64().unwrap();
+    let (status, _) = api
+        .send(
+            "GET",
+            &a.path(&format!("/imports/{id}")),
+            Some(&a.key),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

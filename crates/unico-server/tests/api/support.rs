@@ -309,15 +309,21 @@ impl Api {
     /// Polls `GET …/imports/{id}` until the import is no longer `running` (bounded to 30 s;
     /// the import runs on a background thread) and answers its final report.
     pub async fn wait_import(&self, app: &App, id: i64) -> Value {
+        self.wait_import_at(app, &format!("/imports/{id}"), id)
+            .await
+    }
+
+    /// Polls an events import until it ends; answers its final report.
+    pub async fn wait_event_import(&self, app: &App, id: i64) -> Value {
+        self.wait_import_at(app, &format!("/events/imports/{id}"), id)
+            .await
+    }
+
+    async fn wait_import_at(&self, app: &App, path: &str, id: i64) -> Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             let (status, body) = self
-                .send(
-                    "GET",
-                    &app.path(&format!("/imports/{id}")),
-                    Some(&app.key),
-                    None,
-                )
+                .send("GET", &app.path(path), Some(&app.key), None)
                 .await;
             assert_eq!(status, StatusCode::OK, "{body}");
             assert_eq!(body["id"], id, "{body}");

@@ -508,3 +508,120 @@ pub fn concurrent_event_writers_store_each_key_once(store: &dyn Store) {
         .unwrap();
     assert_eq!(total, 200);
 }
+
+fn run_events_import(
+    store: &dyn Store,
+    app: AppId,
+    batches: Vec<Vec<NewEvent>>,
+    keep: bool,
+) -> Result<crate::store::ImportCounts, StoreError> {
+    let mut feed: Vec<crate::store::EventBatch> = batches
+        .into_iter()
+        .map(crate::store::EventBatch::Items)
+        .collect();
+    feed.push(crate::store::EventBatch::End { keep });
+    store.run_event_import(
+        app,
+        Box::new(feed.into_iter()),
+        NOW,
+        std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        None,
+    )
+}
+
+pub fn an_events_import_is_all_or_nothing(store: &dyn Store) {
+    let a = app(store, "A");
+    register(store, a, "purchase", 3650);
+    store
+        .insert_events(
+            a,
+            vec![event(Some("old"), "ana", "purchase", "web", NOW)],
+            NOW,
+        )
+        .unwrap();
+    let head = store.log_head();
+    let batches = vec![
+        vec![
+            event(Some("old"), "ana", "purchase", "web", NOW),
+            event(Some("n1"), "bob", "purchase", "web", NOW - DAY),
+        ],
+        vec![
+            event(Some("n1"), "bob", "purchase", "web", NOW - DAY),
+            event(None, "cy", "purchase", "pos", NOW - 2 * DAY),
+        ],
+    ];
+    // Not kept: nothing written, nothing logged.
+    let counts = run_events_import(store, a, batches.clone(), false).unwrap();
+    assert!(!counts.kept);
+    assert_eq!(store.log_head(), head);
+    assert!(store.get_customer(a, &cid("bob")).is_err());
+    // Kept: every event once, customers created, logged as customers then events.
+    let counts = run_events_import(store, a, batches, true).unwrap();
+    assert!(counts.kept);
+    assert_eq!((counts.created, counts.updated), (2, 2));
+    assert_eq!(store.customer_activity(a, &cid("bob")).unwrap().events, 1);
+    assert_eq!(store.customer_activity(a, &cid("cy")).unwrap().events, 1);
+    assert_eq!(store.customer_activity(a, &cid("ana")).unwrap().events, 1);
+    assert_eq!(
+        logged(store, head),
+        vec!["customer bob", "customer cy", "events 2"]
+    );
+    // A type unregistered meanwhile fails the whole import.
+    let failed = run_events_import(
+        store,
+        a,
+        vec![vec![
+            event(None, "dee", "purchase", "web", NOW),
+            event(None, "dee", "gone", "web", NOW),
+        ]],
+        true,
+    );
+    assert!(matches!(failed, Err(StoreError::Invalid(_))), "{failed:?}");
+    assert!(store.get_customer(a, &cid("dee")).is_err());
+}
+
+pub fn an_events_import_record_commits_with_its_writes(store: &dyn Store) {
+    let a = app(store, "A");
+    register(store, a, "purchase", 3650);
+    let record = store
+        .create_event_import(a, crate::store::ImportMode::Atomic, NOW)
+        .unwrap();
+    assert_eq!(record.kind, crate::store::ImportKind::Events);
+    let mut done = record.clone();
+    let finish: crate::store::ImportFinish = Box::new(move |outcome| {
+        let counts = outcome.unwrap();
+        done.state = crate::store::ImportState::Succeeded;
+        done.rows_read = 1;
+        done.rows_written = 1;
+        done.created = counts.created;
+        (done, Vec::new())
+    });
+    store
+        .run_event_import(
+            a,
+            Box::new(
+                vec![
+                    crate::store::EventBatch::Items(vec![event(
+                        None, "ana", "purchase", "web", NOW,
+                    )]),
+                    crate::store::EventBatch::End { keep: true },
+                ]
+                .into_iter(),
+            ),
+            NOW,
+            std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            Some(finish),
+        )
+        .unwrap();
+    let (stored, _) = store.get_import(a, record.id).unwrap();
+    assert_eq!(stored.state, crate::store::ImportState::Succeeded);
+    assert_eq!(
+        (stored.created, stored.kind),
+        (1, crate::store::ImportKind::Events)
+    );
+    // Customer imports keep their kind.
+    let csv = store
+        .create_import(a, crate::store::ImportMode::Atomic, NOW)
+        .unwrap();
+    assert_eq!(csv.kind, crate::store::ImportKind::Customers);
+}

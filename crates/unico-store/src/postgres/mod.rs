@@ -312,6 +312,24 @@ impl Store for PostgresStore {
     fn expire_events(&self, _now: i64) -> Result<u64, StoreError> {
         Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
     }
+    fn create_event_import(
+        &self,
+        _app: AppId,
+        _m: crate::ImportMode,
+        _now: i64,
+    ) -> Result<crate::ImportRecord, StoreError> {
+        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+    }
+    fn run_event_import(
+        &self,
+        _app: AppId,
+        _b: Box<dyn Iterator<Item = crate::EventBatch> + Send>,
+        _now: i64,
+        _w: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        _f: Option<crate::ImportFinish>,
+    ) -> Result<crate::ImportCounts, StoreError> {
+        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+    }
     fn scan_app(
         &self,
         _app: AppId,

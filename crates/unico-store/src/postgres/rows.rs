@@ -176,6 +176,7 @@ pub fn import(row: &Row) -> Res<ImportRecord> {
         values_written: count(row, 10)?,
         rows_rejected: count(row, 11)?,
         message: row.try_get(12)?,
+        kind: crate::store::ImportKind::Customers,
     })
 }
 

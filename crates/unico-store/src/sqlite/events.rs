@@ -19,6 +19,7 @@ use crate::events::{
     Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent, id_ranges,
     parse_properties_text, properties_text,
 };
+use crate::store::{EventBatch, ImportCounts};
 
 /// The registered types of `app`, with their row ids.
 pub fn event_types(conn: &Connection, app: AppId) -> Result<Vec<(i64, EventType)>, StoreError> {
@@ -161,94 +162,116 @@ pub fn delete_type(w: &mut WriteCtx, app: AppId, code: &EventCode) -> Result<u64
     Ok(removed)
 }
 
-/// Writes `events` in the writer's transaction; logs the customers they created and then
-/// one [`Change::Events`] with the ids stored.
-pub fn insert(
-    w: &mut WriteCtx,
+/// Writes events in the writer's transaction, remembering the customers they created and
+/// the ids they stored, for the change log.
+pub struct EventWriter {
     app: AppId,
-    events: Vec<NewEvent>,
-    now: i64,
-) -> Result<Vec<Result<EventOutcome, StoreError>>, StoreError> {
-    let _ = now;
-    let c = &w.conn;
-    rows::get_app(c, app)?;
-    let types: HashMap<EventCode, (i64, bool)> = event_types(c, app)?
-        .into_iter()
-        .map(|(id, t)| (t.code, (id, t.enabled)))
-        .collect();
-    let mut insert = c.prepare_cached(
-        "INSERT OR IGNORE INTO events (app_id, customer, type_id, channel, device_id, ts, event_key, properties)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?;
-    let mut by_key =
-        c.prepare_cached("SELECT id FROM events WHERE app_id = ?1 AND event_key = ?2")?;
-    let mut find_id =
-        c.prepare_cached("SELECT id FROM customers WHERE app_id = ?1 AND customer_id = ?2")?;
-    let mut writer = CustomerWriter::new(c)?;
-    let mut deltas = CountDeltas::default();
-    let mut customers: HashMap<CustomerId, i64> = HashMap::new();
-    let mut created = Vec::new();
-    let mut stored = Vec::with_capacity(events.len());
-    let mut results = Vec::with_capacity(events.len());
-    for e in events {
-        let Some(&(type_id, enabled)) = types.get(&e.event_type) else {
-            results.push(Err(StoreError::Invalid(format!(
+    types: HashMap<EventCode, (i64, bool)>,
+    customers: HashMap<CustomerId, i64>,
+    /// Customers created, in order (kept only while `keep_created`).
+    created: Vec<unico_core::Customer>,
+    created_count: u64,
+    keep_created: bool,
+    stored: Vec<i64>,
+    deltas: CountDeltas,
+}
+
+impl EventWriter {
+    /// A writer for `app`; `keep_created` false forgets created customers beyond counting
+    /// them (a large import is logged as one bulk change).
+    pub fn new(c: &Connection, app: AppId, keep_created: bool) -> Result<Self, StoreError> {
+        rows::get_app(c, app)?;
+        let types = event_types(c, app)?
+            .into_iter()
+            .map(|(id, t)| (t.code, (id, t.enabled)))
+            .collect();
+        Ok(Self {
+            app,
+            types,
+            customers: HashMap::new(),
+            created: Vec::new(),
+            created_count: 0,
+            keep_created,
+            stored: Vec::new(),
+            deltas: CountDeltas::default(),
+        })
+    }
+
+    /// Writes one event: `Ok` with its outcome, `Err(Invalid)` for an unregistered or
+    /// disabled type (nothing written), any other error from the database.
+    pub fn write(
+        &mut self,
+        c: &Connection,
+        e: &NewEvent,
+        now: i64,
+    ) -> Result<EventOutcome, StoreError> {
+        let app = self.app;
+        let Some(&(type_id, enabled)) = self.types.get(&e.event_type) else {
+            return Err(StoreError::Invalid(format!(
                 "the event type \"{}\" is not registered in this application; register it first (POST …/event-types)",
                 e.event_type
-            ))));
-            continue;
+            )));
         };
         if !enabled {
-            results.push(Err(StoreError::Invalid(format!(
+            return Err(StoreError::Invalid(format!(
                 "the event type \"{}\" is disabled; enable it to store its events",
                 e.event_type
-            ))));
-            continue;
+            )));
         }
         if let Some(key) = &e.event_id {
-            let existing: Option<i64> = by_key
+            let existing: Option<i64> = c
+                .prepare_cached("SELECT id FROM events WHERE app_id = ?1 AND event_key = ?2")?
                 .query_row(params![app.0, key], |r| r.get(0))
                 .optional()?;
             if let Some(id) = existing {
-                results.push(Ok(EventOutcome {
+                return Ok(EventOutcome {
                     id,
                     duplicate: true,
                     customer_created: false,
-                }));
-                continue;
+                });
             }
         }
         let mut customer_created = false;
-        let customer = match customers.get(&e.customer_id) {
+        let customer = match self.customers.get(&e.customer_id) {
             Some(&id) => id,
             None => {
-                let found: Option<i64> = find_id
+                let found: Option<i64> = c
+                    .prepare_cached(
+                        "SELECT id FROM customers WHERE app_id = ?1 AND customer_id = ?2",
+                    )?
                     .query_row(params![app.0, e.customer_id.as_str()], |r| r.get(0))
                     .optional()?;
                 let id = match found {
                     Some(id) => id,
                     None => {
-                        let (outcome, _) = writer.write(
+                        let (outcome, _) = CustomerWriter::new(c)?.write(
                             c,
                             app,
                             &e.customer_id,
                             &[],
-                            e.timestamp.min(now),
+                            now,
                             Mode::Create,
-                            &mut deltas,
+                            &mut self.deltas,
                         )?;
                         customer_created = true;
+                        self.created_count += 1;
                         let id = outcome.customer.id;
-                        created.push(outcome.customer);
+                        if self.keep_created {
+                            self.created.push(outcome.customer);
+                        }
                         id
                     }
                 };
-                customers.insert(e.customer_id.clone(), id);
+                self.customers.insert(e.customer_id.clone(), id);
                 id
             }
         };
         let props = (!e.properties.is_empty()).then(|| e.properties.to_json_text());
-        insert.execute(params![
+        c.prepare_cached(
+            "INSERT INTO events (app_id, customer, type_id, channel, device_id, ts, event_key, properties)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
             app.0,
             customer,
             type_id,
@@ -259,28 +282,118 @@ pub fn insert(
             props
         ])?;
         let id = c.last_insert_rowid();
-        stored.push(id);
-        results.push(Ok(EventOutcome {
+        self.stored.push(id);
+        Ok(EventOutcome {
             id,
             duplicate: false,
             customer_created,
-        }));
+        })
     }
-    drop((insert, by_key, find_id, writer));
-    for customer in created {
-        w.emit(Change::Customer {
-            app,
-            customer,
-            before: Before::Created,
-        });
+
+    pub fn created_count(&self) -> u64 {
+        self.created_count
     }
-    if !stored.is_empty() {
-        w.emit(Change::Events {
-            app,
-            ranges: id_ranges(&mut stored),
-        });
+
+    /// Flushes the value counts and announces what was written: each created customer
+    /// (or one bulk change when they were not kept), then the events stored.
+    pub fn finish(mut self, w: &mut WriteCtx) -> Result<(), StoreError> {
+        super::writes::flush_counts(std::mem::take(&mut self.deltas), &w.conn)?;
+        let app = self.app;
+        if self.keep_created {
+            for customer in self.created {
+                w.emit(Change::Customer {
+                    app,
+                    customer,
+                    before: Before::Created,
+                });
+            }
+        } else if self.created_count > 0 {
+            w.emit(Change::Bulk { app });
+        }
+        if !self.stored.is_empty() {
+            w.emit(Change::Events {
+                app,
+                ranges: id_ranges(&mut self.stored),
+            });
+        }
+        Ok(())
     }
+}
+
+/// Writes `events` in the writer's transaction; logs the customers they created and then
+/// one [`Change::Events`] with the ids stored.
+pub fn insert(
+    w: &mut WriteCtx,
+    app: AppId,
+    events: Vec<NewEvent>,
+    now: i64,
+) -> Result<Vec<Result<EventOutcome, StoreError>>, StoreError> {
+    let mut writer = EventWriter::new(&w.conn, app, true)?;
+    let mut results = Vec::with_capacity(events.len());
+    for e in &events {
+        match writer.write(&w.conn, e, now) {
+            Err(StoreError::Invalid(m)) => results.push(Err(StoreError::Invalid(m))),
+            other => results.push(Ok(other?)),
+        }
+    }
+    writer.finish(w)?;
     Ok(results)
+}
+
+/// Runs an import of events inside the writer under one savepoint, released only if the
+/// feed ends with `keep: true`. An event of a type not registered (or disabled) fails the
+/// import: the feed checks types before, so only a type changed meanwhile gets here.
+pub fn import(
+    w: &mut WriteCtx,
+    app: AppId,
+    batches: Box<dyn Iterator<Item = EventBatch> + Send>,
+    now: i64,
+    written: &std::sync::atomic::AtomicU64,
+    incremental: u64,
+) -> Result<ImportCounts, StoreError> {
+    use std::sync::atomic::Ordering;
+    w.conn.execute_batch("SAVEPOINT event_import")?;
+    // Created customers are kept for the log up to `incremental`; past it one bulk change.
+    let mut writer = EventWriter::new(&w.conn, app, true)?;
+    let mut duplicates = 0u64;
+    let run = (|| -> Result<bool, StoreError> {
+        for batch in batches {
+            match batch {
+                EventBatch::Items(items) => {
+                    for e in &items {
+                        if writer.write(&w.conn, e, now)?.duplicate {
+                            duplicates += 1;
+                        }
+                        if writer.keep_created && writer.created_count > incremental {
+                            writer.keep_created = false;
+                            writer.created = Vec::new();
+                        }
+                    }
+                    written.fetch_add(items.len() as u64, Ordering::Relaxed);
+                }
+                EventBatch::End { keep } => return Ok(keep),
+            }
+        }
+        Ok(false)
+    })();
+    match run {
+        Ok(true) => {
+            let created = writer.created_count();
+            writer.finish(w)?;
+            w.conn.execute_batch("RELEASE event_import")?;
+            Ok(ImportCounts {
+                created,
+                updated: duplicates,
+                kept: true,
+            })
+        }
+        other => {
+            w.conn
+                .execute_batch("ROLLBACK TO event_import; RELEASE event_import")?;
+            written.store(0, Ordering::Relaxed);
+            other.map(|_| ImportCounts::default())
+        }
+    }
 }
 
 const EVENT_COLUMNS: &str =

@@ -14,7 +14,7 @@ use crate::store::{
     ImportBatch, ImportCounts, ImportMode, ImportRecord, ImportRowError, ImportState,
 };
 
-pub const IMPORT_COLUMNS: &str = "id, app_id, mode, state, created_at, finished_at, rows_read, rows_written, created, updated, values_written, rows_rejected, message";
+pub const IMPORT_COLUMNS: &str = "id, app_id, mode, state, created_at, finished_at, rows_read, rows_written, created, updated, values_written, rows_rejected, message, kind";
 
 pub fn import_from_row(row: &Row<'_>) -> rusqlite::Result<ImportRecord> {
     let mode: String = row.get(2)?;
@@ -34,6 +34,7 @@ pub fn import_from_row(row: &Row<'_>) -> rusqlite::Result<ImportRecord> {
         values_written: n(10)?,
         rows_rejected: n(11)?,
         message: row.get(12)?,
+        kind: crate::store::ImportKind::parse(&row.get::<_, String>(13)?),
     })
 }
 

@@ -114,7 +114,8 @@ const MIGRATIONS: &[&str] = &[
          properties TEXT);
      CREATE INDEX events_by_customer ON events(customer, ts, id);
      CREATE INDEX events_by_type_time ON events(type_id, ts);
-     CREATE UNIQUE INDEX events_by_key ON events(app_id, event_key) WHERE event_key IS NOT NULL;",
+     CREATE UNIQUE INDEX events_by_key ON events(app_id, event_key) WHERE event_key IS NOT NULL;
+     ALTER TABLE imports ADD COLUMN kind TEXT NOT NULL DEFAULT 'customers';",
 ];
 
 /// Brings the database up to this build's schema.

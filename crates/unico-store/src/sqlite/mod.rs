@@ -930,6 +930,43 @@ impl Store for SqliteStore {
         })
     }
 
+    fn create_event_import(
+        &self,
+        app: AppId,
+        mode: ImportMode,
+        now: i64,
+    ) -> Result<ImportRecord, StoreError> {
+        self.writer.write(move |w| {
+            let c = &w.conn;
+            ensure_app(c, app)?;
+            c.execute(
+                "INSERT INTO imports (app_id, mode, state, created_at, kind) VALUES (?1, ?2, 'running', ?3, 'events')",
+                params![app.0, mode.as_str(), now],
+            )?;
+            imports::get_import(c, app, c.last_insert_rowid())
+        })
+    }
+
+    fn run_event_import(
+        &self,
+        app: AppId,
+        batches: Box<dyn Iterator<Item = crate::store::EventBatch> + Send>,
+        now: i64,
+        written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        finish: Option<crate::store::ImportFinish>,
+    ) -> Result<ImportCounts, StoreError> {
+        let incremental = self.incremental_import;
+        self.writer.write(move |w| {
+            let outcome = events::import(w, app, batches, now, &written, incremental);
+            let Some(finish) = finish else {
+                return outcome;
+            };
+            let (record, errors) = finish(outcome.as_ref().copied());
+            imports::finish(&w.conn, &record, &errors)?;
+            Ok(outcome.unwrap_or_default())
+        })
+    }
+
     fn finish_import(
         &self,
         record: &ImportRecord,
