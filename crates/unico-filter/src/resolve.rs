@@ -7,12 +7,12 @@
 use jiff::tz::TimeZone;
 use unico_core::{Channel, Customer, Event, EventCode, FieldType, PropRef, PropertyType, Value};
 
+use crate::aggregate::{average, from_micros, to_micros};
 use crate::calendar::{
     EvalContext, anniversary_month_days, bound_day, bound_ms, local_day, local_day_ranges,
     month_day, within_last_days, within_last_ms,
 };
 use crate::eval::{Val, target_value};
-use crate::aggregate::{average, from_micros, to_micros};
 use crate::filter::{
     Agg, Bound, CountOp, EventCondition, Filter, Measure, Node, Predicate, Target, Which, Window,
 };
@@ -57,7 +57,10 @@ impl EventTest {
             && self.channel.as_ref().is_none_or(|c| *c == event.channel)
             && self.window.0 <= event.timestamp
             && event.timestamp <= self.window.1
-            && self.wheres.iter().all(|w| w.matches(event.property(&w.property)))
+            && self
+                .wheres
+                .iter()
+                .all(|w| w.matches(event.property(&w.property)))
     }
 }
 
@@ -462,16 +465,19 @@ fn event_matches(t: &EventTest, events: &[Event]) -> bool {
             test,
         } => {
             let numbers = || {
-                counted.clone().filter_map(|e| match e.property(property.as_deref()?) {
-                    Some(PropRef::Num(n)) => Some(n),
-                    _ => None,
-                })
+                counted
+                    .clone()
+                    .filter_map(|e| match e.property(property.as_deref()?) {
+                        Some(PropRef::Num(n)) => Some(n),
+                        _ => None,
+                    })
             };
             let value = match agg {
                 Agg::Count => Some(counted.clone().count() as f64),
                 Agg::Sum => Some(from_micros(numbers().map(to_micros).sum())),
                 Agg::Avg => {
-                    let (sum, n) = numbers().fold((0i128, 0u64), |(s, n), v| (s + to_micros(v), n + 1));
+                    let (sum, n) =
+                        numbers().fold((0i128, 0u64), |(s, n), v| (s + to_micros(v), n + 1));
                     average(sum, n)
                 }
                 Agg::Min => numbers().min_by(f64::total_cmp),
@@ -544,9 +550,9 @@ fn test_value(kind: &TestKind, v: Val<'_>, tz: Option<&TimeZone>) -> bool {
             (TestKind::DayRanges { ranges, negated }, Val::Date(d)) => {
                 in_set(ranges.iter().any(|&(a, b)| a <= d && d <= b), *negated)
             }
-            (TestKind::MonthDays(days), Val::Datetime(ms)) => tz.is_some_and(|tz| {
-                days.binary_search(&month_day(local_day(ms, tz))).is_ok()
-            }),
+            (TestKind::MonthDays(days), Val::Datetime(ms)) => {
+                tz.is_some_and(|tz| days.binary_search(&month_day(local_day(ms, tz))).is_ok())
+            }
             (TestKind::MonthDays(days), Val::Date(d)) => days.binary_search(&month_day(d)).is_ok(),
             _ => false,
         }
