@@ -6,6 +6,7 @@
 use std::fmt;
 
 use crate::error::Location;
+use crate::filter::{Agg, CountOp, Which};
 
 /// A byte range in the text form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +98,66 @@ pub enum ExprKind {
     Or(Vec<Expr>),
     Not(Box<Expr>),
     Condition(Condition),
+    /// A condition on the customer's events (SPEC §7).
+    Event(EventExpr),
+}
+
+/// An event condition as written: which events count, then what is measured over them.
+/// The parsers already refuse what no form can spell (a count bound outside `did`, a
+/// window on `first`/`last`, a missing or extra property); the checker refuses it again
+/// on trees built by hand.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventExpr {
+    /// The event type's code as written.
+    pub event: String,
+    pub event_loc: Loc,
+    /// `on web` / `"channel": "web"`.
+    pub channel: Option<(String, Loc)>,
+    /// The window as written, with the location of its keyword; `None` when none is
+    /// written (which means ever).
+    pub window: Option<(EventWindow, Loc)>,
+    /// Property conditions (`field` holds the property's name); all must hold.
+    pub wheres: Vec<Condition>,
+    pub measure: MeasureExpr,
+}
+
+/// The time window of an event condition as written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventWindow {
+    /// `ever` (the same as writing no window).
+    Ever,
+    /// `within_last 90d`.
+    Last(Duration),
+    /// `between a and b`: two times, as for a datetime field.
+    Between(Box<Scalar>, Box<Scalar>),
+}
+
+/// What an event condition measures, as written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MeasureExpr {
+    /// `did` / `did_not`, with an optional count bound (`at_least 3 times`).
+    Occurred {
+        negated: bool,
+        count: Option<(CountOp, u32, Loc)>,
+    },
+    /// `sum amount of purchase … > 500`, `count of purchase … >= 3`.
+    Aggregate {
+        agg: Agg,
+        agg_loc: Loc,
+        /// The number property (`None` for `count`).
+        property: Option<(String, Loc)>,
+        test: TestExpr,
+    },
+    /// `last app_open before 30d ago`.
+    Time { which: Which, test: TestExpr },
+}
+
+/// An operator and its operand, as in a field condition, applied to a measure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestExpr {
+    pub op: Op,
+    pub op_loc: Loc,
+    pub operand: Operand,
 }
 
 /// `field op operand`.

@@ -1,18 +1,24 @@
 //! Type checking: an untyped [`Ast`] and a [`Schema`] make a [`Filter`], or an error that
-//! says where and why. Fields are resolved (with "did you mean"), operators checked
-//! against the field's type, and values parsed by `unico_core::value` exactly as the API
-//! parses them.
+//! says where and why. Fields and event types are resolved (with "did you mean"),
+//! operators checked against the field's (or property's, or measure's) type, and values
+//! parsed by `unico_core::value` exactly as the API parses them.
 
 use unico_core::limits::MAX_FIELD_NAME_CHARS;
 use unico_core::value::{from_json_number, parse_text};
-use unico_core::{FieldType, Schema, Value};
+use unico_core::{
+    Channel, EventCode, EventType, FieldType, PropertyType, Schema, Value, ValueError,
+};
 
 use crate::ast::{
-    Ast, Condition as AstCondition, Expr, ExprKind, Loc, Op, Operand, Scalar, ScalarKind, Unit,
+    Ast, Condition as AstCondition, EventExpr, EventWindow, Expr, ExprKind, Loc, MeasureExpr, Op,
+    Operand, Scalar, ScalarKind, TestExpr, Unit,
 };
-use crate::error::{ErrorKind, FilterError};
-use crate::filter::{Bound, Condition, Filter, Node, Predicate, Target, operators_for};
-use crate::limits::{MAX_ANNIVERSARY_DAYS, MAX_DEPTH, MAX_IN_VALUES};
+use crate::error::{ErrorKind, FilterError, quote};
+use crate::filter::{
+    AGGREGATE_OPERATORS, Agg, Bound, Condition, EventCondition, Filter, Measure, Node, Predicate,
+    PropertyCondition, TIME_OPERATORS, Target, Window, operators_for,
+};
+use crate::limits::{MAX_ANNIVERSARY_DAYS, MAX_DEPTH, MAX_EVENT_COUNT, MAX_IN_VALUES};
 
 /// The built-in attributes every customer has, filterable like fields.
 pub const BUILT_INS: [&str; 3] = ["customerId", "created_at", "updated_at"];
@@ -27,6 +33,26 @@ struct Checker<'a> {
     ast: &'a Ast,
     schema: &'a Schema,
 }
+
+/// What a predicate tests, for its messages: a field or built-in attribute (whose errors
+/// name the field), or a part of an event condition, named by a phrase
+/// (`number property "amount" of "purchase"`, `the sum of "amount" over "purchase"`).
+enum Subject<'a> {
+    Target(&'a Target),
+    Event { phrase: String, ty: FieldType },
+}
+
+impl Subject<'_> {
+    fn ty(&self) -> FieldType {
+        match self {
+            Subject::Target(t) => t.field_type(),
+            Subject::Event { ty, .. } => *ty,
+        }
+    }
+}
+
+/// Why a window is refused on `first` / `last`.
+const WINDOW_ON_TIME: &str = "first and last take no window; the operator compares the time itself (last app_open before 30d ago)";
 
 impl Checker<'_> {
     fn error(&self, kind: ErrorKind, loc: &Loc) -> FilterError {
@@ -60,7 +86,69 @@ impl Checker<'_> {
             }
             ExprKind::Not(inner) => Ok(Node::Not(Box::new(self.expr(inner, level + 1)?))),
             ExprKind::Condition(c) => self.condition(c).map(Node::Condition),
+            ExprKind::Event(e) => self.event(e).map(Node::Event),
         }
+    }
+
+    /// Operators as the user spells them in the form they wrote.
+    fn spell(&self, ops: &[Op]) -> String {
+        let spell = if self.ast.is_text() {
+            Op::text
+        } else {
+            Op::name
+        };
+        ops.iter()
+            .map(|op| spell(*op))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn wrong_value(
+        &self,
+        subject: &Subject<'_>,
+        expected: String,
+        got: String,
+        loc: &Loc,
+    ) -> FilterError {
+        let kind = match subject {
+            Subject::Target(t) => ErrorKind::WrongValue {
+                field: t.name().to_owned(),
+                expected,
+                got,
+            },
+            Subject::Event { phrase, .. } => ErrorKind::EventInvalidValue {
+                subject: phrase.clone(),
+                reason: format!("expected {expected}, got {got}"),
+            },
+        };
+        self.error(kind, loc)
+    }
+
+    fn invalid_value(&self, subject: &Subject<'_>, reason: ValueError, loc: &Loc) -> FilterError {
+        let kind = match subject {
+            Subject::Target(t) => ErrorKind::InvalidValue {
+                field: t.name().to_owned(),
+                reason,
+            },
+            Subject::Event { phrase, .. } => ErrorKind::EventInvalidValue {
+                subject: phrase.clone(),
+                reason: reason.to_string(),
+            },
+        };
+        self.error(kind, loc)
+    }
+
+    fn empty_string(&self, subject: &Subject<'_>, loc: &Loc) -> FilterError {
+        let kind = match subject {
+            Subject::Target(t) => ErrorKind::EmptyString {
+                field: t.name().to_owned(),
+            },
+            Subject::Event { phrase, .. } => ErrorKind::EventInvalidValue {
+                subject: phrase.clone(),
+                reason: "an empty string means \"absent\" and never matches".to_owned(),
+            },
+        };
+        self.error(kind, loc)
     }
 
     fn target(&self, name: &str, loc: &Loc) -> Result<Target, FilterError> {
@@ -102,77 +190,78 @@ impl Checker<'_> {
         let ty = target.field_type();
         let fitting = operators_for(ty);
         if !fitting.contains(&c.op) {
-            let spell = if self.ast.is_text() {
-                Op::text
-            } else {
-                Op::name
-            };
-            let accepted = fitting
-                .iter()
-                .map(|op| spell(*op))
-                .collect::<Vec<_>>()
-                .join(", ");
             return Err(self.error(
                 ErrorKind::OperatorMismatch {
                     op: c.op,
                     field: target.name().to_owned(),
                     field_type: ty,
-                    accepted,
+                    accepted: self.spell(fitting),
                 },
                 &c.op_loc,
             ));
         }
+        let predicate = self.predicate(&Subject::Target(&target), c.op, &c.op_loc, &c.operand)?;
+        Ok(Condition { target, predicate })
+    }
+
+    /// The predicate of `op` and `operand` on `subject`, once `op` is known to fit its type.
+    fn predicate(
+        &self,
+        subject: &Subject<'_>,
+        op: Op,
+        op_loc: &Loc,
+        operand: &Operand,
+    ) -> Result<Predicate, FilterError> {
+        let ty = subject.ty();
         let shape_error = || {
             self.syntax(
-                format!("the operator \"{}\" does not take this kind of value", c.op),
-                &c.op_loc,
+                format!("the operator \"{op}\" does not take this kind of value"),
+                op_loc,
             )
         };
-        let scalar = || match &c.operand {
+        let scalar = || match operand {
             Operand::Scalar(s) => Ok(s),
             _ => Err(shape_error()),
         };
-        let predicate = match c.op {
+        let predicate = match op {
             Op::Exists | Op::NotExists => {
-                if c.operand != Operand::None {
+                if *operand != Operand::None {
                     return Err(shape_error());
                 }
-                if c.op == Op::Exists {
+                if op == Op::Exists {
                     Predicate::Exists
                 } else {
                     Predicate::NotExists
                 }
             }
-            Op::Eq => Predicate::Eq(self.value(&target, scalar()?)?),
-            Op::Neq => Predicate::Neq(self.value(&target, scalar()?)?),
+            Op::Eq => Predicate::Eq(self.value(subject, scalar()?)?),
+            Op::Neq => Predicate::Neq(self.value(subject, scalar()?)?),
             Op::In | Op::NotIn => {
-                let Operand::List(items) = &c.operand else {
+                let Operand::List(items) = operand else {
                     return Err(shape_error());
                 };
                 if items.is_empty() {
-                    return Err(
-                        self.syntax(format!("\"{}\" needs at least one value", c.op), &c.op_loc)
-                    );
+                    return Err(self.syntax(format!("\"{op}\" needs at least one value"), op_loc));
                 }
                 if items.len() > MAX_IN_VALUES {
-                    return Err(self.error(ErrorKind::ListTooLong, &c.op_loc));
+                    return Err(self.error(ErrorKind::ListTooLong, op_loc));
                 }
                 let values = items
                     .iter()
-                    .map(|s| self.value(&target, s))
+                    .map(|s| self.value(subject, s))
                     .collect::<Result<Vec<_>, _>>()?;
-                if c.op == Op::In {
+                if op == Op::In {
                     Predicate::In(values)
                 } else {
                     Predicate::NotIn(values)
                 }
             }
             Op::Contains | Op::NotContains | Op::StartsWith | Op::EndsWith => {
-                let needle = match self.value(&target, scalar()?)? {
+                let needle = match self.value(subject, scalar()?)? {
                     Value::String(s) => s,
                     _ => return Err(shape_error()),
                 };
-                match c.op {
+                match op {
                     Op::Contains => Predicate::Contains(needle),
                     Op::NotContains => Predicate::NotContains(needle),
                     Op::StartsWith => Predicate::StartsWith(needle),
@@ -180,11 +269,11 @@ impl Checker<'_> {
                 }
             }
             Op::Lt | Op::Lte | Op::Gt | Op::Gte => {
-                let n = match self.value(&target, scalar()?)? {
+                let n = match self.value(subject, scalar()?)? {
                     Value::Number(n) => n,
                     _ => return Err(shape_error()),
                 };
-                match c.op {
+                match op {
                     Op::Lt => Predicate::Lt(n),
                     Op::Lte => Predicate::Lte(n),
                     Op::Gt => Predicate::Gt(n),
@@ -192,28 +281,26 @@ impl Checker<'_> {
                 }
             }
             Op::Between => {
-                let Operand::Range(lo, hi) = &c.operand else {
+                let Operand::Range(lo, hi) = operand else {
                     return Err(shape_error());
                 };
-                Predicate::Between(self.bound(&target, lo)?, self.bound(&target, hi)?)
+                Predicate::Between(self.bound(subject, lo)?, self.bound(subject, hi)?)
             }
-            Op::Before => Predicate::Before(self.bound(&target, scalar()?)?),
-            Op::After => Predicate::After(self.bound(&target, scalar()?)?),
+            Op::Before => Predicate::Before(self.bound(subject, scalar()?)?),
+            Op::After => Predicate::After(self.bound(subject, scalar()?)?),
             Op::WithinLast | Op::NotWithinLast => {
-                let Operand::Duration(d, loc) = &c.operand else {
+                let Operand::Duration(d, loc) = operand else {
                     return Err(shape_error());
                 };
                 if ty == FieldType::Date && matches!(d.unit, Unit::Minute | Unit::Hour) {
-                    return Err(self.error(
-                        ErrorKind::WrongValue {
-                            field: target.name().to_owned(),
-                            expected: "a duration in days or weeks (30d, 2w)".to_owned(),
-                            got: format!("{d} (a date has no time of day)"),
-                        },
+                    return Err(self.wrong_value(
+                        subject,
+                        "a duration in days or weeks (30d, 2w)".to_owned(),
+                        format!("{d} (a date has no time of day)"),
                         loc,
                     ));
                 }
-                if c.op == Op::WithinLast {
+                if op == Op::WithinLast {
                     Predicate::WithinLast(*d)
                 } else {
                     Predicate::NotWithinLast(*d)
@@ -227,34 +314,27 @@ impl Checker<'_> {
                             Ok(Some(Value::Date(day))) => Predicate::On(day),
                             Ok(_) => return Err(shape_error()),
                             Err(reason) => {
-                                return Err(self.error(
-                                    ErrorKind::InvalidValue {
-                                        field: target.name().to_owned(),
-                                        reason,
-                                    },
-                                    &s.loc,
-                                ));
+                                return Err(self.invalid_value(subject, reason, &s.loc));
                             }
                         }
                     }
                     other => {
-                        return Err(self.error(
-                            ErrorKind::WrongValue {
-                                field: target.name().to_owned(),
-                                expected: if self.ast.is_text() {
-                                    "a calendar date in double quotes (\"2024-05-01\")".to_owned()
-                                } else {
-                                    "a calendar date string (\"2024-05-01\")".to_owned()
-                                },
-                                got: self.describe(other),
-                            },
+                        let expected = if self.ast.is_text() {
+                            "a calendar date in double quotes (\"2024-05-01\")"
+                        } else {
+                            "a calendar date string (\"2024-05-01\")"
+                        };
+                        return Err(self.wrong_value(
+                            subject,
+                            expected.to_owned(),
+                            self.describe(other),
                             &s.loc,
                         ));
                     }
                 }
             }
             Op::Anniversary => {
-                let Operand::Anniversary(window) = &c.operand else {
+                let Operand::Anniversary(window) = operand else {
                     return Err(shape_error());
                 };
                 let within_days = match window {
@@ -264,13 +344,10 @@ impl Checker<'_> {
                             Unit::Day => Some(d.amount),
                             Unit::Week => d.amount.checked_mul(7),
                             Unit::Minute | Unit::Hour => {
-                                return Err(self.error(
-                                    ErrorKind::WrongValue {
-                                        field: target.name().to_owned(),
-                                        expected: "an anniversary window in days or weeks (7d, 2w)"
-                                            .to_owned(),
-                                        got: format!("{d}"),
-                                    },
+                                return Err(self.wrong_value(
+                                    subject,
+                                    "an anniversary window in days or weeks (7d, 2w)".to_owned(),
+                                    format!("{d}"),
                                     loc,
                                 ));
                             }
@@ -278,14 +355,12 @@ impl Checker<'_> {
                         match days.filter(|n| *n <= MAX_ANNIVERSARY_DAYS) {
                             Some(n) => n,
                             None => {
-                                return Err(self.error(
-                                    ErrorKind::WrongValue {
-                                        field: target.name().to_owned(),
-                                        expected: format!(
-                                            "an anniversary window of at most {MAX_ANNIVERSARY_DAYS} days"
-                                        ),
-                                        got: format!("{d}"),
-                                    },
+                                return Err(self.wrong_value(
+                                    subject,
+                                    format!(
+                                        "an anniversary window of at most {MAX_ANNIVERSARY_DAYS} days"
+                                    ),
+                                    format!("{d}"),
                                     loc,
                                 ));
                             }
@@ -295,7 +370,7 @@ impl Checker<'_> {
                 Predicate::Anniversary { within_days }
             }
         };
-        Ok(Condition { target, predicate })
+        Ok(predicate)
     }
 
     fn describe(&self, kind: &ScalarKind) -> String {
@@ -330,77 +405,336 @@ impl Checker<'_> {
         }
     }
 
-    fn wrong(&self, target: &Target, scalar: &Scalar) -> FilterError {
-        self.error(
-            ErrorKind::WrongValue {
-                field: target.name().to_owned(),
-                expected: self.expected(target.field_type()),
-                got: self.describe(&scalar.kind),
-            },
+    fn wrong(&self, subject: &Subject<'_>, scalar: &Scalar) -> FilterError {
+        self.wrong_value(
+            subject,
+            self.expected(subject.ty()),
+            self.describe(&scalar.kind),
             &scalar.loc,
         )
     }
 
-    /// An absolute value of the target's type.
-    fn value(&self, target: &Target, scalar: &Scalar) -> Result<Value, FilterError> {
-        let ty = target.field_type();
-        let invalid = |reason| {
-            self.error(
-                ErrorKind::InvalidValue {
-                    field: target.name().to_owned(),
-                    reason,
-                },
-                &scalar.loc,
-            )
-        };
+    /// An absolute value of the subject's type.
+    fn value(&self, subject: &Subject<'_>, scalar: &Scalar) -> Result<Value, FilterError> {
+        let ty = subject.ty();
+        let invalid = |reason| self.invalid_value(subject, reason, &scalar.loc);
         match &scalar.kind {
             ScalarKind::String(text) => match parse_text(ty, text) {
                 Ok(Some(value)) => Ok(value),
-                Ok(None) => Err(self.error(
-                    ErrorKind::EmptyString {
-                        field: target.name().to_owned(),
-                    },
-                    &scalar.loc,
-                )),
+                Ok(None) => Err(self.empty_string(subject, &scalar.loc)),
                 Err(reason) => Err(invalid(reason)),
             },
             ScalarKind::Number(text) if ty == FieldType::Number => match parse_text(ty, text) {
                 Ok(Some(value)) => Ok(value),
-                Ok(None) => Err(self.wrong(target, scalar)),
+                Ok(None) => Err(self.wrong(subject, scalar)),
                 Err(reason) => Err(invalid(reason)),
             },
             ScalarKind::JsonNumber(n) if matches!(ty, FieldType::Number | FieldType::Datetime) => {
                 from_json_number(ty, n.as_f64().unwrap_or(f64::NAN), n.as_i64()).map_err(invalid)
             }
-            _ => Err(self.wrong(target, scalar)),
+            _ => Err(self.wrong(subject, scalar)),
         }
     }
 
     /// A bound for `before`/`after`/`between`: a value, or for time types a relative time.
-    fn bound(&self, target: &Target, scalar: &Scalar) -> Result<Bound, FilterError> {
-        match (&scalar.kind, target.field_type()) {
+    fn bound(&self, subject: &Subject<'_>, scalar: &Scalar) -> Result<Bound, FilterError> {
+        match (&scalar.kind, subject.ty()) {
             (ScalarKind::Relative(r), FieldType::Datetime) => Ok(Bound::Relative(*r)),
             (ScalarKind::Relative(r), FieldType::Date) => {
                 if matches!(r.duration.unit, Unit::Minute | Unit::Hour) {
-                    return Err(self.error(
-                        ErrorKind::WrongValue {
-                            field: target.name().to_owned(),
-                            expected: "a relative time in days or weeks (90d ago, 2w from now)"
-                                .to_owned(),
-                            got: format!(
-                                "{} (a date has no time of day)",
-                                self.describe(&scalar.kind)
-                            ),
-                        },
+                    return Err(self.wrong_value(
+                        subject,
+                        "a relative time in days or weeks (90d ago, 2w from now)".to_owned(),
+                        format!(
+                            "{} (a date has no time of day)",
+                            self.describe(&scalar.kind)
+                        ),
                         &scalar.loc,
                     ));
                 }
                 Ok(Bound::Relative(*r))
             }
-            _ => self.value(target, scalar).map(Bound::Value),
+            _ => self.value(subject, scalar).map(Bound::Value),
         }
     }
+
+    // ---- event conditions ----
+
+    fn event(&self, e: &EventExpr) -> Result<EventCondition, FilterError> {
+        let types = self.schema.event_types();
+        let Some(ty) = types.get(&e.event) else {
+            // A name far longer than any code cannot be a typo of one.
+            let suggestion = if e.event.chars().count() <= EventCode::MAX_CHARS + 2 {
+                types.suggest(&e.event).map(str::to_owned)
+            } else {
+                None
+            };
+            return Err(self.error(
+                ErrorKind::UnknownEventType {
+                    name: e.event.clone(),
+                    suggestion,
+                },
+                &e.event_loc,
+            ));
+        };
+        let code = quote(ty.code.as_str());
+        let channel = match &e.channel {
+            None => None,
+            Some((text, loc)) => Some(Channel::parse(text).map_err(|err| {
+                self.error(
+                    ErrorKind::EventInvalidValue {
+                        subject: "the channel".to_owned(),
+                        reason: err.0,
+                    },
+                    loc,
+                )
+            })?),
+        };
+        let window = match &e.window {
+            None => Window::Ever,
+            Some((_, loc)) if matches!(e.measure, MeasureExpr::Time { .. }) => {
+                return Err(self.syntax(WINDOW_ON_TIME, loc));
+            }
+            Some((EventWindow::Ever, _)) => Window::Ever,
+            Some((EventWindow::Last(d), _)) => Window::Last(*d),
+            Some((EventWindow::Between(lo, hi), _)) => {
+                let subject = Subject::Event {
+                    phrase: format!("the window of {code}"),
+                    ty: FieldType::Datetime,
+                };
+                Window::Between(self.bound(&subject, lo)?, self.bound(&subject, hi)?)
+            }
+        };
+        let wheres = e
+            .wheres
+            .iter()
+            .map(|w| self.property_condition(ty, w))
+            .collect::<Result<Vec<_>, _>>()?;
+        let measure = match &e.measure {
+            MeasureExpr::Occurred { negated, count } => {
+                let count = match count {
+                    None => None,
+                    Some((_, n, loc)) if *n > MAX_EVENT_COUNT => {
+                        return Err(self.syntax(
+                            format!("the count bound {n} is too large; a count bound is at most {MAX_EVENT_COUNT}"),
+                            loc,
+                        ));
+                    }
+                    Some((op, n, _)) => Some((*op, *n)),
+                };
+                Measure::Occurred {
+                    negated: *negated,
+                    count,
+                }
+            }
+            MeasureExpr::Aggregate {
+                agg,
+                agg_loc,
+                property,
+                test,
+            } => {
+                let property = match (agg, property) {
+                    (Agg::Count, None) => None,
+                    (Agg::Count, Some((_, loc))) => {
+                        return Err(self.syntax(
+                            "count counts events and takes no property; to add a property up, use sum",
+                            loc,
+                        ));
+                    }
+                    (agg, None) => {
+                        return Err(self.syntax(
+                            format!("{} needs the number property to aggregate", agg.name()),
+                            agg_loc,
+                        ));
+                    }
+                    (agg, Some((p, loc))) => {
+                        if ty.property_type(p) == Some(PropertyType::String) {
+                            return Err(self.error(
+                                ErrorKind::EventInvalidValue {
+                                    subject: format!("the property of {}", agg.name()),
+                                    reason: format!(
+                                        "{} is declared as a string on {code}; sum, avg, min and max take a number property",
+                                        quote(p)
+                                    ),
+                                },
+                                loc,
+                            ));
+                        }
+                        Some(p.clone())
+                    }
+                };
+                let phrase = match (agg, &property) {
+                    (_, None) => format!("the count of {code}"),
+                    (Agg::Sum, Some(p)) => format!("the sum of {} over {code}", quote(p)),
+                    (Agg::Avg, Some(p)) => format!("the average of {} over {code}", quote(p)),
+                    (Agg::Min, Some(p)) => format!("the minimum of {} over {code}", quote(p)),
+                    (_, Some(p)) => format!("the maximum of {} over {code}", quote(p)),
+                };
+                let predicate =
+                    self.measure_test(phrase, FieldType::Number, &AGGREGATE_OPERATORS, test)?;
+                Measure::Aggregate {
+                    agg: *agg,
+                    property,
+                    predicate,
+                }
+            }
+            MeasureExpr::Time { which, test } => {
+                let phrase = format!("the {} time of {code}", which.name());
+                let predicate =
+                    self.measure_test(phrase, FieldType::Datetime, &TIME_OPERATORS, test)?;
+                Measure::Time {
+                    which: *which,
+                    predicate,
+                }
+            }
+        };
+        Ok(EventCondition {
+            event: ty.code.clone(),
+            channel,
+            window,
+            wheres,
+            measure,
+        })
+    }
+
+    /// The test of an aggregate (a number) or a first/last time (a datetime).
+    fn measure_test(
+        &self,
+        phrase: String,
+        ty: FieldType,
+        fitting: &[Op],
+        test: &TestExpr,
+    ) -> Result<Predicate, FilterError> {
+        if !fitting.contains(&test.op) {
+            return Err(self.error(
+                ErrorKind::EventOperatorMismatch {
+                    op: test.op,
+                    subject: phrase,
+                    accepted: self.spell(fitting),
+                },
+                &test.op_loc,
+            ));
+        }
+        let subject = Subject::Event { phrase, ty };
+        self.predicate(&subject, test.op, &test.op_loc, &test.operand)
+    }
+
+    /// A condition on one property of `ty`'s events. Its type is the declared one, else
+    /// the one the filter implies: the operator (`gt` a number, `contains` a string), else
+    /// the (first) value written. `exists`/`not_exists` imply none, so they need a
+    /// declared type.
+    fn property_condition(
+        &self,
+        ty: &EventType,
+        c: &AstCondition,
+    ) -> Result<PropertyCondition, FilterError> {
+        let name = quote(&c.field);
+        let code = quote(ty.code.as_str());
+        let declared = ty.property_type(&c.field);
+        let property_type = match declared {
+            Some(t) => t,
+            None => {
+                let of_value = |s: &Scalar| match &s.kind {
+                    ScalarKind::String(_) => Ok(PropertyType::String),
+                    ScalarKind::Number(_) | ScalarKind::JsonNumber(_) => Ok(PropertyType::Number),
+                    ScalarKind::Relative(_) => Err(self.error(
+                        ErrorKind::EventInvalidValue {
+                            subject: format!("property {name} of {code}"),
+                            reason: format!(
+                                "expected a string or a number, got {}",
+                                self.describe(&s.kind)
+                            ),
+                        },
+                        &s.loc,
+                    )),
+                };
+                match (c.op, &c.operand) {
+                    (Op::Exists | Op::NotExists, _) => {
+                        return Err(self.error(
+                            ErrorKind::UndeclaredProperty {
+                                event: ty.code.as_str().to_owned(),
+                                property: c.field.clone(),
+                            },
+                            &c.op_loc,
+                        ));
+                    }
+                    (Op::Contains | Op::NotContains | Op::StartsWith | Op::EndsWith, _) => {
+                        PropertyType::String
+                    }
+                    (Op::Lt | Op::Lte | Op::Gt | Op::Gte | Op::Between, _) => PropertyType::Number,
+                    (Op::Eq | Op::Neq, Operand::Scalar(s)) => of_value(s)?,
+                    (Op::In | Op::NotIn, Operand::List(items)) if !items.is_empty() => {
+                        of_value(&items[0])?
+                    }
+                    (op, _) => {
+                        return Err(self.error(
+                            ErrorKind::EventOperatorMismatch {
+                                op,
+                                subject: format!("property {name} of {code}"),
+                                accepted: format!(
+                                    "{} (properties are strings or numbers)",
+                                    self.spell(&PROPERTY_OPERATORS)
+                                ),
+                            },
+                            &c.op_loc,
+                        ));
+                    }
+                }
+            }
+        };
+        let field_type = match property_type {
+            PropertyType::Number => FieldType::Number,
+            PropertyType::String => FieldType::String,
+        };
+        let phrase = match declared {
+            Some(t) => format!("{} property {name} of {code}", t.as_str()),
+            None => format!(
+                "property {name} of {code} (not declared, so read as a {} from the filter)",
+                property_type.as_str()
+            ),
+        };
+        let fitting = operators_for(field_type);
+        if !fitting.contains(&c.op) {
+            return Err(self.error(
+                ErrorKind::EventOperatorMismatch {
+                    op: c.op,
+                    subject: phrase,
+                    accepted: self.spell(fitting),
+                },
+                &c.op_loc,
+            ));
+        }
+        let subject = Subject::Event {
+            phrase,
+            ty: field_type,
+        };
+        let predicate = self.predicate(&subject, c.op, &c.op_loc, &c.operand)?;
+        Ok(PropertyCondition {
+            property: c.field.clone(),
+            property_type,
+            predicate,
+        })
+    }
 }
+
+/// Every operator a property takes, of either type.
+const PROPERTY_OPERATORS: [Op; 15] = [
+    Op::Exists,
+    Op::NotExists,
+    Op::Eq,
+    Op::Neq,
+    Op::In,
+    Op::NotIn,
+    Op::Contains,
+    Op::NotContains,
+    Op::StartsWith,
+    Op::EndsWith,
+    Op::Lt,
+    Op::Lte,
+    Op::Gt,
+    Op::Gte,
+    Op::Between,
+];
 
 /// A built-in attribute close to `name` (case or a typo or two), to suggest.
 fn suggest_built_in(name: &str) -> Option<&'static str> {

@@ -76,6 +76,26 @@ pub enum ErrorKind {
     InvalidValue { field: String, reason: ValueError },
     /// An empty string: it never matches, since an empty value means "absent".
     EmptyString { field: String },
+    /// The event type is not registered in the application.
+    UnknownEventType {
+        name: String,
+        suggestion: Option<String>,
+    },
+    /// The operator does not apply to what a part of an event condition tests (a
+    /// property of its type, an aggregate, a first or last time). `subject` says what, as
+    /// a phrase (`number property "amount" of "purchase"`).
+    EventOperatorMismatch {
+        op: Op,
+        subject: String,
+        /// The operators that apply, spelled as in the form the user wrote.
+        accepted: String,
+    },
+    /// A value in an event condition of the wrong kind or that did not parse, or a channel
+    /// that is not one. `reason` says what was expected and what was found.
+    EventInvalidValue { subject: String, reason: String },
+    /// `exists` / `not_exists` on a property whose type its event type does not declare:
+    /// without a type the test would depend on a guess.
+    UndeclaredProperty { event: String, property: String },
 }
 
 impl ErrorKind {
@@ -90,7 +110,11 @@ impl ErrorKind {
             ErrorKind::OperatorMismatch { .. } => "filter_operator_mismatch",
             ErrorKind::WrongValue { .. }
             | ErrorKind::InvalidValue { .. }
-            | ErrorKind::EmptyString { .. } => "filter_invalid_value",
+            | ErrorKind::EmptyString { .. }
+            | ErrorKind::EventInvalidValue { .. } => "filter_invalid_value",
+            ErrorKind::UnknownEventType { .. } => "filter_unknown_event_type",
+            ErrorKind::EventOperatorMismatch { .. } => "filter_operator_mismatch",
+            ErrorKind::UndeclaredProperty { .. } => "filter_undeclared_property",
         }
     }
 }
@@ -199,12 +223,45 @@ fn render(kind: &ErrorKind, at: &Location) -> String {
             "empty string for field {} at {at}; an empty value means \"absent\" and never matches: use exists or not_exists",
             quote(field)
         ),
+        ErrorKind::UnknownEventType { name, suggestion } => {
+            let name = quote(name);
+            match suggestion {
+                Some(s) => format!(
+                    "unknown event type {name} at {at} — did you mean {}?",
+                    quote(s)
+                ),
+                None => format!(
+                    "unknown event type {name} at {at}; event types are registered per application"
+                ),
+            }
+        }
+        ErrorKind::EventOperatorMismatch {
+            op,
+            subject,
+            accepted,
+        } => {
+            let spelled = match at {
+                Location::Text { .. } => op.text(),
+                _ => op.name(),
+            };
+            format!(
+                "operator \"{spelled}\" does not apply to {subject} at {at}; accepted: {accepted}"
+            )
+        }
+        ErrorKind::EventInvalidValue { subject, reason } => {
+            format!("invalid value for {subject} at {at}: {reason}")
+        }
+        ErrorKind::UndeclaredProperty { event, property } => format!(
+            "cannot test whether property {} of event type {} exists at {at}, as its type is not declared; declare the property (number or string) on the event type, or compare it with a value",
+            quote(property),
+            quote(event)
+        ),
     }
 }
 
 /// Quotes a user-given name for a message, shortened so hostile input cannot make a huge
 /// message.
-fn quote(name: &str) -> String {
+pub(crate) fn quote(name: &str) -> String {
     format!("\"{}\"", unico_core::value::excerpt(name))
 }
 

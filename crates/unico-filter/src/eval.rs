@@ -4,27 +4,133 @@
 //! Semantics are two-valued: a condition on a value the customer lacks is false (except
 //! `not_exists`), so `neq`, `not_in`, `not_contains` and `not_within_last` need a value,
 //! and `not X` is the exact complement of `X`.
+//!
+//! Event conditions (SPEC §7) look at the customer's events: first which of them count
+//! (type, channel, window, property conditions), then what is measured over those.
 
-use unico_core::{Customer, Value};
+use unico_core::{Customer, Event, PropRef, PropertyType, Value};
 
+use crate::aggregate::{average, from_micros, to_micros};
 use crate::calendar::{
     EvalContext, anniversary_matches, bound_day, bound_ms, duration_days, duration_ms, local_day,
     within_last_days,
 };
-use crate::filter::{Condition, Filter, Node, Predicate, Target};
+use crate::filter::{
+    Agg, Condition, CountOp, EventCondition, Filter, Measure, Node, Predicate, PropertyCondition,
+    Target, Which, Window,
+};
 
-/// Whether `customer` is in `filter`'s audience at `ctx.now_ms`.
+/// Whether `customer` is in `filter`'s audience at `ctx.now_ms`, for a customer with no
+/// events (every event condition sees none).
 pub fn matches(filter: &Filter, customer: &Customer, ctx: &EvalContext) -> bool {
-    node(filter.root(), customer, ctx)
+    matches_with_events(filter, customer, &[], ctx)
 }
 
-fn node(node: &Node, customer: &Customer, ctx: &EvalContext) -> bool {
+/// Whether `customer`, holding `events` (all of theirs, in any order), is in `filter`'s
+/// audience at `ctx.now_ms`.
+pub fn matches_with_events(
+    filter: &Filter,
+    customer: &Customer,
+    events: &[Event],
+    ctx: &EvalContext,
+) -> bool {
+    node(filter.root(), customer, events, ctx)
+}
+
+fn node(node: &Node, customer: &Customer, events: &[Event], ctx: &EvalContext) -> bool {
     match node {
-        Node::And(children) => children.iter().all(|c| self::node(c, customer, ctx)),
-        Node::Or(children) => children.iter().any(|c| self::node(c, customer, ctx)),
-        Node::Not(inner) => !self::node(inner, customer, ctx),
+        Node::And(children) => children
+            .iter()
+            .all(|c| self::node(c, customer, events, ctx)),
+        Node::Or(children) => children
+            .iter()
+            .any(|c| self::node(c, customer, events, ctx)),
+        Node::Not(inner) => !self::node(inner, customer, events, ctx),
         Node::Condition(c) => condition(c, customer, ctx),
-        Node::Event(_) => todo!("event conditions: reference evaluation"),
+        Node::Event(e) => event_condition(e, events, ctx),
+    }
+}
+
+fn event_condition(e: &EventCondition, events: &[Event], ctx: &EvalContext) -> bool {
+    let counted: Vec<&Event> = events.iter().filter(|ev| counts(e, ev, ctx)).collect();
+    match &e.measure {
+        Measure::Occurred { negated, count } => {
+            let n = counted.len() as u64;
+            let holds = match count {
+                None => n >= 1,
+                Some((CountOp::AtLeast, k)) => n >= u64::from(*k),
+                Some((CountOp::AtMost, k)) => n <= u64::from(*k),
+                Some((CountOp::Exactly, k)) => n == u64::from(*k),
+            };
+            holds != *negated
+        }
+        Measure::Aggregate {
+            agg,
+            property,
+            predicate,
+        } => {
+            // The numbers the property holds on the counted events (others hold none).
+            let numbers: Vec<f64> = match property {
+                None => Vec::new(),
+                Some(p) => counted
+                    .iter()
+                    .filter_map(|ev| match ev.property(p) {
+                        Some(PropRef::Num(n)) => Some(n),
+                        _ => None,
+                    })
+                    .collect(),
+            };
+            let sum_micros: i128 = numbers.iter().map(|n| to_micros(*n)).sum();
+            let value = match agg {
+                Agg::Count => Some(counted.len() as f64),
+                Agg::Sum => Some(from_micros(sum_micros)),
+                Agg::Avg => average(sum_micros, numbers.len() as u64),
+                Agg::Min => numbers.iter().copied().reduce(f64::min),
+                Agg::Max => numbers.iter().copied().reduce(f64::max),
+            };
+            // An absent aggregate fails every test, as a missing field value does.
+            value.is_some_and(|v| test(predicate, Val::Num(v), ctx))
+        }
+        Measure::Time { which, predicate } => {
+            let times = counted.iter().map(|ev| ev.timestamp);
+            let time = match which {
+                Which::First => times.min(),
+                Which::Last => times.max(),
+            };
+            time.is_some_and(|ms| test(predicate, Val::Datetime(ms), ctx))
+        }
+    }
+}
+
+/// Whether `ev` counts for `e`: its type, channel, time and properties.
+fn counts(e: &EventCondition, ev: &Event, ctx: &EvalContext) -> bool {
+    let in_window = match &e.window {
+        Window::Ever => true,
+        Window::Last(d) => within_last(*d, Val::Datetime(ev.timestamp), ctx),
+        Window::Between(lo, hi) => match (bound_ms(lo, ctx), bound_ms(hi, ctx)) {
+            (Some(lo), Some(hi)) => lo <= ev.timestamp && ev.timestamp <= hi,
+            _ => false,
+        },
+    };
+    ev.event_type == e.event
+        && e.channel.as_ref().is_none_or(|c| *c == ev.channel)
+        && in_window
+        && e.wheres.iter().all(|w| property_holds(w, ev, ctx))
+}
+
+/// A property condition on one event, as a field condition on a customer: a property
+/// holding another type than the condition's counts as absent.
+fn property_holds(w: &PropertyCondition, ev: &Event, ctx: &EvalContext) -> bool {
+    let value = match (ev.property(&w.property), w.property_type) {
+        (Some(PropRef::Num(n)), PropertyType::Number) => Some(Val::Num(n)),
+        (Some(PropRef::Str(s)), PropertyType::String) => Some(Val::Str(s)),
+        _ => None,
+    };
+    match (&w.predicate, value) {
+        (Predicate::Exists, v) => v.is_some(),
+        (Predicate::NotExists, v) => v.is_none(),
+        (_, None) => false,
+        (p, Some(v)) => test(p, v, ctx),
     }
 }
 

@@ -117,6 +117,28 @@ pub enum CountOp {
     Exactly,
 }
 
+impl CountOp {
+    /// The text form's keyword (`at_least`).
+    pub fn text(self) -> &'static str {
+        match self {
+            CountOp::AtLeast => "at_least",
+            CountOp::AtMost => "at_most",
+            CountOp::Exactly => "exactly",
+        }
+    }
+
+    /// The JSON form's key in `"count": {"gte": 3}`.
+    pub fn json(self) -> &'static str {
+        match self {
+            CountOp::AtLeast => "gte",
+            CountOp::AtMost => "lte",
+            CountOp::Exactly => "eq",
+        }
+    }
+
+    pub const ALL: [CountOp; 3] = [CountOp::AtLeast, CountOp::AtMost, CountOp::Exactly];
+}
+
 /// A numeric aggregate over the events that count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Agg {
@@ -131,12 +153,74 @@ pub enum Agg {
     Max,
 }
 
+impl Agg {
+    pub const ALL: [Agg; 5] = [Agg::Count, Agg::Sum, Agg::Avg, Agg::Min, Agg::Max];
+
+    /// The keyword, the same in both forms (`sum`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Agg::Count => "count",
+            Agg::Sum => "sum",
+            Agg::Avg => "avg",
+            Agg::Min => "min",
+            Agg::Max => "max",
+        }
+    }
+
+    /// Looks up an aggregate by its keyword, ignoring ASCII case.
+    pub fn from_name(name: &str) -> Option<Agg> {
+        Agg::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name))
+    }
+}
+
 /// `first` or `last` occurrence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which {
     First,
     Last,
 }
+
+impl Which {
+    /// The keyword, the same in both forms.
+    pub fn name(self) -> &'static str {
+        match self {
+            Which::First => "first",
+            Which::Last => "last",
+        }
+    }
+
+    /// Looks up `first` or `last`, ignoring ASCII case.
+    pub fn from_name(name: &str) -> Option<Which> {
+        [Which::First, Which::Last]
+            .into_iter()
+            .find(|w| w.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// The operators a number aggregate (`sum amount of purchase > 500`) takes.
+pub const AGGREGATE_OPERATORS: [Op; 9] = [
+    Op::Eq,
+    Op::Neq,
+    Op::Lt,
+    Op::Lte,
+    Op::Gt,
+    Op::Gte,
+    Op::Between,
+    Op::In,
+    Op::NotIn,
+];
+
+/// The operators the first or last time of an event (`last app_open before 30d ago`) takes.
+pub const TIME_OPERATORS: [Op; 6] = [
+    Op::Before,
+    Op::After,
+    Op::Between,
+    Op::WithinLast,
+    Op::NotWithinLast,
+    Op::On,
+];
 
 /// What an event condition measures over the events that count.
 #[derive(Debug, Clone, PartialEq)]
@@ -359,14 +443,90 @@ fn write_node(node: &Node, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             write_grouped(inner, f, matches!(**inner, Node::And(_) | Node::Or(_)))
         }
         Node::Condition(c) => write_condition(c, f),
-        Node::Event(_) => todo!("event conditions: canonical text"),
+        Node::Event(e) => write_event(e, f),
     }
 }
 
 fn write_condition(c: &Condition, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     write_field_name(c.target.name(), f)?;
-    write!(f, " {}", c.predicate.op().text())?;
-    match &c.predicate {
+    f.write_char(' ')?;
+    write_predicate(&c.predicate, f)
+}
+
+/// `did purchase on pos where amount > 100 at_least 2 times within_last 180d`: the measure,
+/// then the options in a fixed order (channel, where, count, window), then the test.
+fn write_event(e: &EventCondition, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match &e.measure {
+        Measure::Occurred { negated, .. } => {
+            f.write_str(if *negated { "did_not " } else { "did " })?;
+        }
+        Measure::Aggregate { agg, property, .. } => {
+            f.write_str(agg.name())?;
+            if let Some(p) = property {
+                f.write_char(' ')?;
+                write_field_name(p, f)?;
+            }
+            f.write_str(" of ")?;
+        }
+        Measure::Time { which, .. } => {
+            f.write_str(which.name())?;
+            f.write_char(' ')?;
+        }
+    }
+    write_field_name(e.event.as_str(), f)?;
+    if let Some(channel) = &e.channel {
+        f.write_str(" on ")?;
+        write_field_name(channel.as_str(), f)?;
+    }
+    match e.wheres.as_slice() {
+        [] => {}
+        [one] => {
+            f.write_str(" where ")?;
+            write_property_condition(one, f)?;
+        }
+        many => {
+            f.write_str(" where (")?;
+            for (i, w) in many.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(" and ")?;
+                }
+                write_property_condition(w, f)?;
+            }
+            f.write_char(')')?;
+        }
+    }
+    if let Measure::Occurred {
+        count: Some((op, n)),
+        ..
+    } = &e.measure
+    {
+        let times = if *n == 1 { "time" } else { "times" };
+        write!(f, " {} {n} {times}", op.text())?;
+    }
+    match &e.window {
+        Window::Ever => {}
+        Window::Last(d) => write!(f, " within_last {d}")?,
+        Window::Between(lo, hi) => write!(f, " between {} and {}", BoundText(lo), BoundText(hi))?,
+    }
+    match &e.measure {
+        Measure::Occurred { .. } => Ok(()),
+        Measure::Aggregate { predicate, .. } | Measure::Time { predicate, .. } => {
+            f.write_char(' ')?;
+            write_predicate(predicate, f)
+        }
+    }
+}
+
+fn write_property_condition(c: &PropertyCondition, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write_field_name(&c.property, f)?;
+    f.write_char(' ')?;
+    write_predicate(&c.predicate, f)
+}
+
+/// The operator and its operand (`> 30`, `in ("a", "b")`), without a leading space.
+fn write_predicate(p: &Predicate, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str(p.op().text())?;
+    match p {
         Predicate::Exists | Predicate::NotExists => Ok(()),
         Predicate::Eq(v) | Predicate::Neq(v) => write!(f, " {}", ValueText(v)),
         Predicate::In(values) | Predicate::NotIn(values) => {
@@ -398,7 +558,8 @@ fn write_condition(c: &Condition, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     }
 }
 
-/// A field name bare when it is a plain identifier and no keyword, else in backticks.
+/// A name (field, event type, property, channel) bare when it is a plain identifier and
+/// no keyword, else in backticks.
 fn write_field_name(name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     if crate::text::is_plain_identifier(name) {
         f.write_str(name)
@@ -479,19 +640,95 @@ fn node_json(node: &Node) -> Json {
         Node::And(children) => json!({ "and": children.iter().map(node_json).collect::<Vec<_>>() }),
         Node::Or(children) => json!({ "or": children.iter().map(node_json).collect::<Vec<_>>() }),
         Node::Not(inner) => json!({ "not": node_json(inner) }),
-        Node::Condition(c) => condition_json(c),
-        Node::Event(_) => todo!("event conditions: canonical JSON"),
+        Node::Condition(c) => condition_json(c.target.name(), &c.predicate),
+        Node::Event(e) => event_json(e),
     }
 }
 
-fn condition_json(c: &Condition) -> Json {
+fn condition_json(name: &str, predicate: &Predicate) -> Json {
     let mut out = serde_json::Map::new();
-    out.insert("field".into(), Json::String(c.target.name().to_owned()));
-    out.insert(
-        "op".into(),
-        Json::String(c.predicate.op().name().to_owned()),
-    );
-    let value = match &c.predicate {
+    out.insert("field".into(), Json::String(name.to_owned()));
+    insert_test(&mut out, predicate);
+    Json::Object(out)
+}
+
+/// `"op"` and, when the operator takes one, `"value"`.
+fn insert_test(out: &mut serde_json::Map<String, Json>, predicate: &Predicate) {
+    out.insert("op".into(), Json::String(predicate.op().name().to_owned()));
+    if let Some(value) = predicate_value_json(predicate) {
+        out.insert("value".into(), value);
+    }
+}
+
+/// Keys in the order of SPEC §7: what, which events (channel, count, window, where), then
+/// the test of an aggregate or a time.
+fn event_json(e: &EventCondition) -> Json {
+    let mut out = serde_json::Map::new();
+    out.insert("event".into(), Json::String(e.event.as_str().to_owned()));
+    let mut test = None;
+    match &e.measure {
+        Measure::Occurred { negated, .. } => {
+            let op = if *negated { "did_not" } else { "did" };
+            out.insert("op".into(), Json::String(op.to_owned()));
+        }
+        Measure::Aggregate {
+            agg,
+            property,
+            predicate,
+        } => {
+            out.insert("agg".into(), Json::String(agg.name().to_owned()));
+            if let Some(p) = property {
+                out.insert("property".into(), Json::String(p.clone()));
+            }
+            test = Some(predicate);
+        }
+        Measure::Time { which, predicate } => {
+            out.insert("agg".into(), Json::String(which.name().to_owned()));
+            test = Some(predicate);
+        }
+    }
+    if let Some(channel) = &e.channel {
+        out.insert("channel".into(), Json::String(channel.as_str().to_owned()));
+    }
+    if let Measure::Occurred {
+        count: Some((op, n)),
+        ..
+    } = &e.measure
+    {
+        out.insert("count".into(), json!({ op.json(): n }));
+    }
+    match &e.window {
+        Window::Ever => {}
+        Window::Last(d) => {
+            out.insert("within_last".into(), Json::String(d.to_string()));
+        }
+        Window::Between(lo, hi) => {
+            out.insert("between".into(), json!([bound_json(lo), bound_json(hi)]));
+        }
+    }
+    let mut wheres: Vec<Json> = e
+        .wheres
+        .iter()
+        .map(|w| condition_json(&w.property, &w.predicate))
+        .collect();
+    // One condition as an object, several as an array.
+    match wheres.len() {
+        0 => {}
+        1 => {
+            out.insert("where".into(), wheres.remove(0));
+        }
+        _ => {
+            out.insert("where".into(), Json::Array(wheres));
+        }
+    }
+    if let Some(predicate) = test {
+        insert_test(&mut out, predicate);
+    }
+    Json::Object(out)
+}
+
+fn predicate_value_json(predicate: &Predicate) -> Option<Json> {
+    match predicate {
         Predicate::Exists | Predicate::NotExists => None,
         Predicate::Eq(v) | Predicate::Neq(v) => Some(value_json(v)),
         Predicate::In(values) | Predicate::NotIn(values) => {
@@ -510,11 +747,7 @@ fn condition_json(c: &Condition) -> Json {
         Predicate::On(day) => Some(Json::String(format_date(*day))),
         Predicate::Anniversary { within_days: 0 } => None,
         Predicate::Anniversary { within_days } => Some(json!({ "within_days": within_days })),
-    };
-    if let Some(value) = value {
-        out.insert("value".into(), value);
     }
-    Json::Object(out)
 }
 
 fn number_json(n: f64) -> Json {

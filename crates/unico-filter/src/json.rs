@@ -8,13 +8,31 @@
 use serde_json::{Map, Value};
 
 use crate::ast::{
-    Ast, Condition, Direction, Duration, Expr, ExprKind, Loc, Op, Operand, Relative, Scalar,
-    ScalarKind, Unit, parse_duration,
+    Ast, Condition, Direction, Duration, EventExpr, EventWindow, Expr, ExprKind, Loc, MeasureExpr,
+    Op, Operand, Relative, Scalar, ScalarKind, TestExpr, Unit, parse_duration,
 };
 use crate::error::{ErrorKind, FilterError, Location};
-use crate::limits::{MAX_DEPTH, MAX_FILTER_BYTES, MAX_IN_VALUES};
+use crate::filter::{Agg, CountOp, Which};
+use crate::limits::{MAX_DEPTH, MAX_EVENT_COUNT, MAX_FILTER_BYTES, MAX_IN_VALUES};
 
-const NODE_SHAPES: &str = "a filter is {\"and\": [...]}, {\"or\": [...]}, {\"not\": {...}} or {\"field\": ..., \"op\": ..., \"value\": ...}";
+const NODE_SHAPES: &str = "a filter is {\"and\": [...]}, {\"or\": [...]}, {\"not\": {...}}, {\"field\": ..., \"op\": ..., \"value\": ...} or {\"event\": ..., ...}";
+
+const PROPERTY_SHAPE: &str =
+    "a property condition is {\"field\": \"amount\", \"op\": \"gt\", \"value\": 50}";
+
+/// The keys of an event condition, in the order they are checked.
+const EVENT_KEYS: [&str; 10] = [
+    "event",
+    "op",
+    "agg",
+    "property",
+    "value",
+    "channel",
+    "count",
+    "within_last",
+    "between",
+    "where",
+];
 
 /// Parses the JSON form into an untyped tree.
 pub fn parse_json(input: &Value) -> Result<Ast, FilterError> {
@@ -151,6 +169,9 @@ fn node(value: &Value, path: &mut Path, level: usize) -> Result<Expr, FilterErro
         .into_iter()
         .find(|k| map.contains_key(*k));
     let Some(logical) = logical else {
+        if map.contains_key("event") {
+            return event_condition(map, path);
+        }
         return condition(map, path);
     };
     if let Some(other) = map.keys().find(|k| k.as_str() != logical) {
@@ -195,16 +216,30 @@ fn node(value: &Value, path: &mut Path, level: usize) -> Result<Expr, FilterErro
 }
 
 fn condition(map: &Map<String, Value>, path: &mut Path) -> Result<Expr, FilterError> {
+    let loc = path.loc();
+    let condition = field_condition(map, path, NODE_SHAPES)?;
+    Ok(Expr {
+        kind: ExprKind::Condition(condition),
+        loc,
+    })
+}
+
+/// `{"field": ..., "op": ..., "value": ...}`: a field condition, or a property condition
+/// in an event's `where` (`shapes` says which, for messages).
+fn field_condition(
+    map: &Map<String, Value>,
+    path: &mut Path,
+    shapes: &str,
+) -> Result<Condition, FilterError> {
     if let Some(unknown) = map
         .keys()
         .find(|k| !["field", "op", "value"].contains(&k.as_str()))
     {
         return Err(path.error(format!(
-            "unknown key \"{}\"; {NODE_SHAPES}",
+            "unknown key \"{}\"; {shapes}",
             unico_core::value::excerpt(unknown)
         )));
     }
-    let loc = path.loc();
     let field = match map.get("field") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         Some(Value::String(_)) => {
@@ -219,10 +254,22 @@ fn condition(map: &Map<String, Value>, path: &mut Path) -> Result<Expr, FilterEr
             }));
         }
         None => {
-            return Err(path.error(format!("missing \"field\"; {NODE_SHAPES}")));
+            return Err(path.error(format!("missing \"field\"; {shapes}")));
         }
     };
     let field_loc = path.with(key("field"), |p| p.loc());
+    let test = test(map, path, shapes)?;
+    Ok(Condition {
+        field,
+        field_loc,
+        op: test.op,
+        op_loc: test.op_loc,
+        operand: test.operand,
+    })
+}
+
+/// `"op"` and `"value"` of a condition.
+fn test(map: &Map<String, Value>, path: &mut Path, shapes: &str) -> Result<TestExpr, FilterError> {
     let op_loc = path.with(key("op"), |p| p.loc());
     let op = match map.get("op") {
         Some(Value::String(name)) => Op::from_name(name).ok_or_else(|| {
@@ -243,21 +290,298 @@ fn condition(map: &Map<String, Value>, path: &mut Path) -> Result<Expr, FilterEr
             }));
         }
         None => {
-            return Err(path.error(format!("missing \"op\"; {NODE_SHAPES}")));
+            return Err(path.error(format!("missing \"op\"; {shapes}")));
         }
     };
     let value = map.get("value");
     let operand = path.with(key("value"), |p| operand(op, value, p))?;
+    Ok(TestExpr {
+        op,
+        op_loc,
+        operand,
+    })
+}
+
+/// What an event condition's `"agg"` names.
+enum AggName {
+    Agg(Agg),
+    Time(Which),
+}
+
+/// `{"event": ..., "op": "did" | "did_not", ...}` or `{"event": ..., "agg": ..., ...}`.
+fn event_condition(map: &Map<String, Value>, path: &mut Path) -> Result<Expr, FilterError> {
+    if let Some(unknown) = map.keys().find(|k| !EVENT_KEYS.contains(&k.as_str())) {
+        return Err(path.error(format!(
+            "unknown key \"{}\" in an event condition; its keys are {}",
+            unico_core::value::excerpt(unknown),
+            EVENT_KEYS.join(", ")
+        )));
+    }
+    let loc = path.loc();
+    let (event, event_loc) = name_key(map, "event", "the event type", path)?
+        .ok_or_else(|| path.error("missing \"event\""))?;
+    let agg = match map.get("agg") {
+        None => None,
+        Some(Value::String(name)) => Some(
+            Agg::from_name(name)
+                .map(AggName::Agg)
+                .or_else(|| Which::from_name(name).map(AggName::Time))
+                .ok_or_else(|| {
+                    path.with(key("agg"), |p| {
+                        p.error(format!(
+                            "unknown aggregate \"{}\"; agg is count, sum, avg, min, max, first or last",
+                            unico_core::value::excerpt(name)
+                        ))
+                    })
+                })?,
+        ),
+        Some(other) => {
+            return Err(path.with(key("agg"), |p| {
+                p.error(format!(
+                    "expected the aggregate as a string (\"sum\"), got {}",
+                    kind_of(other)
+                ))
+            }));
+        }
+    };
+    let refuse = |path: &mut Path, k: &str, why: &str| -> Result<(), FilterError> {
+        if map.contains_key(k) {
+            return Err(path.with(key(k), |p| p.error(why.to_owned())));
+        }
+        Ok(())
+    };
+    const EVENT_TEST_SHAPE: &str = "an aggregate takes \"op\" and \"value\", as in {\"event\": \"purchase\", \"agg\": \"sum\", \"property\": \"amount\", \"op\": \"gt\", \"value\": 500}";
+    let measure = match agg {
+        None => {
+            let negated = match map.get("op") {
+                Some(Value::String(op)) if op.eq_ignore_ascii_case("did") => false,
+                Some(Value::String(op)) if op.eq_ignore_ascii_case("did_not") => true,
+                Some(Value::String(op)) => {
+                    return Err(path.with(key("op"), |p| {
+                        p.error(format!(
+                            "unknown op \"{}\" of an event condition without \"agg\"; it is \"did\" or \"did_not\" (to compare an aggregate or a time, give \"agg\")",
+                            unico_core::value::excerpt(op)
+                        ))
+                    }));
+                }
+                Some(other) => {
+                    return Err(path.with(key("op"), |p| {
+                        p.error(format!(
+                            "expected the op as a string (\"did\" or \"did_not\"), got {}",
+                            kind_of(other)
+                        ))
+                    }));
+                }
+                None => {
+                    return Err(path.error(
+                        "missing \"op\": an event condition takes \"op\": \"did\" or \"did_not\", or \"agg\" with \"op\" and \"value\"",
+                    ));
+                }
+            };
+            refuse(
+                path,
+                "property",
+                "\"property\" goes with \"agg\" (sum, avg, min, max); did and did_not take none",
+            )?;
+            refuse(
+                path,
+                "value",
+                "\"value\" goes with \"agg\"; did and did_not take none (to bound how often, give \"count\": {\"gte\": 3})",
+            )?;
+            let count = match map.get("count") {
+                None => None,
+                Some(v) => Some(path.with(key("count"), |p| count(v, p))?),
+            };
+            MeasureExpr::Occurred { negated, count }
+        }
+        Some(AggName::Agg(agg)) => {
+            refuse(
+                path,
+                "count",
+                "\"count\" bounds did and did_not; an aggregate compares with \"op\" and \"value\" ({\"agg\": \"count\", \"op\": \"gte\", \"value\": 3})",
+            )?;
+            let property = if agg == Agg::Count {
+                refuse(
+                    path,
+                    "property",
+                    "\"count\" counts events and takes no \"property\"; to add a property up, use \"agg\": \"sum\"",
+                )?;
+                None
+            } else {
+                let property = name_key(map, "property", "the property", path)?;
+                Some(property.ok_or_else(|| {
+                    path.error(format!(
+                        "missing \"property\": \"{}\" needs the number property to aggregate (\"property\": \"amount\")",
+                        agg.name()
+                    ))
+                })?)
+            };
+            MeasureExpr::Aggregate {
+                agg,
+                agg_loc: path.with(key("agg"), |p| p.loc()),
+                property,
+                test: test(map, path, EVENT_TEST_SHAPE)?,
+            }
+        }
+        Some(AggName::Time(which)) => {
+            for k in ["within_last", "between"] {
+                refuse(
+                    path,
+                    k,
+                    &format!(
+                        "\"{}\" takes no window: its op compares the time itself ({{\"agg\": \"last\", \"op\": \"before\", \"value\": {{\"ago\": \"30d\"}}}})",
+                        which.name()
+                    ),
+                )?;
+            }
+            refuse(
+                path,
+                "count",
+                "\"count\" bounds did and did_not; first and last compare a time",
+            )?;
+            refuse(
+                path,
+                "property",
+                "first and last compare the time of an event and take no \"property\"",
+            )?;
+            MeasureExpr::Time {
+                which,
+                test: test(map, path, EVENT_TEST_SHAPE)?,
+            }
+        }
+    };
+    let channel = name_key(map, "channel", "the channel", path)?;
+    let window = match (map.get("within_last"), map.get("between")) {
+        (Some(_), Some(_)) => {
+            return Err(path.with(key("between"), |p| {
+                p.error("\"within_last\" and \"between\" are two windows; give one")
+            }));
+        }
+        (Some(v), None) => Some(path.with(key("within_last"), |p| {
+            match v {
+                Value::String(text) => parse_duration(text)
+                    .map(|d| (EventWindow::Last(d), p.loc()))
+                    .map_err(|message| p.error(message)),
+                other => Err(p.error(format!(
+                    "expected a duration string such as \"90d\", got {}",
+                    kind_of(other)
+                ))),
+            }
+        })?),
+        (None, Some(v)) => Some(path.with(key("between"), |p| match v {
+            Value::Array(items) if items.len() == 2 => {
+                let lo = p.with(Seg::Index(0), |p| scalar(&items[0], p))?;
+                let hi = p.with(Seg::Index(1), |p| scalar(&items[1], p))?;
+                Ok((EventWindow::Between(Box::new(lo), Box::new(hi)), p.loc()))
+            }
+            Value::Array(items) => Err(p.error(format!(
+                "\"between\" takes an array of two times [from, to], got {} values",
+                items.len()
+            ))),
+            other => Err(p.error(format!(
+                "\"between\" takes an array of two times [from, to], got {}",
+                kind_of(other)
+            ))),
+        })?),
+        (None, None) => None,
+    };
+    let wheres = match map.get("where") {
+        None => Vec::new(),
+        Some(v) => path.with(key("where"), |p| wheres(v, p))?,
+    };
     Ok(Expr {
-        kind: ExprKind::Condition(Condition {
-            field,
-            field_loc,
-            op,
-            op_loc,
-            operand,
+        kind: ExprKind::Event(EventExpr {
+            event,
+            event_loc,
+            channel,
+            window,
+            wheres,
+            measure,
         }),
         loc,
     })
+}
+
+/// A non-empty string under `k`, if present.
+fn name_key(
+    map: &Map<String, Value>,
+    k: &str,
+    what: &str,
+    path: &mut Path,
+) -> Result<Option<(String, Loc)>, FilterError> {
+    path.with(key(k), |p| match map.get(k) {
+        None => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some((s.clone(), p.loc()))),
+        Some(Value::String(_)) => Err(p.error(format!("empty string for {what}"))),
+        Some(other) => Err(p.error(format!(
+            "expected {what} as a string, got {}",
+            kind_of(other)
+        ))),
+    })
+}
+
+/// `{"gte" | "lte" | "eq": N}`.
+fn count(value: &Value, path: &mut Path) -> Result<(CountOp, u32, Loc), FilterError> {
+    const SHAPE: &str = "a count is {\"gte\": N}, {\"lte\": N} or {\"eq\": N}";
+    let Value::Object(map) = value else {
+        return Err(path.error(format!(
+            "expected an object, got {}; {SHAPE}",
+            kind_of(value)
+        )));
+    };
+    let mut entries = map.iter();
+    let (Some((name, n)), None) = (entries.next(), entries.next()) else {
+        return Err(path.error(format!("expected one bound, got {}; {SHAPE}", map.len())));
+    };
+    let Some(op) = CountOp::ALL.into_iter().find(|op| op.json() == name) else {
+        return Err(path.error(format!(
+            "unknown count bound \"{}\"; {SHAPE}",
+            unico_core::value::excerpt(name)
+        )));
+    };
+    path.with(key(name), |p| {
+        let n = n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n <= MAX_EVENT_COUNT)
+            .ok_or_else(|| {
+                p.error(format!(
+                    "expected a whole number of times from 0 to {MAX_EVENT_COUNT}, got {}",
+                    match n {
+                        Value::Number(n) => format!("{n}"),
+                        other => kind_of(other).to_owned(),
+                    }
+                ))
+            })?;
+        Ok((op, n, p.loc()))
+    })
+}
+
+/// One property condition or a non-empty array of them.
+fn wheres(value: &Value, path: &mut Path) -> Result<Vec<Condition>, FilterError> {
+    match value {
+        Value::Object(map) => Ok(vec![field_condition(map, path, PROPERTY_SHAPE)?]),
+        Value::Array(items) if items.is_empty() => Err(path.error(
+            "\"where\" holds an empty array; give one property condition or an array of them",
+        )),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                path.with(Seg::Index(i), |p| match item {
+                    Value::Object(map) => field_condition(map, p, PROPERTY_SHAPE),
+                    other => Err(p.error(format!(
+                        "expected a property condition object, got {}; {PROPERTY_SHAPE}",
+                        kind_of(other)
+                    ))),
+                })
+            })
+            .collect(),
+        other => Err(path.error(format!(
+            "expected a property condition or an array of them, got {}; {PROPERTY_SHAPE}",
+            kind_of(other)
+        ))),
+    }
 }
 
 fn operand(op: Op, value: Option<&Value>, path: &mut Path) -> Result<Operand, FilterError> {

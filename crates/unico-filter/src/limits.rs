@@ -18,3 +18,7 @@ pub const MAX_TIME_AMOUNT: u32 = 1_000_000;
 
 /// Largest `anniversary within N days` window. A year or more would match every date.
 pub const MAX_ANNIVERSARY_DAYS: u32 = 366;
+
+/// Largest count bound of an event condition (`did purchase at_least N times`, JSON
+/// `"count": {"gte": N}`).
+pub const MAX_EVENT_COUNT: u32 = 1_000_000;

@@ -5,11 +5,12 @@
 //! million `(` ends in an error, never in a stack overflow.
 
 use crate::ast::{
-    Ast, Condition, Direction, Duration, Expr, ExprKind, Loc, Op, Operand, Relative, Scalar,
-    ScalarKind, Span, Unit, text_location,
+    Ast, Condition, Direction, Duration, EventExpr, EventWindow, Expr, ExprKind, Loc, MeasureExpr,
+    Op, Operand, Relative, Scalar, ScalarKind, Span, TestExpr, Unit, text_location,
 };
 use crate::error::{ErrorKind, FilterError, Location};
-use crate::limits::{MAX_DEPTH, MAX_FILTER_BYTES, MAX_IN_VALUES};
+use crate::filter::{Agg, CountOp, Which};
+use crate::limits::{MAX_DEPTH, MAX_EVENT_COUNT, MAX_FILTER_BYTES, MAX_IN_VALUES};
 
 /// Words with a meaning in the text form. They are matched ignoring ASCII case; a field
 /// named like one of them is written in backticks.
@@ -36,6 +37,13 @@ pub const KEYWORDS: [&str; 22] = [
     "ago",
     "from",
     "now",
+];
+
+/// Words that start an event condition when a name follows them (`did purchase`,
+/// `sum amount of purchase`, `last app_open`). They are not keywords: followed by an
+/// operator they are field names (`last = "x"`), so no field name becomes reserved.
+pub const MEASURE_WORDS: [&str; 9] = [
+    "did", "did_not", "count", "sum", "avg", "min", "max", "first", "last",
 ];
 
 /// Whether `word` is a keyword of the text form (ignoring ASCII case).
@@ -585,6 +593,21 @@ impl Parser<'_> {
                 };
                 Err(self.error_at(token.span, message))
             }
+            Tok::Word(word)
+                if word.eq_ignore_ascii_case("did") && self.peek().tok.is_word("not") =>
+            {
+                Err(self.error_at(
+                    token.span,
+                    "\"did not\" is one word; write did_not, as in did_not purchase within_last 30d",
+                ))
+            }
+            Tok::Word(word)
+                if MEASURE_WORDS.iter().any(|m| m.eq_ignore_ascii_case(&word))
+                    && self.name_follows() =>
+            {
+                let (event, span) = self.event(&word, token.span)?;
+                self.node(ExprKind::Event(event), span, 1)
+            }
             Tok::Word(name) | Tok::Name(name) => {
                 let (condition, span) = self.condition(name, token.span)?;
                 self.node(ExprKind::Condition(condition), span, 1)
@@ -604,6 +627,24 @@ impl Parser<'_> {
         field: String,
         field_span: Span,
     ) -> Result<(Condition, Span), FilterError> {
+        let after = format!("field \"{}\"", unico_core::value::excerpt(&field));
+        let (test, end) = self.test(&after, OPERATORS_HINT)?;
+        Ok((
+            Condition {
+                field,
+                field_loc: Loc::Text(field_span),
+                op: test.op,
+                op_loc: test.op_loc,
+                operand: test.operand,
+            },
+            field_span.to(end),
+        ))
+    }
+
+    /// An operator and its operand, as after a field name. `after` names what precedes
+    /// it for messages (`field "age"`), `hint` lists the operators. Returns the test and
+    /// the span of its last token.
+    fn test(&mut self, after: &str, hint: &str) -> Result<(TestExpr, Span), FilterError> {
         let token = self.advance();
         let op = match &token.tok {
             Tok::Cmp(op) => *op,
@@ -625,10 +666,8 @@ impl Parser<'_> {
                     return Err(self.error_at(
                         token.span,
                         format!(
-                            "unknown operator \"{}\" after field \"{}\"; {}",
+                            "unknown operator \"{}\" after {after}; {hint}",
                             unico_core::value::excerpt(word),
-                            unico_core::value::excerpt(&field),
-                            OPERATORS_HINT
                         ),
                     ));
                 }
@@ -637,10 +676,8 @@ impl Parser<'_> {
                 return Err(self.error_at(
                     token.span,
                     format!(
-                        "expected an operator after field \"{}\", found {}; {}",
-                        unico_core::value::excerpt(&field),
+                        "expected an operator after {after}, found {}; {hint}",
                         other.describe(),
-                        OPERATORS_HINT
                     ),
                 ));
             }
@@ -654,18 +691,7 @@ impl Parser<'_> {
                 Operand::List(values)
             }
             Op::Between => {
-                let lo = self.value()?;
-                let and = self.advance();
-                if !and.tok.is_word("and") {
-                    return Err(self.error_at(
-                        and.span,
-                        format!(
-                            "expected \"and\" in \"between A and B\", found {}",
-                            and.tok.describe()
-                        ),
-                    ));
-                }
-                let hi = self.value()?;
+                let (lo, hi) = self.range()?;
                 end = scalar_span(&hi);
                 Operand::Range(Box::new(lo), Box::new(hi))
             }
@@ -690,14 +716,431 @@ impl Parser<'_> {
             }
         };
         Ok((
-            Condition {
-                field,
-                field_loc: Loc::Text(field_span),
+            TestExpr {
                 op,
                 op_loc: Loc::Text(token.span),
                 operand,
             },
-            field_span.to(end),
+            end,
+        ))
+    }
+
+    /// `A and B` after `between`.
+    fn range(&mut self) -> Result<(Scalar, Scalar), FilterError> {
+        let lo = self.value()?;
+        let and = self.advance();
+        if !and.tok.is_word("and") {
+            return Err(self.error_at(
+                and.span,
+                format!(
+                    "expected \"and\" in \"between A and B\", found {}",
+                    and.tok.describe()
+                ),
+            ));
+        }
+        let hi = self.value()?;
+        Ok((lo, hi))
+    }
+
+    fn peek_at(&self, ahead: usize) -> &Token {
+        &self.tokens[(self.pos + ahead).min(self.tokens.len() - 1)]
+    }
+
+    /// Whether the next token is a name: an identifier that is no keyword, or a backticked
+    /// name. After a measure word it makes an event condition.
+    fn name_follows(&self) -> bool {
+        match &self.peek().tok {
+            Tok::Word(w) => !is_keyword(w),
+            Tok::Name(_) => true,
+            _ => false,
+        }
+    }
+
+    /// A name (event type, property, channel): an identifier that is no keyword, or
+    /// backticked. `what` and `example` are for the message.
+    fn name(&mut self, what: &str, example: &str) -> Result<(String, Span), FilterError> {
+        let token = self.advance();
+        match token.tok {
+            Tok::Word(w) if !is_keyword(&w) => Ok((w, token.span)),
+            Tok::Name(n) => Ok((n, token.span)),
+            Tok::Word(w) => Err(self.error_at(
+                token.span,
+                format!(
+                    "expected {what}, found the keyword \"{w}\"; a name like a keyword is written in backticks (`{w}`)"
+                ),
+            )),
+            other => Err(self.error_at(
+                token.span,
+                format!("expected {what} ({example}), found {}", other.describe()),
+            )),
+        }
+    }
+
+    /// Expects the word `of` after `count` or `sum PROPERTY`.
+    fn expect_of(&mut self, after: &str, example: &str) -> Result<(), FilterError> {
+        let token = self.advance();
+        if token.tok.is_word("of") {
+            return Ok(());
+        }
+        Err(self.error_at(
+            token.span,
+            format!(
+                "expected \"of\" after {after} ({example}), found {}",
+                token.tok.describe()
+            ),
+        ))
+    }
+
+    /// An event condition, after its first word (one of [`MEASURE_WORDS`]).
+    fn event(&mut self, word: &str, start: Span) -> Result<(EventExpr, Span), FilterError> {
+        let lower = word.to_ascii_lowercase();
+        let head = if let Some(which) = Which::from_name(&lower) {
+            Head::Time(which)
+        } else if let Some(agg) = Agg::from_name(&lower) {
+            let property = self.aggregate_property(agg)?;
+            Head::Aggregate { agg, property }
+        } else {
+            Head::Occurred {
+                negated: lower == "did_not",
+            }
+        };
+        let kind = match head {
+            Head::Occurred { .. } => EventKind::Occurred,
+            Head::Aggregate { .. } => EventKind::Aggregate,
+            Head::Time(_) => EventKind::Time,
+        };
+        let (event, event_span) = self.name("an event type", "did purchase")?;
+        let mut end = event_span;
+        let mut options = EventOptions::default();
+        self.event_options(kind, &mut options, &mut end)?;
+        // What the test follows, for messages: `sum amount of purchase`.
+        let event_text = unico_core::value::excerpt(&event);
+        let measure = match head {
+            Head::Occurred { negated } => MeasureExpr::Occurred {
+                negated,
+                count: options.count.take(),
+            },
+            Head::Aggregate { agg, property } => {
+                let after = match &property {
+                    Some((p, _)) => {
+                        format!("{lower} {} of {event_text}", unico_core::value::excerpt(p))
+                    }
+                    None => format!("{lower} of {event_text}"),
+                };
+                let (test, test_end) = self.test(&after, AGGREGATE_HINT)?;
+                if let Operand::Range(lo, hi) = &test.operand {
+                    self.refuse_mixed_bounds(lo, hi, true)?;
+                }
+                end = test_end;
+                MeasureExpr::Aggregate {
+                    agg,
+                    agg_loc: Loc::Text(start),
+                    property,
+                    test,
+                }
+            }
+            Head::Time(which) => {
+                let (test, test_end) = self.test(&format!("{lower} {event_text}"), TIME_HINT)?;
+                end = test_end;
+                MeasureExpr::Time { which, test }
+            }
+        };
+        self.refuse_late_options(kind)?;
+        Ok((
+            EventExpr {
+                event,
+                event_loc: Loc::Text(event_span),
+                channel: options.channel,
+                window: options.window,
+                wheres: options.wheres.unwrap_or_default(),
+                measure,
+            },
+            start.to(end),
+        ))
+    }
+
+    /// What follows an aggregate's word up to the event type: `of` for `count`,
+    /// `PROPERTY of` for the others. Returns the property.
+    fn aggregate_property(&mut self, agg: Agg) -> Result<Option<(String, Loc)>, FilterError> {
+        let word = agg.name();
+        if agg == Agg::Count {
+            // `count amount of purchase`: a property where none goes.
+            if self.peek_at(1).tok.is_word("of") && !self.peek().tok.is_word("of") {
+                let token = self.peek().clone();
+                return Err(self.error_at(
+                    token.span,
+                    "count counts events and takes no property; write count of purchase >= 3, or sum amount of purchase to add a property up",
+                ));
+            }
+            self.expect_of("count", "count of purchase >= 3")?;
+            return Ok(None);
+        }
+        let example = format!("{word} amount of purchase > 500");
+        // `sum of purchase`: the property is missing (a property named `of` is still
+        // written `sum of of purchase`).
+        if self.peek().tok.is_word("of") && !self.peek_at(1).tok.is_word("of") {
+            let token = self.peek().clone();
+            return Err(self.error_at(
+                token.span,
+                format!(
+                    "{word} needs the number property to aggregate; write it before of: {example}"
+                ),
+            ));
+        }
+        let (property, span) = self.name("a property name", &example)?;
+        self.expect_of(
+            &format!("{word} {}", unico_core::value::excerpt(&property)),
+            &example,
+        )?;
+        Ok(Some((property, Loc::Text(span))))
+    }
+
+    /// The options (`on`, `where`, a count, a window), each at most once, in any order.
+    /// Stops before the first token that is none (the test, or what follows the
+    /// condition).
+    fn event_options(
+        &mut self,
+        kind: EventKind,
+        options: &mut EventOptions,
+        end: &mut Span,
+    ) -> Result<(), FilterError> {
+        loop {
+            let token = self.peek().clone();
+            let Tok::Word(word) = &token.tok else {
+                return Ok(());
+            };
+            let word = word.to_ascii_lowercase();
+            match word.as_str() {
+                "on" => {
+                    // `last app_open on "2024-05-01"` is the test of a time.
+                    if kind == EventKind::Time && matches!(self.peek_at(1).tok, Tok::Str(_)) {
+                        return Ok(());
+                    }
+                    if options.channel.is_some() {
+                        return Err(self.repeated(token.span, "on (the channel)"));
+                    }
+                    self.advance();
+                    let (channel, span) = self.name("a channel name", "on web")?;
+                    options.channel = Some((channel, Loc::Text(span)));
+                    *end = span;
+                }
+                "where" => {
+                    if options.wheres.is_some() {
+                        return Err(self.error_at(
+                            token.span,
+                            "where is given twice in one event condition; join its property conditions with and in parentheses: where (amount > 100 and currency = \"EUR\")",
+                        ));
+                    }
+                    self.advance();
+                    let (wheres, span) = self.where_clause()?;
+                    options.wheres = Some(wheres);
+                    *end = span;
+                }
+                "at_least" | "at_most" | "exactly" => {
+                    if kind != EventKind::Occurred {
+                        return Err(self.error_at(
+                            token.span,
+                            format!("a count bound ({word}) goes with did and did_not (did purchase at_least 3 times); an aggregate compares the count itself: count of purchase >= 3"),
+                        ));
+                    }
+                    if options.count.is_some() {
+                        return Err(self.repeated(token.span, "a count bound"));
+                    }
+                    self.advance();
+                    let op = match word.as_str() {
+                        "at_least" => CountOp::AtLeast,
+                        "at_most" => CountOp::AtMost,
+                        _ => CountOp::Exactly,
+                    };
+                    let (n, span) = self.count(&word)?;
+                    options.count = Some((op, n, Loc::Text(token.span)));
+                    *end = span;
+                }
+                "within_last" | "between" | "ever" => {
+                    if kind == EventKind::Time {
+                        if word == "ever" {
+                            return Err(self.error_at(token.span, WINDOW_ON_TIME));
+                        }
+                        // The time's own test.
+                        return Ok(());
+                    }
+                    // In an aggregate, `between` and a number is the test.
+                    if kind == EventKind::Aggregate
+                        && word == "between"
+                        && matches!(self.peek_at(1).tok, Tok::Number(_))
+                    {
+                        return Ok(());
+                    }
+                    if options.window.is_some() {
+                        return Err(self.repeated(token.span, "a window"));
+                    }
+                    self.advance();
+                    let window = match word.as_str() {
+                        "ever" => {
+                            *end = token.span;
+                            EventWindow::Ever
+                        }
+                        "within_last" => {
+                            let (d, span) = self.duration(Op::WithinLast)?;
+                            *end = span;
+                            EventWindow::Last(d)
+                        }
+                        _ => {
+                            let (lo, hi) = self.range()?;
+                            self.refuse_mixed_bounds(&lo, &hi, false)?;
+                            *end = scalar_span(&hi);
+                            EventWindow::Between(Box::new(lo), Box::new(hi))
+                        }
+                    };
+                    options.window = Some((window, Loc::Text(token.span)));
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    fn repeated(&self, span: Span, what: &str) -> FilterError {
+        self.error_at(
+            span,
+            format!("{what} is given twice in one event condition; each option (on, where, a count bound, a window) is given at most once"),
+        )
+    }
+
+    /// `between` in an event condition is a window (two times) or, in an aggregate, a test
+    /// of the number (two numbers); a bound of one kind next to one of the other is refused
+    /// here, where the message can say why.
+    fn refuse_mixed_bounds(&self, lo: &Scalar, hi: &Scalar, test: bool) -> Result<(), FilterError> {
+        let number = |s: &Scalar| matches!(s.kind, ScalarKind::Number(_));
+        let relative = |s: &Scalar| matches!(s.kind, ScalarKind::Relative(_));
+        let at = if test {
+            // A number test: a string may hold a number, a relative time never does.
+            [lo, hi].into_iter().find(|s| relative(s))
+        } else {
+            [lo, hi].into_iter().find(|s| number(s))
+        };
+        let Some(at) = at else {
+            return Ok(());
+        };
+        let message = if test {
+            "mixed bounds in between; a test of an aggregate is between two numbers (sum amount of purchase between 100 and 500), a window between two times, before the test (between \"2024-01-01\" and 7d ago)"
+        } else {
+            "mixed bounds in between; a window is between two times, each a date-time in double quotes or a relative time (between \"2024-01-01\" and 7d ago), and a bare number is not a time in the text form"
+        };
+        Err(self.error_at(scalar_span(at), message))
+    }
+
+    /// After the test of an aggregate or a time: an option here came too late.
+    fn refuse_late_options(&self, kind: EventKind) -> Result<(), FilterError> {
+        let token = self.peek();
+        let Tok::Word(word) = &token.tok else {
+            return Ok(());
+        };
+        let word = word.to_ascii_lowercase();
+        let window_or_test = [
+            "within_last",
+            "not_within_last",
+            "between",
+            "ever",
+            "before",
+            "after",
+            "on",
+        ];
+        if kind == EventKind::Time && window_or_test.contains(&word.as_str()) {
+            return Err(self.error_at(token.span, WINDOW_ON_TIME));
+        }
+        let options = [
+            "on",
+            "where",
+            "within_last",
+            "between",
+            "ever",
+            "at_least",
+            "at_most",
+            "exactly",
+        ];
+        if options.contains(&word.as_str()) {
+            return Err(self.error_at(
+                token.span,
+                format!("\"{word}\" after the test; the options of an event condition go before its test: sum amount of purchase on web within_last 365d > 500"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The number of `at_least N times` (and the optional `time`/`times`).
+    fn count(&mut self, word: &str) -> Result<(u32, Span), FilterError> {
+        let token = self.advance();
+        let n = match &token.tok {
+            Tok::Number(text) if text.bytes().all(|b| b.is_ascii_digit()) => {
+                text.parse::<u32>().ok().filter(|n| *n <= MAX_EVENT_COUNT)
+            }
+            _ => None,
+        };
+        let Some(n) = n else {
+            return Err(self.error_at(
+                token.span,
+                format!(
+                    "expected a whole number of times from 0 to {MAX_EVENT_COUNT} after {word} ({word} 3 times), found {}",
+                    token.tok.describe()
+                ),
+            ));
+        };
+        let mut end = token.span;
+        if self.peek().tok.is_word("time") || self.peek().tok.is_word("times") {
+            end = self.advance().span;
+        }
+        Ok((n, end))
+    }
+
+    /// `where amount > 100` or `where (amount > 100 and currency = "EUR")`.
+    fn where_clause(&mut self) -> Result<(Vec<Condition>, Span), FilterError> {
+        if self.peek().tok != Tok::LParen {
+            let (condition, span) = self.property_test()?;
+            return Ok((vec![condition], span));
+        }
+        let open = self.advance();
+        let mut wheres = Vec::new();
+        loop {
+            let (condition, _) = self.property_test()?;
+            wheres.push(condition);
+            let next = self.advance();
+            match &next.tok {
+                Tok::RParen => return Ok((wheres, next.span)),
+                t if t.is_word("and") => {}
+                t if t.is_word("or") => {
+                    return Err(self.error_at(
+                        next.span,
+                        "only and joins the property conditions of a where; for one or another, write two event conditions joined by or",
+                    ));
+                }
+                other => {
+                    let opened = text_location(self.src, open.span.start);
+                    return Err(self.error_at(
+                        next.span,
+                        format!(
+                            "expected and or \")\" to close the where's \"(\" at {opened}, found {}",
+                            other.describe()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// A property and a test, as a field condition.
+    fn property_test(&mut self) -> Result<(Condition, Span), FilterError> {
+        let (property, span) = self.name("a property name", "where amount > 100")?;
+        let after = format!("property \"{}\"", unico_core::value::excerpt(&property));
+        let (test, end) = self.test(&after, PROPERTY_HINT)?;
+        Ok((
+            Condition {
+                field: property,
+                field_loc: Loc::Text(span),
+                op: test.op,
+                op_loc: test.op_loc,
+                operand: test.operand,
+            },
+            span.to(end),
         ))
     }
 
@@ -825,6 +1268,44 @@ impl Parser<'_> {
         })
     }
 }
+
+/// The words of an event condition before its event type.
+enum Head {
+    Occurred {
+        negated: bool,
+    },
+    Aggregate {
+        agg: Agg,
+        property: Option<(String, Loc)>,
+    },
+    Time(Which),
+}
+
+/// What an event condition measures, which decides the options and test it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EventKind {
+    Occurred,
+    Aggregate,
+    Time,
+}
+
+/// The options of an event condition read so far.
+#[derive(Default)]
+struct EventOptions {
+    channel: Option<(String, Loc)>,
+    wheres: Option<Vec<Condition>>,
+    count: Option<(CountOp, u32, Loc)>,
+    window: Option<(EventWindow, Loc)>,
+}
+
+const WINDOW_ON_TIME: &str = "first and last take no window and a single test; the operator compares the time itself, as in last app_open before 30d ago or first purchase within_last 7d";
+
+const AGGREGATE_HINT: &str =
+    "an aggregate is compared with = != < <= > >= in not_in between (sum amount of purchase > 500)";
+
+const TIME_HINT: &str = "a first or last time is compared with before after between within_last not_within_last on (last app_open before 30d ago)";
+
+const PROPERTY_HINT: &str = "property operators: = != < <= > >= in not_in between contains not_contains starts_with ends_with exists not_exists";
 
 const OPERATORS_HINT: &str = "operators: = != < <= > >= in not_in between contains not_contains starts_with ends_with exists not_exists before after within_last not_within_last on anniversary";
 

@@ -1,6 +1,6 @@
 //! Property tests: both canonical forms parse back to the same filter, the resolved form
-//! agrees with the reference evaluator, `not` is the exact complement, and no input makes
-//! the text parser panic.
+//! agrees with the reference evaluator (on customers with events too), `not` and
+//! `did_not` are exact complements, and no input makes the text parser panic.
 
 mod common;
 
@@ -9,10 +9,10 @@ use jiff::tz::TimeZone;
 use proptest::prelude::*;
 use serde_json::{Value as Json, json};
 use unico_core::time::{days_from_civil, format_date, format_datetime};
-use unico_core::{Customer, CustomerId, FieldId, FieldType, Value};
+use unico_core::{Customer, CustomerId, Event, FieldId, FieldType, PropertyType, Value};
 use unico_filter::{
-    EvalContext, Filter, FilterInput, check, matches, parse_json, parse_text, resolve,
-    string_literal,
+    EvalContext, Filter, FilterInput, check, matches, matches_with_events, parse_json, parse_text,
+    resolve, string_literal,
 };
 
 const MS_PER_DAY: i64 = 86_400_000;
@@ -113,8 +113,308 @@ fn scalar(ty: FieldType) -> BoxedStrategy<Json> {
     }
 }
 
-/// A condition valid for the test schema, in the JSON form.
+/// A field condition or an event condition valid for the test schema, in the JSON form.
 fn condition() -> BoxedStrategy<Json> {
+    prop_oneof![3 => field_condition(), 2 => event_condition()].boxed()
+}
+
+// ---- event conditions and events ----
+
+/// Channels of generated conditions and events (`on` needs backticks in the text form).
+const CHANNELS: [&str; 5] = ["web", "pos", "app", "email", "on"];
+
+/// Properties of generated conditions and events: declared on some event types (see
+/// `common::EVENT_TYPES`), undeclared on others.
+const PROPERTIES: [&str; 7] = [
+    "amount", "currency", "store", "sku", "x", "opens", "subject",
+];
+
+fn declared(event: &str, property: &str) -> Option<PropertyType> {
+    EVENT_TYPES
+        .iter()
+        .find(|(code, _)| *code == event)
+        .and_then(|(_, props)| props.iter().find(|(n, _)| *n == property))
+        .map(|(_, t)| *t)
+}
+
+/// A short duration, so that windows and event times often meet at their edges.
+fn event_duration() -> impl Strategy<Value = String> {
+    (
+        prop_oneof![6 => 0u32..8, 1 => 0u32..=1_000_000],
+        prop::sample::select(vec!['m', 'h', 'd', 'w']),
+    )
+        .prop_map(|(n, u)| format!("{n}{u}"))
+}
+
+fn event_time_bound() -> BoxedStrategy<Json> {
+    prop_oneof![
+        2 => (event_duration(), any::<bool>()).prop_map(|(d, ago)| {
+            if ago { json!({"ago": d}) } else { json!({"from_now": d}) }
+        }),
+        1 => time_bound(FieldType::Datetime),
+    ]
+    .boxed()
+}
+
+/// A value for a test on a property of type `ty`.
+fn property_value(ty: PropertyType) -> BoxedStrategy<Json> {
+    match ty {
+        PropertyType::String => prop::sample::select(vec!["EUR", "eur", "Madrid", "x", "ES"])
+            .prop_map(Json::from)
+            .boxed(),
+        PropertyType::Number => prop_oneof![
+            3 => (-2i32..=6).prop_map(|n| json!(n)),
+            1 => (-8i32..=24).prop_map(|n| json!(f64::from(n) / 4.0)),
+            // Tenths are inexact in binary: their sums show whether sums are exact.
+            2 => (-5i32..=12).prop_map(|n| json!(f64::from(n) / 10.0)),
+            1 => number().prop_map(|n| json!(n)),
+        ]
+        .boxed(),
+    }
+}
+
+/// `{"op": ..., "value": ...}` of a string or number test; `exists` only if `exists`.
+fn property_test(ty: PropertyType, exists: bool) -> BoxedStrategy<Json> {
+    let mut ops = match ty {
+        PropertyType::String => vec![
+            "eq",
+            "neq",
+            "in",
+            "not_in",
+            "contains",
+            "not_contains",
+            "starts_with",
+            "ends_with",
+        ],
+        PropertyType::Number => {
+            vec![
+                "eq", "neq", "in", "not_in", "lt", "lte", "gt", "gte", "between",
+            ]
+        }
+    };
+    if exists {
+        ops.extend(["exists", "not_exists"]);
+    }
+    prop::sample::select(ops)
+        .prop_flat_map(move |op| {
+            let value: BoxedStrategy<Option<Json>> = match op {
+                "exists" | "not_exists" => Just(None).boxed(),
+                "in" | "not_in" => prop::collection::vec(property_value(ty), 1..4)
+                    .prop_map(|v| Some(Json::Array(v)))
+                    .boxed(),
+                "between" => (property_value(ty), property_value(ty))
+                    .prop_map(|(a, b)| Some(json!([a, b])))
+                    .boxed(),
+                _ => property_value(ty).prop_map(Some).boxed(),
+            };
+            (Just(op), value)
+        })
+        .prop_map(|(op, value)| {
+            let mut t = json!({"op": op});
+            if let Some(v) = value {
+                t["value"] = v;
+            }
+            t
+        })
+        .boxed()
+}
+
+/// A property condition on events of type `event`: of the declared type, else of either
+/// type (and then not `exists`, which needs a declared type).
+fn where_condition(event: &'static str) -> BoxedStrategy<Json> {
+    prop::sample::select(&PROPERTIES[..])
+        .prop_flat_map(move |property| {
+            let test = match declared(event, property) {
+                Some(ty) => property_test(ty, true),
+                None => prop_oneof![
+                    property_test(PropertyType::String, false),
+                    property_test(PropertyType::Number, false),
+                ]
+                .boxed(),
+            };
+            (Just(property), test)
+        })
+        .prop_map(|(property, mut test)| {
+            test["field"] = json!(property);
+            test
+        })
+        .boxed()
+}
+
+/// A datetime test (`op` and `value`) of a first or last time.
+fn time_test() -> BoxedStrategy<Json> {
+    prop_oneof![
+        (
+            prop::sample::select(vec!["before", "after"]),
+            event_time_bound()
+        )
+            .prop_map(|(op, v)| json!({"op": op, "value": v})),
+        (event_time_bound(), event_time_bound())
+            .prop_map(|(a, b)| json!({"op": "between", "value": [a, b]})),
+        (
+            prop::sample::select(vec!["within_last", "not_within_last"]),
+            event_duration()
+        )
+            .prop_map(|(op, d)| json!({"op": op, "value": d})),
+        date().prop_map(|d| json!({"op": "on", "value": format_date(d)})),
+    ]
+    .boxed()
+}
+
+/// A number test of an aggregate.
+fn aggregate_test() -> BoxedStrategy<Json> {
+    property_test(PropertyType::Number, false)
+}
+
+/// An event condition valid for the test schema, in the JSON form.
+fn event_condition() -> BoxedStrategy<Json> {
+    let codes: Vec<&'static str> = EVENT_TYPES.iter().map(|(code, _)| *code).collect();
+    (
+        prop_oneof![3 => Just("purchase"), 1 => prop::sample::select(codes)],
+        prop::option::weighted(0.3, prop::sample::select(&CHANNELS[..])),
+        prop_oneof![
+            2 => Just(None),
+            2 => event_duration().prop_map(|d| Some(json!({"within_last": d}))),
+            1 => (event_time_bound(), event_time_bound())
+                .prop_map(|(a, b)| Some(json!({"between": [a, b]}))),
+        ],
+        0usize..4,
+        0usize..7,
+    )
+        .prop_flat_map(|(event, channel, window, wheres, kind)| {
+            let measure: BoxedStrategy<Json> = match kind {
+                0 | 1 => (
+                    prop::option::of((prop::sample::select(vec!["gte", "lte", "eq"]), 0u32..4)),
+                    Just(if kind == 0 { "did" } else { "did_not" }),
+                )
+                    .prop_map(|(count, op)| {
+                        let mut m = json!({"op": op});
+                        if let Some((bound, n)) = count {
+                            m["count"] = json!({ bound: n });
+                        }
+                        m
+                    })
+                    .boxed(),
+                2 => aggregate_test()
+                    .prop_map(|mut t| {
+                        t["agg"] = json!("count");
+                        t
+                    })
+                    .boxed(),
+                3 | 4 => (
+                    prop::sample::select(vec!["sum", "avg", "min", "max"]),
+                    // Never a property declared as a string.
+                    prop::sample::select(vec!["amount", "opens", "x"]),
+                    aggregate_test(),
+                )
+                    .prop_map(|(agg, property, mut t)| {
+                        t["agg"] = json!(agg);
+                        t["property"] = json!(property);
+                        t
+                    })
+                    .boxed(),
+                _ => (prop::sample::select(vec!["first", "last"]), time_test())
+                    .prop_map(|(which, mut t)| {
+                        t["agg"] = json!(which);
+                        t
+                    })
+                    .boxed(),
+            };
+            let time = kind >= 5;
+            (
+                Just(event),
+                Just(channel),
+                // First and last take no window.
+                Just(if time { None } else { window }),
+                prop::collection::vec(where_condition(event), wheres),
+                measure,
+            )
+        })
+        .prop_map(|(event, channel, window, wheres, measure)| {
+            let mut e = measure;
+            e["event"] = json!(event);
+            if let Some(c) = channel {
+                e["channel"] = json!(c);
+            }
+            if let Some(Json::Object(w)) = window {
+                for (k, v) in w {
+                    e[k] = v;
+                }
+            }
+            match wheres.len() {
+                0 => {}
+                1 => e["where"] = wheres[0].clone(),
+                _ => e["where"] = Json::Array(wheres),
+            }
+            e
+        })
+        .boxed()
+}
+
+/// A property value an event holds: usually of the type filters expect of it, sometimes
+/// of the other one, or something filters never compare.
+fn event_property_value() -> BoxedStrategy<Json> {
+    prop_oneof![
+        4 => property_value(PropertyType::Number),
+        3 => property_value(PropertyType::String),
+        1 => prop_oneof![Just(Json::Null), Just(json!(true)), Just(json!([1])), Just(json!({"a": 1}))],
+    ]
+    .boxed()
+}
+
+/// An event time near `now`: at a whole number of units before or after it, give or take
+/// a millisecond, so that windows meet their edges; sometimes anywhere near an anchor.
+fn event_offset() -> impl Strategy<Value = i64> {
+    let unit = prop::sample::select(vec![60_000i64, 3_600_000, MS_PER_DAY, 7 * MS_PER_DAY]);
+    prop_oneof![
+        6 => (0i64..8, unit, -1i64..=1).prop_map(|(n, u, d)| -(n * u) + d),
+        1 => (0i64..3, prop::sample::select(vec![60_000i64, 3_600_000, MS_PER_DAY]), -1i64..=1)
+            .prop_map(|(n, u, d)| n * u + d),
+        1 => -400 * MS_PER_DAY..MS_PER_DAY,
+    ]
+}
+
+/// Events of one customer, at offsets from now.
+fn events_strategy() -> impl Strategy<Value = Vec<(i64, Event)>> {
+    let codes: Vec<&'static str> = EVENT_TYPES
+        .iter()
+        .map(|(code, _)| *code)
+        .chain(["unregistered"])
+        .collect();
+    let one = (
+        prop_oneof![3 => Just("purchase"), 2 => prop::sample::select(codes)],
+        prop::sample::select(&CHANNELS[..]),
+        event_offset(),
+        prop::collection::vec(
+            (
+                prop::sample::select(&PROPERTIES[..]),
+                event_property_value(),
+            ),
+            0..4,
+        ),
+    )
+        .prop_map(|(code, channel, offset, props)| {
+            let props: serde_json::Map<String, Json> =
+                props.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            (offset, event(code, channel, 0, Json::Object(props)))
+        });
+    prop::collection::vec(one, 0..8)
+}
+
+/// The events with their offsets taken from `now`.
+fn at(now: i64, events: &[(i64, Event)]) -> Vec<Event> {
+    events
+        .iter()
+        .map(|(offset, e)| {
+            let mut e = e.clone();
+            e.timestamp = now.saturating_add(*offset);
+            e
+        })
+        .collect()
+}
+
+/// A field condition valid for the test schema, in the JSON form.
+fn field_condition() -> BoxedStrategy<Json> {
     let mut targets: Vec<(String, FieldType)> = FIELDS
         .iter()
         .map(|&(_, name, ty)| (name.to_owned(), ty))
@@ -284,7 +584,7 @@ proptest! {
     #[test]
     fn resolved_form_agrees_with_the_reference_and_not_is_the_complement(
         json in filter_json(),
-        customers in prop::collection::vec(customer_strategy(), 1..6),
+        customers in prop::collection::vec((customer_strategy(), events_strategy()), 1..6),
         now in instant(),
         zone in prop::sample::select(&ZONES[..]),
     ) {
@@ -294,10 +594,62 @@ proptest! {
             .expect("checks");
         let ctx = EvalContext::new(now, TimeZone::get(zone).expect("known zone"));
         let resolved = resolve(&filter, &ctx);
-        for c in &customers {
-            let expected = matches(&filter, c, &ctx);
-            prop_assert_eq!(resolved.matches(c), expected, "{} on {:?}", filter, c);
-            prop_assert_eq!(matches(&negated, c, &ctx), !expected);
+        for (c, events) in &customers {
+            let events = at(now, events);
+            let expected = matches_with_events(&filter, c, &events, &ctx);
+            prop_assert_eq!(
+                resolved.matches_with_events(c, &events),
+                expected,
+                "{} on {:?} with {:?}", filter, c, events
+            );
+            prop_assert_eq!(matches_with_events(&negated, c, &events, &ctx), !expected);
+            // Without events, both entry points see none.
+            prop_assert_eq!(matches(&filter, c, &ctx), matches_with_events(&filter, c, &[], &ctx));
+            prop_assert_eq!(resolved.matches(c), matches(&filter, c, &ctx));
+        }
+    }
+
+    /// One event condition at a time, on many sets of events near now: the resolved form
+    /// agrees with the reference at the edges of windows (an event exactly at now − d, at
+    /// now, a millisecond out), on empty and partly typed aggregates, and `did_not` is
+    /// the exact complement of `did`.
+    #[test]
+    fn event_conditions_agree_and_did_not_is_the_complement(
+        condition in event_condition(),
+        histories in prop::collection::vec(events_strategy(), 1..8),
+        now in instant(),
+        zone in prop::sample::select(&ZONES[..]),
+    ) {
+        let schema = schema();
+        let filter = check(&parse_json(&condition).expect("parses"), &schema).expect("checks");
+        let flipped = match condition["op"].as_str() {
+            Some("did") => Some(json!("did_not")),
+            Some("did_not") => Some(json!("did")),
+            _ => None,
+        }
+        .map(|op| {
+            let mut c = condition.clone();
+            c["op"] = op;
+            check(&parse_json(&c).expect("parses"), &schema).expect("checks")
+        });
+        let ctx = EvalContext::new(now, TimeZone::get(zone).expect("known zone"));
+        let resolved = resolve(&filter, &ctx);
+        let nobody = customer(vec![]);
+        for events in &histories {
+            let events = at(now, events);
+            let expected = matches_with_events(&filter, &nobody, &events, &ctx);
+            prop_assert_eq!(
+                resolved.matches_with_events(&nobody, &events),
+                expected,
+                "{} with {:?}", filter, events
+            );
+            if let Some(flipped) = &flipped {
+                prop_assert_eq!(matches_with_events(flipped, &nobody, &events, &ctx), !expected);
+                prop_assert_eq!(
+                    resolve(flipped, &ctx).matches_with_events(&nobody, &events),
+                    !expected
+                );
+            }
         }
     }
 
@@ -313,6 +665,10 @@ proptest! {
                     "within_last", "on", "anniversary", "within", "ago", "from", "now",
                     "\"ES\"", "\"2024-05-01\"", "\"", "`", "\\", "42", "-3.5", "1e3",
                     "90d", "7w", "30m", "é", " ", "\n",
+                    "did", "did_not", "DID", "count", "sum", "avg", "min", "max", "first",
+                    "last", "of", "purchase", "app_open", "`on`", "amount", "currency",
+                    "where", "at_least", "at_most", "exactly", "times", "ever", "pos",
+                    "web", "not", "30d ago",
                 ]),
                 0..24,
             ).prop_map(|tokens| tokens.join(" ")),
@@ -361,6 +717,15 @@ fn arbitrary_json() -> impl Strategy<Value = Json> {
             "2024-05-01",
             "",
             "ES",
+            "purchase",
+            "app_open",
+            "did",
+            "did_not",
+            "sum",
+            "count",
+            "last",
+            "amount",
+            "web",
         ])
         .prop_map(Json::from),
     ];
@@ -376,6 +741,15 @@ fn arbitrary_json() -> impl Strategy<Value = Json> {
             "from_now",
             "within_days",
             "x",
+            "event",
+            "agg",
+            "property",
+            "channel",
+            "count",
+            "within_last",
+            "between",
+            "where",
+            "gte",
         ]);
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Json::Array),
@@ -434,6 +808,87 @@ proptest! {
                 .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
             let expected = matches(&filter, &customer, &ctx);
             prop_assert_eq!(resolve(&filter, &ctx).matches(&customer), expected, "{}", text);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Windows built around the events' own times, so that every event lies on an edge of
+    /// the window or a millisecond off it (at now − d, at now, 1 ms in the future, at each
+    /// bound of `between`): every measure must agree with the resolved form there.
+    #[test]
+    fn event_windows_at_their_edges_agree(
+        amount in 0u32..4,
+        unit in prop::sample::select(vec!['m', 'h', 'd', 'w']),
+        lo in (0u32..4, any::<bool>()),
+        hi in (0u32..4, any::<bool>()),
+        picks in prop::collection::vec((0usize..12, prop::sample::select(vec![0.1, 0.2, 0.3, 1.5, -0.7])), 0..7),
+        now in instant(),
+        zone in prop::sample::select(&ZONES[..]),
+    ) {
+        let schema = schema();
+        let ctx = EvalContext::new(now, TimeZone::get(zone).expect("known zone"));
+        let unit_ms = match unit {
+            'm' => 60_000,
+            'h' => 3_600_000,
+            'd' => MS_PER_DAY,
+            _ => 7 * MS_PER_DAY,
+        };
+        let d = i64::from(amount) * unit_ms;
+        let relative = |(n, ago): (u32, bool)| {
+            if ago { format!("{n}{unit} ago") } else { format!("{n}{unit} from now") }
+        };
+        let offset = |(n, ago): (u32, bool)| {
+            let ms = i64::from(n) * unit_ms;
+            if ago { -ms } else { ms }
+        };
+        // Offsets from now on the edges of every window below.
+        let edges = [
+            -d - 1, -d, -d + 1, -1, 0, 1,
+            offset(lo) - 1, offset(lo), offset(lo) + 1,
+            offset(hi) - 1, offset(hi), offset(hi) + 1,
+        ];
+        let events: Vec<Event> = picks
+            .iter()
+            .map(|&(i, amount)| event("purchase", "web", now + edges[i], json!({"amount": amount})))
+            .collect();
+        let window = format!("within_last {amount}{unit}");
+        let between = format!("between {} and {}", relative(lo), relative(hi));
+        let mut filters = Vec::new();
+        for w in [&window, &between] {
+            filters.extend([
+                format!("did purchase {w}"),
+                format!("did_not purchase {w}"),
+                format!("did purchase at_least 2 times {w}"),
+                format!("did purchase exactly 1 time {w}"),
+                format!("count of purchase {w} = 2"),
+                format!("sum amount of purchase {w} = 0.3"),
+                format!("sum amount of purchase {w} = 0.6"),
+                format!("sum amount of purchase {w} > 0.4"),
+                format!("avg amount of purchase {w} = 0.2"),
+                format!("min amount of purchase {w} <= 0.1"),
+                format!("max amount of purchase {w} >= 1.5"),
+            ]);
+        }
+        filters.extend([
+            format!("last purchase within_last {amount}{unit}"),
+            format!("last purchase not_within_last {amount}{unit}"),
+            format!("first purchase before {}", relative(lo)),
+            format!("last purchase after {}", relative(hi)),
+            format!("first purchase {between}"),
+        ]);
+        for text in &filters {
+            let filter = Filter::parse(FilterInput::Text(text), &schema)
+                .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            let nobody = customer(vec![]);
+            let expected = matches_with_events(&filter, &nobody, &events, &ctx);
+            prop_assert_eq!(
+                resolve(&filter, &ctx).matches_with_events(&nobody, &events),
+                expected,
+                "{} with events at {:?}", text, events.iter().map(|e| e.timestamp - now).collect::<Vec<_>>()
+            );
         }
     }
 }

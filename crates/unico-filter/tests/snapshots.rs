@@ -446,3 +446,81 @@ fn text_and_json_of_the_spec_example_give_the_same_filter() {
     assert_eq!(from_text.to_text(), text);
     assert_eq!(from_text.to_json(), json);
 }
+
+// ---- event conditions ----
+
+#[test]
+fn event_condition_trees() {
+    let report = text_trees(&[
+        "did purchase at_least 3 times within_last 90d",
+        "did_not purchase on pos where (amount > 100 and currency in (\"EUR\", \"USD\")) between \"2024-01-01\" and 7d ago",
+        "sum amount of purchase within_last 365d > 500 and country = \"ES\"",
+        "count of `order.completed-v2` ever between 1 and 3",
+        "last app_open on web before 30d ago",
+        "first app_open on \"2024-05-01\"",
+        "last = 3 or count > 2 or did exists or not sum in (1) or first != \"x\"",
+    ]);
+    insta::assert_snapshot!(report);
+}
+
+#[test]
+fn event_condition_errors() {
+    let mut report = text_checks(&[
+        "did purchse within_last 30d",
+        "did purchase on web on app",
+        "did purchase within_last 30d ever",
+        "did purchase at_least 1 at_most 3",
+        "did purchase where amount > 1 where amount < 3",
+        "last app_open within_last 30d",
+        "last app_open ever before 30d ago",
+        "last app_open before 30d ago within_last 7d",
+        "sum of purchase > 500",
+        "count amount of purchase > 5",
+        "sum currency of purchase > 5",
+        "did purchase at_least -1 times",
+        "did purchase at_least 2.5 times",
+        "did purchase at_least 9999999 times",
+        "did purchase within_last 1.5d",
+        "did purchase within_last 30",
+        "did purchase between \"2024-01-01\" and 5",
+        "sum amount of purchase between 10 and 7d ago",
+        "did purchase where amount = \"x\"",
+        "did purchase where currency = 5",
+        "did purchase where currency > 5",
+        "did email_open where opens exists",
+        "did email_open where opens before 3d ago",
+        "did email_open where opens in (1, \"x\")",
+        "sum amount of purchase contains \"x\"",
+        "last app_open = 5",
+        "did not purchase",
+        "count equals 3",
+        "did purchase on \"web\"",
+        "did purchase on `e mail`",
+        "did purchase where (amount > 1 or amount < 0)",
+        "sum amount of purchase > 5 on web",
+        "count of purchase at_least 3",
+        "first purchase",
+    ]);
+    report.push_str(&json_checks(&[
+        json!({"event": "purchse", "op": "did"}),
+        json!({"event": "purchase", "op": "did", "count": {"gte": 2.5}}),
+        json!({"event": "purchase", "op": "did", "count": {"more": 2}}),
+        json!({"event": "purchase", "op": "did", "within_last": "30 days"}),
+        json!({"event": "purchase", "op": "did", "within_last": "3d", "between": ["2024-01-01", "2024-02-01"]}),
+        json!({"event": "purchase", "op": "did", "between": ["2024-01-01", 1.5]}),
+        json!({"event": "purchase", "op": "did", "where": {"field": "amount", "op": "gt", "value": "x"}}),
+        json!({"event": "purchase", "op": "did", "where": [{"field": "currency", "op": "eq", "value": "EUR"}, {"field": "store", "op": "eq", "value": 3}]}),
+        json!({"event": "email_open", "op": "did", "where": {"field": "opens", "op": "not_exists"}}),
+        json!({"event": "app_open", "agg": "last", "op": "before", "value": {"ago": "30d"}, "within_last": "90d"}),
+        json!({"event": "purchase", "agg": "sum", "op": "gt", "value": 500}),
+        json!({"event": "purchase", "agg": "count", "property": "amount", "op": "gt", "value": 5}),
+        json!({"event": "purchase", "agg": "median", "property": "amount", "op": "gt", "value": 5}),
+        json!({"event": "purchase", "agg": "sum", "property": "amount", "op": "within_last", "value": "3d"}),
+        json!({"event": "purchase", "op": "gte"}),
+        json!({"event": "purchase", "op": "did", "value": 3}),
+        json!({"event": "purchase", "op": "did", "channel": "e mail"}),
+        json!({"event": "purchase", "op": "did", "extra": 1}),
+        json!({"event": "purchase", "op": "did", "where": []}),
+    ]));
+    insta::assert_snapshot!(report);
+}
