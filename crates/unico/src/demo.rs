@@ -204,6 +204,7 @@ pub fn create_if_empty(store: &dyn Store, customers: usize) -> anyhow::Result<Op
     let (this_year, _, _) = unico_core::time::civil_from_days((now / 86_400_000) as i32);
     let mut rng = Rng(42);
     let mut batch = Vec::new();
+    let mut orders_of = Vec::with_capacity(customers);
     for n in 0..customers {
         let first = rng.zipf(FIRST);
         let last = rng.zipf(LAST);
@@ -244,6 +245,7 @@ pub fn create_if_empty(store: &dyn Store, customers: usize) -> anyhow::Result<Op
         } else {
             0
         };
+        orders_of.push((customer_id.clone(), orders, signup));
         let ltv =
             (orders as f64 * (15.0 + rng.below(20_000) as f64 / 100.0) * 100.0).round() / 100.0;
         let values: Vec<Option<Value>> = vec![
@@ -298,6 +300,7 @@ pub fn create_if_empty(store: &dyn Store, customers: usize) -> anyhow::Result<Op
             result.context("writing a demo customer")?;
         }
     }
+    demo_events(store, app.id, &orders_of, now, &mut rng)?;
     let api_key = unico_server::auth::generate_key("unico_").map_err(|e| anyhow::anyhow!("{e}"))?;
     let prefix: String = api_key
         .chars()
@@ -315,4 +318,96 @@ pub fn create_if_empty(store: &dyn Store, customers: usize) -> anyhow::Result<Op
         customers,
         api_key,
     }))
+}
+
+/// The demo's event types: code, name, channels.
+const EVENT_TYPES: &[(&str, &str, &[&str])] = &[
+    ("page_view", "Page view", &["web", "app"]),
+    ("app_open", "App opened", &["app"]),
+    ("email_open", "Email opened", &["email"]),
+    ("email_click", "Email clicked", &["email"]),
+    ("add_to_cart", "Added to cart", &["web", "app"]),
+    ("purchase", "Purchase", &["web", "app", "pos"]),
+    ("push_open", "Push opened", &["push"]),
+    ("sms_click", "SMS clicked", &["sms"]),
+    ("whatsapp_reply", "WhatsApp reply", &["whatsapp"]),
+];
+
+const CATEGORIES: &[&str] = &["shoes", "dresses", "bags", "accessories", "sport", "kids"];
+
+/// Registers the demo's event types and gives each customer a history of interactions
+/// over the last year, busier for those who order more and skewed to recent days.
+fn demo_events(
+    store: &dyn Store,
+    app: unico_core::AppId,
+    customers: &[(String, u64, i64)],
+    now: i64,
+    rng: &mut Rng,
+) -> anyhow::Result<()> {
+    use unico_core::{Channel, EventCode, EventType, Properties, PropertyType};
+    for (code, name, _) in EVENT_TYPES {
+        let properties = if *code == "purchase" {
+            vec![
+                ("amount".to_owned(), PropertyType::Number),
+                ("items".to_owned(), PropertyType::Number),
+                ("category".to_owned(), PropertyType::String),
+            ]
+        } else {
+            Vec::new()
+        };
+        store.create_event_type(
+            app,
+            &EventType {
+                code: EventCode::parse(code)?,
+                name: (*name).to_owned(),
+                retention_days: 730,
+                enabled: true,
+                properties,
+                created_at: now,
+            },
+        )?;
+    }
+    let mut events = Vec::new();
+    for (customer_id, orders, signup) in customers {
+        if rng.chance(0.2) {
+            continue;
+        }
+        let count = 1 + rng.below(4 + 2 * orders.min(&10)) as usize;
+        let since = (*signup).max(now - 365 * 86_400_000);
+        let span = (now - since).max(86_400_000) as u64;
+        for _ in 0..count {
+            let (code, _, channels) = EVENT_TYPES[rng.below(EVENT_TYPES.len() as u64) as usize];
+            // Squaring a uniform number skews times towards now.
+            let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+            let timestamp = now - (u * u * span as f64) as i64;
+            let properties = match code {
+                "purchase" => serde_json::json!({
+                    "amount": (1_000 + rng.below(25_000)) as f64 / 100.0,
+                    "items": 1 + rng.below(4),
+                    "category": rng.pick(CATEGORIES),
+                    "currency": "EUR",
+                }),
+                "add_to_cart" | "page_view" => serde_json::json!({"category": rng.pick(CATEGORIES)}),
+                _ => serde_json::json!({}),
+            };
+            events.push(unico_store::NewEvent {
+                event_id: None,
+                customer_id: CustomerId::parse(customer_id)?,
+                event_type: EventCode::parse(code)?,
+                channel: Channel::parse(rng.pick(channels))?,
+                device_id: None,
+                timestamp,
+                properties: Properties::from_json(properties)?,
+            });
+            if events.len() >= 5_000 {
+                for r in store.insert_events(app, std::mem::take(&mut events), now)? {
+                    r.context("writing a demo event")?;
+                }
+            }
+        }
+    }
+    for r in store.insert_events(app, events, now)? {
+        r.context("writing a demo event")?;
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 mod client;
 mod commands;
 mod demo;
+mod events;
 mod keys;
 mod serve;
 mod transfer;
@@ -38,6 +39,8 @@ enum Command {
     Customers(commands::CustomersArgs),
     /// Saved segments: list, create, show, update, delete.
     Segments(commands::SegmentsArgs),
+    /// Events: import an NDJSON file, event types, a customer's timeline.
+    Events(events::EventsArgs),
 }
 
 #[derive(clap::Args)]
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Fields(args) => commands::fields(args).map(|()| true),
         Command::Customers(args) => commands::customers(args).map(|()| true),
         Command::Segments(args) => commands::segments(args).map(|()| true),
+        Command::Events(args) => events::events(args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
