@@ -387,7 +387,9 @@ fn demo_events(
                     "category": rng.pick(CATEGORIES),
                     "currency": "EUR",
                 }),
-                "add_to_cart" | "page_view" => serde_json::json!({"category": rng.pick(CATEGORIES)}),
+                "add_to_cart" | "page_view" => {
+                    serde_json::json!({"category": rng.pick(CATEGORIES)})
+                }
                 _ => serde_json::json!({}),
             };
             events.push(unico_store::NewEvent {

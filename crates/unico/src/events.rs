@@ -71,7 +71,11 @@ pub fn events(args: EventsArgs) -> anyhow::Result<bool> {
                         t["code"].as_str().unwrap_or(""),
                         t["name"].as_str().unwrap_or(""),
                         t["retention_days"],
-                        if t["enabled"] == true { "enabled" } else { "disabled" }
+                        if t["enabled"] == true {
+                            "enabled"
+                        } else {
+                            "disabled"
+                        }
                     );
                 }
             }
@@ -129,7 +133,11 @@ fn print_timeline(out: &Value) {
         s["last_seen"].as_str().unwrap_or("-"),
         s["channels"]
             .as_array()
-            .map(|c| c.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+            .map(|c| c
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", "))
             .unwrap_or_default()
     );
     for e in out["events"].as_array().into_iter().flatten() {

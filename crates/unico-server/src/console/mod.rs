@@ -24,6 +24,7 @@ mod pages;
 mod segments;
 pub mod session;
 mod throttle;
+mod timeline;
 
 use axum::Router;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};

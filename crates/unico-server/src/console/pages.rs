@@ -840,6 +840,14 @@ fn input_text(value: Option<&unico_core::Value>) -> String {
     value.map(unico_core::Value::to_text).unwrap_or_default()
 }
 
+/// The customer page's interactions: the summary, and the timeline when its tab is open.
+pub(super) struct Interactions {
+    activity: unico_store::Activity,
+    /// The timeline's page, its type filter and the registered types, on the timeline tab.
+    timeline: Option<(unico_store::EventPage, Option<String>, Vec<String>)>,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn customer_body(
     app: &Application,
     schema: &unico_core::Schema,
@@ -848,6 +856,7 @@ fn customer_body(
     saved: bool,
     csrf: &CsrfToken,
     from: &str,
+    interactions: &Interactions,
 ) -> Markup {
     let base = format!(
         "/console/apps/{}/customers/{}",
@@ -858,6 +867,16 @@ fn customer_body(
         p { a id="back-to-list" href=(format!("/console/apps/{}/customers{from}", app.id)) { "← Customers" } }
         h1 class="mono" { (customer.customer_id.as_str()) }
         p class="sub" { "Created " (short_time(&format_datetime(customer.created_at))) " UTC · last modified " (short_time(&format_datetime(customer.updated_at))) " UTC" }
+        (super::timeline::activity_line(app, &interactions.activity))
+        @let on_timeline = interactions.timeline.is_some();
+        @let tab_query = |tab: &str| if from.is_empty() { format!("?tab={tab}") } else { format!("{from}&tab={tab}") };
+        nav class="tabs" aria-label="Customer sections" {
+            a class=(if on_timeline { "tab" } else { "tab on" }) href=(format!("{base}{}", tab_query("profile"))) aria-current=[(!on_timeline).then_some("page")] { "Profile" }
+            a class=(if on_timeline { "tab on" } else { "tab" }) href=(format!("{base}{}", tab_query("timeline"))) aria-current=[on_timeline.then_some("page")] { "Timeline" }
+        }
+        @if let Some((page, chosen, types)) = &interactions.timeline {
+            (super::timeline::timeline_card(app, &base, page, types, chosen.as_deref(), from))
+        } @else {
         @if saved { div class="flash ok" { "Saved." } }
         @if !errors.is_empty() { div class="flash bad" { "Nothing was saved: fix the values marked below." } }
         div class="card" {
@@ -902,7 +921,55 @@ fn customer_body(
                 }
             }
         }
+        }
     }
+}
+
+/// Loads what the customer page shows of the customer's events.
+async fn load_interactions(
+    state: &AppState,
+    app: AppId,
+    customer_id: &unico_core::CustomerId,
+    query: &HashMap<String, String>,
+) -> Result<Interactions, ApiError> {
+    let on_timeline = query.get("tab").map(String::as_str) == Some("timeline");
+    let chosen = query
+        .get("type")
+        .filter(|t| !t.is_empty())
+        .and_then(|t| unico_core::EventCode::parse(t).ok());
+    let before = query.get("before").and_then(|c| {
+        let (ts, id) = c.split_once('_')?;
+        Some((ts.parse().ok()?, id.parse().ok()?))
+    });
+    let customer_id = customer_id.clone();
+    state
+        .blocking(move |s| {
+            let activity = s.customer_activity(app, &customer_id)?;
+            let timeline = if on_timeline {
+                let page = s.customer_events(
+                    app,
+                    &customer_id,
+                    &unico_store::EventQuery {
+                        types: chosen.iter().cloned().collect(),
+                        after: before,
+                        limit: 50,
+                        ..Default::default()
+                    },
+                )?;
+                let types = s
+                    .schema(app)?
+                    .event_types()
+                    .all()
+                    .iter()
+                    .map(|t| t.code.as_str().to_owned())
+                    .collect();
+                Some((page, chosen.map(|c| c.as_str().to_owned()), types))
+            } else {
+                None
+            };
+            Ok(Interactions { activity, timeline })
+        })
+        .await
 }
 
 async fn load_customer(
@@ -930,6 +997,11 @@ pub async fn customer(
         Ok(c) => c,
         Err(r) => return r,
     };
+    let interactions = match load_interactions(&state, app.id, &customer.customer_id, &query).await
+    {
+        Ok(i) => i,
+        Err(e) => return failure(e),
+    };
     let body = customer_body(
         &app,
         &schema,
@@ -938,6 +1010,7 @@ pub async fn customer(
         query.contains_key("saved"),
         &csrf,
         &list_query(&query),
+        &interactions,
     );
     Html(
         layout::page(
@@ -987,7 +1060,21 @@ pub async fn save_customer(
         }
     }
     if !errors.is_empty() {
-        let body = customer_body(&app, &schema, &customer, &errors, false, &csrf, &from);
+        let interactions =
+            match load_interactions(&state, app.id, &customer.customer_id, &HashMap::new()).await {
+                Ok(i) => i,
+                Err(e) => return failure(e),
+            };
+        let body = customer_body(
+            &app,
+            &schema,
+            &customer,
+            &errors,
+            false,
+            &csrf,
+            &from,
+            &interactions,
+        );
         return (
             StatusCode::BAD_REQUEST,
             Html(

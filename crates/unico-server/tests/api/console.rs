@@ -1537,3 +1537,82 @@ async fn a_taken_segment_name_is_refused_and_what_was_typed_is_kept() {
         .collect();
     assert_eq!(names, ["VIPs"], "nothing was saved");
 }
+
+#[tokio::test]
+async fn a_customers_timeline_shows_their_events_escaped_in_the_apps_time_zone() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.admin(
+        "PATCH",
+        &format!("/v1/apps/{}", app.id),
+        Some(json!({"timezone": "Europe/Madrid"})),
+    )
+    .await;
+    api.send(
+        "POST",
+        &app.path("/event-types"),
+        Some(&app.key),
+        Some(json!({"code": "purchase"})),
+    )
+    .await;
+    api.send(
+        "POST",
+        &app.path("/event-types"),
+        Some(&app.key),
+        Some(json!({"code": "email_open"})),
+    )
+    .await;
+    let mut events = vec![
+        json!({"customerId": "ana", "type": "purchase", "channel": "pos",
+        "timestamp": "2026-07-01T10:00:00Z", "properties": {"note": "<img src=x onerror=alert(3)>", "amount": 12.5}}),
+    ];
+    for day in 1..=60 {
+        events.push(json!({"customerId": "ana", "type": "email_open", "channel": "email",
+            "timestamp": format!("2026-0{}-{:02}T08:00:00Z", 3 + (day - 1) / 28, 1 + (day - 1) % 28)}));
+    }
+    let (status, body) = api
+        .send(
+            "POST",
+            &app.path("/events"),
+            Some(&app.key),
+            Some(json!({"events": events})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let base = format!("/console/apps/{}/customers/ana", app.id);
+    let (status, _, profile) = page(&api, &base, cookie.as_deref()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(profile.contains("61</b> interactions"), "{profile}");
+    // 10:00 UTC is 12:00 in Madrid in July.
+    assert!(profile.contains("2026-07-01 12:00"), "{profile}");
+    assert!(profile.contains("Timeline"));
+    let (status, _, timeline) =
+        page(&api, &format!("{base}?tab=timeline"), cookie.as_deref()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !timeline.contains("<img src=x"),
+        "property inserted unescaped"
+    );
+    assert!(timeline.contains("&lt;img src=x onerror=alert(3)&gt;"));
+    assert!(timeline.contains("Times in Europe/Madrid"));
+    assert_eq!(timeline.matches("<li>").count(), 50, "one page of 50");
+    assert!(timeline.contains("Older interactions"));
+    // The next page holds the rest, and a type filter only that type.
+    let next = timeline
+        .split("href=\"")
+        .find(|s| s.contains("before="))
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .replace("&amp;", "&");
+    let (_, _, older) = page(&api, &next, cookie.as_deref()).await;
+    assert_eq!(older.matches("<li>").count(), 11, "{older}");
+    let (_, _, purchases) = page(
+        &api,
+        &format!("{base}?tab=timeline&type=purchase"),
+        cookie.as_deref(),
+    )
+    .await;
+    assert_eq!(purchases.matches("<li>").count(), 1);
+    assert!(purchases.contains("ch-pos"));
+}

@@ -96,3 +96,10 @@ document.addEventListener("submit", function (e) {
   var question = form && form.getAttribute && form.getAttribute("data-confirm");
   if (question && !window.confirm(question)) e.preventDefault();
 });
+
+// Selects that filter a page (the timeline's event type) apply on change.
+(function () {
+  document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+    select.addEventListener("change", function () { select.form.submit(); });
+  });
+})();
