@@ -1,7 +1,9 @@
 //! The segment engines against the store they follow: random sequences of single writes,
 //! deletes, imports (small ones announced customer by customer, large ones as a bulk
 //! change that makes the engine rebuild), imports that run while other threads write and
-//! delete, restarts (from a snapshot caught up from the change log, or from a scan) and
+//! delete, events (batches with repeated keys that create customers, NDJSON-style imports
+//! kept or not, retention, a type deleted and registered again, events racing with
+//! deletes), restarts (from a snapshot caught up from the change log, or from a scan) and
 //! the log pruned under the engines. After every step, every count and
 //! member list the engine gives equals the reference evaluator run over the store's own
 //! scan of its customers.
@@ -20,17 +22,36 @@ use proptest::prelude::*;
 use unico_core::{
     AppId, AppName, CustomerId, FieldChange, FieldDef, FieldName, FieldType, TimeZoneName, Value,
 };
-use unico_filter::{EvalContext, Filter, FilterInput, matches};
+use unico_filter::eval::matches_with_events;
+use unico_filter::{EvalContext, Filter, FilterInput};
 use unico_server::engines::Engines;
 use unico_store::postgres::testing::TestDatabase;
-use unico_store::{ImportBatch, PostgresStore, SqliteStore, Store, UpsertItem};
+use unico_store::{
+    EventBatch, ImportBatch, NewEvent, PostgresStore, SqliteStore, Store, UpsertItem,
+};
 
 const NOW: i64 = 1_800_000_000_000;
 /// Imports of more customers than this reach the engine as one bulk change.
 const INCREMENTAL: u64 = 3;
 const CUSTOMERS: u8 = 24;
 
-const FILTERS: [&str; 10] = [
+const DAY: i64 = 86_400_000;
+
+const FILTERS: [&str; 24] = [
+    "did buy",
+    "did_not open within_last 7d",
+    "did buy at_least 2 times within_last 30d",
+    "did buy at_most 1 times",
+    "did open exactly 2 times within_last 40d",
+    "sum amount of buy > 10",
+    "sum amount of buy within_last 14d <= 3",
+    "did buy on pos where amount >= 5",
+    "last open before 10d ago",
+    "first buy within_last 20d",
+    "avg amount of buy within_last 20d < 5 or n > 2",
+    "max amount of buy = 9 or min amount of buy between -3 and 0",
+    "count of open <= 1 and v exists",
+    "not did buy where amount > 2 and did open on web",
     "v exists",
     "not v exists",
     "v = \"a1\"",
@@ -42,6 +63,40 @@ const FILTERS: [&str; 10] = [
     "customerId = \"c7\"",
     "not (customerId ends_with \"3\" or n < 1)",
 ];
+
+/// One event: whose, which type (`buy` or `open`), channel, how many days and hours ago,
+/// its `amount` (`None`: no such property), and its key (few, so duplicates happen).
+#[derive(Debug, Clone)]
+struct Ev {
+    k: u8,
+    buy: bool,
+    pos: bool,
+    days: u8,
+    hours: u8,
+    amount: Option<i8>,
+    key: Option<u8>,
+}
+
+fn ev() -> impl Strategy<Value = Ev> {
+    (
+        0..CUSTOMERS,
+        any::<bool>(),
+        any::<bool>(),
+        0u8..45,
+        prop_oneof![3 => Just(0u8), 1 => 0u8..24],
+        prop::option::weighted(0.8, -3i8..10),
+        prop::option::weighted(0.4, 0u8..20),
+    )
+        .prop_map(|(k, buy, pos, days, hours, amount, key)| Ev {
+            k,
+            buy,
+            pos,
+            days,
+            hours,
+            amount,
+            key,
+        })
+}
 
 /// One customer's write: which customer, and its new `v` and `n` (`None` removes).
 #[derive(Debug, Clone)]
@@ -69,6 +124,22 @@ enum Op {
     },
     /// The log pruned to its newest entry (older snapshots become unusable).
     PruneLog,
+    /// A batch of events through the API path.
+    Events(Vec<Ev>),
+    /// A batch of events while other threads delete customers and write events.
+    EventsRacing {
+        events: Vec<Ev>,
+        deletes: Vec<u8>,
+    },
+    /// An events import, kept or not.
+    EventsImport {
+        events: Vec<Ev>,
+        keep: bool,
+    },
+    /// Retention at now (`open` keeps 30 days).
+    Expire,
+    /// `open` deleted with its events, and registered again.
+    ReregisterOpen,
 }
 
 fn row() -> impl Strategy<Value = Row> {
@@ -96,6 +167,13 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(import, threads)| Op::Concurrent { import, threads }),
         2 => any::<bool>().prop_map(|snapshot| Op::Restart { snapshot }),
         1 => Just(Op::PruneLog),
+        6 => prop::collection::vec(ev(), 1..16).prop_map(Op::Events),
+        2 => (prop::collection::vec(ev(), 4..16), prop::collection::vec(0..CUSTOMERS, 1..4))
+            .prop_map(|(events, deletes)| Op::EventsRacing { events, deletes }),
+        2 => (prop::collection::vec(ev(), 1..16), prop::bool::weighted(0.8))
+            .prop_map(|(events, keep)| Op::EventsImport { events, keep }),
+        1 => Just(Op::Expire),
+        1 => Just(Op::ReregisterOpen),
     ]
 }
 
@@ -134,6 +212,38 @@ fn open(dir: &Path, backend: &Backend) -> (Arc<dyn Store>, Arc<Engines>) {
     (store, engines)
 }
 
+fn register(store: &dyn Store, app: AppId, code: &str, retention_days: u32) {
+    store
+        .create_event_type(
+            app,
+            &unico_core::EventType {
+                code: unico_core::EventCode::parse(code).unwrap(),
+                name: code.to_owned(),
+                retention_days,
+                enabled: true,
+                properties: vec![("amount".into(), unico_core::PropertyType::Number)],
+                created_at: NOW,
+            },
+        )
+        .unwrap();
+}
+
+fn new_event(e: &Ev) -> NewEvent {
+    let mut props = serde_json::Map::new();
+    if let Some(a) = e.amount {
+        props.insert("amount".into(), serde_json::json!(a));
+    }
+    NewEvent {
+        event_id: e.key.map(|k| format!("k{k}")),
+        customer_id: cid(e.k),
+        event_type: unico_core::EventCode::parse(if e.buy { "buy" } else { "open" }).unwrap(),
+        channel: unico_core::Channel::parse(if e.pos { "pos" } else { "web" }).unwrap(),
+        device_id: None,
+        timestamp: NOW - i64::from(e.days) * DAY - i64::from(e.hours) * 3_600_000,
+        properties: unico_core::Properties::from_json(serde_json::Value::Object(props)).unwrap(),
+    }
+}
+
 fn cid(k: u8) -> CustomerId {
     CustomerId::parse(&format!("c{k}")).unwrap()
 }
@@ -152,6 +262,8 @@ impl World {
         };
         let v = field("v", FieldType::String);
         let n = field("n", FieldType::Number);
+        register(&*store, app, "buy", 3650);
+        register(&*store, app, "open", 30);
         // The engine exists before any data, as after `unico serve` starts.
         engines.index(app).unwrap();
         World {
@@ -215,8 +327,56 @@ impl World {
         assert_eq!(counts.kept, keep);
     }
 
+    fn events(&self, events: &[Ev]) {
+        let results = self
+            .store
+            .insert_events(self.app, events.iter().map(new_event).collect(), NOW)
+            .unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+    }
+
     fn apply(&mut self, op: &Op, dir: &Path) {
         match op {
+            Op::Events(events) => self.events(events),
+            Op::EventsRacing { events, deletes } => {
+                let world = &*self;
+                std::thread::scope(|s| {
+                    s.spawn(move || {
+                        for k in deletes {
+                            world.delete(*k);
+                        }
+                    });
+                    for chunk in events.chunks(3) {
+                        world.events(chunk);
+                    }
+                });
+            }
+            Op::EventsImport { events, keep } => {
+                let batches: Vec<EventBatch> = events
+                    .chunks(4)
+                    .map(|c| EventBatch::Items(c.iter().map(new_event).collect()))
+                    .chain([EventBatch::End { keep: *keep }])
+                    .collect();
+                let counts = self
+                    .store
+                    .run_event_import(
+                        self.app,
+                        Box::new(batches.into_iter()),
+                        NOW,
+                        Arc::new(AtomicU64::new(0)),
+                        None,
+                    )
+                    .unwrap();
+                assert_eq!(counts.kept, *keep);
+            }
+            Op::Expire => {
+                self.store.expire_events(NOW).unwrap();
+            }
+            Op::ReregisterOpen => {
+                let open = unico_core::EventCode::parse("open").unwrap();
+                self.store.delete_event_type(self.app, &open).unwrap();
+                register(&*self.store, self.app, "open", 30);
+            }
             Op::Write(row) => self.write(row),
             Op::Delete(k) => self.delete(*k),
             Op::Import { rows, keep } => self.import(rows, *keep),
@@ -258,18 +418,30 @@ impl World {
     fn check(&self, after: &Op) -> Result<(), TestCaseError> {
         let schema = self.store.schema(self.app).unwrap();
         let mut stored = Vec::new();
+        let mut events: std::collections::HashMap<i64, Vec<unico_core::Event>> =
+            std::collections::HashMap::new();
         self.store
-            .scan_customers(self.app, &mut |c| {
-                stored.push(c);
-                true
-            })
+            .scan_app(
+                self.app,
+                &mut |c| {
+                    stored.push(c);
+                    true
+                },
+                &mut |e| {
+                    events.entry(e.customer).or_default().push(e);
+                    true
+                },
+            )
             .unwrap();
         let ctx = EvalContext::new(NOW, TimeZone::UTC);
+        let none = Vec::new();
         for text in FILTERS {
             let filter = Filter::parse(FilterInput::Text(text), &schema).unwrap();
             let mut want: Vec<i64> = stored
                 .iter()
-                .filter(|c| matches(&filter, c, &ctx))
+                .filter(|c| {
+                    matches_with_events(&filter, c, events.get(&c.id).unwrap_or(&none), &ctx)
+                })
                 .map(|c| c.id)
                 .collect();
             want.sort_unstable();
