@@ -26,6 +26,8 @@ pub struct CreateApp {
 pub struct UpdateApp {
     pub name: Option<String>,
     pub timezone: Option<String>,
+    /// Register an unknown event type on its first event instead of refusing the event.
+    pub auto_register_event_types: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -34,15 +36,19 @@ pub struct AppOut {
     pub name: String,
     pub timezone: String,
     pub created_at: String,
+    /// Whether an event of an unregistered type registers it (`false`: the event is
+    /// refused, the default).
+    pub auto_register_event_types: bool,
 }
 
-impl From<&Application> for AppOut {
-    fn from(a: &Application) -> Self {
+impl AppOut {
+    pub fn new(a: &Application, auto_register_event_types: bool) -> Self {
         AppOut {
             id: a.id.0,
             name: a.name.as_str().to_owned(),
             timezone: a.timezone.as_str().to_owned(),
             created_at: format_datetime(a.created_at),
+            auto_register_event_types,
         }
     }
 }

@@ -55,6 +55,7 @@ fn check_line(
     text: &[u8],
     line: u64,
     schema: &Schema,
+    auto_register: bool,
     now: i64,
 ) -> Result<Option<NewEvent>, ImportRowError> {
     let row_error = |column: &str, value: String, message: String| ImportRowError {
@@ -104,6 +105,8 @@ fn check_line(
     })?;
     match schema.event_types().get(event.event_type.as_str()) {
         Some(t) if t.enabled => Ok(Some(event)),
+        // The store registers it with the first event.
+        None if auto_register => Ok(Some(event)),
         Some(_) => Err(row_error(
             "type",
             event.event_type.as_str().to_owned(),
@@ -133,6 +136,7 @@ fn check_line(
 fn parse(
     file: File,
     schema: &Schema,
+    auto_register: bool,
     mode: ImportMode,
     tx: mpsc::SyncSender<EventBatch>,
     progress: &ImportProgress,
@@ -160,7 +164,7 @@ fn parse(
             }
         }
         line += 1;
-        match check_line(&buf, line, schema, now) {
+        match check_line(&buf, line, schema, auto_register, now) {
             Ok(None) => continue,
             Ok(Some(event)) => {
                 parsed.lines_read += 1;
@@ -216,6 +220,8 @@ pub struct EventImportJob {
     pub store: Arc<dyn Store>,
     pub jobs: Arc<ImportJobs>,
     pub schema: Schema,
+    /// The application registers unknown event types on first sight.
+    pub auto_register: bool,
     pub record: ImportRecord,
     pub path: PathBuf,
     pub progress: Arc<ImportProgress>,
@@ -238,6 +244,7 @@ impl EventImportJob {
             store,
             jobs,
             schema,
+            auto_register,
             record,
             path,
             progress,
@@ -252,7 +259,7 @@ impl EventImportJob {
                 let parser_progress = progress.clone();
                 let parser = std::thread::Builder::new()
                     .name(format!("unico-events-import-{id}-parse"))
-                    .spawn(move || parse(file, &schema, mode, tx, &parser_progress))
+                    .spawn(move || parse(file, &schema, auto_register, mode, tx, &parser_progress))
                     .map_err(|e| format!("cannot start the parser: {e}"))?;
                 let (record, seen) = (record.clone(), concluded.clone());
                 let finish: unico_store::ImportFinish = Box::new(move |outcome| {

@@ -72,6 +72,12 @@ pub struct EventTypePatch {
     pub properties: Option<Vec<(String, PropertyType)>>,
 }
 
+/// The instance metadata key holding whether `app` registers unknown event types on first
+/// sight ("true") instead of refusing their events (the default).
+pub fn auto_register_key(app: unico_core::AppId) -> String {
+    format!("app.{}.auto_register_event_types", app.0)
+}
+
 /// The ids of events, as sorted, disjoint inclusive ranges (a batch's ids are usually one).
 pub fn id_ranges(ids: &mut [i64]) -> Vec<(i64, i64)> {
     ids.sort_unstable();

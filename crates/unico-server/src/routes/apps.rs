@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use unico_core::{AppName, TimeZoneName};
+use unico_core::{AppId, AppName, TimeZoneName};
 
 use super::params::PathParams;
 use super::system::answers;
@@ -67,7 +67,7 @@ pub async fn create_app(
     Ok((
         StatusCode::CREATED,
         Json(AppCreated {
-            app: AppOut::from(&app),
+            app: AppOut::new(&app, false),
             api_key: key.key,
         }),
     ))
@@ -82,12 +82,15 @@ pub async fn list_apps(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<AppList>, ApiError> {
-    let apps = state.blocking(|s| s.list_apps()).await?;
-    let apps = apps
-        .iter()
-        .filter(|a| principal.require_app(a.id).is_ok())
-        .map(AppOut::from)
-        .collect();
+    let apps = state
+        .blocking(move |s| {
+            s.list_apps()?
+                .into_iter()
+                .filter(|a| principal.require_app(a.id).is_ok())
+                .map(|a| Ok(AppOut::new(&a, auto_register(s, a.id)?)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
     Ok(Json(AppList { apps }))
 }
 
@@ -106,11 +109,21 @@ pub async fn get_app(
 ) -> Result<Json<AppOut>, ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;
-    let app = state.blocking(move |s| s.get_app(app)).await?;
-    Ok(Json(AppOut::from(&app)))
+    let out = state
+        .blocking(move |s| Ok(AppOut::new(&s.get_app(app)?, auto_register(s, app)?)))
+        .await?;
+    Ok(Json(out))
 }
 
-/// Rename an application or change its time zone (admin key).
+/// The application's setting for event types met for the first time.
+fn auto_register(s: &dyn unico_store::Store, app: AppId) -> Result<bool, unico_store::StoreError> {
+    Ok(s.get_meta(&unico_store::events::auto_register_key(app))?
+        .as_deref()
+        == Some("true"))
+}
+
+/// Rename an application, change its time zone, or whether events of unregistered types
+/// register them (admin key).
 #[utoipa::path(patch, path = "/v1/apps/{app}", tag = "applications", params(("app" = i64, Path)), request_body = UpdateApp,
     responses(
         (status = 200, description = "the application as changed", body = AppOut),
@@ -129,10 +142,20 @@ pub async fn update_app(
     principal.require_admin()?;
     let name = body.name.as_deref().map(parse_name).transpose()?;
     let tz = body.timezone.as_deref().map(parse_tz).transpose()?;
-    let app = state
-        .blocking(move |s| s.update_app(app, name.as_ref(), tz.as_ref()))
+    let auto = body.auto_register_event_types;
+    let out = state
+        .blocking(move |s| {
+            let updated = s.update_app(app, name.as_ref(), tz.as_ref())?;
+            if let Some(auto) = auto {
+                s.set_meta(
+                    &unico_store::events::auto_register_key(app),
+                    if auto { "true" } else { "false" },
+                )?;
+            }
+            Ok(AppOut::new(&updated, auto_register(s, app)?))
+        })
         .await?;
-    Ok(Json(AppOut::from(&app)))
+    Ok(Json(out))
 }
 
 /// Delete an application with all its keys, fields and customers (admin key).

@@ -277,10 +277,15 @@ pub async fn start_event_import(
             )));
         }
     };
-    let (schema, mut record) = state
+    let (schema, auto_register, mut record) = state
         .blocking(move |s| {
             let schema = s.schema(app)?;
-            Ok((schema, s.create_event_import(app, mode, now_ms())?))
+            let auto = s.get_meta(&unico_store::events::auto_register_key(app))?;
+            Ok((
+                schema,
+                auto.as_deref() == Some("true"),
+                s.create_event_import(app, mode, now_ms())?,
+            ))
         })
         .await?;
     let path = state.spool_dir.join(format!(
@@ -303,6 +308,7 @@ pub async fn start_event_import(
         store: state.store.clone(),
         jobs: state.imports.clone(),
         schema,
+        auto_register,
         record,
         path,
         progress: Arc::new(ImportProgress::default()),

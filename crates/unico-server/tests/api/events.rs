@@ -523,3 +523,64 @@ async fn an_ndjson_backfill_is_atomic_unless_asked_and_reports_each_bad_line() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_application_may_register_event_types_on_first_sight() {
+    let api = Api::new();
+    let a = api.create_app("Shop").await;
+    let (_, app) = api.admin("GET", &format!("/v1/apps/{}", a.id), None).await;
+    assert_eq!(app["auto_register_event_types"], false);
+    let (_, body) = ingest(
+        &api,
+        &a,
+        json!([{"customerId": "ana", "type": "signup", "channel": "web"}]),
+    )
+    .await;
+    assert_eq!(statuses(&body), ["error"]);
+    let (status, app) = api
+        .admin(
+            "PATCH",
+            &format!("/v1/apps/{}", a.id),
+            Some(json!({"auto_register_event_types": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{app}");
+    assert_eq!(app["auto_register_event_types"], true);
+    let (_, body) = ingest(
+        &api,
+        &a,
+        json!([{"customerId": "ana", "type": "signup", "channel": "web"}]),
+    )
+    .await;
+    assert_eq!(statuses(&body), ["stored"]);
+    let (status, t) = api
+        .send("GET", &a.path("/event-types/signup"), Some(&a.key), None)
+        .await;
+    assert_eq!(
+        (status, t["retention_days"].clone()),
+        (StatusCode::OK, json!(1095))
+    );
+    let report = import_events(
+        &api,
+        &a,
+        "",
+        "{\"customerId\": \"bob\", \"type\": \"refund\", \"channel\": \"pos\"}\n",
+    )
+    .await;
+    assert_eq!(report["state"], "succeeded", "{report}");
+    let (status, _) = api
+        .send("GET", &a.path("/event-types/refund"), Some(&a.key), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The count sees the new type at once.
+    let (status, count) = api
+        .send(
+            "POST",
+            &a.path("/count"),
+            Some(&a.key),
+            Some(json!({"filter": "did refund"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{count}");
+    assert_eq!(count["count"], 1, "{count}");
+}

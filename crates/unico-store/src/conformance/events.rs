@@ -625,3 +625,53 @@ pub fn an_events_import_record_commits_with_its_writes(store: &dyn Store) {
         .unwrap();
     assert_eq!(csv.kind, crate::store::ImportKind::Customers);
 }
+
+pub fn an_application_may_register_types_on_first_sight(store: &dyn Store) {
+    let a = app(store, "A");
+    let b = app(store, "B");
+    store
+        .set_meta(&crate::events::auto_register_key(a), "true")
+        .unwrap();
+    let head = store.log_head();
+    let results = store
+        .insert_events(
+            a,
+            vec![
+                event(None, "ana", "signup", "web", NOW),
+                event(None, "ana", "signup", "app", NOW),
+            ],
+            NOW,
+        )
+        .unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let registered = store.schema(a).unwrap();
+    let t = registered.event_types().get("signup").unwrap();
+    assert!(t.enabled);
+    assert_eq!(t.retention_days, unico_core::event::DEFAULT_RETENTION_DAYS);
+    // The schema change and the customer come before the events in the log.
+    assert_eq!(
+        logged(store, head),
+        vec!["schema 0", "customer ana", "events 2"]
+    );
+    // Only that application: the other still refuses unknown types.
+    let refused = store
+        .insert_events(b, vec![event(None, "ana", "signup", "web", NOW)], NOW)
+        .unwrap();
+    assert!(matches!(&refused[0], Err(StoreError::Invalid(_))));
+    // An import registers them too.
+    run_events_import(
+        store,
+        a,
+        vec![vec![event(None, "bob", "refund", "pos", NOW)]],
+        true,
+    )
+    .unwrap();
+    assert!(
+        store
+            .schema(a)
+            .unwrap()
+            .event_types()
+            .get("refund")
+            .is_some()
+    );
+}

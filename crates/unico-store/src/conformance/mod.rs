@@ -54,7 +54,8 @@ macro_rules! conformance_suite {
             events_follow_their_customer_and_application, retention_removes_old_events,
             events_are_logged_and_read_back_by_id, a_scan_holds_customers_and_events,
             concurrent_event_writers_store_each_key_once, an_events_import_is_all_or_nothing,
-            an_events_import_record_commits_with_its_writes
+            an_events_import_record_commits_with_its_writes,
+            an_application_may_register_types_on_first_sight
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -174,6 +174,10 @@ pub struct EventWriter {
     keep_created: bool,
     stored: Vec<i64>,
     deltas: CountDeltas,
+    /// Unknown types are registered on first sight (the application's setting).
+    auto_register: bool,
+    /// A type was registered by this writer: the schema changed.
+    registered: bool,
 }
 
 impl EventWriter {
@@ -185,9 +189,18 @@ impl EventWriter {
             .into_iter()
             .map(|(id, t)| (t.code, (id, t.enabled)))
             .collect();
+        let auto_register: Option<String> = c
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [crate::events::auto_register_key(app)],
+                |r| r.get(0),
+            )
+            .optional()?;
         Ok(Self {
             app,
             types,
+            auto_register: auto_register.as_deref() == Some("true"),
+            registered: false,
             customers: HashMap::new(),
             created: Vec::new(),
             created_count: 0,
@@ -206,6 +219,30 @@ impl EventWriter {
         now: i64,
     ) -> Result<EventOutcome, StoreError> {
         let app = self.app;
+        if self.auto_register && !self.types.contains_key(&e.event_type) {
+            let count: i64 = c
+                .prepare_cached("SELECT count(*) FROM event_types WHERE app_id = ?1")?
+                .query_row([app.0], |r| r.get(0))?;
+            if count as usize >= MAX_EVENT_TYPES_PER_APP {
+                return Err(StoreError::Invalid(format!(
+                    "the event type \"{}\" would be registered automatically, but the application holds the most event types it may ({MAX_EVENT_TYPES_PER_APP})",
+                    e.event_type
+                )));
+            }
+            c.prepare_cached(
+                "INSERT INTO event_types (app_id, code, name, retention_days, enabled, properties, created_at)
+                 VALUES (?1, ?2, ?2, ?3, 1, '', ?4)",
+            )?
+            .execute(params![
+                app.0,
+                e.event_type.as_str(),
+                i64::from(unico_core::event::DEFAULT_RETENTION_DAYS),
+                now
+            ])?;
+            self.types
+                .insert(e.event_type.clone(), (c.last_insert_rowid(), true));
+            self.registered = true;
+        }
         let Some(&(type_id, enabled)) = self.types.get(&e.event_type) else {
             return Err(StoreError::Invalid(format!(
                 "the event type \"{}\" is not registered in this application; register it first (POST …/event-types)",
@@ -299,6 +336,10 @@ impl EventWriter {
     pub fn finish(mut self, w: &mut WriteCtx) -> Result<(), StoreError> {
         super::writes::flush_counts(std::mem::take(&mut self.deltas), &w.conn)?;
         let app = self.app;
+        if self.registered {
+            let schema = w.schema(app)?;
+            w.emit(Change::Schema { app, schema });
+        }
         if self.keep_created {
             for customer in self.created {
                 w.emit(Change::Customer {

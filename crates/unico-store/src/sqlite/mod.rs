@@ -612,8 +612,12 @@ impl Store for SqliteStore {
         items: Vec<NewEvent>,
         now: i64,
     ) -> Result<Vec<Result<EventOutcome, StoreError>>, StoreError> {
-        self.writer
-            .write(move |w| events::insert(w, app, items, now))
+        let result = self
+            .writer
+            .write(move |w| events::insert(w, app, items, now));
+        // A type registered on first sight changes the schema.
+        self.forget_schema(app);
+        result
     }
 
     fn customer_events(
@@ -956,7 +960,7 @@ impl Store for SqliteStore {
         finish: Option<crate::store::ImportFinish>,
     ) -> Result<ImportCounts, StoreError> {
         let incremental = self.incremental_import;
-        self.writer.write(move |w| {
+        let result = self.writer.write(move |w| {
             let outcome = events::import(w, app, batches, now, &written, incremental);
             let Some(finish) = finish else {
                 return outcome;
@@ -964,7 +968,9 @@ impl Store for SqliteStore {
             let (record, errors) = finish(outcome.as_ref().copied());
             imports::finish(&w.conn, &record, &errors)?;
             Ok(outcome.unwrap_or_default())
-        })
+        });
+        self.forget_schema(app);
+        result
     }
 
     fn finish_import(
