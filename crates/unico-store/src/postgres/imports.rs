@@ -8,8 +8,8 @@
 //!    RETURNING id, customer_id`, in file order: it creates the first row of every customerId
 //!    that does not exist yet;
 //! 2. if some rows were not inserted (their customer existed, or appeared earlier in the
-//!    batch), one `SELECT … FOR UPDATE` of those customers; each such row is then applied, in
-//!    file order, to its customer's state in memory, exactly as an update would;
+//!    batch), one `SELECT … FOR NO KEY UPDATE` of those customers; each such row is then
+//!    applied, in file order, to its customer's state in memory, exactly as an update would;
 //! 3. one `UPDATE … FROM unnest(…)` writing back the customers those rows changed.
 //!
 //! Everything runs under a savepoint released only if the feed ends with `keep: true`,
@@ -130,7 +130,7 @@ impl ImportWriter {
         let mut current: HashMap<String, (Customer, bool)> = HashMap::new();
         for row in db.query(
             "SELECT id, customer_id, created_at, updated_at, data FROM customers
-             WHERE app_id = $1 AND customer_id = ANY($2) FOR UPDATE",
+             WHERE app_id = $1 AND customer_id = ANY($2) FOR NO KEY UPDATE",
             &[&self.app.0, &wanted],
         )? {
             let customer = rows::customer(&row)?;

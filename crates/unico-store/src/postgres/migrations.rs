@@ -108,7 +108,56 @@ const MIGRATIONS: &[&[&str]] = &[
     &[TABLES_V1, SORT_KEY_FUNCTION],
     // 2: an updated customer's previous values in its log entry.
     &["ALTER TABLE change_log ADD COLUMN old bytea"],
+    // 3: interactions: the event type registry and the events (see `EVENTS_V3`).
+    &[EVENTS_V3],
 ];
+
+/// The event type registry and the events, laid out for millions of events per
+/// application:
+/// - `events.id` comes from the sequence `event_ids`: ids are handed out once and never
+///   reused (a batch takes its ids before inserting, so they follow the batch's order).
+/// - Indexes, each for a query the store runs: `(customer, ts, id)` the timeline read
+///   backwards (and a customer's deletion), the partial unique `(app_id, event_key)` the
+///   deduplication, `(app_id, id)` scans, followers' id ranges and an application's
+///   deletion, `(type_id, ts)` retention and a type's deletion.
+/// - `properties` is `text`: the JSON exactly as the embedded store keeps it. `jsonb` would
+///   reorder the sender's keys (shown back as sent), normalise numbers, refuse `\u0000` in
+///   strings (a whole batch would fail) and cost a parse per insert, for queries nothing
+///   runs: filters on properties are evaluated by the segment engine, not in SQL.
+/// - No foreign keys on `events`: a key costs a trigger and a locking lookup per inserted
+///   row. Instead every write that removes customers, types or applications deletes their
+///   events in the same transaction, and an event write locks the customers it refers to
+///   (`FOR KEY SHARE`) under the application's shared lock, so it cannot meet a customer
+///   deleted meanwhile (see `events.rs`).
+/// - One table, not partitioned by time: see "Events" in `docs/scale-out.md`.
+const EVENTS_V3: &str = r#"
+    CREATE TABLE event_types (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        app_id bigint NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
+        code text COLLATE "C" NOT NULL,
+        name text NOT NULL,
+        retention_days bigint NOT NULL,
+        enabled boolean NOT NULL,
+        properties text NOT NULL,
+        created_at bigint NOT NULL,
+        CONSTRAINT event_types_by_code UNIQUE (app_id, code));
+    CREATE SEQUENCE event_ids AS bigint;
+    CREATE TABLE events (
+        id bigint PRIMARY KEY DEFAULT nextval('event_ids'),
+        app_id bigint NOT NULL,
+        customer bigint NOT NULL,
+        type_id bigint NOT NULL,
+        channel text COLLATE "C" NOT NULL,
+        device_id text,
+        ts bigint NOT NULL,
+        event_key text COLLATE "C",
+        properties text);
+    ALTER SEQUENCE event_ids OWNED BY events.id;
+    CREATE INDEX events_by_customer ON events (customer, ts, id);
+    CREATE UNIQUE INDEX events_by_key ON events (app_id, event_key) WHERE event_key IS NOT NULL;
+    CREATE INDEX events_by_app ON events (app_id, id);
+    CREATE INDEX events_by_type ON events (type_id, ts);
+    "#;
 
 const TABLES_V1: &str = r#"
     CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);

@@ -7,7 +7,8 @@
 //!
 //! **Layout.** As in the embedded backend, a customer is one row with its values in one
 //! [`crate::codec`] blob, and field value counts are kept in `fields.value_count` by every
-//! write in its own transaction; [`migrations`] says why.
+//! write in its own transaction; [`migrations`] says why. Events are rows of one
+//! `events` table, written by batches of set-based statements ([`events`]).
 //!
 //! **Concurrency.** Every call runs on the caller's (blocking) thread with a connection of
 //! its own from a small pool ([`conn`]); there is no writer thread. Writes are
@@ -23,6 +24,7 @@
 //! the server's `synchronous_commit` (on by default) makes commits.
 
 mod conn;
+mod events;
 mod imports;
 mod log;
 mod migrations;
@@ -38,12 +40,13 @@ use std::sync::atomic::AtomicU64;
 use postgres::{IsolationLevel, Transaction};
 use unico_core::limits::MAX_FIELDS_PER_APP;
 use unico_core::{
-    AppId, AppName, Application, Customer, CustomerId, FieldChange, FieldDef, FieldId, FieldName,
-    FieldType, Schema, TimeZoneName,
+    AppId, AppName, Application, Customer, CustomerId, Event, EventCode, EventType, FieldChange,
+    FieldDef, FieldId, FieldName, FieldType, Schema, TimeZoneName,
 };
 
 use crate::changes::{Change, LogBounds, LogEntry};
 use crate::error::StoreError;
+use crate::events::{Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent};
 use crate::live::check_changes;
 use crate::log_row::Head;
 use crate::store::{
@@ -257,60 +260,74 @@ fn import_once(
 impl Store for PostgresStore {
     fn create_event_type(
         &self,
-        _app: AppId,
-        _t: &unico_core::EventType,
-    ) -> Result<unico_core::EventType, StoreError> {
-        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+        app: AppId,
+        event_type: &EventType,
+    ) -> Result<EventType, StoreError> {
+        self.write(|w| events::create_type(w, app, event_type))
     }
+
     fn update_event_type(
         &self,
-        _app: AppId,
-        _c: &unico_core::EventCode,
-        _p: &crate::EventTypePatch,
-    ) -> Result<unico_core::EventType, StoreError> {
-        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+        app: AppId,
+        code: &EventCode,
+        patch: &EventTypePatch,
+    ) -> Result<EventType, StoreError> {
+        self.write(|w| events::update_type(w, app, code, patch))
     }
-    fn delete_event_type(
-        &self,
-        _app: AppId,
-        _c: &unico_core::EventCode,
-    ) -> Result<u64, StoreError> {
-        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+
+    fn delete_event_type(&self, app: AppId, code: &EventCode) -> Result<u64, StoreError> {
+        self.write(|w| events::delete_type(w, app, code))
     }
+
     fn insert_events(
         &self,
-        _app: AppId,
-        _e: Vec<crate::NewEvent>,
-        _now: i64,
-    ) -> Result<Vec<Result<crate::EventOutcome, StoreError>>, StoreError> {
-        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+        app: AppId,
+        items: Vec<NewEvent>,
+        now: i64,
+    ) -> Result<Vec<Result<EventOutcome, StoreError>>, StoreError> {
+        self.write(|w| events::insert(w, app, &items, now))
     }
+
     fn customer_events(
         &self,
-        _app: AppId,
-        _c: &CustomerId,
-        _q: &crate::EventQuery,
-    ) -> Result<crate::EventPage, StoreError> {
-        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+        app: AppId,
+        customer_id: &CustomerId,
+        query: &EventQuery,
+    ) -> Result<EventPage, StoreError> {
+        self.read(|db| events::timeline(db, app, customer_id, query))
     }
+
     fn customer_activity(
         &self,
-        _app: AppId,
-        _c: &CustomerId,
-    ) -> Result<crate::Activity, StoreError> {
-        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+        app: AppId,
+        customer_id: &CustomerId,
+    ) -> Result<Activity, StoreError> {
+        self.read(|db| events::activity(db, app, customer_id))
     }
+
     fn read_events(
         &self,
-        _app: AppId,
-        _f: i64,
-        _t: i64,
-        _l: usize,
-    ) -> Result<Vec<unico_core::Event>, StoreError> {
-        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+        app: AppId,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.read(|db| events::read_range(db, app, from, to, limit))
     }
-    fn expire_events(&self, _now: i64) -> Result<u64, StoreError> {
-        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+
+    fn expire_events(&self, now: i64) -> Result<u64, StoreError> {
+        // One transaction per application with something to remove, so that the
+        // application's writes are held back only while its own events go.
+        let mut total = 0;
+        for app in self.read(|db| events::due(db, now))? {
+            match self.write(|w| events::expire_app(w, app, now)) {
+                Ok(n) => total += n,
+                // Deleted meanwhile, with its events.
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(total)
     }
     fn create_event_import(
         &self,
@@ -330,13 +347,20 @@ impl Store for PostgresStore {
     ) -> Result<crate::ImportCounts, StoreError> {
         Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
     }
+
     fn scan_app(
         &self,
-        _app: AppId,
-        _c: &mut dyn FnMut(Customer) -> bool,
-        _e: &mut dyn FnMut(unico_core::Event) -> bool,
+        app: AppId,
+        customers: &mut dyn FnMut(Customer) -> bool,
+        visit_events: &mut dyn FnMut(Event) -> bool,
     ) -> Result<u64, StoreError> {
-        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+        // One snapshot for the head, the customers and the events, as in `scan_customers`.
+        self.snapshot(|db| {
+            let seq = log::head(db)?;
+            scan_customer_rows(db, app, customers)?;
+            events::scan(db, app, visit_events)?;
+            Ok(seq)
+        })
     }
 
     fn backend(&self) -> &'static str {
@@ -458,6 +482,9 @@ impl Store for PostgresStore {
     fn delete_app(&self, app: AppId) -> Result<(), StoreError> {
         self.write(|w| {
             w.own_app(app)?;
+            // Its event types go with the application (a foreign key); its events and
+            // customers are deleted here, events first (set-based, by their app index).
+            w.db.execute("DELETE FROM events WHERE app_id = $1", &[&app.0])?;
             w.db.execute("DELETE FROM customers WHERE app_id = $1", &[&app.0])?;
             w.db.execute("DELETE FROM apps WHERE id = $1", &[&app.0])?;
             w.emit(Change::AppDeleted { app });
@@ -532,12 +559,7 @@ impl Store for PostgresStore {
         // Not cached: another server may change it at any time; one indexed query.
         self.read(|db| {
             rows::get_app(db, app)?;
-            Ok(Schema::new(
-                rows::field_stats(db, app)?
-                    .into_iter()
-                    .map(|s| s.field)
-                    .collect(),
-            ))
+            rows::schema(db, app)
         })
     }
 
@@ -753,22 +775,7 @@ impl Store for PostgresStore {
         // that sequence number, since numbers are taken in commit order.
         self.snapshot(|db| {
             let seq = log::head(db)?;
-            let stmt = db.prepare(&format!(
-                "SELECT {} FROM customers WHERE app_id = $1 ORDER BY id",
-                rows::CUSTOMER_COLUMNS
-            ))?;
-            let portal = db.c.bind(&stmt, &[&app.0])?;
-            'pages: loop {
-                let batch = db.c.query_portal(&portal, SCAN_BATCH)?;
-                if batch.is_empty() {
-                    break;
-                }
-                for row in &batch {
-                    if !visit(rows::customer(row)?) {
-                        break 'pages;
-                    }
-                }
-            }
+            scan_customer_rows(db, app, visit)?;
             Ok(seq)
         })
     }
@@ -943,6 +950,31 @@ impl Store for PostgresStore {
                 &[&ImportState::Failed.as_str(), &now],
             )
         })
+    }
+}
+
+/// Visits the application's customers in id order, streamed in batches from one portal of
+/// the caller's (snapshot) transaction, until `visit` answers false.
+fn scan_customer_rows(
+    db: &mut Db<'_, Transaction<'_>>,
+    app: AppId,
+    visit: &mut dyn FnMut(Customer) -> bool,
+) -> Res<()> {
+    let stmt = db.prepare(&format!(
+        "SELECT {} FROM customers WHERE app_id = $1 ORDER BY id",
+        rows::CUSTOMER_COLUMNS
+    ))?;
+    let portal = db.c.bind(&stmt, &[&app.0])?;
+    loop {
+        let batch = db.c.query_portal(&portal, SCAN_BATCH)?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for row in &batch {
+            if !visit(rows::customer(row)?) {
+                return Ok(());
+            }
+        }
     }
 }
 

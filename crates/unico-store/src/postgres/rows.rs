@@ -3,7 +3,7 @@
 use postgres::{GenericClient, Row};
 use unico_core::{
     AppId, AppName, Application, Customer, CustomerId, FieldDef, FieldId, FieldName, FieldType,
-    TimeZoneName,
+    Schema, TimeZoneName,
 };
 
 use super::conn::{Db, Res};
@@ -104,7 +104,8 @@ pub fn customer(row: &Row) -> Res<Customer> {
 }
 
 /// The customer with this customerId; with `lock`, its row stays locked until the
-/// transaction ends (`FOR UPDATE`), so concurrent writers of one customer take turns.
+/// transaction ends (`FOR NO KEY UPDATE`), so concurrent writers of one customer take turns
+/// (event writes, which only keep it from being deleted, are not held back).
 pub fn find_customer<C: GenericClient>(
     db: &mut Db<'_, C>,
     app: AppId,
@@ -113,7 +114,7 @@ pub fn find_customer<C: GenericClient>(
 ) -> Res<Option<Customer>> {
     let sql = if lock {
         "SELECT id, customer_id, created_at, updated_at, data FROM customers
-         WHERE app_id = $1 AND customer_id = $2 FOR UPDATE"
+         WHERE app_id = $1 AND customer_id = $2 FOR NO KEY UPDATE"
     } else {
         "SELECT id, customer_id, created_at, updated_at, data FROM customers
          WHERE app_id = $1 AND customer_id = $2"
@@ -121,6 +122,14 @@ pub fn find_customer<C: GenericClient>(
     db.query_opt(sql, &[&app.0, &customer_id.as_str()])?
         .map(|row| customer(&row))
         .transpose()
+}
+
+/// An application's schema: its fields and event types.
+pub fn schema<C: GenericClient>(db: &mut Db<'_, C>, app: AppId) -> Res<Schema> {
+    Ok(
+        Schema::new(field_stats(db, app)?.into_iter().map(|s| s.field).collect())
+            .with_event_types(super::events::registry(db, app)?),
+    )
 }
 
 pub fn not_found(customer_id: &CustomerId) -> StoreError {

@@ -5,10 +5,14 @@
 //! 1. the application's advisory lock ([`APP_LOCK`]): shared by customer writes, exclusive
 //!    for schema changes and deleting the application, so a write checks its values against
 //!    fields that cannot change or vanish before it commits;
-//! 2. customer rows (`FOR UPDATE`, or the insert's own lock): writers of one customer take
-//!    turns, each reading the state the previous one committed;
-//! 3. `fields` rows, when value counts move, in ascending field id;
-//! 4. the `log_head` row, last of all (see `log.rs`).
+//! 2. customer rows (`FOR NO KEY UPDATE`, or the insert's own lock): writers of one
+//!    customer take turns, each reading the state the previous one committed. Event writes
+//!    only share them (`FOR KEY SHARE`: the customer must not be deleted meanwhile), which
+//!    does not hold back writers of its values; deleting a customer waits for both;
+//! 3. event keys (the unique index entries of `events`), in ascending key order (see
+//!    `events.rs`);
+//! 4. `fields` rows, when value counts move, in ascending field id;
+//! 5. the `log_head` row, last of all (see `log.rs`).
 //!
 //! Only a batch or an import that touches several existing customers in an order another
 //! one reverses can still meet a deadlock; PostgreSQL then aborts one of them, and a batch
@@ -52,12 +56,20 @@ impl Wx<'_, '_> {
     /// For customer writes: the application's schema cannot change until this transaction
     /// ends. Answers the live fields; `NotFound` if the application does not exist.
     pub fn share_app(&mut self, app: AppId) -> Res<LiveFields> {
+        self.share_app_lock(app)?;
+        rows::live_fields(&mut self.db, app)
+    }
+
+    /// [`Wx::share_app`] for writes that do not need the fields (events): the application's
+    /// fields and event types cannot change until this transaction ends. `NotFound` if the
+    /// application does not exist.
+    pub fn share_app_lock(&mut self, app: AppId) -> Res<()> {
         self.db.execute(
             "SELECT pg_advisory_xact_lock_shared($1, $2)",
             &[&APP_LOCK, &lock_key(app)],
         )?;
         rows::get_app(&mut self.db, app)?;
-        rows::live_fields(&mut self.db, app)
+        Ok(())
     }
 
     /// For schema changes and deleting the application: waits for its writes in flight and
@@ -80,14 +92,9 @@ impl Wx<'_, '_> {
         Ok(())
     }
 
-    /// The application's schema as this transaction sees it.
+    /// The application's schema (fields and event types) as this transaction sees it.
     pub fn schema(&mut self, app: AppId) -> Res<unico_core::Schema> {
-        Ok(unico_core::Schema::new(
-            rows::field_stats(&mut self.db, app)?
-                .into_iter()
-                .map(|s| s.field)
-                .collect(),
-        ))
+        rows::schema(&mut self.db, app)
     }
 }
 
@@ -224,7 +231,7 @@ pub fn update_existing(
     Ok(Some((customer, before)))
 }
 
-/// Deletes one customer and its values; answers the id it had.
+/// Deletes one customer, its values and its events; answers the id it had.
 pub fn delete_customer(
     db: &mut Db<'_, Transaction<'_>>,
     app: AppId,
@@ -238,6 +245,9 @@ pub fn delete_customer(
         .ok_or_else(|| rows::not_found(customer_id))?;
     let id: i64 = row.try_get(0)?;
     let data: &[u8] = row.try_get(1)?;
+    // The row's lock (taken by the delete) waited for event writes that share it, so this
+    // statement's snapshot holds every event committed for the customer.
+    db.execute("DELETE FROM events WHERE customer = $1", &[&id])?;
     let mut deltas = CountDeltas::default();
     for (field, _) in codec::decode(data)? {
         deltas.add(field, -1);
