@@ -255,19 +255,18 @@ impl EventWriter {
                 e.event_type
             )));
         }
-        if let Some(key) = &e.event_id {
-            let existing: Option<i64> = c
-                .prepare_cached("SELECT id FROM events WHERE app_id = ?1 AND event_key = ?2")?
-                .query_row(params![app.0, key], |r| r.get(0))
-                .optional()?;
-            if let Some(id) = existing {
-                return Ok(EventOutcome {
-                    id,
-                    duplicate: true,
-                    customer_created: false,
-                });
-            }
-        }
+        let duplicate_of = |key: &str| -> Result<Option<i64>, StoreError> {
+            Ok(
+                c.prepare_cached("SELECT id FROM events WHERE app_id = ?1 AND event_key = ?2")?
+                    .query_row(params![app.0, key], |r| r.get(0))
+                    .optional()?,
+            )
+        };
+        let duplicate = |id| EventOutcome {
+            id,
+            duplicate: true,
+            customer_created: false,
+        };
         let mut customer_created = false;
         let customer = match self.customers.get(&e.customer_id) {
             Some(&id) => id,
@@ -281,6 +280,12 @@ impl EventWriter {
                 let id = match found {
                     Some(id) => id,
                     None => {
+                        // A duplicate creates nobody: look for its key before the customer.
+                        if let Some(key) = &e.event_id
+                            && let Some(id) = duplicate_of(key)?
+                        {
+                            return Ok(duplicate(id));
+                        }
                         let (outcome, _) = CustomerWriter::new(c)?.write(
                             c,
                             app,
@@ -304,11 +309,14 @@ impl EventWriter {
             }
         };
         let props = (!e.properties.is_empty()).then(|| e.properties.to_json_text());
-        c.prepare_cached(
-            "INSERT INTO events (app_id, customer, type_id, channel, device_id, ts, event_key, properties)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![
+        // A key stored before makes the insert a no-op (the key's unique index): one index
+        // probe for every event, and a second lookup only for duplicates.
+        let inserted = c
+            .prepare_cached(
+                "INSERT OR IGNORE INTO events (app_id, customer, type_id, channel, device_id, ts, event_key, properties)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
             app.0,
             customer,
             type_id,
@@ -318,6 +326,12 @@ impl EventWriter {
             e.event_id,
             props
         ])?;
+        if inserted == 0 {
+            let key = e.event_id.as_deref().unwrap_or_default();
+            return Ok(duplicate(duplicate_of(key)?.ok_or_else(|| {
+                StoreError::Internal("an event was refused but its key is not stored".into())
+            })?));
+        }
         let id = c.last_insert_rowid();
         self.stored.push(id);
         Ok(EventOutcome {
