@@ -437,6 +437,104 @@ impl Console {
             .text()
     }
 
+    // ---- behaviours: builder conditions on what customers did ----
+
+    /// The `row`th behaviour row of the builder (counting behaviours only).
+    fn behaviour_row(&self, row: usize) -> Element<'_> {
+        let rows = self.b.find_all(css("#builder .cond.event"));
+        rows.into_iter()
+            .nth(row)
+            .unwrap_or_else(|| panic!("no behaviour row {row}"))
+    }
+
+    /// Adds a behaviour to the outermost group ("+ Behaviour").
+    fn builder_add_behaviour(&self) {
+        let before = self.b.find_all(css("#builder .cond.event")).len();
+        self.b
+            .find(xpath(
+                "//*[@id='builder']/*[contains(@class,'group')]/*[contains(@class,'group-actions')]\
+                 /button[normalize-space()='+ Behaviour']",
+            ))
+            .click();
+        self.b.wait("a new behaviour row", || {
+            (self.b.find_all(css("#builder .cond.event")).len() == before + 1).then_some(())
+        });
+    }
+
+    /// Chooses the option of value `value` in the select labelled `label` (its
+    /// `aria-label`) of behaviour row `row`; with `nth`, the nth such select (property
+    /// conditions repeat their labels).
+    fn behaviour_choose(&self, row: usize, label: &str, nth: usize, value: &str) {
+        let selects = self
+            .behaviour_row(row)
+            .find_all(css(&format!("select[aria-label={}]", css_string(label))));
+        let select = selects
+            .get(nth)
+            .unwrap_or_else(|| panic!("no select {label:?} #{nth} in behaviour {row}"));
+        select
+            .find_all(xpath(&format!("./option[@value={}]", xpath_literal(value))))
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no option {value:?} in {label:?}"))
+            .click();
+    }
+
+    /// Types `text` in the box labelled `label` (the nth such) of behaviour row `row`.
+    fn behaviour_fill(&self, row: usize, label: &str, nth: usize, text: &str) {
+        let inputs = self
+            .behaviour_row(row)
+            .find_all(css(&format!("input[aria-label={}]", css_string(label))));
+        inputs
+            .get(nth)
+            .unwrap_or_else(|| panic!("no box {label:?} #{nth} in behaviour {row}"))
+            .fill(text);
+    }
+
+    /// Clicks the button of visible text `text` in behaviour row `row`.
+    fn behaviour_click(&self, row: usize, text: &str) {
+        self.behaviour_row(row)
+            .find_all(xpath(&format!(
+                ".//button[normalize-space()={}]",
+                xpath_literal(text)
+            )))
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no button {text:?} in behaviour {row}"))
+            .click();
+    }
+
+    /// What each behaviour row shows, control by control as `label=value` (visible
+    /// controls only, in order; a property condition's controls after `where:`).
+    fn behaviours(&self) -> Vec<Vec<String>> {
+        let rows = self.b.script(
+            "function shown(c) { return c.offsetParent !== null; }
+             function read(box) {
+               return Array.from(box.querySelectorAll(':scope > select, :scope > input, :scope > span select, :scope > span input'))
+                 .filter(shown)
+                 .map(c => c.getAttribute('aria-label') + '=' + c.value);
+             }
+             return Array.from(document.querySelectorAll('#builder .cond.event')).map(r =>
+               read(r).concat(...Array.from(r.querySelectorAll('.where-row')).map(w => ['where:'].concat(read(w)))));",
+            vec![],
+        );
+        serde_json::from_value(rows).unwrap()
+    }
+
+    /// Waits until the live count answers the filter shown in the text box (no edit is
+    /// being counted); that count.
+    fn settled_count(&self, text: &str) -> u64 {
+        self.b.wait("the count of the filter shown", || {
+            let done = self.b.script(
+                "var o = document.getElementById('live-count');
+                 return o.getAttribute('aria-busy') === 'false' && !o.hasAttribute('data-stale')
+                   ? [document.getElementById('filter').value, o.getAttribute('data-count')] : null;",
+                vec![],
+            );
+            let [shown, count] = serde_json::from_value::<[String; 2]>(done).ok()?;
+            (shown == text).then(|| count.parse().unwrap())
+        })
+    }
+
     /// Clicks "Delete customer"; answers the confirmation's text after accepting or
     /// dismissing it.
     fn delete_customer(&self, confirm: bool) -> String {
@@ -465,6 +563,11 @@ fn server_with_app(data: &std::path::Path, name: &str) -> (Server, i64, String) 
     let id = app["id"].as_i64().unwrap();
     let key = app["api_key"].as_str().unwrap().to_owned();
     (server, id, key)
+}
+
+/// `text` as a CSS string (for attribute selectors).
+fn css_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 fn step(started: Instant, what: &str) {
@@ -863,6 +966,17 @@ fn console_screenshots() {
             (t != "5,000" && t != "…").then_some(())
         });
         shot("customers-builder");
+        // Behaviours: conditions on the demo's events, typed, then shown in the builder.
+        c.type_filter(
+            "did purchase on web where amount > 100 at_least 2 times within_last 90d \
+             and last app_open before 30d ago",
+        );
+        // Switching at once: the builder waits for the server's tree of the typed text.
+        c.filter_mode("Builder");
+        c.b.wait("the behaviours in the builder", || {
+            (c.b.find_all(css("#builder .cond.event")).len() == 2).then_some(())
+        });
+        shot("customers-behaviours");
         c.type_filter("country = \"ES\" and age between 25 and 34");
         c.b.wait("the filtered count", || {
             let t = c.b.text_now(css("#live-count"))?;
@@ -912,4 +1026,352 @@ fn console_screenshots() {
         step(t, &format!("screenshots at {width}"));
     }
     eprintln!("screenshots in {}", dir.display());
+}
+
+/// Now, in epoch milliseconds.
+fn now_ms() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
+/// A POST of the API that must answer `status`; its body.
+fn api_post(
+    base: &str,
+    key: &str,
+    path: &str,
+    body: serde_json::Value,
+    status: u16,
+) -> serde_json::Value {
+    let (got, answer) = call(&agent(), "POST", &format!("{base}{path}"), key, Some(body));
+    assert_eq!(got, status, "POST {path}: {answer}");
+    answer
+}
+
+/// Behaviours in the audience builder (conditions on customers' events), kept in step with
+/// the text form through the server, counted like the API counts, saved as a segment; and
+/// a customer's timeline, newest first.
+#[test]
+fn console_event_conditions() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let t = Instant::now();
+    let data = tempfile::tempdir().unwrap();
+    let (server, app, key) = server_with_app(data.path(), "Event Shop");
+    let base = server.base.clone();
+    let c = Console {
+        b: browser,
+        base: base.clone(),
+    };
+    c.record_policy_violations();
+
+    // Two event types, and a few weeks of interactions of five customers (each purchase's
+    // amount is 100 plus its age in days, so that the timeline's order can be read).
+    api_post(
+        &base,
+        &key,
+        &format!("/v1/apps/{app}/event-types"),
+        json!({ "code": "purchase", "name": "Purchase",
+                "properties": { "amount": "number", "currency": "string" } }),
+        201,
+    );
+    api_post(
+        &base,
+        &key,
+        &format!("/v1/apps/{app}/event-types"),
+        json!({ "code": "email_open", "name": "Email open" }),
+        201,
+    );
+    const DAY: i64 = 86_400_000;
+    let now = now_ms();
+    let purchases: [(&str, &[i64]); 4] = [
+        ("ana@example.com", &[1, 5, 20, 60]),
+        ("bob@example.com", &[3, 40]),
+        ("carl@example.com", &[2, 29]),
+        ("eve@example.com", &[35, 45]),
+    ];
+    let opens: [(&str, i64); 2] = [("ana@example.com", 10), ("dan@example.com", 2)];
+    let mut events = Vec::new();
+    for (customer, days) in purchases {
+        for d in days {
+            events.push(json!({ "customerId": customer, "type": "purchase", "channel": "web",
+                "timestamp": now - d * DAY, "properties": { "amount": 100 + d, "currency": "EUR" } }));
+        }
+    }
+    for (customer, d) in opens {
+        events.push(
+            json!({ "customerId": customer, "type": "email_open", "channel": "email",
+            "timestamp": now - d * DAY }),
+        );
+    }
+    let stored = api_post(
+        &base,
+        &key,
+        &format!("/v1/apps/{app}/events"),
+        json!({ "events": events }),
+        200,
+    );
+    assert_eq!(stored["stored"], json!(events.len()), "{stored}");
+    // Customers bought at least twice in the last 30 days: ana (1, 5, 20) and carl (2, 29).
+    let frequent_buyers: u64 = purchases
+        .iter()
+        .filter(|(_, days)| days.iter().filter(|d| **d < 30).count() >= 2)
+        .count() as u64;
+    assert_eq!(frequent_buyers, 2);
+    let api_count = |filter: &str| {
+        api_post(
+            &base,
+            &key,
+            &format!("/v1/apps/{app}/count"),
+            json!({ "filter": filter }),
+            200,
+        )["count"]
+            .as_u64()
+            .unwrap()
+    };
+    c.b.wait("the customers the events created", || {
+        (api_count("customerId exists") == 5).then_some(())
+    });
+    step(t, "event types and events posted");
+
+    // Build "did purchase at least 2 times in the last 30 days". A new behaviour has no
+    // event type: incomplete, not counted, and the keyboard is on the choice it lacks.
+    c.sign_in(&key);
+    c.open_customers(app);
+    c.wait_count("5");
+    c.builder_add_behaviour();
+    assert_eq!(
+        c.b.script(
+            "return document.activeElement.getAttribute('aria-label');",
+            vec![]
+        ),
+        json!("event type")
+    );
+    c.b.wait_text(
+        css("#count-incomplete"),
+        "(1 incomplete condition is not counted)",
+    );
+    assert!(
+        c.b.find(css("#builder .cond.event.incomplete .incomplete-note"))
+            .is_displayed()
+    );
+    assert_eq!(c.filter_text(), "");
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("builder-behaviour-incomplete-1280.png"),
+        c.b.screenshot(),
+    )
+    .unwrap();
+    // Every control of the builder is labelled.
+    let unlabelled = c.b.script(
+        "return Array.from(document.querySelectorAll('#builder select, #builder input'))
+           .filter(e => !e.getAttribute('aria-label') && !e.closest('label')).map(e => e.outerHTML);",
+        vec![],
+    );
+    assert_eq!(unlabelled, json!([]), "controls without a label");
+    c.behaviour_choose(0, "event type", 0, "purchase");
+    c.b.wait_text(css("#count-incomplete"), "");
+    assert_eq!(c.settled_count("did purchase"), api_count("did purchase"));
+    c.behaviour_choose(0, "how many times", 0, "gte");
+    c.behaviour_fill(0, "number of times", 0, "2");
+    c.behaviour_choose(0, "when", 0, "last");
+    // "In the last" arrives empty (a placeholder, not 30): incomplete until typed.
+    c.b.wait_text(
+        css("#count-incomplete"),
+        "(1 incomplete condition is not counted)",
+    );
+    c.behaviour_fill(0, "how long", 0, "30");
+    c.behaviour_choose(0, "unit of time", 0, "d");
+    let canonical = "did purchase at_least 2 times within_last 30d";
+    let counted = c.settled_count(canonical);
+    assert_eq!(
+        c.behaviours(),
+        [[
+            "what they did=did",
+            "event type=purchase",
+            "channel=",
+            "how many times=gte",
+            "number of times=2",
+            "when=last",
+            "how long=30",
+            "unit of time=d"
+        ]]
+    );
+    let api = api_count(canonical);
+    assert_eq!(counted, api, "the console and the API count alike");
+    std::fs::write(dir.join("builder-behaviour-1280.png"), c.b.screenshot()).unwrap();
+    step(t, "behaviour built and counted");
+
+    // Saved as a segment: its page shows the canonical text; "Edit filter" brings it back
+    // to the builder, and the text mode shows the canonical text.
+    c.save_segment("Frequent buyers");
+    assert_eq!(c.flash("ok"), "Segment saved.");
+    assert_eq!(c.b.find(css(".filter-text")).text().trim(), canonical);
+    assert_eq!(
+        c.b.find(css("#segment-count")).text(),
+        api.to_string(),
+        "the segment's size is the count"
+    );
+    c.button("Edit filter").click();
+    c.b.wait_url("the customers page of the segment", |u| {
+        u.contains("segment=")
+    });
+    c.b.wait("the builder showing the behaviour", || {
+        (c.behaviours().len() == 1).then_some(())
+    });
+    assert_eq!(c.behaviours()[0][4], "number of times=2");
+    c.filter_mode("Text");
+    assert_eq!(c.filter_text(), canonical);
+    step(t, "segment saved");
+
+    // Round trip: a filter typed with behaviours shows in the builder, control by control;
+    // builder edits give the canonical text back.
+    let typed = "did purchase on pos where (amount > 100 and currency = \"EUR\") within_last 180d \
+                 and not last email_open before 7d ago and sum amount of purchase within_last 365d > 500";
+    c.type_filter(typed);
+    c.settled_count(typed);
+    c.filter_mode("Builder");
+    let rows = c.behaviours();
+    assert_eq!(
+        rows,
+        [
+            vec![
+                "what they did=did",
+                "event type=purchase",
+                "channel=pos",
+                "how many times=gte",
+                "number of times=",
+                "when=last",
+                "how long=180",
+                "unit of time=d",
+                "where:",
+                "property=amount",
+                "property operator=gt",
+                "property value=100",
+                "where:",
+                "property=currency",
+                "property operator=eq",
+                "property value=EUR",
+            ],
+            vec![
+                "what they did=last",
+                "event type=email_open",
+                "channel=",
+                "comparison=before",
+                "when amount=7",
+                "when unit=d",
+                "when kind=ago",
+            ],
+            vec![
+                "what they did=sum",
+                "property=amount",
+                "event type=purchase",
+                "channel=",
+                "when=last",
+                "how long=365",
+                "unit of time=d",
+                "comparison=gt",
+                "value=500",
+            ],
+        ],
+    );
+    assert_eq!(
+        c.b.script(
+            "return Array.from(document.querySelectorAll('#builder .cond.event'))
+               .map(r => r.querySelector('label.not input').checked);",
+            vec![]
+        ),
+        json!([false, true, false]),
+        "only the second behaviour is negated"
+    );
+    c.behaviour_fill(0, "how long", 0, "90");
+    c.behaviour_choose(2, "what they did", 0, "avg");
+    c.behaviour_click(2, "+ Property condition");
+    c.behaviour_choose(2, "property operator", 0, "gte");
+    c.behaviour_fill(2, "property value", 0, "20");
+    let edited = "did purchase on pos where (amount > 100 and currency = \"EUR\") within_last 90d \
+                  and not last email_open before 7d ago \
+                  and avg amount of purchase where amount >= 20 within_last 365d > 500";
+    c.settled_count(edited);
+    // An undeclared property, typed by hand, as text.
+    c.behaviour_click(0, "+ Property condition");
+    c.behaviour_choose(0, "property", 2, "*other");
+    c.behaviour_fill(0, "property name", 0, "store");
+    c.behaviour_choose(0, "property type", 0, "string");
+    c.behaviour_choose(0, "property operator", 2, "starts_with");
+    c.behaviour_fill(0, "property value", 2, "Mad");
+    c.settled_count(&edited.replace(
+        "currency = \"EUR\")",
+        "currency = \"EUR\" and store starts_with \"Mad\")",
+    ));
+    for (width, height) in [(1280u32, 800u32), (390, 844)] {
+        c.b.set_viewport(width, height);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::fs::write(
+            dir.join(format!("builder-behaviours-edited-{width}.png")),
+            c.b.full_page_screenshot(3000),
+        )
+        .unwrap();
+    }
+    c.b.set_viewport(1280, 800);
+    step(t, "round trip");
+
+    // A customer's timeline: every event, newest first.
+    c.open_customer_from_list(app, "ana@example.com");
+    c.b.find_visible(xpath(
+        "//nav[contains(@class,'tabs')]//a[normalize-space()='Timeline']",
+    ))
+    .click();
+    c.b.wait_url("the timeline tab", |u| u.contains("tab=timeline"));
+    let items = c.b.script(
+        "return Array.from(document.querySelectorAll('ol.timeline > li')).map(li => [
+           li.querySelector('time').getAttribute('datetime'),
+           li.querySelector('.event-type').textContent.trim(),
+           Array.from(li.querySelectorAll('dl.props dd')).map(d => d.textContent.trim()).join(' ')]);",
+        vec![],
+    );
+    let items: Vec<[String; 3]> = serde_json::from_value(items).unwrap();
+    let shown: Vec<(&str, &str)> = items
+        .iter()
+        .map(|[_, ty, props]| (ty.as_str(), props.as_str()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("purchase", "101 EUR"),
+            ("purchase", "105 EUR"),
+            ("email_open", ""),
+            ("purchase", "120 EUR"),
+            ("purchase", "160 EUR"),
+        ]
+    );
+    // The times are RFC 3339 in UTC with milliseconds, one length: in order as text.
+    assert!(
+        items
+            .iter()
+            .all(|[at, _, _]| at.len() == "2024-05-01T10:00:00.000Z".len() && at.ends_with('Z')),
+        "{items:?}"
+    );
+    assert!(
+        items.windows(2).all(|w| w[0][0] > w[1][0]),
+        "newest first: {items:?}"
+    );
+    step(t, "timeline");
+
+    assert_eq!(
+        c.policy_violations(),
+        Vec::<String>::new(),
+        "the content security policy blocked part of the console"
+    );
+
+    // Last, as it needs the columnar engine's events: the count is the customers the
+    // events posted make (the console and the API agreed above, whatever it is).
+    assert_eq!(
+        counted, frequent_buyers,
+        "\"{canonical}\" counts the customers who bought twice in 30 days"
+    );
 }

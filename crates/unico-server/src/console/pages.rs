@@ -314,7 +314,8 @@ pub async fn customers(
                     button type="button" class="tab on" data-mode="builder" { "Builder" }
                     button type="button" class="tab" data-mode="text" { "Text" }
                 }
-                div id="builder" hidden data-fields=(fields_json(&schema)) data-tree=(tree.map(|t| t.to_string()).unwrap_or_default()) data-count-url=(count_url) {}
+                div id="builder" hidden data-fields=(fields_json(&schema)) data-events=(events_json(&schema))
+                    data-channels=(serde_json::json!(unico_core::Channel::WELL_KNOWN).to_string()) data-tree=(tree.map(|t| t.to_string()).unwrap_or_default()) data-count-url=(count_url) {}
                 div class="row" id="text-mode" {
                     input class="grow mono" type="text" id="filter" name="filter" value=(filter_text)
                         placeholder="country = \"ES\" and age between 25 and 34" data-count-url=(count_url) autocomplete="off" aria-label="Filter";
@@ -347,7 +348,7 @@ pub async fn customers(
                 input type="text" name="name" value=(query.get("name").map_or("", String::as_str)) placeholder="Name this audience" required maxlength="200" aria-label="Segment name";
                 button type="submit" class="secondary" { "Save as new segment" }
             }
-            p class="hint" id="text-hint" { "Text form: = != < <= > >= in not_in between contains starts_with ends_with exists not_exists before after within_last on anniversary; combine with and, or, not and parentheses." }
+            p class="hint" id="text-hint" { "Text form: = != < <= > >= in not_in between contains starts_with ends_with exists not_exists before after within_last on anniversary; combine with and, or, not and parentheses. What customers did: did purchase at_least 2 times within_last 30d, sum amount of purchase within_last 365d > 500, last app_open before 30d ago." }
         }
         div class="card" {
             details class="columns" {
@@ -519,6 +520,23 @@ fn fields_json(schema: &unico_core::Schema) -> String {
             .map(|f| serde_json::json!({ "name": f.name.as_str(), "type": f.field_type.as_str() })),
     );
     serde_json::Value::Array(out).to_string()
+}
+
+/// The event types the filter builder offers for behaviour conditions: code, display name
+/// and declared properties with their types.
+fn events_json(schema: &unico_core::Schema) -> String {
+    let types = schema.event_types().all().iter().map(|t| {
+        let properties = t
+            .properties
+            .iter()
+            .map(|(name, ty)| serde_json::json!({ "name": name, "type": ty.as_str() }));
+        serde_json::json!({
+            "code": t.code.as_str(),
+            "name": t.name,
+            "properties": properties.collect::<Vec<_>>(),
+        })
+    });
+    serde_json::Value::Array(types.collect()).to_string()
 }
 
 /// A table of customers: customerId (linking to the detail page), dates and the first

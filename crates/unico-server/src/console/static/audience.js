@@ -1,7 +1,9 @@
 // The customers page's audience editor: a filter builder (conditions per field with the
 // operators of the field's type, AND/OR groups, "not") and a text mode, both kept in step
 // through the server, which parses every edit and answers the live count with the filter's
-// canonical text and JSON tree. No framework, no HTML from data (textContent only).
+// canonical text and JSON tree. A condition is on a field, or on what the customer did
+// (a "behaviour": their events of a type, counted, aggregated or dated). No framework, no
+// HTML from data (textContent only).
 // Without JavaScript the text box and the form still work.
 (function () {
   var root = document.getElementById("builder");
@@ -17,6 +19,15 @@
   var types = {};
   fields.forEach(function (f) { types[f.name] = f.type; });
   var initialTree = root.getAttribute("data-tree");
+  // The registered event types ({code, name, properties: [{name, type}]}) and the channels
+  // every application knows.
+  var events = JSON.parse(root.getAttribute("data-events") || "[]");
+  var eventsByCode = {};
+  events.forEach(function (e) { eventsByCode[e.code] = e; });
+  var eventChoices = events.slice()
+    .sort(function (a, b) { return a.name.localeCompare(b.name); })
+    .map(function (e) { return [e.code, e.name]; });
+  var channels = JSON.parse(root.getAttribute("data-channels") || "[]");
 
   var HAS = [["exists", "has a value"], ["not_exists", "has no value"]];
   var OPS = {
@@ -29,6 +40,18 @@
   };
   OPS.date = OPS.datetime;
   var UNITS = [["d", "days"], ["w", "weeks"], ["h", "hours"], ["m", "minutes"]];
+  // What a behaviour measures over the events that count: whether there are any (and how
+  // many), a number aggregated over them, or the time of the first or last one.
+  var MEASURES = [["did", "did"], ["did_not", "did not"], ["count", "number of"], ["sum", "sum of"],
+    ["avg", "average of"], ["min", "minimum of"], ["max", "maximum of"], ["first", "first"], ["last", "last"]];
+  var COUNTS = [["gte", "at least"], ["lte", "at most"], ["eq", "exactly"]];
+  var WINDOWS = [["ever", "ever"], ["last", "in the last"], ["between", "between"]];
+  var AGG_OPS = [["gt", ">"], ["gte", "≥"], ["lt", "<"], ["lte", "≤"], ["eq", "="], ["neq", "≠"], ["between", "between"],
+    ["in", "is one of"], ["not_in", "is none of"]];
+  var TIME_OPS = [["within_last", "in the last"], ["not_within_last", "not in the last"], ["before", "before"],
+    ["after", "after"], ["between", "between"], ["on", "on"]];
+  // The property choice that reveals a box to type a property's name.
+  var OTHER = "*other";
   var MAX_DEPTH = 4;
 
   function el(tag, cls, text) {
@@ -62,11 +85,85 @@
   // Nothing is filled in for the user: amounts start empty (the boxes show examples as
   // placeholders), so what is counted and saved is only what was typed.
   function bound() { return { k: "ago", date: "", n: "", unit: "d" }; }
+  function dateBound() { return { k: "date", date: "", n: "", unit: "d" }; }
+  // A test on a value of type t: the operator and its boxes (a field's condition, a
+  // property's, or the measure of a behaviour).
+  function blankTest(t, op) {
+    var x = { op: op || OPS[t][0][0], text: "", text2: "", b1: bound(), b2: bound(), n: "", unit: "d" };
+    if (t === "date" || t === "datetime") x.b2 = dateBound();
+    return x;
+  }
   function condition(field) {
-    var t = types[field] || "string";
-    var c = { kind: "cond", not: false, field: field, op: OPS[t][0][0], text: "", text2: "", b1: bound(), b2: bound(), n: "", unit: "d" };
-    if (t === "date" || t === "datetime") c.b2 = { k: "date", date: "", n: "", unit: "d" };
+    var c = blankTest(types[field] || "string");
+    c.kind = "cond";
+    c.not = false;
+    c.field = field;
     return c;
+  }
+
+  // A behaviour starts with no event type: it is incomplete until one is chosen. No
+  // channel, no count bound ("at least once") and no window ("ever") are the language's
+  // own defaults, not values.
+  function behaviour() {
+    return { kind: "event", not: false, measure: "did", event: "", channel: "", prop: "", propCustom: false,
+      countOp: "gte", countN: "", win: "ever", winN: "", winUnit: "d", w1: dateBound(), w2: dateBound(),
+      wheres: [], test: null };
+  }
+  function isOccurrence(m) { return m === "did" || m === "did_not"; }
+  function isTime(m) { return m === "first" || m === "last"; }
+  function needsProperty(m) { return m === "sum" || m === "avg" || m === "min" || m === "max"; }
+  function measureType(m) { return isTime(m) ? "datetime" : "number"; }
+  function measureOps(m) { return isTime(m) ? TIME_OPS : AGG_OPS; }
+  function propsOf(code) { return eventsByCode[code] ? eventsByCode[code].properties : []; }
+  function declaredProp(code, name) {
+    return propsOf(code).filter(function (p) { return p.name === name; })[0] || null;
+  }
+  function numberProps(code) {
+    return propsOf(code).filter(function (p) { return p.type === "number"; }).map(function (p) { return p.name; });
+  }
+  // A property condition: on the event type's first declared property, else on one whose
+  // name is to be typed.
+  function whereItem(code) {
+    var p = propsOf(code)[0];
+    return whereOn(p ? p.name : "", !p, p ? p.type : "number");
+  }
+  function whereOn(name, custom, type) {
+    var w = blankTest(type, wherePropOps(custom, type)[0][0]);
+    w.prop = name;
+    w.custom = custom;
+    w.type = type;
+    return w;
+  }
+  // A property whose type is not declared cannot be tested for presence (the server
+  // would not know which values are its own).
+  function wherePropOps(custom, type) {
+    return custom ? OPS[type].filter(function (o) { return o[0] !== "exists" && o[0] !== "not_exists"; }) : OPS[type];
+  }
+  function setMeasure(c, m) {
+    var was = c.measure;
+    c.measure = m;
+    if (isOccurrence(m)) c.test = null;
+    else if (!c.test || isOccurrence(was) || isTime(was) !== isTime(m)) c.test = blankTest(measureType(m), isTime(m) ? "within_last" : "gt");
+    if (needsProperty(m) && !c.prop) {
+      var first = numberProps(c.event)[0];
+      c.prop = first || "";
+      c.propCustom = !first;
+    }
+  }
+  // Another event type: what was chosen among the former's declared properties is kept
+  // by name, typed by hand when the new type does not declare it.
+  function setEvent(c, code) {
+    c.event = code;
+    var nums = numberProps(code);
+    if (needsProperty(c.measure)) {
+      if (c.prop === "" && nums.length) { c.prop = nums[0]; c.propCustom = false; }
+      else if (!c.propCustom && nums.indexOf(c.prop) < 0) c.propCustom = true;
+    }
+    c.wheres = c.wheres.map(function (w) {
+      if (w.custom && w.prop === "" && propsOf(code).length) return whereItem(code);
+      if (!w.custom && !declaredProp(code, w.prop)) w.custom = true;
+      return w;
+    });
   }
   var model = group("and");
   var mode = "builder";
@@ -88,47 +185,95 @@
       .filter(function (s) { return s !== ""; })
       .map(function (s) { return numeric ? number(s) : s; });
   }
-  // The JSON form of a condition, or null while it is incomplete.
-  function condJson(c) {
-    var t = types[c.field] || "string";
+  // The JSON value of test c on a value of type t: undefined when its operator takes none,
+  // null while it is incomplete.
+  function testValue(c, t) {
     var numeric = t === "number";
-    var o = { field: c.field, op: c.op };
     switch (c.op) {
-      case "exists": case "not_exists": break;
+      case "exists": case "not_exists": return undefined;
       case "anniversary":
-        if (String(c.n).trim() !== "" && Number(c.n) > 0) o.value = { within_days: number(c.n) };
-        break;
+        return String(c.n).trim() !== "" && Number(c.n) > 0 ? { within_days: number(c.n) } : undefined;
       case "in": case "not_in":
-        o.value = list(c.text, numeric);
-        if (!o.value.length) return null;
-        break;
+        var values = list(c.text, numeric);
+        return values.length ? values : null;
       case "between":
         if (numeric) {
           if (c.text.trim() === "" || c.text2.trim() === "") return null;
-          o.value = [number(c.text), number(c.text2)];
-        } else {
-          var a = boundJson(c.b1), b = boundJson(c.b2);
-          if (a === null || b === null) return null;
-          o.value = [a, b];
+          return [number(c.text), number(c.text2)];
         }
-        break;
-      case "before": case "after":
-        o.value = boundJson(c.b1);
-        if (o.value === null) return null;
-        break;
+        var a = boundJson(c.b1), b = boundJson(c.b2);
+        return a === null || b === null ? null : [a, b];
+      case "before": case "after": return boundJson(c.b1);
       case "within_last": case "not_within_last":
-        if (String(c.n).trim() === "") return null;
-        o.value = String(c.n).trim() + c.unit;
-        break;
+        return String(c.n).trim() === "" ? null : String(c.n).trim() + c.unit;
       default:
         if (c.text === "") return null;
-        o.value = numeric && c.op !== "on" ? number(c.text) : c.text;
+        return numeric && c.op !== "on" ? number(c.text) : c.text;
+    }
+  }
+  function testJson(o, c, t) {
+    var v = testValue(c, t);
+    if (v === null) return null;
+    o.op = c.op;
+    if (v !== undefined) o.value = v;
+    return o;
+  }
+  // The JSON form of a condition, or null while it is incomplete.
+  function condJson(c) {
+    if (c.kind === "event") return eventJson(c);
+    return testJson({ field: c.field }, c, types[c.field] || "string");
+  }
+  function eventJson(c) {
+    if (!c.event) return null;
+    var m = c.measure, o = { event: c.event };
+    if (isOccurrence(m)) {
+      o.op = m;
+      var n = String(c.countN).trim();
+      if (n !== "") {
+        if (!/^\d+$/.test(n)) return null;
+        o.count = {};
+        o.count[c.countOp] = Number(n);
+      } else if (c.countOp !== "gte") {
+        return null;
+      }
+    } else {
+      o.agg = m;
+      if (needsProperty(m)) {
+        if (!String(c.prop).trim()) return null;
+        o.property = String(c.prop).trim();
+      }
+    }
+    if (c.channel) o.channel = c.channel;
+    if (!isTime(m)) {
+      if (c.win === "last") {
+        var d = String(c.winN).trim();
+        if (d === "") return null;
+        o.within_last = d + c.winUnit;
+      } else if (c.win === "between") {
+        var a = boundJson(c.w1), b = boundJson(c.w2);
+        if (a === null || b === null) return null;
+        o.between = [a, b];
+      }
+    }
+    var wheres = [];
+    for (var i = 0; i < c.wheres.length; i++) {
+      var w = c.wheres[i], name = String(w.prop).trim();
+      var wj = name ? testJson({ field: name }, w, w.type) : null;
+      if (wj === null) return null;
+      wheres.push(wj);
+    }
+    if (wheres.length) o.where = wheres.length === 1 ? wheres[0] : wheres;
+    if (!isOccurrence(m)) {
+      var v = testValue(c.test, measureType(m));
+      if (v === null) return null;
+      o.op = c.test.op;
+      if (v !== undefined) o.value = v;
     }
     return o;
   }
   function toJson(node) {
     var j;
-    if (node.kind === "cond") {
+    if (node.kind !== "group") {
       j = condJson(node);
     } else {
       var items = node.items.map(toJson).filter(function (x) { return x !== null; });
@@ -166,35 +311,103 @@
       }
       return g;
     }
+    if (typeof j.event === "string") return eventFromJson(j);
     if (typeof j.field !== "string" || !types[j.field]) return null;
     var c = condition(j.field);
-    c.op = j.op;
-    var v = j.value;
-    switch (j.op) {
-      case "exists": case "not_exists": break;
-      case "anniversary": c.n = v && v.within_days ? String(v.within_days) : ""; break;
-      case "in": case "not_in": c.text = (v || []).join(", "); break;
+    return parseTest(c, OPS[types[j.field]], types[j.field], j.op, j.value) ? c : null;
+  }
+  // Fills test c (of type t, operators ops) from a JSON operator and value; false when the
+  // builder cannot show them.
+  function parseTest(c, ops, t, op, v) {
+    if (!ops.some(function (o) { return o[0] === op; })) return false;
+    c.op = op;
+    switch (op) {
+      case "exists": case "not_exists": return true;
+      case "anniversary": c.n = v && v.within_days ? String(v.within_days) : ""; return true;
+      case "in": case "not_in": c.text = (v || []).join(", "); return true;
       case "between":
-        if (types[j.field] === "number") { c.text = String(v[0]); c.text2 = String(v[1]); }
-        else { c.b1 = parseBound(v[0]); c.b2 = parseBound(v[1]); if (!c.b1 || !c.b2) return null; }
-        break;
-      case "before": case "after": c.b1 = parseBound(v); if (!c.b1) return null; break;
+        if (!Array.isArray(v) || v.length !== 2) return false;
+        if (t === "number") { c.text = String(v[0]); c.text2 = String(v[1]); return true; }
+        c.b1 = parseBound(v[0]); c.b2 = parseBound(v[1]);
+        return !!(c.b1 && c.b2);
+      case "before": case "after": c.b1 = parseBound(v); return !!c.b1;
       case "within_last": case "not_within_last":
         var m = /^(\d+)([mhdw])$/.exec(String(v));
-        if (!m) return null;
+        if (!m) return false;
         c.n = m[1]; c.unit = m[2];
-        break;
-      default: c.text = v === undefined ? "" : String(v);
+        return true;
+      default: c.text = v === undefined ? "" : String(v); return true;
+    }
+  }
+  function has(options, value) { return options.some(function (o) { return o[0] === value; }); }
+  function eventFromJson(j) {
+    if (!eventsByCode[j.event]) return null;
+    var c = behaviour();
+    c.event = j.event;
+    if (typeof j.channel === "string") c.channel = j.channel;
+    if (j.agg === undefined) {
+      if (!isOccurrence(j.op)) return null;
+      c.measure = j.op;
+      if (j.count) {
+        var k = Object.keys(j.count)[0];
+        if (!has(COUNTS, k)) return null;
+        c.countOp = k;
+        c.countN = String(j.count[k]);
+      }
+    } else {
+      if (!has(MEASURES, j.agg) || isOccurrence(j.agg)) return null;
+      c.measure = j.agg;
+      if (typeof j.property === "string") {
+        c.prop = j.property;
+        c.propCustom = numberProps(j.event).indexOf(j.property) < 0;
+      }
+      var t = measureType(j.agg);
+      c.test = blankTest(t);
+      if (!parseTest(c.test, measureOps(j.agg), t, j.op, j.value)) return null;
+    }
+    if (j.within_last !== undefined) {
+      var m = /^(\d+)([mhdw])$/.exec(String(j.within_last));
+      if (!m) return null;
+      c.win = "last"; c.winN = m[1]; c.winUnit = m[2];
+    } else if (j.between !== undefined) {
+      if (!Array.isArray(j.between) || j.between.length !== 2) return null;
+      c.w1 = parseBound(j.between[0]); c.w2 = parseBound(j.between[1]);
+      if (!c.w1 || !c.w2) return null;
+      c.win = "between";
+    }
+    var wheres = j.where === undefined ? [] : Array.isArray(j.where) ? j.where : [j.where];
+    for (var i = 0; i < wheres.length; i++) {
+      var w = wheres[i];
+      if (!w || typeof w.field !== "string") return null;
+      var declared = declaredProp(j.event, w.field);
+      var type = declared ? declared.type : impliedType(w);
+      var item = whereOn(w.field, !declared, type);
+      if (!parseTest(item, wherePropOps(!declared, type), type, w.op, w.value)) return null;
+      c.wheres.push(item);
     }
     return c;
+  }
+  // The type the server gives a property its event type does not declare: the
+  // operator's, else the value's.
+  function impliedType(w) {
+    if (["gt", "gte", "lt", "lte", "between"].indexOf(w.op) >= 0) return "number";
+    var v = Array.isArray(w.value) ? w.value[0] : w.value;
+    return typeof v === "number" ? "number" : "string";
   }
 
   // An incomplete condition says so where it is; the count and saving say so too.
   function markIncomplete(row) {
-    var incomplete = condJson(row.cond) === null;
+    var c = row.cond;
+    var incomplete = condJson(c) === null;
     row.classList.toggle("incomplete", incomplete);
     var note = row.querySelector(".incomplete-note");
-    if (note) note.hidden = !incomplete;
+    if (note) {
+      note.hidden = !incomplete;
+      if (c.kind === "event") {
+        note.textContent = c.event ? "Incomplete: not counted until the empty boxes are filled in" :
+          "Incomplete: not counted until an event is chosen";
+      }
+    }
     return incomplete;
   }
   function incompleteCount() {
@@ -237,11 +450,13 @@
     sync();
     return wrap;
   }
-  function valueEditor(c) {
-    var t = types[c.field] || "string";
+  // The boxes of test c on a value of type t; their labels start with prefix, if any
+  // ("property value").
+  function valueEditor(c, t, prefix) {
     var box = el("span", "values");
+    function name(label) { return prefix ? prefix + " " + label : label; }
     function text(key, placeholder, type, label) {
-      var i = textInput(c[key], placeholder, type, label);
+      var i = textInput(c[key], placeholder, type, name(label));
       i.oninput = function () { c[key] = i.value; changed(); };
       box.appendChild(i);
       return i;
@@ -262,15 +477,15 @@
           box.appendChild(el("span", "word", "and"));
           text("text2", "34", "text", "to").className = "num";
         } else {
-          box.appendChild(boundEditor(c.b1, "from"));
+          box.appendChild(boundEditor(c.b1, name("from")));
           box.appendChild(el("span", "word", "and"));
-          box.appendChild(boundEditor(c.b2, "to"));
+          box.appendChild(boundEditor(c.b2, name("to")));
         }
         break;
-      case "before": case "after": box.appendChild(boundEditor(c.b1, "when")); break;
+      case "before": case "after": box.appendChild(boundEditor(c.b1, name("when"))); break;
       case "within_last": case "not_within_last":
         text("n", "30", "number", "amount").className = "num";
-        var unit = select(UNITS, c.unit, "unit");
+        var unit = select(UNITS, c.unit, name("unit"));
         unit.onchange = function () { c.unit = unit.value; changed(); };
         box.appendChild(unit);
         break;
@@ -312,13 +527,172 @@
     remove.onclick = function () { parent.items.splice(parent.items.indexOf(c), 1); render(); changed(); };
     row.appendChild(field);
     row.appendChild(op);
-    row.appendChild(valueEditor(c));
+    row.appendChild(valueEditor(c, t));
     row.appendChild(remove);
     var note = el("span", "incomplete-note", "Incomplete: not counted until it has a value");
     row.appendChild(note);
     row.cond = c;
     markIncomplete(row);
     return row;
+  }
+  // A behaviour reads as a sentence: "did | Purchase | on any channel | at least 2 times |
+  // in the last 30 days", "sum of | amount | of | Purchase | … | > | 500", "last | App open
+  // | before | 30 days ago"; property conditions follow on their own lines.
+  function renderEvent(c, parent) {
+    var row = el("div", "cond event");
+    row.appendChild(notToggle(c));
+    var m = c.measure;
+    var measure = select(MEASURES, m, "what they did");
+    measure.className = "measure";
+    measure.onchange = function () { setMeasure(c, measure.value); render(); changed(); };
+    row.appendChild(measure);
+    if (needsProperty(m)) {
+      row.appendChild(aggregatedProperty(c));
+      row.appendChild(el("span", "word", "of"));
+    }
+    var ev = select([["", "choose an event…"]].concat(eventChoices), c.event, "event type");
+    ev.className = "event";
+    ev.onchange = function () { setEvent(c, ev.value); render(); changed(); };
+    row.appendChild(ev);
+    var known = channels.slice();
+    if (c.channel && known.indexOf(c.channel) < 0) known.push(c.channel);
+    var channel = select([["", "on any channel"]].concat(known.map(function (k) { return [k, "on " + k]; })), c.channel, "channel");
+    channel.className = "channel-pick";
+    channel.onchange = function () { c.channel = channel.value; changed(); };
+    row.appendChild(channel);
+    if (isOccurrence(m)) row.appendChild(countEditor(c));
+    // The time of the first or last event is the test itself: no window.
+    if (!isTime(m)) row.appendChild(windowEditor(c));
+    if (!isOccurrence(m)) {
+      var op = select(measureOps(m), c.test.op, "comparison");
+      op.className = "op";
+      op.onchange = function () { c.test.op = op.value; c.test.n = ""; render(); changed(); };
+      row.appendChild(op);
+      row.appendChild(valueEditor(c.test, measureType(m)));
+    }
+    row.appendChild(removeButton("Remove this condition", function () { parent.items.splice(parent.items.indexOf(c), 1); }));
+    row.appendChild(wheresEditor(c));
+    row.appendChild(el("span", "incomplete-note"));
+    row.cond = c;
+    markIncomplete(row);
+    return row;
+  }
+  function removeButton(label, remove) {
+    var b = el("button", "icon", "×");
+    b.type = "button";
+    b.title = label;
+    b.setAttribute("aria-label", label);
+    b.onclick = function () { remove(); render(); changed(); };
+    return b;
+  }
+  // Sum, average, minimum, maximum: of a declared number property, or one typed by hand.
+  function aggregatedProperty(c) {
+    var box = el("span", "values prop-pick");
+    var nums = numberProps(c.event);
+    if (nums.length) {
+      var s = select(nums.map(function (n) { return [n, n]; }).concat([[OTHER, "another property…"]]),
+        c.propCustom ? OTHER : c.prop, "property");
+      s.className = "prop";
+      s.onchange = function () {
+        c.propCustom = s.value === OTHER;
+        c.prop = c.propCustom ? "" : s.value;
+        render(); changed();
+      };
+      box.appendChild(s);
+    }
+    if (c.propCustom || !nums.length) {
+      var i = textInput(c.prop, "amount", "text", "property name");
+      i.className = "name";
+      i.oninput = function () { c.prop = i.value; changed(); };
+      box.appendChild(i);
+    }
+    return box;
+  }
+  // "at least | 2 | times": an empty amount with "at least" means at least once.
+  function countEditor(c) {
+    var box = el("span", "values times");
+    var op = select(COUNTS, c.countOp, "how many times");
+    var n = textInput(c.countN, "1", "number", "number of times");
+    n.min = "0";
+    n.step = "1";
+    n.className = "num";
+    var word = el("span", "word");
+    function sync() {
+      var v = n.value.trim();
+      word.textContent = v === "" || v === "1" ? "time" : "times";
+      n.classList.toggle("optional", c.countOp === "gte");
+    }
+    op.onchange = function () { c.countOp = op.value; sync(); changed(); };
+    n.oninput = function () { c.countN = n.value; sync(); changed(); };
+    [op, n, word].forEach(function (x) { box.appendChild(x); });
+    sync();
+    return box;
+  }
+  // Which events count by their time: ever, in the last N days, or between two times.
+  function windowEditor(c) {
+    var box = el("span", "values window");
+    var kind = select(WINDOWS, c.win, "when");
+    kind.onchange = function () { c.win = kind.value; render(); changed(); };
+    box.appendChild(kind);
+    if (c.win === "last") {
+      var n = textInput(c.winN, "30", "number", "how long");
+      n.min = "0";
+      n.className = "num";
+      n.oninput = function () { c.winN = n.value; changed(); };
+      var unit = select(UNITS, c.winUnit, "unit of time");
+      unit.onchange = function () { c.winUnit = unit.value; changed(); };
+      box.appendChild(n);
+      box.appendChild(unit);
+    } else if (c.win === "between") {
+      box.appendChild(boundEditor(c.w1, "window start"));
+      box.appendChild(el("span", "word", "and"));
+      box.appendChild(boundEditor(c.w2, "window end"));
+    }
+    return box;
+  }
+  // "where amount > 100", "and currency is EUR": all must hold on an event for it to count.
+  function wheresEditor(c) {
+    var box = el("div", "wheres");
+    c.wheres.forEach(function (w, i) {
+      var line = el("div", "where-row");
+      line.appendChild(el("span", "word", i ? "and" : "where"));
+      var props = propsOf(c.event);
+      if (props.length) {
+        var s = select(props.map(function (p) { return [p.name, p.name]; }).concat([[OTHER, "another property…"]]),
+          w.custom ? OTHER : w.prop, "property");
+        s.className = "prop";
+        s.onchange = function () {
+          var p = declaredProp(c.event, s.value);
+          c.wheres[i] = p ? whereOn(p.name, false, p.type) : whereOn("", true, "number");
+          render(); changed();
+        };
+        line.appendChild(s);
+      }
+      if (w.custom) {
+        var name = textInput(w.prop, "property", "text", "property name");
+        name.className = "name";
+        name.oninput = function () { w.prop = name.value; changed(); };
+        line.appendChild(name);
+        var type = select([["number", "as a number"], ["string", "as text"]], w.type, "property type");
+        type.onchange = function () { c.wheres[i] = whereOn(w.prop, true, type.value); render(); changed(); };
+        line.appendChild(type);
+      }
+      var op = select(wherePropOps(w.custom, w.type), w.op, "property operator");
+      op.className = "op";
+      op.onchange = function () { w.op = op.value; w.n = ""; render(); changed(); };
+      line.appendChild(op);
+      line.appendChild(valueEditor(w, w.type, "property"));
+      line.appendChild(removeButton("Remove this property condition", function () { c.wheres.splice(i, 1); }));
+      box.appendChild(line);
+    });
+    var add = el("button", "link small", "+ Property condition");
+    add.type = "button";
+    add.title = "Count only the events whose properties match";
+    add.onclick = function () { c.wheres.push(whereItem(c.event)); render(); changed(); };
+    // Properties are the chosen event type's.
+    add.hidden = !c.event;
+    box.appendChild(add);
+    return box;
   }
   function renderGroup(g, parent, depth) {
     var box = el("div", depth ? "group nested" : "group");
@@ -340,7 +714,8 @@
     }
     box.appendChild(head);
     g.items.forEach(function (item) {
-      box.appendChild(item.kind === "group" ? renderGroup(item, g, depth + 1) : renderCondition(item, g));
+      box.appendChild(item.kind === "group" ? renderGroup(item, g, depth + 1) :
+        item.kind === "event" ? renderEvent(item, g) : renderCondition(item, g));
     });
     if (!g.items.length) box.appendChild(el("p", "hint", depth ? "An empty group matches everyone." : "No condition: every customer matches. Add one below."));
     var actions = el("div", "group-actions");
@@ -348,6 +723,21 @@
     add.type = "button";
     add.onclick = function () { g.items.push(condition(pickField())); render(); changed(); };
     actions.appendChild(add);
+    if (events.length) {
+      var did = el("button", "secondary small", "+ Behaviour");
+      did.type = "button";
+      did.title = "A condition on what customers did: their events";
+      did.onclick = function () {
+        var fresh = behaviour();
+        g.items.push(fresh);
+        render(); changed();
+        // The keyboard goes to the choice that completes it.
+        Array.prototype.forEach.call(root.querySelectorAll(".cond.event"), function (r) {
+          if (r.cond === fresh) r.querySelector("select.event").focus();
+        });
+      };
+      actions.appendChild(did);
+    }
     if (depth < MAX_DEPTH) {
       var sub = el("button", "secondary small", "+ Group");
       sub.type = "button";
@@ -364,9 +754,17 @@
   }
   // New conditions start on the first field of the schema (else customerId).
   function pickField() { return (fields[3] || fields[0]).name; }
+  // Re-rendering keeps the keyboard where it was: the focus goes back to the control at
+  // the same place (the one just changed, or the new row's first after an addition).
   function render() {
+    var controls = root.querySelectorAll("select, input, button");
+    var at = Array.prototype.indexOf.call(controls, document.activeElement);
     root.textContent = "";
     root.appendChild(renderGroup(model, null, 0));
+    if (at >= 0) {
+      var now = root.querySelectorAll("select, input, button");
+      if (now.length) now[Math.min(at, now.length - 1)].focus();
+    }
     showIncomplete();
   }
 
@@ -472,7 +870,7 @@
     if (m === "builder") {
       var tree = lastTree === undefined ? null : lastTree;
       var parsed = tree === null ? group("and") : fromJson(tree);
-      if (parsed && parsed.kind === "cond") { var g = group("and"); g.items.push(parsed); parsed = g; }
+      if (parsed && parsed.kind !== "group") { var g = group("and"); g.items.push(parsed); parsed = g; }
       if (!parsed) { err.textContent = "This filter is too intricate for the builder: edit it as text."; return; }
       model = parsed;
       render();
@@ -491,8 +889,14 @@
     t.addEventListener("click", function () {
       var m = t.getAttribute("data-mode");
       if (m === mode) return;
-      if (m === "builder" && err.textContent && input.value.trim()) { err.textContent = "Fix the text first: " + err.textContent; return; }
-      setMode(m);
+      function go() {
+        if (m === "builder" && err.textContent && input.value.trim()) { err.textContent = "Fix the text first: " + err.textContent; return; }
+        setMode(m);
+      }
+      // The builder shows the tree the server answers for the text: wait for the answer
+      // to the last edit (else it would show the text before).
+      if (pending) afterSettle = go;
+      else go();
     });
   });
   tabs.hidden = false;
