@@ -530,3 +530,309 @@ fn event_insert_rate() {
         false,
     );
 }
+
+fn typed_event(code: &str, customer: &str, key: Option<String>) -> unico_store::NewEvent {
+    unico_store::NewEvent {
+        event_type: unico_core::EventCode::parse(code).unwrap(),
+        ..new_event(key, customer, 1_796_083_200_000)
+    }
+}
+
+/// Writes registering types on first sight, through two servers at once: the same new type
+/// from four writers is registered once and none fails; near the limit, exactly as many
+/// types as fit are registered, and the items of the others are refused alone.
+#[test]
+fn writes_registering_types_at_once_keep_to_the_limit() {
+    use unico_core::limits::MAX_EVENT_TYPES_PER_APP;
+
+    const NOW: i64 = 1_796_083_200_000;
+    let db = TestDatabase::create();
+    let (one, two) = (open(&db), open(&db));
+    let app = one
+        .create_app(&AppName::parse("A").unwrap(), &TimeZoneName::utc(), 1)
+        .unwrap()
+        .id;
+    one.set_meta(&unico_store::events::auto_register_key(app), "true")
+        .unwrap();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let store = if t % 2 == 0 { &one } else { &two };
+            s.spawn(move || {
+                let batch = vec![typed_event("signup", &format!("c{t}"), None)];
+                for r in store.insert_events(app, batch, NOW).unwrap() {
+                    r.unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM event_types WHERE code = 'signup'"
+        ),
+        1
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM events"), 4);
+    // Four places left; four writers bring two new types each.
+    let mut client = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();
+    client
+        .execute(
+            "INSERT INTO event_types (app_id, code, name, retention_days, enabled, properties, created_at)
+             SELECT $1, 'filler' || n, 'filler', 30, true, '', 1 FROM generate_series(1, $2::bigint) AS n",
+            &[&app.0, &(MAX_EVENT_TYPES_PER_APP as i64 - 5)],
+        )
+        .unwrap();
+    let outcomes: Vec<bool> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let store = if t % 2 == 0 { &one } else { &two };
+                s.spawn(move || {
+                    let batch = vec![
+                        typed_event(&format!("t{t}a"), &format!("d{t}"), None),
+                        typed_event(&format!("t{t}b"), &format!("d{t}"), None),
+                    ];
+                    store
+                        .insert_events(app, batch, NOW)
+                        .unwrap()
+                        .into_iter()
+                        .map(|r| match r {
+                            Ok(_) => true,
+                            Err(unico_store::StoreError::Invalid(_)) => false,
+                            Err(e) => panic!("{e:?}"),
+                        })
+                        .collect::<Vec<bool>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 4);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM event_types"),
+        MAX_EVENT_TYPES_PER_APP as i64
+    );
+    assert_eq!(
+        one.schema(app).unwrap().event_types().all().len(),
+        MAX_EVENT_TYPES_PER_APP
+    );
+}
+
+/// An events import past the incremental limit is logged as one bulk change and one
+/// `Events` entry naming exactly the events stored; keys repeated across its batches, and
+/// keys stored before it, are duplicates.
+#[test]
+fn a_large_events_import_is_logged_as_bulk_then_its_events() {
+    use unico_store::{Change, EventBatch};
+
+    const NOW: i64 = 1_796_083_200_000;
+    let db = TestDatabase::create();
+    let store = open(&db).with_incremental_import_limit(5);
+    let app = store
+        .create_app(&AppName::parse("A").unwrap(), &TimeZoneName::utc(), 1)
+        .unwrap()
+        .id;
+    store
+        .create_event_type(app, &event_type("purchase"))
+        .unwrap();
+    store
+        .insert_events(app, vec![new_event(Some("k0".into()), "c0", NOW)], NOW)
+        .unwrap();
+    let head = store.log_head();
+    let batch = |from: usize| -> Vec<unico_store::NewEvent> {
+        (from..from + 100)
+            .map(|i| new_event(Some(format!("k{i}")), &format!("c{}", i % 20), NOW))
+            .collect()
+    };
+    // The third batch repeats the first one's keys; `k0` was stored before.
+    let feed = vec![
+        EventBatch::Items(batch(0)),
+        EventBatch::Items(batch(100)),
+        EventBatch::Items(batch(0)),
+        EventBatch::End { keep: true },
+    ];
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counts = store
+        .run_event_import(app, Box::new(feed.into_iter()), NOW, written.clone(), None)
+        .unwrap();
+    assert!(counts.kept);
+    assert_eq!((counts.created, counts.updated), (19, 101));
+    assert_eq!(written.load(std::sync::atomic::Ordering::Relaxed), 300);
+    assert_eq!(count(&db, "SELECT count(*) FROM events"), 200);
+    let entries = store.read_log(head, 100).unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(matches!(entries[0].change, Change::Bulk { .. }));
+    let Change::Events { ranges, .. } = &entries[1].change else {
+        panic!("{:?}", entries[1].change)
+    };
+    let mut client = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();
+    let stored: Vec<i64> = client
+        .query(
+            "SELECT id FROM events WHERE event_key <> 'k0' ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let logged: Vec<i64> = ranges.iter().flat_map(|&(lo, hi)| lo..=hi).collect();
+    assert_eq!(logged, stored);
+}
+
+/// While an events import that registered a type runs, batches of known types are written
+/// at once; a batch that must register a type waits for the import's end (the
+/// registration turn the import holds), and then succeeds, logged after the import.
+#[test]
+fn batches_run_beside_an_events_import() {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    use unico_store::{Change, EventBatch};
+
+    const NOW: i64 = 1_796_083_200_000;
+    let db = TestDatabase::create();
+    let store = open(&db);
+    let app = store
+        .create_app(&AppName::parse("A").unwrap(), &TimeZoneName::utc(), 1)
+        .unwrap()
+        .id;
+    store
+        .create_event_type(app, &event_type("purchase"))
+        .unwrap();
+    store
+        .set_meta(&unico_store::events::auto_register_key(app), "true")
+        .unwrap();
+    let head = store.log_head();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<EventBatch>(1);
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    std::thread::scope(|s| {
+        let import = s.spawn(|| {
+            store.run_event_import(app, Box::new(rx.into_iter()), NOW, written.clone(), None)
+        });
+        tx.send(EventBatch::Items(
+            (0..10)
+                .map(|i| typed_event("backfill", &format!("b{i}"), Some(format!("b{i}"))))
+                .collect(),
+        ))
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while written.load(Ordering::Relaxed) == 0 {
+            assert!(Instant::now() < deadline, "the import wrote its batch");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let live = store
+            .insert_events(app, vec![new_event(None, "live", NOW)], NOW)
+            .unwrap();
+        assert!(live[0].as_ref().unwrap().customer_created);
+        let late = s.spawn(|| {
+            let r = store.insert_events(app, vec![typed_event("late", "late", None)], NOW);
+            (r, Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            !late.is_finished(),
+            "a registering batch waits for the import"
+        );
+        let ended = Instant::now();
+        tx.send(EventBatch::End { keep: true }).unwrap();
+        let counts = import.join().unwrap().unwrap();
+        assert_eq!(counts.created, 10);
+        let (late, at) = late.join().unwrap();
+        assert!(late.unwrap()[0].is_ok());
+        assert!(at >= ended);
+    });
+    let logged: Vec<String> = store
+        .read_log(head, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| match e.change {
+            Change::Schema { schema, .. } => format!("schema {}", schema.event_types().all().len()),
+            Change::Customer { customer, .. } => customer.customer_id.as_str().to_owned(),
+            Change::Events { ranges, .. } => format!(
+                "events {}",
+                ranges.iter().map(|(lo, hi)| hi - lo + 1).sum::<i64>()
+            ),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    let mut expected = vec!["live".to_owned(), "events 1".to_owned()];
+    expected.push("schema 2".into());
+    expected.extend((0..10).map(|i| format!("b{i}")));
+    expected.extend(["events 10", "schema 3", "late", "events 1"].map(String::from));
+    assert_eq!(logged, expected);
+}
+
+/// How many events per second an events import reaches (not a check: a measurement, run by
+/// hand in a release build): `EVENTS` events (1 000 000 by default) in batches of 4 096, as
+/// the NDJSON import sends them, each with a key and two properties, for `CUSTOMERS`
+/// customers (100 000 by default) created by their first event, in one import:
+/// `cargo test --release -p unico-store --test postgres -- --ignored event_import_rate --nocapture`.
+#[test]
+#[ignore]
+fn event_import_rate() {
+    use unico_store::EventBatch;
+
+    const NOW: i64 = 1_796_083_200_000;
+    const BATCH: usize = 4096;
+    let env = |name: &str, default: usize| -> usize {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (events, customers) = (env("EVENTS", 1_000_000), env("CUSTOMERS", 100_000));
+    let db = TestDatabase::create();
+    let store = open(&db);
+    let app = store
+        .create_app(&AppName::parse("A").unwrap(), &TimeZoneName::utc(), 1)
+        .unwrap()
+        .id;
+    store
+        .create_event_type(app, &event_type("purchase"))
+        .unwrap();
+    let mut props = serde_json::Map::new();
+    props.insert("amount".into(), serde_json::json!(59.9));
+    props.insert("sku".into(), serde_json::json!("A-1234"));
+    let props = unico_core::Properties::from_json(serde_json::Value::Object(props)).unwrap();
+    // Built ahead, so only the store's work is timed.
+    let feed: Vec<EventBatch> = (0..events)
+        .collect::<Vec<_>>()
+        .chunks(BATCH)
+        .map(|chunk| {
+            EventBatch::Items(
+                chunk
+                    .iter()
+                    .map(|&i| {
+                        // Customers spread over the file, as a backfill in time order has them.
+                        let c = (i * 7919) % customers;
+                        let mut e = new_event(
+                            Some(format!("e-{i}")),
+                            &format!("customer-{c}"),
+                            NOW - (events - i) as i64 * 1000,
+                        );
+                        e.properties = props.clone();
+                        e
+                    })
+                    .collect(),
+            )
+        })
+        .chain([EventBatch::End { keep: true }])
+        .collect();
+    let start = std::time::Instant::now();
+    let counts = store
+        .run_event_import(
+            app,
+            Box::new(feed.into_iter()),
+            NOW,
+            Default::default(),
+            None,
+        )
+        .unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(counts.created as usize, customers.min(events));
+    println!(
+        "import of {events} events ({customers} customers created) in {secs:.2} s: {:.0} events/s",
+        events as f64 / secs
+    );
+}

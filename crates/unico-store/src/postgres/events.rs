@@ -5,7 +5,9 @@
 //! **A batch of events** is one transaction of a few set-based statements, whatever its
 //! size:
 //! 1. the application's shared lock (as every customer write takes it) and its types: an
-//!    item of an unregistered or disabled type is refused alone;
+//!    item of an unregistered or disabled type is refused alone. If the application
+//!    registers types on first sight, the batch's unknown types are registered first (see
+//!    [`Types::resolve`]), and the schema is logged before anything else of the batch;
 //! 2. one lookup of the batch's keys: an item whose key is stored answers that event's id,
 //!    a key repeated in the batch answers the first item's;
 //! 3. one `SELECT … FOR KEY SHARE` of the customers the other items name, so none can be
@@ -19,6 +21,8 @@
 //!    customer created only for such rows is removed again, so a duplicate writes nothing;
 //! 5. the customers created are logged (`Before::Created`), then one `Events` entry with
 //!    the ids this transaction stored, as ranges (other batches' ids may interleave).
+//!
+//! Imports write their batches the same way ([`write_batch`]), see `event_imports.rs`.
 //!
 //! **Type changes, retention and deletions** take the application's exclusive lock: they
 //! wait for the event writes in flight and hold new ones back, so what they remove and log
@@ -224,6 +228,148 @@ fn kept_changing() -> StoreError {
     )
 }
 
+/// The application's event types as one write sees them (row id and whether each is
+/// enabled, by code), and whether it registers unknown ones on first sight.
+pub struct Types {
+    app: AppId,
+    by_code: HashMap<EventCode, (i64, bool)>,
+    /// The application's setting ([`crate::events::auto_register_key`]), read in the
+    /// write's transaction the first time an unknown type needs it.
+    auto_register: Option<bool>,
+    /// This write registered types: the schema changed.
+    registered: bool,
+}
+
+impl Types {
+    /// The types, read in the write's transaction (under the application's shared lock, so
+    /// no type change, and no registration by a write this one did not see, can commit
+    /// before it).
+    pub fn load(w: &mut Wx<'_, '_>, app: AppId) -> Res<Types> {
+        let mut types = Types {
+            app,
+            by_code: HashMap::new(),
+            auto_register: None,
+            registered: false,
+        };
+        types.reload(w)?;
+        Ok(types)
+    }
+
+    /// Whether the application registers unknown types on first sight.
+    pub fn auto_register(&mut self, w: &mut Wx<'_, '_>) -> Res<bool> {
+        if let Some(on) = self.auto_register {
+            return Ok(on);
+        }
+        let on = match w.db.query_opt(
+            "SELECT value FROM meta WHERE key = $1",
+            &[&crate::events::auto_register_key(self.app)],
+        )? {
+            Some(row) => row.try_get::<_, &str>(0)? == "true",
+            None => false,
+        };
+        self.auto_register = Some(on);
+        Ok(on)
+    }
+
+    fn reload(&mut self, w: &mut Wx<'_, '_>) -> Res<()> {
+        self.by_code = event_types(&mut w.db, self.app)?
+            .into_iter()
+            .map(|(id, t)| (t.code, (id, t.enabled)))
+            .collect();
+        Ok(())
+    }
+
+    /// Each item's type row id, or why the item is refused (`Invalid`: its type is not
+    /// registered, or disabled). With auto-registration on, the unknown types of the batch
+    /// are registered first, in the order the batch names them, as far as the limit of
+    /// [`MAX_EVENT_TYPES_PER_APP`] allows.
+    ///
+    /// Registrations of one application take turns ([`Wx::registration_turn`], held until
+    /// commit), so the limit holds whatever runs at once, and two writes registering the
+    /// same type do not collide: the second finds the type the first committed.
+    pub fn resolve(
+        &mut self,
+        w: &mut Wx<'_, '_>,
+        events: &[NewEvent],
+        now: i64,
+    ) -> Res<Vec<Result<i64, StoreError>>> {
+        let mut seen: HashSet<&EventCode> = HashSet::new();
+        let unknown: Vec<&EventCode> = events
+            .iter()
+            .map(|e| &e.event_type)
+            .filter(|c| !self.by_code.contains_key(*c) && seen.insert(*c))
+            .collect();
+        let auto_register = !unknown.is_empty() && self.auto_register(w)?;
+        if auto_register {
+            self.register(w, &unknown, now)?;
+        }
+        Ok(events
+            .iter()
+            .map(|e| match self.by_code.get(&e.event_type) {
+                Some(&(id, true)) => Ok(id),
+                Some(&(_, false)) => Err(StoreError::Invalid(format!(
+                    "the event type \"{}\" is disabled; enable it to store its events",
+                    e.event_type
+                ))),
+                None if auto_register => Err(StoreError::Invalid(format!(
+                    "the event type \"{}\" would be registered automatically, but the application holds the most event types it may ({MAX_EVENT_TYPES_PER_APP})",
+                    e.event_type
+                ))),
+                None => Err(StoreError::Invalid(format!(
+                    "the event type \"{}\" is not registered in this application; register it first (POST …/event-types)",
+                    e.event_type
+                ))),
+            })
+            .collect())
+    }
+
+    /// Registers `codes` (name = code, the default retention, enabled, no declared
+    /// properties), those that still fit under the limit.
+    fn register(&mut self, w: &mut Wx<'_, '_>, codes: &[&EventCode], now: i64) -> Res<()> {
+        w.registration_turn(self.app)?;
+        // What committed before the turn came to this write (another write's registrations
+        // of the same codes, say).
+        self.reload(w)?;
+        let room = MAX_EVENT_TYPES_PER_APP.saturating_sub(self.by_code.len());
+        let wanted: Vec<&str> = codes
+            .iter()
+            .filter(|c| !self.by_code.contains_key(**c))
+            .take(room)
+            .map(|c| c.as_str())
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        w.db.execute(
+            "INSERT INTO event_types (app_id, code, name, retention_days, enabled, properties, created_at)
+             SELECT $1, r.code, r.code, $3, true, '', $4
+             FROM unnest($2::text[]) WITH ORDINALITY AS r(code, ord) ORDER BY r.ord
+             ON CONFLICT (app_id, code) DO NOTHING",
+            &[
+                &self.app.0,
+                &wanted,
+                &i64::from(unico_core::event::DEFAULT_RETENTION_DAYS),
+                &now,
+            ],
+        )?;
+        self.registered = true;
+        self.reload(w)
+    }
+
+    /// Logs the schema if this write registered types: before anything else the write
+    /// logs, so a follower knows the types before it meets their events.
+    pub fn announce(&self, w: &mut Wx<'_, '_>) -> Res<()> {
+        if self.registered {
+            let schema = w.schema(self.app)?;
+            w.emit(Change::Schema {
+                app: self.app,
+                schema,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Writes a batch of events in the caller's transaction (see the module docs); answers per
 /// item, in order.
 pub fn insert(
@@ -233,10 +379,84 @@ pub fn insert(
     now: i64,
 ) -> Res<Vec<Result<EventOutcome, StoreError>>> {
     w.share_app_lock(app)?;
-    let types: HashMap<EventCode, (i64, bool)> = event_types(&mut w.db, app)?
-        .into_iter()
-        .map(|(id, t)| (t.code, (id, t.enabled)))
-        .collect();
+    let mut types = Types::load(w, app)?;
+    let type_ids = types.resolve(w, events, now)?;
+    let written = write_batch(w, app, events, type_ids, now, &mut HeldCustomers::none())?;
+    types.announce(w)?;
+    for customer in written.created {
+        w.emit(Change::Customer {
+            app,
+            customer,
+            before: Before::Created,
+        });
+    }
+    if !written.stored.is_empty() {
+        let mut ids = written.stored;
+        w.emit(Change::Events {
+            app,
+            ranges: id_ranges(&mut ids),
+        });
+    }
+    Ok(written.answers)
+}
+
+/// What one batch wrote.
+pub struct BatchWritten {
+    /// Per item, in order.
+    pub answers: Vec<Result<EventOutcome, StoreError>>,
+    /// The customers it created, in the order of their first stored event.
+    pub created: Vec<Customer>,
+    /// The ids of the events it stored, ascending.
+    pub stored: Vec<i64>,
+}
+
+/// Customers a transaction already holds: found and locked, or created, by its earlier
+/// batches (an import's), by customerId. Their row ids cannot change or vanish before the
+/// transaction ends: a found customer stays locked against deletion until then, and one it
+/// created is invisible to every other write. A later batch naming them needs no lookup.
+pub struct HeldCustomers {
+    rows: HashMap<Box<str>, i64>,
+    /// How many it holds at most; past it, customers are looked up again.
+    limit: usize,
+}
+
+impl HeldCustomers {
+    /// Remembers up to `limit` customers (about 60–100 bytes each).
+    pub fn new(limit: usize) -> Self {
+        HeldCustomers {
+            rows: HashMap::new(),
+            limit,
+        }
+    }
+
+    /// For one batch alone: remembers none.
+    fn none() -> Self {
+        Self::new(0)
+    }
+
+    fn get(&self, customer_id: &str) -> Option<i64> {
+        self.rows.get(customer_id).copied()
+    }
+
+    fn remember(&mut self, customer_id: &str, id: i64) {
+        if self.rows.len() < self.limit && !self.rows.contains_key(customer_id) {
+            self.rows.insert(customer_id.into(), id);
+        }
+    }
+}
+
+/// Writes a batch in the caller's transaction (steps 2 to 4 of the module docs), its types
+/// resolved: an item whose type is an error is answered with it and writes nothing. The
+/// caller holds the application's shared lock, and logs what was written; `held` are the
+/// customers its transaction holds already, and learns those of this batch.
+pub fn write_batch(
+    w: &mut Wx<'_, '_>,
+    app: AppId,
+    events: &[NewEvent],
+    types: Vec<Result<i64, StoreError>>,
+    now: i64,
+    held: &mut HeldCustomers,
+) -> Res<BatchWritten> {
     let mut answers: Vec<Option<Result<EventOutcome, StoreError>>> = vec![None; events.len()];
     let mut type_ids = vec![0i64; events.len()];
     // The first item of each key, and the later items answered as it is.
@@ -244,25 +464,14 @@ pub fn insert(
     let mut repeats: Vec<(usize, usize)> = Vec::new();
     // The items still to store, in batch order.
     let mut pending: Vec<usize> = Vec::with_capacity(events.len());
-    for (i, e) in events.iter().enumerate() {
-        let type_id = match types.get(&e.event_type) {
-            None => {
-                answers[i] = Some(Err(StoreError::Invalid(format!(
-                    "the event type \"{}\" is not registered in this application; register it first (POST …/event-types)",
-                    e.event_type
-                ))));
+    for (i, (e, t)) in events.iter().zip(types).enumerate() {
+        match t {
+            Ok(id) => type_ids[i] = id,
+            Err(refused) => {
+                answers[i] = Some(Err(refused));
                 continue;
             }
-            Some(&(_, false)) => {
-                answers[i] = Some(Err(StoreError::Invalid(format!(
-                    "the event type \"{}\" is disabled; enable it to store its events",
-                    e.event_type
-                ))));
-                continue;
-            }
-            Some(&(id, true)) => id,
-        };
-        type_ids[i] = type_id;
+        }
         if let Some(key) = e.event_id.as_deref() {
             if let Some(&first) = first_with_key.get(key) {
                 repeats.push((i, first));
@@ -282,7 +491,7 @@ pub fn insert(
         pending.retain(|&i| answers[i].is_none());
     }
 
-    let (customer_rows, created) = customers(w, app, events, &pending, now)?;
+    let (customer_rows, created) = customers(w, app, events, &pending, now, held)?;
     let mut stored = store_rows(
         w,
         app,
@@ -326,6 +535,13 @@ pub fn insert(
     if !unused.is_empty() {
         w.db.execute("DELETE FROM customers WHERE id = ANY($1)", &[&unused])?;
     }
+    if held.limit > 0 {
+        for (customer_id, &id) in &customer_rows {
+            if !unused.contains(&id) {
+                held.remember(customer_id, id);
+            }
+        }
+    }
     for (i, first) in repeats {
         let id = match &answers[first] {
             Some(Ok(outcome)) => outcome.id,
@@ -335,37 +551,29 @@ pub fn insert(
     }
 
     kept.sort_unstable_by_key(|(i, _)| *i);
-    for (_, customer) in kept {
-        w.emit(Change::Customer {
-            app,
-            customer,
-            before: Before::Created,
-        });
-    }
-    if !stored.is_empty() {
-        let mut ids: Vec<i64> = stored.iter().map(|&(_, id)| id).collect();
-        w.emit(Change::Events {
-            app,
-            ranges: id_ranges(&mut ids),
-        });
-    }
-    answers
+    let answers = answers
         .into_iter()
-        .map(|a| {
-            a.ok_or_else(|| StoreError::Internal("an event was left unanswered".into()).into())
-        })
-        .collect()
+        .map(|a| a.ok_or_else(|| StoreError::Internal("an event was left unanswered".into())))
+        .collect::<Result<_, _>>()?;
+    let mut ids: Vec<i64> = stored.iter().map(|&(_, id)| id).collect();
+    ids.sort_unstable();
+    Ok(BatchWritten {
+        answers,
+        created: kept.into_iter().map(|(_, c)| c).collect(),
+        stored: ids,
+    })
 }
 
-/// The row ids of the customers the items to store name: found and locked against
-/// deletion (`FOR KEY SHARE`), or created (in customerId order); answers them and the
-/// customers created, each made at its first item's time.
+/// The row ids of the customers the items to store name: held already, found and locked
+/// against deletion (`FOR KEY SHARE`), or created (in customerId order); answers them and
+/// the customers created, each made at its first item's time.
 fn customers<'e>(
     w: &mut Wx<'_, '_>,
     app: AppId,
     events: &'e [NewEvent],
     pending: &[usize],
     now: i64,
+    held: &HeldCustomers,
 ) -> Res<(HashMap<&'e str, i64>, Vec<Customer>)> {
     let mut customer_rows: HashMap<&str, i64> = HashMap::new();
     let mut missing: Vec<&str> = Vec::new();
@@ -373,6 +581,10 @@ fn customers<'e>(
     let mut first: HashMap<&str, (i64, &CustomerId)> = HashMap::new();
     for &i in pending {
         let e = &events[i];
+        if let Some(id) = held.get(e.customer_id.as_str()) {
+            customer_rows.insert(e.customer_id.as_str(), id);
+            continue;
+        }
         if let std::collections::hash_map::Entry::Vacant(v) = first.entry(e.customer_id.as_str()) {
             v.insert((e.timestamp.min(now), &e.customer_id));
             missing.push(e.customer_id.as_str());

@@ -251,41 +251,32 @@ fn imported_customers(
     Ok(out)
 }
 
-/// Runs one import's batches in the transaction of `w`, under a savepoint released only
-/// if the feed ends with `keep: true`; on failure or `keep: false` the transaction is left
-/// as it was before, still usable (for the import's record). An import of at most
-/// `incremental` customers is announced customer by customer, a larger one as one bulk
-/// change.
+/// Runs one import's writes (`write_all`: customers or events) in the transaction of `w`,
+/// under a savepoint released only if they end with the feed's `keep: true` (`Some`); on
+/// failure or `keep: false` the transaction and the changes to log are left as they were
+/// before, still usable (for the import's record).
 pub fn run(
     w: &mut Wx<'_, '_>,
-    app: AppId,
-    batches: Box<dyn Iterator<Item = ImportBatch> + Send>,
-    now: i64,
-    written: &Arc<AtomicU64>,
-    incremental: u64,
+    written: &AtomicU64,
+    write_all: impl FnOnce(&mut Wx<'_, '_>) -> Res<Option<ImportCounts>>,
 ) -> Res<ImportCounts> {
     w.db.batch("SAVEPOINT import")?;
-    let outcome = write_all(w, app, batches, now, written, incremental);
-    match outcome {
-        Ok(Some(counts)) => {
-            w.db.batch("RELEASE SAVEPOINT import")?;
-            Ok(counts)
-        }
-        Ok(None) => {
-            w.db.batch("ROLLBACK TO SAVEPOINT import; RELEASE SAVEPOINT import")?;
-            written.store(0, Ordering::Relaxed);
-            Ok(ImportCounts::default())
-        }
-        Err(e) => {
-            w.db.batch("ROLLBACK TO SAVEPOINT import; RELEASE SAVEPOINT import")?;
-            written.store(0, Ordering::Relaxed);
-            Err(e)
-        }
+    let logged = w.changes.len();
+    let outcome = write_all(w);
+    if let Ok(Some(counts)) = outcome {
+        w.db.batch("RELEASE SAVEPOINT import")?;
+        return Ok(counts);
     }
+    w.db.batch("ROLLBACK TO SAVEPOINT import; RELEASE SAVEPOINT import")?;
+    w.changes.truncate(logged);
+    written.store(0, Ordering::Relaxed);
+    outcome.map(|_| ImportCounts::default())
 }
 
-/// The import's writes; `None` if the feed said not to keep them (or died).
-fn write_all(
+/// A customers import's writes; `None` if the feed said not to keep them (or died). An
+/// import of at most `incremental` customers is announced customer by customer, a larger
+/// one as one bulk change.
+pub fn write_all(
     w: &mut Wx<'_, '_>,
     app: AppId,
     batches: Box<dyn Iterator<Item = ImportBatch> + Send>,

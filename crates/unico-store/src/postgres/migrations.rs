@@ -110,6 +110,8 @@ const MIGRATIONS: &[&[&str]] = &[
     &["ALTER TABLE change_log ADD COLUMN old bytea"],
     // 3: interactions: the event type registry and the events (see `EVENTS_V3`).
     &[EVENTS_V3],
+    // 4: what an import brings in: customers (every import before this one) or events.
+    &["ALTER TABLE imports ADD COLUMN kind text NOT NULL DEFAULT 'customers'"],
 ];
 
 /// The event type registry and the events, laid out for millions of events per

@@ -8,7 +8,8 @@
 //! **Layout.** As in the embedded backend, a customer is one row with its values in one
 //! [`crate::codec`] blob, and field value counts are kept in `fields.value_count` by every
 //! write in its own transaction; [`migrations`] says why. Events are rows of one
-//! `events` table, written by batches of set-based statements ([`events`]).
+//! `events` table, written by batches of set-based statements ([`events`]); an import of
+//! events writes its batches the same way in one transaction ([`event_imports`]).
 //!
 //! **Concurrency.** Every call runs on the caller's (blocking) thread with a connection of
 //! its own from a small pool ([`conn`]); there is no writer thread. Writes are
@@ -24,6 +25,7 @@
 //! the server's `synchronous_commit` (on by default) makes commits.
 
 mod conn;
+mod event_imports;
 mod events;
 mod imports;
 mod log;
@@ -50,8 +52,9 @@ use crate::events::{Activity, EventOutcome, EventPage, EventQuery, EventTypePatc
 use crate::live::check_changes;
 use crate::log_row::Head;
 use crate::store::{
-    ApiKeyInfo, FieldStat, ImportBatch, ImportCounts, ImportFinish, ImportMode, ImportRecord,
-    ImportRowError, ImportState, ListQuery, Page, SegmentRecord, Store, UpsertItem, UpsertOutcome,
+    ApiKeyInfo, EventBatch, FieldStat, ImportBatch, ImportCounts, ImportFinish, ImportKind,
+    ImportMode, ImportRecord, ImportRowError, ImportState, ListQuery, Page, SegmentRecord, Store,
+    UpsertItem, UpsertOutcome,
 };
 use conn::{Conn, Db, Fail, Pool, Res};
 use writes::{CountDeltas, Mode, Wx};
@@ -221,15 +224,13 @@ fn write_once<R>(
     Ok((r, seq))
 }
 
-/// One import in one transaction; see [`Store::run_import`].
+/// One import in one transaction; see [`Store::run_import`]. `write_all` writes its
+/// batches (customers or events) and answers `None` if the feed said not to keep them.
 fn import_once(
     conn: &mut Conn,
-    app: AppId,
-    batches: Box<dyn Iterator<Item = ImportBatch> + Send>,
-    now: i64,
-    written: &Arc<AtomicU64>,
+    written: &AtomicU64,
     finish: Option<ImportFinish>,
-    incremental: u64,
+    write_all: impl FnOnce(&mut Wx<'_, '_>) -> Res<Option<ImportCounts>>,
 ) -> Res<(ImportCounts, Option<u64>)> {
     let Conn { client, stmts } = conn;
     let mut tx = client.transaction()?;
@@ -238,7 +239,7 @@ fn import_once(
             db: Db::new(&mut tx, stmts),
             changes: Vec::new(),
         };
-        let outcome = imports::run(&mut w, app, batches, now, written, incremental);
+        let outcome = imports::run(&mut w, written, write_all);
         let counts = match finish {
             None => outcome?,
             Some(finish) => {
@@ -255,6 +256,46 @@ fn import_once(
     let seq = log::append(&mut Db::new(&mut tx, stmts), &changes)?;
     tx.commit()?;
     Ok((counts, seq))
+}
+
+impl PostgresStore {
+    /// Records a new running import of `kind`.
+    fn new_import(
+        &self,
+        app: AppId,
+        mode: ImportMode,
+        kind: ImportKind,
+        now: i64,
+    ) -> Result<ImportRecord, StoreError> {
+        self.write(|w| {
+            rows::get_app(&mut w.db, app)?;
+            let row = w.db.query_one(
+                &format!(
+                    "INSERT INTO imports (app_id, mode, state, created_at, kind) VALUES ($1, $2, 'running', $3, $4) RETURNING {}",
+                    rows::IMPORT_COLUMNS
+                ),
+                &[&app.0, &mode.as_str(), &now, &kind.as_str()],
+            )?;
+            rows::import(&row)
+        })
+    }
+
+    /// Runs an import on a connection of its own (not retried: the feed is consumed as it
+    /// is written), then moves the head.
+    fn run_import_with(
+        &self,
+        written: &AtomicU64,
+        finish: Option<ImportFinish>,
+        write_all: impl FnOnce(&mut Wx<'_, '_>) -> Res<Option<ImportCounts>>,
+    ) -> Result<ImportCounts, StoreError> {
+        let mut lease = self.pool.get()?;
+        let (counts, seq) =
+            import_once(lease.conn(), written, finish, write_all).map_err(Fail::into_store)?;
+        if let Some(seq) = seq {
+            self.head.advance(seq);
+        }
+        Ok(counts)
+    }
 }
 
 impl Store for PostgresStore {
@@ -331,21 +372,25 @@ impl Store for PostgresStore {
     }
     fn create_event_import(
         &self,
-        _app: AppId,
-        _m: crate::ImportMode,
-        _now: i64,
-    ) -> Result<crate::ImportRecord, StoreError> {
-        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+        app: AppId,
+        mode: ImportMode,
+        now: i64,
+    ) -> Result<ImportRecord, StoreError> {
+        self.new_import(app, mode, ImportKind::Events, now)
     }
+
     fn run_event_import(
         &self,
-        _app: AppId,
-        _b: Box<dyn Iterator<Item = crate::EventBatch> + Send>,
-        _now: i64,
-        _w: std::sync::Arc<std::sync::atomic::AtomicU64>,
-        _f: Option<crate::ImportFinish>,
-    ) -> Result<crate::ImportCounts, StoreError> {
-        Err(StoreError::Internal("events: not yet on PostgreSQL".into()))
+        app: AppId,
+        batches: Box<dyn Iterator<Item = EventBatch> + Send>,
+        now: i64,
+        written: Arc<AtomicU64>,
+        finish: Option<ImportFinish>,
+    ) -> Result<ImportCounts, StoreError> {
+        let incremental = self.incremental_import;
+        self.run_import_with(&written, finish, |w| {
+            event_imports::write_all(w, app, batches, now, &written, incremental)
+        })
     }
 
     fn scan_app(
@@ -866,17 +911,7 @@ impl Store for PostgresStore {
         mode: ImportMode,
         now: i64,
     ) -> Result<ImportRecord, StoreError> {
-        self.write(|w| {
-            rows::get_app(&mut w.db, app)?;
-            let row = w.db.query_one(
-                &format!(
-                    "INSERT INTO imports (app_id, mode, state, created_at) VALUES ($1, $2, 'running', $3) RETURNING {}",
-                    rows::IMPORT_COLUMNS
-                ),
-                &[&app.0, &mode.as_str(), &now],
-            )?;
-            rows::import(&row)
-        })
+        self.new_import(app, mode, ImportKind::Customers, now)
     }
 
     fn run_import(
@@ -887,22 +922,10 @@ impl Store for PostgresStore {
         written: Arc<AtomicU64>,
         finish: Option<ImportFinish>,
     ) -> Result<ImportCounts, StoreError> {
-        // Not retried: the feed is consumed as it is written.
-        let mut lease = self.pool.get()?;
-        let (counts, seq) = import_once(
-            lease.conn(),
-            app,
-            batches,
-            now,
-            &written,
-            finish,
-            self.incremental_import,
-        )
-        .map_err(Fail::into_store)?;
-        if let Some(seq) = seq {
-            self.head.advance(seq);
-        }
-        Ok(counts)
+        let incremental = self.incremental_import;
+        self.run_import_with(&written, finish, |w| {
+            imports::write_all(w, app, batches, now, &written, incremental)
+        })
     }
 
     fn finish_import(

@@ -10,7 +10,9 @@ use super::conn::{Db, Res};
 use crate::codec;
 use crate::error::StoreError;
 use crate::live::LiveFields;
-use crate::store::{ApiKeyInfo, FieldStat, ImportMode, ImportRecord, ImportState, SegmentRecord};
+use crate::store::{
+    ApiKeyInfo, FieldStat, ImportKind, ImportMode, ImportRecord, ImportState, SegmentRecord,
+};
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("stored {what} is invalid: {e}"))
@@ -166,7 +168,7 @@ pub fn get_segment<C: GenericClient>(
     }
 }
 
-pub const IMPORT_COLUMNS: &str = "id, app_id, mode, state, created_at, finished_at, rows_read, rows_written, created, updated, values_written, rows_rejected, message";
+pub const IMPORT_COLUMNS: &str = "id, app_id, mode, state, created_at, finished_at, rows_read, rows_written, created, updated, values_written, rows_rejected, message, kind";
 
 pub fn import(row: &Row) -> Res<ImportRecord> {
     let mode: &str = row.try_get(2)?;
@@ -185,7 +187,7 @@ pub fn import(row: &Row) -> Res<ImportRecord> {
         values_written: count(row, 10)?,
         rows_rejected: count(row, 11)?,
         message: row.try_get(12)?,
-        kind: crate::store::ImportKind::Customers,
+        kind: ImportKind::parse(row.try_get(13)?),
     })
 }
 

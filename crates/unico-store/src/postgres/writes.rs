@@ -4,7 +4,10 @@
 //! **Locks, always taken in this order** (so writers never wait on each other in a cycle):
 //! 1. the application's advisory lock ([`APP_LOCK`]): shared by customer writes, exclusive
 //!    for schema changes and deleting the application, so a write checks its values against
-//!    fields that cannot change or vanish before it commits;
+//!    fields that cannot change or vanish before it commits. Then, for imports only, the
+//!    application's import turn ([`IMPORT_LOCK`]); then, for writes that register event
+//!    types on first sight, the application's registration turn ([`REGISTER_LOCK`]; an
+//!    import that may register takes it at its start, before any row);
 //! 2. customer rows (`FOR NO KEY UPDATE`, or the insert's own lock): writers of one
 //!    customer take turns, each reading the state the previous one committed. Event writes
 //!    only share them (`FOR KEY SHARE`: the customer must not be deleted meanwhile), which
@@ -34,6 +37,9 @@ use crate::store::UpsertOutcome;
 const APP_LOCK: i32 = 0x756e_6170; // "unap"
 /// First key of the per-application import lock: imports of one application take turns.
 const IMPORT_LOCK: i32 = 0x756e_696d; // "unim"
+/// First key of the per-application lock of event types registered on first sight:
+/// registering writes of one application take turns, so the type limit holds.
+const REGISTER_LOCK: i32 = 0x756e_7267; // "unrg"
 
 /// What a write sees: its transaction, and the changes to log when it commits.
 pub struct Wx<'a, 't> {
@@ -88,6 +94,17 @@ impl Wx<'_, '_> {
         self.db.execute(
             "SELECT pg_advisory_xact_lock($1, $2)",
             &[&IMPORT_LOCK, &lock_key(app)],
+        )?;
+        Ok(())
+    }
+
+    /// For writes that register event types on first sight (under the application's shared
+    /// lock): one such write of an application at a time, until it commits. Taking it
+    /// again in the same transaction does not wait.
+    pub fn registration_turn(&mut self, app: AppId) -> Res<()> {
+        self.db.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&REGISTER_LOCK, &lock_key(app)],
         )?;
         Ok(())
     }
