@@ -13,6 +13,8 @@
 //! - [`column`]: typed columns with presence bitmaps.
 //! - [`dict`]: string dictionaries (codes, arenas, lowercased forms).
 //! - [`eval`]: compiling a resolved filter and evaluating it block by block.
+//! - [`events`]: customers' events as columns per event type (append, retention, purge).
+//! - [`event_eval`]: event conditions evaluated over those columns into rows.
 //! - [`parallel`]: splitting scans over threads.
 //! - [`local`]: month-day codes of local dates, for `anniversary`.
 //! - [`bits`]: dense bitsets.
@@ -35,6 +37,8 @@ pub mod bits;
 pub mod column;
 pub mod dict;
 pub mod eval;
+pub mod event_eval;
+pub mod events;
 pub mod index;
 pub mod local;
 pub mod members;
