@@ -349,6 +349,7 @@ fn main() {
         AppIndex::read_snapshot(&mut r, len, b"bench", &schema, TimeZone::UTC).expect("reads back")
     };
     let read = t.elapsed();
+    let reread = index.memory_bytes();
     let _ = std::fs::remove_file(&path);
     if let Some(threads) = env_usize("UNICO_BENCH_THREADS") {
         index.set_parallelism(threads, 1 << 19);
@@ -459,10 +460,11 @@ fn main() {
     let first = index.count_resolved(&queries[0].1, &TimeZone::UTC);
     let first_answer = t.elapsed();
     println!(
-        "snapshot: {:.0} MB, written in {:.2} s, read in {:.2} s; first answer {:.1} ms later (E1 = {first})",
+        "snapshot: {:.0} MB, written in {:.2} s, read in {:.2} s (memory_bytes then {:.0} MB); first answer {:.1} ms later (E1 = {first})",
         len as f64 / 1e6,
         written.as_secs_f64(),
         read.as_secs_f64(),
+        reread as f64 / 1e6,
         first_answer.as_secs_f64() * 1000.0
     );
     for (name, root, want) in &queries {

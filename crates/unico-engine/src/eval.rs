@@ -9,6 +9,9 @@
 //! - `not x` is `mask ∧ ¬x` — the exact complement within the mask;
 //! - a leaf skips every word whose mask (∧ presence) is zero, and otherwise tests the 64
 //!   rows of the word branch-free into one `u64`.
+//! - an event condition is evaluated while compiling, by [`crate::event_eval`] (one scan
+//!   of its type's events), into a leaf of precomputed alive rows ([`Plan::Rows`]) that
+//!   the blocks then read like a presence bitmap.
 //!
 //! Temporaries are a few `[u64; 64]` on the stack per level, so a whole block stays in
 //! L1 while the tree is walked; the blocks are split over threads by

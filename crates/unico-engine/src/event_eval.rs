@@ -712,6 +712,60 @@ mod tests {
         }
     }
 
+    /// The row-at-a-time twin of an event plan (page walks) agrees with its blocks.
+    #[test]
+    fn rows_of_an_event_plan_test_like_its_members() {
+        use unico_core::{Channel, Customer, CustomerId, Event, EventCode, Properties, Schema};
+        let mut index = AppIndex::new(&Schema::default());
+        for id in 0..5000 {
+            index.upsert(&Customer {
+                id,
+                customer_id: CustomerId::parse(&format!("c{id}")).unwrap(),
+                created_at: 0,
+                updated_at: 0,
+                fields: Vec::new(),
+            });
+        }
+        let events: Vec<Event> = (0..20_000)
+            .map(|k| Event {
+                id: k,
+                customer: k * 7 % 5000,
+                event_id: None,
+                event_type: EventCode::parse("open").unwrap(),
+                channel: Channel::parse("app").unwrap(),
+                device_id: None,
+                timestamp: k,
+                properties: Properties::default(),
+            })
+            .collect();
+        index.add_events(&events);
+        for id in (0..5000).step_by(3) {
+            index.remove(id);
+        }
+        let tree = Resolved::Event(EventTest {
+            event: EventCode::parse("open").unwrap(),
+            channel: None,
+            window: (0, 12_000),
+            wheres: Vec::new(),
+            measure: EventMeasure::Count {
+                lo: 3,
+                hi: 3,
+                negated: false,
+            },
+        });
+        let tz = jiff::tz::TimeZone::UTC;
+        let plan = index.compile_node(&tree, &tz);
+        let members = index.members_resolved(&tree, &tz);
+        assert!(
+            members.len() > 100 && members.len() < 3000,
+            "{}",
+            members.len()
+        );
+        for slot in index.alive.iter() {
+            assert_eq!(plan.test_row(slot), members.contains(slot), "slot {slot}");
+        }
+    }
+
     #[test]
     fn narrow_millionths_agree_with_to_micros() {
         for v in [

@@ -2,7 +2,8 @@
 //!
 //! Layout: one [`Table`] per event type (by code), its rows in arrival order, append-only:
 //! - `slots` (`u32`): the slot of the customer the event belongs to;
-//! - `ts` (`i64` epoch ms) and `ids` (`i64`, the store's event id, for idempotence);
+//! - `ts` (`i64` epoch ms) and `ids` (the store's event ids, for idempotence: per zone
+//!   the first id and per row an `i32` offset from it, see [`Ids`]);
 //! - `channels`: a code per row into the table's own small channel list, as narrow as the
 //!   list allows (one byte for up to 256 channels);
 //! - per top-level property name ([`Prop`]), a number column ([`Nums`]: fixed-point
@@ -48,6 +49,103 @@ pub(crate) struct Zone {
     pub(crate) max_id: i64,
 }
 
+/// Marks a row whose id is too far from its zone's first id for an `i32` offset.
+const FAR: i32 = i32::MIN;
+
+/// Event ids, one per row: ids arrive in nearly increasing order, so within a zone they
+/// lie close to the zone's first id and are kept as `i32` offsets from it (4 bytes a row
+/// instead of 8); an id farther away (never seen in practice) is kept whole aside.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ids {
+    /// The first id of every zone.
+    bases: Vec<i64>,
+    offsets: Vec<i32>,
+    far: HashMap<u32, i64>,
+}
+
+impl Ids {
+    pub(crate) fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        reserve_for(&mut self.offsets, additional);
+    }
+
+    fn push(&mut self, id: i64) {
+        let row = self.offsets.len();
+        if row.is_multiple_of(ZONE_ROWS) {
+            self.bases.push(id);
+        }
+        let base = self.bases.last().copied().unwrap_or(id);
+        reserve_for(&mut self.offsets, 1);
+        match id.checked_sub(base).and_then(|d| i32::try_from(d).ok()) {
+            Some(o) if o != FAR => self.offsets.push(o),
+            _ => {
+                self.offsets.push(FAR);
+                self.far.insert(row as u32, id);
+            }
+        }
+    }
+
+    /// The id of row `row` (0 past the end).
+    pub(crate) fn get(&self, row: usize) -> i64 {
+        match self.offsets.get(row) {
+            None => 0,
+            Some(&FAR) => self.far.get(&(row as u32)).copied().unwrap_or(0),
+            Some(&o) => self.bases.get(row / ZONE_ROWS).copied().unwrap_or(0) + i64::from(o),
+        }
+    }
+
+    /// Whether a row of `rows` (one zone) for which `keep(row)` holds has id `id`.
+    fn zone_holds(
+        &self,
+        rows: std::ops::Range<usize>,
+        id: i64,
+        keep: impl Fn(usize) -> bool,
+    ) -> bool {
+        let Some(&base) = self.bases.get(rows.start / ZONE_ROWS) else {
+            return false;
+        };
+        let near = id
+            .checked_sub(base)
+            .and_then(|d| i32::try_from(d).ok())
+            .filter(|&o| o != FAR);
+        if let (Some(o), Some(offsets)) = (near, self.offsets.get(rows.clone()))
+            && offsets.contains(&o)
+            && offsets
+                .iter()
+                .enumerate()
+                .any(|(i, &x)| x == o && keep(rows.start + i))
+        {
+            return true;
+        }
+        !self.far.is_empty()
+            && self
+                .far
+                .iter()
+                .any(|(&r, &v)| v == id && rows.contains(&(r as usize)) && keep(r as usize))
+    }
+
+    fn from_ids(ids: impl IntoIterator<Item = i64>) -> Ids {
+        let mut out = Ids::default();
+        for id in ids {
+            out.push(id);
+        }
+        out.offsets.shrink_to_fit();
+        out.bases.shrink_to_fit();
+        out
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = i64> + '_ {
+        (0..self.len()).map(|r| self.get(r))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.bases.capacity() * 8 + self.offsets.capacity() * 4 + self.far.capacity() * (4 + 8 + 1)
+    }
+}
+
 /// The rows of a property holding a number.
 #[derive(Debug, Clone)]
 pub(crate) struct NumProp {
@@ -77,7 +175,7 @@ pub(crate) struct Table {
     pub(crate) code: EventCode,
     pub(crate) slots: Vec<u32>,
     pub(crate) ts: Vec<i64>,
-    pub(crate) ids: Vec<i64>,
+    pub(crate) ids: Ids,
     pub(crate) channel_names: Vec<Channel>,
     pub(crate) channels: Codes,
     pub(crate) props: Vec<Prop>,
@@ -223,7 +321,7 @@ impl Table {
             code,
             slots: Vec::new(),
             ts: Vec::new(),
-            ids: Vec::new(),
+            ids: Ids::default(),
             channel_names: Vec::new(),
             channels: Codes::zeros(0, 0),
             props: Vec::new(),
@@ -248,7 +346,7 @@ impl Table {
         let mut t = Self::new(code);
         t.slots = slots;
         t.ts = ts;
-        t.ids = ids;
+        t.ids = Ids::from_ids(ids);
         t.channel_names = channel_names;
         t.channels = channels;
         t.prop_index = props
@@ -304,13 +402,11 @@ impl Table {
         let end = self.suffix_min.partition_point(|&m| m <= id);
         (first..end).any(|z| {
             let zone = &self.zones[z];
-            let rows = self.zone_rows(z);
             zone.min_id <= id
                 && id <= zone.max_id
-                && self.ids[rows.clone()]
-                    .iter()
-                    .zip(&self.slots[rows])
-                    .any(|(&i, &s)| i == id && !retired.get(s as usize))
+                && self.ids.zone_holds(self.zone_rows(z), id, |r| {
+                    self.slots.get(r).is_some_and(|&s| !retired.get(s as usize))
+                })
         })
     }
 
@@ -332,12 +428,12 @@ impl Table {
         for start in (0..self.len()).step_by(ZONE_ROWS) {
             let end = (start + ZONE_ROWS).min(self.len());
             let ts = &self.ts[start..end];
-            let ids = &self.ids[start..end];
+            let ids = (start..end).map(|r| self.ids.get(r));
             let zone = Zone {
                 min_ts: ts.iter().copied().min().unwrap_or(0),
                 max_ts: ts.iter().copied().max().unwrap_or(0),
-                min_id: ids.iter().copied().min().unwrap_or(0),
-                max_id: ids.iter().copied().max().unwrap_or(0),
+                min_id: ids.clone().min().unwrap_or(0),
+                max_id: ids.max().unwrap_or(0),
             };
             max = max.max(zone.max_id);
             self.zones.push(zone);
@@ -352,7 +448,7 @@ impl Table {
     fn reserve(&mut self, additional: usize) {
         reserve_for(&mut self.slots, additional);
         reserve_for(&mut self.ts, additional);
-        reserve_for(&mut self.ids, additional);
+        self.ids.reserve(additional);
         match &mut self.channels {
             Codes::U8(v) => reserve_for(v, additional),
             Codes::U16(v) => reserve_for(v, additional),
@@ -524,7 +620,13 @@ impl Table {
         }
         retain_rows(&mut self.slots, keep);
         retain_rows(&mut self.ts, keep);
-        retain_rows(&mut self.ids, keep);
+        self.ids = Ids::from_ids(
+            self.ids
+                .iter()
+                .enumerate()
+                .filter(|(r, _)| keep.get(*r))
+                .map(|(_, id)| id),
+        );
         retain_codes(&mut self.channels, keep);
         self.rebuild_zones();
     }
@@ -546,7 +648,7 @@ impl Table {
             .sum();
         self.slots.capacity() * 4
             + self.ts.capacity() * 8
-            + self.ids.capacity() * 8
+            + self.ids.heap_bytes()
             + self.channels.heap_bytes()
             + self
                 .channel_names
@@ -770,5 +872,46 @@ impl Events {
             + self.per_slot.capacity() * 4
             + self.retired.capacity() * 4
             + self.retired_bits.heap_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_read_back_across_zones_near_and_far() {
+        let mut want: Vec<i64> = (0..3 * ZONE_ROWS as i64 + 17)
+            .map(|i| 1000 + i * 3)
+            .collect();
+        for (row, far) in [
+            (5, i64::MAX),
+            (6, i64::MIN),
+            (ZONE_ROWS, -7),
+            (ZONE_ROWS + 1, 1 << 40),
+            (2 * ZONE_ROWS - 1, 1000 + i64::from(i32::MAX) + 1),
+        ] {
+            want[row] = far;
+        }
+        let ids = Ids::from_ids(want.iter().copied());
+        assert_eq!(ids.iter().collect::<Vec<_>>(), want);
+        assert_eq!(
+            ids.far.len(),
+            4,
+            "the first id of a zone is its base, never far"
+        );
+        for (row, &id) in want.iter().enumerate() {
+            let zone = row / ZONE_ROWS;
+            let rows = zone * ZONE_ROWS..((zone + 1) * ZONE_ROWS).min(want.len());
+            assert!(
+                ids.zone_holds(rows.clone(), id, |_| true),
+                "{id} in zone {zone}"
+            );
+            assert!(
+                !ids.zone_holds(rows.clone(), id, |r| r != row),
+                "{id} only at {row}"
+            );
+            assert!(!ids.zone_holds(rows, 1001, |_| true));
+        }
     }
 }

@@ -28,7 +28,9 @@
 //! [`unico_filter::matches`]: it evaluates [`unico_filter::resolve()`]'s form, built from
 //! the same calendar arithmetic, and the differential property tests
 //! (`tests/differential.rs`) check counts, members and pages against the reference on
-//! random schemas, customers, writes, filters, instants and zones.
+//! random schemas, customers, writes, filters, instants and zones; event conditions are
+//! checked the same way against `ResolvedFilter::matches_with_events`'s semantics
+//! (`tests/events_differential.rs`).
 //!
 //! **API boundary**: no input panics; a value of a type other than its field's, or of a
 //! field outside the schema, reads as absent (as in the reference evaluator).

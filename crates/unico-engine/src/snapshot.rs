@@ -283,7 +283,7 @@ impl<W: Write> Out<'_, W> {
             self.slice(t.code.as_str().as_bytes())?;
             self.slice(&t.slots)?;
             self.slice(&t.ts)?;
-            self.slice(&t.ids)?;
+            self.iter(t.ids.len(), t.ids.iter())?;
             self.u64(t.channel_names.len() as u64)?;
             for c in &t.channel_names {
                 self.slice(c.as_str().as_bytes())?;
@@ -303,6 +303,31 @@ impl<W: Write> Out<'_, W> {
                     self.dict(&c.dict)?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// `len` elements, as [`Out::slice`] writes a slice of them.
+    fn iter<T: Le>(&mut self, len: usize, items: impl Iterator<Item = T>) -> io::Result<()> {
+        self.u64(len as u64)?;
+        let mut items = items.fuse();
+        let mut written = 0;
+        while written < len {
+            self.buf.clear();
+            for x in items.by_ref().take(CHUNK.min(len - written)) {
+                x.put(&mut self.buf);
+                written += 1;
+            }
+            if self.buf.is_empty() {
+                // Fewer items than announced: a bug of the caller; pad rather than lie.
+                for _ in written..len {
+                    T::default().put(&mut self.buf);
+                }
+                written = len;
+            }
+            let buf = std::mem::take(&mut self.buf);
+            self.raw(&buf)?;
+            self.buf = buf;
         }
         Ok(())
     }
@@ -846,7 +871,9 @@ fn has_duplicates(slots: &[u32]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use unico_core::{Customer, CustomerId, FieldDef, FieldName, Value};
+    use unico_core::{
+        Channel, Customer, CustomerId, Event, EventCode, FieldDef, FieldName, Properties, Value,
+    };
 
     fn schema() -> Schema {
         Schema::new(vec![FieldDef {
@@ -869,6 +896,22 @@ mod tests {
                 fields: vec![(FieldId(1), Value::Number(id as f64))],
             });
         }
+        let events: Vec<Event> = [1, 2, 3, 2]
+            .iter()
+            .enumerate()
+            .map(|(k, &customer)| Event {
+                id: k as i64,
+                customer,
+                event_id: None,
+                event_type: EventCode::parse("purchase").unwrap(),
+                channel: Channel::parse("web").unwrap(),
+                device_id: None,
+                timestamp: 1000 + k as i64,
+                properties: Properties::from_json(serde_json::json!({"amount": 2.5, "sku": "a"}))
+                    .unwrap(),
+            })
+            .collect();
+        index.add_events(&events);
         index.remove(2);
         index
     }
@@ -891,7 +934,11 @@ mod tests {
     fn inconsistent_contents_are_refused_with_their_reason() {
         let good = index();
         assert_eq!(reread(&good).unwrap().len(), 2);
+        assert_eq!(reread(&good).unwrap().event_count(), 2);
         let alive_slot = good.alive.iter().next().unwrap() as u32;
+        let dead_slot = (0..good.high as u32)
+            .find(|&s| !good.alive.get(s as usize))
+            .unwrap();
         type Damage = Box<dyn Fn(&mut AppIndex)>;
         let cases: Vec<(&str, Damage)> = vec![
             ("capacity", Box::new(|i| i.rows += 1)),
@@ -919,6 +966,18 @@ mod tests {
                     let age = i.fields.get_mut(&FieldId(1)).unwrap();
                     age.present.assign(dead, true);
                     age.count += 1;
+                }),
+            ),
+            (
+                "retired slots",
+                Box::new(move |i| i.events.retired.push(alive_slot)),
+            ),
+            (
+                "an event of a slot that is not alive",
+                Box::new(move |i| {
+                    // Removed without retiring (as if the slot were free).
+                    i.events.retired.clear();
+                    i.events.tables[0].slots[0] = dead_slot;
                 }),
             ),
         ];

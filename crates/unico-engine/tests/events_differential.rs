@@ -143,9 +143,20 @@ fn time_offset() -> impl Strategy<Value = i64> {
     ]
 }
 
+/// Ids far apart (more than 2³¹ from their neighbours), negative and extreme.
+const FAR_IDS: [i64; 7] = [
+    1 << 40,
+    (1 << 40) + 1,
+    3_000_000_000,
+    -5,
+    -3_000_000_000,
+    i64::MAX,
+    i64::MIN,
+];
+
 fn event_seed(ids: i64, customers: i64) -> impl Strategy<Value = EventSeed> {
     (
-        1..=ids,
+        prop_oneof![12 => 1..=ids, 1 => prop::sample::select(&FAR_IDS[..])],
         1..=customers,
         0..CHANNELS.len(),
         time_offset(),
@@ -169,7 +180,7 @@ fn make_event(s: &EventSeed) -> Event {
         id: s.id,
         customer: s.customer,
         event_id: None,
-        event_type: EventCode::parse(TYPES[(s.id % 3) as usize]).expect("valid"),
+        event_type: EventCode::parse(TYPES[s.id.rem_euclid(3) as usize]).expect("valid"),
         channel: Channel::parse(CHANNELS[s.channel]).expect("valid"),
         device_id: None,
         timestamp: NOW + s.offset,
@@ -596,6 +607,12 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..TYPES.len(), time_offset()).prop_map(|(t, o)| Op::Retention(t, o)),
         1 => Just(Op::Snapshot),
     ]
+}
+
+#[test]
+fn an_index_with_events_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<AppIndex>();
 }
 
 fn snapshot(index: &AppIndex) -> AppIndex {
