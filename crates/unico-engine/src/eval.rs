@@ -9,6 +9,9 @@
 //! - `not x` is `mask ∧ ¬x` — the exact complement within the mask;
 //! - a leaf skips every word whose mask (∧ presence) is zero, and otherwise tests the 64
 //!   rows of the word branch-free into one `u64`.
+//! - an event condition is evaluated while compiling, by [`crate::event_eval`] (one scan
+//!   of its type's events), into a leaf of precomputed alive rows ([`Plan::Rows`]) that
+//!   the blocks then read like a presence bitmap.
 //!
 //! Temporaries are a few `[u64; 64]` on the stack per level, so a whole block stays in
 //! L1 while the tree is walked; the blocks are split over threads by
@@ -16,6 +19,7 @@
 //! once per distinct value (for text tests, to the lowercased dictionary) into a bitset
 //! over codes, and rows look their code up.
 
+use jiff::tz::TimeZone;
 use unico_filter::ResolvedFilter;
 use unico_filter::resolve::{Resolved, TestKind};
 
@@ -44,6 +48,12 @@ pub(crate) enum Plan<'a> {
     And(Vec<Plan<'a>>),
     Or(Vec<Plan<'a>>),
     Not(Box<Plan<'a>>),
+    /// Rows computed when compiling (an event condition), all of them alive.
+    Rows {
+        rows: Bits,
+        /// How many (the set bits of `rows`).
+        held: u64,
+    },
     Leaf {
         present: &'a Bits,
         /// How many rows hold a value (the set bits of `present`, all alive rows).
@@ -89,16 +99,17 @@ pub(crate) enum Kernel<'a> {
 impl AppIndex {
     /// Compiles a resolved filter against this index's columns.
     pub(crate) fn compile<'a>(&'a self, resolved: &ResolvedFilter) -> Plan<'a> {
-        self.compile_node(resolved.root(), resolved)
+        self.compile_node(resolved.root(), resolved.tz())
     }
 
-    fn compile_node<'a>(&'a self, node: &Resolved, resolved: &ResolvedFilter) -> Plan<'a> {
+    /// Compiles a resolved tree whose calendar dates are read in `tz`. Event conditions
+    /// are evaluated here, into rows.
+    pub(crate) fn compile_node<'a>(&'a self, node: &Resolved, tz: &TimeZone) -> Plan<'a> {
         match node {
-            Resolved::Event(_) => Plan::Nothing, // placeholder until the engine holds events
             Resolved::And(children) => {
                 let mut kept = Vec::with_capacity(children.len());
                 for c in children {
-                    match self.compile_node(c, resolved) {
+                    match self.compile_node(c, tz) {
                         Plan::Nothing => return Plan::Nothing,
                         Plan::All => {}
                         p => kept.push(p),
@@ -109,7 +120,7 @@ impl AppIndex {
             Resolved::Or(children) => {
                 let mut kept = Vec::with_capacity(children.len());
                 for c in children {
-                    match self.compile_node(c, resolved) {
+                    match self.compile_node(c, tz) {
                         Plan::All => return Plan::All,
                         Plan::Nothing => {}
                         p => kept.push(p),
@@ -117,7 +128,7 @@ impl AppIndex {
                 }
                 group(kept, Plan::Nothing, Plan::Or)
             }
-            Resolved::Not(inner) => match self.compile_node(inner, resolved) {
+            Resolved::Not(inner) => match self.compile_node(inner, tz) {
                 Plan::All => Plan::Nothing,
                 Plan::Nothing => Plan::All,
                 p => Plan::Not(Box::new(p)),
@@ -131,17 +142,13 @@ impl AppIndex {
                         Plan::Nothing
                     };
                 };
-                self.compile_test(column, &test.kind, resolved)
+                self.compile_test(column, &test.kind, tz)
             }
+            Resolved::Event(test) => self.compile_event(test),
         }
     }
 
-    fn compile_test<'a>(
-        &'a self,
-        column: &'a Column,
-        kind: &TestKind,
-        resolved: &ResolvedFilter,
-    ) -> Plan<'a> {
+    fn compile_test<'a>(&'a self, column: &'a Column, kind: &TestKind, tz: &TimeZone) -> Plan<'a> {
         let leaf = |kernel| Plan::Leaf {
             present: &column.present,
             held: column.count,
@@ -264,12 +271,12 @@ impl AppIndex {
             (TestKind::MonthDays(pairs), Data::Datetime { ms, md }) => {
                 if pairs.is_empty() {
                     Plan::Nothing
-                } else if resolved.tz() == self.local().tz() {
+                } else if tz == self.local().tz() {
                     leaf(Kernel::MonthDays(md, md_mask(pairs)))
                 } else {
                     leaf(Kernel::MonthDaysOfMs(
                         ms,
-                        LocalDays::new(resolved.tz().clone()),
+                        LocalDays::new(tz.clone()),
                         md_mask(pairs),
                     ))
                 }
@@ -358,6 +365,8 @@ impl Plan<'_> {
                 children.iter().all(Plan::reads_presence_only)
             }
             Plan::Not(inner) => inner.reads_presence_only(),
+            // One bit per row, like a presence bitmap.
+            Plan::Rows { .. } => true,
             Plan::Leaf { kernel, .. } => matches!(kernel, Kernel::Present | Kernel::Absent),
         }
     }
@@ -368,6 +377,7 @@ impl Plan<'_> {
         match self {
             Plan::All => Some(live),
             Plan::Nothing => Some(0),
+            Plan::Rows { held, .. } => Some(*held),
             Plan::Leaf {
                 held,
                 kernel: Kernel::Present,
@@ -392,6 +402,7 @@ impl Plan<'_> {
             Plan::And(children) => children.iter().all(|c| c.test_row(slot)),
             Plan::Or(children) => children.iter().any(|c| c.test_row(slot)),
             Plan::Not(inner) => !inner.test_row(slot),
+            Plan::Rows { rows, .. } => rows.get(slot),
             Plan::Leaf {
                 present, kernel, ..
             } => {
@@ -467,6 +478,12 @@ pub(crate) fn eval(plan: &Plan<'_>, w0: usize, mask: &[u64], out: &mut [u64]) {
     match plan {
         Plan::All => out.copy_from_slice(mask),
         Plan::Nothing => out.fill(0),
+        Plan::Rows { rows, .. } => {
+            let rows = rows.words();
+            for (j, (o, &m)) in out.iter_mut().zip(mask).enumerate() {
+                *o = m & rows.get(w0 + j).copied().unwrap_or(0);
+            }
+        }
         Plan::Leaf {
             present, kernel, ..
         } => leaf(present.words(), kernel, w0, mask, out),
@@ -524,7 +541,7 @@ fn chunk<T>(values: &[T], w: usize) -> Option<&[T; WORD_BITS]> {
 /// multiplication (byte `i` lands on bit `56 + i`; the partial products never overlap,
 /// so nothing carries).
 #[inline(always)]
-fn bits64<T: Copy>(values: &[T; WORD_BITS], test: impl Fn(T) -> bool) -> u64 {
+pub(crate) fn bits64<T: Copy>(values: &[T; WORD_BITS], test: impl Fn(T) -> bool) -> u64 {
     let mut bytes = [0u8; WORD_BITS];
     for (b, &v) in bytes.iter_mut().zip(values) {
         *b = u8::from(test(v));

@@ -13,6 +13,8 @@
 //! - [`column`]: typed columns with presence bitmaps.
 //! - [`dict`]: string dictionaries (codes, arenas, lowercased forms).
 //! - [`eval`]: compiling a resolved filter and evaluating it block by block.
+//! - [`events`]: customers' events as columns per event type (append, retention, purge).
+//! - [`event_eval`]: event conditions evaluated over those columns into rows.
 //! - [`parallel`]: splitting scans over threads.
 //! - [`local`]: month-day codes of local dates, for `anniversary`.
 //! - [`bits`]: dense bitsets.
@@ -26,7 +28,9 @@
 //! [`unico_filter::matches`]: it evaluates [`unico_filter::resolve()`]'s form, built from
 //! the same calendar arithmetic, and the differential property tests
 //! (`tests/differential.rs`) check counts, members and pages against the reference on
-//! random schemas, customers, writes, filters, instants and zones.
+//! random schemas, customers, writes, filters, instants and zones; event conditions are
+//! checked the same way against `ResolvedFilter::matches_with_events`'s semantics
+//! (`tests/events_differential.rs`).
 //!
 //! **API boundary**: no input panics; a value of a type other than its field's, or of a
 //! field outside the schema, reads as absent (as in the reference evaluator).
@@ -35,7 +39,8 @@ pub mod bits;
 pub mod column;
 pub mod dict;
 pub mod eval;
-mod events_stub;
+pub mod event_eval;
+pub mod events;
 pub mod index;
 pub mod local;
 pub mod members;

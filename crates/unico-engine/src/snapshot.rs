@@ -13,16 +13,22 @@
 //! order, codes inside their dictionary, the order listing each live slot once) and the
 //! checksum; any failure is an error, and the caller rebuilds from its store. The hash
 //! tables (dictionary lookups, id to slot, the customerId order) are rebuilt, not stored.
+//!
+//! The events follow the columns: per event type its code, then its columns (slots,
+//! times, ids, channel list and codes, each property's number and string columns), then
+//! the retired slots. Reading checks that every event belongs to an alive or retired slot
+//! and that codes lie inside their lists; the zone maps and per-slot counts are rebuilt.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
 
 use jiff::tz::TimeZone;
-use unico_core::{FieldId, FieldType, Schema};
+use unico_core::{Channel, EventCode, FieldId, FieldType, Schema};
 
 use crate::bits::Bits;
 use crate::column::{Codes, Column, Data};
 use crate::dict::{Dict, IntHash};
+use crate::events::{Events, NumProp, Prop, StrProp, Table};
 use crate::index::{AppIndex, run_jobs};
 use crate::local::LocalDays;
 use crate::num::{Ints, Nums};
@@ -31,8 +37,8 @@ const MAGIC: &[u8; 12] = b"UNICO-ENGINE";
 /// Bumped whenever the layout changes, or older snapshots may hold wrong contents; older
 /// snapshots are then ignored and the engine is rebuilt from the store. 3: snapshots
 /// written before string codes stopped narrowing on an update (format 2) may carry
-/// truncated codes.
-const FORMAT: u32 = 3;
+/// truncated codes. 4: the customers' events follow the columns.
+const FORMAT: u32 = 4;
 /// Elements converted per buffered chunk.
 const CHUNK: usize = 8192;
 
@@ -209,41 +215,10 @@ impl<W: Write> Out<'_, W> {
         self.slice(c.present.words())?;
         match &c.data {
             Data::Str { codes, dict } => {
-                match codes {
-                    Codes::U8(v) => {
-                        self.u64(1)?;
-                        self.slice(v)?;
-                    }
-                    Codes::U16(v) => {
-                        self.u64(2)?;
-                        self.slice(v)?;
-                    }
-                    Codes::U32(v) => {
-                        self.u64(4)?;
-                        self.slice(v)?;
-                    }
-                }
-                let (bytes, offsets, lower, lower_offsets, refs) = dict.parts();
-                self.slice(bytes)?;
-                self.offsets(offsets)?;
-                self.slice(lower)?;
-                self.offsets(lower_offsets)?;
-                self.slice(refs)
+                self.codes(codes)?;
+                self.dict(dict)
             }
-            // 0 then the f64s, or the width in bytes, the scale, then the integers.
-            Data::Num(Nums::F64(v)) => {
-                self.u64(0)?;
-                self.slice(v)
-            }
-            Data::Num(Nums::Int { ints, scale }) => {
-                self.u64(ints.width() as u64)?;
-                self.u64(u64::from(*scale))?;
-                match ints {
-                    Ints::I8(v) => self.slice(v),
-                    Ints::I16(v) => self.slice(v),
-                    Ints::I32(v) => self.slice(v),
-                }
-            }
+            Data::Num(nums) => self.nums(nums),
             Data::Datetime { ms, md } => {
                 self.slice(ms)?;
                 self.slice(md)
@@ -253,6 +228,108 @@ impl<W: Write> Out<'_, W> {
                 self.slice(md)
             }
         }
+    }
+
+    /// The width in bytes, then the codes.
+    fn codes(&mut self, codes: &Codes) -> io::Result<()> {
+        match codes {
+            Codes::U8(v) => {
+                self.u64(1)?;
+                self.slice(v)
+            }
+            Codes::U16(v) => {
+                self.u64(2)?;
+                self.slice(v)
+            }
+            Codes::U32(v) => {
+                self.u64(4)?;
+                self.slice(v)
+            }
+        }
+    }
+
+    fn dict(&mut self, dict: &Dict) -> io::Result<()> {
+        let (bytes, offsets, lower, lower_offsets, refs) = dict.parts();
+        self.slice(bytes)?;
+        self.offsets(offsets)?;
+        self.slice(lower)?;
+        self.offsets(lower_offsets)?;
+        self.slice(refs)
+    }
+
+    /// 0 then the f64s, or the width in bytes, the scale, then the integers.
+    fn nums(&mut self, nums: &Nums) -> io::Result<()> {
+        match nums {
+            Nums::F64(v) => {
+                self.u64(0)?;
+                self.slice(v)
+            }
+            Nums::Int { ints, scale } => {
+                self.u64(ints.width() as u64)?;
+                self.u64(u64::from(*scale))?;
+                match ints {
+                    Ints::I8(v) => self.slice(v),
+                    Ints::I16(v) => self.slice(v),
+                    Ints::I32(v) => self.slice(v),
+                }
+            }
+        }
+    }
+
+    fn events(&mut self, events: &Events) -> io::Result<()> {
+        self.slice(&events.retired)?;
+        self.u64(events.tables.len() as u64)?;
+        for t in &events.tables {
+            self.slice(t.code.as_str().as_bytes())?;
+            self.slice(&t.slots)?;
+            self.slice(&t.ts)?;
+            self.iter(t.ids.len(), t.ids.iter())?;
+            self.u64(t.channel_names.len() as u64)?;
+            for c in &t.channel_names {
+                self.slice(c.as_str().as_bytes())?;
+            }
+            self.codes(&t.channels)?;
+            self.u64(t.props.len() as u64)?;
+            for p in &t.props {
+                self.slice(p.name.as_bytes())?;
+                self.u64(u64::from(p.num.is_some()) | (u64::from(p.text.is_some()) << 1))?;
+                if let Some(c) = &p.num {
+                    self.slice(c.present.words())?;
+                    self.nums(&c.nums)?;
+                }
+                if let Some(c) = &p.text {
+                    self.slice(c.present.words())?;
+                    self.codes(&c.codes)?;
+                    self.dict(&c.dict)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `len` elements, as [`Out::slice`] writes a slice of them.
+    fn iter<T: Le>(&mut self, len: usize, items: impl Iterator<Item = T>) -> io::Result<()> {
+        self.u64(len as u64)?;
+        let mut items = items.fuse();
+        let mut written = 0;
+        while written < len {
+            self.buf.clear();
+            for x in items.by_ref().take(CHUNK.min(len - written)) {
+                x.put(&mut self.buf);
+                written += 1;
+            }
+            if self.buf.is_empty() {
+                // Fewer items than announced: a bug of the caller; pad rather than lie.
+                for _ in written..len {
+                    T::default().put(&mut self.buf);
+                }
+                written = len;
+            }
+            let buf = std::mem::take(&mut self.buf);
+            self.raw(&buf)?;
+            self.buf = buf;
+        }
+        Ok(())
     }
 
     fn offsets(&mut self, v: &[usize]) -> io::Result<()> {
@@ -343,6 +420,163 @@ impl<R: Read> In<'_, R> {
             .collect()
     }
 
+    fn codes(&mut self) -> Result<Codes, SnapshotError> {
+        Ok(match self.u64()? {
+            1 => Codes::U8(self.bytes()?),
+            2 => Codes::U16(self.vec()?),
+            4 => Codes::U32(self.vec()?),
+            _ => return Err(SnapshotError::Corrupt("code width")),
+        })
+    }
+
+    fn dict(&mut self) -> Result<Dict, SnapshotError> {
+        let bytes = self.bytes()?;
+        let offsets = self.offsets()?;
+        let lower = self.bytes()?;
+        let lower_offsets = self.offsets()?;
+        let refs = self.vec()?;
+        Dict::from_parts(bytes, offsets, lower, lower_offsets, refs)
+            .ok_or(SnapshotError::Corrupt("dictionary"))
+    }
+
+    fn nums(&mut self) -> Result<Nums, SnapshotError> {
+        let corrupt = SnapshotError::Corrupt;
+        Ok(match self.u64()? {
+            0 => Nums::F64(self.vec()?),
+            width => {
+                let scale = u8::try_from(self.u64()?).map_err(|_| corrupt("scale"))?;
+                let ints = match width {
+                    1 => Ints::I8(self.vec()?),
+                    2 => Ints::I16(self.vec()?),
+                    4 => Ints::I32(self.vec()?),
+                    _ => return Err(corrupt("number width")),
+                };
+                Nums::int_from_parts(ints, scale).ok_or(corrupt("scale"))?
+            }
+        })
+    }
+
+    fn text(&mut self) -> Result<String, SnapshotError> {
+        String::from_utf8(self.bytes()?).map_err(|_| SnapshotError::Corrupt("events"))
+    }
+
+    /// The events, checked against the slots: a retired slot is below `high`, neither
+    /// alive nor free; an event's slot is alive or retired.
+    fn events(&mut self, alive: &Bits, free: &[u32], high: usize) -> Result<Events, SnapshotError> {
+        let bad = SnapshotError::Corrupt("events");
+        let retired: Vec<u32> = self.vec()?;
+        let mut free_bits = Bits::default();
+        for &s in free {
+            free_bits.assign(s as usize, true);
+        }
+        if retired
+            .iter()
+            .any(|&s| s as usize >= high || alive.get(s as usize) || free_bits.get(s as usize))
+            || has_duplicates(&retired)
+        {
+            return Err(SnapshotError::Corrupt("retired slots"));
+        }
+        let mut retired_bits = Bits::default();
+        for &s in &retired {
+            retired_bits.assign(s as usize, true);
+        }
+        let holds = |s: u32| alive.get(s as usize) || retired_bits.get(s as usize);
+        let n = self.len(8)?;
+        let mut parts = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            let code = self.text()?;
+            let code = EventCode::parse(&code)
+                .ok()
+                .filter(|c| c.as_str() == code)
+                .ok_or(SnapshotError::Corrupt("events"))?;
+            let slots: Vec<u32> = self.vec()?;
+            if !slots.iter().all(|&s| holds(s)) {
+                return Err(SnapshotError::Corrupt(
+                    "an event of a slot that is not alive",
+                ));
+            }
+            let ts: Vec<i64> = self.vec()?;
+            let ids: Vec<i64> = self.vec()?;
+            let rows = slots.len();
+            let channels = self.len(8)?;
+            let mut channel_names: Vec<Channel> = Vec::with_capacity(channels.min(1024));
+            for _ in 0..channels {
+                let text = self.text()?;
+                let c = Channel::parse(&text)
+                    .ok()
+                    .filter(|c| c.as_str() == text && !channel_names.contains(c))
+                    .ok_or(SnapshotError::Corrupt("events"))?;
+                channel_names.push(c);
+            }
+            let codes = self.codes()?;
+            if ts.len() != rows
+                || ids.len() != rows
+                || codes.len() != rows
+                || (0..rows).any(|r| codes.get(r).is_none_or(|c| c as usize >= channels))
+            {
+                return Err(SnapshotError::Corrupt("events"));
+            }
+            let props = self.len(8)?;
+            let mut list: Vec<Prop> = Vec::with_capacity(props.min(1024));
+            for _ in 0..props {
+                let name: Box<str> = self.text()?.into();
+                if list.iter().any(|p| p.name == name) {
+                    return Err(SnapshotError::Corrupt("events"));
+                }
+                let flags = self.u64()?;
+                if flags > 3 {
+                    return Err(SnapshotError::Corrupt("events"));
+                }
+                let num = if flags & 1 == 1 {
+                    let present = Bits::from_words(self.vec()?);
+                    let nums = self.nums()?;
+                    if nums.len() > rows || present.iter().any(|r| r >= nums.len()) {
+                        return Err(SnapshotError::Corrupt("events"));
+                    }
+                    Some(NumProp { present, nums })
+                } else {
+                    None
+                };
+                let text = if flags & 2 == 2 {
+                    let present = Bits::from_words(self.vec()?);
+                    let codes = self.codes()?;
+                    let dict = self.dict()?;
+                    let mut refs = vec![0u32; dict.codes()];
+                    for r in present.iter() {
+                        match codes.get(r).and_then(|c| refs.get_mut(c as usize)) {
+                            Some(n) if r < rows => *n += 1,
+                            _ => return Err(SnapshotError::Corrupt("events")),
+                        }
+                    }
+                    if refs.as_slice() != dict.parts().4
+                        || Codes::zeros(0, dict.codes()).width() > codes.width()
+                        || codes.len() > rows
+                    {
+                        return Err(SnapshotError::Corrupt("events"));
+                    }
+                    Some(StrProp {
+                        present,
+                        codes,
+                        dict,
+                    })
+                } else {
+                    None
+                };
+                list.push(Prop { name, num, text });
+            }
+            parts.push(Table::from_parts(
+                code,
+                slots,
+                ts,
+                ids,
+                channel_names,
+                codes,
+                list,
+            ));
+        }
+        Events::from_parts(parts, retired).ok_or(bad)
+    }
+
     fn column(&mut self, rows: usize) -> Result<Column, SnapshotError> {
         let corrupt = SnapshotError::Corrupt;
         let ty = match self.u64()? {
@@ -363,19 +597,8 @@ impl<R: Read> In<'_, R> {
         }
         let data = match ty {
             FieldType::String => {
-                let codes = match self.u64()? {
-                    1 => Codes::U8(self.bytes()?),
-                    2 => Codes::U16(self.vec()?),
-                    4 => Codes::U32(self.vec()?),
-                    _ => return Err(corrupt("code width")),
-                };
-                let bytes = self.bytes()?;
-                let offsets = self.offsets()?;
-                let lower = self.bytes()?;
-                let lower_offsets = self.offsets()?;
-                let refs = self.vec()?;
-                let dict = Dict::from_parts(bytes, offsets, lower, lower_offsets, refs)
-                    .ok_or(corrupt("dictionary"))?;
+                let codes = self.codes()?;
+                let dict = self.dict()?;
                 if codes.len() != rows || Codes::zeros(0, dict.codes()).width() > codes.width() {
                     return Err(corrupt("codes"));
                 }
@@ -388,19 +611,7 @@ impl<R: Read> In<'_, R> {
                 }
                 Data::Str { codes, dict }
             }
-            FieldType::Number => Data::Num(match self.u64()? {
-                0 => Nums::F64(self.vec()?),
-                width => {
-                    let scale = u8::try_from(self.u64()?).map_err(|_| corrupt("scale"))?;
-                    let ints = match width {
-                        1 => Ints::I8(self.vec()?),
-                        2 => Ints::I16(self.vec()?),
-                        4 => Ints::I32(self.vec()?),
-                        _ => return Err(corrupt("number width")),
-                    };
-                    Nums::int_from_parts(ints, scale).ok_or(corrupt("scale"))?
-                }
-            }),
+            FieldType::Number => Data::Num(self.nums()?),
             FieldType::Datetime => Data::Datetime {
                 ms: self.vec()?,
                 md: self.vec()?,
@@ -459,6 +670,7 @@ impl AppIndex {
             out.u64(u64::from(id.0))?;
             out.column(column)?;
         }
+        out.events(&p.events)?;
         let sum = out.sum.finish();
         out.w.write_all(&sum.to_le_bytes())?;
         out.w.flush()
@@ -555,6 +767,7 @@ impl AppIndex {
         if fields.len() != schema.fields().len() {
             return Err(SnapshotError::Mismatch("another schema"));
         }
+        let events = input.events(&alive, &free, high)?;
         // A column holds values only for alive rows (counts of presence tests rely on it).
         let within_alive = |c: &Column| {
             c.present
@@ -640,6 +853,7 @@ impl AppIndex {
             created_at,
             updated_at,
             fields,
+            events,
         }))
     }
 }
@@ -657,7 +871,9 @@ fn has_duplicates(slots: &[u32]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use unico_core::{Customer, CustomerId, FieldDef, FieldName, Value};
+    use unico_core::{
+        Channel, Customer, CustomerId, Event, EventCode, FieldDef, FieldName, Properties, Value,
+    };
 
     fn schema() -> Schema {
         Schema::new(vec![FieldDef {
@@ -680,6 +896,22 @@ mod tests {
                 fields: vec![(FieldId(1), Value::Number(id as f64))],
             });
         }
+        let events: Vec<Event> = [1, 2, 3, 2]
+            .iter()
+            .enumerate()
+            .map(|(k, &customer)| Event {
+                id: k as i64,
+                customer,
+                event_id: None,
+                event_type: EventCode::parse("purchase").unwrap(),
+                channel: Channel::parse("web").unwrap(),
+                device_id: None,
+                timestamp: 1000 + k as i64,
+                properties: Properties::from_json(serde_json::json!({"amount": 2.5, "sku": "a"}))
+                    .unwrap(),
+            })
+            .collect();
+        index.add_events(&events);
         index.remove(2);
         index
     }
@@ -702,7 +934,11 @@ mod tests {
     fn inconsistent_contents_are_refused_with_their_reason() {
         let good = index();
         assert_eq!(reread(&good).unwrap().len(), 2);
+        assert_eq!(reread(&good).unwrap().event_count(), 2);
         let alive_slot = good.alive.iter().next().unwrap() as u32;
+        let dead_slot = (0..good.high as u32)
+            .find(|&s| !good.alive.get(s as usize))
+            .unwrap();
         type Damage = Box<dyn Fn(&mut AppIndex)>;
         let cases: Vec<(&str, Damage)> = vec![
             ("capacity", Box::new(|i| i.rows += 1)),
@@ -730,6 +966,18 @@ mod tests {
                     let age = i.fields.get_mut(&FieldId(1)).unwrap();
                     age.present.assign(dead, true);
                     age.count += 1;
+                }),
+            ),
+            (
+                "retired slots",
+                Box::new(move |i| i.events.retired.push(alive_slot)),
+            ),
+            (
+                "an event of a slot that is not alive",
+                Box::new(move |i| {
+                    // Removed without retiring (as if the slot were free).
+                    i.events.retired.clear();
+                    i.events.tables[0].slots[0] = dead_slot;
                 }),
             ),
         ];

@@ -1,13 +1,106 @@
-//! Snapshots: a round trip keeps every answer; a snapshot of other data, of another
-//! schema, damaged or truncated is refused.
+//! Snapshots: a round trip keeps every answer (event conditions included); a snapshot of
+//! other data, of another schema, of an older format, damaged or truncated is refused.
 
 #![allow(clippy::unwrap_used)]
 
 use jiff::tz::TimeZone;
-use unico_core::{Customer, CustomerId, FieldDef, FieldId, FieldName, FieldType, Schema, Value};
+use unico_core::{
+    Channel, Customer, CustomerId, Event, EventCode, FieldDef, FieldId, FieldName, FieldType,
+    Properties, Schema, Value,
+};
 use unico_engine::AppIndex;
 use unico_engine::snapshot::SnapshotError;
+use unico_filter::filter::Agg;
+use unico_filter::resolve::{EventMeasure, EventTest, PropertyTest, Resolved, TestKind};
 use unico_filter::{EvalContext, Filter, FilterInput};
+
+const DAY: i64 = 86_400_000;
+
+/// Events of customer `id` (a few, of two types, with number and string properties).
+fn events_of(id: i64, next: &mut i64) -> Vec<Event> {
+    (0..id % 7)
+        .map(|k| {
+            *next += 1;
+            let amount = if k % 3 == 0 {
+                serde_json::json!(k * 10)
+            } else {
+                serde_json::json!(k as f64 / 3.0)
+            };
+            Event {
+                id: *next,
+                customer: id,
+                event_id: None,
+                event_type: EventCode::parse(["purchase", "page_view"][(k % 2) as usize]).unwrap(),
+                channel: Channel::parse(["web", "pos", "app"][(id % 3) as usize]).unwrap(),
+                device_id: None,
+                timestamp: 40 * DAY - (id * 7 + k) % 100 * DAY,
+                properties: Properties::from_json(
+                    serde_json::json!({"amount": amount, "category": format!("cat{}", id % 5)}),
+                )
+                .unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// Event conditions to compare answers with.
+fn event_trees() -> Vec<Resolved> {
+    let test = |event: &str, window: (i64, i64), wheres: Vec<PropertyTest>, measure| {
+        Resolved::Event(EventTest {
+            event: EventCode::parse(event).unwrap(),
+            channel: None,
+            window,
+            wheres,
+            measure,
+        })
+    };
+    let did = EventMeasure::Count {
+        lo: 1,
+        hi: u64::MAX,
+        negated: false,
+    };
+    vec![
+        test("purchase", (10 * DAY, 40 * DAY), vec![], did.clone()),
+        test(
+            "page_view",
+            (i64::MIN, i64::MAX),
+            vec![],
+            EventMeasure::Count {
+                lo: 0,
+                hi: 1,
+                negated: false,
+            },
+        ),
+        test(
+            "purchase",
+            (i64::MIN, i64::MAX),
+            vec![],
+            EventMeasure::Agg {
+                agg: Agg::Sum,
+                property: Some("amount".into()),
+                test: TestKind::NumRange {
+                    lo: 1.0,
+                    lo_inclusive: false,
+                    hi: f64::INFINITY,
+                    hi_inclusive: false,
+                },
+            },
+        ),
+        test(
+            "page_view",
+            (0, 30 * DAY),
+            vec![PropertyTest {
+                property: "category".into(),
+                property_type: unico_core::PropertyType::String,
+                kind: TestKind::StrIn {
+                    values: vec!["cat1".into(), "cat3".into()],
+                    negated: false,
+                },
+            }],
+            did,
+        ),
+    ]
+}
 
 fn schema(types: &[FieldType]) -> Schema {
     Schema::new(
@@ -51,6 +144,11 @@ fn index(customers: i64) -> (AppIndex, Schema) {
         })
         .collect();
     index.upsert_many(&batch);
+    let mut next = 0;
+    let events: Vec<Event> = (1..=customers)
+        .flat_map(|id| events_of(id, &mut next))
+        .collect();
+    index.add_events(&events);
     for id in (1..=customers).step_by(3) {
         index.remove(id);
     }
@@ -88,6 +186,29 @@ fn a_round_trip_keeps_every_answer_and_takes_writes() {
     let ctx = EvalContext::new(40 * 86_400_000, TimeZone::get("Europe/Madrid").unwrap());
     let check = |a: &AppIndex, b: &AppIndex| {
         assert_eq!(a.len(), b.len());
+        assert_eq!(a.event_count(), b.event_count());
+        assert!(a.event_count() > 1000);
+        for id in (1..100).chain(4900..5000) {
+            assert_eq!(
+                a.customer_events(id),
+                b.customer_events(id),
+                "customer {id}"
+            );
+        }
+        let tz = TimeZone::get("Europe/Madrid").unwrap();
+        for tree in event_trees() {
+            let n = a.count_resolved(&tree, &tz);
+            assert!(n > 0 && n < a.len() as u64, "{tree:?} selects {n}");
+            assert_eq!(n, b.count_resolved(&tree, &tz), "{tree:?}");
+            let (ma, mb) = (
+                a.members_resolved(&tree, &tz),
+                b.members_resolved(&tree, &tz),
+            );
+            assert_eq!(
+                a.page_by_customer_id(&ma, None, false, usize::MAX),
+                b.page_by_customer_id(&mb, None, false, usize::MAX),
+            );
+        }
         for text in FILTERS {
             let f = Filter::parse(FilterInput::Text(text), &schema).unwrap();
             assert_eq!(a.count(&f, &ctx), b.count(&f, &ctx), "{text}");
@@ -117,8 +238,32 @@ fn a_round_trip_keeps_every_answer_and_takes_writes() {
             fields: vec![(FieldId(1), Value::String("v7".into()))],
         });
         index.remove(5);
+        let mut next = 1_000_000;
+        let events: Vec<Event> = [2, 9999, 6, 5000]
+            .iter()
+            .flat_map(|&id| events_of(id, &mut next))
+            .collect();
+        index.add_events(&events);
+        index.add_events(&events);
+        for id in (2..400).step_by(5) {
+            index.remove(id);
+        }
+        index.remove_events_before(&EventCode::parse("purchase").unwrap(), -20 * DAY);
     }
     check(&original, &restored);
+}
+
+#[test]
+fn snapshots_of_an_older_format_are_refused() {
+    let (index, schema) = index(300);
+    let mut good = bytes(&index, b"v1");
+    assert!(read(&good, b"v1", &schema).is_ok());
+    // The format follows the 12-byte magic; 3 is the last format without events.
+    good[12..20].copy_from_slice(&3u64.to_le_bytes());
+    assert!(matches!(
+        read(&good, b"v1", &schema),
+        Err(SnapshotError::Mismatch("another format"))
+    ));
 }
 
 #[test]
