@@ -35,6 +35,7 @@
 //! **API boundary**: no input panics; a value of a type other than its field's, or of a
 //! field outside the schema, reads as absent (as in the reference evaluator).
 
+pub mod activity;
 pub mod bits;
 pub mod column;
 pub mod dict;

@@ -13,6 +13,7 @@ pub enum Section {
     Fields,
     Segments,
     Insights,
+    Interactions,
     Apps,
 }
 
@@ -58,7 +59,7 @@ pub fn page(
                                 (link(Section::Fields, "Customer fields", format!("/console/apps/{}/fields", app.id)))
                                 (link(Section::Segments, "Segments", format!("/console/apps/{}/segments", app.id)))
                                 (link(Section::Insights, "Insights", format!("/console/apps/{}/insights", app.id)))
-                                span class="soon" title="coming soon" { "Interactions" }
+                                (link(Section::Interactions, "Interactions", format!("/console/apps/{}/interactions", app.id)))
                                 span class="soon" title="coming soon" { "Subscriptions" }
                                 span class="soon" title="coming soon" { "Webhooks" }
                             }

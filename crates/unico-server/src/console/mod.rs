@@ -15,6 +15,7 @@
 //! - [`insights`]: summaries of a set of customers for charts, from the segment engine.
 //! - [`charts`]: SVG charts rendered on the server.
 
+mod behaviour;
 mod charts;
 mod guard;
 mod insights;
@@ -114,6 +115,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             post(segments::delete_segment),
         )
         .route("/console/apps/{app}/insights", get(segments::insights))
+        .route(
+            "/console/apps/{app}/interactions",
+            get(segments::interactions),
+        )
         .route("/console/apps/{app}/columns", post(pages::choose_columns))
         .route("/console/apps/{app}/export", get(pages::export))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -78,10 +78,14 @@ pub async fn segment(
             let record = s.get_segment(id, segment_id)?;
             let schema = s.schema(id)?;
             let filter = crate::routes::stored_filter(&record, &schema);
+            let application = s.get_app(id)?;
             let summary = match &filter {
                 Ok(f) => Some(engines.query(id, now_ms(), |index, ctx| {
                     let members = index.members(f, ctx);
-                    insights::summarize(index, &members, &schema)
+                    (
+                        insights::summarize(index, &members, &schema),
+                        super::behaviour::summarize(&application, index, &members, ctx.now_ms),
+                    )
                 })?),
                 Err(_) => None,
             };
@@ -125,7 +129,7 @@ pub async fn segment(
                 Ok(t) => {
                     div class="row" {
                         div class="count grow" {
-                            span id="segment-count" { (summary.as_ref().map_or(0, |s| s.total)) }
+                            span id="segment-count" { (summary.as_ref().map_or(0, |s| s.0.total)) }
                             small { "customers match now" }
                         }
                         a class="button secondary" href=(format!("/console/apps/{id}/customers?filter={}&segment={}", encode(t), record.id)) { "Edit filter" }
@@ -140,7 +144,12 @@ pub async fn segment(
                 button type="submit" class="danger" { "Delete segment" }
             }
         }
-        @if let Some(summary) = &summary { (members_card(id, members, &shown, &base)) (render_summary(summary)) }
+        @if let Some((summary, behaviour)) = &summary {
+            (members_card(id, members, &shown, &base))
+            h2 class="section" { "What these customers did" }
+            (super::behaviour::render(behaviour))
+            (render_summary(summary))
+        }
     };
     Html(
         layout::page(
@@ -277,6 +286,77 @@ pub async fn segment_name(state: &AppState, app: AppId, segment: i64) -> Option<
 }
 
 /// The charts over every customer of the application.
+/// The Interactions page: what the application's customers did, and its event types.
+pub async fn interactions(State(state): State<AppState>, AppPage(app, csrf): AppPage) -> Response {
+    let id = app.id;
+    let engines = state.engines.clone();
+    let shown = app.clone();
+    let loaded = state
+        .blocking_api(move |s| {
+            let schema = s.schema(id)?;
+            let behaviour = engines.query(id, now_ms(), |index, ctx| {
+                (
+                    super::behaviour::summarize(&shown, index, &index.all(), ctx.now_ms),
+                    index.event_count(),
+                )
+            })?;
+            Ok((schema, behaviour))
+        })
+        .await;
+    let (schema, (behaviour, stored)) = match loaded {
+        Ok(l) => l,
+        Err(e) => return failure(e),
+    };
+    let types = schema.event_types().all();
+    let body = html! {
+        h1 { "Interactions" }
+        p class="sub" { "What the customers of " (app.name.as_str()) " did, on every channel: " (super::charts::compact(stored)) " events stored. Days are " (app.timezone.as_str()) " days. A segment's page shows the same for its members." }
+        (super::behaviour::render(&behaviour))
+        div class="card" {
+            h2 { "Event types" }
+            @if types.is_empty() {
+                p class="muted" { "No event type is registered yet: register them with " span class="mono" { "POST /v1/apps/" (id) "/event-types" } " or " span class="mono" { "unico events register" } "." }
+            } @else {
+                div class="table-wrap" {
+                    table {
+                        thead { tr { th { "Code" } th { "Name" } th { "Kept" } th { "State" } th class="hide-narrow" { "Declared properties" } } }
+                        tbody {
+                            @for t in types {
+                                tr {
+                                    td class="mono" { (t.code.as_str()) }
+                                    td { (t.name) }
+                                    td { (t.retention_days) " days" }
+                                    td { @if t.enabled { span class="pill" { "enabled" } } @else { span class="pill off" { "disabled" } } }
+                                    td class="hide-narrow mono" {
+                                        @for (i, (name, ty)) in t.properties.iter().enumerate() {
+                                            @if i > 0 { ", " }
+                                            (name) " (" (ty.as_str()) ")"
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    (
+        StatusCode::OK,
+        Html(
+            layout::page(
+                "Interactions",
+                Some(&app),
+                Section::Interactions,
+                Some(&csrf),
+                body,
+            )
+            .into_string(),
+        ),
+    )
+        .into_response()
+}
+
 pub async fn insights(State(state): State<AppState>, AppPage(app, csrf): AppPage) -> Response {
     let id = app.id;
     let engines = state.engines.clone();

@@ -1616,3 +1616,84 @@ async fn a_customers_timeline_shows_their_events_escaped_in_the_apps_time_zone()
     assert_eq!(purchases.matches("<li>").count(), 1);
     assert!(purchases.contains("ch-pos"));
 }
+
+#[tokio::test]
+async fn the_interactions_page_and_a_segments_page_chart_what_customers_did() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "country", "string").await;
+    for code in ["purchase", "email_open"] {
+        api.send(
+            "POST",
+            &app.path("/event-types"),
+            Some(&app.key),
+            Some(json!({"code": code})),
+        )
+        .await;
+    }
+    api.create_customer(&app, "ana", json!({"country": "ES"}))
+        .await;
+    api.create_customer(&app, "bob", json!({"country": "FR"}))
+        .await;
+    api.create_customer(&app, "cy", json!({"country": "ES"}))
+        .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let day = 86_400_000;
+    let events = json!([
+        {"customerId": "ana", "type": "purchase", "channel": "pos", "timestamp": now - day},
+        {"customerId": "ana", "type": "purchase", "channel": "web", "timestamp": now - 10 * day},
+        {"customerId": "bob", "type": "email_open", "channel": "email", "timestamp": now - 40 * day},
+        {"customerId": "cy", "type": "email_open", "channel": "email", "timestamp": now - 200 * day},
+    ]);
+    let (status, body) = api
+        .send(
+            "POST",
+            &app.path("/events"),
+            Some(&app.key),
+            Some(json!({"events": events})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let (status, _, page_body) = page(
+        &api,
+        &format!("/console/apps/{}/interactions", app.id),
+        cookie.as_deref(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page_body.contains("4 events stored"), "{page_body}");
+    assert!(
+        page_body.contains("3 events in the last 90 days"),
+        "{page_body}"
+    );
+    // Active: ana in the last 7 days; ana in 30; ana and bob in 90 (of 3 customers).
+    assert!(page_body.contains("Last 7 days: 1 of 3"), "{page_body}");
+    assert!(page_body.contains("Last 30 days: 1 of 3"));
+    assert!(page_body.contains("Last 90 days: 2 of 3"));
+    assert!(page_body.contains("purchase: 2 of 3"), "{page_body}");
+    assert!(page_body.contains("email: 1 of 3"));
+    // A segment's page: the same for its members only.
+    let (status, segment) = api
+        .send(
+            "POST",
+            &app.path("/segments"),
+            Some(&app.key),
+            Some(json!({"name": "Spain", "filter": "country = \"ES\""})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{segment}");
+    let (status, _, seg_page) = page(
+        &api,
+        &format!("/console/apps/{}/segments/{}", app.id, segment["id"]),
+        cookie.as_deref(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(seg_page.contains("What these customers did"));
+    assert!(seg_page.contains("Last 90 days: 1 of 2"), "{seg_page}");
+    assert!(seg_page.contains("2 events in the last 90 days"));
+}
