@@ -63,10 +63,12 @@ impl AppIndex {
                 in_window += 1;
                 let bucket = starts.partition_point(|&s| s <= ts) - 1;
                 out.per_bucket[bucket] += 1;
-                if let Some(code) = table.channels.get(row) {
-                    if let Some(n) = per_channel.get_mut(code as usize) {
-                        *n += 1;
-                    }
+                if let Some(n) = table
+                    .channels
+                    .get(row)
+                    .and_then(|code| per_channel.get_mut(code as usize))
+                {
+                    *n += 1;
                 }
             }
             if in_window > 0 {
