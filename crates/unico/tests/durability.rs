@@ -228,3 +228,142 @@ fn a_generated_admin_key_is_kept_in_the_data_directory() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Posts a batch of events; `None` when the server did not answer (it was killed).
+fn post_events(
+    http: &ureq::Agent,
+    url: &str,
+    key: &str,
+    events: &serde_json::Value,
+) -> Option<serde_json::Value> {
+    let req = ureq::http::Request::builder()
+        .method("POST")
+        .uri(url)
+        .header("Authorization", format!("Bearer {key}"))
+        .header("Content-Type", "application/json")
+        .body(json!({ "events": events }).to_string())
+        .ok()?;
+    let response = http.run(req).ok()?;
+    if response.status().as_u16() != 200 {
+        return None;
+    }
+    serde_json::from_str(&response.into_body().read_to_string().ok()?).ok()
+}
+
+#[test]
+fn acknowledged_events_survive_sigkill_during_a_large_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let http = agent();
+    let (status, app) = call(
+        &http,
+        "POST",
+        &format!("{}/v1/apps", server.base),
+        ADMIN_KEY,
+        Some(json!({"name": "Shop"})),
+    );
+    assert_eq!(status, 201);
+    let key = app["api_key"].as_str().unwrap().to_owned();
+    let app_path = format!("/v1/apps/{}", app["id"]);
+    for code in ["view", "buy"] {
+        let (status, _) = call(
+            &http,
+            "POST",
+            &format!("{}{app_path}/event-types", server.base),
+            &key,
+            Some(json!({"code": code})),
+        );
+        assert_eq!(status, 201);
+    }
+    // Writers send keyed batches until the server dies under them; each keeps the batches
+    // the server acknowledged.
+    let url = format!("{}{app_path}/events", server.base);
+    let writers: Vec<_> = (0..3)
+        .map(|t| {
+            let (url, key) = (url.clone(), key.clone());
+            std::thread::spawn(move || {
+                let http = agent();
+                let mut acknowledged = Vec::new();
+                for b in 0.. {
+                    let batch: Vec<serde_json::Value> = (0..250)
+                        .map(|i| {
+                            json!({"event_id": format!("t{t}-b{b}-{i}"), "customerId": format!("c{}", (b * 7 + i) % 300),
+                                   "type": if i % 5 == 0 { "buy" } else { "view" }, "channel": "web",
+                                   "properties": {"amount": i}})
+                        })
+                        .collect();
+                    let batch = serde_json::Value::Array(batch);
+                    match post_events(&http, &url, &key, &batch) {
+                        Some(answer) => {
+                            assert_eq!(answer["errors"], 0, "{answer}");
+                            acknowledged.push(batch);
+                        }
+                        None => return acknowledged,
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    server.kill_9();
+    let acknowledged: Vec<serde_json::Value> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(acknowledged.len() >= 3, "the writers had time to write");
+
+    let server = Server::start(dir.path(), &[]);
+    let url = format!("{}{app_path}/events", server.base);
+    // Every acknowledged event is stored: sent again, each one is a duplicate.
+    for batch in &acknowledged {
+        let answer = post_events(&http, &url, &key, batch).unwrap();
+        assert_eq!(
+            answer["duplicates"], 250,
+            "an acknowledged event was lost: {answer}"
+        );
+    }
+    // The engine after the restart counts exactly what the store holds.
+    let count = |filter: &str| {
+        let (status, body) = call(
+            &http,
+            "POST",
+            &format!("{}{app_path}/count", server.base),
+            &key,
+            Some(json!({ "filter": filter })),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["count"].as_u64().unwrap()
+    };
+    let mut with_buys = 0;
+    let mut events = 0;
+    for c in 0..300 {
+        let (status, page) = call(
+            &http,
+            "GET",
+            &format!(
+                "{}{app_path}/customers/c{c}/events?type=buy&limit=1",
+                server.base
+            ),
+            &key,
+            None,
+        );
+        if status == 404 {
+            continue;
+        }
+        assert_eq!(status, 200);
+        events += page["summary"]["events"].as_u64().unwrap();
+        if !page["events"].as_array().unwrap().is_empty() {
+            with_buys += 1;
+        }
+    }
+    assert!(events >= acknowledged.len() as u64 * 250);
+    assert_eq!(count("did buy"), with_buys);
+    let total: u64 = count("count of view >= 0");
+    assert_eq!(total, 300.min(total), "every customer is counted once");
+    assert_eq!(
+        count("sum amount of buy >= 0"),
+        total,
+        "a sum of no events is 0"
+    );
+}
