@@ -536,8 +536,8 @@ impl EventOut {
 
 #[derive(Serialize, ToSchema)]
 pub struct EventList {
-    /// On the first page (no cursor): how many events the customer has, first and last
-    /// seen, and the channels used.
+    /// With `summary=true`: how many events the customer has, first and last seen, and
+    /// the channels used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<ActivityOut>,
     pub events: Vec<EventOut>,

@@ -12,6 +12,11 @@ use unico_core::{AppId, Customer, EventCode, FieldId, Schema, TimeZoneName, Valu
 /// ([`Change::Customer`]); a larger one as one [`Change::Bulk`].
 pub const INCREMENTAL_IMPORT_CUSTOMERS: u64 = 10_000;
 
+/// An import storing more events than this is logged as one [`Change::Bulk`] instead of
+/// one [`Change::Events`]: views rebuild the application in the background from a scan
+/// rather than hold up every application's follower while they read millions of events.
+pub const INCREMENTAL_IMPORT_EVENTS: u64 = 100_000;
+
 /// One committed change.
 #[derive(Debug, Clone)]
 pub enum Change {

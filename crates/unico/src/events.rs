@@ -107,7 +107,7 @@ pub fn events(args: EventsArgs) -> anyhow::Result<bool> {
             limit,
         } => {
             let mut url = client.app_url(&format!(
-                "/customers/{}/events?limit={limit}",
+                "/customers/{}/events?limit={limit}&summary=true",
                 encode_query(&customer_id)
             ));
             if let Some(types) = types {

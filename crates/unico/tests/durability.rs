@@ -342,7 +342,7 @@ fn acknowledged_events_survive_sigkill_during_a_large_ingest() {
             &http,
             "GET",
             &format!(
-                "{}{app_path}/customers/c{c}/events?type=buy&limit=1",
+                "{}{app_path}/customers/c{c}/events?type=buy&limit=1&summary=true",
                 server.base
             ),
             &key,

@@ -537,7 +537,8 @@ fn parse_cursor(text: &str) -> Result<(i64, i64), ApiError> {
     ))
 }
 
-/// A customer's events, newest first: `?type=purchase,email_open&channel=web&from=&to=&limit=&cursor=`.
+/// A customer's events, newest first: `?type=purchase,email_open&channel=web&from=&to=&limit=&cursor=`;
+/// `summary=true` adds the customer's event count, first and last seen and channels.
 #[utoipa::path(get, path = "/v1/apps/{app}/customers/{customerId}/events", tag = "events",
     params(("app" = i64, Path), ("customerId" = String, Path),
         ("type" = Option<String>, Query, description = "only these event types, comma-separated"),
@@ -545,7 +546,8 @@ fn parse_cursor(text: &str) -> Result<(i64, i64), ApiError> {
         ("from" = Option<String>, Query, description = "only events at or after this time"),
         ("to" = Option<String>, Query, description = "only events before this time"),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 50"),
-        ("cursor" = Option<String>, Query, description = "the previous page's next_cursor")),
+        ("cursor" = Option<String>, Query, description = "the previous page's next_cursor"),
+        ("summary" = Option<bool>, Query, description = "with `true`: also the customer's number of events, first and last seen, and channels")),
     responses(
         (status = 200, description = "one page of events, newest first", body = EventList),
         (status = 400, description = "a query parameter is invalid (`invalid_parameter`)", body = ErrorBody),
@@ -562,7 +564,19 @@ pub async fn timeline(
     let app = params.app()?;
     principal.require_app(app)?;
     let customer_id = params.customer_id()?;
-    let q = QueryParams::from(query, &["type", "channel", "from", "to", "limit", "cursor"])?;
+    let q = QueryParams::from(
+        query,
+        &[
+            "type", "channel", "from", "to", "limit", "cursor", "summary",
+        ],
+    )?;
+    let summary = match q.get("summary") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidParameter("summary: true or false".into()));
+        }
+    };
     let limit = match q.get("limit") {
         None => DEFAULT_EVENT_PAGE,
         Some(t) => t
@@ -584,7 +598,7 @@ pub async fn timeline(
         limit,
     };
     let cid = customer_id.clone();
-    let first_page = query.after.is_none();
+    let first_page = summary;
     let (page, summary) = state
         .blocking(move |s| {
             let page = s.customer_events(app, &cid, &query)?;

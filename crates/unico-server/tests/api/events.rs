@@ -342,7 +342,7 @@ async fn the_timeline_pages_newest_first_with_filters_and_a_summary() {
     let (status, page) = api
         .send(
             "GET",
-            &a.path("/customers/ana/events?limit=4"),
+            &a.path("/customers/ana/events?limit=4&summary=true"),
             Some(&a.key),
             None,
         )
@@ -414,6 +414,7 @@ async fn the_timeline_pages_newest_first_with_filters_and_a_summary() {
         ("type=bad%20code", "type"),
         ("from=soon", "from"),
         ("colour=red", "unknown"),
+        ("summary=yes", "summary"),
     ] {
         let (status, body) = api
             .send(

@@ -108,11 +108,12 @@ pub fn write_all(
                 before: Before::Created,
             });
         }
-    } else {
-        w.emit(Change::Bulk { app });
     }
     let ranges = stored.into_ranges();
-    if !ranges.is_empty() {
+    let events: i64 = ranges.iter().map(|(lo, hi)| hi - lo + 1).sum();
+    if created_count > incremental || events as u64 > crate::changes::INCREMENTAL_IMPORT_EVENTS {
+        w.emit(Change::Bulk { app });
+    } else if !ranges.is_empty() {
         w.emit(Change::Events { app, ranges });
     }
     Ok(Some(ImportCounts {

@@ -162,6 +162,9 @@ pub fn delete_type(w: &mut WriteCtx, app: AppId, code: &EventCode) -> Result<u64
     Ok(removed)
 }
 
+/// Customers an events writer remembers by customerId (about 100 bytes each).
+const CUSTOMER_CACHE: usize = 200_000;
+
 /// Writes events in the writer's transaction, remembering the customers they created and
 /// the ids they stored, for the change log.
 pub struct EventWriter {
@@ -173,6 +176,8 @@ pub struct EventWriter {
     created_count: u64,
     keep_created: bool,
     stored: Vec<i64>,
+    /// Events stored (`stored` holds their ids only up to the bulk limit).
+    stored_count: u64,
     deltas: CountDeltas,
     /// Unknown types are registered on first sight (the application's setting).
     auto_register: bool,
@@ -206,6 +211,7 @@ impl EventWriter {
             created_count: 0,
             keep_created,
             stored: Vec::new(),
+            stored_count: 0,
             deltas: CountDeltas::default(),
         })
     }
@@ -304,6 +310,10 @@ impl EventWriter {
                         id
                     }
                 };
+                // Bounded: past it, a customer is looked up again (one index probe).
+                if self.customers.len() >= CUSTOMER_CACHE {
+                    self.customers.clear();
+                }
                 self.customers.insert(e.customer_id.clone(), id);
                 id
             }
@@ -333,7 +343,13 @@ impl EventWriter {
             })?));
         }
         let id = c.last_insert_rowid();
-        self.stored.push(id);
+        // Past the bulk limit the import is logged as one bulk change: no ids to keep.
+        if self.stored_count < crate::changes::INCREMENTAL_IMPORT_EVENTS {
+            self.stored.push(id);
+        } else if !self.stored.is_empty() {
+            self.stored = Vec::new();
+        }
+        self.stored_count += 1;
         Ok(EventOutcome {
             id,
             duplicate: false,
@@ -362,10 +378,12 @@ impl EventWriter {
                     before: Before::Created,
                 });
             }
-        } else if self.created_count > 0 {
-            w.emit(Change::Bulk { app });
         }
-        if !self.stored.is_empty() {
+        let bulk = (!self.keep_created && self.created_count > 0)
+            || self.stored_count >= crate::changes::INCREMENTAL_IMPORT_EVENTS;
+        if bulk {
+            w.emit(Change::Bulk { app });
+        } else if !self.stored.is_empty() {
             w.emit(Change::Events {
                 app,
                 ranges: id_ranges(&mut self.stored),
