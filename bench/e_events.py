@@ -17,7 +17,7 @@ What it measures, on a fresh release server over a fresh data directory:
 - The server's peak RSS, and a cold start: the server restarted, time to the first E1.
 - Anchors: DuckDB loads the NDJSON into a typed table (amount extracted) and answers E1–E6;
   Polars answers them on in-memory frames; each the median of `--rounds`.
-The anchors need `pip install duckdb polars` (this script uses them when importable).
+The anchors need `pip install duckdb polars pyarrow` (this script uses them when importable).
 """
 import argparse, datetime, http.client, json, os, signal, statistics, subprocess, sys, tempfile, threading, time
 
@@ -234,6 +234,11 @@ def main():
         results["on disk MB"] = disk
         subprocess.run(["rm", "-rf", work])
 
+    print()
+    for k, v in results.items():
+        print(f"{k:<40} {v:,.1f}" if isinstance(v, float) else f"{k:<40} {v}")
+    for q in list(QUERIES) + ["E7"]:
+        print(f"Unico {q}: {unico[q][0]:.2f} ms ({unico[q][1]})", flush=True)
     now = datetime.datetime.now(datetime.timezone.utc)
     anchors = {}
     if not args.no_anchor:
@@ -254,10 +259,13 @@ def main():
             db.execute(f"""CREATE TABLE c AS SELECT customerId, fieldValue AS country FROM read_csv('{csv}', header=true, all_varchar=true)
                 WHERE fieldName = 'country'""")
             queries = sql(now)
+            print(f"DuckDB load: {anchors['DuckDB load s']:.2f} s", flush=True)
             for q, text in queries.items():
-                anchors[("duckdb", q)] = (median_ms(lambda: db.execute(text).fetchone(), args.rounds), db.execute(text).fetchone()[0])
-            ev = db.execute("SELECT customerId, type, channel, ts, amount FROM ev").pl()
-            cu = db.execute("SELECT customerId, country FROM c").pl()
+                anchors[("duckdb", q)] = (median_ms(lambda: db.execute(text).fetchall(), args.rounds), db.execute(text).fetchall()[0][0])
+                print(f"DuckDB {q}: {anchors[('duckdb', q)][0]:.1f} ms ({anchors[('duckdb', q)][1]})", flush=True)
+            ev = db.cursor().sql("SELECT customerId, type, channel, ts, amount FROM ev").pl()
+            ev = ev.with_columns(pl.col("ts").dt.convert_time_zone("UTC"))
+            cu = db.cursor().sql("SELECT customerId, country FROM c").pl()
             db.close()
             n = now
             inw = lambda days: (pl.col("ts") >= n - datetime.timedelta(days=days)) & (pl.col("ts") <= n)
@@ -272,10 +280,9 @@ def main():
             }
             for q, fn in polars_q.items():
                 anchors[("polars", q)] = (median_ms(fn, args.rounds), fn())
+                print(f"Polars {q}: {anchors[('polars', q)][0]:.1f} ms ({anchors[('polars', q)][1]})", flush=True)
 
     print()
-    for k, v in results.items():
-        print(f"{k:<40} {v:,.1f}" if isinstance(v, float) else f"{k:<40} {v}")
     if "DuckDB load s" in anchors:
         print(f"{'DuckDB load NDJSON s':<40} {anchors['DuckDB load s']:.2f}")
     print()
