@@ -7,10 +7,11 @@
 //! while some row is left), and the rows left are accumulated per slot into dense arrays
 //! indexed by slot: a bit ("some event counts"), a count, an exact sum in millionths
 //! (`i64`, redone in `i128` if it would overflow), a minimum, maximum, first or last
-//! time — only what the measure needs. A last pass over the alive slots applies the
-//! measure; a slot no event counts for gets the measure of no events (count and sum 0,
-//! everything else absent), so `did_not` and `at_most` are exact complements within the
-//! customers.
+//! time — only what the measure needs — and into a bitset of the slots some event counted
+//! for. A last pass, a word per 64 slots, gives every alive slot no event counted for the
+//! answer of the measure on no events (count and sum 0, everything else absent: so
+//! `did_not` and `at_most` are exact complements within the customers), and tests the
+//! measure one by one only on the slots some event counted for.
 //!
 //! Property tests run on dictionary codes (a set over codes, computed once per distinct
 //! value, as for customer columns) and on fixed-point integers where the number column
@@ -420,6 +421,7 @@ impl AppIndex {
         }
     }
 
+    /// The alive slots passing an event condition (every one, none, or these).
     pub(crate) fn event_answer(&self, t: &EventTest) -> Answer {
         let none = || {
             if passes_on_none(&t.measure) {

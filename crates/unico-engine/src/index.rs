@@ -4,8 +4,9 @@
 //! Layout:
 //! - **slots**: every customer lives in a row ("slot"); `ids[slot]` is its `id`,
 //!   `by_id` maps back, `alive` marks the occupied slots. A removed customer's slot is
-//!   cleared in every column, unmarked, and put on the `free` list for the next insert,
-//!   so slots stay dense without ever moving a live row.
+//!   cleared in every column, unmarked, and put on the `free` list for the next insert
+//!   (once its events are gone, see below), so slots stay dense without ever moving a
+//!   live row.
 //! - **columns**: one [`Column`] per schema field (by [`FieldId`]), and three built-in
 //!   ones: `customerId` (a string column, one code per customer), `created_at` and
 //!   `updated_at` (datetime columns).
@@ -20,7 +21,8 @@
 //! `high` was ever used; a slot is in `alive` iff it is in `by_id` and in `order`; a
 //! column holds values only for alive slots, only of its own type, and only for fields of
 //! the current schema; the month-day codes of datetime rows are those of the index's
-//! time zone.
+//! time zone; a slot below `high` is alive, free or retired, exactly one of them, and
+//! only alive and retired slots hold events.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -552,8 +554,9 @@ impl AppIndex {
     }
 
     /// [`AppIndex::count`] if it is cheap — tens of microseconds: a filter that only
-    /// tests presence (one bit per row), or an index of at most 65 536 rows — so that a
-    /// caller on an event loop can answer at once; `None` otherwise.
+    /// tests presence (one bit per row) and no events, or an index of at most 65 536 rows
+    /// whose event conditions read at most 65 536 events — so that a caller on an event
+    /// loop can answer at once; `None` otherwise.
     pub fn count_if_cheap(&self, filter: &Filter, ctx: &EvalContext) -> Option<u64> {
         let resolved = resolve(filter, ctx);
         // Decided before compiling: compiling a text test scans the dictionary, and an

@@ -11,7 +11,9 @@
 //! predicate of `unico_filter`), the aggregate arithmetic of `unico_filter::aggregate`
 //! and `PropertyTest::matches` for number tests, as `matches_with_events` uses them;
 //! field conditions are `ResolvedFilter::matches`. `PROPTEST_CASES=20000 cargo test -p
-//! unico-engine --release --test events_differential` runs a longer search.
+//! unico-engine --release --test events_differential event_conditions` runs a longer
+//! search (proptest applies `PROPTEST_CASES` to every test it runs: the many-events test
+//! takes ~0.2 s a case in release, so give it fewer).
 
 use std::collections::BTreeMap;
 
