@@ -173,26 +173,17 @@ pub async fn begin(
     request: Request,
 ) -> Result<ImportStarted, ApiError> {
     let mode = parse_mode(query)?;
-    let content_type = crate::extract::ContentType::of(request.headers());
-    let upload = match content_type.mime.as_str() {
-        "text/csv" | "text/plain" | "application/csv" | "application/octet-stream" => {
-            Upload::Raw(request.into_body())
-        }
-        "multipart/form-data" => {
-            Upload::Multipart(Multipart::from_request(request, &()).await.map_err(|e| {
-                ApiError::InvalidInput {
-                    message: format!("invalid multipart body: {}", e.body_text()),
-                    details: Vec::new(),
-                }
-            })?)
-        }
-        _ => {
-            return Err(ApiError::InvalidContentType(format!(
-                "send the CSV file as the body with Content-Type: text/csv (or as a multipart/form-data file), got {}",
-                content_type.described()
-            )));
-        }
-    };
+    let upload = accept_upload(
+        request,
+        &[
+            "text/csv",
+            "text/plain",
+            "application/csv",
+            "application/octet-stream",
+        ],
+        "the CSV file as the body with Content-Type: text/csv",
+    )
+    .await?;
     let (schema, mut record) = state
         .blocking(move |s| {
             let schema = s.schema(app)?;
@@ -202,17 +193,7 @@ pub async fn begin(
     let path = state
         .spool_dir
         .join(format!("unico-import-{}-{}.csv", record.app, record.id));
-    if let Err(e) = spool(upload, &path).await {
-        let _ = tokio::fs::remove_file(&path).await;
-        record.state = ImportState::Failed;
-        record.finished_at = Some(now_ms());
-        record.message = Some(format!("{e}; nothing was written"));
-        let failed = record.clone();
-        state
-            .blocking(move |s| s.finish_import(&failed, &[]))
-            .await?;
-        return Err(e);
-    }
+    spool_or_record(&state, upload, &path, &mut record).await?;
     let id = record.id;
     ImportJob {
         store: state.store.clone(),
@@ -255,28 +236,18 @@ pub async fn start_event_import(
     principal.require_app(app)?;
     let query = QueryParams::from(query, &["mode"])?;
     let mode = parse_mode(&query)?;
-    let content_type = crate::extract::ContentType::of(request.headers());
-    let upload = match content_type.mime.as_str() {
-        "application/x-ndjson"
-        | "application/jsonl"
-        | "application/json"
-        | "text/plain"
-        | "application/octet-stream" => Upload::Raw(request.into_body()),
-        "multipart/form-data" => {
-            Upload::Multipart(Multipart::from_request(request, &()).await.map_err(|e| {
-                ApiError::InvalidInput {
-                    message: format!("invalid multipart body: {}", e.body_text()),
-                    details: Vec::new(),
-                }
-            })?)
-        }
-        _ => {
-            return Err(ApiError::InvalidContentType(format!(
-                "send the NDJSON file as the body with Content-Type: application/x-ndjson (or as a multipart/form-data file), got {}",
-                content_type.described()
-            )));
-        }
-    };
+    let upload = accept_upload(
+        request,
+        &[
+            "application/x-ndjson",
+            "application/jsonl",
+            "application/json",
+            "text/plain",
+            "application/octet-stream",
+        ],
+        "the NDJSON file as the body with Content-Type: application/x-ndjson",
+    )
+    .await?;
     let (schema, auto_register, mut record) = state
         .blocking(move |s| {
             let schema = s.schema(app)?;
@@ -292,17 +263,7 @@ pub async fn start_event_import(
         "unico-events-import-{}-{}.ndjson",
         record.app, record.id
     ));
-    if let Err(e) = spool(upload, &path).await {
-        let _ = tokio::fs::remove_file(&path).await;
-        record.state = ImportState::Failed;
-        record.finished_at = Some(now_ms());
-        record.message = Some(format!("{e}; nothing was written"));
-        let failed = record.clone();
-        state
-            .blocking(move |s| s.finish_import(&failed, &[]))
-            .await?;
-        return Err(e);
-    }
+    spool_or_record(&state, upload, &path, &mut record).await?;
     let id = record.id;
     crate::event_import::EventImportJob {
         store: state.store.clone(),
@@ -443,6 +404,52 @@ fn parse_mode(query: &QueryParams) -> Result<ImportMode, ApiError> {
             ))
         }),
     }
+}
+
+/// The request's file: its body when its media type is one of `raw`, or the file part of a
+/// multipart form; any other type is refused with `expected` said.
+async fn accept_upload(request: Request, raw: &[&str], expected: &str) -> Result<Upload, ApiError> {
+    let content_type = crate::extract::ContentType::of(request.headers());
+    let mime = content_type.mime.as_str();
+    if raw.contains(&mime) {
+        return Ok(Upload::Raw(request.into_body()));
+    }
+    if mime == "multipart/form-data" {
+        return Ok(Upload::Multipart(
+            Multipart::from_request(request, &())
+                .await
+                .map_err(|e| ApiError::InvalidInput {
+                    message: format!("invalid multipart body: {}", e.body_text()),
+                    details: Vec::new(),
+                })?,
+        ));
+    }
+    Err(ApiError::InvalidContentType(format!(
+        "send {expected} (or as a multipart/form-data file), got {}",
+        content_type.described()
+    )))
+}
+
+/// Spools the upload to `path`; if that fails, the import's record says why (nothing was
+/// written) and the error is answered.
+async fn spool_or_record(
+    state: &AppState,
+    upload: Upload,
+    path: &std::path::Path,
+    record: &mut ImportRecord,
+) -> Result<(), ApiError> {
+    let Err(e) = spool(upload, path).await else {
+        return Ok(());
+    };
+    let _ = tokio::fs::remove_file(path).await;
+    record.state = ImportState::Failed;
+    record.finished_at = Some(now_ms());
+    record.message = Some(format!("{e}; nothing was written"));
+    let failed = record.clone();
+    state
+        .blocking(move |s| s.finish_import(&failed, &[]))
+        .await?;
+    Err(e)
 }
 
 /// The uploaded file: the raw body, or the file part of a multipart form.
