@@ -288,33 +288,17 @@ impl EventImportJob {
                         "the import could not be written; nothing was written".to_owned()
                     })
             });
-        let _ = std::fs::remove_file(&path);
-        let record = match written {
-            Ok(_) => concluded.lock().ok().and_then(|mut r| r.take()),
-            Err(message) => {
-                let mut failed = record;
-                failed.state = ImportState::Failed;
-                failed.finished_at = Some(now_ms());
-                failed.message = Some(message);
-                if let Err(e) = store.finish_import(&failed, &[]) {
-                    tracing::error!(import = id, error = %e, "cannot record the import's outcome");
-                }
-                Some(failed)
-            }
-        };
-        if let Some(record) = record {
-            tracing::info!(
-                import = id,
-                state = record.state.as_str(),
-                lines = record.rows_read,
-                events = record.rows_written,
-                rejected = record.rows_rejected,
-                took_ms = started.elapsed().as_millis() as u64,
-                "events import finished"
-            );
-        }
-        progress.done.store(true, Ordering::Relaxed);
-        jobs.remove(app, id);
+        crate::import_job::end_job(
+            store.as_ref(),
+            &jobs,
+            &progress,
+            record,
+            &path,
+            written.map(|_| ()),
+            &concluded,
+            started,
+            "events",
+        );
     }
 }
 

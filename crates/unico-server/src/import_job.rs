@@ -519,34 +519,64 @@ impl ImportJob {
                         "the import could not be written; nothing was written".to_owned()
                     })
             });
-        let _ = std::fs::remove_file(&path);
-        let record = match written {
-            Ok(_) => concluded.lock().ok().and_then(|mut r| r.take()),
-            Err(message) => {
-                // Nothing was written and no record stored: say why in the record.
-                let mut failed = record;
-                failed.state = ImportState::Failed;
-                failed.finished_at = Some(now_ms());
-                failed.message = Some(message);
-                if let Err(e) = store.finish_import(&failed, &[]) {
-                    tracing::error!(import = id, error = %e, "cannot record the import's outcome");
-                }
-                Some(failed)
-            }
-        };
-        if let Some(record) = record {
-            tracing::info!(
-                import = id,
-                state = record.state.as_str(),
-                rows = record.rows_read,
-                rejected = record.rows_rejected,
-                took_ms = started.elapsed().as_millis() as u64,
-                "import finished"
-            );
-        }
-        progress.done.store(true, Ordering::Relaxed);
-        jobs.remove(app, id);
+        end_job(
+            store.as_ref(),
+            &jobs,
+            &progress,
+            record,
+            &path,
+            written.map(|_| ()),
+            &concluded,
+            started,
+            "customers",
+        );
     }
+}
+
+/// Ends an import job: its spooled file removed, its record logged (the one committed with
+/// its writes, or, when nothing was written, a failed one stored now with why), and the
+/// job no longer running.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn end_job(
+    store: &dyn Store,
+    jobs: &ImportJobs,
+    progress: &ImportProgress,
+    record: ImportRecord,
+    path: &std::path::Path,
+    written: Result<(), String>,
+    concluded: &Mutex<Option<ImportRecord>>,
+    started: Instant,
+    kind: &'static str,
+) {
+    let (app, id) = (record.app, record.id);
+    let _ = std::fs::remove_file(path);
+    let record = match written {
+        Ok(()) => concluded.lock().ok().and_then(|mut r| r.take()),
+        Err(message) => {
+            let mut failed = record;
+            failed.state = ImportState::Failed;
+            failed.finished_at = Some(now_ms());
+            failed.message = Some(message);
+            if let Err(e) = store.finish_import(&failed, &[]) {
+                tracing::error!(import = id, error = %e, "cannot record the import's outcome");
+            }
+            Some(failed)
+        }
+    };
+    if let Some(record) = record {
+        tracing::info!(
+            import = id,
+            kind,
+            state = record.state.as_str(),
+            rows = record.rows_read,
+            written = record.rows_written,
+            rejected = record.rows_rejected,
+            took_ms = started.elapsed().as_millis() as u64,
+            "import finished"
+        );
+    }
+    progress.done.store(true, Ordering::Relaxed);
+    jobs.remove(app, id);
 }
 
 /// The final record of an import from what its writes came to and what the parser read.
