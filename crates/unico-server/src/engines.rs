@@ -27,6 +27,7 @@
 //! background after a scan build, every [`SNAPSHOT_INTERVAL`] for indexes that changed, and
 //! at shutdown.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -113,8 +114,11 @@ enum Applied {
     Gone,
 }
 
-/// Events read from the store at a time, when applying a logged batch of events.
+/// Events read from the store at a time, when applying a logged batch of events or
+/// building an index.
 const EVENT_READ_BATCH: usize = 50_000;
+/// Customers put into an index at a time while it is built from a scan.
+const CUSTOMER_READ_BATCH: usize = 65_536;
 
 fn apply(loaded: &mut Loaded, change: &Change, store: &dyn Store) -> Applied {
     let index = &mut loaded.index;
@@ -547,63 +551,70 @@ impl Engines {
                 }
             }
         }
-        // Sized up front: growing a million customers' vector would copy it ~20 times.
+        // The index is made from the schema the scan hands over (as of the scan's point, so
+        // every value scanned has its column), sized for the customers, and filled as the
+        // scan goes: customers and then events in batches, never all held at once. The
+        // time zone read after the scan: a change to it since is also in the log after
+        // `seq`, and is applied again in order while catching up.
         let expected = store.count_customers(app)? as usize;
-        let customers = std::cell::RefCell::new(Vec::with_capacity(expected));
-        // The index is made once every customer is read, with the schema and zone read
-        // then, after the scan's point: any change to them since is also in the log after
-        // `seq`, and is applied again in order while catching up. Events follow the
-        // customers in the scan and go into the index in batches.
-        let make = || -> Result<(AppIndex, String), StoreError> {
-            let customers = customers.take();
-            let application = store.get_app(app)?;
-            let schema = store.schema(app)?;
-            let mut index = AppIndex::with_capacity(&schema, customers.len());
-            index.set_timezone(application.timezone.zone());
-            index.upsert_many(&customers);
-            Ok((index, application.timezone.as_str().to_owned()))
-        };
-        let mut made: Option<(AppIndex, String)> = None;
-        let mut failed: Option<StoreError> = None;
+        let zone = store.get_app(app)?.timezone.zone();
+        let index: RefCell<Option<AppIndex>> = RefCell::new(None);
+        let customers: RefCell<Vec<unico_core::Customer>> = RefCell::new(Vec::new());
         let mut batch: Vec<unico_core::Event> = Vec::new();
         let mut customer_count = 0usize;
         let mut event_count = 0usize;
+        let put_customers = || {
+            let mut customers = customers.borrow_mut();
+            if let Some(index) = index.borrow_mut().as_mut() {
+                index.upsert_many(&customers);
+            }
+            customers.clear();
+        };
         let seq = store.scan_app(
             app,
+            &mut |schema| {
+                let mut made = AppIndex::with_capacity(&schema, expected);
+                made.set_timezone(zone.clone());
+                *index.borrow_mut() = Some(made);
+            },
             &mut |c| {
-                customers.borrow_mut().push(c);
                 customer_count += 1;
+                let full = {
+                    let mut customers = customers.borrow_mut();
+                    customers.push(c);
+                    customers.len() >= CUSTOMER_READ_BATCH
+                };
+                if full {
+                    put_customers();
+                }
                 true
             },
             &mut |e| {
-                if made.is_none() {
-                    match make() {
-                        Ok(m) => made = Some(m),
-                        Err(err) => {
-                            failed = Some(err);
-                            return false;
-                        }
-                    }
+                if !customers.borrow().is_empty() {
+                    put_customers();
+                    customers.borrow_mut().shrink_to_fit();
                 }
                 batch.push(e);
                 event_count += 1;
-                if batch.len() >= EVENT_READ_BATCH
-                    && let Some((index, _)) = made.as_mut()
-                {
-                    index.add_events(&batch);
+                if batch.len() >= EVENT_READ_BATCH {
+                    if let Some(index) = index.borrow_mut().as_mut() {
+                        index.add_events(&batch);
+                    }
                     batch.clear();
                 }
                 true
             },
         )?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        put_customers();
         let scanned_ms = started.elapsed().as_millis() as u64;
-        let (mut index, timezone) = match made {
-            Some(m) => m,
-            None => make()?,
+        let Some(mut index) = index.into_inner() else {
+            return Err(StoreError::Internal(
+                "the store's scan handed over no schema".into(),
+            ));
         };
+        let application = store.get_app(app)?;
+        index.set_timezone(application.timezone.zone());
+        let timezone = application.timezone.as_str().to_owned();
         index.add_events(&batch);
         tracing::info!(
             app = app.0,

@@ -423,6 +423,7 @@ impl World {
         self.store
             .scan_app(
                 self.app,
+                &mut |_| {},
                 &mut |c| {
                     stored.push(c);
                     true

@@ -221,12 +221,13 @@ pub trait Store: Send + Sync + 'static {
     /// Removes every event older than its type's retention at `now`, logging one
     /// [`crate::Change::EventsRemoved`] per type that lost events; answers how many went.
     fn expire_events(&self, now: i64) -> Result<u64, StoreError>;
-    /// Visits every customer of the application in id order, then every event of it in id
-    /// order (until a visitor answers false), all as of one point of the change log, whose
-    /// sequence number it answers.
+    /// Hands over the application's schema, then visits every customer of it in id order,
+    /// then every event of it in id order (until a visitor answers false), all as of one
+    /// point of the change log, whose sequence number it answers.
     fn scan_app(
         &self,
         app: AppId,
+        schema: &mut dyn FnMut(Schema),
         customers: &mut dyn FnMut(Customer) -> bool,
         events: &mut dyn FnMut(Event) -> bool,
     ) -> Result<u64, StoreError>;

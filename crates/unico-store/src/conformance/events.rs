@@ -334,7 +334,7 @@ pub fn events_follow_their_customer_and_application(store: &dyn Store) {
     store.delete_app(b).unwrap();
     let mut seen = 0;
     store
-        .scan_app(a, &mut |_| true, &mut |_| {
+        .scan_app(a, &mut |_| {}, &mut |_| true, &mut |_| {
             seen += 1;
             true
         })
@@ -452,6 +452,7 @@ pub fn a_scan_holds_customers_and_events(store: &dyn Store) {
     let seq = store
         .scan_app(
             a,
+            &mut |schema| assert!(schema.event_types().get("purchase").is_some()),
             &mut |c| {
                 customers.push(c.id);
                 true
@@ -501,7 +502,7 @@ pub fn concurrent_event_writers_store_each_key_once(store: &dyn Store) {
     assert_eq!(all.iter().collect::<HashSet<_>>().len(), 200);
     let mut total = 0;
     store
-        .scan_app(a, &mut |_| true, &mut |_| {
+        .scan_app(a, &mut |_| {}, &mut |_| true, &mut |_| {
             total += 1;
             true
         })

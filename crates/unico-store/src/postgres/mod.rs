@@ -396,12 +396,16 @@ impl Store for PostgresStore {
     fn scan_app(
         &self,
         app: AppId,
+        schema: &mut dyn FnMut(Schema),
         customers: &mut dyn FnMut(Customer) -> bool,
         visit_events: &mut dyn FnMut(Event) -> bool,
     ) -> Result<u64, StoreError> {
-        // One snapshot for the head, the customers and the events, as in `scan_customers`.
+        // One snapshot for the head, the schema, the customers and the events, as in
+        // `scan_customers`.
         self.snapshot(|db| {
             let seq = log::head(db)?;
+            rows::get_app(db, app)?;
+            schema(rows::schema(db, app)?);
             scan_customer_rows(db, app, customers)?;
             events::scan(db, app, visit_events)?;
             Ok(seq)

@@ -654,6 +654,7 @@ impl Store for SqliteStore {
     fn scan_app(
         &self,
         app: AppId,
+        schema: &mut dyn FnMut(Schema),
         customers: &mut dyn FnMut(Customer) -> bool,
         visit_events: &mut dyn FnMut(Event) -> bool,
     ) -> Result<u64, StoreError> {
@@ -662,6 +663,16 @@ impl Store for SqliteStore {
             c.execute_batch("BEGIN")?;
             let scanned = (|| {
                 let seq = log::last_seq(c)?;
+                ensure_app(c, app)?;
+                schema(
+                    Schema::new(
+                        rows::field_stats(c, app)?
+                            .into_iter()
+                            .map(|s| s.field)
+                            .collect(),
+                    )
+                    .with_event_types(events::registry(c, app)?),
+                );
                 {
                     let mut stmt = c.prepare(&format!(
                         "SELECT {} FROM customers NOT INDEXED WHERE app_id = ?1 ORDER BY id",
