@@ -4,7 +4,8 @@
 //! delete, events (batches with repeated keys that create customers, NDJSON-style imports
 //! kept or not, retention, a type deleted and registered again, events racing with
 //! deletes), restarts (from a snapshot caught up from the change log, or from a scan) and
-//! the log pruned under the engines. After every step, every count and
+//! the log pruned under the engines. The application lives in an odd time zone (+13:45),
+//! so event conditions on calendar dates are checked in its days. After every step, every count and
 //! member list the engine gives equals the reference evaluator run over the store's own
 //! scan of its customers.
 //!
@@ -36,8 +37,10 @@ const INCREMENTAL: u64 = 3;
 const CUSTOMERS: u8 = 24;
 
 const DAY: i64 = 86_400_000;
+/// The application's time zone.
+const ZONE: &str = "Pacific/Chatham";
 
-const FILTERS: [&str; 24] = [
+const FILTERS: [&str; 27] = [
     "did buy",
     "did_not open within_last 7d",
     "did buy at_least 2 times within_last 30d",
@@ -52,6 +55,9 @@ const FILTERS: [&str; 24] = [
     "max amount of buy = 9 or min amount of buy between -3 and 0",
     "count of open <= 1 and v exists",
     "not did buy where amount > 2 and did open on web",
+    "last buy on \"2027-01-10\"",
+    "first open on \"2026-12-20\" or last open after 3d ago",
+    "did open between \"2027-01-01\" and \"2027-01-08\"",
     "v exists",
     "not v exists",
     "v = \"a1\"",
@@ -252,7 +258,12 @@ impl World {
     fn new(dir: &Path, backend: Backend) -> World {
         let (store, engines) = open(dir, &backend);
         let app = store
-            .create_app(&AppName::parse("a").unwrap(), &TimeZoneName::utc(), NOW)
+            // An odd offset (+13:45 in January): calendar dates of events are its own.
+            .create_app(
+                &AppName::parse("a").unwrap(),
+                &TimeZoneName::parse(ZONE).unwrap(),
+                NOW,
+            )
             .unwrap()
             .id;
         let field = |name: &str, ty| {
@@ -434,7 +445,7 @@ impl World {
                 },
             )
             .unwrap();
-        let ctx = EvalContext::new(NOW, TimeZone::UTC);
+        let ctx = EvalContext::new(NOW, TimeZone::get(ZONE).unwrap());
         let none = Vec::new();
         for text in FILTERS {
             let filter = Filter::parse(FilterInput::Text(text), &schema).unwrap();
