@@ -23,6 +23,19 @@ pub struct EventActivity {
 }
 
 impl AppIndex {
+    /// Every channel the held events use, sorted.
+    pub fn event_channels(&self) -> Vec<Channel> {
+        let mut out: Vec<Channel> = self
+            .events
+            .tables
+            .iter()
+            .flat_map(|t| t.channel_names.iter().cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// The activity of `members` (see [`EventActivity`]): `starts` are the ascending
     /// bucket starts (epoch ms, at least one), `since` the instants to count active
     /// customers from, `now` the end of every window.
@@ -157,6 +170,10 @@ mod tests {
         );
         // Active since 110: customers 1 (250), 2 (120), 3 (260); since 255: customer 3.
         assert_eq!(a.active_since, vec![3, 1]);
+        assert_eq!(
+            index.event_channels(),
+            vec![ch("email"), ch("pos"), ch("web")]
+        );
         // Only the members asked about.
         index.remove(3);
         let a = index.event_activity(&index.all(), &[100, 200], &[110], 300);

@@ -287,6 +287,22 @@ pub async fn customers(
     };
     let shown = chosen_columns(&schema, &headers, app.id);
     let count_url = format!("/console/apps/{}/count", app.id);
+    // The builder offers the well-known channels and those the application's events use
+    // (when its engine can say at once; typed channels are kept either way).
+    let mut channels: Vec<String> = unico_core::Channel::WELL_KNOWN
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect();
+    if let Some(used) = state
+        .engines
+        .try_query(app.id, now_ms(), |index, _| index.event_channels())
+    {
+        for c in used {
+            if !channels.iter().any(|k| k == c.as_str()) {
+                channels.push(c.as_str().to_owned());
+            }
+        }
+    }
     // The builder starts from the filter's JSON tree (the server parses the text form).
     let tree = if filter_text.trim().is_empty() {
         Some(serde_json::Value::Null)
@@ -315,7 +331,7 @@ pub async fn customers(
                     button type="button" class="tab" data-mode="text" { "Text" }
                 }
                 div id="builder" hidden data-fields=(fields_json(&schema)) data-events=(events_json(&schema))
-                    data-channels=(serde_json::json!(unico_core::Channel::WELL_KNOWN).to_string()) data-tree=(tree.map(|t| t.to_string()).unwrap_or_default()) data-count-url=(count_url) {}
+                    data-channels=(serde_json::json!(channels).to_string()) data-tree=(tree.map(|t| t.to_string()).unwrap_or_default()) data-count-url=(count_url) {}
                 div class="row" id="text-mode" {
                     input class="grow mono" type="text" id="filter" name="filter" value=(filter_text)
                         placeholder="country = \"ES\" and age between 25 and 34" data-count-url=(count_url) autocomplete="off" aria-label="Filter";

@@ -1694,6 +1694,42 @@ async fn the_interactions_page_and_a_segments_page_chart_what_customers_did() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(seg_page.contains("What these customers did"));
+    // The builder offers the channels the events use besides the well-known ones.
+    let (status, _) = api
+        .send(
+            "POST",
+            &app.path("/events"),
+            Some(&app.key),
+            Some(
+                json!({"events": [{"customerId": "ana", "type": "purchase", "channel": "kiosk"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, count) = api
+        .send(
+            "POST",
+            &app.path("/count"),
+            Some(&app.key),
+            Some(json!({"filter": "did purchase on kiosk"})),
+        )
+        .await;
+    assert_eq!(count["count"], 1, "{count}");
+    let (_, _, customers) = page(
+        &api,
+        &format!("/console/apps/{}/customers", app.id),
+        cookie.as_deref(),
+    )
+    .await;
+    let channels = customers
+        .split("data-channels=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    assert!(
+        channels.contains("whatsapp") && channels.contains("kiosk"),
+        "{channels}"
+    );
     assert!(seg_page.contains("Last 90 days: 1 of 2"), "{seg_page}");
     assert!(seg_page.contains("2 events in the last 90 days"));
 }
