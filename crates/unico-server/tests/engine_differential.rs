@@ -132,10 +132,12 @@ enum Op {
     PruneLog,
     /// A batch of events through the API path.
     Events(Vec<Ev>),
-    /// A batch of events while other threads delete customers and write events.
+    /// Batches of events while one thread deletes customers and another imports customers
+    /// (the import creating some of the customers the events name).
     EventsRacing {
         events: Vec<Ev>,
         deletes: Vec<u8>,
+        import: Vec<Row>,
     },
     /// An events import, kept or not.
     EventsImport {
@@ -174,8 +176,12 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<bool>().prop_map(|snapshot| Op::Restart { snapshot }),
         1 => Just(Op::PruneLog),
         6 => prop::collection::vec(ev(), 1..16).prop_map(Op::Events),
-        2 => (prop::collection::vec(ev(), 4..16), prop::collection::vec(0..CUSTOMERS, 1..4))
-            .prop_map(|(events, deletes)| Op::EventsRacing { events, deletes }),
+        2 => (
+            prop::collection::vec(ev(), 4..16),
+            prop::collection::vec(0..CUSTOMERS, 1..4),
+            prop::collection::vec(row(), 0..8),
+        )
+            .prop_map(|(events, deletes, import)| Op::EventsRacing { events, deletes, import }),
         2 => (prop::collection::vec(ev(), 1..16), prop::bool::weighted(0.8))
             .prop_map(|(events, keep)| Op::EventsImport { events, keep }),
         1 => Just(Op::Expire),
@@ -349,7 +355,11 @@ impl World {
     fn apply(&mut self, op: &Op, dir: &Path) {
         match op {
             Op::Events(events) => self.events(events),
-            Op::EventsRacing { events, deletes } => {
+            Op::EventsRacing {
+                events,
+                deletes,
+                import,
+            } => {
                 let world = &*self;
                 std::thread::scope(|s| {
                     s.spawn(move || {
@@ -357,6 +367,7 @@ impl World {
                             world.delete(*k);
                         }
                     });
+                    s.spawn(move || world.import(import, true));
                     for chunk in events.chunks(3) {
                         world.events(chunk);
                     }

@@ -598,11 +598,10 @@ pub async fn timeline(
         limit,
     };
     let cid = customer_id.clone();
-    let first_page = summary;
     let (page, summary) = state
         .blocking(move |s| {
             let page = s.customer_events(app, &cid, &query)?;
-            let summary = if first_page {
+            let summary = if summary {
                 Some(s.customer_activity(app, &cid)?)
             } else {
                 None

@@ -11,7 +11,7 @@ use super::writer::WriteCtx;
 use crate::error::StoreError;
 use crate::prepare::{self, Prepared};
 use crate::store::{
-    ImportBatch, ImportCounts, ImportMode, ImportRecord, ImportRowError, ImportState,
+    ImportBatch, ImportCounts, ImportKind, ImportMode, ImportRecord, ImportRowError, ImportState,
 };
 
 pub const IMPORT_COLUMNS: &str = "id, app_id, mode, state, created_at, finished_at, rows_read, rows_written, created, updated, values_written, rows_rejected, message, kind";
@@ -161,6 +161,38 @@ pub fn run(
             Err(e)
         }
     }
+}
+
+/// Records a new running import of `kind`.
+pub fn create(
+    conn: &Connection,
+    app: AppId,
+    mode: ImportMode,
+    kind: ImportKind,
+    now: i64,
+) -> Result<ImportRecord, StoreError> {
+    super::rows::get_app(conn, app)?;
+    conn.execute(
+        "INSERT INTO imports (app_id, mode, state, created_at, kind) VALUES (?1, ?2, 'running', ?3, ?4)",
+        params![app.0, mode.as_str(), now, kind.as_str()],
+    )?;
+    get_import(conn, app, conn.last_insert_rowid())
+}
+
+/// An import's answer once its writes are decided: with `finish`, its final record made
+/// from the outcome joins the writes' transaction (both commit, or neither), and a failure
+/// of the writes is part of the record rather than an error.
+pub fn conclude(
+    conn: &Connection,
+    outcome: Result<ImportCounts, StoreError>,
+    finish: Option<crate::store::ImportFinish>,
+) -> Result<ImportCounts, StoreError> {
+    let Some(finish) = finish else {
+        return outcome;
+    };
+    let (record, errors) = finish(outcome.as_ref().copied());
+    self::finish(conn, &record, &errors)?;
+    Ok(outcome.unwrap_or_default())
 }
 
 pub fn finish(

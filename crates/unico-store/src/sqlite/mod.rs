@@ -914,13 +914,7 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<ImportRecord, StoreError> {
         self.writer.write(move |w| {
-            let c = &w.conn;
-            ensure_app(c, app)?;
-            c.execute(
-                "INSERT INTO imports (app_id, mode, state, created_at) VALUES (?1, ?2, 'running', ?3)",
-                params![app.0, mode.as_str(), now],
-            )?;
-            imports::get_import(c, app, c.last_insert_rowid())
+            imports::create(&w.conn, app, mode, crate::store::ImportKind::Customers, now)
         })
     }
 
@@ -935,13 +929,7 @@ impl Store for SqliteStore {
         let incremental = self.incremental_import;
         self.writer.write(move |w| {
             let outcome = imports::run(w, app, batches, now, written, incremental);
-            let Some(finish) = finish else {
-                return outcome;
-            };
-            // The record joins the writes' transaction: both commit, or neither.
-            let (record, errors) = finish(outcome.as_ref().copied());
-            imports::finish(&w.conn, &record, &errors)?;
-            Ok(outcome.unwrap_or_default())
+            imports::conclude(&w.conn, outcome, finish)
         })
     }
 
@@ -952,13 +940,7 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<ImportRecord, StoreError> {
         self.writer.write(move |w| {
-            let c = &w.conn;
-            ensure_app(c, app)?;
-            c.execute(
-                "INSERT INTO imports (app_id, mode, state, created_at, kind) VALUES (?1, ?2, 'running', ?3, 'events')",
-                params![app.0, mode.as_str(), now],
-            )?;
-            imports::get_import(c, app, c.last_insert_rowid())
+            imports::create(&w.conn, app, mode, crate::store::ImportKind::Events, now)
         })
     }
 
@@ -973,12 +955,7 @@ impl Store for SqliteStore {
         let incremental = self.incremental_import;
         let result = self.writer.write(move |w| {
             let outcome = events::import(w, app, batches, now, &written, incremental);
-            let Some(finish) = finish else {
-                return outcome;
-            };
-            let (record, errors) = finish(outcome.as_ref().copied());
-            imports::finish(&w.conn, &record, &errors)?;
-            Ok(outcome.unwrap_or_default())
+            imports::conclude(&w.conn, outcome, finish)
         });
         self.forget_schema(app);
         result
