@@ -99,6 +99,7 @@ fn check_line(
         let column = first
             .as_ref()
             .and_then(|d| d.field.clone())
+            .filter(|f| !f.is_empty())
             .unwrap_or_else(|| "line".into());
         let message = first.map(|d| d.message).unwrap_or_default();
         row_error(&column, excerpt_value(item.get(&column)), message)
