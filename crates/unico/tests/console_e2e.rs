@@ -1203,6 +1203,32 @@ fn console_event_conditions() {
     );
     let api = api_count(canonical);
     assert_eq!(counted, api, "the console and the API count alike");
+    // One audience: what the page counts is what it lists and what Export CSV downloads.
+    let mut buyers: Vec<String> = purchases
+        .iter()
+        .filter(|(_, days)| days.iter().filter(|d| **d < 30).count() >= 2)
+        .map(|(customer, _)| (*customer).to_owned())
+        .collect();
+    buyers.sort();
+    c.b.wait("the rows of the behaviour", || {
+        (c.customers_listed() == buyers).then_some(())
+    });
+    let exported = c.b.script(
+        "var x = new XMLHttpRequest();
+         x.open('GET', document.getElementById('export-link').href, false);
+         x.send();
+         return [x.status, x.responseText];",
+        vec![],
+    );
+    assert_eq!(exported[0], 200, "{exported}");
+    let csv = exported[1].as_str().unwrap_or("");
+    let mut exported_ids: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap_or(""))
+        .collect();
+    exported_ids.dedup();
+    assert_eq!(exported_ids, buyers, "{csv}");
     std::fs::write(dir.join("builder-behaviour-1280.png"), c.b.screenshot()).unwrap();
     step(t, "behaviour built and counted");
 

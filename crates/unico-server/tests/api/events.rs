@@ -439,12 +439,16 @@ async fn the_timeline_pages_newest_first_with_filters_and_a_summary() {
 }
 
 async fn import_events(api: &Api, app: &App, query: &str, ndjson: &str) -> Value {
+    import_event_bytes(api, app, query, ndjson.as_bytes().to_vec()).await
+}
+
+async fn import_event_bytes(api: &Api, app: &App, query: &str, ndjson: Vec<u8>) -> Value {
     let req = axum::http::Request::builder()
         .method("POST")
         .uri(app.path(&format!("/events/imports{query}")))
         .header("authorization", format!("Bearer {}", app.key))
         .header("content-type", "application/x-ndjson")
-        .body(axum::body::Body::from(ndjson.to_owned()))
+        .body(axum::body::Body::from(ndjson))
         .unwrap();
     let reply = api.request(req).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
@@ -584,4 +588,66 @@ async fn an_application_may_register_event_types_on_first_sight() {
         .await;
     assert_eq!(status, StatusCode::OK, "{count}");
     assert_eq!(count["count"], 1, "{count}");
+}
+
+#[tokio::test]
+async fn an_ndjson_backfill_reports_binary_and_oversized_lines_where_they_are() {
+    let api = Api::new();
+    let a = shop(&api).await;
+    let good = br#"{"customerId":"c1","type":"purchase","channel":"web"}"#;
+    let mut file = Vec::new();
+    file.extend_from_slice(good);
+    file.extend_from_slice(
+        b"\n{\"customerId\":\"c\xff\xfe\",\"type\":\"purchase\",\"channel\":\"web\"}\n",
+    );
+    file.extend_from_slice(
+        br#"{"customerId":"c2","type":"purchase","channel":"web","properties":{"note":""#,
+    );
+    file.extend(std::iter::repeat_n(b'x', 1_100_000));
+    file.extend_from_slice(b"\"}}\n[1, 2]\n");
+    file.extend_from_slice(good);
+    let report = import_event_bytes(&api, &a, "", file.clone()).await;
+    assert_eq!(report["state"], "failed", "{report}");
+    let errors: Vec<(u64, String)> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["column"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            (2, "line".to_owned()),
+            (3, "line".to_owned()),
+            (4, "line".to_owned())
+        ],
+        "{report}"
+    );
+    assert!(
+        report["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("UTF-8")
+    );
+    assert!(
+        report["errors"][1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than")
+    );
+    assert!(
+        api.get_customer(&a, "c1").await.is_none(),
+        "atomic: nothing written"
+    );
+    let report = import_event_bytes(&api, &a, "?mode=skip_invalid", file).await;
+    assert_eq!(
+        (report["state"].clone(), report["events_stored"].clone()),
+        (json!("succeeded"), json!(2)),
+        "{report}"
+    );
 }
