@@ -78,6 +78,15 @@ pub struct FieldDef {
     pub field_type: FieldType,
     /// Creation time, epoch milliseconds.
     pub created_at: i64,
+    /// For a computed field, what it aggregates; its values are never stored.
+    pub computed: Option<crate::computed::Computed>,
+}
+
+impl FieldDef {
+    /// Whether the field is computed from events (read-only).
+    pub fn is_computed(&self) -> bool {
+        self.computed.is_some()
+    }
 }
 
 /// An application's fields, looked up by name or by id. Cheap to clone.
@@ -111,6 +120,11 @@ impl Schema {
     pub fn with_event_types(mut self, events: crate::event::EventTypes) -> Self {
         self.events = events;
         self
+    }
+
+    /// The computed fields, in creation order.
+    pub fn computed_fields(&self) -> impl Iterator<Item = &FieldDef> {
+        self.fields.iter().filter(|f| f.is_computed())
     }
 
     /// The registered event types.
@@ -185,6 +199,7 @@ mod tests {
                     name: FieldName::parse(n).unwrap(),
                     field_type: FieldType::String,
                     created_at: 0,
+                    computed: None,
                 })
                 .collect(),
         )

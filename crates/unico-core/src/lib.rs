@@ -14,15 +14,18 @@
 //! - [`event`]: interactions (events), their types, channels and properties.
 
 pub mod app;
+pub mod computed;
 pub mod customer;
 pub mod event;
 pub mod field;
 pub mod limits;
 pub mod names;
+pub mod span;
 pub mod time;
 pub mod value;
 
 pub use app::{AppError, AppId, AppName, Application, TimeZoneName};
+pub use computed::{Computed, ComputedAgg, ComputedError};
 pub use customer::{Customer, FieldChange};
 pub use event::{
     Channel, Event, EventCode, EventError, EventType, EventTypes, PropRef, Properties, PropertyType,

@@ -33,3 +33,7 @@ pub const MAX_EVENT_FUTURE_MS: i64 = 24 * 3_600_000;
 pub const MAX_RETENTION_DAYS: u32 = 36_500;
 /// Most event types one application may register.
 pub const MAX_EVENT_TYPES_PER_APP: usize = 500;
+
+/// Largest amount in a relative time or duration (`90d`, `2w`): a million weeks is about
+/// 19 000 years, past every representable date, and keeps all arithmetic far from overflow.
+pub const MAX_TIME_AMOUNT: u32 = 1_000_000;

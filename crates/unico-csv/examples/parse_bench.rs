@@ -28,6 +28,7 @@ fn schema_from(path: &Path) -> Result<Schema, String> {
             name: FieldName::parse(name).map_err(|e| e.to_string())?,
             field_type: FieldType::parse(ty).map_err(|e| e.to_string())?,
             created_at: 0,
+            computed: None,
         });
     }
     Ok(Schema::new(fields))

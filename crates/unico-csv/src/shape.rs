@@ -176,6 +176,7 @@ mod tests {
                     name: FieldName::parse(name).expect("valid name"),
                     field_type,
                     created_at: 0,
+                    computed: None,
                 })
                 .collect(),
         )

@@ -266,6 +266,7 @@ fn main() {
         name: FieldName::parse("country").expect("valid"),
         field_type: FieldType::String,
         created_at: 0,
+        computed: None,
     }]);
     let mut rng = Rng(0x005E_ED0F_E7E7);
     let people: Vec<Customer> = (1..=customers)

@@ -61,6 +61,7 @@ fn load_schema(path: &std::path::Path) -> Schema {
             name: FieldName::parse(f["name"].as_str().expect("name")).expect("valid name"),
             field_type: FieldType::parse(f["type"].as_str().expect("type")).expect("known type"),
             created_at: 0,
+            computed: None,
         })
         .collect();
     Schema::new(fields)

@@ -302,6 +302,8 @@ impl AppIndex {
             Target::CreatedAt => self.created_at_column(),
             Target::UpdatedAt => self.updated_at_column(),
             Target::Field { id, .. } => self.field_column(*id)?,
+            // Lowered to event conditions when resolved: no column holds one.
+            Target::Computed { .. } => return None,
         };
         (column.ty == target.field_type()).then_some(column)
     }

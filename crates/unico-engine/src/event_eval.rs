@@ -21,10 +21,10 @@ use unico_filter::aggregate::{average, from_micros, to_micros};
 use unico_filter::filter::{Agg, Which};
 use unico_filter::resolve::{EventMeasure, EventTest, PropertyTest, Resolved, TestKind};
 
-use unico_core::PropertyType;
+use unico_core::{ComputedAgg, PropertyType, Value};
 
 use crate::bits::{Bits, WORD_BITS};
-use crate::column::Codes;
+use crate::column::{Codes, Column};
 use crate::eval::{Plan, bits64};
 use crate::events::{NumProp, StrProp, Table};
 use crate::index::AppIndex;
@@ -430,36 +430,10 @@ impl AppIndex {
                 Answer::Nothing
             }
         };
-        let Some(table) = self.events.table(&t.event) else {
+        let Some(mut filter) = self.row_filter(t) else {
             return none();
         };
-        let (lo, hi) = t.window;
-        if lo > hi || table.len() == 0 {
-            return none();
-        }
-        let channel = match &t.channel {
-            None => None,
-            Some(c) => match table.channel_code(c) {
-                Some(code) => Some(code),
-                None => return none(),
-            },
-        };
-        let mut wheres = Vec::with_capacity(t.wheres.len());
-        for w in &t.wheres {
-            match compile_where(table, w) {
-                Compiled::Never => return none(),
-                Compiled::Always => {}
-                Compiled::Test(w) => wheres.push(w),
-            }
-        }
-        let mut filter = RowFilter {
-            table,
-            lo,
-            hi,
-            channel,
-            wheres,
-            number: None,
-        };
+        let table = filter.table;
         let on_none = passes_on_none(&t.measure);
         let mut touched = Bits::with_rows(self.high);
         match &t.measure {
@@ -560,6 +534,143 @@ impl AppIndex {
                 })
             }
         }
+    }
+
+    /// Which rows of the condition's table count; `None` when none can.
+    fn row_filter<'a>(&'a self, t: &'a EventTest) -> Option<RowFilter<'a>> {
+        let table = self.events.table(&t.event)?;
+        let (lo, hi) = t.window;
+        if lo > hi || table.len() == 0 {
+            return None;
+        }
+        let channel = match &t.channel {
+            None => None,
+            Some(c) => Some(table.channel_code(c)?),
+        };
+        let mut wheres = Vec::with_capacity(t.wheres.len());
+        for w in &t.wheres {
+            match compile_where(table, w) {
+                Compiled::Never => return None,
+                Compiled::Always => {}
+                Compiled::Test(w) => wheres.push(w),
+            }
+        }
+        Some(RowFilter {
+            table,
+            lo,
+            hi,
+            channel,
+            wheres,
+            number: None,
+        })
+    }
+
+    /// The value of a computed field's measure for every alive slot, as a column of its
+    /// type: over the events `t` counts (its measure is ignored), `agg` of them; count and
+    /// sum are 0 for a slot none counts for, every other aggregate absent (as
+    /// [`unico_filter::computed_value`] says).
+    pub(crate) fn measure_column(
+        &self,
+        t: &EventTest,
+        agg: ComputedAgg,
+        property: Option<&str>,
+    ) -> Column {
+        let mut column = Column::new(agg.field_type(), self.rows);
+        let local = self.local();
+        let mut touched = Bits::with_rows(self.high);
+        let put = |column: &mut Column, slot: usize, value: Value| {
+            if self.alive.get(slot) {
+                column.set(slot, Some(&value), local);
+            }
+        };
+        if let Some(mut filter) = self.row_filter(t) {
+            let table = filter.table;
+            match agg {
+                ComputedAgg::Count => {
+                    let counts = self.counts(&filter, &mut touched);
+                    for slot in touched.iter() {
+                        let n = counts.get(slot).copied().unwrap_or(0);
+                        put(&mut column, slot, Value::Number(f64::from(n)));
+                    }
+                }
+                ComputedAgg::Sum | ComputedAgg::Avg | ComputedAgg::Min | ComputedAgg::Max => {
+                    let col = property
+                        .and_then(|p| table.prop(p))
+                        .and_then(|p| p.num.as_ref());
+                    if let Some(col) = col {
+                        filter.number = Some(col);
+                        match agg {
+                            ComputedAgg::Sum | ComputedAgg::Avg => {
+                                let avg = agg == ComputedAgg::Avg;
+                                let (sums, counts) =
+                                    self.sums(&filter, &col.nums, avg, &mut touched);
+                                for slot in touched.iter() {
+                                    let value = if avg {
+                                        let n = counts.get(slot).copied().unwrap_or(0);
+                                        average(sums.get(slot), u64::from(n))
+                                    } else {
+                                        Some(from_micros(sums.get(slot)))
+                                    };
+                                    if let Some(v) = value {
+                                        put(&mut column, slot, Value::Number(v));
+                                    }
+                                }
+                            }
+                            _ => {
+                                let min = agg == ComputedAgg::Min;
+                                let mut best = vec![
+                                    if min {
+                                        f64::INFINITY
+                                    } else {
+                                        f64::NEG_INFINITY
+                                    };
+                                    self.high
+                                ];
+                                filter.scan(|row, slot| {
+                                    let v = col.nums.get(row).unwrap_or(0.0);
+                                    if let Some(b) = best.get_mut(slot) {
+                                        touched.assign(slot, true);
+                                        if if min { v < *b } else { v > *b } {
+                                            *b = v;
+                                        }
+                                    }
+                                });
+                                for slot in touched.iter() {
+                                    if let Some(&v) = best.get(slot) {
+                                        put(&mut column, slot, Value::Number(v));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                ComputedAgg::First | ComputedAgg::Last => {
+                    let first = agg == ComputedAgg::First;
+                    let mut times = vec![if first { i64::MAX } else { i64::MIN }; self.high];
+                    let ts = &table.ts;
+                    filter.scan(|row, slot| {
+                        if let (Some(x), Some(&t)) = (times.get_mut(slot), ts.get(row)) {
+                            touched.assign(slot, true);
+                            *x = if first { (*x).min(t) } else { (*x).max(t) };
+                        }
+                    });
+                    for slot in touched.iter() {
+                        if let Some(&ms) = times.get(slot) {
+                            put(&mut column, slot, Value::Datetime(ms));
+                        }
+                    }
+                }
+            }
+        }
+        if agg.always_defined() {
+            // No event counted: the count and the sum of nothing are 0.
+            for slot in self.alive.iter() {
+                if !touched.get(slot) {
+                    put(&mut column, slot, Value::Number(0.0));
+                }
+            }
+        }
+        column
     }
 
     /// Events counting per slot (and the slots with one).

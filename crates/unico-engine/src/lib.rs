@@ -38,6 +38,7 @@
 pub mod activity;
 pub mod bits;
 pub mod column;
+pub mod computed;
 pub mod dict;
 pub mod eval;
 pub mod event_eval;
@@ -51,6 +52,7 @@ pub mod parallel;
 pub mod snapshot;
 pub mod stats;
 
+pub use computed::ComputedColumn;
 pub use index::AppIndex;
 pub use members::Members;
 pub use page::{SortKey, SortPosition};

@@ -881,6 +881,7 @@ mod tests {
             name: FieldName::parse("age").unwrap(),
             field_type: FieldType::Number,
             created_at: 0,
+            computed: None,
         }])
     }
 

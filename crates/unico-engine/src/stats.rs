@@ -46,17 +46,46 @@ impl AppIndex {
 
     /// How many of `members` hold a value for `attr`.
     pub fn holding(&self, members: &Members, attr: Attribute) -> u64 {
-        let Some(column) = self.attribute(attr) else {
-            return 0;
-        };
-        members
-            .words()
-            .iter()
-            .zip(column.present.words())
-            .map(|(m, p)| u64::from((m & p).count_ones()))
-            .sum()
+        self.attribute(attr)
+            .map_or(0, |column| holding_in(members, column))
     }
 
+    /// The smallest and largest value of a number, date or datetime attribute among
+    /// `members`, as numbers (dates and instants as epoch milliseconds). `None` when no
+    /// member holds a value, or for strings.
+    pub fn range(&self, members: &Members, attr: Attribute) -> Option<(f64, f64)> {
+        range_in(members, self.attribute(attr)?)
+    }
+
+    /// Counts the members' values of a number, date or datetime attribute into `buckets`
+    /// buckets of `width` from `start` (bucket `i` holds `start + i·width ≤ x <
+    /// start + (i+1)·width`; values below fall in the first, values past in the last).
+    pub fn histogram(
+        &self,
+        members: &Members,
+        attr: Attribute,
+        start: f64,
+        width: f64,
+        buckets: usize,
+    ) -> Vec<u64> {
+        match self.attribute(attr) {
+            Some(column) => histogram_in(members, column, start, width, buckets),
+            None => vec![0; buckets],
+        }
+    }
+}
+
+/// [`AppIndex::holding`] of a column.
+pub(crate) fn holding_in(members: &Members, column: &Column) -> u64 {
+    members
+        .words()
+        .iter()
+        .zip(column.present.words())
+        .map(|(m, p)| u64::from((m & p).count_ones()))
+        .sum()
+}
+
+impl AppIndex {
     /// The `k` most frequent values of a string attribute among `members` (empty for other
     /// types). One pass counts the members' codes; a second walks the counts in code order
     /// keeping the best `k` so far (a value's bytes are read only when its count ties the
@@ -131,109 +160,100 @@ impl AppIndex {
             distinct,
         }
     }
+}
 
-    /// The smallest and largest value of a number, date or datetime attribute among
-    /// `members`, as numbers (dates and instants as epoch milliseconds). `None` when no
-    /// member holds a value, or for strings.
-    pub fn range(&self, members: &Members, attr: Attribute) -> Option<(f64, f64)> {
-        let column = self.attribute(attr)?;
-        match (&column.data, column.ty) {
-            (Data::Num(Nums::F64(v)), FieldType::Number) => min_max(members, column, v),
-            (Data::Num(Nums::Int { ints, scale }), FieldType::Number) => {
-                let s = *scale;
-                let (lo, hi) = match ints {
-                    Ints::I8(v) => min_max(members, column, v).map(|(a, b)| (a.into(), b.into())),
-                    Ints::I16(v) => min_max(members, column, v).map(|(a, b)| (a.into(), b.into())),
-                    Ints::I32(v) => min_max(members, column, v).map(|(a, b)| (a.into(), b.into())),
-                }?;
-                // Decoding is monotone: the extremes decode to the extremes.
-                Some((decode(lo, s), decode(hi, s)))
-            }
-            (Data::Datetime { ms, .. }, _) => {
-                min_max(members, column, ms).map(|(a, b)| (a as f64, b as f64))
-            }
-            (Data::Date { days, .. }, _) => min_max(members, column, days)
-                .map(|(a, b)| (f64::from(a) * DAY_MS, f64::from(b) * DAY_MS)),
-            _ => None,
+/// [`AppIndex::range`] of a column.
+pub(crate) fn range_in(members: &Members, column: &Column) -> Option<(f64, f64)> {
+    match (&column.data, column.ty) {
+        (Data::Num(Nums::F64(v)), FieldType::Number) => min_max(members, column, v),
+        (Data::Num(Nums::Int { ints, scale }), FieldType::Number) => {
+            let s = *scale;
+            let (lo, hi) = match ints {
+                Ints::I8(v) => min_max(members, column, v).map(|(a, b)| (a.into(), b.into())),
+                Ints::I16(v) => min_max(members, column, v).map(|(a, b)| (a.into(), b.into())),
+                Ints::I32(v) => min_max(members, column, v).map(|(a, b)| (a.into(), b.into())),
+            }?;
+            // Decoding is monotone: the extremes decode to the extremes.
+            Some((decode(lo, s), decode(hi, s)))
         }
+        (Data::Datetime { ms, .. }, _) => {
+            min_max(members, column, ms).map(|(a, b)| (a as f64, b as f64))
+        }
+        (Data::Date { days, .. }, _) => min_max(members, column, days)
+            .map(|(a, b)| (f64::from(a) * DAY_MS, f64::from(b) * DAY_MS)),
+        _ => None,
     }
+}
 
-    /// Counts the members' values of a number, date or datetime attribute into `buckets`
-    /// buckets of `width` from `start` (bucket `i` holds `start + i·width ≤ x <
-    /// start + (i+1)·width`; values below fall in the first, values past in the last).
-    pub fn histogram(
-        &self,
-        members: &Members,
-        attr: Attribute,
-        start: f64,
-        width: f64,
-        buckets: usize,
-    ) -> Vec<u64> {
-        let mut counts = vec![0u64; buckets];
-        let Some(column) = self.attribute(attr) else {
-            return counts;
-        };
-        if buckets == 0 || width.is_nan() || width <= 0.0 {
-            return counts;
-        }
-        let last = buckets - 1;
-        // The bucket of `x`: `floor((x - start) / width)` clamped to the buckets. Below 0
-        // it is the first; from 0 up, truncating is flooring (and saturates far past the
-        // last): one conversion instruction, where `floor` is a libm call per value on the
-        // baseline x86-64 target.
-        let bucket = |x: f64| {
-            let q = (x - start) / width;
-            if q < 0.0 { 0 } else { (q as usize).min(last) }
-        };
-        let mut add = |_, i: usize| {
-            if let Some(c) = counts.get_mut(i) {
-                *c += 1;
-            }
-        };
-        match (&column.data, column.ty) {
-            (Data::Num(Nums::F64(v)), FieldType::Number) => {
-                visit_mapped(members, column, v, bucket, &mut add)
-            }
-            (Data::Num(Nums::Int { ints, scale }), FieldType::Number) => {
-                let s = *scale;
-                match ints {
-                    Ints::I8(v) => visit_mapped(
-                        members,
-                        column,
-                        v,
-                        |n| bucket(decode(n.into(), s)),
-                        &mut add,
-                    ),
-                    Ints::I16(v) => visit_mapped(
-                        members,
-                        column,
-                        v,
-                        |n| bucket(decode(n.into(), s)),
-                        &mut add,
-                    ),
-                    Ints::I32(v) => visit_mapped(
-                        members,
-                        column,
-                        v,
-                        |n| bucket(decode(n.into(), s)),
-                        &mut add,
-                    ),
-                }
-            }
-            (Data::Datetime { ms, .. }, _) => {
-                visit_mapped(members, column, ms, |t| bucket(t as f64), &mut add)
-            }
-            (Data::Date { days, .. }, _) => visit_mapped(
-                members,
-                column,
-                days,
-                |d| bucket(f64::from(d) * DAY_MS),
-                &mut add,
-            ),
-            _ => {}
-        }
-        counts
+/// [`AppIndex::histogram`] of a column.
+pub(crate) fn histogram_in(
+    members: &Members,
+    column: &Column,
+    start: f64,
+    width: f64,
+    buckets: usize,
+) -> Vec<u64> {
+    let mut counts = vec![0u64; buckets];
+    if buckets == 0 || width.is_nan() || width <= 0.0 {
+        return counts;
     }
+    let last = buckets - 1;
+    // The bucket of `x`: `floor((x - start) / width)` clamped to the buckets. Below 0
+    // it is the first; from 0 up, truncating is flooring (and saturates far past the
+    // last): one conversion instruction, where `floor` is a libm call per value on the
+    // baseline x86-64 target.
+    let bucket = |x: f64| {
+        let q = (x - start) / width;
+        if q < 0.0 { 0 } else { (q as usize).min(last) }
+    };
+    let mut add = |_, i: usize| {
+        if let Some(c) = counts.get_mut(i) {
+            *c += 1;
+        }
+    };
+    match (&column.data, column.ty) {
+        (Data::Num(Nums::F64(v)), FieldType::Number) => {
+            visit_mapped(members, column, v, bucket, &mut add)
+        }
+        (Data::Num(Nums::Int { ints, scale }), FieldType::Number) => {
+            let s = *scale;
+            match ints {
+                Ints::I8(v) => visit_mapped(
+                    members,
+                    column,
+                    v,
+                    |n| bucket(decode(n.into(), s)),
+                    &mut add,
+                ),
+                Ints::I16(v) => visit_mapped(
+                    members,
+                    column,
+                    v,
+                    |n| bucket(decode(n.into(), s)),
+                    &mut add,
+                ),
+                Ints::I32(v) => visit_mapped(
+                    members,
+                    column,
+                    v,
+                    |n| bucket(decode(n.into(), s)),
+                    &mut add,
+                ),
+            }
+        }
+        (Data::Datetime { ms, .. }, _) => {
+            visit_mapped(members, column, ms, |t| bucket(t as f64), &mut add)
+        }
+        (Data::Date { days, .. }, _) => visit_mapped(
+            members,
+            column,
+            days,
+            |d| bucket(f64::from(d) * DAY_MS),
+            &mut add,
+        ),
+        _ => {}
+    }
+    counts
 }
 
 /// The index in `best` (not empty) of the entry ranked last by `before`.
@@ -358,6 +378,7 @@ mod tests {
             name: FieldName::parse(name).unwrap(),
             field_type: ty,
             created_at: 0,
+            computed: None,
         };
         Schema::new(vec![
             def(1, "country", FieldType::String),

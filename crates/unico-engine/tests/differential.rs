@@ -380,6 +380,7 @@ fn make_schema(types: &[Option<FieldType>]) -> Schema {
                     name: FieldName::parse(&format!("f{}", i + 1)).expect("valid"),
                     field_type,
                     created_at: 0,
+                    computed: None,
                 })
             })
             .collect(),

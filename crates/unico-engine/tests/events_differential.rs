@@ -69,12 +69,14 @@ fn schema() -> Schema {
             name: FieldName::parse("country").expect("valid"),
             field_type: FieldType::String,
             created_at: 0,
+            computed: None,
         },
         FieldDef {
             id: FieldId(2),
             name: FieldName::parse("age").expect("valid"),
             field_type: FieldType::Number,
             created_at: 0,
+            computed: None,
         },
     ])
 }

@@ -21,6 +21,7 @@ fn schema_of(fields: &[(FieldId, &str, FieldType)]) -> Schema {
                 name: FieldName::parse(name).expect("valid test data"),
                 field_type,
                 created_at: 0,
+                computed: None,
             })
             .collect(),
     )

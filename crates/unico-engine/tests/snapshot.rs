@@ -112,6 +112,7 @@ fn schema(types: &[FieldType]) -> Schema {
                 name: FieldName::parse(&format!("f{}", i + 1)).unwrap(),
                 field_type: ty,
                 created_at: 0,
+                computed: None,
             })
             .collect(),
     )

@@ -6,7 +6,8 @@
 use unico_core::limits::MAX_FIELD_NAME_CHARS;
 use unico_core::value::{from_json_number, parse_text};
 use unico_core::{
-    Channel, EventCode, EventType, FieldType, PropertyType, Schema, Value, ValueError,
+    Channel, Computed, ComputedAgg, EventCode, EventType, FieldDef, FieldType, PropertyType,
+    Schema, Value, ValueError,
 };
 
 use crate::ast::{
@@ -16,12 +17,96 @@ use crate::ast::{
 use crate::error::{ErrorKind, FilterError, quote};
 use crate::filter::{
     AGGREGATE_OPERATORS, Agg, Bound, Condition, EventCondition, Filter, Measure, Node, Predicate,
-    PropertyCondition, TIME_OPERATORS, Target, Window, operators_for,
+    PropertyCondition, TIME_OPERATORS, Target, Which, Window, operators_for,
 };
 use crate::limits::{MAX_ANNIVERSARY_DAYS, MAX_DEPTH, MAX_EVENT_COUNT, MAX_IN_VALUES};
 
 /// The built-in attributes every customer has, filterable like fields.
 pub const BUILT_INS: [&str; 3] = ["customerId", "created_at", "updated_at"];
+
+/// The event condition a computed field's definition stands for, testing `predicate`:
+/// `purchases_90d >= 3` is `count of purchase within_last 90d >= 3`, so every evaluator
+/// (the reference, the engine) answers it as it answers that one. `not_exists` is the
+/// complement of `exists` (an absent measure fails every test).
+pub fn computed_node(computed: &Computed, predicate: Predicate) -> Node {
+    let (negated, predicate) = match predicate {
+        Predicate::NotExists => (true, Predicate::Exists),
+        other => (false, other),
+    };
+    let agg = |agg| Measure::Aggregate {
+        agg,
+        property: computed.property.clone(),
+        predicate: predicate.clone(),
+    };
+    let measure = match computed.agg {
+        ComputedAgg::Count => agg(Agg::Count),
+        ComputedAgg::Sum => agg(Agg::Sum),
+        ComputedAgg::Avg => agg(Agg::Avg),
+        ComputedAgg::Min => agg(Agg::Min),
+        ComputedAgg::Max => agg(Agg::Max),
+        ComputedAgg::First => Measure::Time {
+            which: Which::First,
+            predicate: predicate.clone(),
+        },
+        ComputedAgg::Last => Measure::Time {
+            which: Which::Last,
+            predicate: predicate.clone(),
+        },
+    };
+    let node = Node::Event(EventCondition {
+        event: computed.event.clone(),
+        channel: None,
+        window: computed.within_last.map_or(Window::Ever, Window::Last),
+        wheres: Vec::new(),
+        measure,
+    });
+    if negated {
+        Node::Not(Box::new(node))
+    } else {
+        node
+    }
+}
+
+/// Checks a computed field's definition against the application: its event type is
+/// registered and the property it aggregates, if the type declares it, is a number.
+/// The error is the reason, for the definition's `event` or `property`.
+pub fn check_computed(schema: &Schema, computed: &Computed) -> Result<(), (&'static str, String)> {
+    let types = schema.event_types();
+    let Some(ty) = types.get(computed.event.as_str()) else {
+        let known: Vec<&str> = types.all().iter().map(|t| t.code.as_str()).collect();
+        return Err((
+            "event",
+            format!(
+                "event type \"{}\" is not registered{}",
+                computed.event,
+                if known.is_empty() {
+                    " (register it with POST …/event-types)".to_owned()
+                } else {
+                    format!("; registered: {}", known.join(", "))
+                }
+            ),
+        ));
+    };
+    if let Some(p) = &computed.property {
+        if ty.property_type(p) == Some(PropertyType::String) {
+            return Err((
+                "property",
+                format!(
+                    "{p} is declared as a string on {}; {} takes a number property",
+                    ty.code,
+                    computed.agg.as_str()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The filter "the computed field has a value": what the readers of computed values
+/// resolve to find the events that count.
+pub fn computed_filter(computed: &Computed) -> Filter {
+    Filter::new(computed_node(computed, Predicate::Exists))
+}
 
 /// Checks `ast` against `schema`.
 pub fn check(ast: &Ast, schema: &Schema) -> Result<Filter, FilterError> {
@@ -85,7 +170,10 @@ impl Checker<'_> {
                 }
             }
             ExprKind::Not(inner) => Ok(Node::Not(Box::new(self.expr(inner, level + 1)?))),
-            ExprKind::Condition(c) => self.condition(c).map(Node::Condition),
+            ExprKind::Condition(c) => match self.schema.by_name(&c.field) {
+                Some(def) if def.is_computed() => self.computed_condition(def, c),
+                _ => self.condition(c).map(Node::Condition),
+            },
             ExprKind::Event(e) => self.event(e).map(Node::Event),
         }
     }
@@ -202,6 +290,42 @@ impl Checker<'_> {
         }
         let predicate = self.predicate(&Subject::Target(&target), c.op, &c.op_loc, &c.operand)?;
         Ok(Condition { target, predicate })
+    }
+
+    /// A condition on a computed field: checked as one on a field of its type (it reads
+    /// back as written), evaluated as the event condition it stands for
+    /// ([`computed_node`]).
+    fn computed_condition(&self, def: &FieldDef, c: &AstCondition) -> Result<Node, FilterError> {
+        let Some(computed) = &def.computed else {
+            return self.condition(c).map(Node::Condition);
+        };
+        let target = Target::Computed {
+            id: def.id,
+            name: def.name.clone(),
+            field_type: def.field_type,
+            computed: computed.clone(),
+        };
+        let measured: &[Op] = match computed.agg.field_type() {
+            FieldType::Datetime => &TIME_OPERATORS,
+            _ => &AGGREGATE_OPERATORS,
+        };
+        let fitting: Vec<Op> = [Op::Exists, Op::NotExists]
+            .into_iter()
+            .chain(measured.iter().copied())
+            .collect();
+        if !fitting.contains(&c.op) {
+            return Err(self.error(
+                ErrorKind::OperatorMismatch {
+                    op: c.op,
+                    field: def.name.as_str().to_owned(),
+                    field_type: def.field_type,
+                    accepted: self.spell(&fitting),
+                },
+                &c.op_loc,
+            ));
+        }
+        let predicate = self.predicate(&Subject::Target(&target), c.op, &c.op_loc, &c.operand)?;
+        Ok(Node::Condition(Condition { target, predicate }))
     }
 
     /// The predicate of `op` and `operand` on `subject`, once `op` is known to fit its type.

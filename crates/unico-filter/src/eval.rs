@@ -8,13 +8,14 @@
 //! Event conditions (SPEC §7) look at the customer's events: first which of them count
 //! (type, channel, window, property conditions), then what is measured over those.
 
-use unico_core::{Customer, Event, PropRef, PropertyType, Value};
+use unico_core::{Computed, ComputedAgg, Customer, Event, PropRef, PropertyType, Value};
 
 use crate::aggregate::{average, from_micros, to_micros};
 use crate::calendar::{
     EvalContext, anniversary_matches, bound_day, bound_ms, duration_days, duration_ms, local_day,
     within_last_days,
 };
+use crate::check::computed_node;
 use crate::filter::{
     Agg, Condition, CountOp, EventCondition, Filter, Measure, Node, Predicate, PropertyCondition,
     Target, Which, Window,
@@ -46,6 +47,15 @@ fn node(node: &Node, customer: &Customer, events: &[Event], ctx: &EvalContext) -
             .iter()
             .any(|c| self::node(c, customer, events, ctx)),
         Node::Not(inner) => !self::node(inner, customer, events, ctx),
+        Node::Condition(Condition {
+            target: Target::Computed { computed, .. },
+            predicate,
+        }) => self::node(
+            &computed_node(computed, predicate.clone()),
+            customer,
+            events,
+            ctx,
+        ),
         Node::Condition(c) => condition(c, customer, ctx),
         Node::Event(e) => event_condition(e, events, ctx),
     }
@@ -102,6 +112,44 @@ fn event_condition(e: &EventCondition, events: &[Event], ctx: &EvalContext) -> b
     }
 }
 
+/// The value of a computed field for a customer with these events (every event of the
+/// customer, or at least every one of the field's type): the reference every other
+/// reader of computed values agrees with. `None` when the aggregate is absent (an `avg`,
+/// `min`, `max`, `first` or `last` over no event).
+pub fn computed_value(computed: &Computed, events: &[Event], ctx: &EvalContext) -> Option<Value> {
+    let Node::Event(e) = computed_node(computed, Predicate::Exists) else {
+        return None;
+    };
+    let counted: Vec<&Event> = events.iter().filter(|ev| counts(&e, ev, ctx)).collect();
+    let numbers = || -> Vec<f64> {
+        let Some(p) = computed.property.as_deref() else {
+            return Vec::new();
+        };
+        counted
+            .iter()
+            .filter_map(|ev| match ev.property(p) {
+                Some(PropRef::Num(n)) => Some(n),
+                _ => None,
+            })
+            .collect()
+    };
+    let times = || counted.iter().map(|ev| ev.timestamp);
+    match computed.agg {
+        ComputedAgg::Count => Some(Value::Number(counted.len() as f64)),
+        ComputedAgg::Sum => Some(Value::Number(from_micros(
+            numbers().iter().map(|n| to_micros(*n)).sum(),
+        ))),
+        ComputedAgg::Avg => {
+            let n = numbers();
+            average(n.iter().map(|x| to_micros(*x)).sum(), n.len() as u64).map(Value::Number)
+        }
+        ComputedAgg::Min => numbers().into_iter().reduce(f64::min).map(Value::Number),
+        ComputedAgg::Max => numbers().into_iter().reduce(f64::max).map(Value::Number),
+        ComputedAgg::First => times().min().map(Value::Datetime),
+        ComputedAgg::Last => times().max().map(Value::Datetime),
+    }
+}
+
 /// Whether `ev` counts for `e`: its type, channel, time and properties.
 fn counts(e: &EventCondition, ev: &Event, ctx: &EvalContext) -> bool {
     let in_window = match &e.window {
@@ -151,6 +199,8 @@ pub(crate) fn target_value<'c>(target: &Target, customer: &'c Customer) -> Optio
         Target::CreatedAt => return Some(Val::Datetime(customer.created_at)),
         Target::UpdatedAt => return Some(Val::Datetime(customer.updated_at)),
         Target::Field { id, .. } => customer.get(*id)?,
+        // Never stored: evaluated over the customer's events.
+        Target::Computed { .. } => return None,
     };
     if value.field_type() != target.field_type() {
         return None;

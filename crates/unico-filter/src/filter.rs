@@ -7,7 +7,9 @@ use std::fmt::{self, Write as _};
 
 use serde_json::{Value as Json, json};
 use unico_core::time::{format_date, format_datetime};
-use unico_core::{Channel, EventCode, FieldId, FieldName, FieldType, PropertyType, Schema, Value};
+use unico_core::{
+    Channel, Computed, EventCode, FieldId, FieldName, FieldType, PropertyType, Schema, Value,
+};
 
 use crate::ast::{Direction, Duration, Op, Relative};
 use crate::error::FilterError;
@@ -239,7 +241,8 @@ pub enum Measure {
         predicate: Predicate,
     },
     /// `last app_open before 30d ago`: a datetime predicate on the first or last time an
-    /// event counts; false when none does. The window is always [`Window::Ever`].
+    /// event counts; false when none does. The filter language gives it no window (a
+    /// computed field's `within_last` does).
     Time { which: Which, predicate: Predicate },
 }
 
@@ -258,6 +261,14 @@ pub enum Target {
         name: FieldName,
         field_type: FieldType,
     },
+    /// A computed field: the aggregate of the customer's events its definition names
+    /// (evaluated as [`crate::check::computed_node`]).
+    Computed {
+        id: FieldId,
+        name: FieldName,
+        field_type: FieldType,
+        computed: Computed,
+    },
     /// The brand's key (string operators).
     CustomerId,
     /// Creation time (datetime operators).
@@ -269,7 +280,7 @@ pub enum Target {
 impl Target {
     pub fn field_type(&self) -> FieldType {
         match self {
-            Target::Field { field_type, .. } => *field_type,
+            Target::Field { field_type, .. } | Target::Computed { field_type, .. } => *field_type,
             Target::CustomerId => FieldType::String,
             Target::CreatedAt | Target::UpdatedAt => FieldType::Datetime,
         }
@@ -277,7 +288,7 @@ impl Target {
 
     pub fn name(&self) -> &str {
         match self {
-            Target::Field { name, .. } => name.as_str(),
+            Target::Field { name, .. } | Target::Computed { name, .. } => name.as_str(),
             Target::CustomerId => "customerId",
             Target::CreatedAt => "created_at",
             Target::UpdatedAt => "updated_at",

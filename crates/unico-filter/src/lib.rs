@@ -113,9 +113,9 @@ pub mod text;
 
 pub use ast::Ast;
 pub use calendar::EvalContext;
-pub use check::check;
+pub use check::{check, check_computed};
 pub use error::{ErrorKind, FilterError, Location};
-pub use eval::{matches, matches_with_events};
+pub use eval::{computed_value, matches, matches_with_events};
 pub use filter::{Filter, FilterInput, string_literal};
 pub use json::parse_json;
 pub use resolve::{ResolvedFilter, resolve};

@@ -12,9 +12,7 @@ pub const MAX_FILTER_BYTES: usize = 64 * 1024;
 /// Most values in one `in` / `not_in` list.
 pub const MAX_IN_VALUES: usize = 10_000;
 
-/// Largest amount in a relative time or duration (`90d`, `2w`): a million weeks is about
-/// 19 000 years, past every representable date, and keeps all arithmetic far from overflow.
-pub const MAX_TIME_AMOUNT: u32 = 1_000_000;
+pub use unico_core::limits::MAX_TIME_AMOUNT;
 
 /// Largest `anniversary within N days` window. A year or more would match every date.
 pub const MAX_ANNIVERSARY_DAYS: u32 = 366;

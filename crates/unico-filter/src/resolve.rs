@@ -12,9 +12,11 @@ use crate::calendar::{
     EvalContext, anniversary_month_days, bound_day, bound_ms, local_day, local_day_ranges,
     month_day, within_last_days, within_last_ms,
 };
+use crate::check::computed_node;
 use crate::eval::{Val, target_value};
 use crate::filter::{
-    Agg, Bound, CountOp, EventCondition, Filter, Measure, Node, Predicate, Target, Which, Window,
+    Agg, Bound, Condition, CountOp, EventCondition, Filter, Measure, Node, Predicate, Target,
+    Which, Window,
 };
 
 /// A filter resolved for one instant and time zone.
@@ -181,6 +183,10 @@ fn node(n: &Node, ctx: &EvalContext) -> Resolved {
         Node::And(children) => Resolved::And(children.iter().map(|c| node(c, ctx)).collect()),
         Node::Or(children) => Resolved::Or(children.iter().map(|c| node(c, ctx)).collect()),
         Node::Not(inner) => Resolved::Not(Box::new(node(inner, ctx))),
+        Node::Condition(Condition {
+            target: Target::Computed { computed, .. },
+            predicate,
+        }) => node(&computed_node(computed, predicate.clone()), ctx),
         Node::Condition(c) => Resolved::Test(Test {
             target: c.target.clone(),
             kind: lower(c.target.field_type(), &c.predicate, ctx),

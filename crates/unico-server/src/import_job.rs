@@ -656,6 +656,7 @@ mod tests {
                     name: FieldName::parse(name).unwrap(),
                     field_type: *field_type,
                     created_at: 0,
+                    computed: None,
                 })
                 .collect(),
         )

@@ -1,7 +1,7 @@
 //! The rules a customer write is checked against inside its own transaction: the
 //! application's live fields, shared by every backend so they refuse the same writes.
 
-use unico_core::{FieldChange, FieldId, FieldType};
+use unico_core::{EventCode, FieldChange, FieldDef, FieldId, FieldType};
 
 use crate::error::StoreError;
 
@@ -46,4 +46,37 @@ pub(crate) fn check_changes(live: &LiveFields, changes: &[FieldChange]) -> Resul
         }
     }
     Ok(())
+}
+
+/// A computed field's type follows its aggregate: it never changes by itself.
+pub(crate) fn refuse_computed_retype(field: &FieldDef, to: FieldType) -> Result<(), StoreError> {
+    match &field.computed {
+        Some(c) if field.field_type != to => Err(StoreError::Conflict(format!(
+            "field \"{}\" is computed ({c}); its type follows its aggregate and cannot change: delete it and create it again",
+            field.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// An event type that computed fields aggregate cannot be deleted from under them.
+pub(crate) fn refuse_type_in_use(fields: &[FieldDef], code: &EventCode) -> Result<(), StoreError> {
+    let users: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.computed.as_ref().is_some_and(|c| c.event == *code))
+        .map(|f| f.name.as_str())
+        .collect();
+    if users.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::Conflict(format!(
+        "event type \"{code}\" is aggregated by the computed field{} {}; delete {} first",
+        if users.len() == 1 { "" } else { "s" },
+        users
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if users.len() == 1 { "it" } else { "them" }
+    )))
 }

@@ -9,8 +9,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use unico_core::{
-    AppId, Customer, CustomerId, EventCode, EventType, EventTypes, FieldDef, FieldId, FieldName,
-    FieldType, PropertyType, Schema, TimeZoneName,
+    AppId, Computed, Customer, CustomerId, EventCode, EventType, EventTypes, FieldDef, FieldId,
+    FieldName, FieldType, PropertyType, Schema, TimeZoneName,
 };
 
 use crate::changes::{Before, Change};
@@ -202,6 +202,9 @@ impl EntryRow {
 
 /// Event type lines of a logged schema start with this (field lines with a number).
 const EVENT_TYPE_LINE: &str = "E\t";
+/// A computed field's definition follows its field's line, on a line starting with this,
+/// then the field's id.
+const COMPUTED_LINE: &str = "C\t";
 
 fn schema_text(schema: &Schema) -> String {
     let mut out = String::new();
@@ -229,6 +232,9 @@ fn schema_text(schema: &Schema) -> String {
             f.created_at,
             f.name.as_str()
         ));
+        if let Some(c) = &f.computed {
+            out.push_str(&format!("{COMPUTED_LINE}{}\t{}\n", f.id.0, c.to_storage()));
+        }
     }
     out
 }
@@ -260,6 +266,16 @@ fn parse_schema(text: &str) -> Result<Schema, StoreError> {
             });
             continue;
         }
+        if let Some(rest) = line.strip_prefix(COMPUTED_LINE) {
+            let (id, def) = rest.split_once('\t').ok_or_else(bad)?;
+            let id = FieldId(id.parse().map_err(|_| bad())?);
+            let field = fields
+                .iter_mut()
+                .find(|f: &&mut FieldDef| f.id == id)
+                .ok_or_else(bad)?;
+            field.computed = Some(Computed::from_storage(def).ok_or_else(bad)?);
+            continue;
+        }
         let mut parts = line.splitn(4, '\t');
         let (Some(id), Some(ty), Some(created), Some(name)) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -271,6 +287,7 @@ fn parse_schema(text: &str) -> Result<Schema, StoreError> {
             field_type: FieldType::parse(ty).map_err(|_| bad())?,
             created_at: created.parse().map_err(|_| bad())?,
             name: FieldName::parse(name).map_err(|_| bad())?,
+            computed: None,
         });
     }
     Ok(Schema::new(fields).with_event_types(EventTypes::new(events)))

@@ -6,8 +6,8 @@
 //! never reads a clock and tests control time.
 
 use unico_core::{
-    AppId, AppName, Application, Customer, CustomerId, Event, EventCode, EventType, FieldChange,
-    FieldDef, FieldName, FieldType, Schema, TimeZoneName,
+    AppId, AppName, Application, Computed, Customer, CustomerId, Event, EventCode, EventType,
+    FieldChange, FieldDef, FieldName, FieldType, Schema, TimeZoneName,
 };
 
 use crate::changes::{LogBounds, LogEntry};
@@ -159,7 +159,21 @@ pub trait Store: Send + Sync + 'static {
         field_type: FieldType,
         now: i64,
     ) -> Result<FieldDef, StoreError>;
-    /// Changes a field's type; `Conflict` while any customer holds a value for it.
+    /// Creates a computed field: read-only, its values the aggregate `computed` of each
+    /// customer's events. `Conflict` if the name exists or the event type is not
+    /// registered, `Limit` past the field limit. The caller checks the definition against
+    /// the schema (its type, its property); the store re-checks the event type in the
+    /// same transaction.
+    fn create_computed_field(
+        &self,
+        app: AppId,
+        name: &FieldName,
+        field_type: FieldType,
+        computed: &Computed,
+        now: i64,
+    ) -> Result<FieldDef, StoreError>;
+    /// Changes a field's type; `Conflict` while any customer holds a value for it, and
+    /// for a computed field (its type follows its aggregate).
     fn set_field_type(
         &self,
         app: AppId,

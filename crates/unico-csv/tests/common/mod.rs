@@ -29,6 +29,7 @@ pub fn schema_of(fields: &[(&str, FieldType)]) -> Schema {
                 name: FieldName::parse(name).expect("valid field name"),
                 field_type: *field_type,
                 created_at: 0,
+                computed: None,
             })
             .collect(),
     )

@@ -107,6 +107,7 @@ pub fn schema() -> Schema {
                 name: FieldName::parse(name).expect("valid test field name"),
                 field_type,
                 created_at: 0,
+                computed: None,
             })
             .collect(),
     )

@@ -177,6 +177,11 @@ pub fn update_type(
 pub fn delete_type(w: &mut Wx<'_, '_>, app: AppId, code: &EventCode) -> Res<u64> {
     w.own_app(app)?;
     let (id, t) = type_row(w, app, code)?;
+    let fields: Vec<_> = super::rows::field_stats(&mut w.db, app)?
+        .into_iter()
+        .map(|s| s.field)
+        .collect();
+    crate::live::refuse_type_in_use(&fields, code)?;
     let removed =
         w.db.execute("DELETE FROM events WHERE type_id = $1", &[&id])?;
     w.db.execute("DELETE FROM event_types WHERE id = $1", &[&id])?;

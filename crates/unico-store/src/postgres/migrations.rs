@@ -112,6 +112,8 @@ const MIGRATIONS: &[&[&str]] = &[
     &[EVENTS_V3],
     // 4: what an import brings in: customers (every import before this one) or events.
     &["ALTER TABLE imports ADD COLUMN kind text NOT NULL DEFAULT 'customers'"],
+    // 5: computed fields: what a field aggregates (NULL for a stored field).
+    &["ALTER TABLE fields ADD COLUMN computed text"],
 ];
 
 /// The event type registry and the events, laid out for millions of events per

@@ -42,8 +42,8 @@ use std::sync::atomic::AtomicU64;
 use postgres::{IsolationLevel, Transaction};
 use unico_core::limits::MAX_FIELDS_PER_APP;
 use unico_core::{
-    AppId, AppName, Application, Customer, CustomerId, Event, EventCode, EventType, FieldChange,
-    FieldDef, FieldId, FieldName, FieldType, Schema, TimeZoneName,
+    AppId, AppName, Application, Computed, Customer, CustomerId, Event, EventCode, EventType,
+    FieldChange, FieldDef, FieldId, FieldName, FieldType, Schema, TimeZoneName,
 };
 
 use crate::changes::{Change, LogBounds, LogEntry};
@@ -196,6 +196,67 @@ impl PostgresStore {
     }
 
     /// The field named `name`, with its value count; `NotFound` if there is none.
+    /// Creates a stored field, or a computed one (whose event type must be registered).
+    fn add_field(
+        &self,
+        app: AppId,
+        name: &FieldName,
+        field_type: FieldType,
+        computed: Option<Computed>,
+        now: i64,
+    ) -> Result<FieldDef, StoreError> {
+        self.write(|w| {
+            w.own_app(app)?;
+            let existing = rows::field_stats(&mut w.db, app)?;
+            if existing.iter().any(|s| s.field.name == *name) {
+                return Err(StoreError::Conflict(format!("field \"{name}\" exists already")).into());
+            }
+            if existing.len() >= MAX_FIELDS_PER_APP {
+                return Err(StoreError::Limit(format!(
+                    "an application holds at most {MAX_FIELDS_PER_APP} fields"
+                ))
+                .into());
+            }
+            if let Some(def) = &computed {
+                if events::registry(&mut w.db, app)?
+                    .get(def.event.as_str())
+                    .is_none()
+                {
+                    return Err(StoreError::Conflict(format!(
+                        "event type \"{}\" is not registered (it was deleted meanwhile?)",
+                        def.event
+                    ))
+                    .into());
+                }
+            }
+            let id: i64 = w
+                .db
+                .query_one(
+                    "INSERT INTO fields (app_id, name, type, created_at, computed) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    &[
+                        &app.0,
+                        &name.as_str(),
+                        &field_type.as_str(),
+                        &now,
+                        &computed.as_ref().map(Computed::to_storage),
+                    ],
+                )?
+                .try_get(0)?;
+            let def = FieldDef {
+                id: FieldId(u32::try_from(id).map_err(|_| {
+                    StoreError::Internal(format!("field id {id} is past the largest a field can have"))
+                })?),
+                name: name.clone(),
+                field_type,
+                created_at: now,
+                computed: computed.clone(),
+            };
+            let schema = w.schema(app)?;
+            w.emit(Change::Schema { app, schema });
+            Ok(def)
+        })
+    }
+
     fn field_by_name(w: &mut Wx<'_, '_>, app: AppId, name: &FieldName) -> Res<FieldStat> {
         rows::field_stats(&mut w.db, app)?
             .into_iter()
@@ -626,37 +687,18 @@ impl Store for PostgresStore {
         field_type: FieldType,
         now: i64,
     ) -> Result<FieldDef, StoreError> {
-        self.write(|w| {
-            w.own_app(app)?;
-            let existing = rows::field_stats(&mut w.db, app)?;
-            if existing.iter().any(|s| s.field.name == *name) {
-                return Err(StoreError::Conflict(format!("field \"{name}\" exists already")).into());
-            }
-            if existing.len() >= MAX_FIELDS_PER_APP {
-                return Err(StoreError::Limit(format!(
-                    "an application holds at most {MAX_FIELDS_PER_APP} fields"
-                ))
-                .into());
-            }
-            let id: i64 = w
-                .db
-                .query_one(
-                    "INSERT INTO fields (app_id, name, type, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-                    &[&app.0, &name.as_str(), &field_type.as_str(), &now],
-                )?
-                .try_get(0)?;
-            let def = FieldDef {
-                id: FieldId(u32::try_from(id).map_err(|_| {
-                    StoreError::Internal(format!("field id {id} is past the largest a field can have"))
-                })?),
-                name: name.clone(),
-                field_type,
-                created_at: now,
-            };
-            let schema = w.schema(app)?;
-            w.emit(Change::Schema { app, schema });
-            Ok(def)
-        })
+        self.add_field(app, name, field_type, None, now)
+    }
+
+    fn create_computed_field(
+        &self,
+        app: AppId,
+        name: &FieldName,
+        field_type: FieldType,
+        computed: &Computed,
+        now: i64,
+    ) -> Result<FieldDef, StoreError> {
+        self.add_field(app, name, field_type, Some(computed.clone()), now)
     }
 
     fn set_field_type(
@@ -668,6 +710,7 @@ impl Store for PostgresStore {
         self.write(|w| {
             w.own_app(app)?;
             let stat = Self::field_by_name(w, app, name)?;
+            crate::live::refuse_computed_retype(&stat.field, field_type)?;
             if stat.field.field_type != field_type && stat.value_count > 0 {
                 return Err(StoreError::Conflict(format!(
                     "field \"{name}\" is {} and {} customers hold a value for it; a field's type can change only while no customer holds a value",

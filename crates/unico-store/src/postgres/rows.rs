@@ -2,8 +2,8 @@
 
 use postgres::{GenericClient, Row};
 use unico_core::{
-    AppId, AppName, Application, Customer, CustomerId, FieldDef, FieldId, FieldName, FieldType,
-    Schema, TimeZoneName,
+    AppId, AppName, Application, Computed, Customer, CustomerId, FieldDef, FieldId, FieldName,
+    FieldType, Schema, TimeZoneName,
 };
 
 use super::conn::{Db, Res};
@@ -60,7 +60,7 @@ pub fn key(row: &Row) -> Res<ApiKeyInfo> {
 
 pub fn field_stats<C: GenericClient>(db: &mut Db<'_, C>, app: AppId) -> Res<Vec<FieldStat>> {
     let rows = db.query(
-        "SELECT id, name, type, created_at, value_count FROM fields WHERE app_id = $1 ORDER BY id",
+        "SELECT id, name, type, created_at, value_count, computed FROM fields WHERE app_id = $1 ORDER BY id",
         &[&app.0],
     )?;
     let mut out = Vec::with_capacity(rows.len());
@@ -68,12 +68,18 @@ pub fn field_stats<C: GenericClient>(db: &mut Db<'_, C>, app: AppId) -> Res<Vec<
         let id: i64 = row.try_get(0)?;
         let name: String = row.try_get(1)?;
         let ty: String = row.try_get(2)?;
+        let computed: Option<String> = row.try_get(5)?;
         out.push(FieldStat {
             field: FieldDef {
                 id: FieldId(u32::try_from(id).map_err(|e| corrupt("field id", e))?),
                 name: FieldName::parse(&name).map_err(|e| corrupt("field name", e))?,
                 field_type: FieldType::parse(&ty).map_err(|e| corrupt("field type", e))?,
                 created_at: row.try_get(3)?,
+                computed: computed
+                    .map(|text| {
+                        Computed::from_storage(&text).ok_or_else(|| corrupt("computed field", text))
+                    })
+                    .transpose()?,
             },
             value_count: count(&row, 4)?,
         });
@@ -86,6 +92,8 @@ pub fn live_fields<C: GenericClient>(db: &mut Db<'_, C>, app: AppId) -> Res<Live
     Ok(LiveFields::new(
         field_stats(db, app)?
             .into_iter()
+            // A computed field takes no written value: to a write it does not exist.
+            .filter(|s| !s.field.is_computed())
             .map(|s| (s.field.id, s.field.field_type))
             .collect(),
     ))

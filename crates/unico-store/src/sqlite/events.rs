@@ -150,6 +150,11 @@ pub fn delete_type(w: &mut WriteCtx, app: AppId, code: &EventCode) -> Result<u64
     let c = &w.conn;
     rows::get_app(c, app)?;
     let (id, t) = type_row(c, app, code)?;
+    let fields: Vec<_> = rows::field_stats(c, app)?
+        .into_iter()
+        .map(|s| s.field)
+        .collect();
+    crate::live::refuse_type_in_use(&fields, code)?;
     let removed = c.execute("DELETE FROM events WHERE type_id = ?1", [id])? as u64;
     c.execute("DELETE FROM event_types WHERE id = ?1", [id])?;
     w.emit(Change::EventsRemoved {

@@ -116,6 +116,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX events_by_type_time ON events(type_id, ts);
      CREATE UNIQUE INDEX events_by_key ON events(app_id, event_key) WHERE event_key IS NOT NULL;
      ALTER TABLE imports ADD COLUMN kind TEXT NOT NULL DEFAULT 'customers';",
+    // 8: computed fields: what a field aggregates (NULL for a stored field).
+    "ALTER TABLE fields ADD COLUMN computed TEXT;",
 ];
 
 /// Brings the database up to this build's schema.

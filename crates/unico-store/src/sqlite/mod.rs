@@ -27,8 +27,8 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags, params};
 use unico_core::limits::MAX_FIELDS_PER_APP;
 use unico_core::{
-    AppId, AppName, Application, Customer, CustomerId, Event, EventCode, EventType, FieldChange,
-    FieldDef, FieldId, FieldName, FieldType, Schema, TimeZoneName,
+    AppId, AppName, Application, Computed, Customer, CustomerId, Event, EventCode, EventType,
+    FieldChange, FieldDef, FieldId, FieldName, FieldType, Schema, TimeZoneName,
 };
 
 use crate::changes::Change;
@@ -159,6 +159,64 @@ impl SqliteStore {
         if pool.len() < MAX_IDLE_READERS {
             pool.push(conn);
         }
+        result
+    }
+
+    /// Creates a stored field, or a computed one (whose event type must be registered).
+    fn add_field(
+        &self,
+        app: AppId,
+        name: &FieldName,
+        field_type: FieldType,
+        computed: Option<Computed>,
+        now: i64,
+    ) -> Result<FieldDef, StoreError> {
+        let name = name.clone();
+        let result = self.writer.write(move |w| {
+            w.forget(app);
+            let c = &w.conn;
+            ensure_app(c, app)?;
+            let existing = rows::field_stats(c, app)?;
+            if existing.iter().any(|s| s.field.name == name) {
+                return Err(StoreError::Conflict(format!(
+                    "field \"{name}\" exists already"
+                )));
+            }
+            if existing.len() >= MAX_FIELDS_PER_APP {
+                return Err(StoreError::Limit(format!(
+                    "an application holds at most {MAX_FIELDS_PER_APP} fields"
+                )));
+            }
+            if let Some(def) = &computed {
+                if events::registry(c, app)?.get(def.event.as_str()).is_none() {
+                    return Err(StoreError::Conflict(format!(
+                        "event type \"{}\" is not registered (it was deleted meanwhile?)",
+                        def.event
+                    )));
+                }
+            }
+            c.execute(
+                "INSERT INTO fields (app_id, name, type, created_at, computed) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    app.0,
+                    name.as_str(),
+                    field_type.as_str(),
+                    now,
+                    computed.as_ref().map(Computed::to_storage)
+                ],
+            )?;
+            let def = FieldDef {
+                id: FieldId(c.last_insert_rowid() as u32),
+                name,
+                field_type,
+                created_at: now,
+                computed,
+            };
+            let schema = w.schema(app)?;
+            w.emit(Change::Schema { app, schema });
+            Ok(def)
+        });
+        self.forget_schema(app);
         result
     }
 
@@ -488,38 +546,18 @@ impl Store for SqliteStore {
         field_type: FieldType,
         now: i64,
     ) -> Result<FieldDef, StoreError> {
-        let name = name.clone();
-        let result = self.writer.write(move |w| {
-            w.forget(app);
-            let c = &w.conn;
-            ensure_app(c, app)?;
-            let existing = rows::field_stats(c, app)?;
-            if existing.iter().any(|s| s.field.name == name) {
-                return Err(StoreError::Conflict(format!(
-                    "field \"{name}\" exists already"
-                )));
-            }
-            if existing.len() >= MAX_FIELDS_PER_APP {
-                return Err(StoreError::Limit(format!(
-                    "an application holds at most {MAX_FIELDS_PER_APP} fields"
-                )));
-            }
-            c.execute(
-                "INSERT INTO fields (app_id, name, type, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![app.0, name.as_str(), field_type.as_str(), now],
-            )?;
-            let def = FieldDef {
-                id: FieldId(c.last_insert_rowid() as u32),
-                name,
-                field_type,
-                created_at: now,
-            };
-            let schema = w.schema(app)?;
-            w.emit(Change::Schema { app, schema });
-            Ok(def)
-        });
-        self.forget_schema(app);
-        result
+        self.add_field(app, name, field_type, None, now)
+    }
+
+    fn create_computed_field(
+        &self,
+        app: AppId,
+        name: &FieldName,
+        field_type: FieldType,
+        computed: &Computed,
+        now: i64,
+    ) -> Result<FieldDef, StoreError> {
+        self.add_field(app, name, field_type, Some(computed.clone()), now)
     }
 
     fn set_field_type(
@@ -534,6 +572,7 @@ impl Store for SqliteStore {
             let c = &w.conn;
             ensure_app(c, app)?;
             let stat = field_by_name(c, app, &name)?;
+            crate::live::refuse_computed_retype(&stat.field, field_type)?;
             if stat.field.field_type != field_type && stat.value_count > 0 {
                 return Err(StoreError::Conflict(format!(
                     "field \"{name}\" is {} and {} customers hold a value for it; a field's type can change only while no customer holds a value",

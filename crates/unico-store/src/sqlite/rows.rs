@@ -2,8 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use unico_core::{
-    AppId, AppName, Application, Customer, CustomerId, FieldDef, FieldId, FieldName, FieldType,
-    TimeZoneName,
+    AppId, AppName, Application, Computed, Customer, CustomerId, FieldDef, FieldId, FieldName,
+    FieldType, TimeZoneName,
 };
 
 use crate::codec;
@@ -54,7 +54,7 @@ pub fn key_from_row(row: &Row<'_>) -> rusqlite::Result<ApiKeyInfo> {
 
 pub fn field_stats(conn: &Connection, app: AppId) -> Result<Vec<FieldStat>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, name, type, created_at, value_count FROM fields WHERE app_id = ?1 ORDER BY id",
+        "SELECT id, name, type, created_at, value_count, computed FROM fields WHERE app_id = ?1 ORDER BY id",
     )?;
     let rows = stmt.query_map([app.0], |r| {
         Ok((
@@ -63,17 +63,23 @@ pub fn field_stats(conn: &Connection, app: AppId) -> Result<Vec<FieldStat>, Stor
             r.get::<_, String>(2)?,
             r.get::<_, i64>(3)?,
             r.get::<_, i64>(4)?,
+            r.get::<_, Option<String>>(5)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, name, ty, created_at, count) = row?;
+        let (id, name, ty, created_at, count, computed) = row?;
         out.push(FieldStat {
             field: FieldDef {
                 id: FieldId(u32::try_from(id).map_err(|e| corrupt("field id", e))?),
                 name: FieldName::parse(&name).map_err(|e| corrupt("field name", e))?,
                 field_type: FieldType::parse(&ty).map_err(|e| corrupt("field type", e))?,
                 created_at,
+                computed: computed
+                    .map(|text| {
+                        Computed::from_storage(&text).ok_or_else(|| corrupt("computed field", text))
+                    })
+                    .transpose()?,
             },
             value_count: count.max(0) as u64,
         });
@@ -86,6 +92,8 @@ pub fn live_field_types(conn: &Connection, app: AppId) -> Result<LiveFields, Sto
     Ok(LiveFields::new(
         field_stats(conn, app)?
             .into_iter()
+            // A computed field takes no written value: to a write it does not exist.
+            .filter(|s| !s.field.is_computed())
             .map(|s| (s.field.id, s.field.field_type))
             .collect(),
     ))
