@@ -89,7 +89,7 @@ pub enum ComputedError {
     PropertyRefused(&'static str),
     #[error("the property name is empty or longer than {max} characters")]
     PropertyName { max: usize },
-    #[error("within_last: {0}")]
+    #[error("{0}")]
     Window(String),
     #[error(
         "a computed field with \"agg\": \"{agg}\" holds {expected} values; its type must be {expected} (got {got})"

@@ -124,6 +124,9 @@ impl FieldLookup {
         let fields: Vec<(Box<str>, FieldId, FieldType)> = schema
             .fields()
             .iter()
+            // A computed field takes no imported value: its name is refused as unknown is,
+            // with its own message.
+            .filter(|f| !f.is_computed())
             .map(|f| (Box::from(f.name.as_str()), f.id, f.field_type))
             .collect();
         let by_name = fields
@@ -159,6 +162,9 @@ impl FieldLookup {
     fn unknown_message(&mut self, name: &str, schema: &Schema) -> String {
         if let Some(message) = self.unknown.get(name) {
             return message.clone();
+        }
+        if let Some(computed) = schema.by_name(name).and_then(|f| f.computed.as_ref()) {
+            return computed_message(name, computed);
         }
         if self.unknown.len() >= MAX_SUGGESTIONS {
             return format!(
@@ -517,3 +523,11 @@ impl<R: Read> Iterator for ImportReader<R> {
 }
 
 impl<R: Read> std::iter::FusedIterator for ImportReader<R> {}
+
+/// Why a computed field's name cannot take imported values.
+pub(crate) fn computed_message(name: &str, computed: &unico_core::Computed) -> String {
+    format!(
+        "\"{}\" is a computed field ({computed}): its values come from the customers' events and cannot be imported (an export taken with computed=false imports back)",
+        excerpt(name)
+    )
+}

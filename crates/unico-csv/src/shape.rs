@@ -99,6 +99,12 @@ impl Shape {
                     message: unknown_column_message(name, index, looks_long, schema),
                 });
             };
+            if let Some(computed) = &def.computed {
+                return Err(HeaderError {
+                    column,
+                    message: crate::reader::computed_message(name, computed),
+                });
+            }
             columns.push(WideColumn {
                 name: name.to_owned(),
                 field: def.id,

@@ -49,6 +49,21 @@ impl ComputedColumn {
         }
     }
 
+    /// Every customer's value, by internal id, ascending (customers with none left out).
+    pub fn values(&self, index: &AppIndex) -> Vec<(i64, Value)> {
+        let mut out: Vec<(i64, Value)> = self
+            .column
+            .present
+            .iter()
+            .filter_map(|slot| {
+                let id = index.id_of(slot)?;
+                self.value(index, id).map(|v| (id, v))
+            })
+            .collect();
+        out.sort_unstable_by_key(|(id, _)| *id);
+        out
+    }
+
     /// How many of `members` have a value.
     pub fn holding(&self, members: &Members) -> u64 {
         holding_in(members, &self.column)

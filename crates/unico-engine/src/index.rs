@@ -253,9 +253,10 @@ impl AppIndex {
         self.fields.retain(|id, column| {
             schema
                 .by_id(*id)
-                .is_some_and(|def| def.field_type == column.ty)
+                .is_some_and(|def| def.field_type == column.ty && !def.is_computed())
         });
-        for def in schema.fields() {
+        // A computed field has no column: its values are computed from the events.
+        for def in schema.fields().iter().filter(|f| !f.is_computed()) {
             self.fields
                 .entry(def.id)
                 .or_insert_with(|| Column::new(def.field_type, self.rows));

@@ -749,7 +749,9 @@ impl AppIndex {
             return Err(corrupt("built-in columns"));
         }
         let n = input.u64()?;
-        if n != schema.fields().len() as u64 {
+        // Computed fields have no column (their values are computed from the events).
+        let stored = schema.fields().iter().filter(|f| !f.is_computed()).count();
+        if n != stored as u64 {
             return Err(SnapshotError::Mismatch("another schema"));
         }
         let mut fields = HashMap::new();
@@ -759,12 +761,12 @@ impl AppIndex {
             let def = schema
                 .by_id(FieldId(id))
                 .ok_or(SnapshotError::Mismatch("another schema"))?;
-            if def.field_type != column.ty {
+            if def.field_type != column.ty || def.is_computed() {
                 return Err(SnapshotError::Mismatch("another schema"));
             }
             fields.insert(FieldId(id), column);
         }
-        if fields.len() != schema.fields().len() {
+        if fields.len() != stored {
             return Err(SnapshotError::Mismatch("another schema"));
         }
         let events = input.events(&alive, &free, high)?;

@@ -87,17 +87,17 @@ pub fn check_computed(schema: &Schema, computed: &Computed) -> Result<(), (&'sta
             ),
         ));
     };
-    if let Some(p) = &computed.property {
-        if ty.property_type(p) == Some(PropertyType::String) {
-            return Err((
-                "property",
-                format!(
-                    "{p} is declared as a string on {}; {} takes a number property",
-                    ty.code,
-                    computed.agg.as_str()
-                ),
-            ));
-        }
+    if let Some(p) = &computed.property
+        && ty.property_type(p) == Some(PropertyType::String)
+    {
+        return Err((
+            "property",
+            format!(
+                "{p} is declared as a string on {}; {} takes a number property",
+                ty.code,
+                computed.agg.as_str()
+            ),
+        ));
     }
     Ok(())
 }

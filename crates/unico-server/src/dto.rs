@@ -104,9 +104,42 @@ pub struct KeyList {
 #[serde(deny_unknown_fields)]
 pub struct CreateField {
     pub name: String,
-    /// `string`, `number`, `datetime` or `date` (case-insensitive).
+    /// `string`, `number`, `datetime` or `date` (case-insensitive). A computed field's is
+    /// the type of its aggregate: `number`, or `datetime` for `first` and `last`.
     #[serde(rename = "type")]
     pub field_type: String,
+    /// Makes the field computed (read-only): the aggregate of each customer's events.
+    pub computed: Option<ComputedDef>,
+}
+
+/// What a computed field aggregates: `{"event": "purchase", "agg": "sum", "property":
+/// "amount", "within_last": "90d"}`.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ComputedDef {
+    /// A registered event type.
+    pub event: String,
+    /// `count`, `sum`, `avg`, `min`, `max`, `first` or `last`.
+    pub agg: String,
+    /// The number property aggregated: required for `sum`, `avg`, `min` and `max`, refused
+    /// otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub property: Option<String>,
+    /// Only events in this last span count (`90d`; units m, h, d, w); none: every
+    /// retained event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub within_last: Option<String>,
+}
+
+impl ComputedDef {
+    pub fn new(c: &unico_core::Computed) -> Self {
+        ComputedDef {
+            event: c.event.as_str().to_owned(),
+            agg: c.agg.as_str().to_owned(),
+            property: c.property.clone(),
+            within_last: c.within_last.map(|d| d.to_string()),
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -123,9 +156,12 @@ pub struct FieldOut {
     #[serde(rename = "type")]
     pub field_type: String,
     pub created_at: String,
-    /// How many customers hold a value for this field.
+    /// How many customers hold a value for this field (stored fields only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value_count: Option<u64>,
+    /// A computed field's definition (its values are read-only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub computed: Option<ComputedDef>,
 }
 
 impl FieldOut {
@@ -134,7 +170,8 @@ impl FieldOut {
             name: def.name.as_str().to_owned(),
             field_type: def.field_type.as_str().to_owned(),
             created_at: format_datetime(def.created_at),
-            value_count,
+            value_count: value_count.filter(|_| !def.is_computed()),
+            computed: def.computed.as_ref().map(ComputedDef::new),
         }
     }
 }
@@ -302,6 +339,15 @@ pub fn fields_to_changes(
             });
             continue;
         };
+        if let Some(computed) = &def.computed {
+            problems.push(ErrorDetail {
+                field: Some(format!("{path}{name}")),
+                message: format!(
+                    "\"{name}\" is a computed field ({computed}): its value comes from the customer's events and cannot be set"
+                ),
+            });
+            continue;
+        }
         match json_to_value(def.field_type, json) {
             Ok(value) => changes.push(FieldChange {
                 field: def.id,

@@ -11,6 +11,7 @@
 //! - [`import_job`]: one CSV import from spooled file to committed write.
 
 pub mod auth;
+pub mod computed;
 pub mod console;
 pub mod dto;
 pub mod engines;

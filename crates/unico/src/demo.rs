@@ -367,6 +367,32 @@ fn demo_events(
             },
         )?;
     }
+    // Computed fields: what a marketer asks of the events, kept current without a job.
+    for (name, agg, event, property, window) in [
+        ("purchases_90d", "count", "purchase", None, Some("90d")),
+        (
+            "spent_365d",
+            "sum",
+            "purchase",
+            Some("amount"),
+            Some("365d"),
+        ),
+        ("last_app_open", "last", "app_open", None, None),
+    ] {
+        let computed = unico_core::Computed::new(
+            EventCode::parse(event)?,
+            unico_core::ComputedAgg::parse(agg)?,
+            property.map(str::to_owned),
+            window.map(unico_core::Computed::parse_window).transpose()?,
+        )?;
+        store.create_computed_field(
+            app,
+            &FieldName::parse(name)?,
+            computed.agg.field_type(),
+            &computed,
+            now,
+        )?;
+    }
     let mut events = Vec::new();
     for (customer_id, orders, signup) in customers {
         if rng.chance(0.2) {

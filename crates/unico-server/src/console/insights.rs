@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use unico_core::{FieldDef, FieldType, Schema};
 use unico_engine::stats::{Attribute, TopValues};
-use unico_engine::{AppIndex, Members};
+use unico_engine::{AppIndex, ComputedColumn, Members};
+use unico_filter::EvalContext;
 
 use super::charts::{self, Buckets, Scale, Share};
 
@@ -41,8 +42,37 @@ pub struct Summary {
     pub fields: Vec<FieldSummary>,
 }
 
-fn distribution(index: &AppIndex, members: &Members, attr: Attribute, scale: Scale) -> Chart {
-    let Some((lo, hi)) = index.range(members, attr) else {
+/// Where a chart's values come from: a column of the index, or a computed field's values.
+enum Source<'a> {
+    Attr(&'a AppIndex, Attribute),
+    Computed(Box<ComputedColumn>),
+}
+
+impl Source<'_> {
+    fn holding(&self, members: &Members) -> u64 {
+        match self {
+            Source::Attr(index, attr) => index.holding(members, *attr),
+            Source::Computed(c) => c.holding(members),
+        }
+    }
+
+    fn range(&self, members: &Members) -> Option<(f64, f64)> {
+        match self {
+            Source::Attr(index, attr) => index.range(members, *attr),
+            Source::Computed(c) => c.range(members),
+        }
+    }
+
+    fn histogram(&self, members: &Members, start: f64, width: f64, buckets: usize) -> Vec<u64> {
+        match self {
+            Source::Attr(index, attr) => index.histogram(members, *attr, start, width, buckets),
+            Source::Computed(c) => c.histogram(members, start, width, buckets),
+        }
+    }
+}
+
+fn distribution(source: &Source<'_>, members: &Members, scale: Scale) -> Chart {
+    let Some((lo, hi)) = source.range(members) else {
         return Chart::Empty;
     };
     match scale {
@@ -68,23 +98,30 @@ fn distribution(index: &AppIndex, members: &Members, attr: Attribute, scale: Sca
     Chart::Columns(Buckets {
         start,
         width: step,
-        counts: index.histogram(members, attr, start, step, n),
+        counts: source.histogram(members, start, step, n),
         scale,
     })
 }
 
-fn summarize_field(index: &AppIndex, members: &Members, def: &FieldDef) -> FieldSummary {
+fn summarize_field(
+    index: &AppIndex,
+    ctx: &EvalContext,
+    members: &Members,
+    def: &FieldDef,
+) -> FieldSummary {
     let attr = Attribute::Field(def.id);
-    let holding = index.holding(members, attr);
+    let source = match &def.computed {
+        Some(c) => Source::Computed(Box::new(index.computed_column(c, ctx))),
+        None => Source::Attr(index, attr),
+    };
+    let holding = source.holding(members);
     let chart = if holding == 0 {
         Chart::Empty
     } else {
         match def.field_type {
             FieldType::String => Chart::Top(index.top_values(members, attr, TOP_VALUES)),
-            FieldType::Number => distribution(index, members, attr, Scale::Number),
-            FieldType::Date | FieldType::Datetime => {
-                distribution(index, members, attr, Scale::Time)
-            }
+            FieldType::Number => distribution(&source, members, Scale::Number),
+            FieldType::Date | FieldType::Datetime => distribution(&source, members, Scale::Time),
         }
     };
     FieldSummary {
@@ -97,7 +134,12 @@ fn summarize_field(index: &AppIndex, members: &Members, def: &FieldDef) -> Field
 
 /// Summarises `members` of `index` field by field, the fields shared out over the cores
 /// (each is one pass over the members).
-pub fn summarize(index: &AppIndex, members: &Members, schema: &Schema) -> Summary {
+pub fn summarize(
+    index: &AppIndex,
+    ctx: &EvalContext,
+    members: &Members,
+    schema: &Schema,
+) -> Summary {
     let defs = schema.fields();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -113,12 +155,11 @@ pub fn summarize(index: &AppIndex, members: &Members, schema: &Schema) -> Summar
             }
             let result = match job {
                 0 => Err(distribution(
-                    index,
+                    &Source::Attr(index, Attribute::CreatedAt),
                     members,
-                    Attribute::CreatedAt,
                     Scale::Time,
                 )),
-                i => Ok(summarize_field(index, members, &defs[i - 1])),
+                i => Ok(summarize_field(index, ctx, members, &defs[i - 1])),
             };
             done.push((job, result));
         }

@@ -714,9 +714,18 @@ pub async fn fields(
 ) -> Response {
     let id = app.id;
     let data = state
-        .blocking(move |s| Ok((s.field_stats(id)?, s.count_customers(id)?)))
+        .blocking(move |s| {
+            let types: Vec<String> = s
+                .schema(id)?
+                .event_types()
+                .all()
+                .iter()
+                .map(|t| t.code.as_str().to_owned())
+                .collect();
+            Ok((s.field_stats(id)?, s.count_customers(id)?, types))
+        })
         .await;
-    let (stats, total) = match data {
+    let (stats, total, types) = match data {
         Ok(d) => d,
         Err(e) => return failure(e),
     };
@@ -726,7 +735,7 @@ pub async fn fields(
             Some(&app),
             Section::Fields,
             Some(&csrf),
-            fields_body(&app, &stats, total, &query, &csrf),
+            fields_body(&app, &stats, total, &types, &query, &csrf),
         )
         .into_string(),
     )
@@ -739,9 +748,11 @@ fn fields_body(
     app: &Application,
     stats: &[unico_store::FieldStat],
     total: u64,
+    event_types: &[String],
     flash: &HashMap<String, String>,
     csrf: &CsrfToken,
 ) -> Markup {
+    let typed_agg = flash.get("agg").map(String::as_str);
     let error = flash.get("error").map(String::as_str);
     let created = flash.get("created").map(String::as_str);
     let deleted = flash.get("deleted").map(String::as_str);
@@ -762,9 +773,13 @@ fn fields_body(
                         tr {
                             td class="mono" { (s.field.name.as_str()) }
                             td { span class="pill" { (s.field.field_type.as_str()) } }
+                            @if let Some(c) = &s.field.computed {
+                                td { span class="pill computed" { "computed" } " " span class="hint mono" { (c.to_string()) } }
+                            } @else {
                             td {
                                 (fill_bar(pct, &format!("{} of {} customers", s.value_count, total)))
                                 " " (format!("{pct:.0}%"))
+                            }
                             }
                             td class="hide-narrow mono nowrap" { (short_time(&format_datetime(s.field.created_at))) }
                             td {
@@ -785,14 +800,42 @@ fn fields_body(
             form method="post" action=(format!("/console/apps/{}/fields", app.id)) {
                 (csrf)
                 div class="row" {
-                    input class="grow" type="text" name="name" value=(typed.unwrap_or("")) placeholder="Name, as in your CRM (e.g. last_purchase_at)" required maxlength="128" aria-label="Field name";
+                    input class="grow" type="text" name="name" value=(if typed_agg.is_none() { typed.unwrap_or("") } else { "" }) placeholder="Name, as in your CRM (e.g. last_purchase_at)" required maxlength="128" aria-label="Field name";
                     select name="type" aria-label="Field type" {
                         @for t in FieldType::ALL { option value=(t.as_str()) selected[typed_type == Some(t.as_str())] { (t.as_str()) } }
                     }
                     button type="submit" { "Create field" }
                 }
-                @if let (Some(e), Some(_)) = (error, typed) { div class="flash bad inline" role="alert" { (e) } }
+                @if let (Some(e), Some(_), None) = (error, typed, typed_agg) { div class="flash bad inline" role="alert" { (e) } }
                 p class="hint" { "1–128 characters, case-sensitive, no control characters or surrounding spaces; id, customerId, created_at and updated_at are reserved." }
+            }
+        }
+        div class="card" id="new-computed" {
+            h2 { "New computed field" }
+            p class="sub" { "A read-only field whose value is worked out from each customer's events, always current: filter, chart and export it like any field." }
+            @if event_types.is_empty() {
+                p class="hint" { "Register an event type first (Interactions, or POST …/event-types): a computed field aggregates the events of one type." }
+            } @else {
+                form method="post" action=(format!("/console/apps/{}/fields", app.id)) {
+                    (csrf)
+                    input type="hidden" name="kind" value="computed";
+                    div class="row wrap" {
+                        input class="grow" type="text" name="name" value=(if typed_agg.is_some() { typed.unwrap_or("") } else { "" }) placeholder="Name (e.g. purchases_90d)" required maxlength="128" aria-label="Computed field name";
+                        select name="agg" aria-label="Aggregate" {
+                            @for a in unico_core::ComputedAgg::ALL {
+                                option value=(a.as_str()) selected[typed_agg == Some(a.as_str())] { (computed_label(a)) }
+                            }
+                        }
+                        select name="event" aria-label="Event type" {
+                            @for t in event_types { option value=(t) selected[flash.get("event") == Some(t)] { (t) } }
+                        }
+                        input type="text" name="property" value=(flash.get("property").map_or("", String::as_str)) placeholder="property (sum, avg, min, max)" maxlength="128" aria-label="Number property";
+                        input type="text" name="within_last" value=(flash.get("within_last").map_or("", String::as_str)) placeholder="in the last (90d)" size="10" aria-label="Window";
+                        button type="submit" { "Create computed field" }
+                    }
+                    @if let (Some(e), Some(_)) = (error, typed_agg) { div class="flash bad inline" role="alert" { (e) } }
+                    p class="hint" { "Count, sum, average, min and max give numbers (sum, average, min and max of a number property); first and last give the time of the first or last event. Leave the window empty to count every retained event." }
+                }
             }
         }
         div class="card" id="upload" data-url=(format!("/console/apps/{}/imports", app.id)) {
@@ -822,10 +865,36 @@ fn fields_body(
     }
 }
 
+/// How the New computed field form names an aggregate.
+fn computed_label(agg: unico_core::ComputedAgg) -> &'static str {
+    use unico_core::ComputedAgg as A;
+    match agg {
+        A::Count => "count of",
+        A::Sum => "sum of",
+        A::Avg => "average of",
+        A::Min => "minimum of",
+        A::Max => "maximum of",
+        A::First => "first time of",
+        A::Last => "last time of",
+    }
+}
+
+/// The New field form, or the New computed field form (`kind=computed`).
 #[derive(Deserialize)]
 pub struct NewField {
     name: String,
-    r#type: String,
+    /// Required for a stored field; a computed field's type is its aggregate's.
+    r#type: Option<String>,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    agg: String,
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    property: String,
+    #[serde(default)]
+    within_last: String,
 }
 
 pub async fn create_field(
@@ -847,14 +916,21 @@ pub async fn create_field(
             app.id,
             encode(message),
             encode(&form.name),
-            encode(&form.r#type)
+            encode(form.r#type.as_deref().unwrap_or(""))
         ))
+    };
+    if form.kind == "computed" {
+        return create_computed_field(&state, app.id, &form).await;
+    }
+    let Some(typed_type) = form.r#type.as_deref() else {
+        // As a form missing a key is answered everywhere (the form is not the page's).
+        return ApiError::invalid("type", "the form has no type").into_response();
     };
     let name = match FieldName::parse(&form.name) {
         Ok(n) => n,
         Err(e) => return refused(&e.to_string()),
     };
-    let ty = match FieldType::parse(&form.r#type) {
+    let ty = match FieldType::parse(typed_type) {
         Ok(t) => t,
         Err(e) => return refused(&e.to_string()),
     };
@@ -865,6 +941,48 @@ pub async fn create_field(
         .await
     {
         Ok(_) => back("created", &shown),
+        Err(e) => refused(&e.to_string()),
+    }
+}
+
+/// The New computed field form's submission: back to the fields page, with the error and
+/// what was typed when it is refused.
+async fn create_computed_field(state: &AppState, app: AppId, form: &NewField) -> Response {
+    let refused = |message: &str| {
+        redirect(&format!(
+            "/console/apps/{app}/fields?error={}&name={}&agg={}&event={}&property={}&within_last={}#new-computed",
+            encode(message),
+            encode(&form.name),
+            encode(&form.agg),
+            encode(&form.event),
+            encode(&form.property),
+            encode(&form.within_last),
+        ))
+    };
+    let name = match FieldName::parse(&form.name) {
+        Ok(n) => n,
+        Err(e) => return refused(&e.to_string()),
+    };
+    let optional = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+    let def = crate::dto::ComputedDef {
+        event: form.event.clone(),
+        agg: form.agg.clone(),
+        property: optional(&form.property),
+        within_last: optional(&form.within_last),
+    };
+    let computed = match crate::routes::fields::parse_computed(&def) {
+        Ok(c) => c,
+        Err(e) => return refused(&e.to_string()),
+    };
+    let shown = name.as_str().to_owned();
+    match state
+        .blocking_api(move |s| crate::routes::fields::create_computed(s, app, &name, &computed))
+        .await
+    {
+        Ok(_) => redirect(&format!(
+            "/console/apps/{app}/fields?created={}",
+            encode(&shown)
+        )),
         Err(e) => refused(&e.to_string()),
     }
 }
@@ -923,6 +1041,14 @@ fn customer_body(
                         @for def in schema.fields() {
                             @let name = def.name.as_str();
                             @let current = errors.get(&format!("value:{name}")).cloned().unwrap_or_else(|| input_text(customer.get(def.id)));
+                            @if let Some(computed) = &def.computed {
+                                tr class="computed" {
+                                    th class="mono" { (name) }
+                                    td { input class="locked mono" type="text" value=(current) placeholder="no value" readonly aria-label=(name); }
+                                    td class="hide-narrow" { span class="pill" title=(format!("{} values, computed from events", def.field_type.as_str())) { "computed" } }
+                                    td class="hint nowrap" { (computed.to_string()) }
+                                }
+                            } @else {
                             tr {
                                 th class="mono" { (name) }
                                 td {
@@ -938,6 +1064,7 @@ fn customer_body(
                                 td class="nowrap" {
                                     button type="button" class="icon" data-clear=(format!("f:{name}")) title="Remove this value (on save)" aria-label=(format!("Remove the value of {name}")) { "×" }
                                 }
+                            }
                             }
                         }
                     }
@@ -1012,8 +1139,15 @@ async fn load_customer(
     raw_id: &str,
 ) -> Result<(unico_core::Schema, unico_core::Customer), Response> {
     let customer_id = unico_core::CustomerId::parse(raw_id).map_err(|_| not_found())?;
+    let engines = state.engines.clone();
     state
-        .blocking(move |s| Ok((s.schema(app)?, s.get_customer(app, &customer_id)?)))
+        .blocking(move |s| {
+            let schema = s.schema(app)?;
+            let mut one = [s.get_customer(app, &customer_id)?];
+            crate::computed::fill(&engines, app, &schema, &mut one)?;
+            let [customer] = one;
+            Ok((schema, customer))
+        })
         .await
         .map_err(|e| match e {
             ApiError::NotFound(_) => not_found(),
@@ -1079,7 +1213,7 @@ pub async fn save_customer(
         let Some(name) = key.strip_prefix("f:") else {
             continue;
         };
-        let Some(def) = schema.by_name(name) else {
+        let Some(def) = schema.by_name(name).filter(|d| !d.is_computed()) else {
             continue;
         };
         match unico_core::value::parse_text(def.field_type, text) {

@@ -83,7 +83,7 @@ pub async fn segment(
                 Ok(f) => Some(engines.query(id, now_ms(), |index, ctx| {
                     let members = index.members(f, ctx);
                     (
-                        insights::summarize(index, &members, &schema),
+                        insights::summarize(index, ctx, &members, &schema),
                         super::behaviour::summarize(&application, index, &members, ctx.now_ms),
                     )
                 })?),
@@ -363,8 +363,8 @@ pub async fn insights(State(state): State<AppState>, AppPage(app, csrf): AppPage
     let summary = state
         .blocking_api(move |s| {
             let schema = s.schema(id)?;
-            Ok(engines.query(id, now_ms(), |index, _| {
-                insights::summarize(index, &index.all(), &schema)
+            Ok(engines.query(id, now_ms(), |index, ctx| {
+                insights::summarize(index, ctx, &index.all(), &schema)
             })?)
         })
         .await;

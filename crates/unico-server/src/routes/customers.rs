@@ -50,6 +50,7 @@ pub async fn create_customer(
     let customer = state
         .blocking(move |s| s.create_customer(app, &customer_id, &changes, now_ms()))
         .await?;
+    let customer = with_computed(&state, app, &schema, customer).await?;
     Ok((StatusCode::CREATED, Json(customer_out(&customer, &schema))))
 }
 
@@ -77,6 +78,7 @@ pub async fn get_customer(
             Ok((s.get_customer(app, &customer_id)?, schema))
         })
         .await?;
+    let customer = with_computed(&state, app, &schema, customer).await?;
     Ok(Json(customer_out(&customer, &schema)))
 }
 
@@ -138,6 +140,7 @@ pub async fn patch_customer(
     let customer = state
         .blocking(move |s| s.update_customer(app, &customer_id, &changes, now_ms()))
         .await?;
+    let customer = with_computed(&state, app, &schema, customer).await?;
     Ok(Json(customer_out(&customer, &schema)))
 }
 
@@ -383,7 +386,8 @@ pub async fn list(
                 .as_deref()
                 .map(|c| Cursor::decode(c, &sort))
                 .transpose()?;
-            let page = s.list_customers(app, &ListQuery { sort, after, limit })?;
+            let mut page = s.list_customers(app, &ListQuery { sort, after, limit })?;
+            crate::computed::fill(&st.engines, app, &schema, &mut page.customers)?;
             Ok(CustomerList {
                 customers: page
                     .customers
@@ -394,4 +398,26 @@ pub async fn list(
             })
         })
         .await
+}
+
+/// The customer with its computed fields' current values (read on a blocking thread: the
+/// engine first applies the writes acknowledged before).
+async fn with_computed(
+    state: &AppState,
+    app: unico_core::AppId,
+    schema: &unico_core::Schema,
+    customer: unico_core::Customer,
+) -> Result<unico_core::Customer, ApiError> {
+    if schema.computed_fields().next().is_none() {
+        return Ok(customer);
+    }
+    let (engines, schema) = (state.engines.clone(), schema.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut one = [customer];
+        crate::computed::fill(&engines, app, &schema, &mut one)?;
+        let [customer] = one;
+        Ok(customer)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
 }

@@ -73,10 +73,12 @@ fn parse_bool(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
 /// Export customers (all, a filter's or a segment's members, in customerId order for
 /// members) as CSV: `format=long` (default; `customerId,fieldName,fieldValue`) or
 /// `wide` (one column per field). Text cells a spreadsheet would run as a formula are
-/// prefixed with `'` unless `raw=true`; a raw export imports back unchanged.
+/// prefixed with `'` unless `raw=true`. Computed fields are exported with their values
+/// now, unless `computed=false`; a raw export without them imports back unchanged.
 #[utoipa::path(get, path = "/v1/apps/{app}/export", tag = "imports",
     params(("app" = i64, Path), ("format" = Option<String>, Query, description = "long (default) | wide"),
         ("raw" = Option<bool>, Query, description = "true: no formula neutralisation"),
+        ("computed" = Option<bool>, Query, description = "false: leave computed fields out (default true)"),
         ("filter" = Option<String>, Query, description = "export only this filter's members (text form)"),
         ("segment" = Option<i64>, Query, description = "export only this saved segment's members")),
     responses(
@@ -93,7 +95,7 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;
-    let query = QueryParams::from(query, &["format", "raw", "filter", "segment"])?;
+    let query = QueryParams::from(query, &["format", "raw", "computed", "filter", "segment"])?;
     stream(state, app, &query).await
 }
 
@@ -114,6 +116,10 @@ pub async fn stream(
         }
     };
     let raw = parse_bool("raw", query.get("raw"))?;
+    let with_computed = match query.get("computed") {
+        None => true,
+        value => parse_bool("computed", value)?,
+    };
     let filter_text = query.get("filter").map(str::to_owned);
     let segment = query
         .get("segment")
@@ -128,7 +134,7 @@ pub async fn stream(
         .transpose()?;
     let st = state.clone();
     // Members are decided (and a bad filter refused) before the first byte is sent.
-    let (schema, members) = state
+    let (schema, members, computed) = state
         .blocking_api(move |s| {
             let schema = s.schema(app)?;
             let filter = match (&filter_text, segment) {
@@ -140,7 +146,14 @@ pub async fn stream(
                 Some(filter) => Some(super::segments::all_members(&st, app, &filter)?),
                 None => None,
             };
-            Ok((schema, members))
+            if !with_computed {
+                let stored = schema.fields().iter().filter(|f| !f.is_computed()).cloned();
+                let schema = unico_core::Schema::new(stored.collect())
+                    .with_event_types(schema.event_types().clone());
+                return Ok((schema, members, None));
+            }
+            let computed = crate::computed::Values::now(&st.engines, app, &schema)?;
+            Ok((schema, members, computed))
         })
         .await?;
     let (tx, mut rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
@@ -161,10 +174,13 @@ pub async fn stream(
             match members {
                 Some(ids) => {
                     for chunk in ids.chunks(EXPORT_FETCH_IDS) {
-                        for customer in store
+                        for mut customer in store
                             .get_customers(app, chunk)
                             .map_err(|e| std::io::Error::other(e.to_string()))?
                         {
+                            if let Some(values) = &computed {
+                                values.fill(&mut customer);
+                            }
                             exporter.write(&customer)?;
                         }
                     }
@@ -172,11 +188,16 @@ pub async fn stream(
                 None => {
                     let mut failure = None;
                     store
-                        .scan_customers(app, &mut |c| match exporter.write(&c) {
-                            Ok(()) => true,
-                            Err(e) => {
-                                failure = Some(e);
-                                false
+                        .scan_customers(app, &mut |mut c| {
+                            if let Some(values) = &computed {
+                                values.fill(&mut c);
+                            }
+                            match exporter.write(&c) {
+                                Ok(()) => true,
+                                Err(e) => {
+                                    failure = Some(e);
+                                    false
+                                }
                             }
                         })
                         .map_err(|e| std::io::Error::other(e.to_string()))?;

@@ -6,12 +6,12 @@ use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use unico_core::{FieldName, FieldType};
+use unico_core::{Computed, ComputedAgg, EventCode, FieldName, FieldType};
 
 use super::params::PathParams;
 use super::system::answers;
 use crate::auth::Principal;
-use crate::dto::{CreateField, FieldDeleted, FieldList, FieldOut, UpdateField};
+use crate::dto::{ComputedDef, CreateField, FieldDeleted, FieldList, FieldOut, UpdateField};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::JsonBody;
 use crate::state::{AppState, now_ms};
@@ -20,6 +20,36 @@ type PathResult = Result<Path<HashMap<String, String>>, PathRejection>;
 
 fn parse_type(text: &str) -> Result<FieldType, ApiError> {
     FieldType::parse(text).map_err(|e| ApiError::invalid("type", e.to_string()))
+}
+
+/// A computed field's definition as sent, checked for what does not depend on the
+/// application (each problem named by its key).
+pub(crate) fn parse_computed(def: &ComputedDef) -> Result<Computed, ApiError> {
+    let invalid = |key: &str, reason: String| ApiError::invalid(format!("computed.{key}"), reason);
+    let event = EventCode::parse(&def.event).map_err(|e| invalid("event", e.to_string()))?;
+    let agg = ComputedAgg::parse(&def.agg).map_err(|e| invalid("agg", e.to_string()))?;
+    let within_last = def
+        .within_last
+        .as_deref()
+        .map(Computed::parse_window)
+        .transpose()
+        .map_err(|e| invalid("within_last", e.to_string()))?;
+    Computed::new(event, agg, def.property.clone(), within_last)
+        .map_err(|e| invalid("property", e.to_string()))
+}
+
+/// Creates a computed field once its definition fits the application (its type is its
+/// aggregate's).
+pub(crate) fn create_computed(
+    store: &dyn unico_store::Store,
+    app: unico_core::AppId,
+    name: &FieldName,
+    computed: &Computed,
+) -> Result<unico_core::FieldDef, ApiError> {
+    let schema = store.schema(app)?;
+    unico_filter::check_computed(&schema, computed)
+        .map_err(|(part, reason)| ApiError::invalid(format!("computed.{part}"), reason))?;
+    Ok(store.create_computed_field(app, name, computed.agg.field_type(), computed, now_ms())?)
 }
 
 /// List the fields, each with how many customers hold a value.
@@ -64,9 +94,22 @@ pub async fn create_field(
     let name =
         FieldName::parse(&body.name).map_err(|e| ApiError::invalid("name", e.to_string()))?;
     let ty = parse_type(&body.field_type)?;
-    let def = state
-        .blocking(move |s| s.create_field(app, &name, ty, now_ms()))
-        .await?;
+    let def = match body.computed {
+        None => {
+            state
+                .blocking(move |s| s.create_field(app, &name, ty, now_ms()))
+                .await?
+        }
+        Some(def) => {
+            let computed = parse_computed(&def)?;
+            computed
+                .check_type(ty)
+                .map_err(|e| ApiError::invalid("type", e.to_string()))?;
+            state
+                .blocking_api(move |s| create_computed(s, app, &name, &computed))
+                .await?
+        }
+    };
     Ok((StatusCode::CREATED, Json(FieldOut::new(&def, Some(0)))))
 }
 

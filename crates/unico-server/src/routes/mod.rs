@@ -5,7 +5,7 @@ mod apps;
 mod customers;
 pub mod events;
 pub mod export;
-mod fields;
+pub(crate) mod fields;
 pub mod imports;
 pub mod params;
 mod segments;

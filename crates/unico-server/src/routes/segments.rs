@@ -247,7 +247,8 @@ pub fn filtered_page(
         };
         (ids, next)
     })?;
-    let customers = store.get_customers(app, &ids)?;
+    let mut customers = store.get_customers(app, &ids)?;
+    crate::computed::fill(&state.engines, app, schema, &mut customers)?;
     Ok(CustomerList {
         customers: customers.iter().map(|c| customer_out(c, schema)).collect(),
         next_cursor: next,

@@ -1733,3 +1733,102 @@ async fn the_interactions_page_and_a_segments_page_chart_what_customers_did() {
     assert!(seg_page.contains("Last 90 days: 1 of 2"), "{seg_page}");
     assert!(seg_page.contains("2 events in the last 90 days"));
 }
+
+#[tokio::test]
+async fn a_computed_field_is_defined_shown_locked_and_charted_in_the_console() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let (status, body) = api
+        .send(
+            "POST",
+            &app.path("/event-types"),
+            Some(&app.key),
+            Some(json!({"code": "purchase", "properties": {"amount": "number"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = api
+        .send(
+            "POST",
+            &app.path("/events"),
+            Some(&app.key),
+            Some(json!({"events": [
+                {"customerId": "ana", "type": "purchase", "channel": "web", "properties": {"amount": 30}},
+                {"customerId": "ana", "type": "purchase", "channel": "web", "properties": {"amount": 12.5}},
+                {"customerId": "bob", "type": "purchase", "channel": "pos", "properties": {"amount": 5}}
+            ]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let fields = format!("/console/apps/{}/fields", app.id);
+    // A definition the application cannot hold comes back with its reason and what was typed.
+    let (status, location, _) = post_form(
+        &api,
+        &fields,
+        &cookie,
+        "kind=computed&name=spent&agg=sum&event=purchase&property=&within_last=90d",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, body) = page(&api, &location, Some(&cookie)).await;
+    assert!(body.contains("needs the number property"), "{body}");
+    assert!(
+        body.contains("value=\"90d\""),
+        "what was typed stays: {body}"
+    );
+    let (status, location, _) = post_form(
+        &api,
+        &fields,
+        &cookie,
+        "kind=computed&name=spent&agg=sum&event=purchase&property=amount&within_last=90d",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.contains("created=spent"), "{location}");
+    assert_eq!(
+        api.fields(&app).await[0]["computed"],
+        json!({"event": "purchase", "agg": "sum", "property": "amount", "within_last": "90d"})
+    );
+    let (_, _, body) = page(&api, &fields, Some(&cookie)).await;
+    assert!(
+        body.contains("sum amount of purchase within_last 90d"),
+        "{body}"
+    );
+
+    // The customer page shows the value, locked, and saving the form leaves it alone.
+    let ana = format!("/console/apps/{}/customers/ana", app.id);
+    let (status, _, body) = page(&api, &ana, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("value=\"42.5\"") && body.contains("readonly"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("name=\"f:spent\""),
+        "no input posts it: {body}"
+    );
+    let (status, _, _) = post_form(&api, &ana, &cookie, "f:spent=1").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        api.get_customer(&app, "ana").await.unwrap()["fields"]["spent"],
+        json!(42.5)
+    );
+    // The list shows it as a column, and insights chart it.
+    let list = format!("/console/apps/{}/customers", app.id);
+    let (_, _, body) = page(&api, &list, Some(&cookie)).await;
+    assert!(body.contains(">42.5<") && body.contains(">5<"), "{body}");
+    let (_, _, body) = page(
+        &api,
+        &format!("/console/apps/{}/insights", app.id),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(body.matches("<svg").count(), 2, "fill and spent: {body}");
+    assert!(
+        body.contains("<title>spent: 2 of 2</title>")
+            && body.contains("<title>40 to 45: 1</title>"),
+        "{body}"
+    );
+}

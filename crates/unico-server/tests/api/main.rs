@@ -10,6 +10,7 @@ mod support;
 mod apps;
 mod auth;
 mod batch;
+mod computed;
 mod concurrency;
 mod console;
 mod customers;

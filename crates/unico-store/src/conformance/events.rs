@@ -676,3 +676,80 @@ pub fn an_application_may_register_types_on_first_sight(store: &dyn Store) {
             .is_some()
     );
 }
+
+pub fn computed_fields_are_defined_logged_and_never_written(store: &dyn Store) {
+    use unico_core::{Computed, ComputedAgg, FieldName, FieldType};
+    let a = app(store, "A");
+    register(store, a, "purchase", 30);
+    let def = Computed::new(
+        code("purchase"),
+        ComputedAgg::Sum,
+        Some("amount".into()),
+        Some(Computed::parse_window("90d").unwrap()),
+    )
+    .unwrap();
+    let head = store.log_head();
+    let name = FieldName::parse("spent_90d").unwrap();
+    let field = store
+        .create_computed_field(a, &name, FieldType::Number, &def, NOW)
+        .unwrap();
+    assert_eq!(field.computed.as_ref(), Some(&def));
+    // The definition is read back, and logged with the schema a follower applies.
+    let schema = store.schema(a).unwrap();
+    assert_eq!(
+        schema.by_name("spent_90d").unwrap().computed,
+        Some(def.clone())
+    );
+    let logged_schema = store
+        .read_log(head, 10)
+        .unwrap()
+        .into_iter()
+        .find_map(|e| match e.change {
+            Change::Schema { schema, .. } => Some(schema),
+            _ => None,
+        })
+        .expect("the new field is logged");
+    assert_eq!(
+        logged_schema.by_name("spent_90d").unwrap().computed,
+        Some(def.clone())
+    );
+    // A name is taken once, computed or not.
+    assert!(matches!(
+        store.create_computed_field(a, &name, FieldType::Number, &def, NOW),
+        Err(StoreError::Conflict(_))
+    ));
+    // An unregistered type is refused in the transaction.
+    let other = Computed::new(code("refund"), ComputedAgg::Count, None, None).unwrap();
+    assert!(matches!(
+        store.create_computed_field(
+            a,
+            &FieldName::parse("refunds").unwrap(),
+            FieldType::Number,
+            &other,
+            NOW
+        ),
+        Err(StoreError::Conflict(_))
+    ));
+    // No write stores a value for it, and its type never changes.
+    let write = store.create_customer(
+        a,
+        &cid("x"),
+        &[unico_core::FieldChange {
+            field: field.id,
+            value: Some(unico_core::Value::Number(3.0)),
+        }],
+        NOW,
+    );
+    assert!(matches!(write, Err(StoreError::Conflict(_))), "{write:?}");
+    assert!(matches!(
+        store.set_field_type(a, &name, FieldType::String),
+        Err(StoreError::Conflict(_))
+    ));
+    // Its event type cannot go while it aggregates it; once it is deleted, the type can.
+    assert!(matches!(
+        store.delete_event_type(a, &code("purchase")),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.delete_field(a, &name).unwrap(), 0);
+    store.delete_event_type(a, &code("purchase")).unwrap();
+}

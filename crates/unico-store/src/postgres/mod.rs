@@ -217,17 +217,16 @@ impl PostgresStore {
                 ))
                 .into());
             }
-            if let Some(def) = &computed {
-                if events::registry(&mut w.db, app)?
+            if let Some(def) = &computed
+                && events::registry(&mut w.db, app)?
                     .get(def.event.as_str())
                     .is_none()
-                {
-                    return Err(StoreError::Conflict(format!(
-                        "event type \"{}\" is not registered (it was deleted meanwhile?)",
-                        def.event
-                    ))
-                    .into());
-                }
+            {
+                return Err(StoreError::Conflict(format!(
+                    "event type \"{}\" is not registered (it was deleted meanwhile?)",
+                    def.event
+                ))
+                .into());
             }
             let id: i64 = w
                 .db

@@ -187,13 +187,13 @@ impl SqliteStore {
                     "an application holds at most {MAX_FIELDS_PER_APP} fields"
                 )));
             }
-            if let Some(def) = &computed {
-                if events::registry(c, app)?.get(def.event.as_str()).is_none() {
-                    return Err(StoreError::Conflict(format!(
-                        "event type \"{}\" is not registered (it was deleted meanwhile?)",
-                        def.event
-                    )));
-                }
+            if let Some(def) = &computed
+                && events::registry(c, app)?.get(def.event.as_str()).is_none()
+            {
+                return Err(StoreError::Conflict(format!(
+                    "event type \"{}\" is not registered (it was deleted meanwhile?)",
+                    def.event
+                )));
             }
             c.execute(
                 "INSERT INTO fields (app_id, name, type, created_at, computed) VALUES (?1, ?2, ?3, ?4, ?5)",
