@@ -128,6 +128,23 @@ pub enum FieldsCommand {
     List,
     /// Create a field: NAME TYPE (string, number, datetime or date).
     Create { name: String, r#type: String },
+    /// Create a computed field: NAME, the aggregate of each customer's events of a type
+    /// (read-only; number, or datetime for first and last).
+    Computed {
+        name: String,
+        /// The event type aggregated.
+        #[arg(long)]
+        event: String,
+        /// count, sum, avg, min, max, first or last.
+        #[arg(long)]
+        agg: String,
+        /// The number property (sum, avg, min, max).
+        #[arg(long)]
+        property: Option<String>,
+        /// Only events in this last span count (90d; m, h, d, w).
+        #[arg(long)]
+        within_last: Option<String>,
+    },
     /// Delete a field and its value from every customer.
     Delete { name: String },
 }
@@ -151,11 +168,28 @@ pub fn fields(args: FieldsArgs) -> anyhow::Result<()> {
             let out = client.get(&client.app_url("/fields"))?;
             print(&out, args.json, |v| {
                 for f in v["fields"].as_array().into_iter().flatten() {
+                    let c = &f["computed"];
+                    let filled = if c.is_object() {
+                        let mut what = format!(
+                            "computed: {} {}of {}",
+                            c["agg"].as_str().unwrap_or(""),
+                            c["property"]
+                                .as_str()
+                                .map(|p| format!("{p} "))
+                                .unwrap_or_default(),
+                            c["event"].as_str().unwrap_or("")
+                        );
+                        if let Some(w) = c["within_last"].as_str() {
+                            what.push_str(&format!(" within_last {w}"));
+                        }
+                        what
+                    } else {
+                        format!("{:>10} values", f["value_count"])
+                    };
                     println!(
-                        "{:<32}  {:<9}  {:>10} values",
+                        "{:<32}  {:<9}  {filled}",
                         f["name"].as_str().unwrap_or(""),
                         f["type"].as_str().unwrap_or(""),
-                        f["value_count"]
                     );
                 }
             })
@@ -169,6 +203,37 @@ pub fn fields(args: FieldsArgs) -> anyhow::Result<()> {
             print(&out, args.json, |v| {
                 println!(
                     "created field {} ({})",
+                    v["name"],
+                    v["type"].as_str().unwrap_or("")
+                )
+            })
+        }
+        FieldsCommand::Computed {
+            name,
+            event,
+            agg,
+            property,
+            within_last,
+        } => {
+            let r#type = match agg.as_str() {
+                "first" | "last" => "datetime",
+                _ => "number",
+            };
+            let mut computed = json!({ "event": event, "agg": agg });
+            if let Some(p) = property {
+                computed["property"] = json!(p);
+            }
+            if let Some(w) = within_last {
+                computed["within_last"] = json!(w);
+            }
+            let out = client.send_json(
+                "POST",
+                &client.app_url("/fields"),
+                Some(&json!({ "name": name, "type": r#type, "computed": computed })),
+            )?;
+            print(&out, args.json, |v| {
+                println!(
+                    "created computed field {} ({})",
                     v["name"],
                     v["type"].as_str().unwrap_or("")
                 )

@@ -577,3 +577,70 @@ fn an_import_killed_as_it_finishes_is_recorded_as_what_it_left() {
     }
     eprintln!("outcomes of the killed imports: {outcomes:?}");
 }
+
+#[test]
+fn cli_defines_a_computed_field_that_lists_and_filters_like_any_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let shop = Shop::create(&server, "Shop");
+    let (status, body) = shop.call(
+        "POST",
+        "/event-types",
+        Some(json!({"code": "purchase", "properties": {"amount": "number"}})),
+    );
+    assert_eq!(status, 201, "{body}");
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--app", "Shop", "--server", &shop.base, "--key", &shop.key]);
+        unico(&all)
+    };
+    let out = cli(&[
+        "fields",
+        "computed",
+        "spent",
+        "--event",
+        "purchase",
+        "--agg",
+        "sum",
+        "--property",
+        "amount",
+        "--within-last",
+        "365d",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("created computed field \"spent\" (number)"),
+        "{}",
+        stdout(&out)
+    );
+    // A definition the application cannot hold: the reason, and a non-zero exit.
+    let out = cli(&["fields", "computed", "x", "--event", "refund", "--agg", "count"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("event type \"refund\" is not registered"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cli(&["fields", "list"]);
+    assert!(
+        stdout(&out).contains("computed: sum amount of purchase within_last 365d"),
+        "{}",
+        stdout(&out)
+    );
+    let (status, body) = shop.call(
+        "POST",
+        "/events",
+        Some(json!({"events": [
+            {"customerId": "ana", "type": "purchase", "channel": "web", "properties": {"amount": 120}},
+            {"customerId": "bob", "type": "purchase", "channel": "web", "properties": {"amount": 20}}
+        ]})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let out = cli(&["customers", "list", "--filter", "spent > 100"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let listed = stdout(&out);
+    assert!(
+        listed.contains("ana") && !listed.contains("bob"),
+        "{listed}"
+    );
+}

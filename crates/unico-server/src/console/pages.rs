@@ -533,7 +533,10 @@ fn fields_json(schema: &unico_core::Schema) -> String {
         schema
             .fields()
             .iter()
-            .map(|f| serde_json::json!({ "name": f.name.as_str(), "type": f.field_type.as_str() })),
+            .map(|f| match &f.computed {
+                Some(c) => serde_json::json!({ "name": f.name.as_str(), "type": f.field_type.as_str(), "computed": c.to_string() }),
+                None => serde_json::json!({ "name": f.name.as_str(), "type": f.field_type.as_str() }),
+            }),
     );
     serde_json::Value::Array(out).to_string()
 }

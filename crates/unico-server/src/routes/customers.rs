@@ -281,6 +281,12 @@ fn parse_sort(text: Option<&str>, schema: &Schema) -> Result<Sort, ApiError> {
         "created_at" => SortBy::CreatedAt,
         "updated_at" => SortBy::UpdatedAt,
         other => match schema.by_name(other) {
+            Some(def) if def.is_computed() => {
+                return Err(ApiError::InvalidParameter(format!(
+                    "cannot sort by \"{}\": it is a computed field; filter on it instead (for example {} > 0)",
+                    def.name, def.name
+                )));
+            }
             Some(def) => SortBy::Field(def.clone()),
             None => {
                 let hint = schema

@@ -418,3 +418,14 @@ async fn a_segment_on_a_computed_field_reads_back_as_written_and_follows_new_eve
     .await;
     assert_eq!(members(&api).await, 0, "ana spent 120 now");
 }
+
+#[tokio::test]
+async fn a_list_is_not_sorted_by_a_computed_field_and_says_so() {
+    let api = Api::new();
+    let a = shop(&api).await;
+    let (status, body) = api
+        .send("GET", &a.path("/customers?sort=-spent"), Some(&a.key), None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_error(&body, "invalid_parameter", &["\"spent\"", "computed field"]);
+}

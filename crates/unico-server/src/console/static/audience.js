@@ -17,7 +17,9 @@
   var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
   var fields = JSON.parse(root.getAttribute("data-fields") || "[]");
   var types = {};
-  fields.forEach(function (f) { types[f.name] = f.type; });
+  // Computed fields (aggregates of events) take their type's operators but `anniversary`.
+  var computed = {};
+  fields.forEach(function (f) { types[f.name] = f.type; if (f.computed) computed[f.name] = true; });
   var initialTree = root.getAttribute("data-tree");
   // The registered event types ({code, name, properties: [{name, type}]}) and the channels
   // every application knows.
@@ -136,6 +138,10 @@
   }
   // A property whose type is not declared cannot be tested for presence (the server
   // would not know which values are its own).
+  function fieldOps(field) {
+    var ops = OPS[types[field] || "string"];
+    return computed[field] ? ops.filter(function (o) { return o[0] !== "anniversary"; }) : ops;
+  }
   function wherePropOps(custom, type) {
     return custom ? OPS[type].filter(function (o) { return o[0] !== "exists" && o[0] !== "not_exists"; }) : OPS[type];
   }
@@ -314,7 +320,7 @@
     if (typeof j.event === "string") return eventFromJson(j);
     if (typeof j.field !== "string" || !types[j.field]) return null;
     var c = condition(j.field);
-    return parseTest(c, OPS[types[j.field]], types[j.field], j.op, j.value) ? c : null;
+    return parseTest(c, fieldOps(j.field), types[j.field], j.op, j.value) ? c : null;
   }
   // Fills test c (of type t, operators ops) from a JSON operator and value; false when the
   // builder cannot show them.
@@ -517,7 +523,7 @@
       render(); changed();
     };
     var t = types[c.field] || "string";
-    var op = select(OPS[t], c.op, "operator");
+    var op = select(fieldOps(c.field), c.op, "operator");
     op.className = "op";
     op.onchange = function () { c.op = op.value; c.n = ""; render(); changed(); };
     var remove = el("button", "icon", "×");
