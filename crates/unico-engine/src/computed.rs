@@ -9,6 +9,7 @@ use unico_filter::EvalContext;
 use unico_filter::check::computed_filter;
 use unico_filter::resolve::{Resolved, resolve};
 
+use crate::bits::Bits;
 use crate::column::{Column, Data};
 use crate::index::AppIndex;
 use crate::members::Members;
@@ -23,10 +24,35 @@ pub struct ComputedColumn {
 impl AppIndex {
     /// The values of `computed` for every customer, now (`ctx`'s instant and zone).
     pub fn computed_column(&self, computed: &Computed, ctx: &EvalContext) -> ComputedColumn {
+        self.computed_of(computed, ctx, None)
+    }
+
+    /// The values of `computed` for the customers with these internal ids only (the others
+    /// read as having none): what a page of customers needs, without writing a value for
+    /// every customer of the application.
+    pub fn computed_column_for(
+        &self,
+        computed: &Computed,
+        ctx: &EvalContext,
+        ids: &[i64],
+    ) -> ComputedColumn {
+        let mut only = Bits::with_rows(self.rows);
+        for slot in ids.iter().filter_map(|id| self.slot_of(*id)) {
+            only.assign(slot, true);
+        }
+        self.computed_of(computed, ctx, Some(&only))
+    }
+
+    fn computed_of(
+        &self,
+        computed: &Computed,
+        ctx: &EvalContext,
+        only: Option<&Bits>,
+    ) -> ComputedColumn {
         let resolved = resolve(&computed_filter(computed), ctx);
         let column = match resolved.root() {
             Resolved::Event(t) => {
-                self.measure_column(t, computed.agg, computed.property.as_deref())
+                self.measure_column(t, computed.agg, computed.property.as_deref(), only)
             }
             // `exists` is never negated: the root is the event condition itself.
             _ => Column::new(computed.agg.field_type(), self.rows),

@@ -565,8 +565,8 @@ impl AppIndex {
         })
     }
 
-    /// The value of a computed field's measure for every alive slot, as a column of its
-    /// type: over the events `t` counts (its measure is ignored), `agg` of them; count and
+    /// The value of a computed field's measure for every alive slot (or those of `only`),
+    /// as a column of its type: over the events `t` counts (its measure is ignored), `agg` of them; count and
     /// sum are 0 for a slot none counts for, every other aggregate absent (as
     /// [`unico_filter::computed_value`] says).
     pub(crate) fn measure_column(
@@ -574,12 +574,14 @@ impl AppIndex {
         t: &EventTest,
         agg: ComputedAgg,
         property: Option<&str>,
+        only: Option<&Bits>,
     ) -> Column {
         let mut column = Column::new(agg.field_type(), self.rows);
         let local = self.local();
         let mut touched = Bits::with_rows(self.high);
+        let wanted = |slot: usize| self.alive.get(slot) && only.is_none_or(|o| o.get(slot));
         let put = |column: &mut Column, slot: usize, value: Value| {
-            if self.alive.get(slot) {
+            if wanted(slot) {
                 column.set(slot, Some(&value), local);
             }
         };
@@ -664,10 +666,14 @@ impl AppIndex {
         }
         if agg.always_defined() {
             // No event counted: the count and the sum of nothing are 0.
-            for slot in self.alive.iter() {
+            let zero = |column: &mut Column, slot: usize| {
                 if !touched.get(slot) {
-                    put(&mut column, slot, Value::Number(0.0));
+                    put(column, slot, Value::Number(0.0));
                 }
+            };
+            match only {
+                Some(o) => o.iter().for_each(|slot| zero(&mut column, slot)),
+                None => self.alive.iter().for_each(|slot| zero(&mut column, slot)),
             }
         }
         column

@@ -22,12 +22,13 @@ pub fn fill(
     if customers.is_empty() || schema.computed_fields().next().is_none() {
         return Ok(());
     }
+    let ids: Vec<i64> = customers.iter().map(|c| c.id).collect();
     engines.query(app, now_ms(), |index, ctx| {
         for def in schema.computed_fields() {
             let Some(computed) = &def.computed else {
                 continue;
             };
-            let column = index.computed_column(computed, ctx);
+            let column = index.computed_column_for(computed, ctx, &ids);
             for c in customers.iter_mut() {
                 // A customer's values stay sorted by field id.
                 let at = c.fields.binary_search_by_key(&def.id, |(id, _)| *id);

@@ -614,7 +614,9 @@ fn cli_defines_a_computed_field_that_lists_and_filters_like_any_field() {
         stdout(&out)
     );
     // A definition the application cannot hold: the reason, and a non-zero exit.
-    let out = cli(&["fields", "computed", "x", "--event", "refund", "--agg", "count"]);
+    let out = cli(&[
+        "fields", "computed", "x", "--event", "refund", "--agg", "count",
+    ]);
     assert_ne!(out.status.code(), Some(0));
     assert!(
         stderr(&out).contains("event type \"refund\" is not registered"),
