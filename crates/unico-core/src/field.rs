@@ -97,6 +97,8 @@ pub struct Schema {
     by_id: Arc<HashMap<FieldId, usize>>,
     /// The application's registered event types (what event conditions may name).
     events: crate::event::EventTypes,
+    /// The channels the application declared for subscriptions beyond the default ones.
+    declared_channels: Arc<Vec<crate::event::Channel>>,
 }
 
 impl Schema {
@@ -113,7 +115,25 @@ impl Schema {
             by_name: Arc::new(by_name),
             by_id: Arc::new(by_id),
             events: crate::event::EventTypes::default(),
+            declared_channels: Arc::default(),
         }
+    }
+
+    /// This schema with these channels declared for subscriptions.
+    pub fn with_declared_channels(mut self, channels: Vec<crate::event::Channel>) -> Self {
+        self.declared_channels = Arc::new(channels);
+        self
+    }
+
+    /// The channels the application declared for subscriptions (beyond the default ones).
+    pub fn declared_channels(&self) -> &[crate::event::Channel] {
+        &self.declared_channels
+    }
+
+    /// Every channel the application takes subscriptions for: the default ones, then the
+    /// declared ones.
+    pub fn subscription_channels(&self) -> Vec<crate::event::Channel> {
+        crate::subscription::subscription_channels(&self.declared_channels)
     }
 
     /// This schema with these registered event types.

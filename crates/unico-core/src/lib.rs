@@ -21,6 +21,7 @@ pub mod field;
 pub mod limits;
 pub mod names;
 pub mod span;
+pub mod subscription;
 pub mod time;
 pub mod value;
 
@@ -32,4 +33,5 @@ pub use event::{
 };
 pub use field::{FieldDef, FieldId, FieldType, Schema};
 pub use names::{CustomerId, FieldName, NameError};
+pub use subscription::{Source, Subscription, SubscriptionChange};
 pub use value::{Value, ValueError};
