@@ -116,6 +116,16 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX events_by_type_time ON events(type_id, ts);
      CREATE UNIQUE INDEX events_by_key ON events(app_id, event_key) WHERE event_key IS NOT NULL;
      ALTER TABLE imports ADD COLUMN kind TEXT NOT NULL DEFAULT 'customers';",
+    // 8: reserved for computed fields' migration (developed on another branch at the same
+    // time); this placeholder is replaced by it when both are merged, before any release.
+    "",
+    // 9: events by type and day instead of by type and exact time. Retention only asks for
+    // "this type, before that instant"; keyed by the day, an event's entry goes after the
+    // others of its type and day (the row id breaks ties), so a backfill in customer order
+    // touches one leaf page per (type, day) instead of one at random per event, and the
+    // index is smaller.
+    "DROP INDEX events_by_type_time;
+     CREATE INDEX events_by_type_day ON events(type_id, ts / 86400000);",
 ];
 
 /// Brings the database up to this build's schema.
