@@ -6,6 +6,7 @@
 //! holds (objects, arrays, booleans, null) is kept and shown, never compared.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::limits::{
     MAX_EVENT_PROPERTIES_BYTES, MAX_EVENT_PROPERTIES_DEPTH, MAX_RETENTION_DAYS, MIN_EVENT_TIME_MS,
@@ -40,16 +41,17 @@ fn check_code(text: &str, what: &str, max: usize) -> Result<(), EventError> {
 }
 
 /// An event type's code (`purchase`, `email_open`): 1–64 ASCII letters, digits, `_`, `-`
-/// or `.`, starting with a letter. Case-sensitive.
+/// or `.`, starting with a letter. Case-sensitive. Shared, not copied: a clone is a
+/// reference count (millions of events read back carry a handful of codes).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct EventCode(String);
+pub struct EventCode(Arc<str>);
 
 impl EventCode {
     pub const MAX_CHARS: usize = 64;
 
     pub fn parse(text: &str) -> Result<Self, EventError> {
         check_code(text, "an event type", Self::MAX_CHARS)?;
-        Ok(Self(text.to_owned()))
+        Ok(Self(Arc::from(text)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -65,9 +67,9 @@ impl fmt::Display for EventCode {
 
 /// A channel (`email`, `sms`, `push`, `whatsapp`, `web`, `app`, `wallet`, `pos`, or one the
 /// brand uses): 1–32 ASCII letters, digits, `_`, `-` or `.`, starting with a letter; kept
-/// lower-case (`Email` is `email`).
+/// lower-case (`Email` is `email`). Shared like [`EventCode`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Channel(String);
+pub struct Channel(Arc<str>);
 
 impl Channel {
     pub const MAX_CHARS: usize = 32;
@@ -78,7 +80,7 @@ impl Channel {
 
     pub fn parse(text: &str) -> Result<Self, EventError> {
         check_code(text, "a channel", Self::MAX_CHARS)?;
-        Ok(Self(text.to_ascii_lowercase()))
+        Ok(Self(Arc::from(text.to_ascii_lowercase())))
     }
 
     pub fn as_str(&self) -> &str {
@@ -255,10 +257,9 @@ impl Properties {
 
     /// Reads properties stored by [`Properties::to_json_text`] (trusted: no limits).
     pub fn from_stored(text: &str) -> Result<Self, EventError> {
-        match serde_json::from_str(text) {
-            Ok(serde_json::Value::Object(map)) => Ok(Self(map)),
-            _ => Err(EventError("stored properties are not a JSON object".into())),
-        }
+        serde_json::from_str(text)
+            .map(Self)
+            .map_err(|_| EventError("stored properties are not a JSON object".into()))
     }
 
     pub fn is_empty(&self) -> bool {

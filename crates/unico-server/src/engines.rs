@@ -117,6 +117,8 @@ enum Applied {
 /// Events read from the store at a time, when applying a logged batch of events or
 /// building an index.
 const EVENT_READ_BATCH: usize = 50_000;
+/// Batches of logged events read ahead of the index absorbing them.
+const EVENT_BATCHES_AHEAD: usize = 2;
 /// Customers put into an index at a time while it is built from a scan.
 const CUSTOMER_READ_BATCH: usize = 65_536;
 
@@ -127,23 +129,9 @@ fn apply(loaded: &mut Loaded, change: &Change, store: &dyn Store) -> Applied {
             // The events are read as they are now: one removed since (its customer deleted,
             // retention) is missing here and its removal is later in the log anyway. Any
             // failure to read means the index can no longer be trusted: rebuild it.
-            for &(lo, hi) in ranges {
-                let mut from = lo;
-                while from <= hi {
-                    match store.read_events(*app, from, hi, EVENT_READ_BATCH) {
-                        Ok(events) => {
-                            let Some(last) = events.last().map(|e| e.id) else {
-                                break;
-                            };
-                            index.add_events(&events);
-                            from = last + 1;
-                        }
-                        Err(e) => {
-                            tracing::warn!(app = app.0, error = %e, "cannot read logged events; rebuilding the segment engine");
-                            return Applied::Rebuild;
-                        }
-                    }
-                }
+            if let Err(e) = add_logged_events(index, *app, ranges, store) {
+                tracing::warn!(app = app.0, error = %e, "cannot read logged events; rebuilding the segment engine");
+                return Applied::Rebuild;
             }
         }
         Change::EventsRemoved { event, before, .. } => {
@@ -161,6 +149,63 @@ fn apply(loaded: &mut Loaded, change: &Change, store: &dyn Store) -> Applied {
     }
     loaded.changes += 1;
     Applied::Done
+}
+
+/// Reads the events of `ranges` from the store in batches of [`EVENT_READ_BATCH`], handing
+/// each to `take` in id order until it answers false.
+fn read_logged_events(
+    store: &dyn Store,
+    app: AppId,
+    ranges: &[(i64, i64)],
+    take: &mut dyn FnMut(Vec<unico_core::Event>) -> bool,
+) -> Result<(), StoreError> {
+    for &(lo, hi) in ranges {
+        let mut from = lo;
+        while from <= hi {
+            let events = store.read_events(app, from, hi, EVENT_READ_BATCH)?;
+            let Some(last) = events.last().map(|e| e.id) else {
+                break;
+            };
+            from = last + 1;
+            if !take(events) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds the logged events of `ranges` to `index`. An entry of more than one batch (a large
+/// import: millions of events) is read by a helper thread while the index absorbs the
+/// batch before, so reading and adding overlap.
+fn add_logged_events(
+    index: &mut AppIndex,
+    app: AppId,
+    ranges: &[(i64, i64)],
+    store: &dyn Store,
+) -> Result<(), StoreError> {
+    let events: i64 = ranges.iter().map(|(lo, hi)| hi - lo + 1).sum();
+    if events <= EVENT_READ_BATCH as i64 {
+        return read_logged_events(store, app, ranges, &mut |batch| {
+            index.add_events(&batch);
+            true
+        });
+    }
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(EVENT_BATCHES_AHEAD);
+        let reader = std::thread::Builder::new()
+            .name("unico-events-read".into())
+            .spawn_scoped(scope, move || {
+                read_logged_events(store, app, ranges, &mut |batch| tx.send(batch).is_ok())
+            })
+            .map_err(|e| StoreError::Internal(format!("cannot start an events reader: {e}")))?;
+        for batch in rx {
+            index.add_events(&batch);
+        }
+        reader
+            .join()
+            .map_err(|_| StoreError::Internal("the events reader failed unexpectedly".into()))?
+    })
 }
 
 fn stamp(app: AppId, seq: u64, timezone: &str) -> Vec<u8> {

@@ -211,3 +211,97 @@ fn a_damaged_snapshot_is_ignored() {
     assert_eq!(count(store.as_ref(), &engines, app, "age >= 30"), 150);
     assert_eq!(engines.from_snapshot(app), Some(false));
 }
+
+/// A large events import (many of the follower's read batches) reaches the loaded engine
+/// as logged event ranges: the same index absorbs them, with no rebuild from a scan, and
+/// counts every event at once; a restart from the snapshot written after it agrees.
+#[test]
+fn a_large_events_import_reaches_the_loaded_engine_without_a_rebuild() {
+    use unico_core::{Channel, EventCode, EventType, Properties, PropertyType};
+    use unico_store::{Change, EventBatch, NewEvent};
+
+    const PER_CUSTOMER: usize = 400;
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = setup(dir.path());
+    let (store, engines) = open(dir.path());
+    let buy = EventCode::parse("buy").unwrap();
+    store
+        .create_event_type(
+            app,
+            &EventType {
+                code: buy.clone(),
+                name: "Buy".into(),
+                retention_days: 3650,
+                enabled: true,
+                properties: vec![("amount".into(), PropertyType::Number)],
+                created_at: NOW,
+            },
+        )
+        .unwrap();
+    assert_eq!(count(store.as_ref(), &engines, app, "did buy"), 0);
+    let loaded = engines.index(app).unwrap();
+    let head = store.log_head();
+    let channel = Channel::parse("web").unwrap();
+    let events: Vec<NewEvent> = (0..300 * PER_CUSTOMER)
+        .map(|i| NewEvent {
+            event_id: Some(format!("e{i}")),
+            customer_id: CustomerId::parse(&format!("c{:04}", i / PER_CUSTOMER)).unwrap(),
+            event_type: buy.clone(),
+            channel: channel.clone(),
+            device_id: None,
+            timestamp: NOW - 1000 * (i % PER_CUSTOMER) as i64,
+            properties: Properties::from_json(
+                serde_json::json!({ "amount": (i / PER_CUSTOMER) % 2 }),
+            )
+            .unwrap(),
+        })
+        .collect();
+    let batches: Vec<EventBatch> = events
+        .chunks(4096)
+        .map(|c| EventBatch::Items(c.to_vec()))
+        .chain([EventBatch::End { keep: true }])
+        .collect();
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counts = store
+        .run_event_import(app, Box::new(batches.into_iter()), NOW, written, None)
+        .unwrap();
+    assert!(counts.kept);
+    let logged: Vec<Change> = store
+        .read_log(head, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.change)
+        .collect();
+    match logged.as_slice() {
+        [Change::Events { ranges, .. }] => assert_eq!(
+            ranges.iter().map(|(lo, hi)| hi - lo + 1).sum::<i64>(),
+            (300 * PER_CUSTOMER) as i64
+        ),
+        other => panic!("a large import is logged as its events' ranges, got {other:?}"),
+    }
+    assert_eq!(
+        count(store.as_ref(), &engines, app, "did buy at_least 400 times"),
+        300
+    );
+    assert_eq!(
+        count(store.as_ref(), &engines, app, "did buy at_least 401 times"),
+        0
+    );
+    assert_eq!(
+        count(store.as_ref(), &engines, app, "did buy where amount > 0"),
+        150
+    );
+    assert!(
+        Arc::ptr_eq(&loaded, &engines.index(app).unwrap()),
+        "the engine was rebuilt instead of absorbing the import"
+    );
+    engines.save_snapshots();
+    drop(engines);
+    drop(store);
+    let (store, engines) = open(dir.path());
+    assert_eq!(
+        count(store.as_ref(), &engines, app, "did buy where amount > 0"),
+        150
+    );
+    assert_eq!(engines.from_snapshot(app), Some(true));
+}

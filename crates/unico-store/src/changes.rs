@@ -12,11 +12,6 @@ use unico_core::{AppId, Customer, EventCode, FieldId, Schema, TimeZoneName, Valu
 /// ([`Change::Customer`]); a larger one as one [`Change::Bulk`].
 pub const INCREMENTAL_IMPORT_CUSTOMERS: u64 = 10_000;
 
-/// An import storing more events than this is logged as one [`Change::Bulk`] instead of
-/// one [`Change::Events`]: views rebuild the application in the background from a scan
-/// rather than hold up every application's follower while they read millions of events.
-pub const INCREMENTAL_IMPORT_EVENTS: u64 = 100_000;
-
 /// One committed change.
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -44,7 +39,9 @@ pub enum Change {
         app: AppId,
     },
     /// Events were stored: these ids (sorted, disjoint, inclusive ranges), all of this
-    /// application. Views read them from the store ([`crate::Store::read_events`]).
+    /// application. Views read them from the store ([`crate::Store::read_events`]) in
+    /// batches. An import logs all its events this way, however many (millions are a few
+    /// ranges): a view absorbs them without rebuilding the application from a scan.
     Events {
         app: AppId,
         ranges: Vec<(i64, i64)>,

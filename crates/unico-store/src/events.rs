@@ -91,6 +91,19 @@ pub fn id_ranges(ids: &mut [i64]) -> Vec<(i64, i64)> {
     out
 }
 
+/// Ranges of ids (inclusive) as sorted, disjoint ranges, adjacent ones joined.
+pub fn merge_ranges(mut ranges: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(ranges.len());
+    for (lo, hi) in ranges {
+        match out.last_mut() {
+            Some((_, last)) if *last + 1 >= lo => *last = (*last).max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    out
+}
+
 /// Declared properties as stored: `name:type` lines.
 pub(crate) fn properties_text(properties: &[(String, PropertyType)]) -> String {
     properties
@@ -120,5 +133,9 @@ mod tests {
         );
         assert_eq!(id_ranges(&mut []), Vec::<(i64, i64)>::new());
         assert_eq!(id_ranges(&mut [2, 2]), vec![(2, 2)]);
+        assert_eq!(
+            merge_ranges(vec![(9, 10), (1, 3), (4, 5), (2, 2), (12, 12)]),
+            vec![(1, 5), (9, 10), (12, 12)]
+        );
     }
 }

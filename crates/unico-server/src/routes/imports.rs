@@ -460,7 +460,9 @@ enum Upload {
 
 /// Appends chunks to the spool file, bounded by [`MAX_IMPORT_BYTES`].
 struct Spool {
-    file: tokio::fs::File,
+    /// Buffered: each write to a `tokio::fs::File` is a hop to a blocking thread, and the
+    /// body arrives in chunks of a few KiB.
+    file: tokio::io::BufWriter<tokio::fs::File>,
     total: u64,
 }
 
@@ -486,12 +488,18 @@ fn interrupted(e: impl std::fmt::Display) -> ApiError {
     }
 }
 
+/// Bytes of an upload gathered before each write to the spool file.
+const SPOOL_BUFFER_BYTES: usize = 1 << 20;
+
 /// Streams the upload to `path`, chunk by chunk.
 async fn spool(upload: Upload, path: &std::path::Path) -> Result<(), ApiError> {
     let file = tokio::fs::File::create(path)
         .await
         .map_err(|e| ApiError::Internal(format!("cannot spool the upload: {e}")))?;
-    let mut spool = Spool { file, total: 0 };
+    let mut spool = Spool {
+        file: tokio::io::BufWriter::with_capacity(SPOOL_BUFFER_BYTES, file),
+        total: 0,
+    };
     match upload {
         Upload::Raw(body) => {
             let mut body = body.into_data_stream();

@@ -110,8 +110,7 @@ pub fn write_all(
         }
     }
     let ranges = stored.into_ranges();
-    let events: i64 = ranges.iter().map(|(lo, hi)| hi - lo + 1).sum();
-    if created_count > incremental || events as u64 > crate::changes::INCREMENTAL_IMPORT_EVENTS {
+    if created_count > incremental {
         w.emit(Change::Bulk { app });
     } else if !ranges.is_empty() {
         w.emit(Change::Events { app, ranges });

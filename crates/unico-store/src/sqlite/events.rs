@@ -16,7 +16,7 @@ use super::writes::{CountDeltas, CustomerWriter, Mode};
 use crate::changes::{Before, Change};
 use crate::error::StoreError;
 use crate::events::{
-    Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent, id_ranges,
+    Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent, merge_ranges,
     parse_properties_text, properties_text,
 };
 use crate::store::{EventBatch, ImportCounts};
@@ -180,9 +180,9 @@ pub struct EventWriter {
     created: Vec<unico_core::Customer>,
     created_count: u64,
     keep_created: bool,
-    stored: Vec<i64>,
-    /// Events stored (`stored` holds their ids only up to the bulk limit).
-    stored_count: u64,
+    /// The ids stored, as ranges (the ids of one writer's inserts grow, so a large import
+    /// is a handful of ranges, not millions of ids).
+    stored: Vec<(i64, i64)>,
     deltas: CountDeltas,
     /// Unknown types are registered on first sight (the application's setting).
     auto_register: bool,
@@ -216,7 +216,6 @@ impl EventWriter {
             created_count: 0,
             keep_created,
             stored: Vec::new(),
-            stored_count: 0,
             deltas: CountDeltas::default(),
         })
     }
@@ -348,13 +347,10 @@ impl EventWriter {
             })?));
         }
         let id = c.last_insert_rowid();
-        // Past the bulk limit the import is logged as one bulk change: no ids to keep.
-        if self.stored_count < crate::changes::INCREMENTAL_IMPORT_EVENTS {
-            self.stored.push(id);
-        } else if !self.stored.is_empty() {
-            self.stored = Vec::new();
+        match self.stored.last_mut() {
+            Some((_, hi)) if *hi + 1 == id => *hi = id,
+            _ => self.stored.push((id, id)),
         }
-        self.stored_count += 1;
         Ok(EventOutcome {
             id,
             duplicate: false,
@@ -367,7 +363,9 @@ impl EventWriter {
     }
 
     /// Flushes the value counts and announces what was written: each created customer
-    /// (or one bulk change when they were not kept), then the events stored.
+    /// (or one bulk change when they were too many to keep), then the events stored, as
+    /// id ranges however many they are: followers read them from the store in batches
+    /// instead of rebuilding the application from a scan.
     pub fn finish(mut self, w: &mut WriteCtx) -> Result<(), StoreError> {
         super::writes::flush_counts(std::mem::take(&mut self.deltas), &w.conn)?;
         let app = self.app;
@@ -384,14 +382,12 @@ impl EventWriter {
                 });
             }
         }
-        let bulk = (!self.keep_created && self.created_count > 0)
-            || self.stored_count >= crate::changes::INCREMENTAL_IMPORT_EVENTS;
-        if bulk {
+        if !self.keep_created && self.created_count > 0 {
             w.emit(Change::Bulk { app });
         } else if !self.stored.is_empty() {
             w.emit(Change::Events {
                 app,
-                ranges: id_ranges(&mut self.stored),
+                ranges: merge_ranges(std::mem::take(&mut self.stored)),
             });
         }
         Ok(())
@@ -477,24 +473,62 @@ pub fn import(
 const EVENT_COLUMNS: &str =
     "e.id, e.customer, t.code, e.channel, e.device_id, e.ts, e.event_key, e.properties";
 
-fn event_from_row(row: &Row<'_>) -> Result<Event, StoreError> {
-    let code: String = row.get(2)?;
-    let channel: String = row.get(3)?;
-    let props: Option<String> = row.get(7)?;
-    let bad = |what: &str| StoreError::Internal(format!("a stored event's {what} is unreadable"));
-    Ok(Event {
-        id: row.get(0)?,
-        customer: row.get(1)?,
-        event_type: EventCode::parse(&code).map_err(|_| bad("type"))?,
-        channel: Channel::parse(&channel).map_err(|_| bad("channel"))?,
-        device_id: row.get(4)?,
-        timestamp: row.get(5)?,
-        event_id: row.get(6)?,
-        properties: match props {
-            Some(text) => Properties::from_stored(&text).map_err(|_| bad("properties"))?,
-            None => Properties::default(),
-        },
-    })
+/// Reads event rows; the few distinct type codes and channels are parsed once and shared
+/// (reading millions of events back should not allocate two strings per event for them).
+#[derive(Default)]
+struct EventRows {
+    codes: Vec<EventCode>,
+    channels: Vec<Channel>,
+}
+
+impl EventRows {
+    fn code(&mut self, text: &str) -> Option<EventCode> {
+        if let Some(c) = self.codes.iter().find(|c| c.as_str() == text) {
+            return Some(c.clone());
+        }
+        let c = EventCode::parse(text).ok()?;
+        self.codes.push(c.clone());
+        Some(c)
+    }
+
+    fn channel(&mut self, text: &str) -> Option<Channel> {
+        if let Some(c) = self.channels.iter().find(|c| c.as_str() == text) {
+            return Some(c.clone());
+        }
+        let c = Channel::parse(text).ok()?;
+        // Stored channels are lower-case already; a row that is not is parsed every time.
+        if c.as_str() == text && self.channels.len() < 256 {
+            self.channels.push(c.clone());
+        }
+        Some(c)
+    }
+
+    fn event(&mut self, row: &Row<'_>) -> Result<Event, StoreError> {
+        let bad =
+            |what: &str| StoreError::Internal(format!("a stored event's {what} is unreadable"));
+        let text = |i: usize| -> Result<&str, StoreError> {
+            row.get_ref(i)?.as_str().map_err(|_| bad("text"))
+        };
+        let event_type = self.code(text(2)?).ok_or_else(|| bad("type"))?;
+        let channel = self.channel(text(3)?).ok_or_else(|| bad("channel"))?;
+        let props = row
+            .get_ref(7)?
+            .as_str_or_null()
+            .map_err(|_| bad("properties"))?;
+        Ok(Event {
+            id: row.get(0)?,
+            customer: row.get(1)?,
+            event_type,
+            channel,
+            device_id: row.get(4)?,
+            timestamp: row.get(5)?,
+            event_id: row.get(6)?,
+            properties: match props {
+                Some(text) => Properties::from_stored(text).map_err(|_| bad("properties"))?,
+                None => Properties::default(),
+            },
+        })
+    }
 }
 
 pub fn timeline(
@@ -551,8 +585,9 @@ pub fn timeline(
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows_iter = stmt.query(rusqlite::params_from_iter(args))?;
     let mut events = Vec::new();
+    let mut decode = EventRows::default();
     while let Some(row) = rows_iter.next()? {
-        events.push(event_from_row(row)?);
+        events.push(decode.event(row)?);
     }
     let next = if events.len() > q.limit {
         events.truncate(q.limit);
@@ -601,8 +636,9 @@ pub fn read_range(
     ))?;
     let mut rows_iter = stmt.query(params![from, to, app.0, limit as i64])?;
     let mut out = Vec::new();
+    let mut decode = EventRows::default();
     while let Some(row) = rows_iter.next()? {
-        out.push(event_from_row(row)?);
+        out.push(decode.event(row)?);
     }
     Ok(out)
 }
@@ -618,13 +654,19 @@ pub fn scan(
          WHERE e.app_id = ?1 ORDER BY e.id"
     ))?;
     let mut rows_iter = stmt.query([app.0])?;
+    let mut decode = EventRows::default();
     while let Some(row) = rows_iter.next()? {
-        if !visit(event_from_row(row)?) {
+        if !visit(decode.event(row)?) {
             break;
         }
     }
     Ok(())
 }
+
+const DAY_MS: i64 = 86_400_000;
+/// An event's day as the `events_by_type_day` index spells it (times are after 2000, so
+/// the division truncates like a floor and `ts < t` implies `day <= t / DAY_MS`).
+const EVENT_DAY: &str = "ts / 86400000";
 
 /// Removes every event past its type's retention at `now`.
 pub fn expire(w: &mut WriteCtx, now: i64) -> Result<u64, StoreError> {
@@ -649,9 +691,12 @@ pub fn expire(w: &mut WriteCtx, now: i64) -> Result<u64, StoreError> {
     let mut removed = Vec::new();
     for (id, app, code, days) in types {
         let before = now.saturating_sub(days.saturating_mul(86_400_000));
+        // The day's term lets the `(type_id, day)` index bound the scan.
         let n = c
-            .prepare_cached("DELETE FROM events WHERE type_id = ?1 AND ts < ?2")?
-            .execute(params![id, before])? as u64;
+            .prepare_cached(&format!(
+                "DELETE FROM events WHERE type_id = ?1 AND {EVENT_DAY} <= ?3 AND ts < ?2"
+            ))?
+            .execute(params![id, before, before / DAY_MS])? as u64;
         if n > 0 {
             total += n;
             removed.push(Change::EventsRemoved {
@@ -666,4 +711,41 @@ pub fn expire(w: &mut WriteCtx, now: i64) -> Result<u64, StoreError> {
         w.emit(change);
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Retention reads only the expiring days of one type: its `DELETE` is bounded by the
+    /// `(type_id, day)` index, not a scan of every event.
+    #[test]
+    fn retention_is_bounded_by_the_type_and_day_index() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(super::super::SqliteStore::open(dir.path()).unwrap());
+        let conn = Connection::open(dir.path().join(super::super::DB_FILE)).unwrap();
+        let sql = format!(
+            "EXPLAIN QUERY PLAN DELETE FROM events WHERE type_id = ?1 AND {EVENT_DAY} <= ?3 AND ts < ?2"
+        );
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(params![1, 2, 3], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p
+                .contains("USING INDEX events_by_type_day (type_id=? AND <expr><?)")
+                || p.contains("USING INDEX events_by_type_day (type_id=? AND <expr><=?)")),
+            "{plan:?}"
+        );
+        // Events at the edges of a day: the day term never drops one that `ts` keeps.
+        for ts in [DAY_MS * 10_000, DAY_MS * 10_000 + 1, DAY_MS * 10_001 - 1] {
+            for before in [ts, ts + 1, ts + DAY_MS] {
+                assert_eq!(ts < before, ts < before && ts / DAY_MS <= before / DAY_MS);
+            }
+        }
+    }
 }

@@ -118,6 +118,13 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE imports ADD COLUMN kind TEXT NOT NULL DEFAULT 'customers';",
     // 8: computed fields: what a field aggregates (NULL for a stored field).
     "ALTER TABLE fields ADD COLUMN computed TEXT;",
+    // 9: events by type and day instead of by type and exact time. Retention only asks for
+    // "this type, before that instant"; keyed by the day, an event's entry goes after the
+    // others of its type and day (the row id breaks ties), so a backfill in customer order
+    // touches one leaf page per (type, day) instead of one at random per event, and the
+    // index is smaller.
+    "DROP INDEX events_by_type_time;
+     CREATE INDEX events_by_type_day ON events(type_id, ts / 86400000);",
 ];
 
 /// Brings the database up to this build's schema.
