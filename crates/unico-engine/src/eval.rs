@@ -12,6 +12,8 @@
 //! - an event condition is evaluated while compiling, by [`crate::event_eval`] (one scan
 //!   of its type's events), into a leaf of precomputed alive rows ([`Plan::Rows`]) that
 //!   the blocks then read like a presence bitmap.
+//! - a subscription condition is a leaf over its channel's bitset of subscribed slots,
+//!   read like a presence bitmap (one AND per word).
 //!
 //! Temporaries are a few `[u64; 64]` on the stack per level, so a whole block stays in
 //! L1 while the tree is walked; the blocks are split over threads by
@@ -145,6 +147,15 @@ impl AppIndex {
                 self.compile_test(column, &test.kind, tz)
             }
             Resolved::Event(test) => self.compile_event(test),
+            // The channel's bitset read like a presence bitmap (its bits are alive rows).
+            Resolved::Subscribed(channel) => match self.subscribed.get(channel) {
+                Some(bits) => Plan::Leaf {
+                    present: bits,
+                    held: bits.count_ones(),
+                    kernel: Kernel::Present,
+                },
+                None => Plan::Nothing,
+            },
         }
     }
 

@@ -416,7 +416,7 @@ impl AppIndex {
         match node {
             Resolved::And(c) | Resolved::Or(c) => c.iter().map(|n| self.event_rows_read(n)).sum(),
             Resolved::Not(inner) => self.event_rows_read(inner),
-            Resolved::Test(_) => 0,
+            Resolved::Test(_) | Resolved::Subscribed(_) => 0,
             Resolved::Event(t) => self.events.table(&t.event).map_or(0, Table::len),
         }
     }

@@ -15,13 +15,16 @@
 //! - **events**: the customers' events, per type, as columns keyed by slot
 //!   ([`crate::events`]). A removed customer with events leaves its slot *retired* (neither
 //!   alive nor free) until its events are purged, so no later customer inherits them.
+//! - **subscriptions**: per channel, a bitset of the slots whose customer is subscribed to
+//!   it now (consent, SPEC §1); a channel nobody is subscribed to may have none.
 //!
 //! *Invariants*: `rows` (the capacity) is a multiple of [`BLOCK_ROWS`] and every column,
 //! bitset and `ids` holds exactly `rows` rows; `high <= rows` and no slot at or past
 //! `high` was ever used; a slot is in `alive` iff it is in `by_id` and in `order`; a
 //! column holds values only for alive slots, only of its own type, and only for fields of
-//! the current schema; the month-day codes of datetime rows are those of the index's
-//! time zone; a slot below `high` is alive, free or retired, exactly one of them, and
+//! the current schema; a subscription bit is set only for alive slots (a removed
+//! customer's are cleared, so a slot's next customer inherits none); the month-day codes
+//! of datetime rows are those of the index's time zone; a slot below `high` is alive, free or retired, exactly one of them, and
 //! only alive and retired slots hold events.
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,7 +32,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use jiff::tz::TimeZone;
-use unico_core::{Customer, Event, EventCode, FieldId, FieldType, Schema, Value};
+use unico_core::{Channel, Customer, Event, EventCode, FieldId, FieldType, Schema, Value};
 use unico_filter::resolve::Resolved;
 use unico_filter::{EvalContext, Filter, resolve};
 
@@ -74,6 +77,8 @@ pub struct AppIndex {
     pub(crate) updated_at: Column,
     pub(crate) fields: HashMap<FieldId, Column>,
     pub(crate) events: Events,
+    /// Per channel, the slots subscribed to it (each `rows` rows long, alive slots only).
+    pub(crate) subscribed: BTreeMap<Channel, Bits>,
     threads: usize,
     parallel_min_rows: usize,
     page_walk_rows: usize,
@@ -96,6 +101,7 @@ pub(crate) struct Parts {
     pub(crate) updated_at: Column,
     pub(crate) fields: HashMap<FieldId, Column>,
     pub(crate) events: Events,
+    pub(crate) subscribed: BTreeMap<Channel, Bits>,
 }
 
 fn default_threads() -> usize {
@@ -134,6 +140,7 @@ impl AppIndex {
             updated_at: Column::new(FieldType::Datetime, rows),
             fields: HashMap::new(),
             events: Events::default(),
+            subscribed: BTreeMap::new(),
             threads,
             parallel_min_rows: DEFAULT_PARALLEL_MIN_ROWS,
             page_walk_rows: DEFAULT_PAGE_WALK_ROWS,
@@ -160,6 +167,7 @@ impl AppIndex {
             updated_at: p.updated_at,
             fields: p.fields,
             events: p.events,
+            subscribed: p.subscribed,
             threads: default_threads(),
             parallel_min_rows: DEFAULT_PARALLEL_MIN_ROWS,
             page_walk_rows: DEFAULT_PAGE_WALK_ROWS,
@@ -296,6 +304,9 @@ impl AppIndex {
             &mut self.updated_at,
         ]) {
             c.grow(rows);
+        }
+        for bits in self.subscribed.values_mut() {
+            bits.grow(rows);
         }
     }
 
@@ -492,6 +503,9 @@ impl AppIndex {
             column.set(slot, None, local);
             column.maybe_compact();
         }
+        for bits in self.subscribed.values_mut() {
+            bits.assign(slot, false);
+        }
         self.alive.assign(slot, false);
         self.live -= 1;
         // A slot still holding events is retired, not freed: a customer taking it before
@@ -515,6 +529,49 @@ impl AppIndex {
         let by_id = &self.by_id;
         self.events
             .add(events, |id| by_id.get(&id).copied(), self.threads);
+    }
+
+    /// Records that the customer with this `id` is now subscribed (or not) to `channel`.
+    /// An `id` the index does not hold is ignored (the caller applies a customer before
+    /// their subscriptions); applying the same change twice is harmless, so a change log
+    /// can be replayed. The bit goes when the customer is removed.
+    pub fn set_subscribed(&mut self, id: i64, channel: &Channel, subscribed: bool) {
+        let Some(slot) = self.slot_of(id) else {
+            return;
+        };
+        if subscribed {
+            let rows = self.rows;
+            self.subscribed
+                .entry(channel.clone())
+                .or_insert_with(|| Bits::with_rows(rows))
+                .assign(slot, true);
+        } else if let Some(bits) = self.subscribed.get_mut(channel) {
+            bits.assign(slot, false);
+        }
+    }
+
+    /// Whether the customer with this `id` is subscribed to `channel` (false for an `id`
+    /// the index does not hold).
+    pub fn is_subscribed(&self, id: i64, channel: &Channel) -> bool {
+        self.slot_of(id).is_some_and(|slot| {
+            self.subscribed
+                .get(channel)
+                .is_some_and(|bits| bits.get(slot))
+        })
+    }
+
+    /// How many of `members` are subscribed to `channel` (for charts): one AND and a
+    /// popcount per word.
+    pub fn subscribers(&self, members: &Members, channel: &Channel) -> u64 {
+        let Some(bits) = self.subscribed.get(channel) else {
+            return 0;
+        };
+        members
+            .words()
+            .iter()
+            .zip(bits.words())
+            .map(|(m, b)| u64::from((m & b).count_ones()))
+            .sum()
     }
 
     /// Retention: removes the events of type `event` whose time is before `before_ms`;
@@ -656,6 +713,16 @@ impl AppIndex {
             + self.by_id.capacity() * (8 + 4 + 1)
             + self.fields.capacity() * (4 + std::mem::size_of::<Column>() + 1)
             + self.events.heap_bytes()
+            + self
+                .subscribed
+                .iter()
+                .map(|(c, bits)| {
+                    // A BTreeMap entry (key and value, nodes 2/3 full) and the channel's text.
+                    (std::mem::size_of::<Channel>() + std::mem::size_of::<Bits>()) * 3 / 2
+                        + c.as_str().len().div_ceil(16) * 16
+                        + bits.heap_bytes()
+                })
+                .sum::<usize>()
     }
 }
 
@@ -669,6 +736,8 @@ fn tests_presence_only(node: &Resolved) -> bool {
         }
         Resolved::Not(inner) => tests_presence_only(inner),
         Resolved::Test(test) => matches!(test.kind, TestKind::Exists | TestKind::NotExists),
+        // One bit per row, like a presence test.
+        Resolved::Subscribed(_) => true,
         Resolved::Event(_) => false,
     }
 }

@@ -9,7 +9,9 @@
 //! Members ──page_by_customer_id / page_by_field──> ids
 //! ```
 //!
-//! - [`index`]: [`AppIndex`]: slots, columns, schema and time zone changes, counts.
+//! - [`index`]: [`AppIndex`]: slots, columns, schema and time zone changes, counts, and
+//!   per channel the bitset of customers subscribed to it ([`AppIndex::set_subscribed`],
+//!   [`AppIndex::subscribers`]).
 //! - [`column`]: typed columns with presence bitmaps.
 //! - [`dict`]: string dictionaries (codes, arenas, lowercased forms).
 //! - [`eval`]: compiling a resolved filter and evaluating it block by block.
@@ -30,7 +32,8 @@
 //! (`tests/differential.rs`) check counts, members and pages against the reference on
 //! random schemas, customers, writes, filters, instants and zones; event conditions are
 //! checked the same way against `ResolvedFilter::matches_with_events`'s semantics
-//! (`tests/events_differential.rs`).
+//! (`tests/events_differential.rs`), subscription conditions against
+//! `unico_filter::matches_with` (`tests/subscriptions_differential.rs`).
 //!
 //! **API boundary**: no input panics; a value of a type other than its field's, or of a
 //! field outside the schema, reads as absent (as in the reference evaluator).

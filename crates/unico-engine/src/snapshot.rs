@@ -18,6 +18,10 @@
 //! times, ids, channel list and codes, each property's number and string columns), then
 //! the retired slots. Reading checks that every event belongs to an alive or retired slot
 //! and that codes lie inside their lists; the zone maps and per-slot counts are rebuilt.
+//!
+//! The subscriptions follow the events: per channel (in ascending order) its name and its
+//! bitset of subscribed slots, as long as the capacity; reading checks that every bit is
+//! an alive slot.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
@@ -37,8 +41,9 @@ const MAGIC: &[u8; 12] = b"UNICO-ENGINE";
 /// Bumped whenever the layout changes, or older snapshots may hold wrong contents; older
 /// snapshots are then ignored and the engine is rebuilt from the store. 3: snapshots
 /// written before string codes stopped narrowing on an update (format 2) may carry
-/// truncated codes. 4: the customers' events follow the columns.
-const FORMAT: u32 = 4;
+/// truncated codes. 4: the customers' events follow the columns. 5: the customers'
+/// subscriptions follow the events.
+const FORMAT: u32 = 5;
 /// Elements converted per buffered chunk.
 const CHUNK: usize = 8192;
 
@@ -577,6 +582,34 @@ impl<R: Read> In<'_, R> {
         Events::from_parts(parts, retired).ok_or(bad)
     }
 
+    /// The subscriptions: channels in ascending order, each once, named canonically, with
+    /// a bitset as long as the capacity holding alive slots only.
+    fn subscribed(
+        &mut self,
+        alive: &Bits,
+        rows: usize,
+    ) -> Result<BTreeMap<Channel, Bits>, SnapshotError> {
+        let n = self.len(16)?;
+        let mut out = BTreeMap::new();
+        let mut last: Option<Channel> = None;
+        for _ in 0..n {
+            let text = String::from_utf8(self.bytes()?).map_err(|_| bad_subscriptions())?;
+            let channel = Channel::parse(&text)
+                .ok()
+                .filter(|c| c.as_str() == text && last.as_ref().is_none_or(|l| l < c))
+                .ok_or(bad_subscriptions())?;
+            let words: Vec<u64> = self.vec()?;
+            if words.len() != rows.div_ceil(64)
+                || words.iter().zip(alive.words()).any(|(b, a)| b & !a != 0)
+            {
+                return Err(bad_subscriptions());
+            }
+            last = Some(channel.clone());
+            out.insert(channel, Bits::from_words(words));
+        }
+        Ok(out)
+    }
+
     fn column(&mut self, rows: usize) -> Result<Column, SnapshotError> {
         let corrupt = SnapshotError::Corrupt;
         let ty = match self.u64()? {
@@ -671,6 +704,11 @@ impl AppIndex {
             out.column(column)?;
         }
         out.events(&p.events)?;
+        out.u64(p.subscribed.len() as u64)?;
+        for (channel, bits) in &p.subscribed {
+            out.slice(channel.as_str().as_bytes())?;
+            out.slice(bits.words())?;
+        }
         let sum = out.sum.finish();
         out.w.write_all(&sum.to_le_bytes())?;
         out.w.flush()
@@ -770,6 +808,7 @@ impl AppIndex {
             return Err(SnapshotError::Mismatch("another schema"));
         }
         let events = input.events(&alive, &free, high)?;
+        let subscribed = input.subscribed(&alive, rows)?;
         // A column holds values only for alive rows (counts of presence tests rely on it).
         let within_alive = |c: &Column| {
             c.present
@@ -856,8 +895,13 @@ impl AppIndex {
             updated_at,
             fields,
             events,
+            subscribed,
         }))
     }
+}
+
+fn bad_subscriptions() -> SnapshotError {
+    SnapshotError::Corrupt("subscriptions")
 }
 
 /// Whether a slot list names a slot twice (two later customers would share it).

@@ -100,6 +100,12 @@ pub enum ExprKind {
     Condition(Condition),
     /// A condition on the customer's events (SPEC §7).
     Event(EventExpr),
+    /// `subscribed email` / `{"subscribed": "email"}`: the customer's current subscription
+    /// to the channel is "subscribed". `channel` is the name as written.
+    Subscribed {
+        channel: String,
+        channel_loc: Loc,
+    },
 }
 
 /// An event condition as written: which events count, then what is measured over them.

@@ -175,7 +175,42 @@ impl Checker<'_> {
                 _ => self.condition(c).map(Node::Condition),
             },
             ExprKind::Event(e) => self.event(e).map(Node::Event),
+            ExprKind::Subscribed {
+                channel,
+                channel_loc,
+            } => self.subscribed(channel, channel_loc).map(Node::Subscribed),
         }
+    }
+
+    /// The channel of a subscription condition: one the application takes subscriptions
+    /// for (channels are matched ignoring ASCII case, as everywhere).
+    fn subscribed(&self, name: &str, loc: &Loc) -> Result<Channel, FilterError> {
+        let accepted = self.schema.subscription_channels();
+        if let Ok(channel) = Channel::parse(name)
+            && accepted.contains(&channel)
+        {
+            return Ok(channel);
+        }
+        // A name far longer than any channel cannot be a typo of one.
+        let suggestion = if name.chars().count() <= Channel::MAX_CHARS + 2 {
+            let lower = name.to_lowercase();
+            accepted
+                .iter()
+                .map(|c| (unico_core::field::edit_distance(&lower, c.as_str()), c))
+                .filter(|(d, c)| *d <= 2.max(c.as_str().len() / 3))
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, c)| c.as_str().to_owned())
+        } else {
+            None
+        };
+        Err(self.error(
+            ErrorKind::UnknownSubscriptionChannel {
+                name: name.to_owned(),
+                suggestion,
+                accepted: accepted.iter().map(|c| c.as_str().to_owned()).collect(),
+            },
+            loc,
+        ))
     }
 
     /// Operators as the user spells them in the form they wrote.

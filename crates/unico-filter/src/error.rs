@@ -96,6 +96,15 @@ pub enum ErrorKind {
     /// `exists` / `not_exists` on a property whose type its event type does not declare:
     /// without a type the test would depend on a guess.
     UndeclaredProperty { event: String, property: String },
+    /// A subscription condition names a channel the application takes no subscriptions
+    /// for (the default channels and those it declared).
+    UnknownSubscriptionChannel {
+        name: String,
+        suggestion: Option<String>,
+        /// The channels the application takes subscriptions for (boxed: errors stay
+        /// small).
+        accepted: Box<[String]>,
+    },
 }
 
 impl ErrorKind {
@@ -115,6 +124,7 @@ impl ErrorKind {
             ErrorKind::UnknownEventType { .. } => "filter_unknown_event_type",
             ErrorKind::EventOperatorMismatch { .. } => "filter_operator_mismatch",
             ErrorKind::UndeclaredProperty { .. } => "filter_undeclared_property",
+            ErrorKind::UnknownSubscriptionChannel { .. } => "filter_unknown_channel",
         }
     }
 }
@@ -256,6 +266,23 @@ fn render(kind: &ErrorKind, at: &Location) -> String {
             quote(property),
             quote(event)
         ),
+        ErrorKind::UnknownSubscriptionChannel {
+            name,
+            suggestion,
+            accepted,
+        } => {
+            let name = quote(name);
+            let accepted = accepted.join(", ");
+            match suggestion {
+                Some(s) => format!(
+                    "unknown subscription channel {name} at {at} — did you mean {}? (the application takes subscriptions on: {accepted})",
+                    quote(s)
+                ),
+                None => format!(
+                    "unknown subscription channel {name} at {at}; the application takes subscriptions on: {accepted}"
+                ),
+            }
+        }
     }
 }
 

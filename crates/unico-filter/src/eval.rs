@@ -8,7 +8,7 @@
 //! Event conditions (SPEC §7) look at the customer's events: first which of them count
 //! (type, channel, window, property conditions), then what is measured over those.
 
-use unico_core::{Computed, ComputedAgg, Customer, Event, PropRef, PropertyType, Value};
+use unico_core::{Channel, Computed, ComputedAgg, Customer, Event, PropRef, PropertyType, Value};
 
 use crate::aggregate::{average, from_micros, to_micros};
 use crate::calendar::{
@@ -21,43 +21,77 @@ use crate::filter::{
     Target, Which, Window,
 };
 
-/// Whether `customer` is in `filter`'s audience at `ctx.now_ms`, for a customer with no
-/// events (every event condition sees none).
-pub fn matches(filter: &Filter, customer: &Customer, ctx: &EvalContext) -> bool {
-    matches_with_events(filter, customer, &[], ctx)
+/// What the reference evaluator knows of one customer beyond their fields: their events
+/// (all of them, in any order) and the channels they are subscribed to now (a channel
+/// absent from the list is not subscribed, whether the customer unsubscribed or never
+/// said anything).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Facts<'a> {
+    pub events: &'a [Event],
+    pub subscribed: &'a [Channel],
 }
 
-/// Whether `customer`, holding `events` (all of theirs, in any order), is in `filter`'s
-/// audience at `ctx.now_ms`.
+impl<'a> Facts<'a> {
+    /// Events only (subscribed to nothing).
+    pub fn events(events: &'a [Event]) -> Self {
+        Self {
+            events,
+            subscribed: &[],
+        }
+    }
+
+    /// Whether the customer is subscribed to `channel`.
+    pub fn is_subscribed(&self, channel: &Channel) -> bool {
+        self.subscribed.contains(channel)
+    }
+}
+
+/// Whether `customer` is in `filter`'s audience at `ctx.now_ms`, for a customer with no
+/// events and no subscription (every event condition sees none, every subscription
+/// condition is false).
+pub fn matches(filter: &Filter, customer: &Customer, ctx: &EvalContext) -> bool {
+    matches_with(filter, customer, &Facts::default(), ctx)
+}
+
+/// Whether `customer`, holding `events` (all of theirs, in any order) and subscribed to
+/// nothing, is in `filter`'s audience at `ctx.now_ms`.
 pub fn matches_with_events(
     filter: &Filter,
     customer: &Customer,
     events: &[Event],
     ctx: &EvalContext,
 ) -> bool {
-    node(filter.root(), customer, events, ctx)
+    matches_with(filter, customer, &Facts::events(events), ctx)
 }
 
-fn node(node: &Node, customer: &Customer, events: &[Event], ctx: &EvalContext) -> bool {
+/// Whether `customer`, with these `facts` (events and subscriptions), is in `filter`'s
+/// audience at `ctx.now_ms`.
+pub fn matches_with(
+    filter: &Filter,
+    customer: &Customer,
+    facts: &Facts<'_>,
+    ctx: &EvalContext,
+) -> bool {
+    node(filter.root(), customer, facts, ctx)
+}
+
+fn node(node: &Node, customer: &Customer, facts: &Facts<'_>, ctx: &EvalContext) -> bool {
     match node {
-        Node::And(children) => children
-            .iter()
-            .all(|c| self::node(c, customer, events, ctx)),
-        Node::Or(children) => children
-            .iter()
-            .any(|c| self::node(c, customer, events, ctx)),
-        Node::Not(inner) => !self::node(inner, customer, events, ctx),
+        Node::And(children) => children.iter().all(|c| self::node(c, customer, facts, ctx)),
+        Node::Or(children) => children.iter().any(|c| self::node(c, customer, facts, ctx)),
+        Node::Not(inner) => !self::node(inner, customer, facts, ctx),
         Node::Condition(Condition {
             target: Target::Computed { computed, .. },
             predicate,
         }) => self::node(
             &computed_node(computed, predicate.clone()),
             customer,
-            events,
+            facts,
             ctx,
         ),
         Node::Condition(c) => condition(c, customer, ctx),
-        Node::Event(e) => event_condition(e, events, ctx),
+        Node::Event(e) => event_condition(e, facts.events, ctx),
+        Node::Subscribed(channel) => facts.is_subscribed(channel),
     }
 }
 

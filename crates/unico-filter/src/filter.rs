@@ -72,6 +72,10 @@ pub enum Node {
     Condition(Condition),
     /// A condition on the customer's events.
     Event(EventCondition),
+    /// `subscribed email`: the customer's current subscription to the channel (one the
+    /// application takes subscriptions for) is "subscribed". A customer who never said
+    /// anything for the channel is not subscribed.
+    Subscribed(Channel),
 }
 
 /// A condition on the customer's events (SPEC §7): which events count (type, channel,
@@ -455,6 +459,10 @@ fn write_node(node: &Node, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         }
         Node::Condition(c) => write_condition(c, f),
         Node::Event(e) => write_event(e, f),
+        Node::Subscribed(channel) => {
+            f.write_str("subscribed ")?;
+            write_field_name(channel.as_str(), f)
+        }
     }
 }
 
@@ -653,6 +661,7 @@ fn node_json(node: &Node) -> Json {
         Node::Not(inner) => json!({ "not": node_json(inner) }),
         Node::Condition(c) => condition_json(c.target.name(), &c.predicate),
         Node::Event(e) => event_json(e),
+        Node::Subscribed(channel) => json!({ "subscribed": channel.as_str() }),
     }
 }
 

@@ -15,7 +15,9 @@ use crate::error::{ErrorKind, FilterError, Location};
 use crate::filter::{Agg, CountOp, Which};
 use crate::limits::{MAX_DEPTH, MAX_EVENT_COUNT, MAX_FILTER_BYTES, MAX_IN_VALUES};
 
-const NODE_SHAPES: &str = "a filter is {\"and\": [...]}, {\"or\": [...]}, {\"not\": {...}}, {\"field\": ..., \"op\": ..., \"value\": ...} or {\"event\": ..., ...}";
+const NODE_SHAPES: &str = "a filter is {\"and\": [...]}, {\"or\": [...]}, {\"not\": {...}}, {\"field\": ..., \"op\": ..., \"value\": ...}, {\"event\": ..., ...} or {\"subscribed\": \"email\"}";
+
+const SUBSCRIBED_SHAPE: &str = "a subscription condition is {\"subscribed\": \"email\"}, negated as {\"not\": {\"subscribed\": \"email\"}}";
 
 const PROPERTY_SHAPE: &str =
     "a property condition is {\"field\": \"amount\", \"op\": \"gt\", \"value\": 50}";
@@ -172,6 +174,9 @@ fn node(value: &Value, path: &mut Path, level: usize) -> Result<Expr, FilterErro
         if map.contains_key("event") {
             return event_condition(map, path);
         }
+        if map.contains_key("subscribed") {
+            return subscribed(map, path);
+        }
         return condition(map, path);
     };
     if let Some(other) = map.keys().find(|k| k.as_str() != logical) {
@@ -212,6 +217,33 @@ fn node(value: &Value, path: &mut Path, level: usize) -> Result<Expr, FilterErro
             }
         };
         Ok(Expr { kind, loc })
+    })
+}
+
+/// `{"subscribed": "email"}`: the only key, holding the channel's name.
+fn subscribed(map: &Map<String, Value>, path: &mut Path) -> Result<Expr, FilterError> {
+    if let Some(other) = map.keys().find(|k| k.as_str() != "subscribed") {
+        return Err(path.error(format!(
+            "\"subscribed\" must be the only key of its object, found also \"{}\"; {SUBSCRIBED_SHAPE}",
+            unico_core::value::excerpt(other)
+        )));
+    }
+    let loc = path.loc();
+    let (channel, channel_loc) = path.with(key("subscribed"), |p| match map.get("subscribed") {
+        Some(Value::String(s)) if !s.is_empty() => Ok((s.clone(), p.loc())),
+        Some(Value::String(_)) => Err(p.error(format!("empty channel name; {SUBSCRIBED_SHAPE}"))),
+        Some(other) => Err(p.error(format!(
+            "expected the channel's name as a string, got {}; {SUBSCRIBED_SHAPE}",
+            kind_of(other)
+        ))),
+        None => Err(p.error(SUBSCRIBED_SHAPE)),
+    })?;
+    Ok(Expr {
+        kind: ExprKind::Subscribed {
+            channel,
+            channel_loc,
+        },
+        loc,
     })
 }
 

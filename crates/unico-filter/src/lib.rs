@@ -8,8 +8,10 @@
 //!                                                  └──to_text / to_json (canonical forms)
 //! ```
 //!
-//! [`matches()`] sees a customer without events; [`matches_with_events`] is given the
-//! customer's events too, for event conditions (SPEC §7).
+//! [`matches()`] sees a customer without events or subscriptions; [`matches_with_events`]
+//! is given the customer's events too, for event conditions (SPEC §7), and
+//! [`matches_with`] their [`Facts`]: events and the channels they are subscribed to, for
+//! subscription conditions.
 //!
 //! - [`limits`]: the named limits (depth, size, list length).
 //! - [`ast`]: the untyped tree with the location of every node.
@@ -34,7 +36,7 @@
 //! or_expr    ::= and_expr ( "or" and_expr )*
 //! and_expr   ::= not_expr ( "and" not_expr )*          -- "and" binds tighter than "or"
 //! not_expr   ::= "not" not_expr | primary
-//! primary    ::= "(" or_expr ")" | event_cond | condition
+//! primary    ::= "(" or_expr ")" | event_cond | sub_cond | condition
 //! condition  ::= field ( "exists" | "not_exists"
 //!                      | ( "=" | "!=" | "<" | "<=" | ">" | ">=" ) value
 //!                      | ( "in" | "not_in" ) "(" value ( "," value )* ")"
@@ -66,7 +68,14 @@
 //! num_test   ::= <what follows a number field: = != < <= > >= in not_in between>
 //! time_test  ::= <what follows a datetime field: before after between within_last not_within_last on>
 //! name       ::= IDENT | "`" ( any character except "`" | "``" )+ "`"   -- event type, property, channel
+//!
+//! sub_cond   ::= "subscribed" name                             -- subscribed email
 //! ```
+//!
+//! `subscribed` is not a keyword either: it starts a subscription condition only when a
+//! name (not an operator) follows it, so `subscribed = "yes"` is a condition on a field
+//! named `subscribed`. The channel must be one the application takes subscriptions for
+//! (`Schema::subscription_channels`); `not subscribed sms` negates it.
 //!
 //! The words of event conditions (`did`, `sum`, `count`, `last`, `of`, `where`,
 //! `at_least`, `ever`, ...) are not keywords: a condition is an event condition only when
@@ -95,7 +104,8 @@
 //! "eq": N}, "within_last"?: "90d" | "between"?: [a, b], "where"?: condition | [condition,
 //! ...]}`, or with `"agg"` (`count`, `sum`, `avg`, `min`, `max` with `"property"` but for
 //! `count`; `first`, `last` without a window) and the `"op"`/`"value"` of a number or
-//! datetime field. Errors carry a path such as `and[2].where.value`.
+//! datetime field. A subscription condition is `{"subscribed": "email"}` (negated with
+//! `{"not": …}`). Errors carry a path such as `and[2].where.value`.
 //!
 //! The semantics, and the choices made where the spec is silent, are in `docs/filters.md`.
 
@@ -115,7 +125,7 @@ pub use ast::Ast;
 pub use calendar::EvalContext;
 pub use check::{check, check_computed};
 pub use error::{ErrorKind, FilterError, Location};
-pub use eval::{computed_value, matches, matches_with_events};
+pub use eval::{Facts, computed_value, matches, matches_with, matches_with_events};
 pub use filter::{Filter, FilterInput, string_literal};
 pub use json::parse_json;
 pub use resolve::{ResolvedFilter, resolve};

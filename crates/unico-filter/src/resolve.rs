@@ -13,7 +13,7 @@ use crate::calendar::{
     month_day, within_last_days, within_last_ms,
 };
 use crate::check::computed_node;
-use crate::eval::{Val, target_value};
+use crate::eval::{Facts, Val, target_value};
 use crate::filter::{
     Agg, Bound, Condition, CountOp, EventCondition, Filter, Measure, Node, Predicate, Target,
     Which, Window,
@@ -35,6 +35,8 @@ pub enum Resolved {
     Test(Test),
     /// A condition on the customer's events.
     Event(EventTest),
+    /// The customer is subscribed to this channel now.
+    Subscribed(Channel),
 }
 
 /// An event condition with its window and times made absolute.
@@ -192,6 +194,7 @@ fn node(n: &Node, ctx: &EvalContext) -> Resolved {
             kind: lower(c.target.field_type(), &c.predicate, ctx),
         }),
         Node::Event(e) => Resolved::Event(event_test(e, ctx)),
+        Node::Subscribed(channel) => Resolved::Subscribed(channel.clone()),
     }
 }
 
@@ -426,25 +429,32 @@ impl ResolvedFilter {
         &self.tz
     }
 
-    /// Evaluates the resolved filter on one customer; agrees with [`crate::eval::matches`]
-    /// for the context it was resolved with.
+    /// Evaluates the resolved filter on one customer (no events, no subscription); agrees
+    /// with [`crate::eval::matches`] for the context it was resolved with.
     pub fn matches(&self, customer: &Customer) -> bool {
-        self.node(&self.root, customer, &[])
+        self.matches_with(customer, &Facts::default())
     }
 
     /// [`ResolvedFilter::matches`] for a customer holding `events` (in any order; events of
     /// other customers must not be passed).
     pub fn matches_with_events(&self, customer: &Customer, events: &[Event]) -> bool {
-        self.node(&self.root, customer, events)
+        self.matches_with(customer, &Facts::events(events))
     }
 
-    fn node(&self, n: &Resolved, customer: &Customer, events: &[Event]) -> bool {
+    /// [`ResolvedFilter::matches`] for a customer with these facts (their events and the
+    /// channels they are subscribed to); agrees with [`crate::eval::matches_with`].
+    pub fn matches_with(&self, customer: &Customer, facts: &Facts<'_>) -> bool {
+        self.node(&self.root, customer, facts)
+    }
+
+    fn node(&self, n: &Resolved, customer: &Customer, facts: &Facts<'_>) -> bool {
         match n {
-            Resolved::And(children) => children.iter().all(|c| self.node(c, customer, events)),
-            Resolved::Or(children) => children.iter().any(|c| self.node(c, customer, events)),
-            Resolved::Not(inner) => !self.node(inner, customer, events),
+            Resolved::And(children) => children.iter().all(|c| self.node(c, customer, facts)),
+            Resolved::Or(children) => children.iter().any(|c| self.node(c, customer, facts)),
+            Resolved::Not(inner) => !self.node(inner, customer, facts),
             Resolved::Test(t) => self.test(t, customer),
-            Resolved::Event(t) => event_matches(t, events),
+            Resolved::Event(t) => event_matches(t, facts.events),
+            Resolved::Subscribed(channel) => facts.is_subscribed(channel),
         }
     }
 

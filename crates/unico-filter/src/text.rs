@@ -46,6 +46,11 @@ pub const MEASURE_WORDS: [&str; 9] = [
     "did", "did_not", "count", "sum", "avg", "min", "max", "first", "last",
 ];
 
+/// The word that starts a subscription condition when a channel name follows it
+/// (`subscribed email`). Not a keyword: followed by an operator it is a field name
+/// (`subscribed = "yes"`).
+pub const SUBSCRIBED_WORD: &str = "subscribed";
+
 /// Whether `word` is a keyword of the text form (ignoring ASCII case).
 pub fn is_keyword(word: &str) -> bool {
     KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(word))
@@ -607,6 +612,27 @@ impl Parser<'_> {
             {
                 let (event, span) = self.event(&word, token.span)?;
                 self.node(ExprKind::Event(event), span, 1)
+            }
+            Tok::Word(word)
+                if word.eq_ignore_ascii_case(SUBSCRIBED_WORD)
+                    && matches!(self.peek().tok, Tok::Str(_)) =>
+            {
+                Err(self.error_at(
+                    self.peek().span,
+                    "expected a channel after \"subscribed\", found a string; a channel is written as a name, without quotes (subscribed email), or in backticks (subscribed `in-app`)",
+                ))
+            }
+            Tok::Word(word) if word.eq_ignore_ascii_case(SUBSCRIBED_WORD) && self.name_follows() => {
+                let (channel, channel_span) =
+                    self.name("a channel", "subscribed email")?;
+                self.node(
+                    ExprKind::Subscribed {
+                        channel,
+                        channel_loc: Loc::Text(channel_span),
+                    },
+                    token.span.to(channel_span),
+                    1,
+                )
             }
             Tok::Word(name) | Tok::Name(name) => {
                 let (condition, span) = self.condition(name, token.span)?;

@@ -9,10 +9,10 @@ use jiff::tz::TimeZone;
 use proptest::prelude::*;
 use serde_json::{Value as Json, json};
 use unico_core::time::{days_from_civil, format_date, format_datetime};
-use unico_core::{Customer, CustomerId, Event, FieldId, FieldType, PropertyType, Value};
+use unico_core::{Channel, Customer, CustomerId, Event, FieldId, FieldType, PropertyType, Value};
 use unico_filter::{
-    EvalContext, Filter, FilterInput, check, matches, matches_with_events, parse_json, parse_text,
-    resolve, string_literal,
+    EvalContext, Facts, Filter, FilterInput, check, matches, matches_with, matches_with_events,
+    parse_json, parse_text, resolve, string_literal,
 };
 
 const MS_PER_DAY: i64 = 86_400_000;
@@ -113,9 +113,34 @@ fn scalar(ty: FieldType) -> BoxedStrategy<Json> {
     }
 }
 
-/// A field condition or an event condition valid for the test schema, in the JSON form.
+/// A field, event or subscription condition valid for the test schema, in the JSON form.
 fn condition() -> BoxedStrategy<Json> {
-    prop_oneof![3 => field_condition(), 2 => event_condition()].boxed()
+    prop_oneof![
+        3 => field_condition(),
+        2 => event_condition(),
+        1 => subscription_condition(),
+    ]
+    .boxed()
+}
+
+/// Channels of generated subscription conditions and customers: the default ones, the
+/// test schema's declared ones (`in-app` and `on` need backticks), and a case variant.
+const SUBSCRIPTION_CHANNELS: [&str; 7] =
+    ["email", "sms", "push", "whatsapp", "in-app", "on", "EMAIL"];
+
+fn subscription_condition() -> BoxedStrategy<Json> {
+    prop::sample::select(&SUBSCRIPTION_CHANNELS[..])
+        .prop_map(|c| json!({"subscribed": c}))
+        .boxed()
+}
+
+/// The channels a customer is subscribed to (a subset of the accepted ones).
+fn subscriptions_strategy() -> impl Strategy<Value = Vec<Channel>> {
+    prop::sample::subsequence(&SUBSCRIPTION_CHANNELS[..6], 0..=6).prop_map(|cs| {
+        cs.into_iter()
+            .map(|c| Channel::parse(c).expect("valid channel"))
+            .collect()
+    })
 }
 
 // ---- event conditions and events ----
@@ -584,7 +609,10 @@ proptest! {
     #[test]
     fn resolved_form_agrees_with_the_reference_and_not_is_the_complement(
         json in filter_json(),
-        customers in prop::collection::vec((customer_strategy(), events_strategy()), 1..6),
+        customers in prop::collection::vec(
+            (customer_strategy(), events_strategy(), subscriptions_strategy()),
+            1..6,
+        ),
         now in instant(),
         zone in prop::sample::select(&ZONES[..]),
     ) {
@@ -594,16 +622,27 @@ proptest! {
             .expect("checks");
         let ctx = EvalContext::new(now, TimeZone::get(zone).expect("known zone"));
         let resolved = resolve(&filter, &ctx);
-        for (c, events) in &customers {
+        for (c, events, subscribed) in &customers {
             let events = at(now, events);
-            let expected = matches_with_events(&filter, c, &events, &ctx);
+            let facts = Facts { events: &events, subscribed };
+            let expected = matches_with(&filter, c, &facts, &ctx);
+            prop_assert_eq!(
+                resolved.matches_with(c, &facts),
+                expected,
+                "{} on {:?} with {:?} subscribed to {:?}", filter, c, events, subscribed
+            );
+            prop_assert_eq!(matches_with(&negated, c, &facts, &ctx), !expected);
+            // Without subscriptions, the events-only entry points see none; without
+            // events either, both see nothing.
+            let events_only = Facts::events(&events);
+            prop_assert_eq!(
+                matches_with_events(&filter, c, &events, &ctx),
+                matches_with(&filter, c, &events_only, &ctx)
+            );
             prop_assert_eq!(
                 resolved.matches_with_events(c, &events),
-                expected,
-                "{} on {:?} with {:?}", filter, c, events
+                matches_with_events(&filter, c, &events, &ctx)
             );
-            prop_assert_eq!(matches_with_events(&negated, c, &events, &ctx), !expected);
-            // Without events, both entry points see none.
             prop_assert_eq!(matches(&filter, c, &ctx), matches_with_events(&filter, c, &[], &ctx));
             prop_assert_eq!(resolved.matches(c), matches(&filter, c, &ctx));
         }
@@ -669,6 +708,7 @@ proptest! {
                     "last", "of", "purchase", "app_open", "`on`", "amount", "currency",
                     "where", "at_least", "at_most", "exactly", "times", "ever", "pos",
                     "web", "not", "30d ago",
+                    "subscribed", "SUBSCRIBED", "email", "sms", "`in-app`", "`on`", "emial",
                 ]),
                 0..24,
             ).prop_map(|tokens| tokens.join(" ")),
@@ -726,6 +766,8 @@ fn arbitrary_json() -> impl Strategy<Value = Json> {
             "last",
             "amount",
             "web",
+            "email",
+            "in-app",
         ])
         .prop_map(Json::from),
     ];
@@ -750,6 +792,7 @@ fn arbitrary_json() -> impl Strategy<Value = Json> {
             "between",
             "where",
             "gte",
+            "subscribed",
         ]);
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Json::Array),

@@ -524,3 +524,38 @@ fn event_condition_errors() {
     ]));
     insta::assert_snapshot!(report);
 }
+
+#[test]
+fn subscription_condition_trees() {
+    let report = text_trees(&[
+        "subscribed email",
+        "not subscribed SMS and Subscribed `in-app`",
+        "subscribed = \"yes\" or subscribed exists or subscribed in (\"a\")",
+        "subscribed `on` or did purchase",
+    ]);
+    insta::assert_snapshot!(report);
+}
+
+#[test]
+fn subscription_condition_errors() {
+    let mut report = text_checks(&[
+        "subscribed emial",
+        "country = \"ES\" and not subscribed whatsap",
+        "subscribed web",
+        "subscribed `e mail`",
+        "subscribed",
+        "subscribed on",
+        "subscribed \"email\"",
+        "subscribed email sms",
+        "subscribed = 3",
+    ]);
+    report.push_str(&json_checks(&[
+        json!({"subscribed": "emial"}),
+        json!({"and": [{"field": "age", "op": "gt", "value": 3}, {"not": {"subscribed": "fax"}}]}),
+        json!({"subscribed": true}),
+        json!({"subscribed": ""}),
+        json!({"subscribed": "email", "channel": "sms"}),
+        json!({"subscribed": ["email"]}),
+    ]));
+    insta::assert_snapshot!(report);
+}

@@ -27,9 +27,11 @@ pub const COUNT: u32 = 13;
 pub const DID: u32 = 14;
 pub const SUM: u32 = 15;
 pub const FIRST: u32 = 16;
+// Named like the word that starts a subscription condition: it stays usable as a field.
+pub const SUBSCRIBED: u32 = 17;
 
 /// Field ids, names and types of the test schema.
-pub const FIELDS: [(u32, &str, FieldType); 16] = [
+pub const FIELDS: [(u32, &str, FieldType); 17] = [
     (AGE, "age", FieldType::Number),
     (COUNTRY, "country", FieldType::String),
     (GENDER, "gender", FieldType::String),
@@ -46,7 +48,12 @@ pub const FIELDS: [(u32, &str, FieldType); 16] = [
     (DID, "did", FieldType::String),
     (SUM, "sum", FieldType::Number),
     (FIRST, "first", FieldType::String),
+    (SUBSCRIBED, "subscribed", FieldType::String),
 ];
+
+/// Channels the test application declares for subscriptions, beyond the default ones
+/// (`email`, `sms`, `push`, `whatsapp`): `in-app` and `on` need backticks in the text form.
+pub const DECLARED_CHANNELS: [&str; 2] = ["in-app", "on"];
 
 /// The registered event types of the test schema and their declared properties. `on`
 /// and `order.completed-v2` need backticks in the text form; `did` is named like the
@@ -112,6 +119,12 @@ pub fn schema() -> Schema {
             .collect(),
     )
     .with_event_types(event_types())
+    .with_declared_channels(
+        DECLARED_CHANNELS
+            .iter()
+            .map(|c| Channel::parse(c).expect("valid test channel"))
+            .collect(),
+    )
 }
 
 /// A customer with the given values (any order).
@@ -198,6 +211,16 @@ fn render_expr(e: &Expr, indent: usize, out: &mut String) {
                 c.field,
                 loc(&c.field_loc),
                 c.op,
+                loc(&e.loc)
+            ));
+        }
+        ExprKind::Subscribed {
+            channel,
+            channel_loc,
+        } => {
+            out.push_str(&format!(
+                "{pad}subscribed {channel:?} {} {}\n",
+                loc(channel_loc),
                 loc(&e.loc)
             ));
         }

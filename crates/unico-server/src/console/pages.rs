@@ -331,7 +331,9 @@ pub async fn customers(
                     button type="button" class="tab" data-mode="text" { "Text" }
                 }
                 div id="builder" hidden data-fields=(fields_json(&schema)) data-events=(events_json(&schema))
-                    data-channels=(serde_json::json!(channels).to_string()) data-tree=(tree.map(|t| t.to_string()).unwrap_or_default()) data-count-url=(count_url) {}
+                    data-channels=(serde_json::json!(channels).to_string())
+                    data-subscription-channels=(serde_json::json!(schema.subscription_channels().iter().map(|c| c.as_str()).collect::<Vec<_>>()).to_string())
+                    data-tree=(tree.map(|t| t.to_string()).unwrap_or_default()) data-count-url=(count_url) {}
                 div class="row" id="text-mode" {
                     input class="grow mono" type="text" id="filter" name="filter" value=(filter_text)
                         placeholder="country = \"ES\" and age between 25 and 34" data-count-url=(count_url) autocomplete="off" aria-label="Filter";

@@ -30,6 +30,8 @@
     .sort(function (a, b) { return a.name.localeCompare(b.name); })
     .map(function (e) { return [e.code, e.name]; });
   var channels = JSON.parse(root.getAttribute("data-channels") || "[]");
+  // The channels the application takes subscriptions (consent) for.
+  var subscriptionChannels = JSON.parse(root.getAttribute("data-subscription-channels") || "[]");
 
   var HAS = [["exists", "has a value"], ["not_exists", "has no value"]];
   var OPS = {
@@ -110,6 +112,10 @@
     return { kind: "event", not: false, measure: "did", event: "", channel: "", prop: "", propCustom: false,
       countOp: "gte", countN: "", win: "ever", winN: "", winUnit: "d", w1: dateBound(), w2: dateBound(),
       wheres: [], test: null };
+  }
+  // "is [not] subscribed to email": {"subscribed": "email"}, the not by the row's own choice.
+  function consent(channel) {
+    return { kind: "consent", not: false, channel: channel === undefined ? (subscriptionChannels[0] || "") : channel };
   }
   function isOccurrence(m) { return m === "did" || m === "did_not"; }
   function isTime(m) { return m === "first" || m === "last"; }
@@ -227,6 +233,7 @@
   // The JSON form of a condition, or null while it is incomplete.
   function condJson(c) {
     if (c.kind === "event") return eventJson(c);
+    if (c.kind === "consent") return c.channel ? { subscribed: c.channel } : null;
     return testJson({ field: c.field }, c, types[c.field] || "string");
   }
   function eventJson(c) {
@@ -318,6 +325,11 @@
       return g;
     }
     if (typeof j.event === "string") return eventFromJson(j);
+    if (j.subscribed !== undefined) {
+      // Only {"subscribed": "channel"}; a channel the list lacks is shown as it is.
+      if (typeof j.subscribed !== "string" || Object.keys(j).length !== 1) return null;
+      return consent(j.subscribed);
+    }
     if (typeof j.field !== "string" || !types[j.field]) return null;
     var c = condition(j.field);
     return parseTest(c, fieldOps(j.field), types[j.field], j.op, j.value) ? c : null;
@@ -409,7 +421,9 @@
     var note = row.querySelector(".incomplete-note");
     if (note) {
       note.hidden = !incomplete;
-      if (c.kind === "event") {
+      if (c.kind === "consent") {
+        note.textContent = "Incomplete: not counted until a channel is chosen";
+      } else if (c.kind === "event") {
         note.textContent = c.event ? "Incomplete: not counted until the empty boxes are filled in" :
           "Incomplete: not counted until an event is chosen";
       }
@@ -537,6 +551,31 @@
     row.appendChild(remove);
     var note = el("span", "incomplete-note", "Incomplete: not counted until it has a value");
     row.appendChild(note);
+    row.cond = c;
+    markIncomplete(row);
+    return row;
+  }
+  // Consent reads as a sentence: "is | is not" "subscribed to" "email".
+  function renderConsent(c, parent) {
+    var row = el("div", "cond consent");
+    var is = select([["is", "is"], ["not", "is not"]], c.not ? "not" : "is", "is or is not");
+    is.className = "consent-is";
+    is.onchange = function () { c.not = is.value === "not"; changed(); };
+    row.appendChild(is);
+    row.appendChild(el("span", "word", "subscribed to"));
+    var known = subscriptionChannels.slice();
+    if (c.channel && known.indexOf(c.channel) < 0) known.push(c.channel);
+    var channel = select([["", "choose a channel…"]].concat(known.map(function (k) { return [k, k]; })), c.channel, "subscription channel");
+    channel.className = "consent-channel";
+    channel.onchange = function () { c.channel = channel.value; render(); changed(); };
+    row.appendChild(channel);
+    var remove = el("button", "icon", "×");
+    remove.type = "button";
+    remove.title = "Remove this condition";
+    remove.setAttribute("aria-label", "Remove this condition");
+    remove.onclick = function () { parent.items.splice(parent.items.indexOf(c), 1); render(); changed(); };
+    row.appendChild(remove);
+    row.appendChild(el("span", "incomplete-note", "Incomplete: not counted until a channel is chosen"));
     row.cond = c;
     markIncomplete(row);
     return row;
@@ -721,7 +760,8 @@
     box.appendChild(head);
     g.items.forEach(function (item) {
       box.appendChild(item.kind === "group" ? renderGroup(item, g, depth + 1) :
-        item.kind === "event" ? renderEvent(item, g) : renderCondition(item, g));
+        item.kind === "event" ? renderEvent(item, g) :
+        item.kind === "consent" ? renderConsent(item, g) : renderCondition(item, g));
     });
     if (!g.items.length) box.appendChild(el("p", "hint", depth ? "An empty group matches everyone." : "No condition: every customer matches. Add one below."));
     var actions = el("div", "group-actions");
@@ -743,6 +783,20 @@
         });
       };
       actions.appendChild(did);
+    }
+    if (subscriptionChannels.length) {
+      var consentButton = el("button", "secondary small", "+ Consent");
+      consentButton.type = "button";
+      consentButton.title = "A condition on the customers' consent: whether they are subscribed to a channel";
+      consentButton.onclick = function () {
+        var fresh = consent();
+        g.items.push(fresh);
+        render(); changed();
+        Array.prototype.forEach.call(root.querySelectorAll(".cond.consent"), function (r) {
+          if (r.cond === fresh) r.querySelector("select.consent-channel").focus();
+        });
+      };
+      actions.appendChild(consentButton);
     }
     if (depth < MAX_DEPTH) {
       var sub = el("button", "secondary small", "+ Group");
