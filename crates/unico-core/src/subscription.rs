@@ -19,7 +19,9 @@ pub struct Source(String);
 
 /// A source that breaks the rule above.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a source is 1–{MAX_SOURCE_CHARS} characters with no control character or surrounding space (got \"{0}\")")]
+#[error(
+    "a source is 1–{MAX_SOURCE_CHARS} characters with no control character or surrounding space (got \"{0}\")"
+)]
 pub struct SourceError(pub String);
 
 impl Source {
@@ -95,7 +97,10 @@ mod tests {
 
     #[test]
     fn declared_channels_follow_the_default_ones_once() {
-        let declared = [Channel::parse("wallet").unwrap(), Channel::parse("email").unwrap()];
+        let declared = [
+            Channel::parse("wallet").unwrap(),
+            Channel::parse("email").unwrap(),
+        ];
         let names: Vec<String> = subscription_channels(&declared)
             .iter()
             .map(|c| c.as_str().to_owned())

@@ -28,6 +28,9 @@ pub struct UpdateApp {
     pub timezone: Option<String>,
     /// Register an unknown event type on its first event instead of refusing the event.
     pub auto_register_event_types: Option<bool>,
+    /// The channels, beyond email, sms, push and whatsapp, the application takes
+    /// subscriptions for (replaces the list).
+    pub subscription_channels: Option<Vec<String>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -39,6 +42,9 @@ pub struct AppOut {
     /// Whether an event of an unregistered type registers it (`false`: the event is
     /// refused, the default).
     pub auto_register_event_types: bool,
+    /// Every channel the application takes subscriptions for (email, sms, push, whatsapp,
+    /// then those it declared).
+    pub subscription_channels: Vec<String>,
 }
 
 impl AppOut {
@@ -49,7 +55,21 @@ impl AppOut {
             timezone: a.timezone.as_str().to_owned(),
             created_at: format_datetime(a.created_at),
             auto_register_event_types,
+            subscription_channels: unico_core::subscription::DEFAULT_SUBSCRIPTION_CHANNELS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
         }
+    }
+
+    /// With the channels this schema takes subscriptions for.
+    pub fn with_channels(mut self, schema: &unico_core::Schema) -> Self {
+        self.subscription_channels = schema
+            .subscription_channels()
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect();
+        self
     }
 }
 

@@ -144,6 +144,12 @@ fn apply(loaded: &mut Loaded, change: &Change, store: &dyn Store) -> Applied {
             index.set_timezone(timezone.zone());
             loaded.timezone = timezone.as_str().to_owned();
         }
+        Change::Subscription {
+            customer,
+            channel,
+            subscribed,
+            ..
+        } => index.set_subscribed(*customer, channel, *subscribed),
         Change::Bulk { .. } => return Applied::Rebuild,
         Change::AppDeleted { .. } => return Applied::Gone,
     }
@@ -661,6 +667,13 @@ impl Engines {
         index.set_timezone(application.timezone.zone());
         let timezone = application.timezone.as_str().to_owned();
         index.add_events(&batch);
+        // Subscriptions as they stand now, at or after `seq`: every logged change after
+        // `seq` sets its channel's state again, in order, while the index catches up, so it
+        // ends as the log's head says (a customer created since is ignored here and gets
+        // its state from the log after its creation).
+        store.scan_subscriptions(app, &mut |id, channel, subscribed| {
+            index.set_subscribed(id, &channel, subscribed);
+        })?;
         tracing::info!(
             app = app.0,
             customers = customer_count,

@@ -238,6 +238,7 @@ impl Packed {
             items.push(UpsertItem {
                 customer_id,
                 changes,
+                subscriptions: Vec::new(),
             });
             (id_start, change_start) = (id_end, change_end);
         }

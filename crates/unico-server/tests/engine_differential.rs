@@ -3,7 +3,8 @@
 //! change that makes the engine rebuild), imports that run while other threads write and
 //! delete, events (batches with repeated keys that create customers, NDJSON-style imports
 //! kept or not, retention, a type deleted and registered again, events racing with
-//! deletes), restarts (from a snapshot caught up from the change log, or from a scan) and
+//! deletes), channel subscriptions (statements arriving in and out of time order, creating
+//! customers, racing with deletes), restarts (from a snapshot caught up from the change log, or from a scan) and
 //! the log pruned under the engines. The application lives in an odd time zone (+13:45),
 //! so event conditions on calendar dates are checked in its days. After every step, every count and
 //! member list the engine gives equals the reference evaluator run over the store's own
@@ -23,8 +24,7 @@ use proptest::prelude::*;
 use unico_core::{
     AppId, AppName, CustomerId, FieldChange, FieldDef, FieldName, FieldType, TimeZoneName, Value,
 };
-use unico_filter::eval::matches_with_events;
-use unico_filter::{EvalContext, Filter, FilterInput};
+use unico_filter::{EvalContext, Facts, Filter, FilterInput, matches_with};
 use unico_server::engines::Engines;
 use unico_store::postgres::testing::TestDatabase;
 use unico_store::{
@@ -40,7 +40,10 @@ const DAY: i64 = 86_400_000;
 /// The application's time zone.
 const ZONE: &str = "Pacific/Chatham";
 
-const FILTERS: [&str; 27] = [
+const FILTERS: [&str; 30] = [
+    "subscribed email",
+    "not subscribed sms and did buy",
+    "subscribed sms or n > 2",
     "did buy",
     "did_not open within_last 7d",
     "did buy at_least 2 times within_last 30d",
@@ -148,6 +151,12 @@ enum Op {
     Expire,
     /// `open` deleted with its events, and registered again.
     ReregisterOpen,
+    /// Subscription statements (customer, sms rather than email, subscribed, hours before
+    /// now), some creating their customer, while another thread deletes customers.
+    Consent {
+        changes: Vec<(u8, bool, bool, u8)>,
+        deletes: Vec<u8>,
+    },
 }
 
 fn row() -> impl Strategy<Value = Row> {
@@ -186,6 +195,11 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(events, keep)| Op::EventsImport { events, keep }),
         1 => Just(Op::Expire),
         1 => Just(Op::ReregisterOpen),
+        4 => (
+            prop::collection::vec((0..CUSTOMERS, any::<bool>(), any::<bool>(), 0u8..48), 1..12),
+            prop::collection::vec(0..CUSTOMERS, 0..3),
+        )
+            .prop_map(|(changes, deletes)| Op::Consent { changes, deletes }),
     ]
 }
 
@@ -308,6 +322,7 @@ impl World {
                     value: row.n.map(|n| Value::Number(f64::from(n))),
                 },
             ],
+            subscriptions: Vec::new(),
         }
     }
 
@@ -352,8 +367,35 @@ impl World {
         assert!(results.iter().all(Result::is_ok), "{results:?}");
     }
 
+    fn consent(&self, changes: &[(u8, bool, bool, u8)], deletes: &[u8]) {
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for k in deletes {
+                    let _ = self.store.delete_customer(self.app, &cid(*k));
+                }
+            });
+            for (i, &(k, sms, subscribed, hours)) in changes.iter().enumerate() {
+                let change = unico_core::SubscriptionChange {
+                    channel: unico_core::Channel::parse(if sms { "sms" } else { "email" }).unwrap(),
+                    subscribed,
+                    at: NOW - i64::from(hours) * 3_600_000,
+                    source: unico_core::Source::api(),
+                };
+                // Every other statement may create its customer; the others need one.
+                match self
+                    .store
+                    .set_subscriptions(self.app, &cid(k), &[change], i % 2 == 0, NOW)
+                {
+                    Ok(_) | Err(unico_store::StoreError::NotFound(_)) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        });
+    }
+
     fn apply(&mut self, op: &Op, dir: &Path) {
         match op {
+            Op::Consent { changes, deletes } => self.consent(changes, deletes),
             Op::Events(events) => self.events(events),
             Op::EventsRacing {
                 events,
@@ -456,14 +498,28 @@ impl World {
                 },
             )
             .unwrap();
+        let mut subscribed: std::collections::HashMap<i64, Vec<unico_core::Channel>> =
+            std::collections::HashMap::new();
+        self.store
+            .scan_subscriptions(self.app, &mut |id, channel, on| {
+                if on {
+                    subscribed.entry(id).or_default().push(channel);
+                }
+            })
+            .unwrap();
         let ctx = EvalContext::new(NOW, TimeZone::get(ZONE).unwrap());
         let none = Vec::new();
+        let nothing = Vec::new();
         for text in FILTERS {
             let filter = Filter::parse(FilterInput::Text(text), &schema).unwrap();
             let mut want: Vec<i64> = stored
                 .iter()
                 .filter(|c| {
-                    matches_with_events(&filter, c, events.get(&c.id).unwrap_or(&none), &ctx)
+                    let facts = Facts {
+                        events: events.get(&c.id).unwrap_or(&none),
+                        subscribed: subscribed.get(&c.id).unwrap_or(&nothing),
+                    };
+                    matches_with(&filter, c, &facts, &ctx)
                 })
                 .map(|c| c.id)
                 .collect();

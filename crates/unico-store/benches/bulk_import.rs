@@ -110,6 +110,7 @@ fn customer(rng: &mut Rng, num: u64, fields: &[FieldDef]) -> UpsertItem {
     UpsertItem {
         customer_id: CustomerId::parse(&customer_id).unwrap(),
         changes,
+        subscriptions: Vec::new(),
     }
 }
 

@@ -6,7 +6,7 @@
 //! they were committed, can catch up after a restart from the sequence number they last
 //! applied, and never hold up a write.
 
-use unico_core::{AppId, Customer, EventCode, FieldId, Schema, TimeZoneName, Value};
+use unico_core::{AppId, Channel, Customer, EventCode, FieldId, Schema, TimeZoneName, Value};
 
 /// An import touching at most this many customers is logged customer by customer
 /// ([`Change::Customer`]); a larger one as one [`Change::Bulk`].
@@ -57,6 +57,13 @@ pub enum Change {
     /// views reload the application from a scan at a later sequence number.
     Bulk {
         app: AppId,
+    },
+    /// A customer's standing subscription to a channel changed; this is the new state.
+    Subscription {
+        app: AppId,
+        customer: i64,
+        channel: Channel,
+        subscribed: bool,
     },
 }
 
@@ -129,6 +136,7 @@ impl Change {
             | Change::AppDeleted { app }
             | Change::Events { app, .. }
             | Change::EventsRemoved { app, .. }
+            | Change::Subscription { app, .. }
             | Change::Bulk { app } => *app,
         }
     }

@@ -26,6 +26,7 @@ mod prepare;
 mod segment_name;
 pub mod sqlite;
 pub mod store;
+pub mod subscriptions;
 mod writing;
 
 pub use changes::{

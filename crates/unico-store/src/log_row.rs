@@ -9,8 +9,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use unico_core::{
-    AppId, Computed, Customer, CustomerId, EventCode, EventType, EventTypes, FieldDef, FieldId,
-    FieldName, FieldType, PropertyType, Schema, TimeZoneName,
+    AppId, Channel, Computed, Customer, CustomerId, EventCode, EventType, EventTypes, FieldDef,
+    FieldId, FieldName, FieldType, PropertyType, Schema, TimeZoneName,
 };
 
 use crate::changes::{Before, Change};
@@ -31,6 +31,8 @@ const CUSTOMER_UPDATED: i64 = 8;
 const EVENTS: i64 = 9;
 /// Events of one type removed: `text` is `before<TAB>code`.
 const EVENTS_REMOVED: i64 = 10;
+/// A standing subscription changed (`text`: 1 or 0, a tab, the channel).
+const SUBSCRIPTION: i64 = 11;
 
 /// One change as the columns of its log row (besides its sequence number and time).
 #[derive(Debug, Default)]
@@ -119,6 +121,18 @@ impl EntryRow {
                 text: Some(format!("{before}\t{event}")),
                 ..EntryRow::default()
             },
+            Change::Subscription {
+                customer,
+                channel,
+                subscribed,
+                ..
+            } => EntryRow {
+                app,
+                kind: SUBSCRIPTION,
+                customer: Some(*customer),
+                text: Some(format!("{}\t{channel}", u8::from(*subscribed))),
+                ..EntryRow::default()
+            },
         }
     }
 
@@ -195,6 +209,20 @@ impl EntryRow {
                     before: before.parse().map_err(|_| bad("removal time"))?,
                 }
             }
+            SUBSCRIPTION => {
+                let text = self
+                    .text
+                    .ok_or_else(|| bad("the subscription is missing"))?;
+                let (flag, channel) = text.split_once('\t').ok_or_else(|| bad("subscription"))?;
+                Change::Subscription {
+                    app,
+                    customer: self
+                        .customer
+                        .ok_or_else(|| bad("the customer is missing"))?,
+                    channel: Channel::parse(channel).map_err(|_| bad("channel"))?,
+                    subscribed: flag == "1",
+                }
+            }
             _ => return Err(bad("unknown kind")),
         })
     }
@@ -206,8 +234,19 @@ const EVENT_TYPE_LINE: &str = "E\t";
 /// then the field's id.
 const COMPUTED_LINE: &str = "C\t";
 
+/// The channels an application declared for subscriptions, on one line starting with this.
+const CHANNELS_LINE: &str = "S\t";
+
 fn schema_text(schema: &Schema) -> String {
     let mut out = String::new();
+    if !schema.declared_channels().is_empty() {
+        let names: Vec<&str> = schema
+            .declared_channels()
+            .iter()
+            .map(Channel::as_str)
+            .collect();
+        out.push_str(&format!("{CHANNELS_LINE}{}\n", names.join(",")));
+    }
     for t in schema.event_types().all() {
         let props: Vec<String> = t
             .properties
@@ -243,7 +282,14 @@ fn parse_schema(text: &str) -> Result<Schema, StoreError> {
     let bad = || StoreError::Internal("a logged schema is unreadable".into());
     let mut fields = Vec::new();
     let mut events = Vec::new();
+    let mut channels = Vec::new();
     for line in text.lines() {
+        if let Some(rest) = line.strip_prefix(CHANNELS_LINE) {
+            for c in rest.split(',').filter(|c| !c.is_empty()) {
+                channels.push(Channel::parse(c).map_err(|_| bad())?);
+            }
+            continue;
+        }
         if let Some(rest) = line.strip_prefix(EVENT_TYPE_LINE) {
             let parts: Vec<&str> = rest.splitn(6, '\t').collect();
             let [code, retention, enabled, created, props, name] = parts[..] else {
@@ -290,7 +336,9 @@ fn parse_schema(text: &str) -> Result<Schema, StoreError> {
             computed: None,
         });
     }
-    Ok(Schema::new(fields).with_event_types(EventTypes::new(events)))
+    Ok(Schema::new(fields)
+        .with_event_types(EventTypes::new(events))
+        .with_declared_channels(channels))
 }
 
 /// The sequence number of the last committed change this process knows of, shared by the

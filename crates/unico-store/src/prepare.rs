@@ -227,9 +227,11 @@ fn prepare(
             }
         };
         for item in items {
+            // Imports carry values only (the batch API carries subscriptions).
             let UpsertItem {
                 customer_id,
                 mut changes,
+                ..
             } = item;
             if let Err(e) = check_changes(live, &changes) {
                 let _ = tx.send(Prepared::Failed(e));

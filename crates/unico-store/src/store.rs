@@ -6,14 +6,16 @@
 //! never reads a clock and tests control time.
 
 use unico_core::{
-    AppId, AppName, Application, Computed, Customer, CustomerId, Event, EventCode, EventType,
-    FieldChange, FieldDef, FieldName, FieldType, Schema, TimeZoneName,
+    AppId, AppName, Application, Channel, Computed, Customer, CustomerId, Event, EventCode,
+    EventType, FieldChange, FieldDef, FieldName, FieldType, Schema, Subscription,
+    SubscriptionChange, TimeZoneName,
 };
 
 use crate::changes::{LogBounds, LogEntry};
 use crate::cursor::Cursor;
 use crate::error::StoreError;
 use crate::events::{Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent};
+use crate::subscriptions::{HistoryEntry, SubscriptionsOutcome};
 
 /// A stored API key (the key itself is never stored, only its SHA-256).
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +82,9 @@ pub struct Page {
 pub struct UpsertItem {
     pub customer_id: CustomerId,
     pub changes: Vec<FieldChange>,
+    /// Subscription changes applied with the values, in the same write (the item fails
+    /// whole if a channel is not taken).
+    pub subscriptions: Vec<SubscriptionChange>,
 }
 
 /// What happened to one upserted customer.
@@ -245,6 +250,43 @@ pub trait Store: Send + Sync + 'static {
         customers: &mut dyn FnMut(Customer) -> bool,
         events: &mut dyn FnMut(Event) -> bool,
     ) -> Result<u64, StoreError>;
+
+    // --- channel subscriptions ---
+    /// Replaces the channels the application declared for subscriptions (beyond the
+    /// default ones); answers the new schema, which is logged.
+    fn set_declared_channels(&self, app: AppId, channels: &[Channel])
+    -> Result<Schema, StoreError>;
+    /// Applies subscription changes to a customer in one durable write: each is kept in
+    /// the history, and becomes the standing subscription unless a later statement (by
+    /// `at`) is held. `Invalid` for a channel the application does not take; a customer
+    /// that does not exist is `NotFound`, or created when `create`.
+    fn set_subscriptions(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        changes: &[SubscriptionChange],
+        create: bool,
+        now: i64,
+    ) -> Result<SubscriptionsOutcome, StoreError>;
+    /// A customer's standing subscriptions, by channel.
+    fn subscriptions(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+    ) -> Result<Vec<Subscription>, StoreError>;
+    /// A customer's recorded changes, newest first, at most `limit`.
+    fn subscription_history(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError>;
+    /// Every standing subscription of the application: (customer id, channel, subscribed).
+    fn scan_subscriptions(
+        &self,
+        app: AppId,
+        visit: &mut dyn FnMut(i64, Channel, bool),
+    ) -> Result<(), StoreError>;
 
     // --- customers ---
     /// Creates a customer; `Conflict` if the customerId exists.

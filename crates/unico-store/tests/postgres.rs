@@ -225,6 +225,7 @@ fn runs_as_a_role_that_owns_only_its_schema() {
                     field: n.id,
                     value: Some(Value::Number(f64::from(i % 7))),
                 }],
+                subscriptions: Vec::new(),
             })
             .collect();
         let batches = vec![ImportBatch::Items(items), ImportBatch::End { keep: true }];

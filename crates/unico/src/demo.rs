@@ -285,6 +285,7 @@ pub fn create_if_empty(store: &dyn Store, customers: usize) -> anyhow::Result<Op
             UpsertItem {
                 customer_id: CustomerId::parse(&customer_id)?,
                 changes,
+                subscriptions: Vec::new(),
             },
         ));
     }

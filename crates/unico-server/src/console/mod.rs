@@ -17,6 +17,7 @@
 
 mod behaviour;
 mod charts;
+mod consent;
 mod guard;
 mod insights;
 mod layout;
@@ -79,6 +80,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/console/apps/{app}/customers/{customer_id}/delete",
             post(pages::delete_customer),
+        )
+        .route(
+            "/console/apps/{app}/customers/{customer_id}/subscriptions",
+            post(consent::change),
         )
         .route(
             "/console/apps/{app}/count",

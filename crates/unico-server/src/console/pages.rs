@@ -1000,6 +1000,8 @@ fn input_text(value: Option<&unico_core::Value>) -> String {
 /// The customer page's interactions: the summary, and the timeline when its tab is open.
 pub(super) struct Interactions {
     activity: unico_store::Activity,
+    /// The Subscriptions card (on the profile tab).
+    consent: Option<super::consent::Consent>,
     /// The timeline's page, its type filter and the registered types, on the timeline tab.
     timeline: Option<(unico_store::EventPage, Option<String>, Vec<String>)>,
 }
@@ -1078,6 +1080,9 @@ fn customer_body(
                 button type="submit" { "Save" }
             }
         }
+        @if let Some(consent) = &interactions.consent {
+            (super::consent::card(app, &base, consent, csrf))
+        }
         div class="card" {
             form method="post" action=(format!("{base}/delete")) data-confirm="Delete this customer and all their values? This cannot be undone." {
                 (csrf)
@@ -1133,7 +1138,16 @@ async fn load_interactions(
             } else {
                 None
             };
-            Ok(Interactions { activity, timeline })
+            let consent = if on_timeline {
+                None
+            } else {
+                Some(super::consent::load(s, app, &customer_id)?)
+            };
+            Ok(Interactions {
+                activity,
+                timeline,
+                consent,
+            })
         })
         .await
 }

@@ -10,7 +10,7 @@ use super::pages::encode;
 
 /// A channel's label, coloured by a class for the well-known ones (no icon fonts: a dot
 /// drawn by the style sheet).
-fn channel_badge(channel: &str) -> Markup {
+pub(super) fn channel_badge(channel: &str) -> Markup {
     let class = match channel {
         "email" | "sms" | "push" | "whatsapp" | "web" | "app" | "pos" | "wallet" => channel,
         _ => "other",

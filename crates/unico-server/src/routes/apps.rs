@@ -87,7 +87,9 @@ pub async fn list_apps(
             s.list_apps()?
                 .into_iter()
                 .filter(|a| principal.require_app(a.id).is_ok())
-                .map(|a| Ok(AppOut::new(&a, auto_register(s, a.id)?)))
+                .map(|a| {
+                    Ok(AppOut::new(&a, auto_register(s, a.id)?).with_channels(&s.schema(a.id)?))
+                })
                 .collect::<Result<Vec<_>, _>>()
         })
         .await?;
@@ -109,10 +111,35 @@ pub async fn get_app(
 ) -> Result<Json<AppOut>, ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;
-    let out = state
-        .blocking(move |s| Ok(AppOut::new(&s.get_app(app)?, auto_register(s, app)?)))
-        .await?;
+    let out =
+        state
+            .blocking(move |s| {
+                Ok(AppOut::new(&s.get_app(app)?, auto_register(s, app)?)
+                    .with_channels(&s.schema(app)?))
+            })
+            .await?;
     Ok(Json(out))
+}
+
+/// The channels an application declares for subscriptions: valid channel names, at most
+/// [`unico_core::subscription::MAX_DECLARED_CHANNELS`], each once.
+fn parse_declared_channels(names: &[String]) -> Result<Vec<unico_core::Channel>, ApiError> {
+    use unico_core::subscription::MAX_DECLARED_CHANNELS;
+    if names.len() > MAX_DECLARED_CHANNELS {
+        return Err(ApiError::invalid(
+            "subscription_channels",
+            format!("an application declares at most {MAX_DECLARED_CHANNELS} channels"),
+        ));
+    }
+    let mut out: Vec<unico_core::Channel> = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let c = unico_core::Channel::parse(name)
+            .map_err(|e| ApiError::invalid(format!("subscription_channels[{i}]"), e.to_string()))?;
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 /// The application's setting for event types met for the first time.
@@ -143,16 +170,24 @@ pub async fn update_app(
     let name = body.name.as_deref().map(parse_name).transpose()?;
     let tz = body.timezone.as_deref().map(parse_tz).transpose()?;
     let auto = body.auto_register_event_types;
+    let channels = body
+        .subscription_channels
+        .as_deref()
+        .map(parse_declared_channels)
+        .transpose()?;
     let out = state
         .blocking(move |s| {
             let updated = s.update_app(app, name.as_ref(), tz.as_ref())?;
+            if let Some(channels) = &channels {
+                s.set_declared_channels(app, channels)?;
+            }
             if let Some(auto) = auto {
                 s.set_meta(
                     &unico_store::events::auto_register_key(app),
                     if auto { "true" } else { "false" },
                 )?;
             }
-            Ok(AppOut::new(&updated, auto_register(s, app)?))
+            Ok(AppOut::new(&updated, auto_register(s, app)?).with_channels(&s.schema(app)?))
         })
         .await?;
     Ok(Json(out))

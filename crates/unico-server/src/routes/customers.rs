@@ -202,14 +202,45 @@ pub async fn batch_upsert(
     let schema = state.blocking(move |s| s.schema(app)).await?;
     let mut results: Vec<Option<BatchResult>> = Vec::with_capacity(items.len());
     let mut valid = Vec::new();
+    let now = now_ms();
     for (i, item) in items.iter().enumerate() {
-        match customer_input(item, &schema, &format!("[{i}].")) {
-            Ok((customer_id, changes)) => {
+        // An item may carry consent beside its values: {"subscriptions": {"email": true}}.
+        let (item, subscriptions) = match item {
+            Json_::Object(obj) if obj.contains_key("subscriptions") => {
+                let mut rest = obj.clone();
+                let value = rest.remove("subscriptions").unwrap_or_default();
+                (
+                    std::borrow::Cow::Owned(Json_::Object(rest)),
+                    super::subscriptions::batch_changes(
+                        &value,
+                        now,
+                        &format!("[{i}].subscriptions"),
+                    ),
+                )
+            }
+            other => (std::borrow::Cow::Borrowed(other), Ok(Vec::new())),
+        };
+        let item = item.as_ref();
+        let parsed = match (
+            customer_input(item, &schema, &format!("[{i}].")),
+            subscriptions,
+        ) {
+            (Ok((id, changes)), Ok(subs)) => Ok((id, changes, subs)),
+            (Ok(_), Err(more)) => Err(more),
+            (Err(details), Ok(_)) => Err(details),
+            (Err(mut details), Err(more)) => {
+                details.extend(more);
+                Err(details)
+            }
+        };
+        match parsed {
+            Ok((customer_id, changes, subscriptions)) => {
                 valid.push((
                     i,
                     UpsertItem {
                         customer_id,
                         changes,
+                        subscriptions,
                     },
                 ));
                 results.push(None);
@@ -229,7 +260,7 @@ pub async fn batch_upsert(
         Vec::new()
     } else {
         state
-            .blocking(move |s| s.upsert_batch(app, upserts, now_ms()))
+            .blocking(move |s| s.upsert_batch(app, upserts, now))
             .await?
     };
     for ((pos, id), outcome) in positions.into_iter().zip(ids).zip(outcomes) {

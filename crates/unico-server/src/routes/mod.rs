@@ -9,6 +9,7 @@ pub(crate) mod fields;
 pub mod imports;
 pub mod params;
 mod segments;
+pub(crate) mod subscriptions;
 mod system;
 mod uri;
 
@@ -132,6 +133,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/apps/{app}/customers/{customer_id}/events",
             get(events::timeline),
+        )
+        .route(
+            "/v1/apps/{app}/customers/{customer_id}/subscriptions",
+            get(subscriptions::get_subscriptions),
+        )
+        .route(
+            "/v1/apps/{app}/customers/{customer_id}/subscriptions/history",
+            get(subscriptions::get_history),
+        )
+        .route(
+            "/v1/apps/{app}/customers/{customer_id}/subscriptions/{channel}",
+            put(subscriptions::put_subscription).layer(Extension(BodyLimits::CUSTOMER)),
         )
         .route("/v1/apps/{app}/export", get(export::export))
         .route(

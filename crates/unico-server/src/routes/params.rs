@@ -20,7 +20,7 @@ impl PathParams {
             .map_err(|e| ApiError::InvalidParameter(format!("invalid path: {}", e.body_text())))
     }
 
-    fn raw(&self, name: &str) -> Result<&str, ApiError> {
+    pub(crate) fn raw(&self, name: &str) -> Result<&str, ApiError> {
         self.0
             .get(name)
             .map(String::as_str)

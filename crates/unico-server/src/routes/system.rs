@@ -194,6 +194,8 @@ impl Modify for CommonAnswers {
         super::events::get_event_type, super::events::update_event_type,
         super::events::delete_event_type, super::events::ingest, super::events::timeline,
         super::imports::start_event_import, super::imports::get_event_import,
+        super::subscriptions::put_subscription, super::subscriptions::get_subscriptions,
+        super::subscriptions::get_history,
     )
 )]
 pub struct ApiDoc;

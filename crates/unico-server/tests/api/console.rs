@@ -1832,3 +1832,65 @@ async fn a_computed_field_is_defined_shown_locked_and_charted_in_the_console() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn the_customer_page_shows_and_changes_subscriptions() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_customer(&app, "ana", json!({})).await;
+    let (status, body) = api
+        .send(
+            "PUT",
+            &app.path("/customers/ana/subscriptions/sms"),
+            Some(&app.key),
+            Some(json!({"subscribed": true, "source": "checkout"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let ana = format!("/console/apps/{}/customers/ana", app.id);
+    let (status, _, body) = page(&api, &ana, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("id=\"subscriptions\""), "{body}");
+    assert!(
+        body.contains("Subscribed") && body.contains("checkout"),
+        "{body}"
+    );
+    assert!(
+        body.contains("No consent recorded"),
+        "email has none: {body}"
+    );
+    assert!(body.contains("Unsubscribe from sms"), "{body}");
+    let (status, location, _) = post_form(
+        &api,
+        &format!("{ana}/subscriptions"),
+        &cookie,
+        "channel=email&subscribed=true",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.ends_with("/customers/ana"), "{location}");
+    let (_, body) = api
+        .send(
+            "GET",
+            &app.path("/customers/ana/subscriptions"),
+            Some(&app.key),
+            None,
+        )
+        .await;
+    assert_eq!(body["subscriptions"][0]["channel"], "email");
+    assert_eq!(body["subscriptions"][0]["subscribed"], true);
+    assert_eq!(body["subscriptions"][0]["source"], "console");
+    // A channel the application does not take is refused, and nothing changes.
+    let (status, _, _) = post_form(
+        &api,
+        &format!("{ana}/subscriptions"),
+        &cookie,
+        "channel=wallet&subscribed=true",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (_, _, body) = page(&api, &ana, Some(&cookie)).await;
+    assert!(body.contains("Latest changes"), "{body}");
+}

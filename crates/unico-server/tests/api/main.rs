@@ -23,3 +23,4 @@ mod hostile;
 mod imports;
 mod list;
 mod segments;
+mod subscriptions;

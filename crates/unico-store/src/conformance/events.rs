@@ -753,3 +753,170 @@ pub fn computed_fields_are_defined_logged_and_never_written(store: &dyn Store) {
     assert_eq!(store.delete_field(a, &name).unwrap(), 0);
     store.delete_event_type(a, &code("purchase")).unwrap();
 }
+
+pub fn subscriptions_keep_the_latest_statement_and_every_change(store: &dyn Store) {
+    use unico_core::{Source, SubscriptionChange};
+    let a = app(store, "A");
+    let change = |ch: &str, subscribed: bool, at: i64, source: &str| SubscriptionChange {
+        channel: channel(ch),
+        subscribed,
+        at,
+        source: Source::parse(source).unwrap(),
+    };
+    // A customer that does not exist: NotFound, unless the write may create it.
+    assert!(matches!(
+        store.set_subscriptions(
+            a,
+            &cid("ana"),
+            &[change("email", true, NOW, "api")],
+            false,
+            NOW
+        ),
+        Err(StoreError::NotFound(_))
+    ));
+    let head = store.log_head();
+    let out = store
+        .set_subscriptions(
+            a,
+            &cid("ana"),
+            &[
+                change("email", true, NOW, "form"),
+                change("sms", false, NOW, "form"),
+            ],
+            true,
+            NOW,
+        )
+        .unwrap();
+    assert!(out.customer_created);
+    let standing: Vec<(String, bool)> = out
+        .subscriptions
+        .iter()
+        .map(|s| (s.channel.as_str().to_owned(), s.subscribed))
+        .collect();
+    assert_eq!(
+        standing,
+        [("email".to_owned(), true), ("sms".to_owned(), false)]
+    );
+    assert_eq!(
+        logged(store, head),
+        [
+            "customer ana",
+            "subscription email true",
+            "subscription sms false"
+        ]
+    );
+    // An older statement arriving late is kept in the history but does not win.
+    let head = store.log_head();
+    store
+        .set_subscriptions(
+            a,
+            &cid("ana"),
+            &[change("email", false, NOW - DAY, "csv")],
+            false,
+            NOW,
+        )
+        .unwrap();
+    assert!(logged(store, head).is_empty(), "nothing standing moved");
+    let email = |store: &dyn Store| {
+        store
+            .subscriptions(a, &cid("ana"))
+            .unwrap()
+            .into_iter()
+            .find(|s| s.channel.as_str() == "email")
+            .unwrap()
+    };
+    assert!(email(store).subscribed);
+    assert_eq!(email(store).source.as_str(), "form");
+    // A newer one wins, and is logged.
+    store
+        .set_subscriptions(
+            a,
+            &cid("ana"),
+            &[change("email", false, NOW + 1, "unsubscribe_link")],
+            false,
+            NOW + 1,
+        )
+        .unwrap();
+    assert!(!email(store).subscribed);
+    assert_eq!(logged(store, head), ["subscription email false"]);
+    let history: Vec<(String, bool, String)> = store
+        .subscription_history(a, &cid("ana"), 10)
+        .unwrap()
+        .into_iter()
+        .map(|h| {
+            (
+                h.channel.as_str().to_owned(),
+                h.subscribed,
+                h.source.as_str().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        [
+            ("email".to_owned(), false, "unsubscribe_link".to_owned()),
+            ("email".to_owned(), false, "csv".to_owned()),
+            ("sms".to_owned(), false, "form".to_owned()),
+            ("email".to_owned(), true, "form".to_owned()),
+        ]
+    );
+    // A channel the application does not take is refused, and nothing is written.
+    assert!(matches!(
+        store.set_subscriptions(
+            a,
+            &cid("ana"),
+            &[
+                change("sms", true, NOW + 2, "api"),
+                change("wallet", true, NOW + 2, "api")
+            ],
+            false,
+            NOW + 2
+        ),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(
+        store
+            .subscription_history(a, &cid("ana"), 10)
+            .unwrap()
+            .len(),
+        4
+    );
+    // Declared, it is taken; the declaration is logged with the schema.
+    let schema = store
+        .set_declared_channels(a, &[channel("wallet")])
+        .unwrap();
+    assert_eq!(schema.declared_channels(), [channel("wallet")]);
+    assert_eq!(
+        store.schema(a).unwrap().declared_channels(),
+        [channel("wallet")]
+    );
+    store
+        .set_subscriptions(
+            a,
+            &cid("ana"),
+            &[change("wallet", true, NOW + 2, "api")],
+            false,
+            NOW + 2,
+        )
+        .unwrap();
+    let mut scanned = Vec::new();
+    store
+        .scan_subscriptions(a, &mut |_, ch, s| scanned.push((ch.as_str().to_owned(), s)))
+        .unwrap();
+    scanned.sort();
+    assert_eq!(
+        scanned,
+        [
+            ("email".to_owned(), false),
+            ("sms".to_owned(), false),
+            ("wallet".to_owned(), true)
+        ]
+    );
+    // They go with their customer.
+    store.delete_customer(a, &cid("ana")).unwrap();
+    let mut left = 0;
+    store
+        .scan_subscriptions(a, &mut |_, _, _| left += 1)
+        .unwrap();
+    assert_eq!(left, 0);
+}

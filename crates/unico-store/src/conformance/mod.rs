@@ -56,7 +56,8 @@ macro_rules! conformance_suite {
             concurrent_event_writers_store_each_key_once, an_events_import_is_all_or_nothing,
             an_events_import_record_commits_with_its_writes,
             an_application_may_register_types_on_first_sight,
-            computed_fields_are_defined_logged_and_never_written
+            computed_fields_are_defined_logged_and_never_written,
+            subscriptions_keep_the_latest_statement_and_every_change
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -395,10 +396,12 @@ pub fn value_counts_follow_every_write(store: &dyn Store) {
                 UpsertItem {
                     customer_id: cid("1"),
                     changes: vec![unset(&age)],
+                    subscriptions: Vec::new(),
                 },
                 UpsertItem {
                     customer_id: cid("3"),
                     changes: vec![set(&city, Value::String("x".into()))],
+                    subscriptions: Vec::new(),
                 },
             ],
             4,
@@ -422,18 +425,22 @@ pub fn batch_upserts_in_order_and_isolates_failures(store: &dyn Store) {
                 UpsertItem {
                     customer_id: cid("new"),
                     changes: vec![set(&age, Value::Number(1.0))],
+                    subscriptions: Vec::new(),
                 },
                 UpsertItem {
                     customer_id: cid("old"),
                     changes: vec![set(&age, Value::Number(2.0))],
+                    subscriptions: Vec::new(),
                 },
                 UpsertItem {
                     customer_id: cid("bad"),
                     changes: vec![set(&bogus, Value::Number(3.0))],
+                    subscriptions: Vec::new(),
                 },
                 UpsertItem {
                     customer_id: cid("new"),
                     changes: vec![set(&age, Value::Number(4.0))],
+                    subscriptions: Vec::new(),
                 },
             ],
             5,
@@ -489,6 +496,7 @@ pub fn pagination_visits_every_customer_once(store: &dyn Store) {
         .map(|i| UpsertItem {
             customer_id: cid(&format!("c{:03}", (i * 37) % 97)),
             changes: vec![],
+            subscriptions: Vec::new(),
         })
         .collect();
     store.upsert_batch(a, items, 1).unwrap();
@@ -668,6 +676,7 @@ fn import_items(age: &FieldDef, ids: &[&str]) -> Vec<UpsertItem> {
         .map(|(i, id)| UpsertItem {
             customer_id: cid(id),
             changes: vec![set(age, Value::Number(i as f64))],
+            subscriptions: Vec::new(),
         })
         .collect()
 }
@@ -881,6 +890,11 @@ fn logged(store: &dyn Store, after: u64) -> Vec<String> {
                 ranges.iter().map(|(lo, hi)| hi - lo + 1).sum::<i64>()
             ),
             Change::EventsRemoved { event, .. } => format!("events removed {event}"),
+            Change::Subscription {
+                channel,
+                subscribed,
+                ..
+            } => format!("subscription {channel} {subscribed}"),
         })
         .collect()
 }
@@ -1135,6 +1149,7 @@ pub fn logged_customer_changes_say_what_they_changed(store: &dyn Store) {
                 UpsertItem {
                     customer_id: cid("y"),
                     changes: vec![set(&city, Value::String("P".into()))],
+                    subscriptions: Vec::new(),
                 },
                 UpsertItem {
                     customer_id: cid("x"),
@@ -1142,6 +1157,7 @@ pub fn logged_customer_changes_say_what_they_changed(store: &dyn Store) {
                         field: city.id,
                         value: None,
                     }],
+                    subscriptions: Vec::new(),
                 },
             ],
             3,
@@ -1275,10 +1291,12 @@ pub fn imports_announce_their_customers_or_one_bulk_change(store: &dyn Store) {
                     value: None,
                 },
             ],
+            subscriptions: Vec::new(),
         },
         UpsertItem {
             customer_id: cid("q"),
             changes: vec![set(&city, Value::String("Paris".into()))],
+            subscriptions: Vec::new(),
         },
     ]);
     let seen: Vec<(String, Vec<(unico_core::FieldId, Value)>)> = store
@@ -1418,6 +1436,7 @@ pub fn concurrent_writers_of_one_customer_take_turns(store: &dyn Store) {
                                 set(age, Value::Number(f64::from(1000 + i))),
                                 unset(city),
                             ],
+                            subscriptions: Vec::new(),
                         }],
                         20,
                     )
@@ -1448,6 +1467,7 @@ fn racing_customers(store: &dyn Store, a: AppId, age: &FieldDef, n: usize) {
         .map(|i| UpsertItem {
             customer_id: cid(&format!("c{i}")),
             changes: vec![set(age, Value::Number(0.0))],
+            subscriptions: Vec::new(),
         })
         .collect();
     store.upsert_batch(a, items, 1).unwrap();
@@ -1463,6 +1483,7 @@ fn racing_import(
         .map(|i| UpsertItem {
             customer_id: cid(&format!("c{i}")),
             changes: vec![set(city, Value::String(format!("imported {i}")))],
+            subscriptions: Vec::new(),
         })
         .collect();
     let batches: Vec<ImportBatch> = items
@@ -1600,6 +1621,7 @@ pub fn a_follower_sees_every_commit_once_in_commit_order(store: &dyn Store) {
                             vec![UpsertItem {
                                 customer_id: cid(&id),
                                 changes: vec![set(n, Value::Number((w * 1000 + i) as f64))],
+                                subscriptions: Vec::new(),
                             }],
                             1,
                         )

@@ -114,6 +114,25 @@ const MIGRATIONS: &[&[&str]] = &[
     &["ALTER TABLE imports ADD COLUMN kind text NOT NULL DEFAULT 'customers'"],
     // 5: computed fields: what a field aggregates (NULL for a stored field).
     &["ALTER TABLE fields ADD COLUMN computed text"],
+    // 6: channel subscriptions: the standing one per customer and channel, and every change.
+    &[
+        "CREATE TABLE subscriptions (
+             customer bigint NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+             channel text NOT NULL,
+             subscribed boolean NOT NULL,
+             changed_at bigint NOT NULL,
+             source text NOT NULL,
+             PRIMARY KEY (customer, channel))",
+        "CREATE TABLE subscription_history (
+             id bigserial PRIMARY KEY,
+             customer bigint NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+             channel text NOT NULL,
+             subscribed boolean NOT NULL,
+             at bigint NOT NULL,
+             source text NOT NULL,
+             recorded_at bigint NOT NULL)",
+        "CREATE INDEX subscription_history_by_customer ON subscription_history (customer, id)",
+    ],
 ];
 
 /// The event type registry and the events, laid out for millions of events per

@@ -32,6 +32,7 @@ mod log;
 mod migrations;
 mod pages;
 mod rows;
+mod subscriptions;
 pub mod testing;
 mod writes;
 
@@ -42,8 +43,9 @@ use std::sync::atomic::AtomicU64;
 use postgres::{IsolationLevel, Transaction};
 use unico_core::limits::MAX_FIELDS_PER_APP;
 use unico_core::{
-    AppId, AppName, Application, Computed, Customer, CustomerId, Event, EventCode, EventType,
-    FieldChange, FieldDef, FieldId, FieldName, FieldType, Schema, TimeZoneName,
+    AppId, AppName, Application, Channel, Computed, Customer, CustomerId, Event, EventCode,
+    EventType, FieldChange, FieldDef, FieldId, FieldName, FieldType, Schema, Subscription,
+    SubscriptionChange, TimeZoneName,
 };
 
 use crate::changes::{Change, LogBounds, LogEntry};
@@ -56,6 +58,7 @@ use crate::store::{
     ImportMode, ImportRecord, ImportRowError, ImportState, ListQuery, Page, SegmentRecord, Store,
     UpsertItem, UpsertOutcome,
 };
+use crate::subscriptions::{HistoryEntry, SubscriptionsOutcome};
 use conn::{Conn, Db, Fail, Pool, Res};
 use writes::{CountDeltas, Mode, Wx};
 
@@ -195,7 +198,6 @@ impl PostgresStore {
         })
     }
 
-    /// The field named `name`, with its value count; `NotFound` if there is none.
     /// Creates a stored field, or a computed one (whose event type must be registered).
     fn add_field(
         &self,
@@ -256,6 +258,7 @@ impl PostgresStore {
         })
     }
 
+    /// The field named `name`, with its value count; `NotFound` if there is none.
     fn field_by_name(w: &mut Wx<'_, '_>, app: AppId, name: &FieldName) -> Res<FieldStat> {
         rows::field_stats(&mut w.db, app)?
             .into_iter()
@@ -745,6 +748,53 @@ impl Store for PostgresStore {
         })
     }
 
+    fn set_declared_channels(
+        &self,
+        app: AppId,
+        channels: &[Channel],
+    ) -> Result<Schema, StoreError> {
+        self.write(|w| subscriptions::set_declared(w, app, channels))
+    }
+
+    fn set_subscriptions(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        changes: &[SubscriptionChange],
+        create: bool,
+        now: i64,
+    ) -> Result<SubscriptionsOutcome, StoreError> {
+        self.write(|w| subscriptions::apply(w, app, customer_id, changes, create, now))
+    }
+
+    fn subscriptions(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        self.read(|db| subscriptions::standing(db, app, customer_id))
+    }
+
+    fn subscription_history(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.read(|db| subscriptions::history(db, app, customer_id, limit))
+    }
+
+    fn scan_subscriptions(
+        &self,
+        app: AppId,
+        visit: &mut dyn FnMut(i64, Channel, bool),
+    ) -> Result<(), StoreError> {
+        self.read(|db| {
+            rows::get_app(db, app)?;
+            subscriptions::scan(db, app, visit)
+        })
+    }
+
     fn create_customer(
         &self,
         app: AppId,
@@ -789,12 +839,16 @@ impl Store for PostgresStore {
     ) -> Result<Vec<Result<UpsertOutcome, StoreError>>, StoreError> {
         self.write(|w| {
             let live = w.share_app(app)?;
+            let schema = w.schema(app)?;
             let mut deltas = CountDeltas::default();
             let mut results = Vec::with_capacity(items.len());
             for item in &items {
                 // An item refused by the checks wrote nothing: it is reported and the batch
                 // goes on. A database error fails the whole transaction.
-                let outcome = match check_changes(&live, &item.changes) {
+                let checked = check_changes(&live, &item.changes).and_then(|()| {
+                    crate::subscriptions::check_channels(&schema, &item.subscriptions)
+                });
+                let outcome = match checked {
                     Err(e) => Err(e),
                     Ok(()) => Ok(writes::write(
                         &mut w.db,
@@ -815,6 +869,19 @@ impl Store for PostgresStore {
                     customer: outcome.customer.clone(),
                     before: before.clone(),
                 });
+            }
+            // After the customers, so a follower holds each one before its consent.
+            for (item, result) in items.iter().zip(&results) {
+                if result.is_ok() && !item.subscriptions.is_empty() {
+                    subscriptions::apply(
+                        w,
+                        app,
+                        &item.customer_id,
+                        &item.subscriptions,
+                        false,
+                        now,
+                    )?;
+                }
             }
             let results = results
                 .into_iter()

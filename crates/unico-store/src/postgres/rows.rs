@@ -138,7 +138,8 @@ pub fn find_customer<C: GenericClient>(
 pub fn schema<C: GenericClient>(db: &mut Db<'_, C>, app: AppId) -> Res<Schema> {
     Ok(
         Schema::new(field_stats(db, app)?.into_iter().map(|s| s.field).collect())
-            .with_event_types(super::events::registry(db, app)?),
+            .with_event_types(super::events::registry(db, app)?)
+            .with_declared_channels(super::subscriptions::declared(db, app)?),
     )
 }
 

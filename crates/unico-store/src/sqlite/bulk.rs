@@ -308,6 +308,7 @@ mod tests {
                             field: fields[0].id,
                             value: Some(Value::Number(i as f64)),
                         }],
+                        subscriptions: Vec::new(),
                     })
                     .collect();
                 store.upsert_batch(app, before, 1).unwrap();
@@ -331,6 +332,7 @@ mod tests {
                     UpsertItem {
                         customer_id: CustomerId::parse(&format!("c{}", next(pool))).unwrap(),
                         changes,
+                        subscriptions: Vec::new(),
                     }
                 })
                 .collect();

@@ -125,6 +125,23 @@ const MIGRATIONS: &[&str] = &[
     // index is smaller.
     "DROP INDEX events_by_type_time;
      CREATE INDEX events_by_type_day ON events(type_id, ts / 86400000);",
+    // 10: channel subscriptions: the standing one per customer and channel, and every change.
+    "CREATE TABLE subscriptions (
+         customer INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+         channel TEXT NOT NULL,
+         subscribed INTEGER NOT NULL,
+         changed_at INTEGER NOT NULL,
+         source TEXT NOT NULL,
+         PRIMARY KEY (customer, channel)) WITHOUT ROWID;
+     CREATE TABLE subscription_history (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         customer INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+         channel TEXT NOT NULL,
+         subscribed INTEGER NOT NULL,
+         at INTEGER NOT NULL,
+         source TEXT NOT NULL,
+         recorded_at INTEGER NOT NULL);
+     CREATE INDEX subscription_history_by_customer ON subscription_history(customer, id);",
 ];
 
 /// Brings the database up to this build's schema.

@@ -15,6 +15,7 @@ mod imports;
 mod log;
 mod migrations;
 mod rows;
+mod subscriptions;
 mod writer;
 mod writes;
 
@@ -27,8 +28,9 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags, params};
 use unico_core::limits::MAX_FIELDS_PER_APP;
 use unico_core::{
-    AppId, AppName, Application, Computed, Customer, CustomerId, Event, EventCode, EventType,
-    FieldChange, FieldDef, FieldId, FieldName, FieldType, Schema, TimeZoneName,
+    AppId, AppName, Application, Channel, Computed, Customer, CustomerId, Event, EventCode,
+    EventType, FieldChange, FieldDef, FieldId, FieldName, FieldType, Schema, Subscription,
+    SubscriptionChange, TimeZoneName,
 };
 
 use crate::changes::Change;
@@ -41,6 +43,7 @@ use crate::store::{
     ApiKeyInfo, FieldStat, ImportBatch, ImportCounts, ImportMode, ImportRecord, ImportRowError,
     ImportState, ListQuery, Page, SortBy, Store, UpsertItem, UpsertOutcome,
 };
+use crate::subscriptions::{HistoryEntry, SubscriptionsOutcome};
 use writes::{CountDeltas, Mode};
 
 /// Name of the database file inside the data directory.
@@ -526,7 +529,8 @@ impl Store for SqliteStore {
                     .map(|s| s.field)
                     .collect(),
             )
-            .with_event_types(events::registry(c, app)?))
+            .with_event_types(events::registry(c, app)?)
+            .with_declared_channels(subscriptions::declared(c, app)?))
         })?;
         cache.insert(app, schema.clone());
         Ok(schema)
@@ -732,6 +736,60 @@ impl Store for SqliteStore {
         })
     }
 
+    fn set_declared_channels(
+        &self,
+        app: AppId,
+        channels: &[Channel],
+    ) -> Result<Schema, StoreError> {
+        let channels = channels.to_vec();
+        let result = self
+            .writer
+            .write(move |w| subscriptions::set_declared(w, app, &channels));
+        self.forget_schema(app);
+        result
+    }
+
+    fn set_subscriptions(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        changes: &[SubscriptionChange],
+        create: bool,
+        now: i64,
+    ) -> Result<SubscriptionsOutcome, StoreError> {
+        let (customer_id, changes) = (customer_id.clone(), changes.to_vec());
+        self.writer
+            .write(move |w| subscriptions::apply(w, app, &customer_id, &changes, create, now))
+    }
+
+    fn subscriptions(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        self.read(|c| subscriptions::standing(c, app, customer_id))
+    }
+
+    fn subscription_history(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.read(|c| subscriptions::history(c, app, customer_id, limit))
+    }
+
+    fn scan_subscriptions(
+        &self,
+        app: AppId,
+        visit: &mut dyn FnMut(i64, Channel, bool),
+    ) -> Result<(), StoreError> {
+        self.read(|c| {
+            ensure_app(c, app)?;
+            subscriptions::scan(c, app, visit)
+        })
+    }
+
     fn create_customer(
         &self,
         app: AppId,
@@ -775,23 +833,32 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Result<UpsertOutcome, StoreError>>, StoreError> {
         self.writer.write(move |w| {
             let live = w.live_fields(app)?;
+            let schema = w.schema(app)?;
             let c = &w.conn;
             let mut deltas = CountDeltas::default();
             let mut writer = writes::CustomerWriter::new(c)?;
             let mut results = Vec::with_capacity(items.len());
             let mut befores = Vec::with_capacity(items.len());
+            let mut consents = Vec::new();
             for item in items {
-                let outcome = crate::live::check_changes(&live, &item.changes).and_then(|()| {
-                    writer.write(
-                        c,
-                        app,
-                        &item.customer_id,
-                        &item.changes,
-                        now,
-                        Mode::Upsert,
-                        &mut deltas,
-                    )
-                });
+                let outcome = crate::live::check_changes(&live, &item.changes)
+                    .and_then(|()| {
+                        crate::subscriptions::check_channels(&schema, &item.subscriptions)
+                    })
+                    .and_then(|()| {
+                        writer.write(
+                            c,
+                            app,
+                            &item.customer_id,
+                            &item.changes,
+                            now,
+                            Mode::Upsert,
+                            &mut deltas,
+                        )
+                    });
+                if outcome.is_ok() && !item.subscriptions.is_empty() {
+                    consents.push((item.customer_id, item.subscriptions));
+                }
                 results.push(outcome.map(|(outcome, before)| {
                     befores.push(before);
                     outcome
@@ -805,6 +872,10 @@ impl Store for SqliteStore {
                     customer: outcome.customer.clone(),
                     before,
                 });
+            }
+            // After the customers, so a follower holds each one before its consent.
+            for (customer_id, changes) in consents {
+                subscriptions::apply(w, app, &customer_id, &changes, false, now)?;
             }
             Ok(results)
         })

@@ -47,7 +47,8 @@ impl WriteCtx {
                 .map(|s| s.field)
                 .collect(),
         )
-        .with_event_types(super::events::registry(&self.conn, app)?))
+        .with_event_types(super::events::registry(&self.conn, app)?)
+        .with_declared_channels(super::subscriptions::declared(&self.conn, app)?))
     }
 
     /// The application's live fields; `NotFound` if the application does not exist.
