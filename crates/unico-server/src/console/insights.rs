@@ -40,6 +40,8 @@ pub struct Summary {
     pub total: u64,
     pub created: Chart,
     pub fields: Vec<FieldSummary>,
+    /// Per channel the application takes subscriptions for, the members subscribed.
+    pub subscribers: Vec<(String, u64)>,
 }
 
 /// Where a chart's values come from: a column of the index, or a computed field's values.
@@ -185,10 +187,16 @@ pub fn summarize(
             Err(chart) => created = chart,
         }
     }
+    let subscribers = schema
+        .subscription_channels()
+        .iter()
+        .map(|c| (c.as_str().to_owned(), index.subscribers(members, c)))
+        .collect();
     Summary {
         total: members.len(),
         created,
         fields,
+        subscribers,
     }
 }
 
@@ -211,6 +219,16 @@ pub fn render(summary: &Summary) -> Markup {
                 p class="hint" { "Share of these " (charts::compact(summary.total)) " customers holding a value, per field." }
                 @if fill.is_empty() { p class="sub" { "No field yet." } }
                 @else { (charts::shares("Fill rate per field", &fill)) }
+            }
+            div class="card chart-card" {
+                h2 { "Subscribers" }
+                p class="hint" { "Share of these " (charts::compact(summary.total)) " customers subscribed, per channel." }
+                @let subscribed: Vec<Share<'_>> = summary
+                    .subscribers
+                    .iter()
+                    .map(|(channel, count)| Share { label: channel, count: *count, of: summary.total })
+                    .collect();
+                (charts::shares("Subscribers per channel", &subscribed))
             }
             div class="card chart-card" {
                 h2 { "Customers over time" }

@@ -627,8 +627,8 @@ async fn insights_chart_every_field_of_the_application() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body.matches("<svg").count(),
-        4,
-        "fill, age, tier, birthdate: {body}"
+        5,
+        "fill, subscribers, age, tier, birthdate: {body}"
     );
     assert!(
         body.contains("All within one hour of"),
@@ -1825,7 +1825,11 @@ async fn a_computed_field_is_defined_shown_locked_and_charted_in_the_console() {
         Some(&cookie),
     )
     .await;
-    assert_eq!(body.matches("<svg").count(), 2, "fill and spent: {body}");
+    assert_eq!(
+        body.matches("<svg").count(),
+        3,
+        "fill, subscribers and spent: {body}"
+    );
     assert!(
         body.contains("<title>spent: 2 of 2</title>")
             && body.contains("<title>40 to 45: 1</title>"),
@@ -1893,4 +1897,32 @@ async fn the_customer_page_shows_and_changes_subscriptions() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (_, _, body) = page(&api, &ana, Some(&cookie)).await;
     assert!(body.contains("Latest changes"), "{body}");
+}
+
+#[tokio::test]
+async fn insights_show_the_subscribers_per_channel() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    for (id, email) in [("a", true), ("b", true), ("c", false), ("d", true)] {
+        api.create_customer(&app, id, json!({})).await;
+        let (status, body) = api
+            .send(
+                "PUT",
+                &app.path(&format!("/customers/{id}/subscriptions/email")),
+                Some(&app.key),
+                Some(json!({"subscribed": email})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let (status, _, body) = page(
+        &api,
+        &format!("/console/apps/{}/insights", app.id),
+        cookie.as_deref(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("<title>email: 3 of 4</title>"), "{body}");
+    assert!(body.contains("<title>sms: 0 of 4</title>"), "{body}");
 }
