@@ -179,6 +179,8 @@ fn ascii_lower(text: &str) -> String {
 /// Creates the demo application unless the store already holds an application.
 /// Demo customers written per transaction (each stamped with the group's latest signup).
 const DEMO_GROUP: usize = 50;
+/// Customers whose demo consent is written per commit.
+const CONSENT_GROUP: usize = 1000;
 
 pub fn create_if_empty(store: &dyn Store, customers: usize) -> anyhow::Result<Option<Demo>> {
     if !store.list_apps()?.is_empty() {
@@ -302,6 +304,7 @@ pub fn create_if_empty(store: &dyn Store, customers: usize) -> anyhow::Result<Op
         }
     }
     demo_events(store, app.id, &orders_of, now, &mut rng)?;
+    demo_consent(store, app.id, &orders_of, now, &mut rng)?;
     let api_key = unico_server::auth::generate_key("unico_").map_err(|e| anyhow::anyhow!("{e}"))?;
     let prefix: String = api_key
         .chars()
@@ -335,6 +338,62 @@ const EVENT_TYPES: &[(&str, &str, &[&str])] = &[
 ];
 
 const CATEGORIES: &[&str] = &["shoes", "dresses", "bags", "accessories", "sport", "kids"];
+
+/// Gives most customers a statement on email and some on sms, push and whatsapp, made
+/// when they signed up or later (a few unsubscribed since).
+fn demo_consent(
+    store: &dyn Store,
+    app: unico_core::AppId,
+    customers: &[(String, u64, i64)],
+    now: i64,
+    rng: &mut Rng,
+) -> anyhow::Result<()> {
+    use unico_core::{Channel, Source, SubscriptionChange};
+    let sources = ["signup_form", "checkout", "crm", "unsubscribe_link"];
+    let mut items = Vec::new();
+    for (customer_id, _, signup) in customers {
+        let mut changes = Vec::new();
+        for (channel, share, yes) in [
+            ("email", 0.8, 0.85),
+            ("sms", 0.4, 0.6),
+            ("push", 0.3, 0.7),
+            ("whatsapp", 0.15, 0.8),
+        ] {
+            if !rng.chance(share) {
+                continue;
+            }
+            let subscribed = rng.chance(yes);
+            let span = (now - signup).max(1) as u64;
+            changes.push(SubscriptionChange {
+                channel: Channel::parse(channel)?,
+                subscribed,
+                at: signup + rng.below(span) as i64,
+                source: Source::parse(if subscribed {
+                    sources[rng.below(3) as usize]
+                } else {
+                    sources[3]
+                })?,
+            });
+        }
+        if !changes.is_empty() {
+            // Through the batch: a statement with no values, many customers per commit.
+            items.push(UpsertItem {
+                customer_id: CustomerId::parse(customer_id)?,
+                changes: Vec::new(),
+                subscriptions: changes,
+            });
+        }
+        if items.len() >= CONSENT_GROUP {
+            for r in store.upsert_batch(app, std::mem::take(&mut items), now)? {
+                r.context("writing a demo subscription")?;
+            }
+        }
+    }
+    for r in store.upsert_batch(app, items, now)? {
+        r.context("writing a demo subscription")?;
+    }
+    Ok(())
+}
 
 /// Registers the demo's event types and gives each customer a history of interactions
 /// over the last year, busier for those who order more and skewed to recent days.

@@ -75,7 +75,7 @@ pub fn card(app: &Application, base: &str, consent: &Consent, csrf: &CsrfToken) 
                                     input type="hidden" name="channel" value=(ch.as_str());
                                     input type="hidden" name="subscribed" value=(if subscribed { "false" } else { "true" });
                                     @if subscribed {
-                                        button type="submit" class="ghost" aria-label=(format!("Unsubscribe from {ch}")) { "Unsubscribe" }
+                                        button type="submit" class="secondary" aria-label=(format!("Unsubscribe from {ch}")) { "Unsubscribe" }
                                     } @else {
                                         button type="submit" aria-label=(format!("Subscribe to {ch}")) { "Subscribe" }
                                     }

@@ -60,7 +60,6 @@ pub fn page(
                                 (link(Section::Segments, "Segments", format!("/console/apps/{}/segments", app.id)))
                                 (link(Section::Insights, "Insights", format!("/console/apps/{}/insights", app.id)))
                                 (link(Section::Interactions, "Interactions", format!("/console/apps/{}/interactions", app.id)))
-                                span class="soon" title="coming soon" { "Subscriptions" }
                                 span class="soon" title="coming soon" { "Webhooks" }
                             }
                             (link(Section::Apps, "Applications", "/console/apps".to_owned()))
