@@ -251,6 +251,14 @@ pub trait Store: Send + Sync + 'static {
         events: &mut dyn FnMut(Event) -> bool,
     ) -> Result<u64, StoreError>;
 
+    /// Erases a customer (the right to erasure): deletes it with its values, events,
+    /// subscriptions and their history, as `delete_customer` does, and in the same
+    /// transaction removes its customerId and values from the change log (its earlier
+    /// entries become plain deletions of it). Logs the deletion, then a `Bulk` change so
+    /// that views rebuild the application from the store instead of keeping anything of
+    /// the customer in memory or in snapshots. Answers the internal id.
+    fn erase_customer(&self, app: AppId, customer_id: &CustomerId) -> Result<i64, StoreError>;
+
     // --- channel subscriptions ---
     /// Replaces the channels the application declared for subscriptions (beyond the
     /// default ones); answers the new schema, which is logged.

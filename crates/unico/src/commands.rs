@@ -268,6 +268,11 @@ pub enum CustomersCommand {
     },
     /// Delete one customer.
     Delete { customer_id: String },
+    /// Erase one customer (right to erasure): everything held on them, with no trace left
+    /// in the change log, the engines or their snapshots.
+    Erase { customer_id: String },
+    /// Everything held on one customer, as one JSON document (subject access request).
+    Export { customer_id: String },
 }
 
 #[derive(clap::Args)]
@@ -331,6 +336,25 @@ pub fn customers(args: CustomersArgs) -> anyhow::Result<()> {
                 None,
             )?;
             println!("deleted {customer_id}");
+            Ok(())
+        }
+        CustomersCommand::Erase { customer_id } => {
+            client.send_json(
+                "DELETE",
+                &client.app_url(&format!(
+                    "/customers/{}?erase=true",
+                    encode_path(&customer_id)
+                )),
+                None,
+            )?;
+            println!("erased {customer_id}");
+            Ok(())
+        }
+        CustomersCommand::Export { customer_id } => {
+            let out = client.get(
+                &client.app_url(&format!("/customers/{}/export", encode_path(&customer_id))),
+            )?;
+            println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
     }

@@ -86,6 +86,14 @@ pub fn router(state: AppState) -> Router<AppState> {
             post(consent::change),
         )
         .route(
+            "/console/apps/{app}/customers/{customer_id}/erase",
+            post(pages::erase_customer),
+        )
+        .route(
+            "/console/apps/{app}/customers/{customer_id}/export.json",
+            get(pages::customer_export),
+        )
+        .route(
             "/console/apps/{app}/count",
             get(pages::count)
                 .post(pages::count_json)

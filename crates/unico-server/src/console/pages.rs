@@ -1091,6 +1091,13 @@ fn customer_body(
                     button type="submit" class="destructive" { "Delete customer" }
                 }
             }
+            div class="row privacy" {
+                span class="grow" { "Privacy: " a href=(format!("{base}/export.json")) download { "download everything held on this customer (JSON)" } ", or erase them for good." }
+                form method="post" action=(format!("{base}/erase")) data-confirm="Erase this customer? Their values, events and consent are removed everywhere, the change log and the engines' snapshots included. This cannot be undone." {
+                    (csrf)
+                    button type="submit" class="destructive" { "Erase customer" }
+                }
+            }
         }
         }
     }
@@ -1292,6 +1299,47 @@ pub async fn save_customer(
                 format!("{from}&")
             }
         )),
+        Err(e) => failure(e),
+    }
+}
+
+/// The customer's subject export, downloaded from their page.
+pub async fn customer_export(
+    State(state): State<AppState>,
+    AppPage(app, _): AppPage,
+    Path((_, customer_id)): Path<(String, String)>,
+) -> Response {
+    let Ok(cid) = unico_core::CustomerId::parse(&customer_id) else {
+        return not_found();
+    };
+    match crate::routes::privacy::document(&state, app.id, cid).await {
+        Ok(doc) => (
+            [(
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"customer.json\"".to_owned(),
+            )],
+            axum::Json(doc),
+        )
+            .into_response(),
+        Err(ApiError::NotFound(_)) => not_found(),
+        Err(e) => failure(e),
+    }
+}
+
+/// Erases the customer (right to erasure) and goes back to the list.
+pub async fn erase_customer(
+    State(state): State<AppState>,
+    AppPage(app, _): AppPage,
+    Path((_, customer_id)): Path<(String, String)>,
+) -> Response {
+    let Ok(cid) = unico_core::CustomerId::parse(&customer_id) else {
+        return not_found();
+    };
+    let id = app.id;
+    match state.blocking(move |s| s.erase_customer(id, &cid)).await {
+        Ok(_) | Err(ApiError::NotFound(_)) => {
+            redirect(&format!("/console/apps/{}/customers", app.id))
+        }
         Err(e) => failure(e),
     }
 }

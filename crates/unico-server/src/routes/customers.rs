@@ -144,12 +144,15 @@ pub async fn patch_customer(
     Ok(Json(customer_out(&customer, &schema)))
 }
 
-/// Delete one customer and all their values.
+/// Delete one customer with their values, events and subscriptions. `erase=true` (the
+/// right to erasure) also removes them from the change log and has the segment engines
+/// rebuilt without them, so no copy is left in the store, the engines or their snapshots.
 #[utoipa::path(delete, path = "/v1/apps/{app}/customers/{customerId}", tag = "customers",
-    params(("app" = i64, Path), ("customerId" = String, Path)),
+    params(("app" = i64, Path), ("customerId" = String, Path),
+        ("erase" = Option<bool>, Query, description = "true: leave no trace (change log, engines, snapshots)")),
     responses(
         (status = 204, description = "deleted"),
-        (status = 400, description = answers::BAD_PATH, body = ErrorBody),
+        (status = 400, description = "a bad path, or `erase` is not true or false (`invalid_parameter`)", body = ErrorBody),
         (status = 403, description = answers::OTHER_APP, body = ErrorBody),
         (status = 404, description = "no such application or customer (`not_found`)", body = ErrorBody),
     ))]
@@ -157,13 +160,31 @@ pub async fn delete_customer(
     State(state): State<AppState>,
     principal: Principal,
     path: PathResult,
+    query: RawQuery,
 ) -> Result<StatusCode, ApiError> {
     let params = PathParams::from(path)?;
     let app = params.app()?;
     principal.require_app(app)?;
     let customer_id = params.customer_id()?;
+    let query = QueryParams::from(query, &["erase"])?;
+    let erase = match query.get("erase") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::InvalidParameter(format!(
+                "erase must be true or false, got \"{}\"",
+                unico_core::value::excerpt(other)
+            )));
+        }
+    };
     state
-        .blocking(move |s| s.delete_customer(app, &customer_id))
+        .blocking(move |s| {
+            if erase {
+                s.erase_customer(app, &customer_id)
+            } else {
+                s.delete_customer(app, &customer_id)
+            }
+        })
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

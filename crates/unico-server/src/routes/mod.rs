@@ -8,6 +8,7 @@ pub mod export;
 pub(crate) mod fields;
 pub mod imports;
 pub mod params;
+pub(crate) mod privacy;
 mod segments;
 pub(crate) mod subscriptions;
 mod system;
@@ -133,6 +134,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/apps/{app}/customers/{customer_id}/events",
             get(events::timeline),
+        )
+        .route(
+            "/v1/apps/{app}/customers/{customer_id}/export",
+            get(privacy::subject_export),
         )
         .route(
             "/v1/apps/{app}/customers/{customer_id}/subscriptions",

@@ -195,7 +195,7 @@ impl Modify for CommonAnswers {
         super::events::delete_event_type, super::events::ingest, super::events::timeline,
         super::imports::start_event_import, super::imports::get_event_import,
         super::subscriptions::put_subscription, super::subscriptions::get_subscriptions,
-        super::subscriptions::get_history,
+        super::subscriptions::get_history, super::privacy::subject_export,
     )
 )]
 pub struct ApiDoc;

@@ -1926,3 +1926,29 @@ async fn insights_show_the_subscribers_per_channel() {
     assert!(body.contains("<title>email: 3 of 4</title>"), "{body}");
     assert!(body.contains("<title>sms: 0 of 4</title>"), "{body}");
 }
+
+#[tokio::test]
+async fn a_customer_is_exported_whole_and_erased_from_their_page() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "city", "string").await;
+    api.create_customer(&app, "ana", json!({"city": "Vigo"}))
+        .await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let ana = format!("/console/apps/{}/customers/ana", app.id);
+    let (_, _, body) = page(&api, &ana, Some(&cookie)).await;
+    assert!(body.contains("/customers/ana/export.json"), "{body}");
+    assert!(body.contains("Erase customer"), "{body}");
+    let (status, _, json_text) = page(&api, &format!("{ana}/export.json"), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: serde_json::Value = serde_json::from_str(&json_text).unwrap();
+    assert_eq!(doc["customer"]["fields"]["city"], "Vigo");
+    assert_eq!(doc["events"], json!([]));
+    let (status, location, _) = post_form(&api, &format!("{ana}/erase"), &cookie, "").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.ends_with("/customers"), "{location}");
+    assert!(api.get_customer(&app, "ana").await.is_none());
+    let (status, _, _) = page(&api, &format!("{ana}/export.json"), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -920,3 +920,94 @@ pub fn subscriptions_keep_the_latest_statement_and_every_change(store: &dyn Stor
         .unwrap();
     assert_eq!(left, 0);
 }
+
+pub fn an_erased_customer_leaves_nothing_in_the_store_or_its_log(store: &dyn Store) {
+    use unico_core::{FieldChange, FieldName, FieldType, Source, SubscriptionChange, Value};
+    let a = app(store, "A");
+    register(store, a, "purchase", 30);
+    let note = store
+        .create_field(
+            a,
+            &FieldName::parse("note").unwrap(),
+            FieldType::String,
+            NOW,
+        )
+        .unwrap();
+    let set = |v: &str| FieldChange {
+        field: note.id,
+        value: Some(Value::String(v.into())),
+    };
+    let head = store.log_head();
+    store
+        .create_customer(a, &cid("gone"), &[set("secret-1")], NOW)
+        .unwrap();
+    store
+        .update_customer(a, &cid("gone"), &[set("secret-2")], NOW + 1)
+        .unwrap();
+    store
+        .create_customer(a, &cid("kept"), &[set("kept-1")], NOW)
+        .unwrap();
+    store
+        .insert_events(
+            a,
+            vec![
+                event(Some("k1"), "gone", "purchase", "web", NOW),
+                event(Some("k2"), "kept", "purchase", "web", NOW),
+            ],
+            NOW,
+        )
+        .unwrap();
+    store
+        .set_subscriptions(
+            a,
+            &cid("gone"),
+            &[SubscriptionChange {
+                channel: channel("email"),
+                subscribed: true,
+                at: NOW,
+                source: Source::api(),
+            }],
+            false,
+            NOW,
+        )
+        .unwrap();
+    let id = store.erase_customer(a, &cid("gone")).unwrap();
+    assert!(matches!(
+        store.get_customer(a, &cid("gone")),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.erase_customer(a, &cid("gone")),
+        Err(StoreError::NotFound(_))
+    ));
+    // Its events and consent went with it; the other customer's stayed.
+    let mut left = Vec::new();
+    store
+        .scan_app(a, &mut |_| {}, &mut |_| true, &mut |e| {
+            left.push(e.customer);
+            true
+        })
+        .unwrap();
+    assert!(!left.contains(&id) && left.len() == 1, "{left:?}");
+    let mut consent = 0;
+    store
+        .scan_subscriptions(a, &mut |_, _, _| consent += 1)
+        .unwrap();
+    assert_eq!(consent, 0);
+    // Every log entry about it is now a plain deletion, without its customerId or values;
+    // the erasure is logged last, then a bulk change for views to rebuild.
+    let entries = store.read_log(head, 1000).unwrap();
+    for e in &entries {
+        match &e.change {
+            Change::Customer { customer, .. } => {
+                assert_ne!(customer.id, id, "an entry still holds the erased customer");
+                assert_ne!(customer.customer_id.as_str(), "gone");
+            }
+            Change::Subscription { customer, .. } if *customer == id => {}
+            _ => {}
+        }
+    }
+    let tail: Vec<String> = logged(store, head).into_iter().rev().take(2).collect();
+    assert_eq!(tail, ["bulk", "deleted"]);
+    assert_eq!(store.get_customer(a, &cid("kept")).unwrap().fields.len(), 1);
+}

@@ -133,6 +133,8 @@ const MIGRATIONS: &[&[&str]] = &[
              recorded_at bigint NOT NULL)",
         "CREATE INDEX subscription_history_by_customer ON subscription_history (customer, id)",
     ],
+    // 7: a customer's log entries, found when it is erased.
+    &["CREATE INDEX change_log_by_customer ON change_log (customer) WHERE customer IS NOT NULL"],
 ];
 
 /// The event type registry and the events, laid out for millions of events per

@@ -186,7 +186,7 @@ pub fn history<C: GenericClient>(
     for r in db.query(
         "SELECT channel, subscribed, at, source, recorded_at FROM subscription_history
          WHERE customer = $1 ORDER BY id DESC LIMIT $2",
-        &[&id, &(limit as i64)],
+        &[&id, &i64::try_from(limit).unwrap_or(i64::MAX)],
     )? {
         out.push(HistoryEntry {
             channel: stored_channel(r.try_get(0)?)?,

@@ -142,6 +142,8 @@ const MIGRATIONS: &[&str] = &[
          source TEXT NOT NULL,
          recorded_at INTEGER NOT NULL);
      CREATE INDEX subscription_history_by_customer ON subscription_history(customer, id);",
+    // 11: a customer's log entries, found when it is erased.
+    "CREATE INDEX change_log_by_customer ON change_log(customer) WHERE customer IS NOT NULL;",
 ];
 
 /// Brings the database up to this build's schema.

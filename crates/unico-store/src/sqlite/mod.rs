@@ -736,6 +736,49 @@ impl Store for SqliteStore {
         })
     }
 
+    fn erase_customer(&self, app: AppId, customer_id: &CustomerId) -> Result<i64, StoreError> {
+        let customer_id = customer_id.clone();
+        let id = self.writer.write(move |w| {
+            // Deleted pages are overwritten with zeros, not left readable in the file.
+            w.conn.execute_batch("PRAGMA secure_delete = ON")?;
+            let erased = (|| {
+                let id = writes::delete_customer(&w.conn, app, &customer_id)?;
+                w.conn
+                    .execute(crate::log_row::SCRUB_CUSTOMER_ENTRIES, params![app.0, id])?;
+                Ok::<i64, StoreError>(id)
+            })();
+            w.conn.execute_batch("PRAGMA secure_delete = OFF")?;
+            let id = erased?;
+            w.emit(Change::CustomerDeleted { app, id });
+            w.emit(Change::Bulk { app });
+            Ok(id)
+        })?;
+        // The write-ahead log still holds the old pages until a checkpoint copies the
+        // zeroed ones into the database and empties it. Readers in flight (the engines
+        // rebuilding without the customer) can hold it back: retry in the background
+        // until it completes (or a minute has passed; the automatic checkpoints and the
+        // log's reuse overwrite the frames anyway).
+        let path = self.path.clone();
+        std::thread::spawn(move || {
+            let Ok(conn) = open_connection(&path, false) else {
+                return;
+            };
+            for _ in 0..600 {
+                let done = conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                        Ok(r.get::<_, i64>(0)? == 0)
+                    })
+                    .unwrap_or(false);
+                if done {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            tracing::warn!("the write-ahead log could not be emptied after an erasure");
+        });
+        Ok(id)
+    }
+
     fn set_declared_channels(
         &self,
         app: AppId,

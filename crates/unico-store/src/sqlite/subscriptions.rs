@@ -204,15 +204,18 @@ pub fn history(
         "SELECT channel, subscribed, at, source, recorded_at FROM subscription_history
          WHERE customer = ?1 ORDER BY id DESC LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![customer.id, limit as i64], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, bool>(1)?,
-            r.get::<_, i64>(2)?,
-            r.get::<_, String>(3)?,
-            r.get::<_, i64>(4)?,
-        ))
-    })?;
+    let rows = stmt.query_map(
+        params![customer.id, i64::try_from(limit).unwrap_or(i64::MAX)],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        },
+    )?;
     let mut out = Vec::new();
     for row in rows {
         let (ch, subscribed, at, src, recorded_at) = row?;
