@@ -1329,31 +1329,41 @@ pub async fn customer_export(
 /// Erases the customer (right to erasure) and goes back to the list.
 pub async fn erase_customer(
     State(state): State<AppState>,
-    AppPage(app, _): AppPage,
+    page: AppPage,
     Path((_, customer_id)): Path<(String, String)>,
 ) -> Response {
-    let Ok(cid) = unico_core::CustomerId::parse(&customer_id) else {
-        return not_found();
-    };
-    let id = app.id;
-    match state.blocking(move |s| s.erase_customer(id, &cid)).await {
-        Ok(_) | Err(ApiError::NotFound(_)) => {
-            redirect(&format!("/console/apps/{}/customers", app.id))
-        }
-        Err(e) => failure(e),
-    }
+    remove_customer(state, page, customer_id, true).await
 }
 
 pub async fn delete_customer(
     State(state): State<AppState>,
-    AppPage(app, _): AppPage,
+    page: AppPage,
     Path((_, customer_id)): Path<(String, String)>,
+) -> Response {
+    remove_customer(state, page, customer_id, false).await
+}
+
+/// Deletes or erases a customer, then back to the list (also when it was gone already).
+async fn remove_customer(
+    state: AppState,
+    AppPage(app, _): AppPage,
+    customer_id: String,
+    erase: bool,
 ) -> Response {
     let Ok(cid) = unico_core::CustomerId::parse(&customer_id) else {
         return not_found();
     };
     let id = app.id;
-    match state.blocking(move |s| s.delete_customer(id, &cid)).await {
+    let removed = state
+        .blocking(move |s| {
+            if erase {
+                s.erase_customer(id, &cid)
+            } else {
+                s.delete_customer(id, &cid)
+            }
+        })
+        .await;
+    match removed {
         Ok(_) | Err(ApiError::NotFound(_)) => {
             redirect(&format!("/console/apps/{}/customers", app.id))
         }

@@ -276,7 +276,8 @@ pub async fn get_subscriptions(
 /// Every recorded change of a customer's subscriptions, newest recorded first (`limit`,
 /// default and most 1 000).
 #[utoipa::path(get, path = "/v1/apps/{app}/customers/{customerId}/subscriptions/history", tag = "subscriptions",
-    params(("app" = i64, Path), ("customerId" = String, Path), ("limit" = Option<usize>, Query)),
+    params(("app" = i64, Path), ("customerId" = String, Path),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 1000")),
     responses(
         (status = 200, description = "the history", body = HistoryList),
         (status = 400, description = "a bad path or limit (`invalid_parameter`)", body = ErrorBody),

@@ -184,7 +184,17 @@ fn fixture(operation: &str) -> Option<Fixture> {
         | "GET /v1/apps/{app}/segments/{id}/customers"
         | "GET /v1/apps/{app}/event-types"
         | "GET /v1/apps/{app}/event-types/{code}"
-        | "DELETE /v1/apps/{app}/event-types/{code}" => plain(Payload::Empty),
+        | "DELETE /v1/apps/{app}/event-types/{code}"
+        | "GET /v1/apps/{app}/customers/{customerId}/export"
+        | "GET /v1/apps/{app}/customers/{customerId}/subscriptions" => plain(Payload::Empty),
+        "GET /v1/apps/{app}/customers/{customerId}/subscriptions/history" => with(
+            Payload::Empty,
+            vec![query_variant("a limit past the largest", "limit=5000")],
+        ),
+        "PUT /v1/apps/{app}/customers/{customerId}/subscriptions/{channel}" => with(
+            Payload::Json(json!({"subscribed": true, "source": "form"})),
+            vec![variant("no subscribed", json!({"source": "form"}))],
+        ),
         "GET /v1/apps/{app}/customers/{customerId}/events" => with(
             Payload::Empty,
             vec![query_variant("a page size past the largest", "limit=5000")],
@@ -391,6 +401,7 @@ impl World {
             "name" => "city".into(),
             "customerId" => "ana".into(),
             "code" => "purchase".into(),
+            "channel" => "email".into(),
             "id" if path.contains("/events/imports/{id}") => self.event_import.to_string(),
             "id" if path.contains("/imports/{id}") => self.import.to_string(),
             "id" if path.contains("/segments/{id}") => self.segment.to_string(),
