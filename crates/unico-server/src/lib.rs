@@ -10,6 +10,7 @@
 //! - [`engines`]: the segment engines of queried applications, fed by the store's changes.
 //! - [`import_job`]: one CSV import from spooled file to committed write.
 
+pub mod audit;
 pub mod auth;
 pub mod computed;
 pub mod console;

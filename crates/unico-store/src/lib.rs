@@ -13,6 +13,7 @@
 //! - [`postgres`]: the PostgreSQL backend (several servers on one database).
 //! - [`conformance`]: the behaviour every backend must show, as tests.
 
+pub mod audit;
 pub mod changes;
 pub mod codec;
 pub mod conformance;

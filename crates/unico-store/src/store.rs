@@ -11,6 +11,7 @@ use unico_core::{
     SubscriptionChange, TimeZoneName,
 };
 
+use crate::audit::{AuditRecord, NewAudit};
 use crate::changes::{LogBounds, LogEntry};
 use crate::cursor::Cursor;
 use crate::error::StoreError;
@@ -258,6 +259,18 @@ pub trait Store: Send + Sync + 'static {
     /// that views rebuild the application from the store instead of keeping anything of
     /// the customer in memory or in snapshots. Answers the internal id.
     fn erase_customer(&self, app: AppId, customer_id: &CustomerId) -> Result<i64, StoreError>;
+
+    // --- audit log ---
+    /// Appends a record; answers its id.
+    fn record_audit(&self, entry: &NewAudit) -> Result<i64, StoreError>;
+    /// Records newest first: of one application (`Some`) or of all (`None`), with ids
+    /// below `before` when given, at most `limit`.
+    fn audit_log(
+        &self,
+        app: Option<AppId>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 
     // --- channel subscriptions ---
     /// Replaces the channels the application declared for subscriptions (beyond the

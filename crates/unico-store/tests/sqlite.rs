@@ -72,3 +72,23 @@ fn concurrent_writers_share_commits_and_all_land() {
     }
     assert_eq!(store.count_customers(app).unwrap(), 400);
 }
+
+#[test]
+fn the_audit_log_refuses_changes_and_removals() {
+    let (store, dir) = fresh();
+    store
+        .record_audit(&unico_store::audit::NewAudit {
+            app: None,
+            at: 1,
+            actor: "admin".into(),
+            action: "app.deleted".into(),
+            target: "1".into(),
+        })
+        .unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("unico.db")).unwrap();
+    for sql in ["UPDATE audit SET actor = 'x'", "DELETE FROM audit"] {
+        let err = conn.execute(sql, []).unwrap_err().to_string();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(store.audit_log(None, None, 10).unwrap().len(), 1);
+}

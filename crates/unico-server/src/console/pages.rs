@@ -230,8 +230,16 @@ pub async fn apps(State(state): State<AppState>, headers: HeaderMap) -> Response
         Ok(p) => p,
         Err(r) => return r,
     };
-    let apps = match state.blocking(|s| s.list_apps()).await {
-        Ok(apps) => apps,
+    // The admin sees every audited action; an application's key, its application's.
+    let own = match &principal {
+        Principal::Admin => None,
+        Principal::App { app, .. } => Some(*app),
+    };
+    let (apps, audit) = match state
+        .blocking(move |s| Ok((s.list_apps()?, s.audit_log(own, None, AUDIT_SHOWN)?)))
+        .await
+    {
+        Ok(found) => found,
         Err(e) => return failure(e),
     };
     let visible: Vec<&Application> = apps
@@ -255,9 +263,34 @@ pub async fn apps(State(state): State<AppState>, headers: HeaderMap) -> Response
                 }
             }
         }
+        div class="card" id="audit" {
+            h2 class="card-title" { "Audit log" }
+            p class="hint" { "Application settings, keys, field and event type deletions and erasures: who, when, what (newest first; the API pages through all of it at /v1/audit)." }
+            @if audit.is_empty() {
+                p class="sub" { "Nothing audited yet." }
+            } @else {
+                table {
+                    thead { tr { th { "When (UTC)" } th { "Application" } th { "Who" } th { "What" } th { "On" } } }
+                    tbody {
+                        @for r in &audit {
+                            tr {
+                                td class="mono nowrap" { (short_time(&format_datetime(r.at))) }
+                                td { @if let Some(a) = r.app { (a.0) } }
+                                td class="mono" { (r.actor) }
+                                td { (r.action) }
+                                td class="mono" { (r.target) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }).into_string())
     .into_response()
 }
+
+/// Audit records on the Applications page.
+const AUDIT_SHOWN: usize = 50;
 
 pub async fn customers(
     State(state): State<AppState>,
@@ -1326,13 +1359,23 @@ pub async fn customer_export(
     }
 }
 
+/// How the audit log names the signed-in user of a console request.
+async fn console_actor(state: &AppState, headers: &HeaderMap) -> String {
+    match signed_in(state, headers).await {
+        Ok((principal, _)) => crate::audit::console_actor(&principal),
+        Err(_) => "console".to_owned(),
+    }
+}
+
 /// Erases the customer (right to erasure) and goes back to the list.
 pub async fn erase_customer(
     State(state): State<AppState>,
     page: AppPage,
+    headers: HeaderMap,
     Path((_, customer_id)): Path<(String, String)>,
 ) -> Response {
-    remove_customer(state, page, customer_id, true).await
+    let actor = console_actor(&state, &headers).await;
+    remove_customer(state, page, customer_id, Some(actor)).await
 }
 
 pub async fn delete_customer(
@@ -1340,27 +1383,29 @@ pub async fn delete_customer(
     page: AppPage,
     Path((_, customer_id)): Path<(String, String)>,
 ) -> Response {
-    remove_customer(state, page, customer_id, false).await
+    remove_customer(state, page, customer_id, None).await
 }
 
-/// Deletes or erases a customer, then back to the list (also when it was gone already).
+/// Deletes a customer, or erases it (audited as done by the actor given), then back to
+/// the list (also when it was gone already).
 async fn remove_customer(
     state: AppState,
     AppPage(app, _): AppPage,
     customer_id: String,
-    erase: bool,
+    erase: Option<String>,
 ) -> Response {
     let Ok(cid) = unico_core::CustomerId::parse(&customer_id) else {
         return not_found();
     };
     let id = app.id;
     let removed = state
-        .blocking(move |s| {
-            if erase {
-                s.erase_customer(id, &cid)
-            } else {
-                s.delete_customer(id, &cid)
+        .blocking(move |s| match erase {
+            Some(actor) => {
+                let erased = s.erase_customer(id, &cid)?;
+                crate::audit::record(s, Some(id), &actor, "customer.erased", erased)?;
+                Ok(erased)
             }
+            None => s.delete_customer(id, &cid),
         })
         .await;
     match removed {
@@ -1440,8 +1485,10 @@ pub async fn export(
 pub async fn delete_field(
     State(state): State<AppState>,
     AppPage(app, _): AppPage,
+    headers: HeaderMap,
     Path((_, name)): Path<(String, String)>,
 ) -> Response {
+    let actor = console_actor(&state, &headers).await;
     let id = app.id;
     let Ok(field) = FieldName::parse(&name) else {
         return not_found();
@@ -1450,7 +1497,14 @@ pub async fn delete_field(
     let back = |key: &str, text: &str| {
         redirect(&format!("/console/apps/{id}/fields?{key}={}", encode(text)))
     };
-    match state.blocking(move |s| s.delete_field(id, &field)).await {
+    let deleted = state
+        .blocking(move |s| {
+            let n = s.delete_field(id, &field)?;
+            crate::audit::record(s, Some(id), &actor, "field.deleted", &field)?;
+            Ok(n)
+        })
+        .await;
+    match deleted {
         Ok(n) => back(
             "deleted",
             &format!("Field {shown} deleted with its {n} values."),

@@ -10,6 +10,7 @@ use unico_core::{AppId, AppName, TimeZoneName};
 
 use super::params::PathParams;
 use super::system::answers;
+use crate::audit;
 use crate::auth::{KEY_PREFIX_CHARS, Principal, generate_key, hash_key};
 use crate::dto::{AppCreated, AppList, AppOut, CreateApp, KeyCreated, KeyList, KeyOut, UpdateApp};
 use crate::error::{ApiError, ErrorBody};
@@ -26,13 +27,22 @@ fn parse_tz(tz: &str) -> Result<TimeZoneName, ApiError> {
     TimeZoneName::parse(tz).map_err(|e| ApiError::invalid("timezone", e.to_string()))
 }
 
-/// Creates an API key for `app`, remembers it, and answers it with its one-time secret.
-async fn new_key(state: &AppState, app: unico_core::AppId) -> Result<KeyCreated, ApiError> {
+/// Creates an API key for `app`, remembers it, and answers it with its one-time secret
+/// (the creation audited as done by `actor`).
+async fn new_key(
+    state: &AppState,
+    app: unico_core::AppId,
+    actor: String,
+) -> Result<KeyCreated, ApiError> {
     let key = generate_key("unico_")?;
     let hash = hash_key(&key);
     let prefix: String = key.chars().take(KEY_PREFIX_CHARS).collect();
     let info = state
-        .blocking(move |s| s.create_key(app, &hash, &prefix, now_ms()))
+        .blocking(move |s| {
+            let info = s.create_key(app, &hash, &prefix, now_ms())?;
+            audit::record(s, Some(app), &actor, "key.created", info.id)?;
+            Ok(info)
+        })
         .await?;
     state.keys.remember(hash, app, info.id);
     Ok(KeyCreated {
@@ -60,10 +70,16 @@ pub async fn create_app(
         Some(tz) => parse_tz(tz)?,
         None => TimeZoneName::utc(),
     };
+    let actor = audit::actor(&principal);
+    let who = actor.clone();
     let app = state
-        .blocking(move |s| s.create_app(&name, &tz, now_ms()))
+        .blocking(move |s| {
+            let app = s.create_app(&name, &tz, now_ms())?;
+            audit::record(s, Some(app.id), &who, "app.created", app.id.0)?;
+            Ok(app)
+        })
         .await?;
-    let key = new_key(&state, app.id).await?;
+    let key = new_key(&state, app.id, actor).await?;
     Ok((
         StatusCode::CREATED,
         Json(AppCreated {
@@ -175,6 +191,19 @@ pub async fn update_app(
         .as_deref()
         .map(parse_declared_channels)
         .transpose()?;
+    let mut changed: Vec<&str> = Vec::new();
+    for (set, what) in [
+        (name.is_some(), "name"),
+        (tz.is_some(), "timezone"),
+        (auto.is_some(), "auto_register_event_types"),
+        (channels.is_some(), "subscription_channels"),
+    ] {
+        if set {
+            changed.push(what);
+        }
+    }
+    let changed = changed.join(",");
+    let actor = audit::actor(&principal);
     let out = state
         .blocking(move |s| {
             let updated = s.update_app(app, name.as_ref(), tz.as_ref())?;
@@ -187,6 +216,7 @@ pub async fn update_app(
                     if auto { "true" } else { "false" },
                 )?;
             }
+            audit::record(s, Some(app), &actor, "app.updated", &changed)?;
             Ok(AppOut::new(&updated, auto_register(s, app)?).with_channels(&s.schema(app)?))
         })
         .await?;
@@ -208,7 +238,13 @@ pub async fn delete_app(
 ) -> Result<StatusCode, ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_admin()?;
-    state.blocking(move |s| s.delete_app(app)).await?;
+    let actor = audit::actor(&principal);
+    state
+        .blocking(move |s| {
+            s.delete_app(app)?;
+            audit::record(s, Some(app), &actor, "app.deleted", app.0)
+        })
+        .await?;
     state.keys.forget(|a, _| a == app);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -228,7 +264,11 @@ pub async fn create_key(
 ) -> Result<(StatusCode, Json<KeyCreated>), ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;
-    Ok((StatusCode::CREATED, Json(new_key(&state, app).await?)))
+    let actor = audit::actor(&principal);
+    Ok((
+        StatusCode::CREATED,
+        Json(new_key(&state, app, actor).await?),
+    ))
 }
 
 /// List an application's keys (prefixes only; secrets are never kept).
@@ -269,8 +309,12 @@ pub async fn revoke_key(
     let params = PathParams::from(path)?;
     let (app, key_id) = (params.app()?, params.key_id()?);
     principal.require_app(app)?;
+    let actor = audit::actor(&principal);
     state
-        .blocking(move |s| s.revoke_key(app, key_id, now_ms()))
+        .blocking(move |s| {
+            s.revoke_key(app, key_id, now_ms())?;
+            audit::record(s, Some(app), &actor, "key.revoked", key_id)
+        })
         .await?;
     state.keys.forget(|a, id| a == app && id == key_id);
     Ok(StatusCode::NO_CONTENT)

@@ -177,12 +177,15 @@ pub async fn delete_customer(
             )));
         }
     };
+    let actor = crate::audit::actor(&principal);
     state
         .blocking(move |s| {
             if erase {
-                s.erase_customer(app, &customer_id)
+                // Named by its internal id only: the record holds no personal data.
+                let id = s.erase_customer(app, &customer_id)?;
+                crate::audit::record(s, Some(app), &actor, "customer.erased", id)
             } else {
-                s.delete_customer(app, &customer_id)
+                s.delete_customer(app, &customer_id).map(|_| ())
             }
         })
         .await?;

@@ -207,8 +207,13 @@ pub async fn delete_event_type(
     let params = PathParams::from(path)?;
     let (app, code) = (params.app()?, code_param(&params)?);
     principal.require_app(app)?;
+    let actor = crate::audit::actor(&principal);
     let events_deleted = state
-        .blocking(move |s| s.delete_event_type(app, &code))
+        .blocking(move |s| {
+            let n = s.delete_event_type(app, &code)?;
+            crate::audit::record(s, Some(app), &actor, "event_type.deleted", &code)?;
+            Ok(n)
+        })
         .await?;
     Ok(Json(EventTypeDeleted { events_deleted }))
 }

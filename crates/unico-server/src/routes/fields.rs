@@ -180,6 +180,13 @@ pub async fn delete_field(
     let params = PathParams::from(path)?;
     let (app, name) = (params.app()?, params.field_name()?);
     principal.require_app(app)?;
-    let values_deleted = state.blocking(move |s| s.delete_field(app, &name)).await?;
+    let actor = crate::audit::actor(&principal);
+    let values_deleted = state
+        .blocking(move |s| {
+            let n = s.delete_field(app, &name)?;
+            crate::audit::record(s, Some(app), &actor, "field.deleted", &name)?;
+            Ok(n)
+        })
+        .await?;
     Ok(Json(FieldDeleted { values_deleted }))
 }

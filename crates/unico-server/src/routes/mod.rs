@@ -2,6 +2,7 @@
 //! routes in our error shape.
 
 mod apps;
+mod audit;
 mod customers;
 pub mod events;
 pub mod export;
@@ -152,6 +153,8 @@ pub fn router(state: AppState) -> Router {
             put(subscriptions::put_subscription).layer(Extension(BodyLimits::CUSTOMER)),
         )
         .route("/v1/apps/{app}/export", get(export::export))
+        .route("/v1/apps/{app}/audit", get(audit::app_audit))
+        .route("/v1/audit", get(audit::all_audit))
         .route(
             "/v1/apps/{app}/count",
             post(segments::count).layer(Extension(BodyLimits::FILTER)),

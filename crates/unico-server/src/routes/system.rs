@@ -196,6 +196,7 @@ impl Modify for CommonAnswers {
         super::imports::start_event_import, super::imports::get_event_import,
         super::subscriptions::put_subscription, super::subscriptions::get_subscriptions,
         super::subscriptions::get_history, super::privacy::subject_export,
+        super::audit::app_audit, super::audit::all_audit,
     )
 )]
 pub struct ApiDoc;

@@ -1952,3 +1952,33 @@ async fn a_customer_is_exported_whole_and_erased_from_their_page() {
     let (status, _, _) = page(&api, &format!("{ana}/export.json"), Some(&cookie)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_applications_page_shows_the_audit_log_and_console_erasures_name_their_key() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_customer(&app, "ana", json!({})).await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let (status, _, _) = post_form(
+        &api,
+        &format!("/console/apps/{}/customers/ana/erase", app.id),
+        &cookie,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, body) = page(&api, "/console/apps", Some(&cookie)).await;
+    assert!(body.contains("Audit log"), "{body}");
+    assert!(body.contains("customer.erased"), "{body}");
+    let (_, records) = api
+        .send("GET", &app.path("/audit"), Some(&app.key), None)
+        .await;
+    assert!(
+        records["records"][0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("console key:"),
+        "{records}"
+    );
+}

@@ -187,6 +187,10 @@ fn fixture(operation: &str) -> Option<Fixture> {
         | "DELETE /v1/apps/{app}/event-types/{code}"
         | "GET /v1/apps/{app}/customers/{customerId}/export"
         | "GET /v1/apps/{app}/customers/{customerId}/subscriptions" => plain(Payload::Empty),
+        "GET /v1/apps/{app}/audit" | "GET /v1/audit" => with(
+            Payload::Empty,
+            vec![query_variant("a page size past the largest", "limit=5000")],
+        ),
         "GET /v1/apps/{app}/customers/{customerId}/subscriptions/history" => with(
             Payload::Empty,
             vec![query_variant("a limit past the largest", "limit=5000")],

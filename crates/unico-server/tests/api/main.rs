@@ -8,6 +8,7 @@
 mod support;
 
 mod apps;
+mod audit;
 mod auth;
 mod batch;
 mod computed;

@@ -1011,3 +1011,40 @@ pub fn an_erased_customer_leaves_nothing_in_the_store_or_its_log(store: &dyn Sto
     assert_eq!(tail, ["bulk", "deleted"]);
     assert_eq!(store.get_customer(a, &cid("kept")).unwrap().fields.len(), 1);
 }
+
+pub fn the_audit_log_answers_newest_first_per_application_or_all(store: &dyn Store) {
+    use crate::audit::NewAudit;
+    let (a, b) = (app(store, "A"), app(store, "B"));
+    let record = |app: Option<AppId>, action: &str, target: &str| {
+        store
+            .record_audit(&NewAudit {
+                app,
+                at: NOW,
+                actor: "admin".into(),
+                action: action.into(),
+                target: target.into(),
+            })
+            .unwrap()
+    };
+    let first = record(Some(a), "key.created", "1");
+    record(Some(b), "field.deleted", "city");
+    let third = record(Some(a), "customer.erased", "42");
+    record(None, "app.deleted", "9");
+    let of_a: Vec<String> = store
+        .audit_log(Some(a), None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{} {}", r.action, r.target))
+        .collect();
+    assert_eq!(of_a, ["customer.erased 42", "key.created 1"]);
+    let all = store.audit_log(None, None, 10).unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[0].app, None);
+    assert_eq!(all[0].action, "app.deleted");
+    let page = store.audit_log(None, Some(third), 2).unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[1].id, first);
+    // Records outlive their application.
+    store.delete_app(b).unwrap();
+    assert_eq!(store.audit_log(Some(b), None, 10).unwrap().len(), 1);
+}

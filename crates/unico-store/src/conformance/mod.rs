@@ -58,7 +58,8 @@ macro_rules! conformance_suite {
             an_application_may_register_types_on_first_sight,
             computed_fields_are_defined_logged_and_never_written,
             subscriptions_keep_the_latest_statement_and_every_change,
-            an_erased_customer_leaves_nothing_in_the_store_or_its_log
+            an_erased_customer_leaves_nothing_in_the_store_or_its_log,
+            the_audit_log_answers_newest_first_per_application_or_all
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

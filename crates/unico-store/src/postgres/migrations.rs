@@ -135,6 +135,21 @@ const MIGRATIONS: &[&[&str]] = &[
     ],
     // 7: a customer's log entries, found when it is erased.
     &["CREATE INDEX change_log_by_customer ON change_log (customer) WHERE customer IS NOT NULL"],
+    // 8: the audit log, append-only.
+    &[
+        "CREATE TABLE audit (
+             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+             app_id bigint,
+             at bigint NOT NULL,
+             actor text NOT NULL,
+             action text NOT NULL,
+             target text NOT NULL)",
+        "CREATE INDEX audit_by_app ON audit (app_id, id)",
+        "CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+         $body$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $body$",
+        "CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
+         FOR EACH ROW EXECUTE FUNCTION audit_append_only()",
+    ],
 ];
 
 /// The event type registry and the events, laid out for millions of events per

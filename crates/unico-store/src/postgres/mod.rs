@@ -48,6 +48,7 @@ use unico_core::{
     SubscriptionChange, TimeZoneName,
 };
 
+use crate::audit::{AuditRecord, NewAudit};
 use crate::changes::{Change, LogBounds, LogEntry};
 use crate::error::StoreError;
 use crate::events::{Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent};
@@ -745,6 +746,54 @@ impl Store for PostgresStore {
             let schema = w.schema(app)?;
             w.emit(Change::Schema { app, schema });
             Ok(removed)
+        })
+    }
+
+    fn record_audit(&self, entry: &NewAudit) -> Result<i64, StoreError> {
+        self.write(|w| {
+            Ok(w.db
+                .query_one(
+                    "INSERT INTO audit (app_id, at, actor, action, target) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                    &[
+                        &entry.app.map(|a| a.0),
+                        &entry.at,
+                        &entry.actor,
+                        &entry.action,
+                        &entry.target,
+                    ],
+                )?
+                .try_get(0)?)
+        })
+    }
+
+    fn audit_log(
+        &self,
+        app: Option<AppId>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read(|db| {
+            let rows = db.query(
+                "SELECT id, app_id, at, actor, action, target FROM audit
+                 WHERE ($1::bigint IS NULL OR app_id = $1) AND id < $2 ORDER BY id DESC LIMIT $3",
+                &[
+                    &app.map(|a| a.0),
+                    &before.unwrap_or(i64::MAX),
+                    &i64::try_from(limit).unwrap_or(i64::MAX),
+                ],
+            )?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in rows {
+                out.push(AuditRecord {
+                    id: r.try_get(0)?,
+                    app: r.try_get::<_, Option<i64>>(1)?.map(AppId),
+                    at: r.try_get(2)?,
+                    actor: r.try_get(3)?,
+                    action: r.try_get(4)?,
+                    target: r.try_get(5)?,
+                });
+            }
+            Ok(out)
         })
     }
 

@@ -144,6 +144,19 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX subscription_history_by_customer ON subscription_history(customer, id);",
     // 11: a customer's log entries, found when it is erased.
     "CREATE INDEX change_log_by_customer ON change_log(customer) WHERE customer IS NOT NULL;",
+    // 12: the audit log, append-only.
+    "CREATE TABLE audit (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         app_id INTEGER,
+         at INTEGER NOT NULL,
+         actor TEXT NOT NULL,
+         action TEXT NOT NULL,
+         target TEXT NOT NULL);
+     CREATE INDEX audit_by_app ON audit(app_id, id);
+     CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
 ];
 
 /// Brings the database up to this build's schema.

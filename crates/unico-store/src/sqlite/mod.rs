@@ -33,6 +33,7 @@ use unico_core::{
     SubscriptionChange, TimeZoneName,
 };
 
+use crate::audit::{AuditRecord, NewAudit};
 use crate::changes::Change;
 use crate::codec;
 use crate::cursor::Cursor;
@@ -733,6 +734,49 @@ impl Store for SqliteStore {
             })();
             c.execute_batch("COMMIT")?;
             scanned
+        })
+    }
+
+    fn record_audit(&self, entry: &NewAudit) -> Result<i64, StoreError> {
+        let e = entry.clone();
+        self.writer.write(move |w| {
+            w.conn.execute(
+                "INSERT INTO audit (app_id, at, actor, action, target) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![e.app.map(|a| a.0), e.at, e.actor, e.action, e.target],
+            )?;
+            Ok(w.conn.last_insert_rowid())
+        })
+    }
+
+    fn audit_log(
+        &self,
+        app: Option<AppId>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, app_id, at, actor, action, target FROM audit
+                 WHERE (?1 IS NULL OR app_id = ?1) AND id < ?2 ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    app.map(|a| a.0),
+                    before.unwrap_or(i64::MAX),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    Ok(AuditRecord {
+                        id: r.get(0)?,
+                        app: r.get::<_, Option<i64>>(1)?.map(AppId),
+                        at: r.get(2)?,
+                        actor: r.get(3)?,
+                        action: r.get(4)?,
+                        target: r.get(5)?,
+                    })
+                },
+            )?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
 
