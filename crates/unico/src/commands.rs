@@ -72,6 +72,12 @@ pub enum AppsCommand {
         #[arg(long, default_value = "UTC")]
         timezone: String,
     },
+    /// The audit log, newest first: of one application (its id), or of all (admin key).
+    Audit {
+        app: Option<i64>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 #[derive(clap::Args)]
@@ -117,6 +123,25 @@ pub fn apps(args: AppsArgs) -> anyhow::Result<()> {
                     "its API key (shown once): {}",
                     v["api_key"].as_str().unwrap_or("")
                 );
+            })
+        }
+        AppsCommand::Audit { app, limit } => {
+            let path = match app {
+                Some(id) => format!("/v1/apps/{id}/audit?limit={limit}"),
+                None => format!("/v1/audit?limit={limit}"),
+            };
+            let out = client.get(&format!("{}{path}", client.base))?;
+            print(&out, args.json, |v| {
+                for r in v["records"].as_array().into_iter().flatten() {
+                    println!(
+                        "{}  app {:<4}  {:<18}  {:<20}  {}",
+                        r["at"].as_str().unwrap_or(""),
+                        r["app"],
+                        r["actor"].as_str().unwrap_or(""),
+                        r["action"].as_str().unwrap_or(""),
+                        r["target"].as_str().unwrap_or("")
+                    );
+                }
             })
         }
     }
@@ -273,6 +298,19 @@ pub enum CustomersCommand {
     Erase { customer_id: String },
     /// Everything held on one customer, as one JSON document (subject access request).
     Export { customer_id: String },
+    /// Record a customer's consent on a channel: CUSTOMER_ID CHANNEL yes|no.
+    Consent {
+        customer_id: String,
+        channel: String,
+        /// yes (subscribed) or no (unsubscribed).
+        #[arg(value_parser = ["yes", "no"])]
+        subscribed: String,
+        /// Where the statement comes from (default: cli).
+        #[arg(long, default_value = "cli")]
+        source: String,
+    },
+    /// A customer's subscriptions per channel.
+    Subscriptions { customer_id: String },
 }
 
 #[derive(clap::Args)]
@@ -349,6 +387,30 @@ pub fn customers(args: CustomersArgs) -> anyhow::Result<()> {
             )?;
             println!("erased {customer_id}");
             Ok(())
+        }
+        CustomersCommand::Consent {
+            customer_id,
+            channel,
+            subscribed,
+            source,
+        } => {
+            let out = client.send_json(
+                "PUT",
+                &client.app_url(&format!(
+                    "/customers/{}/subscriptions/{}",
+                    encode_path(&customer_id),
+                    encode_path(&channel)
+                )),
+                Some(&json!({ "subscribed": subscribed == "yes", "source": source })),
+            )?;
+            print(&out, args.json, |v| print_subscriptions(v))
+        }
+        CustomersCommand::Subscriptions { customer_id } => {
+            let out = client.get(&client.app_url(&format!(
+                "/customers/{}/subscriptions",
+                encode_path(&customer_id)
+            )))?;
+            print(&out, args.json, |v| print_subscriptions(v))
         }
         CustomersCommand::Export { customer_id } => {
             let out = client.get(
@@ -452,6 +514,27 @@ pub fn segments(args: SegmentsArgs) -> anyhow::Result<()> {
                 .context("deleting")?;
             println!("deleted segment {id}");
             Ok(())
+        }
+    }
+}
+
+/// Every channel the application takes, with the customer's standing consent on it.
+fn print_subscriptions(v: &Value) {
+    let held = v["subscriptions"].as_array().cloned().unwrap_or_default();
+    for channel in v["channels"].as_array().into_iter().flatten() {
+        let name = channel.as_str().unwrap_or("");
+        match held.iter().find(|s| s["channel"] == *channel) {
+            Some(s) => println!(
+                "{name:<12}  {:<12}  since {}  ({})",
+                if s["subscribed"] == true {
+                    "subscribed"
+                } else {
+                    "unsubscribed"
+                },
+                s["changed_at"].as_str().unwrap_or(""),
+                s["source"].as_str().unwrap_or("")
+            ),
+            None => println!("{name:<12}  no consent recorded"),
         }
     }
 }

@@ -191,6 +191,37 @@ fn a_subject_export_holds_everything_and_an_erasure_leaves_no_trace() {
             .output()
             .unwrap()
     };
+    let out = cli(&[
+        "customers",
+        "consent",
+        "keeper",
+        "sms",
+        "yes",
+        "--source",
+        "kiosk",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        printed.contains("sms") && printed.contains("subscribed") && printed.contains("kiosk"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("email         no consent recorded"),
+        "{printed}"
+    );
+    let out = cli(&["customers", "consent", "keeper", "fax", "yes"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"fax\" is not a subscription channel"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = cli(&["customers", "export", "keeper"]);
     assert_eq!(out.status.code(), Some(0));
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -205,4 +236,31 @@ fn a_subject_export_holds_everything_and_an_erasure_leaves_no_trace() {
     );
     let (status, _) = call(&http, "GET", &format!("{url}/customers/keeper"), &key, None);
     assert_eq!(status, 404);
+    // Both erasures are in the audit log, by the application's key, without personal data.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_unico"))
+        .args([
+            "apps",
+            "audit",
+            &app["id"].to_string(),
+            "--server",
+            &server.base,
+            "--key",
+            &key,
+        ])
+        .env_remove("UNICO_SERVER")
+        .env_remove("UNICO_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(printed.matches("customer.erased").count(), 2, "{printed}");
+    assert!(
+        !printed.contains("keeper") && !printed.contains("erase-me"),
+        "{printed}"
+    );
 }
