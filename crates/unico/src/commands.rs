@@ -403,14 +403,14 @@ pub fn customers(args: CustomersArgs) -> anyhow::Result<()> {
                 )),
                 Some(&json!({ "subscribed": subscribed == "yes", "source": source })),
             )?;
-            print(&out, args.json, |v| print_subscriptions(v))
+            print(&out, args.json, print_subscriptions)
         }
         CustomersCommand::Subscriptions { customer_id } => {
             let out = client.get(&client.app_url(&format!(
                 "/customers/{}/subscriptions",
                 encode_path(&customer_id)
             )))?;
-            print(&out, args.json, |v| print_subscriptions(v))
+            print(&out, args.json, print_subscriptions)
         }
         CustomersCommand::Export { customer_id } => {
             let out = client.get(
