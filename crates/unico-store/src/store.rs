@@ -302,6 +302,14 @@ pub trait Store: Send + Sync + 'static {
         customer_id: &CustomerId,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError>;
+    /// Every recorded statement of the application's customers, grouped by customer and
+    /// channel and in the order the latest-statement rule reads them (by `at`, then by
+    /// recording): (customer id, channel, subscribed, at).
+    fn scan_subscription_history(
+        &self,
+        app: AppId,
+        visit: &mut dyn FnMut(i64, &Channel, bool, i64),
+    ) -> Result<(), StoreError>;
     /// Every standing subscription of the application: (customer id, channel, subscribed).
     fn scan_subscriptions(
         &self,

@@ -363,19 +363,46 @@ pub async fn insights(State(state): State<AppState>, AppPage(app, csrf): AppPage
     let summary = state
         .blocking_api(move |s| {
             let schema = s.schema(id)?;
-            Ok(engines.query(id, now_ms(), |index, ctx| {
+            let summary = engines.query(id, now_ms(), |index, ctx| {
                 insights::summarize(index, ctx, &index.all(), &schema)
-            })?)
+            })?;
+            let mut statements = Vec::new();
+            s.scan_subscription_history(id, &mut |customer, channel, subscribed, at| {
+                statements.push((customer, channel.clone(), subscribed, at));
+            })?;
+            Ok((summary, statements))
         })
         .await;
-    let summary = match summary {
+    let (summary, statements) = match summary {
         Ok(s) => s,
         Err(e) => return failure(e),
     };
+    let (start, ends) = super::consent::week_ends(now_ms());
+    let over_time = super::consent::subscribers_at(&statements, &ends);
     let body = html! {
         h1 { "Insights" }
         p class="sub" { "Every customer of " (app.name.as_str()) " at a glance: how complete each field is, who they are and when they arrived. A segment's page shows the same for its members." }
         (insights::render(&summary))
+        @if !over_time.is_empty() {
+            h2 { "Subscribers over time" }
+            div class="charts" {
+                @for (channel, counts) in &over_time {
+                    div class="card chart-card" {
+                        h2 { (channel.as_str()) }
+                        p class="hint" { "Customers subscribed at the end of each of the last 13 weeks (UTC), by their statements' times." }
+                        (super::charts::columns(
+                            &format!("{channel} subscribers"),
+                            &super::charts::Buckets {
+                                start: start as f64,
+                                width: 7.0 * 86_400_000.0,
+                                counts: counts.clone(),
+                                scale: super::charts::Scale::Time,
+                            },
+                        ))
+                    }
+                }
+            }
+        }
     };
     (
         StatusCode::OK,

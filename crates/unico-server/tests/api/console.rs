@@ -1982,3 +1982,53 @@ async fn the_applications_page_shows_the_audit_log_and_console_erasures_name_the
         "{records}"
     );
 }
+
+#[tokio::test]
+async fn insights_chart_the_subscribers_over_the_last_weeks() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let day = 86_400_000i64;
+    for (id, statements) in [
+        ("ana", vec![(true, 60), (false, 10)]),
+        ("bob", vec![(true, 20)]),
+    ] {
+        api.create_customer(&app, id, json!({})).await;
+        for (subscribed, days_ago) in statements {
+            let (status, body) = api
+                .send(
+                    "PUT",
+                    &app.path(&format!("/customers/{id}/subscriptions/email")),
+                    Some(&app.key),
+                    Some(json!({"subscribed": subscribed, "at": now - days_ago * day})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    }
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let (status, _, body) = page(
+        &api,
+        &format!("/console/apps/{}/insights", app.id),
+        cookie.as_deref(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let chart = body
+        .split("aria-label=\"email subscribers\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no chart: {body}"));
+    let chart = &chart[..chart.find("</svg>").unwrap()];
+    let counts: Vec<u64> = chart
+        .split("</title>")
+        .filter_map(|t| t.rsplit(": ").next()?.parse().ok())
+        .collect();
+    assert_eq!(counts.len(), 13, "{chart}");
+    // Nobody 13 weeks ago; ana from 60 days ago; both between 20 and 10 days ago; bob now.
+    assert_eq!(counts[0], 0, "{counts:?}");
+    assert_eq!(counts.iter().max(), Some(&2), "{counts:?}");
+    assert_eq!(counts[12], 1, "{counts:?}");
+}

@@ -912,6 +912,16 @@ pub fn subscriptions_keep_the_latest_statement_and_every_change(store: &dyn Stor
             ("wallet".to_owned(), true)
         ]
     );
+    // The history in the order the latest-statement rule reads it: by time, per channel.
+    let mut email = Vec::new();
+    store
+        .scan_subscription_history(a, &mut |_, ch, subscribed, at| {
+            if ch.as_str() == "email" {
+                email.push((subscribed, at - NOW));
+            }
+        })
+        .unwrap();
+    assert_eq!(email, [(false, -DAY), (true, 0), (false, 1)]);
     // They go with their customer.
     store.delete_customer(a, &cid("ana")).unwrap();
     let mut left = 0;

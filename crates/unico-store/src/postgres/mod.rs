@@ -849,6 +849,17 @@ impl Store for PostgresStore {
         self.read(|db| subscriptions::history(db, app, customer_id, limit))
     }
 
+    fn scan_subscription_history(
+        &self,
+        app: AppId,
+        visit: &mut dyn FnMut(i64, &Channel, bool, i64),
+    ) -> Result<(), StoreError> {
+        self.read(|db| {
+            rows::get_app(db, app)?;
+            subscriptions::scan_history(db, app, visit)
+        })
+    }
+
     fn scan_subscriptions(
         &self,
         app: AppId,

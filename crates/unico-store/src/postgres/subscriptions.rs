@@ -214,3 +214,21 @@ pub fn scan<C: GenericClient>(
     }
     Ok(())
 }
+
+/// Every statement of the application's customers, by customer, channel, time, recording.
+pub fn scan_history<C: GenericClient>(
+    db: &mut Db<'_, C>,
+    app: AppId,
+    visit: &mut dyn FnMut(i64, &Channel, bool, i64),
+) -> Res<()> {
+    for r in db.query(
+        "SELECT h.customer, h.channel, h.subscribed, h.at FROM subscription_history h
+         JOIN customers c ON c.id = h.customer WHERE c.app_id = $1
+         ORDER BY h.customer, h.channel, h.at, h.id",
+        &[&app.0],
+    )? {
+        let ch = stored_channel(r.try_get(1)?)?;
+        visit(r.try_get(0)?, &ch, r.try_get(2)?, r.try_get(3)?);
+    }
+    Ok(())
+}

@@ -866,6 +866,17 @@ impl Store for SqliteStore {
         self.read(|c| subscriptions::history(c, app, customer_id, limit))
     }
 
+    fn scan_subscription_history(
+        &self,
+        app: AppId,
+        visit: &mut dyn FnMut(i64, &Channel, bool, i64),
+    ) -> Result<(), StoreError> {
+        self.read(|c| {
+            ensure_app(c, app)?;
+            subscriptions::scan_history(c, app, visit)
+        })
+    }
+
     fn scan_subscriptions(
         &self,
         app: AppId,

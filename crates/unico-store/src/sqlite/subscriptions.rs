@@ -247,3 +247,22 @@ pub fn scan(
     }
     Ok(())
 }
+
+/// Every statement of the application's customers, by customer, channel, time, recording.
+pub fn scan_history(
+    c: &Connection,
+    app: AppId,
+    visit: &mut dyn FnMut(i64, &Channel, bool, i64),
+) -> Result<(), StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT h.customer, h.channel, h.subscribed, h.at FROM subscription_history h
+         JOIN customers c ON c.id = h.customer WHERE c.app_id = ?1
+         ORDER BY h.customer, h.channel, h.at, h.id",
+    )?;
+    let mut rows = stmt.query([app.0])?;
+    while let Some(r) = rows.next()? {
+        let ch = channel(&r.get::<_, String>(1)?)?;
+        visit(r.get(0)?, &ch, r.get(2)?, r.get(3)?);
+    }
+    Ok(())
+}
