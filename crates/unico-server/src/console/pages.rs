@@ -1084,9 +1084,9 @@ fn customer_body(
                             @if let Some(computed) = &def.computed {
                                 tr class="computed" {
                                     th class="mono" { (name) }
-                                    td { input class="locked mono" type="text" value=(current) placeholder="no value" readonly aria-label=(name); }
+                                    td { input class="locked mono" type="text" value=(current) placeholder="no value" readonly aria-label=(name) title=(format!("computed: {computed}")); }
                                     td class="hide-narrow" { span class="pill" title=(format!("{} values, computed from events", def.field_type.as_str())) { "computed" } }
-                                    td class="hint nowrap" { (computed.to_string()) }
+                                    td class="hint hide-narrow" { (computed.to_string()) }
                                 }
                             } @else {
                             tr {
