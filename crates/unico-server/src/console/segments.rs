@@ -133,7 +133,8 @@ pub async fn segment(
                             small { "customers match now" }
                         }
                         a class="button secondary" href=(format!("/console/apps/{id}/customers?filter={}&segment={}", encode(t), record.id)) { "Edit filter" }
-                        a class="button" href=(format!("/console/apps/{id}/export?format=wide&filter={}", encode(t))) { "Export CSV" }
+                        a class="button" href=(format!("/console/apps/{id}/export?format=wide&segment={}", record.id)) { "Export CSV" }
+                        a class="button secondary" href=(format!("/console/apps/{id}/export?format=wide&segment={}&excel=true", record.id)) title="UTF-8 with a byte order mark, cells separated by ;" { "Excel" }
                     }
                     p class="mono filter-text" { (t) }
                 }

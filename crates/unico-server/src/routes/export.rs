@@ -79,6 +79,7 @@ fn parse_bool(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
     params(("app" = i64, Path), ("format" = Option<String>, Query, description = "long (default) | wide"),
         ("raw" = Option<bool>, Query, description = "true: no formula neutralisation"),
         ("computed" = Option<bool>, Query, description = "false: leave computed fields out (default true)"),
+        ("excel" = Option<bool>, Query, description = "true: for spreadsheets set to a European locale (a UTF-8 byte order mark, `;` between cells)"),
         ("filter" = Option<String>, Query, description = "export only this filter's members (text form)"),
         ("segment" = Option<i64>, Query, description = "export only this saved segment's members")),
     responses(
@@ -95,7 +96,10 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;
-    let query = QueryParams::from(query, &["format", "raw", "computed", "filter", "segment"])?;
+    let query = QueryParams::from(
+        query,
+        &["format", "raw", "computed", "excel", "filter", "segment"],
+    )?;
     stream(state, app, &query).await
 }
 
@@ -116,6 +120,7 @@ pub async fn stream(
         }
     };
     let raw = parse_bool("raw", query.get("raw"))?;
+    let excel = parse_bool("excel", query.get("excel"))?;
     let with_computed = match query.get("computed") {
         None => true,
         value => parse_bool("computed", value)?,
@@ -133,9 +138,19 @@ pub async fn stream(
         })
         .transpose()?;
     let st = state.clone();
+    let filtered = filter_text.is_some();
     // Members are decided (and a bad filter refused) before the first byte is sent.
-    let (schema, members, computed) = state
+    let ((schema, members, computed), file_name) = state
         .blocking_api(move |s| {
+            let name = file_name(
+                s.get_app(app)?.name.as_str(),
+                match segment {
+                    Some(id) if !filtered => Some(s.get_segment(app, id)?.name),
+                    _ => None,
+                },
+                filtered,
+                crate::state::now_ms(),
+            );
             let schema = s.schema(app)?;
             let filter = match (&filter_text, segment) {
                 (Some(text), _) => Some(super::segments::parse_filter_text(text, &schema)?),
@@ -150,10 +165,10 @@ pub async fn stream(
                 let stored = schema.fields().iter().filter(|f| !f.is_computed()).cloned();
                 let schema = unico_core::Schema::new(stored.collect())
                     .with_event_types(schema.event_types().clone());
-                return Ok((schema, members, None));
+                return Ok(((schema, members, None), name));
             }
             let computed = crate::computed::Values::now(&st.engines, app, &schema)?;
-            Ok((schema, members, computed))
+            Ok(((schema, members, computed), name))
         })
         .await?;
     let (tx, mut rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
@@ -168,8 +183,16 @@ pub async fn stream(
             let options = ExportOptions {
                 shape,
                 raw,
-                ..ExportOptions::default()
+                separator: if excel {
+                    unico_csv::Separator::Semicolon
+                } else {
+                    unico_csv::Separator::Comma
+                },
             };
+            if excel {
+                // The byte order mark tells a spreadsheet the file is UTF-8.
+                writer.write_all(b"\xEF\xBB\xBF")?;
+            }
             let mut exporter = Exporter::new(&mut writer, &schema, options)?;
             match members {
                 Some(ids) => {
@@ -219,13 +242,64 @@ pub async fn stream(
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     Ok((
         [
-            (CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (
                 CONTENT_DISPOSITION,
-                "attachment; filename=\"customers.csv\"",
+                format!("attachment; filename=\"{file_name}\""),
             ),
         ],
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// A name that says what the file holds: the application, the segment (or "filtered", or
+/// "customers"), the day (UTC): `demo-shop-segment-lapsed-vips-2026-12-02.csv`.
+fn file_name(app: &str, segment: Option<String>, filtered: bool, now: i64) -> String {
+    let slug = |text: &str| {
+        let mut out = String::new();
+        for c in text.chars().flat_map(char::to_lowercase) {
+            if c.is_ascii_alphanumeric() {
+                out.push(c);
+            } else if !out.ends_with('-') && !out.is_empty() {
+                out.push('-');
+            }
+        }
+        let out = out.trim_end_matches('-');
+        out.chars().take(60).collect::<String>()
+    };
+    let what = match (segment, filtered) {
+        (Some(name), _) => format!("segment-{}", slug(&name)),
+        (None, true) => "filtered".to_owned(),
+        (None, false) => "customers".to_owned(),
+    };
+    let day = unico_core::time::format_datetime(now);
+    let app = match slug(app) {
+        s if s.is_empty() => "unico".to_owned(),
+        s => s,
+    };
+    format!("{app}-{what}-{}.csv", day.get(..10).unwrap_or("today"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_name;
+
+    #[test]
+    fn file_names_say_what_they_hold() {
+        // 2026-12-02T10:00:00Z.
+        let now = 1_796_205_600_000;
+        assert_eq!(
+            file_name("Demo Shop", Some("Lapsed VIPs!".into()), false, now),
+            "demo-shop-segment-lapsed-vips-2026-12-02.csv"
+        );
+        assert_eq!(
+            file_name("Café ☕", None, true, now),
+            "caf-filtered-2026-12-02.csv"
+        );
+        assert_eq!(
+            file_name("☕", None, false, now),
+            "unico-customers-2026-12-02.csv"
+        );
+    }
 }

@@ -470,3 +470,51 @@ async fn an_export_with_a_filter_writes_only_its_members() {
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains("age"), "{body}");
 }
+
+#[tokio::test]
+async fn exports_are_named_for_what_they_hold_and_excel_gets_its_dialect() {
+    let api = Api::new();
+    let a = api.create_app("Demo Shop").await;
+    api.create_field(&a, "city", "string").await;
+    api.create_customer(&a, "ana", json!({"city": "Vigo; Lugo"}))
+        .await;
+    let (status, headers, text) = api.export_csv(&a, &a.key, "?excel=true&format=wide").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.starts_with('\u{feff}'), "{text:?}");
+    assert_eq!(text, "\u{feff}customerId;city\nana;\"Vigo; Lugo\"\n");
+    let disposition = headers["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"demo-shop-customers-20")
+            && disposition.ends_with(".csv\""),
+        "{disposition}"
+    );
+    let (_, headers, _) = api.export_csv(&a, &a.key, "?filter=city%20exists").await;
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("demo-shop-filtered-"),
+        "{headers:?}"
+    );
+    let (status, segment) = api
+        .send(
+            "POST",
+            &a.path("/segments"),
+            Some(&a.key),
+            Some(json!({"name": "Lapsed VIPs", "filter": "city exists"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{segment}");
+    let (_, headers, _) = api
+        .export_csv(&a, &a.key, &format!("?segment={}", segment["id"]))
+        .await;
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("demo-shop-segment-lapsed-vips-"),
+        "{headers:?}"
+    );
+    let (status, _, _) = api.export_csv(&a, &a.key, "?excel=maybe").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
