@@ -689,8 +689,11 @@ fn console_flows() {
 
     // The filter box: the count follows what is typed; a wrong filter says why.
     c.wait_count("2");
+    c.b.wait_text(css("#live-count-noun"), "customers match");
     c.type_filter("age > 40");
     c.wait_count("1");
+    // One customer reads singular.
+    c.b.wait_text(css("#live-count-noun"), "customer matches");
     // Regression: the count followed the edit but the table below did not (215 match
     // above the unfiltered list) until "Show customers" was pressed. The rows follow too.
     c.b.wait("the table to follow the count", || {

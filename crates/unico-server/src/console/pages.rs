@@ -375,7 +375,7 @@ pub async fn customers(
                     @if let Err(e) = &page { (e.to_string()) }
                 }
                 div class="row" {
-                    div class="count grow" { span id="live-count" aria-live="polite" aria-busy="true" { "…" } small { "customers match" } small id="count-incomplete" class="warn" hidden {} }
+                    div class="count grow" { span id="live-count" aria-live="polite" aria-busy="true" { "…" } small id="live-count-noun" { "customers match" } small id="count-incomplete" class="warn" hidden {} }
                     button type="submit" id="apply-filter" { "Show customers" }
                     a class="button secondary" id="export-link" data-base=(format!("/console/apps/{}/export?format=wide", app.id))
                         href=(format!("/console/apps/{}/export?format=wide&filter={}&q={}", app.id, encode(&filter_text), encode(&search))) { "Export CSV" }

@@ -39,8 +39,11 @@ pub async fn segments(State(state): State<AppState>, AppPage(app, csrf): AppPage
         Err(e) => return failure(e),
     };
     Html(layout::page("Segments", Some(&app), Section::Segments, Some(&csrf), html! {
-        h1 { "Segments" }
-        p class="sub" { "Saved audiences. Their members are computed when asked, so they are always current." }
+        div class="row" {
+            h1 class="grow" { "Segments" }
+            a class="button" id="new-segment" href=(format!("/console/apps/{id}/customers")) title="Build the audience with the filter, then save it as a segment" { "New segment" }
+        }
+        p class="sub" { "Saved audiences. Their members are computed when asked, so they are always current. A new one starts from the customers' filter: build it there, then save it as a segment." }
         div class="card" {
             table {
                 thead { tr { th { "Name" } th { "Customers" } th class="hide-narrow" { "Filter" } th class="hide-narrow" { "Created" } th class="hide-narrow" { "Updated" } } }
@@ -129,8 +132,9 @@ pub async fn segment(
                 Ok(t) => {
                     div class="row" {
                         div class="count grow" {
-                            span id="segment-count" { (summary.as_ref().map_or(0, |s| s.0.total)) }
-                            small { "customers match now" }
+                            @let total = summary.as_ref().map_or(0, |s| s.0.total);
+                            span id="segment-count" { (total) }
+                            small { (if total == 1 { "customer matches now" } else { "customers match now" }) }
                         }
                         a class="button secondary" href=(format!("/console/apps/{id}/customers?filter={}&segment={}", encode(t), record.id)) { "Edit filter" }
                         a class="button" href=(format!("/console/apps/{id}/export?format=wide&segment={}", record.id)) { "Export CSV" }

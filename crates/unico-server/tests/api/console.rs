@@ -2033,3 +2033,43 @@ async fn insights_chart_the_subscribers_over_the_last_weeks() {
     assert_eq!(counts.iter().max(), Some(&2), "{counts:?}");
     assert_eq!(counts[12], 1, "{counts:?}");
 }
+
+#[tokio::test]
+async fn segments_offer_a_new_one_and_one_customer_reads_singular() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "city", "string").await;
+    api.create_customer(&app, "ana", json!({"city": "Vigo"}))
+        .await;
+    let (status, segment) = api
+        .send(
+            "POST",
+            &app.path("/segments"),
+            Some(&app.key),
+            Some(json!({"name": "Vigo", "filter": "city = \"Vigo\""})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{segment}");
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let (_, _, body) = page(
+        &api,
+        &format!("/console/apps/{}/segments", app.id),
+        cookie.as_deref(),
+    )
+    .await;
+    assert!(
+        body.contains(&format!(
+            "id=\"new-segment\" href=\"/console/apps/{}/customers\"",
+            app.id
+        )),
+        "{body}"
+    );
+    let (_, _, body) = page(
+        &api,
+        &format!("/console/apps/{}/segments/{}", app.id, segment["id"]),
+        cookie.as_deref(),
+    )
+    .await;
+    assert!(body.contains("customer matches now"), "{body}");
+    assert!(!body.contains("customers match now"), "{body}");
+}

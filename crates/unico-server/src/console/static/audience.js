@@ -840,6 +840,8 @@
     if (res.ok) {
       out.textContent = res.body.count.toLocaleString();
       out.setAttribute("data-count", res.body.count);
+      var noun = document.getElementById("live-count-noun");
+      if (noun) noun.textContent = res.body.count === 1 ? "customer matches" : "customers match";
       out.removeAttribute("data-stale");
       err.textContent = "";
       lastTree = res.body.tree;
