@@ -127,6 +127,10 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/console/apps/{app}/segments/{id}/delete",
             post(segments::delete_segment),
         )
+        .route(
+            "/console/apps/{app}/segments/{id}/duplicate",
+            post(segments::duplicate_segment),
+        )
         .route("/console/apps/{app}/insights", get(segments::insights))
         .route(
             "/console/apps/{app}/interactions",

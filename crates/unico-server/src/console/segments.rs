@@ -144,9 +144,15 @@ pub async fn segment(
                 }
                 Err(e) => { div class="flash bad" { "This segment's filter no longer fits the fields: " (e) } }
             }
-            form method="post" action=(format!("{base}/delete")) data-confirm="Delete this segment? Its customers are not deleted." {
-                (csrf)
-                button type="submit" class="danger" { "Delete segment" }
+            div class="row" {
+                form method="post" action=(format!("{base}/duplicate")) {
+                    (csrf)
+                    button type="submit" class="secondary" { "Duplicate" }
+                }
+                form method="post" action=(format!("{base}/delete")) data-confirm="Delete this segment? Its customers are not deleted." {
+                    (csrf)
+                    button type="submit" class="danger" { "Delete segment" }
+                }
             }
         }
         @if let Some((summary, behaviour)) = &summary {
@@ -277,6 +283,43 @@ pub async fn delete_segment(
         .await
     {
         Ok(()) | Err(ApiError::NotFound(_)) => redirect(&format!("/console/apps/{id}/segments")),
+        Err(e) => failure(e),
+    }
+}
+
+/// Saves a copy of the segment under the first free name "NAME (copy)", "NAME (copy 2)"…,
+/// and opens it.
+pub async fn duplicate_segment(
+    State(state): State<AppState>,
+    AppPage(app, _): AppPage,
+    Path((_, segment_id)): Path<(String, i64)>,
+) -> Response {
+    let id = app.id;
+    let copied = state
+        .blocking(move |s| {
+            let original = s.get_segment(id, segment_id)?;
+            let taken: Vec<String> = s
+                .list_segments(id)?
+                .into_iter()
+                .map(|r| r.name.to_lowercase())
+                .collect();
+            let base: String = original.name.chars().take(180).collect();
+            let name = (1..)
+                .map(|n| {
+                    if n == 1 {
+                        format!("{base} (copy)")
+                    } else {
+                        format!("{base} (copy {n})")
+                    }
+                })
+                .find(|candidate| !taken.contains(&candidate.to_lowercase()))
+                .unwrap_or_else(|| format!("{base} (copy)"));
+            s.create_segment(id, &name, &original.filter, now_ms())
+        })
+        .await;
+    match copied {
+        Ok(record) => redirect(&format!("/console/apps/{id}/segments/{}", record.id)),
+        Err(ApiError::NotFound(_)) => not_found(),
         Err(e) => failure(e),
     }
 }

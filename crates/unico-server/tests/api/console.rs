@@ -2072,4 +2072,33 @@ async fn segments_offer_a_new_one_and_one_customer_reads_singular() {
     .await;
     assert!(body.contains("customer matches now"), "{body}");
     assert!(!body.contains("customers match now"), "{body}");
+    // Duplicating saves a copy under a free name, with the same filter, and opens it.
+    let cookie = cookie.unwrap();
+    let duplicate = format!(
+        "/console/apps/{}/segments/{}/duplicate",
+        app.id, segment["id"]
+    );
+    for _ in 0..2 {
+        let (status, location, _) = post_form(&api, &duplicate, &cookie, "").await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(location.contains("/segments/"), "{location}");
+    }
+    let (_, list) = api
+        .send("GET", &app.path("/segments"), Some(&app.key), None)
+        .await;
+    let names: Vec<(&str, &str)> = list["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap(),
+                s["filter_text"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(names.len(), 3, "{list}");
+    for name in ["Vigo (copy)", "Vigo (copy 2)"] {
+        assert!(names.contains(&(name, "city = \"Vigo\"")), "{list}");
+    }
 }
