@@ -760,10 +760,15 @@ pub async fn fields(
                 .iter()
                 .map(|t| t.code.as_str().to_owned())
                 .collect();
-            Ok((s.field_stats(id)?, s.count_customers(id)?, types))
+            Ok((
+                s.field_stats(id)?,
+                s.count_customers(id)?,
+                types,
+                s.list_imports(id, IMPORTS_SHOWN)?,
+            ))
         })
         .await;
-    let (stats, total, types) = match data {
+    let (stats, total, types, imports) = match data {
         Ok(d) => d,
         Err(e) => return failure(e),
     };
@@ -773,11 +778,57 @@ pub async fn fields(
             Some(&app),
             Section::Fields,
             Some(&csrf),
-            fields_body(&app, &stats, total, &types, &query, &csrf),
+            html! {
+                (fields_body(&app, &stats, total, &types, &query, &csrf))
+                (import_history(&app, &imports))
+            },
         )
         .into_string(),
     )
     .into_response()
+}
+
+/// Imports listed under the upload box.
+const IMPORTS_SHOWN: usize = 20;
+
+/// The latest imports, CSV and NDJSON, newest first (times in the application's zone).
+fn import_history(app: &Application, imports: &[unico_store::ImportRecord]) -> Markup {
+    html! {
+        div class="card" id="import-history" {
+            h2 class="card-title" { "Import history" }
+            @if imports.is_empty() {
+                p class="sub" { "No import yet." }
+            } @else {
+                table {
+                    thead { tr {
+                        th { "Started (" (app.timezone.as_str()) ")" } th { "What" } th { "State" }
+                        th class="num" { "Rows" } th class="num hide-narrow" { "Created" }
+                        th class="num hide-narrow" { "Updated" } th class="num" { "Rejected" }
+                    } }
+                    tbody {
+                        @for i in imports {
+                            tr {
+                                td class="mono nowrap" { (super::timeline::local_time(app, i.created_at)) }
+                                td { (i.kind.as_str()) " · " (i.mode.as_str()) }
+                                td {
+                                    @match i.state {
+                                        unico_store::ImportState::Succeeded => span class="pill ok" { "succeeded" },
+                                        unico_store::ImportState::Failed => span class="pill bad" title=[i.message.as_deref()] { "failed" },
+                                        unico_store::ImportState::Running => span class="pill" { "running" },
+                                    }
+                                }
+                                td class="num" { (i.rows_read) }
+                                td class="num hide-narrow" { (i.created) }
+                                td class="num hide-narrow" { (i.updated) }
+                                td class="num" { (i.rows_rejected) }
+                            }
+                        }
+                    }
+                }
+                p class="hint" { "Each import's rejected rows, with their line, column, value and reason: GET …/imports/{id} (CSV) or …/events/imports/{id} (NDJSON)." }
+            }
+        }
+    }
 }
 
 /// The fields page. `flash` holds the query's messages: `error` (with `name`/`type`, what

@@ -2102,3 +2102,34 @@ async fn segments_offer_a_new_one_and_one_customer_reads_singular() {
         assert!(names.contains(&(name, "city = \"Vigo\"")), "{list}");
     }
 }
+
+#[tokio::test]
+async fn the_fields_page_lists_the_imports() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let fields = format!("/console/apps/{}/fields", app.id);
+    let (_, _, body) = page(&api, &fields, cookie.as_deref()).await;
+    assert!(body.contains("No import yet."), "{body}");
+    let report = api
+        .import_csv(
+            &app,
+            "?mode=skip_invalid",
+            "customerId,fieldName,fieldValue\nana,age,31\nbob,age,old\n",
+        )
+        .await;
+    assert_eq!(report["state"], "succeeded", "{report}");
+    let (_, _, body) = page(&api, &fields, cookie.as_deref()).await;
+    let history = body
+        .split("id=\"import-history\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{body}"));
+    assert!(history.contains("customers · skip_invalid"), "{history}");
+    assert!(history.contains("pill ok"), "{history}");
+    // Rows read, created, updated, rejected.
+    assert!(
+        history.contains("<td class=\"num\">2</td><td class=\"num hide-narrow\">1</td><td class=\"num hide-narrow\">0</td><td class=\"num\">1</td>"),
+        "{history}"
+    );
+}
