@@ -41,6 +41,29 @@ enum Command {
     Segments(commands::SegmentsArgs),
     /// Events: import an NDJSON file, event types, a customer's timeline.
     Events(events::EventsArgs),
+    /// Copy the embedded store's database, consistently, while the server keeps running.
+    Backup(BackupArgs),
+    /// Restore a backup into an empty data directory (the server stopped).
+    Restore(RestoreArgs),
+}
+
+#[derive(clap::Args)]
+pub struct BackupArgs {
+    /// The data directory whose database to copy.
+    #[arg(long, env = "UNICO_DATA", default_value = "unico-data")]
+    pub data: PathBuf,
+    /// The backup file to write (must not exist).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct RestoreArgs {
+    /// The backup file.
+    pub from: PathBuf,
+    /// The data directory to restore into (must hold no database).
+    #[arg(long, env = "UNICO_DATA", default_value = "unico-data")]
+    pub data: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -79,6 +102,22 @@ fn main() -> ExitCode {
         Command::Customers(args) => commands::customers(args).map(|()| true),
         Command::Segments(args) => commands::segments(args).map(|()| true),
         Command::Events(args) => events::events(args),
+        Command::Backup(args) => unico_store::sqlite::backup::backup(&args.data, &args.out)
+            .map(|bytes| {
+                eprintln!("backed up {} ({bytes} bytes)", args.out.display());
+                true
+            })
+            .map_err(anyhow::Error::from),
+        Command::Restore(args) => unico_store::sqlite::backup::restore(&args.from, &args.data)
+            .map(|()| {
+                eprintln!(
+                    "restored {} into {} (the admin key is not in a backup: keep admin.key, or a new one is made at start)",
+                    args.from.display(),
+                    args.data.display()
+                );
+                true
+            })
+            .map_err(anyhow::Error::from),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

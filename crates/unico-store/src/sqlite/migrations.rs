@@ -159,6 +159,11 @@ const MIGRATIONS: &[&str] = &[
          BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
 ];
 
+/// How many migrations this build knows (the newest schema version it opens).
+pub fn known() -> usize {
+    MIGRATIONS.len()
+}
+
 /// Brings the database up to this build's schema.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: usize =

@@ -9,6 +9,7 @@
 //! caller hears back. All writes go through one [`writer::Writer`] thread (group commit);
 //! reads use a small pool of their own connections and never wait for writes.
 
+pub mod backup;
 mod bulk;
 mod events;
 mod imports;
