@@ -10,6 +10,7 @@ pub(crate) mod fields;
 pub mod imports;
 pub mod params;
 pub(crate) mod privacy;
+pub mod request_id;
 mod segments;
 pub(crate) mod subscriptions;
 mod system;
@@ -186,6 +187,7 @@ pub fn router(state: AppState) -> Router {
             ApiError::Internal("a request handler panicked".into()).into_response()
         }))
         .layer(axum::middleware::from_fn(uri::refuse_long_uri))
+        .layer(axum::middleware::from_fn(request_id::tag))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

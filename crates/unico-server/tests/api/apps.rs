@@ -322,3 +322,46 @@ async fn non_numeric_app_id_is_404() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_a_client_may_choose_it() {
+    use axum::body::Body;
+    use axum::http::Request;
+    let api = Api::new();
+    let ask = |id: Option<&str>| {
+        let mut req = Request::builder().method("GET").uri("/health");
+        if let Some(id) = id {
+            req = req.header("x-request-id", id);
+        }
+        req.body(Body::empty()).unwrap()
+    };
+    let (_, headers, _) = api.request_bytes(ask(None)).await;
+    let first = headers["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(first.len(), 16, "{first}");
+    let (_, headers, _) = api.request_bytes(ask(None)).await;
+    assert_ne!(
+        headers["x-request-id"],
+        first.as_str(),
+        "each request its own id"
+    );
+    let (_, headers, _) = api.request_bytes(ask(Some("trace-7f3a/42"))).await;
+    assert_eq!(headers["x-request-id"], "trace-7f3a/42");
+    let long = "x".repeat(65);
+    for bad in ["has space", long.as_str(), ""] {
+        let (_, headers, _) = api.request_bytes(ask(Some(bad))).await;
+        let id = headers["x-request-id"].to_str().unwrap();
+        assert_ne!(id, bad);
+        assert_eq!(id.len(), 16, "{bad:?} was replaced");
+    }
+    // Errors carry it too.
+    let (status, headers, _) = api
+        .request_bytes(
+            Request::builder()
+                .uri("/v1/apps")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, axum::http::StatusCode::UNAUTHORIZED);
+    assert!(headers.contains_key("x-request-id"));
+}
