@@ -3,8 +3,8 @@
 //! change that makes the engine rebuild), imports that run while other threads write and
 //! delete, events (batches with repeated keys that create customers, NDJSON-style imports
 //! kept or not, retention, a type deleted and registered again, events racing with
-//! deletes), channel subscriptions (statements arriving in and out of time order, creating
-//! customers, racing with deletes), restarts (from a snapshot caught up from the change log, or from a scan) and
+//! deletes), channel subscriptions (statements arriving in and out of time order, alone or
+//! in batch items, creating customers, racing with deletes and erasures), restarts (from a snapshot caught up from the change log, or from a scan) and
 //! the log pruned under the engines. The application lives in an odd time zone (+13:45),
 //! so event conditions on calendar dates are checked in its days. After every step, every count and
 //! member list the engine gives equals the reference evaluator run over the store's own
@@ -370,8 +370,14 @@ impl World {
     fn consent(&self, changes: &[(u8, bool, bool, u8)], deletes: &[u8]) {
         std::thread::scope(|scope| {
             scope.spawn(|| {
-                for k in deletes {
-                    let _ = self.store.delete_customer(self.app, &cid(*k));
+                // Erasures too: the customer and its consent leave the log, and the engine
+                // rebuilds from the store.
+                for (i, k) in deletes.iter().enumerate() {
+                    let _ = if i % 2 == 0 {
+                        self.store.delete_customer(self.app, &cid(*k))
+                    } else {
+                        self.store.erase_customer(self.app, &cid(*k))
+                    };
                 }
             });
             for (i, &(k, sms, subscribed, hours)) in changes.iter().enumerate() {
@@ -381,7 +387,19 @@ impl World {
                     at: NOW - i64::from(hours) * 3_600_000,
                     source: unico_core::Source::api(),
                 };
-                // Every other statement may create its customer; the others need one.
+                // Some statements go through the batch (creating their customer with the
+                // consent, in one write); of the others, every other one may create its
+                // customer and the rest need one.
+                if i % 3 == 2 {
+                    let item = UpsertItem {
+                        customer_id: cid(k),
+                        changes: Vec::new(),
+                        subscriptions: vec![change],
+                    };
+                    let results = self.store.upsert_batch(self.app, vec![item], NOW).unwrap();
+                    assert!(results.iter().all(Result::is_ok), "{results:?}");
+                    continue;
+                }
                 match self
                     .store
                     .set_subscriptions(self.app, &cid(k), &[change], i % 2 == 0, NOW)
