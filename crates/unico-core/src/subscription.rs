@@ -42,6 +42,11 @@ impl Source {
         Self("api".to_owned())
     }
 
+    /// The source of changes made in the console.
+    pub fn console() -> Self {
+        Self("console".to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

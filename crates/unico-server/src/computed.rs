@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use unico_core::{AppId, Customer, FieldId, Schema, Value};
+use unico_core::customer::apply_changes;
+use unico_core::{AppId, Customer, FieldChange, FieldId, Schema, Value};
 use unico_store::StoreError;
 
 use crate::engines::Engines;
@@ -30,16 +31,14 @@ pub fn fill(
             };
             let column = index.computed_column_for(computed, ctx, &ids);
             for c in customers.iter_mut() {
-                // A customer's values stay sorted by field id.
-                let at = c.fields.binary_search_by_key(&def.id, |(id, _)| *id);
-                match (at, column.value(index, c.id)) {
-                    (Ok(i), Some(value)) => c.fields[i].1 = value,
-                    (Ok(i), None) => {
-                        c.fields.remove(i);
-                    }
-                    (Err(i), Some(value)) => c.fields.insert(i, (def.id, value)),
-                    (Err(_), None) => {}
-                }
+                let value = column.value(index, c.id);
+                apply_changes(
+                    &mut c.fields,
+                    &[FieldChange {
+                        field: def.id,
+                        value,
+                    }],
+                );
             }
         }
     })
@@ -81,11 +80,14 @@ impl Values {
             let Ok(i) = values.binary_search_by_key(&c.id, |(id, _)| *id) else {
                 continue;
             };
-            let value = values[i].1.clone();
-            match c.fields.binary_search_by_key(field, |(id, _)| *id) {
-                Ok(at) => c.fields[at].1 = value,
-                Err(at) => c.fields.insert(at, (*field, value)),
-            }
+            let value = Some(values[i].1.clone());
+            apply_changes(
+                &mut c.fields,
+                &[FieldChange {
+                    field: *field,
+                    value,
+                }],
+            );
         }
     }
 }

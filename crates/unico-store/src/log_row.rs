@@ -20,8 +20,9 @@ use crate::error::StoreError;
 /// Turns a customer's earlier log entries into plain deletions of it (kind 2), without its
 /// customerId or values: what erasing a customer leaves of them. A follower replaying them
 /// removes the customer early, which the entry erasing it does anyway. Parameters: the
-/// application and the customer's internal id (`?1`/`?2`, or `$1`/`$2` in PostgreSQL).
-pub(crate) const SCRUB_CUSTOMER_ENTRIES: &str = "UPDATE change_log SET kind = 2, customer_id = NULL, created_at = NULL, updated_at = NULL, data = NULL, old = NULL, text = NULL WHERE app_id = ?1 AND customer = ?2 AND kind IN (1, 7, 8)";
+/// application and the customer's internal id (`$1`, `$2`: SQLite numbers them in order
+/// of appearance too, so both backends run this text).
+pub(crate) const SCRUB_CUSTOMER_ENTRIES: &str = "UPDATE change_log SET kind = 2, customer_id = NULL, created_at = NULL, updated_at = NULL, data = NULL, old = NULL, text = NULL WHERE app_id = $1 AND customer = $2 AND kind IN (1, 7, 8)";
 
 const CUSTOMER: i64 = 1;
 const DELETED: i64 = 2;

@@ -3,6 +3,8 @@
 
 use unico_core::{AppId, Channel, Schema, Source, Subscription, SubscriptionChange};
 
+use crate::changes::Change;
+
 use crate::error::StoreError;
 
 /// Most history entries one read answers.
@@ -65,4 +67,28 @@ pub(crate) fn check_channels(
 /// `held_at`): the latest statement of the customer wins, whatever order they arrive in.
 pub(crate) fn supersedes(held_at: Option<i64>, change: &SubscriptionChange) -> bool {
     held_at.is_none_or(|at| change.at >= at)
+}
+
+/// The log entries of a write whose standing subscriptions moved on `moved` channels: one
+/// per channel, with the state that stands after the whole write.
+pub(crate) fn moved_changes(
+    app: AppId,
+    customer: i64,
+    moved: Vec<Channel>,
+    standing: &[Subscription],
+) -> Vec<Change> {
+    moved
+        .into_iter()
+        .map(|channel| {
+            let subscribed = standing
+                .iter()
+                .any(|s| s.channel == channel && s.subscribed);
+            Change::Subscription {
+                app,
+                customer,
+                channel,
+                subscribed,
+            }
+        })
+        .collect()
 }

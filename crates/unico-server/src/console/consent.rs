@@ -139,7 +139,7 @@ pub async fn change(
         channel,
         subscribed,
         at: now,
-        source: Source::parse("console").unwrap_or_else(|_| Source::api()),
+        source: Source::console(),
     };
     let id = app.id;
     let back = format!(

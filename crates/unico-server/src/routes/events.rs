@@ -218,6 +218,31 @@ pub async fn delete_event_type(
     Ok(Json(EventTypeDeleted { events_deleted }))
 }
 
+/// An instant as an event or a statement gives it: an RFC 3339 string (or a date), whole
+/// epoch milliseconds, or nothing for `now`; refused before 2000 and more than a day
+/// ahead. The error names the value as `noun`.
+pub(crate) fn instant(value: Option<&Json_>, now: i64, noun: &str) -> Result<i64, String> {
+    let ms = match value {
+        None | Some(Json_::Null) => now,
+        Some(Json_::String(s)) => unico_core::time::parse_datetime(s).map_err(|e| {
+            format!(
+                "the {noun} \"{}\" is not a time: {e}",
+                unico_core::value::excerpt(s)
+            )
+        })?,
+        Some(Json_::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| format!("a numeric {noun} is whole epoch milliseconds"))?,
+        Some(_) => {
+            return Err(format!(
+                "the {noun} is an RFC 3339 string or epoch milliseconds"
+            ));
+        }
+    };
+    check_event_time(ms, now).map_err(|e| e.to_string())?;
+    Ok(ms)
+}
+
 const EVENT_KEYS: [&str; 8] = [
     "event_id",
     "customerId",
@@ -319,42 +344,9 @@ pub fn event_input(item: &Json_, now: i64, prefix: &str) -> Result<NewEvent, Vec
             None
         }
     };
-    let timestamp = match obj.get("timestamp") {
-        None | Some(Json_::Null) => Some(now),
-        Some(Json_::String(s)) => unico_core::time::parse_datetime(s)
-            .map_err(|e| {
-                problem(
-                    "timestamp",
-                    format!(
-                        "the timestamp \"{}\" is not a time: {e}",
-                        unico_core::value::excerpt(s)
-                    ),
-                )
-            })
-            .ok(),
-        Some(Json_::Number(n)) => match n.as_i64() {
-            Some(ms) => Some(ms),
-            None => {
-                problem(
-                    "timestamp",
-                    "a numeric timestamp is whole epoch milliseconds".into(),
-                );
-                None
-            }
-        },
-        Some(_) => {
-            problem(
-                "timestamp",
-                "the timestamp is an RFC 3339 string or epoch milliseconds".into(),
-            );
-            None
-        }
-    };
-    if let Some(ts) = timestamp
-        && let Err(e) = check_event_time(ts, now)
-    {
-        problem("timestamp", e.to_string());
-    }
+    let timestamp = instant(obj.get("timestamp"), now, "timestamp")
+        .map_err(|reason| problem("timestamp", reason))
+        .ok();
     let properties = match obj.get("properties") {
         None | Some(Json_::Null) => Some(Properties::default()),
         Some(p) => Properties::from_json(p.clone())

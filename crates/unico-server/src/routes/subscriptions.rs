@@ -136,38 +136,9 @@ pub fn change_from_json(
             None
         }
     };
-    let at = match obj.get("at") {
-        None | Some(Json_::Null) => Some(now),
-        Some(Json_::String(s)) => match unico_core::time::parse_datetime(s) {
-            Ok(ms) => Some(ms),
-            Err(e) => {
-                problem(
-                    "at",
-                    format!("\"{}\" is not a time: {e}", unico_core::value::excerpt(s)),
-                );
-                None
-            }
-        },
-        Some(Json_::Number(n)) => match n.as_i64() {
-            Some(ms) => Some(ms),
-            None => {
-                problem("at", "a numeric time is whole epoch milliseconds".into());
-                None
-            }
-        },
-        Some(_) => {
-            problem(
-                "at",
-                "expected an RFC 3339 string or epoch milliseconds".into(),
-            );
-            None
-        }
-    };
-    if let Some(ms) = at
-        && let Err(e) = unico_core::event::check_event_time(ms, now)
-    {
-        problem("at", e.to_string());
-    }
+    let at = super::events::instant(obj.get("at"), now, "time")
+        .map_err(|reason| problem("at", reason))
+        .ok();
     let source = match obj.get("source") {
         None | Some(Json_::Null) => Some(Source::api()),
         Some(Json_::String(s)) => match Source::parse(s) {

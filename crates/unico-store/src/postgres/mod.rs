@@ -801,12 +801,7 @@ impl Store for PostgresStore {
         self.write(|w| {
             w.share_app(app)?;
             let id = writes::delete_customer(&mut w.db, app, customer_id)?;
-            w.db.execute(
-                &crate::log_row::SCRUB_CUSTOMER_ENTRIES
-                    .replace("?1", "$1")
-                    .replace("?2", "$2"),
-                &[&app.0, &id],
-            )?;
+            w.db.execute(crate::log_row::SCRUB_CUSTOMER_ENTRIES, &[&app.0, &id])?;
             w.emit(Change::CustomerDeleted { app, id });
             w.emit(Change::Bulk { app });
             Ok(id)

@@ -162,17 +162,8 @@ pub fn apply(
         }
     }
     let subscriptions = standing_of(c, id)?;
-    // Logged once per channel whose standing state moved, with the final state.
-    for channel in moved {
-        let subscribed = subscriptions
-            .iter()
-            .any(|s| s.channel == channel && s.subscribed);
-        w.emit(Change::Subscription {
-            app,
-            customer: id,
-            channel,
-            subscribed,
-        });
+    for change in crate::subscriptions::moved_changes(app, id, moved, &subscriptions) {
+        w.emit(change);
     }
     Ok(SubscriptionsOutcome {
         customer_created,
