@@ -12,12 +12,14 @@
 //! - [`app`]: applications (tenants) and their time zones.
 //! - [`customer`]: the customer profile.
 //! - [`event`]: interactions (events), their types, channels and properties.
+//! - [`identity`]: identities (device, email, phone…) and their normalisation.
 
 pub mod app;
 pub mod computed;
 pub mod customer;
 pub mod event;
 pub mod field;
+pub mod identity;
 pub mod limits;
 pub mod names;
 pub mod span;
@@ -32,6 +34,7 @@ pub use event::{
     Channel, Event, EventCode, EventError, EventType, EventTypes, PropRef, Properties, PropertyType,
 };
 pub use field::{FieldDef, FieldId, FieldType, Schema};
+pub use identity::{Identity, IdentityError, IdentityKind};
 pub use names::{CustomerId, FieldName, NameError};
 pub use subscription::{Source, Subscription, SubscriptionChange};
 pub use value::{Value, ValueError};

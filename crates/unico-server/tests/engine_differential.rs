@@ -260,6 +260,7 @@ fn new_event(e: &Ev) -> NewEvent {
         props.insert("amount".into(), serde_json::json!(a));
     }
     NewEvent {
+        by_identity: None,
         event_id: e.key.map(|k| format!("k{k}")),
         customer_id: cid(e.k),
         event_type: unico_core::EventCode::parse(if e.buy { "buy" } else { "open" }).unwrap(),

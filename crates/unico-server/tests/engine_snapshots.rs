@@ -244,6 +244,7 @@ fn a_large_events_import_reaches_the_loaded_engine_without_a_rebuild() {
     let channel = Channel::parse("web").unwrap();
     let events: Vec<NewEvent> = (0..300 * PER_CUSTOMER)
         .map(|i| NewEvent {
+            by_identity: None,
             event_id: Some(format!("e{i}")),
             customer_id: CustomerId::parse(&format!("c{:04}", i / PER_CUSTOMER)).unwrap(),
             event_type: buy.clone(),

@@ -9,8 +9,12 @@ pub struct NewEvent {
     /// The sender's idempotency key: an event whose key the application already holds is
     /// not stored again (answered as a duplicate), whatever else it says.
     pub event_id: Option<String>,
-    /// The customer; one that does not exist is created (with no fields).
+    /// The customer; one that does not exist is created (with no fields). An alias
+    /// (a merged customerId) stands for its survivor.
     pub customer_id: CustomerId,
+    /// When set, the event belongs to whoever holds this identity instead, and
+    /// `customer_id` is not read ([`crate::ByIdentity`]).
+    pub by_identity: Option<crate::identities::ByIdentity>,
     pub event_type: EventCode,
     pub channel: Channel,
     pub device_id: Option<String>,

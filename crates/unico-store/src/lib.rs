@@ -20,6 +20,7 @@ pub mod conformance;
 pub mod cursor;
 pub mod error;
 pub mod events;
+pub mod identities;
 mod live;
 mod log_row;
 pub mod postgres;
@@ -36,6 +37,7 @@ pub use changes::{
 pub use cursor::Cursor;
 pub use error::StoreError;
 pub use events::{Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent};
+pub use identities::{ByIdentity, HeldIdentity, LinkOutcome, MergeOutcome, MergeRecord};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use store::{

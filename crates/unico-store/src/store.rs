@@ -7,7 +7,7 @@
 
 use unico_core::{
     AppId, AppName, Application, Channel, Computed, Customer, CustomerId, Event, EventCode,
-    EventType, FieldChange, FieldDef, FieldName, FieldType, Schema, Subscription,
+    EventType, FieldChange, FieldDef, FieldName, FieldType, Identity, Schema, Subscription,
     SubscriptionChange, TimeZoneName,
 };
 
@@ -16,6 +16,7 @@ use crate::changes::{LogBounds, LogEntry};
 use crate::cursor::Cursor;
 use crate::error::StoreError;
 use crate::events::{Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent};
+use crate::identities::{HeldIdentity, LinkOutcome, MergeOutcome, MergeRecord};
 use crate::subscriptions::{HistoryEntry, SubscriptionsOutcome};
 
 /// A stored API key (the key itself is never stored, only its SHA-256).
@@ -316,6 +317,56 @@ pub trait Store: Send + Sync + 'static {
         app: AppId,
         visit: &mut dyn FnMut(i64, Channel, bool),
     ) -> Result<(), StoreError>;
+
+    // --- identities, aliases and merges ---
+    /// Links an identity to a customer (`NotFound` if there is none). Already held by it:
+    /// nothing written. Held by an anonymous customer: that customer is merged into this
+    /// one in the same write. Held by another known customer: `Conflict` naming it.
+    /// `Limit` past [`unico_core::identity::MAX_IDENTITIES_PER_CUSTOMER`].
+    fn link_identity(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        identity: &Identity,
+        now: i64,
+    ) -> Result<LinkOutcome, StoreError>;
+    /// Removes an identity from a customer; `NotFound` if the customer does not hold it.
+    fn unlink_identity(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        identity: &Identity,
+    ) -> Result<(), StoreError>;
+    /// The identities a customer holds, by kind and value.
+    fn identities(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+    ) -> Result<Vec<HeldIdentity>, StoreError>;
+    /// The customer holding an identity, if any.
+    fn find_identity(
+        &self,
+        app: AppId,
+        identity: &Identity,
+    ) -> Result<Option<Customer>, StoreError>;
+    /// Whether the customer was created anonymously (by an event naming an identity
+    /// nobody held) and not merged into a known customer since.
+    fn is_anonymous(&self, app: AppId, customer_id: &CustomerId) -> Result<bool, StoreError>;
+    /// Merges `from` into `into` in one durable write: `from`'s events, identities,
+    /// subscriptions (the latest statement per channel wins) and aliases move to `into`;
+    /// its values fill the fields `into` lacks ([`crate::identities::merge_fields`]); it is
+    /// deleted and its customerId becomes an alias of `into`, with the values that lost.
+    /// Both ids may be aliases. `Invalid` when they name the same customer.
+    fn merge_customers(
+        &self,
+        app: AppId,
+        into: &CustomerId,
+        from: &CustomerId,
+        now: i64,
+    ) -> Result<MergeOutcome, StoreError>;
+    /// The customers merged into this one, newest first: their customerIds (aliases that
+    /// still find it) and what lost.
+    fn merges(&self, app: AppId, customer_id: &CustomerId) -> Result<Vec<MergeRecord>, StoreError>;
 
     // --- customers ---
     /// Creates a customer; `Conflict` if the customerId exists.

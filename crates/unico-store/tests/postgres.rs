@@ -326,6 +326,7 @@ fn event_type(code: &str) -> unico_core::EventType {
 
 fn new_event(key: Option<String>, customer: &str, ts: i64) -> unico_store::NewEvent {
     unico_store::NewEvent {
+        by_identity: None,
         event_id: key,
         customer_id: CustomerId::parse(customer).unwrap(),
         event_type: unico_core::EventCode::parse("purchase").unwrap(),
@@ -534,6 +535,7 @@ fn event_insert_rate() {
 
 fn typed_event(code: &str, customer: &str, key: Option<String>) -> unico_store::NewEvent {
     unico_store::NewEvent {
+        by_identity: None,
         event_type: unico_core::EventCode::parse(code).unwrap(),
         ..new_event(key, customer, 1_796_083_200_000)
     }

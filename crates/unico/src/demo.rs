@@ -479,6 +479,7 @@ fn demo_events(
                 _ => serde_json::json!({}),
             };
             events.push(unico_store::NewEvent {
+                by_identity: None,
                 event_id: None,
                 customer_id: CustomerId::parse(customer_id)?,
                 event_type: EventCode::parse(code)?,

@@ -358,6 +358,7 @@ pub fn event_input(item: &Json_, now: i64, prefix: &str) -> Result<NewEvent, Vec
             if problems.is_empty() =>
         {
             Ok(NewEvent {
+                by_identity: None,
                 event_id,
                 customer_id,
                 event_type,

@@ -42,6 +42,7 @@ fn register(store: &dyn Store, app: AppId, c: &str, retention_days: u32) -> Even
 
 fn event(key: Option<&str>, customer: &str, c: &str, ch: &str, ts: i64) -> NewEvent {
     NewEvent {
+        by_identity: None,
         event_id: key.map(str::to_owned),
         customer_id: cid(customer),
         event_type: code(c),

@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod events;
+mod identities;
 pub use events::*;
+pub use identities::*;
 
 /// Expands to one `#[test]` per conformance case for the backend made by `$make`.
 #[macro_export]
@@ -59,7 +61,13 @@ macro_rules! conformance_suite {
             computed_fields_are_defined_logged_and_never_written,
             subscriptions_keep_the_latest_statement_and_every_change,
             an_erased_customer_leaves_nothing_in_the_store_or_its_log,
-            the_audit_log_answers_newest_first_per_application_or_all
+            the_audit_log_answers_newest_first_per_application_or_all,
+            identities_are_unique_per_application_and_found_by_value,
+            concurrent_links_of_one_identity_have_one_winner,
+            a_merge_moves_everything_and_leaves_an_alias,
+            anonymous_customers_are_merged_when_their_identity_is_linked,
+            a_merge_racing_event_writes_loses_nothing,
+            erasing_a_survivor_removes_its_identities_and_aliases
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

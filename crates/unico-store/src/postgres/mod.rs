@@ -363,6 +363,71 @@ impl PostgresStore {
 }
 
 impl Store for PostgresStore {
+    fn link_identity(
+        &self,
+        _app: AppId,
+        _customer_id: &CustomerId,
+        _identity: &unico_core::Identity,
+        _now: i64,
+    ) -> Result<crate::LinkOutcome, StoreError> {
+        Err(StoreError::Unavailable(
+            "identities: not yet on PostgreSQL".into(),
+        ))
+    }
+    fn unlink_identity(
+        &self,
+        _app: AppId,
+        _customer_id: &CustomerId,
+        _identity: &unico_core::Identity,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(
+            "identities: not yet on PostgreSQL".into(),
+        ))
+    }
+    fn identities(
+        &self,
+        _app: AppId,
+        _customer_id: &CustomerId,
+    ) -> Result<Vec<crate::HeldIdentity>, StoreError> {
+        Err(StoreError::Unavailable(
+            "identities: not yet on PostgreSQL".into(),
+        ))
+    }
+    fn find_identity(
+        &self,
+        _app: AppId,
+        _identity: &unico_core::Identity,
+    ) -> Result<Option<Customer>, StoreError> {
+        Err(StoreError::Unavailable(
+            "identities: not yet on PostgreSQL".into(),
+        ))
+    }
+    fn is_anonymous(&self, _app: AppId, _customer_id: &CustomerId) -> Result<bool, StoreError> {
+        Err(StoreError::Unavailable(
+            "identities: not yet on PostgreSQL".into(),
+        ))
+    }
+    fn merge_customers(
+        &self,
+        _app: AppId,
+        _into: &CustomerId,
+        _from: &CustomerId,
+        _now: i64,
+    ) -> Result<crate::MergeOutcome, StoreError> {
+        Err(StoreError::Unavailable(
+            "identities: not yet on PostgreSQL".into(),
+        ))
+    }
+    fn merges(
+        &self,
+        _app: AppId,
+        _customer_id: &CustomerId,
+    ) -> Result<Vec<crate::MergeRecord>, StoreError> {
+        Err(StoreError::Unavailable(
+            "identities: not yet on PostgreSQL".into(),
+        ))
+    }
+
     fn create_event_type(
         &self,
         app: AppId,

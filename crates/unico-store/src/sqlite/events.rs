@@ -176,6 +176,10 @@ pub struct EventWriter {
     app: AppId,
     types: HashMap<EventCode, (i64, bool)>,
     customers: HashMap<CustomerId, i64>,
+    /// Holders of identities, by identity (bounded like `customers`).
+    holders: HashMap<unico_core::Identity, i64>,
+    /// Whether the application has aliases, once asked.
+    aliases: Option<bool>,
     /// Customers created, in order (kept only while `keep_created`).
     created: Vec<unico_core::Customer>,
     created_count: u64,
@@ -212,6 +216,8 @@ impl EventWriter {
             auto_register: auto_register.as_deref() == Some("true"),
             registered: false,
             customers: HashMap::new(),
+            holders: HashMap::new(),
+            aliases: None,
             created: Vec::new(),
             created_count: 0,
             keep_created,
@@ -278,48 +284,92 @@ impl EventWriter {
             customer_created: false,
         };
         let mut customer_created = false;
-        let customer = match self.customers.get(&e.customer_id) {
-            Some(&id) => id,
-            None => {
-                let found: Option<i64> = c
-                    .prepare_cached(
-                        "SELECT id FROM customers WHERE app_id = ?1 AND customer_id = ?2",
-                    )?
-                    .query_row(params![app.0, e.customer_id.as_str()], |r| r.get(0))
-                    .optional()?;
-                let id = match found {
-                    Some(id) => id,
-                    None => {
-                        // A duplicate creates nobody: look for its key before the customer.
-                        if let Some(key) = &e.event_id
-                            && let Some(id) = duplicate_of(key)?
-                        {
-                            return Ok(duplicate(id));
-                        }
-                        let (outcome, _) = CustomerWriter::new(c)?.write(
-                            c,
-                            app,
-                            &e.customer_id,
-                            &[],
-                            now,
-                            Mode::Create,
-                            &mut self.deltas,
-                        )?;
+        let customer = if let Some(by) = &e.by_identity {
+            match self.holder(c, &by.identity)? {
+                Some(id) => id,
+                None => {
+                    let Some(anonymous) = &by.anonymous else {
+                        return Err(StoreError::NotFound(format!(
+                            "a customer holding the identity {} {} (link it to a customer first, or turn on anonymous profiles for the application)",
+                            by.identity.kind,
+                            unico_core::value::excerpt(by.identity.value())
+                        )));
+                    };
+                    if let Some(key) = &e.event_id
+                        && let Some(id) = duplicate_of(key)?
+                    {
+                        return Ok(duplicate(id));
+                    }
+                    let (outcome, _) = CustomerWriter::new(c)?.write(
+                        c,
+                        app,
+                        anonymous,
+                        &[],
+                        now,
+                        Mode::Upsert,
+                        &mut self.deltas,
+                    )?;
+                    let id = outcome.customer.id;
+                    if outcome.created {
                         customer_created = true;
                         self.created_count += 1;
-                        let id = outcome.customer.id;
+                        super::identities::mark_anonymous(c, id)?;
                         if self.keep_created {
                             self.created.push(outcome.customer);
                         }
-                        id
                     }
-                };
-                // Bounded: past it, a customer is looked up again (one index probe).
-                if self.customers.len() >= CUSTOMER_CACHE {
-                    self.customers.clear();
+                    super::identities::attach(c, app, id, &by.identity, now)?;
+                    self.holders.insert(by.identity.clone(), id);
+                    id
                 }
-                self.customers.insert(e.customer_id.clone(), id);
-                id
+            }
+        } else {
+            match self.customers.get(&e.customer_id) {
+                Some(&id) => id,
+                None => {
+                    let mut found: Option<i64> = c
+                        .prepare_cached(
+                            "SELECT id FROM customers WHERE app_id = ?1 AND customer_id = ?2",
+                        )?
+                        .query_row(params![app.0, e.customer_id.as_str()], |r| r.get(0))
+                        .optional()?;
+                    if found.is_none() && self.has_aliases(c)? {
+                        found = rows::find_customer(c, app, &e.customer_id)?.map(|s| s.id);
+                    }
+                    let id = match found {
+                        Some(id) => id,
+                        None => {
+                            // A duplicate creates nobody: look for its key before the customer.
+                            if let Some(key) = &e.event_id
+                                && let Some(id) = duplicate_of(key)?
+                            {
+                                return Ok(duplicate(id));
+                            }
+                            let (outcome, _) = CustomerWriter::new(c)?.write(
+                                c,
+                                app,
+                                &e.customer_id,
+                                &[],
+                                now,
+                                Mode::Create,
+                                &mut self.deltas,
+                            )?;
+                            customer_created = true;
+                            self.created_count += 1;
+                            let id = outcome.customer.id;
+                            if self.keep_created {
+                                self.created.push(outcome.customer);
+                            }
+                            id
+                        }
+                    };
+                    // Bounded: past it, a customer is looked up again (one index probe).
+                    if self.customers.len() >= CUSTOMER_CACHE {
+                        self.customers.clear();
+                    }
+                    self.customers.insert(e.customer_id.clone(), id);
+                    id
+                }
             }
         };
         let props = (!e.properties.is_empty()).then(|| e.properties.to_json_text());
@@ -356,6 +406,42 @@ impl EventWriter {
             duplicate: false,
             customer_created,
         })
+    }
+
+    /// The customer holding `identity`, remembered once found.
+    fn holder(
+        &mut self,
+        c: &Connection,
+        identity: &unico_core::Identity,
+    ) -> Result<Option<i64>, StoreError> {
+        if let Some(&id) = self.holders.get(identity) {
+            return Ok(Some(id));
+        }
+        let found: Option<i64> = c
+            .prepare_cached(
+                "SELECT customer FROM identities WHERE app_id = ?1 AND kind = ?2 AND value = ?3",
+            )?
+            .query_row(
+                params![self.app.0, identity.kind.as_str(), identity.value()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(id) = found {
+            if self.holders.len() >= CUSTOMER_CACHE {
+                self.holders.clear();
+            }
+            self.holders.insert(identity.clone(), id);
+        }
+        Ok(found)
+    }
+
+    fn has_aliases(&mut self, c: &Connection) -> Result<bool, StoreError> {
+        if let Some(any) = self.aliases {
+            return Ok(any);
+        }
+        let any = super::identities::has_aliases(c, self.app)?;
+        self.aliases = Some(any);
+        Ok(any)
     }
 
     pub fn created_count(&self) -> u64 {
@@ -406,7 +492,8 @@ pub fn insert(
     let mut results = Vec::with_capacity(events.len());
     for e in &events {
         match writer.write(&w.conn, e, now) {
-            Err(StoreError::Invalid(m)) => results.push(Err(StoreError::Invalid(m))),
+            // An item's own problem (its type, its identity) fails the item, not the write.
+            Err(e @ (StoreError::Invalid(_) | StoreError::NotFound(_))) => results.push(Err(e)),
             other => results.push(Ok(other?)),
         }
     }

@@ -97,6 +97,12 @@ pub fn run(
 ) -> Result<ImportCounts, StoreError> {
     let live = w.live_fields(app)?;
     let conn = &w.conn;
+    // Rows naming a merged customer's id land on its survivor.
+    let batches = if super::identities::has_aliases(conn, app)? {
+        crate::identities::resolve_batches(batches, super::identities::alias_map(conn, app)?)
+    } else {
+        batches
+    };
     conn.execute_batch("SAVEPOINT import")?;
     let mut writer = ImportWriter::new(conn, app, now)?;
     let apply = || -> Result<bool, StoreError> {

@@ -157,6 +157,27 @@ const MIGRATIONS: &[&str] = &[
          BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
      CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
          BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;",
+    // 13: identities (one holder per normalised value), the customerIds of merged customers
+    // (aliases of their survivor, with the values that lost) and anonymous customers.
+    "CREATE TABLE identities (
+         app_id INTEGER NOT NULL,
+         kind TEXT NOT NULL,
+         value TEXT NOT NULL,
+         customer INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+         linked_at INTEGER NOT NULL,
+         PRIMARY KEY (app_id, kind, value)) WITHOUT ROWID;
+     CREATE INDEX identities_by_customer ON identities(customer);
+     CREATE TABLE customer_aliases (
+         app_id INTEGER NOT NULL,
+         alias TEXT NOT NULL,
+         customer INTEGER NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+         merged_id INTEGER NOT NULL,
+         merged_at INTEGER NOT NULL,
+         lost BLOB NOT NULL,
+         PRIMARY KEY (app_id, alias)) WITHOUT ROWID;
+     CREATE INDEX customer_aliases_by_customer ON customer_aliases(customer);
+     CREATE TABLE anonymous_customers (
+         customer INTEGER PRIMARY KEY REFERENCES customers(id) ON DELETE CASCADE);",
 ];
 
 /// How many migrations this build knows (the newest schema version it opens).

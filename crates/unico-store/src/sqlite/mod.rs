@@ -12,6 +12,7 @@
 pub mod backup;
 mod bulk;
 mod events;
+mod identities;
 mod imports;
 mod log;
 mod migrations;
@@ -30,8 +31,8 @@ use rusqlite::{Connection, OpenFlags, params};
 use unico_core::limits::MAX_FIELDS_PER_APP;
 use unico_core::{
     AppId, AppName, Application, Channel, Computed, Customer, CustomerId, Event, EventCode,
-    EventType, FieldChange, FieldDef, FieldId, FieldName, FieldType, Schema, Subscription,
-    SubscriptionChange, TimeZoneName,
+    EventType, FieldChange, FieldDef, FieldId, FieldName, FieldType, Identity, Schema,
+    Subscription, SubscriptionChange, TimeZoneName,
 };
 
 use crate::audit::{AuditRecord, NewAudit};
@@ -40,6 +41,7 @@ use crate::codec;
 use crate::cursor::Cursor;
 use crate::error::StoreError;
 use crate::events::{Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent};
+use crate::identities::{HeldIdentity, LinkOutcome, MergeOutcome, MergeRecord};
 use crate::store::SegmentRecord;
 use crate::store::{
     ApiKeyInfo, FieldStat, ImportBatch, ImportCounts, ImportMode, ImportRecord, ImportRowError,
@@ -787,9 +789,15 @@ impl Store for SqliteStore {
             // Deleted pages are overwritten with zeros, not left readable in the file.
             w.conn.execute_batch("PRAGMA secure_delete = ON")?;
             let erased = (|| {
+                let found = rows::find_customer(&w.conn, app, &customer_id)?
+                    .ok_or_else(|| rows::not_found(&customer_id))?;
+                // The customers merged into it: their entries hold their values too.
+                let merged = identities::merged_ids(&w.conn, found.id)?;
                 let id = writes::delete_customer(&w.conn, app, &customer_id)?;
-                w.conn
-                    .execute(crate::log_row::SCRUB_CUSTOMER_ENTRIES, params![app.0, id])?;
+                for id in std::iter::once(id).chain(merged) {
+                    w.conn
+                        .execute(crate::log_row::SCRUB_CUSTOMER_ENTRIES, params![app.0, id])?;
+                }
                 Ok::<i64, StoreError>(id)
             })();
             w.conn.execute_batch("PRAGMA secure_delete = OFF")?;
@@ -887,6 +895,68 @@ impl Store for SqliteStore {
             ensure_app(c, app)?;
             subscriptions::scan(c, app, visit)
         })
+    }
+
+    fn link_identity(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        identity: &Identity,
+        now: i64,
+    ) -> Result<LinkOutcome, StoreError> {
+        let (customer_id, identity) = (customer_id.clone(), identity.clone());
+        self.writer
+            .write(move |w| identities::link(w, app, &customer_id, &identity, now))
+    }
+
+    fn unlink_identity(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+        identity: &Identity,
+    ) -> Result<(), StoreError> {
+        let (customer_id, identity) = (customer_id.clone(), identity.clone());
+        self.writer
+            .write(move |w| identities::unlink(&w.conn, app, &customer_id, &identity))
+    }
+
+    fn identities(
+        &self,
+        app: AppId,
+        customer_id: &CustomerId,
+    ) -> Result<Vec<HeldIdentity>, StoreError> {
+        self.read(|c| identities::list(c, app, customer_id))
+    }
+
+    fn find_identity(
+        &self,
+        app: AppId,
+        identity: &Identity,
+    ) -> Result<Option<Customer>, StoreError> {
+        self.read(|c| {
+            ensure_app(c, app)?;
+            identities::find(c, app, identity)
+        })
+    }
+
+    fn is_anonymous(&self, app: AppId, customer_id: &CustomerId) -> Result<bool, StoreError> {
+        self.read(|c| identities::is_anonymous(c, app, customer_id))
+    }
+
+    fn merge_customers(
+        &self,
+        app: AppId,
+        into: &CustomerId,
+        from: &CustomerId,
+        now: i64,
+    ) -> Result<MergeOutcome, StoreError> {
+        let (into, from) = (into.clone(), from.clone());
+        self.writer
+            .write(move |w| identities::merge_by_id(w, app, &into, &from, now))
+    }
+
+    fn merges(&self, app: AppId, customer_id: &CustomerId) -> Result<Vec<MergeRecord>, StoreError> {
+        self.read(|c| identities::merges(c, app, customer_id))
     }
 
     fn create_customer(

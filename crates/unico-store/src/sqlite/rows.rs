@@ -11,7 +11,7 @@ use crate::error::StoreError;
 use crate::live::LiveFields;
 use crate::store::{ApiKeyInfo, FieldStat};
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("stored {what} is invalid: {e}"))
 }
 
@@ -134,7 +134,14 @@ pub fn find_customer(
         ))?
         .query_row(params![app.0, customer_id.as_str()], customer_from_row)
         .optional()?;
-    row.map(to_customer).transpose()
+    match row {
+        Some(row) => to_customer(row).map(Some),
+        // A merged customer's id finds its survivor.
+        None => match super::identities::resolve_alias(conn, app, customer_id)? {
+            Some(survivor) => find_customer(conn, app, &survivor),
+            None => Ok(None),
+        },
+    }
 }
 
 pub fn not_found(customer_id: &CustomerId) -> StoreError {

@@ -55,7 +55,7 @@ fn channel(text: &str) -> Result<Channel, StoreError> {
     Channel::parse(text).map_err(|e| StoreError::Internal(format!("a stored channel: {e}")))
 }
 
-fn standing_of(c: &Connection, customer: i64) -> Result<Vec<Subscription>, StoreError> {
+pub(crate) fn standing_of(c: &Connection, customer: i64) -> Result<Vec<Subscription>, StoreError> {
     let mut stmt = c.prepare_cached(
         "SELECT channel, subscribed, changed_at, source FROM subscriptions WHERE customer = ?1 ORDER BY channel",
     )?;

@@ -31,6 +31,8 @@ pub struct CustomerWriter<'c> {
     find_id: CachedStatement<'c>,
     buf: Vec<u8>,
     fields: Vec<(FieldId, unico_core::Value)>,
+    /// Whether the application has aliases (merged customerIds), once asked.
+    aliases: Option<(AppId, bool)>,
 }
 
 impl<'c> CustomerWriter<'c> {
@@ -50,6 +52,7 @@ impl<'c> CustomerWriter<'c> {
             )?,
             buf: Vec::with_capacity(512),
             fields: Vec::with_capacity(32),
+            aliases: None,
         })
     }
 
@@ -66,6 +69,8 @@ impl<'c> CustomerWriter<'c> {
         mode: Mode,
         deltas: &mut CountDeltas,
     ) -> Result<(UpsertOutcome, Before), StoreError> {
+        let survivor = self.resolve(conn, app, customer_id)?;
+        let customer_id = survivor.as_ref().unwrap_or(customer_id);
         if mode != Mode::Update {
             self.fields.clear();
             let applied = apply_changes(&mut self.fields, changes);
@@ -107,6 +112,28 @@ impl<'c> CustomerWriter<'c> {
             },
             Before::Values(before),
         ))
+    }
+
+    /// The survivor `customer_id` leads to, if it is the customerId of a merged customer
+    /// (one lookup per writer to know whether the application has any alias at all).
+    pub fn resolve(
+        &mut self,
+        conn: &Connection,
+        app: AppId,
+        customer_id: &CustomerId,
+    ) -> Result<Option<CustomerId>, StoreError> {
+        let any = match self.aliases {
+            Some((a, any)) if a == app => any,
+            _ => {
+                let any = super::identities::has_aliases(conn, app)?;
+                self.aliases = Some((app, any));
+                any
+            }
+        };
+        if !any {
+            return Ok(None);
+        }
+        super::identities::resolve_alias(conn, app, customer_id)
     }
 
     /// Inserts a new customer with its values already encoded; answers its id, or `None`
