@@ -31,6 +31,12 @@ pub struct UpdateApp {
     /// The channels, beyond email, sms, push and whatsapp, the application takes
     /// subscriptions for (replaces the list).
     pub subscription_channels: Option<Vec<String>>,
+    /// The identity kinds, beyond device_id, email, phone and external_code, the
+    /// application takes (replaces the list).
+    pub identity_kinds: Option<Vec<String>>,
+    /// Whether an event naming an identity nobody holds creates an anonymous customer
+    /// (`true`, the default) or is refused.
+    pub anonymous_profiles: Option<bool>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -45,6 +51,12 @@ pub struct AppOut {
     /// Every channel the application takes subscriptions for (email, sms, push, whatsapp,
     /// then those it declared).
     pub subscription_channels: Vec<String>,
+    /// Every identity kind the application takes (device_id, email, phone, external_code,
+    /// then those it declared).
+    pub identity_kinds: Vec<String>,
+    /// An event naming an identity nobody holds creates an anonymous customer holding it
+    /// (customerId `anon-` and 20 hexadecimal digits); `false`: the event is refused.
+    pub anonymous_profiles: bool,
 }
 
 impl AppOut {
@@ -59,7 +71,19 @@ impl AppOut {
                 .iter()
                 .map(|c| (*c).to_owned())
                 .collect(),
+            identity_kinds: unico_core::identity::DEFAULT_IDENTITY_KINDS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect(),
+            anonymous_profiles: true,
         }
+    }
+
+    /// With the application's identity settings.
+    pub fn with_identity(mut self, rules: &crate::identity::IdentityRules) -> Self {
+        self.identity_kinds = rules.kinds.iter().map(|k| k.as_str().to_owned()).collect();
+        self.anonymous_profiles = rules.anonymous_profiles;
+        self
     }
 
     /// With the channels this schema takes subscriptions for.

@@ -56,6 +56,7 @@ fn check_line(
     line: u64,
     schema: &Schema,
     auto_register: bool,
+    identity: &crate::identity::IdentityRules,
     now: i64,
 ) -> Result<Option<NewEvent>, ImportRowError> {
     let row_error = |column: &str, value: String, message: String| ImportRowError {
@@ -94,16 +95,17 @@ fn check_line(
             format!("not a JSON object: {e}"),
         )
     })?;
-    let event = crate::routes::events::event_input(&item, now, "").map_err(|details| {
-        let first = details.into_iter().next();
-        let column = first
-            .as_ref()
-            .and_then(|d| d.field.clone())
-            .filter(|f| !f.is_empty())
-            .unwrap_or_else(|| "line".into());
-        let message = first.map(|d| d.message).unwrap_or_default();
-        row_error(&column, excerpt_value(item.get(&column)), message)
-    })?;
+    let event =
+        crate::routes::events::event_input(&item, now, "", identity).map_err(|details| {
+            let first = details.into_iter().next();
+            let column = first
+                .as_ref()
+                .and_then(|d| d.field.clone())
+                .filter(|f| !f.is_empty())
+                .unwrap_or_else(|| "line".into());
+            let message = first.map(|d| d.message).unwrap_or_default();
+            row_error(&column, excerpt_value(item.get(&column)), message)
+        })?;
     match schema.event_types().get(event.event_type.as_str()) {
         Some(t) if t.enabled => Ok(Some(event)),
         // The store registers it with the first event.
@@ -138,6 +140,7 @@ fn parse(
     file: File,
     schema: &Schema,
     auto_register: bool,
+    identity: &crate::identity::IdentityRules,
     mode: ImportMode,
     tx: mpsc::SyncSender<EventBatch>,
     progress: &ImportProgress,
@@ -165,7 +168,7 @@ fn parse(
             }
         }
         line += 1;
-        match check_line(&buf, line, schema, auto_register, now) {
+        match check_line(&buf, line, schema, auto_register, identity, now) {
             Ok(None) => continue,
             Ok(Some(event)) => {
                 parsed.lines_read += 1;
@@ -223,6 +226,8 @@ pub struct EventImportJob {
     pub schema: Schema,
     /// The application registers unknown event types on first sight.
     pub auto_register: bool,
+    /// How lines naming an identity find their customer.
+    pub identity: crate::identity::IdentityRules,
     pub record: ImportRecord,
     pub path: PathBuf,
     pub progress: Arc<ImportProgress>,
@@ -246,6 +251,7 @@ impl EventImportJob {
             jobs,
             schema,
             auto_register,
+            identity,
             record,
             path,
             progress,
@@ -260,7 +266,9 @@ impl EventImportJob {
                 let parser_progress = progress.clone();
                 let parser = std::thread::Builder::new()
                     .name(format!("unico-events-import-{id}-parse"))
-                    .spawn(move || parse(file, &schema, auto_register, mode, tx, &parser_progress))
+                    .spawn(move || {
+                        parse(file, &schema, auto_register, &identity, mode, tx, &parser_progress)
+                    })
                     .map_err(|e| format!("cannot start the parser: {e}"))?;
                 let (record, seen) = (record.clone(), concluded.clone());
                 let finish: unico_store::ImportFinish = Box::new(move |outcome| {

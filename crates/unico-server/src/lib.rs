@@ -8,6 +8,7 @@
 //! - [`extract`]: body and parameter extractors that reject in our error shape.
 //! - [`state`]: what handlers share, and how they call the blocking store.
 //! - [`engines`]: the segment engines of queried applications, fed by the store's changes.
+//! - [`identity`]: an application's identity settings and the anonymous customerId rule.
 //! - [`import_job`]: one CSV import from spooled file to committed write.
 
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod engines;
 pub mod error;
 pub mod event_import;
 pub mod extract;
+pub mod identity;
 pub mod import_job;
 pub mod routes;
 pub mod state;

@@ -157,6 +157,21 @@ enum Op {
         changes: Vec<(u8, bool, bool, u8)>,
         deletes: Vec<u8>,
     },
+    /// `from` merged into `into` while another thread writes events (to both, some by the
+    /// merged id after the merge: its alias) and values.
+    Merge {
+        into: u8,
+        from: u8,
+        events: Vec<Ev>,
+        rows: Vec<Row>,
+    },
+    /// Events of a device nobody holds (an anonymous customer), then the device linked to
+    /// customer `k` (the sign-in: the anonymous customer merged into it, when `k` exists).
+    SignIn {
+        device: u8,
+        k: u8,
+        events: Vec<Ev>,
+    },
 }
 
 fn row() -> impl Strategy<Value = Row> {
@@ -200,6 +215,15 @@ fn op() -> impl Strategy<Value = Op> {
             prop::collection::vec(0..CUSTOMERS, 0..3),
         )
             .prop_map(|(changes, deletes)| Op::Consent { changes, deletes }),
+        3 => (
+            0..CUSTOMERS,
+            0..CUSTOMERS,
+            prop::collection::vec(ev(), 0..12),
+            prop::collection::vec(row(), 0..6),
+        )
+            .prop_map(|(into, from, events, rows)| Op::Merge { into, from, events, rows }),
+        3 => (0u8..3, 0..CUSTOMERS, prop::collection::vec(ev(), 1..8))
+            .prop_map(|(device, k, events)| Op::SignIn { device, k, events }),
     ]
 }
 
@@ -412,8 +436,66 @@ impl World {
         });
     }
 
+    fn merge(&self, into: u8, from: u8, events: &[Ev], rows: &[Row]) {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for chunk in events.chunks(2) {
+                    self.events(chunk);
+                }
+                for row in rows {
+                    self.write(row);
+                }
+            });
+            match self
+                .store
+                .merge_customers(self.app, &cid(into), &cid(from), NOW)
+            {
+                // Missing, or already one customer (the same, or merged before).
+                Ok(_)
+                | Err(unico_store::StoreError::NotFound(_))
+                | Err(unico_store::StoreError::Invalid(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+        });
+    }
+
+    fn sign_in(&self, device: u8, k: u8, events: &[Ev]) {
+        let identity = unico_core::Identity::new(
+            unico_core::IdentityKind::device_id(),
+            &format!("device-{device}"),
+        )
+        .unwrap();
+        let anonymous = CustomerId::parse(&format!("anon-{device}")).unwrap();
+        let items: Vec<NewEvent> = events
+            .iter()
+            .map(|e| NewEvent {
+                by_identity: Some(unico_store::ByIdentity {
+                    identity: identity.clone(),
+                    anonymous: Some(anonymous.clone()),
+                }),
+                ..new_event(e)
+            })
+            .collect();
+        let results = self.store.insert_events(self.app, items, NOW).unwrap();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        match self.store.link_identity(self.app, &cid(k), &identity, NOW) {
+            // No such customer, or the device belongs to a known customer already.
+            Ok(_)
+            | Err(unico_store::StoreError::NotFound(_))
+            | Err(unico_store::StoreError::Conflict(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     fn apply(&mut self, op: &Op, dir: &Path) {
         match op {
+            Op::Merge {
+                into,
+                from,
+                events,
+                rows,
+            } => self.merge(*into, *from, events, rows),
+            Op::SignIn { device, k, events } => self.sign_in(*device, *k, events),
             Op::Consent { changes, deletes } => self.consent(changes, deletes),
             Op::Events(events) => self.events(events),
             Op::EventsRacing {

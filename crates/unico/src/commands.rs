@@ -311,6 +311,32 @@ pub enum CustomersCommand {
     },
     /// A customer's subscriptions per channel.
     Subscriptions { customer_id: String },
+    /// A customer's identities and the customers merged into it (aliases).
+    Identities { customer_id: String },
+    /// Link an identity to a customer: CUSTOMER_ID KIND VALUE (email, phone, device_id,
+    /// external_code or a declared kind). An anonymous holder is merged in.
+    Link {
+        customer_id: String,
+        kind: String,
+        value: String,
+    },
+    /// Remove an identity from a customer: CUSTOMER_ID KIND VALUE.
+    Unlink {
+        customer_id: String,
+        kind: String,
+        value: String,
+    },
+    /// Find the customer holding an identity: KIND VALUE.
+    Find { kind: String, value: String },
+    /// Merge FROM into CUSTOMER_ID: events, identities, consent move; CUSTOMER_ID's values
+    /// win; FROM stays an alias. Without --yes, shows what would move and merges nothing.
+    Merge {
+        customer_id: String,
+        from: String,
+        /// Merge (without it, only the preview is shown).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -323,6 +349,26 @@ pub struct CustomersArgs {
     pub app: AppArg,
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+fn print_identities(v: &Value) {
+    if v["anonymous"].as_bool() == Some(true) {
+        println!("(anonymous customer)");
+    }
+    for i in v["identities"].as_array().into_iter().flatten() {
+        println!(
+            "{:<14} {}",
+            i["kind"].as_str().unwrap_or(""),
+            i["value"].as_str().unwrap_or("")
+        );
+    }
+    for a in v["aliases"].as_array().into_iter().flatten() {
+        println!(
+            "alias          {}  (merged {})",
+            a["customerId"].as_str().unwrap_or(""),
+            a["merged_at"].as_str().unwrap_or("")
+        );
+    }
 }
 
 fn customer_line(c: &Value) -> String {
@@ -411,6 +457,110 @@ pub fn customers(args: CustomersArgs) -> anyhow::Result<()> {
                 encode_path(&customer_id)
             )))?;
             print(&out, args.json, print_subscriptions)
+        }
+        CustomersCommand::Identities { customer_id } => {
+            let out = client.get(&client.app_url(&format!(
+                "/customers/{}/identities",
+                encode_path(&customer_id)
+            )))?;
+            print(&out, args.json, print_identities)
+        }
+        CustomersCommand::Link {
+            customer_id,
+            kind,
+            value,
+        } => {
+            let out = client.send_json(
+                "POST",
+                &client.app_url(&format!(
+                    "/customers/{}/identities",
+                    encode_path(&customer_id)
+                )),
+                Some(&json!({ "kind": kind, "value": value })),
+            )?;
+            print(&out, args.json, |v| {
+                println!(
+                    "{} {} linked to {}",
+                    v["identity"]["kind"].as_str().unwrap_or(""),
+                    v["identity"]["value"].as_str().unwrap_or(""),
+                    v["customer"]["customerId"].as_str().unwrap_or("")
+                );
+                if let Some(m) = v.get("merged") {
+                    println!(
+                        "merged the anonymous customer {} into it ({} events moved)",
+                        m["from"].as_str().unwrap_or(""),
+                        m["events_moved"]
+                    );
+                }
+            })
+        }
+        CustomersCommand::Unlink {
+            customer_id,
+            kind,
+            value,
+        } => {
+            client.send_json(
+                "DELETE",
+                &client.app_url(&format!(
+                    "/customers/{}/identities/{}/{}",
+                    encode_path(&customer_id),
+                    encode_path(&kind),
+                    encode_path(&value)
+                )),
+                None,
+            )?;
+            println!("unlinked {kind} {value} from {customer_id}");
+            Ok(())
+        }
+        CustomersCommand::Find { kind, value } => {
+            let out = client.get(&client.app_url(&format!(
+                "/identities/{}/{}",
+                encode_path(&kind),
+                encode_path(&value)
+            )))?;
+            print(&out, args.json, |v| println!("{}", customer_line(v)))
+        }
+        CustomersCommand::Merge {
+            customer_id,
+            from,
+            yes,
+        } => {
+            let url = client.app_url(&format!("/customers/{}/merge", encode_path(&customer_id)));
+            if !yes {
+                let out = client.get(&format!("{url}?from={}", encode_query(&from)))?;
+                return print(&out, args.json, |v| {
+                    println!(
+                        "merging {} into {} would move {} events, {} identities and consent on [{}]",
+                        v["from"].as_str().unwrap_or(""),
+                        v["customerId"].as_str().unwrap_or(""),
+                        v["events"],
+                        v["identities"].as_array().map_or(0, Vec::len),
+                        v["subscriptions"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    println!("fields taken: {}", v["fields_filled"]);
+                    println!("values that would lose: {}", v["lost"]);
+                    println!("run again with --yes to merge");
+                });
+            }
+            let out = client.send_json("POST", &url, Some(&json!({ "from": from })))?;
+            print(&out, args.json, |v| {
+                let m = &v["merge"];
+                println!(
+                    "merged {} into {}: {} events, {} identities, {} subscriptions moved; lost: {}",
+                    m["from"].as_str().unwrap_or(""),
+                    v["customerId"].as_str().unwrap_or(""),
+                    m["events_moved"],
+                    m["identities_moved"],
+                    m["subscriptions_moved"],
+                    m["lost"]
+                );
+            })
         }
         CustomersCommand::Export { customer_id } => {
             let out = client.get(

@@ -15,6 +15,7 @@ use crate::auth::{KEY_PREFIX_CHARS, Principal, generate_key, hash_key};
 use crate::dto::{AppCreated, AppList, AppOut, CreateApp, KeyCreated, KeyList, KeyOut, UpdateApp};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::JsonBody;
+use crate::identity::IdentityRules;
 use crate::state::{AppState, now_ms};
 
 type PathResult = Result<Path<HashMap<String, String>>, PathRejection>;
@@ -104,7 +105,9 @@ pub async fn list_apps(
                 .into_iter()
                 .filter(|a| principal.require_app(a.id).is_ok())
                 .map(|a| {
-                    Ok(AppOut::new(&a, auto_register(s, a.id)?).with_channels(&s.schema(a.id)?))
+                    Ok(AppOut::new(&a, auto_register(s, a.id)?)
+                        .with_channels(&s.schema(a.id)?)
+                        .with_identity(&IdentityRules::of(s, a.id)?))
                 })
                 .collect::<Result<Vec<_>, _>>()
         })
@@ -127,13 +130,13 @@ pub async fn get_app(
 ) -> Result<Json<AppOut>, ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;
-    let out =
-        state
-            .blocking(move |s| {
-                Ok(AppOut::new(&s.get_app(app)?, auto_register(s, app)?)
-                    .with_channels(&s.schema(app)?))
-            })
-            .await?;
+    let out = state
+        .blocking(move |s| {
+            Ok(AppOut::new(&s.get_app(app)?, auto_register(s, app)?)
+                .with_channels(&s.schema(app)?)
+                .with_identity(&IdentityRules::of(s, app)?))
+        })
+        .await?;
     Ok(Json(out))
 }
 
@@ -191,12 +194,20 @@ pub async fn update_app(
         .as_deref()
         .map(parse_declared_channels)
         .transpose()?;
+    let kinds = body
+        .identity_kinds
+        .as_deref()
+        .map(crate::identity::parse_declared)
+        .transpose()?;
+    let anonymous = body.anonymous_profiles;
     let mut changed: Vec<&str> = Vec::new();
     for (set, what) in [
         (name.is_some(), "name"),
         (tz.is_some(), "timezone"),
         (auto.is_some(), "auto_register_event_types"),
         (channels.is_some(), "subscription_channels"),
+        (kinds.is_some(), "identity_kinds"),
+        (anonymous.is_some(), "anonymous_profiles"),
     ] {
         if set {
             changed.push(what);
@@ -210,6 +221,12 @@ pub async fn update_app(
             if let Some(channels) = &channels {
                 s.set_declared_channels(app, channels)?;
             }
+            if let Some(kinds) = &kinds {
+                crate::identity::store_declared(s, app, kinds)?;
+            }
+            if let Some(on) = anonymous {
+                crate::identity::store_anonymous(s, app, on)?;
+            }
             if let Some(auto) = auto {
                 s.set_meta(
                     &unico_store::events::auto_register_key(app),
@@ -217,7 +234,9 @@ pub async fn update_app(
                 )?;
             }
             audit::record(s, Some(app), &actor, "app.updated", &changed)?;
-            Ok(AppOut::new(&updated, auto_register(s, app)?).with_channels(&s.schema(app)?))
+            Ok(AppOut::new(&updated, auto_register(s, app)?)
+                .with_channels(&s.schema(app)?)
+                .with_identity(&IdentityRules::of(s, app)?))
         })
         .await?;
     Ok(Json(out))

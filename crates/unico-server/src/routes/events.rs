@@ -255,7 +255,12 @@ const EVENT_KEYS: [&str; 8] = [
 ];
 
 /// Reads one event item; every problem is a detail at `prefix` + the key.
-pub fn event_input(item: &Json_, now: i64, prefix: &str) -> Result<NewEvent, Vec<ErrorDetail>> {
+pub fn event_input(
+    item: &Json_,
+    now: i64,
+    prefix: &str,
+    rules: &crate::identity::IdentityRules,
+) -> Result<NewEvent, Vec<ErrorDetail>> {
     let mut problems = Vec::new();
     let mut problem = |key: &str, message: String| {
         problems.push(ErrorDetail {
@@ -274,7 +279,7 @@ pub fn event_input(item: &Json_, now: i64, prefix: &str) -> Result<NewEvent, Vec
             problem(
                 key,
                 format!(
-                    "unknown key \"{}\"; an event holds event_id, customerId, type, channel, device_id, timestamp and properties",
+                    "unknown key \"{}\"; an event holds event_id, customerId (or identity), type, channel, device_id, timestamp and properties",
                     unico_core::value::excerpt(key)
                 ),
             );
@@ -290,12 +295,6 @@ pub fn event_input(item: &Json_, now: i64, prefix: &str) -> Result<NewEvent, Vec
             }
         }
     };
-    if obj.contains_key("identity") {
-        problem(
-            "identity",
-            "addressing a customer by an identity is not available yet; send customerId".into(),
-        );
-    }
     let event_id = text("event_id", &mut problem);
     if let Some(key) = &event_id
         && let Err(e) = check_event_key(key, "event_id")
@@ -308,15 +307,53 @@ pub fn event_input(item: &Json_, now: i64, prefix: &str) -> Result<NewEvent, Vec
     {
         problem("device_id", e.to_string());
     }
+    let identity = match obj.get("identity") {
+        None | Some(Json_::Null) => None,
+        Some(Json_::Object(id)) => {
+            let part = |key: &str| id.get(key).and_then(Json_::as_str);
+            match (part("kind"), part("value")) {
+                (Some(kind), Some(value)) if id.len() == 2 => rules
+                    .identity(kind, value)
+                    .map_err(|(which, message)| problem(&format!("identity.{which}"), message))
+                    .ok(),
+                _ => {
+                    problem(
+                        "identity",
+                        "expected {\"kind\": \"device_id\", \"value\": \"…\"} (two strings)".into(),
+                    );
+                    None
+                }
+            }
+        }
+        Some(_) => {
+            problem(
+                "identity",
+                "expected {\"kind\": \"device_id\", \"value\": \"…\"}".into(),
+            );
+            None
+        }
+    };
+    let names_identity = obj.get("identity").is_some_and(|v| !v.is_null());
     let customer_id = match text("customerId", &mut problem) {
+        Some(_) if names_identity => {
+            problem(
+                "customerId",
+                "send either customerId or identity, not both".into(),
+            );
+            None
+        }
         Some(c) => CustomerId::parse(&c)
             .map_err(|e| problem("customerId", e.to_string()))
             .ok(),
         None => {
-            if !obj.contains_key("customerId") || obj["customerId"].is_null() {
-                problem("customerId", "customerId is required".into());
+            if !names_identity && obj.get("customerId").is_none_or(Json_::is_null) {
+                problem(
+                    "customerId",
+                    "customerId (or identity: {\"kind\", \"value\"}) is required".into(),
+                );
             }
-            None
+            // Addressed by identity: the customerId is the anonymous one it may create.
+            identity.as_ref().map(crate::identity::anonymous_id)
         }
     };
     let event_type = match text("type", &mut problem) {
@@ -358,7 +395,7 @@ pub fn event_input(item: &Json_, now: i64, prefix: &str) -> Result<NewEvent, Vec
             if problems.is_empty() =>
         {
             Ok(NewEvent {
-                by_identity: None,
+                by_identity: identity.map(|i| rules.by_identity(i)),
                 event_id,
                 customer_id,
                 event_type,
@@ -439,11 +476,14 @@ pub async fn ingest(
         )));
     }
     let now = now_ms();
+    let rules = state
+        .blocking(move |s| Ok(crate::identity::IdentityRules::of(s, app)?))
+        .await?;
     let mut results: Vec<Option<EventResult>> = Vec::with_capacity(items.len());
     let mut valid = Vec::new();
     let mut positions = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        match event_input(item, now, &format!("events[{i}].")) {
+        match event_input(item, now, &format!("events[{i}]."), &rules) {
             Ok(e) => {
                 positions.push(i);
                 valid.push(e);

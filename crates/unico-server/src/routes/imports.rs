@@ -248,13 +248,14 @@ pub async fn start_event_import(
         "the NDJSON file as the body with Content-Type: application/x-ndjson",
     )
     .await?;
-    let (schema, auto_register, mut record) = state
+    let (schema, auto_register, identity, mut record) = state
         .blocking(move |s| {
             let schema = s.schema(app)?;
             let auto = s.get_meta(&unico_store::events::auto_register_key(app))?;
             Ok((
                 schema,
                 auto.as_deref() == Some("true"),
+                crate::identity::IdentityRules::of(s, app)?,
                 s.create_event_import(app, mode, now_ms())?,
             ))
         })
@@ -270,6 +271,7 @@ pub async fn start_event_import(
         jobs: state.imports.clone(),
         schema,
         auto_register,
+        identity,
         record,
         path,
         progress: Arc::new(ImportProgress::default()),

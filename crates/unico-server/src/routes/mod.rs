@@ -7,6 +7,7 @@ mod customers;
 pub mod events;
 pub mod export;
 pub(crate) mod fields;
+pub(crate) mod identities;
 pub mod imports;
 pub mod params;
 pub(crate) mod privacy;
@@ -152,6 +153,26 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/apps/{app}/customers/{customer_id}/subscriptions/{channel}",
             put(subscriptions::put_subscription).layer(Extension(BodyLimits::CUSTOMER)),
+        )
+        .route(
+            "/v1/apps/{app}/customers/{customer_id}/identities",
+            post(identities::link_identity)
+                .layer(Extension(BodyLimits::CUSTOMER))
+                .get(identities::list_identities),
+        )
+        .route(
+            "/v1/apps/{app}/customers/{customer_id}/identities/{kind}/{value}",
+            delete(identities::unlink_identity),
+        )
+        .route(
+            "/v1/apps/{app}/identities/{kind}/{value}",
+            get(identities::find_identity),
+        )
+        .route(
+            "/v1/apps/{app}/customers/{customer_id}/merge",
+            post(identities::merge)
+                .layer(Extension(BodyLimits::CUSTOMER))
+                .get(identities::merge_preview),
         )
         .route("/v1/apps/{app}/export", get(export::export))
         .route("/v1/apps/{app}/audit", get(audit::app_audit))

@@ -37,6 +37,9 @@ pub struct SubjectExport {
     pub subscriptions: Vec<SubscriptionOut>,
     /// Every recorded subscription change, newest first.
     pub subscription_history: Vec<HistoryOut>,
+    /// The identities held, and the customers merged into this one with their values that
+    /// lost.
+    pub identities: super::identities::IdentityList,
 }
 
 /// Everything held on one customer, as one JSON document: the profile (computed fields
@@ -105,6 +108,7 @@ pub(crate) async fn document(
                 events,
                 subscriptions: subscriptions.iter().map(SubscriptionOut::from).collect(),
                 subscription_history: history,
+                identities: super::identities::identity_list(s, app, &customer_id)?,
             })
         })
         .await
