@@ -196,6 +196,9 @@ impl Modify for CommonAnswers {
         super::imports::start_event_import, super::imports::get_event_import,
         super::subscriptions::put_subscription, super::subscriptions::get_subscriptions,
         super::subscriptions::get_history, super::privacy::subject_export,
+        super::identities::link_identity, super::identities::list_identities,
+        super::identities::unlink_identity, super::identities::find_identity,
+        super::identities::merge, super::identities::merge_preview,
         super::audit::app_audit, super::audit::all_audit,
     )
 )]

@@ -186,7 +186,35 @@ fn fixture(operation: &str) -> Option<Fixture> {
         | "GET /v1/apps/{app}/event-types/{code}"
         | "DELETE /v1/apps/{app}/event-types/{code}"
         | "GET /v1/apps/{app}/customers/{customerId}/export"
-        | "GET /v1/apps/{app}/customers/{customerId}/subscriptions" => plain(Payload::Empty),
+        | "GET /v1/apps/{app}/customers/{customerId}/subscriptions"
+        | "GET /v1/apps/{app}/customers/{customerId}/identities"
+        | "DELETE /v1/apps/{app}/customers/{customerId}/identities/{kind}/{value}"
+        | "GET /v1/apps/{app}/identities/{kind}/{value}"
+        | "GET /v1/apps/{app}/customers/{customerId}/merge" => plain(Payload::Empty),
+        "POST /v1/apps/{app}/customers/{customerId}/identities" => with(
+            Payload::Json(json!({"kind": "phone", "value": "+34 600 000 001"})),
+            vec![
+                variant(
+                    "a kind the application does not take",
+                    json!({"kind": "passport", "value": "X1"}),
+                ),
+                variant(
+                    "an email that is not one",
+                    json!({"kind": "email", "value": "nope"}),
+                ),
+                variant(
+                    "an identity another customer holds",
+                    json!({"kind": "email", "value": "bob@example.com"}),
+                ),
+            ],
+        ),
+        "POST /v1/apps/{app}/customers/{customerId}/merge" => with(
+            Payload::Json(json!({"from": "bob"})),
+            vec![
+                variant("merging a customer into itself", json!({"from": "ana"})),
+                variant("an unknown customer", json!({"from": "nobody"})),
+            ],
+        ),
         "GET /v1/apps/{app}/audit" | "GET /v1/audit" => with(
             Payload::Empty,
             vec![query_variant("a page size past the largest", "limit=5000")],
@@ -354,6 +382,18 @@ impl World {
         api.create_field(&a, "age", "number").await;
         api.create_field(&a, "city", "string").await;
         api.create_customer(&a, "ana", json!({"age": 30})).await;
+        api.create_customer(&a, "bob", json!({"age": 40})).await;
+        for (who, email) in [("ana", "ana@example.com"), ("bob", "bob@example.com")] {
+            let (status, body) = api
+                .send(
+                    "POST",
+                    &a.path(&format!("/customers/{who}/identities")),
+                    Some(&a.key),
+                    Some(json!({"kind": "email", "value": email})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
         let (status, body) = api
             .send(
                 "POST",
@@ -406,6 +446,8 @@ impl World {
             "customerId" => "ana".into(),
             "code" => "purchase".into(),
             "channel" => "email".into(),
+            "kind" => "email".into(),
+            "value" => "ana@example.com".into(),
             "id" if path.contains("/events/imports/{id}") => self.event_import.to_string(),
             "id" if path.contains("/imports/{id}") => self.import.to_string(),
             "id" if path.contains("/segments/{id}") => self.segment.to_string(),

@@ -21,6 +21,7 @@ mod export;
 mod fields;
 mod filters;
 mod hostile;
+mod identities;
 mod imports;
 mod list;
 mod segments;
