@@ -19,6 +19,7 @@ mod behaviour;
 mod charts;
 mod consent;
 mod guard;
+mod identities;
 mod insights;
 mod layout;
 mod location;
@@ -84,6 +85,18 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/console/apps/{app}/customers/{customer_id}/subscriptions",
             post(consent::change),
+        )
+        .route(
+            "/console/apps/{app}/customers/{customer_id}/identities",
+            post(identities::link),
+        )
+        .route(
+            "/console/apps/{app}/customers/{customer_id}/identities/unlink",
+            post(identities::unlink),
+        )
+        .route(
+            "/console/apps/{app}/customers/{customer_id}/merge",
+            post(identities::merge),
         )
         .route(
             "/console/apps/{app}/customers/{customer_id}/erase",

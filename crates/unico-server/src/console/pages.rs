@@ -318,6 +318,16 @@ pub async fn customers(
         Ok(s) => s,
         Err(e) => return failure(e),
     };
+    // The search also finds customers by any identity (an email, a phone, a device…).
+    let found_by_identity = if search.is_empty() {
+        Vec::new()
+    } else {
+        let (text, id) = (search.clone(), app.id);
+        state
+            .blocking(move |s| super::identities::search(s, id, &text))
+            .await
+            .unwrap_or_default()
+    };
     let shown = chosen_columns(&schema, &headers, app.id);
     let count_url = format!("/console/apps/{}/count", app.id);
     // The builder offers the well-known channels and those the application's events use
@@ -353,10 +363,16 @@ pub async fn customers(
     let body = html! {
         h1 { "Customers" }
         p class="sub" { "Every profile of " (app.name.as_str()) ". Cut an audience with conditions on any field; the count follows as you edit." }
+        @for (identity, holder) in &found_by_identity {
+            div class="flash ok identity-match" role="status" {
+                "The identity " span class="mono" { (identity) } " belongs to "
+                a class="mono" href=(format!("/console/apps/{}/customers/{}", app.id, encode(holder))) { (holder) } "."
+            }
+        }
         div class="card" id="audience" {
             form method="get" id="filter-form" {
                 div class="row spaced" {
-                    input class="grow" type="search" name="q" value=(search) placeholder="Search by customerId (starts with…)" autocomplete="off";
+                    input class="grow" type="search" name="q" value=(search) placeholder="Search by customerId (starts with…) or an identity (email, phone, device…)" autocomplete="off";
                     @if let Some((id, _)) = &editing { input type="hidden" name="segment" value=(id); }
                 }
                 div class="tabs" id="filter-tabs" hidden {
@@ -1086,6 +1102,9 @@ pub(super) struct Interactions {
     activity: unico_store::Activity,
     /// The Subscriptions card (on the profile tab).
     consent: Option<super::consent::Consent>,
+    /// The Identities card (on the profile tab), and the outcome of the last action on it.
+    identities: Option<super::identities::Identities>,
+    notice: Option<String>,
     /// The timeline's page, its type filter and the registered types, on the timeline tab.
     timeline: Option<(unico_store::EventPage, Option<String>, Vec<String>)>,
 }
@@ -1164,6 +1183,9 @@ fn customer_body(
                 button type="submit" { "Save" }
             }
         }
+        @if let Some(ids) = &interactions.identities {
+            (super::identities::card(app, &base, ids, csrf, interactions.notice.as_deref()))
+        }
         @if let Some(consent) = &interactions.consent {
             (super::consent::card(app, &base, consent, csrf))
         }
@@ -1204,6 +1226,11 @@ async fn load_interactions(
         Some((ts.parse().ok()?, id.parse().ok()?))
     });
     let customer_id = customer_id.clone();
+    let merge_from = query
+        .get("merge_from")
+        .map(|f| f.trim().to_owned())
+        .filter(|f| !f.is_empty());
+    let notice = query.get("notice").cloned();
     state
         .blocking(move |s| {
             let activity = s.customer_activity(app, &customer_id)?;
@@ -1229,15 +1256,25 @@ async fn load_interactions(
             } else {
                 None
             };
-            let consent = if on_timeline {
-                None
+            let (consent, identities) = if on_timeline {
+                (None, None)
             } else {
-                Some(super::consent::load(s, app, &customer_id)?)
+                (
+                    Some(super::consent::load(s, app, &customer_id)?),
+                    Some(super::identities::load(
+                        s,
+                        app,
+                        &customer_id,
+                        merge_from.as_deref(),
+                    )?),
+                )
             };
             Ok(Interactions {
                 activity,
                 timeline,
                 consent,
+                identities,
+                notice,
             })
         })
         .await
@@ -1411,7 +1448,7 @@ pub async fn customer_export(
 }
 
 /// How the audit log names the signed-in user of a console request.
-async fn console_actor(state: &AppState, headers: &HeaderMap) -> String {
+pub(super) async fn console_actor(state: &AppState, headers: &HeaderMap) -> String {
     match signed_in(state, headers).await {
         Ok((principal, _)) => crate::audit::console_actor(&principal),
         Err(_) => "console".to_owned(),

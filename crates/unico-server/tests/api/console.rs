@@ -2133,3 +2133,108 @@ async fn the_fields_page_lists_the_imports() {
         "{history}"
     );
 }
+
+#[tokio::test]
+async fn the_customer_page_links_identities_and_merges_after_a_preview() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "city", "string").await;
+    api.create_customer(&app, "crm-1", json!({"city": "Madrid"}))
+        .await;
+    api.create_customer(&app, "shop-7", json!({"city": "Lyon"}))
+        .await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let crm = format!("/console/apps/{}/customers/crm-1", app.id);
+
+    // Link: normalised, and said so on the page.
+    let (status, location, _) = post_form(
+        &api,
+        &format!("{crm}/identities"),
+        &cookie,
+        "kind=email&value=+Ana%40Example.com+",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.contains("notice="), "{location}");
+    let (_, _, body) = page(&api, &location, Some(&cookie)).await;
+    assert!(body.contains("id=\"identities\""), "{body}");
+    assert!(body.contains("ana@example.com"), "{body}");
+    assert!(body.contains("Linked email ana@example.com."), "{body}");
+    // A bad value is refused with its reason, nothing linked.
+    let (_, location, _) = post_form(
+        &api,
+        &format!("{crm}/identities"),
+        &cookie,
+        "kind=phone&value=600",
+    )
+    .await;
+    let (_, _, body) = page(&api, &location, Some(&cookie)).await;
+    assert!(
+        body.contains("Not linked:") && body.contains("international"),
+        "{body}"
+    );
+    // Hostile text is escaped, never markup.
+    let (_, location, _) = post_form(
+        &api,
+        &format!("{crm}/identities"),
+        &cookie,
+        "kind=external_code&value=%3Cscript%3Ex%3C%2Fscript%3E",
+    )
+    .await;
+    let (_, _, body) = page(&api, &location, Some(&cookie)).await;
+    assert!(!body.contains("<script>x</script>"), "{body}");
+    assert!(body.contains("&lt;script&gt;x&lt;/script&gt;"), "{body}");
+
+    // The list's search finds her by the identity.
+    let (_, _, body) = page(
+        &api,
+        &format!("/console/apps/{}/customers?q=ANA%40example.com", app.id),
+        Some(&cookie),
+    )
+    .await;
+    assert!(
+        body.contains("identity-match") && body.contains(">crm-1<"),
+        "{body}"
+    );
+
+    // The merge preview says what will move, and moves nothing.
+    let (_, _, body) = page(&api, &format!("{crm}?merge_from=shop-7"), Some(&cookie)).await;
+    assert!(body.contains("id=\"merge-preview\""), "{body}");
+    assert!(body.contains("city = Lyon"), "the value that loses: {body}");
+    assert_eq!(api.customer_ids(&app).await, ["crm-1", "shop-7"]);
+    let (_, _, body) = page(&api, &format!("{crm}?merge_from=crm-1"), Some(&cookie)).await;
+    assert!(body.contains("Cannot merge:"), "{body}");
+
+    let (status, location, _) =
+        post_form(&api, &format!("{crm}/merge"), &cookie, "from=shop-7").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, _, body) = page(&api, &location, Some(&cookie)).await;
+    assert!(body.contains("Merged shop-7 into this customer"), "{body}");
+    assert!(
+        body.contains("Merged into this customer"),
+        "the alias is listed: {body}"
+    );
+    assert_eq!(api.customer_ids(&app).await, ["crm-1"]);
+    let (_, audit) = api.admin("GET", &app.path("/audit"), None).await;
+    assert!(
+        audit["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["action"] == "customer.merged"
+                && r["actor"].as_str().unwrap().starts_with("console")),
+        "{audit}"
+    );
+
+    // Remove an identity.
+    let (_, location, _) = post_form(
+        &api,
+        &format!("{crm}/identities/unlink"),
+        &cookie,
+        "kind=email&value=ana%40example.com",
+    )
+    .await;
+    let (_, _, body) = page(&api, &location, Some(&cookie)).await;
+    assert!(body.contains("Removed email ana@example.com."), "{body}");
+}
