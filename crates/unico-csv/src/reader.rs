@@ -41,12 +41,12 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 
 use unico_core::value::{excerpt, parse_text};
-use unico_core::{CustomerId, FieldChange, FieldId, FieldType, Schema};
+use unico_core::{Channel, CustomerId, FieldChange, FieldId, FieldType, Schema};
 
 use crate::dialect::{DEFAULT_SEPARATOR, Dialect};
 use crate::error::{FileError, RowError};
 use crate::record::{MAX_ROW_BYTES, MAX_ROW_CELLS, RecordReader};
-use crate::shape::{Shape, WideColumn, unknown_field_message};
+use crate::shape::{Shape, WideColumn, consent_column, unknown_field_message};
 
 /// How many distinct unknown field names get a "did you mean" (each costs an edit-distance
 /// scan of the schema); later ones get the plain message.
@@ -61,6 +61,8 @@ pub struct RowOp {
     /// Long: none (only ensure the customer) or one (`value: None` removes the value);
     /// wide: one per non-empty cell, in column order; ids only: none.
     pub changes: Vec<FieldChange>,
+    /// Subscription statements of the row (consent columns): channel, subscribed.
+    pub consents: Vec<(Channel, bool)>,
 }
 
 /// What one record of the file became.
@@ -76,6 +78,7 @@ pub struct RowOpRef<'a> {
     pub line: u64,
     pub customer_id: &'a CustomerId,
     pub changes: &'a [FieldChange],
+    pub consents: &'a [(Channel, bool)],
 }
 
 /// A valid record, lent by [`ImportReader::next_row_mut`]: the caller may move the changes
@@ -89,6 +92,7 @@ pub struct RowOpMut<'a> {
     /// customer need not compare them again.
     pub same_customer: bool,
     pub changes: &'a mut Vec<FieldChange>,
+    pub consents: &'a [(Channel, bool)],
 }
 
 /// What one record became, lent by [`ImportReader::next_row_mut`].
@@ -195,6 +199,8 @@ pub struct ImportReader<R> {
     same_customer: bool,
     /// The changes of the last valid row (lent by [`RowRef`], cleared for the next row).
     changes: Vec<FieldChange>,
+    /// Its subscription statements (consent columns).
+    consents: Vec<(Channel, bool)>,
     done: bool,
 }
 
@@ -217,6 +223,7 @@ impl<R: Read> ImportReader<R> {
             last_valid_is_current: false,
             same_customer: false,
             changes: Vec::new(),
+            consents: Vec::new(),
             done: false,
         };
         reader.read_header()?;
@@ -253,6 +260,7 @@ impl<R: Read> ImportReader<R> {
                 customer_id: self.valid_id()?.clone(),
                 // Moved out, not cloned: the next row starts a new vector.
                 changes: std::mem::take(&mut self.changes),
+                consents: std::mem::take(&mut self.consents),
             })),
         })
     }
@@ -267,6 +275,7 @@ impl<R: Read> ImportReader<R> {
                 line: self.records.record.line,
                 customer_id: self.valid_id()?,
                 changes: &self.changes,
+                consents: &self.consents,
             })),
         })
     }
@@ -286,6 +295,7 @@ impl<R: Read> ImportReader<R> {
                     customer_id,
                     same_customer: self.same_customer,
                     changes: &mut self.changes,
+                    consents: &self.consents,
                 }))
             }
         })
@@ -404,6 +414,7 @@ impl<R: Read> ImportReader<R> {
             }
         }
         self.changes.clear();
+        self.consents.clear();
         let mapped = match &self.shape {
             Shape::IdsOnly => Ok(()),
             Shape::Long => long_change(
@@ -412,8 +423,14 @@ impl<R: Read> ImportReader<R> {
                 &mut self.lookup,
                 &self.schema,
                 &mut self.changes,
+                &mut self.consents,
             ),
-            Shape::Wide(columns) => wide_changes(columns, |i| cell(i + 1), &mut self.changes),
+            Shape::Wide(columns) => wide_changes(
+                columns,
+                |i| cell(i + 1),
+                &mut self.changes,
+                &mut self.consents,
+            ),
         };
         Ok(match mapped {
             Ok(()) => Mapped::Valid,
@@ -456,6 +473,7 @@ fn long_change(
     lookup: &mut FieldLookup,
     schema: &Schema,
     changes: &mut Vec<FieldChange>,
+    consents: &mut Vec<(Channel, bool)>,
 ) -> Result<(), CellError> {
     if name.is_empty() {
         if value.is_empty() {
@@ -468,6 +486,29 @@ fn long_change(
         });
     }
     let Some((field, field_type)) = lookup.get(name) else {
+        let consent = consent_column(name, schema).map_err(|message| CellError {
+            column: "fieldName".to_owned(),
+            value: excerpt(name),
+            message,
+        })?;
+        if let Some(channel) = consent {
+            return match parse_consent(value) {
+                Ok(Some(subscribed)) => {
+                    consents.push((channel, subscribed));
+                    Ok(())
+                }
+                Ok(None) => Err(CellError {
+                    column: "fieldValue".to_owned(),
+                    value: String::new(),
+                    message: format!("{name}: {CONSENT_VALUES}"),
+                }),
+                Err(message) => Err(CellError {
+                    column: "fieldValue".to_owned(),
+                    value: excerpt(value),
+                    message: format!("{name}: {message}"),
+                }),
+            };
+        }
         return Err(CellError {
             column: "fieldName".to_owned(),
             value: excerpt(name),
@@ -493,9 +534,24 @@ fn wide_changes<'a>(
     columns: &[WideColumn],
     cell: impl Fn(usize) -> &'a str,
     changes: &mut Vec<FieldChange>,
+    consents: &mut Vec<(Channel, bool)>,
 ) -> Result<(), CellError> {
     for (i, column) in columns.iter().enumerate() {
         let text = cell(i);
+        if let Some(channel) = &column.consent {
+            match parse_consent(text) {
+                Ok(Some(subscribed)) => consents.push((channel.clone(), subscribed)),
+                Ok(None) => {}
+                Err(message) => {
+                    return Err(CellError {
+                        column: column.name.clone(),
+                        value: excerpt(text),
+                        message,
+                    });
+                }
+            }
+            continue;
+        }
         match parse_text(column.field_type, text) {
             Ok(Some(value)) => changes.push(FieldChange {
                 field: column.field,
@@ -512,6 +568,26 @@ fn wide_changes<'a>(
         }
     }
     Ok(())
+}
+
+/// What a consent cell may say.
+const CONSENT_VALUES: &str = "a consent cell says subscribed or unsubscribed (also yes/no, true/false, 1/0, opted_in/opted_out; empty leaves the consent as it is in a wide file)";
+
+/// Reads a consent cell: `Some(true)` subscribed, `Some(false)` unsubscribed, `None` empty.
+fn parse_consent(text: &str) -> Result<Option<bool>, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let yes = ["subscribed", "yes", "true", "1", "opted_in"];
+    let no = ["unsubscribed", "no", "false", "0", "opted_out"];
+    if yes.iter().any(|y| t.eq_ignore_ascii_case(y)) {
+        Ok(Some(true))
+    } else if no.iter().any(|n| t.eq_ignore_ascii_case(n)) {
+        Ok(Some(false))
+    } else {
+        Err(CONSENT_VALUES.to_owned())
+    }
 }
 
 impl<R: Read> Iterator for ImportReader<R> {

@@ -3,7 +3,8 @@
 //! - **long**: exactly `customerId,fieldName,fieldValue` (case-sensitive). This wins even if
 //!   the schema happens to define fields named `fieldName` and `fieldValue`.
 //! - **ids only**: exactly `customerId`.
-//! - **wide**: `customerId` followed by one column per customer field, by its exact name.
+//! - **wide**: `customerId` followed by one column per customer field, by its exact name,
+//!   or per subscription channel (`subscription:email`, see [`CONSENT_PREFIX`]).
 //!
 //! Every header problem is fatal (a header that cannot be mapped makes every row meaningless)
 //! and names the 1-based column: a first column that is not `customerId`, a column with no
@@ -13,7 +14,7 @@
 use std::collections::HashMap;
 
 use unico_core::value::excerpt;
-use unico_core::{FieldId, FieldType, Schema};
+use unico_core::{Channel, FieldId, FieldType, Schema};
 
 /// The name of the key column, first in every shape.
 pub const CUSTOMER_ID: &str = "customerId";
@@ -26,6 +27,40 @@ pub struct WideColumn {
     pub name: String,
     pub field: FieldId,
     pub field_type: FieldType,
+    /// A consent column (`subscription:<channel>`): its cells are subscription statements
+    /// on this channel, not values of `field`.
+    pub consent: Option<Channel>,
+}
+
+/// The prefix of a consent column's name (wide files) or `fieldName` (long files):
+/// `subscription:email`. A customer field of that exact name takes precedence.
+pub const CONSENT_PREFIX: &str = "subscription:";
+
+/// The channel a consent column names, if `name` is one: `Ok(None)` when it is not a
+/// consent column, `Err` with the reason when it names a channel the application does not
+/// take.
+pub fn consent_column(name: &str, schema: &Schema) -> Result<Option<Channel>, String> {
+    let Some(rest) = name.strip_prefix(CONSENT_PREFIX) else {
+        return Ok(None);
+    };
+    if schema.by_name(name).is_some() {
+        return Ok(None);
+    }
+    let channels = schema.subscription_channels();
+    match Channel::parse(rest) {
+        Ok(c) if channels.contains(&c) => Ok(Some(c)),
+        _ => {
+            let names: Vec<String> = channels
+                .iter()
+                .map(|c| format!("{CONSENT_PREFIX}{c}"))
+                .collect();
+            Err(format!(
+                "\"{}\" is not a subscription channel of this application; consent columns are {}",
+                excerpt(rest),
+                names.join(", ")
+            ))
+        }
+    }
 }
 
 /// The shape of a file, with a wide file's columns resolved against the schema.
@@ -93,6 +128,19 @@ impl Shape {
                     ),
                 });
             }
+            match consent_column(name, schema) {
+                Ok(Some(channel)) => {
+                    columns.push(WideColumn {
+                        name: name.to_owned(),
+                        field: FieldId(0),
+                        field_type: FieldType::String,
+                        consent: Some(channel),
+                    });
+                    continue;
+                }
+                Ok(None) => {}
+                Err(message) => return Err(HeaderError { column, message }),
+            }
             let Some(def) = schema.by_name(name) else {
                 return Err(HeaderError {
                     column,
@@ -109,6 +157,7 @@ impl Shape {
                 name: name.to_owned(),
                 field: def.id,
                 field_type: def.field_type,
+                consent: None,
             });
         }
         Ok(Shape::Wide(columns))

@@ -115,6 +115,9 @@ struct Packed {
     changes: Vec<(FieldId, PackedValue)>,
     /// Per customer: where its customerId ends in `ids` and its changes end in `changes`.
     customers: Vec<(usize, usize)>,
+    /// Subscription statements (consent columns): the customer's index in `customers`,
+    /// the channel, subscribed. Rare, so kept as they come.
+    consents: Vec<(usize, unico_core::Channel, bool)>,
     /// Where the last customer's string values start in `text`.
     last_text: usize,
     /// The last customer's changes and text bytes after its last fold (see
@@ -184,6 +187,18 @@ impl Packed {
         }
     }
 
+    /// Adds a row's subscription statements to the last customer.
+    fn push_consents(&mut self, consents: &[(unico_core::Channel, bool)]) {
+        let Some(customer) = self.customers.len().checked_sub(1) else {
+            return;
+        };
+        self.consents.extend(
+            consents
+                .iter()
+                .map(|(channel, subscribed)| (customer, channel.clone(), *subscribed)),
+        );
+    }
+
     /// Moves a row's changes into the last customer.
     fn push_changes(&mut self, changes: &mut Vec<FieldChange>) {
         for change in changes.drain(..) {
@@ -242,6 +257,23 @@ impl Packed {
             });
             (id_start, change_start) = (id_end, change_end);
         }
+        // Statements made by the file: now, with the source `csv`. They were pushed in
+        // customer order: the slice of these customers is found by bisection.
+        let start = self.consents.partition_point(|c| c.0 < from);
+        let end = self.consents.partition_point(|c| c.0 < to);
+        if start < end {
+            let (now, source) = (crate::state::now_ms(), unico_core::Source::parse("csv").ok()?);
+            for (customer, channel, subscribed) in &self.consents[start..end] {
+                if let Some(item) = items.get_mut(customer - from) {
+                    item.subscriptions.push(unico_core::SubscriptionChange {
+                        channel: channel.clone(),
+                        subscribed: *subscribed,
+                        at: now,
+                        source: source.clone(),
+                    });
+                }
+            }
+        }
         Some(items)
     }
 
@@ -253,6 +285,7 @@ impl Packed {
         self.text.clear();
         self.changes.clear();
         self.customers.clear();
+        self.consents.clear();
         if self.text.capacity() > 2 * BATCH_BYTES {
             self.text.shrink_to(BATCH_BYTES);
         }
@@ -393,11 +426,13 @@ fn parse(
                         };
                         packed.start_customer(op.customer_id);
                         packed.push_changes(op.changes);
+                        packed.push_consents(op.consents);
                         continue;
                     }
                     packed.start_customer(op.customer_id);
                 }
                 packed.push_changes(op.changes);
+                packed.push_consents(op.consents);
             }
             Ok(Some(RowMut::Invalid(error))) => {
                 parsed.rows_read += 1;

@@ -92,3 +92,40 @@ pub(crate) fn moved_changes(
         })
         .collect()
 }
+
+/// Collects the subscription statements of an import's items as the batches pass (they are
+/// applied after the rows, in the same transaction).
+#[derive(Default, Clone)]
+pub(crate) struct ConsentTee(
+    std::sync::Arc<std::sync::Mutex<Vec<(unico_core::CustomerId, Vec<SubscriptionChange>)>>>,
+);
+
+impl ConsentTee {
+    /// The batches, unchanged, with their statements collected on the way.
+    pub(crate) fn tee(
+        &self,
+        batches: Box<dyn Iterator<Item = crate::ImportBatch> + Send>,
+    ) -> Box<dyn Iterator<Item = crate::ImportBatch> + Send> {
+        let held = self.0.clone();
+        Box::new(batches.map(move |batch| {
+            if let crate::ImportBatch::Items(items) = &batch {
+                let found: Vec<_> = items
+                    .iter()
+                    .filter(|i| !i.subscriptions.is_empty())
+                    .map(|i| (i.customer_id.clone(), i.subscriptions.clone()))
+                    .collect();
+                if !found.is_empty()
+                    && let Ok(mut held) = held.lock()
+                {
+                    held.extend(found);
+                }
+            }
+            batch
+        }))
+    }
+
+    /// The statements collected, in file order.
+    pub(crate) fn take(&self) -> Vec<(unico_core::CustomerId, Vec<SubscriptionChange>)> {
+        self.0.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+    }
+}

@@ -71,6 +71,7 @@ pub fn render_moved(input: impl Read, schema: &Schema) -> String {
                             line: op.line,
                             customer_id: op.customer_id.clone(),
                             changes,
+                            consents: op.consents.to_vec(),
                         })
                     }
                     RowMut::Invalid(e) => Row::Invalid(e),

@@ -103,6 +103,9 @@ pub fn run(
     } else {
         batches
     };
+    // Subscription statements (consent columns) are applied once the rows are written.
+    let consents = crate::subscriptions::ConsentTee::default();
+    let batches = consents.tee(batches);
     conn.execute_batch("SAVEPOINT import")?;
     let mut writer = ImportWriter::new(conn, app, now)?;
     let apply = || -> Result<bool, StoreError> {
@@ -125,7 +128,6 @@ pub fn run(
     match verdict {
         Ok(Some(done)) => {
             super::writes::flush_counts(done.deltas, conn)?;
-            conn.execute_batch("RELEASE import")?;
             if done.created + done.updated <= incremental {
                 // A small import reaches the change feed customer by customer, so views
                 // follow it in place instead of reloading the whole application.
@@ -150,6 +152,16 @@ pub fn run(
             } else {
                 w.emit(crate::changes::Change::Bulk { app });
             }
+            // After the customers, so a follower holds each one before its consent.
+            for (customer_id, changes) in consents.take() {
+                if let Err(e) = super::subscriptions::apply(w, app, &customer_id, &changes, true, now)
+                {
+                    w.conn.execute_batch("ROLLBACK TO import; RELEASE import")?;
+                    written.store(0, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+            w.conn.execute_batch("RELEASE import")?;
             Ok(ImportCounts {
                 created: done.created,
                 updated: done.updated,
