@@ -479,6 +479,122 @@ fn events_never_outlive_their_customer() {
     );
 }
 
+/// Two servers merging customers into one while both write events, values and consent
+/// for every one of them: nothing is lost or lands on a merged (deleted) customer, and no
+/// merged customerId comes back as a customer of its own (writers waiting for a merge
+/// follow its alias to the survivor).
+#[test]
+fn merges_racing_writers_on_two_servers_lose_nothing() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use unico_core::{Channel, FieldChange, Source, SubscriptionChange, Value};
+    const NOW: i64 = 1_796_083_200_000;
+    const ROUNDS: usize = 60;
+    const MERGED: usize = 4;
+    let db = TestDatabase::create();
+    let (one, two) = (open(&db), open(&db));
+    let servers: [&PostgresStore; 2] = [&one, &two];
+    let app = one
+        .create_app(&AppName::parse("A").unwrap(), &TimeZoneName::utc(), 1)
+        .unwrap()
+        .id;
+    one.create_event_type(app, &event_type("purchase")).unwrap();
+    let n = one
+        .create_field(app, &FieldName::parse("n").unwrap(), FieldType::Number, 1)
+        .unwrap();
+    let cid = |k: usize| CustomerId::parse(&format!("c{k}")).unwrap();
+    for k in 0..=MERGED {
+        one.create_customer(app, &cid(k), &[], NOW).unwrap();
+    }
+    // Upserts that landed on their own customer, and on the survivor through the alias.
+    let seen = [AtomicUsize::new(0), AtomicUsize::new(0)];
+    let seen = &seen;
+    std::thread::scope(|s| {
+        for k in 1..=MERGED {
+            let store = servers[k % 2];
+            s.spawn(move || {
+                for r in 0..ROUNDS {
+                    // Both sides of the merge in one batch, in either order.
+                    let mut batch = vec![
+                        new_event(Some(format!("e{k}-{r}")), &format!("c{k}"), NOW),
+                        new_event(Some(format!("s{k}-{r}")), "c0", NOW),
+                    ];
+                    if r % 2 == 1 {
+                        batch.reverse();
+                    }
+                    for out in store.insert_events(app, batch, NOW).unwrap() {
+                        out.unwrap();
+                    }
+                }
+            });
+            let store = servers[(k + 1) % 2];
+            let n = n.clone();
+            s.spawn(move || {
+                for r in 0..ROUNDS {
+                    let change = FieldChange {
+                        field: n.id,
+                        value: Some(Value::Number(r as f64)),
+                    };
+                    let item = unico_store::UpsertItem {
+                        customer_id: cid(k),
+                        changes: vec![change],
+                        subscriptions: vec![],
+                    };
+                    for out in store.upsert_batch(app, vec![item], NOW).unwrap() {
+                        let landed = &out.unwrap().customer.customer_id;
+                        seen[usize::from(*landed == cid(0))].fetch_add(1, Ordering::Relaxed);
+                    }
+                    let consent = SubscriptionChange {
+                        channel: Channel::parse("email").unwrap(),
+                        subscribed: r % 2 == 0,
+                        at: NOW + r as i64,
+                        source: Source::api(),
+                    };
+                    store
+                        .set_subscriptions(app, &cid(k), &[consent], false, NOW)
+                        .unwrap();
+                }
+            });
+        }
+        s.spawn(move || {
+            for k in 1..=MERGED {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                servers[k % 2]
+                    .merge_customers(app, &cid(0), &cid(k), NOW)
+                    .unwrap();
+            }
+        });
+    });
+    assert!(
+        seen.iter().all(|n| n.load(Ordering::Relaxed) > 0),
+        "the merges ran amid the writes"
+    );
+    assert_eq!(
+        one.count_customers(app).unwrap(),
+        1,
+        "no merged id came back"
+    );
+    let total = (2 * MERGED * ROUNDS) as u64;
+    assert_eq!(one.customer_activity(app, &cid(0)).unwrap().events, total);
+    for k in 1..=MERGED {
+        assert_eq!(one.get_customer(app, &cid(k)).unwrap().customer_id, cid(0));
+    }
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM events e WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = e.customer)"
+        ),
+        0
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM subscription_history"),
+        (MERGED * ROUNDS) as i64,
+        "every consent statement is kept, on the survivor"
+    );
+    let stats = one.field_stats(app).unwrap();
+    assert_eq!(stats[0].value_count, 1, "value counts follow the merges");
+    assert_eq!(one.merges(app, &cid(0)).unwrap().len(), MERGED);
+}
+
 /// How many events per second batches of 1 000 reach (not a check: a measurement, run by
 /// hand in a release build; `BATCHES` batches of each kind, 50 by default):
 /// `cargo test --release -p unico-store --test postgres -- --ignored event_insert_rate --nocapture`.

@@ -28,6 +28,9 @@ const CONNECTION_WAIT: Duration = Duration::from_secs(30);
 pub enum Fail {
     Store(StoreError),
     Db(postgres::Error),
+    /// A concurrent write changed what this one decided on (an identity it was about to
+    /// take was taken meanwhile): running the whole transaction again decides anew.
+    Again(&'static str),
 }
 
 pub type Res<T> = Result<T, Fail>;
@@ -59,6 +62,7 @@ impl Fail {
                 e.code(),
                 Some(&SqlState::T_R_DEADLOCK_DETECTED) | Some(&SqlState::T_R_SERIALIZATION_FAILURE)
             ),
+            Fail::Again(_) => true,
             Fail::Store(_) => false,
         }
     }
@@ -66,6 +70,9 @@ impl Fail {
     pub fn into_store(self) -> StoreError {
         match self {
             Fail::Store(e) => e,
+            Fail::Again(what) => {
+                StoreError::Conflict(format!("{what} kept changing under this write; retry"))
+            }
             // Every foreign key but one points at `apps`, and the one that does not
             // (`import_errors`) is written only after its import was found and locked: a
             // key, segment or import whose application was deleted meanwhile.

@@ -11,8 +11,13 @@
 //! 2. one lookup of the batch's keys: an item whose key is stored answers that event's id,
 //!    a key repeated in the batch answers the first item's;
 //! 3. one `SELECT … FOR KEY SHARE` of the customers the other items name, so none can be
-//!    deleted before this commits (writers of their values are not held back), and one
-//!    multi-row insert, in customerId order, of those that do not exist;
+//!    deleted or merged before this commits (writers of their values are not held back);
+//!    for those not found, one such lookup through the aliases of merged customers (a
+//!    customer merged while this waited for it is found there, as its survivor); and one
+//!    multi-row insert, in customerId order, of those that do not exist, followed by a check
+//!    that none of them was merged away meanwhile (see [`unmake_merged`]). Items addressed
+//!    by an identity name its holder, or the anonymous customer to create (see
+//!    `event_identities.rs`);
 //! 4. the items' ids, taken from `event_ids` in the batch's order, then one
 //!    `INSERT … SELECT FROM unnest(…) ORDER BY event_key ON CONFLICT DO NOTHING`. Rows go in
 //!    in key order, so two batches sharing keys wait for each other's keys in one order and
@@ -39,6 +44,7 @@ use unico_core::{
 };
 
 use super::conn::{Db, Res};
+use super::event_identities::Addressed;
 use super::rows;
 use super::writes::Wx;
 use crate::changes::{Before, Change};
@@ -469,6 +475,8 @@ pub fn write_batch(
     let mut repeats: Vec<(usize, usize)> = Vec::new();
     // The items still to store, in batch order.
     let mut pending: Vec<usize> = Vec::with_capacity(events.len());
+    // Items addressed by an identity: whose it is, or which are refused for naming nobody.
+    let addressed = Addressed::resolve(w, app, events, &types, &mut answers)?;
     for (i, (e, t)) in events.iter().zip(types).enumerate() {
         match t {
             Ok(id) => type_ids[i] = id,
@@ -476,6 +484,9 @@ pub fn write_batch(
                 answers[i] = Some(Err(refused));
                 continue;
             }
+        }
+        if answers[i].is_some() {
+            continue;
         }
         if let Some(key) = e.event_id.as_deref() {
             if let Some(&first) = first_with_key.get(key) {
@@ -496,13 +507,27 @@ pub fn write_batch(
         pending.retain(|&i| answers[i].is_none());
     }
 
-    let (customer_rows, created) = customers(w, app, events, &pending, now, held)?;
+    // The customer each item lands on.
+    let names: Vec<&CustomerId> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| addressed.name(i).unwrap_or(&e.customer_id))
+        .collect();
+    let (customer_rows, created) = customers(w, app, events, &names, &pending, now, held)?;
+    // Each item's customer row (for the items to store).
+    let mut item_customers = vec![0i64; events.len()];
+    for &i in &pending {
+        item_customers[i] = customer_rows
+            .get(names[i].as_str())
+            .copied()
+            .ok_or_else(|| StoreError::Internal("an event's customer was lost".into()))?;
+    }
     let mut stored = store_rows(
         w,
         app,
         events,
         &type_ids,
-        &customer_rows,
+        &item_customers,
         &pending,
         &mut answers,
     )?;
@@ -512,9 +537,7 @@ pub fn write_batch(
     stored.sort_unstable();
     let mut first_stored: HashMap<&str, usize> = HashMap::new();
     for &(i, _) in &stored {
-        first_stored
-            .entry(events[i].customer_id.as_str())
-            .or_insert(i);
+        first_stored.entry(names[i].as_str()).or_insert(i);
     }
     let mut kept: Vec<(usize, Customer)> = Vec::with_capacity(created.len());
     let mut unused: Vec<i64> = Vec::new();
@@ -540,6 +563,7 @@ pub fn write_batch(
     if !unused.is_empty() {
         w.db.execute("DELETE FROM customers WHERE id = ANY($1)", &[&unused])?;
     }
+    addressed.attach(w, app, &customer_rows, &kept, &answers, now)?;
     if held.limit > 0 {
         for (customer_id, &id) in &customer_rows {
             if !unused.contains(&id) {
@@ -548,11 +572,12 @@ pub fn write_batch(
         }
     }
     for (i, first) in repeats {
-        let id = match &answers[first] {
-            Some(Ok(outcome)) => outcome.id,
-            _ => return Err(StoreError::Internal("a repeated key lost its event".into()).into()),
-        };
-        answers[i] = Some(duplicate(id));
+        answers[i] = Some(match &answers[first] {
+            Some(Ok(outcome)) => duplicate(outcome.id),
+            // Refused for its identity: so is the repeat.
+            Some(Err(refused)) => Err(refused.clone()),
+            None => return Err(StoreError::Internal("a repeated key lost its event".into()).into()),
+        });
     }
 
     kept.sort_unstable_by_key(|(i, _)| *i);
@@ -575,7 +600,8 @@ pub fn write_batch(
 fn customers<'e>(
     w: &mut Wx<'_, '_>,
     app: AppId,
-    events: &'e [NewEvent],
+    events: &[NewEvent],
+    names: &[&'e CustomerId],
     pending: &[usize],
     now: i64,
     held: &HeldCustomers,
@@ -585,14 +611,14 @@ fn customers<'e>(
     // Each customer's first item: when it is made, and its customerId.
     let mut first: HashMap<&str, (i64, &CustomerId)> = HashMap::new();
     for &i in pending {
-        let e = &events[i];
-        if let Some(id) = held.get(e.customer_id.as_str()) {
-            customer_rows.insert(e.customer_id.as_str(), id);
+        let name = names[i];
+        if let Some(id) = held.get(name.as_str()) {
+            customer_rows.insert(name.as_str(), id);
             continue;
         }
-        if let std::collections::hash_map::Entry::Vacant(v) = first.entry(e.customer_id.as_str()) {
-            v.insert((e.timestamp.min(now), &e.customer_id));
-            missing.push(e.customer_id.as_str());
+        if let std::collections::hash_map::Entry::Vacant(v) = first.entry(name.as_str()) {
+            v.insert((events[i].timestamp.min(now), name));
+            missing.push(name.as_str());
         }
     }
     let mut created: Vec<Customer> = Vec::new();
@@ -619,7 +645,24 @@ fn customers<'e>(
         if missing.is_empty() {
             break;
         }
+        // The customerIds of merged customers lead to their survivors.
+        for row in w.db.query(
+            "SELECT r.customer_id, c.id FROM unnest($2::text[]) AS r(customer_id)
+             CROSS JOIN LATERAL (SELECT c.id FROM customer_aliases a JOIN customers c ON c.id = a.customer
+                 WHERE a.app_id = $1 AND a.alias = r.customer_id FOR KEY SHARE OF c) c",
+            &[&app.0, &missing],
+        )? {
+            let alias: &str = row.try_get(0)?;
+            if let Some(&name) = wanted.get(alias) {
+                customer_rows.insert(name, row.try_get(1)?);
+            }
+        }
+        missing.retain(|c| !customer_rows.contains_key(c));
+        if missing.is_empty() {
+            break;
+        }
         let times: Vec<i64> = missing.iter().map(|c| first[c].0).collect();
+        let created_before = created.len();
         for row in w.db.query(
             "INSERT INTO customers (app_id, customer_id, created_at, updated_at, data)
              SELECT $1, r.customer_id, r.at, r.at, $4
@@ -644,11 +687,58 @@ fn customers<'e>(
                 fields: Vec::new(),
             });
         }
-        // Any left were created by another write meanwhile: the next round finds them.
+        unmake_merged(w, app, &mut created, created_before, &mut customer_rows)?;
+        // Any left were created (or merged) by another write meanwhile: the next round
+        // finds them (or their survivor).
         missing.retain(|c| !customer_rows.contains_key(c));
     }
 
     Ok((customer_rows, created))
+}
+
+/// Removes again the customers just created (`created[from..]`) whose customerId turned out
+/// to be an alias: an insert that waited for a merge deleting the same customerId goes in
+/// once the merge commits, and only a statement after it sees the merge's alias.
+fn unmake_merged(
+    w: &mut Wx<'_, '_>,
+    app: AppId,
+    created: &mut Vec<Customer>,
+    from: usize,
+    customer_rows: &mut HashMap<&str, i64>,
+) -> Res<()> {
+    if created.len() == from {
+        return Ok(());
+    }
+    let names: Vec<&str> = created[from..]
+        .iter()
+        .map(|c| c.customer_id.as_str())
+        .collect();
+    let merged: HashSet<String> =
+        w.db.query(
+            "SELECT a.alias FROM unnest($2::text[]) AS r(customer_id)
+             CROSS JOIN LATERAL (SELECT alias FROM customer_aliases
+                 WHERE app_id = $1 AND alias = r.customer_id LIMIT 1) a",
+            &[&app.0, &names],
+        )?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    if merged.is_empty() {
+        return Ok(());
+    }
+    let mut ids = Vec::new();
+    let mut i = from;
+    while i < created.len() {
+        if merged.contains(created[i].customer_id.as_str()) {
+            let customer = created.remove(i);
+            customer_rows.remove(customer.customer_id.as_str());
+            ids.push(customer.id);
+        } else {
+            i += 1;
+        }
+    }
+    w.db.execute("DELETE FROM customers WHERE id = ANY($1)", &[&ids])?;
+    Ok(())
 }
 
 /// Inserts the items still to store (see the module docs, step 4), answering each as stored
@@ -659,7 +749,7 @@ fn store_rows(
     app: AppId,
     events: &[NewEvent],
     type_ids: &[i64],
-    customer_rows: &HashMap<&str, i64>,
+    item_customers: &[i64],
     pending: &[usize],
     answers: &mut [Option<Result<EventOutcome, StoreError>>],
 ) -> Res<Vec<(usize, i64)>> {
@@ -687,11 +777,7 @@ fn store_rows(
         let mut cols = EventColumns::with_capacity(to_insert.len());
         for &(i, id) in &to_insert {
             let e = &events[i];
-            let customer = customer_rows
-                .get(e.customer_id.as_str())
-                .copied()
-                .ok_or_else(|| StoreError::Internal("an event's customer was lost".into()))?;
-            cols.push(id, customer, type_ids[i], e);
+            cols.push(id, item_customers[i], type_ids[i], e);
         }
         let inserted: HashSet<i64> = w
             .db
@@ -822,19 +908,13 @@ fn event_with_code(row: &Row) -> Res<Event> {
     event_from_row(row, EventCode::parse(code).map_err(|_| stored_code(code))?)
 }
 
-/// The row id of a customer; `NotFound` if there is none.
+/// The row id of a customer (or of the survivor of an alias); `NotFound` if there is none.
 fn customer_row<C: GenericClient>(
     db: &mut Db<'_, C>,
     app: AppId,
     customer_id: &CustomerId,
 ) -> Res<i64> {
-    db.query_opt(
-        "SELECT id FROM customers WHERE app_id = $1 AND customer_id = $2",
-        &[&app.0, &customer_id.as_str()],
-    )?
-    .map(|r| r.try_get(0))
-    .transpose()?
-    .ok_or_else(|| rows::not_found(customer_id).into())
+    rows::customer_row(db, app, customer_id)?.ok_or_else(|| rows::not_found(customer_id).into())
 }
 
 /// One page of a customer's events, newest first: the `(customer, ts, id)` index read

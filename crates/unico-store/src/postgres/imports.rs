@@ -286,6 +286,13 @@ pub fn write_all(
 ) -> Res<Option<ImportCounts>> {
     let live = w.share_app(app)?;
     w.import_turn(app)?;
+    // Rows naming a merged customer's id land on its survivor. Merges take the import turn
+    // too, so the aliases cannot change before the import ends.
+    let batches = if super::identities::has_aliases(&mut w.db, app)? {
+        crate::identities::resolve_batches(batches, super::identities::alias_map(&mut w.db, app)?)
+    } else {
+        batches
+    };
     let feed = prepare::start(batches, Arc::new(live))?;
     let mut writer = ImportWriter {
         app,

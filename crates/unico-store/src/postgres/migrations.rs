@@ -150,6 +150,32 @@ const MIGRATIONS: &[&[&str]] = &[
         "CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
          FOR EACH ROW EXECUTE FUNCTION audit_append_only()",
     ],
+    // 9: identities (one holder per normalised value: the primary key decides between
+    // concurrent links), the customerIds of merged customers (aliases of their survivor,
+    // with the values that lost) and anonymous customers; as the embedded backend's 13.
+    // All go with their customer; the indexes by customer serve merges, erasures and the
+    // cascades.
+    &[
+        r#"CREATE TABLE identities (
+             app_id bigint NOT NULL,
+             kind text COLLATE "C" NOT NULL,
+             value text COLLATE "C" NOT NULL,
+             customer bigint NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+             linked_at bigint NOT NULL,
+             PRIMARY KEY (app_id, kind, value))"#,
+        "CREATE INDEX identities_by_customer ON identities (customer)",
+        r#"CREATE TABLE customer_aliases (
+             app_id bigint NOT NULL,
+             alias text COLLATE "C" NOT NULL,
+             customer bigint NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+             merged_id bigint NOT NULL,
+             merged_at bigint NOT NULL,
+             lost bytea NOT NULL,
+             PRIMARY KEY (app_id, alias))"#,
+        "CREATE INDEX customer_aliases_by_customer ON customer_aliases (customer)",
+        "CREATE TABLE anonymous_customers (
+             customer bigint PRIMARY KEY REFERENCES customers(id) ON DELETE CASCADE)",
+    ],
 ];
 
 /// The event type registry and the events, laid out for millions of events per

@@ -25,8 +25,10 @@
 //! the server's `synchronous_commit` (on by default) makes commits.
 
 mod conn;
+mod event_identities;
 mod event_imports;
 mod events;
+mod identities;
 mod imports;
 mod log;
 mod migrations;
@@ -44,14 +46,15 @@ use postgres::{IsolationLevel, Transaction};
 use unico_core::limits::MAX_FIELDS_PER_APP;
 use unico_core::{
     AppId, AppName, Application, Channel, Computed, Customer, CustomerId, Event, EventCode,
-    EventType, FieldChange, FieldDef, FieldId, FieldName, FieldType, Schema, Subscription,
-    SubscriptionChange, TimeZoneName,
+    EventType, FieldChange, FieldDef, FieldId, FieldName, FieldType, Identity, Schema,
+    Subscription, SubscriptionChange, TimeZoneName,
 };
 
 use crate::audit::{AuditRecord, NewAudit};
 use crate::changes::{Change, LogBounds, LogEntry};
 use crate::error::StoreError;
 use crate::events::{Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent};
+use crate::identities::{HeldIdentity, LinkOutcome, MergeOutcome, MergeRecord};
 use crate::live::check_changes;
 use crate::log_row::Head;
 use crate::store::{
@@ -365,67 +368,62 @@ impl PostgresStore {
 impl Store for PostgresStore {
     fn link_identity(
         &self,
-        _app: AppId,
-        _customer_id: &CustomerId,
-        _identity: &unico_core::Identity,
-        _now: i64,
-    ) -> Result<crate::LinkOutcome, StoreError> {
-        Err(StoreError::Unavailable(
-            "identities: not yet on PostgreSQL".into(),
-        ))
+        app: AppId,
+        customer_id: &CustomerId,
+        identity: &Identity,
+        now: i64,
+    ) -> Result<LinkOutcome, StoreError> {
+        // Most links merge nothing and need no merge turn; one that does runs again with it.
+        if let Some(outcome) =
+            self.write(|w| identities::link(w, app, customer_id, identity, now, false))?
+        {
+            return Ok(outcome);
+        }
+        self.write(|w| identities::link(w, app, customer_id, identity, now, true))?
+            .ok_or_else(|| StoreError::Internal("a link with the merge turn asked for it".into()))
     }
+
     fn unlink_identity(
         &self,
-        _app: AppId,
-        _customer_id: &CustomerId,
-        _identity: &unico_core::Identity,
+        app: AppId,
+        customer_id: &CustomerId,
+        identity: &Identity,
     ) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable(
-            "identities: not yet on PostgreSQL".into(),
-        ))
+        self.write(|w| identities::unlink(w, app, customer_id, identity))
     }
+
     fn identities(
         &self,
-        _app: AppId,
-        _customer_id: &CustomerId,
-    ) -> Result<Vec<crate::HeldIdentity>, StoreError> {
-        Err(StoreError::Unavailable(
-            "identities: not yet on PostgreSQL".into(),
-        ))
+        app: AppId,
+        customer_id: &CustomerId,
+    ) -> Result<Vec<HeldIdentity>, StoreError> {
+        self.read(|db| identities::list(db, app, customer_id))
     }
+
     fn find_identity(
         &self,
-        _app: AppId,
-        _identity: &unico_core::Identity,
+        app: AppId,
+        identity: &Identity,
     ) -> Result<Option<Customer>, StoreError> {
-        Err(StoreError::Unavailable(
-            "identities: not yet on PostgreSQL".into(),
-        ))
+        self.read(|db| identities::find(db, app, identity))
     }
-    fn is_anonymous(&self, _app: AppId, _customer_id: &CustomerId) -> Result<bool, StoreError> {
-        Err(StoreError::Unavailable(
-            "identities: not yet on PostgreSQL".into(),
-        ))
+
+    fn is_anonymous(&self, app: AppId, customer_id: &CustomerId) -> Result<bool, StoreError> {
+        self.read(|db| identities::is_anonymous(db, app, customer_id))
     }
+
     fn merge_customers(
         &self,
-        _app: AppId,
-        _into: &CustomerId,
-        _from: &CustomerId,
-        _now: i64,
-    ) -> Result<crate::MergeOutcome, StoreError> {
-        Err(StoreError::Unavailable(
-            "identities: not yet on PostgreSQL".into(),
-        ))
+        app: AppId,
+        into: &CustomerId,
+        from: &CustomerId,
+        now: i64,
+    ) -> Result<MergeOutcome, StoreError> {
+        self.write(|w| identities::merge_by_id(w, app, into, from, now))
     }
-    fn merges(
-        &self,
-        _app: AppId,
-        _customer_id: &CustomerId,
-    ) -> Result<Vec<crate::MergeRecord>, StoreError> {
-        Err(StoreError::Unavailable(
-            "identities: not yet on PostgreSQL".into(),
-        ))
+
+    fn merges(&self, app: AppId, customer_id: &CustomerId) -> Result<Vec<MergeRecord>, StoreError> {
+        self.read(|db| identities::merges(db, app, customer_id))
     }
 
     fn create_event_type(
@@ -865,8 +863,16 @@ impl Store for PostgresStore {
     fn erase_customer(&self, app: AppId, customer_id: &CustomerId) -> Result<i64, StoreError> {
         self.write(|w| {
             w.share_app(app)?;
-            let id = writes::delete_customer(&mut w.db, app, customer_id)?;
-            w.db.execute(crate::log_row::SCRUB_CUSTOMER_ENTRIES, &[&app.0, &id])?;
+            // Locked first: no merge into it can commit before the erasure.
+            let customer = rows::find_customer(&mut w.db, app, customer_id, true)?
+                .ok_or_else(|| rows::not_found(customer_id))?;
+            // The customers merged into it: their entries hold their values too.
+            let merged = identities::merged_ids(&mut w.db, customer.id)?;
+            writes::delete_row(&mut w.db, &customer)?;
+            let id = customer.id;
+            for id in std::iter::once(id).chain(merged) {
+                w.db.execute(crate::log_row::SCRUB_CUSTOMER_ENTRIES, &[&app.0, &id])?;
+            }
             w.emit(Change::CustomerDeleted { app, id });
             w.emit(Change::Bulk { app });
             Ok(id)

@@ -14,7 +14,7 @@ use crate::store::{
     ApiKeyInfo, FieldStat, ImportKind, ImportMode, ImportRecord, ImportState, SegmentRecord,
 };
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+pub fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("stored {what} is invalid: {e}"))
 }
 
@@ -113,25 +113,62 @@ pub fn customer(row: &Row) -> Res<Customer> {
     })
 }
 
-/// The customer with this customerId; with `lock`, its row stays locked until the
-/// transaction ends (`FOR NO KEY UPDATE`), so concurrent writers of one customer take turns
-/// (event writes, which only keep it from being deleted, are not held back).
+/// The customer with this customerId, or the survivor it is an alias of (a merged
+/// customer's customerId); with `lock`, its row stays locked until the transaction ends
+/// (`FOR NO KEY UPDATE`), so concurrent writers of one customer take turns (event writes,
+/// which only keep it from being deleted, are not held back).
+///
+/// A customer merged away while the lock was awaited is gone when the wait ends: the alias
+/// lookup, a statement of its own, then sees the merge's alias and finds the survivor.
 pub fn find_customer<C: GenericClient>(
     db: &mut Db<'_, C>,
     app: AppId,
     customer_id: &CustomerId,
     lock: bool,
 ) -> Res<Option<Customer>> {
-    let sql = if lock {
-        "SELECT id, customer_id, created_at, updated_at, data FROM customers
-         WHERE app_id = $1 AND customer_id = $2 FOR NO KEY UPDATE"
+    let (direct, alias) = if lock {
+        (
+            "SELECT id, customer_id, created_at, updated_at, data FROM customers
+             WHERE app_id = $1 AND customer_id = $2 FOR NO KEY UPDATE",
+            "SELECT c.id, c.customer_id, c.created_at, c.updated_at, c.data
+             FROM customer_aliases a JOIN customers c ON c.id = a.customer
+             WHERE a.app_id = $1 AND a.alias = $2 FOR NO KEY UPDATE OF c",
+        )
     } else {
-        "SELECT id, customer_id, created_at, updated_at, data FROM customers
-         WHERE app_id = $1 AND customer_id = $2"
+        (
+            "SELECT id, customer_id, created_at, updated_at, data FROM customers
+             WHERE app_id = $1 AND customer_id = $2",
+            "SELECT c.id, c.customer_id, c.created_at, c.updated_at, c.data
+             FROM customer_aliases a JOIN customers c ON c.id = a.customer
+             WHERE a.app_id = $1 AND a.alias = $2",
+        )
     };
-    db.query_opt(sql, &[&app.0, &customer_id.as_str()])?
-        .map(|row| customer(&row))
-        .transpose()
+    let params: [&(dyn postgres::types::ToSql + Sync); 2] = [&app.0, &customer_id.as_str()];
+    let row = match db.query_opt(direct, &params)? {
+        Some(row) => Some(row),
+        None => db.query_opt(alias, &params)?,
+    };
+    row.map(|row| customer(&row)).transpose()
+}
+
+/// The row id of the customer with this customerId, or of the survivor it is an alias of.
+pub fn customer_row<C: GenericClient>(
+    db: &mut Db<'_, C>,
+    app: AppId,
+    customer_id: &CustomerId,
+) -> Res<Option<i64>> {
+    let params: [&(dyn postgres::types::ToSql + Sync); 2] = [&app.0, &customer_id.as_str()];
+    let row = match db.query_opt(
+        "SELECT id FROM customers WHERE app_id = $1 AND customer_id = $2",
+        &params,
+    )? {
+        Some(row) => Some(row),
+        None => db.query_opt(
+            "SELECT customer FROM customer_aliases WHERE app_id = $1 AND alias = $2",
+            &params,
+        )?,
+    };
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
 /// An application's schema: its fields and event types.

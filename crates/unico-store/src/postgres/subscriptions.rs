@@ -49,7 +49,7 @@ fn stored_channel(text: &str) -> Result<Channel, StoreError> {
     Channel::parse(text).map_err(|e| StoreError::Internal(format!("a stored channel: {e}")))
 }
 
-fn standing_of<C: GenericClient>(db: &mut Db<'_, C>, customer: i64) -> Res<Vec<Subscription>> {
+pub fn standing_of<C: GenericClient>(db: &mut Db<'_, C>, customer: i64) -> Res<Vec<Subscription>> {
     let mut out = Vec::new();
     for r in db.query(
         "SELECT channel, subscribed, changed_at, source FROM subscriptions WHERE customer = $1 ORDER BY channel",
@@ -98,13 +98,10 @@ pub fn apply(
             });
         }
     }
-    let id: i64 =
-        w.db.query_opt(
-            "SELECT id FROM customers WHERE app_id = $1 AND customer_id = $2 FOR UPDATE",
-            &[&app.0, &customer_id.as_str()],
-        )?
+    // Locked as a writer of its values locks it (an alias leads to the survivor).
+    let id = rows::find_customer(&mut w.db, app, customer_id, true)?
         .ok_or_else(|| rows::not_found(customer_id))?
-        .try_get(0)?;
+        .id;
     let mut moved: Vec<Channel> = Vec::new();
     for change in changes {
         w.db.execute(
@@ -147,13 +144,7 @@ fn customer_of<C: GenericClient>(
     app: AppId,
     customer_id: &CustomerId,
 ) -> Res<i64> {
-    Ok(db
-        .query_opt(
-            "SELECT id FROM customers WHERE app_id = $1 AND customer_id = $2",
-            &[&app.0, &customer_id.as_str()],
-        )?
-        .ok_or_else(|| rows::not_found(customer_id))?
-        .try_get(0)?)
+    Ok(rows::customer_row(db, app, customer_id)?.ok_or_else(|| rows::not_found(customer_id))?)
 }
 
 /// A customer's standing subscriptions, by channel.

@@ -4,14 +4,18 @@
 //! **Locks, always taken in this order** (so writers never wait on each other in a cycle):
 //! 1. the application's advisory lock ([`APP_LOCK`]): shared by customer writes, exclusive
 //!    for schema changes and deleting the application, so a write checks its values against
-//!    fields that cannot change or vanish before it commits. Then, for imports only, the
-//!    application's import turn ([`IMPORT_LOCK`]); then, for writes that register event
-//!    types on first sight, the application's registration turn ([`REGISTER_LOCK`]; an
-//!    import that may register takes it at its start, before any row);
+//!    fields that cannot change or vanish before it commits. Then, for imports and merges
+//!    only, the application's import turn ([`IMPORT_LOCK`], see [`Wx::merge_turn`]);
+//!    then, for writes that register event types on first sight, the application's
+//!    registration turn ([`REGISTER_LOCK`]; an import that may register takes it at its
+//!    start, before any row);
 //! 2. customer rows (`FOR NO KEY UPDATE`, or the insert's own lock): writers of one
 //!    customer take turns, each reading the state the previous one committed. Event writes
 //!    only share them (`FOR KEY SHARE`: the customer must not be deleted meanwhile), which
-//!    does not hold back writers of its values; deleting a customer waits for both;
+//!    does not hold back writers of its values; deleting a customer waits for both. A merge
+//!    locks its two customers in id order, the merged one `FOR UPDATE` (it is deleted),
+//!    the survivor `FOR NO KEY UPDATE`; a writer that waited for a merged customer finds
+//!    it gone and follows its alias to the survivor (see `identities.rs`);
 //! 3. event keys (the unique index entries of `events`), in ascending key order (see
 //!    `events.rs`);
 //! 4. `fields` rows, when value counts move, in ascending field id;
@@ -98,6 +102,13 @@ impl Wx<'_, '_> {
         Ok(())
     }
 
+    /// For merges: they take turns with each other and with imports (an import maps the
+    /// customerIds of its rows through the application's aliases once, at its start, and
+    /// remembers the customers it met, so no merge may make them stale before it ends).
+    pub fn merge_turn(&mut self, app: AppId) -> Res<()> {
+        self.import_turn(app)
+    }
+
     /// For writes that register event types on first sight (under the application's shared
     /// lock): one such write of an application at a time, until it commits. Taking it
     /// again in the same transaction does not wait.
@@ -130,8 +141,9 @@ pub fn flush_counts(deltas: CountDeltas, db: &mut Db<'_, Transaction<'_>>) -> Re
 }
 
 /// Inserts a new customer with its values encoded; answers its id, or `None` if the
-/// customerId exists (then nothing is written). A concurrent insert of the same customerId
-/// is waited for: if it commits, this one finds it exists.
+/// customerId exists, or is the alias of a merged customer (then nothing is written). A
+/// concurrent insert of the same customerId is waited for: if it commits, this one finds it
+/// exists.
 pub fn try_insert(
     db: &mut Db<'_, Transaction<'_>>,
     app: AppId,
@@ -141,10 +153,24 @@ pub fn try_insert(
 ) -> Res<Option<i64>> {
     let row = db.query_opt(
         "INSERT INTO customers (app_id, customer_id, created_at, updated_at, data)
-         VALUES ($1, $2, $3, $3, $4) ON CONFLICT (app_id, customer_id) DO NOTHING RETURNING id",
+         SELECT $1, $2, $3, $3, $4
+         WHERE NOT EXISTS (SELECT 1 FROM customer_aliases WHERE app_id = $1 AND alias = $2)
+         ON CONFLICT (app_id, customer_id) DO NOTHING RETURNING id",
         &[&app.0, &customer_id.as_str(), &now, &data],
     )?;
     Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+/// Whether `customer_id` is the alias of a merged customer. Asked after inserting a
+/// customer: an insert that waited for a merge deleting the same customerId goes in once
+/// that merge commits, and only a statement after it sees the merge's alias.
+pub fn is_alias(db: &mut Db<'_, Transaction<'_>>, app: AppId, customer_id: &str) -> Res<bool> {
+    Ok(db
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM customer_aliases WHERE app_id = $1 AND alias = $2)",
+            &[&app.0, &customer_id],
+        )?
+        .try_get(0)?)
 }
 
 /// How many times an upsert goes round when the customer it met is deleted meanwhile.
@@ -167,6 +193,11 @@ pub fn write(
             let applied = apply_changes(&mut fields, changes);
             let data = codec::encode(&fields);
             if let Some(id) = try_insert(db, app, customer_id, now, &data)? {
+                if is_alias(db, app, customer_id.as_str())? {
+                    // Merged away while the insert waited: the next round finds the survivor.
+                    db.execute("DELETE FROM customers WHERE id = $1", &[&id])?;
+                    continue;
+                }
                 for (field, d) in applied.presence {
                     deltas.add(field, d);
                 }
@@ -248,29 +279,31 @@ pub fn update_existing(
     Ok(Some((customer, before)))
 }
 
-/// Deletes one customer, its values and its events; answers the id it had.
+/// Deletes one customer (found by its customerId or an alias of it), its values and its
+/// events; answers the id it had.
 pub fn delete_customer(
     db: &mut Db<'_, Transaction<'_>>,
     app: AppId,
     customer_id: &CustomerId,
 ) -> Res<i64> {
-    let row = db
-        .query_opt(
-            "DELETE FROM customers WHERE app_id = $1 AND customer_id = $2 RETURNING id, data",
-            &[&app.0, &customer_id.as_str()],
-        )?
+    let customer = rows::find_customer(db, app, customer_id, true)?
         .ok_or_else(|| rows::not_found(customer_id))?;
-    let id: i64 = row.try_get(0)?;
-    let data: &[u8] = row.try_get(1)?;
+    delete_row(db, &customer)?;
+    Ok(customer.id)
+}
+
+/// Deletes a customer the transaction found and locked, with its events; its identities,
+/// aliases and consent go by cascade.
+pub fn delete_row(db: &mut Db<'_, Transaction<'_>>, customer: &Customer) -> Res<()> {
+    db.execute("DELETE FROM customers WHERE id = $1", &[&customer.id])?;
     // The row's lock (taken by the delete) waited for event writes that share it, so this
     // statement's snapshot holds every event committed for the customer.
-    db.execute("DELETE FROM events WHERE customer = $1", &[&id])?;
+    db.execute("DELETE FROM events WHERE customer = $1", &[&customer.id])?;
     let mut deltas = CountDeltas::default();
-    for (field, _) in codec::decode(data)? {
-        deltas.add(field, -1);
+    for (field, _) in &customer.fields {
+        deltas.add(*field, -1);
     }
-    flush_counts(deltas, db)?;
-    Ok(id)
+    flush_counts(deltas, db)
 }
 
 /// Customers rewritten by one statement when a field's values are removed.
