@@ -262,7 +262,10 @@ impl Packed {
         let start = self.consents.partition_point(|c| c.0 < from);
         let end = self.consents.partition_point(|c| c.0 < to);
         if start < end {
-            let (now, source) = (crate::state::now_ms(), unico_core::Source::parse("csv").ok()?);
+            let (now, source) = (
+                crate::state::now_ms(),
+                unico_core::Source::parse("csv").ok()?,
+            );
             for (customer, channel, subscribed) in &self.consents[start..end] {
                 if let Some(item) = items.get_mut(customer - from) {
                     item.subscriptions.push(unico_core::SubscriptionChange {

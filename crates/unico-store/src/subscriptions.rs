@@ -126,6 +126,9 @@ impl ConsentTee {
 
     /// The statements collected, in file order.
     pub(crate) fn take(&self) -> Vec<(unico_core::CustomerId, Vec<SubscriptionChange>)> {
-        self.0.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
     }
 }

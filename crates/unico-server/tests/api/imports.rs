@@ -1116,3 +1116,109 @@ async fn a_multipart_upload_is_imported_like_a_csv_body() {
         json!({"age": 7, "city": "a,b"})
     );
 }
+
+/// Consent in CSV: `subscription:<channel>` columns (wide) and fieldNames (long) set the
+/// customers' subscriptions with the import, source `csv`; a bad cell is a positioned row
+/// error and an atomic import then writes nothing; a channel the application does not take
+/// fails the header; the engine counts the statements at once.
+#[tokio::test]
+async fn consent_columns_set_subscriptions_with_the_import() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "city", "string").await;
+    let count = |filter: &'static str| {
+        let (api, app) = (&api, &app);
+        async move {
+            let (status, body) = api
+                .send(
+                    "POST",
+                    &app.path("/count"),
+                    Some(&app.key),
+                    Some(json!({ "filter": filter })),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["count"].as_u64().unwrap()
+        }
+    };
+    // A bad consent cell: the row is refused with its place, and nothing is written.
+    let report = api
+        .import_csv(
+            &app,
+            "",
+            "customerId,city,subscription:email\nana,Madrid,subscribed\nbob,Lyon,maybe\n",
+        )
+        .await;
+    assert_eq!(report["state"], "failed", "{report}");
+    let e = errors(&report);
+    assert_row_error(
+        &e[0],
+        3,
+        "subscription:email",
+        "maybe",
+        &["subscribed or unsubscribed"],
+    );
+    assert_eq!(api.customer_ids(&app).await, Vec::<String>::new());
+
+    let report = api
+        .import_csv(
+            &app,
+            "",
+            "customerId,city,subscription:email,subscription:sms\nana,Madrid,subscribed,no\nbob,Lyon,Unsubscribed,\ncid,Oslo,,yes\n",
+        )
+        .await;
+    assert_eq!(report["state"], "succeeded", "{report}");
+    assert_eq!(count("subscribed email").await, 1);
+    assert_eq!(count("subscribed sms").await, 1);
+    let (_, subs) = api
+        .send(
+            "GET",
+            &app.path("/customers/bob/subscriptions"),
+            Some(&app.key),
+            None,
+        )
+        .await;
+    assert_eq!(subs["subscriptions"][0]["channel"], "email");
+    assert_eq!(subs["subscriptions"][0]["subscribed"], false);
+    assert_eq!(subs["subscriptions"][0]["source"], "csv");
+    // The long form: one statement per row.
+    let report = api
+        .import_csv(
+            &app,
+            "",
+            "customerId,fieldName,fieldValue\nbob,subscription:email,opted_in\nana,subscription:email,\n",
+        )
+        .await;
+    assert_eq!(
+        report["state"], "failed",
+        "an empty long consent cell says nothing: {report}"
+    );
+    assert_row_error(
+        &errors(&report)[0],
+        3,
+        "fieldValue",
+        "",
+        &["subscribed or unsubscribed"],
+    );
+    let report = api
+        .import_csv(
+            &app,
+            "",
+            "customerId,fieldName,fieldValue\nbob,subscription:email,opted_in\n",
+        )
+        .await;
+    assert_eq!(report["state"], "succeeded", "{report}");
+    assert_eq!(count("subscribed email").await, 2);
+    // A channel the application does not take: the header fails, naming the columns taken.
+    let (status, body) = api
+        .post_csv(&app, "", "customerId,subscription:fax\nana,yes\n")
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let report = api.wait_import(&app, body["id"].as_i64().unwrap()).await;
+    assert_eq!(report["state"], "failed", "{report}");
+    let text = report.to_string();
+    assert!(
+        text.contains("column 2") && text.contains("subscription:whatsapp"),
+        "{report}"
+    );
+}

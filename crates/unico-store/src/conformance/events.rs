@@ -1059,3 +1059,57 @@ pub fn the_audit_log_answers_newest_first_per_application_or_all(store: &dyn Sto
     store.delete_app(b).unwrap();
     assert_eq!(store.audit_log(Some(b), None, 10).unwrap().len(), 1);
 }
+
+/// An import's subscription statements are applied with its rows, in its transaction:
+/// kept with them, dropped with them, logged after the customers they belong to.
+pub fn an_imports_consent_commits_with_its_rows(store: &dyn Store) {
+    use crate::store::{ImportBatch, UpsertItem};
+    use unico_core::{Source, SubscriptionChange};
+    let a = app(store, "A");
+    let item = |id: &str, subscribed: bool| UpsertItem {
+        customer_id: cid(id),
+        changes: vec![],
+        subscriptions: vec![SubscriptionChange {
+            channel: channel("email"),
+            subscribed,
+            at: NOW,
+            source: Source::parse("csv").unwrap(),
+        }],
+    };
+    let import = |items: Vec<UpsertItem>, keep: bool| {
+        store
+            .run_import(
+                a,
+                Box::new(vec![ImportBatch::Items(items), ImportBatch::End { keep }].into_iter()),
+                NOW,
+                Default::default(),
+                None,
+            )
+            .unwrap()
+    };
+    let head = store.log_head();
+    import(vec![item("ana", true), item("bob", false)], false);
+    assert_eq!(store.count_customers(a).unwrap(), 0);
+    assert!(logged(store, head).is_empty());
+    let counts = import(vec![item("ana", true), item("bob", false)], true);
+    assert_eq!((counts.created, counts.updated), (2, 0));
+    assert_eq!(
+        logged(store, head),
+        [
+            "customer ana",
+            "customer bob",
+            "subscription email true",
+            "subscription email false"
+        ]
+    );
+    let ana = store.subscriptions(a, &cid("ana")).unwrap();
+    assert!(ana[0].subscribed);
+    assert_eq!(ana[0].source.as_str(), "csv");
+    assert_eq!(
+        store
+            .subscription_history(a, &cid("bob"), 10)
+            .unwrap()
+            .len(),
+        1
+    );
+}

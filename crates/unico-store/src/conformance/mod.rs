@@ -60,6 +60,7 @@ macro_rules! conformance_suite {
             an_application_may_register_types_on_first_sight,
             computed_fields_are_defined_logged_and_never_written,
             subscriptions_keep_the_latest_statement_and_every_change,
+            an_imports_consent_commits_with_its_rows,
             an_erased_customer_leaves_nothing_in_the_store_or_its_log,
             the_audit_log_answers_newest_first_per_application_or_all,
             identities_are_unique_per_application_and_found_by_value,

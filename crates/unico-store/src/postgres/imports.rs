@@ -293,6 +293,9 @@ pub fn write_all(
     } else {
         batches
     };
+    // Subscription statements (consent columns) are applied once the rows are written.
+    let consents = crate::subscriptions::ConsentTee::default();
+    let batches = consents.tee(batches);
     let feed = prepare::start(batches, Arc::new(live))?;
     let mut writer = ImportWriter {
         app,
@@ -352,6 +355,10 @@ pub fn write_all(
         }
     } else {
         w.emit(Change::Bulk { app });
+    }
+    // After the customers, so a follower holds each one before its consent.
+    for (customer_id, changes) in consents.take() {
+        super::subscriptions::apply(w, app, &customer_id, &changes, true, now)?;
     }
     Ok(Some(ImportCounts {
         created,

@@ -154,7 +154,8 @@ pub fn run(
             }
             // After the customers, so a follower holds each one before its consent.
             for (customer_id, changes) in consents.take() {
-                if let Err(e) = super::subscriptions::apply(w, app, &customer_id, &changes, true, now)
+                if let Err(e) =
+                    super::subscriptions::apply(w, app, &customer_id, &changes, true, now)
                 {
                     w.conn.execute_batch("ROLLBACK TO import; RELEASE import")?;
                     written.store(0, Ordering::Relaxed);
