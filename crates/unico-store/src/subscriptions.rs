@@ -96,9 +96,10 @@ pub(crate) fn moved_changes(
 /// Collects the subscription statements of an import's items as the batches pass (they are
 /// applied after the rows, in the same transaction).
 #[derive(Default, Clone)]
-pub(crate) struct ConsentTee(
-    std::sync::Arc<std::sync::Mutex<Vec<(unico_core::CustomerId, Vec<SubscriptionChange>)>>>,
-);
+pub(crate) struct ConsentTee(std::sync::Arc<std::sync::Mutex<Vec<Statements>>>);
+
+/// One customer's statements in an import.
+type Statements = (unico_core::CustomerId, Vec<SubscriptionChange>);
 
 impl ConsentTee {
     /// The batches, unchanged, with their statements collected on the way.
@@ -107,8 +108,8 @@ impl ConsentTee {
         batches: Box<dyn Iterator<Item = crate::ImportBatch> + Send>,
     ) -> Box<dyn Iterator<Item = crate::ImportBatch> + Send> {
         let held = self.0.clone();
-        Box::new(batches.map(move |batch| {
-            if let crate::ImportBatch::Items(items) = &batch {
+        Box::new(batches.inspect(move |batch| {
+            if let crate::ImportBatch::Items(items) = batch {
                 let found: Vec<_> = items
                     .iter()
                     .filter(|i| !i.subscriptions.is_empty())
@@ -120,12 +121,11 @@ impl ConsentTee {
                     held.extend(found);
                 }
             }
-            batch
         }))
     }
 
     /// The statements collected, in file order.
-    pub(crate) fn take(&self) -> Vec<(unico_core::CustomerId, Vec<SubscriptionChange>)> {
+    pub(crate) fn take(&self) -> Vec<Statements> {
         self.0
             .lock()
             .map(|mut v| std::mem::take(&mut *v))

@@ -477,7 +477,7 @@ pub async fn ingest(
     }
     let now = now_ms();
     let rules = state
-        .blocking(move |s| Ok(crate::identity::IdentityRules::of(s, app)?))
+        .blocking(move |s| crate::identity::IdentityRules::of(s, app))
         .await?;
     let mut results: Vec<Option<EventResult>> = Vec::with_capacity(items.len());
     let mut valid = Vec::new();

@@ -198,7 +198,7 @@ async fn rules(state: &AppState, app: AppId) -> Result<IdentityRules, ApiError> 
     state
         .blocking(move |s| {
             s.get_app(app)?;
-            Ok(IdentityRules::of(s, app)?)
+            IdentityRules::of(s, app)
         })
         .await
 }
@@ -343,7 +343,7 @@ pub async fn list_identities(
     principal.require_app(app)?;
     let customer_id = params.customer_id()?;
     state
-        .blocking(move |s| Ok(identity_list(s, app, &customer_id)?))
+        .blocking(move |s| identity_list(s, app, &customer_id))
         .await
         .map(Json)
 }
@@ -392,7 +392,7 @@ pub async fn unlink_identity(
     let customer_id = params.customer_id()?;
     let identity = identity_from_path(&params, &rules(&state, app).await?)?;
     state
-        .blocking(move |s| Ok(s.unlink_identity(app, &customer_id, &identity)?))
+        .blocking(move |s| s.unlink_identity(app, &customer_id, &identity))
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
