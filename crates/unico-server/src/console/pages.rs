@@ -15,6 +15,9 @@ use unico_core::{AppId, Application, FieldName, FieldType};
 use super::layout::{self, Section};
 use super::location::{ConsolePath, redirect, see_other};
 use super::session::{self, CsrfToken, Https};
+use super::timeline::{
+    from_local_input, local_input, local_input_step, local_time, local_time_text, zone_note,
+};
 use crate::auth::{Principal, authenticate, authenticate_hash, hash_key};
 use crate::error::ApiError;
 use crate::extract::FormBody;
@@ -246,18 +249,21 @@ pub async fn apps(State(state): State<AppState>, headers: HeaderMap) -> Response
         .iter()
         .filter(|a| principal.require_app(a.id).is_ok())
         .collect();
+    // An application's key sees its own application's records, in its zone; the admin
+    // sees every application's, in UTC (one column, one zone).
+    let audit_zone = own.and_then(|id| visible.iter().copied().find(|a| a.id == id));
     Html(layout::page("Applications", None, Section::Apps, Some(&csrf), html! {
         h1 { "Applications" }
         p class="sub" { "Each application is one brand's customers, fields and audiences." }
         div class="card" {
             table {
-                thead { tr { th { "Name" } th { "Time zone" } th class="hide-narrow" { "Created" } } }
+                thead { tr { th { "Name" } th { "Time zone" } th class="hide-narrow" { "Created (in its time zone)" } } }
                 tbody {
                     @for app in &visible {
                         tr {
                             td { a href=(format!("/console/apps/{}/customers", app.id)) { (app.name.as_str()) } }
                             td { (app.timezone.as_str()) }
-                            td class="hide-narrow mono nowrap" { (short_time(&format_datetime(app.created_at))) }
+                            td class="hide-narrow mono nowrap" { (local_time(app, app.created_at)) }
                         }
                     }
                 }
@@ -270,11 +276,11 @@ pub async fn apps(State(state): State<AppState>, headers: HeaderMap) -> Response
                 p class="sub" { "Nothing audited yet." }
             } @else {
                 table {
-                    thead { tr { th { "When (UTC)" } th { "Application" } th { "Who" } th { "What" } th { "On" } } }
+                    thead { tr { th { "When (" (audit_zone.map_or("UTC", |a| a.timezone.as_str())) ")" } th { "Application" } th { "Who" } th { "What" } th { "On" } } }
                     tbody {
                         @for r in &audit {
                             tr {
-                                td class="mono nowrap" { (short_time(&format_datetime(r.at))) }
+                                td class="mono nowrap" { (audit_zone.map_or_else(|| utc_time(r.at), |a| local_time(a, r.at))) }
                                 td { @if let Some(a) = r.app { (a.0) } }
                                 td class="mono" { (r.actor) }
                                 td { (r.action) }
@@ -436,7 +442,8 @@ pub async fn customers(
             div id="customer-list" data-filter=(filter_text) data-q=(search) {
                 @match &page {
                     Ok(list) => {
-                        (customer_table(app.id, list, &shown, &list_query(&query)))
+                        (customer_table(&app, list, &shown, &list_query(&query)))
+                        p class="hint" { (zone_note(&app)) }
                         @if let Some(next) = &list.next_cursor {
                             div class="pager" {
                                 a class="button" href=(format!("?filter={}&q={}&cursor={}", encode(&filter_text), encode(&search), encode(next))) { "Next page →" }
@@ -610,9 +617,9 @@ fn events_json(schema: &unico_core::Schema) -> String {
 }
 
 /// A table of customers: customerId (linking to the detail page), dates and the first
-/// field columns.
+/// field columns. Times are in the application's zone, which the note below says.
 pub(super) fn customer_table(
-    app: AppId,
+    app: &Application,
     list: &crate::dto::CustomerList,
     shown: &[&unico_core::FieldDef],
     from: &str,
@@ -628,11 +635,11 @@ pub(super) fn customer_table(
             tbody {
                 @for c in &list.customers {
                     tr {
-                        td class="mono" { a href=(format!("/console/apps/{}/customers/{}{from}", app, encode(&c.customer_id))) { (c.customer_id) } }
-                        td class="hide-narrow mono nowrap" { (short_time(&c.created_at)) }
-                        td class="hide-narrow mono nowrap" { (short_time(&c.updated_at)) }
+                        td class="mono" { a href=(format!("/console/apps/{}/customers/{}{from}", app.id, encode(&c.customer_id))) { (c.customer_id) } }
+                        td class="hide-narrow mono nowrap" { (local_time_text(app, &c.created_at)) }
+                        td class="hide-narrow mono nowrap" { (local_time_text(app, &c.updated_at)) }
                         @for f in shown {
-                            @let shown = c.fields.get(f.name.as_str()).map(|v| match v { serde_json::Value::String(s) => s.clone(), other => other.to_string() }).unwrap_or_default();
+                            @let shown = cell_text(app, f, c.fields.get(f.name.as_str()));
                             td class="hide-narrow cell" title=(shown) { (shown) }
                         }
                     }
@@ -640,6 +647,23 @@ pub(super) fn customer_table(
             }
         }
         @if list.customers.is_empty() { p class="sub" { "No customer matches." } }
+    }
+}
+
+/// A field's value as a table cell shows it: text as is, instants in the application's
+/// zone, numbers and dates as the API writes them.
+fn cell_text(
+    app: &Application,
+    def: &unico_core::FieldDef,
+    value: Option<&serde_json::Value>,
+) -> String {
+    match value {
+        None | Some(serde_json::Value::Null) => String::new(),
+        Some(serde_json::Value::String(s)) if def.field_type == FieldType::Datetime => {
+            local_time_text(app, s)
+        }
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
     }
 }
 
@@ -655,12 +679,11 @@ fn fill_bar(pct: f64, title: &str) -> Markup {
     }
 }
 
-/// `2026-11-28 23:02` from an RFC 3339 UTC instant, for tables (UTC, like the API).
-pub(super) fn short_time(rfc3339: &str) -> String {
-    rfc3339
-        .get(..16)
-        .map(|t| t.replace('T', " "))
-        .unwrap_or_else(|| rfc3339.to_owned())
+/// `2026-11-28 23:02` in UTC, where no one application's zone applies (the admin's
+/// audit log, across applications).
+fn utc_time(ms: i64) -> String {
+    let text = format_datetime(ms);
+    text.get(..16).map(|t| t.replace('T', " ")).unwrap_or(text)
 }
 
 pub(super) fn encode(text: &str) -> String {
@@ -824,7 +847,7 @@ fn import_history(app: &Application, imports: &[unico_store::ImportRecord]) -> M
                     tbody {
                         @for i in imports {
                             tr {
-                                td class="mono nowrap" { (super::timeline::local_time(app, i.created_at)) }
+                                td class="mono nowrap" { (local_time(app, i.created_at)) }
                                 td { (i.kind.as_str()) " · " (i.mode.as_str()) }
                                 td {
                                     @match i.state {
@@ -871,7 +894,7 @@ fn fields_body(
         @if let Some(d) = deleted { div class="flash ok" { (d) } }
         div class="card" {
             table {
-                thead { tr { th { "Name" } th { "Type" } th { "Filled" } th class="hide-narrow" { "Created" } th {} } }
+                thead { tr { th { "Name" } th { "Type" } th { "Filled" } th class="hide-narrow" { "Created (" (app.timezone.as_str()) ")" } th {} } }
                 tbody {
                     @for s in stats {
                         @let pct = if total == 0 { 0.0 } else { s.value_count as f64 * 100.0 / total as f64 };
@@ -886,7 +909,7 @@ fn fields_body(
                                 " " (format!("{pct:.0}%"))
                             }
                             }
-                            td class="hide-narrow mono nowrap" { (short_time(&format_datetime(s.field.created_at))) }
+                            td class="hide-narrow mono nowrap" { (local_time(app, s.field.created_at)) }
                             td {
                                 form method="post" action=(format!("/console/apps/{}/fields/{}/delete", app.id, encode(s.field.name.as_str())))
                                     data-confirm=(format!("Delete the field and the {} values customers hold for it? This cannot be undone.", s.value_count)) {
@@ -1128,7 +1151,7 @@ fn customer_body(
     html! {
         p { a id="back-to-list" href=(format!("/console/apps/{}/customers{from}", app.id)) { "← Customers" } }
         h1 class="mono" { (customer.customer_id.as_str()) }
-        p class="sub" { "Created " (short_time(&format_datetime(customer.created_at))) " UTC · last modified " (short_time(&format_datetime(customer.updated_at))) " UTC" }
+        p class="sub" { "Created " (local_time(app, customer.created_at)) " · last modified " (local_time(app, customer.updated_at)) " · " span id="zone" { (zone_note(app)) } }
         (super::timeline::activity_line(app, &interactions.activity))
         @let on_timeline = interactions.timeline.is_some();
         @let tab_query = |tab: &str| if from.is_empty() { format!("?tab={tab}") } else { format!("{from}&tab={tab}") };
@@ -1165,7 +1188,11 @@ fn customer_body(
                                     @match def.field_type {
                                         FieldType::Number => input type="text" inputmode="decimal" name=(format!("f:{name}")) value=(current) placeholder="42, -3.5";,
                                         FieldType::Date => input type="date" name=(format!("f:{name}")) value=(current);,
-                                        FieldType::Datetime => input class="mono" type="text" name=(format!("f:{name}")) value=(current) placeholder="2024-03-05T14:22:10Z";,
+                                        FieldType::Datetime => {
+                                            // In the application's zone (what was typed, after a refusal).
+                                            @let local = if errors.contains_key(name) { current.clone() } else { customer.get(def.id).and_then(|v| match v { unico_core::Value::Datetime(ms) => Some(local_input(app, *ms)), _ => None }).unwrap_or_default() };
+                                            input type="datetime-local" name=(format!("f:{name}")) value=(local) step=[local_input_step(&local)];
+                                        },
                                         FieldType::String => input type="text" name=(format!("f:{name}")) value=(current) maxlength="4096";,
                                     }
                                     @if let Some(e) = errors.get(name) { div class="err" { (e) } }
@@ -1363,6 +1390,12 @@ pub async fn save_customer(
         let Some(def) = schema.by_name(name).filter(|d| !d.is_computed()) else {
             continue;
         };
+        // A datetime-local box sends a wall-clock time without offset: it is the
+        // application's; an instant with `Z` or an offset is taken as it is.
+        let local = (def.field_type == FieldType::Datetime)
+            .then(|| from_local_input(&app, text))
+            .flatten();
+        let text = local.as_ref().unwrap_or(text);
         match unico_core::value::parse_text(def.field_type, text) {
             Ok(value) => changes.push(unico_core::FieldChange {
                 field: def.id,

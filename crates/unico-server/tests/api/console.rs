@@ -2238,3 +2238,197 @@ async fn the_customer_page_links_identities_and_merges_after_a_preview() {
     let (_, _, body) = page(&api, &location, Some(&cookie)).await;
     assert!(body.contains("Removed email ana@example.com."), "{body}");
 }
+
+/// `2026-07-01 15:30`: an RFC 3339 instant as the console shows it, `offset_ms` east of UTC.
+fn shown_at(rfc3339: &str, offset_ms: i64) -> String {
+    let ms = unico_core::time::parse_datetime(rfc3339).unwrap();
+    unico_core::time::format_datetime(ms + offset_ms)[..16].replace('T', " ")
+}
+
+/// An application in Asia/Kolkata (UTC+05:30 all year, so the test does not depend on the
+/// season) with a datetime field; answers it and a signed-in session's cookie.
+async fn app_in_kolkata(api: &Api) -> (App, String) {
+    let app = api.create_app("Mumbai Shop").await;
+    let (status, body) = api
+        .admin(
+            "PATCH",
+            &format!("/v1/apps/{}", app.id),
+            Some(json!({"timezone": "Asia/Kolkata"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    api.create_field(&app, "last_purchase_at", "datetime").await;
+    let (_, cookie, _) = sign_in(api, &app.key).await;
+    (app, cookie.unwrap())
+}
+
+/// The stored value of ana's last_purchase_at.
+async fn last_purchase(api: &Api, app: &App) -> serde_json::Value {
+    api.get_customer(app, "ana").await.unwrap()["fields"]["last_purchase_at"].clone()
+}
+
+const KOLKATA: i64 = (5 * 60 + 30) * 60_000;
+
+#[tokio::test]
+async fn times_are_shown_in_the_applications_zone_and_say_which() {
+    let api = Api::new();
+    let (app, cookie) = app_in_kolkata(&api).await;
+    let created = api
+        .create_customer(
+            &app,
+            "ana",
+            json!({"last_purchase_at": "2026-07-01T10:00:00Z"}),
+        )
+        .await;
+    let created_at = created["created_at"].as_str().unwrap();
+    let local = shown_at(created_at, KOLKATA);
+    let utc = shown_at(created_at, 0);
+    assert_ne!(local, utc);
+
+    // The list: creation, modification and the datetime field, local; the zone said.
+    let (status, _, list) = page(
+        &api,
+        &format!("/console/apps/{}/customers", app.id),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(list.contains(&local), "{local} in {list}");
+    assert!(!list.contains(&utc), "no UTC time left in the list");
+    assert!(list.contains("2026-07-01 15:30"), "{list}");
+    assert!(list.contains("Times in Asia/Kolkata"), "{list}");
+
+    // The customer's page: "Created … · last modified …" local, and the zone; the
+    // datetime field in a date-and-time box on the zone's wall clock.
+    let (status, _, customer) = page(
+        &api,
+        &format!("/console/apps/{}/customers/ana", app.id),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        customer.contains(&format!("Created {local} · last modified {local}")),
+        "{customer}"
+    );
+    assert!(customer.contains("Times in Asia/Kolkata"), "{customer}");
+    assert!(
+        customer.contains(
+            "type=\"datetime-local\" name=\"f:last_purchase_at\" value=\"2026-07-01T15:30\""
+        ),
+        "{customer}"
+    );
+
+    // A segment's page and the segments list.
+    let (status, segment) = api
+        .send(
+            "POST",
+            &app.path("/segments"),
+            Some(&app.key),
+            Some(json!({"name": "All", "filter": "customerId exists"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{segment}");
+    let segment_local = shown_at(segment["created_at"].as_str().unwrap(), KOLKATA);
+    let (_, _, seg_page) = page(
+        &api,
+        &format!("/console/apps/{}/segments/{}", app.id, segment["id"]),
+        Some(&cookie),
+    )
+    .await;
+    assert!(
+        seg_page.contains(&format!("Created {segment_local}")),
+        "{seg_page}"
+    );
+    assert!(seg_page.contains("Times in Asia/Kolkata"), "{seg_page}");
+    assert!(
+        seg_page.contains(&local),
+        "the members' times are local too"
+    );
+    let (_, _, segments) = page(
+        &api,
+        &format!("/console/apps/{}/segments", app.id),
+        Some(&cookie),
+    )
+    .await;
+    assert!(segments.contains(&segment_local), "{segments}");
+    assert!(segments.contains("Created (Asia/Kolkata)"), "{segments}");
+
+    // The Applications page: each application's creation in its own zone.
+    let (_, _, apps) = page(&api, "/console/apps", Some(&cookie)).await;
+    let (_, app_reply) = api
+        .admin("GET", &format!("/v1/apps/{}", app.id), None)
+        .await;
+    let app_local = shown_at(app_reply["created_at"].as_str().unwrap(), KOLKATA);
+    assert!(apps.contains(&app_local), "{app_local} in {apps}");
+    assert!(apps.contains("When (Asia/Kolkata)"), "{apps}");
+
+    // Insights say the zone of their time charts.
+    let (_, _, insights) = page(
+        &api,
+        &format!("/console/apps/{}/insights", app.id),
+        Some(&cookie),
+    )
+    .await;
+    assert!(insights.contains("Asia/Kolkata time"), "{insights}");
+}
+
+#[tokio::test]
+async fn a_datetime_is_edited_on_the_zones_wall_clock_and_stored_as_the_right_instant() {
+    let api = Api::new();
+    let (app, cookie) = app_in_kolkata(&api).await;
+    api.create_customer(&app, "ana", json!({})).await;
+    let path = format!("/console/apps/{}/customers/ana", app.id);
+    // What a datetime-local box sends: the zone's wall clock, to the minute or second.
+    for (sent, utc) in [
+        ("2026-07-01T15:30", "2026-07-01T10:00:00.000Z"),
+        ("2026-07-01T15:30:05", "2026-07-01T10:00:05.000Z"),
+        ("2026-01-01T02:00", "2025-12-31T20:30:00.000Z"),
+        // An instant with its offset or Z (as the text box took) is stored as it is.
+        ("2026-07-01T08:00:00Z", "2026-07-01T08:00:00.000Z"),
+        ("2026-07-01T08:00:00+02:00", "2026-07-01T06:00:00.000Z"),
+    ] {
+        let (status, location, body) = post_form(
+            &api,
+            &path,
+            &cookie,
+            &format!("f%3Alast_purchase_at={}", enc(sent)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{sent}: {body}");
+        assert!(location.contains("saved=1"), "{location}");
+        assert_eq!(last_purchase(&api, &app).await, json!(utc), "{sent}");
+    }
+    // Shown back on the wall clock; a value with milliseconds keeps them, so saving the
+    // form unchanged changes nothing.
+    api.patch_customer(
+        &app,
+        "ana",
+        json!({"fields": {"last_purchase_at": "2026-07-01T10:00:00.250Z"}}),
+    )
+    .await;
+    let (_, _, body) = page(&api, &path, Some(&cookie)).await;
+    assert!(
+        body.contains("value=\"2026-07-01T15:30:00.250\" step=\"0.001\""),
+        "{body}"
+    );
+    let (status, _, _) = post_form(
+        &api,
+        &path,
+        &cookie,
+        "f%3Alast_purchase_at=2026-07-01T15%3A30%3A00.250",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        last_purchase(&api, &app).await,
+        json!("2026-07-01T10:00:00.250Z")
+    );
+    // Nonsense is refused with the message, and nothing changes.
+    let (status, _, body) = post_form(&api, &path, &cookie, "f%3Alast_purchase_at=yesterday").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        last_purchase(&api, &app).await,
+        json!("2026-07-01T10:00:00.250Z")
+    );
+}
