@@ -310,20 +310,24 @@ pub async fn customers(
         .map(|q| q.trim().to_owned())
         .unwrap_or_default();
     let effective = with_search(&filter_text, &search);
-    let mut params = Vec::new();
-    if !effective.trim().is_empty() {
-        params.push(("filter".to_owned(), effective));
-    }
-    if let Some(c) = query.get("cursor") {
-        params.push(("cursor".to_owned(), c.clone()));
-    }
-    params.push(("limit".to_owned(), PAGE_ROWS.to_string()));
-    let query_params = crate::routes::params_from_pairs(params);
-    let page = crate::routes::list_customers_page(state.clone(), app.id, query_params).await;
     let schema = match state.blocking(move |s| s.schema(app.id)).await {
         Ok(s) => s,
         Err(e) => return failure(e),
     };
+    let view = ListView::from_query(&query, &schema);
+    let mut params = Vec::new();
+    if !effective.trim().is_empty() {
+        params.push(("filter".to_owned(), effective));
+    }
+    if let Some(c) = &view.cursor {
+        params.push(("cursor".to_owned(), c.clone()));
+    }
+    if let Some(sort) = &view.sort {
+        params.push(("sort".to_owned(), sort.clone()));
+    }
+    params.push(("limit".to_owned(), view.size.to_string()));
+    let query_params = crate::routes::params_from_pairs(params);
+    let page = crate::routes::list_customers_page(state.clone(), app.id, query_params).await;
     // The search also finds customers by any identity (an email, a phone, a device…).
     let found_by_identity = if search.is_empty() {
         Vec::new()
@@ -334,7 +338,14 @@ pub async fn customers(
             .await
             .unwrap_or_default()
     };
-    let shown = chosen_columns(&schema, &headers, app.id);
+    let mut shown = chosen_columns(&schema, &headers, app.id);
+    // The fields the filter tests are shown too, after the chosen ones: a marketer who
+    // filters on country sees each customer's country.
+    for def in filter_fields(&filter_text, &schema) {
+        if !shown.iter().any(|s| s.id == def.id) {
+            shown.push(def);
+        }
+    }
     let count_url = format!("/console/apps/{}/count", app.id);
     // The builder offers the well-known channels and those the application's events use
     // (when its engine can say at once; typed channels are kept either way).
@@ -428,7 +439,7 @@ pub async fn customers(
                 summary { "Columns" }
                 form method="post" action=(format!("/console/apps/{}/columns", app.id)) {
                     (csrf)
-                    input type="hidden" name="back" value=(format!("/console/apps/{}/customers?filter={}&q={}", app.id, encode(&filter_text), encode(&search)));
+                    input type="hidden" name="back" value=(format!("/console/apps/{}/customers{}", app.id, list_query(&query)));
                     div class="column-choices" {
                         @for f in schema.fields() {
                             label { input type="checkbox" name="col" value=(f.id.0) checked[shown.iter().any(|s| s.id == f.id)]; " " span class="mono" { (f.name.as_str()) } }
@@ -442,13 +453,8 @@ pub async fn customers(
             div id="customer-list" data-filter=(filter_text) data-q=(search) {
                 @match &page {
                     Ok(list) => {
-                        (customer_table(&app, list, &shown, &list_query(&query)))
-                        p class="hint" { (zone_note(&app)) }
-                        @if let Some(next) = &list.next_cursor {
-                            div class="pager" {
-                                a class="button" href=(format!("?filter={}&q={}&cursor={}", encode(&filter_text), encode(&search), encode(next))) { "Next page →" }
-                            }
-                        }
+                        (customer_table(&app, list, &shown, &list_query(&query), Some(&view)))
+                        (pager(&app, &view, list))
                     }
                     Err(_) => { p class="sub" { "Fix the filter to see its customers." } }
                 }
@@ -466,6 +472,192 @@ pub async fn customers(
         .into_string(),
     )
     .into_response()
+}
+
+/// Page sizes the customer list offers.
+pub const PAGE_SIZES: [usize; 3] = [25, 50, 100];
+
+/// Where the customer list is, as its URL says: the audience (filter, search, the segment
+/// being edited), the order (`sort`, as the API takes it), the page size (`size`) and the
+/// page: `cursor` of this page and `prev`, the cursors of the pages before it (the first
+/// page has none), joined by `.` (cursors are hex). Back goes to exactly the page before.
+pub(super) struct ListView {
+    filter: String,
+    q: String,
+    segment: Option<String>,
+    pub sort: Option<String>,
+    pub size: usize,
+    pub cursor: Option<String>,
+    prev: Vec<String>,
+}
+
+impl ListView {
+    /// The view of the query; an order the API could not take (an unknown or computed
+    /// field) and a size not offered fall back to the defaults.
+    fn from_query(query: &HashMap<String, String>, schema: &unico_core::Schema) -> ListView {
+        let given = |k: &str| {
+            query
+                .get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let sort = given("sort").filter(|s| {
+            let name = s.strip_prefix('-').unwrap_or(s);
+            matches!(name, "customerId" | "created_at" | "updated_at")
+                || schema.by_name(name).is_some_and(|d| !d.is_computed())
+        });
+        let size = given("size")
+            .and_then(|s| s.parse().ok())
+            .filter(|s| PAGE_SIZES.contains(s))
+            .unwrap_or(PAGE_ROWS);
+        let cursor = given("cursor");
+        let prev = match (&cursor, given("prev")) {
+            (Some(_), Some(p)) => p
+                .split('.')
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        };
+        ListView {
+            filter: query.get("filter").cloned().unwrap_or_default(),
+            q: query
+                .get("q")
+                .map(|q| q.trim().to_owned())
+                .unwrap_or_default(),
+            segment: given("segment"),
+            sort,
+            size,
+            cursor,
+            prev,
+        }
+    }
+
+    /// The order by `key`: `Some(descending)` when the list is sorted by it (no `sort` is
+    /// by customerId, ascending).
+    fn sort_of(&self, key: &str) -> Option<bool> {
+        match self.sort.as_deref().unwrap_or("customerId") {
+            s if s == key => Some(false),
+            s if s.strip_prefix('-') == Some(key) => Some(true),
+            _ => None,
+        }
+    }
+
+    /// The pages before this one.
+    fn page_index(&self) -> usize {
+        self.prev.len() + usize::from(self.cursor.is_some())
+    }
+
+    /// This list (same audience and size) in `sort`, at the page of `cursor` after `prev`.
+    fn href(&self, sort: Option<&str>, cursor: Option<&str>, prev: &[String]) -> String {
+        let mut q = vec![
+            format!("filter={}", encode(&self.filter)),
+            format!("q={}", encode(&self.q)),
+        ];
+        if let Some(s) = &self.segment {
+            q.push(format!("segment={}", encode(s)));
+        }
+        if let Some(s) = sort {
+            q.push(format!("sort={}", encode(s)));
+        }
+        if self.size != PAGE_ROWS {
+            q.push(format!("size={}", self.size));
+        }
+        if let Some(c) = cursor {
+            q.push(format!("cursor={}", encode(c)));
+            if !prev.is_empty() {
+                q.push(format!("prev={}", encode(&prev.join("."))));
+            }
+        }
+        format!("?{}", q.join("&"))
+    }
+}
+
+/// Under the customer table: "1–50 of 5,000" (the total is the live count's, filled in
+/// by the page's script), the page size, previous and next.
+fn pager(app: &Application, view: &ListView, list: &crate::dto::CustomerList) -> Markup {
+    let first = view.page_index() * view.size + 1;
+    let last = first + list.customers.len() - 1;
+    let sort = view.sort.as_deref();
+    let previous = match (view.prev.split_last(), &view.cursor) {
+        (Some((before, earlier)), _) => Some(view.href(sort, Some(before), earlier)),
+        (None, Some(_)) => Some(view.href(sort, None, &[])),
+        (None, None) => None,
+    };
+    let next = list.next_cursor.as_ref().map(|next| {
+        let mut prev = view.prev.clone();
+        prev.extend(view.cursor.iter().cloned());
+        view.href(sort, Some(next), &prev)
+    });
+    html! {
+        div class="pager row wrap" {
+            @if !list.customers.is_empty() {
+                span class="range" {
+                    span id="list-range" { (first) "–" (last) }
+                    span id="list-total-of" hidden { " of " span id="list-total" {} }
+                }
+            }
+            span class="hint" { (zone_note(app)) }
+            span class="grow" {}
+            form method="get" class="page-size" {
+                input type="hidden" name="filter" value=(view.filter);
+                input type="hidden" name="q" value=(view.q);
+                @if let Some(s) = &view.segment { input type="hidden" name="segment" value=(s); }
+                @if let Some(s) = sort { input type="hidden" name="sort" value=(s); }
+                label for="page-size" { "Rows per page" }
+                select id="page-size" name="size" data-autosubmit {
+                    @for n in PAGE_SIZES { option value=(n) selected[n == view.size] { (n) } }
+                }
+                noscript { button type="submit" class="secondary small" { "Apply" } }
+            }
+            @if let Some(href) = previous {
+                a class="button secondary" id="page-prev" rel="prev" href=(href) { "← Previous" }
+            }
+            @if let Some(href) = next {
+                a class="button secondary" id="page-next" rel="next" href=(href) { "Next →" }
+            }
+        }
+    }
+}
+
+/// The fields a filter tests (field conditions, not the properties of behaviours), in
+/// schema order; none when it does not parse.
+fn filter_fields<'a>(
+    filter_text: &str,
+    schema: &'a unico_core::Schema,
+) -> Vec<&'a unico_core::FieldDef> {
+    fn walk(node: &serde_json::Value, names: &mut Vec<String>) {
+        let Some(map) = node.as_object() else {
+            return;
+        };
+        for key in ["and", "or"] {
+            if let Some(items) = map.get(key).and_then(|v| v.as_array()) {
+                items.iter().for_each(|i| walk(i, names));
+            }
+        }
+        if let Some(inner) = map.get("not") {
+            walk(inner, names);
+        }
+        if map.contains_key("event") {
+            return;
+        }
+        if let Some(name) = map.get("field").and_then(|f| f.as_str()) {
+            names.push(name.to_owned());
+        }
+    }
+    if filter_text.trim().is_empty() {
+        return Vec::new();
+    }
+    let Ok(filter) = crate::routes::parse_filter_text(filter_text, schema) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    walk(&filter.to_json(), &mut names);
+    schema
+        .fields()
+        .iter()
+        .filter(|f| names.iter().any(|n| n == f.name.as_str()))
+        .collect()
 }
 
 /// The customers page's audience: the filter narrowed by the customerId search (one more
@@ -487,10 +679,10 @@ pub(super) fn with_search(filter_text: &str, search: &str) -> String {
     }
 }
 
-/// The customer list's place (filter, search, page) as a query string (`?…`, or empty),
+/// The customer list's place (filter, search, order, page size, page) as a query string (`?…`, or empty),
 /// carried by a customer's link so that "← Customers" goes back to the same list.
 pub(super) fn list_query(query: &HashMap<String, String>) -> String {
-    let parts: Vec<String> = ["filter", "q", "cursor"]
+    let parts: Vec<String> = ["filter", "q", "sort", "size", "cursor", "prev"]
         .iter()
         .filter_map(|k| {
             let v = query.get(*k).map(|v| v.trim()).unwrap_or_default();
@@ -623,14 +815,35 @@ pub(super) fn customer_table(
     list: &crate::dto::CustomerList,
     shown: &[&unico_core::FieldDef],
     from: &str,
+    view: Option<&ListView>,
 ) -> Markup {
+    // A header sorts by its column when the list can be sorted (the customers page) and the
+    // API can sort by it (computed fields cannot be).
+    let header = |label: &str, key: &str, sortable: bool, class: &str| {
+        let current = view.and_then(|v| v.sort_of(key));
+        html! {
+            th class=[(!class.is_empty()).then_some(class)] aria-sort=[current.map(|d| if d { "descending" } else { "ascending" })] {
+                @match (view, sortable) {
+                    (Some(v), true) => {
+                        @let next = if current == Some(false) { format!("-{key}") } else { key.to_owned() };
+                        a class="sort" href=(v.href(Some(&next), None, &[]))
+                            title=(format!("Sort by {label}{}", if current == Some(false) { ", descending" } else { "" })) {
+                            (label)
+                            span class="arrow" aria-hidden="true" { @match current { Some(false) => "▲", Some(true) => "▼", None => "↕" } }
+                        }
+                    }
+                    _ => (label),
+                }
+            }
+        }
+    };
     html! {
         table class="customers" {
             thead { tr {
-                th { "customerId" }
-                th class="hide-narrow" { "Created" }
-                th class="hide-narrow" { "Last modified" }
-                @for f in shown { th class="hide-narrow" { (f.name.as_str()) } }
+                (header("customerId", "customerId", true, ""))
+                (header("Created", "created_at", true, "hide-narrow"))
+                (header("Last modified", "updated_at", true, "hide-narrow"))
+                @for f in shown { (header(f.name.as_str(), f.name.as_str(), !f.is_computed(), "hide-narrow")) }
             } }
             tbody {
                 @for c in &list.customers {
@@ -1177,6 +1390,7 @@ fn customer_body(
                             @if let Some(computed) = &def.computed {
                                 tr class="computed" {
                                     th class="mono" { (name) }
+                                    @let current = match customer.get(def.id) { Some(unico_core::Value::Datetime(ms)) => local_time(app, *ms), _ => current };
                                     td { input class="locked mono" type="text" value=(current) placeholder="no value" readonly aria-label=(name) title=(format!("computed: {computed}")); }
                                     td class="hide-narrow" { span class="pill" title=(format!("{} values, computed from events", def.field_type.as_str())) { "computed" } }
                                     td class="hint hide-narrow" { (computed.to_string()) }

@@ -192,7 +192,7 @@ fn members_card(
             h2 { "Members" }
             @match &members {
                 Some(Ok(list)) => {
-                    (customer_table(app, list, shown, ""))
+                    (customer_table(app, list, shown, "", None))
                     p class="hint" { (zone_note(app)) }
                     @if let Some(next) = &list.next_cursor {
                         div class="pager" { a class="button" href=(format!("{base}?cursor={}", encode(next))) { "Next page →" } }

@@ -2432,3 +2432,282 @@ async fn a_datetime_is_edited_on_the_zones_wall_clock_and_stored_as_the_right_in
         json!("2026-07-01T10:00:00.250Z")
     );
 }
+
+/// The customerIds of a customer list page's rows, in order.
+fn listed(body: &str) -> Vec<String> {
+    let table = body
+        .split("<table class=\"customers\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or("");
+    table
+        .split("<td class=\"mono\"><a href=\"")
+        .skip(1)
+        .filter_map(|cell| cell.split_once("\">")?.1.split("</a>").next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `href` of the element whose attributes start with `attrs`, unescaped.
+fn link(body: &str, attrs: &str) -> Option<String> {
+    let rest = body.split(attrs).nth(1)?;
+    let href = rest.split("href=\"").nth(1)?.split('"').next()?;
+    Some(href.replace("&amp;", "&"))
+}
+
+/// `size` customers c01…, aged 1… (c01 the youngest).
+async fn many_customers(api: &Api, app: &App, size: usize) {
+    let batch: Vec<_> = (1..=size)
+        .map(|i| json!({"customerId": format!("c{i:02}"), "fields": {"age": i, "city": if i % 2 == 0 { "Lyon" } else { "Nice" }}}))
+        .collect();
+    let (status, body) = api
+        .send(
+            "POST",
+            &app.path("/customers/batch"),
+            Some(&app.key),
+            Some(json!(batch)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn the_customer_list_sorts_by_a_header_in_both_directions() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    api.create_field(&app, "city", "string").await;
+    api.create_field(&app, "note", "string").await;
+    api.create_field(&app, "tier", "string").await;
+    many_customers(&api, &app, 5).await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let list = format!("/console/apps/{}/customers", app.id);
+
+    // By customerId, ascending, by default: the header says so, and its link reverses it.
+    let (_, _, body) = page(&api, &list, Some(&cookie)).await;
+    assert_eq!(listed(&body), ["c01", "c02", "c03", "c04", "c05"]);
+    assert!(body.contains("<th aria-sort=\"ascending\"><a class=\"sort\" href=\"?filter=&amp;q=&amp;sort=-customerId\""), "{body}");
+    // Every other header sorts by its column, ascending first.
+    for key in ["created_at", "updated_at", "age", "city"] {
+        assert!(
+            body.contains(&format!("href=\"?filter=&amp;q=&amp;sort={key}\"")),
+            "{key}"
+        );
+    }
+
+    // Descending by age: the rows follow, the header says so and reverses it.
+    let (_, _, body) = page(&api, &format!("{list}?sort=-age"), Some(&cookie)).await;
+    assert_eq!(listed(&body), ["c05", "c04", "c03", "c02", "c01"]);
+    assert!(body.contains("<th class=\"hide-narrow\" aria-sort=\"descending\"><a class=\"sort\" href=\"?filter=&amp;q=&amp;sort=age\""), "{body}");
+    let (_, _, body) = page(&api, &format!("{list}?sort=age"), Some(&cookie)).await;
+    assert_eq!(listed(&body), ["c01", "c02", "c03", "c04", "c05"]);
+    assert!(
+        body.contains(
+            "aria-sort=\"ascending\"><a class=\"sort\" href=\"?filter=&amp;q=&amp;sort=-age\""
+        ),
+        "{body}"
+    );
+
+    // The order keeps the audience (filter and search) in its links, and the audience's
+    // count, export and "save as segment" do not depend on it.
+    let filtered = format!(
+        "{list}?filter={}&q=c0&sort=-age",
+        enc("age >= 2 and age <= 4")
+    );
+    let (_, _, body) = page(&api, &filtered, Some(&cookie)).await;
+    assert_eq!(listed(&body), ["c04", "c03", "c02"]);
+    assert!(
+        body.contains(
+            "href=\"?filter=age%20%3E%3D%202%20and%20age%20%3C%3D%204&amp;q=c0&amp;sort=age\""
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "export?format=wide&amp;filter=age%20%3E%3D%202%20and%20age%20%3C%3D%204&amp;q=c0\""
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("name=\"filter\" value=\"age &gt;= 2 and age &lt;= 4\""),
+        "{body}"
+    );
+    // A customer opened from the list goes back to it in the same order.
+    assert!(body.contains("/customers/c04?filter="), "{body}");
+    assert!(body.contains("sort=-age\">c04</a>"), "{body}");
+
+    // An order the API cannot take (an unknown field) is ignored, not an error page.
+    let (status, _, body) = page(&api, &format!("{list}?sort=-nope"), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed(&body), ["c01", "c02", "c03", "c04", "c05"]);
+}
+
+#[tokio::test]
+async fn the_customer_list_pages_forward_and_back_exactly_in_the_size_chosen() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    api.create_field(&app, "city", "string").await;
+    many_customers(&api, &app, 60).await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let list = format!("/console/apps/{}/customers", app.id);
+    let get = |path: String| {
+        let (api, cookie) = (&api, cookie.clone());
+        async move {
+            let (status, _, body) = page(api, &path, Some(&cookie)).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            body
+        }
+    };
+    let range = |body: &str| {
+        body.split("<span id=\"list-range\">")
+            .nth(1)
+            .and_then(|r| r.split("</span>").next())
+            .unwrap_or("")
+            .to_owned()
+    };
+
+    // 50 a page by default, the size offered with 25 and 100.
+    let first = get(format!("{list}?sort=-age")).await;
+    assert_eq!(listed(&first).len(), 50);
+    assert_eq!(range(&first), "1–50");
+    assert!(
+        first.contains("<option value=\"50\" selected>50</option>"),
+        "{first}"
+    );
+    assert!(first.contains("<option value=\"25\">") && first.contains("<option value=\"100\">"));
+    assert!(
+        first.contains("id=\"list-total\""),
+        "the total's place, filled by the count"
+    );
+    assert!(
+        link(&first, "id=\"page-prev\"").is_none(),
+        "no previous on the first page"
+    );
+
+    // 25 a page: three pages, in order, each link keeping the order and the size.
+    let page1 = get(format!("{list}?sort=-age&size=25")).await;
+    assert!(page1.contains("<option value=\"25\" selected>25</option>"));
+    assert_eq!(range(&page1), "1–25");
+    assert_eq!(listed(&page1)[0], "c60");
+    let next = link(&page1, "id=\"page-next\"").unwrap();
+    assert!(
+        next.contains("sort=-age") && next.contains("size=25"),
+        "{next}"
+    );
+    let page2 = get(format!("{list}{next}")).await;
+    assert_eq!(range(&page2), "26–50");
+    assert_eq!(listed(&page2)[0], "c35");
+    let page3 = get(format!(
+        "{list}{}",
+        link(&page2, "id=\"page-next\"").unwrap()
+    ))
+    .await;
+    assert_eq!(range(&page3), "51–60");
+    assert_eq!(listed(&page3).len(), 10);
+    assert_eq!(listed(&page3)[9], "c01");
+    assert!(
+        link(&page3, "id=\"page-next\"").is_none(),
+        "no next on the last page"
+    );
+
+    // Back returns to exactly the page before, and from there to the first.
+    let back2 = get(format!(
+        "{list}{}",
+        link(&page3, "id=\"page-prev\"").unwrap()
+    ))
+    .await;
+    assert_eq!(listed(&back2), listed(&page2));
+    assert_eq!(range(&back2), "26–50");
+    let back1 = link(&back2, "id=\"page-prev\"").unwrap();
+    assert!(!back1.contains("cursor"), "{back1}");
+    let back1 = get(format!("{list}{back1}")).await;
+    assert_eq!(listed(&back1), listed(&page1));
+    // The next page from there is the same second page again.
+    assert_eq!(
+        link(&back1, "id=\"page-next\"").unwrap(),
+        link(&page1, "id=\"page-next\"").unwrap()
+    );
+
+    // The size form keeps the audience and the order (and starts at the first page).
+    let form = page2
+        .split("class=\"page-size\"")
+        .nth(1)
+        .unwrap()
+        .split("</form>")
+        .next()
+        .unwrap();
+    assert!(form.contains("name=\"sort\" value=\"-age\""), "{form}");
+    assert!(
+        form.contains("name=\"filter\"") && form.contains("name=\"q\""),
+        "{form}"
+    );
+    assert!(!form.contains("cursor"), "{form}");
+
+    // A customer opened from page 2 goes back to page 2.
+    assert!(page2.contains("&amp;cursor="), "row links carry the page");
+
+    // Paging a filtered audience keeps the filter; the export stays the whole audience.
+    let filtered = get(format!("{list}?filter={}&size=25", enc("city = \"Lyon\""))).await;
+    assert_eq!(listed(&filtered).len(), 25);
+    let next = link(&filtered, "id=\"page-next\"").unwrap();
+    assert!(next.contains("filter=city"), "{next}");
+    let rest = get(format!("{list}{next}")).await;
+    assert_eq!(range(&rest), "26–30");
+    assert!(
+        rest.contains("export?format=wide&amp;filter=city%20%3D%20%22Lyon%22&amp;q=\""),
+        "{rest}"
+    );
+    // A size not offered is the default.
+    let odd = get(format!("{list}?size=7")).await;
+    assert_eq!(listed(&odd).len(), 50);
+}
+
+#[tokio::test]
+async fn the_fields_a_filter_tests_are_shown_as_columns() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    for (name, ty) in [
+        ("a", "string"),
+        ("b", "string"),
+        ("c", "string"),
+        ("tier", "string"),
+        ("score", "number"),
+    ] {
+        api.create_field(&app, name, ty).await;
+    }
+    api.create_customer(&app, "ana", json!({"tier": "gold", "score": 7}))
+        .await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let list = format!("/console/apps/{}/customers", app.id);
+    let header = |body: &str| {
+        body.split("<thead>")
+            .nth(1)
+            .unwrap()
+            .split("</thead>")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let (_, _, plain) = page(&api, &list, Some(&cookie)).await;
+    assert!(!header(&plain).contains(">tier<"), "{}", header(&plain));
+    let (_, _, body) = page(
+        &api,
+        &format!(
+            "{list}?filter={}",
+            enc("tier = \"gold\" or not (score > 5)")
+        ),
+        Some(&cookie),
+    )
+    .await;
+    let head = header(&body);
+    assert!(
+        head.contains(">tier<") && head.contains(">score<"),
+        "{head}"
+    );
+    assert!(head.contains(">a<"), "the chosen columns stay: {head}");
+    assert!(body.contains("title=\"gold\">gold</td>"), "{body}");
+}

@@ -97,9 +97,10 @@ document.addEventListener("submit", function (e) {
   if (question && !window.confirm(question)) e.preventDefault();
 });
 
-// Selects that filter a page (the timeline's event type) apply on change.
-(function () {
-  document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
-    select.addEventListener("change", function () { select.form.submit(); });
-  });
-})();
+// Selects that filter a page (the timeline's event type, the customer list's page size)
+// apply on change; delegated, because the customer list's block is replaced as the filter
+// changes.
+document.addEventListener("change", function (e) {
+  var select = e.target;
+  if (select && select.matches && select.matches("select[data-autosubmit]") && select.form) select.form.submit();
+});
