@@ -1172,6 +1172,120 @@ fn console_customer_list_sorts_and_pages() {
     assert_eq!(c.policy_violations(), Vec::<String>::new());
 }
 
+/// Small things a user notices: the sign-in card keeps margins on a phone; every input of
+/// the customer page has a name; leaving it with unsaved edits asks first (only then, and
+/// never when saving).
+#[test]
+fn console_customer_page_asks_before_losing_edits() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let (server, app, key) = server_with_app(data.path(), "Guard Shop");
+    for (name, ty) in [("city", "string"), ("seen_at", "datetime")] {
+        api_post(
+            &server.base,
+            &key,
+            &format!("/v1/apps/{app}/fields"),
+            json!({"name": name, "type": ty}),
+            201,
+        );
+    }
+    api_post(
+        &server.base,
+        &key,
+        &format!("/v1/apps/{app}/customers"),
+        json!({"customerId": "ana", "fields": {"city": "Lyon", "seen_at": "2026-07-01T10:00:00Z"}}),
+        201,
+    );
+    let c = Console {
+        b: browser,
+        base: server.base.clone(),
+    };
+    c.record_policy_violations();
+
+    // The sign-in card at 390 px: margins on both sides.
+    c.b.set_viewport(390, 844);
+    c.open("/console");
+    let rect = c.b.script(
+        "var r = document.querySelector('.signin').getBoundingClientRect(); return [r.left, r.right, document.documentElement.clientWidth];",
+        vec![],
+    );
+    let [left, right, width]: [f64; 3] = serde_json::from_value(rect).unwrap();
+    assert!(
+        left >= 12.0 && width - right >= 12.0,
+        "{left} {right} {width}"
+    );
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("sign-in-margins-390.png"), c.b.screenshot()).unwrap();
+    c.b.set_viewport(1280, 800);
+
+    c.sign_in(&key);
+    let customer = format!("/console/apps/{app}/customers/ana");
+    c.open(&customer);
+    c.b.wait_text(css("main h1"), "ana");
+    // Every input has an accessible name; the datetime is on Madrid's clock (UTC+2 in July).
+    let unnamed = c.b.script(
+        "return Array.from(document.querySelectorAll('#customer-form input:not([type=hidden])'))
+           .filter(i => !(i.labels && i.labels.length) && !i.getAttribute('aria-label'))
+           .map(i => i.outerHTML);",
+        vec![],
+    );
+    assert_eq!(unnamed, json!([]));
+    assert_eq!(c.customer_input("seen_at").value(), "2026-07-01T12:00");
+
+    // Whether leaving asks: headless Chromium does not open the beforeunload dialog, so
+    // a listener added after the page's own records whether the page asked for it (the
+    // event cancelled), in localStorage, which outlives the navigation.
+    let record_leaving = || {
+        c.b.script(
+            "localStorage.removeItem('asked');
+             window.addEventListener('beforeunload', function (e) {
+               localStorage.setItem('asked', String(e.defaultPrevented));
+             });",
+            vec![],
+        );
+    };
+    let asked = || {
+        c.b.wait("the page to be left", || {
+            let v = c.b.script("return localStorage.getItem('asked');", vec![]);
+            v.as_str().map(|s| s == "true")
+        })
+    };
+    // No edit: leaving does not ask.
+    record_leaving();
+    c.b.find(css("#back-to-list")).click();
+    c.b.wait_url("the list", |u| {
+        u.ends_with(&format!("/apps/{app}/customers"))
+    });
+    assert!(!asked(), "asked with nothing changed");
+    // An edit: leaving asks.
+    c.open(&customer);
+    c.set_customer_field("city", "Paris");
+    record_leaving();
+    c.b.find(css("#back-to-list")).click();
+    c.b.wait_url("the list", |u| {
+        u.ends_with(&format!("/apps/{app}/customers"))
+    });
+    assert!(asked(), "left an edit without asking");
+    // Saving does not ask, and stores the edit.
+    c.open(&customer);
+    c.set_customer_field("city", "Paris");
+    record_leaving();
+    assert_eq!(c.save_customer().unwrap(), "Saved.");
+    assert!(!asked(), "asked when saving");
+    assert_eq!(c.customer_input("city").value(), "Paris");
+    // "×" counts as an edit too.
+    c.b.find(css("button[data-clear='f:city']")).click();
+    record_leaving();
+    c.b.find(css("#back-to-list")).click();
+    c.b.wait_url("the list", |u| !u.contains("/ana"));
+    assert!(asked(), "left a removal without asking");
+    assert_eq!(c.policy_violations(), Vec::<String>::new());
+}
+
 /// Now, in epoch milliseconds.
 fn now_ms() -> i64 {
     let since = std::time::SystemTime::now()

@@ -412,6 +412,9 @@ pub async fn customers(
                     button type="submit" id="apply-filter" { "Show customers" }
                     a class="button secondary" id="export-link" data-base=(format!("/console/apps/{}/export?format=wide", app.id))
                         href=(format!("/console/apps/{}/export?format=wide&filter={}&q={}", app.id, encode(&filter_text), encode(&search))) { "Export CSV" }
+                    a class="button secondary" id="export-excel" data-base=(format!("/console/apps/{}/export?format=wide&excel=true", app.id))
+                        href=(format!("/console/apps/{}/export?format=wide&excel=true&filter={}&q={}", app.id, encode(&filter_text), encode(&search)))
+                        title="UTF-8 with a byte order mark, cells separated by ;" { "Export for Excel" }
                 }
             }
             @if let Some(e) = query.get("error") { div class="flash bad" { (e) } }
@@ -1378,38 +1381,44 @@ fn customer_body(
         @if saved { div class="flash ok" { "Saved." } }
         @if !errors.is_empty() { div class="flash bad" { "Nothing was saved: fix the values marked below." } }
         div class="card" {
-            form method="post" action=(format!("{base}{from}")) {
+            form method="post" action=(format!("{base}{from}")) id="customer-form" data-unsaved-guard {
                 (csrf)
                 table class="form" {
                     tbody {
-                        tr { th { "ID" } td { input class="locked" type="text" value=(customer.id) readonly disabled aria-label="ID"; } td class="hint hide-narrow" { "assigned by Unico, never changes" } td {} }
-                        tr { th { "customerId" } td { input class="locked" type="text" value=(customer.customer_id.as_str()) readonly disabled aria-label="customerId"; } td class="hint hide-narrow" { "your key for this customer, never changes" } td {} }
+                        tr { th { label for="field-id" { "ID" } } td { input id="field-id" class="locked" type="text" value=(customer.id) readonly disabled; } td class="hint hide-narrow" { "assigned by Unico, never changes" } td {} }
+                        tr { th { label for="field-customer-id" { "customerId" } } td { input id="field-customer-id" class="locked" type="text" value=(customer.customer_id.as_str()) readonly disabled; } td class="hint hide-narrow" { "your key for this customer, never changes" } td {} }
                         @for def in schema.fields() {
                             @let name = def.name.as_str();
+                            // Ids from the field's number: names may hold any character.
+                            @let input_id = format!("field-{}", def.id.0);
+                            @let error_id = format!("field-{}-error", def.id.0);
+                            @let error = errors.get(name);
                             @let current = errors.get(&format!("value:{name}")).cloned().unwrap_or_else(|| input_text(customer.get(def.id)));
                             @if let Some(computed) = &def.computed {
                                 tr class="computed" {
-                                    th class="mono" { (name) }
+                                    th class="mono" { label for=(input_id) { (name) } }
                                     @let current = match customer.get(def.id) { Some(unico_core::Value::Datetime(ms)) => local_time(app, *ms), _ => current };
-                                    td { input class="locked mono" type="text" value=(current) placeholder="no value" readonly aria-label=(name) title=(format!("computed: {computed}")); }
+                                    td { input id=(input_id) class="locked mono" type="text" value=(current) placeholder="no value" readonly title=(format!("computed: {computed}")); }
                                     td class="hide-narrow" { span class="pill" title=(format!("{} values, computed from events", def.field_type.as_str())) { "computed" } }
                                     td class="hint hide-narrow" { (computed.to_string()) }
                                 }
                             } @else {
                             tr {
-                                th class="mono" { (name) }
+                                th class="mono" { label for=(input_id) { (name) } }
                                 td {
+                                    @let invalid = error.map(|_| "true");
+                                    @let described = error.map(|_| error_id.as_str());
                                     @match def.field_type {
-                                        FieldType::Number => input type="text" inputmode="decimal" name=(format!("f:{name}")) value=(current) placeholder="42, -3.5";,
-                                        FieldType::Date => input type="date" name=(format!("f:{name}")) value=(current);,
+                                        FieldType::Number => input id=(input_id) type="text" inputmode="decimal" name=(format!("f:{name}")) value=(current) placeholder="42, -3.5" aria-invalid=[invalid] aria-describedby=[described];,
+                                        FieldType::Date => input id=(input_id) type="date" name=(format!("f:{name}")) value=(current) aria-invalid=[invalid] aria-describedby=[described];,
                                         FieldType::Datetime => {
                                             // In the application's zone (what was typed, after a refusal).
-                                            @let local = if errors.contains_key(name) { current.clone() } else { customer.get(def.id).and_then(|v| match v { unico_core::Value::Datetime(ms) => Some(local_input(app, *ms)), _ => None }).unwrap_or_default() };
-                                            input type="datetime-local" name=(format!("f:{name}")) value=(local) step=[local_input_step(&local)];
+                                            @let local = if error.is_some() { current.clone() } else { customer.get(def.id).and_then(|v| match v { unico_core::Value::Datetime(ms) => Some(local_input(app, *ms)), _ => None }).unwrap_or_default() };
+                                            input id=(input_id) type="datetime-local" name=(format!("f:{name}")) value=(local) step=[local_input_step(&local)] aria-invalid=[invalid] aria-describedby=[described];
                                         },
-                                        FieldType::String => input type="text" name=(format!("f:{name}")) value=(current) maxlength="4096";,
+                                        FieldType::String => input id=(input_id) type="text" name=(format!("f:{name}")) value=(current) maxlength="4096" aria-invalid=[invalid] aria-describedby=[described];,
                                     }
-                                    @if let Some(e) = errors.get(name) { div class="err" { (e) } }
+                                    @if let Some(e) = error { div class="err" id=(error_id) { (e) } }
                                 }
                                 td class="hide-narrow" { span class="pill" { (def.field_type.as_str()) } }
                                 td class="nowrap" {

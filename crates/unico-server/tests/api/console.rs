@@ -2711,3 +2711,119 @@ async fn the_fields_a_filter_tests_are_shown_as_columns() {
     assert!(head.contains(">a<"), "the chosen columns stay: {head}");
     assert!(body.contains("title=\"gold\">gold</td>"), "{body}");
 }
+
+#[tokio::test]
+async fn every_customer_input_is_named_and_a_refused_value_is_tied_to_its_message() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    for (name, ty) in [
+        ("age", "number"),
+        ("city name", "string"),
+        ("birthdate", "date"),
+        ("seen_at", "datetime"),
+    ] {
+        api.create_field(&app, name, ty).await;
+    }
+    api.create_customer(&app, "ana", json!({"age": 30})).await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let path = format!("/console/apps/{}/customers/ana", app.id);
+    let named = |body: &str| {
+        let form = body
+            .split("id=\"customer-form\"")
+            .nth(1)
+            .unwrap()
+            .split("</form>")
+            .next()
+            .unwrap()
+            .to_owned();
+        let inputs: Vec<&str> = form
+            .split("<input ")
+            .skip(1)
+            .filter(|i| !i.contains("type=\"hidden\""))
+            .collect();
+        assert_eq!(inputs.len(), 6, "ID, customerId and the 4 fields: {form}");
+        for input in inputs {
+            let id = input
+                .split("id=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_else(|| panic!("an input without id: {input}"));
+            assert!(
+                form.contains(&format!("<label for=\"{id}\">")) || input.contains("aria-label="),
+                "no accessible name for {input}"
+            );
+        }
+        form
+    };
+    let (_, _, body) = page(&api, &path, Some(&cookie)).await;
+    let form = named(&body);
+    assert!(
+        form.contains("<label for=\"field-2\">city name</label>"),
+        "{form}"
+    );
+    assert!(!form.contains("aria-invalid"), "{form}");
+
+    // A refused value: its input is marked invalid and described by its message.
+    let (status, _, body) =
+        post_form(&api, &path, &cookie, "f%3Aage=thirty&f%3Acity%20name=Lyon").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let form = named(&body);
+    assert!(
+        form.contains(
+            "id=\"field-1\" type=\"text\" inputmode=\"decimal\" name=\"f:age\" value=\"thirty\" placeholder=\"42, -3.5\" aria-invalid=\"true\" aria-describedby=\"field-1-error\""
+        ),
+        "{form}"
+    );
+    assert!(
+        form.contains("<div class=\"err\" id=\"field-1-error\">"),
+        "{form}"
+    );
+    assert_eq!(
+        form.matches("aria-invalid").count(),
+        1,
+        "only the wrong one"
+    );
+}
+
+#[tokio::test]
+async fn the_customers_page_exports_the_audience_for_excel_too() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "city", "string").await;
+    api.create_customer(&app, "ana", json!({"city": "Lyon"}))
+        .await;
+    api.create_customer(&app, "bob", json!({"city": "Nice"}))
+        .await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let (_, _, body) = page(
+        &api,
+        &format!(
+            "/console/apps/{}/customers?filter={}&q=a&sort=-city&size=25",
+            app.id,
+            enc("city exists")
+        ),
+        Some(&cookie),
+    )
+    .await;
+    let href = link(&body, "id=\"export-excel\"").unwrap();
+    assert_eq!(
+        href,
+        format!(
+            "/console/apps/{}/export?format=wide&excel=true&filter=city%20exists&q=a",
+            app.id
+        )
+    );
+    assert!(body.contains(">Export for Excel</a>"), "{body}");
+    assert!(
+        link(&body, "id=\"export-link\"")
+            .unwrap()
+            .ends_with("filter=city%20exists&q=a")
+    );
+    let (status, _, csv) = page(&api, &href, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(csv.starts_with('\u{feff}'), "a byte order mark: {csv:?}");
+    assert!(csv.contains("customerId;"), "{csv}");
+    assert!(csv.contains("ana;Lyon") && !csv.contains("bob"), "{csv}");
+}

@@ -84,6 +84,8 @@
       var input = b.form && b.form.elements.namedItem(b.getAttribute("data-clear"));
       if (!input) return;
       input.value = "";
+      // An edit like any other (the unsaved-changes guard counts it).
+      input.dispatchEvent(new Event("input", { bubbles: true }));
       input.focus();
     });
   });
@@ -104,3 +106,21 @@ document.addEventListener("change", function (e) {
   var select = e.target;
   if (select && select.matches && select.matches("select[data-autosubmit]") && select.form) select.form.submit();
 });
+
+// The customer form: leaving with unsaved edits asks first (only once a value was changed,
+// and not when the form itself is submitted). A refused save shows the first field in error.
+(function () {
+  var form = document.querySelector("form[data-unsaved-guard]");
+  if (!form) return;
+  var dirty = false;
+  form.addEventListener("input", function () { dirty = true; });
+  form.addEventListener("change", function () { dirty = true; });
+  form.addEventListener("submit", function () { dirty = false; });
+  window.addEventListener("beforeunload", function (e) {
+    if (!dirty) return;
+    e.preventDefault();
+    e.returnValue = "";
+  });
+  var invalid = form.querySelector("[aria-invalid=true]");
+  if (invalid) invalid.focus();
+})();

@@ -848,8 +848,11 @@
       if (fromBuilder) input.value = res.body.text;
       showTotal();
       showRows();
-      if (exportLink) exportLink.href = exportLink.getAttribute("data-base") + "&filter=" + encodeURIComponent(input.value.trim()) +
-        "&q=" + encodeURIComponent(searchText());
+      // Both exports (CSV, and for Excel) download the audience counted.
+      [exportLink, document.getElementById("export-excel")].forEach(function (link) {
+        if (link) link.href = link.getAttribute("data-base") + "&filter=" + encodeURIComponent(input.value.trim()) +
+          "&q=" + encodeURIComponent(searchText());
+      });
     } else {
       // The last count no longer answers what is typed: grey it out.
       out.setAttribute("data-stale", "");
