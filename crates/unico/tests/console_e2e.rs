@@ -1031,6 +1031,261 @@ fn console_screenshots() {
     eprintln!("screenshots in {}", dir.display());
 }
 
+/// The customer list's tools, as a marketer uses them: a page size, a click on a header to
+/// sort (twice to reverse), next and previous pages ("26–50 of 60"), the browser's back and
+/// reload keeping the place, and a filter edit starting the new audience at its first page
+/// in the same order. Screenshots at both widths.
+#[test]
+fn console_customer_list_sorts_and_pages() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let t = Instant::now();
+    let data = tempfile::tempdir().unwrap();
+    let (server, app, key) = server_with_app(data.path(), "List Shop");
+    api_post(
+        &server.base,
+        &key,
+        &format!("/v1/apps/{app}/fields"),
+        json!({"name": "age", "type": "number"}),
+        201,
+    );
+    let batch: Vec<_> = (1..=60)
+        .map(|i| json!({"customerId": format!("c{i:02}"), "fields": {"age": i}}))
+        .collect();
+    api_post(
+        &server.base,
+        &key,
+        &format!("/v1/apps/{app}/customers/batch"),
+        json!(batch),
+        200,
+    );
+    let c = Console {
+        b: browser,
+        base: server.base.clone(),
+    };
+    c.record_policy_violations();
+    c.sign_in(&key);
+    c.open_customers(app);
+    step(t, "60 customers");
+    let range = |expected: &str| {
+        c.b.wait(&format!("the range to read {expected:?}"), || {
+            let text = c.b.text_now(css(".pager .range"))?;
+            (text.trim() == expected).then_some(())
+        });
+    };
+    range("1–50 of 60");
+    assert_eq!(c.customers_listed().len(), 50);
+
+    // 25 a page.
+    c.b.find(css("#page-size option[value='25']")).click();
+    c.b.wait_url("with size=25", |u| u.contains("size=25"));
+    range("1–25 of 60");
+    assert_eq!(c.customers_listed().len(), 25);
+
+    // Sort by age (ascending), then again (descending).
+    let sort_by = |label: &str| {
+        c.b.find(xpath(&format!(
+            "//table[contains(@class,'customers')]//th/a[contains(@class,'sort')][starts-with(normalize-space(), {})]",
+            xpath_literal(label)
+        )))
+        .click();
+    };
+    sort_by("age");
+    c.b.wait_url("sorted by age", |u| u.contains("sort=age"));
+    assert_eq!(c.customers_listed()[0], "c01");
+    sort_by("age");
+    c.b.wait_url("sorted by age, descending", |u| u.contains("sort=-age"));
+    range("1–25 of 60");
+    assert_eq!(c.customers_listed()[..3], ["c60", "c59", "c58"]);
+    assert_eq!(
+        c.b.find(css("th[aria-sort]"))
+            .attribute("aria-sort")
+            .as_deref(),
+        Some("descending")
+    );
+    assert!(c.b.current_url().contains("size=25"), "the size is kept");
+    step(t, "sorted by a header");
+
+    // Forward twice, back once: exactly the page before.
+    let page1 = c.customers_listed();
+    c.button("Next →").click();
+    range("26–50 of 60");
+    let page2 = c.customers_listed();
+    assert_eq!(page2[0], "c35");
+    c.button("Next →").click();
+    range("51–60 of 60");
+    let page3 = c.customers_listed();
+    assert_eq!(page3.len(), 10);
+    assert_eq!(page3[9], "c01");
+    assert!(c.b.try_find(css("#page-next")).is_none(), "no next page");
+    c.button("← Previous").click();
+    range("26–50 of 60");
+    assert_eq!(c.customers_listed(), page2);
+    // The browser's back goes back to the third page, reload keeps it.
+    c.b.script("history.back();", vec![]);
+    range("51–60 of 60");
+    assert_eq!(c.customers_listed(), page3);
+    let here = c.b.current_url();
+    c.b.goto(&here);
+    range("51–60 of 60");
+    assert_eq!(c.customers_listed(), page3);
+    c.button("← Previous").click();
+    range("26–50 of 60");
+    c.button("← Previous").click();
+    range("1–25 of 60");
+    assert_eq!(c.customers_listed(), page1);
+    step(t, "paged forward and back");
+
+    // Another audience starts at its first page, in the same order and size; its total is
+    // the count's. The filter's field was already a column; the export follows the filter.
+    c.button("Next →").click();
+    range("26–50 of 60");
+    c.type_filter("age > 50");
+    c.wait_count("10");
+    range("1–10 of 10");
+    assert_eq!(c.customers_listed()[0], "c60");
+    let url = c.b.current_url();
+    assert!(
+        url.contains("sort=-age") && url.contains("size=25") && !url.contains("cursor"),
+        "{url}"
+    );
+    let export = c.b.find(css("#export-link")).attribute("href").unwrap();
+    assert!(export.contains("filter=age"), "{export}");
+    step(t, "a new audience from its first page");
+
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    c.type_filter("age > 0");
+    c.wait_count("60");
+    range("1–25 of 60");
+    for (width, height) in [(1280u32, 800u32), (390, 844)] {
+        c.b.set_viewport(width, height);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::fs::write(
+            dir.join(format!("customers-list-tools-{width}-full.png")),
+            c.b.full_page_screenshot(4000),
+        )
+        .unwrap();
+    }
+    assert_eq!(c.policy_violations(), Vec::<String>::new());
+}
+
+/// Small things a user notices: the sign-in card keeps margins on a phone; every input of
+/// the customer page has a name; leaving it with unsaved edits asks first (only then, and
+/// never when saving).
+#[test]
+fn console_customer_page_asks_before_losing_edits() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let (server, app, key) = server_with_app(data.path(), "Guard Shop");
+    for (name, ty) in [("city", "string"), ("seen_at", "datetime")] {
+        api_post(
+            &server.base,
+            &key,
+            &format!("/v1/apps/{app}/fields"),
+            json!({"name": name, "type": ty}),
+            201,
+        );
+    }
+    api_post(
+        &server.base,
+        &key,
+        &format!("/v1/apps/{app}/customers"),
+        json!({"customerId": "ana", "fields": {"city": "Lyon", "seen_at": "2026-07-01T10:00:00Z"}}),
+        201,
+    );
+    let c = Console {
+        b: browser,
+        base: server.base.clone(),
+    };
+    c.record_policy_violations();
+
+    // The sign-in card at 390 px: margins on both sides.
+    c.b.set_viewport(390, 844);
+    c.open("/console");
+    let rect = c.b.script(
+        "var r = document.querySelector('.signin').getBoundingClientRect(); return [r.left, r.right, document.documentElement.clientWidth];",
+        vec![],
+    );
+    let [left, right, width]: [f64; 3] = serde_json::from_value(rect).unwrap();
+    assert!(
+        left >= 12.0 && width - right >= 12.0,
+        "{left} {right} {width}"
+    );
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("sign-in-margins-390.png"), c.b.screenshot()).unwrap();
+    c.b.set_viewport(1280, 800);
+
+    c.sign_in(&key);
+    let customer = format!("/console/apps/{app}/customers/ana");
+    c.open(&customer);
+    c.b.wait_text(css("main h1"), "ana");
+    // Every input has an accessible name; the datetime is on Madrid's clock (UTC+2 in July).
+    let unnamed = c.b.script(
+        "return Array.from(document.querySelectorAll('#customer-form input:not([type=hidden])'))
+           .filter(i => !(i.labels && i.labels.length) && !i.getAttribute('aria-label'))
+           .map(i => i.outerHTML);",
+        vec![],
+    );
+    assert_eq!(unnamed, json!([]));
+    assert_eq!(c.customer_input("seen_at").value(), "2026-07-01T12:00");
+
+    // Whether leaving asks: headless Chromium does not open the beforeunload dialog, so
+    // a listener added after the page's own records whether the page asked for it (the
+    // event cancelled), in localStorage, which outlives the navigation.
+    let record_leaving = || {
+        c.b.script(
+            "localStorage.removeItem('asked');
+             window.addEventListener('beforeunload', function (e) {
+               localStorage.setItem('asked', String(e.defaultPrevented));
+             });",
+            vec![],
+        );
+    };
+    let asked = || {
+        c.b.wait("the page to be left", || {
+            let v = c.b.script("return localStorage.getItem('asked');", vec![]);
+            v.as_str().map(|s| s == "true")
+        })
+    };
+    // No edit: leaving does not ask.
+    record_leaving();
+    c.b.find(css("#back-to-list")).click();
+    c.b.wait_url("the list", |u| {
+        u.ends_with(&format!("/apps/{app}/customers"))
+    });
+    assert!(!asked(), "asked with nothing changed");
+    // An edit: leaving asks.
+    c.open(&customer);
+    c.set_customer_field("city", "Paris");
+    record_leaving();
+    c.b.find(css("#back-to-list")).click();
+    c.b.wait_url("the list", |u| {
+        u.ends_with(&format!("/apps/{app}/customers"))
+    });
+    assert!(asked(), "left an edit without asking");
+    // Saving does not ask, and stores the edit.
+    c.open(&customer);
+    c.set_customer_field("city", "Paris");
+    record_leaving();
+    assert_eq!(c.save_customer().unwrap(), "Saved.");
+    assert!(!asked(), "asked when saving");
+    assert_eq!(c.customer_input("city").value(), "Paris");
+    // "×" counts as an edit too.
+    c.b.find(css("button[data-clear='f:city']")).click();
+    record_leaving();
+    c.b.find(css("#back-to-list")).click();
+    c.b.wait_url("the list", |u| !u.contains("/ana"));
+    assert!(asked(), "left a removal without asking");
+    assert_eq!(c.policy_violations(), Vec::<String>::new());
+}
+
 /// Now, in epoch milliseconds.
 fn now_ms() -> i64 {
     let since = std::time::SystemTime::now()

@@ -15,8 +15,9 @@ const DAY_MS: i64 = 86_400_000;
 /// A set of customers' activity, ready to draw.
 pub struct Behaviour {
     pub customers: u64,
-    /// Local midnight of the first day.
-    pub first_day: i64,
+    /// Local midnight of the first day, as a wall-clock time (the instant shifted by the
+    /// zone's offset), for the chart's date labels.
+    pub first_day_local: i64,
     pub activity: EventActivity,
 }
 
@@ -44,7 +45,7 @@ pub fn summarize(app: &Application, index: &AppIndex, members: &Members, now: i6
     let since = [now - 7 * DAY_MS, now - 30 * DAY_MS, now - 90 * DAY_MS];
     Behaviour {
         customers: members.len(),
-        first_day: starts[0],
+        first_day_local: starts[0] + super::timeline::offset_ms(app, starts[0]),
         activity: index.event_activity(members, &starts, &since, now),
     }
 }
@@ -76,7 +77,7 @@ pub fn render(b: &Behaviour) -> Markup {
                     h2 { "Events per day" }
                     p class="hint" { (charts::compact(total)) " events in the last " (DAYS) " days" }
                     (charts::columns("Events per day", &Buckets {
-                        start: b.first_day as f64,
+                        start: b.first_day_local as f64,
                         width: DAY_MS as f64,
                         counts: a.per_bucket.clone(),
                         scale: Scale::Time,

@@ -37,6 +37,8 @@ pub struct FieldSummary {
 
 /// The charts of a set of members.
 pub struct Summary {
+    /// The zone instants are charted in.
+    pub zone: String,
     pub total: u64,
     pub created: Chart,
     pub fields: Vec<FieldSummary>,
@@ -73,22 +75,54 @@ impl Source<'_> {
     }
 }
 
-fn distribution(source: &Source<'_>, members: &Members, scale: Scale) -> Chart {
+/// Where instants are charted: the application's zone, by its offset now (bucket edges
+/// fall on its midnights; a DST change within the range moves them by an hour).
+#[derive(Clone, Copy)]
+pub struct Zone<'a> {
+    pub offset_ms: f64,
+    pub name: &'a str,
+}
+
+impl<'a> Zone<'a> {
+    pub fn of(app: &'a unico_core::Application, now_ms: i64) -> Self {
+        Zone {
+            offset_ms: super::timeline::offset_ms(app, now_ms) as f64,
+            name: app.timezone.as_str(),
+        }
+    }
+
+    /// Dates (no time of day) are charted as they are.
+    const DATES: Zone<'static> = Zone {
+        offset_ms: 0.0,
+        name: "",
+    };
+}
+
+/// The distribution of a source's values. Instants are bucketed on the zone's wall clock:
+/// the buckets' `start` is a local time, shifted back to the instant for the count.
+fn distribution(source: &Source<'_>, members: &Members, scale: Scale, zone: Zone<'_>) -> Chart {
     let Some((lo, hi)) = source.range(members) else {
         return Chart::Empty;
     };
+    let shift = match scale {
+        Scale::Time => zone.offset_ms,
+        Scale::Number => 0.0,
+    };
+    let (lo, hi) = (lo + shift, hi + shift);
     match scale {
         Scale::Number if lo == hi => {
             return Chart::Single(format!("Every value is {}.", charts::number(lo)));
         }
         Scale::Time if hi - lo < 3_600_000.0 => {
-            return Chart::Single(format!(
-                "All within one hour of {} UTC.",
-                unico_core::time::format_datetime(lo as i64)
-                    .get(..16)
-                    .unwrap_or_default()
-                    .replace('T', " ")
-            ));
+            let at = unico_core::time::format_datetime(lo as i64)
+                .get(..16)
+                .unwrap_or_default()
+                .replace('T', " ");
+            return Chart::Single(if zone.name.is_empty() {
+                format!("All within one hour of {at}.")
+            } else {
+                format!("All within one hour of {at} ({}).", zone.name)
+            });
         }
         _ => {}
     }
@@ -100,7 +134,7 @@ fn distribution(source: &Source<'_>, members: &Members, scale: Scale) -> Chart {
     Chart::Columns(Buckets {
         start,
         width: step,
-        counts: source.histogram(members, start, step, n),
+        counts: source.histogram(members, start - shift, step, n),
         scale,
     })
 }
@@ -110,6 +144,7 @@ fn summarize_field(
     ctx: &EvalContext,
     members: &Members,
     def: &FieldDef,
+    zone: Zone<'_>,
 ) -> FieldSummary {
     let attr = Attribute::Field(def.id);
     let source = match &def.computed {
@@ -122,8 +157,9 @@ fn summarize_field(
     } else {
         match def.field_type {
             FieldType::String => Chart::Top(index.top_values(members, attr, TOP_VALUES)),
-            FieldType::Number => distribution(&source, members, Scale::Number),
-            FieldType::Date | FieldType::Datetime => distribution(&source, members, Scale::Time),
+            FieldType::Number => distribution(&source, members, Scale::Number, zone),
+            FieldType::Date => distribution(&source, members, Scale::Time, Zone::DATES),
+            FieldType::Datetime => distribution(&source, members, Scale::Time, zone),
         }
     };
     FieldSummary {
@@ -141,6 +177,7 @@ pub fn summarize(
     ctx: &EvalContext,
     members: &Members,
     schema: &Schema,
+    zone: Zone<'_>,
 ) -> Summary {
     let defs = schema.fields();
     let threads = std::thread::available_parallelism()
@@ -160,8 +197,9 @@ pub fn summarize(
                     &Source::Attr(index, Attribute::CreatedAt),
                     members,
                     Scale::Time,
+                    zone,
                 )),
-                i => Ok(summarize_field(index, ctx, members, &defs[i - 1])),
+                i => Ok(summarize_field(index, ctx, members, &defs[i - 1], zone)),
             };
             done.push((job, result));
         }
@@ -193,6 +231,7 @@ pub fn summarize(
         .map(|c| (c.as_str().to_owned(), index.subscribers(members, c)))
         .collect();
     Summary {
+        zone: zone.name.to_owned(),
         total: members.len(),
         created,
         fields,
@@ -232,7 +271,7 @@ pub fn render(summary: &Summary) -> Markup {
             }
             div class="card chart-card" {
                 h2 { "Customers over time" }
-                p class="hint" { "When these customers were created (UTC)." }
+                p class="hint" { "When these customers were created (" (summary.zone) " time)." }
                 (chart(&summary.created, "Customers created over time", summary.total))
             }
             @for f in &summary.fields {

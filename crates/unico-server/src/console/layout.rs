@@ -92,7 +92,7 @@ pub fn sign_in(error: Option<&str>) -> Markup {
                     }
                     form method="post" action="/console/sign-in" {
                         div class="row" {
-                            input class="grow" type="password" name="key" placeholder="unico_…" autocomplete="off" required autofocus;
+                            input class="grow" type="password" name="key" placeholder="unico_…" autocomplete="off" required autofocus aria-label="API key or admin key";
                             button type="submit" { "Sign in" }
                         }
                     }

@@ -15,6 +15,9 @@ use unico_core::{AppId, Application, FieldName, FieldType};
 use super::layout::{self, Section};
 use super::location::{ConsolePath, redirect, see_other};
 use super::session::{self, CsrfToken, Https};
+use super::timeline::{
+    from_local_input, local_input, local_input_step, local_time, local_time_text, zone_note,
+};
 use crate::auth::{Principal, authenticate, authenticate_hash, hash_key};
 use crate::error::ApiError;
 use crate::extract::FormBody;
@@ -246,18 +249,21 @@ pub async fn apps(State(state): State<AppState>, headers: HeaderMap) -> Response
         .iter()
         .filter(|a| principal.require_app(a.id).is_ok())
         .collect();
+    // An application's key sees its own application's records, in its zone; the admin
+    // sees every application's, in UTC (one column, one zone).
+    let audit_zone = own.and_then(|id| visible.iter().copied().find(|a| a.id == id));
     Html(layout::page("Applications", None, Section::Apps, Some(&csrf), html! {
         h1 { "Applications" }
         p class="sub" { "Each application is one brand's customers, fields and audiences." }
         div class="card" {
             table {
-                thead { tr { th { "Name" } th { "Time zone" } th class="hide-narrow" { "Created" } } }
+                thead { tr { th { "Name" } th { "Time zone" } th class="hide-narrow" { "Created (in its time zone)" } } }
                 tbody {
                     @for app in &visible {
                         tr {
                             td { a href=(format!("/console/apps/{}/customers", app.id)) { (app.name.as_str()) } }
                             td { (app.timezone.as_str()) }
-                            td class="hide-narrow mono nowrap" { (short_time(&format_datetime(app.created_at))) }
+                            td class="hide-narrow mono nowrap" { (local_time(app, app.created_at)) }
                         }
                     }
                 }
@@ -270,11 +276,11 @@ pub async fn apps(State(state): State<AppState>, headers: HeaderMap) -> Response
                 p class="sub" { "Nothing audited yet." }
             } @else {
                 table {
-                    thead { tr { th { "When (UTC)" } th { "Application" } th { "Who" } th { "What" } th { "On" } } }
+                    thead { tr { th { "When (" (audit_zone.map_or("UTC", |a| a.timezone.as_str())) ")" } th { "Application" } th { "Who" } th { "What" } th { "On" } } }
                     tbody {
                         @for r in &audit {
                             tr {
-                                td class="mono nowrap" { (short_time(&format_datetime(r.at))) }
+                                td class="mono nowrap" { (audit_zone.map_or_else(|| utc_time(r.at), |a| local_time(a, r.at))) }
                                 td { @if let Some(a) = r.app { (a.0) } }
                                 td class="mono" { (r.actor) }
                                 td { (r.action) }
@@ -304,20 +310,24 @@ pub async fn customers(
         .map(|q| q.trim().to_owned())
         .unwrap_or_default();
     let effective = with_search(&filter_text, &search);
-    let mut params = Vec::new();
-    if !effective.trim().is_empty() {
-        params.push(("filter".to_owned(), effective));
-    }
-    if let Some(c) = query.get("cursor") {
-        params.push(("cursor".to_owned(), c.clone()));
-    }
-    params.push(("limit".to_owned(), PAGE_ROWS.to_string()));
-    let query_params = crate::routes::params_from_pairs(params);
-    let page = crate::routes::list_customers_page(state.clone(), app.id, query_params).await;
     let schema = match state.blocking(move |s| s.schema(app.id)).await {
         Ok(s) => s,
         Err(e) => return failure(e),
     };
+    let view = ListView::from_query(&query, &schema);
+    let mut params = Vec::new();
+    if !effective.trim().is_empty() {
+        params.push(("filter".to_owned(), effective));
+    }
+    if let Some(c) = &view.cursor {
+        params.push(("cursor".to_owned(), c.clone()));
+    }
+    if let Some(sort) = &view.sort {
+        params.push(("sort".to_owned(), sort.clone()));
+    }
+    params.push(("limit".to_owned(), view.size.to_string()));
+    let query_params = crate::routes::params_from_pairs(params);
+    let page = crate::routes::list_customers_page(state.clone(), app.id, query_params).await;
     // The search also finds customers by any identity (an email, a phone, a device…).
     let found_by_identity = if search.is_empty() {
         Vec::new()
@@ -328,7 +338,14 @@ pub async fn customers(
             .await
             .unwrap_or_default()
     };
-    let shown = chosen_columns(&schema, &headers, app.id);
+    let mut shown = chosen_columns(&schema, &headers, app.id);
+    // The fields the filter tests are shown too, after the chosen ones: a marketer who
+    // filters on country sees each customer's country.
+    for def in filter_fields(&filter_text, &schema) {
+        if !shown.iter().any(|s| s.id == def.id) {
+            shown.push(def);
+        }
+    }
     let count_url = format!("/console/apps/{}/count", app.id);
     // The builder offers the well-known channels and those the application's events use
     // (when its engine can say at once; typed channels are kept either way).
@@ -395,6 +412,9 @@ pub async fn customers(
                     button type="submit" id="apply-filter" { "Show customers" }
                     a class="button secondary" id="export-link" data-base=(format!("/console/apps/{}/export?format=wide", app.id))
                         href=(format!("/console/apps/{}/export?format=wide&filter={}&q={}", app.id, encode(&filter_text), encode(&search))) { "Export CSV" }
+                    a class="button secondary" id="export-excel" data-base=(format!("/console/apps/{}/export?format=wide&excel=true", app.id))
+                        href=(format!("/console/apps/{}/export?format=wide&excel=true&filter={}&q={}", app.id, encode(&filter_text), encode(&search)))
+                        title="UTF-8 with a byte order mark, cells separated by ;" { "Export for Excel" }
                 }
             }
             @if let Some(e) = query.get("error") { div class="flash bad" { (e) } }
@@ -422,7 +442,7 @@ pub async fn customers(
                 summary { "Columns" }
                 form method="post" action=(format!("/console/apps/{}/columns", app.id)) {
                     (csrf)
-                    input type="hidden" name="back" value=(format!("/console/apps/{}/customers?filter={}&q={}", app.id, encode(&filter_text), encode(&search)));
+                    input type="hidden" name="back" value=(format!("/console/apps/{}/customers{}", app.id, list_query(&query)));
                     div class="column-choices" {
                         @for f in schema.fields() {
                             label { input type="checkbox" name="col" value=(f.id.0) checked[shown.iter().any(|s| s.id == f.id)]; " " span class="mono" { (f.name.as_str()) } }
@@ -436,12 +456,8 @@ pub async fn customers(
             div id="customer-list" data-filter=(filter_text) data-q=(search) {
                 @match &page {
                     Ok(list) => {
-                        (customer_table(app.id, list, &shown, &list_query(&query)))
-                        @if let Some(next) = &list.next_cursor {
-                            div class="pager" {
-                                a class="button" href=(format!("?filter={}&q={}&cursor={}", encode(&filter_text), encode(&search), encode(next))) { "Next page →" }
-                            }
-                        }
+                        (customer_table(&app, list, &shown, &list_query(&query), Some(&view)))
+                        (pager(&app, &view, list))
                     }
                     Err(_) => { p class="sub" { "Fix the filter to see its customers." } }
                 }
@@ -459,6 +475,192 @@ pub async fn customers(
         .into_string(),
     )
     .into_response()
+}
+
+/// Page sizes the customer list offers.
+pub const PAGE_SIZES: [usize; 3] = [25, 50, 100];
+
+/// Where the customer list is, as its URL says: the audience (filter, search, the segment
+/// being edited), the order (`sort`, as the API takes it), the page size (`size`) and the
+/// page: `cursor` of this page and `prev`, the cursors of the pages before it (the first
+/// page has none), joined by `.` (cursors are hex). Back goes to exactly the page before.
+pub(super) struct ListView {
+    filter: String,
+    q: String,
+    segment: Option<String>,
+    pub sort: Option<String>,
+    pub size: usize,
+    pub cursor: Option<String>,
+    prev: Vec<String>,
+}
+
+impl ListView {
+    /// The view of the query; an order the API could not take (an unknown or computed
+    /// field) and a size not offered fall back to the defaults.
+    fn from_query(query: &HashMap<String, String>, schema: &unico_core::Schema) -> ListView {
+        let given = |k: &str| {
+            query
+                .get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let sort = given("sort").filter(|s| {
+            let name = s.strip_prefix('-').unwrap_or(s);
+            matches!(name, "customerId" | "created_at" | "updated_at")
+                || schema.by_name(name).is_some_and(|d| !d.is_computed())
+        });
+        let size = given("size")
+            .and_then(|s| s.parse().ok())
+            .filter(|s| PAGE_SIZES.contains(s))
+            .unwrap_or(PAGE_ROWS);
+        let cursor = given("cursor");
+        let prev = match (&cursor, given("prev")) {
+            (Some(_), Some(p)) => p
+                .split('.')
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        };
+        ListView {
+            filter: query.get("filter").cloned().unwrap_or_default(),
+            q: query
+                .get("q")
+                .map(|q| q.trim().to_owned())
+                .unwrap_or_default(),
+            segment: given("segment"),
+            sort,
+            size,
+            cursor,
+            prev,
+        }
+    }
+
+    /// The order by `key`: `Some(descending)` when the list is sorted by it (no `sort` is
+    /// by customerId, ascending).
+    fn sort_of(&self, key: &str) -> Option<bool> {
+        match self.sort.as_deref().unwrap_or("customerId") {
+            s if s == key => Some(false),
+            s if s.strip_prefix('-') == Some(key) => Some(true),
+            _ => None,
+        }
+    }
+
+    /// The pages before this one.
+    fn page_index(&self) -> usize {
+        self.prev.len() + usize::from(self.cursor.is_some())
+    }
+
+    /// This list (same audience and size) in `sort`, at the page of `cursor` after `prev`.
+    fn href(&self, sort: Option<&str>, cursor: Option<&str>, prev: &[String]) -> String {
+        let mut q = vec![
+            format!("filter={}", encode(&self.filter)),
+            format!("q={}", encode(&self.q)),
+        ];
+        if let Some(s) = &self.segment {
+            q.push(format!("segment={}", encode(s)));
+        }
+        if let Some(s) = sort {
+            q.push(format!("sort={}", encode(s)));
+        }
+        if self.size != PAGE_ROWS {
+            q.push(format!("size={}", self.size));
+        }
+        if let Some(c) = cursor {
+            q.push(format!("cursor={}", encode(c)));
+            if !prev.is_empty() {
+                q.push(format!("prev={}", encode(&prev.join("."))));
+            }
+        }
+        format!("?{}", q.join("&"))
+    }
+}
+
+/// Under the customer table: "1–50 of 5,000" (the total is the live count's, filled in
+/// by the page's script), the page size, previous and next.
+fn pager(app: &Application, view: &ListView, list: &crate::dto::CustomerList) -> Markup {
+    let first = view.page_index() * view.size + 1;
+    let last = first + list.customers.len() - 1;
+    let sort = view.sort.as_deref();
+    let previous = match (view.prev.split_last(), &view.cursor) {
+        (Some((before, earlier)), _) => Some(view.href(sort, Some(before), earlier)),
+        (None, Some(_)) => Some(view.href(sort, None, &[])),
+        (None, None) => None,
+    };
+    let next = list.next_cursor.as_ref().map(|next| {
+        let mut prev = view.prev.clone();
+        prev.extend(view.cursor.iter().cloned());
+        view.href(sort, Some(next), &prev)
+    });
+    html! {
+        div class="pager row wrap" {
+            @if !list.customers.is_empty() {
+                span class="range" {
+                    span id="list-range" { (first) "–" (last) }
+                    span id="list-total-of" hidden { " of " span id="list-total" {} }
+                }
+            }
+            span class="hint" { (zone_note(app)) }
+            span class="grow" {}
+            form method="get" class="page-size" {
+                input type="hidden" name="filter" value=(view.filter);
+                input type="hidden" name="q" value=(view.q);
+                @if let Some(s) = &view.segment { input type="hidden" name="segment" value=(s); }
+                @if let Some(s) = sort { input type="hidden" name="sort" value=(s); }
+                label for="page-size" { "Rows per page" }
+                select id="page-size" name="size" data-autosubmit {
+                    @for n in PAGE_SIZES { option value=(n) selected[n == view.size] { (n) } }
+                }
+                noscript { button type="submit" class="secondary small" { "Apply" } }
+            }
+            @if let Some(href) = previous {
+                a class="button secondary" id="page-prev" rel="prev" href=(href) { "← Previous" }
+            }
+            @if let Some(href) = next {
+                a class="button secondary" id="page-next" rel="next" href=(href) { "Next →" }
+            }
+        }
+    }
+}
+
+/// The fields a filter tests (field conditions, not the properties of behaviours), in
+/// schema order; none when it does not parse.
+fn filter_fields<'a>(
+    filter_text: &str,
+    schema: &'a unico_core::Schema,
+) -> Vec<&'a unico_core::FieldDef> {
+    fn walk(node: &serde_json::Value, names: &mut Vec<String>) {
+        let Some(map) = node.as_object() else {
+            return;
+        };
+        for key in ["and", "or"] {
+            if let Some(items) = map.get(key).and_then(|v| v.as_array()) {
+                items.iter().for_each(|i| walk(i, names));
+            }
+        }
+        if let Some(inner) = map.get("not") {
+            walk(inner, names);
+        }
+        if map.contains_key("event") {
+            return;
+        }
+        if let Some(name) = map.get("field").and_then(|f| f.as_str()) {
+            names.push(name.to_owned());
+        }
+    }
+    if filter_text.trim().is_empty() {
+        return Vec::new();
+    }
+    let Ok(filter) = crate::routes::parse_filter_text(filter_text, schema) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    walk(&filter.to_json(), &mut names);
+    schema
+        .fields()
+        .iter()
+        .filter(|f| names.iter().any(|n| n == f.name.as_str()))
+        .collect()
 }
 
 /// The customers page's audience: the filter narrowed by the customerId search (one more
@@ -480,10 +682,10 @@ pub(super) fn with_search(filter_text: &str, search: &str) -> String {
     }
 }
 
-/// The customer list's place (filter, search, page) as a query string (`?…`, or empty),
+/// The customer list's place (filter, search, order, page size, page) as a query string (`?…`, or empty),
 /// carried by a customer's link so that "← Customers" goes back to the same list.
 pub(super) fn list_query(query: &HashMap<String, String>) -> String {
-    let parts: Vec<String> = ["filter", "q", "cursor"]
+    let parts: Vec<String> = ["filter", "q", "sort", "size", "cursor", "prev"]
         .iter()
         .filter_map(|k| {
             let v = query.get(*k).map(|v| v.trim()).unwrap_or_default();
@@ -610,29 +812,50 @@ fn events_json(schema: &unico_core::Schema) -> String {
 }
 
 /// A table of customers: customerId (linking to the detail page), dates and the first
-/// field columns.
+/// field columns. Times are in the application's zone, which the note below says.
 pub(super) fn customer_table(
-    app: AppId,
+    app: &Application,
     list: &crate::dto::CustomerList,
     shown: &[&unico_core::FieldDef],
     from: &str,
+    view: Option<&ListView>,
 ) -> Markup {
+    // A header sorts by its column when the list can be sorted (the customers page) and the
+    // API can sort by it (computed fields cannot be).
+    let header = |label: &str, key: &str, sortable: bool, class: &str| {
+        let current = view.and_then(|v| v.sort_of(key));
+        html! {
+            th class=[(!class.is_empty()).then_some(class)] aria-sort=[current.map(|d| if d { "descending" } else { "ascending" })] {
+                @match (view, sortable) {
+                    (Some(v), true) => {
+                        @let next = if current == Some(false) { format!("-{key}") } else { key.to_owned() };
+                        a class="sort" href=(v.href(Some(&next), None, &[]))
+                            title=(format!("Sort by {label}{}", if current == Some(false) { ", descending" } else { "" })) {
+                            (label)
+                            span class="arrow" aria-hidden="true" { @match current { Some(false) => "▲", Some(true) => "▼", None => "↕" } }
+                        }
+                    }
+                    _ => (label),
+                }
+            }
+        }
+    };
     html! {
         table class="customers" {
             thead { tr {
-                th { "customerId" }
-                th class="hide-narrow" { "Created" }
-                th class="hide-narrow" { "Last modified" }
-                @for f in shown { th class="hide-narrow" { (f.name.as_str()) } }
+                (header("customerId", "customerId", true, ""))
+                (header("Created", "created_at", true, "hide-narrow"))
+                (header("Last modified", "updated_at", true, "hide-narrow"))
+                @for f in shown { (header(f.name.as_str(), f.name.as_str(), !f.is_computed(), "hide-narrow")) }
             } }
             tbody {
                 @for c in &list.customers {
                     tr {
-                        td class="mono" { a href=(format!("/console/apps/{}/customers/{}{from}", app, encode(&c.customer_id))) { (c.customer_id) } }
-                        td class="hide-narrow mono nowrap" { (short_time(&c.created_at)) }
-                        td class="hide-narrow mono nowrap" { (short_time(&c.updated_at)) }
+                        td class="mono" { a href=(format!("/console/apps/{}/customers/{}{from}", app.id, encode(&c.customer_id))) { (c.customer_id) } }
+                        td class="hide-narrow mono nowrap" { (local_time_text(app, &c.created_at)) }
+                        td class="hide-narrow mono nowrap" { (local_time_text(app, &c.updated_at)) }
                         @for f in shown {
-                            @let shown = c.fields.get(f.name.as_str()).map(|v| match v { serde_json::Value::String(s) => s.clone(), other => other.to_string() }).unwrap_or_default();
+                            @let shown = cell_text(app, f, c.fields.get(f.name.as_str()));
                             td class="hide-narrow cell" title=(shown) { (shown) }
                         }
                     }
@@ -640,6 +863,23 @@ pub(super) fn customer_table(
             }
         }
         @if list.customers.is_empty() { p class="sub" { "No customer matches." } }
+    }
+}
+
+/// A field's value as a table cell shows it: text as is, instants in the application's
+/// zone, numbers and dates as the API writes them.
+fn cell_text(
+    app: &Application,
+    def: &unico_core::FieldDef,
+    value: Option<&serde_json::Value>,
+) -> String {
+    match value {
+        None | Some(serde_json::Value::Null) => String::new(),
+        Some(serde_json::Value::String(s)) if def.field_type == FieldType::Datetime => {
+            local_time_text(app, s)
+        }
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
     }
 }
 
@@ -655,12 +895,11 @@ fn fill_bar(pct: f64, title: &str) -> Markup {
     }
 }
 
-/// `2026-11-28 23:02` from an RFC 3339 UTC instant, for tables (UTC, like the API).
-pub(super) fn short_time(rfc3339: &str) -> String {
-    rfc3339
-        .get(..16)
-        .map(|t| t.replace('T', " "))
-        .unwrap_or_else(|| rfc3339.to_owned())
+/// `2026-11-28 23:02` in UTC, where no one application's zone applies (the admin's
+/// audit log, across applications).
+fn utc_time(ms: i64) -> String {
+    let text = format_datetime(ms);
+    text.get(..16).map(|t| t.replace('T', " ")).unwrap_or(text)
 }
 
 pub(super) fn encode(text: &str) -> String {
@@ -824,7 +1063,7 @@ fn import_history(app: &Application, imports: &[unico_store::ImportRecord]) -> M
                     tbody {
                         @for i in imports {
                             tr {
-                                td class="mono nowrap" { (super::timeline::local_time(app, i.created_at)) }
+                                td class="mono nowrap" { (local_time(app, i.created_at)) }
                                 td { (i.kind.as_str()) " · " (i.mode.as_str()) }
                                 td {
                                     @match i.state {
@@ -871,7 +1110,7 @@ fn fields_body(
         @if let Some(d) = deleted { div class="flash ok" { (d) } }
         div class="card" {
             table {
-                thead { tr { th { "Name" } th { "Type" } th { "Filled" } th class="hide-narrow" { "Created" } th {} } }
+                thead { tr { th { "Name" } th { "Type" } th { "Filled" } th class="hide-narrow" { "Created (" (app.timezone.as_str()) ")" } th {} } }
                 tbody {
                     @for s in stats {
                         @let pct = if total == 0 { 0.0 } else { s.value_count as f64 * 100.0 / total as f64 };
@@ -886,7 +1125,7 @@ fn fields_body(
                                 " " (format!("{pct:.0}%"))
                             }
                             }
-                            td class="hide-narrow mono nowrap" { (short_time(&format_datetime(s.field.created_at))) }
+                            td class="hide-narrow mono nowrap" { (local_time(app, s.field.created_at)) }
                             td {
                                 form method="post" action=(format!("/console/apps/{}/fields/{}/delete", app.id, encode(s.field.name.as_str())))
                                     data-confirm=(format!("Delete the field and the {} values customers hold for it? This cannot be undone.", s.value_count)) {
@@ -1128,7 +1367,7 @@ fn customer_body(
     html! {
         p { a id="back-to-list" href=(format!("/console/apps/{}/customers{from}", app.id)) { "← Customers" } }
         h1 class="mono" { (customer.customer_id.as_str()) }
-        p class="sub" { "Created " (short_time(&format_datetime(customer.created_at))) " UTC · last modified " (short_time(&format_datetime(customer.updated_at))) " UTC" }
+        p class="sub" { "Created " (local_time(app, customer.created_at)) " · last modified " (local_time(app, customer.updated_at)) " · " span id="zone" { (zone_note(app)) } }
         (super::timeline::activity_line(app, &interactions.activity))
         @let on_timeline = interactions.timeline.is_some();
         @let tab_query = |tab: &str| if from.is_empty() { format!("?tab={tab}") } else { format!("{from}&tab={tab}") };
@@ -1142,33 +1381,44 @@ fn customer_body(
         @if saved { div class="flash ok" { "Saved." } }
         @if !errors.is_empty() { div class="flash bad" { "Nothing was saved: fix the values marked below." } }
         div class="card" {
-            form method="post" action=(format!("{base}{from}")) {
+            form method="post" action=(format!("{base}{from}")) id="customer-form" data-unsaved-guard {
                 (csrf)
                 table class="form" {
                     tbody {
-                        tr { th { "ID" } td { input class="locked" type="text" value=(customer.id) readonly disabled aria-label="ID"; } td class="hint hide-narrow" { "assigned by Unico, never changes" } td {} }
-                        tr { th { "customerId" } td { input class="locked" type="text" value=(customer.customer_id.as_str()) readonly disabled aria-label="customerId"; } td class="hint hide-narrow" { "your key for this customer, never changes" } td {} }
+                        tr { th { label for="field-id" { "ID" } } td { input id="field-id" class="locked" type="text" value=(customer.id) readonly disabled; } td class="hint hide-narrow" { "assigned by Unico, never changes" } td {} }
+                        tr { th { label for="field-customer-id" { "customerId" } } td { input id="field-customer-id" class="locked" type="text" value=(customer.customer_id.as_str()) readonly disabled; } td class="hint hide-narrow" { "your key for this customer, never changes" } td {} }
                         @for def in schema.fields() {
                             @let name = def.name.as_str();
+                            // Ids from the field's number: names may hold any character.
+                            @let input_id = format!("field-{}", def.id.0);
+                            @let error_id = format!("field-{}-error", def.id.0);
+                            @let error = errors.get(name);
                             @let current = errors.get(&format!("value:{name}")).cloned().unwrap_or_else(|| input_text(customer.get(def.id)));
                             @if let Some(computed) = &def.computed {
                                 tr class="computed" {
-                                    th class="mono" { (name) }
-                                    td { input class="locked mono" type="text" value=(current) placeholder="no value" readonly aria-label=(name) title=(format!("computed: {computed}")); }
+                                    th class="mono" { label for=(input_id) { (name) } }
+                                    @let current = match customer.get(def.id) { Some(unico_core::Value::Datetime(ms)) => local_time(app, *ms), _ => current };
+                                    td { input id=(input_id) class="locked mono" type="text" value=(current) placeholder="no value" readonly title=(format!("computed: {computed}")); }
                                     td class="hide-narrow" { span class="pill" title=(format!("{} values, computed from events", def.field_type.as_str())) { "computed" } }
                                     td class="hint hide-narrow" { (computed.to_string()) }
                                 }
                             } @else {
                             tr {
-                                th class="mono" { (name) }
+                                th class="mono" { label for=(input_id) { (name) } }
                                 td {
+                                    @let invalid = error.map(|_| "true");
+                                    @let described = error.map(|_| error_id.as_str());
                                     @match def.field_type {
-                                        FieldType::Number => input type="text" inputmode="decimal" name=(format!("f:{name}")) value=(current) placeholder="42, -3.5";,
-                                        FieldType::Date => input type="date" name=(format!("f:{name}")) value=(current);,
-                                        FieldType::Datetime => input class="mono" type="text" name=(format!("f:{name}")) value=(current) placeholder="2024-03-05T14:22:10Z";,
-                                        FieldType::String => input type="text" name=(format!("f:{name}")) value=(current) maxlength="4096";,
+                                        FieldType::Number => input id=(input_id) type="text" inputmode="decimal" name=(format!("f:{name}")) value=(current) placeholder="42, -3.5" aria-invalid=[invalid] aria-describedby=[described];,
+                                        FieldType::Date => input id=(input_id) type="date" name=(format!("f:{name}")) value=(current) aria-invalid=[invalid] aria-describedby=[described];,
+                                        FieldType::Datetime => {
+                                            // In the application's zone (what was typed, after a refusal).
+                                            @let local = if error.is_some() { current.clone() } else { customer.get(def.id).and_then(|v| match v { unico_core::Value::Datetime(ms) => Some(local_input(app, *ms)), _ => None }).unwrap_or_default() };
+                                            input id=(input_id) type="datetime-local" name=(format!("f:{name}")) value=(local) step=[local_input_step(&local)] aria-invalid=[invalid] aria-describedby=[described];
+                                        },
+                                        FieldType::String => input id=(input_id) type="text" name=(format!("f:{name}")) value=(current) maxlength="4096" aria-invalid=[invalid] aria-describedby=[described];,
                                     }
-                                    @if let Some(e) = errors.get(name) { div class="err" { (e) } }
+                                    @if let Some(e) = error { div class="err" id=(error_id) { (e) } }
                                 }
                                 td class="hide-narrow" { span class="pill" { (def.field_type.as_str()) } }
                                 td class="nowrap" {
@@ -1363,6 +1613,12 @@ pub async fn save_customer(
         let Some(def) = schema.by_name(name).filter(|d| !d.is_computed()) else {
             continue;
         };
+        // A datetime-local box sends a wall-clock time without offset: it is the
+        // application's; an instant with `Z` or an offset is taken as it is.
+        let local = (def.field_type == FieldType::Datetime)
+            .then(|| from_local_input(&app, text))
+            .flatten();
+        let text = local.as_ref().unwrap_or(text);
         match unico_core::value::parse_text(def.field_type, text) {
             Ok(value) => changes.push(unico_core::FieldChange {
                 field: def.id,

@@ -10,14 +10,14 @@ use axum::response::{Html, IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
 use unico_core::AppId;
-use unico_core::time::format_datetime;
 
 use super::insights::{self, Summary};
 use super::layout::{self, Section};
 use super::location::redirect;
 use super::pages::{
-    AppPage, PAGE_ROWS, customer_table, encode, failure, list_field_columns, not_found, short_time,
+    AppPage, PAGE_ROWS, customer_table, encode, failure, list_field_columns, not_found,
 };
+use super::timeline::{local_time, local_time_text, zone_note};
 use crate::error::ApiError;
 use crate::extract::FormBody;
 use crate::state::{AppState, now_ms};
@@ -46,15 +46,15 @@ pub async fn segments(State(state): State<AppState>, AppPage(app, csrf): AppPage
         p class="sub" { "Saved audiences. Their members are computed when asked, so they are always current. A new one starts from the customers' filter: build it there, then save it as a segment." }
         div class="card" {
             table {
-                thead { tr { th { "Name" } th { "Customers" } th class="hide-narrow" { "Filter" } th class="hide-narrow" { "Created" } th class="hide-narrow" { "Updated" } } }
+                thead { tr { th { "Name" } th { "Customers" } th class="hide-narrow" { "Filter" } th class="hide-narrow" { "Created (" (app.timezone.as_str()) ")" } th class="hide-narrow" { "Updated (" (app.timezone.as_str()) ")" } } }
                 tbody {
                     @for segment in &rows {
                         tr {
                             td { a href=(format!("/console/apps/{}/segments/{}", id, segment.id)) { (segment.name) } }
                             td class="nowrap" { @if let Some(c) = segment.count { (super::charts::compact(c)) } @else { "—" } }
                             td class="hide-narrow mono" { (segment.filter_text) }
-                            td class="hide-narrow mono nowrap" { (short_time(&segment.created_at)) }
-                            td class="hide-narrow mono nowrap" { (short_time(&segment.updated_at)) }
+                            td class="hide-narrow mono nowrap" { (local_time_text(&app, &segment.created_at)) }
+                            td class="hide-narrow mono nowrap" { (local_time_text(&app, &segment.updated_at)) }
                         }
                     }
                 }
@@ -86,7 +86,13 @@ pub async fn segment(
                 Ok(f) => Some(engines.query(id, now_ms(), |index, ctx| {
                     let members = index.members(f, ctx);
                     (
-                        insights::summarize(index, ctx, &members, &schema),
+                        insights::summarize(
+                            index,
+                            ctx,
+                            &members,
+                            &schema,
+                            insights::Zone::of(&application, ctx.now_ms),
+                        ),
                         super::behaviour::summarize(&application, index, &members, ctx.now_ms),
                     )
                 })?),
@@ -125,7 +131,7 @@ pub async fn segment(
     let body = html! {
         p { a href=(format!("/console/apps/{id}/segments")) { "← Segments" } }
         h1 { (record.name) }
-        p class="sub" { "Created " (short_time(&format_datetime(record.created_at))) " UTC · updated " (short_time(&format_datetime(record.updated_at))) " UTC" }
+        p class="sub" { "Created " (local_time(&app, record.created_at)) " · updated " (local_time(&app, record.updated_at)) " · " (zone_note(&app)) }
         @if query.contains_key("saved") { div class="flash ok" { "Segment saved." } }
         div class="card" {
             @match &text {
@@ -156,7 +162,7 @@ pub async fn segment(
             }
         }
         @if let Some((summary, behaviour)) = &summary {
-            (members_card(id, members, &shown, &base))
+            (members_card(&app, members, &shown, &base))
             h2 class="section" { "What these customers did" }
             (super::behaviour::render(behaviour))
             (render_summary(summary))
@@ -176,7 +182,7 @@ pub async fn segment(
 }
 
 fn members_card(
-    app: AppId,
+    app: &unico_core::Application,
     members: Option<Result<crate::dto::CustomerList, ApiError>>,
     shown: &[&unico_core::FieldDef],
     base: &str,
@@ -186,7 +192,8 @@ fn members_card(
             h2 { "Members" }
             @match &members {
                 Some(Ok(list)) => {
-                    (customer_table(app, list, shown, ""))
+                    (customer_table(app, list, shown, "", None))
+                    p class="hint" { (zone_note(app)) }
                     @if let Some(next) = &list.next_cursor {
                         div class="pager" { a class="button" href=(format!("{base}?cursor={}", encode(next))) { "Next page →" } }
                     }
@@ -408,11 +415,13 @@ pub async fn interactions(State(state): State<AppState>, AppPage(app, csrf): App
 pub async fn insights(State(state): State<AppState>, AppPage(app, csrf): AppPage) -> Response {
     let id = app.id;
     let engines = state.engines.clone();
+    let application = app.clone();
     let summary = state
         .blocking_api(move |s| {
             let schema = s.schema(id)?;
             let summary = engines.query(id, now_ms(), |index, ctx| {
-                insights::summarize(index, ctx, &index.all(), &schema)
+                let zone = insights::Zone::of(&application, ctx.now_ms);
+                insights::summarize(index, ctx, &index.all(), &schema, zone)
             })?;
             let mut statements = Vec::new();
             s.scan_subscription_history(id, &mut |customer, channel, subscribed, at| {

@@ -18,13 +18,82 @@ pub(super) fn channel_badge(channel: &str) -> Markup {
     html! { span class=(format!("channel ch-{class}")) { (channel) } }
 }
 
-/// `2026-11-28 23:02` in the application's zone.
+/// The application's UTC offset at instant `ms`, in milliseconds (0 out of range).
+pub fn offset_ms(app: &Application, ms: i64) -> i64 {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| i64::from(app.timezone.zone().to_offset(t).seconds()) * 1000)
+        .unwrap_or(0)
+}
+
+/// `2026-11-28 23:02` in the application's zone: how the console shows every instant
+/// (the page or the column says which zone, see [`zone_note`]).
 pub fn local_time(app: &Application, ms: i64) -> String {
-    let Ok(t) = jiff::Timestamp::from_millisecond(ms) else {
+    if jiff::Timestamp::from_millisecond(ms).is_err() {
         return String::new();
-    };
-    let offset_ms = i64::from(app.timezone.zone().to_offset(t).seconds()) * 1000;
-    super::pages::short_time(&unico_core::time::format_datetime(ms + offset_ms))
+    }
+    let local = unico_core::time::format_datetime(ms + offset_ms(app, ms));
+    local
+        .get(..16)
+        .map(|t| t.replace('T', " "))
+        .unwrap_or(local)
+}
+
+/// [`local_time`] of an RFC 3339 instant as the API writes it (`created_at` of a customer
+/// or a segment, a datetime field's value); the text itself if it is not one.
+pub fn local_time_text(app: &Application, rfc3339: &str) -> String {
+    match unico_core::time::parse_datetime(rfc3339) {
+        Ok(ms) => local_time(app, ms),
+        Err(_) => rfc3339.to_owned(),
+    }
+}
+
+/// "Times in Europe/Madrid": said once per page or table that shows [`local_time`]s.
+pub fn zone_note(app: &Application) -> String {
+    format!("Times in {}", app.timezone.as_str())
+}
+
+/// The value of an `<input type="datetime-local">` showing instant `ms` in the
+/// application's zone: to the minute, with seconds and milliseconds when the value has
+/// them (so that saving the form unchanged keeps the value exactly).
+pub fn local_input(app: &Application, ms: i64) -> String {
+    let local = unico_core::time::format_datetime(ms + offset_ms(app, ms));
+    // YYYY-MM-DDTHH:MM:SS.mmmZ
+    let (minutes, seconds, millis) = (&local[..16], &local[17..19], &local[20..23]);
+    if millis != "000" {
+        format!("{minutes}:{seconds}.{millis}")
+    } else if seconds != "00" {
+        format!("{minutes}:{seconds}")
+    } else {
+        minutes.to_owned()
+    }
+}
+
+/// The `step` an `<input type="datetime-local">` needs to hold [`local_input`]'s value
+/// without the browser calling it invalid (none for whole minutes).
+pub fn local_input_step(value: &str) -> Option<&'static str> {
+    match value.len() {
+        0..=16 => None,
+        17..=19 => Some("1"),
+        _ => Some("0.001"),
+    }
+}
+
+/// The instant of a date and time without offset as a `datetime-local` input sends it
+/// (`2026-07-01T12:00`, seconds optional), read as a wall-clock time in the application's
+/// zone; in RFC 3339 UTC. `None` for any other text (an instant with `Z` or an offset, a
+/// date alone), which is read as the API reads it. A time that the zone skips (a spring
+/// DST gap) is taken after the gap, a repeated one (autumn) at its first occurrence.
+pub fn from_local_input(app: &Application, text: &str) -> Option<String> {
+    let text = text.trim();
+    if text.len() < 16
+        || text.ends_with(['Z', 'z'])
+        || text.get(10..).is_none_or(|t| t.contains(['+', '-']))
+    {
+        return None;
+    }
+    let civil: jiff::civil::DateTime = text.replacen(' ', "T", 1).parse().ok()?;
+    let instant = app.timezone.zone().to_timestamp(civil).ok()?;
+    Some(unico_core::time::format_datetime(instant.as_millisecond()))
 }
 
 /// The profile's summary of the customer's events.

@@ -2238,3 +2238,592 @@ async fn the_customer_page_links_identities_and_merges_after_a_preview() {
     let (_, _, body) = page(&api, &location, Some(&cookie)).await;
     assert!(body.contains("Removed email ana@example.com."), "{body}");
 }
+
+/// `2026-07-01 15:30`: an RFC 3339 instant as the console shows it, `offset_ms` east of UTC.
+fn shown_at(rfc3339: &str, offset_ms: i64) -> String {
+    let ms = unico_core::time::parse_datetime(rfc3339).unwrap();
+    unico_core::time::format_datetime(ms + offset_ms)[..16].replace('T', " ")
+}
+
+/// An application in Asia/Kolkata (UTC+05:30 all year, so the test does not depend on the
+/// season) with a datetime field; answers it and a signed-in session's cookie.
+async fn app_in_kolkata(api: &Api) -> (App, String) {
+    let app = api.create_app("Mumbai Shop").await;
+    let (status, body) = api
+        .admin(
+            "PATCH",
+            &format!("/v1/apps/{}", app.id),
+            Some(json!({"timezone": "Asia/Kolkata"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    api.create_field(&app, "last_purchase_at", "datetime").await;
+    let (_, cookie, _) = sign_in(api, &app.key).await;
+    (app, cookie.unwrap())
+}
+
+/// The stored value of ana's last_purchase_at.
+async fn last_purchase(api: &Api, app: &App) -> serde_json::Value {
+    api.get_customer(app, "ana").await.unwrap()["fields"]["last_purchase_at"].clone()
+}
+
+const KOLKATA: i64 = (5 * 60 + 30) * 60_000;
+
+#[tokio::test]
+async fn times_are_shown_in_the_applications_zone_and_say_which() {
+    let api = Api::new();
+    let (app, cookie) = app_in_kolkata(&api).await;
+    let created = api
+        .create_customer(
+            &app,
+            "ana",
+            json!({"last_purchase_at": "2026-07-01T10:00:00Z"}),
+        )
+        .await;
+    let created_at = created["created_at"].as_str().unwrap();
+    let local = shown_at(created_at, KOLKATA);
+    let utc = shown_at(created_at, 0);
+    assert_ne!(local, utc);
+
+    // The list: creation, modification and the datetime field, local; the zone said.
+    let (status, _, list) = page(
+        &api,
+        &format!("/console/apps/{}/customers", app.id),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(list.contains(&local), "{local} in {list}");
+    assert!(!list.contains(&utc), "no UTC time left in the list");
+    assert!(list.contains("2026-07-01 15:30"), "{list}");
+    assert!(list.contains("Times in Asia/Kolkata"), "{list}");
+
+    // The customer's page: "Created … · last modified …" local, and the zone; the
+    // datetime field in a date-and-time box on the zone's wall clock.
+    let (status, _, customer) = page(
+        &api,
+        &format!("/console/apps/{}/customers/ana", app.id),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        customer.contains(&format!("Created {local} · last modified {local}")),
+        "{customer}"
+    );
+    assert!(customer.contains("Times in Asia/Kolkata"), "{customer}");
+    assert!(
+        customer.contains(
+            "type=\"datetime-local\" name=\"f:last_purchase_at\" value=\"2026-07-01T15:30\""
+        ),
+        "{customer}"
+    );
+
+    // A segment's page and the segments list.
+    let (status, segment) = api
+        .send(
+            "POST",
+            &app.path("/segments"),
+            Some(&app.key),
+            Some(json!({"name": "All", "filter": "customerId exists"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{segment}");
+    let segment_local = shown_at(segment["created_at"].as_str().unwrap(), KOLKATA);
+    let (_, _, seg_page) = page(
+        &api,
+        &format!("/console/apps/{}/segments/{}", app.id, segment["id"]),
+        Some(&cookie),
+    )
+    .await;
+    assert!(
+        seg_page.contains(&format!("Created {segment_local}")),
+        "{seg_page}"
+    );
+    assert!(seg_page.contains("Times in Asia/Kolkata"), "{seg_page}");
+    assert!(
+        seg_page.contains(&local),
+        "the members' times are local too"
+    );
+    let (_, _, segments) = page(
+        &api,
+        &format!("/console/apps/{}/segments", app.id),
+        Some(&cookie),
+    )
+    .await;
+    assert!(segments.contains(&segment_local), "{segments}");
+    assert!(segments.contains("Created (Asia/Kolkata)"), "{segments}");
+
+    // The Applications page: each application's creation in its own zone.
+    let (_, _, apps) = page(&api, "/console/apps", Some(&cookie)).await;
+    let (_, app_reply) = api
+        .admin("GET", &format!("/v1/apps/{}", app.id), None)
+        .await;
+    let app_local = shown_at(app_reply["created_at"].as_str().unwrap(), KOLKATA);
+    assert!(apps.contains(&app_local), "{app_local} in {apps}");
+    assert!(apps.contains("When (Asia/Kolkata)"), "{apps}");
+
+    // Insights say the zone of their time charts.
+    let (_, _, insights) = page(
+        &api,
+        &format!("/console/apps/{}/insights", app.id),
+        Some(&cookie),
+    )
+    .await;
+    assert!(insights.contains("Asia/Kolkata time"), "{insights}");
+}
+
+#[tokio::test]
+async fn a_datetime_is_edited_on_the_zones_wall_clock_and_stored_as_the_right_instant() {
+    let api = Api::new();
+    let (app, cookie) = app_in_kolkata(&api).await;
+    api.create_customer(&app, "ana", json!({})).await;
+    let path = format!("/console/apps/{}/customers/ana", app.id);
+    // What a datetime-local box sends: the zone's wall clock, to the minute or second.
+    for (sent, utc) in [
+        ("2026-07-01T15:30", "2026-07-01T10:00:00.000Z"),
+        ("2026-07-01T15:30:05", "2026-07-01T10:00:05.000Z"),
+        ("2026-01-01T02:00", "2025-12-31T20:30:00.000Z"),
+        // An instant with its offset or Z (as the text box took) is stored as it is.
+        ("2026-07-01T08:00:00Z", "2026-07-01T08:00:00.000Z"),
+        ("2026-07-01T08:00:00+02:00", "2026-07-01T06:00:00.000Z"),
+    ] {
+        let (status, location, body) = post_form(
+            &api,
+            &path,
+            &cookie,
+            &format!("f%3Alast_purchase_at={}", enc(sent)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{sent}: {body}");
+        assert!(location.contains("saved=1"), "{location}");
+        assert_eq!(last_purchase(&api, &app).await, json!(utc), "{sent}");
+    }
+    // Shown back on the wall clock; a value with milliseconds keeps them, so saving the
+    // form unchanged changes nothing.
+    api.patch_customer(
+        &app,
+        "ana",
+        json!({"fields": {"last_purchase_at": "2026-07-01T10:00:00.250Z"}}),
+    )
+    .await;
+    let (_, _, body) = page(&api, &path, Some(&cookie)).await;
+    assert!(
+        body.contains("value=\"2026-07-01T15:30:00.250\" step=\"0.001\""),
+        "{body}"
+    );
+    let (status, _, _) = post_form(
+        &api,
+        &path,
+        &cookie,
+        "f%3Alast_purchase_at=2026-07-01T15%3A30%3A00.250",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        last_purchase(&api, &app).await,
+        json!("2026-07-01T10:00:00.250Z")
+    );
+    // Nonsense is refused with the message, and nothing changes.
+    let (status, _, body) = post_form(&api, &path, &cookie, "f%3Alast_purchase_at=yesterday").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        last_purchase(&api, &app).await,
+        json!("2026-07-01T10:00:00.250Z")
+    );
+}
+
+/// The customerIds of a customer list page's rows, in order.
+fn listed(body: &str) -> Vec<String> {
+    let table = body
+        .split("<table class=\"customers\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or("");
+    table
+        .split("<td class=\"mono\"><a href=\"")
+        .skip(1)
+        .filter_map(|cell| cell.split_once("\">")?.1.split("</a>").next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `href` of the element whose attributes start with `attrs`, unescaped.
+fn link(body: &str, attrs: &str) -> Option<String> {
+    let rest = body.split(attrs).nth(1)?;
+    let href = rest.split("href=\"").nth(1)?.split('"').next()?;
+    Some(href.replace("&amp;", "&"))
+}
+
+/// `size` customers c01…, aged 1… (c01 the youngest).
+async fn many_customers(api: &Api, app: &App, size: usize) {
+    let batch: Vec<_> = (1..=size)
+        .map(|i| json!({"customerId": format!("c{i:02}"), "fields": {"age": i, "city": if i % 2 == 0 { "Lyon" } else { "Nice" }}}))
+        .collect();
+    let (status, body) = api
+        .send(
+            "POST",
+            &app.path("/customers/batch"),
+            Some(&app.key),
+            Some(json!(batch)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn the_customer_list_sorts_by_a_header_in_both_directions() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    api.create_field(&app, "city", "string").await;
+    api.create_field(&app, "note", "string").await;
+    api.create_field(&app, "tier", "string").await;
+    many_customers(&api, &app, 5).await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let list = format!("/console/apps/{}/customers", app.id);
+
+    // By customerId, ascending, by default: the header says so, and its link reverses it.
+    let (_, _, body) = page(&api, &list, Some(&cookie)).await;
+    assert_eq!(listed(&body), ["c01", "c02", "c03", "c04", "c05"]);
+    assert!(body.contains("<th aria-sort=\"ascending\"><a class=\"sort\" href=\"?filter=&amp;q=&amp;sort=-customerId\""), "{body}");
+    // Every other header sorts by its column, ascending first.
+    for key in ["created_at", "updated_at", "age", "city"] {
+        assert!(
+            body.contains(&format!("href=\"?filter=&amp;q=&amp;sort={key}\"")),
+            "{key}"
+        );
+    }
+
+    // Descending by age: the rows follow, the header says so and reverses it.
+    let (_, _, body) = page(&api, &format!("{list}?sort=-age"), Some(&cookie)).await;
+    assert_eq!(listed(&body), ["c05", "c04", "c03", "c02", "c01"]);
+    assert!(body.contains("<th class=\"hide-narrow\" aria-sort=\"descending\"><a class=\"sort\" href=\"?filter=&amp;q=&amp;sort=age\""), "{body}");
+    let (_, _, body) = page(&api, &format!("{list}?sort=age"), Some(&cookie)).await;
+    assert_eq!(listed(&body), ["c01", "c02", "c03", "c04", "c05"]);
+    assert!(
+        body.contains(
+            "aria-sort=\"ascending\"><a class=\"sort\" href=\"?filter=&amp;q=&amp;sort=-age\""
+        ),
+        "{body}"
+    );
+
+    // The order keeps the audience (filter and search) in its links, and the audience's
+    // count, export and "save as segment" do not depend on it.
+    let filtered = format!(
+        "{list}?filter={}&q=c0&sort=-age",
+        enc("age >= 2 and age <= 4")
+    );
+    let (_, _, body) = page(&api, &filtered, Some(&cookie)).await;
+    assert_eq!(listed(&body), ["c04", "c03", "c02"]);
+    assert!(
+        body.contains(
+            "href=\"?filter=age%20%3E%3D%202%20and%20age%20%3C%3D%204&amp;q=c0&amp;sort=age\""
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "export?format=wide&amp;filter=age%20%3E%3D%202%20and%20age%20%3C%3D%204&amp;q=c0\""
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("name=\"filter\" value=\"age &gt;= 2 and age &lt;= 4\""),
+        "{body}"
+    );
+    // A customer opened from the list goes back to it in the same order.
+    assert!(body.contains("/customers/c04?filter="), "{body}");
+    assert!(body.contains("sort=-age\">c04</a>"), "{body}");
+
+    // An order the API cannot take (an unknown field) is ignored, not an error page.
+    let (status, _, body) = page(&api, &format!("{list}?sort=-nope"), Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed(&body), ["c01", "c02", "c03", "c04", "c05"]);
+}
+
+#[tokio::test]
+async fn the_customer_list_pages_forward_and_back_exactly_in_the_size_chosen() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    api.create_field(&app, "city", "string").await;
+    many_customers(&api, &app, 60).await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let list = format!("/console/apps/{}/customers", app.id);
+    let get = |path: String| {
+        let (api, cookie) = (&api, cookie.clone());
+        async move {
+            let (status, _, body) = page(api, &path, Some(&cookie)).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            body
+        }
+    };
+    let range = |body: &str| {
+        body.split("<span id=\"list-range\">")
+            .nth(1)
+            .and_then(|r| r.split("</span>").next())
+            .unwrap_or("")
+            .to_owned()
+    };
+
+    // 50 a page by default, the size offered with 25 and 100.
+    let first = get(format!("{list}?sort=-age")).await;
+    assert_eq!(listed(&first).len(), 50);
+    assert_eq!(range(&first), "1–50");
+    assert!(
+        first.contains("<option value=\"50\" selected>50</option>"),
+        "{first}"
+    );
+    assert!(first.contains("<option value=\"25\">") && first.contains("<option value=\"100\">"));
+    assert!(
+        first.contains("id=\"list-total\""),
+        "the total's place, filled by the count"
+    );
+    assert!(
+        link(&first, "id=\"page-prev\"").is_none(),
+        "no previous on the first page"
+    );
+
+    // 25 a page: three pages, in order, each link keeping the order and the size.
+    let page1 = get(format!("{list}?sort=-age&size=25")).await;
+    assert!(page1.contains("<option value=\"25\" selected>25</option>"));
+    assert_eq!(range(&page1), "1–25");
+    assert_eq!(listed(&page1)[0], "c60");
+    let next = link(&page1, "id=\"page-next\"").unwrap();
+    assert!(
+        next.contains("sort=-age") && next.contains("size=25"),
+        "{next}"
+    );
+    let page2 = get(format!("{list}{next}")).await;
+    assert_eq!(range(&page2), "26–50");
+    assert_eq!(listed(&page2)[0], "c35");
+    let page3 = get(format!(
+        "{list}{}",
+        link(&page2, "id=\"page-next\"").unwrap()
+    ))
+    .await;
+    assert_eq!(range(&page3), "51–60");
+    assert_eq!(listed(&page3).len(), 10);
+    assert_eq!(listed(&page3)[9], "c01");
+    assert!(
+        link(&page3, "id=\"page-next\"").is_none(),
+        "no next on the last page"
+    );
+
+    // Back returns to exactly the page before, and from there to the first.
+    let back2 = get(format!(
+        "{list}{}",
+        link(&page3, "id=\"page-prev\"").unwrap()
+    ))
+    .await;
+    assert_eq!(listed(&back2), listed(&page2));
+    assert_eq!(range(&back2), "26–50");
+    let back1 = link(&back2, "id=\"page-prev\"").unwrap();
+    assert!(!back1.contains("cursor"), "{back1}");
+    let back1 = get(format!("{list}{back1}")).await;
+    assert_eq!(listed(&back1), listed(&page1));
+    // The next page from there is the same second page again.
+    assert_eq!(
+        link(&back1, "id=\"page-next\"").unwrap(),
+        link(&page1, "id=\"page-next\"").unwrap()
+    );
+
+    // The size form keeps the audience and the order (and starts at the first page).
+    let form = page2
+        .split("class=\"page-size\"")
+        .nth(1)
+        .unwrap()
+        .split("</form>")
+        .next()
+        .unwrap();
+    assert!(form.contains("name=\"sort\" value=\"-age\""), "{form}");
+    assert!(
+        form.contains("name=\"filter\"") && form.contains("name=\"q\""),
+        "{form}"
+    );
+    assert!(!form.contains("cursor"), "{form}");
+
+    // A customer opened from page 2 goes back to page 2.
+    assert!(page2.contains("&amp;cursor="), "row links carry the page");
+
+    // Paging a filtered audience keeps the filter; the export stays the whole audience.
+    let filtered = get(format!("{list}?filter={}&size=25", enc("city = \"Lyon\""))).await;
+    assert_eq!(listed(&filtered).len(), 25);
+    let next = link(&filtered, "id=\"page-next\"").unwrap();
+    assert!(next.contains("filter=city"), "{next}");
+    let rest = get(format!("{list}{next}")).await;
+    assert_eq!(range(&rest), "26–30");
+    assert!(
+        rest.contains("export?format=wide&amp;filter=city%20%3D%20%22Lyon%22&amp;q=\""),
+        "{rest}"
+    );
+    // A size not offered is the default.
+    let odd = get(format!("{list}?size=7")).await;
+    assert_eq!(listed(&odd).len(), 50);
+}
+
+#[tokio::test]
+async fn the_fields_a_filter_tests_are_shown_as_columns() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    for (name, ty) in [
+        ("a", "string"),
+        ("b", "string"),
+        ("c", "string"),
+        ("tier", "string"),
+        ("score", "number"),
+    ] {
+        api.create_field(&app, name, ty).await;
+    }
+    api.create_customer(&app, "ana", json!({"tier": "gold", "score": 7}))
+        .await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let list = format!("/console/apps/{}/customers", app.id);
+    let header = |body: &str| {
+        body.split("<thead>")
+            .nth(1)
+            .unwrap()
+            .split("</thead>")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let (_, _, plain) = page(&api, &list, Some(&cookie)).await;
+    assert!(!header(&plain).contains(">tier<"), "{}", header(&plain));
+    let (_, _, body) = page(
+        &api,
+        &format!(
+            "{list}?filter={}",
+            enc("tier = \"gold\" or not (score > 5)")
+        ),
+        Some(&cookie),
+    )
+    .await;
+    let head = header(&body);
+    assert!(
+        head.contains(">tier<") && head.contains(">score<"),
+        "{head}"
+    );
+    assert!(head.contains(">a<"), "the chosen columns stay: {head}");
+    assert!(body.contains("title=\"gold\">gold</td>"), "{body}");
+}
+
+#[tokio::test]
+async fn every_customer_input_is_named_and_a_refused_value_is_tied_to_its_message() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    for (name, ty) in [
+        ("age", "number"),
+        ("city name", "string"),
+        ("birthdate", "date"),
+        ("seen_at", "datetime"),
+    ] {
+        api.create_field(&app, name, ty).await;
+    }
+    api.create_customer(&app, "ana", json!({"age": 30})).await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let path = format!("/console/apps/{}/customers/ana", app.id);
+    let named = |body: &str| {
+        let form = body
+            .split("id=\"customer-form\"")
+            .nth(1)
+            .unwrap()
+            .split("</form>")
+            .next()
+            .unwrap()
+            .to_owned();
+        let inputs: Vec<&str> = form
+            .split("<input ")
+            .skip(1)
+            .filter(|i| !i.contains("type=\"hidden\""))
+            .collect();
+        assert_eq!(inputs.len(), 6, "ID, customerId and the 4 fields: {form}");
+        for input in inputs {
+            let id = input
+                .split("id=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_else(|| panic!("an input without id: {input}"));
+            assert!(
+                form.contains(&format!("<label for=\"{id}\">")) || input.contains("aria-label="),
+                "no accessible name for {input}"
+            );
+        }
+        form
+    };
+    let (_, _, body) = page(&api, &path, Some(&cookie)).await;
+    let form = named(&body);
+    assert!(
+        form.contains("<label for=\"field-2\">city name</label>"),
+        "{form}"
+    );
+    assert!(!form.contains("aria-invalid"), "{form}");
+
+    // A refused value: its input is marked invalid and described by its message.
+    let (status, _, body) =
+        post_form(&api, &path, &cookie, "f%3Aage=thirty&f%3Acity%20name=Lyon").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let form = named(&body);
+    assert!(
+        form.contains(
+            "id=\"field-1\" type=\"text\" inputmode=\"decimal\" name=\"f:age\" value=\"thirty\" placeholder=\"42, -3.5\" aria-invalid=\"true\" aria-describedby=\"field-1-error\""
+        ),
+        "{form}"
+    );
+    assert!(
+        form.contains("<div class=\"err\" id=\"field-1-error\">"),
+        "{form}"
+    );
+    assert_eq!(
+        form.matches("aria-invalid").count(),
+        1,
+        "only the wrong one"
+    );
+}
+
+#[tokio::test]
+async fn the_customers_page_exports_the_audience_for_excel_too() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "city", "string").await;
+    api.create_customer(&app, "ana", json!({"city": "Lyon"}))
+        .await;
+    api.create_customer(&app, "bob", json!({"city": "Nice"}))
+        .await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let (_, _, body) = page(
+        &api,
+        &format!(
+            "/console/apps/{}/customers?filter={}&q=a&sort=-city&size=25",
+            app.id,
+            enc("city exists")
+        ),
+        Some(&cookie),
+    )
+    .await;
+    let href = link(&body, "id=\"export-excel\"").unwrap();
+    assert_eq!(
+        href,
+        format!(
+            "/console/apps/{}/export?format=wide&excel=true&filter=city%20exists&q=a",
+            app.id
+        )
+    );
+    assert!(body.contains(">Export for Excel</a>"), "{body}");
+    assert!(
+        link(&body, "id=\"export-link\"")
+            .unwrap()
+            .ends_with("filter=city%20exists&q=a")
+    );
+    let (status, _, csv) = page(&api, &href, Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(csv.starts_with('\u{feff}'), "a byte order mark: {csv:?}");
+    assert!(csv.contains("customerId;"), "{csv}");
+    assert!(csv.contains("ana;Lyon") && !csv.contains("bob"), "{csv}");
+}

@@ -84,6 +84,8 @@
       var input = b.form && b.form.elements.namedItem(b.getAttribute("data-clear"));
       if (!input) return;
       input.value = "";
+      // An edit like any other (the unsaved-changes guard counts it).
+      input.dispatchEvent(new Event("input", { bubbles: true }));
       input.focus();
     });
   });
@@ -97,9 +99,28 @@ document.addEventListener("submit", function (e) {
   if (question && !window.confirm(question)) e.preventDefault();
 });
 
-// Selects that filter a page (the timeline's event type) apply on change.
+// Selects that filter a page (the timeline's event type, the customer list's page size)
+// apply on change; delegated, because the customer list's block is replaced as the filter
+// changes.
+document.addEventListener("change", function (e) {
+  var select = e.target;
+  if (select && select.matches && select.matches("select[data-autosubmit]") && select.form) select.form.submit();
+});
+
+// The customer form: leaving with unsaved edits asks first (only once a value was changed,
+// and not when the form itself is submitted). A refused save shows the first field in error.
 (function () {
-  document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
-    select.addEventListener("change", function () { select.form.submit(); });
+  var form = document.querySelector("form[data-unsaved-guard]");
+  if (!form) return;
+  var dirty = false;
+  form.addEventListener("input", function () { dirty = true; });
+  form.addEventListener("change", function () { dirty = true; });
+  form.addEventListener("submit", function () { dirty = false; });
+  window.addEventListener("beforeunload", function (e) {
+    if (!dirty) return;
+    e.preventDefault();
+    e.returnValue = "";
   });
+  var invalid = form.querySelector("[aria-invalid=true]");
+  if (invalid) invalid.focus();
 })();

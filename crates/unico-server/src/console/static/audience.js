@@ -846,9 +846,13 @@
       err.textContent = "";
       lastTree = res.body.tree;
       if (fromBuilder) input.value = res.body.text;
+      showTotal();
       showRows();
-      if (exportLink) exportLink.href = exportLink.getAttribute("data-base") + "&filter=" + encodeURIComponent(input.value.trim()) +
-        "&q=" + encodeURIComponent(searchText());
+      // Both exports (CSV, and for Excel) download the audience counted.
+      [exportLink, document.getElementById("export-excel")].forEach(function (link) {
+        if (link) link.href = link.getAttribute("data-base") + "&filter=" + encodeURIComponent(input.value.trim()) +
+          "&q=" + encodeURIComponent(searchText());
+      });
     } else {
       // The last count no longer answers what is typed: grey it out.
       out.setAttribute("data-stale", "");
@@ -860,6 +864,17 @@
   // says so, so that reloading or sharing it shows the same audience.
   var rows = document.getElementById("customer-list");
   var rowsSeq = 0;
+  // "1–50 of 5,000": the total is the live count, once it answers the audience the rows
+  // below are of (not while a newer edit's rows are on their way).
+  function showTotal() {
+    var of = document.getElementById("list-total-of");
+    var total = document.getElementById("list-total");
+    var known = out.getAttribute("data-count");
+    if (!of || !total || known === null || out.hasAttribute("data-stale")) return;
+    if (rows && (rows.getAttribute("data-filter") !== input.value.trim() || rows.getAttribute("data-q") !== searchText())) return;
+    total.textContent = Number(known).toLocaleString();
+    of.hidden = false;
+  }
   function showRows() {
     if (!rows) return;
     var filter = input.value.trim(), q = searchText();
@@ -867,7 +882,9 @@
     var params = new URLSearchParams(location.search);
     params.set("filter", filter);
     params.set("q", q);
+    // Another audience starts at its first page, in the same order and page size.
     params.delete("cursor");
+    params.delete("prev");
     params.delete("error");
     var target = location.pathname + "?" + params.toString();
     var mine = ++rowsSeq;
@@ -882,6 +899,7 @@
         rows.setAttribute("data-filter", filter);
         rows.setAttribute("data-q", q);
         rows.removeAttribute("aria-busy");
+        showTotal();
         history.replaceState(null, "", target);
         var back = document.querySelector('input[name="back"]');
         if (back) back.value = target;
