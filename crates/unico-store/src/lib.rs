@@ -43,5 +43,5 @@ pub use sqlite::SqliteStore;
 pub use store::{
     ApiKeyInfo, EventBatch, FieldStat, ImportBatch, ImportCounts, ImportFinish, ImportKind,
     ImportMode, ImportRecord, ImportRowError, ImportState, ListQuery, Page, SegmentRecord, Sort,
-    SortBy, Store, UpsertItem, UpsertOutcome,
+    SortBy, Store, UpsertItem, UpsertOutcome, WriterStats,
 };
