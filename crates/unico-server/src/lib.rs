@@ -24,6 +24,7 @@ pub mod extract;
 pub mod identity;
 pub mod import_job;
 pub mod limits;
+pub mod metrics;
 pub mod routes;
 pub mod state;
 

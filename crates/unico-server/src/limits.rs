@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
+
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -114,12 +115,25 @@ impl RequestLimits {
 /// The layer (a route layer: it sees the matched path template) that gives each request a
 /// place and a time-out by its [`RouteClass`].
 pub async fn bound_request(
-    State(limits): State<Arc<RequestLimits>>,
+    State(state): State<crate::state::AppState>,
     matched: Option<MatchedPath>,
     request: Request,
     next: Next,
 ) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
     let template = matched.as_ref().map_or("", |m| m.as_str());
+    let response = bounded(&state.request_limits, template, request, next).await;
+    state.metrics.record(
+        method.as_str(),
+        template,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+async fn bounded(limits: &RequestLimits, template: &str, request: Request, next: Next) -> Response {
     let class = route_class(request.method(), template);
     let places = match class {
         RouteClass::Free => return next.run(request).await,

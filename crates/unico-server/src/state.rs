@@ -21,6 +21,8 @@ pub struct AppState {
     pub import_slots: Arc<crate::limits::ImportSlots>,
     /// Places and time-outs of requests.
     pub request_limits: Arc<crate::limits::RequestLimits>,
+    /// Requests counted for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Segment engines of the applications queried so far.
     pub engines: Arc<Engines>,
     /// Console sign-in sessions.
@@ -45,6 +47,7 @@ impl AppState {
             imports: Arc::new(ImportJobs::default()),
             import_slots: Arc::default(),
             request_limits: Arc::default(),
+            metrics: Arc::default(),
             sessions: Arc::default(),
             sign_ins: Arc::default(),
             spool_dir: std::env::temp_dir(),

@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(system::health))
         .route("/ready", get(system::ready))
         .route("/openapi.json", get(system::openapi))
+        .route("/metrics", get(system::metrics))
         .route("/v1/apps", post(apps::create_app).get(apps::list_apps))
         .route(
             "/v1/apps/{app}",
@@ -202,7 +203,7 @@ pub fn router(state: AppState) -> Router {
         // Places and time-outs by route (`limits`): a route layer, so it sees the matched
         // template and unknown routes are answered without taking a place.
         .route_layer(axum::middleware::from_fn_with_state(
-            state.request_limits.clone(),
+            state.clone(),
             crate::limits::bound_request,
         ))
         .fallback(route_not_found)

@@ -194,6 +194,33 @@ pub async fn ready(
     }))
 }
 
+/// Metrics in the Prometheus text format: requests by route template and status, their
+/// latencies, the writer's queue and commit latencies, imports, and each segment engine's
+/// size and build time. Needs the admin key, like every operation across applications
+/// (give Prometheus the key as a bearer token: `authorization: {credentials_file: …}`).
+#[utoipa::path(get, path = "/metrics", tag = "system", responses(
+    (status = 200, description = "the metrics, `text/plain; version=0.0.4`", content_type = "text/plain", body = String),
+    (status = 403, description = answers::ADMIN_ONLY, body = crate::error::ErrorBody),
+))]
+pub async fn metrics(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+    principal: crate::auth::Principal,
+) -> Result<axum::response::Response, crate::error::ApiError> {
+    use axum::response::IntoResponse;
+    principal.require_admin()?;
+    let text = tokio::task::spawn_blocking(move || crate::metrics::render(&state))
+        .await
+        .map_err(|e| crate::error::ApiError::Internal(format!("metrics failed: {e}")))?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
 /// This document. No key needed.
 #[utoipa::path(get, path = "/openapi.json", tag = "system", security(()), responses((status = 200, description = "OpenAPI 3 document")))]
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
@@ -295,7 +322,7 @@ impl Modify for CommonAnswers {
     modifiers(&BearerAuth, &CommonAnswers),
     security(("bearer" = [])),
     paths(
-        health, ready, openapi,
+        health, ready, openapi, metrics,
         super::apps::create_app, super::apps::list_apps, super::apps::get_app, super::apps::update_app,
         super::apps::delete_app, super::apps::create_key, super::apps::list_keys, super::apps::revoke_key,
         super::fields::list_fields, super::fields::create_field, super::fields::get_field,

@@ -261,3 +261,100 @@ async fn concurrent_imports_are_bounded_per_application_and_in_total() {
     assert_eq!(api.state.import_slots.running(), 0);
     assert_eq!(api.state.import_slots.ended(), 3);
 }
+
+/// The value of the sample `name{labels}` in a Prometheus text exposition.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().unwrap())
+}
+
+/// `/metrics` answers the Prometheus text format with the admin key only, and counts the
+/// requests made before it by route template and status, with their latencies, beside
+/// the writer, imports and engines.
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status() {
+    let api = Api::new();
+    let app = app_with_customers(&api, 3).await;
+    assert_eq!(count(&api, &app, "age >= 1").await, 2);
+    assert_eq!(count(&api, &app, "age >= 2").await, 1);
+    let (status, _) = count_reply(&api, &app, json!("age >")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = api.send("GET", "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) = api.send("GET", "/metrics", Some(&app.key), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_error(&body, "forbidden", &["admin key"]);
+    let (status, headers, bytes) = api
+        .request_bytes(
+            axum::http::Request::builder()
+                .uri("/metrics")
+                .header("authorization", format!("Bearer {ADMIN}"))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = String::from_utf8(bytes).unwrap();
+    let counted = |status: u16| {
+        sample(
+            &text,
+            &format!(
+                "unico_http_requests_total{{method=\"POST\",route=\"/v1/apps/{{app}}/count\",status=\"{status}\"}}"
+            ),
+        )
+    };
+    assert_eq!(counted(200), Some(2.0), "{text}");
+    assert_eq!(counted(400), Some(1.0), "{text}");
+    let route = "method=\"POST\",route=\"/v1/apps/{app}/count\"";
+    assert_eq!(
+        sample(
+            &text,
+            &format!("unico_http_request_duration_seconds_count{{{route}}}")
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("unico_http_request_duration_seconds_bucket{{{route},le=\"+Inf\"}}")
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    // The 401 and 403 of /metrics itself were counted too.
+    assert_eq!(
+        sample(
+            &text,
+            "unico_http_requests_total{method=\"GET\",route=\"/metrics\",status=\"403\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(sample(&text, "unico_writer_up"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "unico_writer_queue_bound"), Some(512.0));
+    let commits = sample(&text, "unico_writer_commit_duration_seconds_count").unwrap();
+    assert!(commits >= 5.0, "an app, a field, three customers: {text}");
+    assert_eq!(sample(&text, "unico_imports_running"), Some(0.0));
+    assert_eq!(
+        sample(
+            &text,
+            &format!("unico_engine_customers{{app=\"{}\"}}", app.id)
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(sample(&text, &format!("unico_engine_bytes{{app=\"{}\"}}", app.id)).unwrap() > 0.0);
+    // Every line is a comment or a sample with a number.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+}

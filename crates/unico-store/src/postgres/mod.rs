@@ -556,6 +556,7 @@ impl Store for PostgresStore {
             alive: true,
             queued: 0,
             queue_bound: 0,
+            ..crate::WriterStats::default()
         }
     }
 

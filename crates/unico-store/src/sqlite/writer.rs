@@ -11,7 +11,7 @@
 //! any caller is answered: a write that was acknowledged is always in the log.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 
@@ -91,6 +91,33 @@ pub struct Writer {
     /// Jobs sent and not yet taken by the writer.
     queued: Arc<AtomicUsize>,
     bound: usize,
+    commits: Arc<Commits>,
+}
+
+/// The writer's commit latencies.
+#[derive(Default)]
+struct Commits {
+    count: AtomicU64,
+    micros: AtomicU64,
+    buckets: [AtomicU64; crate::store::COMMIT_BUCKETS_SECONDS.len()],
+}
+
+impl Commits {
+    fn record(&self, took: std::time::Duration) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        let secs = took.as_secs_f64();
+        for (bucket, &bound) in self
+            .buckets
+            .iter()
+            .zip(&crate::store::COMMIT_BUCKETS_SECONDS)
+        {
+            if secs <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl Writer {
@@ -108,15 +135,18 @@ impl Writer {
         let (tx, rx) = mpsc::sync_channel::<Job>(bound);
         let queued = Arc::new(AtomicUsize::new(0));
         let taken = queued.clone();
+        let commits = Arc::new(Commits::default());
+        let timed = commits.clone();
         let thread = thread::Builder::new()
             .name("unico-writer".into())
-            .spawn(move || run(conn, rx, head, &taken))
+            .spawn(move || run(conn, rx, head, &taken, &timed))
             .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             jobs: Some(tx),
             thread: Some(thread),
             queued,
             bound,
+            commits,
         })
     }
 
@@ -165,6 +195,14 @@ impl Writer {
             alive: self.thread.as_ref().is_some_and(|t| !t.is_finished()),
             queued: self.queued.load(Ordering::Relaxed),
             queue_bound: self.bound,
+            commits: self.commits.count.load(Ordering::Relaxed),
+            commit_seconds: self.commits.micros.load(Ordering::Relaxed) as f64 / 1e6,
+            commit_buckets: self
+                .commits
+                .buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
         }
     }
 }
@@ -199,7 +237,13 @@ fn in_savepoint<R>(
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>, head: Arc<Head>, queued: &AtomicUsize) {
+fn run(
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    head: Arc<Head>,
+    queued: &AtomicUsize,
+    commits: &Commits,
+) {
     let mut ctx = WriteCtx {
         conn,
         live: HashMap::new(),
@@ -214,6 +258,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, head: Arc<Head>, queued: &Atom
             }
         }
         queued.fetch_sub(batch.len(), Ordering::Relaxed);
+        let began = std::time::Instant::now();
         if let Err(e) = ctx.conn.execute_batch("BEGIN IMMEDIATE") {
             let err = StoreError::from(e);
             tracing::error!(error = %err, "cannot begin a write transaction");
@@ -246,6 +291,7 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, head: Arc<Head>, queued: &Atom
                 Ok(())
             }
         };
+        commits.record(began.elapsed());
         for reply in replies {
             reply(committed.clone());
         }
