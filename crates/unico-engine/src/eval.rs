@@ -549,6 +549,17 @@ fn chunk<T>(values: &[T], w: usize) -> Option<&[T; WORD_BITS]> {
     values.get(base..base + WORD_BITS)?.try_into().ok()
 }
 
+/// A word holding present rows whose values the column does not have: the capacity
+/// invariant is broken. Answering "no row matches" would be a wrong count, so the scan
+/// stops here (the panic reaches the caller through [`crate::parallel`]).
+#[cold]
+#[inline(never)]
+fn missing_chunk(word: usize, values: usize) -> u64 {
+    panic!(
+        "engine invariant broken: word {word} has present rows but the column holds {values} values"
+    )
+}
+
 /// Tests 64 values into one word, branch-free: the tests go into 64 bytes (a loop the
 /// compiler vectorises), then every 8 bytes of 0/1 are gathered into 8 bits by one
 /// multiplication (byte `i` lands on bit `56 + i`; the partial products never overlap,
@@ -587,7 +598,7 @@ fn scan<T: Copy>(
         } else {
             match chunk(values, w) {
                 Some(c) => m & bits64(c, &test),
-                None => 0,
+                None => missing_chunk(w, values.len()),
             }
         };
     }
@@ -767,5 +778,26 @@ mod tests {
         values[3] = 7;
         values[63] = 7;
         assert_eq!(bits64(&values, |x| x == 7), (1 << 3) | (1 << 63));
+    }
+
+    /// A present row without its value (the capacity invariant broken) is not "no match":
+    /// the scan panics, so the count fails instead of coming out short.
+    #[test]
+    fn a_present_row_without_its_value_fails_the_scan() {
+        let present = [u64::MAX, 1];
+        let values = vec![7u8; WORD_BITS]; // the second word's values are missing
+        let mask = [u64::MAX, u64::MAX];
+        let mut out = [0u64; 2];
+        let scanned = std::panic::catch_unwind(move || {
+            scan(&present, &values, 0, &mask, &mut out, |x| x == 7);
+            out
+        });
+        assert!(scanned.is_err());
+        // A word with no present row needs no values: the end of a column is fine.
+        let present = [u64::MAX, 0];
+        let values = vec![7u8; WORD_BITS];
+        let mut out = [0u64; 2];
+        scan(&present, &values, 0, &mask, &mut out, |x| x == 7);
+        assert_eq!(out, [u64::MAX, 0]);
     }
 }

@@ -754,7 +754,12 @@ pub(crate) fn run_jobs<J: Send>(jobs: Vec<J>, threads: usize, work: impl Fn(J) +
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(slot) = queue.get(i) else { break };
-            let job = slot.lock().map(|mut j| j.take()).unwrap_or(None);
+            // A slot is locked only to take its job, so a poisoned one still holds it (or
+            // it was taken): take it either way, never skip a job.
+            let job = slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
             if let Some(job) = job {
                 work(job);
             }

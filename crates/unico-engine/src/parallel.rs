@@ -46,7 +46,8 @@ where
 }
 
 /// Sums `part(first_word, end_word)` over disjoint ranges covering `0..words`, in
-/// parallel when `words` is large enough.
+/// parallel when `words` is large enough. A part that panics makes the whole call panic
+/// (with that part's panic), as [`split_words`] does: there is no partial answer.
 pub(crate) fn sum_ranges<F>(words: usize, threads: usize, min_words: usize, part: F) -> u64
 where
     F: Fn(usize, usize) -> u64 + Sync,
@@ -72,9 +73,13 @@ where
             .collect();
         let mut total = part(last.0, last.1);
         for h in handles {
-            // A panicking part is a bug in a kernel; count it as nothing rather than
-            // bringing the caller down (the kernels are bounds-checked and do not panic).
-            total += h.join().unwrap_or(0);
+            // A panicking part is a broken invariant in a kernel: its rows were not
+            // counted, so the sum would be wrong. The panic goes on to the caller (the
+            // server answers the request with an error), never a count short of that part.
+            match h.join() {
+                Ok(n) => total += n,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
         }
         total
     })
@@ -99,5 +104,29 @@ mod tests {
                 assert_eq!(total, words as u64);
             }
         }
+    }
+
+    /// A part that panics on a helper thread (not the caller's, which takes the last part)
+    /// must not be counted as 0: the call panics, so no wrong total can come out.
+    #[test]
+    fn a_panicking_part_is_never_counted_as_nothing() {
+        for threads in [2, 3] {
+            let outcome = std::panic::catch_unwind(|| {
+                sum_ranges(4096, threads, 1, |a, b| {
+                    assert!(a != 0, "injected failure in the first part");
+                    (b - a) as u64
+                })
+            });
+            let panic = outcome.expect_err("a part panicked: there is no total to give");
+            let message = panic.downcast_ref::<&str>().copied().unwrap_or_default();
+            assert!(message.contains("injected failure"), "{message}");
+        }
+        let filled = std::panic::catch_unwind(|| {
+            let mut v = vec![0u64; 4096];
+            split_words(&mut v, 2, 1, |first, _| {
+                assert!(first != 0, "injected failure in the first part");
+            });
+        });
+        assert!(filled.is_err());
     }
 }

@@ -26,12 +26,21 @@
 //! name and renamed; a damaged one fails its checksum and is ignored. They are written in the
 //! background after a scan build, every [`SNAPSHOT_INTERVAL`] for indexes that changed, and
 //! at shutdown.
+//!
+//! **Failures are loud.** A panic while the registry's lock is held (a bug) poisons it:
+//! the next one to take the lock finds every index suspect, drops them all, starts their
+//! rebuild and answers `Unavailable` (503 to a client); questions after it wait for the
+//! rebuilt indexes, as after a large import. A panic while a change is applied marks that
+//! index broken: it is dropped and rebuilt, and no question reads it meanwhile. Nothing
+//! that may have missed a change is ever answered from. [`Engines::health`] counts these
+//! failures.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use unico_core::AppId;
@@ -62,6 +71,11 @@ pub struct Loaded {
     saved: AtomicU64,
     /// Whether the index was read from a snapshot rather than built from a scan.
     from_snapshot: bool,
+    /// Applying a change panicked half-way: the index may miss part of it and is never
+    /// read again (it is dropped and rebuilt).
+    broken: bool,
+    /// How long the build took.
+    build_time: Duration,
 }
 
 impl Loaded {
@@ -73,6 +87,8 @@ impl Loaded {
             changes: 0,
             saved: AtomicU64::new(u64::MAX),
             from_snapshot,
+            broken: false,
+            build_time: Duration::ZERO,
         }
     }
 }
@@ -103,6 +119,42 @@ pub struct Engines {
     writing: Mutex<()>,
     /// This registry, for the threads it starts itself.
     me: Weak<Engines>,
+    /// Indexes dropped because a panic left them (or the registry) suspect.
+    failures: AtomicU64,
+}
+
+/// The engines' state for `/health` and `/metrics`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnginesHealth {
+    /// Every change up to here is applied to every loaded index.
+    pub applied: u64,
+    /// The change log's head.
+    pub head: u64,
+    /// Indexes ready to answer.
+    pub loaded: usize,
+    /// Indexes being built.
+    pub building: usize,
+    /// Indexes dropped (and rebuilt) since the start because a panic made them suspect.
+    pub failures: u64,
+}
+
+impl EnginesHealth {
+    /// Committed changes the engines have not applied yet.
+    pub fn behind(&self) -> u64 {
+        self.head.saturating_sub(self.applied)
+    }
+}
+
+/// One loaded index's size, for `/metrics`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineSize {
+    pub app: AppId,
+    pub customers: usize,
+    pub events: u64,
+    pub bytes: usize,
+    /// How long its build (scan or snapshot read) took.
+    pub build_time: Duration,
+    pub from_snapshot: bool,
 }
 
 /// What applying one change to an index asks of the registry.
@@ -231,8 +283,11 @@ fn snapshot_path(dir: &Path, app: AppId) -> PathBuf {
     dir.join(format!("engine-{}.snapshot", app.0))
 }
 
-fn poisoned() -> StoreError {
-    StoreError::Internal("the engine registry lock was poisoned".into())
+/// The answer of a question that met a failed engine.
+fn engine_failed(what: &str) -> StoreError {
+    StoreError::Unavailable(format!(
+        "the segment engine failed ({what}) and is being rebuilt; the answer would not be exact, retry shortly"
+    ))
 }
 
 impl Engines {
@@ -249,6 +304,7 @@ impl Engines {
             snapshots: OnceLock::new(),
             writing: Mutex::new(()),
             me: me.clone(),
+            failures: AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&engines);
         let started = std::thread::Builder::new()
@@ -264,6 +320,138 @@ impl Engines {
         self.store
             .upgrade()
             .ok_or_else(|| StoreError::Internal("the store is closed".into()))
+    }
+
+    /// The registry's lock. A poisoned one (a panic while it was held) means no index can
+    /// be trusted: every one is dropped and rebuilt in the background, the lock is
+    /// cleared, and the caller gets `Unavailable`.
+    fn lock_registry(&self) -> Result<MutexGuard<'_, Registry>, StoreError> {
+        self.registry.lock().map_err(|poison| self.recover(poison))
+    }
+
+    /// Resets a poisoned registry (see [`Engines::lock_registry`]); answers the error for
+    /// the caller that found it.
+    fn recover(&self, poison: PoisonError<MutexGuard<'_, Registry>>) -> StoreError {
+        let apps: Vec<AppId> = {
+            let mut registry = poison.into_inner();
+            registry.applying = registry.applying.max(registry.applied);
+            let apps = registry
+                .slots
+                .drain()
+                .filter_map(|(app, slot)| matches!(slot, Slot::Ready(_)).then_some(app))
+                .collect();
+            self.registry.clear_poison();
+            apps
+        };
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(
+            indexes = apps.len(),
+            "the segment engine registry was poisoned by a panic; every index is dropped and rebuilt"
+        );
+        self.moved.notify_all();
+        for app in apps {
+            self.rebuild_in_background(app);
+        }
+        engine_failed("a panic while its registry was held")
+    }
+
+    /// Drops `app`'s index if it is still `loaded` (found broken or poisoned) and starts
+    /// its rebuild; answers the error for the question that found it.
+    fn discard(&self, app: AppId, loaded: &Arc<RwLock<Loaded>>) -> StoreError {
+        if let Ok(mut registry) = self.lock_registry()
+            && matches!(registry.slots.get(&app), Some(Slot::Ready(l)) if Arc::ptr_eq(l, loaded))
+        {
+            registry.slots.remove(&app);
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            drop(registry);
+            tracing::error!(
+                app = app.0,
+                "a segment engine was found broken; rebuilding it"
+            );
+            self.rebuild_in_background(app);
+        }
+        engine_failed("a panic while a change was applied")
+    }
+
+    /// Panics while holding the registry's lock, as a bug would, poisoning it. For the
+    /// tests that prove a poisoned registry is answered as an error and rebuilt.
+    #[doc(hidden)]
+    pub fn inject_panic_holding_registry_for_tests(&self) {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let _registry = self.registry.lock();
+            panic!("injected failure while holding the engine registry");
+        }));
+        debug_assert!(outcome.is_err());
+    }
+
+    /// Marks `app`'s loaded index broken, as a panic half-way through applying a change
+    /// would. For the tests that prove a broken index is never answered from.
+    #[doc(hidden)]
+    pub fn inject_broken_index_for_tests(&self, app: AppId) {
+        let loaded = match self.lock_registry() {
+            Ok(registry) => match registry.slots.get(&app) {
+                Some(Slot::Ready(loaded)) => loaded.clone(),
+                _ => return,
+            },
+            Err(_) => return,
+        };
+        if let Ok(mut loaded) = loaded.write() {
+            loaded.broken = true;
+        }
+    }
+
+    /// The engines' state: how far they follow the log, what is loaded, what failed.
+    pub fn health(&self) -> EnginesHealth {
+        let head = self.store.upgrade().map_or(0, |s| s.log_head());
+        let (applied, loaded, building) = match self.lock_registry() {
+            Ok(registry) => {
+                let loaded = registry
+                    .slots
+                    .values()
+                    .filter(|s| matches!(s, Slot::Ready(_)))
+                    .count();
+                (registry.applied, loaded, registry.slots.len() - loaded)
+            }
+            Err(_) => (0, 0, 0),
+        };
+        EnginesHealth {
+            applied,
+            head,
+            loaded,
+            building,
+            failures: self.failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The size of every loaded index (an index busy being written is skipped).
+    pub fn sizes(&self) -> Vec<EngineSize> {
+        let ready: Vec<(AppId, Arc<RwLock<Loaded>>)> = match self.lock_registry() {
+            Ok(registry) => registry
+                .slots
+                .iter()
+                .filter_map(|(app, slot)| match slot {
+                    Slot::Ready(l) => Some((*app, l.clone())),
+                    Slot::Building => None,
+                })
+                .collect(),
+            Err(_) => return Vec::new(),
+        };
+        let mut sizes: Vec<EngineSize> = ready
+            .into_iter()
+            .filter_map(|(app, loaded)| {
+                let loaded = loaded.try_read().ok()?;
+                Some(EngineSize {
+                    app,
+                    customers: loaded.index.len(),
+                    events: loaded.index.event_count(),
+                    bytes: loaded.index.memory_bytes(),
+                    build_time: loaded.build_time,
+                    from_snapshot: loaded.from_snapshot,
+                })
+            })
+            .collect();
+        sizes.sort_by_key(|s| s.app.0);
+        sizes
     }
 
     /// Keeps snapshots of the indexes in `dir` (created if needed), reads them at build
@@ -290,7 +478,7 @@ impl Engines {
 
     /// Snapshots every loaded index that changed since its last snapshot (blocking).
     pub fn save_snapshots(&self) {
-        let ready: Vec<(AppId, Arc<RwLock<Loaded>>)> = match self.registry.lock() {
+        let ready: Vec<(AppId, Arc<RwLock<Loaded>>)> = match self.lock_registry() {
             Ok(registry) => registry
                 .slots
                 .iter()
@@ -306,8 +494,8 @@ impl Engines {
         }
     }
 
-    fn applied(&self) -> u64 {
-        self.registry.lock().map_or(0, |r| r.applied)
+    fn applied(&self) -> Result<u64, StoreError> {
+        Ok(self.lock_registry()?.applied)
     }
 
     fn save_snapshot(&self, app: AppId, loaded: &RwLock<Loaded>) {
@@ -324,7 +512,7 @@ impl Engines {
         // registered: every change up to `applied` is then in it (the follower applies to
         // registered indexes only, and drops one at a bulk change under this same lock).
         // An index dropped since (a large import came) is superseded: not saved.
-        let applied = match self.registry.lock() {
+        let applied = match self.lock_registry() {
             Ok(registry) => match registry.slots.get(&app) {
                 Some(Slot::Ready(current)) if std::ptr::eq(Arc::as_ptr(current), loaded) => {
                     registry.applied
@@ -338,6 +526,9 @@ impl Engines {
                 let Ok(guard) = loaded.read() else {
                     return Ok(false);
                 };
+                if guard.broken {
+                    return Ok(false);
+                }
                 if guard.saved.load(Ordering::Relaxed) == guard.changes {
                     return Ok(false);
                 }
@@ -369,20 +560,32 @@ impl Engines {
     /// The application's index, building it if needed (blocking). When it answers, the
     /// index holds every change up to the engines' `applied` point.
     pub fn index(self: &Arc<Self>, app: AppId) -> Result<Arc<RwLock<Loaded>>, StoreError> {
-        let mut registry = self.registry.lock().map_err(|_| poisoned())?;
+        let mut registry = self.lock_registry()?;
         loop {
             match registry.slots.get(&app) {
                 Some(Slot::Ready(index)) => return Ok(index.clone()),
                 Some(Slot::Building) => {
-                    registry = self.moved.wait(registry).map_err(|_| poisoned())?;
+                    registry = self.moved.wait(registry).map_err(|p| self.recover(p))?;
                 }
                 None => break,
             }
         }
         registry.slots.insert(app, Slot::Building);
         drop(registry);
-        let result = match self.build_caught_up(app) {
-            Ok((loaded, mut registry)) => {
+        let started = Instant::now();
+        // A panicking build must not leave the slot `Building` forever (every question
+        // about the application would wait for it): it is an error, and the next question
+        // builds again.
+        let built = std::panic::catch_unwind(AssertUnwindSafe(|| self.build_caught_up(app)))
+            .unwrap_or_else(|_| {
+                tracing::error!(app = app.0, "building a segment engine panicked");
+                Err(StoreError::Internal(
+                    "building the segment engine failed unexpectedly".into(),
+                ))
+            });
+        let result = match built {
+            Ok((mut loaded, mut registry)) => {
+                loaded.build_time = started.elapsed();
                 let from_snapshot = loaded.from_snapshot;
                 if from_snapshot && loaded.changes == 0 {
                     loaded.saved.store(0, Ordering::Relaxed);
@@ -399,7 +602,8 @@ impl Engines {
                 Ok(loaded)
             }
             Err(e) => {
-                if let Ok(mut registry) = self.registry.lock() {
+                // A poisoned registry was reset (every slot dropped) by `lock_registry`.
+                if let Ok(mut registry) = self.lock_registry() {
                     registry.slots.remove(&app);
                 }
                 Err(e)
@@ -424,7 +628,7 @@ impl Engines {
             let mut loaded = self.build(store.as_ref(), app, snapshot_allowed)?;
             snapshot_allowed = false;
             loop {
-                let registry = self.registry.lock().map_err(|_| poisoned())?;
+                let registry = self.lock_registry()?;
                 if loaded.seq >= registry.applying {
                     return Ok((loaded, registry));
                 }
@@ -460,13 +664,12 @@ impl Engines {
 
     /// How many committed changes the engines have not applied yet (for readiness).
     pub fn behind(&self) -> u64 {
-        let head = self.store.upgrade().map_or(0, |s| s.log_head());
-        head.saturating_sub(self.applied())
+        self.health().behind()
     }
 
     /// Whether the application's loaded index came from a snapshot (`None`: not loaded).
     pub fn from_snapshot(&self, app: AppId) -> Option<bool> {
-        match self.registry.lock().ok()?.slots.get(&app)? {
+        match self.lock_registry().ok()?.slots.get(&app)? {
             Slot::Ready(loaded) => Some(loaded.read().ok()?.from_snapshot),
             Slot::Building => None,
         }
@@ -477,7 +680,7 @@ impl Engines {
         let target = self.store()?.log_head();
         let started = Instant::now();
         let deadline = started + READ_YOUR_WRITES_TIMEOUT;
-        let mut registry = self.registry.lock().map_err(|_| poisoned())?;
+        let mut registry = self.lock_registry()?;
         while registry.applied < target {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -490,7 +693,10 @@ impl Engines {
             registry = self
                 .moved
                 .wait_timeout(registry, left)
-                .map_err(|_| poisoned())?
+                .map_err(|p| {
+                    let (guard, _) = p.into_inner();
+                    self.recover(PoisonError::new(guard))
+                })?
                 .0;
         }
         let waited = started.elapsed();
@@ -513,10 +719,11 @@ impl Engines {
         query: impl FnOnce(&AppIndex, &EvalContext) -> R,
     ) -> Result<R, StoreError> {
         self.catch_up_to_head()?;
-        let loaded = self.index(app)?;
-        let loaded = loaded
-            .read()
-            .map_err(|_| StoreError::Internal("an engine lock was poisoned".into()))?;
+        let index = self.index(app)?;
+        let loaded = match index.read() {
+            Ok(loaded) if !loaded.broken => loaded,
+            _ => return Err(self.discard(app, &index)),
+        };
         let ctx = EvalContext::new(now_ms, loaded.index.timezone().clone());
         Ok(query(&loaded.index, &ctx))
     }
@@ -543,6 +750,9 @@ impl Engines {
             }
         };
         let loaded = loaded.try_read().ok()?;
+        if loaded.broken {
+            return None;
+        }
         let ctx = EvalContext::new(now_ms, loaded.index.timezone().clone());
         Some(query(&loaded.index, &ctx))
     }
@@ -700,7 +910,9 @@ impl Engines {
             return rebuild;
         };
         let targets: HashMap<AppId, Arc<RwLock<Loaded>>> = {
-            let Ok(mut registry) = self.registry.lock() else {
+            // A poisoned registry was reset (every index dropped and being rebuilt): the
+            // entries are read again from `applied`.
+            let Ok(mut registry) = self.lock_registry() else {
                 return rebuild;
             };
             registry.applying = registry.applying.max(last);
@@ -733,19 +945,38 @@ impl Engines {
             }
             let Ok(mut loaded) = target.write() else {
                 // A poisoned index cannot be trusted: build it again.
+                self.failures.fetch_add(1, Ordering::Relaxed);
                 dropped.push((app, target.clone(), false));
                 continue;
             };
             if loaded.seq >= entry.seq {
                 continue;
             }
-            match apply(&mut loaded, &entry.change, store.as_ref()) {
-                Applied::Done => loaded.seq = entry.seq,
-                Applied::Rebuild => dropped.push((app, target.clone(), false)),
-                Applied::Gone => dropped.push((app, target.clone(), true)),
+            // A panic half-way leaves the index missing part of the change: it is marked
+            // broken (never read again) and rebuilt, and the follower lives on.
+            let applied = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                apply(&mut loaded, &entry.change, store.as_ref())
+            }));
+            match applied {
+                Ok(Applied::Done) => loaded.seq = entry.seq,
+                Ok(Applied::Rebuild) => dropped.push((app, target.clone(), false)),
+                Ok(Applied::Gone) => dropped.push((app, target.clone(), true)),
+                Err(_) => {
+                    tracing::error!(
+                        app = app.0,
+                        seq = entry.seq,
+                        "applying a change to a segment engine panicked; rebuilding it"
+                    );
+                    loaded.broken = true;
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    dropped.push((app, target.clone(), false));
+                }
             }
         }
-        if let Ok(mut registry) = self.registry.lock() {
+        // A poisoned registry was reset by `lock_registry` (every index dropped and being
+        // rebuilt, these included): nothing is left to drop, and `applied` stays where it
+        // was so the entries are read again.
+        if let Ok(mut registry) = self.lock_registry() {
             for (app, index, gone) in dropped {
                 // Only the index that was found wanting: one registered since is current.
                 if matches!(registry.slots.get(&app), Some(Slot::Ready(l)) if Arc::ptr_eq(l, &index))
@@ -794,7 +1025,9 @@ fn follow(engines: Weak<Engines>) {
         let Ok(store) = me.store() else {
             return;
         };
-        let applied = me.applied();
+        let Ok(applied) = me.applied() else {
+            continue;
+        };
         if store.wait_log(applied, FOLLOW_WAKE) <= applied {
             continue;
         }
@@ -809,12 +1042,12 @@ fn follow(engines: Weak<Engines>) {
                 // hand): every index is suspect. Start over from scans at the head.
                 tracing::error!("the change log was pruned past the engines; rebuilding them");
                 let head = store.log_head();
-                let apps: Vec<AppId> = match me.registry.lock() {
+                let apps: Vec<AppId> = match me.lock_registry() {
                     Ok(mut registry) => {
                         registry.applied = head;
                         registry.slots.drain().map(|(app, _)| app).collect()
                     }
-                    Err(_) => return,
+                    Err(_) => continue,
                 };
                 me.moved.notify_all();
                 for app in apps {

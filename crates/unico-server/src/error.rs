@@ -51,6 +51,9 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
+    /// Too many of the caller's own operations at once (429 with `Retry-After`).
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("{0}")]
     Immutable(String),
     /// A filter that does not parse or type-check; `code` is the filter language's own
@@ -60,6 +63,12 @@ pub enum ApiError {
     /// The storage cannot answer now; the client should retry (503 with `Retry-After`).
     #[error("{0}")]
     Unavailable(String),
+    /// A 503 `unavailable` that lists what is failing (`/health`).
+    #[error("{message}")]
+    Failing {
+        message: String,
+        details: Vec<ErrorDetail>,
+    },
     #[error("internal error")]
     Internal(String),
 }
@@ -81,9 +90,12 @@ impl ApiError {
             ApiError::RouteNotFound(_) => (StatusCode::NOT_FOUND, "route_not_found"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             ApiError::Immutable(_) => (StatusCode::CONFLICT, "immutable"),
             ApiError::InvalidFilter { code, .. } => (StatusCode::BAD_REQUEST, code),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Unavailable(_) | ApiError::Failing { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -139,7 +151,9 @@ impl IntoResponse for ApiError {
             tracing::warn!(%cause, "request answered 503");
         }
         let details = match &self {
-            ApiError::InvalidInput { details, .. } => details.clone(),
+            ApiError::InvalidInput { details, .. } | ApiError::Failing { details, .. } => {
+                details.clone()
+            }
             _ => Vec::new(),
         };
         let body = ErrorBody {
@@ -154,6 +168,13 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // An import takes seconds to minutes: retrying sooner would only be refused.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("10"),
             );
         }
         response

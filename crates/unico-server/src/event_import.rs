@@ -231,6 +231,8 @@ pub struct EventImportJob {
     pub record: ImportRecord,
     pub path: PathBuf,
     pub progress: Arc<ImportProgress>,
+    /// The import's place (`limits::ImportSlots`), freed when the job ends.
+    pub slot: crate::limits::ImportSlot,
 }
 
 impl EventImportJob {
@@ -255,6 +257,7 @@ impl EventImportJob {
             record,
             path,
             progress,
+            slot: _slot,
         } = self;
         let (app, id) = (record.app, record.id);
         let concluded = Arc::new(Mutex::new(None::<ImportRecord>));

@@ -491,6 +491,8 @@ pub struct ImportJob {
     pub record: ImportRecord,
     pub path: PathBuf,
     pub progress: Arc<ImportProgress>,
+    /// The import's place (`limits::ImportSlots`), freed when the job ends.
+    pub slot: crate::limits::ImportSlot,
 }
 
 impl ImportJob {
@@ -513,6 +515,7 @@ impl ImportJob {
             record,
             path,
             progress,
+            slot: _slot,
         } = self;
         let (app, id) = (record.app, record.id);
         // What the import came to, for the log line (the store owns the record meanwhile).

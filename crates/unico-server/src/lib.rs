@@ -10,6 +10,7 @@
 //! - [`engines`]: the segment engines of queried applications, fed by the store's changes.
 //! - [`identity`]: an application's identity settings and the anonymous customerId rule.
 //! - [`import_job`]: one CSV import from spooled file to committed write.
+//! - [`limits`]: the server's resource bounds with their reasons, and the request layer.
 
 pub mod audit;
 pub mod auth;
@@ -22,6 +23,8 @@ pub mod event_import;
 pub mod extract;
 pub mod identity;
 pub mod import_job;
+pub mod limits;
+pub mod metrics;
 pub mod routes;
 pub mod state;
 

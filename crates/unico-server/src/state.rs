@@ -17,6 +17,12 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Imports running in this process.
     pub imports: Arc<ImportJobs>,
+    /// Places of imports, per application and in total.
+    pub import_slots: Arc<crate::limits::ImportSlots>,
+    /// Places and time-outs of requests.
+    pub request_limits: Arc<crate::limits::RequestLimits>,
+    /// Requests counted for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Segment engines of the applications queried so far.
     pub engines: Arc<Engines>,
     /// Console sign-in sessions.
@@ -25,6 +31,9 @@ pub struct AppState {
     pub sign_ins: Arc<crate::console::session::SignInLimits>,
     /// Where uploaded CSV files wait for their import (deleted once it ends).
     pub spool_dir: PathBuf,
+    /// The data directory, whose disk `/health` reports (the spool directory's when not
+    /// set).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl AppState {
@@ -36,10 +45,32 @@ impl AppState {
             store,
             keys: Arc::new(KeyRing::new(admin_key)),
             imports: Arc::new(ImportJobs::default()),
+            import_slots: Arc::default(),
+            request_limits: Arc::default(),
+            metrics: Arc::default(),
             sessions: Arc::default(),
             sign_ins: Arc::default(),
             spool_dir: std::env::temp_dir(),
+            data_dir: None,
         }
+    }
+
+    /// Other request bounds than [`crate::limits`]'s defaults (tests).
+    pub fn with_request_limits(mut self, limits: crate::limits::RequestLimits) -> Self {
+        self.request_limits = Arc::new(limits);
+        self
+    }
+
+    /// Other import bounds than [`crate::limits`]'s defaults (tests).
+    pub fn with_import_slots(mut self, slots: crate::limits::ImportSlots) -> Self {
+        self.import_slots = Arc::new(slots);
+        self
+    }
+
+    /// Reports the disk of `dir` in `/health`.
+    pub fn with_data_dir(mut self, dir: PathBuf) -> Self {
+        self.data_dir = Some(dir);
+        self
     }
 
     pub fn with_spool_dir(mut self, dir: PathBuf) -> Self {

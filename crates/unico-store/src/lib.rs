@@ -40,8 +40,9 @@ pub use events::{Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, 
 pub use identities::{ByIdentity, HeldIdentity, LinkOutcome, MergeOutcome, MergeRecord};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use store::COMMIT_BUCKETS_SECONDS;
 pub use store::{
     ApiKeyInfo, EventBatch, FieldStat, ImportBatch, ImportCounts, ImportFinish, ImportKind,
     ImportMode, ImportRecord, ImportRowError, ImportState, ListQuery, Page, SegmentRecord, Sort,
-    SortBy, Store, UpsertItem, UpsertOutcome,
+    SortBy, Store, UpsertItem, UpsertOutcome, WriterStats,
 };

@@ -96,6 +96,30 @@ pub struct UpsertOutcome {
     pub customer: Customer,
 }
 
+/// The write path's state, for `/health` and `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriterStats {
+    /// The store can take writes: the embedded store's writer thread runs. PostgreSQL has
+    /// no writer thread and says true (readiness asks the database itself).
+    pub alive: bool,
+    /// Write jobs waiting for the writer now.
+    pub queued: usize,
+    /// Most write jobs that may wait (0: the backend has no queue).
+    pub queue_bound: usize,
+    /// Group commits so far (0 on a backend without a writer of its own).
+    pub commits: u64,
+    /// Their total duration, in seconds (from `BEGIN` to the commit's answer).
+    pub commit_seconds: f64,
+    /// Commits that took at most each of [`COMMIT_BUCKETS_SECONDS`] (cumulative).
+    pub commit_buckets: Vec<u64>,
+}
+
+/// The upper bounds, in seconds, of the commit-latency histogram (`/metrics`): an fsync
+/// takes from a fraction of a millisecond (NVMe) to tens (network disks).
+pub const COMMIT_BUCKETS_SECONDS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
 /// Every durable operation of the product.
 pub trait Store: Send + Sync + 'static {
     /// A short name of the backend, for logs.
@@ -104,6 +128,9 @@ pub trait Store: Send + Sync + 'static {
     /// Answers once the store could take a write now (the embedded store's writer runs;
     /// the database answers); `Unavailable` otherwise. For readiness checks.
     fn check_ready(&self) -> Result<(), StoreError>;
+
+    /// The write path's state (cheap: no I/O, never waits for the writer).
+    fn writer_stats(&self) -> WriterStats;
 
     // --- the change log ---
     /// The sequence number of the last committed change (0 before any). Every write

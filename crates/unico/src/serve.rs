@@ -63,7 +63,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let local = listener.local_addr()?;
         tracing::info!(addr = %local, data = %args.data.display(), backend = store.backend(), "unico is listening");
         println!("Listening on http://{local}");
-        let state = AppState::new(store.clone(), &admin_key).with_spool_dir(spool);
+        let state = AppState::new(store.clone(), &admin_key).with_spool_dir(spool)
+            .with_data_dir(args.data.clone());
         // Segment engines restart from their snapshots when those are current.
         let engines = state.engines.clone();
         if let Err(e) = engines.enable_snapshots(args.data.join("engines")) {

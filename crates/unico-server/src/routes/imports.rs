@@ -150,6 +150,7 @@ fn running_out(r: &ImportRecord, p: &ImportProgress) -> ImportOut {
         (status = 403, description = answers::OTHER_APP, body = ErrorBody),
         (status = 404, description = answers::NO_APP, body = ErrorBody),
         (status = 413, description = "the file is larger than an upload may be (`body_too_large`)", body = ErrorBody),
+        (status = 429, description = "the application already has its most imports running at once (`too_many_requests`, with `Retry-After`); the server's own bound across applications answers 503", body = ErrorBody),
     ))]
 pub async fn start_import(
     State(state): State<AppState>,
@@ -173,6 +174,8 @@ pub async fn begin(
     request: Request,
 ) -> Result<ImportStarted, ApiError> {
     let mode = parse_mode(query)?;
+    // The place is held from the upload's first byte to the import's end.
+    let slot = state.import_slots.reserve(app)?;
     let upload = accept_upload(
         request,
         &[
@@ -202,6 +205,7 @@ pub async fn begin(
         record,
         path,
         progress: Arc::new(ImportProgress::default()),
+        slot,
     }
     .spawn()
     .map_err(|e| ApiError::Internal(format!("cannot start the import: {e}")))?;
@@ -224,6 +228,7 @@ pub async fn begin(
         (status = 403, description = answers::OTHER_APP, body = ErrorBody),
         (status = 404, description = answers::NO_APP, body = ErrorBody),
         (status = 413, description = "the file is larger than an upload may be (`body_too_large`)", body = ErrorBody),
+        (status = 429, description = "the application already has its most imports running at once (`too_many_requests`, with `Retry-After`); the server's own bound across applications answers 503", body = ErrorBody),
     ))]
 pub async fn start_event_import(
     State(state): State<AppState>,
@@ -236,6 +241,7 @@ pub async fn start_event_import(
     principal.require_app(app)?;
     let query = QueryParams::from(query, &["mode"])?;
     let mode = parse_mode(&query)?;
+    let slot = state.import_slots.reserve(app)?;
     let upload = accept_upload(
         request,
         &[
@@ -275,6 +281,7 @@ pub async fn start_event_import(
         record,
         path,
         progress: Arc::new(ImportProgress::default()),
+        slot,
     }
     .spawn()
     .map_err(|e| ApiError::Internal(format!("cannot start the import: {e}")))?;

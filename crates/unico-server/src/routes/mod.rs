@@ -59,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(system::health))
         .route("/ready", get(system::ready))
         .route("/openapi.json", get(system::openapi))
+        .route("/metrics", get(system::metrics))
         .route("/v1/apps", post(apps::create_app).get(apps::list_apps))
         .route(
             "/v1/apps/{app}",
@@ -199,6 +200,12 @@ pub fn router(state: AppState) -> Router {
             get(segments::segment_members),
         )
         .merge(crate::console::router(state.clone()))
+        // Places and time-outs by route (`limits`): a route layer, so it sees the matched
+        // template and unknown routes are answered without taking a place.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::bound_request,
+        ))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // JSON bodies are bounded by their route's `BodyLimits`; this bounds the rest (the

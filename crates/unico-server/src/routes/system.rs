@@ -27,13 +27,130 @@ pub(super) mod answers {
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
+    /// `ok`, or `degraded` when the engines are behind or the disk is nearly full (the
+    /// server still answers; see `/ready`).
     pub status: &'static str,
+    pub writer: WriterHealth,
+    pub engines: EnginesHealth,
+    pub disk: DiskHealth,
 }
 
-/// Liveness: answers 200 while the server runs. No key needed.
-#[utoipa::path(get, path = "/health", tag = "system", security(()), responses((status = 200, description = "the server runs", body = Health)))]
-pub async fn health() -> Json<Health> {
-    Json(Health { status: "ok" })
+/// The store's writer.
+#[derive(Serialize, ToSchema)]
+pub struct WriterHealth {
+    /// The writer takes writes (the embedded store's writer thread runs).
+    pub alive: bool,
+    /// Write jobs waiting for the writer.
+    pub queued: usize,
+    /// Most write jobs that may wait before writes are refused with 503 (0: no queue of
+    /// the server's own, as on PostgreSQL).
+    pub queue_bound: usize,
+}
+
+/// The segment engines.
+#[derive(Serialize, ToSchema)]
+pub struct EnginesHealth {
+    /// Committed changes the engines have not applied yet (the log's head minus `applied`).
+    pub behind: u64,
+    /// The change log's head.
+    pub head: u64,
+    /// Every change up to here is in every loaded engine.
+    pub applied: u64,
+    /// Applications whose engine is loaded.
+    pub loaded: usize,
+    /// Applications whose engine is being built.
+    pub building: usize,
+    /// Engines dropped and rebuilt since the start because a failure made them suspect.
+    pub failures: u64,
+}
+
+/// The disk of the data directory.
+#[derive(Serialize, ToSchema)]
+pub struct DiskHealth {
+    /// Bytes the server may still write there (what an unprivileged process may use).
+    #[schema(nullable)]
+    pub free_bytes: Option<u64>,
+    /// The file system's size in bytes.
+    #[schema(nullable)]
+    pub total_bytes: Option<u64>,
+}
+
+/// Free space under which `/health` says `degraded`: an import spools its whole file and
+/// then writes about as much again into the database, and SQLite needs room for its
+/// write-ahead log, so below 1 GiB the next import may fail half-way.
+pub const HEALTH_MIN_FREE_BYTES: u64 = 1 << 30;
+
+/// The disk holding `dir`: (free, total) bytes.
+fn disk_space(dir: &std::path::Path) -> Option<(u64, u64)> {
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    let unit = stat.f_frsize;
+    Some((
+        stat.f_bavail.saturating_mul(unit),
+        stat.f_blocks.saturating_mul(unit),
+    ))
+}
+
+/// Health: the writer, the segment engines and the disk, for people and monitoring. 200
+/// while the server can take writes (`status` says `degraded` when the engines are behind
+/// or the disk nearly full); 503 when the store's writer stopped, which only a restart
+/// mends. Load balancers should use `/ready`. No key needed.
+#[utoipa::path(get, path = "/health", tag = "system", security(()), responses(
+    (status = 200, description = "the server runs and its writer takes writes", body = Health),
+    (status = 503, description = "the store's writer stopped: restart the server; `details` name the writer, the engines and the disk (`unavailable`)", body = crate::error::ErrorBody),
+))]
+pub async fn health(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+) -> Result<Json<Health>, crate::error::ApiError> {
+    let writer = state.store.writer_stats();
+    let engines = state.engines.health();
+    let dir = state.data_dir.as_ref().unwrap_or(&state.spool_dir);
+    let space = disk_space(dir);
+    let behind = engines.behind();
+    let disk = DiskHealth {
+        free_bytes: space.map(|(free, _)| free),
+        total_bytes: space.map(|(_, total)| total),
+    };
+    if !writer.alive {
+        let detail = |field: &str, message: String| crate::error::ErrorDetail {
+            field: Some(field.to_owned()),
+            message,
+        };
+        tracing::error!("health: the store's writer stopped");
+        return Err(crate::error::ApiError::Failing {
+            message: "unhealthy: the store's writer stopped; restart the server".into(),
+            details: vec![
+                detail("writer", "stopped: writes are refused".into()),
+                detail(
+                    "engines",
+                    format!("{behind} changes behind, {} failures", engines.failures),
+                ),
+                detail(
+                    "disk",
+                    disk.free_bytes
+                        .map_or("free space unknown".into(), |b| format!("{b} bytes free")),
+                ),
+            ],
+        });
+    }
+    let low_disk = disk.free_bytes.is_some_and(|b| b < HEALTH_MIN_FREE_BYTES);
+    let degraded = behind > READY_MAX_BEHIND || low_disk;
+    Ok(Json(Health {
+        status: if degraded { "degraded" } else { "ok" },
+        writer: WriterHealth {
+            alive: writer.alive,
+            queued: writer.queued,
+            queue_bound: writer.queue_bound,
+        },
+        engines: EnginesHealth {
+            behind,
+            head: engines.head,
+            applied: engines.applied,
+            loaded: engines.loaded,
+            building: engines.building,
+            failures: engines.failures,
+        },
+        disk,
+    }))
 }
 
 /// Changes the engines may lag behind the store and still be called ready: they apply
@@ -75,6 +192,33 @@ pub async fn ready(
         status: "ready",
         engines_behind: behind,
     }))
+}
+
+/// Metrics in the Prometheus text format: requests by route template and status, their
+/// latencies, the writer's queue and commit latencies, imports, and each segment engine's
+/// size and build time. Needs the admin key, like every operation across applications
+/// (give Prometheus the key as a bearer token: `authorization: {credentials_file: …}`).
+#[utoipa::path(get, path = "/metrics", tag = "system", responses(
+    (status = 200, description = "the metrics, `text/plain; version=0.0.4`", content_type = "text/plain", body = String),
+    (status = 403, description = answers::ADMIN_ONLY, body = crate::error::ErrorBody),
+))]
+pub async fn metrics(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+    principal: crate::auth::Principal,
+) -> Result<axum::response::Response, crate::error::ApiError> {
+    use axum::response::IntoResponse;
+    principal.require_admin()?;
+    let text = tokio::task::spawn_blocking(move || crate::metrics::render(&state))
+        .await
+        .map_err(|e| crate::error::ApiError::Internal(format!("metrics failed: {e}")))?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// This document. No key needed.
@@ -151,7 +295,7 @@ impl Modify for CommonAnswers {
                     responses.insert(
                         "503".into(),
                         Self::error(
-                            "the store cannot answer now (the database unreachable or out of connections, or the segment engines too far behind for an exact answer); retry after the `Retry-After` seconds (`unavailable`)",
+                            "the store cannot answer now (the database unreachable or out of connections, its write queue full, or the segment engines too far behind for an exact answer), the server is handling its most requests at once, or the request took longer than its time-out; retry after the `Retry-After` seconds (`unavailable`)",
                         ),
                     );
                 }
@@ -178,7 +322,7 @@ impl Modify for CommonAnswers {
     modifiers(&BearerAuth, &CommonAnswers),
     security(("bearer" = [])),
     paths(
-        health, ready, openapi,
+        health, ready, openapi, metrics,
         super::apps::create_app, super::apps::list_apps, super::apps::get_app, super::apps::update_app,
         super::apps::delete_app, super::apps::create_key, super::apps::list_keys, super::apps::revoke_key,
         super::fields::list_fields, super::fields::create_field, super::fields::get_field,

@@ -394,8 +394,8 @@ async fn same_customer_id_and_field_name_live_apart_in_two_apps() {
 async fn health_and_openapi_need_no_key() {
     let api = Api::new();
     let (status, body) = api.send("GET", "/health", None, None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, json!({"status": "ok"}));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["writer"]["alive"], true, "{body}");
     let (status, body) = api.send("GET", "/openapi.json", None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body["openapi"].as_str().unwrap().starts_with('3'), "{body}");

@@ -165,6 +165,7 @@ fn fixture(operation: &str) -> Option<Fixture> {
         "GET /health"
         | "GET /ready"
         | "GET /openapi.json"
+        | "GET /metrics"
         | "GET /v1/apps"
         | "GET /v1/apps/{app}"
         | "DELETE /v1/apps/{app}"

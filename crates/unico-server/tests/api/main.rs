@@ -24,5 +24,6 @@ mod hostile;
 mod identities;
 mod imports;
 mod list;
+mod ops;
 mod segments;
 mod subscriptions;

@@ -15,6 +15,9 @@ pub const ADMIN: &str = "unico_admin_test_key_0123456789";
 /// One server over its own store in its own temporary directory.
 pub struct Api {
     router: Router,
+    /// The store and the state behind the router, for tests that inject failures.
+    pub sqlite: Arc<SqliteStore>,
+    pub state: unico_server::AppState,
     _dir: tempfile::TempDir,
 }
 
@@ -41,15 +44,25 @@ pub struct Reply {
 
 impl Api {
     pub fn new() -> Self {
+        Self::configured(|state| state)
+    }
+
+    /// A server whose state `configure` adjusts (other limits).
+    pub fn configured(
+        configure: impl FnOnce(unico_server::AppState) -> unico_server::AppState,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let sqlite = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let store: Arc<dyn Store> = sqlite.clone();
         // Uploads are spooled under this test's own directory, as `unico serve` does under
         // its data directory: tests run in parallel and their import ids coincide.
         let spool = dir.path().join("spool");
         std::fs::create_dir_all(&spool).unwrap();
-        let state = unico_server::AppState::new(store, ADMIN).with_spool_dir(spool);
+        let state = configure(unico_server::AppState::new(store, ADMIN).with_spool_dir(spool));
         Api {
-            router: unico_server::router(state),
+            router: unico_server::router(state.clone()),
+            sqlite,
+            state,
             _dir: dir,
         }
     }

@@ -550,6 +550,16 @@ impl Store for PostgresStore {
         })
     }
 
+    fn writer_stats(&self) -> crate::WriterStats {
+        // Writes go to the database over the pool: no writer thread, no queue of our own.
+        crate::WriterStats {
+            alive: true,
+            queued: 0,
+            queue_bound: 0,
+            ..crate::WriterStats::default()
+        }
+    }
+
     fn log_head(&self) -> u64 {
         self.head.get()
     }

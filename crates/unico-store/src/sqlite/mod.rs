@@ -19,6 +19,7 @@ mod migrations;
 mod rows;
 mod subscriptions;
 mod writer;
+pub use writer::{MAX_JOBS_PER_COMMIT, WRITER_QUEUE_BOUND};
 mod writes;
 
 use std::collections::HashMap;
@@ -150,6 +151,15 @@ impl SqliteStore {
             schemas: Mutex::new(HashMap::new()),
             incremental_import: crate::changes::INCREMENTAL_IMPORT_CUSTOMERS,
         })
+    }
+
+    /// Makes the writer thread panic, as a bug in a write would, so that it stops. For
+    /// the tests that prove a dead writer is reported and refuses writes loudly.
+    #[doc(hidden)]
+    pub fn inject_writer_panic_for_tests(&self) {
+        let _ = self.writer.write(|_| -> Result<(), StoreError> {
+            panic!("injected failure in the store's writer")
+        });
     }
 
     fn read<R>(
@@ -322,6 +332,10 @@ impl Store for SqliteStore {
     fn check_ready(&self) -> Result<(), StoreError> {
         // A job that writes nothing: it proves the writer takes jobs and commits.
         self.writer.write(|_| Ok(()))
+    }
+
+    fn writer_stats(&self) -> crate::WriterStats {
+        self.writer.stats()
     }
 
     fn log_head(&self) -> u64 {

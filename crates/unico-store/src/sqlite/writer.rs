@@ -11,6 +11,7 @@
 //! any caller is answered: a write that was acknowledged is always in the log.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 
@@ -71,26 +72,81 @@ impl WriteCtx {
 /// Most jobs committed together; bounds the latency one commit adds.
 pub const MAX_JOBS_PER_COMMIT: usize = 256;
 
+/// Most write jobs waiting for the writer. Past it a write is refused at once with
+/// `Unavailable` (503 with `Retry-After`) instead of queueing: a queue longer than the
+/// disk can drain only grows, holding every waiting request's data in memory. Two full
+/// group commits' worth: a job at the back waits for at most two commits before its own,
+/// and it stays below tokio's 512 blocking threads, so the queue fills (and answers 503)
+/// before callers exhaust the threads every other request needs.
+pub const WRITER_QUEUE_BOUND: usize = 2 * MAX_JOBS_PER_COMMIT;
+
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 /// A job runs against the writer's context, or, given `None`, gives up without touching it.
 type Job = Box<dyn FnOnce(Option<&mut WriteCtx>) -> Reply + Send>;
 
 /// Handle to the writer thread. Dropping it stops the thread after pending jobs.
 pub struct Writer {
-    jobs: Option<mpsc::Sender<Job>>,
+    jobs: Option<mpsc::SyncSender<Job>>,
     thread: Option<thread::JoinHandle<()>>,
+    /// Jobs sent and not yet taken by the writer.
+    queued: Arc<AtomicUsize>,
+    bound: usize,
+    commits: Arc<Commits>,
+}
+
+/// The writer's commit latencies.
+#[derive(Default)]
+struct Commits {
+    count: AtomicU64,
+    micros: AtomicU64,
+    buckets: [AtomicU64; crate::store::COMMIT_BUCKETS_SECONDS.len()],
+}
+
+impl Commits {
+    fn record(&self, took: std::time::Duration) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        let secs = took.as_secs_f64();
+        for (bucket, &bound) in self
+            .buckets
+            .iter()
+            .zip(&crate::store::COMMIT_BUCKETS_SECONDS)
+        {
+            if secs <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl Writer {
     pub fn start(conn: Connection, head: Arc<Head>) -> Result<Self, StoreError> {
-        let (tx, rx) = mpsc::channel::<Job>();
+        Self::start_bounded(conn, head, WRITER_QUEUE_BOUND)
+    }
+
+    /// A writer whose queue holds at most `bound` jobs (at least one).
+    pub(crate) fn start_bounded(
+        conn: Connection,
+        head: Arc<Head>,
+        bound: usize,
+    ) -> Result<Self, StoreError> {
+        let bound = bound.max(1);
+        let (tx, rx) = mpsc::sync_channel::<Job>(bound);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let taken = queued.clone();
+        let commits = Arc::new(Commits::default());
+        let timed = commits.clone();
         let thread = thread::Builder::new()
             .name("unico-writer".into())
-            .spawn(move || run(conn, rx, head))
+            .spawn(move || run(conn, rx, head, &taken, &timed))
             .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             jobs: Some(tx),
             thread: Some(thread),
+            queued,
+            bound,
+            commits,
         })
     }
 
@@ -114,10 +170,40 @@ impl Writer {
             .jobs
             .as_ref()
             .ok_or_else(|| StoreError::Internal("the store is closed".into()))?;
-        jobs.send(job)
-            .map_err(|_| StoreError::Unavailable("the store's writer stopped".into()))?;
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = jobs.try_send(job) {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(match e {
+                mpsc::TrySendError::Full(_) => StoreError::Unavailable(format!(
+                    "the store has {} writes waiting, its most; retry shortly",
+                    self.bound
+                )),
+                mpsc::TrySendError::Disconnected(_) => {
+                    StoreError::Unavailable("the store's writer stopped".into())
+                }
+            });
+        }
         rx.recv()
             .map_err(|_| StoreError::Unavailable("the store's writer stopped".into()))?
+    }
+}
+
+impl Writer {
+    /// Whether the thread runs, and its queue.
+    pub fn stats(&self) -> crate::WriterStats {
+        crate::WriterStats {
+            alive: self.thread.as_ref().is_some_and(|t| !t.is_finished()),
+            queued: self.queued.load(Ordering::Relaxed),
+            queue_bound: self.bound,
+            commits: self.commits.count.load(Ordering::Relaxed),
+            commit_seconds: self.commits.micros.load(Ordering::Relaxed) as f64 / 1e6,
+            commit_buckets: self
+                .commits
+                .buckets
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect(),
+        }
     }
 }
 
@@ -151,7 +237,13 @@ fn in_savepoint<R>(
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>, head: Arc<Head>) {
+fn run(
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    head: Arc<Head>,
+    queued: &AtomicUsize,
+    commits: &Commits,
+) {
     let mut ctx = WriteCtx {
         conn,
         live: HashMap::new(),
@@ -165,6 +257,8 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, head: Arc<Head>) {
                 Err(_) => break,
             }
         }
+        queued.fetch_sub(batch.len(), Ordering::Relaxed);
+        let began = std::time::Instant::now();
         if let Err(e) = ctx.conn.execute_batch("BEGIN IMMEDIATE") {
             let err = StoreError::from(e);
             tracing::error!(error = %err, "cannot begin a write transaction");
@@ -197,8 +291,57 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, head: Arc<Head>) {
                 Ok(())
             }
         };
+        commits.record(began.elapsed());
         for reply in replies {
             reply(committed.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full queue refuses the next write at once with `Unavailable` (503 with
+    /// `Retry-After` over HTTP), and takes writes again once it drains.
+    #[test]
+    fn a_full_queue_refuses_writes_with_unavailable() {
+        // Jobs that emit no change never touch the log's table.
+        let conn = Connection::open_in_memory().unwrap();
+        let writer = Arc::new(Writer::start_bounded(conn, Head::new(0), 2).unwrap());
+        // The writer takes one job and blocks in it; two more fill the queue.
+        let (release, hold) = mpsc::channel::<()>();
+        let hold = Arc::new(std::sync::Mutex::new(hold));
+        let (started, running) = mpsc::channel::<()>();
+        let mut waiting = Vec::new();
+        {
+            let (w, hold) = (writer.clone(), hold.clone());
+            waiting.push(thread::spawn(move || {
+                w.write(move |_| {
+                    started.send(()).unwrap();
+                    hold.lock().unwrap().recv().unwrap();
+                    Ok(())
+                })
+            }));
+        }
+        running.recv().unwrap();
+        for _ in 0..2 {
+            let w = writer.clone();
+            waiting.push(thread::spawn(move || w.write(|_| Ok(()))));
+        }
+        while writer.stats().queued < 2 {
+            thread::yield_now();
+        }
+        assert_eq!(writer.stats().queue_bound, 2);
+        match writer.write(|_| Ok(())) {
+            Err(StoreError::Unavailable(m)) => assert!(m.contains("2 writes waiting"), "{m}"),
+            other => panic!("a full queue answered {other:?}"),
+        }
+        release.send(()).unwrap();
+        for t in waiting {
+            t.join().unwrap().unwrap();
+        }
+        assert_eq!(writer.stats().queued, 0);
+        writer.write(|_| Ok(())).unwrap();
     }
 }
