@@ -463,7 +463,7 @@ pub async fn list(
 
 /// The customer with its computed fields' current values (read on a blocking thread: the
 /// engine first applies the writes acknowledged before).
-async fn with_computed(
+pub(crate) async fn with_computed(
     state: &AppState,
     app: unico_core::AppId,
     schema: &unico_core::Schema,

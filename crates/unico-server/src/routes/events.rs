@@ -352,8 +352,9 @@ pub fn event_input(
                     "customerId (or identity: {\"kind\", \"value\"}) is required".into(),
                 );
             }
-            // Addressed by identity: the customerId is the anonymous one it may create.
-            identity.as_ref().map(crate::identity::anonymous_id)
+            // Addressed by identity: the customerId is the anonymous one it may create
+            // (filled in below, computed once).
+            None
         }
     };
     let event_type = match text("type", &mut problem) {
@@ -390,12 +391,20 @@ pub fn event_input(
             .map_err(|e| problem("properties", e.to_string()))
             .ok(),
     };
+    let by_identity = identity.map(|i| rules.by_identity(i));
+    let customer_id = customer_id.or_else(|| {
+        by_identity.as_ref().map(|b| {
+            b.anonymous
+                .clone()
+                .unwrap_or_else(|| crate::identity::anonymous_id(&b.identity))
+        })
+    });
     match (customer_id, event_type, channel, timestamp, properties) {
         (Some(customer_id), Some(event_type), Some(channel), Some(timestamp), Some(properties))
             if problems.is_empty() =>
         {
             Ok(NewEvent {
-                by_identity: identity.map(|i| rules.by_identity(i)),
+                by_identity,
                 event_id,
                 customer_id,
                 event_type,

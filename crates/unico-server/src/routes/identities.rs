@@ -203,26 +203,14 @@ async fn rules(state: &AppState, app: AppId) -> Result<IdentityRules, ApiError> 
         .await
 }
 
-/// The customer with its computed fields filled.
+/// The customer with its computed fields filled, as the API shows it.
 async fn complete(
     state: &AppState,
     app: AppId,
     schema: &Schema,
     customer: Customer,
 ) -> Result<CustomerOut, ApiError> {
-    let (engines, schema2) = (state.engines.clone(), schema.clone());
-    let customer = if schema.computed_fields().next().is_none() {
-        customer
-    } else {
-        tokio::task::spawn_blocking(move || {
-            let mut one = [customer];
-            crate::computed::fill(&engines, app, &schema2, &mut one)?;
-            let [customer] = one;
-            Ok::<_, ApiError>(customer)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??
-    };
+    let customer = super::customers::with_computed(state, app, schema, customer).await?;
     Ok(customer_out(&customer, schema))
 }
 
@@ -415,15 +403,28 @@ pub async fn find_identity(
     let params = PathParams::from(path)?;
     let app = params.app()?;
     principal.require_app(app)?;
-    let identity = identity_from_path(&params, &rules(&state, app).await?)?;
-    let shown = format!("{identity}");
-    let (customer, schema) = state
-        .blocking(move |s| Ok((s.find_identity(app, &identity)?, s.schema(app)?)))
+    let (kind, value) = (
+        params.raw("kind")?.to_owned(),
+        params.raw("value")?.to_owned(),
+    );
+    // One trip to the store: the application's rules, the lookup and the schema.
+    let (found, schema) = state
+        .blocking(move |s| {
+            s.get_app(app)?;
+            let rules = IdentityRules::of(s, app)?;
+            let found = match rules.identity(&kind, &value) {
+                Ok(identity) => Ok((s.find_identity(app, &identity)?, identity)),
+                Err((_, message)) => Err(message),
+            };
+            Ok((found, s.schema(app)?))
+        })
         .await?;
+    let (customer, identity) =
+        found.map_err(|message| ApiError::NotFound(format!("identity not found: {message}")))?;
     let customer = customer.ok_or_else(|| {
         ApiError::NotFound(format!(
             "no customer holds the identity {}",
-            unico_core::value::excerpt(&shown)
+            unico_core::value::excerpt(&identity.to_string())
         ))
     })?;
     complete(&state, app, &schema, customer).await.map(Json)
