@@ -160,6 +160,12 @@ impl SqliteStore {
         let _ = self.writer.write(|_| -> Result<(), StoreError> {
             panic!("injected failure in the store's writer")
         });
+        // The caller hears of the failure while the thread is still unwinding: wait until it
+        // has ended, so that what the test observes next is a dead writer, not a dying one.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.writer.stats().alive && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     fn read<R>(
