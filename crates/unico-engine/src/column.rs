@@ -250,6 +250,42 @@ impl Column {
         self.mark(row, on);
     }
 
+    /// Clears row `row` and leaves nothing of its value behind: the stale bytes a cleared
+    /// row usually keeps are zeroed, and a string no other row holds is overwritten in the
+    /// dictionary (see [`Dict::scrub_if_dead`]). For erasing a customer.
+    pub(crate) fn erase(&mut self, row: usize, local: &LocalDays) {
+        let old = match &self.data {
+            Data::Str { codes, .. } if self.present.get(row) => codes.get(row),
+            _ => None,
+        };
+        self.set(row, None, local);
+        match &mut self.data {
+            Data::Str { codes, dict } => {
+                if let Some(code) = old {
+                    dict.scrub_if_dead(code);
+                }
+                if row < codes.len() {
+                    codes.set(row, 0);
+                }
+            }
+            Data::Num(v) => {
+                if row < v.len() {
+                    v.set(row, 0.0, &self.present);
+                }
+            }
+            Data::Datetime { ms, md } => {
+                if let (Some(t), Some(m)) = (ms.get_mut(row), md.get_mut(row)) {
+                    (*t, *m) = (0, 0);
+                }
+            }
+            Data::Date { days, md } => {
+                if let (Some(d), Some(m)) = (days.get_mut(row), md.get_mut(row)) {
+                    (*d, *m) = (0, 0);
+                }
+            }
+        }
+    }
+
     /// Recomputes the local month-day codes of a datetime column for a new time zone.
     pub(crate) fn recompute_local(&mut self, local: &LocalDays) {
         if let Data::Datetime { ms, md } = &mut self.data {

@@ -295,6 +295,28 @@ impl Dict {
         }
     }
 
+    /// Overwrites the bytes of `code` (in both arenas) with zeros if no row holds it any
+    /// more, so that an erased value is gone from memory and from the next snapshot. The
+    /// code stays (dead) and its length too, so offsets and other codes are untouched; a
+    /// lookup of the old value no longer finds it (its bytes differ), and interning the
+    /// value again makes a new code.
+    pub(crate) fn scrub_if_dead(&mut self, code: u32) {
+        let c = code as usize;
+        if self.refs.get(c) != Some(&0) {
+            return;
+        }
+        for (arena, offsets) in [
+            (&mut self.bytes, &self.offsets),
+            (&mut self.lower, &self.lower_offsets),
+        ] {
+            if let (Some(&a), Some(&b)) = (offsets.get(c), offsets.get(c + 1))
+                && let Some(range) = arena.get_mut(a..b)
+            {
+                range.fill(0);
+            }
+        }
+    }
+
     /// Whether enough codes are dead that rebuilding pays: more dead than live, and not
     /// a handful.
     pub(crate) fn wants_compaction(&self) -> bool {

@@ -784,6 +784,53 @@ impl Events {
         }
     }
 
+    /// Clears every property value of `slot`'s rows (numbers zeroed, strings released and,
+    /// when no other row holds them, overwritten in their dictionary): what erasing its
+    /// customer leaves of its events until the rows are purged is their types, channels and
+    /// times. Reads each table's slots once.
+    pub(crate) fn scrub(&mut self, slot: usize) {
+        if self.of_slot(slot) == 0 {
+            return;
+        }
+        for t in &mut self.tables {
+            let rows: Vec<usize> = t
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|&(_, &s)| s as usize == slot)
+                .map(|(r, _)| r)
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            for prop in &mut t.props {
+                if let Some(col) = &mut prop.num {
+                    for &r in &rows {
+                        if col.present.get(r) {
+                            col.present.assign(r, false);
+                        }
+                        if r < col.nums.len() {
+                            col.nums.set(r, 0.0, &col.present);
+                        }
+                    }
+                }
+                if let Some(col) = &mut prop.text {
+                    for &r in &rows {
+                        if !col.present.get(r) {
+                            continue;
+                        }
+                        col.present.assign(r, false);
+                        if let Some(code) = col.codes.get(r) {
+                            col.dict.release(code);
+                            col.dict.scrub_if_dead(code);
+                            col.codes.set(r, 0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Retires `slot` (its customer was removed) if it holds rows; `false` if it holds
     /// none (the slot is free at once).
     pub(crate) fn retire(&mut self, slot: usize) -> bool {

@@ -488,6 +488,19 @@ impl AppIndex {
 
     /// Removes the customer with this `id`; nothing happens if there is none.
     pub fn remove(&mut self, id: i64) {
+        self.remove_slot(id, false);
+    }
+
+    /// Removes the customer with this `id` and leaves nothing of it in memory (so nothing
+    /// in the next snapshot either): its values are zeroed rather than left stale in their
+    /// slot, the strings no other customer holds (its customerId among them) are
+    /// overwritten in their dictionaries, and so are its events' property values. Counts
+    /// are the same as after [`AppIndex::remove`].
+    pub fn erase(&mut self, id: i64) {
+        self.remove_slot(id, true);
+    }
+
+    fn remove_slot(&mut self, id: i64, erase: bool) {
         let Some(slot) = self.by_id.remove(&id) else {
             return;
         };
@@ -500,8 +513,15 @@ impl AppIndex {
             &mut self.created_at,
             &mut self.updated_at,
         ]) {
-            column.set(slot, None, local);
+            if erase {
+                column.erase(slot, local);
+            } else {
+                column.set(slot, None, local);
+            }
             column.maybe_compact();
+        }
+        if erase {
+            self.events.scrub(slot);
         }
         for bits in self.subscribed.values_mut() {
             bits.assign(slot, false);

@@ -310,3 +310,114 @@ fn snapshots_of_other_data_or_damaged_are_refused() {
     assert!(read(&longer, b"v1", &schema).is_err());
     assert!(read(&good, b"v1", &schema).is_ok());
 }
+
+/// Whether `needle` occurs anywhere in `hay`.
+fn holds(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+/// Erasing a customer answers every question like removing it, and leaves none of its
+/// values in the index's snapshot: not its customerId, not a string only it held, not its
+/// events' property values. Strings other customers hold too stay, and so do they.
+#[test]
+fn an_erased_customer_leaves_nothing_in_a_snapshot_and_counts_like_a_removal() {
+    let (mut erased, schema) = index(3000);
+    let mut removed = index(3000).0;
+    let marked = |id: i64, note: &str| Customer {
+        id,
+        customer_id: CustomerId::parse(&format!("person-{id}-Zq81")).unwrap(),
+        created_at: 1,
+        updated_at: 1,
+        fields: vec![
+            (FieldId(1), Value::String(note.into())),
+            (FieldId(2), Value::Number(73_519.25)),
+        ],
+    };
+    let event = |id: i64, customer: i64, memo: &str| Event {
+        id,
+        customer,
+        event_id: None,
+        event_type: EventCode::parse("purchase").unwrap(),
+        channel: Channel::parse("web").unwrap(),
+        device_id: None,
+        timestamp: 39 * DAY,
+        properties: Properties::from_json(serde_json::json!({"memo": memo, "amount": 4.5}))
+            .unwrap(),
+    };
+    for index in [&mut erased, &mut removed] {
+        // The one to erase holds a value of its own and one it shares with 7001.
+        index.upsert(&marked(7000, "OnlyMine-Xk2"));
+        index.upsert(&marked(7001, "v7"));
+        index.upsert(&Customer {
+            fields: vec![(FieldId(1), Value::String("SharedNote-Pw4".into()))],
+            ..marked(7002, "")
+        });
+        index.add_events(&[
+            event(900_001, 7000, "SecretMemo-Jj3"),
+            event(900_002, 7000, "SharedMemo-Hh5"),
+            event(900_003, 7002, "SharedMemo-Hh5"),
+        ]);
+    }
+    let before = bytes(&erased, b"s");
+    for marker in ["person-7000-Zq81", "OnlyMine-Xk2", "SecretMemo-Jj3"] {
+        assert!(holds(&before, marker), "the test must see {marker} first");
+    }
+    erased.erase(7000);
+    removed.remove(7000);
+    let after = bytes(&erased, b"s");
+    for marker in ["person-7000-Zq81", "OnlyMine-Xk2", "SecretMemo-Jj3"] {
+        assert!(!holds(&after, marker), "{marker} is still in the snapshot");
+    }
+    for kept in ["person-7001-Zq81", "SharedMemo-Hh5", "v7"] {
+        assert!(holds(&after, kept), "{kept} went with the erased customer");
+    }
+    // Both answer alike, before and after a round trip through the snapshot.
+    let restored = read(&after, b"s", &schema).unwrap();
+    let ctx = EvalContext::new(40 * DAY, TimeZone::get("Europe/Madrid").unwrap());
+    for text in FILTERS.iter().copied().chain([
+        r#"f1 = "OnlyMine-Xk2""#,
+        r#"f1 = "v7""#,
+        "f2 = 73519.25",
+        r#"customerId starts_with "person-""#,
+    ]) {
+        let f = Filter::parse(FilterInput::Text(text), &schema).unwrap();
+        let want = removed.count(&f, &ctx);
+        assert_eq!(erased.count(&f, &ctx), want, "{text}");
+        assert_eq!(restored.count(&f, &ctx), want, "{text}");
+    }
+    let tz = TimeZone::get("Europe/Madrid").unwrap();
+    let memo = |value: &str| {
+        Resolved::Event(EventTest {
+            event: EventCode::parse("purchase").unwrap(),
+            channel: None,
+            window: (i64::MIN, i64::MAX),
+            wheres: vec![PropertyTest {
+                property: "memo".into(),
+                property_type: unico_core::PropertyType::String,
+                kind: TestKind::StrIn {
+                    values: vec![value.into()],
+                    negated: false,
+                },
+            }],
+            measure: EventMeasure::Count {
+                lo: 1,
+                hi: u64::MAX,
+                negated: false,
+            },
+        })
+    };
+    for tree in event_trees()
+        .into_iter()
+        .chain([memo("SecretMemo-Jj3"), memo("SharedMemo-Hh5")])
+    {
+        let want = removed.count_resolved(&tree, &tz);
+        assert_eq!(erased.count_resolved(&tree, &tz), want, "{tree:?}");
+        assert_eq!(restored.count_resolved(&tree, &tz), want, "{tree:?}");
+    }
+    assert_eq!(erased.count_resolved(&memo("SharedMemo-Hh5"), &tz), 1);
+    // The erased values can come back, on someone new, like any value.
+    let mut again = restored;
+    again.upsert(&marked(7003, "OnlyMine-Xk2"));
+    let f = Filter::parse(FilterInput::Text(r#"f1 = "OnlyMine-Xk2""#), &schema).unwrap();
+    assert_eq!(again.count(&f, &ctx), 1);
+}

@@ -76,6 +76,10 @@ pub struct Loaded {
     broken: bool,
     /// How long the build took.
     build_time: Duration,
+    /// A customer was erased since the snapshot on disk was written: that file still holds
+    /// the customer's values, so it is removed and written again at once (not at the next
+    /// interval).
+    erased: bool,
 }
 
 impl Loaded {
@@ -89,6 +93,7 @@ impl Loaded {
             from_snapshot,
             broken: false,
             build_time: Duration::ZERO,
+            erased: false,
         }
     }
 }
@@ -191,6 +196,10 @@ fn apply(loaded: &mut Loaded, change: &Change, store: &dyn Store) -> Applied {
         }
         Change::Customer { customer, .. } => index.upsert(customer),
         Change::CustomerDeleted { id, .. } => index.remove(*id),
+        Change::CustomerErased { id, .. } => {
+            index.erase(*id);
+            loaded.erased = true;
+        }
         Change::Schema { schema, .. } => index.set_schema(schema),
         Change::TimeZone { timezone, .. } => {
             index.set_timezone(timezone.zone());
@@ -587,13 +596,19 @@ impl Engines {
             Ok((mut loaded, mut registry)) => {
                 loaded.build_time = started.elapsed();
                 let from_snapshot = loaded.from_snapshot;
+                let erased = std::mem::take(&mut loaded.erased);
                 if from_snapshot && loaded.changes == 0 {
                     loaded.saved.store(0, Ordering::Relaxed);
                 }
                 let loaded = Arc::new(RwLock::new(loaded));
                 registry.slots.insert(app, Slot::Ready(loaded.clone()));
                 drop(registry);
-                if !from_snapshot && self.snapshots.get().is_some() {
+                // A snapshot that predates an erasure replayed since holds the erased
+                // customer: it goes at once, and the index is saved again.
+                if erased && let Some(dir) = self.snapshots.get() {
+                    let _ = std::fs::remove_file(snapshot_path(dir, app));
+                }
+                if (!from_snapshot || erased) && self.snapshots.get().is_some() {
                     let (engines, target) = (self.clone(), loaded.clone());
                     let _ = std::thread::Builder::new()
                         .name("unico-snapshot".into())
@@ -935,6 +950,8 @@ impl Engines {
         };
         // Indexes to drop: (application, the index that was found wanting, deleted?).
         let mut dropped: Vec<(AppId, Arc<RwLock<Loaded>>, bool)> = Vec::new();
+        // Indexes that erased a customer: their snapshot is rewritten now.
+        let mut erased: Vec<(AppId, Arc<RwLock<Loaded>>)> = Vec::new();
         for entry in entries {
             let app = entry.change.app();
             let Some(target) = targets.get(&app) else {
@@ -958,7 +975,13 @@ impl Engines {
                 apply(&mut loaded, &entry.change, store.as_ref())
             }));
             match applied {
-                Ok(Applied::Done) => loaded.seq = entry.seq,
+                Ok(Applied::Done) => {
+                    loaded.seq = entry.seq;
+                    if std::mem::take(&mut loaded.erased) && !erased.iter().any(|(a, _)| *a == app)
+                    {
+                        erased.push((app, target.clone()));
+                    }
+                }
                 Ok(Applied::Rebuild) => dropped.push((app, target.clone(), false)),
                 Ok(Applied::Gone) => dropped.push((app, target.clone(), true)),
                 Err(_) => {
@@ -994,7 +1017,29 @@ impl Engines {
             registry.applied = registry.applied.max(last);
         }
         self.moved.notify_all();
+        for (app, target) in erased {
+            self.rewrite_snapshot(app, target);
+        }
         rebuild
+    }
+
+    /// After an erasure: removes the application's snapshot file (it holds the erased
+    /// customer) and writes the index again in the background. Until the new file is
+    /// written a restart builds the index from a scan, which is exact.
+    fn rewrite_snapshot(&self, app: AppId, target: Arc<RwLock<Loaded>>) {
+        let Some(dir) = self.snapshots.get() else {
+            return;
+        };
+        let _ = std::fs::remove_file(snapshot_path(dir, app));
+        let Some(engines) = self.me.upgrade() else {
+            return;
+        };
+        let started = std::thread::Builder::new()
+            .name("unico-snapshot".into())
+            .spawn(move || engines.save_snapshot(app, &target));
+        if let Err(e) = started {
+            tracing::warn!(app = app.0, error = %e, "cannot start rewriting a snapshot after an erasure");
+        }
     }
 
     /// Starts building the application's index in the background, so that the next

@@ -25,6 +25,13 @@ pub enum Change {
         app: AppId,
         id: i64,
     },
+    /// A customer was erased (a privacy erasure): deleted like [`Change::CustomerDeleted`],
+    /// and views must keep nothing of its values either, in memory or on disk (a view
+    /// rewrites any snapshot of the application that still holds them).
+    CustomerErased {
+        app: AppId,
+        id: i64,
+    },
     /// The application's fields or event types changed; this is the new schema.
     Schema {
         app: AppId,
@@ -131,6 +138,7 @@ impl Change {
         match self {
             Change::Customer { app, .. }
             | Change::CustomerDeleted { app, .. }
+            | Change::CustomerErased { app, .. }
             | Change::Schema { app, .. }
             | Change::TimeZone { app, .. }
             | Change::AppDeleted { app }

@@ -40,6 +40,8 @@ const EVENTS: i64 = 9;
 const EVENTS_REMOVED: i64 = 10;
 /// A standing subscription changed (`text`: 1 or 0, a tab, the channel).
 const SUBSCRIPTION: i64 = 11;
+/// A customer erased (`customer` only, like [`DELETED`]).
+const ERASED: i64 = 12;
 
 /// One change as the columns of its log row (besides its sequence number and time).
 #[derive(Debug, Default)]
@@ -86,6 +88,12 @@ impl EntryRow {
             Change::CustomerDeleted { id, .. } => EntryRow {
                 app,
                 kind: DELETED,
+                customer: Some(*id),
+                ..EntryRow::default()
+            },
+            Change::CustomerErased { id, .. } => EntryRow {
+                app,
+                kind: ERASED,
                 customer: Some(*id),
                 ..EntryRow::default()
             },
@@ -177,6 +185,12 @@ impl EntryRow {
                 }
             }
             DELETED => Change::CustomerDeleted {
+                app,
+                id: self
+                    .customer
+                    .ok_or_else(|| bad("the customer is missing"))?,
+            },
+            ERASED => Change::CustomerErased {
                 app,
                 id: self
                     .customer

@@ -892,6 +892,7 @@ fn logged(store: &dyn Store, after: u64) -> Vec<String> {
         .map(|e| match e.change {
             Change::Customer { customer, .. } => format!("customer {}", customer.customer_id),
             Change::CustomerDeleted { .. } => "deleted".to_owned(),
+            Change::CustomerErased { .. } => "erased".to_owned(),
             Change::Schema { schema, .. } => format!("schema {}", schema.len()),
             Change::TimeZone { timezone, .. } => format!("tz {}", timezone.as_str()),
             Change::AppDeleted { .. } => "app deleted".to_owned(),
@@ -1388,7 +1389,9 @@ fn assert_log_replays_to_store(store: &dyn Store, app: AppId, after: u64) {
             } if a == app => {
                 replayed.insert(customer.id, Some(customer));
             }
-            Change::CustomerDeleted { app: a, id } if a == app => {
+            Change::CustomerDeleted { app: a, id } | Change::CustomerErased { app: a, id }
+                if a == app =>
+            {
                 replayed.insert(id, None);
             }
             _ => {}

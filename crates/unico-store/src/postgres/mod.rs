@@ -883,8 +883,7 @@ impl Store for PostgresStore {
             for id in std::iter::once(id).chain(merged) {
                 w.db.execute(crate::log_row::SCRUB_CUSTOMER_ENTRIES, &[&app.0, &id])?;
             }
-            w.emit(Change::CustomerDeleted { app, id });
-            w.emit(Change::Bulk { app });
+            w.emit(Change::CustomerErased { app, id });
             Ok(id)
         })
     }

@@ -822,20 +822,23 @@ impl Store for SqliteStore {
             })();
             w.conn.execute_batch("PRAGMA secure_delete = OFF")?;
             let id = erased?;
-            w.emit(Change::CustomerDeleted { app, id });
-            w.emit(Change::Bulk { app });
+            w.emit(Change::CustomerErased { app, id });
             Ok(id)
         })?;
         // The write-ahead log still holds the old pages until a checkpoint copies the
-        // zeroed ones into the database and empties it. Readers in flight (the engines
-        // rebuilding without the customer) can hold it back: retry in the background
-        // until it completes (or a minute has passed; the automatic checkpoints and the
-        // log's reuse overwrite the frames anyway).
+        // zeroed ones into the database and empties it. Readers in flight can hold it
+        // back: retry in the background until it completes (or a minute has passed; the
+        // automatic checkpoints and the log's reuse overwrite the frames anyway). It never
+        // waits for readers itself: a truncating checkpoint that waits holds the write lock
+        // meanwhile, and every write (the next erasure too) would wait behind it.
         let path = self.path.clone();
         std::thread::spawn(move || {
             let Ok(conn) = open_connection(&path, false) else {
                 return;
             };
+            if conn.busy_timeout(std::time::Duration::ZERO).is_err() {
+                return;
+            }
             for _ in 0..600 {
                 let done = conn
                     .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
