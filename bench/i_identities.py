@@ -35,9 +35,9 @@ Measurements (client-side wall time, Python `http.client` over keep-alive):
   (target device ≥ 0.8 × customerId). Every event lands on a known customer (checked: no
   customer is created).
 - I4 erase: `--erasures` fresh customers with 5 events, an email and a device each;
-  `DELETE …/customers/{id}?erase=true` timed; median (target < 50 ms). An erasure makes the
-  segment engine rebuild the application (`Change::Bulk`): after each, the time until
-  `POST …/count` answers again is measured too and reported.
+  `DELETE …/customers/{id}?erase=true` timed; median (target < 50 ms). The segment engine
+  applies an erasure in place and rewrites its snapshot (no rebuild): after each, the time
+  until `POST …/count` answers again is measured too and reported.
 Every server started is stopped (SIGTERM) at the end, and its data directory removed.
 """
 import argparse, http.client, json, math, os, random, signal, statistics, subprocess, sys, tempfile, threading, time

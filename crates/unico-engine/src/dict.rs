@@ -104,12 +104,20 @@ struct Lookup {
 }
 
 impl Lookup {
-    fn build(bytes: &[u8], offsets: &[usize]) -> Lookup {
+    /// The lookup of the live codes (`refs > 0`). Dead codes are left out: a scrubbed one
+    /// (see [`Dict::scrub_if_dead`]) holds zeros that could equal another code's value,
+    /// and a lookup must find the code rows hold. A value whose code died is interned
+    /// again under a new code.
+    fn build(bytes: &[u8], offsets: &[usize], refs: &[u32]) -> Lookup {
         let n = offsets.len().saturating_sub(1);
         let mut table: HashMap<u64, u32, BuildHasherDefault<PassThrough>> = HashMap::default();
         table.reserve(n);
         let mut next = Vec::with_capacity(n);
         for (code, w) in offsets.windows(2).enumerate() {
+            if refs.get(code).is_none_or(|&r| r == 0) {
+                next.push(NONE);
+                continue;
+            }
             let hash = hash_bytes(bytes.get(w[0]..w[1]).unwrap_or_default());
             match table.entry(hash) {
                 std::collections::hash_map::Entry::Occupied(mut e) => {
@@ -227,10 +235,11 @@ impl Dict {
 
     fn lookup(&self) -> &Lookup {
         self.lookup
-            .get_or_init(|| Lookup::build(&self.bytes, &self.offsets))
+            .get_or_init(|| Lookup::build(&self.bytes, &self.offsets, &self.refs))
     }
 
-    /// The code of `value`, if the dictionary holds it (dead or alive).
+    /// The code of `value`, if the dictionary holds it: always a live one; a dead code is
+    /// found until the dictionary is read back from its parts, not after.
     pub(crate) fn get(&self, value: &str) -> Option<u32> {
         let lookup = self.lookup();
         let mut code = *lookup.table.get(&hash_bytes(value.as_bytes()))?;
@@ -504,6 +513,42 @@ mod tests {
         assert_eq!(fresh.codes(), 1);
         assert_eq!(map, vec![0, NONE]);
         assert_eq!(fresh.get("Ángel"), Some(0));
+    }
+
+    /// A scrubbed value is gone from both arenas; the dictionary read back from its parts
+    /// (two scrubbed codes and a live value that are all zeros of one length) finds the
+    /// live code, never a dead one, and interning the erased value again makes a new code.
+    #[test]
+    fn a_scrubbed_value_is_gone_and_never_found_in_place_of_a_live_one() {
+        let mut d = Dict::default();
+        // The live value first: a lookup chain walks the latest code first.
+        let zeros = d.intern("\0\0\0").unwrap();
+        let secret = d.intern("Sec").unwrap();
+        let other = d.intern("Oth").unwrap();
+        d.scrub_if_dead(secret);
+        assert_eq!(d.value(secret), b"Sec", "a live code is never scrubbed");
+        for code in [secret, other] {
+            d.release(code);
+            d.scrub_if_dead(code);
+            assert_eq!(d.value(code), b"\0\0\0");
+        }
+        let (bytes, offsets, lower, lower_offsets, refs) = d.parts();
+        assert!(!bytes.windows(3).any(|w| w == b"Sec" || w == b"Oth"));
+        assert!(!lower.windows(3).any(|w| w == b"sec" || w == b"oth"));
+        let mut back = Dict::from_parts(
+            bytes.to_vec(),
+            offsets.to_vec(),
+            lower.to_vec(),
+            lower_offsets.to_vec(),
+            refs.to_vec(),
+        )
+        .unwrap();
+        assert_eq!(back.get("\0\0\0"), Some(zeros));
+        assert_eq!(back.get("Sec"), None);
+        assert_eq!(back.intern("\0\0\0"), Some(zeros));
+        let again = back.intern("Sec").unwrap();
+        assert!(again > other);
+        assert_eq!(back.value(again), b"Sec");
     }
 
     #[test]
