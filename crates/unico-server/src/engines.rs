@@ -122,6 +122,8 @@ pub struct Engines {
     snapshots: OnceLock<PathBuf>,
     /// Serialises snapshot writes (they share temporary file names).
     writing: Mutex<()>,
+    /// Applications whose snapshot rewrite after an erasure is queued and not started.
+    rewrites: Mutex<std::collections::HashSet<AppId>>,
     /// This registry, for the threads it starts itself.
     me: Weak<Engines>,
     /// Indexes dropped because a panic left them (or the registry) suspect.
@@ -312,6 +314,7 @@ impl Engines {
             moved: Condvar::new(),
             snapshots: OnceLock::new(),
             writing: Mutex::new(()),
+            rewrites: Mutex::new(std::collections::HashSet::new()),
             me: me.clone(),
             failures: AtomicU64::new(0),
         });
@@ -508,10 +511,15 @@ impl Engines {
     }
 
     fn save_snapshot(&self, app: AppId, loaded: &RwLock<Loaded>) {
-        let Some(dir) = self.snapshots.get() else {
+        let Ok(_writing) = self.writing.lock() else {
             return;
         };
-        let Ok(_writing) = self.writing.lock() else {
+        self.save_snapshot_locked(app, loaded);
+    }
+
+    /// [`Engines::save_snapshot`] with the `writing` lock held.
+    fn save_snapshot_locked(&self, app: AppId, loaded: &RwLock<Loaded>) {
+        let Some(dir) = self.snapshots.get() else {
             return;
         };
         let path = snapshot_path(dir, app);
@@ -1031,13 +1039,34 @@ impl Engines {
             return;
         };
         let _ = std::fs::remove_file(snapshot_path(dir, app));
+        // Erasures in a row share one rewrite: one queued and not started yet covers
+        // every erasure applied before it starts.
+        let queued = self
+            .rewrites
+            .lock()
+            .map(|mut queued| queued.insert(app))
+            .unwrap_or(false);
+        if !queued {
+            return;
+        }
         let Some(engines) = self.me.upgrade() else {
             return;
         };
         let started = std::thread::Builder::new()
             .name("unico-snapshot".into())
-            .spawn(move || engines.save_snapshot(app, &target));
+            .spawn(move || {
+                let Ok(_writing) = engines.writing.lock() else {
+                    return;
+                };
+                if let Ok(mut queued) = engines.rewrites.lock() {
+                    queued.remove(&app);
+                }
+                engines.save_snapshot_locked(app, &target);
+            });
         if let Err(e) = started {
+            if let Ok(mut queued) = self.rewrites.lock() {
+                queued.remove(&app);
+            }
             tracing::warn!(app = app.0, error = %e, "cannot start rewriting a snapshot after an erasure");
         }
     }

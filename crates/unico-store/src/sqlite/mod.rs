@@ -840,6 +840,9 @@ impl Store for SqliteStore {
                 return;
             }
             for _ in 0..600 {
+                // A passive checkpoint first copies the pages without holding writers
+                // back; the truncating one then has little left to copy while it does.
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
                 let done = conn
                     .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                         Ok(r.get::<_, i64>(0)? == 0)
