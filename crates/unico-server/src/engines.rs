@@ -77,8 +77,7 @@ pub struct Loaded {
     /// How long the build took.
     build_time: Duration,
     /// A customer was erased since the snapshot on disk was written: that file still holds
-    /// the customer's values, so it is removed and written again at once (not at the next
-    /// interval).
+    /// the customer's values, so it is removed at once (see [`Engines::forget_snapshot`]).
     erased: bool,
 }
 
@@ -122,7 +121,8 @@ pub struct Engines {
     snapshots: OnceLock<PathBuf>,
     /// Serialises snapshot writes (they share temporary file names).
     writing: Mutex<()>,
-    /// Applications whose snapshot rewrite after an erasure is queued and not started.
+    /// Applications whose snapshot removal after an erasure waits for a snapshot being
+    /// written.
     rewrites: Mutex<std::collections::HashSet<AppId>>,
     /// This registry, for the threads it starts itself.
     me: Weak<Engines>,
@@ -958,8 +958,8 @@ impl Engines {
         };
         // Indexes to drop: (application, the index that was found wanting, deleted?).
         let mut dropped: Vec<(AppId, Arc<RwLock<Loaded>>, bool)> = Vec::new();
-        // Indexes that erased a customer: their snapshot is rewritten now.
-        let mut erased: Vec<(AppId, Arc<RwLock<Loaded>>)> = Vec::new();
+        // Applications whose index erased a customer: their snapshot file goes.
+        let mut erased: Vec<AppId> = Vec::new();
         for entry in entries {
             let app = entry.change.app();
             let Some(target) = targets.get(&app) else {
@@ -985,9 +985,8 @@ impl Engines {
             match applied {
                 Ok(Applied::Done) => {
                     loaded.seq = entry.seq;
-                    if std::mem::take(&mut loaded.erased) && !erased.iter().any(|(a, _)| *a == app)
-                    {
-                        erased.push((app, target.clone()));
+                    if std::mem::take(&mut loaded.erased) && !erased.contains(&app) {
+                        erased.push(app);
                     }
                 }
                 Ok(Applied::Rebuild) => dropped.push((app, target.clone(), false)),
@@ -1025,22 +1024,29 @@ impl Engines {
             registry.applied = registry.applied.max(last);
         }
         self.moved.notify_all();
-        for (app, target) in erased {
-            self.rewrite_snapshot(app, target);
+        for app in erased {
+            self.forget_snapshot(app);
         }
         rebuild
     }
 
-    /// After an erasure: removes the application's snapshot file (it holds the erased
-    /// customer) and writes the index again in the background. Until the new file is
-    /// written a restart builds the index from a scan, which is exact.
-    fn rewrite_snapshot(&self, app: AppId, target: Arc<RwLock<Loaded>>) {
+    /// After an erasure: removes the application's snapshot file, which holds the erased
+    /// customer. The index is written again by the periodic snapshots (within
+    /// [`SNAPSHOT_INTERVAL`]) or at shutdown, not at once: a large application's snapshot
+    /// is hundreds of megabytes, and writing one per erasure loaded the disk every later
+    /// commit waits on. Until then a restart builds the index from a scan (exact). A
+    /// snapshot being written could rename its file into place after the removal, still
+    /// holding the customer: the removal then waits for it, in a thread of its own (the
+    /// follower goes on); erasures in a row share that thread.
+    fn forget_snapshot(&self, app: AppId) {
         let Some(dir) = self.snapshots.get() else {
             return;
         };
-        let _ = std::fs::remove_file(snapshot_path(dir, app));
-        // Erasures in a row share one rewrite: one queued and not started yet covers
-        // every erasure applied before it starts.
+        let path = snapshot_path(dir, app);
+        if let Ok(_writing) = self.writing.try_lock() {
+            let _ = std::fs::remove_file(&path);
+            return;
+        }
         let queued = self
             .rewrites
             .lock()
@@ -1061,13 +1067,14 @@ impl Engines {
                 if let Ok(mut queued) = engines.rewrites.lock() {
                     queued.remove(&app);
                 }
-                engines.save_snapshot_locked(app, &target);
+                let _ = std::fs::remove_file(&path);
             });
         if let Err(e) = started {
             if let Ok(mut queued) = self.rewrites.lock() {
                 queued.remove(&app);
             }
-            tracing::warn!(app = app.0, error = %e, "cannot start rewriting a snapshot after an erasure");
+            let _ = std::fs::remove_file(snapshot_path(dir, app));
+            tracing::warn!(app = app.0, error = %e, "cannot wait for a snapshot being written after an erasure");
         }
     }
 
