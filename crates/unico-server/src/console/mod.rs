@@ -14,6 +14,7 @@
 //!   delete) and the insights page.
 //! - [`insights`]: summaries of a set of customers for charts, from the segment engine.
 //! - [`charts`]: SVG charts rendered on the server.
+//! - [`suggest`]: a string field's most frequent values, suggested in the filter builder.
 
 mod behaviour;
 mod charts;
@@ -26,6 +27,7 @@ mod location;
 mod pages;
 mod segments;
 pub mod session;
+mod suggest;
 mod throttle;
 mod timeline;
 
@@ -149,6 +151,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/console/apps/{app}/interactions",
             get(segments::interactions),
         )
+        .route("/console/apps/{app}/values", get(suggest::values))
         .route("/console/apps/{app}/columns", post(pages::choose_columns))
         .route("/console/apps/{app}/export", get(pages::export))
         .route_layer(axum::middleware::from_fn_with_state(

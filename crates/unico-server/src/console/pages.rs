@@ -399,7 +399,8 @@ pub async fn customers(
                 div id="builder" hidden data-fields=(fields_json(&schema)) data-events=(events_json(&schema))
                     data-channels=(serde_json::json!(channels).to_string())
                     data-subscription-channels=(serde_json::json!(schema.subscription_channels().iter().map(|c| c.as_str()).collect::<Vec<_>>()).to_string())
-                    data-tree=(tree.map(|t| t.to_string()).unwrap_or_default()) data-count-url=(count_url) {}
+                    data-tree=(tree.map(|t| t.to_string()).unwrap_or_default()) data-count-url=(count_url)
+                    data-values-url=(format!("/console/apps/{}/values", app.id)) {}
                 div class="row" id="text-mode" {
                     input class="grow mono" type="text" id="filter" name="filter" value=(filter_text)
                         placeholder="country = \"ES\" and age between 25 and 34" data-count-url=(count_url) autocomplete="off" aria-label="Filter";

@@ -2827,3 +2827,189 @@ async fn the_customers_page_exports_the_audience_for_excel_too() {
     assert!(csv.contains("customerId;"), "{csv}");
     assert!(csv.contains("ana;Lyon") && !csv.contains("bob"), "{csv}");
 }
+
+/// The chart bars that lead to customers: (what the bar says, where it goes).
+fn drill_links(body: &str) -> Vec<(String, String)> {
+    body.split(r#"<a class="drill" href=""#)
+        .skip(1)
+        .map(|rest| {
+            let (href, rest) = rest.split_once('"').unwrap();
+            let label = rest
+                .split_once(r#"aria-label=""#)
+                .and_then(|(_, l)| l.split_once('"'))
+                .map(|(l, _)| l)
+                .unwrap();
+            (label.to_owned(), href.replace("&amp;", "&"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn chart_bars_drill_down_into_the_customers_they_count() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    api.create_field(&app, "tier", "string").await;
+    api.create_field(&app, "last visit", "string").await;
+    for (id, age, tier) in [
+        ("a", 20, "gold"),
+        ("b", 40, "gold"),
+        ("c", 60, "say \"hi\""),
+    ] {
+        api.create_customer(&app, id, json!({"age": age, "tier": tier}))
+            .await;
+    }
+    api.create_customer(&app, "d", json!({"last visit": "x"}))
+        .await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.as_deref();
+    let (_, _, body) = page(&api, &format!("/console/apps/{}/insights", app.id), cookie).await;
+    let links = drill_links(&body);
+    let to = |label: &str| {
+        links
+            .iter()
+            .find(|(l, _)| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no bar {label:?} in {links:?}"))
+            .1
+            .clone()
+    };
+    let follow = |href: String| {
+        let api = &api;
+        async move {
+            let (status, _, body) = page(api, &href, cookie).await;
+            assert_eq!(status, StatusCode::OK, "{href}");
+            let mut ids = listed(&body);
+            ids.sort();
+            ids
+        }
+    };
+    // A value, a value that needs quoting, a field whose name does, a number range.
+    assert_eq!(follow(to("gold: 2 customers")).await, ["a", "b"]);
+    assert_eq!(follow(to("say &quot;hi&quot;: 1 customer,")).await, ["c"]);
+    assert_eq!(follow(to("last visit: 1 customer,")).await, ["d"]);
+    assert_eq!(follow(to("age: 3 customers")).await, ["a", "b", "c"]);
+    let range = links
+        .iter()
+        .find(|(l, _)| l.starts_with("40 to"))
+        .unwrap_or_else(|| panic!("no age bucket from 40 in {links:?}"))
+        .1
+        .clone();
+    assert_eq!(follow(range).await, ["b"]);
+    // The last bucket holds the largest value.
+    let last = links
+        .iter()
+        .rfind(|(l, _)| l.contains(" to "))
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(follow(last).await, ["c"]);
+    assert!(
+        !links.iter().any(|(l, _)| l.starts_with("(all others)")),
+        "\"all others\" is not one value: {links:?}"
+    );
+
+    // On a segment's page, a bar narrows the segment's members.
+    let (status, segment) = api
+        .send(
+            "POST",
+            &app.path("/segments"),
+            Some(&app.key),
+            Some(json!({"name": "Over 30", "filter": "age > 30"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{segment}");
+    let (_, _, body) = page(
+        &api,
+        &format!("/console/apps/{}/segments/{}", app.id, segment["id"]),
+        cookie,
+    )
+    .await;
+    let links = drill_links(&body);
+    let gold = links
+        .iter()
+        .find(|(l, _)| l.starts_with("gold: 1 customer,"))
+        .unwrap_or_else(|| panic!("no gold bar among the segment's: {links:?}"))
+        .1
+        .clone();
+    assert_eq!(follow(gold).await, ["b"]);
+}
+
+#[tokio::test]
+async fn the_builder_suggests_a_string_fields_most_frequent_values() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "country", "string").await;
+    api.create_field(&app, "age", "number").await;
+    api.create_field(&app, "email", "string").await;
+    let mut batch = Vec::new();
+    for i in 0..60 {
+        let country = match i % 6 {
+            0..=2 => "ES",
+            3 | 4 => "FR",
+            _ => "<i>PT</i>",
+        };
+        batch.push(json!({"customerId": format!("c{i}"),
+            "fields": {"country": country, "age": i, "email": format!("p{i}@example.com")}}));
+    }
+    let (status, _) = api
+        .send(
+            "POST",
+            &app.path("/customers/batch"),
+            Some(&app.key),
+            Some(json!(batch)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let values = |field: &str, cookie: Option<String>| {
+        let api = &api;
+        let path = format!("/console/apps/{}/values?field={}", app.id, enc(field));
+        async move {
+            let (status, _, body) = page(api, &path, cookie.as_deref()).await;
+            (
+                status,
+                serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default(),
+            )
+        }
+    };
+    let (status, body) = values("country", cookie.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"values": [
+            {"value": "ES", "count": 30},
+            {"value": "FR", "count": 20},
+            {"value": "<i>PT</i>", "count": 10},
+        ]}),
+        "most frequent first, as stored (the builder writes them as text)"
+    );
+    // Numbers are typed, and values each customer holds alone would be noise.
+    assert_eq!(values("age", cookie.clone()).await.1, json!({"values": []}));
+    assert_eq!(
+        values("email", cookie.clone()).await.1,
+        json!({"values": []})
+    );
+    assert_eq!(
+        values("nope", cookie.clone()).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        values("country", None).await.0,
+        StatusCode::UNAUTHORIZED,
+        "no session, no values"
+    );
+    // The customers page points the builder at them.
+    let (_, _, body) = page(
+        &api,
+        &format!("/console/apps/{}/customers", app.id),
+        cookie.as_deref(),
+    )
+    .await;
+    assert!(
+        body.contains(&format!(
+            "data-values-url=\"/console/apps/{}/values\"",
+            app.id
+        )),
+        "{body}"
+    );
+}
