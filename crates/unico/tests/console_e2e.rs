@@ -241,11 +241,23 @@ impl Console {
         self.import_outcome()
     }
 
-    /// Waits for the import box to show its result, and reads it.
+    /// Waits for the import's result and reads it: in the upload box when nothing was
+    /// imported, else on the page drawn again with the import's summary (`#last-import`).
     fn import_outcome(&self) -> ImportOutcome {
-        let summary = self.b.find_visible(css("#upload .flash")).text();
+        let finished = self.b.wait("the import's outcome", || {
+            if self.b.current_url().contains("import=") {
+                return self.b.try_find(css("#last-import")).map(|_| "#last-import");
+            }
+            let flash = self.b.try_find(css("#upload .flash"))?;
+            let text = flash.try_text()?;
+            (flash.is_displayed() && !text.starts_with("Imported:")).then_some("#upload")
+        });
+        let summary = self
+            .b
+            .find_visible(css(&format!("{finished} .flash")))
+            .text();
         let errors = self
-            .table_rows("#upload table")
+            .table_rows(&format!("{finished} table"))
             .into_iter()
             .map(|r| <[String; 4]>::try_from(r).expect("4 cells per error row"))
             .collect();
@@ -265,12 +277,7 @@ impl Console {
 
     /// Clicks "Import the valid rows" after a refused atomic import; waits for the outcome.
     fn import_valid_rows(&self) -> ImportOutcome {
-        let before = self.b.find(css("#upload .flash")).text();
         self.button("Import the valid rows").click();
-        self.b.wait("the import of the valid rows to end", || {
-            let now = self.b.find(css("#upload .flash"));
-            (now.is_displayed() && now.text() != before).then_some(())
-        });
         self.import_outcome()
     }
 
@@ -703,7 +710,23 @@ fn console_flows() {
         "{imported:?}"
     );
     assert!(!imported.retry_offered, "{imported:?}");
-    // The page reloads with the fill rates.
+    // The summary stays in view with the row the import skipped, and says which file it
+    // was and who imported it; so does the history.
+    assert_eq!(imported.errors.len(), 1, "{imported:?}");
+    assert_eq!(
+        imported.errors[0][..3],
+        ["3", "age", "forty"],
+        "{imported:?}"
+    );
+    let card = c.b.find(css("#last-import")).text();
+    assert!(
+        card.contains("customers.csv") && card.contains("by console key:"),
+        "{card}"
+    );
+    let history = c.table_rows("#import-history table");
+    assert_eq!(history[0][1], "customers.csv", "{history:?}");
+    assert!(history[0][2].starts_with("console key:"), "{history:?}");
+    // The page is drawn again with the fill rates.
     c.b.wait("the fill rates after the import", || {
         let fields = c.fields_listed(app);
         fields
@@ -1048,6 +1071,9 @@ fn console_screenshots() {
         let outcome = c.upload_csv(app, &bad_csv, "atomic");
         assert_eq!(outcome.errors.len(), 2, "{outcome:?}");
         shot("fields-upload-report");
+        let imported = c.import_valid_rows();
+        assert!(imported.summary.starts_with("Imported:"), "{imported:?}");
+        shot("fields-import-summary");
 
         c.open_customers(app);
         c.type_filter("tier in (\"gold\", \"platinum\")");
@@ -1960,5 +1986,88 @@ fn console_builder_by_keyboard_and_drill_down() {
     c.wait_count("4");
     assert_eq!(c.filter_text(), "age exists");
     step(t, "chart bars drill down");
+    assert_eq!(c.policy_violations(), Vec::<String>::new());
+}
+
+/// The admin runs applications from the console: creates one (its first key shown once,
+/// copied with a button, and working), sets its time zone, creates and revokes a key.
+#[test]
+fn console_admin_manages_applications_and_keys() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let c = Console {
+        b: browser,
+        base: server.base.clone(),
+    };
+    c.record_policy_violations();
+    c.sign_in(ADMIN_KEY);
+    c.open("/console/apps");
+    c.b.find(css("#new-app input[name=name]"))
+        .fill("Corner Shop");
+    c.b.find(css("#new-app input[name=timezone]"))
+        .fill("Europe/Lisbon");
+    c.button("Create application").click();
+    c.b.wait_text(css("main h1"), "Application created");
+    let key = c.b.find(css("#new-key")).value();
+    assert!(key.starts_with("unico_"), "{key}");
+    c.button("Copy").click();
+    c.b.wait_text(css("#copy-status"), "Copied to the clipboard.");
+    let (status, apps) = call(
+        &agent(),
+        "GET",
+        &format!("{}/v1/apps", server.base),
+        &key,
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(apps["apps"][0]["timezone"], "Europe/Lisbon");
+    let app = apps["apps"][0]["id"].as_i64().unwrap();
+
+    c.open("/console/apps");
+    let zone = c.b.find(css(&format!("#tz-{app}")));
+    zone.fill("America/Mexico_City");
+    c.button("Set time zone").click();
+    c.b.wait_text(
+        css(".flash.ok"),
+        "Corner Shop is now on America/Mexico_City time.",
+    );
+    c.button("Create API key").click();
+    c.b.wait_text(css("main h1"), "New API key");
+    let second = c.b.find(css("#new-key")).value();
+    c.open("/console/apps");
+    let revoke = c.b.find(xpath(&format!(
+        "//button[@aria-label={}]",
+        xpath_literal(&format!("Revoke key {}…", &second[..14]))
+    )));
+    revoke.click();
+    assert!(c.b.wait_dialog().contains("stops working at once"));
+    c.b.accept_dialog();
+    c.b.wait_text(css(".flash.ok"), "The key is revoked.");
+    let (status, _) = call(
+        &agent(),
+        "GET",
+        &format!("{}/v1/apps", server.base),
+        &second,
+        None,
+    );
+    assert_eq!(status, 401, "a revoked key stops working");
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    for (width, height) in [(1280u32, 800u32), (390, 844)] {
+        c.b.set_viewport(width, height);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::fs::write(
+            dir.join(format!("apps-admin-{width}-full.png")),
+            c.b.full_page_screenshot(4000),
+        )
+        .unwrap();
+        if width < 500 {
+            assert_eq!(c.overflowing(), Vec::<String>::new());
+        }
+    }
     assert_eq!(c.policy_violations(), Vec::<String>::new());
 }

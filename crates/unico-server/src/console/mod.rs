@@ -1,6 +1,7 @@
 //! The web console: server-rendered pages (maud, auto-escaped) with a little hand-written
 //! CSS and JavaScript served from the binary, so it works offline.
 //!
+//! - [`admin`]: applications, their time zone and API keys, managed from the console.
 //! - [`guard`]: what every console request and answer goes through: cross-site requests
 //!   refused, the session's form token, the security headers (content security policy).
 //! - [`session`]: sign-in sessions (cookie → key hash, re-checked on every request), their
@@ -16,6 +17,7 @@
 //! - [`charts`]: SVG charts rendered on the server.
 //! - [`suggest`]: a string field's most frequent values, suggested in the filter builder.
 
+mod admin;
 mod behaviour;
 mod charts;
 mod consent;
@@ -74,7 +76,13 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/sign-out", post(pages::sign_out))
         .route("/console/assets/app.css", get(css))
         .route("/console/assets/app.js", get(js))
-        .route("/console/apps", get(pages::apps))
+        .route("/console/apps", get(pages::apps).post(admin::create_app))
+        .route("/console/apps/{app}/timezone", post(admin::set_timezone))
+        .route("/console/apps/{app}/keys", post(admin::create_key))
+        .route(
+            "/console/apps/{app}/keys/{key_id}/revoke",
+            post(admin::revoke_key),
+        )
         .route("/console/apps/{app}/customers", get(pages::customers))
         .route(
             "/console/apps/{app}/customers/{customer_id}",
