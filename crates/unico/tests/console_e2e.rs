@@ -1771,6 +1771,18 @@ impl Console {
         panic!("Tab never reached {what}");
     }
 
+    /// The chart bar (a link) whose title starts with `label`.
+    fn drill(&self, label: &str) -> Element<'_> {
+        self.b.wait(&format!("a bar {label:?}"), || {
+            self.b.find_all(css("a.drill")).into_iter().find(|a| {
+                a.find_all(css("title"))
+                    .first()
+                    .and_then(|t| t.property("textContent").as_str().map(str::to_owned))
+                    .is_some_and(|t| t.starts_with(label))
+            })
+        })
+    }
+
     /// Marks the focused element, to tell later whether it is still the same element (a
     /// control rebuilt under the focus would be a new one, unmarked).
     fn mark_focused(&self) {
@@ -1976,13 +1988,13 @@ fn console_builder_by_keyboard_and_drill_down() {
 
     // Insights: a bar leads to the customers it counts.
     c.open(&format!("/console/apps/{app}/insights"));
-    c.b.find(css("a.drill[aria-label^='ES:']")).click();
+    c.drill("ES:").click();
     c.b.wait_url("the customers of ES", |u| u.contains("/customers?filter="));
     c.wait_count("4");
     assert_eq!(c.filter_text(), "country = \"ES\"");
     assert_eq!(c.customers_listed(), ["c1", "c2", "c3", "c5"]);
     c.open(&format!("/console/apps/{app}/insights"));
-    c.b.find(css("a.drill[aria-label^='age:']")).click();
+    c.drill("age:").click();
     c.wait_count("4");
     assert_eq!(c.filter_text(), "age exists");
     step(t, "chart bars drill down");
@@ -2070,4 +2082,114 @@ fn console_admin_manages_applications_and_keys() {
         }
     }
     assert_eq!(c.policy_violations(), Vec::<String>::new());
+}
+
+// ---- accessibility ----
+
+/// axe-core's script, installed by `npm install` in `tests/axe` (as `.ci/run` does).
+fn axe_source() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/axe/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "the accessibility check needs axe-core: run `npm install --prefix \
+             crates/unico/tests/axe --no-package-lock` ({}: {e})",
+            path.display()
+        )
+    })
+}
+
+impl Console {
+    /// Runs axe-core on the page as it is now; answers its serious and critical
+    /// violations, each as "rule: what (where…)".
+    fn axe_violations(&self, axe: &str) -> Vec<String> {
+        if self.b.script("return typeof window.axe;", vec![]) != json!("object") {
+            self.b.script(axe, vec![]);
+        }
+        let found = self.b.cmd(
+            "POST",
+            "/execute/async",
+            Some(json!({
+                "script": "var done = arguments[arguments.length - 1];
+                   axe.run(document, { resultTypes: ['violations'] }).then(function (r) {
+                     done(r.violations
+                       .filter(function (v) { return v.impact === 'serious' || v.impact === 'critical'; })
+                       .map(function (v) {
+                         return v.id + ': ' + v.help + ' (' + v.nodes.slice(0, 3).map(function (n) { return n.target.join(' '); }).join(', ') + ')';
+                       }));
+                   }, function (e) { done(['axe failed: ' + e]); });",
+                "args": []
+            })),
+        );
+        serde_json::from_value(found).unwrap()
+    }
+}
+
+/// Every page of the console, at desktop and phone widths, passes axe-core with no
+/// serious or critical violation (names, labels, contrast, ARIA, landmarks…).
+#[test]
+fn console_pages_pass_an_accessibility_check() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let axe = axe_source();
+    let t = Instant::now();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &["--demo"]);
+    let c = Console {
+        b: browser,
+        base: server.base.clone(),
+    };
+    let app = 1;
+    let mut found = Vec::new();
+    for (width, height) in [(1280u32, 800u32), (390, 844)] {
+        c.b.cmd("DELETE", "/cookie", None);
+        c.b.set_viewport(width, height);
+        let mut check = |page: &str| {
+            for v in c.axe_violations(&axe) {
+                found.push(format!("{page} at {width}: {v}"));
+            }
+        };
+        c.open("/console");
+        c.b.find_visible(css("input[name=key]"));
+        check("sign-in");
+        c.sign_in(ADMIN_KEY);
+        c.apps_listed();
+        check("applications");
+        c.open_customers(app);
+        c.wait_count("5,000");
+        c.builder_add_condition();
+        c.builder_choose(0, "field", "country");
+        c.builder_value(0, "ES");
+        c.builder_add_behaviour();
+        c.b.wait("the count of the filter", || {
+            let t = c.b.text_now(css("#live-count"))?;
+            (t != "5,000" && t != "…").then_some(())
+        });
+        check("customers with a filter");
+        let first = c.customers_listed()[0].clone();
+        c.open_customer_from_list(app, &first);
+        check("a customer");
+        c.set_customer_field("age", "old");
+        c.save_customer().unwrap_err();
+        check("a customer with a refused value");
+        c.open(&format!("/console/apps/{app}/fields"));
+        c.b.find(css("main table"));
+        check("customer fields");
+        c.open_customers(app);
+        c.type_filter("tier = \"gold\"");
+        c.save_segment(&format!("Gold ({width})"));
+        check("a segment");
+        c.segments_listed(app);
+        check("segments");
+        c.open(&format!("/console/apps/{app}/insights"));
+        c.b.find(css("main h1"));
+        check("insights");
+        c.open(&format!("/console/apps/{app}/interactions"));
+        c.b.find(css("main h1"));
+        check("interactions");
+        step(t, &format!("checked at {width}"));
+    }
+    assert_eq!(found, Vec::<String>::new());
 }

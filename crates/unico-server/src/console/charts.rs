@@ -31,8 +31,11 @@ pub fn shares_linked(
     link: impl Fn(usize) -> Option<String>,
 ) -> Markup {
     let height = ROW * items.len().max(1) as u32;
+    // A chart whose bars are links is a group of links, not a picture: an image holds
+    // nothing to press.
+    let linked = (0..items.len()).any(|i| link(i).is_some());
     html! {
-        svg class="chart" role="img" width="100%" height=(height) aria-label=(title) {
+        svg class="chart" role=(if linked { "group" } else { "img" }) width="100%" height=(height) aria-label=(title) {
             title { (title) }
             @for (i, item) in items.iter().enumerate() {
                 @let y = ROW * i as u32;
@@ -46,7 +49,8 @@ pub fn shares_linked(
                 };
                 @match link(i) {
                     Some(href) => {
-                        a class="drill" href=(href) aria-label=(format!("{}: {}, show them", item.label, customers(item.count))) {
+                        // Named by what it shows (its label, count and share), as read.
+                        a class="drill" href=(href) {
                             rect x="0" y=(y) width="100%" height=(ROW) class="hit" {}
                             (bar)
                         }
@@ -102,8 +106,9 @@ pub fn columns_linked(
     let y_of = |v: u64| TOP + plot_h - (v as f64 / top as f64) * plot_h;
     // At most 6 x labels, at evenly spaced bucket edges.
     let every = n.div_ceil(6).max(1);
+    let linked = (0..buckets.counts.len()).any(|i| buckets.counts[i] > 0 && link(i).is_some());
     html! {
-        svg class="chart" role="img" viewBox=(format!("0 0 {W} {H}")) width="100%" aria-label=(title) {
+        svg class="chart" role=(if linked { "group" } else { "img" }) viewBox=(format!("0 0 {W} {H}")) width="100%" aria-label=(title) {
             title { (title) }
             @for k in 0..=4u64 {
                 @let v = top * k / 4;

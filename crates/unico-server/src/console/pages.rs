@@ -1306,8 +1306,8 @@ fn fields_body(
         div class="card" id="upload" data-url=(format!("/console/apps/{}/imports", app.id)) {
             h2 class="card-title" { "Upload customers (CSV)" }
             div class="row" {
-                input class="grow" type="file" id="csv-file" accept=".csv,text/csv";
-                select id="csv-mode" {
+                input class="grow" type="file" id="csv-file" accept=".csv,text/csv" aria-label="CSV file to import";
+                select id="csv-mode" aria-label="What to do with invalid rows" {
                     option value="atomic" { "all or nothing" }
                     option value="skip_invalid" { "skip invalid rows" }
                 }

@@ -156,3 +156,16 @@ document.addEventListener("click", function (e) {
     byHand();
   }
 });
+
+// A card whose content is wider than the screen (a wide table on a phone) scrolls
+// sideways; it takes the focus so that the keyboard can scroll it too.
+(function () {
+  function mark() {
+    Array.prototype.forEach.call(document.querySelectorAll(".card"), function (card) {
+      if (card.scrollWidth > card.clientWidth + 1) card.tabIndex = 0;
+      else if (card.getAttribute("tabindex") === "0") card.removeAttribute("tabindex");
+    });
+  }
+  mark();
+  window.addEventListener("resize", mark);
+})();
