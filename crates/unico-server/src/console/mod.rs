@@ -10,9 +10,10 @@
 //! - [`layout`]: the page shell, navigation and sign-in page.
 //! - [`location`]: every redirect's `Location`, a checked same-site console path.
 //! - [`pages`]: customers (list, filter builder with live count, detail with editing and
-//!   deletion), customer fields and CSV uploads, applications.
+//!   deletion), customer fields, applications.
 //! - [`segments`]: saved audiences (list, page with members and charts, save, update,
 //!   delete) and the insights page.
+//! - [`imports`]: CSV uploads, the import history and an import's report.
 //! - [`insights`]: summaries of a set of customers for charts, from the segment engine.
 //! - [`charts`]: SVG charts rendered on the server.
 //! - [`suggest`]: a string field's most frequent values, suggested in the filter builder.
@@ -23,6 +24,7 @@ mod charts;
 mod consent;
 mod guard;
 mod identities;
+mod imports;
 mod insights;
 mod layout;
 mod location;
@@ -124,11 +126,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route(
             "/console/apps/{app}/imports",
-            post(pages::start_import).layer(axum::extract::DefaultBodyLimit::disable()),
+            post(imports::start_import).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route(
             "/console/apps/{app}/imports/{id}",
-            get(pages::import_report),
+            get(imports::import_report),
         )
         .route(
             "/console/apps/{app}/fields",

@@ -1001,16 +1001,20 @@
   // Each audience the user settles on is a step of the browser's history, so back and
   // forward return to it: a change counted within a few seconds of the last one replaces
   // that step instead (typing "age > 30" is one step, not five).
-  var lastStep = 0, STEP_MS = 2000;
+  var lastStep = 0, STEP_MS = 2000, shownQuery = location.search;
   function remember(target) {
     var now = Date.now();
     if (now - lastStep < STEP_MS) history.replaceState({ audience: true }, "", target);
     else history.pushState({ audience: true }, "", target);
     lastStep = now;
+    shownQuery = location.search;
   }
-  // Back or forward to a step: the page of that address, drawn by the server as on a
-  // reload (its filter, search, order and page).
-  window.addEventListener("popstate", function () { location.reload(); });
+  // Back or forward to another audience: the page of that address, drawn by the server
+  // as on a reload (its filter, search, order and page). A change of the #fragment alone
+  // is not one.
+  window.addEventListener("popstate", function () {
+    if (location.search !== shownQuery) location.reload();
+  });
   function showRows() {
     if (!rows) return;
     var filter = input.value.trim(), q = searchText();
