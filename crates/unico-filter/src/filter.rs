@@ -589,6 +589,18 @@ fn write_field_name(name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     }
 }
 
+/// `name` (a field's) as the text form writes it: bare when it is a plain identifier,
+/// else in backticks, for callers that compose filters as text.
+pub fn name_literal(name: &str) -> String {
+    struct Name<'a>(&'a str);
+    impl fmt::Display for Name<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write_field_name(self.0, f)
+        }
+    }
+    Name(name).to_string()
+}
+
 /// `text` as a string literal of the text form (quoted, with backslash escapes), for
 /// callers that compose filters as text.
 pub fn string_literal(text: &str) -> String {

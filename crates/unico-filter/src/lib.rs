@@ -126,7 +126,7 @@ pub use calendar::EvalContext;
 pub use check::{check, check_computed};
 pub use error::{ErrorKind, FilterError, Location};
 pub use eval::{Facts, computed_value, matches, matches_with, matches_with_events};
-pub use filter::{Filter, FilterInput, string_literal};
+pub use filter::{Filter, FilterInput, name_literal, string_literal};
 pub use json::parse_json;
 pub use resolve::{ResolvedFilter, resolve};
 pub use text::parse_text;

@@ -12,7 +12,7 @@ use unico_core::time::{days_from_civil, format_date, format_datetime};
 use unico_core::{Channel, Customer, CustomerId, Event, FieldId, FieldType, PropertyType, Value};
 use unico_filter::{
     EvalContext, Facts, Filter, FilterInput, check, matches, matches_with, matches_with_events,
-    parse_json, parse_text, resolve, string_literal,
+    name_literal, parse_json, parse_text, resolve, string_literal,
 };
 
 const MS_PER_DAY: i64 = 86_400_000;
@@ -604,6 +604,27 @@ proptest! {
             filter.to_json(),
             json!({"field": "customerId", "op": "eq", "value": text})
         );
+    }
+
+    #[test]
+    fn a_name_literal_reads_back_as_its_field(
+        name in "[a-z_][a-z0-9_]{0,8}|\\PC{1,10}|(and|or|not|in|exists)|[ `a]{1,6}"
+    ) {
+        // Any valid field name, a keyword or one needing backticks, names its own field.
+        prop_assume!(unico_core::FieldName::parse(&name).is_ok());
+        let schema = unico_core::Schema::new(vec![unico_core::FieldDef {
+            id: FieldId(1),
+            name: unico_core::FieldName::parse(&name).unwrap(),
+            field_type: FieldType::String,
+            created_at: 0,
+            computed: None,
+        }]);
+        let filter = Filter::parse(
+            FilterInput::Text(&format!("{} exists", name_literal(&name))),
+            &schema,
+        )
+        .map_err(|e| TestCaseError::fail(format!("{name:?}: {e}")))?;
+        prop_assert_eq!(filter.to_json(), json!({"field": name, "op": "exists"}));
     }
 
     #[test]

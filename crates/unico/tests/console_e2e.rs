@@ -93,6 +93,37 @@ impl Console {
         }
     }
 
+    /// What sticks out sideways: the page itself wider than the window, or a form (or a
+    /// control of one) wider than its box or past the window's edge, unless it is in a
+    /// box that scrolls sideways (a wide table scrolls inside its card). Empty when the
+    /// page fits.
+    fn overflowing(&self) -> Vec<String> {
+        let found = self.b.script(
+            "function name(e) { return e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+                 (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\\s+/).join('.') : ''); }
+             function scrolled(e) {
+               for (; e && e !== document.body; e = e.parentElement) {
+                 var x = getComputedStyle(e).overflowX;
+                 if ((x === 'auto' || x === 'scroll') && e.scrollWidth > e.clientWidth) return true;
+               }
+               return false;
+             }
+             var out = [], w = document.documentElement.clientWidth;
+             if (document.documentElement.scrollWidth > w) out.push('page ' + document.documentElement.scrollWidth + ' > ' + w);
+             document.querySelectorAll('main form').forEach(function (f) {
+               if (f.offsetParent === null || scrolled(f)) return;
+               if (f.scrollWidth > f.clientWidth + 1) out.push(name(f) + ' scrolls ' + f.scrollWidth + ' > ' + f.clientWidth);
+               f.querySelectorAll('input, select, button, textarea').forEach(function (c) {
+                 var r = c.getBoundingClientRect();
+                 if (c.offsetParent !== null && c.type !== 'hidden' && r.right > w + 1) out.push(name(c) + ' in ' + name(f) + ' ends at ' + Math.round(r.right));
+               });
+             });
+             return out;",
+            vec![],
+        );
+        serde_json::from_value(found).unwrap()
+    }
+
     fn heading(&self) -> String {
         self.b.find(css("main h1, .signin h1, h1")).text()
     }
@@ -210,11 +241,23 @@ impl Console {
         self.import_outcome()
     }
 
-    /// Waits for the import box to show its result, and reads it.
+    /// Waits for the import's result and reads it: in the upload box when nothing was
+    /// imported, else on the page drawn again with the import's summary (`#last-import`).
     fn import_outcome(&self) -> ImportOutcome {
-        let summary = self.b.find_visible(css("#upload .flash")).text();
+        let finished = self.b.wait("the import's outcome", || {
+            if self.b.current_url().contains("import=") {
+                return self.b.try_find(css("#last-import")).map(|_| "#last-import");
+            }
+            let flash = self.b.try_find(css("#upload .flash"))?;
+            let text = flash.try_text()?;
+            (flash.is_displayed() && !text.starts_with("Imported:")).then_some("#upload")
+        });
+        let summary = self
+            .b
+            .find_visible(css(&format!("{finished} .flash")))
+            .text();
         let errors = self
-            .table_rows("#upload table")
+            .table_rows(&format!("{finished} table"))
             .into_iter()
             .map(|r| <[String; 4]>::try_from(r).expect("4 cells per error row"))
             .collect();
@@ -234,12 +277,7 @@ impl Console {
 
     /// Clicks "Import the valid rows" after a refused atomic import; waits for the outcome.
     fn import_valid_rows(&self) -> ImportOutcome {
-        let before = self.b.find(css("#upload .flash")).text();
         self.button("Import the valid rows").click();
-        self.b.wait("the import of the valid rows to end", || {
-            let now = self.b.find(css("#upload .flash"));
-            (now.is_displayed() && now.text() != before).then_some(())
-        });
         self.import_outcome()
     }
 
@@ -672,7 +710,23 @@ fn console_flows() {
         "{imported:?}"
     );
     assert!(!imported.retry_offered, "{imported:?}");
-    // The page reloads with the fill rates.
+    // The summary stays in view with the row the import skipped, and says which file it
+    // was and who imported it; so does the history.
+    assert_eq!(imported.errors.len(), 1, "{imported:?}");
+    assert_eq!(
+        imported.errors[0][..3],
+        ["3", "age", "forty"],
+        "{imported:?}"
+    );
+    let card = c.b.find(css("#last-import")).text();
+    assert!(
+        card.contains("customers.csv") && card.contains("by console key:"),
+        "{card}"
+    );
+    let history = c.table_rows("#import-history table");
+    assert_eq!(history[0][1], "customers.csv", "{history:?}");
+    assert!(history[0][2].starts_with("console key:"), "{history:?}");
+    // The page is drawn again with the fill rates.
     c.b.wait("the fill rates after the import", || {
         let fields = c.fields_listed(app);
         fields
@@ -935,6 +989,13 @@ fn console_screenshots() {
             std::fs::write(&path, c.b.screenshot()).unwrap();
             let full = dir.join(format!("{page}-{width}-full.png"));
             std::fs::write(&full, c.b.full_page_screenshot(6000)).unwrap();
+            if width < 500 {
+                assert_eq!(
+                    c.overflowing(),
+                    Vec::<String>::new(),
+                    "on {page} at {width} px"
+                );
+            }
         };
 
         c.open("/console");
@@ -1010,6 +1071,9 @@ fn console_screenshots() {
         let outcome = c.upload_csv(app, &bad_csv, "atomic");
         assert_eq!(outcome.errors.len(), 2, "{outcome:?}");
         shot("fields-upload-report");
+        let imported = c.import_valid_rows();
+        assert!(imported.summary.starts_with("Imported:"), "{imported:?}");
+        shot("fields-import-summary");
 
         c.open_customers(app);
         c.type_filter("tier in (\"gold\", \"platinum\")");
@@ -1658,4 +1722,474 @@ fn console_event_conditions() {
         counted, frequent_buyers,
         "\"{canonical}\" counts the customers who bought twice in 30 days"
     );
+}
+
+// ---- the keyboard ----
+
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
+const ARROW_DOWN: &str = "\u{E015}";
+
+impl Console {
+    /// Presses `keys` (characters, or WebDriver's key codes) on whatever has the focus, as
+    /// a keyboard does: no element is targeted.
+    fn press(&self, keys: &str) {
+        let mut actions = Vec::new();
+        for k in keys.chars() {
+            actions.push(json!({"type": "keyDown", "value": k.to_string()}));
+            actions.push(json!({"type": "keyUp", "value": k.to_string()}));
+        }
+        self.b.cmd(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
+        );
+    }
+
+    /// What has the focus: tag, class, its text or label, value.
+    fn focused(&self) -> [String; 4] {
+        let v = self.b.script(
+            "var a = document.activeElement;
+             return [a.tagName.toLowerCase(), a.className || '',
+                     (a.tagName === 'BUTTON' ? a.textContent : a.getAttribute('aria-label') || '').trim(),
+                     a.value === undefined ? '' : String(a.value)];",
+            vec![],
+        );
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// Presses Tab until the focus is on a control for which `is` holds (at most 60
+    /// presses), and answers it.
+    fn tab_to(&self, what: &str, is: impl Fn(&[String; 4]) -> bool) -> [String; 4] {
+        for _ in 0..60 {
+            self.press(TAB);
+            let now = self.focused();
+            if is(&now) {
+                return now;
+            }
+        }
+        panic!("Tab never reached {what}");
+    }
+
+    /// The chart bar (a link) whose title starts with `label`.
+    fn drill(&self, label: &str) -> Element<'_> {
+        self.b.wait(&format!("a bar {label:?}"), || {
+            self.b.find_all(css("a.drill")).into_iter().find(|a| {
+                a.find_all(css("title"))
+                    .first()
+                    .and_then(|t| t.property("textContent").as_str().map(str::to_owned))
+                    .is_some_and(|t| t.starts_with(label))
+            })
+        })
+    }
+
+    /// Marks the focused element, to tell later whether it is still the same element (a
+    /// control rebuilt under the focus would be a new one, unmarked).
+    fn mark_focused(&self) {
+        self.b
+            .script("document.activeElement.unicoMark = true;", vec![]);
+    }
+
+    fn focused_is_marked(&self) -> bool {
+        self.b
+            .script("return document.activeElement.unicoMark === true;", vec![])
+            == json!(true)
+    }
+}
+
+/// The filter builder with the keyboard alone: "+ Condition" and "+ Group" put the focus
+/// on the new condition, choosing a field or an operator (by typing or with the arrows)
+/// keeps the focus on the very select, a two-group filter is built, counted and saved as
+/// a segment. Also the value suggestions of a string field, the browser's back and forward
+/// over filter edits, the chart bars that lead to their customers, the underscores of the
+/// text box, and forms that fit a phone.
+#[test]
+fn console_builder_by_keyboard_and_drill_down() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let t = Instant::now();
+    let data = tempfile::tempdir().unwrap();
+    let (server, app, key) = server_with_app(data.path(), "Keyboard Shop");
+    for (name, ty) in [
+        ("age", "number"),
+        ("country", "string"),
+        ("last_purchase_at", "datetime"),
+    ] {
+        api_post(
+            &server.base,
+            &key,
+            &format!("/v1/apps/{app}/fields"),
+            json!({"name": name, "type": ty}),
+            201,
+        );
+    }
+    let people = [
+        ("c1", json!({"country": "ES", "age": 40})),
+        ("c2", json!({"country": "ES", "age": 10})),
+        ("c3", json!({"country": "ES", "age": 25})),
+        ("c4", json!({"country": "FR", "age": 50})),
+        (
+            "c5",
+            json!({"country": "ES", "last_purchase_at": "2026-11-02T10:00:00Z"}),
+        ),
+    ];
+    let batch: Vec<_> = people
+        .iter()
+        .map(|(id, fields)| json!({"customerId": id, "fields": fields}))
+        .collect();
+    api_post(
+        &server.base,
+        &key,
+        &format!("/v1/apps/{app}/customers/batch"),
+        json!(batch),
+        200,
+    );
+    let c = Console {
+        b: browser,
+        base: server.base.clone(),
+    };
+    c.record_policy_violations();
+    c.sign_in(&key);
+    c.open_customers(app);
+    c.wait_count("5");
+    step(t, "5 customers");
+
+    // "+ Condition" by the keyboard: the focus lands on the new condition's field.
+    let is_button = |text: &'static str| move |f: &[String; 4]| f[0] == "button" && f[2] == text;
+    c.tab_to("+ Condition", is_button("+ Condition"));
+    c.press(ENTER);
+    let f = c.focused();
+    assert_eq!((f[0].as_str(), f[1].as_str()), ("select", "field"), "{f:?}");
+    // Typing a field's name chooses it; each change redraws the row, never the select.
+    c.mark_focused();
+    c.press("country");
+    c.b.wait("country chosen", || {
+        (c.focused()[3] == "country").then_some(())
+    });
+    assert!(
+        c.focused_is_marked(),
+        "the field select was rebuilt under the focus"
+    );
+    c.press(TAB);
+    assert_eq!(c.focused()[1], "op");
+    c.press(TAB);
+    let f = c.focused();
+    assert_eq!((f[0].as_str(), f[2].as_str()), ("input", "value"), "{f:?}");
+    // The box suggests the field's values, most frequent first, with how many hold each.
+    let suggested = c.b.wait("the country's suggestions", || {
+        let v = c.b.script(
+            "var l = document.activeElement.list;
+             return l && l.options.length ? Array.from(l.options).map(o => o.value + ' ' + o.label) : null;",
+            vec![],
+        );
+        serde_json::from_value::<Vec<String>>(v).ok()
+    });
+    assert_eq!(suggested, ["ES 4 customers", "FR 1 customer"]);
+    c.press("ES");
+    c.wait_count("4");
+
+    // "+ Group": a nested group whose first condition has the focus.
+    c.tab_to("+ Group", is_button("+ Group"));
+    c.press(ENTER);
+    assert_eq!(c.focused()[1], "field");
+    c.mark_focused();
+    c.press("age");
+    c.b.wait("age chosen", || (c.focused()[3] == "age").then_some(()));
+    assert!(
+        c.focused_is_marked(),
+        "the field select was rebuilt under the focus"
+    );
+    c.press(TAB);
+    c.mark_focused();
+    c.press(ARROW_DOWN);
+    c.b.wait("≠ chosen", || (c.focused()[3] == "neq").then_some(()));
+    c.press(ARROW_DOWN);
+    c.b.wait("> chosen", || (c.focused()[3] == "gt").then_some(()));
+    assert!(
+        c.focused_is_marked(),
+        "the operator select was rebuilt under the focus"
+    );
+    c.press(TAB);
+    c.press("30");
+    // The nested group's own "+ Condition" comes first in the tab order.
+    c.tab_to("the group's + Condition", is_button("+ Condition"));
+    c.press(ENTER);
+    assert_eq!(c.focused()[1], "field");
+    c.press("age");
+    c.b.wait("age chosen", || (c.focused()[3] == "age").then_some(()));
+    c.press(TAB);
+    c.press(&ARROW_DOWN.repeat(4));
+    c.b.wait("< chosen", || (c.focused()[3] == "lt").then_some(()));
+    c.press(TAB);
+    c.press("20");
+    let text = "country = \"ES\" and (age > 30 or age < 20)";
+    assert_eq!(c.settled_count(text), 2);
+    step(t, "a two-group filter built with the keyboard");
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("customers-keyboard-1280.png"), c.b.screenshot()).unwrap();
+
+    // Saved as a segment with the keyboard too.
+    c.tab_to("the segment's name", |f| {
+        f[0] == "input" && f[2] == "Segment name"
+    });
+    c.press("Spain, young or not");
+    c.press(ENTER);
+    c.b.wait_text(css("main h1"), "Spain, young or not");
+    assert_eq!(
+        c.b.find(css("#segment-count")).text().trim(),
+        "2",
+        "the segment counts what the builder counted"
+    );
+    step(t, "saved as a segment");
+
+    // Back and forward go through the audiences settled on.
+    c.open_customers(app);
+    c.wait_count("5");
+    c.type_filter("country = \"FR\"");
+    c.wait_count("1");
+    c.b.wait("the rows of FR", || {
+        (c.customers_listed() == ["c4"]).then_some(())
+    });
+    // Edits within two seconds are one step of the history; this is the next one.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    c.type_filter("age < 30");
+    c.wait_count("2");
+    c.b.wait("the rows under 30", || {
+        (c.customers_listed() == ["c2", "c3"]).then_some(())
+    });
+    c.b.script("history.back();", vec![]);
+    c.b.wait("back to FR", || {
+        (c.filter_text() == "country = \"FR\"" && c.customers_listed() == ["c4"]).then_some(())
+    });
+    c.wait_count("1");
+    c.b.script("history.back();", vec![]);
+    c.b.wait("back to everyone", || {
+        (c.filter_text().is_empty() && c.customers_listed().len() == 5).then_some(())
+    });
+    c.b.script("history.forward();", vec![]);
+    c.b.wait("forward to FR", || {
+        (c.filter_text() == "country = \"FR\"" && c.customers_listed() == ["c4"]).then_some(())
+    });
+    step(t, "back and forward over filter edits");
+
+    // The text box's underscores are inside the box: it has a line height of its own.
+    c.type_filter("last_purchase_at exists");
+    assert_eq!(c.settled_count("last_purchase_at exists"), 1);
+    let room = c.b.script(
+        "var s = getComputedStyle(document.getElementById('filter'));
+         return s.lineHeight === 'normal' ? 0 : parseFloat(s.lineHeight) / parseFloat(s.fontSize);",
+        vec![],
+    );
+    assert!(room.as_f64().unwrap() >= 1.4, "line height {room}");
+    std::fs::write(dir.join("customers-underscores-1280.png"), c.b.screenshot()).unwrap();
+
+    // Insights: a bar leads to the customers it counts.
+    c.open(&format!("/console/apps/{app}/insights"));
+    c.drill("ES:").click();
+    c.b.wait_url("the customers of ES", |u| u.contains("/customers?filter="));
+    c.wait_count("4");
+    assert_eq!(c.filter_text(), "country = \"ES\"");
+    assert_eq!(c.customers_listed(), ["c1", "c2", "c3", "c5"]);
+    c.open(&format!("/console/apps/{app}/insights"));
+    c.drill("age:").click();
+    c.wait_count("4");
+    assert_eq!(c.filter_text(), "age exists");
+    step(t, "chart bars drill down");
+    assert_eq!(c.policy_violations(), Vec::<String>::new());
+}
+
+/// The admin runs applications from the console: creates one (its first key shown once,
+/// copied with a button, and working), sets its time zone, creates and revokes a key.
+#[test]
+fn console_admin_manages_applications_and_keys() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let c = Console {
+        b: browser,
+        base: server.base.clone(),
+    };
+    c.record_policy_violations();
+    c.sign_in(ADMIN_KEY);
+    c.open("/console/apps");
+    c.b.find(css("#new-app input[name=name]"))
+        .fill("Corner Shop");
+    c.b.find(css("#new-app input[name=timezone]"))
+        .fill("Europe/Lisbon");
+    c.button("Create application").click();
+    c.b.wait_text(css("main h1"), "Application created");
+    let key = c.b.find(css("#new-key")).value();
+    assert!(key.starts_with("unico_"), "{key}");
+    c.button("Copy").click();
+    c.b.wait_text(css("#copy-status"), "Copied to the clipboard.");
+    let (status, apps) = call(
+        &agent(),
+        "GET",
+        &format!("{}/v1/apps", server.base),
+        &key,
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(apps["apps"][0]["timezone"], "Europe/Lisbon");
+    let app = apps["apps"][0]["id"].as_i64().unwrap();
+
+    c.open("/console/apps");
+    let zone = c.b.find(css(&format!("#tz-{app}")));
+    zone.fill("America/Mexico_City");
+    c.button("Set time zone").click();
+    c.b.wait_text(
+        css(".flash.ok"),
+        "Corner Shop is now on America/Mexico_City time.",
+    );
+    c.button("Create API key").click();
+    c.b.wait_text(css("main h1"), "New API key");
+    let second = c.b.find(css("#new-key")).value();
+    c.open("/console/apps");
+    let revoke = c.b.find(xpath(&format!(
+        "//button[@aria-label={}]",
+        xpath_literal(&format!("Revoke key {}…", &second[..14]))
+    )));
+    revoke.click();
+    assert!(c.b.wait_dialog().contains("stops working at once"));
+    c.b.accept_dialog();
+    c.b.wait_text(css(".flash.ok"), "The key is revoked.");
+    let (status, _) = call(
+        &agent(),
+        "GET",
+        &format!("{}/v1/apps", server.base),
+        &second,
+        None,
+    );
+    assert_eq!(status, 401, "a revoked key stops working");
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    for (width, height) in [(1280u32, 800u32), (390, 844)] {
+        c.b.set_viewport(width, height);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::fs::write(
+            dir.join(format!("apps-admin-{width}-full.png")),
+            c.b.full_page_screenshot(4000),
+        )
+        .unwrap();
+        if width < 500 {
+            assert_eq!(c.overflowing(), Vec::<String>::new());
+        }
+    }
+    assert_eq!(c.policy_violations(), Vec::<String>::new());
+}
+
+// ---- accessibility ----
+
+/// axe-core's script, installed by `npm install` in `tests/axe` (as `.ci/run` does).
+fn axe_source() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/axe/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "the accessibility check needs axe-core: run `npm install --prefix \
+             crates/unico/tests/axe --no-package-lock` ({}: {e})",
+            path.display()
+        )
+    })
+}
+
+impl Console {
+    /// Runs axe-core on the page as it is now; answers its serious and critical
+    /// violations, each as "rule: what (where…)".
+    fn axe_violations(&self, axe: &str) -> Vec<String> {
+        if self.b.script("return typeof window.axe;", vec![]) != json!("object") {
+            self.b.script(axe, vec![]);
+        }
+        let found = self.b.cmd(
+            "POST",
+            "/execute/async",
+            Some(json!({
+                "script": "var done = arguments[arguments.length - 1];
+                   axe.run(document, { resultTypes: ['violations'] }).then(function (r) {
+                     done(r.violations
+                       .filter(function (v) { return v.impact === 'serious' || v.impact === 'critical'; })
+                       .map(function (v) {
+                         return v.id + ': ' + v.help + ' (' + v.nodes.slice(0, 3).map(function (n) { return n.target.join(' '); }).join(', ') + ')';
+                       }));
+                   }, function (e) { done(['axe failed: ' + e]); });",
+                "args": []
+            })),
+        );
+        serde_json::from_value(found).unwrap()
+    }
+}
+
+/// Every page of the console, at desktop and phone widths, passes axe-core with no
+/// serious or critical violation (names, labels, contrast, ARIA, landmarks…).
+#[test]
+fn console_pages_pass_an_accessibility_check() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let axe = axe_source();
+    let t = Instant::now();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &["--demo"]);
+    let c = Console {
+        b: browser,
+        base: server.base.clone(),
+    };
+    let app = 1;
+    let mut found = Vec::new();
+    for (width, height) in [(1280u32, 800u32), (390, 844)] {
+        c.b.cmd("DELETE", "/cookie", None);
+        c.b.set_viewport(width, height);
+        let mut check = |page: &str| {
+            for v in c.axe_violations(&axe) {
+                found.push(format!("{page} at {width}: {v}"));
+            }
+        };
+        c.open("/console");
+        c.b.find_visible(css("input[name=key]"));
+        check("sign-in");
+        c.sign_in(ADMIN_KEY);
+        c.apps_listed();
+        check("applications");
+        c.open_customers(app);
+        c.wait_count("5,000");
+        c.builder_add_condition();
+        c.builder_choose(0, "field", "country");
+        c.builder_value(0, "ES");
+        c.builder_add_behaviour();
+        c.b.wait("the count of the filter", || {
+            let t = c.b.text_now(css("#live-count"))?;
+            (t != "5,000" && t != "…").then_some(())
+        });
+        check("customers with a filter");
+        let first = c.customers_listed()[0].clone();
+        c.open_customer_from_list(app, &first);
+        check("a customer");
+        c.set_customer_field("age", "old");
+        c.save_customer().unwrap_err();
+        check("a customer with a refused value");
+        c.open(&format!("/console/apps/{app}/fields"));
+        c.b.find(css("main table"));
+        check("customer fields");
+        c.open_customers(app);
+        c.type_filter("tier = \"gold\"");
+        c.save_segment(&format!("Gold ({width})"));
+        check("a segment");
+        c.segments_listed(app);
+        check("segments");
+        c.open(&format!("/console/apps/{app}/insights"));
+        c.b.find(css("main h1"));
+        check("insights");
+        c.open(&format!("/console/apps/{app}/interactions"));
+        c.b.find(css("main h1"));
+        check("interactions");
+        step(t, &format!("checked at {width}"));
+    }
+    assert_eq!(found, Vec::<String>::new());
 }

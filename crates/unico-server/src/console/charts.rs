@@ -20,19 +20,42 @@ const ROW: u32 = 28;
 /// Horizontal bars, one per share: label on the left, bar in the middle, count and
 /// percentage on the right.
 pub fn shares(title: &str, items: &[Share<'_>]) -> Markup {
+    shares_linked(title, items, |_| None)
+}
+
+/// [`shares`] where a bar may lead somewhere: `link(i)` is where bar `i` goes (the whole
+/// row is the link, so it can be clicked and reached with the keyboard).
+pub fn shares_linked(
+    title: &str,
+    items: &[Share<'_>],
+    link: impl Fn(usize) -> Option<String>,
+) -> Markup {
     let height = ROW * items.len().max(1) as u32;
+    // A chart whose bars are links is a group of links, not a picture: an image holds
+    // nothing to press.
+    let linked = (0..items.len()).any(|i| link(i).is_some());
     html! {
-        svg class="chart" role="img" width="100%" height=(height) aria-label=(title) {
+        svg class="chart" role=(if linked { "group" } else { "img" }) width="100%" height=(height) aria-label=(title) {
             title { (title) }
             @for (i, item) in items.iter().enumerate() {
                 @let y = ROW * i as u32;
                 @let pct = if item.of == 0 { 0.0 } else { item.count as f64 * 100.0 / item.of as f64 };
-                g {
+                @let bar = html! {
                     title { (item.label) ": " (item.count) " of " (item.of) }
                     text x="0" y=(y + 18) class="label" { (ellipsis(item.label, 18)) }
                     rect x="36%" y=(y + 7) width="34%" height="14" rx="3" class="track" {}
                     rect x="36%" y=(y + 7) width=(format!("{:.2}%", pct * 0.34)) height="14" rx="3" class="fill" {}
                     text x="100%" y=(y + 18) text-anchor="end" class="value" { (compact(item.count)) " · " (percent(pct)) }
+                };
+                @match link(i) {
+                    Some(href) => {
+                        // Named by what it shows (its label, count and share), as read.
+                        a class="drill" href=(href) {
+                            rect x="0" y=(y) width="100%" height=(ROW) class="hit" {}
+                            (bar)
+                        }
+                    }
+                    None => { g { (bar) } }
                 }
             }
         }
@@ -65,6 +88,15 @@ const BOTTOM: f64 = 34.0;
 
 /// A column chart of buckets with a y axis of counts and x ticks at bucket edges.
 pub fn columns(title: &str, buckets: &Buckets) -> Markup {
+    columns_linked(title, buckets, |_| None)
+}
+
+/// [`columns`] where a column may lead somewhere: `link(i)` is where bucket `i` goes.
+pub fn columns_linked(
+    title: &str,
+    buckets: &Buckets,
+    link: impl Fn(usize) -> Option<String>,
+) -> Markup {
     let n = buckets.counts.len().max(1);
     let max = buckets.counts.iter().copied().max().unwrap_or(0);
     let top = nice_ceiling(max);
@@ -74,8 +106,9 @@ pub fn columns(title: &str, buckets: &Buckets) -> Markup {
     let y_of = |v: u64| TOP + plot_h - (v as f64 / top as f64) * plot_h;
     // At most 6 x labels, at evenly spaced bucket edges.
     let every = n.div_ceil(6).max(1);
+    let linked = (0..buckets.counts.len()).any(|i| buckets.counts[i] > 0 && link(i).is_some());
     html! {
-        svg class="chart" role="img" viewBox=(format!("0 0 {W} {H}")) width="100%" aria-label=(title) {
+        svg class="chart" role=(if linked { "group" } else { "img" }) viewBox=(format!("0 0 {W} {H}")) width="100%" aria-label=(title) {
             title { (title) }
             @for k in 0..=4u64 {
                 @let v = top * k / 4;
@@ -86,8 +119,19 @@ pub fn columns(title: &str, buckets: &Buckets) -> Markup {
             @for (i, &count) in buckets.counts.iter().enumerate() {
                 @let x = LEFT + col_w * i as f64;
                 @let y = y_of(count);
-                rect x=(fmt(x + col_w * 0.08)) y=(fmt(y)) width=(fmt(col_w * 0.84)) height=(fmt(TOP + plot_h - y)) class="fill" {
-                    title { (bucket_label(buckets, i)) ": " (count) }
+                @let column = html! {
+                    rect x=(fmt(x + col_w * 0.08)) y=(fmt(y)) width=(fmt(col_w * 0.84)) height=(fmt(TOP + plot_h - y)) class="fill" {
+                        title { (bucket_label(buckets, i)) ": " (count) }
+                    }
+                };
+                @match link(i).filter(|_| count > 0) {
+                    Some(href) => {
+                        a class="drill" href=(href) aria-label=(format!("{}: {}, show them", bucket_label(buckets, i), customers(count))) {
+                            rect x=(fmt(x)) y=(TOP) width=(fmt(col_w)) height=(fmt(plot_h)) class="hit" {}
+                            (column)
+                        }
+                    }
+                    None => { (column) }
                 }
             }
             @for i in (0..=n).step_by(every) {
@@ -98,6 +142,15 @@ pub fn columns(title: &str, buckets: &Buckets) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// "1 customer", "2 customers".
+fn customers(n: u64) -> String {
+    if n == 1 {
+        "1 customer".to_owned()
+    } else {
+        format!("{n} customers")
     }
 }
 

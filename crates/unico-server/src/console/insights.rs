@@ -239,9 +239,36 @@ pub fn summarize(
     }
 }
 
+/// Where a chart's bars lead: the customers list, filtered by the set charted (`within`,
+/// a filter's text; none for every customer) and the bar's own condition. A marketer sees
+/// "ES 1,204" and wants those 1,204 people: one click, the same number in the list.
+pub struct Drill<'a> {
+    pub app: unico_core::AppId,
+    pub within: Option<&'a str>,
+}
+
+impl Drill<'_> {
+    /// The customers list of the set charted narrowed by `condition` (filter text).
+    pub fn href(&self, condition: &str) -> String {
+        let filter = match self.within {
+            Some(within) if !within.trim().is_empty() => format!("({within}) and {condition}"),
+            _ => condition.to_owned(),
+        };
+        format!(
+            "/console/apps/{}/customers?filter={}",
+            self.app,
+            super::pages::encode(&filter)
+        )
+    }
+
+    fn field(&self, name: &str, condition: &str) -> String {
+        self.href(&format!("{} {condition}", unico_filter::name_literal(name)))
+    }
+}
+
 /// The charts of a summary: fill rate and creation over time side by side, then one card
-/// per field.
-pub fn render(summary: &Summary) -> Markup {
+/// per field. Bars of fields, values, number ranges and channels lead to those customers.
+pub fn render(summary: &Summary, drill: &Drill<'_>) -> Markup {
     let fill: Vec<Share<'_>> = summary
         .fields
         .iter()
@@ -255,9 +282,9 @@ pub fn render(summary: &Summary) -> Markup {
         div class="charts" {
             div class="card chart-card" {
                 h2 { "Fill rate" }
-                p class="hint" { "Share of these " (charts::compact(summary.total)) " customers holding a value, per field." }
+                p class="hint" { "Share of these " (charts::compact(summary.total)) " customers holding a value, per field. Click a bar to list them." }
                 @if fill.is_empty() { p class="sub" { "No field yet." } }
-                @else { (charts::shares("Fill rate per field", &fill)) }
+                @else { (charts::shares_linked("Fill rate per field", &fill, |i| Some(drill.field(&summary.fields[i].name, "exists")))) }
             }
             div class="card chart-card" {
                 h2 { "Subscribers" }
@@ -267,18 +294,20 @@ pub fn render(summary: &Summary) -> Markup {
                     .iter()
                     .map(|(channel, count)| Share { label: channel, count: *count, of: summary.total })
                     .collect();
-                (charts::shares("Subscribers per channel", &subscribed))
+                (charts::shares_linked("Subscribers per channel", &subscribed, |i| {
+                    Some(drill.href(&format!("subscribed {}", unico_filter::name_literal(&summary.subscribers[i].0))))
+                }))
             }
             div class="card chart-card" {
                 h2 { "Customers over time" }
                 p class="hint" { "When these customers were created (" (summary.zone) " time)." }
-                (chart(&summary.created, "Customers created over time", summary.total))
+                (chart(&summary.created, "Customers created over time", summary.total, None))
             }
             @for f in &summary.fields {
                 div class="card chart-card" {
                     h2 { span class="mono" { (f.name) } " " span class="pill" { (f.field_type.as_str()) } }
                     p class="hint" { (caption(f, summary.total)) }
-                    (chart(&f.chart, &f.name, f.holding))
+                    (chart(&f.chart, &f.name, f.holding, Some((drill, f))))
                 }
             }
         }
@@ -298,11 +327,45 @@ fn caption(f: &FieldSummary, total: u64) -> String {
     }
 }
 
-fn chart(chart: &Chart, title: &str, holding: u64) -> Markup {
+/// A number as the filter's text form reads it back exactly (the shortest text of the
+/// same `f64`), so that a bucket's condition has the bucket's very edges.
+fn exact_number(x: f64) -> String {
+    format!("{x}")
+}
+
+fn chart(
+    chart: &Chart,
+    title: &str,
+    holding: u64,
+    drill: Option<(&Drill<'_>, &FieldSummary)>,
+) -> Markup {
     match chart {
         Chart::Empty => html! { p class="sub empty-chart" { "No value to chart." } },
         Chart::Single(text) => html! { p class="sub empty-chart" { (text) } },
-        Chart::Columns(buckets) => charts::columns(title, buckets),
+        // Number ranges lead to their customers; instants do not (yet): their buckets are
+        // on the zone's wall clock, which the filter's bounds would need to restate.
+        Chart::Columns(buckets) => match (drill, buckets.scale) {
+            (Some((drill, f)), Scale::Number) => {
+                let last = buckets.counts.len().saturating_sub(1);
+                charts::columns_linked(title, buckets, |i| {
+                    let lo = buckets.start + buckets.width * i as f64;
+                    let hi = lo + buckets.width;
+                    // The last bucket holds everything from its start (the histogram
+                    // clamps the values past its end into it).
+                    Some(if i == last {
+                        drill.field(&f.name, &format!(">= {}", exact_number(lo)))
+                    } else {
+                        let name = unico_filter::name_literal(&f.name);
+                        drill.href(&format!(
+                            "{name} >= {} and {name} < {}",
+                            exact_number(lo),
+                            exact_number(hi)
+                        ))
+                    })
+                })
+            }
+            _ => charts::columns(title, buckets),
+        },
         Chart::Top(top) if top.distinct > 50 && top.distinct * 10 >= holding * 9 => html! {
             p class="sub empty-chart" { "Nearly every customer holds their own value (" (top.distinct) " distinct): nothing stands out." }
         },
@@ -323,7 +386,15 @@ fn chart(chart: &Chart, title: &str, holding: u64) -> Markup {
                     of: holding,
                 });
             }
-            charts::shares(title, &items)
+            charts::shares_linked(title, &items, |i| {
+                let (drill, f) = drill?;
+                // "(all others)" is not one value.
+                let (value, _) = top.values.get(i)?;
+                Some(drill.field(
+                    &f.name,
+                    &format!("= {}", unico_filter::string_literal(value)),
+                ))
+            })
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The web console: server-rendered pages (maud, auto-escaped) with a little hand-written
 //! CSS and JavaScript served from the binary, so it works offline.
 //!
+//! - [`admin`]: applications, their time zone and API keys, managed from the console.
 //! - [`guard`]: what every console request and answer goes through: cross-site requests
 //!   refused, the session's form token, the security headers (content security policy).
 //! - [`session`]: sign-in sessions (cookie → key hash, re-checked on every request), their
@@ -9,23 +10,28 @@
 //! - [`layout`]: the page shell, navigation and sign-in page.
 //! - [`location`]: every redirect's `Location`, a checked same-site console path.
 //! - [`pages`]: customers (list, filter builder with live count, detail with editing and
-//!   deletion), customer fields and CSV uploads, applications.
+//!   deletion), customer fields, applications.
 //! - [`segments`]: saved audiences (list, page with members and charts, save, update,
 //!   delete) and the insights page.
+//! - [`imports`]: CSV uploads, the import history and an import's report.
 //! - [`insights`]: summaries of a set of customers for charts, from the segment engine.
 //! - [`charts`]: SVG charts rendered on the server.
+//! - [`suggest`]: a string field's most frequent values, suggested in the filter builder.
 
+mod admin;
 mod behaviour;
 mod charts;
 mod consent;
 mod guard;
 mod identities;
+mod imports;
 mod insights;
 mod layout;
 mod location;
 mod pages;
 mod segments;
 pub mod session;
+mod suggest;
 mod throttle;
 mod timeline;
 
@@ -72,7 +78,13 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/console/sign-out", post(pages::sign_out))
         .route("/console/assets/app.css", get(css))
         .route("/console/assets/app.js", get(js))
-        .route("/console/apps", get(pages::apps))
+        .route("/console/apps", get(pages::apps).post(admin::create_app))
+        .route("/console/apps/{app}/timezone", post(admin::set_timezone))
+        .route("/console/apps/{app}/keys", post(admin::create_key))
+        .route(
+            "/console/apps/{app}/keys/{key_id}/revoke",
+            post(admin::revoke_key),
+        )
         .route("/console/apps/{app}/customers", get(pages::customers))
         .route(
             "/console/apps/{app}/customers/{customer_id}",
@@ -114,11 +126,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route(
             "/console/apps/{app}/imports",
-            post(pages::start_import).layer(axum::extract::DefaultBodyLimit::disable()),
+            post(imports::start_import).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route(
             "/console/apps/{app}/imports/{id}",
-            get(pages::import_report),
+            get(imports::import_report),
         )
         .route(
             "/console/apps/{app}/fields",
@@ -149,6 +161,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/console/apps/{app}/interactions",
             get(segments::interactions),
         )
+        .route("/console/apps/{app}/values", get(suggest::values))
         .route("/console/apps/{app}/columns", post(pages::choose_columns))
         .route("/console/apps/{app}/export", get(pages::export))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -29,7 +29,7 @@ pub const PAGE_ROWS: usize = 50;
 const LIST_FIELD_COLUMNS: usize = 3;
 
 /// The signed-in principal and the session's form token, or a redirect to the sign-in page.
-async fn signed_in(
+pub(super) async fn signed_in(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<(Principal, CsrfToken), Response> {
@@ -228,7 +228,11 @@ pub async fn sign_out(
         .into_response()
 }
 
-pub async fn apps(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn apps(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let (principal, csrf) = match signed_in(&state, &headers).await {
         Ok(p) => p,
         Err(r) => return r,
@@ -238,8 +242,16 @@ pub async fn apps(State(state): State<AppState>, headers: HeaderMap) -> Response
         Principal::Admin => None,
         Principal::App { app, .. } => Some(*app),
     };
-    let (apps, audit) = match state
-        .blocking(move |s| Ok((s.list_apps()?, s.audit_log(own, None, AUDIT_SHOWN)?)))
+    let reaches = principal;
+    let (apps, audit, keys) = match state
+        .blocking(move |s| {
+            let apps = s.list_apps()?;
+            let mut keys = HashMap::new();
+            for a in apps.iter().filter(|a| reaches.require_app(a.id).is_ok()) {
+                keys.insert(a.id, s.list_keys(a.id)?);
+            }
+            Ok((apps, s.audit_log(own, None, AUDIT_SHOWN)?, keys))
+        })
         .await
     {
         Ok(found) => found,
@@ -255,6 +267,7 @@ pub async fn apps(State(state): State<AppState>, headers: HeaderMap) -> Response
     Html(layout::page("Applications", None, Section::Apps, Some(&csrf), html! {
         h1 { "Applications" }
         p class="sub" { "Each application is one brand's customers, fields and audiences." }
+        (super::admin::flash(&query))
         div class="card" {
             table {
                 thead { tr { th { "Name" } th { "Time zone" } th class="hide-narrow" { "Created (in its time zone)" } } }
@@ -269,9 +282,10 @@ pub async fn apps(State(state): State<AppState>, headers: HeaderMap) -> Response
                 }
             }
         }
+        (super::admin::manage(&principal, &visible, &keys, &csrf))
         div class="card" id="audit" {
             h2 class="card-title" { "Audit log" }
-            p class="hint" { "Application settings, keys, field and event type deletions and erasures: who, when, what (newest first; the API pages through all of it at /v1/audit)." }
+            p class="hint" { "Application settings, keys, field and event type deletions, erasures and console imports: who, when, what (newest first; the API pages through all of it at /v1/audit)." }
             @if audit.is_empty() {
                 p class="sub" { "Nothing audited yet." }
             } @else {
@@ -399,7 +413,8 @@ pub async fn customers(
                 div id="builder" hidden data-fields=(fields_json(&schema)) data-events=(events_json(&schema))
                     data-channels=(serde_json::json!(channels).to_string())
                     data-subscription-channels=(serde_json::json!(schema.subscription_channels().iter().map(|c| c.as_str()).collect::<Vec<_>>()).to_string())
-                    data-tree=(tree.map(|t| t.to_string()).unwrap_or_default()) data-count-url=(count_url) {}
+                    data-tree=(tree.map(|t| t.to_string()).unwrap_or_default()) data-count-url=(count_url)
+                    data-values-url=(format!("/console/apps/{}/values", app.id)) {}
                 div class="row" id="text-mode" {
                     input class="grow mono" type="text" id="filter" name="filter" value=(filter_text)
                         placeholder="country = \"ES\" and age between 25 and 34" data-count-url=(count_url) autocomplete="off" aria-label="Filter";
@@ -1019,13 +1034,23 @@ pub async fn fields(
                 s.field_stats(id)?,
                 s.count_customers(id)?,
                 types,
-                s.list_imports(id, IMPORTS_SHOWN)?,
+                s.list_imports(id, super::imports::IMPORTS_SHOWN)?,
+                s.audit_log(Some(id), None, super::imports::IMPORT_AUDIT_READ)?,
             ))
         })
         .await;
-    let (stats, total, types, imports) = match data {
+    let (stats, total, types, imports, audit) = match data {
         Ok(d) => d,
         Err(e) => return failure(e),
+    };
+    let started = super::imports::imports_started(&audit);
+    // The import just finished (or one opened from the history): its summary and its
+    // rejected rows stay on the page.
+    let shown = match query.get("import").and_then(|i| i.parse::<i64>().ok()) {
+        Some(import) => crate::routes::imports::report(&state, app.id, import)
+            .await
+            .ok(),
+        None => None,
     };
     Html(
         layout::page(
@@ -1035,55 +1060,14 @@ pub async fn fields(
             Some(&csrf),
             html! {
                 (fields_body(&app, &stats, total, &types, &query, &csrf))
-                (import_history(&app, &imports))
+                // Under the upload box, which it answers.
+                @if let Some(report) = &shown { (super::imports::import_report_card(&app, report, started.get(&report.id))) }
+                (super::imports::import_history(&app, &imports, &started))
             },
         )
         .into_string(),
     )
     .into_response()
-}
-
-/// Imports listed under the upload box.
-const IMPORTS_SHOWN: usize = 20;
-
-/// The latest imports, CSV and NDJSON, newest first (times in the application's zone).
-fn import_history(app: &Application, imports: &[unico_store::ImportRecord]) -> Markup {
-    html! {
-        div class="card" id="import-history" {
-            h2 class="card-title" { "Import history" }
-            @if imports.is_empty() {
-                p class="sub" { "No import yet." }
-            } @else {
-                table {
-                    thead { tr {
-                        th { "Started (" (app.timezone.as_str()) ")" } th { "What" } th { "State" }
-                        th class="num" { "Rows" } th class="num hide-narrow" { "Created" }
-                        th class="num hide-narrow" { "Updated" } th class="num" { "Rejected" }
-                    } }
-                    tbody {
-                        @for i in imports {
-                            tr {
-                                td class="mono nowrap" { (local_time(app, i.created_at)) }
-                                td { (i.kind.as_str()) " · " (i.mode.as_str()) }
-                                td {
-                                    @match i.state {
-                                        unico_store::ImportState::Succeeded => span class="pill ok" { "succeeded" },
-                                        unico_store::ImportState::Failed => span class="pill bad" title=[i.message.as_deref()] { "failed" },
-                                        unico_store::ImportState::Running => span class="pill" { "running" },
-                                    }
-                                }
-                                td class="num" { (i.rows_read) }
-                                td class="num hide-narrow" { (i.created) }
-                                td class="num hide-narrow" { (i.updated) }
-                                td class="num" { (i.rows_rejected) }
-                            }
-                        }
-                    }
-                }
-                p class="hint" { "Each import's rejected rows, with their line, column, value and reason: GET …/imports/{id} (CSV) or …/events/imports/{id} (NDJSON)." }
-            }
-        }
-    }
 }
 
 /// The fields page. `flash` holds the query's messages: `error` (with `name`/`type`, what
@@ -1185,8 +1169,8 @@ fn fields_body(
         div class="card" id="upload" data-url=(format!("/console/apps/{}/imports", app.id)) {
             h2 class="card-title" { "Upload customers (CSV)" }
             div class="row" {
-                input class="grow" type="file" id="csv-file" accept=".csv,text/csv";
-                select id="csv-mode" {
+                input class="grow" type="file" id="csv-file" accept=".csv,text/csv" aria-label="CSV file to import";
+                select id="csv-mode" aria-label="What to do with invalid rows" {
                     option value="atomic" { "all or nothing" }
                     option value="skip_invalid" { "skip invalid rows" }
                 }
@@ -1761,39 +1745,6 @@ async fn remove_customer(
 }
 
 /// Starts an import from the console's upload box (the file as the body, like the API).
-pub async fn start_import(
-    State(state): State<AppState>,
-    page: Result<AppPage, Response>,
-    Query(query): Query<Vec<(String, String)>>,
-    request: axum::extract::Request,
-) -> Response {
-    let Ok(AppPage(app, _)) = page else {
-        return session_expired();
-    };
-    let app = app.id;
-    let query = crate::routes::params_from_pairs(query);
-    match crate::routes::imports::begin(state, app, &query, request).await {
-        Ok(started) => (StatusCode::ACCEPTED, axum::Json(started)).into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-/// An import's progress for the console's upload box.
-pub async fn import_report(
-    State(state): State<AppState>,
-    page: Result<AppPage, Response>,
-    Path((_, id)): Path<(String, i64)>,
-) -> Response {
-    let Ok(AppPage(app, _)) = page else {
-        return session_expired();
-    };
-    let app = app.id;
-    match crate::routes::imports::report(&state, app, id).await {
-        Ok(report) => axum::Json(report).into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
 /// Downloads the current filter's members (or everyone) as a wide CSV.
 pub async fn export(
     State(state): State<AppState>,

@@ -165,7 +165,7 @@ pub async fn segment(
             (members_card(&app, members, &shown, &base))
             h2 class="section" { "What these customers did" }
             (super::behaviour::render(behaviour))
-            (render_summary(summary))
+            (render_summary(summary, &insights::Drill { app: id, within: text.as_deref().ok() }))
         }
     };
     Html(
@@ -205,10 +205,10 @@ fn members_card(
     }
 }
 
-fn render_summary(summary: &Summary) -> maud::Markup {
+fn render_summary(summary: &Summary, drill: &insights::Drill<'_>) -> maud::Markup {
     html! {
         h2 class="section" { "What these customers look like" }
-        (insights::render(summary))
+        (insights::render(summary, drill))
     }
 }
 
@@ -439,7 +439,7 @@ pub async fn insights(State(state): State<AppState>, AppPage(app, csrf): AppPage
     let body = html! {
         h1 { "Insights" }
         p class="sub" { "Every customer of " (app.name.as_str()) " at a glance: how complete each field is, who they are and when they arrived. A segment's page shows the same for its members." }
-        (insights::render(&summary))
+        (insights::render(&summary, &insights::Drill { app: id, within: None }))
         @if !over_time.is_empty() {
             h2 { "Subscribers over time" }
             div class="charts" {

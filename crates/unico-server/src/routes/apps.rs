@@ -30,7 +30,7 @@ fn parse_tz(tz: &str) -> Result<TimeZoneName, ApiError> {
 
 /// Creates an API key for `app`, remembers it, and answers it with its one-time secret
 /// (the creation audited as done by `actor`).
-async fn new_key(
+pub(crate) async fn new_key(
     state: &AppState,
     app: unico_core::AppId,
     actor: String,

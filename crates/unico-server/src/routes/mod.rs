@@ -29,6 +29,7 @@ use crate::error::ApiError;
 use crate::extract::BodyLimits;
 use crate::state::AppState;
 
+pub(crate) use apps::new_key;
 pub(crate) use segments::{
     check_name as check_segment_name, count_members, segment_out, stored_filter,
 };

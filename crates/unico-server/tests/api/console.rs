@@ -2127,9 +2127,21 @@ async fn the_fields_page_lists_the_imports() {
         .unwrap_or_else(|| panic!("{body}"));
     assert!(history.contains("customers · skip_invalid"), "{history}");
     assert!(history.contains("pill ok"), "{history}");
-    // Rows read, created, updated, rejected.
+    // Rows read, created, updated, rejected (which opens the import's report).
     assert!(
-        history.contains("<td class=\"num\">2</td><td class=\"num hide-narrow\">1</td><td class=\"num hide-narrow\">0</td><td class=\"num\">1</td>"),
+        history.contains("<td class=\"num\">2</td><td class=\"num hide-narrow\">1</td><td class=\"num hide-narrow\">0</td><td class=\"num\"><a href="),
+        "{history}"
+    );
+    assert!(
+        history.contains(&format!(
+            "fields?import={}#last-import\" title=\"This import's summary and rejected rows\">1</a>",
+            report["id"]
+        )),
+        "{history}"
+    );
+    // Started through the API: no file, no console user.
+    assert!(
+        history.contains("<span class=\"sub\">API</span>"),
         "{history}"
     );
 }
@@ -2826,4 +2838,431 @@ async fn the_customers_page_exports_the_audience_for_excel_too() {
     assert!(csv.starts_with('\u{feff}'), "a byte order mark: {csv:?}");
     assert!(csv.contains("customerId;"), "{csv}");
     assert!(csv.contains("ana;Lyon") && !csv.contains("bob"), "{csv}");
+}
+
+/// The chart bars that lead to customers: (what the bar's title says, where it goes).
+fn drill_links(body: &str) -> Vec<(String, String)> {
+    body.split(r#"<a class="drill" href=""#)
+        .skip(1)
+        .map(|rest| {
+            let (href, rest) = rest.split_once('"').unwrap();
+            let label = rest
+                .split_once("<title>")
+                .and_then(|(_, l)| l.split_once("</title>"))
+                .map(|(l, _)| l)
+                .unwrap();
+            (label.to_owned(), href.replace("&amp;", "&"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn chart_bars_drill_down_into_the_customers_they_count() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    api.create_field(&app, "tier", "string").await;
+    api.create_field(&app, "last visit", "string").await;
+    for (id, age, tier) in [
+        ("a", 20, "gold"),
+        ("b", 40, "gold"),
+        ("c", 60, "say \"hi\""),
+    ] {
+        api.create_customer(&app, id, json!({"age": age, "tier": tier}))
+            .await;
+    }
+    api.create_customer(&app, "d", json!({"last visit": "x"}))
+        .await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.as_deref();
+    let (_, _, body) = page(&api, &format!("/console/apps/{}/insights", app.id), cookie).await;
+    let links = drill_links(&body);
+    let to = |label: &str| {
+        links
+            .iter()
+            .find(|(l, _)| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no bar {label:?} in {links:?}"))
+            .1
+            .clone()
+    };
+    let follow = |href: String| {
+        let api = &api;
+        async move {
+            let (status, _, body) = page(api, &href, cookie).await;
+            assert_eq!(status, StatusCode::OK, "{href}");
+            let mut ids = listed(&body);
+            ids.sort();
+            ids
+        }
+    };
+    // A value, a value that needs quoting, a field whose name does, a number range.
+    assert_eq!(follow(to("gold: 2 of 3")).await, ["a", "b"]);
+    assert_eq!(follow(to("say &quot;hi&quot;: 1 of 3")).await, ["c"]);
+    assert_eq!(follow(to("last visit: 1 of 4")).await, ["d"]);
+    assert_eq!(follow(to("age: 3 of 4")).await, ["a", "b", "c"]);
+    let range = links
+        .iter()
+        .find(|(l, _)| l.starts_with("40 to"))
+        .unwrap_or_else(|| panic!("no age bucket from 40 in {links:?}"))
+        .1
+        .clone();
+    assert_eq!(follow(range).await, ["b"]);
+    // The last bucket holds the largest value.
+    let last = links
+        .iter()
+        .rfind(|(l, _)| l.contains(" to "))
+        .unwrap()
+        .1
+        .clone();
+    assert_eq!(follow(last).await, ["c"]);
+    assert!(
+        !links.iter().any(|(l, _)| l.starts_with("(all others)")),
+        "\"all others\" is not one value: {links:?}"
+    );
+
+    // On a segment's page, a bar narrows the segment's members.
+    let (status, segment) = api
+        .send(
+            "POST",
+            &app.path("/segments"),
+            Some(&app.key),
+            Some(json!({"name": "Over 30", "filter": "age > 30"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{segment}");
+    let (_, _, body) = page(
+        &api,
+        &format!("/console/apps/{}/segments/{}", app.id, segment["id"]),
+        cookie,
+    )
+    .await;
+    let links = drill_links(&body);
+    let gold = links
+        .iter()
+        .find(|(l, _)| l.starts_with("gold: 1 of 2"))
+        .unwrap_or_else(|| panic!("no gold bar among the segment's: {links:?}"))
+        .1
+        .clone();
+    assert_eq!(follow(gold).await, ["b"]);
+}
+
+#[tokio::test]
+async fn the_builder_suggests_a_string_fields_most_frequent_values() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "country", "string").await;
+    api.create_field(&app, "age", "number").await;
+    api.create_field(&app, "email", "string").await;
+    let mut batch = Vec::new();
+    for i in 0..60 {
+        let country = match i % 6 {
+            0..=2 => "ES",
+            3 | 4 => "FR",
+            _ => "<i>PT</i>",
+        };
+        batch.push(json!({"customerId": format!("c{i}"),
+            "fields": {"country": country, "age": i, "email": format!("p{i}@example.com")}}));
+    }
+    let (status, _) = api
+        .send(
+            "POST",
+            &app.path("/customers/batch"),
+            Some(&app.key),
+            Some(json!(batch)),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let values = |field: &str, cookie: Option<String>| {
+        let api = &api;
+        let path = format!("/console/apps/{}/values?field={}", app.id, enc(field));
+        async move {
+            let (status, _, body) = page(api, &path, cookie.as_deref()).await;
+            (
+                status,
+                serde_json::from_str::<serde_json::Value>(&body).unwrap_or_default(),
+            )
+        }
+    };
+    let (status, body) = values("country", cookie.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"values": [
+            {"value": "ES", "count": 30},
+            {"value": "FR", "count": 20},
+            {"value": "<i>PT</i>", "count": 10},
+        ]}),
+        "most frequent first, as stored (the builder writes them as text)"
+    );
+    // Numbers are typed, and values each customer holds alone would be noise.
+    assert_eq!(values("age", cookie.clone()).await.1, json!({"values": []}));
+    assert_eq!(
+        values("email", cookie.clone()).await.1,
+        json!({"values": []})
+    );
+    assert_eq!(
+        values("nope", cookie.clone()).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        values("country", None).await.0,
+        StatusCode::UNAUTHORIZED,
+        "no session, no values"
+    );
+    // The customers page points the builder at them.
+    let (_, _, body) = page(
+        &api,
+        &format!("/console/apps/{}/customers", app.id),
+        cookie.as_deref(),
+    )
+    .await;
+    assert!(
+        body.contains(&format!(
+            "data-values-url=\"/console/apps/{}/values\"",
+            app.id
+        )),
+        "{body}"
+    );
+}
+
+/// The key shown once on a key page.
+fn shown_key(body: &str) -> String {
+    body.split("id=\"new-key\"")
+        .nth(1)
+        .and_then(|rest| rest.split("value=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no key shown: {body}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_admin_creates_applications_sets_their_zone_and_manages_keys_in_the_console() {
+    let api = Api::new();
+    let (_, admin, _) = sign_in(&api, ADMIN).await;
+    let admin = admin.unwrap();
+    let (_, _, body) = page(&api, "/console/apps", Some(&admin)).await;
+    assert!(body.contains("id=\"new-app\""), "{body}");
+    assert!(
+        body.contains("<option value=\"Europe/Madrid\">"),
+        "time zones are suggested: {body}"
+    );
+
+    // A new application: its first key is shown once, not cached, and works.
+    let (status, _, body) = post_form(
+        &api,
+        "/console/apps",
+        &admin,
+        "name=Tienda+%3Cb%3E&timezone=America%2FBogota",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body.contains("Application created") && body.contains("Tienda &lt;b&gt;"),
+        "{body}"
+    );
+    let key = shown_key(&body);
+    let (status, apps) = api.send("GET", "/v1/apps", Some(&key), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(apps["apps"][0]["name"], "Tienda <b>");
+    assert_eq!(apps["apps"][0]["timezone"], "America/Bogota");
+    let app = apps["apps"][0]["id"].as_i64().unwrap();
+
+    // Its time zone, changed by the admin.
+    let (status, location, _) = post_form(
+        &api,
+        &format!("/console/apps/{app}/timezone"),
+        &admin,
+        "timezone=Asia%2FTokyo",
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location.starts_with("/console/apps?done="), "{location}");
+    let (_, got) = api.admin("GET", &format!("/v1/apps/{app}"), None).await;
+    assert_eq!(got["timezone"], "Asia/Tokyo");
+    let (_, location, _) = post_form(
+        &api,
+        &format!("/console/apps/{app}/timezone"),
+        &admin,
+        "timezone=Mars%2FOlympus",
+    )
+    .await;
+    assert!(location.starts_with("/console/apps?error="), "{location}");
+    let (_, _, body) = page(&api, &location, Some(&admin)).await;
+    assert!(body.contains("class=\"flash bad\""), "{body}");
+    let (_, got) = api.admin("GET", &format!("/v1/apps/{app}"), None).await;
+    assert_eq!(got["timezone"], "Asia/Tokyo", "a bad zone changes nothing");
+
+    // The application's own key: a second key, shown once; no new application, no zone.
+    let (_, own, _) = sign_in(&api, &key).await;
+    let own = own.unwrap();
+    let (status, _, body) = post_form(&api, &format!("/console/apps/{app}/keys"), &own, "").await;
+    assert_eq!(status, StatusCode::OK);
+    let second = shown_key(&body);
+    assert_ne!(second, key);
+    assert_eq!(
+        api.send("GET", &format!("/v1/apps/{app}"), Some(&second), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (_, _, body) = page(&api, "/console/apps", Some(&own)).await;
+    assert!(!body.contains("id=\"new-app\""), "{body}");
+    assert!(!body.contains("name=\"timezone\""), "{body}");
+    assert_eq!(
+        body.matches("/revoke\"").count(),
+        2,
+        "two active keys: {body}"
+    );
+    let (_, location, _) = post_form(&api, "/console/apps", &own, "name=Mine").await;
+    assert!(location.starts_with("/console/apps?error="), "{location}");
+    let (_, location, _) = post_form(
+        &api,
+        &format!("/console/apps/{app}/timezone"),
+        &own,
+        "timezone=UTC",
+    )
+    .await;
+    assert!(location.starts_with("/console/apps?error="), "{location}");
+    let (_, got) = api.admin("GET", "/v1/apps", None).await;
+    assert_eq!(got["apps"].as_array().unwrap().len(), 1, "{got}");
+
+    // Revoking the second key: it stops working at once.
+    let (_, keys) = api
+        .send("GET", &format!("/v1/apps/{app}/keys"), Some(&key), None)
+        .await;
+    let second_id = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| {
+            second.starts_with(k["prefix"].as_str().unwrap()) && k["id"] != keys["keys"][0]["id"]
+        })
+        .map(|k| k["id"].as_i64().unwrap())
+        .unwrap();
+    let (status, location, _) = post_form(
+        &api,
+        &format!("/console/apps/{app}/keys/{second_id}/revoke"),
+        &own,
+        "",
+    )
+    .await;
+    assert_eq!(
+        (status, location.as_str()),
+        (
+            StatusCode::SEE_OTHER,
+            "/console/apps?done=The%20key%20is%20revoked."
+        )
+    );
+    assert_eq!(
+        api.send("GET", &format!("/v1/apps/{app}"), Some(&second), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, audit) = api.admin("GET", "/v1/audit", None).await;
+    let actions: Vec<String> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["actor"].as_str().unwrap(),
+                r["action"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        actions.contains(&"console admin app.created".to_owned())
+            && actions.contains(&"console admin app.updated".to_owned())
+            && actions
+                .iter()
+                .any(|a| a.starts_with("console key:") && a.ends_with("key.revoked")),
+        "{actions:?}"
+    );
+
+    // Another application's key reaches none of this.
+    let other = api.create_app("Other").await;
+    let (_, other_cookie, _) = sign_in(&api, &other.key).await;
+    let (_, location, _) = post_form(
+        &api,
+        &format!("/console/apps/{app}/keys"),
+        &other_cookie.unwrap(),
+        "",
+    )
+    .await;
+    assert!(location.starts_with("/console/apps?error="), "{location}");
+}
+
+#[tokio::test]
+async fn an_import_from_the_console_names_its_file_and_who_and_keeps_its_report_in_view() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "age", "number").await;
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let req = Request::builder()
+        .method("POST")
+        .header(SEC_FETCH_SITE, "same-origin")
+        .uri(format!(
+            "/console/apps/{}/imports?mode=skip_invalid&file={}",
+            app.id,
+            enc("spring <list>.csv")
+        ))
+        .header(header::CONTENT_TYPE, "text/csv")
+        .header(header::COOKIE, &cookie)
+        .body(Body::from("customerId,age\na,31\nb,old\n"))
+        .unwrap();
+    let (status, _, body) = api.request_bytes(req).await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let started: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let id = started["id"].as_i64().unwrap();
+    let report = api.wait_import(&app, id).await;
+    assert_eq!(report["state"], "succeeded", "{report}");
+    let (_, _, body) = page(
+        &api,
+        &format!("/console/apps/{}/fields?import={id}", app.id),
+        Some(&cookie),
+    )
+    .await;
+    let card = body
+        .split("id=\"last-import\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no import card: {body}"));
+    assert!(
+        card.contains("spring &lt;list&gt;.csv")
+            && card.contains("by <span class=\"mono\">console key:"),
+        "{card}"
+    );
+    assert!(
+        card.contains("Imported: 1 row, 1 customer created, 0 updated, 1 row rejected (below)."),
+        "{card}"
+    );
+    assert!(
+        card.contains("<td class=\"mono cell\" title=\"old\">old</td>"),
+        "{card}"
+    );
+    let history = body.split("id=\"import-history\"").nth(1).unwrap();
+    assert!(history.contains("spring &lt;list&gt;.csv"), "{history}");
+    assert!(
+        history.contains(&format!("fields?import={id}#last-import")),
+        "{history}"
+    );
+    // The API's import takes no file name: a stray one is refused there as before.
+    let (status, _) = api
+        .send_raw(
+            "POST",
+            &app.path("/imports?file=x.csv"),
+            Some(&app.key),
+            Some("text/csv"),
+            b"customerId,age\nc,1\n".to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

@@ -46,7 +46,11 @@
         setTimeout(function () { poll(id); }, 300);
       } else {
         show(report);
-        if (report.state === "succeeded") setTimeout(function () { location.reload(); }, 1500);
+        // The page is drawn again (fill rates, history) with this import's summary and
+        // rejected rows on it, so they stay in view.
+        if (report.state === "succeeded") {
+          location.assign(location.pathname + "?import=" + encodeURIComponent(id) + "#last-import");
+        }
       }
     });
   }
@@ -58,7 +62,7 @@
     bar.style.width = "0%";
     status.textContent = "Uploading…";
     var xhr = new XMLHttpRequest();
-    xhr.open("POST", url + "?mode=" + encodeURIComponent(chosenMode));
+    xhr.open("POST", url + "?mode=" + encodeURIComponent(chosenMode) + "&file=" + encodeURIComponent(file.name));
     xhr.setRequestHeader("Content-Type", "text/csv");
     xhr.setRequestHeader("X-Unico-Csrf", csrf);
     xhr.upload.onprogress = function (e) {
@@ -123,4 +127,45 @@ document.addEventListener("change", function (e) {
   });
   var invalid = form.querySelector("[aria-invalid=true]");
   if (invalid) invalid.focus();
+})();
+
+// "Copy" beside a key shown once: copies the box named by data-copy, and says so (or how
+// to copy by hand when the browser refuses).
+document.addEventListener("click", function (e) {
+  var button = e.target && e.target.closest ? e.target.closest("button[data-copy]") : null;
+  if (!button) return;
+  var box = document.getElementById(button.getAttribute("data-copy"));
+  var status = document.getElementById("copy-status");
+  if (!box) return;
+  function say(ok) {
+    if (!status) return;
+    status.hidden = false;
+    status.className = ok ? "flash ok inline" : "flash bad inline";
+    status.textContent = ok ? "Copied to the clipboard." : "The browser did not copy it: select the key and press Ctrl+C (⌘C).";
+  }
+  function byHand() {
+    box.focus();
+    box.select();
+    var done = false;
+    try { done = document.execCommand("copy"); } catch (err) { done = false; }
+    say(done);
+  }
+  if (navigator.clipboard && navigator.clipboard.writeText) {
+    navigator.clipboard.writeText(box.value).then(function () { say(true); }, byHand);
+  } else {
+    byHand();
+  }
+});
+
+// A card whose content is wider than the screen (a wide table on a phone) scrolls
+// sideways; it takes the focus so that the keyboard can scroll it too.
+(function () {
+  function mark() {
+    Array.prototype.forEach.call(document.querySelectorAll(".card"), function (card) {
+      if (card.scrollWidth > card.clientWidth + 1) card.tabIndex = 0;
+      else if (card.getAttribute("tabindex") === "0") card.removeAttribute("tabindex");
+    });
+  }
+  mark();
+  window.addEventListener("resize", mark);
 })();

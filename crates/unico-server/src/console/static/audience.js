@@ -75,6 +75,31 @@
     if (value !== undefined) s.value = value;
     return s;
   }
+  // Value suggestions: a string field's most frequent values (from the server, once per
+  // field and page), offered under its value box as a datalist the browser filters as the
+  // user types; each says how many customers hold it.
+  var valuesUrl = root.getAttribute("data-values-url");
+  var suggestionLists = {};
+  function suggestions(field) {
+    if (!valuesUrl) return null;
+    if (suggestionLists[field]) return suggestionLists[field].id;
+    var list = el("datalist");
+    list.id = "values-" + Object.keys(suggestionLists).length;
+    suggestionLists[field] = list;
+    document.body.appendChild(list);
+    fetch(valuesUrl + "?field=" + encodeURIComponent(field), { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : { values: [] }; })
+      .then(function (j) {
+        (j.values || []).forEach(function (v) {
+          var o = el("option");
+          o.value = v.value;
+          o.label = v.count.toLocaleString() + (v.count === 1 ? " customer" : " customers");
+          list.appendChild(o);
+        });
+      })
+      .catch(function () {});
+    return list.id;
+  }
   function textInput(value, placeholder, type, label) {
     var i = el("input");
     i.type = type || "text";
@@ -511,7 +536,13 @@
         break;
       case "on": text("text", "2024-05-01", "date", "date"); break;
       default:
-        text("text", t === "number" ? "42" : "value", "text", "value").className = t === "number" ? "num" : "wide";
+        var v = text("text", t === "number" ? "42" : "value", "text", "value");
+        v.className = t === "number" ? "num" : "wide";
+        // A field's own values are suggested (not a property's: events hold those).
+        if (t === "string" && !prefix && c.field && !computed[c.field]) {
+          var listId = suggestions(c.field);
+          if (listId) v.setAttribute("list", listId);
+        }
     }
     return box;
   }
@@ -767,7 +798,12 @@
     var actions = el("div", "group-actions");
     var add = el("button", "secondary small", "+ Condition");
     add.type = "button";
-    add.onclick = function () { g.items.push(condition(pickField())); render(); changed(); };
+    add.onclick = function () {
+      var fresh = condition(pickField());
+      g.items.push(fresh);
+      render(); changed();
+      focusRow(fresh, "select.field");
+    };
     actions.appendChild(add);
     if (events.length) {
       var did = el("button", "secondary small", "+ Behaviour");
@@ -803,9 +839,11 @@
       sub.type = "button";
       sub.onclick = function () {
         var inner = group(g.op === "and" ? "or" : "and");
-        inner.items.push(condition(pickField()));
+        var first = condition(pickField());
+        inner.items.push(first);
         g.items.push(inner);
         render(); changed();
+        focusRow(first, "select.field");
       };
       actions.appendChild(sub);
     }
@@ -814,18 +852,103 @@
   }
   // New conditions start on the first field of the schema (else customerId).
   function pickField() { return (fields[3] || fields[0]).name; }
-  // Re-rendering keeps the keyboard where it was: the focus goes back to the control at
-  // the same place (the one just changed, or the new row's first after an addition).
+  // Re-rendering never rebuilds the control under the focus: the builder is drawn anew
+  // off the page, then every node of the page is replaced by the new drawing's except the
+  // focused control and its ancestors, which stay in the document (never detached, so
+  // never blurred) and take the new drawing's attributes, handlers, options and value.
+  // The keyboard and a screen reader stay on the very element the user is on. When its
+  // place is gone (its row was removed), the focus goes to the control now at the same
+  // position in tab order.
+  var CONTROLS = "select, input, button, a[href]";
+  function pathTo(node) {
+    var path = [];
+    while (node && node !== root) {
+      path.unshift(Array.prototype.indexOf.call(node.parentNode.children, node));
+      node = node.parentNode;
+    }
+    return node === root ? path : null;
+  }
+  function sameOptions(a, b) {
+    if (a.options.length !== b.options.length) return false;
+    for (var i = 0; i < a.options.length; i++) {
+      if (a.options[i].value !== b.options[i].value || a.options[i].text !== b.options[i].text) return false;
+    }
+    return true;
+  }
+  // `kept` (on the page) becomes `fresh` (drawn off the page) in all but identity.
+  function adopt(kept, fresh) {
+    Array.prototype.slice.call(kept.attributes).forEach(function (a) {
+      if (!fresh.hasAttribute(a.name)) kept.removeAttribute(a.name);
+    });
+    Array.prototype.forEach.call(fresh.attributes, function (a) {
+      if (kept.getAttribute(a.name) !== a.value) kept.setAttribute(a.name, a.value);
+    });
+    // The new handlers read their own (off-page) control: it is given the kept one's
+    // state before each runs.
+    ["onchange", "oninput", "onclick", "onkeydown"].forEach(function (h) {
+      var handler = fresh[h];
+      kept[h] = handler ? function (e) {
+        if ("value" in kept) fresh.value = kept.value;
+        if (kept.type === "checkbox") fresh.checked = kept.checked;
+        return handler.call(fresh, e);
+      } : null;
+    });
+    kept.cond = fresh.cond;
+    if (kept.tagName === "SELECT" && !sameOptions(kept, fresh)) {
+      kept.replaceChildren.apply(kept, Array.prototype.slice.call(fresh.childNodes));
+    }
+    if (kept.tagName === "BUTTON") kept.textContent = fresh.textContent;
+    if (kept.tagName === "INPUT" || kept.tagName === "SELECT") {
+      if (kept.value !== fresh.value) kept.value = fresh.value;
+    }
+    if (kept.type === "checkbox") kept.checked = fresh.checked;
+  }
+  // Swaps the page's builder for `drawn`, keeping the nodes on `path` (root's child
+  // indices down to the focused control); false, changing nothing, when `drawn` has no
+  // node of the same kind on that path.
+  function graft(drawn, path) {
+    var holder = el("div");
+    holder.appendChild(drawn);
+    var olds = [root], news = [holder];
+    for (var d = 0; d < path.length; d++) {
+      var o = olds[d].children[path[d]], f = news[d].children[path[d]];
+      if (!o || !f || o.tagName !== f.tagName || o.type !== f.type) return false;
+      if (d === path.length - 1 && o.className !== f.className) return false;
+      olds.push(o);
+      news.push(f);
+    }
+    for (d = 0; d < path.length; d++) {
+      var parent = olds[d], keep = olds[d + 1], twin = news[d + 1], after = false;
+      Array.prototype.slice.call(parent.childNodes).forEach(function (n) { if (n !== keep) parent.removeChild(n); });
+      Array.prototype.slice.call(news[d].childNodes).forEach(function (n) {
+        if (n === twin) { after = true; return; }
+        if (after) parent.appendChild(n); else parent.insertBefore(n, keep);
+      });
+      adopt(keep, twin);
+    }
+    return true;
+  }
   function render() {
-    var controls = root.querySelectorAll("select, input, button");
-    var at = Array.prototype.indexOf.call(controls, document.activeElement);
-    root.textContent = "";
-    root.appendChild(renderGroup(model, null, 0));
-    if (at >= 0) {
-      var now = root.querySelectorAll("select, input, button");
-      if (now.length) now[Math.min(at, now.length - 1)].focus();
+    var active = document.activeElement;
+    var inside = active && active !== root && root.contains(active);
+    var at = inside ? Array.prototype.indexOf.call(root.querySelectorAll(CONTROLS), active) : -1;
+    var path = inside ? pathTo(active) : null;
+    var drawn = renderGroup(model, null, 0);
+    if (!(path && graft(drawn, path))) {
+      root.textContent = "";
+      root.appendChild(drawn);
+      if (inside) {
+        var now = root.querySelectorAll(CONTROLS);
+        if (now.length) now[Math.min(at, now.length - 1)].focus();
+      }
     }
     showIncomplete();
+  }
+  // After an addition, the keyboard goes to the new condition's first choice.
+  function focusRow(item, selector) {
+    Array.prototype.forEach.call(root.querySelectorAll(".cond"), function (r) {
+      if (r.cond === item) { var c = r.querySelector(selector); if (c) c.focus(); }
+    });
   }
 
   // --- the live count and the text form ---------------------------------------------------
@@ -875,6 +998,23 @@
     total.textContent = Number(known).toLocaleString();
     of.hidden = false;
   }
+  // Each audience the user settles on is a step of the browser's history, so back and
+  // forward return to it: a change counted within a few seconds of the last one replaces
+  // that step instead (typing "age > 30" is one step, not five).
+  var lastStep = 0, STEP_MS = 2000, shownQuery = location.search;
+  function remember(target) {
+    var now = Date.now();
+    if (now - lastStep < STEP_MS) history.replaceState({ audience: true }, "", target);
+    else history.pushState({ audience: true }, "", target);
+    lastStep = now;
+    shownQuery = location.search;
+  }
+  // Back or forward to another audience: the page of that address, drawn by the server
+  // as on a reload (its filter, search, order and page). A change of the #fragment alone
+  // is not one.
+  window.addEventListener("popstate", function () {
+    if (location.search !== shownQuery) location.reload();
+  });
   function showRows() {
     if (!rows) return;
     var filter = input.value.trim(), q = searchText();
@@ -900,7 +1040,7 @@
         rows.setAttribute("data-q", q);
         rows.removeAttribute("aria-busy");
         showTotal();
-        history.replaceState(null, "", target);
+        remember(target);
         var back = document.querySelector('input[name="back"]');
         if (back) back.value = target;
       })
