@@ -10,7 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 use unico_core::time::format_datetime;
-use unico_core::{AppId, Application, FieldName, FieldType};
+use unico_core::{AppId, Application, FieldName, FieldType, Schema};
 
 use super::layout::{self, Section};
 use super::location::{ConsolePath, redirect, see_other};
@@ -323,11 +323,11 @@ pub async fn customers(
         .get("q")
         .map(|q| q.trim().to_owned())
         .unwrap_or_default();
-    let effective = with_search(&filter_text, &search);
     let schema = match state.blocking(move |s| s.schema(app.id)).await {
         Ok(s) => s,
         Err(e) => return failure(e),
     };
+    let effective = with_search(&filter_text, &search, &schema);
     let view = ListView::from_query(&query, &schema);
     let mut params = Vec::new();
     if !effective.trim().is_empty() {
@@ -403,7 +403,7 @@ pub async fn customers(
         div class="card" id="audience" {
             form method="get" id="filter-form" {
                 div class="row spaced" {
-                    input class="grow" type="search" name="q" value=(search) placeholder="Search by customerId (starts with…) or an identity (email, phone, device…)" autocomplete="off";
+                    input class="grow" type="search" name="q" value=(search) placeholder="Search: the start of a customerId, a name, an email… or an identity" autocomplete="off";
                     @if let Some((id, _)) = &editing { input type="hidden" name="segment" value=(id); }
                 }
                 div class="tabs" id="filter-tabs" hidden {
@@ -678,18 +678,30 @@ fn filter_fields<'a>(
         .collect()
 }
 
-/// The customers page's audience: the filter narrowed by the customerId search (one more
-/// condition of the filter language, `customerId starts_with`). The count, the rows, the
+/// The customers page's audience: the filter narrowed by the search, one more condition
+/// of the filter language: the customerId or any stored string field (a name, an email, a
+/// city…) starts with the typed text, without regard to case. The count, the rows, the
 /// export and a saved segment all go through here, so they describe the same customers.
-pub(super) fn with_search(filter_text: &str, search: &str) -> String {
+pub(super) fn with_search(filter_text: &str, search: &str, schema: &Schema) -> String {
     let search = search.trim();
     if search.is_empty() {
         return filter_text.to_owned();
     }
-    let condition = format!(
-        "customerId starts_with {}",
-        unico_filter::string_literal(search)
+    let text = unico_filter::string_literal(search);
+    let mut alternatives = vec![format!("customerId starts_with {text}")];
+    alternatives.extend(
+        schema
+            .fields()
+            .iter()
+            .filter(|f| f.field_type == FieldType::String && !f.is_computed())
+            .map(|f| {
+                format!(
+                    "{} starts_with {text}",
+                    unico_filter::name_literal(f.name.as_str())
+                )
+            }),
     );
+    let condition = format!("({})", alternatives.join(" or "));
     if filter_text.trim().is_empty() {
         condition
     } else {
@@ -977,19 +989,21 @@ async fn count_filter(
         // The filter alone gives the text and tree the builder follows; the count is of
         // the filter and the search together, like the rows below it.
         let id = app.id;
-        let parsed = if everyone {
-            Ok(None)
-        } else {
-            state
-                .blocking(move |s| s.schema(id))
-                .await
-                .and_then(|schema| crate::routes::parse_filter(&filter, &schema).map(Some))
-        };
+        let parsed = state
+            .blocking(move |s| s.schema(id))
+            .await
+            .and_then(|schema| {
+                if everyone {
+                    Ok((None, schema))
+                } else {
+                    crate::routes::parse_filter(&filter, &schema).map(|f| (Some(f), schema))
+                }
+            });
         match parsed {
-            Ok(f) => {
+            Ok((f, schema)) => {
                 let text = f.as_ref().map(|f| f.to_text()).unwrap_or_default();
                 let tree = f.map_or(serde_json::Value::Null, |f| f.to_json());
-                let both = serde_json::Value::String(with_search(&text, search));
+                let both = serde_json::Value::String(with_search(&text, search, &schema));
                 crate::routes::count_members(&state, app.id, both)
                     .await
                     .map(|(_, count, _)| serde_json::json!({ "count": count, "text": text, "tree": tree }))
@@ -1760,7 +1774,11 @@ pub async fn export(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    let filter = with_search(&find("filter"), &find("q"));
+    let schema = match state.blocking(move |s| s.schema(app)).await {
+        Ok(schema) => schema,
+        Err(e) => return e.into_response(),
+    };
+    let filter = with_search(&find("filter"), &find("q"), &schema);
     let mut pairs: Vec<(String, String)> = query
         .iter()
         .filter(|(k, _)| k != "filter" && k != "q")

@@ -244,14 +244,13 @@ pub async fn update_segment(
 /// Creates (`segment` is `None`) or updates a segment, then opens its page; a refused name
 /// or filter goes back to the builder with the message.
 async fn save(state: AppState, app: AppId, segment: Option<i64>, form: SegmentForm) -> Response {
-    let (name, filter_text) = (
-        form.name.clone(),
-        super::pages::with_search(&form.filter, &form.q),
-    );
+    let (name, filter, q) = (form.name.clone(), form.filter.clone(), form.q.clone());
     let saved = state
         .blocking_api(move |s| {
             let name = crate::routes::check_segment_name(&name)?;
-            let filter = crate::routes::parse_filter_text(&filter_text, &s.schema(app)?)?;
+            let schema = s.schema(app)?;
+            let filter_text = super::pages::with_search(&filter, &q, &schema);
+            let filter = crate::routes::parse_filter_text(&filter_text, &schema)?;
             let json = filter.to_json().to_string();
             Ok(match segment {
                 None => s.create_segment(app, &name, &json, now_ms())?,

@@ -1504,6 +1504,70 @@ async fn the_search_and_the_filter_are_one_audience_for_count_rows_export_and_se
     );
 }
 
+/// The search finds customers by the start of their customerId or of any string field (a
+/// name, an email), in any case, and not by text in the middle of a value; the count, the
+/// rows, the export and a segment saved from it agree.
+#[tokio::test]
+async fn the_search_finds_names_and_emails_by_their_start_in_any_case() {
+    let api = Api::new();
+    let app = api.create_app("Shop").await;
+    api.create_field(&app, "first_name", "string").await;
+    api.create_field(&app, "email", "string").await;
+    api.create_field(&app, "age", "number").await;
+    for (id, fields) in [
+        ("c1", json!({"first_name": "Martina", "age": 30})),
+        ("c2", json!({"email": "MARTIN@example.com", "age": 40})),
+        ("martinez", json!({"first_name": "Luis", "age": 50})),
+        (
+            "c4",
+            json!({"first_name": "Ana", "email": "ana@martin.es", "age": 60}),
+        ),
+        ("c5", json!({"first_name": "Zoe", "age": 70})),
+    ] {
+        api.create_customer(&app, id, fields).await;
+    }
+    let (_, cookie, _) = sign_in(&api, &app.key).await;
+    let cookie = cookie.unwrap();
+    let count = |filter: &str| {
+        format!(
+            "/console/apps/{}/count?filter={}&q=martin",
+            app.id,
+            enc(filter)
+        )
+    };
+    let (_, _, body) = page(&api, &count(""), Some(&cookie)).await;
+    let counted: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(counted["count"], 3, "{body}");
+    let list = format!("/console/apps/{}/customers?q=martin", app.id);
+    let (_, _, body) = page(&api, &list, Some(&cookie)).await;
+    for shown in ["/customers/c1", "/customers/c2", "/customers/martinez"] {
+        assert!(body.contains(shown), "{shown} missing");
+    }
+    for hidden in ["/customers/c4", "/customers/c5"] {
+        assert!(!body.contains(hidden), "{hidden} listed");
+    }
+    let (status, _, csv) = page(
+        &api,
+        &format!(
+            "/console/apps/{}/export?format=wide&filter={}&q=MARTIN",
+            app.id,
+            enc("age >= 40")
+        ),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(ids, ["c2", "martinez"], "{csv}");
+    let (_, _, body) = page(&api, &count("age >= 40"), Some(&cookie)).await;
+    let counted: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(counted["count"], 2, "{body}");
+}
+
 /// Saving a segment under a name the application already uses (in any case) is refused with
 /// a message, and the customers page comes back with what was typed: name, filter, search.
 #[tokio::test]
