@@ -12,11 +12,13 @@
 //! events writes its batches the same way in one transaction ([`event_imports`]).
 //!
 //! **Concurrency.** Every call runs on the caller's (blocking) thread with a connection of
-//! its own from a small pool ([`conn`]); there is no writer thread. Writes are
-//! `READ COMMITTED` transactions that lock what they change in one fixed order
-//! ([`writes`]); a write the server aborts to break a deadlock is run again. Every writing
-//! transaction appends its changes to the change log as its last step before `COMMIT`,
-//! which makes the log's order the commit order ([`log`]).
+//! its own from a small pool ([`conn`]), except single-customer writes (create, update,
+//! upsert of one customer), which are queued to a few writer connections that commit many
+//! of them in one transaction, each under its own savepoint ([`group`]): group commit, as
+//! the embedded store's writer does. Writes are `READ COMMITTED` transactions that lock
+//! what they change in one fixed order ([`writes`]); a write the server aborts to break a
+//! deadlock is run again. Every writing transaction appends its changes to the change log
+//! as its last step before `COMMIT`, which makes the log's order the commit order ([`log`]).
 //!
 //! **Reads** need no lock; a scan runs in one `REPEATABLE READ` snapshot that also reads
 //! the log's head, so it says exactly which point of the log it reflects.
@@ -28,6 +30,7 @@ mod conn;
 mod event_identities;
 mod event_imports;
 mod events;
+mod group;
 mod identities;
 mod imports;
 mod log;
@@ -79,6 +82,8 @@ pub struct PostgresStore {
     head: Arc<Head>,
     /// Hears other connections' commits; stops when the store drops.
     _listener: log::Listener,
+    /// Commits single-customer writes in groups (see `group.rs`).
+    group: group::Group,
     /// Imports of at most this many customers reach the change log customer by customer.
     incremental_import: u64,
 }
@@ -107,7 +112,9 @@ impl PostgresStore {
             .map_err(|e| conn::internal(&e))?;
         let head = Head::new(seq.max(0) as u64);
         let listener = log::Listener::start(config.clone(), head.clone())?;
+        let group = group::Group::start(&config, &head)?;
         Ok(Self {
+            group,
             pool: Pool::new(config, first),
             head,
             _listener: listener,
@@ -178,6 +185,26 @@ impl PostgresStore {
         }
     }
 
+    /// Runs `op` in a group commit with other waiting writes (see `group.rs`), or on its
+    /// own when the group gives it back.
+    fn write_grouped<R: Send + 'static>(
+        &self,
+        mut op: impl FnMut(&mut Wx<'_, '_>) -> Res<R> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let boxed: group::Op = Box::new(move |w: &mut Wx<'_, '_>| {
+            op(w).map(|r| Box::new(r) as Box<dyn std::any::Any + Send>)
+        });
+        let answer = match self.group.run(boxed)? {
+            group::Outcome::Done(answer) => answer,
+            group::Outcome::Failed(e) => return Err(e),
+            group::Outcome::Alone(mut op) => self.write(|w| op(w))?,
+        };
+        answer
+            .downcast::<R>()
+            .map(|r| *r)
+            .map_err(|_| StoreError::Internal("a grouped write answered another type".into()))
+    }
+
     fn write_one(
         &self,
         app: AppId,
@@ -186,13 +213,20 @@ impl PostgresStore {
         now: i64,
         mode: Mode,
     ) -> Result<Customer, StoreError> {
-        self.write(|w| {
+        let customer_id = customer_id.clone();
+        let changes = changes.to_vec();
+        self.write_grouped(move |w| {
             let live = w.share_app(app)?;
-            check_changes(&live, changes)?;
-            let mut deltas = CountDeltas::default();
-            let (outcome, before) =
-                writes::write(&mut w.db, app, customer_id, changes, now, mode, &mut deltas)?;
-            writes::flush_counts(deltas, &mut w.db)?;
+            check_changes(&live, &changes)?;
+            let (outcome, before) = writes::write(
+                &mut w.db,
+                app,
+                &customer_id,
+                &changes,
+                now,
+                mode,
+                &mut w.deltas,
+            )?;
             w.emit(Change::Customer {
                 app,
                 customer: outcome.customer.clone(),
@@ -279,11 +313,9 @@ fn write_once<R>(
     let Conn { client, stmts } = conn;
     let mut tx = client.transaction()?;
     let (r, changes) = {
-        let mut w = Wx {
-            db: Db::new(&mut tx, stmts),
-            changes: Vec::new(),
-        };
+        let mut w = Wx::new(Db::new(&mut tx, stmts));
         let r = op(&mut w)?;
+        writes::flush_counts(std::mem::take(&mut w.deltas), &mut w.db)?;
         (r, w.changes)
     };
     let seq = log::append(&mut Db::new(&mut tx, stmts), &changes)?;
@@ -302,10 +334,7 @@ fn import_once(
     let Conn { client, stmts } = conn;
     let mut tx = client.transaction()?;
     let (counts, changes) = {
-        let mut w = Wx {
-            db: Db::new(&mut tx, stmts),
-            changes: Vec::new(),
-        };
+        let mut w = Wx::new(Db::new(&mut tx, stmts));
         let outcome = imports::run(&mut w, written, write_all);
         let counts = match finish {
             None => outcome?,

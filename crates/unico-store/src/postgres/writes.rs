@@ -45,10 +45,18 @@ const IMPORT_LOCK: i32 = 0x756e_696d; // "unim"
 /// registering writes of one application take turns, so the type limit holds.
 const REGISTER_LOCK: i32 = 0x756e_7267; // "unrg"
 
-/// What a write sees: its transaction, and the changes to log when it commits.
+/// What a write sees: its transaction, the changes to log when it commits, the value-count
+/// changes to apply just before, and the applications whose shared lock it holds.
 pub struct Wx<'a, 't> {
     pub db: Db<'a, Transaction<'t>>,
     pub changes: Vec<Change>,
+    /// Applied by whoever commits the transaction, after every write in it and just before
+    /// the log append (so count rows are the last rows locked, see the module docs).
+    pub deltas: CountDeltas,
+    /// The applications [`Wx::share_app`] locked in this transaction, with their live
+    /// fields: they cannot change until it ends, so a second write of the same application
+    /// in the transaction (a group commit, see `group.rs`) neither locks nor reads again.
+    shared: Vec<(AppId, LiveFields)>,
 }
 
 /// The second key of an application's locks. Ids past 2^31 share keys with smaller ones,
@@ -57,7 +65,34 @@ fn lock_key(app: AppId) -> i32 {
     app.0 as i32
 }
 
-impl Wx<'_, '_> {
+impl<'a, 't> Wx<'a, 't> {
+    pub fn new(db: Db<'a, Transaction<'t>>) -> Self {
+        Wx {
+            db,
+            changes: Vec::new(),
+            deltas: CountDeltas::default(),
+            shared: Vec::new(),
+        }
+    }
+
+    /// How much of the transaction's bookkeeping exists now, to go back to with
+    /// [`Wx::rewind`] when the statements since are rolled back to a savepoint.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            changes: self.changes.len(),
+            deltas: self.deltas.clone(),
+            shared: self.shared.len(),
+        }
+    }
+
+    /// Forgets the changes, count changes and application locks recorded since `mark`
+    /// (the locks went with the savepoint's rollback).
+    pub fn rewind(&mut self, mark: Mark) {
+        self.changes.truncate(mark.changes);
+        self.deltas = mark.deltas;
+        self.shared.truncate(mark.shared);
+    }
+
     /// Records a change, logged if and when the transaction commits.
     pub fn emit(&mut self, change: Change) {
         self.changes.push(change);
@@ -66,8 +101,13 @@ impl Wx<'_, '_> {
     /// For customer writes: the application's schema cannot change until this transaction
     /// ends. Answers the live fields; `NotFound` if the application does not exist.
     pub fn share_app(&mut self, app: AppId) -> Res<LiveFields> {
+        if let Some((_, live)) = self.shared.iter().find(|(a, _)| *a == app) {
+            return Ok(live.clone());
+        }
         self.share_app_lock(app)?;
-        rows::live_fields(&mut self.db, app)
+        let live = rows::live_fields(&mut self.db, app)?;
+        self.shared.push((app, live.clone()));
+        Ok(live)
     }
 
     /// [`Wx::share_app`] for writes that do not need the fields (events): the application's
@@ -127,6 +167,13 @@ impl Wx<'_, '_> {
 }
 
 pub use crate::writing::{CountDeltas, Mode};
+
+/// See [`Wx::mark`].
+pub struct Mark {
+    changes: usize,
+    deltas: CountDeltas,
+    shared: usize,
+}
 
 /// Applies gathered value-count changes: one statement per field, in ascending id, so that
 /// writers lock the count rows in one order.
