@@ -37,6 +37,7 @@ mod log;
 mod migrations;
 mod pages;
 mod rows;
+mod sessions;
 mod subscriptions;
 pub mod testing;
 mod writes;
@@ -973,6 +974,46 @@ impl Store for PostgresStore {
         self.read(|db| {
             rows::get_app(db, app)?;
             subscriptions::scan(db, app, visit)
+        })
+    }
+
+    fn start_session(
+        &self,
+        token_hash: &[u8; 32],
+        session: &crate::ConsoleSession,
+        now: i64,
+        limits: &crate::SessionLimits,
+    ) -> Result<(), StoreError> {
+        self.write(|w| sessions::start(w, token_hash, session, now, limits))
+    }
+
+    fn use_session(
+        &self,
+        token_hash: &[u8; 32],
+        now: i64,
+        limits: &crate::SessionLimits,
+    ) -> Result<Option<crate::ConsoleSession>, StoreError> {
+        let Some(stored) = self.read(|db| sessions::find(db, token_hash))? else {
+            return Ok(None);
+        };
+        // Most uses only read: the last use is written once per `touch_ms`, and an expired
+        // session is dropped in a write.
+        let expired = limits.expired(stored.started, stored.last_used, now);
+        if (expired || now.saturating_sub(stored.last_used) >= limits.touch_ms)
+            && !self.write(|w| sessions::touch(w, token_hash, now, limits))?
+        {
+            return Ok(None);
+        }
+        Ok(Some(stored.session))
+    }
+
+    fn end_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.write(|w| {
+            w.db.execute(
+                "DELETE FROM console_sessions WHERE token_hash = $1",
+                &[&&token_hash[..]],
+            )?;
+            Ok(())
         })
     }
 
