@@ -7,6 +7,14 @@
 //! share none: about a thousand commits a second here, whatever the number of clients.
 //! A group pays for the append, the head's lock and the flush once for all its writes.
 //!
+//! **Customer writes, set-based.** Most queued writes change customers that exist (a
+//! PATCH, an upsert of a known customerId). A group locks and reads all of those at once
+//! (one `LATERAL` lookup per application, in customerId order, so groups lock rows in one
+//! order), applies each write in memory in the group's order, and rewrites the changed
+//! rows with one statement: a handful of statements per group, whatever its size, instead
+//! of several per write. A write whose customer is not found that way (a new customer, an
+//! alias of a merged one, one missing) runs as any other write, below, after them.
+//!
 //! **One write, one savepoint.** Each write of a group runs under a savepoint of its own:
 //! a write that fails is rolled back to it and answered with its error, and the others go
 //! on. A write's bookkeeping (its log changes, value-count changes and the application
@@ -40,11 +48,17 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use postgres::error::SqlState;
+use unico_core::customer::apply_changes;
+use unico_core::{AppId, Customer, CustomerId, FieldChange};
 
 use super::conn::{self, Conn, Db, Fail, Res};
 use super::log;
-use super::writes::{self, Wx};
+use super::rows;
+use super::writes::{self, Mode, Wx};
+use crate::changes::{Before, Change};
+use crate::codec;
 use crate::error::StoreError;
+use crate::live::check_changes;
 use crate::log_row::Head;
 
 /// Writes one group commits at most (see the module docs).
@@ -70,8 +84,65 @@ pub enum Outcome {
     Alone(Op),
 }
 
+/// A write of one customer, as `create_customer`, `update_customer` and the like ask it.
+pub struct CustomerWrite {
+    pub app: AppId,
+    pub customer_id: CustomerId,
+    pub changes: Vec<FieldChange>,
+    pub now: i64,
+    pub mode: Mode,
+}
+
+impl CustomerWrite {
+    /// The write as one statement after another: how it runs when the group's set-based
+    /// path cannot take it, or on its own. Answers the [`Customer`] as written.
+    pub fn into_op(self) -> Op {
+        let CustomerWrite {
+            app,
+            customer_id,
+            changes,
+            now,
+            mode,
+        } = self;
+        Box::new(move |w: &mut Wx<'_, '_>| {
+            let live = w.share_app(app)?;
+            check_changes(&live, &changes)?;
+            let (outcome, before) = writes::write(
+                &mut w.db,
+                app,
+                &customer_id,
+                &changes,
+                now,
+                mode,
+                &mut w.deltas,
+            )?;
+            w.emit(Change::Customer {
+                app,
+                customer: outcome.customer.clone(),
+                before,
+            });
+            Ok(Box::new(outcome.customer) as Box<dyn Any + Send>)
+        })
+    }
+}
+
+/// What a group is asked to run.
+pub enum Work {
+    Customer(CustomerWrite),
+    Op(Op),
+}
+
+impl Work {
+    fn into_op(self) -> Op {
+        match self {
+            Work::Customer(c) => c.into_op(),
+            Work::Op(op) => op,
+        }
+    }
+}
+
 struct Job {
-    op: Op,
+    work: Work,
     reply: SyncSender<Outcome>,
 }
 
@@ -116,12 +187,12 @@ impl Group {
         Ok(group)
     }
 
-    /// Queues `op` and waits until its group committed (or gave it back).
-    pub fn run(&self, op: Op) -> Result<Outcome, StoreError> {
+    /// Queues `work` and waits until its group committed (or gave it back).
+    pub fn run(&self, work: Work) -> Result<Outcome, StoreError> {
         let (reply, answer) = sync_channel(1);
         {
             let mut queue = self.shared.queue.lock().map_err(|_| poisoned())?;
-            queue.jobs.push_back(Job { op, reply });
+            queue.jobs.push_back(Job { work, reply });
         }
         self.shared.wake.notify_one();
         answer
@@ -187,7 +258,7 @@ fn writer(shared: &Shared, config: &postgres::Config, head: &Head) {
                 Err(_) => {
                     // Each write then meets the database's state on its own connection.
                     for job in jobs {
-                        let _ = job.reply.send(Outcome::Alone(job.op));
+                        let _ = job.reply.send(Outcome::Alone(job.work.into_op()));
                     }
                     continue;
                 }
@@ -204,7 +275,14 @@ fn writer(shared: &Shared, config: &postgres::Config, head: &Head) {
 enum Ran {
     Ok(Box<dyn Any + Send>),
     Failed(StoreError),
+    /// To run again on its own.
     Alone,
+}
+
+/// A job while its group runs: `ran` is `None` until some path has run it.
+struct Slot {
+    job: Job,
+    ran: Option<Ran>,
 }
 
 /// Whether a write that failed inside a group should run again on its own: it waited
@@ -215,11 +293,23 @@ fn run_alone(fail: &Fail) -> bool {
         || matches!(fail, Fail::Db(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE))
 }
 
-/// Runs `jobs` in one transaction, each under its own savepoint, appends their changes
-/// and commits; answers each job's outcome, and moves the head past the group's entries.
+/// What a [`Work`] taken out of its slot leaves there: it fails loudly if ever run.
+fn taken(_: &mut Wx<'_, '_>) -> Res<Box<dyn Any + Send>> {
+    Err(StoreError::Internal("a grouped write was run after it was taken".into()).into())
+}
+
+fn take(work: &mut Work) -> Work {
+    std::mem::replace(work, Work::Op(Box::new(taken)))
+}
+
+/// Runs `jobs` in one transaction (customer writes set-based, then every other write under
+/// its own savepoint), appends their changes and commits; answers each job's outcome, and
+/// moves the head past the group's entries.
 fn commit(c: &mut Conn, jobs: Vec<Job>, head: &Head) -> Vec<(SyncSender<Outcome>, Outcome)> {
-    let mut ran: Vec<(Job, Ran)> = Vec::with_capacity(jobs.len());
-    let mut waiting = jobs.into_iter();
+    let mut slots: Vec<Slot> = jobs
+        .into_iter()
+        .map(|job| Slot { job, ran: None })
+        .collect();
     // Set once `COMMIT` is sent: a failure from then on leaves the group's fate unknown.
     let mut committing = false;
     let committed = (|| -> Res<Option<u64>> {
@@ -231,37 +321,8 @@ fn commit(c: &mut Conn, jobs: Vec<Job>, head: &Head) -> Vec<(SyncSender<Outcome>
                 "SET LOCAL lock_timeout = {}",
                 LOCK_WAIT.as_millis()
             ))?;
-            let mut first = true;
-            for mut job in waiting.by_ref() {
-                let savepoint = w.db.batch(if first {
-                    "SAVEPOINT one"
-                } else {
-                    "RELEASE SAVEPOINT one; SAVEPOINT one"
-                });
-                if let Err(e) = savepoint {
-                    ran.push((job, Ran::Alone));
-                    return Err(e);
-                }
-                first = false;
-                let mark = w.mark();
-                let outcome = match (job.op)(&mut w) {
-                    Ok(answer) => Ran::Ok(answer),
-                    Err(fail) => {
-                        w.rewind(mark);
-                        if let Err(e) = w.db.batch("ROLLBACK TO SAVEPOINT one") {
-                            // The connection is gone: nothing of the group commits.
-                            ran.push((job, Ran::Alone));
-                            return Err(e);
-                        }
-                        if run_alone(&fail) {
-                            Ran::Alone
-                        } else {
-                            Ran::Failed(fail.into_store())
-                        }
-                    }
-                };
-                ran.push((job, outcome));
-            }
+            set_based(&mut w, &mut slots)?;
+            one_by_one(&mut w, &mut slots)?;
             // Count rows are awaited like the writes' rows (an import holds them from its
             // last batch to its commit); a timeout there gives the whole group back.
             writes::flush_counts(std::mem::take(&mut w.deltas), &mut w.db)?;
@@ -273,43 +334,186 @@ fn commit(c: &mut Conn, jobs: Vec<Job>, head: &Head) -> Vec<(SyncSender<Outcome>
         tx.commit()?;
         Ok(seq)
     })();
-    match committed {
+    let failure = match committed {
         Ok(seq) => {
             if let Some(seq) = seq {
                 head.advance(seq);
             }
-            ran.into_iter()
-                .map(|(job, outcome)| {
-                    let outcome = match outcome {
-                        Ran::Ok(answer) => Outcome::Done(answer),
-                        Ran::Failed(e) => Outcome::Failed(e),
-                        Ran::Alone => Outcome::Alone(job.op),
-                    };
-                    (job.reply, outcome)
-                })
-                .collect()
+            None
         }
         Err(fail) => {
-            // Before `COMMIT`, nothing of the group committed: every write runs again on
-            // its own (one refused inside the group may have been refused for what another,
-            // now rolled back, did). A failed `COMMIT` leaves the writes' fate unknown:
-            // they get the failure, as one write's failed `COMMIT` would have told them.
             let err = fail.into_store();
             tracing::warn!(error = %err, "a group of writes could not commit");
-            let mut out: Vec<(SyncSender<Outcome>, Outcome)> = ran
-                .into_iter()
-                .map(|(job, outcome)| {
-                    let outcome = match outcome {
-                        Ran::Ok(_) if committing => Outcome::Failed(err.clone()),
-                        _ => Outcome::Alone(job.op),
-                    };
-                    (job.reply, outcome)
-                })
-                .collect();
-            out.extend(waiting.map(|job| (job.reply, Outcome::Alone(job.op))));
-            out
+            Some(err)
+        }
+    };
+    slots
+        .into_iter()
+        .map(|Slot { job, ran }| {
+            let outcome = match (ran, &failure) {
+                (Some(Ran::Ok(answer)), None) => Outcome::Done(answer),
+                (Some(Ran::Failed(e)), None) => Outcome::Failed(e),
+                // A failed `COMMIT` leaves the writes' fate unknown: they get the failure,
+                // as one write's failed `COMMIT` would have told them.
+                (Some(Ran::Ok(_)), Some(err)) if committing => Outcome::Failed(err.clone()),
+                // Nothing of the group committed: every write runs again on its own (one
+                // refused inside the group may have been refused for what another, now
+                // rolled back, did).
+                _ => Outcome::Alone(job.work.into_op()),
+            };
+            (job.reply, outcome)
+        })
+        .collect()
+}
+
+/// The customer writes of a group whose customers exist, per application: the application
+/// locked and its fields read once, the customers locked and read in one statement (in
+/// customerId order), each write applied in memory in the group's order, and the changed
+/// rows rewritten by one statement. Writes it leaves (`ran` still `None`) run one by one.
+fn set_based(w: &mut Wx<'_, '_>, slots: &mut [Slot]) -> Res<()> {
+    let mut apps: Vec<AppId> = Vec::new();
+    for slot in slots.iter() {
+        if let Work::Customer(c) = &slot.job.work
+            && !apps.contains(&c.app)
+        {
+            apps.push(c.app);
         }
     }
+    for app in apps {
+        // A lock not granted in time, or an application that is gone, leaves its writes to
+        // the one-by-one path, which answers each as a write on its own would be.
+        w.db.batch("SAVEPOINT app")?;
+        let live = match w.share_app(app) {
+            Ok(live) => live,
+            Err(_) => {
+                w.db.batch("ROLLBACK TO SAVEPOINT app; RELEASE SAVEPOINT app")?;
+                continue;
+            }
+        };
+        let mut keys: Vec<&str> = Vec::new();
+        for slot in slots.iter_mut() {
+            let Work::Customer(c) = &slot.job.work else {
+                continue;
+            };
+            if c.app != app {
+                continue;
+            }
+            match check_changes(&live, &c.changes) {
+                Ok(()) => keys.push(c.customer_id.as_str()),
+                Err(e) => slot.ran = Some(Ran::Failed(e)),
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        w.db.batch("RELEASE SAVEPOINT app; SAVEPOINT app")?;
+        let locked = w.db.query(
+            "SELECT c.id, c.customer_id, c.created_at, c.updated_at, c.data
+             FROM unnest($2::text[]) AS k(customer_id)
+             CROSS JOIN LATERAL (SELECT id, customer_id, created_at, updated_at, data
+                 FROM customers WHERE app_id = $1 AND customer_id = k.customer_id
+                 FOR NO KEY UPDATE) c",
+            &[&app.0, &keys],
+        );
+        let rows = match locked {
+            Ok(rows) => rows,
+            Err(_) => {
+                // One of them is held by another transaction: each waits on its own.
+                w.db.batch("ROLLBACK TO SAVEPOINT app; RELEASE SAVEPOINT app")?;
+                continue;
+            }
+        };
+        w.db.batch("RELEASE SAVEPOINT app")?;
+        let mut found: HashMap<String, Customer> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let customer = rows::customer(row)?;
+            found.insert(customer.customer_id.as_str().to_owned(), customer);
+        }
+        let mut changed: Vec<i64> = Vec::new();
+        for slot in slots.iter_mut() {
+            let Work::Customer(c) = &slot.job.work else {
+                continue;
+            };
+            if c.app != app || slot.ran.is_some() {
+                continue;
+            }
+            let Some(customer) = found.get_mut(c.customer_id.as_str()) else {
+                continue;
+            };
+            if c.mode == Mode::Create {
+                slot.ran = Some(Ran::Failed(StoreError::Conflict(format!(
+                    "customer \"{}\" exists already",
+                    unico_core::value::excerpt(c.customer_id.as_str())
+                ))));
+                continue;
+            }
+            let before = customer.fields.clone();
+            let applied = apply_changes(&mut customer.fields, &c.changes);
+            if applied.changed {
+                customer.updated_at = c.now.max(customer.updated_at);
+                changed.push(customer.id);
+                for (field, d) in applied.presence {
+                    w.deltas.add(field, d);
+                }
+            }
+            w.emit(Change::Customer {
+                app,
+                customer: customer.clone(),
+                before: Before::Values(before),
+            });
+            slot.ran = Some(Ran::Ok(Box::new(customer.clone())));
+        }
+        if changed.is_empty() {
+            continue;
+        }
+        let (mut ids, mut updated, mut data) = (Vec::new(), Vec::new(), Vec::new());
+        for customer in found.values().filter(|c| changed.contains(&c.id)) {
+            ids.push(customer.id);
+            updated.push(customer.updated_at);
+            data.push(codec::encode(&customer.fields));
+        }
+        w.db.execute(
+            "UPDATE customers c SET updated_at = u.updated_at, data = u.data
+             FROM unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS u(id, updated_at, data)
+             WHERE c.id = u.id",
+            &[&ids, &updated, &data],
+        )?;
+    }
+    Ok(())
+}
+
+/// Runs the writes no path has run yet, each under its own savepoint: one that fails is
+/// rolled back alone, with its bookkeeping.
+fn one_by_one(w: &mut Wx<'_, '_>, slots: &mut [Slot]) -> Res<()> {
+    let mut first = true;
+    for slot in slots.iter_mut().filter(|s| s.ran.is_none()) {
+        w.db.batch(if first {
+            "SAVEPOINT one"
+        } else {
+            "RELEASE SAVEPOINT one; SAVEPOINT one"
+        })?;
+        first = false;
+        if let Work::Customer(_) = slot.job.work {
+            slot.job.work = Work::Op(take(&mut slot.job.work).into_op());
+        }
+        let Work::Op(op) = &mut slot.job.work else {
+            return Err(StoreError::Internal("a customer write was not made an op".into()).into());
+        };
+        let mark = w.mark();
+        slot.ran = Some(match op(w) {
+            Ok(answer) => Ran::Ok(answer),
+            Err(fail) => {
+                w.rewind(mark);
+                // If the connection is gone this fails too, and nothing of the group commits.
+                w.db.batch("ROLLBACK TO SAVEPOINT one")?;
+                if run_alone(&fail) {
+                    Ran::Alone
+                } else {
+                    Ran::Failed(fail.into_store())
+                }
+            }
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -319,7 +523,7 @@ mod tests {
     use unico_core::{AppName, CustomerId, FieldChange, FieldName, FieldType, TimeZoneName, Value};
 
     use super::*;
-    use crate::changes::Change;
+    use crate::changes::{Before, Change};
     use crate::postgres::testing::TestDatabase;
     use crate::postgres::writes::Mode;
     use crate::{PostgresStore, Store};
@@ -364,7 +568,13 @@ mod tests {
             }
         });
         let (reply, answer) = sync_channel(1);
-        (Job { op, reply }, answer)
+        (
+            Job {
+                work: Work::Op(op),
+                reply,
+            },
+            answer,
+        )
     }
 
     use unico_core::AppId;
@@ -410,7 +620,13 @@ mod tests {
                 Ok(Box::new(0i64) as Box<dyn Any + Send>)
             });
             let (reply, answer) = sync_channel(1);
-            (Job { op, reply }, answer)
+            (
+                Job {
+                    work: Work::Op(op),
+                    reply,
+                },
+                answer,
+            )
         };
 
         let head = Head::new(head_before);
@@ -472,5 +688,124 @@ mod tests {
             ]
         );
         assert!(a_id > 0);
+    }
+
+    fn customer_job(
+        app: AppId,
+        customer: &str,
+        changes: Vec<FieldChange>,
+        mode: Mode,
+    ) -> (Job, std::sync::mpsc::Receiver<Outcome>) {
+        let (reply, answer) = sync_channel(1);
+        let work = Work::Customer(CustomerWrite {
+            app,
+            customer_id: id(customer),
+            changes,
+            now: 50,
+            mode,
+        });
+        (Job { work, reply }, answer)
+    }
+
+    fn number(field: unico_core::FieldId, v: f64) -> Vec<FieldChange> {
+        vec![FieldChange {
+            field,
+            value: Some(Value::Number(v)),
+        }]
+    }
+
+    /// Customer writes of one group whose customers exist are applied together, each on
+    /// the state the one before it left (two writes of one customer); a create of an
+    /// existing customer and a value of an unknown field are refused alone; a new customer
+    /// and a missing one take the one-by-one path; the log says each change with the values
+    /// before it, in the order the group applied them.
+    #[test]
+    fn customer_writes_of_a_group_apply_in_order() {
+        let db = TestDatabase::create();
+        let store = PostgresStore::connect(&db.url()).unwrap();
+        let app = store
+            .create_app(&AppName::parse("A").unwrap(), &TimeZoneName::utc(), 1)
+            .unwrap()
+            .id;
+        let f = store
+            .create_field(app, &FieldName::parse("f").unwrap(), FieldType::Number, 1)
+            .unwrap()
+            .id;
+        store
+            .create_customer(app, &id("x"), &number(f, 1.0), 1)
+            .unwrap();
+        store
+            .create_customer(app, &id("y"), &number(f, 2.0), 1)
+            .unwrap();
+        let head_before = store.log_head();
+
+        let unknown = unico_core::FieldId(f.0 + 100);
+        let (w1, a1) = customer_job(app, "x", number(f, 10.0), Mode::Update);
+        let (w2, a2) = customer_job(app, "y", number(f, 20.0), Mode::Create);
+        let (w3, a3) = customer_job(app, "new", number(f, 5.0), Mode::Upsert);
+        let (w4, a4) = customer_job(app, "x", number(f, 11.0), Mode::Upsert);
+        let (w5, a5) = customer_job(app, "y", number(unknown, 1.0), Mode::Update);
+        let (w6, a6) = customer_job(app, "missing", number(f, 1.0), Mode::Update);
+        let config: postgres::Config = db.url().parse().unwrap();
+        let head = Head::new(head_before);
+        let mut conn = Conn {
+            client: conn::connect(&config).unwrap(),
+            stmts: HashMap::new(),
+        };
+        for (reply, outcome) in commit(&mut conn, vec![w1, w2, w3, w4, w5, w6], &head) {
+            reply.send(outcome).unwrap();
+        }
+        let customer = |a: std::sync::mpsc::Receiver<Outcome>| match a.recv().unwrap() {
+            Outcome::Done(c) => *c.downcast::<Customer>().unwrap(),
+            Outcome::Failed(e) => panic!("failed: {e}"),
+            Outcome::Alone(_) => panic!("given back"),
+        };
+        let failed = |a: std::sync::mpsc::Receiver<Outcome>| match a.recv().unwrap() {
+            Outcome::Failed(e) => e,
+            _ => panic!("not refused"),
+        };
+        assert_eq!(customer(a1).fields, vec![(f, Value::Number(10.0))]);
+        assert!(matches!(failed(a2), StoreError::Conflict(m) if m.contains("exists already")));
+        assert_eq!(customer(a3).fields, vec![(f, Value::Number(5.0))]);
+        let x = customer(a4);
+        assert_eq!(x.fields, vec![(f, Value::Number(11.0))]);
+        assert_eq!(x.updated_at, 50);
+        assert!(!matches!(failed(a5), StoreError::Internal(_)));
+        assert!(matches!(failed(a6), StoreError::NotFound(_)));
+
+        assert_eq!(store.get_customer(app, &id("x")).unwrap(), x);
+        assert_eq!(
+            store.get_customer(app, &id("y")).unwrap().fields,
+            vec![(f, Value::Number(2.0))]
+        );
+        assert_eq!(store.field_stats(app).unwrap()[0].value_count, 3);
+        let logged: Vec<(u64, String, Before)> = store
+            .read_log(head_before, 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| match e.change {
+                Change::Customer {
+                    customer, before, ..
+                } => (e.seq, customer.customer_id.to_string(), before),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            logged,
+            vec![
+                (
+                    head_before + 1,
+                    "x".to_owned(),
+                    Before::Values(vec![(f, Value::Number(1.0))])
+                ),
+                (
+                    head_before + 2,
+                    "x".to_owned(),
+                    Before::Values(vec![(f, Value::Number(10.0))])
+                ),
+                (head_before + 3, "new".to_owned(), Before::Created),
+            ]
+        );
+        assert_eq!(head.get(), head_before + 3);
     }
 }

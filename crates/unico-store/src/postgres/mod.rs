@@ -186,26 +186,6 @@ impl PostgresStore {
         }
     }
 
-    /// Runs `op` in a group commit with other waiting writes (see `group.rs`), or on its
-    /// own when the group gives it back.
-    fn write_grouped<R: Send + 'static>(
-        &self,
-        mut op: impl FnMut(&mut Wx<'_, '_>) -> Res<R> + Send + 'static,
-    ) -> Result<R, StoreError> {
-        let boxed: group::Op = Box::new(move |w: &mut Wx<'_, '_>| {
-            op(w).map(|r| Box::new(r) as Box<dyn std::any::Any + Send>)
-        });
-        let answer = match self.group.run(boxed)? {
-            group::Outcome::Done(answer) => answer,
-            group::Outcome::Failed(e) => return Err(e),
-            group::Outcome::Alone(mut op) => self.write(|w| op(w))?,
-        };
-        answer
-            .downcast::<R>()
-            .map(|r| *r)
-            .map_err(|_| StoreError::Internal("a grouped write answered another type".into()))
-    }
-
     fn write_one(
         &self,
         app: AppId,
@@ -214,27 +194,22 @@ impl PostgresStore {
         now: i64,
         mode: Mode,
     ) -> Result<Customer, StoreError> {
-        let customer_id = customer_id.clone();
-        let changes = changes.to_vec();
-        self.write_grouped(move |w| {
-            let live = w.share_app(app)?;
-            check_changes(&live, &changes)?;
-            let (outcome, before) = writes::write(
-                &mut w.db,
-                app,
-                &customer_id,
-                &changes,
-                now,
-                mode,
-                &mut w.deltas,
-            )?;
-            w.emit(Change::Customer {
-                app,
-                customer: outcome.customer.clone(),
-                before,
-            });
-            Ok(outcome.customer)
-        })
+        let work = group::Work::Customer(group::CustomerWrite {
+            app,
+            customer_id: customer_id.clone(),
+            changes: changes.to_vec(),
+            now,
+            mode,
+        });
+        let answer = match self.group.run(work)? {
+            group::Outcome::Done(answer) => answer,
+            group::Outcome::Failed(e) => return Err(e),
+            group::Outcome::Alone(mut op) => self.write(|w| op(w))?,
+        };
+        answer
+            .downcast::<Customer>()
+            .map(|c| *c)
+            .map_err(|_| StoreError::Internal("a customer write answered something else".into()))
     }
 
     /// Creates a stored field, or a computed one (whose event type must be registered).
