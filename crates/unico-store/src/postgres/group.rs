@@ -15,9 +15,9 @@
 //! of several per write. A write whose customer is not found that way (a new customer, an
 //! alias of a merged one, one missing) runs as any other write, below, after them.
 //!
-//! **One write, one savepoint.** Each write of a group runs under a savepoint of its own:
-//! a write that fails is rolled back to it and answered with its error, and the others go
-//! on. A write's bookkeeping (its log changes, value-count changes and the application
+//! **One write, one savepoint.** Every other write of a group runs under a savepoint of
+//! its own: a write that fails is rolled back to it and answered with its error, and the
+//! others go on. A write's bookkeeping (its log changes, value-count changes and the application
 //! locks it took) is rewound with it ([`Wx::rewind`]). Value counts are applied once, after
 //! every write of the group and before the append, so the group still takes its locks in
 //! the order `writes.rs` documents for one write: application locks, customer rows, count
@@ -26,13 +26,15 @@
 //! **Never waiting long while holding others' rows.** A group holds the rows of all its
 //! writes, so a write that waits for a lock must not hold the group back nor form a cycle
 //! with another transaction (an import or an event batch locking customers in another
-//! order; another server's group). Inside a group every lock is awaited for at most
-//! [`LOCK_WAIT`], far below PostgreSQL's `deadlock_timeout` (1 s by default), so when a
-//! cycle forms the group is the one that gives up, never an import (which is not run
-//! again). A write that timed out, or that PostgreSQL aborted, is rolled back to its
+//! order; another server's group). The set-based part waits for nothing: it takes the
+//! application's lock only if it is free, and skips customers another transaction holds
+//! (`SKIP LOCKED`), leaving their writes to the one-by-one part. There every lock is
+//! awaited for at most [`LOCK_WAIT`], far below PostgreSQL's `deadlock_timeout` (1 s by
+//! default), so when a cycle forms the group is the one that gives up, never an import
+//! (which is not run again). A write that timed out, or that PostgreSQL aborted, is rolled back to its
 //! savepoint and run again on its own, in a transaction of its own as before group commit
-//! existed, where it may wait as long as it needs. The append itself waits without limit:
-//! whoever holds `log_head` is committing and waits for nothing.
+//! existed, where it may wait as long as it needs. Count rows and the append wait without
+//! limit: whoever holds them is at the end of its transaction and waits for no customer.
 //!
 //! **Bounds.** A group takes at most [`GROUP_MAX`] writes: each savepoint that writes is a
 //! subtransaction, and past 64 of them in one transaction PostgreSQL's snapshots of every
@@ -65,7 +67,7 @@ use crate::log_row::Head;
 pub const GROUP_MAX: usize = 60;
 /// Writer connections, each committing its own groups: while one waits for its `COMMIT`,
 /// the next runs its writes.
-pub const WRITERS: usize = 2;
+pub const WRITERS: usize = 3;
 /// How long a write inside a group waits for a lock before it is run on its own instead.
 pub const LOCK_WAIT: Duration = Duration::from_millis(50);
 
@@ -317,16 +319,11 @@ fn commit(c: &mut Conn, jobs: Vec<Job>, head: &Head) -> Vec<(SyncSender<Outcome>
         let mut tx = client.transaction()?;
         let changes = {
             let mut w = Wx::new(Db::new(&mut tx, stmts));
-            w.db.batch(&format!(
-                "SET LOCAL lock_timeout = {}",
-                LOCK_WAIT.as_millis()
-            ))?;
             set_based(&mut w, &mut slots)?;
             one_by_one(&mut w, &mut slots)?;
-            // Count rows are awaited like the writes' rows (an import holds them from its
-            // last batch to its commit); a timeout there gives the whole group back.
+            // Count rows and `log_head` are awaited without limit: whoever holds them is at
+            // the end of its transaction and waits for no customer row.
             writes::flush_counts(std::mem::take(&mut w.deltas), &mut w.db)?;
-            w.db.batch("SET LOCAL lock_timeout = 0")?;
             w.changes
         };
         let seq = log::append(&mut Db::new(&mut tx, stmts), &changes)?;
@@ -380,15 +377,23 @@ fn set_based(w: &mut Wx<'_, '_>, slots: &mut [Slot]) -> Res<()> {
         }
     }
     for app in apps {
-        // A lock not granted in time, or an application that is gone, leaves its writes to
-        // the one-by-one path, which answers each as a write on its own would be.
-        w.db.batch("SAVEPOINT app")?;
-        let live = match w.share_app(app) {
+        // Nothing here waits for a lock: an application whose lock is not free now (a schema
+        // change under way), or that is gone, and customers another transaction holds, are
+        // left to the one-by-one path, which waits for them (within bounds) and answers each
+        // as a write on its own would be.
+        let free: bool =
+            w.db.query_one(
+                "SELECT pg_try_advisory_xact_lock_shared($1, $2)",
+                &[&writes::APP_LOCK, &writes::lock_key(app)],
+            )?
+            .try_get(0)?;
+        if !free {
+            continue;
+        }
+        let live = match w.share_app_locked(app) {
             Ok(live) => live,
-            Err(_) => {
-                w.db.batch("ROLLBACK TO SAVEPOINT app; RELEASE SAVEPOINT app")?;
-                continue;
-            }
+            Err(Fail::Store(_)) => continue,
+            Err(e) => return Err(e),
         };
         let mut keys: Vec<&str> = Vec::new();
         for slot in slots.iter_mut() {
@@ -405,24 +410,14 @@ fn set_based(w: &mut Wx<'_, '_>, slots: &mut [Slot]) -> Res<()> {
         }
         keys.sort_unstable();
         keys.dedup();
-        w.db.batch("RELEASE SAVEPOINT app; SAVEPOINT app")?;
-        let locked = w.db.query(
+        let rows = w.db.query(
             "SELECT c.id, c.customer_id, c.created_at, c.updated_at, c.data
              FROM unnest($2::text[]) AS k(customer_id)
              CROSS JOIN LATERAL (SELECT id, customer_id, created_at, updated_at, data
                  FROM customers WHERE app_id = $1 AND customer_id = k.customer_id
-                 FOR NO KEY UPDATE) c",
+                 FOR NO KEY UPDATE SKIP LOCKED) c",
             &[&app.0, &keys],
-        );
-        let rows = match locked {
-            Ok(rows) => rows,
-            Err(_) => {
-                // One of them is held by another transaction: each waits on its own.
-                w.db.batch("ROLLBACK TO SAVEPOINT app; RELEASE SAVEPOINT app")?;
-                continue;
-            }
-        };
-        w.db.batch("RELEASE SAVEPOINT app")?;
+        )?;
         let mut found: HashMap<String, Customer> = HashMap::with_capacity(rows.len());
         for row in &rows {
             let customer = rows::customer(row)?;
@@ -486,10 +481,13 @@ fn set_based(w: &mut Wx<'_, '_>, slots: &mut [Slot]) -> Res<()> {
 fn one_by_one(w: &mut Wx<'_, '_>, slots: &mut [Slot]) -> Res<()> {
     let mut first = true;
     for slot in slots.iter_mut().filter(|s| s.ran.is_none()) {
-        w.db.batch(if first {
-            "SAVEPOINT one"
+        w.db.batch(&if first {
+            format!(
+                "SET LOCAL lock_timeout = {}; SAVEPOINT one",
+                LOCK_WAIT.as_millis()
+            )
         } else {
-            "RELEASE SAVEPOINT one; SAVEPOINT one"
+            "RELEASE SAVEPOINT one; SAVEPOINT one".to_owned()
         })?;
         first = false;
         if let Work::Customer(_) = slot.job.work {
@@ -512,6 +510,9 @@ fn one_by_one(w: &mut Wx<'_, '_>, slots: &mut [Slot]) -> Res<()> {
                 }
             }
         });
+    }
+    if !first {
+        w.db.batch("RELEASE SAVEPOINT one; SET LOCAL lock_timeout = 0")?;
     }
     Ok(())
 }

@@ -12,10 +12,10 @@
 //! events writes its batches the same way in one transaction ([`event_imports`]).
 //!
 //! **Concurrency.** Every call runs on the caller's (blocking) thread with a connection of
-//! its own from a small pool ([`conn`]), except single-customer writes (create, update,
-//! upsert of one customer), which are queued to a few writer connections that commit many
-//! of them in one transaction, each under its own savepoint ([`group`]): group commit, as
-//! the embedded store's writer does. Writes are `READ COMMITTED` transactions that lock
+//! its own from a small pool ([`conn`]), except single-customer writes (creating or
+//! updating one customer), which are queued to a few writer connections that commit many
+//! of them in one transaction ([`group`]): group commit, as the embedded store's writer
+//! does. Writes are `READ COMMITTED` transactions that lock
 //! what they change in one fixed order ([`writes`]); a write the server aborts to break a
 //! deadlock is run again. Every writing transaction appends its changes to the change log
 //! as its last step before `COMMIT`, which makes the log's order the commit order ([`log`]).

@@ -38,7 +38,7 @@ use crate::live::LiveFields;
 use crate::store::UpsertOutcome;
 
 /// First key of the per-application advisory locks (two 32-bit keys: this, the app id).
-const APP_LOCK: i32 = 0x756e_6170; // "unap"
+pub const APP_LOCK: i32 = 0x756e_6170; // "unap"
 /// First key of the per-application import lock: imports of one application take turns.
 const IMPORT_LOCK: i32 = 0x756e_696d; // "unim"
 /// First key of the per-application lock of event types registered on first sight:
@@ -61,7 +61,7 @@ pub struct Wx<'a, 't> {
 
 /// The second key of an application's locks. Ids past 2^31 share keys with smaller ones,
 /// which only makes those applications take turns more than needed.
-fn lock_key(app: AppId) -> i32 {
+pub fn lock_key(app: AppId) -> i32 {
     app.0 as i32
 }
 
@@ -104,7 +104,17 @@ impl<'a, 't> Wx<'a, 't> {
         if let Some((_, live)) = self.shared.iter().find(|(a, _)| *a == app) {
             return Ok(live.clone());
         }
-        self.share_app_lock(app)?;
+        self.db.execute(
+            "SELECT pg_advisory_xact_lock_shared($1, $2)",
+            &[&APP_LOCK, &lock_key(app)],
+        )?;
+        self.share_app_locked(app)
+    }
+
+    /// [`Wx::share_app`] once the application's shared lock is held (taken without waiting
+    /// by a group commit, see `group.rs`).
+    pub fn share_app_locked(&mut self, app: AppId) -> Res<LiveFields> {
+        rows::get_app(&mut self.db, app)?;
         let live = rows::live_fields(&mut self.db, app)?;
         self.shared.push((app, live.clone()));
         Ok(live)
