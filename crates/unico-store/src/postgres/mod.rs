@@ -747,11 +747,8 @@ impl Store for PostgresStore {
     }
 
     fn schema(&self, app: AppId) -> Result<Schema, StoreError> {
-        // Not cached: another server may change it at any time; one indexed query.
-        self.read(|db| {
-            rows::get_app(db, app)?;
-            rows::schema(db, app)
-        })
+        // Not cached: another server may change it at any time; two indexed queries.
+        self.read(|db| rows::app_schema(db, app))
     }
 
     fn field_stats(&self, app: AppId) -> Result<Vec<FieldStat>, StoreError> {
