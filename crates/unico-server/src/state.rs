@@ -25,7 +25,7 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Segment engines of the applications queried so far.
     pub engines: Arc<Engines>,
-    /// Console sign-in sessions.
+    /// Console sign-in sessions (kept in the store, shared by every server).
     pub sessions: Arc<crate::console::session::Sessions>,
     /// Console sign-in rate limits (per key, and failed sign-ins per client).
     pub sign_ins: Arc<crate::console::session::SignInLimits>,
@@ -42,13 +42,13 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, admin_key: &str) -> Self {
         Self {
             engines: Engines::attach(&store),
+            sessions: Arc::new(crate::console::session::Sessions::new(store.clone())),
             store,
             keys: Arc::new(KeyRing::new(admin_key)),
             imports: Arc::new(ImportJobs::default()),
             import_slots: Arc::default(),
             request_limits: Arc::default(),
             metrics: Arc::default(),
-            sessions: Arc::default(),
             sign_ins: Arc::default(),
             spool_dir: std::env::temp_dir(),
             data_dir: None,

@@ -9,6 +9,7 @@
 //! - [`changes`]: the feed of committed changes, in commit order.
 //! - [`codec`]: the persisted encoding of customer values and value sort keys.
 //! - [`cursor`]: opaque keyset-pagination cursors.
+//! - [`sessions`]: console sessions, shared by every server of one database.
 //! - [`sqlite`]: the embedded backend (one file in the data directory, group commit).
 //! - [`postgres`]: the PostgreSQL backend (several servers on one database).
 //! - [`conformance`]: the behaviour every backend must show, as tests.
@@ -26,6 +27,7 @@ mod log_row;
 pub mod postgres;
 mod prepare;
 mod segment_name;
+pub mod sessions;
 pub mod sqlite;
 pub mod store;
 pub mod subscriptions;
@@ -39,6 +41,7 @@ pub use error::StoreError;
 pub use events::{Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent};
 pub use identities::{ByIdentity, HeldIdentity, LinkOutcome, MergeOutcome, MergeRecord};
 pub use postgres::PostgresStore;
+pub use sessions::{ConsoleSession, SessionLimits};
 pub use sqlite::SqliteStore;
 pub use store::COMMIT_BUCKETS_SECONDS;
 pub use store::{

@@ -7,7 +7,7 @@ use crate::error::StoreError;
 
 /// An application's live fields and their types, sorted by id for quick lookups on the
 /// write path (a binary search in a few cache lines beats hashing per value).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct LiveFields(Vec<(FieldId, FieldType)>);
 
 impl LiveFields {

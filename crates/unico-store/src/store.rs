@@ -17,6 +17,7 @@ use crate::cursor::Cursor;
 use crate::error::StoreError;
 use crate::events::{Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent};
 use crate::identities::{HeldIdentity, LinkOutcome, MergeOutcome, MergeRecord};
+use crate::sessions::{ConsoleSession, SessionLimits};
 use crate::subscriptions::{HistoryEntry, SubscriptionsOutcome};
 
 /// A stored API key (the key itself is never stored, only its SHA-256).
@@ -181,6 +182,29 @@ pub trait Store: Send + Sync + 'static {
     fn revoke_key(&self, app: AppId, key_id: i64, now: i64) -> Result<(), StoreError>;
     /// The live (unrevoked) key with this hash.
     fn find_key(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyInfo>, StoreError>;
+
+    // --- console sessions (see [`crate::sessions`]) ---
+    /// Starts a session stored under `token_hash`, at `now`. Expired sessions are dropped
+    /// first; past `limits.per_key`, the key's oldest session ends, then past
+    /// `limits.per_app` its application's; `Limit` (and nothing ended) if `limits.total`
+    /// live sessions remain.
+    fn start_session(
+        &self,
+        token_hash: &[u8; 32],
+        session: &ConsoleSession,
+        now: i64,
+        limits: &SessionLimits,
+    ) -> Result<(), StoreError>;
+    /// The live session stored under `token_hash`, its use at `now` recorded (at most once
+    /// per `limits.touch_ms`); `None` if there is none or it expired (then it is dropped).
+    fn use_session(
+        &self,
+        token_hash: &[u8; 32],
+        now: i64,
+        limits: &SessionLimits,
+    ) -> Result<Option<ConsoleSession>, StoreError>;
+    /// Ends the session stored under `token_hash`, if there is one.
+    fn end_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError>;
 
     // --- customer fields ---
     fn schema(&self, app: AppId) -> Result<Schema, StoreError>;

@@ -18,7 +18,7 @@ pub enum Mode {
 }
 
 /// Changes in per-field value counts, gathered per transaction and flushed once.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct CountDeltas(Vec<(FieldId, i64)>);
 
 impl CountDeltas {

@@ -307,6 +307,99 @@ fn the_listener_comes_back_after_its_session_is_cut() {
     );
 }
 
+/// Single-customer writes are committed in groups by a few writer connections. Writes of
+/// customers another session holds (an import, a long transaction) must not hold those
+/// groups back: they wait on their own, and every other write goes through meanwhile.
+#[test]
+fn writes_of_held_customers_hold_no_group_back() {
+    let db = TestDatabase::create();
+    let store = open(&db);
+    let app = store
+        .create_app(&AppName::parse("A").unwrap(), &TimeZoneName::utc(), 1)
+        .unwrap()
+        .id;
+    let field = store
+        .create_field(app, &FieldName::parse("f").unwrap(), FieldType::Number, 1)
+        .unwrap()
+        .id;
+    let set = |v: f64| {
+        [unico_core::FieldChange {
+            field,
+            value: Some(unico_core::Value::Number(v)),
+        }]
+    };
+    let held: Vec<CustomerId> = (0..4)
+        .map(|i| CustomerId::parse(&format!("held{i}")).unwrap())
+        .collect();
+    for c in &held {
+        store.create_customer(app, c, &[], 1).unwrap();
+    }
+    // More held customers than the store has writers: were a waiting write to keep its
+    // group, every writer would be stuck behind one.
+    let mut other = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();
+    let mut holder = other.transaction().unwrap();
+    holder
+        .execute(
+            "SELECT 1 FROM customers WHERE customer_id LIKE 'held%' FOR UPDATE",
+            &[],
+        )
+        .unwrap();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        let waiting: Vec<_> = held
+            .iter()
+            .map(|c| {
+                let (store, done) = (&store, &done);
+                s.spawn(move || {
+                    let r = store.update_customer(app, c, &set(7.0), 2);
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    r
+                })
+            })
+            .collect();
+        let (freed, free_done) = std::sync::mpsc::channel();
+        let store = &store;
+        s.spawn(move || {
+            for i in 0..40 {
+                let c = CustomerId::parse(&format!("free{i}")).unwrap();
+                store
+                    .create_customer(app, &c, &set(f64::from(i)), 2)
+                    .unwrap();
+            }
+            freed.send(()).unwrap();
+        });
+        let went_through = free_done.recv_timeout(std::time::Duration::from_secs(30));
+        let still_waiting = done.load(std::sync::atomic::Ordering::SeqCst) == 0;
+        // Let the held writes go before judging, so no thread stays stuck.
+        holder.commit().unwrap();
+        assert!(
+            went_through.is_ok(),
+            "the other writes waited for the held customers"
+        );
+        assert!(
+            still_waiting,
+            "the held customers' writes waited for their rows"
+        );
+        for w in waiting {
+            w.join().unwrap().unwrap();
+        }
+    });
+    for c in &held {
+        assert_eq!(
+            store.get_customer(app, c).unwrap().fields,
+            vec![(field, unico_core::Value::Number(7.0))]
+        );
+    }
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM customers WHERE customer_id LIKE 'free%'"
+        ),
+        40
+    );
+    assert_eq!(store.field_stats(app).unwrap()[0].value_count, 44);
+}
+
 /// What the test database holds of events and customers, straight from its tables.
 fn count(db: &TestDatabase, sql: &str) -> i64 {
     let mut client = postgres::Client::connect(&db.url(), postgres::NoTls).unwrap();

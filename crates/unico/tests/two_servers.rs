@@ -1,7 +1,8 @@
 //! Two `unico serve` processes on one PostgreSQL database agree: what one writes, the
 //! other counts (within the documented bound), imports started on one are seen on the
-//! other, a key revoked on one stops working on the other, and when the database goes away
-//! both answer 503 rather than fail.
+//! other, a key revoked on one stops working on the other, a console session started on one
+//! is signed in on the other (and signed out on both), and when the database goes away both
+//! answer 503 rather than fail.
 //!
 //! Needs the PostgreSQL server that `.ci/run` makes sure is running (127.0.0.1:5432, user
 //! `postgres`, trust authentication; `UNICO_TEST_POSTGRES` names another administrative
@@ -40,6 +41,49 @@ fn within(what: &str, probe: impl Fn() -> bool) -> Duration {
         std::thread::sleep(Duration::from_millis(2));
     }
     started.elapsed()
+}
+
+/// An agent that shows redirects instead of following them (the console answers a request
+/// without a live session with a redirect to its sign-in page).
+fn no_redirects() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent()
+}
+
+/// A console request from the console's own page (`Sec-Fetch-Site`), with the session
+/// cookie if any; answers the status, `Location` and `Set-Cookie`.
+fn console(
+    method: &str,
+    url: &str,
+    cookie: Option<&str>,
+    form: Option<String>,
+) -> (u16, String, Option<String>) {
+    let mut req = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("Sec-Fetch-Site", "same-origin")
+        .header("Content-Type", "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        req = req.header("Cookie", c);
+    }
+    let response = no_redirects()
+        .run(req.body(form.unwrap_or_default()).unwrap())
+        .unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    (
+        response.status().as_u16(),
+        header("location").unwrap_or_default(),
+        header("set-cookie").map(|c| c.split(';').next().unwrap().to_owned()),
+    )
 }
 
 #[test]
@@ -174,6 +218,52 @@ fn two_servers_on_one_database_agree() {
         status == 401
     });
     assert!(refused <= Duration::from_secs(3), "took {refused:?}");
+
+    // A console session started on A is signed in on B (sessions live in the database),
+    // and signed out through B, it is signed out on A too.
+    let (status, location, cookie) = console(
+        "POST",
+        &format!("{}/console/sign-in", a.base),
+        None,
+        Some(format!("key={key}")),
+    );
+    assert_eq!(
+        (status, location.as_str()),
+        (303, format!("/console/apps/{id}/customers").as_str())
+    );
+    let cookie = cookie.unwrap();
+    let page = format!("/console/apps/{id}/customers");
+    for server in [&b, &a, &b] {
+        let (status, location, _) = console(
+            "GET",
+            &format!("{}{page}", server.base),
+            Some(&cookie),
+            None,
+        );
+        assert_eq!((status, location.as_str()), (200, ""), "on {}", server.base);
+    }
+    let (status, _, cleared) = console(
+        "POST",
+        &format!("{}/console/sign-out", b.base),
+        Some(&cookie),
+        None,
+    );
+    assert_eq!(status, 303);
+    assert_eq!(cleared.as_deref(), Some("unico_session="));
+    for server in [&a, &b] {
+        let (status, location, _) = console(
+            "GET",
+            &format!("{}{page}", server.base),
+            Some(&cookie),
+            None,
+        );
+        assert_eq!(
+            (status, location.as_str()),
+            (303, "/console"),
+            "signed out on {}",
+            server.base
+        );
+    }
 
     // The database goes away: requests are answered 503 with Retry-After (worth retrying),
     // never a 500, and the server keeps running.

@@ -118,9 +118,14 @@ pub async fn cross_site(State(state): State<AppState>, request: Request, next: N
              requests from its own pages"
         )),
         Site::Unknown => {
-            let live = session::token(request.headers()).and_then(|t| state.sessions.get(&t));
-            let Some(live) = live.filter(|_| request.uri().path() != SIGN_IN_PATH) else {
-                return next.run(request).await;
+            let live = match session::token(request.headers()) {
+                Some(t) if request.uri().path() != SIGN_IN_PATH => state.sessions.get(&t).await,
+                _ => Ok(None),
+            };
+            let live = match live {
+                Ok(Some(live)) => live,
+                Ok(None) => return next.run(request).await,
+                Err(e) => return e.into_response(),
             };
             match sent_token(request).await {
                 Ok((request, Some(sent))) if live.csrf.matches(&sent) => next.run(request).await,

@@ -35,7 +35,10 @@ pub(super) async fn signed_in(
 ) -> Result<(Principal, CsrfToken), Response> {
     let to_sign_in = || redirect("/console");
     let token = session::token(headers).ok_or_else(to_sign_in)?;
-    let live = state.sessions.get(&token).ok_or_else(to_sign_in)?;
+    let live = match state.sessions.get(&token).await {
+        Ok(live) => live.ok_or_else(to_sign_in)?,
+        Err(e) => return Err(e.into_response()),
+    };
     let principal = authenticate_hash(state, live.key_hash)
         .await
         .map_err(|_| to_sign_in())?;
@@ -172,7 +175,7 @@ pub async fn sign_in(
         Principal::App { app, .. } => Some(app),
         Principal::Admin => None,
     };
-    let token = match state.sessions.start(hash, app) {
+    let token = match state.sessions.start(hash, app).await {
         Ok(token) => token,
         Err(session::StartError::Full) => {
             tracing::warn!("console sign-in refused: every session place is taken");
@@ -218,8 +221,10 @@ pub async fn sign_out(
     Https(https): Https,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(token) = session::token(&headers) {
-        state.sessions.end(&token);
+    if let Some(token) = session::token(&headers)
+        && let Err(e) = state.sessions.end(&token).await
+    {
+        return e.into_response();
     }
     (
         [(header::SET_COOKIE, session::set_cookie(None, https))],

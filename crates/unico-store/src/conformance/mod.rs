@@ -24,8 +24,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 mod events;
 mod identities;
+mod sessions;
 pub use events::*;
 pub use identities::*;
+pub use sessions::*;
 
 /// Expands to one `#[test]` per conformance case for the backend made by `$make`.
 #[macro_export]
@@ -68,7 +70,10 @@ macro_rules! conformance_suite {
             a_merge_moves_everything_and_leaves_an_alias,
             anonymous_customers_are_merged_when_their_identity_is_linked,
             a_merge_racing_event_writes_loses_nothing,
-            erasing_a_survivor_removes_its_identities_and_aliases
+            erasing_a_survivor_removes_its_identities_and_aliases,
+            console_sessions_are_found_until_ended,
+            console_sessions_end_when_idle_and_at_their_maximum_age,
+            console_sessions_are_bounded_per_key_application_and_in_all
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -57,6 +57,9 @@ pub fn append<C: GenericClient>(db: &mut Db<'_, C>, changes: &[Change]) -> Res<O
         return Ok(None);
     }
     let n = changes.len() as i64;
+    if changes.len() <= ROWS_PER_INSERT {
+        return append_at_once(db, changes).map(Some);
+    }
     let row = db.query_one(
         "UPDATE log_head SET seq = seq + $1
          RETURNING seq, (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
@@ -93,6 +96,44 @@ pub fn append<C: GenericClient>(db: &mut Db<'_, C>, changes: &[Change]) -> Res<O
     }
     db.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &last.to_string()])?;
     Ok(Some(last as u64))
+}
+
+/// [`append`] of at most [`ROWS_PER_INSERT`] changes in one statement (one round trip
+/// instead of three: the head's update, the rows, the notification, in that order).
+fn append_at_once<C: GenericClient>(db: &mut Db<'_, C>, changes: &[Change]) -> Res<u64> {
+    let n = changes.len() as i64;
+    let mut cols = LogColumns::default();
+    for change in changes {
+        cols.push(0, EntryRow::of(change));
+    }
+    let row = db.query_one(
+        "WITH head AS (
+             UPDATE log_head SET seq = seq + $1
+             RETURNING seq, (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS at
+         ), logged AS (
+             INSERT INTO change_log (seq, at, app_id, kind, customer, customer_id, created_at, updated_at, data, text, old)
+             SELECT h.seq - $1 + r.n, h.at, r.a, r.k, r.c, r.ci, r.ca, r.ua, r.d, r.t, r.o
+             FROM head h, unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::bigint[],
+                                 $7::bigint[], $8::bytea[], $9::text[], $10::bytea[])
+                  WITH ORDINALITY AS r(a, k, c, ci, ca, ua, d, t, o, n)
+         )
+         SELECT h.seq FROM head h CROSS JOIN LATERAL (SELECT pg_notify($11, h.seq::text)) told",
+        &[
+            &n,
+            &cols.app,
+            &cols.kind,
+            &cols.customer,
+            &cols.customer_id,
+            &cols.created_at,
+            &cols.updated_at,
+            &cols.data,
+            &cols.text,
+            &cols.old,
+            &CHANNEL,
+        ],
+    )?;
+    let last: i64 = row.try_get(0)?;
+    Ok(last.max(0) as u64)
 }
 
 /// Log rows as columns, for one multi-row insert.

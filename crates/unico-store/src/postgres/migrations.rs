@@ -176,6 +176,21 @@ const MIGRATIONS: &[&[&str]] = &[
         "CREATE TABLE anonymous_customers (
              customer bigint PRIMARY KEY REFERENCES customers(id) ON DELETE CASCADE)",
     ],
+    // 10: console sessions, shared by every server of the database (see
+    // `crate::sessions`): under the hash of their token, in the order they started (`id`),
+    // gone with their application. As the embedded backend's 14.
+    &[
+        "CREATE TABLE console_sessions (
+             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+             token_hash bytea NOT NULL UNIQUE,
+             key_hash bytea NOT NULL,
+             app_id bigint REFERENCES apps (id) ON DELETE CASCADE,
+             csrf text NOT NULL,
+             started bigint NOT NULL,
+             last_used bigint NOT NULL)",
+        "CREATE INDEX console_sessions_by_key ON console_sessions (key_hash, id)",
+        "CREATE INDEX console_sessions_by_app ON console_sessions (app_id, id)",
+    ],
 ];
 
 /// The event type registry and the events, laid out for millions of events per

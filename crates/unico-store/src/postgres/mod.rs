@@ -12,11 +12,13 @@
 //! events writes its batches the same way in one transaction ([`event_imports`]).
 //!
 //! **Concurrency.** Every call runs on the caller's (blocking) thread with a connection of
-//! its own from a small pool ([`conn`]); there is no writer thread. Writes are
-//! `READ COMMITTED` transactions that lock what they change in one fixed order
-//! ([`writes`]); a write the server aborts to break a deadlock is run again. Every writing
-//! transaction appends its changes to the change log as its last step before `COMMIT`,
-//! which makes the log's order the commit order ([`log`]).
+//! its own from a small pool ([`conn`]), except single-customer writes (creating or
+//! updating one customer), which are queued to a few writer connections that commit many
+//! of them in one transaction ([`group`]): group commit, as the embedded store's writer
+//! does. Writes are `READ COMMITTED` transactions that lock
+//! what they change in one fixed order ([`writes`]); a write the server aborts to break a
+//! deadlock is run again. Every writing transaction appends its changes to the change log
+//! as its last step before `COMMIT`, which makes the log's order the commit order ([`log`]).
 //!
 //! **Reads** need no lock; a scan runs in one `REPEATABLE READ` snapshot that also reads
 //! the log's head, so it says exactly which point of the log it reflects.
@@ -28,12 +30,14 @@ mod conn;
 mod event_identities;
 mod event_imports;
 mod events;
+mod group;
 mod identities;
 mod imports;
 mod log;
 mod migrations;
 mod pages;
 mod rows;
+mod sessions;
 mod subscriptions;
 pub mod testing;
 mod writes;
@@ -79,6 +83,8 @@ pub struct PostgresStore {
     head: Arc<Head>,
     /// Hears other connections' commits; stops when the store drops.
     _listener: log::Listener,
+    /// Commits single-customer writes in groups (see `group.rs`).
+    group: group::Group,
     /// Imports of at most this many customers reach the change log customer by customer.
     incremental_import: u64,
 }
@@ -107,7 +113,9 @@ impl PostgresStore {
             .map_err(|e| conn::internal(&e))?;
         let head = Head::new(seq.max(0) as u64);
         let listener = log::Listener::start(config.clone(), head.clone())?;
+        let group = group::Group::start(&config, &head)?;
         Ok(Self {
+            group,
             pool: Pool::new(config, first),
             head,
             _listener: listener,
@@ -186,20 +194,22 @@ impl PostgresStore {
         now: i64,
         mode: Mode,
     ) -> Result<Customer, StoreError> {
-        self.write(|w| {
-            let live = w.share_app(app)?;
-            check_changes(&live, changes)?;
-            let mut deltas = CountDeltas::default();
-            let (outcome, before) =
-                writes::write(&mut w.db, app, customer_id, changes, now, mode, &mut deltas)?;
-            writes::flush_counts(deltas, &mut w.db)?;
-            w.emit(Change::Customer {
-                app,
-                customer: outcome.customer.clone(),
-                before,
-            });
-            Ok(outcome.customer)
-        })
+        let work = group::Work::Customer(group::CustomerWrite {
+            app,
+            customer_id: customer_id.clone(),
+            changes: changes.to_vec(),
+            now,
+            mode,
+        });
+        let answer = match self.group.run(work)? {
+            group::Outcome::Done(answer) => answer,
+            group::Outcome::Failed(e) => return Err(e),
+            group::Outcome::Alone(mut op) => self.write(|w| op(w))?,
+        };
+        answer
+            .downcast::<Customer>()
+            .map(|c| *c)
+            .map_err(|_| StoreError::Internal("a customer write answered something else".into()))
     }
 
     /// Creates a stored field, or a computed one (whose event type must be registered).
@@ -279,11 +289,9 @@ fn write_once<R>(
     let Conn { client, stmts } = conn;
     let mut tx = client.transaction()?;
     let (r, changes) = {
-        let mut w = Wx {
-            db: Db::new(&mut tx, stmts),
-            changes: Vec::new(),
-        };
+        let mut w = Wx::new(Db::new(&mut tx, stmts));
         let r = op(&mut w)?;
+        writes::flush_counts(std::mem::take(&mut w.deltas), &mut w.db)?;
         (r, w.changes)
     };
     let seq = log::append(&mut Db::new(&mut tx, stmts), &changes)?;
@@ -302,10 +310,7 @@ fn import_once(
     let Conn { client, stmts } = conn;
     let mut tx = client.transaction()?;
     let (counts, changes) = {
-        let mut w = Wx {
-            db: Db::new(&mut tx, stmts),
-            changes: Vec::new(),
-        };
+        let mut w = Wx::new(Db::new(&mut tx, stmts));
         let outcome = imports::run(&mut w, written, write_all);
         let counts = match finish {
             None => outcome?,
@@ -742,11 +747,8 @@ impl Store for PostgresStore {
     }
 
     fn schema(&self, app: AppId) -> Result<Schema, StoreError> {
-        // Not cached: another server may change it at any time; one indexed query.
-        self.read(|db| {
-            rows::get_app(db, app)?;
-            rows::schema(db, app)
-        })
+        // Not cached: another server may change it at any time; two indexed queries.
+        self.read(|db| rows::app_schema(db, app))
     }
 
     fn field_stats(&self, app: AppId) -> Result<Vec<FieldStat>, StoreError> {
@@ -943,6 +945,46 @@ impl Store for PostgresStore {
         self.read(|db| {
             rows::get_app(db, app)?;
             subscriptions::scan(db, app, visit)
+        })
+    }
+
+    fn start_session(
+        &self,
+        token_hash: &[u8; 32],
+        session: &crate::ConsoleSession,
+        now: i64,
+        limits: &crate::SessionLimits,
+    ) -> Result<(), StoreError> {
+        self.write(|w| sessions::start(w, token_hash, session, now, limits))
+    }
+
+    fn use_session(
+        &self,
+        token_hash: &[u8; 32],
+        now: i64,
+        limits: &crate::SessionLimits,
+    ) -> Result<Option<crate::ConsoleSession>, StoreError> {
+        let Some(stored) = self.read(|db| sessions::find(db, token_hash))? else {
+            return Ok(None);
+        };
+        // Most uses only read: the last use is written once per `touch_ms`, and an expired
+        // session is dropped in a write.
+        let expired = limits.expired(stored.started, stored.last_used, now);
+        if (expired || now.saturating_sub(stored.last_used) >= limits.touch_ms)
+            && !self.write(|w| sessions::touch(w, token_hash, now, limits))?
+        {
+            return Ok(None);
+        }
+        Ok(Some(stored.session))
+    }
+
+    fn end_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+        self.write(|w| {
+            w.db.execute(
+                "DELETE FROM console_sessions WHERE token_hash = $1",
+                &[&&token_hash[..]],
+            )?;
+            Ok(())
         })
     }
 

@@ -63,28 +63,61 @@ pub fn field_stats<C: GenericClient>(db: &mut Db<'_, C>, app: AppId) -> Res<Vec<
         "SELECT id, name, type, created_at, value_count, computed FROM fields WHERE app_id = $1 ORDER BY id",
         &[&app.0],
     )?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let id: i64 = row.try_get(0)?;
-        let name: String = row.try_get(1)?;
-        let ty: String = row.try_get(2)?;
-        let computed: Option<String> = row.try_get(5)?;
-        out.push(FieldStat {
-            field: FieldDef {
-                id: FieldId(u32::try_from(id).map_err(|e| corrupt("field id", e))?),
-                name: FieldName::parse(&name).map_err(|e| corrupt("field name", e))?,
-                field_type: FieldType::parse(&ty).map_err(|e| corrupt("field type", e))?,
-                created_at: row.try_get(3)?,
-                computed: computed
-                    .map(|text| {
-                        Computed::from_storage(&text).ok_or_else(|| corrupt("computed field", text))
-                    })
-                    .transpose()?,
-            },
-            value_count: count(&row, 4)?,
-        });
+    rows.iter().map(|row| field_stat(row, 0)).collect()
+}
+
+/// A field and its value count from the columns `id, name, type, created_at, value_count,
+/// computed` of `fields`, the first at `at`.
+fn field_stat(row: &Row, at: usize) -> Res<FieldStat> {
+    let id: i64 = row.try_get(at)?;
+    let name: String = row.try_get(at + 1)?;
+    let ty: String = row.try_get(at + 2)?;
+    let computed: Option<String> = row.try_get(at + 5)?;
+    Ok(FieldStat {
+        field: FieldDef {
+            id: FieldId(u32::try_from(id).map_err(|e| corrupt("field id", e))?),
+            name: FieldName::parse(&name).map_err(|e| corrupt("field name", e))?,
+            field_type: FieldType::parse(&ty).map_err(|e| corrupt("field type", e))?,
+            created_at: row.try_get(at + 3)?,
+            computed: computed
+                .map(|text| {
+                    Computed::from_storage(&text).ok_or_else(|| corrupt("computed field", text))
+                })
+                .transpose()?,
+        },
+        value_count: count(row, at + 4)?,
+    })
+}
+
+/// The application's schema, `NotFound` if it does not exist: its existence, fields and
+/// declared channels in one statement, its event types in a second (every `PATCH` reads
+/// the schema first, so these round trips are on the write path).
+pub fn app_schema<C: GenericClient>(db: &mut Db<'_, C>, app: AppId) -> Res<Schema> {
+    let rows = db.query(
+        "SELECT (SELECT value FROM meta WHERE key = $2),
+                f.id, f.name, f.type, f.created_at, f.value_count, f.computed
+         FROM apps a LEFT JOIN fields f ON f.app_id = a.id
+         WHERE a.id = $1 ORDER BY f.id",
+        &[&app.0, &crate::subscriptions::declared_channels_key(app)],
+    )?;
+    let Some(first) = rows.first() else {
+        return Err(StoreError::NotFound(format!("application {app}")).into());
+    };
+    let declared: Option<String> = first.try_get(0)?;
+    let mut fields = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.try_get::<_, Option<i64>>(1)?.is_some() {
+            fields.push(field_stat(row, 1)?.field);
+        }
     }
-    Ok(out)
+    Ok(Schema::new(fields)
+        .with_event_types(super::events::registry(db, app)?)
+        .with_declared_channels(
+            declared
+                .as_deref()
+                .map(crate::subscriptions::parse_declared)
+                .unwrap_or_default(),
+        ))
 }
 
 /// The live fields' types, for checking a write inside its own transaction.

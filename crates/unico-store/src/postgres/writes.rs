@@ -38,26 +38,61 @@ use crate::live::LiveFields;
 use crate::store::UpsertOutcome;
 
 /// First key of the per-application advisory locks (two 32-bit keys: this, the app id).
-const APP_LOCK: i32 = 0x756e_6170; // "unap"
+pub const APP_LOCK: i32 = 0x756e_6170; // "unap"
 /// First key of the per-application import lock: imports of one application take turns.
 const IMPORT_LOCK: i32 = 0x756e_696d; // "unim"
 /// First key of the per-application lock of event types registered on first sight:
 /// registering writes of one application take turns, so the type limit holds.
 const REGISTER_LOCK: i32 = 0x756e_7267; // "unrg"
 
-/// What a write sees: its transaction, and the changes to log when it commits.
+/// What a write sees: its transaction, the changes to log when it commits, the value-count
+/// changes to apply just before, and the applications whose shared lock it holds.
 pub struct Wx<'a, 't> {
     pub db: Db<'a, Transaction<'t>>,
     pub changes: Vec<Change>,
+    /// Applied by whoever commits the transaction, after every write in it and just before
+    /// the log append (so count rows are the last rows locked, see the module docs).
+    pub deltas: CountDeltas,
+    /// The applications [`Wx::share_app`] locked in this transaction, with their live
+    /// fields: they cannot change until it ends, so a second write of the same application
+    /// in the transaction (a group commit, see `group.rs`) neither locks nor reads again.
+    shared: Vec<(AppId, LiveFields)>,
 }
 
 /// The second key of an application's locks. Ids past 2^31 share keys with smaller ones,
 /// which only makes those applications take turns more than needed.
-fn lock_key(app: AppId) -> i32 {
+pub fn lock_key(app: AppId) -> i32 {
     app.0 as i32
 }
 
-impl Wx<'_, '_> {
+impl<'a, 't> Wx<'a, 't> {
+    pub fn new(db: Db<'a, Transaction<'t>>) -> Self {
+        Wx {
+            db,
+            changes: Vec::new(),
+            deltas: CountDeltas::default(),
+            shared: Vec::new(),
+        }
+    }
+
+    /// How much of the transaction's bookkeeping exists now, to go back to with
+    /// [`Wx::rewind`] when the statements since are rolled back to a savepoint.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            changes: self.changes.len(),
+            deltas: self.deltas.clone(),
+            shared: self.shared.len(),
+        }
+    }
+
+    /// Forgets the changes, count changes and application locks recorded since `mark`
+    /// (the locks went with the savepoint's rollback).
+    pub fn rewind(&mut self, mark: Mark) {
+        self.changes.truncate(mark.changes);
+        self.deltas = mark.deltas;
+        self.shared.truncate(mark.shared);
+    }
+
     /// Records a change, logged if and when the transaction commits.
     pub fn emit(&mut self, change: Change) {
         self.changes.push(change);
@@ -66,8 +101,23 @@ impl Wx<'_, '_> {
     /// For customer writes: the application's schema cannot change until this transaction
     /// ends. Answers the live fields; `NotFound` if the application does not exist.
     pub fn share_app(&mut self, app: AppId) -> Res<LiveFields> {
-        self.share_app_lock(app)?;
-        rows::live_fields(&mut self.db, app)
+        if let Some((_, live)) = self.shared.iter().find(|(a, _)| *a == app) {
+            return Ok(live.clone());
+        }
+        self.db.execute(
+            "SELECT pg_advisory_xact_lock_shared($1, $2)",
+            &[&APP_LOCK, &lock_key(app)],
+        )?;
+        self.share_app_locked(app)
+    }
+
+    /// [`Wx::share_app`] once the application's shared lock is held (taken without waiting
+    /// by a group commit, see `group.rs`).
+    pub fn share_app_locked(&mut self, app: AppId) -> Res<LiveFields> {
+        rows::get_app(&mut self.db, app)?;
+        let live = rows::live_fields(&mut self.db, app)?;
+        self.shared.push((app, live.clone()));
+        Ok(live)
     }
 
     /// [`Wx::share_app`] for writes that do not need the fields (events): the application's
@@ -127,6 +177,13 @@ impl Wx<'_, '_> {
 }
 
 pub use crate::writing::{CountDeltas, Mode};
+
+/// See [`Wx::mark`].
+pub struct Mark {
+    changes: usize,
+    deltas: CountDeltas,
+    shared: usize,
+}
 
 /// Applies gathered value-count changes: one statement per field, in ascending id, so that
 /// writers lock the count rows in one order.

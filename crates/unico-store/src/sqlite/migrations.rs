@@ -178,6 +178,19 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX customer_aliases_by_customer ON customer_aliases(customer);
      CREATE TABLE anonymous_customers (
          customer INTEGER PRIMARY KEY REFERENCES customers(id) ON DELETE CASCADE);",
+    // 14: console sessions, kept here so that every server of one database knows them (see
+    // `crate::sessions`): under the hash of their token, in the order they started (`id`),
+    // gone with their application.
+    "CREATE TABLE console_sessions (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         token_hash BLOB NOT NULL UNIQUE,
+         key_hash BLOB NOT NULL,
+         app_id INTEGER REFERENCES apps(id) ON DELETE CASCADE,
+         csrf TEXT NOT NULL,
+         started INTEGER NOT NULL,
+         last_used INTEGER NOT NULL);
+     CREATE INDEX console_sessions_by_key ON console_sessions(key_hash, id);
+     CREATE INDEX console_sessions_by_app ON console_sessions(app_id, id);",
 ];
 
 /// How many migrations this build knows (the newest schema version it opens).

@@ -17,6 +17,7 @@ mod imports;
 mod log;
 mod migrations;
 mod rows;
+mod sessions;
 mod subscriptions;
 mod writer;
 pub use writer::{MAX_JOBS_PER_COMMIT, WRITER_QUEUE_BOUND};
@@ -523,6 +524,53 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(StoreError::NotFound(format!("key {key_id}")));
             }
+            Ok(())
+        })
+    }
+
+    fn start_session(
+        &self,
+        token_hash: &[u8; 32],
+        session: &crate::ConsoleSession,
+        now: i64,
+        limits: &crate::SessionLimits,
+    ) -> Result<(), StoreError> {
+        let (token_hash, session, limits) = (*token_hash, session.clone(), *limits);
+        self.writer
+            .write(move |w| sessions::start(&w.conn, &token_hash, &session, now, &limits))
+    }
+
+    fn use_session(
+        &self,
+        token_hash: &[u8; 32],
+        now: i64,
+        limits: &crate::SessionLimits,
+    ) -> Result<Option<crate::ConsoleSession>, StoreError> {
+        let Some(stored) = self.read(|c| sessions::find(c, token_hash))? else {
+            return Ok(None);
+        };
+        // Most uses only read: the last use is written once per `touch_ms`, and an expired
+        // session is dropped by the writer.
+        let expired = limits.expired(stored.started, stored.last_used, now);
+        if expired || now.saturating_sub(stored.last_used) >= limits.touch_ms {
+            let (token_hash, limits) = (*token_hash, *limits);
+            if !self
+                .writer
+                .write(move |w| sessions::touch(&w.conn, &token_hash, now, &limits))?
+            {
+                return Ok(None);
+            }
+        }
+        Ok(Some(stored.session))
+    }
+
+    fn end_session(&self, token_hash: &[u8; 32]) -> Result<(), StoreError> {
+        let token_hash = *token_hash;
+        self.writer.write(move |w| {
+            w.conn.execute(
+                "DELETE FROM console_sessions WHERE token_hash = ?1",
+                [&token_hash[..]],
+            )?;
             Ok(())
         })
     }
