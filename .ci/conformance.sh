@@ -87,6 +87,8 @@ printf '[parameters]\napp = 1\n' >"$config"
 # Excluded: deleting application 1 (the rest would then answer 404 only), and the NDJSON
 # upload, whose media type schemathesis cannot serialise (its answers are covered by
 # tests/api/documented.rs and the events tests).
+# Run from the temporary directory: schemathesis keeps a cache in its working directory.
+cd "$data"
 "$venv/bin/schemathesis" --config-file "$config" run "$base/openapi.json" \
     --header "Authorization: Bearer $key" \
     --checks not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance \
