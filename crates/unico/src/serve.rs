@@ -13,8 +13,11 @@ use crate::config::ServeConfig;
 fn init_logs(format: &str) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    // Logs go to stderr, as documented: stdout carries only what a person starting the
+    // server must read (the generated key, the address), so logs never interleave with it.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_target(false);
     if format == "json" {
         builder.json().init();

@@ -117,3 +117,62 @@ fn the_server_runs_on_what_the_file_says() {
         "the data directory named in the file, relative to it"
     );
 }
+
+/// With `log_format = "json"`, each request is one JSON line on stderr carrying the
+/// request's id, which the response echoes in `x-request-id`.
+#[test]
+fn json_logs_have_one_line_per_request_with_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_unico"))
+        .args([
+            "serve",
+            "--log-format",
+            "json",
+            "--addr",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(dir.path())
+        .env("UNICO_ADMIN_KEY", "test-admin-key-0123456789")
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::BufRead;
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = out
+        .find_map(|l| l.ok()?.strip_prefix("Listening on ").map(str::to_owned))
+        .unwrap();
+    let http = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let response = http
+        .get(format!("{base}/v1/apps?limit=1"))
+        .header("x-request-id", "trace-42")
+        .call()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(response.headers()["x-request-id"], "trace-42");
+    let _ = child.kill();
+    let _ = child.wait();
+    let err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).expect("every log line is JSON"))
+        .collect();
+    let answered: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "answered" && l["span"]["name"] == "request")
+        .collect();
+    assert_eq!(answered.len(), 1, "{lines:?}");
+    let line = answered[0];
+    assert_eq!(line["fields"]["method"], "GET", "{line}");
+    assert_eq!(
+        line["fields"]["path"], "/v1/apps",
+        "the query is left out: {line}"
+    );
+    assert_eq!(line["fields"]["status"], 401, "{line}");
+    assert_eq!(line["span"]["id"], "trace-42", "{line}");
+}
