@@ -301,10 +301,10 @@ fn check_text(input: &str) {
 
 fn check_json(input: &Json) {
     let schema = schema();
-    if let Ok(ast) = parse_json(input) {
-        if let Ok(filter) = unico_filter::check(&ast, &schema) {
-            round_trips(&filter);
-        }
+    if let Ok(ast) = parse_json(input)
+        && let Ok(filter) = unico_filter::check(&ast, &schema)
+    {
+        round_trips(&filter);
     }
 }
 
