@@ -109,6 +109,11 @@ pub(crate) struct RecordReader<R> {
     /// Whether the fast path is on (it is off for the header, whose BOM and quoting are
     /// left to `csv_core`).
     plain_lines: bool,
+    /// `core` has been given input. Its first call gets one byte only: `csv_core` drops a
+    /// UTF-8 BOM at the start of the first slice it sees, which would make a BOM that is
+    /// not at the file's start (after blank lines; that one is skipped by
+    /// [`Self::detect_dialect`]) vanish or stay depending on how the reads were cut.
+    core_started: bool,
 }
 
 impl<R: Read> RecordReader<R> {
@@ -127,6 +132,7 @@ impl<R: Read> RecordReader<R> {
             separator: DEFAULT_SEPARATOR.byte(),
             plain_stop: [false; 256],
             plain_lines: false,
+            core_started: false,
         }
     }
 
@@ -156,6 +162,7 @@ impl<R: Read> RecordReader<R> {
         self.core = csv_core::ReaderBuilder::new()
             .delimiter(self.separator)
             .build();
+        self.core_started = false;
         Ok((separator, bom))
     }
 
@@ -226,11 +233,15 @@ impl<R: Read> RecordReader<R> {
             // ends the record exactly as the end of the input would, unless the parser is
             // inside a quoted cell, where it becomes cell text instead.
             let at_end = self.pos == self.filled;
-            let input = if at_end {
+            let mut input = if at_end {
                 b"\n"
             } else {
                 &self.buffer[self.pos..self.filled]
             };
+            if !self.core_started {
+                input = &input[..1];
+                self.core_started = true;
+            }
             let (result, n_in, n_out, n_ends) = self.core.read_record(
                 input,
                 &mut record.bytes[record.len..],

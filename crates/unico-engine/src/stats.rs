@@ -98,10 +98,13 @@ impl AppIndex {
             return TopValues::default();
         };
         let mut counts = vec![0u32; dict.codes()];
-        let tally = |counts: &mut [u32], code: usize| {
-            if let Some(c) = counts.get_mut(code) {
-                *c += 1;
-            }
+        // A code outside the dictionary is a broken index, never a value to leave out.
+        let tally = |counts: &mut [u32], code: usize| match counts.get_mut(code) {
+            Some(c) => *c += 1,
+            None => broken(format_args!(
+                "a string code {code} outside its dictionary of {}",
+                counts.len()
+            )),
         };
         match codes {
             Codes::U8(v) => visit(members, column, v, |_, c| {
@@ -313,11 +316,30 @@ fn visit_mapped<T: Copy, U: Copy + Default>(
         while rest != 0 {
             let slot = base + rest.trailing_zeros() as usize;
             rest &= rest - 1;
-            if let Some(&x) = values.get(slot) {
-                f(slot, map(x));
-            }
+            f(slot, map(value_at(values, slot)));
         }
     }
+}
+
+/// The value of a present slot. A present slot always has one (a column's values are as
+/// long as the index's capacity): one missing means the index is broken, and a chart
+/// quietly leaving the member out would be a wrong answer, so it panics like a scan does
+/// (`eval::scan`), and the caller's request fails.
+#[inline(always)]
+fn value_at<T: Copy>(values: &[T], slot: usize) -> T {
+    match values.get(slot) {
+        Some(&x) => x,
+        None => broken(format_args!(
+            "slot {slot} is present but its column holds {} values",
+            values.len()
+        )),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn broken(what: std::fmt::Arguments<'_>) -> ! {
+    panic!("engine invariant broken in a member summary: {what}")
 }
 
 /// The smallest and largest of the members' values, in the column's own type.
@@ -340,10 +362,10 @@ fn min_max<T: Copy + PartialOrd>(
         let base = wi * WORD_BITS;
         let (mut lo, mut hi) = match range {
             Some(r) => r,
-            None => match values.get(base + rest.trailing_zeros() as usize) {
-                Some(&x) => (x, x),
-                None => continue,
-            },
+            None => {
+                let x = value_at(values, base + rest.trailing_zeros() as usize);
+                (x, x)
+            }
         };
         if rest == u64::MAX
             && let Some(chunk) = values.get(base..base + WORD_BITS)
@@ -356,10 +378,9 @@ fn min_max<T: Copy + PartialOrd>(
             while rest != 0 {
                 let slot = base + rest.trailing_zeros() as usize;
                 rest &= rest - 1;
-                if let Some(&x) = values.get(slot) {
-                    lo = if x < lo { x } else { lo };
-                    hi = if x > hi { x } else { hi };
-                }
+                let x = value_at(values, slot);
+                lo = if x < lo { x } else { lo };
+                hi = if x > hi { x } else { hi };
             }
         }
         range = Some((lo, hi));
@@ -420,6 +441,31 @@ mod tests {
             index.upsert(&customer(i as i64 + 1, c, a));
         }
         index
+    }
+
+    /// A member whose value is present but missing from its column (a broken index) was
+    /// left out of ranges and histograms, so a chart came out short without a word; now
+    /// the summary panics, as a scan does, and the request fails.
+    #[test]
+    fn a_present_value_missing_from_its_column_fails_the_summary() {
+        let index = index();
+        let members = index.all();
+        let column = index.attribute(Attribute::Field(FieldId(2))).unwrap();
+        let short = [1.0f64; 2]; // the age of slots 3 and later is missing
+        let ranged = std::panic::catch_unwind(|| min_max(&members, column, &short));
+        assert!(ranged.is_err());
+        let visited = std::panic::catch_unwind(|| {
+            let mut n = 0;
+            visit(&members, column, &short, |_, _| n += 1);
+            n
+        });
+        assert!(visited.is_err());
+        // With every value there, both see every member holding one.
+        let whole = [1.0f64; 7];
+        assert_eq!(min_max(&members, column, &whole), Some((1.0, 1.0)));
+        let mut n = 0;
+        visit(&members, column, &whole, |_, _| n += 1);
+        assert_eq!(n, 5);
     }
 
     #[test]

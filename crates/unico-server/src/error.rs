@@ -60,6 +60,10 @@ pub enum ApiError {
     /// stable code (`filter_syntax`, `filter_unknown_field`, …).
     #[error("{message}")]
     InvalidFilter { code: &'static str, message: String },
+    /// The disk cannot take what the request would write (an upload's spool would leave
+    /// less than the reserve free): 507, until an operator frees space.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// The storage cannot answer now; the client should retry (503 with `Retry-After`).
     #[error("{0}")]
     Unavailable(String),
@@ -95,6 +99,9 @@ impl ApiError {
             ApiError::InvalidFilter { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Unavailable(_) | ApiError::Failing { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            ApiError::InsufficientStorage(_) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
             }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -149,6 +156,9 @@ impl IntoResponse for ApiError {
         }
         if let ApiError::Unavailable(cause) = &self {
             tracing::warn!(%cause, "request answered 503");
+        }
+        if let ApiError::InsufficientStorage(cause) = &self {
+            tracing::error!(%cause, "an upload was refused: the disk is nearly full");
         }
         let details = match &self {
             ApiError::InvalidInput { details, .. } | ApiError::Failing { details, .. } => {

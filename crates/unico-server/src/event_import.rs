@@ -9,7 +9,7 @@
 //! [`BATCHES_IN_FLIGHT`] batches of [`BATCH_EVENTS`] events exist at once.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, mpsc};
@@ -135,9 +135,39 @@ fn check_line(
     }
 }
 
+/// Reads one line (through its `\n`, or to the end of the input) into `buf`, keeping at
+/// most `MAX_LINE_BYTES + 1` bytes of it: a longer line is read through and dropped
+/// beyond that, so one endless line costs a bounded buffer, not its own size. `Ok(false)`
+/// at the end of the input.
+fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    buf.clear();
+    let mut any = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(any);
+        }
+        any = true;
+        let (taken, ended) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        let room = (MAX_LINE_BYTES + 1).saturating_sub(buf.len());
+        buf.extend_from_slice(&available[..taken.min(room)]);
+        reader.consume(taken);
+        if ended {
+            return Ok(true);
+        }
+    }
+}
+
 /// Reads the file and sends its batches, then the verdict.
 fn parse(
-    file: File,
+    file: impl Read,
     schema: &Schema,
     auto_register: bool,
     identity: &crate::identity::IdentityRules,
@@ -158,10 +188,9 @@ fn parse(
     let mut line = 0u64;
     let mut sending = true;
     loop {
-        buf.clear();
-        match reader.read_until(b'\n', &mut buf) {
-            Ok(0) => break,
-            Ok(_) => {}
+        match read_line(&mut reader, &mut buf) {
+            Ok(false) => break,
+            Ok(true) => {}
             Err(e) => {
                 parsed.file_error = Some(format!("the file could not be read: {e}"));
                 break;
@@ -364,4 +393,215 @@ fn conclude(
         }
     }
     (record, parsed.errors)
+}
+
+/// Fuzzing on stable: the NDJSON reader fed arbitrary bytes and lines built from the
+/// format's hard parts. `UNICO_FUZZ_CASES=N` sets the cases (default 2 000).
+#[cfg(test)]
+mod fuzz {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use proptest::prelude::*;
+    use unico_core::{EventCode, EventType, EventTypes, PropertyType};
+
+    fn config() -> ProptestConfig {
+        let cases = std::env::var("UNICO_FUZZ_CASES")
+            .ok()
+            .map(|v| v.parse().expect("UNICO_FUZZ_CASES must be a number"))
+            .unwrap_or(2_000);
+        ProptestConfig {
+            cases,
+            max_shrink_iters: 10_000,
+            ..ProptestConfig::default()
+        }
+    }
+
+    fn schema() -> Schema {
+        let types = [("purchase", true), ("view", true), ("old", false)]
+            .iter()
+            .map(|(code, enabled)| EventType {
+                code: EventCode::parse(code).unwrap(),
+                name: (*code).to_owned(),
+                retention_days: 365,
+                enabled: *enabled,
+                properties: [("amount".to_owned(), PropertyType::Number)]
+                    .into_iter()
+                    .collect(),
+                created_at: 0,
+            })
+            .collect();
+        Schema::new(Vec::new()).with_event_types(EventTypes::new(types))
+    }
+
+    fn rules() -> crate::identity::IdentityRules {
+        crate::identity::IdentityRules {
+            kinds: unico_core::identity::identity_kinds(&[]),
+            anonymous_profiles: true,
+        }
+    }
+
+    /// Hands out one byte per read, to cross every buffer boundary.
+    struct OneByte<'a>(&'a [u8]);
+
+    impl Read for OneByte<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match (self.0.split_first(), buf.first_mut()) {
+                (Some((&b, rest)), Some(slot)) => {
+                    *slot = b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    /// What a parse gave: lines read, rejected, the errors, the events sent and whether
+    /// the end said to keep them.
+    type Outcome = (u64, u64, Vec<ImportRowError>, usize, bool);
+
+    fn run(input: impl Read, mode: ImportMode) -> Outcome {
+        let (tx, rx) = mpsc::sync_channel(1024);
+        let progress = ImportProgress::default();
+        let parsed = parse(input, &schema(), false, &rules(), mode, tx, &progress);
+        let mut events = 0;
+        let mut end = None;
+        for batch in rx {
+            assert!(end.is_none(), "a batch after the end");
+            match batch {
+                EventBatch::Items(items) => events += items.len(),
+                EventBatch::End { keep } => end = Some(keep),
+            }
+        }
+        let keep = end.expect("the parser always ends with End");
+        assert!(parsed.file_error.is_none());
+        (
+            parsed.lines_read,
+            parsed.rejected,
+            parsed.errors,
+            events,
+            keep,
+        )
+    }
+
+    fn check(bytes: &[u8]) {
+        let (lines, rejected, errors, events, keep) = run(bytes, ImportMode::SkipInvalid);
+        assert_eq!(
+            events as u64 + rejected,
+            lines,
+            "every line is an event or an error"
+        );
+        assert!(keep);
+        assert_eq!(
+            errors.len() as u64,
+            rejected.min(MAX_REPORTED_ERRORS as u64)
+        );
+        let physical = bytes.split(|&b| b == b'\n').count() as u64;
+        assert!(lines <= physical);
+        assert!(errors.windows(2).all(|w| w[0].line < w[1].line));
+        assert!(errors.iter().all(|e| (1..=physical).contains(&e.line)));
+        // Read a byte at a time, the same lines and errors.
+        let slow = run(OneByte(bytes), ImportMode::SkipInvalid);
+        assert_eq!(
+            (slow.0, slow.1, &slow.2, slow.3),
+            (lines, rejected, &errors, events)
+        );
+        // Atomic: the same verdicts, and nothing kept after an invalid line.
+        let atomic = run(bytes, ImportMode::Atomic);
+        assert_eq!((atomic.0, atomic.1), (lines, rejected));
+        assert_eq!(atomic.4, rejected == 0);
+    }
+
+    const LINES: &[&str] = &[
+        r#"{"customerId": "ana", "type": "purchase", "channel": "pos", "properties": {"amount": 3}}"#,
+        r#"{"customerId": "ana", "type": "view", "channel": "web", "event_id": "e1"}"#,
+        r#"{"customerId": "bob", "type": "purchase", "channel": "web", "timestamp": "2026-11-30T18:02:00+01:00"}"#,
+        r#"{"customerId": "bob", "type": "purchase", "channel": "app", "timestamp": 1764000000000}"#,
+        r#"{"identity": {"kind": "email", "value": "A@B.com"}, "type": "view", "channel": "web"}"#,
+        r#"{"identity": {"kind": "passport", "value": "x"}, "type": "view"}"#,
+        r#"{"customerId": "ana", "type": "old", "channel": "web"}"#,
+        r#"{"customerId": "ana", "type": "unknown"}"#,
+        r#"{"customerId": "", "type": "view"}"#,
+        r#"{"customerId": "ana", "type": "purchase", "channel": "web", "properties": {"amount": "x"}}"#,
+        r#"{"customerId": "ana", "type": "view", "properties": {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}}"#,
+        r#"{"customerId": "ana", "type": "view", "timestamp": "1999-01-01T00:00:00Z"}"#,
+        r#"{"customerId": "ana", "type": "view", "timestamp": 1e300}"#,
+        r#"{"customerId": "ana", "customerId": "bob", "type": "view"}"#,
+        r#"["not", "an", "object"]"#,
+        r#"{"customerId": "ana""#,
+        "null",
+        "",
+        "   ",
+        "\u{feff}",
+        "\u{a0}",
+        "{\"customerId\": \"\u{0}\", \"type\": \"view\"}",
+    ];
+
+    fn ndjson_like() -> impl Strategy<Value = Vec<u8>> {
+        (
+            prop::collection::vec(
+                (
+                    prop::sample::select(LINES),
+                    prop::sample::select(&["\n", "\r\n", "", "\n\n"][..]),
+                ),
+                0..12,
+            ),
+            prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+        )
+            .prop_map(|(lines, flips)| {
+                let mut bytes: Vec<u8> = lines
+                    .into_iter()
+                    .flat_map(|(l, end)| format!("{l}{end}").into_bytes())
+                    .collect();
+                for (at, byte) in flips {
+                    if !bytes.is_empty() {
+                        let i = at.index(bytes.len());
+                        bytes[i] = byte;
+                    }
+                }
+                bytes
+            })
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn the_reader_never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..800)) {
+            check(&bytes);
+        }
+
+        #[test]
+        fn the_reader_never_panics_on_ndjson_like_files(bytes in ndjson_like()) {
+            check(&bytes);
+        }
+    }
+
+    /// A line longer than the limit was read whole into memory before it was refused, so
+    /// a file of one endless line held all of itself (up to the 16 GiB upload bound); it
+    /// is now read through with at most `MAX_LINE_BYTES + 1` bytes kept.
+    #[test]
+    fn an_endless_line_is_refused_without_being_held_in_memory() {
+        let mut bytes = vec![b'x'; 3 * MAX_LINE_BYTES];
+        bytes.extend_from_slice(b"\n");
+        bytes.extend_from_slice(LINES[0].as_bytes());
+        let mut reader = BufReader::with_capacity(1 << 16, &bytes[..]);
+        let mut buf = Vec::new();
+        assert!(read_line(&mut reader, &mut buf).unwrap());
+        assert_eq!(buf.len(), MAX_LINE_BYTES + 1);
+        assert!(
+            buf.capacity() <= 2 * (MAX_LINE_BYTES + 1),
+            "{}",
+            buf.capacity()
+        );
+        assert!(read_line(&mut reader, &mut buf).unwrap());
+        assert_eq!(buf, LINES[0].as_bytes());
+        assert!(!read_line(&mut reader, &mut buf).unwrap());
+
+        let (lines, rejected, errors, events, _) = run(&bytes[..], ImportMode::SkipInvalid);
+        assert_eq!((lines, rejected, events), (2, 1, 1), "{errors:?}");
+        assert_eq!(errors[0].line, 1);
+        assert!(errors[0].message.contains("longer than"), "{:?}", errors[0]);
+    }
 }

@@ -50,6 +50,16 @@ pub const MAX_IMPORTS_PER_APP: usize = 2;
 /// threads (parser, preparer, its job), so this bounds both on a small machine.
 pub const MAX_IMPORTS_TOTAL: usize = 8;
 
+/// Free space an upload's spool must leave on its disk, or it is refused (507
+/// `insufficient_storage`) before the disk fills: the import then writes about as much
+/// again into the database, and SQLite needs room for its write-ahead log, so a disk
+/// filled by a spool would fail the import half-way and stall every other write. The same
+/// figure under which `/health` says `degraded`.
+pub const SPOOL_MIN_FREE_BYTES: u64 = 1 << 30;
+
+/// Bytes spooled between two looks at the disk's free space (one `statvfs` each).
+pub const SPOOL_DISK_CHECK_BYTES: u64 = 64 << 20;
+
 /// How a route is bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteClass {

@@ -34,6 +34,9 @@ pub struct AppState {
     /// The data directory, whose disk `/health` reports (the spool directory's when not
     /// set).
     pub data_dir: Option<PathBuf>,
+    /// Free bytes an upload's spool must leave on its disk
+    /// ([`crate::limits::SPOOL_MIN_FREE_BYTES`] unless a test says otherwise).
+    pub spool_reserve_bytes: u64,
 }
 
 impl AppState {
@@ -52,6 +55,7 @@ impl AppState {
             sign_ins: Arc::default(),
             spool_dir: std::env::temp_dir(),
             data_dir: None,
+            spool_reserve_bytes: crate::limits::SPOOL_MIN_FREE_BYTES,
         }
     }
 
@@ -70,6 +74,13 @@ impl AppState {
     /// Reports the disk of `dir` in `/health`.
     pub fn with_data_dir(mut self, dir: PathBuf) -> Self {
         self.data_dir = Some(dir);
+        self
+    }
+
+    /// Another reserve of free disk for upload spools (tests: a reserve larger than the
+    /// disk stands for a full disk).
+    pub fn with_spool_reserve(mut self, bytes: u64) -> Self {
+        self.spool_reserve_bytes = bytes;
         self
     }
 

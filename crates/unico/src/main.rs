@@ -2,6 +2,7 @@
 
 mod client;
 mod commands;
+mod config;
 mod demo;
 mod events;
 mod keys;
@@ -66,34 +67,51 @@ pub struct RestoreArgs {
     pub data: PathBuf,
 }
 
+/// `unico serve`'s settings. Each is taken from, in order: its flag, its environment
+/// variable, the configuration file (`--config`), the built-in default (see
+/// [`config::ServeConfig`]).
 #[derive(clap::Args)]
 pub struct ServeArgs {
+    /// A TOML file with any of `data`, `database`, `addr`, `log_format`, `demo_customers`.
+    #[arg(long, env = "UNICO_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Data directory: the embedded store, the admin key, import uploads and engine
-    /// snapshots.
-    #[arg(long, env = "UNICO_DATA", default_value = "unico-data")]
-    pub data: PathBuf,
+    /// snapshots [default: unico-data].
+    #[arg(long, env = "UNICO_DATA")]
+    pub data: Option<PathBuf>,
     /// A `postgres://` URL: store everything in that PostgreSQL database instead of the
     /// embedded store (the data directory still keeps the local files).
     #[arg(long, env = "UNICO_DATABASE")]
     pub database: Option<String>,
-    /// Address to listen on.
-    #[arg(long, env = "UNICO_ADDR", default_value = "127.0.0.1:8080")]
-    pub addr: String,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "UNICO_ADDR")]
+    pub addr: Option<String>,
     /// Create a sample application with realistic customers when the store has none.
     #[arg(long)]
     pub demo: bool,
-    /// How many customers the demo application gets.
-    #[arg(long, default_value_t = 5000, requires = "demo")]
-    pub demo_customers: usize,
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "UNICO_LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
+    /// How many customers the demo application gets [default: 5000].
+    #[arg(long, requires = "demo")]
+    pub demo_customers: Option<usize>,
+    /// Log format: `text` or `json` [default: text].
+    #[arg(long, env = "UNICO_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Print the settings as resolved from flags, environment, file and defaults, and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args).map(|()| true),
+        Command::Serve(args) if args.print_config => {
+            config::ServeConfig::resolve(args).map(|config| {
+                print!("{config}");
+                true
+            })
+        }
+        Command::Serve(args) => config::ServeConfig::resolve(args)
+            .and_then(serve::run)
+            .map(|()| true),
         Command::Import(args) => transfer::import(args),
         Command::Export(args) => transfer::export(args).map(|()| true),
         Command::Count(args) => commands::count(args).map(|()| true),

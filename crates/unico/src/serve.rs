@@ -8,13 +8,16 @@ use tracing_subscriber::EnvFilter;
 use unico_server::AppState;
 use unico_store::{PostgresStore, SqliteStore, Store};
 
-use crate::ServeArgs;
+use crate::config::ServeConfig;
 
 fn init_logs(format: &str) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    // Logs go to stderr, as documented: stdout carries only what a person starting the
+    // server must read (the generated key, the address), so logs never interleave with it.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_target(false);
     if format == "json" {
         builder.json().init();
@@ -23,7 +26,7 @@ fn init_logs(format: &str) {
     }
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub fn run(args: ServeConfig) -> anyhow::Result<()> {
     init_logs(&args.log_format);
     let store = open_store(&args)?;
     let interrupted = store.fail_interrupted_imports(unico_server::state::now_ms())?;
@@ -89,7 +92,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 /// The store `--database` names (PostgreSQL), else the embedded one in the data directory.
 /// The URL is never logged: it may hold a password.
-fn open_store(args: &ServeArgs) -> anyhow::Result<Arc<dyn Store>> {
+fn open_store(args: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
     match args.database.as_deref() {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let store = PostgresStore::connect(url).context("connecting to PostgreSQL")?;

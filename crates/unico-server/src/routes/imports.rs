@@ -151,6 +151,7 @@ fn running_out(r: &ImportRecord, p: &ImportProgress) -> ImportOut {
         (status = 404, description = answers::NO_APP, body = ErrorBody),
         (status = 413, description = "the file is larger than an upload may be (`body_too_large`)", body = ErrorBody),
         (status = 429, description = "the application already has its most imports running at once (`too_many_requests`, with `Retry-After`); the server's own bound across applications answers 503", body = ErrorBody),
+        (status = 507, description = "the server's disk is nearly full: the upload would leave less free space than the database needs (`insufficient_storage`); nothing was written", body = ErrorBody),
     ))]
 pub async fn start_import(
     State(state): State<AppState>,
@@ -229,6 +230,7 @@ pub async fn begin(
         (status = 404, description = answers::NO_APP, body = ErrorBody),
         (status = 413, description = "the file is larger than an upload may be (`body_too_large`)", body = ErrorBody),
         (status = 429, description = "the application already has its most imports running at once (`too_many_requests`, with `Retry-After`); the server's own bound across applications answers 503", body = ErrorBody),
+        (status = 507, description = "the server's disk is nearly full: the upload would leave less free space than the database needs (`insufficient_storage`); nothing was written", body = ErrorBody),
     ))]
 pub async fn start_event_import(
     State(state): State<AppState>,
@@ -447,7 +449,11 @@ async fn spool_or_record(
     path: &std::path::Path,
     record: &mut ImportRecord,
 ) -> Result<(), ApiError> {
-    let Err(e) = spool(upload, path).await else {
+    let disk = DiskGuard {
+        dir: state.spool_dir.clone(),
+        reserve: state.spool_reserve_bytes,
+    };
+    let Err(e) = spool(upload, path, disk).await else {
         return Ok(());
     };
     let _ = tokio::fs::remove_file(path).await;
@@ -467,12 +473,41 @@ enum Upload {
     Multipart(Multipart),
 }
 
-/// Appends chunks to the spool file, bounded by [`MAX_IMPORT_BYTES`].
+/// Refuses to spool past the disk's reserve of free space
+/// ([`crate::limits::SPOOL_MIN_FREE_BYTES`]).
+struct DiskGuard {
+    dir: std::path::PathBuf,
+    reserve: u64,
+}
+
+impl DiskGuard {
+    /// Whether `coming` more bytes still leave the reserve free. A disk whose space
+    /// cannot be read is not refused (the write itself then says what is wrong).
+    fn check(&self, coming: u64) -> Result<(), ApiError> {
+        let Some((free, _)) = super::system::disk_space(&self.dir) else {
+            return Ok(());
+        };
+        if free >= self.reserve.saturating_add(coming) {
+            return Ok(());
+        }
+        Err(ApiError::InsufficientStorage(format!(
+            "the server's disk has {} MiB free, and an upload must leave {} MiB for the database; nothing was written: free disk space (or move the data directory to a larger disk) and upload again",
+            free >> 20,
+            self.reserve >> 20
+        )))
+    }
+}
+
+/// Appends chunks to the spool file, bounded by [`MAX_IMPORT_BYTES`] and by the disk's
+/// reserve, looked at every [`crate::limits::SPOOL_DISK_CHECK_BYTES`].
 struct Spool {
     /// Buffered: each write to a `tokio::fs::File` is a hop to a blocking thread, and the
     /// body arrives in chunks of a few KiB.
     file: tokio::io::BufWriter<tokio::fs::File>,
     total: u64,
+    disk: DiskGuard,
+    /// `total` at which the disk is looked at next.
+    next_check: u64,
 }
 
 impl Spool {
@@ -482,6 +517,11 @@ impl Spool {
             return Err(ApiError::BodyTooLarge(format!(
                 "a CSV upload holds at most {MAX_IMPORT_BYTES} bytes"
             )));
+        }
+        if self.total >= self.next_check {
+            // Room for what was written and is still buffered, and the next stretch.
+            self.disk.check(crate::limits::SPOOL_DISK_CHECK_BYTES)?;
+            self.next_check = self.total + crate::limits::SPOOL_DISK_CHECK_BYTES;
         }
         self.file
             .write_all(chunk)
@@ -501,13 +541,16 @@ fn interrupted(e: impl std::fmt::Display) -> ApiError {
 const SPOOL_BUFFER_BYTES: usize = 1 << 20;
 
 /// Streams the upload to `path`, chunk by chunk.
-async fn spool(upload: Upload, path: &std::path::Path) -> Result<(), ApiError> {
+async fn spool(upload: Upload, path: &std::path::Path, disk: DiskGuard) -> Result<(), ApiError> {
+    disk.check(0)?;
     let file = tokio::fs::File::create(path)
         .await
         .map_err(|e| ApiError::Internal(format!("cannot spool the upload: {e}")))?;
     let mut spool = Spool {
         file: tokio::io::BufWriter::with_capacity(SPOOL_BUFFER_BYTES, file),
         total: 0,
+        disk,
+        next_check: crate::limits::SPOOL_DISK_CHECK_BYTES,
     };
     match upload {
         Upload::Raw(body) => {

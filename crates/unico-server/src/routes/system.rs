@@ -78,10 +78,10 @@ pub struct DiskHealth {
 /// Free space under which `/health` says `degraded`: an import spools its whole file and
 /// then writes about as much again into the database, and SQLite needs room for its
 /// write-ahead log, so below 1 GiB the next import may fail half-way.
-pub const HEALTH_MIN_FREE_BYTES: u64 = 1 << 30;
+pub const HEALTH_MIN_FREE_BYTES: u64 = crate::limits::SPOOL_MIN_FREE_BYTES;
 
 /// The disk holding `dir`: (free, total) bytes.
-fn disk_space(dir: &std::path::Path) -> Option<(u64, u64)> {
+pub(crate) fn disk_space(dir: &std::path::Path) -> Option<(u64, u64)> {
     let stat = rustix::fs::statvfs(dir).ok()?;
     let unit = stat.f_frsize;
     Some((

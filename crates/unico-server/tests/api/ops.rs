@@ -358,3 +358,66 @@ async fn metrics_count_requests_by_route_and_status() {
         assert!(value.parse::<f64>().is_ok(), "{line}");
     }
 }
+
+/// An upload is refused before its spool fills the disk: when the disk's free space is
+/// under the reserve (here a reserve larger than any disk stands for a full one), CSV and
+/// NDJSON uploads answer 507 `insufficient_storage`, nothing is spooled, and the import's
+/// record says why. With room, the same upload goes through.
+#[tokio::test]
+async fn uploads_are_refused_before_the_spool_fills_the_disk() {
+    let api = Api::configured(|s| s.with_spool_reserve(u64::MAX / 2));
+    let app = api.create_app("Full disk").await;
+    let (status, body) = api
+        .send_raw(
+            "POST",
+            &app.path("/imports"),
+            Some(&app.key),
+            Some("text/csv"),
+            "customerId\nana\n",
+        )
+        .await;
+    assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE, "{body}");
+    assert_error(
+        &body,
+        "insufficient_storage",
+        &["free", "nothing was written"],
+    );
+    let (status, body) = api
+        .send_raw(
+            "POST",
+            &app.path("/events/imports"),
+            Some(&app.key),
+            Some("application/x-ndjson"),
+            "{}\n",
+        )
+        .await;
+    assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE, "{body}");
+    let spool = api.state.spool_dir.clone();
+    assert_eq!(
+        std::fs::read_dir(&spool).unwrap().count(),
+        0,
+        "nothing spooled"
+    );
+    let (_, list) = api
+        .send("GET", &app.path("/imports"), Some(&app.key), None)
+        .await;
+    let first = &list["imports"][0];
+    assert_eq!(first["state"], "failed", "{list}");
+    assert!(
+        first["message"].as_str().unwrap().contains("free"),
+        "{list}"
+    );
+
+    let roomy = Api::new();
+    let app = roomy.create_app("Room").await;
+    let (status, body) = roomy
+        .send_raw(
+            "POST",
+            &app.path("/imports"),
+            Some(&app.key),
+            Some("text/csv"),
+            "customerId\nana\n",
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}
