@@ -93,6 +93,8 @@ printf '[parameters]\napp = 1\n' >"$config"
 # tests/api/documented.rs and the events tests).
 # Run from the temporary directory: schemathesis keeps a cache in its working directory.
 cd "$data"
+out="$data/schemathesis.out"
+status=0
 "$venv/bin/schemathesis" --config-file "$config" run "$base/openapi.json" \
     --header "Authorization: Bearer $key" \
     --checks not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance \
@@ -102,4 +104,18 @@ cd "$data"
     --max-time "$SECONDS_BUDGET" \
     --workers 2 \
     --suppress-health-check all \
-    ${SCHEMATHESIS_SEED:+--seed "$SCHEMATHESIS_SEED"}
+    ${SCHEMATHESIS_SEED:+--seed "$SCHEMATHESIS_SEED"} 2>&1 | tee "$out" || status=$?
+if [ "$status" -ne 0 ]; then
+    # A crash inside the generator itself (Hypothesis' shrinker has raised IndexError
+    # while optimising) ends the run with "Runtime Error" although every case the API
+    # answered passed. That is not a finding about the API: accept it only when no case
+    # failed, no other kind of error is listed, and there are no failures at all.
+    if ! grep -q "^Failures:" "$out" \
+        && grep -Eq "^ +([0-9]+) generated, \1 passed *$" "$out" \
+        && [ "$(sed -n '/^Errors:/,/^$/p' "$out" | grep -c "Error:")" -eq \
+             "$(sed -n '/^Errors:/,/^$/p' "$out" | grep -c "Runtime Error:")" ]; then
+        echo "schemathesis stopped on an internal error of its own; every case passed" >&2
+    else
+        exit "$status"
+    fi
+fi
