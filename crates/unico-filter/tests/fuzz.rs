@@ -27,32 +27,9 @@ fn config() -> ProptestConfig {
     }
 }
 
-/// Words, names, literals and punctuation of the text form, including its edge cases.
+/// Words, names, literals and punctuation of the text form, including its edge cases,
+/// beside its keywords ([`unico_filter::text::KEYWORDS`]).
 const TOKENS: &[&str] = &[
-    "and",
-    "or",
-    "not",
-    "exists",
-    "not_exists",
-    "in",
-    "not_in",
-    "contains",
-    "not_contains",
-    "starts_with",
-    "ends_with",
-    "between",
-    "before",
-    "after",
-    "within_last",
-    "not_within_last",
-    "on",
-    "anniversary",
-    "within",
-    "ago",
-    "from",
-    "now",
-    "did",
-    "did_not",
     "count",
     "sum",
     "avg",
@@ -140,7 +117,13 @@ const TOKENS: &[&str] = &[
 fn token_soup() -> impl Strategy<Value = String> {
     prop::collection::vec(
         (
-            prop::sample::select(TOKENS),
+            prop::sample::select(
+                unico_filter::text::KEYWORDS
+                    .iter()
+                    .chain(TOKENS)
+                    .copied()
+                    .collect::<Vec<&str>>(),
+            ),
             prop::sample::select(&[" ", " ", " ", "", "\n"][..]),
         ),
         0..40,
