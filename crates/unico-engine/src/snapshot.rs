@@ -33,7 +33,7 @@ use crate::bits::Bits;
 use crate::column::{Codes, Column, Data};
 use crate::dict::{Dict, IntHash};
 use crate::events::{Events, NumProp, Prop, StrProp, Table};
-use crate::index::{AppIndex, run_jobs};
+use crate::index::AppIndex;
 use crate::local::LocalDays;
 use crate::num::{Ints, Nums};
 
@@ -786,95 +786,88 @@ impl AppIndex {
         {
             return Err(corrupt("built-in columns"));
         }
-        let n = input.u64()?;
-        // Computed fields have no column (their values are computed from the events).
-        let stored = schema.fields().iter().filter(|f| !f.is_computed()).count();
-        if n != stored as u64 {
-            return Err(SnapshotError::Mismatch("another schema"));
-        }
-        let mut fields = HashMap::new();
-        for _ in 0..n {
-            let id = u32::try_from(input.u64()?).map_err(|_| corrupt("field id"))?;
-            let column = input.column(rows)?;
-            let def = schema
-                .by_id(FieldId(id))
-                .ok_or(SnapshotError::Mismatch("another schema"))?;
-            if def.field_type != column.ty || def.is_computed() {
-                return Err(SnapshotError::Mismatch("another schema"));
-            }
-            fields.insert(FieldId(id), column);
-        }
-        if fields.len() != stored {
-            return Err(SnapshotError::Mismatch("another schema"));
-        }
-        let events = input.events(&alive, &free, high)?;
-        let subscribed = input.subscribed(&alive, rows)?;
-        // A column holds values only for alive rows (counts of presence tests rely on it).
-        let within_alive = |c: &Column| {
-            c.present
-                .words()
-                .iter()
-                .zip(alive.words())
-                .all(|(p, a)| p & !a == 0)
-        };
-        if !fields
-            .values()
-            .chain([&customer_id, &created_at, &updated_at])
-            .all(within_alive)
-        {
-            return Err(corrupt("a value of a row that is not alive"));
-        }
-        let want = input.sum.finish();
-        let mut tail = [0u8; 8];
-        input.r.read_exact(&mut tail)?;
-        if u64::from_le_bytes(tail) != want || input.left != 0 {
-            return Err(corrupt("checksum"));
-        }
-        // The lookups are rebuilt: ids to slots, and the customerId order.
-        let mut by_id = HashMap::default();
-        let mut sorted: Option<BTreeMap<(Box<str>, i64), u32>> = None;
+        // The lookups (ids to slots, the customerId order) are rebuilt by two helper
+        // threads while the rest of the file is read: a restart's first answer waits for
+        // the slower of the two, not their sum. Built from bytes the checksum has not
+        // vouched for yet, they are dropped with the rest if it fails.
         let cid_of = |slot: usize| match &customer_id.data {
             Data::Str { codes, dict } => codes
                 .get(slot)
                 .and_then(|c| std::str::from_utf8(dict.value(c)).ok()),
             _ => None,
         };
-        {
-            let ids = &ids;
-            let alive = &alive;
-            let order = &order;
-            let by_id = &mut by_id;
-            let sorted = &mut sorted;
-            enum Job<'j> {
-                ById(&'j mut HashMap<i64, u32, IntHash>),
-                Order(&'j mut Option<BTreeMap<(Box<str>, i64), u32>>),
-            }
-            run_jobs(
-                vec![Job::Order(sorted), Job::ById(by_id)],
-                2,
-                |job| match job {
-                    Job::ById(map) => {
-                        map.reserve(live);
-                        map.extend(alive.iter().filter_map(|s| Some((*ids.get(s)?, s as u32))));
+        type OrderMap = BTreeMap<(Box<str>, i64), u32>;
+        let (read, by_id, sorted) = std::thread::scope(|scope| {
+            let (ids, alive, order) = (&ids, &alive, &order);
+            let by_id = scope.spawn(move || {
+                let mut map: HashMap<i64, u32, IntHash> = HashMap::default();
+                map.reserve(live);
+                map.extend(alive.iter().filter_map(|s| Some((*ids.get(s)?, s as u32))));
+                map
+            });
+            let sorted = scope.spawn(move || -> Option<OrderMap> {
+                let mut keys = Vec::with_capacity(order.len());
+                for &slot in order {
+                    let s = slot as usize;
+                    let (Some(cid), Some(&id), true) = (cid_of(s), ids.get(s), alive.get(s)) else {
+                        return None;
+                    };
+                    keys.push(((Box::<str>::from(cid), id), slot));
+                }
+                keys.windows(2)
+                    .all(|w| w[0].0 < w[1].0)
+                    .then(|| keys.into_iter().collect())
+            });
+            let read = (|| {
+                let n = input.u64()?;
+                // Computed fields have no column (their values are computed from the events).
+                let stored = schema.fields().iter().filter(|f| !f.is_computed()).count();
+                if n != stored as u64 {
+                    return Err(SnapshotError::Mismatch("another schema"));
+                }
+                let mut fields = HashMap::new();
+                for _ in 0..n {
+                    let id = u32::try_from(input.u64()?).map_err(|_| corrupt("field id"))?;
+                    let column = input.column(rows)?;
+                    let def = schema
+                        .by_id(FieldId(id))
+                        .ok_or(SnapshotError::Mismatch("another schema"))?;
+                    if def.field_type != column.ty || def.is_computed() {
+                        return Err(SnapshotError::Mismatch("another schema"));
                     }
-                    Job::Order(out) => {
-                        let mut keys = Vec::with_capacity(order.len());
-                        for &slot in order {
-                            let s = slot as usize;
-                            let (Some(cid), Some(&id), true) =
-                                (cid_of(s), ids.get(s), alive.get(s))
-                            else {
-                                return;
-                            };
-                            keys.push(((Box::<str>::from(cid), id), slot));
-                        }
-                        if keys.windows(2).all(|w| w[0].0 < w[1].0) {
-                            *out = Some(keys.into_iter().collect());
-                        }
-                    }
-                },
-            );
-        }
+                    fields.insert(FieldId(id), column);
+                }
+                if fields.len() != stored {
+                    return Err(SnapshotError::Mismatch("another schema"));
+                }
+                let events = input.events(alive, &free, high)?;
+                let subscribed = input.subscribed(alive, rows)?;
+                // A column holds values only for alive rows (counts of presence tests rely on it).
+                let within_alive = |c: &Column| {
+                    c.present
+                        .words()
+                        .iter()
+                        .zip(alive.words())
+                        .all(|(p, a)| p & !a == 0)
+                };
+                if !fields
+                    .values()
+                    .chain([&customer_id, &created_at, &updated_at])
+                    .all(within_alive)
+                {
+                    return Err(corrupt("a value of a row that is not alive"));
+                }
+                let want = input.sum.finish();
+                let mut tail = [0u8; 8];
+                input.r.read_exact(&mut tail)?;
+                if u64::from_le_bytes(tail) != want || input.left != 0 {
+                    return Err(corrupt("checksum"));
+                }
+                Ok((fields, events, subscribed))
+            })();
+            (read, joined(by_id), joined(sorted))
+        });
+        let (fields, events, subscribed) = read?;
         let order = sorted.ok_or(corrupt("customerId order"))?;
         if by_id.len() != live || order.len() != live {
             return Err(corrupt("ids"));
@@ -911,6 +904,13 @@ pub fn reseal_for_fuzzing(bytes: &mut [u8]) {
     let mut sum = Checksum::new();
     sum.update(&bytes[..n]);
     bytes[n..].copy_from_slice(&sum.finish().to_le_bytes());
+}
+
+/// A helper thread's result; its panic (a bug) goes on in the caller.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 fn bad_subscriptions() -> SnapshotError {
