@@ -189,6 +189,13 @@ pub(crate) fn range_in(members: &Members, column: &Column) -> Option<(f64, f64)>
 }
 
 /// [`AppIndex::histogram`] of a column.
+/// Where bucket `i` of a histogram starting at `start`, `width` wide, begins: bucket `i`
+/// holds the values from its edge (included) to the next one (excluded), the last one
+/// everything from its edge up. Callers that restate a bucket as a filter use these edges.
+pub fn bucket_edge(start: f64, width: f64, i: usize) -> f64 {
+    start + width * i as f64
+}
+
 pub(crate) fn histogram_in(
     members: &Members,
     column: &Column,
@@ -204,10 +211,23 @@ pub(crate) fn histogram_in(
     // The bucket of `x`: `floor((x - start) / width)` clamped to the buckets. Below 0
     // it is the first; from 0 up, truncating is flooring (and saturates far past the
     // last): one conversion instruction, where `floor` is a libm call per value on the
-    // baseline x86-64 target.
+    // baseline x86-64 target. The quotient can round across an edge (0.5 over edges
+    // 0.2 + 0.1·i gives 2.9999…): the bucket is then moved to the one whose edges, as
+    // [`bucket_edge`] computes them, hold `x`, so that a filter on those edges selects
+    // exactly the customers the bucket counts.
     let bucket = |x: f64| {
         let q = (x - start) / width;
-        if q < 0.0 { 0 } else { (q as usize).min(last) }
+        if q < 0.0 {
+            return 0;
+        }
+        let i = (q as usize).min(last);
+        if i > 0 && x < bucket_edge(start, width, i) {
+            i - 1
+        } else if i < last && x >= bucket_edge(start, width, i + 1) {
+            i + 1
+        } else {
+            i
+        }
     };
     let mut add = |_, i: usize| {
         if let Some(c) = counts.get_mut(i) {

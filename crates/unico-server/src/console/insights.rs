@@ -348,8 +348,9 @@ fn chart(
             (Some((drill, f)), Scale::Number) => {
                 let last = buckets.counts.len().saturating_sub(1);
                 charts::columns_linked(title, buckets, |i| {
-                    let lo = buckets.start + buckets.width * i as f64;
-                    let hi = lo + buckets.width;
+                    let edge =
+                        |i| unico_engine::stats::bucket_edge(buckets.start, buckets.width, i);
+                    let (lo, hi) = (edge(i), edge(i + 1));
                     // The last bucket holds everything from its start (the histogram
                     // clamps the values past its end into it).
                     Some(if i == last {
