@@ -20,8 +20,8 @@ pub(super) const IMPORTS_SHOWN: usize = 20;
 /// actions are few beside imports).
 pub(super) const IMPORT_AUDIT_READ: usize = 500;
 
-/// "1 row", "2 rows".
-fn plural(n: u64, noun: &str) -> String {
+/// "1 row", "2 rows" (nouns with a plain plural).
+pub(super) fn plural(n: u64, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
@@ -191,8 +191,11 @@ pub async fn start_import(
                     Ok(())
                 })
                 .await;
+            // The import runs whatever happens to its audit record: answering an error here
+            // would invite the user to upload the same file again. Its history then shows
+            // no file or person for it.
             if let Err(e) = recorded {
-                return e.into_response();
+                tracing::warn!(app = app.0, import = id, error = %e, "cannot record who started a console import");
             }
             (StatusCode::ACCEPTED, axum::Json(started)).into_response()
         }
