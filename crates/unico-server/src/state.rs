@@ -94,12 +94,19 @@ impl AppState {
         &self,
         op: impl FnOnce(&dyn Store) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, ApiError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || op(store.as_ref()))
-            .await
-            .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
-            .map_err(ApiError::from)
+        on_blocking_thread(self.store.clone(), op).await
     }
+}
+
+/// Runs a call on `store` on a blocking thread, off the async runtime.
+pub(crate) async fn on_blocking_thread<R: Send + 'static>(
+    store: Arc<dyn Store>,
+    op: impl FnOnce(&dyn Store) -> Result<R, StoreError> + Send + 'static,
+) -> Result<R, ApiError> {
+    tokio::task::spawn_blocking(move || op(store.as_ref()))
+        .await
+        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+        .map_err(ApiError::from)
 }
 
 impl AppState {

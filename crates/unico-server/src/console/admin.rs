@@ -22,7 +22,7 @@ use super::timeline::local_time;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::extract::FormBody;
-use crate::state::{AppState, now_ms};
+use crate::state::AppState;
 
 /// The Applications page's answer to an action: a message on the page.
 fn back(kind: &str, message: &str) -> Response {
@@ -48,7 +48,8 @@ pub fn manage(
 ) -> Markup {
     let admin = matches!(principal, Principal::Admin);
     html! {
-        (zone_names())
+        // Only the admin's forms take a time zone.
+        @if admin { (zone_names()) }
         @for app in apps {
             div class="card" id=(format!("app-{}", app.id)) {
                 h2 class="card-title" { (app.name.as_str()) }
@@ -173,20 +174,8 @@ pub async fn create_app(
         }
     };
     let actor = crate::audit::console_actor(&principal);
-    let who = actor.clone();
-    let app = match state
-        .blocking(move |s| {
-            let app = s.create_app(&name, &tz, now_ms())?;
-            crate::audit::record(s, Some(app.id), &who, "app.created", app.id.0)?;
-            Ok(app)
-        })
-        .await
-    {
-        Ok(app) => app,
-        Err(e) => return failure(e),
-    };
-    match crate::routes::new_key(&state, app.id, actor).await {
-        Ok(key) => key_page(&csrf, &app, &key.key, true),
+    match crate::routes::create_app_with_key(&state, name, tz, actor).await {
+        Ok((app, key)) => key_page(&csrf, &app, &key.key, true),
         Err(e) => failure(e),
     }
 }
@@ -300,18 +289,8 @@ pub async fn revoke_key(
         Err(r) => return r,
     };
     let actor = crate::audit::console_actor(&principal);
-    match state
-        .blocking(move |s| {
-            s.revoke_key(app, key_id, now_ms())?;
-            crate::audit::record(s, Some(app), &actor, "key.revoked", key_id)?;
-            Ok(())
-        })
-        .await
-    {
-        Ok(()) => {
-            state.keys.forget(|a, id| a == app && id == key_id);
-            back("done", "The key is revoked.")
-        }
+    match crate::routes::revoke_key(&state, app, key_id, actor).await {
+        Ok(()) => back("done", "The key is revoked."),
         Err(ApiError::NotFound(_)) => back("error", "No such key."),
         Err(e) => failure(e),
     }

@@ -126,7 +126,7 @@ pub fn columns_linked(
                 };
                 @match link(i).filter(|_| count > 0) {
                     Some(href) => {
-                        a class="drill" href=(href) aria-label=(format!("{}: {}, show them", bucket_label(buckets, i), customers(count))) {
+                        a class="drill" href=(href) aria-label=(format!("{}: {}, show them", bucket_label(buckets, i), super::imports::plural(count, "customer"))) {
                             rect x=(fmt(x)) y=(TOP) width=(fmt(col_w)) height=(fmt(plot_h)) class="hit" {}
                             (column)
                         }
@@ -142,15 +142,6 @@ pub fn columns_linked(
                 }
             }
         }
-    }
-}
-
-/// "1 customer", "2 customers".
-fn customers(n: u64) -> String {
-    if n == 1 {
-        "1 customer".to_owned()
-    } else {
-        format!("{n} customers")
     }
 }
 

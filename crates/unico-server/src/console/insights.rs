@@ -333,6 +333,13 @@ fn exact_number(x: f64) -> String {
     format!("{x}")
 }
 
+/// Whether nearly every customer holding a string field holds their own value (emails,
+/// names): more than 50 distinct values, and at least 9 in 10 holders with a value of
+/// their own. Its most frequent values then occur once or twice: no chart, no suggestion.
+pub(super) fn nearly_unique(distinct: u64, holding: u64) -> bool {
+    distinct > 50 && distinct * 10 >= holding * 9
+}
+
 fn chart(
     chart: &Chart,
     title: &str,
@@ -367,7 +374,7 @@ fn chart(
             }
             _ => charts::columns(title, buckets),
         },
-        Chart::Top(top) if top.distinct > 50 && top.distinct * 10 >= holding * 9 => html! {
+        Chart::Top(top) if nearly_unique(top.distinct, holding) => html! {
             p class="sub empty-chart" { "Nearly every customer holds their own value (" (top.distinct) " distinct): nothing stands out." }
         },
         Chart::Top(top) => {

@@ -1779,11 +1779,16 @@ pub async fn export(
             .map(|(_, v)| v.clone())
             .unwrap_or_default()
     };
-    let schema = match state.blocking(move |s| s.schema(app)).await {
-        Ok(schema) => schema,
-        Err(e) => return e.into_response(),
+    // The schema names the searched fields; without a search it is not needed here.
+    let (filter, search) = (find("filter"), find("q"));
+    let filter = if search.trim().is_empty() {
+        filter
+    } else {
+        match state.blocking(move |s| s.schema(app)).await {
+            Ok(schema) => with_search(&filter, &search, &schema),
+            Err(e) => return e.into_response(),
+        }
     };
-    let filter = with_search(&find("filter"), &find("q"), &schema);
     let mut pairs: Vec<(String, String)> = query
         .iter()
         .filter(|(k, _)| k != "filter" && k != "q")

@@ -152,11 +152,7 @@ impl Sessions {
         &self,
         op: impl FnOnce(&dyn Store) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, ApiError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || op(store.as_ref()))
-            .await
-            .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
-            .map_err(ApiError::from)
+        crate::state::on_blocking_thread(self.store.clone(), op).await
     }
 
     /// Starts a session for the key with this hash, a key of `app` (`None`: the admin key);

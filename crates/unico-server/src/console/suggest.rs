@@ -17,11 +17,6 @@ use crate::state::{AppState, now_ms};
 /// (countries, tiers, cities), few enough for a list under a text box.
 pub const SUGGESTED_VALUES: usize = 30;
 
-/// Past this many distinct values, a field where nearly every customer holds their own
-/// value (emails, names) gets no suggestion: its most frequent values each occur once or
-/// twice and would only be noise (the same rule as its chart).
-const DISTINCT_MIN_FOR_UNIQUE: u64 = 50;
-
 /// `GET /console/apps/{app}/values?field=NAME`: the field's most frequent values among
 /// every customer, most frequent first, each with how many customers hold it (JSON:
 /// `{"values": [{"value": "ES", "count": 1204}, …]}`). A field that is not a stored string
@@ -57,7 +52,9 @@ pub async fn values(
                 )
             })?;
             let (holding, top) = top;
-            let unique = top.distinct > DISTINCT_MIN_FOR_UNIQUE && top.distinct * 10 >= holding * 9;
+            // A field where nearly every customer holds their own value gets no suggestion
+            // (the same rule as its chart).
+            let unique = super::insights::nearly_unique(top.distinct, holding);
             Ok(if unique { Vec::new() } else { top.values })
         })
         .await;

@@ -71,16 +71,7 @@ pub async fn create_app(
         Some(tz) => parse_tz(tz)?,
         None => TimeZoneName::utc(),
     };
-    let actor = audit::actor(&principal);
-    let who = actor.clone();
-    let app = state
-        .blocking(move |s| {
-            let app = s.create_app(&name, &tz, now_ms())?;
-            audit::record(s, Some(app.id), &who, "app.created", app.id.0)?;
-            Ok(app)
-        })
-        .await?;
-    let key = new_key(&state, app.id, actor).await?;
+    let (app, key) = create_with_key(&state, name, tz, audit::actor(&principal)).await?;
     Ok((
         StatusCode::CREATED,
         Json(AppCreated {
@@ -328,7 +319,38 @@ pub async fn revoke_key(
     let params = PathParams::from(path)?;
     let (app, key_id) = (params.app()?, params.key_id()?);
     principal.require_app(app)?;
-    let actor = audit::actor(&principal);
+    revoke(&state, app, key_id, audit::actor(&principal)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Creates an application and its first key, and records who did (the API's route and the
+/// console's form).
+pub(crate) async fn create_with_key(
+    state: &AppState,
+    name: AppName,
+    tz: TimeZoneName,
+    actor: String,
+) -> Result<(unico_core::Application, KeyCreated), ApiError> {
+    let who = actor.clone();
+    let app = state
+        .blocking(move |s| {
+            let app = s.create_app(&name, &tz, now_ms())?;
+            audit::record(s, Some(app.id), &who, "app.created", app.id.0)?;
+            Ok(app)
+        })
+        .await?;
+    let key = new_key(state, app.id, actor).await?;
+    Ok((app, key))
+}
+
+/// Revokes an application's key, records who did, and drops it from the key cache so it
+/// stops working at once on this server (the API's route and the console's form).
+pub(crate) async fn revoke(
+    state: &AppState,
+    app: AppId,
+    key_id: i64,
+    actor: String,
+) -> Result<(), ApiError> {
     state
         .blocking(move |s| {
             s.revoke_key(app, key_id, now_ms())?;
@@ -336,5 +358,5 @@ pub async fn revoke_key(
         })
         .await?;
     state.keys.forget(|a, id| a == app && id == key_id);
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

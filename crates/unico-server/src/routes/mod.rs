@@ -29,7 +29,7 @@ use crate::error::ApiError;
 use crate::extract::BodyLimits;
 use crate::state::AppState;
 
-pub(crate) use apps::new_key;
+pub(crate) use apps::{create_with_key as create_app_with_key, new_key, revoke as revoke_key};
 pub(crate) use segments::{
     check_name as check_segment_name, count_members, segment_out, stored_filter,
 };

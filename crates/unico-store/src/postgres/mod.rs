@@ -536,8 +536,7 @@ impl Store for PostgresStore {
         // `scan_customers`.
         self.snapshot(|db| {
             let seq = log::head(db)?;
-            rows::get_app(db, app)?;
-            schema(rows::schema(db, app)?);
+            schema(rows::app_schema(db, app)?);
             scan_customer_rows(db, app, customers)?;
             events::scan(db, app, visit_events)?;
             Ok(seq)
