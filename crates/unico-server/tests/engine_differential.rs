@@ -357,7 +357,7 @@ impl World {
     /// imports and deletions.
     fn write(&self, row: &Row) {
         let item = self.item(row);
-        if row.k % 2 == 0 {
+        if row.k.is_multiple_of(2) {
             let outcomes = self.store.upsert_batch(self.app, vec![item], NOW).unwrap();
             assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
             return;
