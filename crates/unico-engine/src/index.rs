@@ -57,6 +57,9 @@ const MAX_THREADS: usize = 8;
 const CHEAP_ROWS: usize = 1 << 16;
 /// Rows a page walk tests one at a time before evaluating the whole filter instead.
 const DEFAULT_PAGE_WALK_ROWS: usize = 16_384;
+/// New customers in one [`AppIndex::upsert_many`] call from which they are appended as a
+/// parallel bulk load rather than one by one.
+const BULK_MIN: usize = 1024;
 
 /// One application's customers, in memory, as columns. Pure: no I/O, never writes to a
 /// store. See the module docs for the layout and its invariants.
@@ -363,11 +366,12 @@ impl AppIndex {
         }
     }
 
-    /// Upserts many customers; into an empty index this is a parallel bulk load (each
-    /// column filled by one thread, the customerId order built from a sorted run). A
+    /// Upserts many customers. Customers the index does not hold yet are appended as one
+    /// parallel bulk load (each column filled by one thread, the customerId order from a
+    /// sorted run) when there are enough of them; the others are upserted one by one. A
     /// later customer with the same `id` wins.
     pub fn upsert_many(&mut self, customers: &[Customer]) {
-        if self.high != 0 || customers.len() < 1024 {
+        if customers.len() < BULK_MIN {
             for c in customers {
                 self.upsert(c);
             }
@@ -378,20 +382,39 @@ impl AppIndex {
         for (i, c) in customers.iter().enumerate() {
             last.insert(c.id, i);
         }
-        let picked: Vec<&Customer> = customers
-            .iter()
-            .enumerate()
-            .filter(|(i, c)| last.get(&c.id) == Some(i))
-            .map(|(_, c)| c)
-            .collect();
+        // Whole states: applying only the last of an id's states is applying them all.
+        let mut fresh: Vec<&Customer> = Vec::with_capacity(customers.len());
+        for (i, c) in customers.iter().enumerate() {
+            if last.get(&c.id) != Some(&i) {
+                continue;
+            }
+            if self.by_id.contains_key(&c.id) {
+                self.upsert(c);
+            } else {
+                fresh.push(c);
+            }
+        }
         drop(last);
+        if fresh.len() < BULK_MIN {
+            for c in fresh {
+                self.upsert(c);
+            }
+            return;
+        }
+        self.append_new(&fresh);
+    }
+
+    /// Appends customers the index does not hold (distinct ids) in slots from `high` on,
+    /// filling the columns in parallel.
+    fn append_new(&mut self, picked: &[&Customer]) {
+        let base = self.high;
         let n = picked.len();
-        self.grow_to(n);
-        self.high = n;
-        self.live = n;
-        for (slot, c) in picked.iter().enumerate() {
-            self.ids[slot] = c.id;
-            self.alive.assign(slot, true);
+        self.grow_to(base + n);
+        self.high = base + n;
+        self.live += n;
+        for (i, c) in picked.iter().enumerate() {
+            self.ids[base + i] = c.id;
+            self.alive.assign(base + i, true);
         }
         let local = &self.local;
         let picked = &picked;
@@ -433,28 +456,29 @@ impl AppIndex {
                     .enumerate()
                     .map(|(i, (id, _))| (*id, i))
                     .collect();
-                for (slot, c) in picked.iter().enumerate() {
+                for (i, c) in picked.iter().enumerate() {
                     for (id, value) in &c.fields {
-                        if let Some(&i) = lookup.get(id) {
-                            columns[i].1.set(slot, Some(value), local);
+                        if let Some(&column) = lookup.get(id) {
+                            columns[column].1.set(base + i, Some(value), local);
                         }
                     }
                 }
             }
             Job::CustomerId(column) => {
-                for (slot, c) in picked.iter().enumerate() {
-                    column.set_text(slot, c.customer_id.as_str());
+                for (i, c) in picked.iter().enumerate() {
+                    column.set_text(base + i, c.customer_id.as_str());
                 }
             }
             Job::Times(created, updated) => {
-                for (slot, c) in picked.iter().enumerate() {
-                    created.set(slot, Some(&Value::Datetime(c.created_at)), local);
-                    updated.set(slot, Some(&Value::Datetime(c.updated_at)), local);
+                for (i, c) in picked.iter().enumerate() {
+                    created.set(base + i, Some(&Value::Datetime(c.created_at)), local);
+                    updated.set(base + i, Some(&Value::Datetime(c.updated_at)), local);
                 }
             }
             Job::Order(order) => {
-                // Sort slots by a 16-byte big-endian prefix first (no pointer chasing),
-                // the full key only on ties, then build the map from the sorted run.
+                // Sort by a 16-byte big-endian prefix first (no pointer chasing), the full
+                // key only on ties; into an empty map, build it from the sorted run, else
+                // insert in key order (each insert next to the one before).
                 let prefix = |s: &str| {
                     let mut b = [0u8; 16];
                     let n = s.len().min(16);
@@ -464,24 +488,33 @@ impl AppIndex {
                 let mut sorted: Vec<(u128, u32)> = picked
                     .iter()
                     .enumerate()
-                    .map(|(slot, c)| (prefix(c.customer_id.as_str()), slot as u32))
+                    .map(|(i, c)| (prefix(c.customer_id.as_str()), i as u32))
                     .collect();
-                let full = |slot: u32| {
-                    let c = picked[slot as usize];
+                let full = |i: u32| {
+                    let c = picked[i as usize];
                     (c.customer_id.as_str(), c.id)
                 };
                 sorted
                     .sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| full(a.1).cmp(&full(b.1))));
-                *order = sorted
-                    .into_iter()
-                    .map(|(_, slot)| {
-                        let (cid, id) = full(slot);
-                        ((Box::from(cid), id), slot)
-                    })
-                    .collect();
+                let entries = sorted.into_iter().map(|(_, i)| {
+                    let (cid, id) = full(i);
+                    ((Box::from(cid), id), (base + i as usize) as u32)
+                });
+                if order.is_empty() {
+                    *order = entries.collect();
+                } else {
+                    for (key, slot) in entries {
+                        order.insert(key, slot);
+                    }
+                }
             }
             Job::ById(by_id) => {
-                by_id.extend(picked.iter().enumerate().map(|(s, c)| (c.id, s as u32)));
+                by_id.extend(
+                    picked
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| (c.id, (base + i) as u32)),
+                );
             }
         });
     }

@@ -756,7 +756,8 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: cases(1500) / 100 + 4, ..ProptestConfig::default() })]
 
     /// Thousands of customers across several blocks (tens of thousands in some cases),
-    /// with threads forced on, removals, slot reuse and updates.
+    /// with threads forced on, bulk loads into an empty and into a loaded index, removals,
+    /// slot reuse and updates.
     #[test]
     fn many_customers_over_blocks_and_threads_agree(
         rng_seed in 1u64..u64::MAX,
@@ -781,19 +782,46 @@ proptest! {
         // A quarter of the cases load more customers than 65 536, so that the customerId
         // dictionary's codes take four bytes and updates write small codes into it.
         let n: i64 = if (rng_seed >> 8) % 4 == 0 { 70_000 } else { 9000 };
+        // Loaded in two batches: the first into the empty index; the second appends new
+        // customers to it and, among them, rewrites 300 loaded ones, some twice (the
+        // later state wins).
         let mut batch = Vec::new();
+        let mut first = Vec::new();
         for id in 1..=n {
             let values = random_values(&mut rng, &spread, anchor);
             let seed = CustomerSeed { id, created_at: base + id * 1000, updated_at: anchor, values };
             let c = make_customer(&seed, &model.schema);
             model.customers.insert(id, kept(c.clone(), &model.schema));
-            batch.push(c);
+            if id <= n / 2 { first.push(c) } else { batch.push(c) }
+            if id > n / 2 && id % 30 == 0 {
+                for _ in 0..2 {
+                    let old = rng.below((n / 2) as u64) as i64 + 1;
+                    let values = random_values(&mut rng, &spread, anchor);
+                    let seed = CustomerSeed { id: old, created_at: base + old * 1000, updated_at: anchor + 1, values };
+                    let c = make_customer(&seed, &model.schema);
+                    model.customers.insert(old, kept(c.clone(), &model.schema));
+                    batch.push(c);
+                }
+            }
         }
+        index.upsert_many(&first);
         index.upsert_many(&batch);
         for _ in 0..2000 {
             let id = rng.below(n as u64) as i64 + 1;
             model.apply(&Op::Remove(id), &mut index);
         }
+        // New customers appended in bulk after removals left free slots, with updates of
+        // remaining ones and re-creations of removed ones in the same batch.
+        let mut batch = Vec::new();
+        for k in 0..1500i64 {
+            let id = if k % 5 == 0 { rng.below(n as u64) as i64 + 1 } else { n + 10_000 + k };
+            let values = random_values(&mut rng, &spread, anchor);
+            let seed = CustomerSeed { id, created_at: base + id * 1000, updated_at: anchor + 2, values };
+            let c = make_customer(&seed, &model.schema);
+            model.customers.insert(id, kept(c.clone(), &model.schema));
+            batch.push(c);
+        }
+        index.upsert_many(&batch);
         for id in n + 1..=n + 500 {
             let seed = CustomerSeed { id, created_at: base, updated_at: anchor, values: vec![None; FIELDS] };
             model.apply(&Op::Upsert(seed), &mut index);

@@ -307,6 +307,129 @@ fn a_large_events_import_reaches_the_loaded_engine_without_a_rebuild() {
     assert_eq!(engines.from_snapshot(app), Some(true));
 }
 
+/// A large customers import (past the incremental limit: logged as the ids it wrote)
+/// reaches the loaded engine in place: new customers and updated ones counted at once,
+/// by the same index (no rebuild from a scan); a restart from the snapshot written after
+/// it agrees.
+#[test]
+fn a_large_customers_import_reaches_the_loaded_engine_without_a_rebuild() {
+    use unico_store::{Change, ImportBatch, UpsertItem};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (app, age) = setup(dir.path());
+    let (store, engines) = open(dir.path());
+    assert_eq!(count(store.as_ref(), &engines, app, "age >= 30"), 150);
+    let loaded = engines.index(app).unwrap();
+    let head = store.log_head();
+    let new = unico_store::INCREMENTAL_IMPORT_CUSTOMERS as usize + 500;
+    // The 300 existing customers all set to 100, then `new` new ones of ages 0..99.
+    let item = |cid: String, v: f64| UpsertItem {
+        customer_id: CustomerId::parse(&cid).unwrap(),
+        changes: vec![FieldChange {
+            field: age.id,
+            value: Some(Value::Number(v)),
+        }],
+        subscriptions: Vec::new(),
+    };
+    let items: Vec<UpsertItem> = (0..300)
+        .map(|i| item(format!("c{i:04}"), 100.0))
+        .chain((0..new).map(|i| item(format!("n{i:06}"), (i % 100) as f64)))
+        .collect();
+    let batches: Vec<ImportBatch> = items
+        .chunks(1000)
+        .map(|c| ImportBatch::Items(c.to_vec()))
+        .chain([ImportBatch::End { keep: true }])
+        .collect();
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counts = store
+        .run_import(app, Box::new(batches.into_iter()), NOW, written, None)
+        .unwrap();
+    assert_eq!((counts.created, counts.updated), (new as u64, 300));
+    let logged: Vec<Change> = store
+        .read_log(head, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.change)
+        .collect();
+    assert!(
+        matches!(logged.as_slice(), [Change::Customers { .. }]),
+        "a large import is logged as its customers' ids, got {logged:?}"
+    );
+    let expected = 300 + (new / 100) as u64 * 70 + (new % 100).saturating_sub(30) as u64;
+    assert_eq!(count(store.as_ref(), &engines, app, "age >= 30"), expected);
+    assert_eq!(count(store.as_ref(), &engines, app, "age = 100"), 300);
+    assert_eq!(
+        count(store.as_ref(), &engines, app, "age exists"),
+        300 + new as u64
+    );
+    assert!(
+        Arc::ptr_eq(&loaded, &engines.index(app).unwrap()),
+        "the engine was rebuilt instead of absorbing the import"
+    );
+    engines.save_snapshots();
+    drop(engines);
+    drop(store);
+    let (store, engines) = open(dir.path());
+    assert_eq!(count(store.as_ref(), &engines, app, "age >= 30"), expected);
+    assert_eq!(engines.from_snapshot(app), Some(true));
+}
+
+/// An application created after the engines started gets its index at its first change,
+/// so its first large import is absorbed in place rather than answered by a scan.
+#[test]
+fn an_application_created_later_gets_its_engine_before_its_first_import() {
+    use unico_store::{ImportBatch, UpsertItem};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (store, engines) = open(dir.path());
+    let app = store
+        .create_app(&AppName::parse("later").unwrap(), &TimeZoneName::utc(), NOW)
+        .unwrap()
+        .id;
+    let age = store
+        .create_field(
+            app,
+            &FieldName::parse("age").unwrap(),
+            FieldType::Number,
+            NOW,
+        )
+        .unwrap();
+    // The follower starts the build at the field's entry; wait for it to be ready.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while engines.from_snapshot(app).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no engine was built for the new application"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let loaded = engines.index(app).unwrap();
+    let n = unico_store::INCREMENTAL_IMPORT_CUSTOMERS as usize + 1;
+    let items: Vec<UpsertItem> = (0..n)
+        .map(|i| UpsertItem {
+            customer_id: CustomerId::parse(&format!("x{i}")).unwrap(),
+            changes: vec![FieldChange {
+                field: age.id,
+                value: Some(Value::Number((i % 2) as f64)),
+            }],
+            subscriptions: Vec::new(),
+        })
+        .collect();
+    let batches = vec![ImportBatch::Items(items), ImportBatch::End { keep: true }];
+    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    store
+        .run_import(app, Box::new(batches.into_iter()), NOW, written, None)
+        .unwrap();
+    assert_eq!(
+        count(store.as_ref(), &engines, app, "age = 1"),
+        (n / 2) as u64
+    );
+    assert!(
+        Arc::ptr_eq(&loaded, &engines.index(app).unwrap()),
+        "the new application's engine was rebuilt for its import"
+    );
+}
+
 /// Whether the application's snapshot file holds `marker` (a missing file holds nothing).
 fn snapshot_holds(dir: &Path, app: AppId, marker: &str) -> bool {
     let path = dir

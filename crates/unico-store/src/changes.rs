@@ -9,7 +9,7 @@
 use unico_core::{AppId, Channel, Customer, EventCode, FieldId, Schema, TimeZoneName, Value};
 
 /// An import touching at most this many customers is logged customer by customer
-/// ([`Change::Customer`]); a larger one as one [`Change::Bulk`].
+/// ([`Change::Customer`]); a larger one as one [`Change::Customers`] listing their ids.
 pub const INCREMENTAL_IMPORT_CUSTOMERS: u64 = 10_000;
 
 /// One committed change.
@@ -60,8 +60,19 @@ pub enum Change {
         event: EventCode,
         before: i64,
     },
-    /// Many customers changed at once (an import too large to log customer by customer):
-    /// views reload the application from a scan at a later sequence number.
+    /// Many customers were written at once (an import too large to log customer by
+    /// customer): these internal ids (sorted, disjoint, inclusive ranges), all of this
+    /// application. Views read them as they are now from the store
+    /// ([`crate::Store::read_customers`]) in batches and apply each as a whole-state
+    /// upsert, so a million imported customers reach a view without a rebuild. An id no
+    /// longer there was deleted since (its deletion is later in the log).
+    Customers {
+        app: AppId,
+        ranges: Vec<(i64, i64)>,
+    },
+    /// Many customers changed at once, without saying which: views reload the application
+    /// from a scan at a later sequence number. No longer written (imports log
+    /// [`Change::Customers`]); read back from logs written by earlier versions.
     Bulk {
         app: AppId,
     },
@@ -143,6 +154,7 @@ impl Change {
             | Change::TimeZone { app, .. }
             | Change::AppDeleted { app }
             | Change::Events { app, .. }
+            | Change::Customers { app, .. }
             | Change::EventsRemoved { app, .. }
             | Change::Subscription { app, .. }
             | Change::Bulk { app } => *app,

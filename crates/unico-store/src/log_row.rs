@@ -42,6 +42,8 @@ const EVENTS_REMOVED: i64 = 10;
 const SUBSCRIPTION: i64 = 11;
 /// A customer erased (`customer` only, like [`DELETED`]).
 const ERASED: i64 = 12;
+/// Customers written at once (an import): their id ranges in `text` (`lo-hi` lines).
+const CUSTOMERS: i64 = 13;
 
 /// One change as the columns of its log row (besides its sequence number and time).
 #[derive(Debug, Default)]
@@ -122,12 +124,13 @@ impl EntryRow {
             Change::Events { ranges, .. } => EntryRow {
                 app,
                 kind: EVENTS,
-                text: Some(
-                    ranges
-                        .iter()
-                        .map(|(lo, hi)| format!("{lo}-{hi}\n"))
-                        .collect(),
-                ),
+                text: Some(ranges_text(ranges)),
+                ..EntryRow::default()
+            },
+            Change::Customers { ranges, .. } => EntryRow {
+                app,
+                kind: CUSTOMERS,
+                text: Some(ranges_text(ranges)),
                 ..EntryRow::default()
             },
             Change::EventsRemoved { event, before, .. } => EntryRow {
@@ -211,15 +214,15 @@ impl EntryRow {
             BULK => Change::Bulk { app },
             EVENTS => {
                 let text = self.text.ok_or_else(|| bad("the event ids are missing"))?;
-                let mut ranges = Vec::new();
-                for line in text.lines() {
-                    let (lo, hi) = line.split_once('-').ok_or_else(|| bad("event ids"))?;
-                    ranges.push((
-                        lo.parse().map_err(|_| bad("event ids"))?,
-                        hi.parse().map_err(|_| bad("event ids"))?,
-                    ));
-                }
+                let ranges = parse_ranges(&text).ok_or_else(|| bad("event ids"))?;
                 Change::Events { app, ranges }
+            }
+            CUSTOMERS => {
+                let text = self
+                    .text
+                    .ok_or_else(|| bad("the customer ids are missing"))?;
+                let ranges = parse_ranges(&text).ok_or_else(|| bad("customer ids"))?;
+                Change::Customers { app, ranges }
             }
             EVENTS_REMOVED => {
                 let text = self.text.ok_or_else(|| bad("the removal is missing"))?;
@@ -411,4 +414,22 @@ impl Head {
         }
         *head
     }
+}
+
+/// Id ranges as stored in an entry's `text`: one `lo-hi` line each.
+fn ranges_text(ranges: &[(i64, i64)]) -> String {
+    ranges
+        .iter()
+        .map(|(lo, hi)| format!("{lo}-{hi}\n"))
+        .collect()
+}
+
+/// The ranges of [`ranges_text`]; `None` if a line is not one.
+fn parse_ranges(text: &str) -> Option<Vec<(i64, i64)>> {
+    text.lines()
+        .map(|line| {
+            let (lo, hi) = line.split_once('-')?;
+            Some((lo.parse().ok()?, hi.parse().ok()?))
+        })
+        .collect()
 }

@@ -63,6 +63,25 @@ impl IdSet {
         }
         out
     }
+
+    /// The ids in the set as ascending, disjoint, inclusive ranges, merged with
+    /// `extra` (ascending, disjoint ranges of ids outside the set or not).
+    pub(crate) fn ranges_with(&self, extra: &[(i64, i64)]) -> Vec<(i64, i64)> {
+        let mut all: Vec<(i64, i64)> = extra.to_vec();
+        let mut run: Option<(i64, i64)> = None;
+        for id in self.ids() {
+            run = match run {
+                Some((lo, hi)) if hi + 1 == id => Some((lo, id)),
+                Some(done) => {
+                    all.push(done);
+                    Some((id, id))
+                }
+                None => Some((id, id)),
+            };
+        }
+        all.extend(run);
+        crate::events::merge_ranges(all)
+    }
 }
 
 /// Reduces `changes` to what applying them in order leaves: the last change of each

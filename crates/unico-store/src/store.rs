@@ -281,6 +281,15 @@ pub trait Store: Send + Sync + 'static {
         app: AppId,
         customer_id: &CustomerId,
     ) -> Result<Activity, StoreError>;
+    /// The application's customers with internal ids `from <= id <= to`, ascending by id,
+    /// at most `limit`, as they are now (for followers of [`crate::Change::Customers`]).
+    fn read_customers(
+        &self,
+        app: AppId,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Customer>, StoreError>;
     /// The application's events with `from <= id <= to`, ascending by id, at most `limit`
     /// (for followers of [`crate::Change::Events`]).
     fn read_events(

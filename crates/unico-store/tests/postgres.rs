@@ -832,11 +832,11 @@ fn writes_registering_types_at_once_keep_to_the_limit() {
     );
 }
 
-/// An events import creating customers past the incremental limit is logged as one bulk
-/// change alone (views rescan the application, events included); keys repeated across its
-/// batches, and keys stored before it, are duplicates.
+/// An events import creating customers past the incremental limit is logged as one entry
+/// of their ids, then one of its events' ids (views read both back, no rescan); keys
+/// repeated across its batches, and keys stored before it, are duplicates.
 #[test]
-fn a_large_events_import_is_logged_as_one_bulk_change() {
+fn a_large_events_import_is_logged_as_its_customers_and_events() {
     use unico_store::{Change, EventBatch};
 
     const NOW: i64 = 1_796_083_200_000;
@@ -874,8 +874,12 @@ fn a_large_events_import_is_logged_as_one_bulk_change() {
     assert_eq!(written.load(std::sync::atomic::Ordering::Relaxed), 300);
     assert_eq!(count(&db, "SELECT count(*) FROM events"), 200);
     let entries = store.read_log(head, 100).unwrap();
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    assert!(matches!(entries[0].change, Change::Bulk { .. }));
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(
+        matches!(&entries[0].change, Change::Customers { ranges, .. } if ranges.iter().map(|(lo, hi)| hi - lo + 1).sum::<i64>() == 19),
+        "the 19 customers created, by id: {entries:?}"
+    );
+    assert!(matches!(entries[1].change, Change::Events { .. }));
 }
 
 /// While an events import that registered a type runs, batches of known types are written

@@ -10,7 +10,8 @@
 #![allow(clippy::unwrap_used)]
 
 use unico_core::{
-    AppId, AppName, CustomerId, FieldChange, FieldDef, FieldName, FieldType, TimeZoneName, Value,
+    AppId, AppName, Customer, CustomerId, FieldChange, FieldDef, FieldName, FieldType,
+    TimeZoneName, Value,
 };
 
 use crate::cursor::Cursor;
@@ -49,7 +50,7 @@ macro_rules! conformance_suite {
             logged_customer_changes_say_what_they_changed,
             segment_names_are_unique_per_application_without_case,
             customers_by_ids_keep_the_order_asked, the_log_is_ordered_and_followed_from_any_point,
-            imports_announce_their_customers_or_one_bulk_change,
+            imports_announce_their_customers_or_their_ids,
             concurrent_writers_of_one_customer_take_turns,
             an_import_racing_patches_keeps_both, an_import_not_kept_racing_patches_keeps_only_them,
             a_follower_sees_every_commit_once_in_commit_order,
@@ -902,6 +903,10 @@ fn logged(store: &dyn Store, after: u64) -> Vec<String> {
             Change::TimeZone { timezone, .. } => format!("tz {}", timezone.as_str()),
             Change::AppDeleted { .. } => "app deleted".to_owned(),
             Change::Bulk { .. } => "bulk".to_owned(),
+            Change::Customers { ranges, .. } => format!(
+                "customers {}",
+                ranges.iter().map(|(lo, hi)| hi - lo + 1).sum::<i64>()
+            ),
             Change::Events { ranges, .. } => format!(
                 "events {}",
                 ranges.iter().map(|(lo, hi)| hi - lo + 1).sum::<i64>()
@@ -1266,9 +1271,10 @@ pub fn customers_by_ids_keep_the_order_asked(store: &dyn Store) {
 }
 
 /// A small import announces each customer it created or updated in its new state (values
-/// removed included); one larger than [`crate::INCREMENTAL_IMPORT_CUSTOMERS`] announces one
-/// bulk change instead.
-pub fn imports_announce_their_customers_or_one_bulk_change(store: &dyn Store) {
+/// removed included); one larger than [`crate::INCREMENTAL_IMPORT_CUSTOMERS`] announces the
+/// ids of every customer it created or updated instead, and reading those ids back gives
+/// each of them in its state after the import.
+pub fn imports_announce_their_customers_or_their_ids(store: &dyn Store) {
     use crate::changes::Change;
     let a = app(store, "A");
     let age = field(store, a, "age", FieldType::Number);
@@ -1340,7 +1346,15 @@ pub fn imports_announce_their_customers_or_one_bulk_change(store: &dyn Store) {
     );
 
     let large = crate::INCREMENTAL_IMPORT_CUSTOMERS as usize + 1;
-    let names: Vec<String> = (0..large).map(|i| format!("n{i}")).collect();
+    // Another application's customer created between the two imports: its id must not be
+    // named by this application's entry.
+    let b = app(store, "B");
+    store.create_customer(b, &cid("other"), &[], 1).unwrap();
+    // The large import updates "w" (created before) and "n7" (created in the middle of it,
+    // by a row naming it twice) and creates the rest.
+    let mut names: Vec<String> = (0..large).map(|i| format!("n{i}")).collect();
+    names.push("w".to_owned());
+    names.push("n7".to_owned());
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let before = store.log_head();
     import(import_items(&age, &refs));
@@ -1350,10 +1364,61 @@ pub fn imports_announce_their_customers_or_one_bulk_change(store: &dyn Store) {
         .into_iter()
         .map(|e| e.change)
         .collect();
+    let ranges = match seen.as_slice() {
+        [Change::Customers { app, ranges }] if *app == a => ranges.clone(),
+        other => panic!("a large import is one entry of customer ids, got {other:?}"),
+    };
     assert!(
-        matches!(seen.as_slice(), [Change::Bulk { app }] if *app == a),
-        "a large import is one bulk change, got {} changes",
-        seen.len()
+        ranges.windows(2).all(|w| w[0].1 + 1 < w[1].0) && ranges.iter().all(|(lo, hi)| lo <= hi),
+        "ranges ascend and are disjoint and merged: {ranges:?}"
+    );
+    // Read back in small pages, as a follower does.
+    let mut read: Vec<Customer> = Vec::new();
+    for &(lo, hi) in &ranges {
+        let mut from = lo;
+        loop {
+            let page = store.read_customers(a, from, hi, 997).unwrap();
+            let Some(last) = page.last().map(|c| c.id) else {
+                break;
+            };
+            assert!(page.windows(2).all(|w| w[0].id < w[1].id), "ascending ids");
+            from = last + 1;
+            read.extend(page);
+        }
+    }
+    assert_eq!(
+        read.len(),
+        large + 1,
+        "every customer the import created, and the one it updated, once each"
+    );
+    let mut expected: std::collections::HashMap<String, f64> = refs
+        .iter()
+        .enumerate()
+        .map(|(i, id)| ((*id).to_owned(), i as f64))
+        .collect();
+    for customer in &read {
+        let want = expected
+            .remove(customer.customer_id.as_str())
+            .unwrap_or_else(|| panic!("{} was not imported", customer.customer_id));
+        assert_eq!(
+            customer.get(age.id),
+            Some(&Value::Number(want)),
+            "{} as the import left it (its last row)",
+            customer.customer_id
+        );
+    }
+    assert!(expected.is_empty(), "not read back: {:?}", expected.keys());
+    assert!(
+        store.read_customers(a, 0, i64::MAX, 10).unwrap().len() == 10,
+        "a limit caps a read"
+    );
+    assert!(
+        store
+            .read_customers(b, 0, i64::MAX, usize::MAX)
+            .unwrap()
+            .iter()
+            .all(|c| c.customer_id.as_str() == "other"),
+        "another application's customers are not read"
     );
 }
 

@@ -22,7 +22,7 @@
 //!   time costs a lookup (a quarter of the import's time without this, measured);
 //! - nothing is logged until the end, then: the schema if the import registered types,
 //!   the customers it created one by one (up to the store's incremental import limit, past
-//!   it one [`Change::Bulk`]), and one [`Change::Events`] with the ids it stored, as ranges.
+//!   it one [`Change::Customers`] with their ids), and one [`Change::Events`] with the ids it stored, as ranges.
 //!
 //! **Registration turn.** A write registering a type holds its application's registration
 //! turn until it commits, so the type limit holds. An import that may register takes the
@@ -65,6 +65,8 @@ pub fn write_all(
     // Customers created, kept for the log while there are at most `incremental`.
     let mut created: Vec<Customer> = Vec::new();
     let mut created_count = 0u64;
+    // Every customer created, for the log past `incremental`.
+    let mut created_ids = IdRanges::default();
     let mut duplicates = 0u64;
     let mut stored = IdRanges::default();
     let mut kept = false;
@@ -88,6 +90,7 @@ pub fn write_all(
             }
         }
         created_count += batch.created.len() as u64;
+        created_ids.extend(&batch.created.iter().map(|c| c.id).collect::<Vec<_>>());
         if created_count <= incremental {
             created.extend(batch.created);
         } else if !created.is_empty() {
@@ -111,8 +114,12 @@ pub fn write_all(
     }
     let ranges = stored.into_ranges();
     if created_count > incremental {
-        w.emit(Change::Bulk { app });
-    } else if !ranges.is_empty() {
+        w.emit(Change::Customers {
+            app,
+            ranges: created_ids.into_ranges(),
+        });
+    }
+    if !ranges.is_empty() {
         w.emit(Change::Events { app, ranges });
     }
     Ok(Some(ImportCounts {

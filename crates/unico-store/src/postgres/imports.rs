@@ -59,6 +59,16 @@ impl CreatedIds {
         let base = self.base.unwrap_or(0);
         self.bits.ids().into_iter().map(|i| i + base).collect()
     }
+
+    /// The ids as ascending, disjoint, inclusive ranges.
+    fn ranges(&self) -> Vec<(i64, i64)> {
+        let base = self.base.unwrap_or(0);
+        self.bits
+            .ranges_with(&[])
+            .into_iter()
+            .map(|(lo, hi)| (lo + base, hi + base))
+            .collect()
+    }
 }
 
 /// One import's writes; see the module docs.
@@ -354,7 +364,12 @@ pub fn write_all(
             });
         }
     } else {
-        w.emit(Change::Bulk { app });
+        // A large one as the ids it wrote: views read those customers back.
+        let created = created_ids.ranges();
+        w.emit(Change::Customers {
+            app,
+            ranges: updated_ids.ranges_with(&created),
+        });
     }
     // After the customers, so a follower holds each one before its consent.
     for (customer_id, changes) in consents.take() {

@@ -124,7 +124,7 @@ impl PostgresStore {
     }
 
     /// Announces imports of at most `customers` customers customer by customer, larger
-    /// ones as one [`crate::Change::Bulk`] (default
+    /// ones as one [`crate::Change::Customers`] (default
     /// [`crate::INCREMENTAL_IMPORT_CUSTOMERS`]).
     pub fn with_incremental_import_limit(mut self, customers: u64) -> Self {
         self.incremental_import = customers;
@@ -476,6 +476,27 @@ impl Store for PostgresStore {
         customer_id: &CustomerId,
     ) -> Result<Activity, StoreError> {
         self.read(|db| events::activity(db, app, customer_id))
+    }
+
+    fn read_customers(
+        &self,
+        app: AppId,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Customer>, StoreError> {
+        self.read(|db| {
+            db.query(
+                &format!(
+                    "SELECT {} FROM customers WHERE id BETWEEN $1 AND $2 AND app_id = $3 ORDER BY id LIMIT $4",
+                    rows::CUSTOMER_COLUMNS
+                ),
+                &[&from, &to, &app.0, &(limit.min(i64::MAX as usize) as i64)],
+            )?
+            .iter()
+            .map(rows::customer)
+            .collect()
+        })
     }
 
     fn read_events(

@@ -38,6 +38,8 @@ pub struct Written {
     pub updated_ids: Vec<i64>,
     /// Their values before the import, by id (listed under the same bound).
     pub previous: std::collections::HashMap<i64, crate::writing::FieldValues>,
+    /// Every customer the import created or updated, as ascending id ranges.
+    pub touched: Vec<(i64, i64)>,
 }
 
 /// Existing customers whose values before an import are kept for its log entries; past
@@ -119,7 +121,13 @@ impl<'c> ImportWriter<'c> {
         for &(field, n) in self.presence.counts() {
             deltas.add(field, n);
         }
+        let created = if self.last_id > self.last_id_before {
+            vec![(self.last_id_before + 1, self.last_id)]
+        } else {
+            Vec::new()
+        };
         Written {
+            touched: self.updated_ids.ranges_with(&created),
             created: self.created,
             updated: self.updated,
             deltas,

@@ -183,6 +183,8 @@ pub struct EventWriter {
     /// Customers created, in order (kept only while `keep_created`).
     created: Vec<unico_core::Customer>,
     created_count: u64,
+    /// Every customer created, as ascending id ranges (for the log past the kept ones).
+    created_ranges: Vec<(i64, i64)>,
     keep_created: bool,
     /// The ids stored, as ranges (the ids of one writer's inserts grow, so a large import
     /// is a handful of ranges, not millions of ids).
@@ -220,6 +222,7 @@ impl EventWriter {
             aliases: None,
             created: Vec::new(),
             created_count: 0,
+            created_ranges: Vec::new(),
             keep_created,
             stored: Vec::new(),
             deltas: CountDeltas::default(),
@@ -313,6 +316,7 @@ impl EventWriter {
                     if outcome.created {
                         customer_created = true;
                         self.created_count += 1;
+                        push_id(&mut self.created_ranges, id);
                         super::identities::mark_anonymous(c, id)?;
                         if self.keep_created {
                             self.created.push(outcome.customer);
@@ -357,6 +361,7 @@ impl EventWriter {
                             customer_created = true;
                             self.created_count += 1;
                             let id = outcome.customer.id;
+                            push_id(&mut self.created_ranges, id);
                             if self.keep_created {
                                 self.created.push(outcome.customer);
                             }
@@ -469,14 +474,26 @@ impl EventWriter {
             }
         }
         if !self.keep_created && self.created_count > 0 {
-            w.emit(Change::Bulk { app });
-        } else if !self.stored.is_empty() {
+            w.emit(Change::Customers {
+                app,
+                ranges: merge_ranges(std::mem::take(&mut self.created_ranges)),
+            });
+        }
+        if !self.stored.is_empty() {
             w.emit(Change::Events {
                 app,
                 ranges: merge_ranges(std::mem::take(&mut self.stored)),
             });
         }
         Ok(())
+    }
+}
+
+/// Adds `id` to ascending ranges (a new id above the last range extends it or starts one).
+fn push_id(ranges: &mut Vec<(i64, i64)>, id: i64) {
+    match ranges.last_mut() {
+        Some((lo, hi)) if *lo <= id && id <= *hi + 1 => *hi = (*hi).max(id),
+        _ => ranges.push((id, id)),
     }
 }
 

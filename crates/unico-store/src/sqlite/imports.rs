@@ -85,8 +85,8 @@ fn imported_customers(
 /// Runs one import's batches inside the writer: a thread of its own prepares the rows
 /// ([`prepare::start`]), the writer writes them ([`ImportWriter`]). Everything happens under
 /// one savepoint, released only if the feed ends with `keep: true`. An import of at most
-/// `incremental` customers is announced customer by customer, a larger one as one bulk
-/// change.
+/// `incremental` customers is announced customer by customer, a larger one as one
+/// [`crate::Change::Customers`] listing the ids it wrote.
 pub fn run(
     w: &mut WriteCtx,
     app: AppId,
@@ -150,7 +150,11 @@ pub fn run(
                     });
                 }
             } else {
-                w.emit(crate::changes::Change::Bulk { app });
+                // A large one as the ids it wrote: views read those customers back.
+                w.emit(crate::changes::Change::Customers {
+                    app,
+                    ranges: done.touched,
+                });
             }
             // After the customers, so a follower holds each one before its consent.
             for (customer_id, changes) in consents.take() {

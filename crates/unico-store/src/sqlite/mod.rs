@@ -120,9 +120,9 @@ fn register_functions(conn: &Connection) -> Result<(), StoreError> {
 
 impl SqliteStore {
     /// Announces imports of at most `customers` customers customer by customer, larger
-    /// ones as one [`crate::Change::Bulk`] (default
-    /// [`crate::INCREMENTAL_IMPORT_CUSTOMERS`]). Tests use a small bound to reach the bulk
-    /// path with few customers.
+    /// ones as one [`crate::Change::Customers`] (default
+    /// [`crate::INCREMENTAL_IMPORT_CUSTOMERS`]). Tests use a small bound to reach the
+    /// ids path with few customers.
     pub fn with_incremental_import_limit(mut self, customers: u64) -> Self {
         self.incremental_import = customers;
         self
@@ -750,6 +750,28 @@ impl Store for SqliteStore {
         customer_id: &CustomerId,
     ) -> Result<Activity, StoreError> {
         self.read(|c| events::activity(c, app, customer_id))
+    }
+
+    fn read_customers(
+        &self,
+        app: AppId,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Customer>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                // The id range on the rowid: the app's index would be no help here.
+                "SELECT {} FROM customers NOT INDEXED WHERE id BETWEEN ?1 AND ?2 AND app_id = ?3 ORDER BY id LIMIT ?4",
+                rows::CUSTOMER_COLUMNS
+            ))?;
+            let mut rows_iter = stmt.query(params![from, to, app.0, limit as i64])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows_iter.next()? {
+                out.push(rows::to_customer(rows::customer_from_row(row)?)?);
+            }
+            Ok(out)
+        })
     }
 
     fn read_events(
