@@ -25,9 +25,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 mod events;
 mod identities;
+mod imports;
 mod sessions;
 pub use events::*;
 pub use identities::*;
+pub use imports::*;
 pub use sessions::*;
 
 /// Expands to one `#[test]` per conformance case for the backend made by `$make`.
@@ -51,6 +53,7 @@ macro_rules! conformance_suite {
             segment_names_are_unique_per_application_without_case,
             customers_by_ids_keep_the_order_asked, the_log_is_ordered_and_followed_from_any_point,
             imports_announce_their_customers_or_their_ids,
+            a_large_import_applies_every_row_in_file_order,
             concurrent_writers_of_one_customer_take_turns,
             an_import_racing_patches_keeps_both, an_import_not_kept_racing_patches_keeps_only_them,
             a_follower_sees_every_commit_once_in_commit_order,
