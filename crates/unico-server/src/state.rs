@@ -89,6 +89,22 @@ impl AppState {
         self
     }
 
+    /// The application's schema, to read a request's values with: the segment engine's
+    /// copy when it is loaded and holds every acknowledged write (no store round trip,
+    /// which on PostgreSQL is two queries per request), else the store's. Either is the
+    /// schema as of the request's arrival or later; the store checks the values against
+    /// its own in the write's transaction anyway (a field deleted or retyped meanwhile is
+    /// a conflict).
+    pub async fn schema(&self, app: unico_core::AppId) -> Result<unico_core::Schema, ApiError> {
+        if let Some(schema) = self
+            .engines
+            .try_query(app, 0, |index, _| index.schema().clone())
+        {
+            return Ok(schema);
+        }
+        self.blocking(move |s| s.schema(app)).await
+    }
+
     /// Runs a store call on a blocking thread, off the async runtime.
     pub async fn blocking<R: Send + 'static>(
         &self,

@@ -44,7 +44,7 @@ pub async fn create_customer(
 ) -> Result<(StatusCode, Json<CustomerOut>), ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;
-    let schema = state.blocking(move |s| s.schema(app)).await?;
+    let schema = state.schema(app).await?;
     let (customer_id, changes) =
         customer_input(&body, &schema, "").map_err(ApiError::invalid_many)?;
     let customer = state
@@ -72,11 +72,9 @@ pub async fn get_customer(
     let app = params.app()?;
     principal.require_app(app)?;
     let customer_id = params.customer_id()?;
-    let (customer, schema) = state
-        .blocking(move |s| {
-            let schema = s.schema(app)?;
-            Ok((s.get_customer(app, &customer_id)?, schema))
-        })
+    let schema = state.schema(app).await?;
+    let customer = state
+        .blocking(move |s| s.get_customer(app, &customer_id))
         .await?;
     let customer = with_computed(&state, app, &schema, customer).await?;
     Ok(Json(customer_out(&customer, &schema)))
@@ -135,7 +133,7 @@ pub async fn patch_customer(
             "fields is required and must be an object of field name to value",
         ));
     };
-    let schema = state.blocking(move |s| s.schema(app)).await?;
+    let schema = state.schema(app).await?;
     let changes = fields_to_changes(fields, &schema, "fields.").map_err(ApiError::invalid_many)?;
     let customer = state
         .blocking(move |s| s.update_customer(app, &customer_id, &changes, now_ms()))
@@ -223,7 +221,7 @@ pub async fn batch_upsert(
             items.len()
         )));
     }
-    let schema = state.blocking(move |s| s.schema(app)).await?;
+    let schema = state.schema(app).await?;
     let mut results: Vec<Option<BatchResult>> = Vec::with_capacity(items.len());
     let mut valid = Vec::new();
     let now = now_ms();
