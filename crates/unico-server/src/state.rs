@@ -90,11 +90,13 @@ impl AppState {
     }
 
     /// The application's schema, to read a request's values with: the segment engine's
-    /// copy when it is loaded and holds every acknowledged write (no store round trip,
-    /// which on PostgreSQL is two queries per request), else the store's. Either is the
-    /// schema as of the request's arrival or later; the store checks the values against
-    /// its own in the write's transaction anyway (a field deleted or retyped meanwhile is
-    /// a conflict).
+    /// copy when it is loaded and holds every write this server knows of (no store round
+    /// trip, which on PostgreSQL is two queries per request), else the store's. The store
+    /// checks the values against its own schema in the write's transaction anyway (a
+    /// field deleted or retyped meanwhile is a conflict). Another server's change reaches
+    /// the engine a few milliseconds after it commits: a caller whose values do not read
+    /// with this copy, or whose customer holds a field it lacks, asks
+    /// [`AppState::store_schema`] before answering.
     pub async fn schema(&self, app: unico_core::AppId) -> Result<unico_core::Schema, ApiError> {
         if let Some(schema) = self
             .engines
@@ -102,6 +104,14 @@ impl AppState {
         {
             return Ok(schema);
         }
+        self.store_schema(app).await
+    }
+
+    /// The application's schema as the store holds it now.
+    pub async fn store_schema(
+        &self,
+        app: unico_core::AppId,
+    ) -> Result<unico_core::Schema, ApiError> {
         self.blocking(move |s| s.schema(app)).await
     }
 

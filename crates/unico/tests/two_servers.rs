@@ -104,7 +104,8 @@ fn two_servers_on_one_database_agree() {
     assert_eq!(status, 201, "{app}");
     let id = app["id"].as_i64().unwrap();
     let key = app["api_key"].as_str().unwrap().to_owned();
-    // A field created through B is used through A at once (the schema is not cached).
+    // A field created through B is used through A at once (A reads the store's schema when
+    // its engine has not followed the field yet).
     let (status, ready) = call(&http, "GET", &format!("{}/ready", b.base), ADMIN_KEY, None);
     assert_eq!(
         (status, &ready["status"]),

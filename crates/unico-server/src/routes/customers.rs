@@ -44,9 +44,14 @@ pub async fn create_customer(
 ) -> Result<(StatusCode, Json<CustomerOut>), ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;
-    let schema = state.schema(app).await?;
-    let (customer_id, changes) =
-        customer_input(&body, &schema, "").map_err(ApiError::invalid_many)?;
+    let mut schema = state.schema(app).await?;
+    let (customer_id, changes) = match customer_input(&body, &schema, "") {
+        Ok(input) => input,
+        Err(_) => {
+            schema = state.store_schema(app).await?;
+            customer_input(&body, &schema, "").map_err(ApiError::invalid_many)?
+        }
+    };
     let customer = state
         .blocking(move |s| s.create_customer(app, &customer_id, &changes, now_ms()))
         .await?;
@@ -72,10 +77,17 @@ pub async fn get_customer(
     let app = params.app()?;
     principal.require_app(app)?;
     let customer_id = params.customer_id()?;
-    let schema = state.schema(app).await?;
+    let mut schema = state.schema(app).await?;
     let customer = state
         .blocking(move |s| s.get_customer(app, &customer_id))
         .await?;
+    if customer
+        .fields
+        .iter()
+        .any(|(id, _)| schema.by_id(*id).is_none())
+    {
+        schema = state.store_schema(app).await?;
+    }
     let customer = with_computed(&state, app, &schema, customer).await?;
     Ok(Json(customer_out(&customer, &schema)))
 }
@@ -133,8 +145,14 @@ pub async fn patch_customer(
             "fields is required and must be an object of field name to value",
         ));
     };
-    let schema = state.schema(app).await?;
-    let changes = fields_to_changes(fields, &schema, "fields.").map_err(ApiError::invalid_many)?;
+    let mut schema = state.schema(app).await?;
+    let changes = match fields_to_changes(fields, &schema, "fields.") {
+        Ok(changes) => changes,
+        Err(_) => {
+            schema = state.store_schema(app).await?;
+            fields_to_changes(fields, &schema, "fields.").map_err(ApiError::invalid_many)?
+        }
+    };
     let customer = state
         .blocking(move |s| s.update_customer(app, &customer_id, &changes, now_ms()))
         .await?;
@@ -221,7 +239,8 @@ pub async fn batch_upsert(
             items.len()
         )));
     }
-    let schema = state.schema(app).await?;
+    // The store's schema: a batch amortises the read, and its items are read once.
+    let schema = state.store_schema(app).await?;
     let mut results: Vec<Option<BatchResult>> = Vec::with_capacity(items.len());
     let mut valid = Vec::new();
     let now = now_ms();
