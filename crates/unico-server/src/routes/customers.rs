@@ -441,39 +441,50 @@ pub async fn list(
     let cursor = query.get("cursor").map(str::to_owned);
     let filter_text = query.get("filter").map(str::to_owned);
     let st = state.clone();
+    // The engine's copy of the schema when it has followed every write (no store round
+    // trip); a filter, sort or page that does not work with it is tried once more with
+    // the store's (a field another server created a moment ago).
+    let engine_schema = state.schema(app).await?;
     state
         .blocking_api(move |s| {
-            let schema = s.schema(app)?;
-            let sort = parse_sort(sort_text.as_deref(), &schema)?;
-            let filter = match (&filter_text, &members) {
-                (Some(text), _) => Some(super::segments::parse_filter_text(text, &schema)?),
-                (None, Some(Members::Segment(id))) => {
-                    Some(super::segments::segment_filter(s, app, *id, &schema)?)
-                }
-                (None, None) => None,
-            };
-            if let Some(filter) = filter {
-                let page = super::segments::PageRequest {
-                    sort: &sort,
-                    cursor: cursor.as_deref(),
-                    limit,
+            let page = |schema: &unico_core::Schema| -> Result<CustomerList, ApiError> {
+                let sort = parse_sort(sort_text.as_deref(), schema)?;
+                let filter = match (&filter_text, &members) {
+                    (Some(text), _) => Some(super::segments::parse_filter_text(text, schema)?),
+                    (None, Some(Members::Segment(id))) => {
+                        Some(super::segments::segment_filter(s, app, *id, schema)?)
+                    }
+                    (None, None) => None,
                 };
-                return super::segments::filtered_page(&st, s, app, &schema, &filter, page);
+                if let Some(filter) = filter {
+                    let page = super::segments::PageRequest {
+                        sort: &sort,
+                        cursor: cursor.as_deref(),
+                        limit,
+                    };
+                    return super::segments::filtered_page(&st, s, app, schema, &filter, page);
+                }
+                let after = cursor
+                    .as_deref()
+                    .map(|c| Cursor::decode(c, &sort))
+                    .transpose()?;
+                let mut page = s.list_customers(app, &ListQuery { sort, after, limit })?;
+                crate::computed::fill(&st.engines, app, schema, &mut page.customers)?;
+                Ok(CustomerList {
+                    customers: page
+                        .customers
+                        .iter()
+                        .map(|c| customer_out(c, schema))
+                        .collect(),
+                    next_cursor: page.next.map(|c| c.encode()),
+                })
+            };
+            match page(&engine_schema) {
+                Err(e) if e.status_and_code().0 == axum::http::StatusCode::BAD_REQUEST => {
+                    page(&s.schema(app)?)
+                }
+                answer => answer,
             }
-            let after = cursor
-                .as_deref()
-                .map(|c| Cursor::decode(c, &sort))
-                .transpose()?;
-            let mut page = s.list_customers(app, &ListQuery { sort, after, limit })?;
-            crate::computed::fill(&st.engines, app, &schema, &mut page.customers)?;
-            Ok(CustomerList {
-                customers: page
-                    .customers
-                    .iter()
-                    .map(|c| customer_out(c, &schema))
-                    .collect(),
-                next_cursor: page.next.map(|c| c.encode()),
-            })
         })
         .await
 }
