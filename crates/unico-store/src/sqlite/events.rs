@@ -174,12 +174,15 @@ const CUSTOMER_CACHE: usize = 200_000;
 /// the ids they stored, for the change log.
 pub struct EventWriter {
     app: AppId,
-    types: HashMap<EventCode, (i64, bool)>,
+    /// The application's types: row id and whether enabled (a handful, searched in order).
+    types: Vec<(EventCode, i64, bool)>,
     customers: HashMap<CustomerId, i64>,
     /// Holders of identities, by identity (bounded like `customers`).
     holders: HashMap<unico_core::Identity, i64>,
     /// Whether the application has aliases, once asked.
     aliases: Option<bool>,
+    /// The customer of the last event written by customerId, and its row id.
+    last: Option<(CustomerId, i64)>,
     /// Customers created, in order (kept only while `keep_created`).
     created: Vec<unico_core::Customer>,
     created_count: u64,
@@ -201,7 +204,7 @@ impl EventWriter {
         rows::get_app(c, app)?;
         let types = event_types(c, app)?
             .into_iter()
-            .map(|(id, t)| (t.code, (id, t.enabled)))
+            .map(|(id, t)| (t.code, id, t.enabled))
             .collect();
         let auto_register: Option<String> = c
             .query_row(
@@ -217,6 +220,7 @@ impl EventWriter {
             registered: false,
             customers: HashMap::new(),
             holders: HashMap::new(),
+            last: None,
             aliases: None,
             created: Vec::new(),
             created_count: 0,
@@ -231,11 +235,12 @@ impl EventWriter {
     pub fn write(
         &mut self,
         c: &Connection,
+        insert: &mut rusqlite::Statement<'_>,
         e: &NewEvent,
         now: i64,
     ) -> Result<EventOutcome, StoreError> {
         let app = self.app;
-        if self.auto_register && !self.types.contains_key(&e.event_type) {
+        if self.auto_register && self.type_of(&e.event_type).is_none() {
             let count: i64 = c
                 .prepare_cached("SELECT count(*) FROM event_types WHERE app_id = ?1")?
                 .query_row([app.0], |r| r.get(0))?;
@@ -256,10 +261,10 @@ impl EventWriter {
                 now
             ])?;
             self.types
-                .insert(e.event_type.clone(), (c.last_insert_rowid(), true));
+                .push((e.event_type.clone(), c.last_insert_rowid(), true));
             self.registered = true;
         }
-        let Some(&(type_id, enabled)) = self.types.get(&e.event_type) else {
+        let Some((type_id, enabled)) = self.type_of(&e.event_type) else {
             return Err(StoreError::Invalid(format!(
                 "the event type \"{}\" is not registered in this application; register it first (POST …/event-types)",
                 e.event_type
@@ -324,8 +329,15 @@ impl EventWriter {
                 }
             }
         } else {
-            match self.customers.get(&e.customer_id) {
-                Some(&id) => id,
+            // A feed groups a customer's events (a backfill exported customer by customer,
+            // a client's batch): the customer of the event before costs no lookup.
+            let last = self
+                .last
+                .as_ref()
+                .filter(|(cid, _)| *cid == e.customer_id)
+                .map(|&(_, id)| id);
+            let id = match last.or_else(|| self.customers.get(&e.customer_id).copied()) {
+                Some(id) => id,
                 None => {
                     let mut found: Option<i64> = c
                         .prepare_cached(
@@ -370,17 +382,16 @@ impl EventWriter {
                     self.customers.insert(e.customer_id.clone(), id);
                     id
                 }
+            };
+            if last.is_none() {
+                self.last = Some((e.customer_id.clone(), id));
             }
+            id
         };
-        let props = (!e.properties.is_empty()).then(|| e.properties.to_json_text());
+        let props = (!e.properties.is_empty()).then(|| e.properties.json_text());
         // A key stored before makes the insert a no-op (the key's unique index): one index
         // probe for every event, and a second lookup only for duplicates.
-        let inserted = c
-            .prepare_cached(
-                "INSERT OR IGNORE INTO events (app_id, customer, type_id, channel, device_id, ts, event_key, properties)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
+        let inserted = insert.execute(params![
             app.0,
             customer,
             type_id,
@@ -406,6 +417,14 @@ impl EventWriter {
             duplicate: false,
             customer_created,
         })
+    }
+
+    /// The row id of type `code` and whether it is enabled.
+    fn type_of(&self, code: &EventCode) -> Option<(i64, bool)> {
+        self.types
+            .iter()
+            .find(|(c, _, _)| c == code)
+            .map(|&(_, id, enabled)| (id, enabled))
     }
 
     /// The customer holding `identity`, remembered once found.
@@ -480,6 +499,10 @@ impl EventWriter {
     }
 }
 
+/// The insert of one event ([`EventWriter::write`]), prepared once per batch.
+const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (app_id, customer, type_id, channel, device_id, ts, event_key, properties)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
 /// Writes `events` in the writer's transaction; logs the customers they created and then
 /// one [`Change::Events`] with the ids stored.
 pub fn insert(
@@ -490,11 +513,16 @@ pub fn insert(
 ) -> Result<Vec<Result<EventOutcome, StoreError>>, StoreError> {
     let mut writer = EventWriter::new(&w.conn, app, true)?;
     let mut results = Vec::with_capacity(events.len());
-    for e in &events {
-        match writer.write(&w.conn, e, now) {
-            // An item's own problem (its type, its identity) fails the item, not the write.
-            Err(e @ (StoreError::Invalid(_) | StoreError::NotFound(_))) => results.push(Err(e)),
-            other => results.push(Ok(other?)),
+    {
+        let mut insert = w.conn.prepare_cached(INSERT_EVENT)?;
+        for e in &events {
+            match writer.write(&w.conn, &mut insert, e, now) {
+                // An item's own problem (its type, its identity) fails the item, not the write.
+                Err(e @ (StoreError::Invalid(_) | StoreError::NotFound(_))) => {
+                    results.push(Err(e));
+                }
+                other => results.push(Ok(other?)),
+            }
         }
     }
     writer.finish(w)?;
@@ -518,11 +546,12 @@ pub fn import(
     let mut writer = EventWriter::new(&w.conn, app, true)?;
     let mut duplicates = 0u64;
     let run = (|| -> Result<bool, StoreError> {
+        let mut insert = w.conn.prepare_cached(INSERT_EVENT)?;
         for batch in batches {
             match batch {
                 EventBatch::Items(items) => {
                     for e in &items {
-                        if writer.write(&w.conn, e, now)?.duplicate {
+                        if writer.write(&w.conn, &mut insert, e, now)?.duplicate {
                             duplicates += 1;
                         }
                         if writer.keep_created && writer.created_count > incremental {
@@ -750,10 +779,11 @@ pub fn scan(
     Ok(())
 }
 
-const DAY_MS: i64 = 86_400_000;
-/// An event's day as the `events_by_type_day` index spells it (times are after 2000, so
-/// the division truncates like a floor and `ts < t` implies `day <= t / DAY_MS`).
-const EVENT_DAY: &str = "ts / 86400000";
+/// The span of one period of the `events_by_type_period` index (30 days).
+const PERIOD_MS: i64 = 2_592_000_000;
+/// An event's period as the `events_by_type_period` index spells it (times are after 2000,
+/// so the division truncates like a floor and `ts < t` implies `period <= t / PERIOD_MS`).
+const EVENT_PERIOD: &str = "ts / 2592000000";
 
 /// Removes every event past its type's retention at `now`.
 pub fn expire(w: &mut WriteCtx, now: i64) -> Result<u64, StoreError> {
@@ -778,12 +808,13 @@ pub fn expire(w: &mut WriteCtx, now: i64) -> Result<u64, StoreError> {
     let mut removed = Vec::new();
     for (id, app, code, days) in types {
         let before = now.saturating_sub(days.saturating_mul(86_400_000));
-        // The day's term lets the `(type_id, day)` index bound the scan.
+        // The period's term lets the `(type_id, period)` index bound the scan: the
+        // expired periods and the one `before` falls in, whose events' times are checked.
         let n = c
             .prepare_cached(&format!(
-                "DELETE FROM events WHERE type_id = ?1 AND {EVENT_DAY} <= ?3 AND ts < ?2"
+                "DELETE FROM events WHERE type_id = ?1 AND {EVENT_PERIOD} <= ?3 AND ts < ?2"
             ))?
-            .execute(params![id, before, before / DAY_MS])? as u64;
+            .execute(params![id, before, before / PERIOD_MS])? as u64;
         if n > 0 {
             total += n;
             removed.push(Change::EventsRemoved {
@@ -806,15 +837,15 @@ mod tests {
 
     use super::*;
 
-    /// Retention reads only the expiring days of one type: its `DELETE` is bounded by the
-    /// `(type_id, day)` index, not a scan of every event.
+    /// Retention reads only the expiring periods of one type: its `DELETE` is bounded by
+    /// the `(type_id, period)` index, not a scan of every event.
     #[test]
-    fn retention_is_bounded_by_the_type_and_day_index() {
+    fn retention_is_bounded_by_the_type_and_period_index() {
         let dir = tempfile::tempdir().unwrap();
         drop(super::super::SqliteStore::open(dir.path()).unwrap());
         let conn = Connection::open(dir.path().join(super::super::DB_FILE)).unwrap();
         let sql = format!(
-            "EXPLAIN QUERY PLAN DELETE FROM events WHERE type_id = ?1 AND {EVENT_DAY} <= ?3 AND ts < ?2"
+            "EXPLAIN QUERY PLAN DELETE FROM events WHERE type_id = ?1 AND {EVENT_PERIOD} <= ?3 AND ts < ?2"
         );
         let mut stmt = conn.prepare(&sql).unwrap();
         let plan: Vec<String> = stmt
@@ -824,14 +855,15 @@ mod tests {
             .unwrap();
         assert!(
             plan.iter().any(|p| p
-                .contains("USING INDEX events_by_type_day (type_id=? AND <expr><?)")
-                || p.contains("USING INDEX events_by_type_day (type_id=? AND <expr><=?)")),
+                .contains("USING INDEX events_by_type_period (type_id=? AND <expr><?)")
+                || p.contains("USING INDEX events_by_type_period (type_id=? AND <expr><=?)")),
             "{plan:?}"
         );
-        // Events at the edges of a day: the day term never drops one that `ts` keeps.
-        for ts in [DAY_MS * 10_000, DAY_MS * 10_000 + 1, DAY_MS * 10_001 - 1] {
-            for before in [ts, ts + 1, ts + DAY_MS] {
-                assert_eq!(ts < before, ts < before && ts / DAY_MS <= before / DAY_MS);
+        // Events at the edges of a period: its term never drops one that `ts` keeps.
+        let p = PERIOD_MS;
+        for ts in [p * 400, p * 400 + 1, p * 401 - 1] {
+            for before in [ts, ts + 1, ts + p, ts + 86_400_000] {
+                assert_eq!(ts < before, ts < before && ts / p <= before / p);
             }
         }
     }
