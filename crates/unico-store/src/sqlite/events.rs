@@ -183,6 +183,11 @@ pub struct EventWriter {
     aliases: Option<bool>,
     /// Events resolved and not inserted yet (see [`EventWriter::flush`]).
     pending: Vec<Pending>,
+    /// Most events per `INSERT`: [`MAX_ROWS_PER_INSERT`] for an import; one for a batch
+    /// of the API, where many-row statements measured slower (each one opens a statement
+    /// journal inside the job's savepoint, and a fresh application's batch is cut short by
+    /// every customer it creates).
+    rows_per_insert: usize,
     /// The customer of the last event written by customerId, and its row id.
     last: Option<(CustomerId, i64)>,
     /// Customers created, in order (kept only while `keep_created`).
@@ -223,6 +228,7 @@ impl EventWriter {
             customers: HashMap::new(),
             holders: HashMap::new(),
             pending: Vec::with_capacity(MAX_ROWS_PER_INSERT),
+            rows_per_insert: 1,
             last: None,
             aliases: None,
             created: Vec::new(),
@@ -448,7 +454,7 @@ impl EventWriter {
         let mut rest = &pending[..];
         while !rest.is_empty() {
             // Statements of 32, 16, …, 1 rows: a few prepared ones cover any count.
-            let rows = MAX_ROWS_PER_INSERT.min(1 << rest.len().ilog2());
+            let rows = self.rows_per_insert.min(1 << rest.len().ilog2());
             let (chunk, tail) = rest.split_at(rows);
             self.insert_rows(c, events, chunk, out)?;
             rest = tail;
@@ -718,6 +724,7 @@ pub fn import(
     w.conn.execute_batch("SAVEPOINT event_import")?;
     // Created customers are kept for the log up to `incremental`; past it one bulk change.
     let mut writer = EventWriter::new(&w.conn, app, true)?;
+    writer.rows_per_insert = MAX_ROWS_PER_INSERT;
     let mut duplicates = 0u64;
     let run = (|| -> Result<bool, StoreError> {
         let mut out = Vec::new();
@@ -1020,8 +1027,9 @@ mod tests {
 
     use super::*;
 
-    /// Many rows per insert: duplicates of earlier events, keys repeated inside one
-    /// statement, events without a key and new customers mixed in one batch each get the
+    /// Many rows per insert (an import) or one (the API): duplicates of earlier events,
+    /// keys repeated inside one statement, events without a key and new customers mixed
+    /// in one batch each get the
     /// outcome one insert per event gave them, with ids growing in the batch's order.
     #[test]
     fn a_batch_inserted_many_rows_at_a_time_answers_each_event() {
@@ -1092,43 +1100,60 @@ mod tests {
             });
             expected.push(dup);
         }
+        let check = |out: &[Result<EventOutcome, StoreError>], read: &[Event]| {
+            let mut last = *stored.last().unwrap();
+            for (i, (r, dup)) in out.iter().zip(&expected).enumerate() {
+                let r = r.as_ref().unwrap();
+                match dup {
+                    None => {
+                        // Ids grow in the batch's order (a row left out may leave a gap).
+                        assert!(!r.duplicate, "{i}: {r:?}");
+                        assert!(r.id > last, "{i}: {r:?} after {last}");
+                        last = r.id;
+                    }
+                    Some(-1) => {
+                        assert!(r.duplicate, "{i}: {r:?}");
+                        assert_eq!(r.id, out[i - 1].as_ref().unwrap().id, "{i}");
+                    }
+                    Some(id) => {
+                        assert!(r.duplicate, "{i}: {r:?}");
+                        assert_eq!(r.id, *id, "{i}");
+                    }
+                }
+            }
+            // Each id stored holds its own event.
+            for (r, e) in out.iter().zip(&batch) {
+                let r = r.as_ref().unwrap();
+                if !r.duplicate {
+                    let held = read.iter().find(|x| x.id == r.id).unwrap();
+                    assert_eq!(held.device_id, e.device_id);
+                }
+            }
+            let bob: Vec<_> = out
+                .iter()
+                .zip(&batch)
+                .filter(|(_, e)| e.customer_id.as_str() == "bob")
+                .map(|(r, _)| r.as_ref().unwrap().customer_created)
+                .collect();
+            assert_eq!(bob.iter().filter(|c| **c).count(), 1, "{bob:?}");
+        };
+        // As an import writes them (many rows per statement), then as the API does.
+        let conn = Connection::open(dir.path().join(super::super::DB_FILE)).unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        let mut writer = EventWriter::new(&conn, app, true).unwrap();
+        writer.rows_per_insert = MAX_ROWS_PER_INSERT;
+        let mut imported = Vec::new();
+        imported.resize_with(batch.len(), || None);
+        writer.write_all(&conn, &batch, now, &mut imported).unwrap();
+        let imported: Vec<_> = imported.into_iter().map(|o| o.unwrap()).collect();
+        check(
+            &imported,
+            &read_range(&conn, app, 0, i64::MAX, 1000).unwrap(),
+        );
+        conn.execute_batch("ROLLBACK").unwrap();
+        drop(conn);
         let out = store.insert_events(app, batch.clone(), now).unwrap();
-        let mut last = *stored.last().unwrap();
-        for (i, (r, dup)) in out.iter().zip(&expected).enumerate() {
-            let r = r.as_ref().unwrap();
-            match dup {
-                None => {
-                    // Ids grow in the batch's order (a row left out may leave a gap).
-                    assert!(!r.duplicate, "{i}: {r:?}");
-                    assert!(r.id > last, "{i}: {r:?} after {last}");
-                    last = r.id;
-                }
-                Some(-1) => {
-                    assert!(r.duplicate, "{i}: {r:?}");
-                    assert_eq!(r.id, out[i - 1].as_ref().unwrap().id, "{i}");
-                }
-                Some(id) => {
-                    assert!(r.duplicate, "{i}: {r:?}");
-                    assert_eq!(r.id, *id, "{i}");
-                }
-            }
-        }
-        // Each id stored holds its own event.
-        let read = store.read_events(app, 0, i64::MAX, 1000).unwrap();
-        for (r, e) in out.iter().zip(&batch) {
-            let r = r.as_ref().unwrap();
-            if !r.duplicate {
-                let held = read.iter().find(|x| x.id == r.id).unwrap();
-                assert_eq!(held.device_id, e.device_id);
-            }
-        }
-        let bob = out
-            .iter()
-            .zip(&batch)
-            .filter(|(_, e)| e.customer_id.as_str() == "bob")
-            .map(|(r, _)| r.as_ref().unwrap().customer_created)
-            .collect::<Vec<_>>();
-        assert_eq!(bob.iter().filter(|c| **c).count(), 1, "{bob:?}");
+        check(&out, &store.read_events(app, 0, i64::MAX, 1000).unwrap());
         // The same batch again: every keyed event a duplicate, the others stored.
         let again = store.insert_events(app, batch.clone(), now).unwrap();
         for (r, e) in again.iter().zip(&batch) {
