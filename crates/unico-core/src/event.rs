@@ -229,8 +229,21 @@ pub enum PropRef<'a> {
 }
 
 /// An event's properties: a JSON object, checked for size and depth.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Properties(serde_json::Map<String, serde_json::Value>);
+///
+/// Properties checked from input keep the compact JSON text their size was measured on,
+/// so that storing them does not write the same JSON a second time.
+#[derive(Debug, Clone, Default)]
+pub struct Properties {
+    map: serde_json::Map<String, serde_json::Value>,
+    /// `map` as [`Properties::to_json_text`] writes it, when it was already written.
+    text: Option<Box<str>>,
+}
+
+impl PartialEq for Properties {
+    fn eq(&self, other: &Self) -> bool {
+        self.map == other.map
+    }
+}
 
 impl Properties {
     /// Checks `value` is an object within [`MAX_EVENT_PROPERTIES_BYTES`] (as compact JSON)
@@ -245,38 +258,51 @@ impl Properties {
                 "properties nest {depth} levels deep; at most {MAX_EVENT_PROPERTIES_DEPTH} are allowed"
             )));
         }
-        let props = Self(map);
-        let len = props.to_json_text().len();
+        let text = serde_json::to_string(&map).unwrap_or_else(|_| "{}".into());
+        let len = text.len();
         if len > MAX_EVENT_PROPERTIES_BYTES {
             return Err(EventError(format!(
                 "properties take {len} bytes as JSON; at most {MAX_EVENT_PROPERTIES_BYTES} are allowed"
             )));
         }
-        Ok(props)
+        Ok(Self {
+            map,
+            text: Some(text.into_boxed_str()),
+        })
     }
 
     /// Reads properties stored by [`Properties::to_json_text`] (trusted: no limits).
     pub fn from_stored(text: &str) -> Result<Self, EventError> {
         serde_json::from_str(text)
-            .map(Self)
+            .map(|map| Self { map, text: None })
             .map_err(|_| EventError("stored properties are not a JSON object".into()))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.map.is_empty()
     }
 
     pub fn as_map(&self) -> &serde_json::Map<String, serde_json::Value> {
-        &self.0
+        &self.map
     }
 
     pub fn to_json_text(&self) -> String {
-        serde_json::to_string(&self.0).unwrap_or_else(|_| "{}".into())
+        self.json_text().into_owned()
+    }
+
+    /// The compact JSON text, written only if it was not kept from the input.
+    pub fn json_text(&self) -> std::borrow::Cow<'_, str> {
+        match &self.text {
+            Some(text) => std::borrow::Cow::Borrowed(text),
+            None => serde_json::to_string(&self.map)
+                .unwrap_or_else(|_| "{}".into())
+                .into(),
+        }
     }
 
     /// A top-level number or string property.
     pub fn get(&self, name: &str) -> Option<PropRef<'_>> {
-        match self.0.get(name)? {
+        match self.map.get(name)? {
             serde_json::Value::Number(n) => n.as_f64().map(PropRef::Num),
             serde_json::Value::String(s) => Some(PropRef::Str(s)),
             _ => None,

@@ -58,6 +58,7 @@ fn check_line(
     auto_register: bool,
     identity: &crate::identity::IdentityRules,
     now: i64,
+    names: &mut crate::routes::events::Names,
 ) -> Result<Option<NewEvent>, ImportRowError> {
     let row_error = |column: &str, value: String, message: String| ImportRowError {
         line,
@@ -88,24 +89,10 @@ fn check_line(
     if text.is_empty() {
         return Ok(None);
     }
-    let item: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        row_error(
-            "line",
-            unico_core::value::excerpt(text),
-            format!("not a JSON object: {e}"),
-        )
-    })?;
-    let event =
-        crate::routes::events::event_input(&item, now, "", identity).map_err(|details| {
-            let first = details.into_iter().next();
-            let column = first
-                .as_ref()
-                .and_then(|d| d.field.clone())
-                .filter(|f| !f.is_empty())
-                .unwrap_or_else(|| "line".into());
-            let message = first.map(|d| d.message).unwrap_or_default();
-            row_error(&column, excerpt_value(item.get(&column)), message)
-        })?;
+    let event = match crate::routes::events::plain_event(text, now, names) {
+        Some(event) => event,
+        None => read_item(text, line, now, identity)?,
+    };
     match schema.event_types().get(event.event_type.as_str()) {
         Some(t) if t.enabled => Ok(Some(event)),
         // The store registers it with the first event.
@@ -133,6 +120,41 @@ fn check_line(
             },
         )),
     }
+}
+
+/// Reads a line that is not in the plain shape: through a JSON tree, with positioned
+/// errors.
+fn read_item(
+    text: &str,
+    line: u64,
+    now: i64,
+    identity: &crate::identity::IdentityRules,
+) -> Result<NewEvent, ImportRowError> {
+    let row_error = |column: &str, value: String, message: String| ImportRowError {
+        line,
+        column: column.to_owned(),
+        value,
+        message,
+    };
+    let item: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        row_error(
+            "line",
+            unico_core::value::excerpt(text),
+            format!("not a JSON object: {e}"),
+        )
+    })?;
+    let event =
+        crate::routes::events::event_input(&item, now, "", identity).map_err(|details| {
+            let first = details.into_iter().next();
+            let column = first
+                .as_ref()
+                .and_then(|d| d.field.clone())
+                .filter(|f| !f.is_empty())
+                .unwrap_or_else(|| "line".into());
+            let message = first.map(|d| d.message).unwrap_or_default();
+            row_error(&column, excerpt_value(item.get(&column)), message)
+        })?;
+    Ok(event)
 }
 
 /// Reads one line (through its `\n`, or to the end of the input) into `buf`, keeping at
@@ -187,6 +209,7 @@ fn parse(
     let mut buf = Vec::new();
     let mut line = 0u64;
     let mut sending = true;
+    let mut names = crate::routes::events::Names::default();
     loop {
         match read_line(&mut reader, &mut buf) {
             Ok(false) => break,
@@ -197,7 +220,7 @@ fn parse(
             }
         }
         line += 1;
-        match check_line(&buf, line, schema, auto_register, identity, now) {
+        match check_line(&buf, line, schema, auto_register, identity, now, &mut names) {
             Ok(None) => continue,
             Ok(Some(event)) => {
                 parsed.lines_read += 1;
@@ -486,6 +509,7 @@ mod fuzz {
     }
 
     fn check(bytes: &[u8]) {
+        same_reading(bytes);
         let (lines, rejected, errors, events, keep) = run(bytes, ImportMode::SkipInvalid);
         assert_eq!(
             events as u64 + rejected,
@@ -513,6 +537,49 @@ mod fuzz {
         assert_eq!(atomic.4, rejected == 0);
     }
 
+    /// A line the plain reader accepts reads as the JSON tree's reader reads it.
+    fn same_reading(bytes: &[u8]) {
+        let now = 1_800_000_000_000;
+        let mut names = crate::routes::events::Names::default();
+        for line in bytes.split(|&b| b == b'\n') {
+            let Ok(text) = std::str::from_utf8(line) else {
+                continue;
+            };
+            let text = text.trim();
+            if let Some(plain) = crate::routes::events::plain_event(text, now, &mut names) {
+                let tree: serde_json::Value = serde_json::from_str(text).unwrap();
+                let read = crate::routes::events::event_input(&tree, now, "", &rules()).unwrap();
+                assert_eq!(plain, read, "{text}");
+                assert_eq!(
+                    plain.properties.to_json_text(),
+                    read.properties.to_json_text()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_plain_reader_reads_the_usual_lines_as_the_tree_does() {
+        let mut names = crate::routes::events::Names::default();
+        for line in PLAIN {
+            assert!(
+                crate::routes::events::plain_event(line, 1_800_000_000_000, &mut names).is_some(),
+                "{line}"
+            );
+        }
+        same_reading(PLAIN.join("\n").as_bytes());
+        same_reading(LINES.join("\n").as_bytes());
+    }
+
+    /// Lines in the shape the plain reader takes.
+    const PLAIN: &[&str] = &[
+        r#"{"event_id":"e\u0031","customerId":"c\"q","type":"purchase","channel":"WEB","device_id":"d1","timestamp":"2026-11-30T18:02:00Z","properties":{"amount":59.90,"b":[1,{"c":null}],"a":1,"a":2}}"#,
+        r#"{"event_id":null,"customerId":"ana","type":"view","channel":"web","timestamp":null,"properties":null,"device_id":null}"#,
+        r#"{"customerId":"ana","type":"view","channel":"web","timestamp":"2026-11-30"}"#,
+        r#"{"customerId":"ana","type":"view","channel":"Web","timestamp":"2026-11-30T18:02:00.5+01:00"}"#,
+        r#"{"customerId":"ana","type":"unknown","channel":"web","properties":{}}"#,
+    ];
+
     const LINES: &[&str] = &[
         r#"{"customerId": "ana", "type": "purchase", "channel": "pos", "properties": {"amount": 3}}"#,
         r#"{"customerId": "ana", "type": "view", "channel": "web", "event_id": "e1"}"#,
@@ -528,6 +595,11 @@ mod fuzz {
         r#"{"customerId": "ana", "type": "view", "timestamp": "1999-01-01T00:00:00Z"}"#,
         r#"{"customerId": "ana", "type": "view", "timestamp": 1e300}"#,
         r#"{"customerId": "ana", "customerId": "bob", "type": "view"}"#,
+        r#"{"customerId": "ana", "type": "view", "channel": "web", "identity": null}"#,
+        r#"{"customerId": "ana", "type": "view", "channel": "web", "timestamp": "2099-01-01T00:00:00Z"}"#,
+        r#"{"customerId": "ana", "type": "view", "channel": "web", "properties": [1]}"#,
+        r#"{"customerId": "ana", "type": "view", "channel": "web", "device_id": ""}"#,
+        r#"{"customerId": "ana", "type": "View", "channel": "w b"}"#,
         r#"["not", "an", "object"]"#,
         r#"{"customerId": "ana""#,
         "null",

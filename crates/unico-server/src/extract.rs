@@ -66,6 +66,11 @@ impl BodyLimits {
 /// [`ApiError`] with the line and column of the problem.
 pub struct JsonBody<T>(pub T);
 
+/// A JSON object body with the checks of [`JsonBody`] before its parse, left unparsed:
+/// for a handler that reads it in a shape of its own first (`POST …/events`), and parses
+/// it with [`parse_json`] otherwise.
+pub struct JsonBytes(pub Bytes);
+
 /// A JSON array body (batch endpoints), with the same checks as [`JsonBody`].
 pub struct JsonArrayBody<T>(pub T);
 
@@ -119,6 +124,15 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
     state: &S,
     top: TopLevel,
 ) -> Result<T, ApiError> {
+    parse_json(&read_json_bytes(req, state, top).await?)
+}
+
+/// A JSON body's bytes, checked for content type, size, limits and top level.
+async fn read_json_bytes<S: Send + Sync>(
+    req: Request,
+    state: &S,
+    top: TopLevel,
+) -> Result<Bytes, ApiError> {
     let content_type = ContentType::of(req.headers());
     if content_type.mime != "application/json" && !content_type.mime.ends_with("+json") {
         return Err(ApiError::InvalidContentType(format!(
@@ -178,7 +192,7 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
         };
         return Err(ApiError::invalid("body", format!("{expected}, got {got}")));
     }
-    parse_json(&bytes)
+    Ok(bytes)
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -186,6 +200,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         read_json(req, state, TopLevel::Object).await.map(JsonBody)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        read_json_bytes(req, state, TopLevel::Object)
+            .await
+            .map(JsonBytes)
     }
 }
 

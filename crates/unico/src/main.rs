@@ -14,6 +14,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// The allocator (see the workspace's `Cargo.toml` for why not the system's).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Unico, the customer data platform.
 #[derive(Parser)]
 #[command(name = "unico", version, about)]

@@ -1,6 +1,7 @@
 //! Interactions: the event type registry, events in (batches with per-item results) and a
 //! customer's timeline out.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use axum::Json;
@@ -21,7 +22,7 @@ use crate::dto::{
     EventTypeOut, EventsIn, EventsOut, UpdateEventType,
 };
 use crate::error::{ApiError, ErrorBody, ErrorDetail, ErrorObject};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, JsonBytes, parse_json};
 use crate::state::{AppState, now_ms};
 
 type PathResult = Result<Path<HashMap<String, String>>, PathRejection>;
@@ -254,6 +255,97 @@ const EVENT_KEYS: [&str; 8] = [
     "identity",
 ];
 
+/// An event item in the shape nearly every sender uses (a customerId, string times),
+/// read straight from its text without building a JSON tree first. Anything else, and
+/// anything invalid, is left to [`event_input`], which says what is wrong: both read an
+/// item the same way (a test holds them to it).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainItem<'a> {
+    #[serde(borrow, default)]
+    event_id: Option<Cow<'a, str>>,
+    #[serde(rename = "customerId", borrow)]
+    customer_id: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(borrow)]
+    channel: Cow<'a, str>,
+    #[serde(borrow, default)]
+    device_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(default)]
+    properties: Option<Map<String, Json_>>,
+}
+
+/// Type codes and channels read before, shared instead of checked and allocated again for
+/// every event of a batch (a feed names a handful of each).
+#[derive(Default)]
+pub struct Names {
+    codes: Vec<EventCode>,
+    channels: Vec<Channel>,
+}
+
+impl Names {
+    /// Most distinct codes and channels remembered.
+    const MAX: usize = 64;
+
+    fn code(&mut self, text: &str) -> Option<EventCode> {
+        if let Some(c) = self.codes.iter().find(|c| c.as_str() == text) {
+            return Some(c.clone());
+        }
+        let c = EventCode::parse(text).ok()?;
+        if self.codes.len() < Self::MAX {
+            self.codes.push(c.clone());
+        }
+        Some(c)
+    }
+
+    fn channel(&mut self, text: &str) -> Option<Channel> {
+        if let Some(c) = self.channels.iter().find(|c| c.as_str() == text) {
+            return Some(c.clone());
+        }
+        let c = Channel::parse(text).ok()?;
+        // Only a channel spelled as kept (lower-case) is the same text next time.
+        if c.as_str() == text && self.channels.len() < Self::MAX {
+            self.channels.push(c.clone());
+        }
+        Some(c)
+    }
+}
+
+/// The event of a valid item in the plain shape ([`PlainItem`]); `None` for any other
+/// item, valid or not, which [`event_input`] reads instead.
+pub fn plain_event(text: &str, now: i64, names: &mut Names) -> Option<NewEvent> {
+    plain_checked(serde_json::from_str(text).ok()?, now, names)
+}
+
+/// The event of a plain item, if it is valid.
+fn plain_checked(item: PlainItem<'_>, now: i64, names: &mut Names) -> Option<NewEvent> {
+    for key in [&item.event_id, &item.device_id].into_iter().flatten() {
+        check_event_key(key, "").ok()?;
+    }
+    let timestamp = match &item.timestamp {
+        None => now,
+        Some(t) => unico_core::time::parse_datetime(t).ok()?,
+    };
+    check_event_time(timestamp, now).ok()?;
+    let properties = match item.properties {
+        None => Properties::default(),
+        Some(map) => Properties::from_json(Json_::Object(map)).ok()?,
+    };
+    Some(NewEvent {
+        customer_id: CustomerId::parse(&item.customer_id).ok()?,
+        event_type: names.code(&item.event_type)?,
+        channel: names.channel(&item.channel)?,
+        event_id: item.event_id.map(Cow::into_owned),
+        device_id: item.device_id.map(Cow::into_owned),
+        by_identity: None,
+        timestamp,
+        properties,
+    })
+}
+
 /// Reads one event item; every problem is a detail at `prefix` + the key.
 pub fn event_input(
     item: &Json_,
@@ -456,11 +548,153 @@ pub async fn ingest(
     State(state): State<AppState>,
     principal: Principal,
     path: PathResult,
-    JsonBody(body): JsonBody<Json_>,
+    JsonBytes(bytes): JsonBytes,
 ) -> Result<Json<EventsOut>, ApiError> {
+    // Every item in the plain shape (the usual batch) is read without a JSON tree; any
+    // other body is read as one, which also says what is wrong with it, in the order the
+    // checks always ran: the body's JSON before the path.
+    let plain = serde_json::from_slice::<PlainBatch<'_>>(&bytes).ok();
+    let mut tree = match plain {
+        Some(_) => None,
+        None => Some(parse_json::<Json_>(&bytes)?),
+    };
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;
-    let Json_::Object(mut body) = body else {
+    let now = now_ms();
+    let items = match (plain, &mut tree) {
+        (Some(batch), _) => Items::Plain(batch.events),
+        (None, Some(body)) => Items::Tree(batch_items(body)?),
+        (None, None) => return Err(ApiError::Internal("an events body went unread".into())),
+    };
+    if items.len() > MAX_EVENTS_PER_REQUEST {
+        return Err(ApiError::LimitExceeded(format!(
+            "a request holds at most {MAX_EVENTS_PER_REQUEST} events, got {}",
+            items.len()
+        )));
+    }
+    let rules = state
+        .blocking(move |s| crate::identity::IdentityRules::of(s, app))
+        .await?;
+    let mut results: Vec<Option<EventResult>> = Vec::with_capacity(items.len());
+    // What each stored item's result repeats: its event_id and customerId as sent.
+    let mut echoes = Vec::with_capacity(items.len());
+    let mut valid = Vec::new();
+    let mut positions = Vec::new();
+    let mut names = Names::default();
+    // The JSON tree of an item, for the answer of an item in error (read once, if needed).
+    let mut trees: Option<Vec<Json_>> = None;
+    match items {
+        Items::Plain(plain) => {
+            for (i, item) in plain.into_iter().enumerate() {
+                let echo = (
+                    item.event_id.as_deref().map(str::to_owned),
+                    Some(item.customer_id.clone().into_owned()),
+                );
+                if let Some(e) = plain_checked(item, now, &mut names) {
+                    positions.push(i);
+                    valid.push(e);
+                    echoes.push(echo);
+                    results.push(None);
+                    continue;
+                }
+                let item = tree_item(&mut trees, &bytes, i)?;
+                match event_input(item, now, &format!("events[{i}]."), &rules) {
+                    Ok(e) => {
+                        positions.push(i);
+                        valid.push(e);
+                        echoes.push(echo);
+                        results.push(None);
+                    }
+                    Err(details) => {
+                        results.push(Some(error_result(item, ApiError::invalid_many(details))));
+                    }
+                }
+            }
+        }
+        Items::Tree(items) => {
+            for (i, item) in items.iter().enumerate() {
+                match event_input(item, now, &format!("events[{i}]."), &rules) {
+                    Ok(e) => {
+                        positions.push(i);
+                        valid.push(e);
+                        echoes.push(echo_of(item));
+                        results.push(None);
+                    }
+                    Err(details) => {
+                        results.push(Some(error_result(item, ApiError::invalid_many(details))));
+                    }
+                }
+            }
+            trees = Some(items);
+        }
+    }
+    let outcomes = if valid.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .blocking(move |s| s.insert_events(app, valid, now))
+            .await?
+    };
+    for ((pos, outcome), (event_id, customer_id)) in positions.into_iter().zip(outcomes).zip(echoes)
+    {
+        results[pos] = Some(match outcome {
+            Ok(o) => EventResult {
+                status: if o.duplicate { "duplicate" } else { "stored" },
+                id: Some(o.id),
+                event_id,
+                customer_id,
+                customer_created: o.customer_created,
+                error: None,
+            },
+            Err(e) => error_result(tree_item(&mut trees, &bytes, pos)?, ApiError::from(e)),
+        });
+    }
+    let results: Vec<EventResult> = results
+        .into_iter()
+        .map(|r| r.ok_or_else(|| ApiError::Internal("an event got no result".into())))
+        .collect::<Result<_, _>>()?;
+    let (mut stored, mut duplicates, mut errors) = (0, 0, 0);
+    for r in &results {
+        match r.status {
+            "stored" => stored += 1,
+            "duplicate" => duplicates += 1,
+            _ => errors += 1,
+        }
+    }
+    Ok(Json(EventsOut {
+        results,
+        stored,
+        duplicates,
+        errors,
+    }))
+}
+
+/// The body of `POST …/events` when every item is in the plain shape ([`PlainItem`]).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlainBatch<'a> {
+    #[serde(borrow)]
+    events: Vec<PlainItem<'a>>,
+}
+
+/// A batch's items, read plainly or as JSON trees.
+enum Items<'a> {
+    Plain(Vec<PlainItem<'a>>),
+    Tree(Vec<Json_>),
+}
+
+impl Items<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Items::Plain(items) => items.len(),
+            Items::Tree(items) => items.len(),
+        }
+    }
+}
+
+/// The items of a body read as a JSON tree: `{"events": [ … ]}` and nothing else.
+fn batch_items(body: &mut Json_) -> Result<Vec<Json_>, ApiError> {
+    let Json_::Object(body) = body else {
         return Err(ApiError::invalid("body", "expected {\"events\": [ … ]}"));
     };
     if let Some(key) = body.keys().find(|k| *k != "events") {
@@ -478,74 +712,29 @@ pub async fn ingest(
             "expected {\"events\": [ … ]}: an array of events",
         ));
     };
-    if items.len() > MAX_EVENTS_PER_REQUEST {
-        return Err(ApiError::LimitExceeded(format!(
-            "a request holds at most {MAX_EVENTS_PER_REQUEST} events, got {}",
-            items.len()
-        )));
+    Ok(items)
+}
+
+/// The JSON tree of item `i` of the body, the body read as a tree once.
+fn tree_item<'t>(
+    trees: &'t mut Option<Vec<Json_>>,
+    bytes: &[u8],
+    i: usize,
+) -> Result<&'t Json_, ApiError> {
+    if trees.is_none() {
+        let mut body = parse_json::<Json_>(bytes)?;
+        *trees = Some(batch_items(&mut body)?);
     }
-    let now = now_ms();
-    let rules = state
-        .blocking(move |s| crate::identity::IdentityRules::of(s, app))
-        .await?;
-    let mut results: Vec<Option<EventResult>> = Vec::with_capacity(items.len());
-    let mut valid = Vec::new();
-    let mut positions = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        match event_input(item, now, &format!("events[{i}]."), &rules) {
-            Ok(e) => {
-                positions.push(i);
-                valid.push(e);
-                results.push(None);
-            }
-            Err(details) => results.push(Some(error_result(item, ApiError::invalid_many(details)))),
-        }
-    }
-    let outcomes = if valid.is_empty() {
-        Vec::new()
-    } else {
-        state
-            .blocking(move |s| s.insert_events(app, valid, now))
-            .await?
-    };
-    let (mut stored, mut duplicates, mut errors) = (0, 0, 0);
-    for (pos, outcome) in positions.into_iter().zip(outcomes) {
-        let item = &items[pos];
-        results[pos] = Some(match outcome {
-            Ok(o) => EventResult {
-                status: if o.duplicate { "duplicate" } else { "stored" },
-                id: Some(o.id),
-                event_id: item
-                    .get("event_id")
-                    .and_then(Json_::as_str)
-                    .map(str::to_owned),
-                customer_id: item
-                    .get("customerId")
-                    .and_then(Json_::as_str)
-                    .map(str::to_owned),
-                customer_created: o.customer_created,
-                error: None,
-            },
-            Err(e) => error_result(item, ApiError::from(e)),
-        });
-    }
-    let results: Vec<EventResult> = results
-        .into_iter()
-        .map(|r| r.ok_or_else(|| ApiError::Internal("an event got no result".into())))
-        .collect::<Result<_, _>>()?;
-    for r in &results {
-        match r.status {
-            "stored" => stored += 1,
-            "duplicate" => duplicates += 1,
-            _ => errors += 1,
-        }
-    }
-    Ok(Json(EventsOut {
-        results,
-        stored,
-        duplicates,
-        errors,
-    }))
+    trees
+        .as_ref()
+        .and_then(|items| items.get(i))
+        .ok_or_else(|| ApiError::Internal("an event item went missing".into()))
+}
+
+/// An item's event_id and customerId as sent, repeated in its result.
+fn echo_of(item: &Json_) -> (Option<String>, Option<String>) {
+    let text = |k: &str| item.get(k).and_then(Json_::as_str).map(str::to_owned);
+    (text("event_id"), text("customerId"))
 }
 
 fn parse_list<T>(
