@@ -17,15 +17,15 @@ mod imports;
 mod log;
 mod migrations;
 mod rows;
+mod schema_cache;
 mod sessions;
 mod subscriptions;
 mod writer;
 pub use writer::{MAX_JOBS_PER_COMMIT, WRITER_QUEUE_BOUND};
 mod writes;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::OptionalExtension;
 use rusqlite::functions::FunctionFlags;
@@ -67,7 +67,7 @@ pub struct SqliteStore {
     checkpointer: Option<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
     head: std::sync::Arc<log::Head>,
     readers: Mutex<Vec<Connection>>,
-    schemas: Mutex<HashMap<AppId, Schema>>,
+    schemas: Arc<schema_cache::SchemaCache>,
     /// Imports of at most this many customers reach the change feed customer by customer.
     incremental_import: u64,
 }
@@ -143,13 +143,14 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")?;
         let checkpointer = start_checkpointer(&path)?;
         let head = log::Head::new(log::last_seq(&conn)?);
+        let schemas = Arc::new(schema_cache::SchemaCache::default());
         Ok(Self {
-            writer: writer::Writer::start(conn, head.clone())?,
+            writer: writer::Writer::start(conn, head.clone(), schemas.clone())?,
             checkpointer: Some(checkpointer),
             head,
             path,
             readers: Mutex::new(Vec::new()),
-            schemas: Mutex::new(HashMap::new()),
+            schemas,
             incremental_import: crate::changes::INCREMENTAL_IMPORT_CUSTOMERS,
         })
     }
@@ -245,9 +246,7 @@ impl SqliteStore {
     }
 
     fn forget_schema(&self, app: AppId) {
-        if let Ok(mut cache) = self.schemas.lock() {
-            cache.remove(&app);
-        }
+        self.schemas.forget(app);
     }
 }
 
@@ -588,24 +587,19 @@ impl Store for SqliteStore {
     }
 
     fn schema(&self, app: AppId) -> Result<Schema, StoreError> {
-        // The lock is held while loading so a load cannot race an invalidation.
-        let mut cache = self.schemas.lock().map_err(|_| poisoned())?;
-        if let Some(schema) = cache.get(&app) {
-            return Ok(schema.clone());
-        }
-        let schema = self.read(|c| {
-            ensure_app(c, app)?;
-            Ok(Schema::new(
-                rows::field_stats(c, app)?
-                    .into_iter()
-                    .map(|s| s.field)
-                    .collect(),
-            )
-            .with_event_types(events::registry(c, app)?)
-            .with_declared_channels(subscriptions::declared(c, app)?))
-        })?;
-        cache.insert(app, schema.clone());
-        Ok(schema)
+        self.schemas.get_or_load(app, || {
+            self.read(|c| {
+                ensure_app(c, app)?;
+                Ok(Schema::new(
+                    rows::field_stats(c, app)?
+                        .into_iter()
+                        .map(|s| s.field)
+                        .collect(),
+                )
+                .with_event_types(events::registry(c, app)?)
+                .with_declared_channels(subscriptions::declared(c, app)?))
+            })
+        })
     }
 
     fn field_stats(&self, app: AppId) -> Result<Vec<FieldStat>, StoreError> {

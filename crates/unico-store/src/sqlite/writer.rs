@@ -20,6 +20,7 @@ use unico_core::AppId;
 
 use super::log::{self, Head};
 use super::rows;
+use super::schema_cache::SchemaCache;
 use crate::changes::Change;
 use crate::error::StoreError;
 use crate::live::LiveFields;
@@ -121,14 +122,19 @@ impl Commits {
 }
 
 impl Writer {
-    pub fn start(conn: Connection, head: Arc<Head>) -> Result<Self, StoreError> {
-        Self::start_bounded(conn, head, WRITER_QUEUE_BOUND)
+    pub fn start(
+        conn: Connection,
+        head: Arc<Head>,
+        schemas: Arc<SchemaCache>,
+    ) -> Result<Self, StoreError> {
+        Self::start_bounded(conn, head, schemas, WRITER_QUEUE_BOUND)
     }
 
     /// A writer whose queue holds at most `bound` jobs (at least one).
     pub(crate) fn start_bounded(
         conn: Connection,
         head: Arc<Head>,
+        schemas: Arc<SchemaCache>,
         bound: usize,
     ) -> Result<Self, StoreError> {
         let bound = bound.max(1);
@@ -139,7 +145,7 @@ impl Writer {
         let timed = commits.clone();
         let thread = thread::Builder::new()
             .name("unico-writer".into())
-            .spawn(move || run(conn, rx, head, &taken, &timed))
+            .spawn(move || run(conn, rx, head, &schemas, &taken, &timed))
             .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             jobs: Some(tx),
@@ -241,6 +247,7 @@ fn run(
     conn: Connection,
     rx: mpsc::Receiver<Job>,
     head: Arc<Head>,
+    schemas: &SchemaCache,
     queued: &AtomicUsize,
     commits: &Commits,
 ) {
@@ -273,6 +280,17 @@ fn run(
         let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
+        // Readers must not keep an application's schema from before this commit once
+        // they can see its other effects: see `schema_cache`.
+        let mut reschemed: Vec<AppId> = events
+            .iter()
+            .filter_map(|change| match change {
+                Change::Schema { app, .. } | Change::AppDeleted { app } => Some(*app),
+                _ => None,
+            })
+            .collect();
+        reschemed.dedup();
+        schemas.hold(&reschemed);
         let committed = log::append(&ctx.conn, &events, at).and_then(|seq| {
             ctx.conn.execute_batch("COMMIT")?;
             Ok(seq)
@@ -291,6 +309,7 @@ fn run(
                 Ok(())
             }
         };
+        schemas.release(&reschemed);
         commits.record(began.elapsed());
         for reply in replies {
             reply(committed.clone());
@@ -308,7 +327,8 @@ mod tests {
     fn a_full_queue_refuses_writes_with_unavailable() {
         // Jobs that emit no change never touch the log's table.
         let conn = Connection::open_in_memory().unwrap();
-        let writer = Arc::new(Writer::start_bounded(conn, Head::new(0), 2).unwrap());
+        let writer =
+            Arc::new(Writer::start_bounded(conn, Head::new(0), Arc::default(), 2).unwrap());
         // The writer takes one job and blocks in it; two more fill the queue.
         let (release, hold) = mpsc::channel::<()>();
         let hold = Arc::new(std::sync::Mutex::new(hold));
