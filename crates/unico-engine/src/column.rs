@@ -251,8 +251,10 @@ impl Column {
     }
 
     /// Clears row `row` and leaves nothing of its value behind: the stale bytes a cleared
-    /// row usually keeps are zeroed, and a string no other row holds is overwritten in the
-    /// dictionary (see [`Dict::scrub_if_dead`]). For erasing a customer.
+    /// row usually keeps are zeroed, and every string no row holds is overwritten in the
+    /// dictionary (see [`Dict::scrub_dead`]): the row's value if no other row holds it,
+    /// and values the row held before an update, still kept as dead codes. For erasing a
+    /// customer.
     pub(crate) fn erase(&mut self, row: usize, local: &LocalDays) {
         let old = match &self.data {
             Data::Str { codes, .. } if self.present.get(row) => codes.get(row),
@@ -264,6 +266,7 @@ impl Column {
                 if let Some(code) = old {
                     dict.scrub_if_dead(code);
                 }
+                dict.scrub_dead();
                 if row < codes.len() {
                     codes.set(row, 0);
                 }

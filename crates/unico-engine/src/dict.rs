@@ -326,6 +326,17 @@ impl Dict {
         }
     }
 
+    /// Overwrites every dead code's value ([`Dict::scrub_if_dead`] for each): values no
+    /// row holds any more, among them those an erased customer held before an update.
+    pub(crate) fn scrub_dead(&mut self) {
+        if self.live == self.codes() {
+            return;
+        }
+        for code in 0..self.codes() as u32 {
+            self.scrub_if_dead(code);
+        }
+    }
+
     /// Whether enough codes are dead that rebuilding pays: more dead than live, and not
     /// a handful.
     pub(crate) fn wants_compaction(&self) -> bool {

@@ -317,8 +317,8 @@ fn holds(hay: &[u8], needle: &str) -> bool {
 }
 
 /// Erasing a customer answers every question like removing it, and leaves none of its
-/// values in the index's snapshot: not its customerId, not a string only it held, not its
-/// events' property values. Strings other customers hold too stay, and so do they.
+/// values in the index's snapshot: not its customerId, not a string only it holds or held
+/// before an update, not its events' property values. Strings other customers hold too stay, and so do they.
 #[test]
 fn an_erased_customer_leaves_nothing_in_a_snapshot_and_counts_like_a_removal() {
     let (mut erased, schema) = index(3000);
@@ -345,7 +345,9 @@ fn an_erased_customer_leaves_nothing_in_a_snapshot_and_counts_like_a_removal() {
             .unwrap(),
     };
     for index in [&mut erased, &mut removed] {
-        // The one to erase holds a value of its own and one it shares with 7001.
+        // The one to erase held a value before (its code now dead in the dictionary), and
+        // holds a value of its own and one it shares with 7001.
+        index.upsert(&marked(7000, "EarlierNote-Bt6"));
         index.upsert(&marked(7000, "OnlyMine-Xk2"));
         index.upsert(&marked(7001, "v7"));
         index.upsert(&Customer {
@@ -359,13 +361,23 @@ fn an_erased_customer_leaves_nothing_in_a_snapshot_and_counts_like_a_removal() {
         ]);
     }
     let before = bytes(&erased, b"s");
-    for marker in ["person-7000-Zq81", "OnlyMine-Xk2", "SecretMemo-Jj3"] {
+    for marker in [
+        "person-7000-Zq81",
+        "OnlyMine-Xk2",
+        "EarlierNote-Bt6",
+        "SecretMemo-Jj3",
+    ] {
         assert!(holds(&before, marker), "the test must see {marker} first");
     }
     erased.erase(7000);
     removed.remove(7000);
     let after = bytes(&erased, b"s");
-    for marker in ["person-7000-Zq81", "OnlyMine-Xk2", "SecretMemo-Jj3"] {
+    for marker in [
+        "person-7000-Zq81",
+        "OnlyMine-Xk2",
+        "EarlierNote-Bt6",
+        "SecretMemo-Jj3",
+    ] {
         assert!(!holds(&after, marker), "{marker} is still in the snapshot");
     }
     for kept in ["person-7001-Zq81", "SharedMemo-Hh5", "v7"] {
