@@ -44,11 +44,10 @@ fn count(store: &dyn Store, engines: &Arc<Engines>, app: AppId, text: &str) -> u
         .unwrap()
 }
 
-/// A store with one application of 300 customers, its engine built and snapshotted.
-fn setup(dir: &Path) -> (AppId, FieldDef) {
-    let (store, engines) = open(dir);
+/// A new application named `name` with one number field, `age`.
+fn app_with_age(store: &dyn Store, name: &str) -> (AppId, FieldDef) {
     let app = store
-        .create_app(&AppName::parse("a").unwrap(), &TimeZoneName::utc(), NOW)
+        .create_app(&AppName::parse(name).unwrap(), &TimeZoneName::utc(), NOW)
         .unwrap()
         .id;
     let age = store
@@ -59,6 +58,13 @@ fn setup(dir: &Path) -> (AppId, FieldDef) {
             NOW,
         )
         .unwrap();
+    (app, age)
+}
+
+/// A store with one application of 300 customers, its engine built and snapshotted.
+fn setup(dir: &Path) -> (AppId, FieldDef) {
+    let (store, engines) = open(dir);
+    let (app, age) = app_with_age(store.as_ref(), "a");
     for i in 0..300 {
         customer(
             store.as_ref(),
@@ -382,18 +388,7 @@ fn an_application_created_later_gets_its_engine_before_its_first_import() {
 
     let dir = tempfile::tempdir().unwrap();
     let (store, engines) = open(dir.path());
-    let app = store
-        .create_app(&AppName::parse("later").unwrap(), &TimeZoneName::utc(), NOW)
-        .unwrap()
-        .id;
-    let age = store
-        .create_field(
-            app,
-            &FieldName::parse("age").unwrap(),
-            FieldType::Number,
-            NOW,
-        )
-        .unwrap();
+    let (app, age) = app_with_age(store.as_ref(), "later");
     // The follower starts the build at the field's entry; wait for it to be ready.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while engines.from_snapshot(app).is_none() {

@@ -94,47 +94,22 @@ mod tests {
     fn a_held_application_is_loaded_each_time_until_released() {
         let cache = SchemaCache::default();
         let app = AppId(1);
-        let mut loads = 0;
-        cache
-            .get_or_load(app, || {
-                loads += 1;
-                Ok(schema())
-            })
-            .unwrap();
-        cache
-            .get_or_load(app, || {
-                loads += 1;
-                Ok(schema())
-            })
-            .unwrap();
-        assert_eq!(loads, 1, "cached");
+        let loads = std::cell::Cell::new(0);
+        let twice = || {
+            for _ in 0..2 {
+                cache
+                    .get_or_load(app, || {
+                        loads.set(loads.get() + 1);
+                        Ok(schema())
+                    })
+                    .unwrap();
+            }
+            loads.get()
+        };
+        assert_eq!(twice(), 1, "cached");
         cache.hold(&[app]);
-        cache
-            .get_or_load(app, || {
-                loads += 1;
-                Ok(schema())
-            })
-            .unwrap();
-        cache
-            .get_or_load(app, || {
-                loads += 1;
-                Ok(schema())
-            })
-            .unwrap();
-        assert_eq!(loads, 3, "held: read from the database each time");
+        assert_eq!(twice(), 3, "held: read from the database each time");
         cache.release(&[app]);
-        cache
-            .get_or_load(app, || {
-                loads += 1;
-                Ok(schema())
-            })
-            .unwrap();
-        cache
-            .get_or_load(app, || {
-                loads += 1;
-                Ok(schema())
-            })
-            .unwrap();
-        assert_eq!(loads, 4, "kept again");
+        assert_eq!(twice(), 4, "kept again");
     }
 }
