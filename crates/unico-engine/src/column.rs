@@ -256,16 +256,9 @@ impl Column {
     /// and values the row held before an update, still kept as dead codes. For erasing a
     /// customer.
     pub(crate) fn erase(&mut self, row: usize, local: &LocalDays) {
-        let old = match &self.data {
-            Data::Str { codes, .. } if self.present.get(row) => codes.get(row),
-            _ => None,
-        };
         self.set(row, None, local);
         match &mut self.data {
             Data::Str { codes, dict } => {
-                if let Some(code) = old {
-                    dict.scrub_if_dead(code);
-                }
                 dict.scrub_dead();
                 if row < codes.len() {
                     codes.set(row, 0);

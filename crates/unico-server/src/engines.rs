@@ -183,8 +183,12 @@ enum Applied {
 const EVENT_READ_BATCH: usize = 50_000;
 /// Batches of logged events read ahead of the index absorbing them.
 const EVENT_BATCHES_AHEAD: usize = 2;
-/// Customers put into an index at a time while it is built from a scan.
+/// Customers put into an index at a time while it is built from a scan, or read at a
+/// time when applying a logged import.
 const CUSTOMER_READ_BATCH: usize = 65_536;
+/// Batches of logged customers read ahead of the index absorbing them (each is tens of
+/// megabytes of values).
+const CUSTOMER_BATCHES_AHEAD: usize = 1;
 
 fn apply(loaded: &mut Loaded, change: &Change, store: &dyn Store) -> Applied {
     let index = &mut loaded.index;
@@ -233,23 +237,24 @@ fn apply(loaded: &mut Loaded, change: &Change, store: &dyn Store) -> Applied {
     Applied::Done
 }
 
-/// Reads the events of `ranges` from the store in batches of [`EVENT_READ_BATCH`], handing
-/// each to `take` in id order until it answers false.
-fn read_logged_events(
-    store: &dyn Store,
-    app: AppId,
+/// Reads the rows of `ranges` in batches (`read(from, to)` answers at most one batch of
+/// the rows with ids in `from..=to`, ascending), handing each to `take` in id order until
+/// it answers false.
+fn read_batches<T>(
     ranges: &[(i64, i64)],
-    take: &mut dyn FnMut(Vec<unico_core::Event>) -> bool,
+    read: &dyn Fn(i64, i64) -> Result<Vec<T>, StoreError>,
+    id: fn(&T) -> i64,
+    take: &mut dyn FnMut(Vec<T>) -> bool,
 ) -> Result<(), StoreError> {
     for &(lo, hi) in ranges {
         let mut from = lo;
         while from <= hi {
-            let events = store.read_events(app, from, hi, EVENT_READ_BATCH)?;
-            let Some(last) = events.last().map(|e| e.id) else {
+            let rows = read(from, hi)?;
+            let Some(last) = rows.last().map(id) else {
                 break;
             };
             from = last + 1;
-            if !take(events) {
+            if !take(rows) {
                 return Ok(());
             }
         }
@@ -257,110 +262,100 @@ fn read_logged_events(
     Ok(())
 }
 
-/// Adds the logged events of `ranges` to `index`. An entry of more than one batch (a large
-/// import: millions of events) is read by a helper thread while the index absorbs the
-/// batch before, so reading and adding overlap.
+/// Hands the logged rows of `ranges` (read as [`read_batches`] does, `batch` at a time) to
+/// `absorb`, in id order. More than one batch (a large import: millions of rows) is read
+/// by a helper thread, at most `ahead` batches before the one `absorb` takes, so reading
+/// and absorbing overlap; the helper also frees the batches `absorb` is done with
+/// (freeing tens of thousands of customers' values takes a tenth of a second that the
+/// index need not wait for).
+fn absorb_logged<T: Send>(
+    ranges: &[(i64, i64)],
+    batch: usize,
+    ahead: usize,
+    read: &(dyn Fn(i64, i64) -> Result<Vec<T>, StoreError> + Sync),
+    id: fn(&T) -> i64,
+    absorb: &mut dyn FnMut(&[T]),
+) -> Result<(), StoreError> {
+    let rows: i64 = ranges.iter().map(|(lo, hi)| hi - lo + 1).sum();
+    if rows <= batch as i64 {
+        return read_batches(ranges, read, id, &mut |rows| {
+            absorb(&rows);
+            true
+        });
+    }
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(ahead);
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<Vec<T>>();
+        let reader = std::thread::Builder::new()
+            .name("unico-log-read".into())
+            .spawn_scoped(scope, move || {
+                let read = read_batches(ranges, read, id, &mut |rows| {
+                    done_rx.try_iter().for_each(drop);
+                    tx.send(rows).is_ok()
+                });
+                drop(tx);
+                done_rx.iter().for_each(drop);
+                read
+            })
+            .map_err(|e| StoreError::Internal(format!("cannot start a log reader: {e}")))?;
+        for rows in rx {
+            absorb(&rows);
+            // The reader gone (failed), the batch is freed here.
+            let _ = done_tx.send(rows);
+        }
+        drop(done_tx);
+        reader
+            .join()
+            .map_err(|_| StoreError::Internal("the log reader failed unexpectedly".into()))?
+    })
+}
+
+/// Adds the logged events of `ranges` to `index`.
 fn add_logged_events(
     index: &mut AppIndex,
     app: AppId,
     ranges: &[(i64, i64)],
     store: &dyn Store,
 ) -> Result<(), StoreError> {
-    let events: i64 = ranges.iter().map(|(lo, hi)| hi - lo + 1).sum();
-    if events <= EVENT_READ_BATCH as i64 {
-        return read_logged_events(store, app, ranges, &mut |batch| {
-            index.add_events(&batch);
-            true
-        });
-    }
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel(EVENT_BATCHES_AHEAD);
-        let reader = std::thread::Builder::new()
-            .name("unico-events-read".into())
-            .spawn_scoped(scope, move || {
-                read_logged_events(store, app, ranges, &mut |batch| tx.send(batch).is_ok())
-            })
-            .map_err(|e| StoreError::Internal(format!("cannot start an events reader: {e}")))?;
-        for batch in rx {
-            index.add_events(&batch);
-        }
-        reader
-            .join()
-            .map_err(|_| StoreError::Internal("the events reader failed unexpectedly".into()))?
-    })
+    absorb_logged(
+        ranges,
+        EVENT_READ_BATCH,
+        EVENT_BATCHES_AHEAD,
+        &|from, to| store.read_events(app, from, to, EVENT_READ_BATCH),
+        |e| e.id,
+        &mut |events| index.add_events(events),
+    )
 }
 
-/// Reads the customers of `ranges` from the store in batches of [`CUSTOMER_READ_BATCH`],
-/// handing each to `take` in id order until it answers false.
-fn read_logged_customers(
-    store: &dyn Store,
-    app: AppId,
-    ranges: &[(i64, i64)],
-    take: &mut dyn FnMut(Vec<unico_core::Customer>) -> bool,
-) -> Result<(), StoreError> {
-    for &(lo, hi) in ranges {
-        let mut from = lo;
-        while from <= hi {
-            let customers = store.read_customers(app, from, hi, CUSTOMER_READ_BATCH)?;
-            let Some(last) = customers.last().map(|c| c.id) else {
-                break;
-            };
-            from = last + 1;
-            if !take(customers) {
-                return Ok(());
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Upserts the logged customers of `ranges` (a large import) into `index`, a helper
-/// thread reading the next batch from the store while the index absorbs the one before.
-/// The helper also frees the batches the index is done with: freeing tens of thousands of
-/// customers' values takes a tenth of a second that the index need not wait for.
+/// Upserts the logged customers of `ranges` (a large import) into `index`.
 fn add_logged_customers(
     index: &mut AppIndex,
     app: AppId,
     ranges: &[(i64, i64)],
     store: &dyn Store,
 ) -> Result<(), StoreError> {
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<Vec<unico_core::Customer>>();
-        let reader = std::thread::Builder::new()
-            .name("unico-customers-read".into())
-            .spawn_scoped(scope, move || {
-                let read = read_logged_customers(store, app, ranges, &mut |batch| {
-                    done_rx.try_iter().for_each(drop);
-                    tx.send(batch).is_ok()
-                });
-                drop(tx);
-                done_rx.iter().for_each(drop);
-                read
-            })
-            .map_err(|e| StoreError::Internal(format!("cannot start a customers reader: {e}")))?;
-        let started = Instant::now();
-        let mut customers = 0usize;
-        for batch in rx {
+    let started = Instant::now();
+    let mut customers = 0usize;
+    absorb_logged(
+        ranges,
+        CUSTOMER_READ_BATCH,
+        CUSTOMER_BATCHES_AHEAD,
+        &|from, to| store.read_customers(app, from, to, CUSTOMER_READ_BATCH),
+        |c| c.id,
+        &mut |batch| {
             customers += batch.len();
-            index.upsert_many(&batch);
-            // The reader gone (failed), the batch is freed here.
-            let _ = done_tx.send(batch);
-        }
-        drop(done_tx);
-        reader.join().map_err(|_| {
-            StoreError::Internal("the customers reader failed unexpectedly".into())
-        })??;
-        if customers > 0 {
-            tracing::info!(
-                app = app.0,
-                customers,
-                took_ms = started.elapsed().as_millis() as u64,
-                "segment engine absorbed imported customers"
-            );
-        }
-        Ok(())
-    })
+            index.upsert_many(batch);
+        },
+    )?;
+    if customers > 0 {
+        tracing::info!(
+            app = app.0,
+            customers,
+            took_ms = started.elapsed().as_millis() as u64,
+            "segment engine absorbed imported customers"
+        );
+    }
+    Ok(())
 }
 
 fn stamp(app: AppId, seq: u64, timezone: &str) -> Vec<u8> {

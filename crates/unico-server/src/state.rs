@@ -107,6 +107,23 @@ impl AppState {
         self.store_schema(app).await
     }
 
+    /// Reads a request's values with [`AppState::schema`]; values that do not read with
+    /// it are read again with the store's schema before the error is answered. Answers
+    /// the schema they were read with, and what `read` gave.
+    pub async fn read_with_schema<T>(
+        &self,
+        app: unico_core::AppId,
+        read: impl Fn(&unico_core::Schema) -> Result<T, ApiError>,
+    ) -> Result<(unico_core::Schema, T), ApiError> {
+        let schema = self.schema(app).await?;
+        if let Ok(values) = read(&schema) {
+            return Ok((schema, values));
+        }
+        let schema = self.store_schema(app).await?;
+        let values = read(&schema)?;
+        Ok((schema, values))
+    }
+
     /// The application's schema as the store holds it now.
     pub async fn store_schema(
         &self,

@@ -108,6 +108,38 @@ pub fn merge_ranges(mut ranges: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
     out
 }
 
+/// Ids gathered one by one (or a batch at a time) into ranges for the change log: an id
+/// next to the last range's end extends it, so ids a writer hands out in order make one
+/// range however many there are.
+#[derive(Default)]
+pub(crate) struct IdRanges {
+    ranges: Vec<(i64, i64)>,
+}
+
+impl IdRanges {
+    pub(crate) fn push(&mut self, id: i64) {
+        match self.ranges.last_mut() {
+            Some((lo, hi)) if *lo <= id && id <= *hi + 1 => *hi = (*hi).max(id),
+            _ => self.ranges.push((id, id)),
+        }
+    }
+
+    pub(crate) fn extend(&mut self, ids: &[i64]) {
+        for &id in ids {
+            self.push(id);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Sorted and disjoint, whatever order the ids came in.
+    pub(crate) fn into_ranges(self) -> Vec<(i64, i64)> {
+        merge_ranges(self.ranges)
+    }
+}
+
 /// Declared properties as stored: `name:type` lines.
 pub(crate) fn properties_text(properties: &[(String, PropertyType)]) -> String {
     properties
@@ -128,6 +160,16 @@ pub(crate) fn parse_properties_text(text: &str) -> Vec<(String, PropertyType)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_gather_into_sorted_disjoint_ranges() {
+        let mut r = IdRanges::default();
+        r.extend(&[1, 2, 3, 5]);
+        r.extend(&[6, 7, 10]);
+        r.extend(&[4, 8]);
+        assert_eq!(r.into_ranges(), vec![(1, 8), (10, 10)]);
+        assert!(IdRanges::default().into_ranges().is_empty());
+    }
 
     #[test]
     fn ids_fold_into_ranges() {

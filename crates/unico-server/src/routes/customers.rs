@@ -44,14 +44,11 @@ pub async fn create_customer(
 ) -> Result<(StatusCode, Json<CustomerOut>), ApiError> {
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;
-    let mut schema = state.schema(app).await?;
-    let (customer_id, changes) = match customer_input(&body, &schema, "") {
-        Ok(input) => input,
-        Err(_) => {
-            schema = state.store_schema(app).await?;
-            customer_input(&body, &schema, "").map_err(ApiError::invalid_many)?
-        }
-    };
+    let (schema, (customer_id, changes)) = state
+        .read_with_schema(app, |schema| {
+            customer_input(&body, schema, "").map_err(ApiError::invalid_many)
+        })
+        .await?;
     let customer = state
         .blocking(move |s| s.create_customer(app, &customer_id, &changes, now_ms()))
         .await?;
@@ -145,14 +142,11 @@ pub async fn patch_customer(
             "fields is required and must be an object of field name to value",
         ));
     };
-    let mut schema = state.schema(app).await?;
-    let changes = match fields_to_changes(fields, &schema, "fields.") {
-        Ok(changes) => changes,
-        Err(_) => {
-            schema = state.store_schema(app).await?;
-            fields_to_changes(fields, &schema, "fields.").map_err(ApiError::invalid_many)?
-        }
-    };
+    let (schema, changes) = state
+        .read_with_schema(app, |schema| {
+            fields_to_changes(fields, schema, "fields.").map_err(ApiError::invalid_many)
+        })
+        .await?;
     let customer = state
         .blocking(move |s| s.update_customer(app, &customer_id, &changes, now_ms()))
         .await?;

@@ -40,6 +40,7 @@ use super::conn::Res;
 use super::events::{self, HeldCustomers, Types};
 use super::writes::Wx;
 use crate::changes::{Before, Change};
+use crate::events::IdRanges;
 use crate::store::{EventBatch, ImportCounts};
 
 /// Customers an import remembers the row ids of (those it created or locked), so that
@@ -127,51 +128,4 @@ pub fn write_all(
         updated: duplicates,
         kept: true,
     }))
-}
-
-/// The ids an import stored, as inclusive ranges, gathered batch by batch: a batch's ids
-/// are ascending and above every earlier batch's (they come from one sequence), so an
-/// import of millions of events whose ids no other write interleaved is one range.
-#[derive(Default)]
-struct IdRanges {
-    ranges: Vec<(i64, i64)>,
-}
-
-impl IdRanges {
-    fn extend(&mut self, ids: &[i64]) {
-        for &id in ids {
-            match self.ranges.last_mut() {
-                Some((lo, hi)) if *lo <= id && id <= *hi + 1 => *hi = (*hi).max(id),
-                _ => self.ranges.push((id, id)),
-            }
-        }
-    }
-
-    /// Sorted and disjoint, whatever order the ids came in.
-    fn into_ranges(mut self) -> Vec<(i64, i64)> {
-        self.ranges.sort_unstable();
-        let mut out: Vec<(i64, i64)> = Vec::with_capacity(self.ranges.len());
-        for (lo, hi) in self.ranges {
-            match out.last_mut() {
-                Some((_, last)) if lo <= *last + 1 => *last = (*last).max(hi),
-                _ => out.push((lo, hi)),
-            }
-        }
-        out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::IdRanges;
-
-    #[test]
-    fn ids_gather_into_sorted_disjoint_ranges() {
-        let mut r = IdRanges::default();
-        r.extend(&[1, 2, 3, 5]);
-        r.extend(&[6, 7, 10]);
-        r.extend(&[4, 8]);
-        assert_eq!(r.into_ranges(), vec![(1, 8), (10, 10)]);
-        assert!(IdRanges::default().into_ranges().is_empty());
-    }
 }

@@ -16,7 +16,7 @@ use super::writes::{CountDeltas, CustomerWriter, Mode};
 use crate::changes::{Before, Change};
 use crate::error::StoreError;
 use crate::events::{
-    Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, NewEvent, merge_ranges,
+    Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, IdRanges, NewEvent,
     parse_properties_text, properties_text,
 };
 use crate::store::{EventBatch, ImportCounts};
@@ -194,11 +194,11 @@ pub struct EventWriter {
     created: Vec<unico_core::Customer>,
     created_count: u64,
     /// Every customer created, as ascending id ranges (for the log past the kept ones).
-    created_ranges: Vec<(i64, i64)>,
+    created_ranges: IdRanges,
     keep_created: bool,
     /// The ids stored, as ranges (the ids of one writer's inserts grow, so a large import
     /// is a handful of ranges, not millions of ids).
-    stored: Vec<(i64, i64)>,
+    stored: IdRanges,
     deltas: CountDeltas,
     /// Unknown types are registered on first sight (the application's setting).
     auto_register: bool,
@@ -235,9 +235,9 @@ impl EventWriter {
             aliases: None,
             created: Vec::new(),
             created_count: 0,
-            created_ranges: Vec::new(),
+            created_ranges: IdRanges::default(),
             keep_created,
-            stored: Vec::new(),
+            stored: IdRanges::default(),
             deltas: CountDeltas::default(),
         })
     }
@@ -367,7 +367,7 @@ impl EventWriter {
                     if outcome.created {
                         customer_created = true;
                         self.created_count += 1;
-                        push_id(&mut self.created_ranges, id);
+                        self.created_ranges.push(id);
                         super::identities::mark_anonymous(c, id)?;
                         if self.keep_created {
                             self.created.push(outcome.customer);
@@ -421,7 +421,7 @@ impl EventWriter {
                             customer_created = true;
                             self.created_count += 1;
                             let id = outcome.customer.id;
-                            push_id(&mut self.created_ranges, id);
+                            self.created_ranges.push(id);
                             if self.keep_created {
                                 self.created.push(outcome.customer);
                             }
@@ -506,7 +506,7 @@ impl EventWriter {
             let first = c.last_insert_rowid() - chunk.len() as i64 + 1;
             for (p, id) in chunk.iter().zip(first..) {
                 out[p.index] = Some(Ok(stored(p, id)));
-                self.remember(id);
+                self.stored.push(id);
             }
             return Ok(());
         }
@@ -543,7 +543,7 @@ impl EventWriter {
                         return Err(bad("a key's event is not the row given"));
                     }
                     out[p.index] = Some(Ok(stored(p, id)));
-                    self.remember(id);
+                    self.stored.push(id);
                 }
             }
         }
@@ -560,14 +560,6 @@ impl EventWriter {
                 .query_row(params![self.app.0, key], |r| r.get(0))
                 .optional()?,
         )
-    }
-
-    /// Adds a stored id to the ranges the log will announce.
-    fn remember(&mut self, id: i64) {
-        match self.stored.last_mut() {
-            Some((_, hi)) if *hi + 1 == id => *hi = id,
-            _ => self.stored.push((id, id)),
-        }
     }
 
     /// The row id of type `code` and whether it is enabled.
@@ -641,24 +633,16 @@ impl EventWriter {
         if !self.keep_created && self.created_count > 0 {
             w.emit(Change::Customers {
                 app,
-                ranges: merge_ranges(std::mem::take(&mut self.created_ranges)),
+                ranges: std::mem::take(&mut self.created_ranges).into_ranges(),
             });
         }
         if !self.stored.is_empty() {
             w.emit(Change::Events {
                 app,
-                ranges: merge_ranges(std::mem::take(&mut self.stored)),
+                ranges: std::mem::take(&mut self.stored).into_ranges(),
             });
         }
         Ok(())
-    }
-}
-
-/// Adds `id` to ascending ranges (a new id above the last range extends it or starts one).
-fn push_id(ranges: &mut Vec<(i64, i64)>, id: i64) {
-    match ranges.last_mut() {
-        Some((lo, hi)) if *lo <= id && id <= *hi + 1 => *hi = (*hi).max(id),
-        _ => ranges.push((id, id)),
     }
 }
 
