@@ -366,11 +366,13 @@ fn parse_schema(text: &str) -> Result<Schema, StoreError> {
 }
 
 /// The sequence number of the last committed change this process knows of, shared by the
-/// code that moves it after each commit and the readers that wait for it.
+/// code that moves it after each commit and the readers that wait for it; and the one a
+/// commit in progress will reach (see [`Head::promise`]).
 #[derive(Default)]
 pub(crate) struct Head {
     seq: Mutex<u64>,
     moved: Condvar,
+    promised: std::sync::atomic::AtomicU64,
 }
 
 impl Head {
@@ -378,11 +380,59 @@ impl Head {
         Arc::new(Head {
             seq: Mutex::new(seq),
             moved: Condvar::new(),
+            promised: std::sync::atomic::AtomicU64::new(seq),
         })
     }
 
     pub(crate) fn get(&self) -> u64 {
         self.seq.lock().map_or(0, |s| *s)
+    }
+
+    /// Called just before a commit that logs up to `seq`. Other connections may see the
+    /// commit's effects before [`Head::advance`] runs after it (a reader polling an
+    /// import's record saw it succeeded, and a count right after did not wait for the
+    /// import): the horizon covers the commit from before it becomes visible.
+    pub(crate) fn promise(&self, seq: u64) {
+        self.promised
+            .fetch_max(seq, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Called when the commit promised with [`Head::promise`]`(seq)` failed: the horizon
+    /// goes back to the head, unless another commit promised more meanwhile (it withdraws
+    /// or advances for itself).
+    pub(crate) fn withdraw(&self, seq: u64) {
+        let head = self.get();
+        let _ = self.promised.compare_exchange(
+            seq,
+            head,
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
+    /// Commits through `commit` a transaction that logged up to `seq`, promising the
+    /// horizon before and withdrawing it if the commit fails (the head itself is moved by
+    /// the caller once the commit returned).
+    pub(crate) fn committing<E>(
+        &self,
+        seq: Option<u64>,
+        commit: impl FnOnce() -> Result<(), E>,
+    ) -> Result<(), E> {
+        if let Some(seq) = seq {
+            self.promise(seq);
+        }
+        let done = commit();
+        if let (Err(_), Some(seq)) = (&done, seq) {
+            self.withdraw(seq);
+        }
+        done
+    }
+
+    /// At or past every change a reader of the database may already see: the head, or
+    /// the sequence number of a commit in progress.
+    pub(crate) fn horizon(&self) -> u64 {
+        let promised = self.promised.load(std::sync::atomic::Ordering::SeqCst);
+        promised.max(self.get())
     }
 
     /// Called after a commit that logged up to `seq` (or on news of one); the head never
@@ -432,4 +482,44 @@ fn parse_ranges(text: &str) -> Option<Vec<(i64, i64)>> {
             Some((lo.parse().ok()?, hi.parse().ok()?))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A commit is within the horizon from before it can be seen until after the head
+    /// moves; a failed one gives its promise back, without undoing a later promise.
+    #[test]
+    fn the_horizon_covers_a_commit_from_before_it_is_visible() {
+        let head = Head::new(4);
+        assert_eq!(head.horizon(), 4);
+        let mut seen_during = 0;
+        head.committing(Some(5), || {
+            seen_during = head.horizon();
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        assert_eq!(seen_during, 5);
+        assert_eq!(head.get(), 4, "the head moves only when the caller says so");
+        head.advance(5);
+        assert_eq!((head.get(), head.horizon()), (5, 5));
+
+        let failed = head.committing(Some(6), || Err::<(), _>("disk full"));
+        assert_eq!(failed, Err("disk full"));
+        assert_eq!(head.horizon(), 5, "a failed commit is not waited for");
+
+        head.promise(8);
+        head.promise(7);
+        head.withdraw(7);
+        assert_eq!(head.horizon(), 8, "another commit's promise stays");
+        head.withdraw(8);
+        assert_eq!(head.horizon(), 5);
+        head.committing(None, || Ok::<_, ()>(())).unwrap();
+        assert_eq!(
+            head.horizon(),
+            5,
+            "a commit that logged nothing promises nothing"
+        );
+    }
 }

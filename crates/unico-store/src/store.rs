@@ -137,6 +137,13 @@ pub trait Store: Send + Sync + 'static {
     /// The sequence number of the last committed change (0 before any). Every write
     /// acknowledged before this call returns is at or below it. Cheap: no I/O.
     fn log_head(&self) -> u64;
+    /// At or past every change whose effects a reader of the store may already see: the
+    /// head, or a commit of this process in progress (its effects can be visible to other
+    /// connections a moment before the head moves). What a question waits for to read
+    /// every write it could have observed. Cheap: no I/O.
+    fn log_horizon(&self) -> u64 {
+        self.log_head()
+    }
     /// Which entries the log still holds.
     fn log_bounds(&self) -> Result<LogBounds, StoreError>;
     /// Up to `limit` entries after `after`, in sequence order. `LogPruned` if entries

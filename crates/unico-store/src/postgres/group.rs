@@ -328,7 +328,7 @@ fn commit(c: &mut Conn, jobs: Vec<Job>, head: &Head) -> Vec<(SyncSender<Outcome>
         };
         let seq = log::append(&mut Db::new(&mut tx, stmts), &changes)?;
         committing = true;
-        tx.commit()?;
+        head.committing(seq, || tx.commit())?;
         Ok(seq)
     })();
     let failure = match committed {

@@ -167,7 +167,7 @@ impl PostgresStore {
         let mut retries = 0;
         loop {
             let mut lease = self.pool.get()?;
-            match write_once(lease.conn(), &mut op) {
+            match write_once(lease.conn(), &self.head, &mut op) {
                 Ok((r, seq)) => {
                     if let Some(seq) = seq {
                         self.head.advance(seq);
@@ -284,6 +284,7 @@ impl PostgresStore {
 /// One try of a write: see [`PostgresStore::write`].
 fn write_once<R>(
     conn: &mut Conn,
+    head: &Head,
     op: &mut impl FnMut(&mut Wx<'_, '_>) -> Res<R>,
 ) -> Res<(R, Option<u64>)> {
     let Conn { client, stmts } = conn;
@@ -295,7 +296,7 @@ fn write_once<R>(
         (r, w.changes)
     };
     let seq = log::append(&mut Db::new(&mut tx, stmts), &changes)?;
-    tx.commit()?;
+    head.committing(seq, || tx.commit())?;
     Ok((r, seq))
 }
 
@@ -303,6 +304,7 @@ fn write_once<R>(
 /// batches (customers or events) and answers `None` if the feed said not to keep them.
 fn import_once(
     conn: &mut Conn,
+    head: &Head,
     written: &AtomicU64,
     finish: Option<ImportFinish>,
     write_all: impl FnOnce(&mut Wx<'_, '_>) -> Res<Option<ImportCounts>>,
@@ -326,7 +328,7 @@ fn import_once(
         (counts, w.changes)
     };
     let seq = log::append(&mut Db::new(&mut tx, stmts), &changes)?;
-    tx.commit()?;
+    head.committing(seq, || tx.commit())?;
     Ok((counts, seq))
 }
 
@@ -361,8 +363,8 @@ impl PostgresStore {
         write_all: impl FnOnce(&mut Wx<'_, '_>) -> Res<Option<ImportCounts>>,
     ) -> Result<ImportCounts, StoreError> {
         let mut lease = self.pool.get()?;
-        let (counts, seq) =
-            import_once(lease.conn(), written, finish, write_all).map_err(Fail::into_store)?;
+        let (counts, seq) = import_once(lease.conn(), &self.head, written, finish, write_all)
+            .map_err(Fail::into_store)?;
         if let Some(seq) = seq {
             self.head.advance(seq);
         }
@@ -587,6 +589,10 @@ impl Store for PostgresStore {
 
     fn log_head(&self) -> u64 {
         self.head.get()
+    }
+
+    fn log_horizon(&self) -> u64 {
+        self.head.horizon()
     }
 
     fn log_bounds(&self) -> Result<LogBounds, StoreError> {

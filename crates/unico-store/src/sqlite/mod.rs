@@ -348,6 +348,10 @@ impl Store for SqliteStore {
         self.head.get()
     }
 
+    fn log_horizon(&self) -> u64 {
+        self.head.horizon()
+    }
+
     fn log_bounds(&self) -> Result<crate::LogBounds, StoreError> {
         self.read(log::bounds)
     }

@@ -292,7 +292,7 @@ fn run(
         reschemed.dedup();
         schemas.hold(&reschemed);
         let committed = log::append(&ctx.conn, &events, at).and_then(|seq| {
-            ctx.conn.execute_batch("COMMIT")?;
+            head.committing(seq, || ctx.conn.execute_batch("COMMIT"))?;
             Ok(seq)
         });
         let committed = match committed {
