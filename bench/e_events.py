@@ -90,7 +90,7 @@ def ensure_data():
 
 
 def start(data_dir):
-    binary = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "unico")
+    binary = os.environ.get("UNICO_BIN") or os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "unico")
     env = dict(os.environ, UNICO_ADMIN_KEY=KEY, RUST_LOG=os.environ.get("RUST_LOG", "info"))
     log = open(os.path.join(DATA, "server.log"), "a")
     proc = subprocess.Popen([binary, "serve", "--data", data_dir, "--addr", f"127.0.0.1:{PORT}"], env=env, stdout=log, stderr=log)
