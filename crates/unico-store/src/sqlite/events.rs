@@ -183,11 +183,6 @@ pub struct EventWriter {
     aliases: Option<bool>,
     /// Events resolved and not inserted yet (see [`EventWriter::flush`]).
     pending: Vec<Pending>,
-    /// Most events per `INSERT`: [`MAX_ROWS_PER_INSERT`] for an import; one for a batch
-    /// of the API, where many-row statements measured slower (each one opens a statement
-    /// journal inside the job's savepoint, and a fresh application's batch is cut short by
-    /// every customer it creates).
-    rows_per_insert: usize,
     /// The customer of the last event written by customerId, and its row id.
     last: Option<(CustomerId, i64)>,
     /// Customers created, in order (kept only while `keep_created`).
@@ -230,7 +225,6 @@ impl EventWriter {
             customers: HashMap::new(),
             holders: HashMap::new(),
             pending: Vec::with_capacity(MAX_ROWS_PER_INSERT),
-            rows_per_insert: 1,
             last: None,
             aliases: None,
             created: Vec::new(),
@@ -459,7 +453,7 @@ impl EventWriter {
         let mut rest = &pending[..];
         while !rest.is_empty() {
             // Statements of 32, 16, …, 1 rows: a few prepared ones cover any count.
-            let rows = self.rows_per_insert.min(1 << rest.len().ilog2());
+            let rows = MAX_ROWS_PER_INSERT.min(1 << rest.len().ilog2());
             let (chunk, tail) = rest.split_at(rows);
             self.insert_rows(c, events, chunk, out)?;
             rest = tail;
@@ -649,7 +643,9 @@ impl EventWriter {
 /// Most events in one `INSERT` statement. A statement's own work (opening the table and
 /// its indexes, reading and writing the id sequence of `AUTOINCREMENT`) is paid once for
 /// all its rows: about 40% of SQLite's time per event with one row per statement
-/// (measured on the backfill's insert pattern).
+/// (measured on the backfill's insert pattern). Batches of the API use them too since the
+/// events' customer key is checked at commit (migration 16): before, each many-row
+/// statement opened a statement journal and one row per statement was faster there.
 const MAX_ROWS_PER_INSERT: usize = 32;
 
 /// The insert of `rows` events (a power of two up to [`MAX_ROWS_PER_INSERT`]).
@@ -725,7 +721,6 @@ pub fn import(
     w.conn.execute_batch("SAVEPOINT event_import")?;
     // Created customers are kept for the log up to `incremental`; past it one bulk change.
     let mut writer = EventWriter::new(&w.conn, app, true)?;
-    writer.rows_per_insert = MAX_ROWS_PER_INSERT;
     let mut duplicates = 0u64;
     let run = (|| -> Result<bool, StoreError> {
         let mut out = Vec::new();
@@ -1142,8 +1137,7 @@ mod tests {
         let conn = Connection::open(dir.path().join(super::super::DB_FILE)).unwrap();
         conn.execute_batch("BEGIN").unwrap();
         let mut writer = EventWriter::new(&conn, app, true).unwrap();
-        writer.rows_per_insert = MAX_ROWS_PER_INSERT;
-        let mut imported = Vec::new();
+            let mut imported = Vec::new();
         imported.resize_with(batch.len(), || None);
         writer.write_all(&conn, &batch, now, &mut imported).unwrap();
         let imported: Vec<_> = imported.into_iter().map(|o| o.unwrap()).collect();
