@@ -1137,7 +1137,7 @@ mod tests {
         let conn = Connection::open(dir.path().join(super::super::DB_FILE)).unwrap();
         conn.execute_batch("BEGIN").unwrap();
         let mut writer = EventWriter::new(&conn, app, true).unwrap();
-            let mut imported = Vec::new();
+        let mut imported = Vec::new();
         imported.resize_with(batch.len(), || None);
         writer.write_all(&conn, &batch, now, &mut imported).unwrap();
         let imported: Vec<_> = imported.into_iter().map(|o| o.unwrap()).collect();
