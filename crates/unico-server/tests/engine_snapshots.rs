@@ -504,3 +504,34 @@ fn an_erasure_rewrites_the_snapshot_that_held_the_customer() {
     assert_eq!(count(store.as_ref(), &engines, app, "age >= 30"), 148);
     assert_eq!(engines.from_snapshot(app), Some(true));
 }
+
+/// Read your writes across requests: a count asked right after a reader saw a write
+/// includes it, though the commit is visible to other connections a moment before the
+/// writer announces it. One thread commits customers one at a time; another waits to see
+/// each one through the store, then counts at once.
+#[test]
+fn a_count_right_after_a_write_was_seen_includes_it() {
+    const CUSTOMERS: usize = 400;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, engines) = open(dir.path());
+    let (app, age) = app_with_age(store.as_ref(), "seen");
+    engines.index(app).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..CUSTOMERS {
+                customer(store.as_ref(), app, &format!("s{i:04}"), &age, 1.0);
+            }
+        });
+        for i in 0..CUSTOMERS {
+            let cid = CustomerId::parse(&format!("s{i:04}")).unwrap();
+            while store.get_customer(app, &cid).is_err() {
+                std::hint::spin_loop();
+            }
+            let counted = count(store.as_ref(), &engines, app, "age = 1");
+            assert!(
+                counted > i as u64,
+                "customer {i} was read, then a count answered {counted}"
+            );
+        }
+    });
+}
