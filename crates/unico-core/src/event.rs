@@ -65,6 +65,44 @@ impl fmt::Display for EventCode {
     }
 }
 
+/// Type codes and channels read before, shared instead of checked and allocated again for
+/// every event (a feed or a table names a handful of each, read millions of times).
+#[derive(Debug, Default)]
+pub struct EventNames {
+    codes: Vec<EventCode>,
+    channels: Vec<Channel>,
+}
+
+impl EventNames {
+    /// Most distinct codes and channels remembered (past it they are parsed each time).
+    const MAX: usize = 64;
+
+    /// `text` as a type code, if it is one.
+    pub fn code(&mut self, text: &str) -> Option<EventCode> {
+        if let Some(c) = self.codes.iter().find(|c| c.as_str() == text) {
+            return Some(c.clone());
+        }
+        let c = EventCode::parse(text).ok()?;
+        if self.codes.len() < Self::MAX {
+            self.codes.push(c.clone());
+        }
+        Some(c)
+    }
+
+    /// `text` as a channel, if it is one.
+    pub fn channel(&mut self, text: &str) -> Option<Channel> {
+        if let Some(c) = self.channels.iter().find(|c| c.as_str() == text) {
+            return Some(c.clone());
+        }
+        let c = Channel::parse(text).ok()?;
+        // Only a channel spelled as kept (lower-case) is the same text next time.
+        if c.as_str() == text && self.channels.len() < Self::MAX {
+            self.channels.push(c.clone());
+        }
+        Some(c)
+    }
+}
+
 /// A channel (`email`, `sms`, `push`, `whatsapp`, `web`, `app`, `wallet`, `pos`, or one the
 /// brand uses): 1–32 ASCII letters, digits, `_`, `-` or `.`, starting with a letter; kept
 /// lower-case (`Email` is `email`). Shared like [`EventCode`].

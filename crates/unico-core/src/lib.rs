@@ -31,7 +31,8 @@ pub use app::{AppError, AppId, AppName, Application, TimeZoneName};
 pub use computed::{Computed, ComputedAgg, ComputedError};
 pub use customer::{Customer, FieldChange};
 pub use event::{
-    Channel, Event, EventCode, EventError, EventType, EventTypes, PropRef, Properties, PropertyType,
+    Channel, Event, EventCode, EventError, EventNames, EventType, EventTypes, PropRef, Properties,
+    PropertyType,
 };
 pub use field::{FieldDef, FieldId, FieldType, Schema};
 pub use identity::{Identity, IdentityError, IdentityKind};

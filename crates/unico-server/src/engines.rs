@@ -5,9 +5,10 @@
 //! (woken by each commit) and applies every entry to the loaded index of its application;
 //! `applied` is the sequence number up to which every loaded index holds every change. The
 //! store's writer never waits for it: a write is acknowledged once durable. A question
-//! asked of an engine first waits until `applied` reaches the log's head as it was when the
-//! question arrived (read your writes: every write acknowledged before the question is
-//! counted), at most [`READ_YOUR_WRITES_TIMEOUT`]; a question that cannot be answered
+//! asked of an engine first waits until `applied` reaches the store's horizon as it was
+//! when the question arrived (the head, or a commit in progress, visible to readers a moment
+//! before the head moves): read your writes, every write acknowledged before the question
+//! or seen through another request is counted, at most [`READ_YOUR_WRITES_TIMEOUT`]; a question that cannot be answered
 //! exactly is an error, never a stale count.
 //!
 //! **Building.** An application's [`AppIndex`] is built when first asked for (`unico serve`
@@ -824,7 +825,7 @@ impl Engines {
     /// Waits until every write acknowledged before this call is in the engines, and every
     /// write whose effects the caller could have seen through another request (the
     /// store's horizon: a commit in progress is visible a moment before it is announced).
-    fn catch_up_to_head(&self) -> Result<(), StoreError> {
+    fn catch_up_to_horizon(&self) -> Result<(), StoreError> {
         let target = self.store()?.log_horizon();
         let started = Instant::now();
         let deadline = started + READ_YOUR_WRITES_TIMEOUT;
@@ -866,7 +867,7 @@ impl Engines {
         now_ms: i64,
         query: impl FnOnce(&AppIndex, &EvalContext) -> R,
     ) -> Result<R, StoreError> {
-        self.catch_up_to_head()?;
+        self.catch_up_to_horizon()?;
         let index = self.index(app)?;
         let loaded = match index.read() {
             Ok(loaded) if !loaded.broken => loaded,
@@ -886,10 +887,10 @@ impl Engines {
         now_ms: i64,
         query: impl FnOnce(&AppIndex, &EvalContext) -> R,
     ) -> Option<R> {
-        let head = self.store.upgrade()?.log_horizon();
+        let horizon = self.store.upgrade()?.log_horizon();
         let loaded = {
             let registry = self.registry.try_lock().ok()?;
-            if registry.applied < head {
+            if registry.applied < horizon {
                 return None;
             }
             match registry.slots.get(&app)? {

@@ -58,7 +58,7 @@ fn check_line(
     auto_register: bool,
     identity: &crate::identity::IdentityRules,
     now: i64,
-    names: &mut crate::routes::events::Names,
+    names: &mut unico_core::EventNames,
 ) -> Result<Option<NewEvent>, ImportRowError> {
     let row_error = |column: &str, value: String, message: String| ImportRowError {
         line,
@@ -209,7 +209,7 @@ fn parse(
     let mut buf = Vec::new();
     let mut line = 0u64;
     let mut sending = true;
-    let mut names = crate::routes::events::Names::default();
+    let mut names = unico_core::EventNames::default();
     loop {
         match read_line(&mut reader, &mut buf) {
             Ok(false) => break,
@@ -540,7 +540,7 @@ mod fuzz {
     /// A line the plain reader accepts reads as the JSON tree's reader reads it.
     fn same_reading(bytes: &[u8]) {
         let now = 1_800_000_000_000;
-        let mut names = crate::routes::events::Names::default();
+        let mut names = unico_core::EventNames::default();
         for line in bytes.split(|&b| b == b'\n') {
             let Ok(text) = std::str::from_utf8(line) else {
                 continue;
@@ -560,7 +560,7 @@ mod fuzz {
 
     #[test]
     fn the_plain_reader_reads_the_usual_lines_as_the_tree_does() {
-        let mut names = crate::routes::events::Names::default();
+        let mut names = unico_core::EventNames::default();
         for line in PLAIN {
             assert!(
                 crate::routes::events::plain_event(line, 1_800_000_000_000, &mut names).is_some(),

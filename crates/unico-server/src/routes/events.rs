@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value as Json_};
 use unico_core::event::{DEFAULT_RETENTION_DAYS, check_event_key, check_event_time};
 use unico_core::limits::MAX_EVENTS_PER_REQUEST;
-use unico_core::{Channel, CustomerId, EventCode, EventType, Properties, PropertyType};
+use unico_core::{Channel, CustomerId, EventCode, EventNames, EventType, Properties, PropertyType};
 use unico_store::{EventQuery, EventTypePatch, NewEvent};
 
 use super::params::{PathParams, QueryParams};
@@ -278,50 +278,14 @@ struct PlainItem<'a> {
     properties: Option<Map<String, Json_>>,
 }
 
-/// Type codes and channels read before, shared instead of checked and allocated again for
-/// every event of a batch (a feed names a handful of each).
-#[derive(Default)]
-pub struct Names {
-    codes: Vec<EventCode>,
-    channels: Vec<Channel>,
-}
-
-impl Names {
-    /// Most distinct codes and channels remembered.
-    const MAX: usize = 64;
-
-    fn code(&mut self, text: &str) -> Option<EventCode> {
-        if let Some(c) = self.codes.iter().find(|c| c.as_str() == text) {
-            return Some(c.clone());
-        }
-        let c = EventCode::parse(text).ok()?;
-        if self.codes.len() < Self::MAX {
-            self.codes.push(c.clone());
-        }
-        Some(c)
-    }
-
-    fn channel(&mut self, text: &str) -> Option<Channel> {
-        if let Some(c) = self.channels.iter().find(|c| c.as_str() == text) {
-            return Some(c.clone());
-        }
-        let c = Channel::parse(text).ok()?;
-        // Only a channel spelled as kept (lower-case) is the same text next time.
-        if c.as_str() == text && self.channels.len() < Self::MAX {
-            self.channels.push(c.clone());
-        }
-        Some(c)
-    }
-}
-
 /// The event of a valid item in the plain shape ([`PlainItem`]); `None` for any other
 /// item, valid or not, which [`event_input`] reads instead.
-pub fn plain_event(text: &str, now: i64, names: &mut Names) -> Option<NewEvent> {
+pub fn plain_event(text: &str, now: i64, names: &mut EventNames) -> Option<NewEvent> {
     plain_checked(serde_json::from_str(text).ok()?, now, names)
 }
 
 /// The event of a plain item, if it is valid.
-fn plain_checked(item: PlainItem<'_>, now: i64, names: &mut Names) -> Option<NewEvent> {
+fn plain_checked(item: PlainItem<'_>, now: i64, names: &mut EventNames) -> Option<NewEvent> {
     for key in [&item.event_id, &item.device_id].into_iter().flatten() {
         check_event_key(key, "").ok()?;
     }
@@ -580,7 +544,7 @@ pub async fn ingest(
     let mut echoes = Vec::with_capacity(items.len());
     let mut valid = Vec::new();
     let mut positions = Vec::new();
-    let mut names = Names::default();
+    let mut names = EventNames::default();
     // The JSON tree of an item, for the answer of an item in error (read once, if needed).
     let mut trees: Option<Vec<Json_>> = None;
     match items {

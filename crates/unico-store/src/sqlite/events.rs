@@ -779,40 +779,18 @@ const EVENT_COLUMNS: &str =
 /// (reading millions of events back should not allocate two strings per event for them).
 #[derive(Default)]
 struct EventRows {
-    codes: Vec<EventCode>,
-    channels: Vec<Channel>,
+    names: unico_core::EventNames,
 }
 
 impl EventRows {
-    fn code(&mut self, text: &str) -> Option<EventCode> {
-        if let Some(c) = self.codes.iter().find(|c| c.as_str() == text) {
-            return Some(c.clone());
-        }
-        let c = EventCode::parse(text).ok()?;
-        self.codes.push(c.clone());
-        Some(c)
-    }
-
-    fn channel(&mut self, text: &str) -> Option<Channel> {
-        if let Some(c) = self.channels.iter().find(|c| c.as_str() == text) {
-            return Some(c.clone());
-        }
-        let c = Channel::parse(text).ok()?;
-        // Stored channels are lower-case already; a row that is not is parsed every time.
-        if c.as_str() == text && self.channels.len() < 256 {
-            self.channels.push(c.clone());
-        }
-        Some(c)
-    }
-
     fn event(&mut self, row: &Row<'_>) -> Result<Event, StoreError> {
         let bad =
             |what: &str| StoreError::Internal(format!("a stored event's {what} is unreadable"));
         let text = |i: usize| -> Result<&str, StoreError> {
             row.get_ref(i)?.as_str().map_err(|_| bad("text"))
         };
-        let event_type = self.code(text(2)?).ok_or_else(|| bad("type"))?;
-        let channel = self.channel(text(3)?).ok_or_else(|| bad("channel"))?;
+        let event_type = self.names.code(text(2)?).ok_or_else(|| bad("type"))?;
+        let channel = self.names.channel(text(3)?).ok_or_else(|| bad("channel"))?;
         let props = row
             .get_ref(7)?
             .as_str_or_null()
