@@ -49,6 +49,9 @@ def one_run(app, ndjson, perf, absorb_perf=0):
     work = os.path.join(ev.DATA, "e0-run")
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(os.path.join(BASE, "data"), os.path.join(work, "data"))
+    # The copy (and the last run's deletion) written out first: the upload should not
+    # wait for the disk to flush them.
+    os.sync()
     proc, _ = ev.start(os.path.join(work, "data"))
     recorder = None
     try:

@@ -25,7 +25,7 @@ const TAG_DATE: u8 = 4;
 #[error("stored customer values are unreadable: {0}")]
 pub struct CodecError(pub &'static str);
 
-fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     while n >= 0x80 {
         out.push((n as u8) | 0x80);
         n >>= 7;
@@ -33,7 +33,7 @@ fn put_varint(out: &mut Vec<u8>, mut n: u64) {
     out.push(n as u8);
 }
 
-fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, CodecError> {
+pub(crate) fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, CodecError> {
     let mut n = 0u64;
     for shift in (0..64).step_by(7) {
         let b = *bytes.get(*pos).ok_or(CodecError("truncated varint"))?;
@@ -46,7 +46,11 @@ fn get_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, CodecError> {
     Err(CodecError("varint too long"))
 }
 
-fn take<'a>(bytes: &'a [u8], pos: &mut usize, len: usize) -> Result<&'a [u8], CodecError> {
+pub(crate) fn take<'a>(
+    bytes: &'a [u8],
+    pos: &mut usize,
+    len: usize,
+) -> Result<&'a [u8], CodecError> {
     let end = pos.checked_add(len).ok_or(CodecError("length overflow"))?;
     let slice = bytes.get(*pos..end).ok_or(CodecError("truncated value"))?;
     *pos = end;

@@ -1,8 +1,15 @@
-//! Interactions on the embedded backend: the event type registry, event writes (one
-//! multi-row job on the writer, deduplicated by key), the timeline and retention.
+//! Interactions on the embedded backend: the event type registry, event writes (one job
+//! on the writer, deduplicated by key), the timeline and retention.
 //!
-//! Events are rows of `events`, in id order (ids never reused); the timeline reads the
-//! `(customer, ts, id)` index backwards; the key index makes a repeated key a no-op.
+//! Events are stored in *blocks*: the events of one customer written by one flush of the
+//! writer are one row of `event_blocks` ([`super::event_block`] spells the blob), keyed by
+//! its *base*, the smallest id it was written with. Ids are given in order from a counter
+//! in `meta` and never given twice. Since one flush gives consecutive ids, every event of
+//! a block has an id below `base + BLOCK_SPAN`, so the blocks holding a range of ids are a
+//! range of bases. The timeline reads a customer's blocks newest first by the
+//! `(customer, max_ts)` index; retention finds blocks by the `(app_id, min_ts)` index;
+//! `event_keys` maps each idempotency key to its event (a key left behind by a deleted
+//! customer's events is told apart by looking for its event).
 
 use std::collections::HashMap;
 
@@ -10,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use unico_core::limits::MAX_EVENT_TYPES_PER_APP;
 use unico_core::{AppId, Channel, CustomerId, Event, EventCode, EventType, EventTypes, Properties};
 
+use super::event_block;
 use super::rows;
 use super::writer::WriteCtx;
 use super::writes::{CountDeltas, CustomerWriter, Mode};
@@ -155,7 +163,7 @@ pub fn delete_type(w: &mut WriteCtx, app: AppId, code: &EventCode) -> Result<u64
         .map(|s| s.field)
         .collect();
     crate::live::refuse_type_in_use(&fields, code)?;
-    let removed = c.execute("DELETE FROM events WHERE type_id = ?1", [id])? as u64;
+    let removed = delete_events_of_type(c, app, id)?;
     c.execute("DELETE FROM event_types WHERE id = ?1", [id])?;
     w.emit(Change::EventsRemoved {
         app,
@@ -181,8 +189,12 @@ pub struct EventWriter {
     holders: HashMap<unico_core::Identity, i64>,
     /// Whether the application has aliases, once asked.
     aliases: Option<bool>,
-    /// Events resolved and not inserted yet (see [`EventWriter::flush`]).
+    /// Events resolved and not stored yet (see [`EventWriter::flush`]).
     pending: Vec<Pending>,
+    /// The id the next event stored gets.
+    next_id: i64,
+    /// A block being encoded.
+    block: Vec<u8>,
     /// The customer of the last event written by customerId, and its row id.
     last: Option<(CustomerId, i64)>,
     /// Customers created, in order (kept only while `keep_created`).
@@ -224,7 +236,9 @@ impl EventWriter {
             registered: false,
             customers: HashMap::new(),
             holders: HashMap::new(),
-            pending: Vec::with_capacity(MAX_ROWS_PER_INSERT),
+            pending: Vec::new(),
+            next_id: next_id(c)?,
+            block: Vec::new(),
             last: None,
             aliases: None,
             created: Vec::new(),
@@ -239,7 +253,7 @@ impl EventWriter {
     /// Writes `events` in order: each item's outcome into `out` (as long as `events`), an
     /// unregistered or disabled type (`Invalid`) or an identity nobody holds (`NotFound`)
     /// as that item's error (nothing written for it); any other error from the database
-    /// is returned. Events are inserted [`MAX_ROWS_PER_INSERT`] at a time.
+    /// is returned. Events are stored [`FLUSH_EVENTS`] at a time at most.
     pub fn write_all(
         &mut self,
         c: &Connection,
@@ -254,12 +268,17 @@ impl EventWriter {
                     customer,
                     type_id,
                     customer_created,
-                }) => self.pending.push(Pending {
-                    index: i,
-                    customer,
-                    type_id,
-                    customer_created,
-                }),
+                }) => {
+                    self.pending.push(Pending {
+                        index: i,
+                        customer,
+                        type_id,
+                        customer_created,
+                    });
+                    if self.pending.len() >= FLUSH_EVENTS {
+                        self.flush(c, events, out)?;
+                    }
+                }
                 Err(e @ (StoreError::Invalid(_) | StoreError::NotFound(_))) => {
                     out[i] = Some(Err(e));
                 }
@@ -316,12 +335,13 @@ impl EventWriter {
                 e.event_type
             )));
         }
+        // The events waiting are flushed before this is asked: a key held is either an
+        // event stored or one whose event is gone.
         let duplicate_of = |key: &str| -> Result<Option<i64>, StoreError> {
-            Ok(
-                c.prepare_cached("SELECT id FROM events WHERE app_id = ?1 AND event_key = ?2")?
-                    .query_row(params![app.0, key], |r| r.get(0))
-                    .optional()?,
-            )
+            match key_holder(c, app, key)? {
+                Some(id) if event_exists(c, id)? => Ok(Some(id)),
+                _ => Ok(None),
+            }
         };
         let duplicate = |id| EventOutcome {
             id,
@@ -442,118 +462,145 @@ impl EventWriter {
         })
     }
 
-    /// Inserts the events waiting, in order, and gives each its outcome.
+    /// Stores the events waiting: each keyed one first claims its key (a key held by a
+    /// stored event makes it a duplicate of that event), then each customer's events
+    /// become one block. Ids are given in the events' order.
     fn flush(
         &mut self,
         c: &Connection,
         events: &[NewEvent],
         out: &mut [Option<Result<EventOutcome, StoreError>>],
     ) -> Result<(), StoreError> {
-        let pending = std::mem::take(&mut self.pending);
-        let mut rest = &pending[..];
-        while !rest.is_empty() {
-            // Statements of 32, 16, …, 1 rows: a few prepared ones cover any count.
-            let rows = MAX_ROWS_PER_INSERT.min(1 << rest.len().ilog2());
-            let (chunk, tail) = rest.split_at(rows);
-            self.insert_rows(c, events, chunk, out)?;
-            rest = tail;
+        if self.pending.is_empty() {
+            return Ok(());
         }
+        let pending = std::mem::take(&mut self.pending);
+        let app = self.app.0;
+        // Event `j` of the flush gets id `first + j` (a duplicate leaves its id unused).
+        let first = self.next_id;
+        let id_of = |j: usize| first + j as i64;
+        // Keys are claimed many to a statement; only when a statement claims fewer than
+        // it was given are its keys looked at one by one.
+        let keyed: Vec<usize> = (0..pending.len())
+            .filter(|&j| events[pending[j].index].event_id.is_some())
+            .collect();
+        let mut duplicate_of: HashMap<usize, i64> = HashMap::new();
+        let mut rest = &keyed[..];
+        while !rest.is_empty() {
+            let rows = MAX_KEYS_PER_INSERT.min(1 << rest.len().ilog2());
+            let (chunk, tail) = rest.split_at(rows);
+            rest = tail;
+            let mut claim = c.prepare_cached(claim_sql(chunk.len()))?;
+            for (k, &j) in chunk.iter().enumerate() {
+                let key = events[pending[j].index].event_id.as_deref();
+                claim.raw_bind_parameter(k * 3 + 1, app)?;
+                claim.raw_bind_parameter(k * 3 + 2, key)?;
+                claim.raw_bind_parameter(k * 3 + 3, id_of(j))?;
+            }
+            if claim.raw_execute()? == chunk.len() {
+                continue;
+            }
+            drop(claim);
+            for &j in chunk {
+                let key = events[pending[j].index]
+                    .event_id
+                    .as_deref()
+                    .unwrap_or_default();
+                let held = key_holder(c, self.app, key)?
+                    .ok_or_else(|| StoreError::Internal("an event key vanished".into()))?;
+                if held == id_of(j) {
+                    continue;
+                }
+                // Given in this flush, or an event still stored: a duplicate. A key
+                // whose event is gone (its customer deleted) is given to this one.
+                if held >= first || event_exists(c, held)? {
+                    duplicate_of.insert(j, held);
+                } else {
+                    c.prepare_cached(
+                        "UPDATE event_keys SET id = ?3 WHERE app_id = ?1 AND key = ?2",
+                    )?
+                    .execute(params![app, key, id_of(j)])?;
+                }
+            }
+        }
+        // Per customer, in order of first appearance: the pending events stored.
+        let mut groups: Vec<(i64, Vec<(usize, i64)>)> = Vec::new();
+        let mut group_of: HashMap<i64, usize> = HashMap::new();
+        for (j, p) in pending.iter().enumerate() {
+            if let Some(&held) = duplicate_of.get(&j) {
+                out[p.index] = Some(Ok(EventOutcome {
+                    id: held,
+                    duplicate: true,
+                    customer_created: false,
+                }));
+                continue;
+            }
+            let id = id_of(j);
+            out[p.index] = Some(Ok(EventOutcome {
+                id,
+                duplicate: false,
+                customer_created: p.customer_created,
+            }));
+            self.stored.push(id);
+            let g = match group_of.get(&p.customer) {
+                Some(&g) => g,
+                None => {
+                    groups.push((p.customer, Vec::new()));
+                    group_of.insert(p.customer, groups.len() - 1);
+                    groups.len() - 1
+                }
+            };
+            groups[g].1.push((j, id));
+        }
+        self.next_id = id_of(pending.len());
+        let mut insert = c.prepare_cached(
+            "INSERT INTO event_blocks (id, app_id, customer, last_id, min_ts, max_ts, events, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        for (customer, members) in &groups {
+            let mut texts: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(members.len());
+            for &(j, _) in members {
+                let e = &events[pending[j].index];
+                texts.push(if e.properties.is_empty() {
+                    std::borrow::Cow::Borrowed("")
+                } else {
+                    e.properties.json_text()
+                });
+            }
+            let mut stored = Vec::with_capacity(members.len());
+            for (k, &(j, id)) in members.iter().enumerate() {
+                let p = &pending[j];
+                let e = &events[p.index];
+                stored.push(event_block::Stored {
+                    id,
+                    ts: e.timestamp,
+                    type_id: p.type_id,
+                    channel: e.channel.as_str(),
+                    device_id: e.device_id.as_deref(),
+                    key: e.event_id.as_deref(),
+                    properties: (!e.properties.is_empty()).then(|| &*texts[k]),
+                });
+            }
+            let base = stored[0].id;
+            let Some(summary) = event_block::encode(base, &stored, &mut self.block) else {
+                continue;
+            };
+            insert.execute(params![
+                base,
+                app,
+                customer,
+                summary.last_id,
+                summary.min_ts,
+                summary.max_ts,
+                summary.count as i64,
+                &self.block
+            ])?;
+        }
+        drop(insert);
+        save_next_id(c, self.next_id)?;
         self.pending = pending;
         self.pending.clear();
         Ok(())
-    }
-
-    /// One multi-row insert. A key stored before makes its row a no-op (the key's unique
-    /// index); when every row went in, their ids are the last ones given, in order.
-    /// Otherwise the rows that went in are told apart by their keys: each row's key
-    /// leads to its event, one given by this insert (the first of its key in the chunk)
-    /// or an earlier one (a duplicate).
-    fn insert_rows(
-        &mut self,
-        c: &Connection,
-        events: &[NewEvent],
-        chunk: &[Pending],
-        out: &mut [Option<Result<EventOutcome, StoreError>>],
-    ) -> Result<(), StoreError> {
-        let mut stmt = c.prepare_cached(insert_sql(chunk.len()))?;
-        for (j, p) in chunk.iter().enumerate() {
-            let e = &events[p.index];
-            let at = j * 8;
-            stmt.raw_bind_parameter(at + 1, self.app.0)?;
-            stmt.raw_bind_parameter(at + 2, p.customer)?;
-            stmt.raw_bind_parameter(at + 3, p.type_id)?;
-            stmt.raw_bind_parameter(at + 4, e.channel.as_str())?;
-            stmt.raw_bind_parameter(at + 5, e.device_id.as_deref())?;
-            stmt.raw_bind_parameter(at + 6, e.timestamp)?;
-            stmt.raw_bind_parameter(at + 7, e.event_id.as_deref())?;
-            let props = (!e.properties.is_empty()).then(|| e.properties.json_text());
-            stmt.raw_bind_parameter(at + 8, props.as_deref())?;
-        }
-        let inserted = stmt.raw_execute()?;
-        drop(stmt);
-        let stored = |p: &Pending, id| EventOutcome {
-            id,
-            duplicate: false,
-            customer_created: p.customer_created,
-        };
-        if inserted == chunk.len() {
-            let first = c.last_insert_rowid() - chunk.len() as i64 + 1;
-            for (p, id) in chunk.iter().zip(first..) {
-                out[p.index] = Some(Ok(stored(p, id)));
-                self.stored.push(id);
-            }
-            return Ok(());
-        }
-        let mut given: Vec<i64> = c
-            .prepare_cached("SELECT id FROM events ORDER BY id DESC LIMIT ?1")?
-            .query_map([inserted as i64], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        given.reverse();
-        let floor = given.first().copied().unwrap_or(i64::MAX);
-        let mut given = given.into_iter();
-        let mut keys = std::collections::HashSet::new();
-        let bad = |what: &str| StoreError::Internal(format!("an events insert: {what}"));
-        for p in chunk {
-            let e = &events[p.index];
-            let existing = match &e.event_id {
-                Some(key) => Some(
-                    self.key_id(c, key)?
-                        .ok_or_else(|| bad("a key not stored"))?,
-                ),
-                None => None,
-            };
-            let first_of_key = e.event_id.as_deref().is_none_or(|k| keys.insert(k));
-            match existing {
-                Some(id) if id < floor || !first_of_key => {
-                    out[p.index] = Some(Ok(EventOutcome {
-                        id,
-                        duplicate: true,
-                        customer_created: false,
-                    }));
-                }
-                _ => {
-                    let id = given.next().ok_or_else(|| bad("fewer rows than counted"))?;
-                    if existing.is_some_and(|key_id| key_id != id) {
-                        return Err(bad("a key's event is not the row given"));
-                    }
-                    out[p.index] = Some(Ok(stored(p, id)));
-                    self.stored.push(id);
-                }
-            }
-        }
-        if given.next().is_some() {
-            return Err(bad("more rows than counted"));
-        }
-        Ok(())
-    }
-
-    /// The event stored under `key`, if any.
-    fn key_id(&self, c: &Connection, key: &str) -> Result<Option<i64>, StoreError> {
-        Ok(
-            c.prepare_cached("SELECT id FROM events WHERE app_id = ?1 AND event_key = ?2")?
-                .query_row(params![self.app.0, key], |r| r.get(0))
-                .optional()?,
-        )
     }
 
     /// The row id of type `code` and whether it is enabled.
@@ -640,30 +687,81 @@ impl EventWriter {
     }
 }
 
-/// Most events in one `INSERT` statement. A statement's own work (opening the table and
-/// its indexes, reading and writing the id sequence of `AUTOINCREMENT`) is paid once for
-/// all its rows: about 40% of SQLite's time per event with one row per statement
-/// (measured on the backfill's insert pattern). Batches of the API use them too since the
-/// events' customer key is checked at commit (migration 16): before, each many-row
-/// statement opened a statement journal and one row per statement was faster there.
-const MAX_ROWS_PER_INSERT: usize = 32;
+/// Most events a writer holds before storing them: every block's ids lie within
+/// [`BLOCK_SPAN`] of its base (the smallest), since one flush gives consecutive ids.
+const FLUSH_EVENTS: usize = 8192;
+/// Every event of a block has an id in `base..base + BLOCK_SPAN`: the blocks holding ids
+/// from `from` on start at `from - BLOCK_SPAN + 1` or later.
+pub(super) const BLOCK_SPAN: i64 = FLUSH_EVENTS as i64;
 
-/// The insert of `rows` events (a power of two up to [`MAX_ROWS_PER_INSERT`]).
-fn insert_sql(rows: usize) -> &'static str {
+/// Most keys claimed by one `INSERT` statement (its own work is paid once for all).
+const MAX_KEYS_PER_INSERT: usize = 32;
+
+/// The claim of `rows` keys (a power of two up to [`MAX_KEYS_PER_INSERT`]).
+fn claim_sql(rows: usize) -> &'static str {
     static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     let all = SQL.get_or_init(|| {
-        (0..=MAX_ROWS_PER_INSERT.ilog2())
+        (0..=MAX_KEYS_PER_INSERT.ilog2())
             .map(|power| {
-                let row = "(?, ?, ?, ?, ?, ?, ?, ?)";
                 format!(
-                    "INSERT OR IGNORE INTO events (app_id, customer, type_id, channel, device_id, ts, event_key, properties) VALUES {}",
-                    vec![row; 1 << power].join(", ")
+                    "INSERT OR IGNORE INTO event_keys (app_id, key, id) VALUES {}",
+                    vec!["(?, ?, ?)"; 1 << power].join(", ")
                 )
             })
             .collect()
     });
-    debug_assert!(rows.is_power_of_two() && rows <= MAX_ROWS_PER_INSERT);
+    debug_assert!(rows.is_power_of_two() && rows <= MAX_KEYS_PER_INSERT);
     &all[rows.ilog2() as usize]
+}
+
+/// The id the next event stored gets (ids are never given twice, even once deleted).
+fn next_id(c: &Connection) -> Result<i64, StoreError> {
+    let id: Option<i64> = c
+        .query_row(
+            "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'next_event_id'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(id.unwrap_or(1).max(1))
+}
+
+fn save_next_id(c: &Connection, id: i64) -> Result<(), StoreError> {
+    c.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_event_id', ?1)")?
+        .execute([id.to_string()])?;
+    Ok(())
+}
+
+/// The id of the event that holds `key` in the application (possibly one since removed
+/// with its customer: see [`event_exists`]).
+fn key_holder(c: &Connection, app: AppId, key: &str) -> Result<Option<i64>, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT id FROM event_keys WHERE app_id = ?1 AND key = ?2")?
+            .query_row(params![app.0, key], |r| r.get(0))
+            .optional()?,
+    )
+}
+
+/// Whether event `id` is stored. Keys of events removed with their customer (a cascade
+/// from `customers`) stay behind until their key comes again; this tells them apart.
+fn event_exists(c: &Connection, id: i64) -> Result<bool, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, data FROM event_blocks WHERE id BETWEEN ?1 AND ?2 AND last_id >= ?2",
+    )?;
+    let mut rows = stmt.query(params![id.saturating_sub(BLOCK_SPAN - 1), id])?;
+    while let Some(row) = rows.next()? {
+        let mut d = event_block::Decoder::new(row.get(0)?, blob(row, 1)?)?;
+        while let Some((e, _)) = d.next()? {
+            if e.id == id {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+fn blob<'r>(row: &'r Row<'_>, i: usize) -> Result<&'r [u8], StoreError> {
+    Ok(row.get_ref(i)?.as_blob().map_err(rusqlite::Error::from)?)
 }
 
 /// An event resolved to its row, waiting for the next insert.
@@ -772,43 +870,90 @@ pub fn import(
     }
 }
 
-const EVENT_COLUMNS: &str =
-    "e.id, e.customer, t.code, e.channel, e.device_id, e.ts, e.event_key, e.properties";
-
-/// Reads event rows; the few distinct type codes and channels are parsed once and shared
-/// (reading millions of events back should not allocate two strings per event for them).
-#[derive(Default)]
-struct EventRows {
+/// Turns stored events back into [`Event`]s: the application's types by row id, and the
+/// few distinct type codes and channels parsed once and shared (reading millions of
+/// events back should not allocate two strings per event for them).
+struct Reader {
+    types: HashMap<i64, EventCode>,
     names: unico_core::EventNames,
 }
 
-impl EventRows {
-    fn event(&mut self, row: &Row<'_>) -> Result<Event, StoreError> {
-        let bad =
-            |what: &str| StoreError::Internal(format!("a stored event's {what} is unreadable"));
-        let text = |i: usize| -> Result<&str, StoreError> {
-            row.get_ref(i)?.as_str().map_err(|_| bad("text"))
-        };
-        let event_type = self.names.code(text(2)?).ok_or_else(|| bad("type"))?;
-        let channel = self.names.channel(text(3)?).ok_or_else(|| bad("channel"))?;
-        let props = row
-            .get_ref(7)?
-            .as_str_or_null()
-            .map_err(|_| bad("properties"))?;
+fn unreadable(what: &str) -> StoreError {
+    StoreError::Internal(format!("a stored event's {what} is unreadable"))
+}
+
+impl Reader {
+    fn new(conn: &Connection, app: AppId) -> Result<Self, StoreError> {
+        Ok(Self {
+            types: event_types(conn, app)?
+                .into_iter()
+                .map(|(id, t)| (id, t.code))
+                .collect(),
+            names: unico_core::EventNames::default(),
+        })
+    }
+
+    fn type_id(&self, code: &EventCode) -> Option<i64> {
+        self.types
+            .iter()
+            .find(|(_, c)| *c == code)
+            .map(|(&id, _)| id)
+    }
+
+    fn event(
+        &mut self,
+        customer: i64,
+        e: &event_block::Stored<'_>,
+        key: Option<&str>,
+    ) -> Result<Event, StoreError> {
+        let event_type = self
+            .types
+            .get(&e.type_id)
+            .cloned()
+            .ok_or_else(|| unreadable("type"))?;
+        let channel = self
+            .names
+            .channel(e.channel)
+            .ok_or_else(|| unreadable("channel"))?;
         Ok(Event {
-            id: row.get(0)?,
-            customer: row.get(1)?,
+            id: e.id,
+            customer,
+            event_id: key.map(str::to_owned),
             event_type,
             channel,
-            device_id: row.get(4)?,
-            timestamp: row.get(5)?,
-            event_id: row.get(6)?,
-            properties: match props {
-                Some(text) => Properties::from_stored(text).map_err(|_| bad("properties"))?,
+            device_id: e.device_id.map(str::to_owned),
+            timestamp: e.ts,
+            properties: match e.properties {
+                Some(text) => {
+                    Properties::from_stored(text).map_err(|_| unreadable("properties"))?
+                }
                 None => Properties::default(),
             },
         })
     }
+
+    /// Appends the events of a block row (`id, customer, data`) for which `keep` holds.
+    fn block(
+        &mut self,
+        row: &Row<'_>,
+        out: &mut Vec<Event>,
+        keep: &dyn Fn(&event_block::Stored<'_>) -> bool,
+    ) -> Result<(), StoreError> {
+        let customer: i64 = row.get(1)?;
+        let mut d = event_block::Decoder::new(row.get(0)?, blob(row, 2)?)?;
+        out.reserve(d.remaining().min(BLOCK_SPAN as usize));
+        while let Some((e, key)) = d.next()? {
+            if keep(&e) {
+                out.push(self.event(customer, &e, key)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Newest first: time descending, then id descending.
+fn newest_first(a: &Event, b: &Event) -> std::cmp::Ordering {
+    (b.timestamp, b.id).cmp(&(a.timestamp, a.id))
 }
 
 pub fn timeline(
@@ -819,55 +964,44 @@ pub fn timeline(
 ) -> Result<EventPage, StoreError> {
     let customer =
         rows::find_customer(conn, app, customer_id)?.ok_or_else(|| rows::not_found(customer_id))?;
-    let mut sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events e JOIN event_types t ON t.id = e.type_id WHERE e.customer = ?1"
-    );
-    let mut args: Vec<rusqlite::types::Value> = vec![customer.id.into()];
-    let mut arg = |sql: &mut String, text: &str, v: rusqlite::types::Value| {
-        args.push(v);
-        sql.push_str(&text.replace('?', &format!("?{}", args.len())));
+    let mut reader = Reader::new(conn, app)?;
+    let types: Vec<i64> = q.types.iter().filter_map(|t| reader.type_id(t)).collect();
+    if !q.types.is_empty() && types.is_empty() {
+        return Ok(EventPage {
+            events: Vec::new(),
+            next: None,
+        });
+    }
+    let keep = |e: &event_block::Stored<'_>| {
+        (types.is_empty() || types.contains(&e.type_id))
+            && (q.channels.is_empty() || q.channels.iter().any(|c| c.as_str() == e.channel))
+            && q.from.is_none_or(|from| e.ts >= from)
+            && q.to.is_none_or(|to| e.ts < to)
+            && q.after.is_none_or(|after| (e.ts, e.id) < after)
     };
-    if !q.types.is_empty() {
-        let list: Vec<String> = q
-            .types
-            .iter()
-            .map(|t| format!("'{}'", t.as_str()))
-            .collect();
-        // Codes are ASCII letters, digits, '_', '-', '.': safe inside quotes.
-        sql.push_str(&format!(" AND t.code IN ({})", list.join(",")));
-    }
-    if !q.channels.is_empty() {
-        let list: Vec<String> = q
-            .channels
-            .iter()
-            .map(|c| format!("'{}'", c.as_str()))
-            .collect();
-        sql.push_str(&format!(" AND e.channel IN ({})", list.join(",")));
-    }
-    if let Some(from) = q.from {
-        arg(&mut sql, " AND e.ts >= ?", from.into());
-    }
-    if let Some(to) = q.to {
-        arg(&mut sql, " AND e.ts < ?", to.into());
-    }
-    if let Some((ts, id)) = q.after {
-        args.push(ts.into());
-        args.push(id.into());
-        let (a, b) = (args.len() - 1, args.len());
-        sql.push_str(&format!(
-            " AND (e.ts < ?{a} OR (e.ts = ?{a} AND e.id < ?{b}))"
-        ));
-    }
-    sql.push_str(&format!(
-        " ORDER BY e.ts DESC, e.id DESC LIMIT {}",
-        q.limit.saturating_add(1)
-    ));
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows_iter = stmt.query(rusqlite::params_from_iter(args))?;
-    let mut events = Vec::new();
-    let mut decode = EventRows::default();
+    // Blocks newest first by their newest event: once a page and one more are found, a
+    // block whose newest event is older than the last of them holds nothing for it.
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, customer, data, max_ts FROM event_blocks
+         WHERE customer = ?1 AND max_ts >= ?2 AND min_ts <= ?3 ORDER BY max_ts DESC",
+    )?;
+    let newest = match (q.to, q.after) {
+        (Some(to), Some((ts, _))) => to.min(ts),
+        (Some(to), None) => to,
+        (None, Some((ts, _))) => ts,
+        (None, None) => i64::MAX,
+    };
+    let mut rows_iter = stmt.query(params![customer.id, q.from.unwrap_or(i64::MIN), newest])?;
+    let want = q.limit.saturating_add(1);
+    let mut events: Vec<Event> = Vec::new();
     while let Some(row) = rows_iter.next()? {
-        events.push(decode.event(row)?);
+        let max_ts: i64 = row.get(3)?;
+        if events.len() >= want && events[want - 1].timestamp > max_ts {
+            break;
+        }
+        reader.block(row, &mut events, &keep)?;
+        events.sort_unstable_by(newest_first);
+        events.truncate(want);
     }
     let next = if events.len() > q.limit {
         events.truncate(q.limit);
@@ -886,21 +1020,89 @@ pub fn activity(
     let customer =
         rows::find_customer(conn, app, customer_id)?.ok_or_else(|| rows::not_found(customer_id))?;
     let (events, first, last): (i64, Option<i64>, Option<i64>) = conn
-        .prepare_cached("SELECT count(*), min(ts), max(ts) FROM events WHERE customer = ?1")?
+        .prepare_cached(
+            "SELECT coalesce(sum(events), 0), min(min_ts), max(max_ts) FROM event_blocks WHERE customer = ?1",
+        )?
         .query_row([customer.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT channel FROM events WHERE customer = ?1 ORDER BY channel",
-    )?;
-    let channels = stmt
-        .query_map([customer.id], |r| r.get::<_, String>(0))?
-        .filter_map(|c| c.ok().and_then(|c| Channel::parse(&c).ok()))
-        .collect();
+    let mut channels: Vec<String> = Vec::new();
+    let mut stmt = conn.prepare_cached("SELECT id, data FROM event_blocks WHERE customer = ?1")?;
+    let mut rows_iter = stmt.query([customer.id])?;
+    while let Some(row) = rows_iter.next()? {
+        let mut d = event_block::Decoder::new(row.get(0)?, blob(row, 1)?)?;
+        while let Some((e, _)) = d.next()? {
+            if !channels.iter().any(|c| c == e.channel) {
+                channels.push(e.channel.to_owned());
+            }
+        }
+    }
+    channels.sort();
     Ok(Activity {
         events: events.max(0) as u64,
         first_seen: first,
         last_seen: last,
-        channels,
+        channels: channels
+            .iter()
+            .filter_map(|c| Channel::parse(c).ok())
+            .collect(),
     })
+}
+
+/// Events gathered from blocks read in order of their base ids, handed on in id order:
+/// every event of a later block has an id at least its base, so the events gathered
+/// with smaller ids than the next base are final.
+struct InIdOrder {
+    held: Vec<Event>,
+}
+
+impl InIdOrder {
+    /// Hands on (through `emit`, smallest first) every event held with an id below
+    /// `below`, until `emit` answers false; answers whether it may go on.
+    fn release(&mut self, below: i64, emit: &mut dyn FnMut(Event) -> bool) -> bool {
+        if self.held.iter().all(|e| e.id >= below) {
+            return true;
+        }
+        // Newest last: the events to release are popped from the end.
+        self.held.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        while self.held.last().is_some_and(|e| e.id < below) {
+            let Some(e) = self.held.pop() else { break };
+            if !emit(e) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Visits the application's stored events with ids in `from..=to` in id order until
+/// `visit` answers false.
+fn visit_range(
+    conn: &Connection,
+    app: AppId,
+    from: i64,
+    to: i64,
+    visit: &mut dyn FnMut(Event) -> bool,
+) -> Result<(), StoreError> {
+    let mut reader = Reader::new(conn, app)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, customer, data FROM event_blocks
+         WHERE id BETWEEN ?1 AND ?2 AND +app_id = ?3 AND last_id >= ?4 ORDER BY id",
+    )?;
+    let mut rows_iter = stmt.query(params![
+        from.saturating_sub(BLOCK_SPAN - 1),
+        to,
+        app.0,
+        from
+    ])?;
+    let mut order = InIdOrder { held: Vec::new() };
+    let keep = |e: &event_block::Stored<'_>| e.id >= from && e.id <= to;
+    while let Some(row) = rows_iter.next()? {
+        if !order.release(row.get(0)?, visit) {
+            return Ok(());
+        }
+        reader.block(row, &mut order.held, &keep)?;
+    }
+    order.release(i64::MAX, visit);
+    Ok(())
 }
 
 pub fn read_range(
@@ -910,16 +1112,14 @@ pub fn read_range(
     to: i64,
     limit: usize,
 ) -> Result<Vec<Event>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events e JOIN event_types t ON t.id = e.type_id
-         WHERE e.id BETWEEN ?1 AND ?2 AND e.app_id = ?3 ORDER BY e.id LIMIT ?4"
-    ))?;
-    let mut rows_iter = stmt.query(params![from, to, app.0, limit as i64])?;
     let mut out = Vec::new();
-    let mut decode = EventRows::default();
-    while let Some(row) = rows_iter.next()? {
-        out.push(decode.event(row)?);
+    if limit == 0 {
+        return Ok(out);
     }
+    visit_range(conn, app, from, to, &mut |e| {
+        out.push(e);
+        out.len() < limit
+    })?;
     Ok(out)
 }
 
@@ -929,70 +1129,256 @@ pub fn scan(
     app: AppId,
     visit: &mut dyn FnMut(Event) -> bool,
 ) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events e JOIN event_types t ON t.id = e.type_id
-         WHERE e.app_id = ?1 ORDER BY e.id"
-    ))?;
-    let mut rows_iter = stmt.query([app.0])?;
-    let mut decode = EventRows::default();
-    while let Some(row) = rows_iter.next()? {
-        if !visit(decode.event(row)?) {
-            break;
+    visit_range(conn, app, i64::MIN + BLOCK_SPAN, i64::MAX, visit)
+}
+
+/// Rewrites block `base` with the events of it that remain (deletes it when none does)
+/// and frees the keys of those removed.
+fn rewrite_block(
+    c: &Connection,
+    app: AppId,
+    base: i64,
+    kept: &[event_block::Owned],
+    removed: &[event_block::Owned],
+    scratch: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    let stored: Vec<_> = kept.iter().map(event_block::Owned::stored).collect();
+    match event_block::encode(base, &stored, scratch) {
+        None => {
+            c.prepare_cached("DELETE FROM event_blocks WHERE id = ?1")?
+                .execute([base])?;
+        }
+        Some(s) => {
+            c.prepare_cached(
+                "UPDATE event_blocks SET last_id = ?2, min_ts = ?3, max_ts = ?4, events = ?5, data = ?6
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                base,
+                s.last_id,
+                s.min_ts,
+                s.max_ts,
+                s.count as i64,
+                &scratch[..]
+            ])?;
+        }
+    }
+    forget_keys(c, app, removed)
+}
+
+/// Frees the keys of events removed.
+fn forget_keys(
+    c: &Connection,
+    app: AppId,
+    removed: &[event_block::Owned],
+) -> Result<(), StoreError> {
+    let mut stmt =
+        c.prepare_cached("DELETE FROM event_keys WHERE app_id = ?1 AND key = ?2 AND id = ?3")?;
+    for e in removed {
+        if let Some(key) = &e.key {
+            stmt.execute(params![app.0, key, e.id])?;
         }
     }
     Ok(())
 }
 
-/// The span of one period of the `events_by_type_period` index (30 days).
-const PERIOD_MS: i64 = 2_592_000_000;
-/// An event's period as the `events_by_type_period` index spells it (times are after 2000,
-/// so the division truncates like a floor and `ts < t` implies `period <= t / PERIOD_MS`).
-const EVENT_PERIOD: &str = "ts / 2592000000";
+/// Removes the events of the application's blocks (those `which` selects, with `args`)
+/// for which `remove` holds, counting them per type; answers the counts.
+fn remove_events(
+    c: &Connection,
+    app: AppId,
+    which: &str,
+    args: &[&dyn rusqlite::ToSql],
+    remove: &dyn Fn(&event_block::Stored<'_>) -> bool,
+) -> Result<HashMap<i64, u64>, StoreError> {
+    let bases: Vec<i64> = c
+        .prepare(&format!("SELECT id FROM event_blocks WHERE {which}"))?
+        .query_map(args, |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut removed_by_type: HashMap<i64, u64> = HashMap::new();
+    let mut scratch = Vec::new();
+    for base in bases {
+        let data: Vec<u8> = c
+            .prepare_cached("SELECT data FROM event_blocks WHERE id = ?1")?
+            .query_row([base], |r| r.get(0))?;
+        // Most blocks lose nothing: looked through without copying anything first.
+        let mut d = event_block::Decoder::new(base, &data)?;
+        let mut any = false;
+        while let Some((e, _)) = d.next()? {
+            if remove(&e) {
+                any = true;
+                break;
+            }
+        }
+        if !any {
+            continue;
+        }
+        let (removed, kept): (Vec<_>, Vec<_>) = event_block::decode_all(base, &data)?
+            .into_iter()
+            .partition(|e| remove(&e.stored()));
+        for e in &removed {
+            *removed_by_type.entry(e.type_id).or_default() += 1;
+        }
+        rewrite_block(c, app, base, &kept, &removed, &mut scratch)?;
+    }
+    Ok(removed_by_type)
+}
+
+/// Deletes every event of type `type_id` of the application; answers how many went.
+fn delete_events_of_type(c: &Connection, app: AppId, type_id: i64) -> Result<u64, StoreError> {
+    let removed = remove_events(c, app, "app_id = ?1", &[&app.0], &|e| e.type_id == type_id)?;
+    Ok(removed.values().sum())
+}
+
+/// Frees the keys of a customer's events before the customer is deleted (its blocks go
+/// with it, by the foreign key).
+pub fn forget_customer_keys(c: &Connection, app: AppId, customer: i64) -> Result<(), StoreError> {
+    let mut stmt = c.prepare_cached("SELECT id, data FROM event_blocks WHERE customer = ?1")?;
+    let mut rows_iter = stmt.query([customer])?;
+    let mut events = Vec::new();
+    while let Some(row) = rows_iter.next()? {
+        events.extend(event_block::decode_all(row.get(0)?, blob(row, 1)?)?);
+    }
+    drop(rows_iter);
+    forget_keys(c, app, &events)
+}
+
+/// Gives the events of customer `from` to customer `into`; answers their ids.
+pub fn move_events(c: &Connection, from: i64, into: i64) -> Result<Vec<i64>, StoreError> {
+    let mut ids = Vec::new();
+    {
+        let mut stmt = c.prepare_cached("SELECT id, data FROM event_blocks WHERE customer = ?1")?;
+        let mut rows_iter = stmt.query([from])?;
+        while let Some(row) = rows_iter.next()? {
+            let mut d = event_block::Decoder::new(row.get(0)?, blob(row, 1)?)?;
+            while let Some((e, _)) = d.next()? {
+                ids.push(e.id);
+            }
+        }
+    }
+    c.prepare_cached("UPDATE event_blocks SET customer = ?1 WHERE customer = ?2")?
+        .execute(params![into, from])?;
+    Ok(ids)
+}
+
+/// Deletes every event of an application, with their keys.
+pub fn delete_app_events(c: &Connection, app: AppId) -> Result<(), StoreError> {
+    c.execute("DELETE FROM event_blocks WHERE app_id = ?1", [app.0])?;
+    c.execute("DELETE FROM event_keys WHERE app_id = ?1", [app.0])?;
+    Ok(())
+}
 
 /// Removes every event past its type's retention at `now`.
 pub fn expire(w: &mut WriteCtx, now: i64) -> Result<u64, StoreError> {
     let c = &w.conn;
-    let mut types = Vec::new();
+    // Per application, its types' bounds: (type row id, code, events before it expire).
+    let mut apps: Vec<(i64, Vec<(i64, String, i64)>)> = Vec::new();
     {
-        let mut stmt =
-            c.prepare("SELECT id, app_id, code, retention_days FROM event_types ORDER BY id")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-            ))
-        })?;
-        for row in rows {
-            types.push(row?);
+        let mut stmt = c.prepare(
+            "SELECT id, app_id, code, retention_days FROM event_types ORDER BY app_id, id",
+        )?;
+        let mut rows_iter = stmt.query([])?;
+        while let Some(r) = rows_iter.next()? {
+            let (id, app, code, days): (i64, i64, String, i64) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+            let before = now.saturating_sub(days.saturating_mul(86_400_000));
+            match apps.last_mut() {
+                Some((a, types)) if *a == app => types.push((id, code, before)),
+                _ => apps.push((app, vec![(id, code, before)])),
+            }
         }
     }
     let mut total = 0;
-    let mut removed = Vec::new();
-    for (id, app, code, days) in types {
-        let before = now.saturating_sub(days.saturating_mul(86_400_000));
-        // The period's term lets the `(type_id, period)` index bound the scan: the
-        // expired periods and the one `before` falls in, whose events' times are checked.
-        let n = c
-            .prepare_cached(&format!(
-                "DELETE FROM events WHERE type_id = ?1 AND {EVENT_PERIOD} <= ?3 AND ts < ?2"
-            ))?
-            .execute(params![id, before, before / PERIOD_MS])? as u64;
-        if n > 0 {
+    let mut changes = Vec::new();
+    for (app, types) in apps {
+        let app = AppId(app);
+        let Some(latest) = types.iter().map(|t| t.2).max() else {
+            continue;
+        };
+        let bound: HashMap<i64, i64> = types.iter().map(|t| (t.0, t.2)).collect();
+        // Only blocks holding an event older than the latest bound can lose one: the
+        // `(app_id, min_ts)` index finds them.
+        let removed = remove_events(
+            c,
+            app,
+            "app_id = ?1 AND min_ts < ?2",
+            &[&app.0, &latest],
+            &|e| bound.get(&e.type_id).is_some_and(|&before| e.ts < before),
+        )?;
+        for (id, code, before) in types {
+            let Some(&n) = removed.get(&id).filter(|n| **n > 0) else {
+                continue;
+            };
             total += n;
-            removed.push(Change::EventsRemoved {
-                app: AppId(app),
+            changes.push(Change::EventsRemoved {
+                app,
                 event: EventCode::parse(&code)
                     .map_err(|_| StoreError::Internal(format!("stored event type {code}")))?,
                 before,
             });
         }
     }
-    for change in removed {
+    for change in changes {
         w.emit(change);
     }
     Ok(total)
+}
+
+/// Converts the events of the one-row-per-event table into blocks (migration 17): per
+/// customer, its events in id order, as many to a block as [`BLOCK_SPAN`] allows.
+pub fn convert_rows_to_blocks(c: &Connection) -> Result<(), StoreError> {
+    let mut read = c.prepare(
+        "SELECT id, app_id, customer, type_id, channel, device_id, ts, event_key, properties
+         FROM events ORDER BY customer, id",
+    )?;
+    let mut insert = c.prepare(
+        "INSERT INTO event_blocks (id, app_id, customer, last_id, min_ts, max_ts, events, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut block: Vec<event_block::Owned> = Vec::new();
+    let mut owner = (0i64, 0i64);
+    let mut scratch = Vec::new();
+    let mut write = |owner: (i64, i64), block: &mut Vec<event_block::Owned>| {
+        let stored: Vec<_> = block.iter().map(event_block::Owned::stored).collect();
+        if let Some(s) = event_block::encode(block[0].id, &stored, &mut scratch) {
+            insert.execute(params![
+                block[0].id,
+                owner.0,
+                owner.1,
+                s.last_id,
+                s.min_ts,
+                s.max_ts,
+                s.count as i64,
+                &scratch
+            ])?;
+        }
+        block.clear();
+        Ok::<(), StoreError>(())
+    };
+    let mut rows_iter = read.query([])?;
+    while let Some(r) = rows_iter.next()? {
+        let e = event_block::Owned {
+            id: r.get(0)?,
+            ts: r.get(6)?,
+            type_id: r.get(3)?,
+            channel: r.get(4)?,
+            device_id: r.get(5)?,
+            key: r.get(7)?,
+            properties: r.get(8)?,
+        };
+        let this = (r.get::<_, i64>(1)?, r.get::<_, i64>(2)?);
+        if let Some(first) = block.first()
+            && (this != owner || e.id - first.id >= BLOCK_SPAN)
+        {
+            write(owner, &mut block)?;
+        }
+        owner = this;
+        block.push(e);
+    }
+    if !block.is_empty() {
+        write(owner, &mut block)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1134,34 +1520,48 @@ mod tests {
         }
     }
 
-    /// Retention reads only the expiring periods of one type: its `DELETE` is bounded by
-    /// the `(type_id, period)` index, not a scan of every event.
+    /// The plans of the block queries that must not scan every block: retention's
+    /// candidates by age, a timeline by its customer, a range of ids by base.
     #[test]
-    fn retention_is_bounded_by_the_type_and_period_index() {
+    fn block_queries_use_their_indexes() {
         let dir = tempfile::tempdir().unwrap();
         drop(super::super::SqliteStore::open(dir.path()).unwrap());
         let conn = Connection::open(dir.path().join(super::super::DB_FILE)).unwrap();
-        let sql = format!(
-            "EXPLAIN QUERY PLAN DELETE FROM events WHERE type_id = ?1 AND {EVENT_PERIOD} <= ?3 AND ts < ?2"
+        let plan = |sql: &str, args: &[&dyn rusqlite::ToSql]| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows: Vec<String> = stmt
+                .query_map(args, |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            rows.join("; ")
+        };
+        let age = plan(
+            "SELECT id FROM event_blocks WHERE app_id = ?1 AND min_ts < ?2",
+            &[&1, &2],
         );
-        let mut stmt = conn.prepare(&sql).unwrap();
-        let plan: Vec<String> = stmt
-            .query_map(params![1, 2, 3], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
         assert!(
-            plan.iter().any(|p| p
-                .contains("USING INDEX events_by_type_period (type_id=? AND <expr><?)")
-                || p.contains("USING INDEX events_by_type_period (type_id=? AND <expr><=?)")),
-            "{plan:?}"
+            age.contains("USING COVERING INDEX event_blocks_by_age (app_id=? AND min_ts<?)"),
+            "{age}"
         );
-        // Events at the edges of a period: its term never drops one that `ts` keeps.
-        let p = PERIOD_MS;
-        for ts in [p * 400, p * 400 + 1, p * 401 - 1] {
-            for before in [ts, ts + 1, ts + p, ts + 86_400_000] {
-                assert_eq!(ts < before, ts < before && ts / p <= before / p);
-            }
-        }
+        let timeline = plan(
+            "SELECT id, customer, data, max_ts FROM event_blocks
+             WHERE customer = ?1 AND max_ts >= ?2 AND min_ts <= ?3 ORDER BY max_ts DESC",
+            &[&1, &2, &3],
+        );
+        assert!(
+            timeline.contains("USING INDEX event_blocks_by_customer (customer=? AND max_ts>?)"),
+            "{timeline}"
+        );
+        assert!(!timeline.contains("TEMP B-TREE"), "{timeline}");
+        let range = plan(
+            "SELECT id, customer, data FROM event_blocks
+             WHERE id BETWEEN ?1 AND ?2 AND +app_id = ?3 AND last_id >= ?4 ORDER BY id",
+            &[&1, &2, &3, &4],
+        );
+        assert!(
+            range.contains("USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+            "{range}"
+        );
     }
 }

@@ -327,13 +327,7 @@ fn merge(
         deltas.add(*field, -1);
     }
 
-    let mut moved_ids: Vec<i64> = {
-        let mut stmt = c.prepare_cached("SELECT id FROM events WHERE customer = ?1")?;
-        let rows = stmt.query_map([from.id], |r| r.get(0))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    c.prepare_cached("UPDATE events SET customer = ?1 WHERE customer = ?2")?
-        .execute(params![into.id, from.id])?;
+    let mut moved_ids = super::events::move_events(c, from.id, into.id)?;
     let identities_moved = c
         .prepare_cached("UPDATE identities SET customer = ?1 WHERE customer = ?2")?
         .execute(params![into.id, from.id])? as u64;

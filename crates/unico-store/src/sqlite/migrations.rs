@@ -230,7 +230,44 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX events_by_customer ON events(customer, ts, id);
      CREATE INDEX events_by_type_period ON events(type_id, ts / 2592000000);
      CREATE UNIQUE INDEX events_by_key ON events(app_id, event_key) WHERE event_key IS NOT NULL;",
+    // 17: events in blocks, one row per customer and write instead of one per event (see
+    // `events.rs`): a backfill inserted three B-tree entries per event before. The keys
+    // move to their own table, written in key order; the id counter to `meta`. The rows
+    // become blocks in Rust after this script ([`convert`]).
+    "CREATE TABLE event_blocks (
+         id INTEGER PRIMARY KEY,
+         app_id INTEGER NOT NULL,
+         customer INTEGER NOT NULL
+             REFERENCES customers(id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+         last_id INTEGER NOT NULL,
+         min_ts INTEGER NOT NULL,
+         max_ts INTEGER NOT NULL,
+         events INTEGER NOT NULL,
+         data BLOB NOT NULL);
+     CREATE INDEX event_blocks_by_customer ON event_blocks(customer, max_ts);
+     CREATE INDEX event_blocks_by_age ON event_blocks(app_id, min_ts);
+     CREATE TABLE event_keys (
+         app_id INTEGER NOT NULL,
+         key TEXT NOT NULL,
+         id INTEGER NOT NULL,
+         PRIMARY KEY (app_id, key)) WITHOUT ROWID;
+     INSERT INTO event_keys (app_id, key, id)
+         SELECT app_id, event_key, id FROM events WHERE event_key IS NOT NULL
+         ORDER BY app_id, event_key;
+     INSERT OR REPLACE INTO meta (key, value) VALUES ('next_event_id', 1 + max(
+         coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+         coalesce((SELECT max(id) FROM events), 0)));",
+    // 18: the rows, once in blocks.
+    "DROP TABLE events;",
 ];
+
+/// Work a migration needs beyond its script, run after it in the same transaction.
+fn convert(version: usize, tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    if version == 17 {
+        super::events::convert_rows_to_blocks(tx)?;
+    }
+    Ok(())
+}
 
 /// How many migrations this build knows (the newest schema version it opens).
 pub fn known() -> usize {
@@ -250,6 +287,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        convert(i + 1, &tx)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
         tracing::info!(version = i + 1, "applied storage migration");
@@ -261,9 +299,13 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
-    /// Applies the first `n` migrations to `conn`.
+    /// Applies the migrations after the database's version up to the `n`th (their
+    /// scripts only).
     fn migrate_to(conn: &mut Connection, n: usize) {
-        for (i, sql) in MIGRATIONS.iter().enumerate().take(n) {
+        let version: usize = conn
+            .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .unwrap() as usize;
+        for (i, sql) in MIGRATIONS.iter().enumerate().take(n).skip(version) {
             conn.execute_batch(sql).unwrap();
             conn.pragma_update(None, "user_version", (i + 1) as i64)
                 .unwrap();
@@ -289,7 +331,7 @@ mod tests {
              DELETE FROM events WHERE event_key = 'k3';",
         )
         .unwrap();
-        migrate(&mut conn).unwrap();
+        migrate_to(&mut conn, 16);
         let kept: Vec<(i64, String)> = conn
             .prepare("SELECT id, event_key FROM events ORDER BY id")
             .unwrap()
@@ -328,5 +370,104 @@ mod tests {
         )
         .unwrap();
         assert!(tx.commit().is_err());
+    }
+
+    /// Events stored one per row become blocks with their ids, keys, devices, properties
+    /// and customers; the id counter goes on after the largest id ever given; keys keep
+    /// deduplicating; the old table goes.
+    #[test]
+    fn event_rows_become_blocks() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        migrate_to(&mut conn, 16);
+        conn.execute_batch(
+            "INSERT INTO apps (id, name, timezone, created_at) VALUES (1, 'a', 'UTC', 0);
+             INSERT INTO customers (id, app_id, customer_id, created_at, updated_at, data)
+                 VALUES (1, 1, 'c1', 0, 0, x''), (2, 1, 'c2', 0, 0, x'');
+             INSERT INTO event_types (id, app_id, code, name, retention_days, enabled, properties, created_at)
+                 VALUES (1, 1, 'open', 'open', 30, 1, '', 0), (2, 1, 'buy', 'buy', 30, 1, '', 0);
+             INSERT INTO events (app_id, customer, type_id, channel, device_id, ts, event_key, properties)
+                 VALUES (1, 1, 1, 'web', NULL, 10, 'k1', NULL),
+                        (1, 2, 2, 'pos', 'd9', 20, 'k2', '{\"amount\":5}'),
+                        (1, 1, 2, 'app', NULL, 30, NULL, '{\"amount\":7.5}'),
+                        (1, 2, 1, 'web', NULL, 40, 'k4', NULL),
+                        (1, 1, 1, 'web', NULL, 50, 'k5', NULL);
+             DELETE FROM events WHERE event_key = 'k5';",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let gone: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'events'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(gone, 0);
+        let app = unico_core::AppId(1);
+        let events = super::super::events::read_range(&conn, app, 0, i64::MAX, 100).unwrap();
+        let seen: Vec<_> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.id,
+                    e.customer,
+                    e.event_type.as_str().to_owned(),
+                    e.channel.as_str().to_owned(),
+                    e.device_id.clone(),
+                    e.timestamp,
+                    e.event_id.clone(),
+                    e.properties.to_json_text(),
+                )
+            })
+            .collect();
+        let s = |t: &str| t.to_owned();
+        assert_eq!(
+            seen,
+            vec![
+                (1, 1, s("open"), s("web"), None, 10, Some(s("k1")), s("{}")),
+                (
+                    2,
+                    2,
+                    s("buy"),
+                    s("pos"),
+                    Some(s("d9")),
+                    20,
+                    Some(s("k2")),
+                    s("{\"amount\":5}")
+                ),
+                (
+                    3,
+                    1,
+                    s("buy"),
+                    s("app"),
+                    None,
+                    30,
+                    None,
+                    s("{\"amount\":7.5}")
+                ),
+                (4, 2, s("open"), s("web"), None, 40, Some(s("k4")), s("{}")),
+            ]
+        );
+        let blocks: i64 = conn
+            .query_row("SELECT count(*) FROM event_blocks", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(blocks, 2, "one block per customer");
+        let next: i64 = conn
+            .query_row(
+                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'next_event_id'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(next, 6, "id 5 was given before");
+        let key: i64 = conn
+            .query_row(
+                "SELECT id FROM event_keys WHERE app_id = 1 AND key = 'k4'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(key, 4);
     }
 }

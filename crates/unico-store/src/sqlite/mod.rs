@@ -11,6 +11,7 @@
 
 pub mod backup;
 mod bulk;
+mod event_block;
 mod events;
 mod identities;
 mod imports;
@@ -470,7 +471,7 @@ impl Store for SqliteStore {
             w.forget(app);
             let c = &w.conn;
             ensure_app(c, app)?;
-            c.execute("DELETE FROM events WHERE app_id = ?1", [app.0])?;
+            events::delete_app_events(c, app)?;
             c.execute("DELETE FROM event_types WHERE app_id = ?1", [app.0])?;
             c.execute("DELETE FROM customers WHERE app_id = ?1", [app.0])?;
             c.execute("DELETE FROM apps WHERE id = ?1", [app.0])?;

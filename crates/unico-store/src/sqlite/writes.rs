@@ -207,6 +207,7 @@ pub fn delete_customer(
 ) -> Result<i64, StoreError> {
     let customer =
         rows::find_customer(conn, app, customer_id)?.ok_or_else(|| rows::not_found(customer_id))?;
+    super::events::forget_customer_keys(conn, app, customer.id)?;
     conn.prepare_cached("DELETE FROM customers WHERE id = ?1")?
         .execute([customer.id])?;
     let mut deltas = CountDeltas::default();
