@@ -1114,3 +1114,166 @@ pub fn an_imports_consent_commits_with_its_rows(store: &dyn Store) {
         1
     );
 }
+
+/// Events written in many batches, customers interleaved (so a customer's events lie in
+/// several writes), some duplicates, some removed by retention: reading by id in any
+/// chunk size gives each event once, in id order, and a customer's timeline pages give
+/// its events newest first, whatever the page size and filters.
+pub fn events_read_back_whole_however_they_were_written(store: &dyn Store) {
+    let a = app(store, "A");
+    register(store, a, "view", 30);
+    register(store, a, "buy", 3650);
+    let customers = ["ana", "bob", "cyd", "dee", "eve"];
+    let mut n = 0i64;
+    for batch in 0..6 {
+        let items: Vec<NewEvent> = (0..1500)
+            .map(|i| {
+                n += 1;
+                // A customer every few events, in runs and alone; times out of order.
+                let who = customers[((i / 7 + i % 3 + batch) % customers.len() as i64) as usize];
+                let ts = NOW - ((n * 7919) % 60) * DAY - (n % 1000);
+                let kind = if n % 4 == 0 { "buy" } else { "view" };
+                let ch = ["web", "app", "pos"][(n % 3) as usize];
+                let key = (n % 5 != 0).then(|| format!("k{}", n % 7000));
+                NewEvent {
+                    device_id: (n % 11 == 0).then(|| format!("d{n}")),
+                    ..event(key.as_deref(), who, kind, ch, ts)
+                }
+            })
+            .collect();
+        store.insert_events(a, items, NOW).unwrap();
+    }
+    // Everything by id, in one read and in small chunks.
+    let all = store.read_events(a, 0, i64::MAX, 100_000).unwrap();
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+    let distinct: HashSet<_> = all.iter().filter_map(|e| e.event_id.clone()).collect();
+    assert_eq!(
+        distinct.len(),
+        all.iter().filter(|e| e.event_id.is_some()).count(),
+        "a key is stored once"
+    );
+    let chunked = |limit: usize| {
+        let mut out = Vec::new();
+        let mut from = 0;
+        loop {
+            let part = store.read_events(a, from, i64::MAX, limit).unwrap();
+            let Some(last) = part.last() else {
+                return out;
+            };
+            from = last.id + 1;
+            out.extend(part.into_iter().map(|e| e.id));
+        }
+    };
+    let ids: Vec<i64> = all.iter().map(|e| e.id).collect();
+    assert_eq!(chunked(7), ids);
+    assert_eq!(chunked(1000), ids);
+    // A range in the middle.
+    let (lo, hi) = (ids[100], ids[2000]);
+    let middle: Vec<i64> = store
+        .read_events(a, lo, hi, 100_000)
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(middle, ids[100..=2000]);
+    // Retention takes the old views, then the timelines hold exactly what is left.
+    let removed = store.expire_events(NOW).unwrap();
+    let left = store.read_events(a, 0, i64::MAX, 100_000).unwrap();
+    let expired =
+        |e: &unico_core::Event| e.event_type.as_str() == "view" && e.timestamp < NOW - 30 * DAY;
+    assert!(removed > 0);
+    assert_eq!(
+        left.len() as u64 + removed,
+        all.len() as u64,
+        "each event removed once"
+    );
+    assert!(left.iter().all(|e| !expired(e)));
+    assert_eq!(left.len(), all.iter().filter(|e| !expired(e)).count());
+    for who in customers {
+        let id = store.get_customer(a, &cid(who)).unwrap().id;
+        let mut mine: Vec<&unico_core::Event> = left.iter().filter(|e| e.customer == id).collect();
+        mine.sort_by_key(|e| std::cmp::Reverse((e.timestamp, e.id)));
+        for limit in [1, 3, 50, 1000] {
+            let mut q = EventQuery {
+                limit,
+                ..Default::default()
+            };
+            let mut paged = Vec::new();
+            loop {
+                let page = store.customer_events(a, &cid(who), &q).unwrap();
+                assert!(page.events.len() <= limit);
+                paged.extend(page.events.iter().map(|e| e.id));
+                match page.next {
+                    Some(next) => q.after = Some(next),
+                    None => break,
+                }
+            }
+            let expected: Vec<i64> = mine.iter().map(|e| e.id).collect();
+            assert_eq!(paged, expected, "{who}, pages of {limit}");
+        }
+        // Filtered by type, channel and a time range.
+        let q = EventQuery {
+            types: vec![code("buy")],
+            channels: vec![channel("pos"), channel("web")],
+            from: Some(NOW - 20 * DAY),
+            to: Some(NOW - 2 * DAY),
+            limit: 10_000,
+            after: None,
+        };
+        let page = store.customer_events(a, &cid(who), &q).unwrap();
+        let expected: Vec<i64> = mine
+            .iter()
+            .filter(|e| {
+                e.event_type.as_str() == "buy"
+                    && ["pos", "web"].contains(&e.channel.as_str())
+                    && e.timestamp >= NOW - 20 * DAY
+                    && e.timestamp < NOW - 2 * DAY
+            })
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(
+            page.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+            expected
+        );
+        let activity = store.customer_activity(a, &cid(who)).unwrap();
+        assert_eq!(activity.events, mine.len() as u64);
+        assert_eq!(activity.last_seen, mine.first().map(|e| e.timestamp));
+        assert_eq!(activity.first_seen, mine.iter().map(|e| e.timestamp).min());
+    }
+}
+
+/// A shorter retention applies at the next removal; a longer one keeps what it covers.
+pub fn a_changed_retention_applies_to_stored_events(store: &dyn Store) {
+    let a = app(store, "A");
+    register(store, a, "view", 30);
+    store
+        .insert_events(
+            a,
+            vec![
+                event(None, "ana", "view", "web", NOW - 20 * DAY),
+                event(None, "ana", "view", "web", NOW - 10 * DAY),
+                event(None, "ana", "view", "web", NOW - DAY),
+            ],
+            NOW,
+        )
+        .unwrap();
+    assert_eq!(store.expire_events(NOW).unwrap(), 0);
+    let patch = |days| EventTypePatch {
+        retention_days: Some(days),
+        ..Default::default()
+    };
+    store
+        .update_event_type(a, &code("view"), &patch(5))
+        .unwrap();
+    assert_eq!(store.expire_events(NOW).unwrap(), 2);
+    store
+        .update_event_type(a, &code("view"), &patch(400))
+        .unwrap();
+    // Two days later the last one is three days old: within 400 days.
+    assert_eq!(store.expire_events(NOW + 2 * DAY).unwrap(), 0);
+    store
+        .update_event_type(a, &code("view"), &patch(2))
+        .unwrap();
+    assert_eq!(store.expire_events(NOW + 2 * DAY).unwrap(), 1);
+    assert_eq!(store.customer_activity(a, &cid("ana")).unwrap().events, 0);
+}

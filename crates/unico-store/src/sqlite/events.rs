@@ -7,7 +7,8 @@
 //! in `meta` and never given twice. Since one flush gives consecutive ids, every event of
 //! a block has an id below `base + BLOCK_SPAN`, so the blocks holding a range of ids are a
 //! range of bases. The timeline reads a customer's blocks newest first by the
-//! `(customer, max_ts)` index; retention finds blocks by the `(app_id, min_ts)` index;
+//! `(customer, max_ts)` index; retention finds blocks by the time their first event
+//! expires, the `(app_id, expires_at)` index;
 //! `event_keys` maps each idempotency key to its event (a key left behind by a deleted
 //! customer's events is told apart by looking for its event).
 
@@ -130,6 +131,9 @@ pub fn update_type(
     if let Some(name) = &patch.name {
         t.name = name.clone();
     }
+    let shorter = patch
+        .retention_days
+        .is_some_and(|days| days < t.retention_days);
     if let Some(days) = patch.retention_days {
         t.retention_days = days;
     }
@@ -149,6 +153,11 @@ pub fn update_type(
             properties_text(&t.properties)
         ],
     )?;
+    if shorter {
+        // Blocks holding its events may now expire sooner than they say. (A longer
+        // retention needs nothing: a block looked at too early is put right then.)
+        refresh_expiry(c, app, id)?;
+    }
     let schema = w.schema(app)?;
     w.emit(Change::Schema { app, schema });
     Ok(t)
@@ -184,6 +193,8 @@ pub struct EventWriter {
     app: AppId,
     /// The application's types: row id and whether enabled (a handful, searched in order).
     types: Vec<(EventCode, i64, bool)>,
+    /// Retention by type row id.
+    retention: Retention,
     customers: HashMap<CustomerId, i64>,
     /// Holders of identities, by identity (bounded like `customers`).
     holders: HashMap<unico_core::Identity, i64>,
@@ -218,7 +229,9 @@ impl EventWriter {
     /// them (a large import is logged as one bulk change).
     pub fn new(c: &Connection, app: AppId, keep_created: bool) -> Result<Self, StoreError> {
         rows::get_app(c, app)?;
-        let types = event_types(c, app)?
+        let registered = event_types(c, app)?;
+        let retention = Retention::of(&registered);
+        let types = registered
             .into_iter()
             .map(|(id, t)| (t.code, id, t.enabled))
             .collect();
@@ -232,6 +245,7 @@ impl EventWriter {
         Ok(Self {
             app,
             types,
+            retention,
             auto_register: auto_register.as_deref() == Some("true"),
             registered: false,
             customers: HashMap::new(),
@@ -319,8 +333,10 @@ impl EventWriter {
                 i64::from(unico_core::event::DEFAULT_RETENTION_DAYS),
                 now
             ])?;
-            self.types
-                .push((e.event_type.clone(), c.last_insert_rowid(), true));
+            let id = c.last_insert_rowid();
+            self.types.push((e.event_type.clone(), id, true));
+            self.retention
+                .set(id, unico_core::event::DEFAULT_RETENTION_DAYS);
             self.registered = true;
         }
         let Some((type_id, enabled)) = self.type_of(&e.event_type) else {
@@ -554,8 +570,8 @@ impl EventWriter {
         }
         self.next_id = id_of(pending.len());
         let mut insert = c.prepare_cached(
-            "INSERT INTO event_blocks (id, app_id, customer, last_id, min_ts, max_ts, events, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO event_blocks (id, app_id, customer, last_id, min_ts, max_ts, events, expires_at, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
         for (customer, members) in &groups {
             let mut texts: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(members.len());
@@ -593,6 +609,7 @@ impl EventWriter {
                 summary.min_ts,
                 summary.max_ts,
                 summary.count as i64,
+                self.retention.expiry(&stored),
                 &self.block
             ])?;
         }
@@ -1132,6 +1149,45 @@ pub fn scan(
     visit_range(conn, app, i64::MIN + BLOCK_SPAN, i64::MAX, visit)
 }
 
+/// Each type's retention (by type row id), for stamping a block with the time its first
+/// event expires (`expires_at`), which retention looks blocks up by.
+#[derive(Debug, Default)]
+struct Retention(HashMap<i64, i64>);
+
+const DAY_MS: i64 = 86_400_000;
+
+impl Retention {
+    fn of(types: &[(i64, EventType)]) -> Self {
+        let mut r = Self::default();
+        for (id, t) in types {
+            r.set(*id, t.retention_days);
+        }
+        r
+    }
+
+    fn load(c: &Connection, app: AppId) -> Result<Self, StoreError> {
+        Ok(Self::of(&event_types(c, app)?))
+    }
+
+    fn set(&mut self, type_id: i64, days: u32) {
+        self.0
+            .insert(type_id, i64::from(days).saturating_mul(DAY_MS));
+    }
+
+    /// When the first of `events` expires: retention removes an event once
+    /// `ts < now - retention`, that is once `now > ts + retention`.
+    fn expiry(&self, events: &[event_block::Stored<'_>]) -> i64 {
+        events
+            .iter()
+            .map(|e| match self.0.get(&e.type_id) {
+                Some(&ms) => e.ts.saturating_add(ms),
+                None => i64::MAX,
+            })
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+}
+
 /// Rewrites block `base` with the events of it that remain (deletes it when none does)
 /// and frees the keys of those removed.
 fn rewrite_block(
@@ -1140,6 +1196,7 @@ fn rewrite_block(
     base: i64,
     kept: &[event_block::Owned],
     removed: &[event_block::Owned],
+    retention: &Retention,
     scratch: &mut Vec<u8>,
 ) -> Result<(), StoreError> {
     let stored: Vec<_> = kept.iter().map(event_block::Owned::stored).collect();
@@ -1150,8 +1207,8 @@ fn rewrite_block(
         }
         Some(s) => {
             c.prepare_cached(
-                "UPDATE event_blocks SET last_id = ?2, min_ts = ?3, max_ts = ?4, events = ?5, data = ?6
-                 WHERE id = ?1",
+                "UPDATE event_blocks SET last_id = ?2, min_ts = ?3, max_ts = ?4, events = ?5,
+                 expires_at = ?6, data = ?7 WHERE id = ?1",
             )?
             .execute(params![
                 base,
@@ -1159,6 +1216,7 @@ fn rewrite_block(
                 s.min_ts,
                 s.max_ts,
                 s.count as i64,
+                retention.expiry(&stored),
                 &scratch[..]
             ])?;
         }
@@ -1183,14 +1241,17 @@ fn forget_keys(
 }
 
 /// Removes the events of the application's blocks (those `which` selects, with `args`)
-/// for which `remove` holds, counting them per type; answers the counts.
+/// for which `remove` holds, counting them per type; answers the counts. A block that
+/// loses nothing is left alone, or only has its expiry put right (`restamp`).
 fn remove_events(
     c: &Connection,
     app: AppId,
     which: &str,
     args: &[&dyn rusqlite::ToSql],
     remove: &dyn Fn(&event_block::Stored<'_>) -> bool,
+    restamp: bool,
 ) -> Result<HashMap<i64, u64>, StoreError> {
+    let retention = Retention::load(c, app)?;
     let bases: Vec<i64> = c
         .prepare(&format!("SELECT id FROM event_blocks WHERE {which}"))?
         .query_map(args, |r| r.get(0))?
@@ -1204,13 +1265,19 @@ fn remove_events(
         // Most blocks lose nothing: looked through without copying anything first.
         let mut d = event_block::Decoder::new(base, &data)?;
         let mut any = false;
+        let mut all = Vec::new();
         while let Some((e, _)) = d.next()? {
             if remove(&e) {
                 any = true;
                 break;
             }
+            all.push(e);
         }
         if !any {
+            if restamp {
+                c.prepare_cached("UPDATE event_blocks SET expires_at = ?2 WHERE id = ?1")?
+                    .execute(params![base, retention.expiry(&all)])?;
+            }
             continue;
         }
         let (removed, kept): (Vec<_>, Vec<_>) = event_block::decode_all(base, &data)?
@@ -1219,15 +1286,49 @@ fn remove_events(
         for e in &removed {
             *removed_by_type.entry(e.type_id).or_default() += 1;
         }
-        rewrite_block(c, app, base, &kept, &removed, &mut scratch)?;
+        rewrite_block(c, app, base, &kept, &removed, &retention, &mut scratch)?;
     }
     Ok(removed_by_type)
 }
 
 /// Deletes every event of type `type_id` of the application; answers how many went.
 fn delete_events_of_type(c: &Connection, app: AppId, type_id: i64) -> Result<u64, StoreError> {
-    let removed = remove_events(c, app, "app_id = ?1", &[&app.0], &|e| e.type_id == type_id)?;
+    let removed = remove_events(
+        c,
+        app,
+        "app_id = ?1",
+        &[&app.0],
+        &|e| e.type_id == type_id,
+        false,
+    )?;
     Ok(removed.values().sum())
+}
+
+/// Stamps again the expiry of the application's blocks holding events of `type_id`
+/// (its retention changed).
+fn refresh_expiry(c: &Connection, app: AppId, type_id: i64) -> Result<(), StoreError> {
+    let retention = Retention::load(c, app)?;
+    let mut stamps = Vec::new();
+    {
+        let mut stmt = c.prepare("SELECT id, data FROM event_blocks WHERE app_id = ?1")?;
+        let mut rows_iter = stmt.query([app.0])?;
+        while let Some(row) = rows_iter.next()? {
+            let base: i64 = row.get(0)?;
+            let mut d = event_block::Decoder::new(base, blob(row, 1)?)?;
+            let mut all = Vec::with_capacity(d.remaining().min(BLOCK_SPAN as usize));
+            while let Some((e, _)) = d.next()? {
+                all.push(e);
+            }
+            if all.iter().any(|e| e.type_id == type_id) {
+                stamps.push((base, retention.expiry(&all)));
+            }
+        }
+    }
+    let mut update = c.prepare_cached("UPDATE event_blocks SET expires_at = ?2 WHERE id = ?1")?;
+    for (base, at) in stamps {
+        update.execute(params![base, at])?;
+    }
+    Ok(())
 }
 
 /// Frees the keys of a customer's events before the customer is deleted (its blocks go
@@ -1281,7 +1382,7 @@ pub fn expire(w: &mut WriteCtx, now: i64) -> Result<u64, StoreError> {
         while let Some(r) = rows_iter.next()? {
             let (id, app, code, days): (i64, i64, String, i64) =
                 (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-            let before = now.saturating_sub(days.saturating_mul(86_400_000));
+            let before = now.saturating_sub(days.saturating_mul(DAY_MS));
             match apps.last_mut() {
                 Some((a, types)) if *a == app => types.push((id, code, before)),
                 _ => apps.push((app, vec![(id, code, before)])),
@@ -1292,18 +1393,16 @@ pub fn expire(w: &mut WriteCtx, now: i64) -> Result<u64, StoreError> {
     let mut changes = Vec::new();
     for (app, types) in apps {
         let app = AppId(app);
-        let Some(latest) = types.iter().map(|t| t.2).max() else {
-            continue;
-        };
         let bound: HashMap<i64, i64> = types.iter().map(|t| (t.0, t.2)).collect();
-        // Only blocks holding an event older than the latest bound can lose one: the
-        // `(app_id, min_ts)` index finds them.
+        // Only blocks whose first event to expire has expired can lose one: the
+        // `(app_id, expires_at)` index finds them.
         let removed = remove_events(
             c,
             app,
-            "app_id = ?1 AND min_ts < ?2",
-            &[&app.0, &latest],
+            "app_id = ?1 AND expires_at < ?2",
+            &[&app.0, &now],
             &|e| bound.get(&e.type_id).is_some_and(|&before| e.ts < before),
+            true,
         )?;
         for (id, code, before) in types {
             let Some(&n) = removed.get(&id).filter(|n| **n > 0) else {
@@ -1332,9 +1431,19 @@ pub fn convert_rows_to_blocks(c: &Connection) -> Result<(), StoreError> {
          FROM events ORDER BY customer, id",
     )?;
     let mut insert = c.prepare(
-        "INSERT INTO event_blocks (id, app_id, customer, last_id, min_ts, max_ts, events, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO event_blocks (id, app_id, customer, last_id, min_ts, max_ts, events, expires_at, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
+    // Type row ids are unique across applications: one map serves them all.
+    let mut retention = Retention::default();
+    {
+        let mut stmt = c.prepare("SELECT id, retention_days FROM event_types")?;
+        let mut rows_iter = stmt.query([])?;
+        while let Some(r) = rows_iter.next()? {
+            let days: i64 = r.get(1)?;
+            retention.set(r.get(0)?, days.clamp(1, i64::from(u32::MAX)) as u32);
+        }
+    }
     let mut block: Vec<event_block::Owned> = Vec::new();
     let mut owner = (0i64, 0i64);
     let mut scratch = Vec::new();
@@ -1349,6 +1458,7 @@ pub fn convert_rows_to_blocks(c: &Connection) -> Result<(), StoreError> {
                 s.min_ts,
                 s.max_ts,
                 s.count as i64,
+                retention.expiry(&stored),
                 &scratch
             ])?;
         }
@@ -1521,7 +1631,7 @@ mod tests {
     }
 
     /// The plans of the block queries that must not scan every block: retention's
-    /// candidates by age, a timeline by its customer, a range of ids by base.
+    /// candidates by expiry, a timeline by its customer, a range of ids by base.
     #[test]
     fn block_queries_use_their_indexes() {
         let dir = tempfile::tempdir().unwrap();
@@ -1537,11 +1647,11 @@ mod tests {
             rows.join("; ")
         };
         let age = plan(
-            "SELECT id FROM event_blocks WHERE app_id = ?1 AND min_ts < ?2",
+            "SELECT id FROM event_blocks WHERE app_id = ?1 AND expires_at < ?2",
             &[&1, &2],
         );
         assert!(
-            age.contains("USING COVERING INDEX event_blocks_by_age (app_id=? AND min_ts<?)"),
+            age.contains("USING COVERING INDEX event_blocks_by_expiry (app_id=? AND expires_at<?)"),
             "{age}"
         );
         let timeline = plan(

@@ -243,9 +243,10 @@ const MIGRATIONS: &[&str] = &[
          min_ts INTEGER NOT NULL,
          max_ts INTEGER NOT NULL,
          events INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL,
          data BLOB NOT NULL);
      CREATE INDEX event_blocks_by_customer ON event_blocks(customer, max_ts);
-     CREATE INDEX event_blocks_by_age ON event_blocks(app_id, min_ts);
+     CREATE INDEX event_blocks_by_expiry ON event_blocks(app_id, expires_at);
      CREATE TABLE event_keys (
          app_id INTEGER NOT NULL,
          key TEXT NOT NULL,
