@@ -1079,7 +1079,7 @@ impl InIdOrder {
             return true;
         }
         // Newest last: the events to release are popped from the end.
-        self.held.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+        self.held.sort_unstable_by_key(|e| std::cmp::Reverse(e.id));
         while self.held.last().is_some_and(|e| e.id < below) {
             let Some(e) = self.held.pop() else { break };
             if !emit(e) {
@@ -1369,11 +1369,14 @@ pub fn delete_app_events(c: &Connection, app: AppId) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A type's row id, code, and the time before which its events expire.
+type TypeBound = (i64, String, i64);
+
 /// Removes every event past its type's retention at `now`.
 pub fn expire(w: &mut WriteCtx, now: i64) -> Result<u64, StoreError> {
     let c = &w.conn;
     // Per application, its types' bounds: (type row id, code, events before it expire).
-    let mut apps: Vec<(i64, Vec<(i64, String, i64)>)> = Vec::new();
+    let mut apps: Vec<(i64, Vec<TypeBound>)> = Vec::new();
     {
         let mut stmt = c.prepare(
             "SELECT id, app_id, code, retention_days FROM event_types ORDER BY app_id, id",
