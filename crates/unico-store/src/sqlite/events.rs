@@ -1010,16 +1010,43 @@ pub fn timeline(
     };
     let mut rows_iter = stmt.query(params![customer.id, q.from.unwrap_or(i64::MIN), newest])?;
     let want = q.limit.saturating_add(1);
-    let mut events: Vec<Event> = Vec::new();
+    // The page is chosen on (time, id, block) alone; only its events are then built (a
+    // busy customer's block holds thousands, each with properties to parse).
+    let mut blocks: Vec<(i64, Vec<u8>)> = Vec::new();
+    let mut chosen: Vec<(i64, i64, usize)> = Vec::new();
+    let newest_first_key = |c: &(i64, i64, usize)| std::cmp::Reverse((c.0, c.1));
     while let Some(row) = rows_iter.next()? {
         let max_ts: i64 = row.get(3)?;
-        if events.len() >= want && events[want - 1].timestamp > max_ts {
+        if chosen.len() >= want && chosen[want - 1].0 > max_ts {
             break;
         }
-        reader.block(row, &mut events, &keep)?;
-        events.sort_unstable_by(newest_first);
-        events.truncate(want);
+        let (base, data): (i64, Vec<u8>) = (row.get(0)?, row.get(2)?);
+        let mut d = event_block::Decoder::new(base, &data)?;
+        while let Some((e, _)) = d.next()? {
+            if keep(&e) {
+                chosen.push((e.ts, e.id, blocks.len()));
+            }
+        }
+        blocks.push((base, data));
+        chosen.sort_unstable_by_key(newest_first_key);
+        chosen.truncate(want);
     }
+    drop(rows_iter);
+    let mut events: Vec<Event> = Vec::with_capacity(chosen.len());
+    let ids: std::collections::HashSet<i64> = chosen.iter().map(|c| c.1).collect();
+    let mut used: Vec<usize> = chosen.iter().map(|c| c.2).collect();
+    used.sort_unstable();
+    used.dedup();
+    for b in used {
+        let (base, data) = &blocks[b];
+        let mut d = event_block::Decoder::new(*base, data)?;
+        while let Some((e, key)) = d.next()? {
+            if ids.contains(&e.id) {
+                events.push(reader.event(customer.id, &e, key)?);
+            }
+        }
+    }
+    events.sort_unstable_by(newest_first);
     let next = if events.len() > q.limit {
         events.truncate(q.limit);
         events.last().map(|e| (e.timestamp, e.id))
