@@ -64,6 +64,7 @@ def one_run(app, ndjson, perf, absorb_perf=0):
         with open(ndjson, "rb") as f:
             started = c.request("POST", f"/v1/apps/{app}/events/imports", f,
                                 headers={"Authorization": f"Bearer {ev.KEY}", "Content-Type": "application/x-ndjson"})
+        uploaded = time.perf_counter() - t
         report = ev.wait_import(c, f"/v1/apps/{app}/events/imports/{started['id']}")
         imported = time.perf_counter() - t
         if report["state"] != "succeeded":
@@ -78,7 +79,7 @@ def one_run(app, ndjson, perf, absorb_perf=0):
         rss = ev.peak_rss_mb(proc.pid)
         if recorder:
             recorder.wait()
-        return imported, first, rss, report["events_stored"], count
+        return imported, uploaded, first, rss, report["events_stored"], count
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=300)
@@ -98,9 +99,9 @@ def main():
     app = build_base(csv)
     rows = []
     for i in range(args.runs):
-        imported, first, rss, stored, count = one_run(app, ndjson, args.perf if i == 0 else 0, args.perf_absorb if i == 0 else 0)
+        imported, uploaded, first, rss, stored, count = one_run(app, ndjson, args.perf if i == 0 else 0, args.perf_absorb if i == 0 else 0)
         load = os.getloadavg()[0]
-        print(f"run {i + 1}: import {imported:.1f} s ({stored / imported / 1000:.0f} k events/s), "
+        print(f"run {i + 1}: import {imported:.1f} s ({stored / imported / 1000:.0f} k events/s; upload {uploaded:.1f} s), "
               f"first count {first:.2f} s (E1 = {count}), peak RSS {rss} MB, load {load:.1f}", flush=True)
         rows.append((imported, first, rss))
     print(f"median: import {statistics.median(r[0] for r in rows):.1f} s, "
