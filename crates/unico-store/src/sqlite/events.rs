@@ -569,51 +569,33 @@ impl EventWriter {
             groups[g].1.push((j, id));
         }
         self.next_id = id_of(pending.len());
-        let mut insert = c.prepare_cached(
-            "INSERT INTO event_blocks (id, app_id, customer, last_id, min_ts, max_ts, events, expires_at, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
         for (customer, members) in &groups {
-            let mut texts: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(members.len());
-            for &(j, _) in members {
-                let e = &events[pending[j].index];
-                texts.push(if e.properties.is_empty() {
-                    std::borrow::Cow::Borrowed("")
-                } else {
-                    e.properties.json_text()
-                });
-            }
-            let mut stored = Vec::with_capacity(members.len());
-            for (k, &(j, id)) in members.iter().enumerate() {
-                let p = &pending[j];
-                let e = &events[p.index];
-                stored.push(event_block::Stored {
-                    id,
-                    ts: e.timestamp,
-                    type_id: p.type_id,
-                    channel: e.channel.as_str(),
-                    device_id: e.device_id.as_deref(),
-                    key: e.event_id.as_deref(),
-                    properties: (!e.properties.is_empty()).then(|| &*texts[k]),
-                });
-            }
-            let base = stored[0].id;
-            let Some(summary) = event_block::encode(base, &stored, &mut self.block) else {
-                continue;
-            };
-            insert.execute(params![
-                base,
-                app,
-                customer,
-                summary.last_id,
-                summary.min_ts,
-                summary.max_ts,
-                summary.count as i64,
-                self.retention.expiry(&stored),
-                &self.block
-            ])?;
+            let texts: Vec<Option<std::borrow::Cow<'_, str>>> = members
+                .iter()
+                .map(|&(j, _)| {
+                    let props = &events[pending[j].index].properties;
+                    (!props.is_empty()).then(|| props.json_text())
+                })
+                .collect();
+            let stored: Vec<_> = members
+                .iter()
+                .zip(&texts)
+                .map(|(&(j, id), text)| {
+                    let p = &pending[j];
+                    let e = &events[p.index];
+                    event_block::Stored {
+                        id,
+                        ts: e.timestamp,
+                        type_id: p.type_id,
+                        channel: e.channel.as_str(),
+                        device_id: e.device_id.as_deref(),
+                        key: e.event_id.as_deref(),
+                        properties: text.as_deref(),
+                    }
+                })
+                .collect();
+            insert_block(c, app, *customer, &stored, &self.retention, &mut self.block)?;
         }
-        drop(insert);
         save_next_id(c, self.next_id)?;
         self.pending = pending;
         self.pending.clear();
@@ -762,19 +744,70 @@ fn key_holder(c: &Connection, app: AppId, key: &str) -> Result<Option<i64>, Stor
 /// Whether event `id` is stored. Keys of events removed with their customer (a cascade
 /// from `customers`) stay behind until their key comes again; this tells them apart.
 fn event_exists(c: &Connection, id: i64) -> Result<bool, StoreError> {
-    let mut stmt = c.prepare_cached(
+    let mut found = false;
+    each_block(
+        c,
         "SELECT id, data FROM event_blocks WHERE id BETWEEN ?1 AND ?2 AND last_id >= ?2",
-    )?;
-    let mut rows = stmt.query(params![id.saturating_sub(BLOCK_SPAN - 1), id])?;
-    while let Some(row) = rows.next()? {
-        let mut d = event_block::Decoder::new(row.get(0)?, blob(row, 1)?)?;
-        while let Some((e, _)) = d.next()? {
-            if e.id == id {
-                return Ok(true);
+        params![id.saturating_sub(BLOCK_SPAN - 1), id],
+        &mut |_, d| {
+            while let Some((e, _)) = d.next()? {
+                found |= e.id == id;
             }
-        }
+            Ok(())
+        },
+    )?;
+    Ok(found)
+}
+
+/// Hands each block `sql` selects (its columns `id, data`) to `visit`: its base and a
+/// decoder over its events.
+fn each_block(
+    c: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+    visit: &mut dyn FnMut(i64, &mut event_block::Decoder<'_>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let mut rows_iter = stmt.query(args)?;
+    while let Some(row) = rows_iter.next()? {
+        let base: i64 = row.get(0)?;
+        visit(base, &mut event_block::Decoder::new(base, blob(row, 1)?)?)?;
     }
-    Ok(false)
+    Ok(())
+}
+
+/// Stores `events` (ascending ids, their base the first) as one block of `customer`,
+/// encoded in `scratch`; nothing for no events.
+fn insert_block(
+    c: &Connection,
+    app: i64,
+    customer: i64,
+    events: &[event_block::Stored<'_>],
+    retention: &Retention,
+    scratch: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    let Some(base) = events.first().map(|e| e.id) else {
+        return Ok(());
+    };
+    let Some(summary) = event_block::encode(base, events, scratch) else {
+        return Ok(());
+    };
+    c.prepare_cached(
+        "INSERT INTO event_blocks (id, app_id, customer, last_id, min_ts, max_ts, events, expires_at, data)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        base,
+        app,
+        customer,
+        summary.last_id,
+        summary.min_ts,
+        summary.max_ts,
+        summary.count as i64,
+        retention.expiry(events),
+        &scratch[..]
+    ])?;
+    Ok(())
 }
 
 fn blob<'r>(row: &'r Row<'_>, i: usize) -> Result<&'r [u8], StoreError> {
@@ -1069,16 +1102,19 @@ pub fn activity(
         )?
         .query_row([customer.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     let mut channels: Vec<String> = Vec::new();
-    let mut stmt = conn.prepare_cached("SELECT id, data FROM event_blocks WHERE customer = ?1")?;
-    let mut rows_iter = stmt.query([customer.id])?;
-    while let Some(row) = rows_iter.next()? {
-        let mut d = event_block::Decoder::new(row.get(0)?, blob(row, 1)?)?;
-        while let Some((e, _)) = d.next()? {
-            if !channels.iter().any(|c| c == e.channel) {
-                channels.push(e.channel.to_owned());
+    each_block(
+        conn,
+        "SELECT id, data FROM event_blocks WHERE customer = ?1",
+        [customer.id],
+        &mut |_, d| {
+            while let Some((e, _)) = d.next()? {
+                if !channels.iter().any(|c| c == e.channel) {
+                    channels.push(e.channel.to_owned());
+                }
             }
-        }
-    }
+            Ok(())
+        },
+    )?;
     channels.sort();
     Ok(Activity {
         events: events.max(0) as u64,
@@ -1248,21 +1284,26 @@ fn rewrite_block(
             ])?;
         }
     }
-    forget_keys(c, app, removed)
+    forget_keys(
+        c,
+        app,
+        removed
+            .iter()
+            .filter_map(|e| e.key.as_deref().map(|k| (k, e.id))),
+    )
 }
 
-/// Frees the keys of events removed.
-fn forget_keys(
+/// Frees the keys of events removed: each `(key, event id)`, if the key still leads to
+/// that event.
+fn forget_keys<'k>(
     c: &Connection,
     app: AppId,
-    removed: &[event_block::Owned],
+    keys: impl IntoIterator<Item = (&'k str, i64)>,
 ) -> Result<(), StoreError> {
     let mut stmt =
         c.prepare_cached("DELETE FROM event_keys WHERE app_id = ?1 AND key = ?2 AND id = ?3")?;
-    for e in removed {
-        if let Some(key) = &e.key {
-            stmt.execute(params![app.0, key, e.id])?;
-        }
+    for (key, id) in keys {
+        stmt.execute(params![app.0, key, id])?;
     }
     Ok(())
 }
@@ -1298,7 +1339,9 @@ fn remove_events(
                 any = true;
                 break;
             }
-            all.push(e);
+            if restamp {
+                all.push(e);
+            }
         }
         if !any {
             if restamp {
@@ -1336,12 +1379,11 @@ fn delete_events_of_type(c: &Connection, app: AppId, type_id: i64) -> Result<u64
 fn refresh_expiry(c: &Connection, app: AppId, type_id: i64) -> Result<(), StoreError> {
     let retention = Retention::load(c, app)?;
     let mut stamps = Vec::new();
-    {
-        let mut stmt = c.prepare("SELECT id, data FROM event_blocks WHERE app_id = ?1")?;
-        let mut rows_iter = stmt.query([app.0])?;
-        while let Some(row) = rows_iter.next()? {
-            let base: i64 = row.get(0)?;
-            let mut d = event_block::Decoder::new(base, blob(row, 1)?)?;
+    each_block(
+        c,
+        "SELECT id, data FROM event_blocks WHERE app_id = ?1",
+        [app.0],
+        &mut |base, d| {
             let mut all = Vec::with_capacity(d.remaining().min(BLOCK_SPAN as usize));
             while let Some((e, _)) = d.next()? {
                 all.push(e);
@@ -1349,8 +1391,9 @@ fn refresh_expiry(c: &Connection, app: AppId, type_id: i64) -> Result<(), StoreE
             if all.iter().any(|e| e.type_id == type_id) {
                 stamps.push((base, retention.expiry(&all)));
             }
-        }
-    }
+            Ok(())
+        },
+    )?;
     let mut update = c.prepare_cached("UPDATE event_blocks SET expires_at = ?2 WHERE id = ?1")?;
     for (base, at) in stamps {
         update.execute(params![base, at])?;
@@ -1358,32 +1401,45 @@ fn refresh_expiry(c: &Connection, app: AppId, type_id: i64) -> Result<(), StoreE
     Ok(())
 }
 
+/// The customer's events as `(event id, key)`, in block order.
+fn customer_event_keys(
+    c: &Connection,
+    customer: i64,
+) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+    let mut events = Vec::new();
+    each_block(
+        c,
+        "SELECT id, data FROM event_blocks WHERE customer = ?1",
+        [customer],
+        &mut |_, d| {
+            while let Some((e, key)) = d.next()? {
+                events.push((e.id, key.map(str::to_owned)));
+            }
+            Ok(())
+        },
+    )?;
+    Ok(events)
+}
+
 /// Frees the keys of a customer's events before the customer is deleted (its blocks go
 /// with it, by the foreign key).
 pub fn forget_customer_keys(c: &Connection, app: AppId, customer: i64) -> Result<(), StoreError> {
-    let mut stmt = c.prepare_cached("SELECT id, data FROM event_blocks WHERE customer = ?1")?;
-    let mut rows_iter = stmt.query([customer])?;
-    let mut events = Vec::new();
-    while let Some(row) = rows_iter.next()? {
-        events.extend(event_block::decode_all(row.get(0)?, blob(row, 1)?)?);
-    }
-    drop(rows_iter);
-    forget_keys(c, app, &events)
+    let events = customer_event_keys(c, customer)?;
+    forget_keys(
+        c,
+        app,
+        events
+            .iter()
+            .filter_map(|(id, key)| key.as_deref().map(|k| (k, *id))),
+    )
 }
 
 /// Gives the events of customer `from` to customer `into`; answers their ids.
 pub fn move_events(c: &Connection, from: i64, into: i64) -> Result<Vec<i64>, StoreError> {
-    let mut ids = Vec::new();
-    {
-        let mut stmt = c.prepare_cached("SELECT id, data FROM event_blocks WHERE customer = ?1")?;
-        let mut rows_iter = stmt.query([from])?;
-        while let Some(row) = rows_iter.next()? {
-            let mut d = event_block::Decoder::new(row.get(0)?, blob(row, 1)?)?;
-            while let Some((e, _)) = d.next()? {
-                ids.push(e.id);
-            }
-        }
-    }
+    let ids = customer_event_keys(c, from)?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     c.prepare_cached("UPDATE event_blocks SET customer = ?1 WHERE customer = ?2")?
         .execute(params![into, from])?;
     Ok(ids)
@@ -1460,10 +1516,6 @@ pub fn convert_rows_to_blocks(c: &Connection) -> Result<(), StoreError> {
         "SELECT id, app_id, customer, type_id, channel, device_id, ts, event_key, properties
          FROM events ORDER BY customer, id",
     )?;
-    let mut insert = c.prepare(
-        "INSERT INTO event_blocks (id, app_id, customer, last_id, min_ts, max_ts, events, expires_at, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
     // Type row ids are unique across applications: one map serves them all.
     let mut retention = Retention::default();
     {
@@ -1479,19 +1531,7 @@ pub fn convert_rows_to_blocks(c: &Connection) -> Result<(), StoreError> {
     let mut scratch = Vec::new();
     let mut write = |owner: (i64, i64), block: &mut Vec<event_block::Owned>| {
         let stored: Vec<_> = block.iter().map(event_block::Owned::stored).collect();
-        if let Some(s) = event_block::encode(block[0].id, &stored, &mut scratch) {
-            insert.execute(params![
-                block[0].id,
-                owner.0,
-                owner.1,
-                s.last_id,
-                s.min_ts,
-                s.max_ts,
-                s.count as i64,
-                retention.expiry(&stored),
-                &scratch
-            ])?;
-        }
+        insert_block(c, owner.0, owner.1, &stored, &retention, &mut scratch)?;
         block.clear();
         Ok::<(), StoreError>(())
     };
@@ -1658,6 +1698,71 @@ mod tests {
         for (r, e) in again.iter().zip(&batch) {
             assert_eq!(r.as_ref().unwrap().duplicate, e.event_id.is_some());
         }
+    }
+
+    /// A key left behind by events removed without it (their customer deleted by a
+    /// cascade, not through the store) is given to the next event with that key: it is
+    /// stored, not answered as a duplicate of an event that is gone.
+    #[test]
+    fn a_key_whose_event_is_gone_is_given_again() {
+        use crate::store::Store;
+        use unico_core::{AppName, TimeZoneName};
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::super::SqliteStore::open(dir.path()).unwrap();
+        let app = store
+            .create_app(&AppName::parse("A").unwrap(), &TimeZoneName::utc(), 1)
+            .unwrap()
+            .id;
+        let code = EventCode::parse("view").unwrap();
+        store
+            .create_event_type(
+                app,
+                &EventType {
+                    code: code.clone(),
+                    name: "View".into(),
+                    retention_days: 30,
+                    enabled: true,
+                    properties: Vec::new(),
+                    created_at: 1,
+                },
+            )
+            .unwrap();
+        let now = 1_796_083_200_000;
+        let event = |customer: &str| NewEvent {
+            by_identity: None,
+            event_id: Some("x".into()),
+            customer_id: CustomerId::parse(customer).unwrap(),
+            event_type: code.clone(),
+            channel: Channel::parse("web").unwrap(),
+            device_id: None,
+            timestamp: now - 1000,
+            properties: Properties::default(),
+        };
+        let first = store.insert_events(app, vec![event("ana")], now).unwrap()[0]
+            .as_ref()
+            .unwrap()
+            .id;
+        let conn = Connection::open(dir.path().join(super::super::DB_FILE)).unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON; DELETE FROM customers WHERE customer_id = 'ana';",
+        )
+        .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT count(*) FROM event_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 1, "the key stays behind its event");
+        drop(conn);
+        let again = store.insert_events(app, vec![event("bob")], now).unwrap();
+        let again = again[0].as_ref().unwrap();
+        assert!(!again.duplicate, "{again:?}");
+        assert!(again.id > first);
+        let stored = store.read_events(app, 0, i64::MAX, 10).unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].id, again.id);
+        // And the key now leads to it.
+        let third = store.insert_events(app, vec![event("cyd")], now).unwrap();
+        let third = third[0].as_ref().unwrap();
+        assert!(third.duplicate && third.id == again.id, "{third:?}");
     }
 
     /// The plans of the block queries that must not scan every block: retention's

@@ -316,18 +316,28 @@ mod tests {
     /// Rebuilding the events table keeps every event with its id, never gives an id again
     /// (one given and deleted before included), and deleting a customer still deletes its
     /// events.
-    #[test]
-    fn the_events_rebuild_keeps_ids_and_the_id_sequence() {
+    /// A database at schema `version` (15 or later) holding application 1 with customers 1
+    /// (`c1`) and 2 (`c2`) and event types 1 (`open`) and 2 (`buy`).
+    fn with_customers_and_types(version: usize) -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        migrate_to(&mut conn, 15);
+        migrate_to(&mut conn, version);
         conn.execute_batch(
             "INSERT INTO apps (id, name, timezone, created_at) VALUES (1, 'a', 'UTC', 0);
              INSERT INTO customers (id, app_id, customer_id, created_at, updated_at, data)
                  VALUES (1, 1, 'c1', 0, 0, x''), (2, 1, 'c2', 0, 0, x'');
              INSERT INTO event_types (id, app_id, code, name, retention_days, enabled, properties, created_at)
-                 VALUES (1, 1, 'open', 'open', 30, 1, '', 0);
-             INSERT INTO events (app_id, customer, type_id, channel, ts, event_key)
+                 VALUES (1, 1, 'open', 'open', 30, 1, '', 0), (2, 1, 'buy', 'buy', 30, 1, '', 0);",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn the_events_rebuild_keeps_ids_and_the_id_sequence() {
+        let mut conn = with_customers_and_types(15);
+        conn.execute_batch(
+            "INSERT INTO events (app_id, customer, type_id, channel, ts, event_key)
                  VALUES (1, 1, 1, 'web', 10, 'k1'), (1, 2, 1, 'web', 20, 'k2'), (1, 2, 1, 'app', 30, 'k3');
              DELETE FROM events WHERE event_key = 'k3';",
         )
@@ -374,20 +384,13 @@ mod tests {
     }
 
     /// Events stored one per row become blocks with their ids, keys, devices, properties
-    /// and customers; the id counter goes on after the largest id ever given; keys keep
-    /// deduplicating; the old table goes.
+    /// and customers; the id counter goes on after the largest id ever given; each key
+    /// leads to its event; the old table goes.
     #[test]
     fn event_rows_become_blocks() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        migrate_to(&mut conn, 16);
+        let mut conn = with_customers_and_types(16);
         conn.execute_batch(
-            "INSERT INTO apps (id, name, timezone, created_at) VALUES (1, 'a', 'UTC', 0);
-             INSERT INTO customers (id, app_id, customer_id, created_at, updated_at, data)
-                 VALUES (1, 1, 'c1', 0, 0, x''), (2, 1, 'c2', 0, 0, x'');
-             INSERT INTO event_types (id, app_id, code, name, retention_days, enabled, properties, created_at)
-                 VALUES (1, 1, 'open', 'open', 30, 1, '', 0), (2, 1, 'buy', 'buy', 30, 1, '', 0);
-             INSERT INTO events (app_id, customer, type_id, channel, device_id, ts, event_key, properties)
+            "INSERT INTO events (app_id, customer, type_id, channel, device_id, ts, event_key, properties)
                  VALUES (1, 1, 1, 'web', NULL, 10, 'k1', NULL),
                         (1, 2, 2, 'pos', 'd9', 20, 'k2', '{\"amount\":5}'),
                         (1, 1, 2, 'app', NULL, 30, NULL, '{\"amount\":7.5}'),
@@ -470,5 +473,9 @@ mod tests {
             )
             .unwrap();
         assert_eq!(key, 4);
+        let keys: i64 = conn
+            .query_row("SELECT count(*) FROM event_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(keys, 3, "k1, k2 and k4; k5 went with its event");
     }
 }
