@@ -1567,12 +1567,13 @@ mod tests {
 
     use super::*;
 
-    /// Many rows per insert (an import) or one (the API): duplicates of earlier events,
-    /// keys repeated inside one statement, events without a key and new customers mixed
-    /// in one batch each get the
-    /// outcome one insert per event gave them, with ids growing in the batch's order.
-    #[test]
-    fn a_batch_inserted_many_rows_at_a_time_answers_each_event() {
+    /// A store in a temporary directory with one application and its type `view`.
+    fn store_with_a_type() -> (
+        tempfile::TempDir,
+        super::super::SqliteStore,
+        AppId,
+        EventCode,
+    ) {
         use crate::store::Store;
         use unico_core::{AppName, TimeZoneName};
         let dir = tempfile::tempdir().unwrap();
@@ -1595,6 +1596,17 @@ mod tests {
                 },
             )
             .unwrap();
+        (dir, store, app, code)
+    }
+
+    /// Many rows per insert (an import) or one (the API): duplicates of earlier events,
+    /// keys repeated inside one statement, events without a key and new customers mixed
+    /// in one batch each get the
+    /// outcome one insert per event gave them, with ids growing in the batch's order.
+    #[test]
+    fn a_batch_inserted_many_rows_at_a_time_answers_each_event() {
+        use crate::store::Store;
+        let (dir, store, app, code) = store_with_a_type();
         let now = 1_796_083_200_000;
         let event = |key: Option<String>, customer: &str| NewEvent {
             by_identity: None,
@@ -1706,27 +1718,7 @@ mod tests {
     #[test]
     fn a_key_whose_event_is_gone_is_given_again() {
         use crate::store::Store;
-        use unico_core::{AppName, TimeZoneName};
-        let dir = tempfile::tempdir().unwrap();
-        let store = super::super::SqliteStore::open(dir.path()).unwrap();
-        let app = store
-            .create_app(&AppName::parse("A").unwrap(), &TimeZoneName::utc(), 1)
-            .unwrap()
-            .id;
-        let code = EventCode::parse("view").unwrap();
-        store
-            .create_event_type(
-                app,
-                &EventType {
-                    code: code.clone(),
-                    name: "View".into(),
-                    retention_days: 30,
-                    enabled: true,
-                    properties: Vec::new(),
-                    created_at: 1,
-                },
-            )
-            .unwrap();
+        let (dir, store, app, code) = store_with_a_type();
         let now = 1_796_083_200_000;
         let event = |customer: &str| NewEvent {
             by_identity: None,
