@@ -573,7 +573,7 @@ mod fuzz {
 
     /// Lines in the shape the plain reader takes.
     const PLAIN: &[&str] = &[
-        r#"{"event_id":"e\u0031","customerId":"c\"q","type":"purchase","channel":"WEB","device_id":"d1","timestamp":"2026-11-30T18:02:00Z","properties":{"amount":59.90,"b":[1,{"c":null}],"a":1,"a":2}}"#,
+        r#"{"event_id":"e\u0031","customerId":"c\"q","type":"purchase","channel":"WEB","device_id":"d1","timestamp":"2026-11-30T18:02:00Z","properties":{"amount":59.90,"b":[1,{"c":null}],"a":1}}"#,
         r#"{"event_id":null,"customerId":"ana","type":"view","channel":"web","timestamp":null,"properties":null,"device_id":null}"#,
         r#"{"customerId":"ana","type":"view","channel":"web","timestamp":"2026-11-30"}"#,
         r#"{"customerId":"ana","type":"view","channel":"Web","timestamp":"2026-11-30T18:02:00.5+01:00"}"#,
@@ -581,6 +581,8 @@ mod fuzz {
     ];
 
     const LINES: &[&str] = &[
+        // A repeated property key is left to the tree.
+        r#"{"customerId":"ana","type":"view","channel":"web","properties":{"a":1,"a":2}}"#,
         r#"{"customerId": "ana", "type": "purchase", "channel": "pos", "properties": {"amount": 3}}"#,
         r#"{"customerId": "ana", "type": "view", "channel": "web", "event_id": "e1"}"#,
         r#"{"customerId": "bob", "type": "purchase", "channel": "web", "timestamp": "2026-11-30T18:02:00+01:00"}"#,

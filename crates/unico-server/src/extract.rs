@@ -66,10 +66,22 @@ impl BodyLimits {
 /// [`ApiError`] with the line and column of the problem.
 pub struct JsonBody<T>(pub T);
 
-/// A JSON object body with the checks of [`JsonBody`] before its parse, left unparsed:
-/// for a handler that reads it in a shape of its own first (`POST …/events`), and parses
-/// it with [`parse_json`] otherwise.
-pub struct JsonBytes(pub Bytes);
+/// A JSON object body, its content type and size checked, left unread: for a handler that
+/// reads it in a shape of its own first (`POST …/events`, whose usual body that reading
+/// checks as it goes) and otherwise calls [`JsonBytes::check`] (the rest of
+/// [`JsonBody`]'s checks: repeated keys, the route's limits, an object at the top) before
+/// parsing it with [`parse_json`].
+pub struct JsonBytes {
+    pub bytes: Bytes,
+    pub limits: BodyLimits,
+}
+
+impl JsonBytes {
+    /// The checks [`JsonBody`] makes of a body after reading it.
+    pub fn check(&self) -> Result<(), ApiError> {
+        check_body(&self.bytes, self.limits, TopLevel::Object)
+    }
+}
 
 /// A JSON array body (batch endpoints), with the same checks as [`JsonBody`].
 pub struct JsonArrayBody<T>(pub T);
@@ -124,15 +136,16 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
     state: &S,
     top: TopLevel,
 ) -> Result<T, ApiError> {
-    parse_json(&read_json_bytes(req, state, top).await?)
+    let (bytes, limits) = read_body(req, state).await?;
+    check_body(&bytes, limits, top)?;
+    parse_json(&bytes)
 }
 
-/// A JSON body's bytes, checked for content type, size, limits and top level.
-async fn read_json_bytes<S: Send + Sync>(
+/// A JSON body's bytes, checked for content type and size, and the route's limits.
+async fn read_body<S: Send + Sync>(
     req: Request,
     state: &S,
-    top: TopLevel,
-) -> Result<Bytes, ApiError> {
+) -> Result<(Bytes, BodyLimits), ApiError> {
     let content_type = ContentType::of(req.headers());
     if content_type.mime != "application/json" && !content_type.mime.ends_with("+json") {
         return Err(ApiError::InvalidContentType(format!(
@@ -171,7 +184,13 @@ async fn read_json_bytes<S: Send + Sync>(
                 ApiError::InvalidJson(format!("could not read the body: {e}"))
             }
         })?;
-    check_json(&bytes, limits)?;
+    Ok((bytes, limits))
+}
+
+/// A JSON body's checks past its type and size: repeated keys, the route's limits, and
+/// the top level.
+fn check_body(bytes: &[u8], limits: BodyLimits, top: TopLevel) -> Result<(), ApiError> {
+    check_json(bytes, limits)?;
     // serde would read a struct from an array of its fields; the API speaks objects.
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
     let (wanted, expected) = match top {
@@ -180,7 +199,7 @@ async fn read_json_bytes<S: Send + Sync>(
     };
     if let Some(first) = first
         && first != wanted
-        && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
     {
         let got = match first {
             b'{' => "an object",
@@ -192,7 +211,7 @@ async fn read_json_bytes<S: Send + Sync>(
         };
         return Err(ApiError::invalid("body", format!("{expected}, got {got}")));
     }
-    Ok(bytes)
+    Ok(())
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -207,9 +226,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonBytes {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        read_json_bytes(req, state, TopLevel::Object)
-            .await
-            .map(JsonBytes)
+        let (bytes, limits) = read_body(req, state).await?;
+        Ok(JsonBytes { bytes, limits })
     }
 }
 

@@ -27,6 +27,7 @@ pub mod limits;
 pub mod metrics;
 pub mod routes;
 pub mod state;
+pub mod strict_json;
 
 pub use routes::{ApiDoc, router};
 pub use state::AppState;

@@ -274,18 +274,38 @@ struct PlainItem<'a> {
     device_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     timestamp: Option<Cow<'a, str>>,
-    #[serde(default)]
-    properties: Option<Map<String, Json_>>,
+    /// Read strictly (`strict_json`) once the item is read.
+    #[serde(borrow, default)]
+    properties: Option<&'a serde_json::value::RawValue>,
 }
 
 /// The event of a valid item in the plain shape ([`PlainItem`]); `None` for any other
 /// item, valid or not, which [`event_input`] reads instead.
 pub fn plain_event(text: &str, now: i64, names: &mut EventNames) -> Option<NewEvent> {
-    plain_checked(serde_json::from_str(text).ok()?, now, names)
+    let item: PlainItem<'_> = serde_json::from_str(text).ok()?;
+    let properties = plain_properties(&item, &std::cell::Cell::new(usize::MAX)).ok()?;
+    plain_checked(item, properties, now, names)
 }
 
-/// The event of a plain item, if it is valid.
-fn plain_checked(item: PlainItem<'_>, now: i64, names: &mut EventNames) -> Option<NewEvent> {
+/// The properties of a plain item read strictly (no key twice in an object, each value
+/// taken from `budget`).
+fn plain_properties(
+    item: &PlainItem<'_>,
+    budget: &std::cell::Cell<usize>,
+) -> Result<Option<Json_>, crate::strict_json::Refused> {
+    item.properties
+        .map(|raw| crate::strict_json::parse(raw.get(), budget))
+        .transpose()
+}
+
+/// The event of a plain item with its `properties` (read by [`plain_properties`]), if it
+/// is valid.
+fn plain_checked(
+    item: PlainItem<'_>,
+    properties: Option<Json_>,
+    now: i64,
+    names: &mut EventNames,
+) -> Option<NewEvent> {
     for key in [&item.event_id, &item.device_id].into_iter().flatten() {
         check_event_key(key, "").ok()?;
     }
@@ -294,9 +314,9 @@ fn plain_checked(item: PlainItem<'_>, now: i64, names: &mut EventNames) -> Optio
         Some(t) => unico_core::time::parse_datetime(t).ok()?,
     };
     check_event_time(timestamp, now).ok()?;
-    let properties = match item.properties {
-        None => Properties::default(),
-        Some(map) => Properties::from_json(Json_::Object(map)).ok()?,
+    let properties = match properties {
+        None | Some(Json_::Null) => Properties::default(),
+        Some(value) => Properties::from_json(value).ok()?,
     };
     Some(NewEvent {
         customer_id: CustomerId::parse(&item.customer_id).ok()?,
@@ -512,21 +532,40 @@ pub async fn ingest(
     State(state): State<AppState>,
     principal: Principal,
     path: PathResult,
-    JsonBytes(bytes): JsonBytes,
+    body: JsonBytes,
 ) -> Result<Json<EventsOut>, ApiError> {
-    // Every item in the plain shape (the usual batch) is read without a JSON tree; any
-    // other body is read as one, which also says what is wrong with it, in the order the
+    // Every item in the plain shape (the usual batch) is read without a JSON tree, its
+    // properties strictly (a repeated key, or more values than the route's limit, and it
+    // is not read this way), which checks the body as it goes; any other body is checked
+    // whole and read as a tree, which also says what is wrong with it, in the order the
     // checks always ran: the body's JSON before the path.
-    let plain = serde_json::from_slice::<PlainBatch<'_>>(&bytes).ok();
+    let bytes = &body.bytes;
+    let plain = serde_json::from_slice::<PlainBatch<'_>>(bytes)
+        .ok()
+        .and_then(|batch| {
+            // Each item's own keys are at most nine values.
+            let budget =
+                std::cell::Cell::new(body.limits.values.checked_sub(2 + 9 * batch.events.len())?);
+            let properties = batch
+                .events
+                .iter()
+                .map(|item| plain_properties(item, &budget))
+                .collect::<Result<Vec<_>, _>>()
+                .ok()?;
+            Some((batch, properties))
+        });
     let mut tree = match plain {
         Some(_) => None,
-        None => Some(parse_json::<Json_>(&bytes)?),
+        None => {
+            body.check()?;
+            Some(parse_json::<Json_>(bytes)?)
+        }
     };
     let app = PathParams::from(path)?.app()?;
     principal.require_app(app)?;
     let now = now_ms();
     let items = match (plain, &mut tree) {
-        (Some(batch), _) => Items::Plain(batch.events),
+        (Some((batch, properties)), _) => Items::Plain(batch.events, properties),
         (None, Some(body)) => Items::Tree(batch_items(body)?),
         (None, None) => return Err(ApiError::Internal("an events body went unread".into())),
     };
@@ -536,9 +575,9 @@ pub async fn ingest(
             items.len()
         )));
     }
-    let rules = state
-        .blocking(move |s| crate::identity::IdentityRules::of(s, app))
-        .await?;
+    // The application's identity rules, read once an item needs them (a plain item names
+    // its customerId: a batch of them costs no read).
+    let mut rules: Option<crate::identity::IdentityRules> = None;
     let mut results: Vec<Option<EventResult>> = Vec::with_capacity(items.len());
     // What each stored item's result repeats: its event_id and customerId as sent.
     let mut echoes = Vec::with_capacity(items.len());
@@ -548,21 +587,25 @@ pub async fn ingest(
     // The JSON tree of an item, for the answer of an item in error (read once, if needed).
     let mut trees: Option<Vec<Json_>> = None;
     match items {
-        Items::Plain(plain) => {
-            for (i, item) in plain.into_iter().enumerate() {
+        Items::Plain(plain, properties) => {
+            for (i, (item, properties)) in plain.into_iter().zip(properties).enumerate() {
                 let echo = (
                     item.event_id.as_deref().map(str::to_owned),
                     Some(item.customer_id.clone().into_owned()),
                 );
-                if let Some(e) = plain_checked(item, now, &mut names) {
+                if let Some(e) = plain_checked(item, properties, now, &mut names) {
                     positions.push(i);
                     valid.push(e);
                     echoes.push(echo);
                     results.push(None);
                     continue;
                 }
-                let item = tree_item(&mut trees, &bytes, i)?;
-                match event_input(item, now, &format!("events[{i}]."), &rules) {
+                let rules = match rules {
+                    Some(ref rules) => rules,
+                    None => rules.insert(identity_rules(&state, app).await?),
+                };
+                let item = tree_item(&mut trees, bytes, i)?;
+                match event_input(item, now, &format!("events[{i}]."), rules) {
                     Ok(e) => {
                         positions.push(i);
                         valid.push(e);
@@ -576,6 +619,7 @@ pub async fn ingest(
             }
         }
         Items::Tree(items) => {
+            let rules = identity_rules(&state, app).await?;
             for (i, item) in items.iter().enumerate() {
                 match event_input(item, now, &format!("events[{i}]."), &rules) {
                     Ok(e) => {
@@ -610,7 +654,7 @@ pub async fn ingest(
                 customer_created: o.customer_created,
                 error: None,
             },
-            Err(e) => error_result(tree_item(&mut trees, &bytes, pos)?, ApiError::from(e)),
+            Err(e) => error_result(tree_item(&mut trees, bytes, pos)?, ApiError::from(e)),
         });
     }
     let results: Vec<EventResult> = results
@@ -633,24 +677,56 @@ pub async fn ingest(
     }))
 }
 
+async fn identity_rules(
+    state: &AppState,
+    app: unico_core::AppId,
+) -> Result<crate::identity::IdentityRules, ApiError> {
+    state
+        .blocking(move |s| crate::identity::IdentityRules::of(s, app))
+        .await
+}
+
 /// The body of `POST …/events` when every item is in the plain shape ([`PlainItem`]).
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PlainBatch<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "plain_items")]
     events: Vec<PlainItem<'a>>,
 }
 
-/// A batch's items, read plainly or as JSON trees.
+/// The items of a plain batch, in a vector sized for a usual batch from the start (grown
+/// from empty, a thousand items were copied ten times over).
+fn plain_items<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PlainItem<'de>>, D::Error> {
+    struct Items;
+    impl<'de> serde::de::Visitor<'de> for Items {
+        type Value = Vec<PlainItem<'de>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of events")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::with_capacity(1024);
+            while let Some(item) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    d.deserialize_seq(Items)
+}
+
+/// A batch's items, read plainly (with each one's properties) or as JSON trees.
 enum Items<'a> {
-    Plain(Vec<PlainItem<'a>>),
+    Plain(Vec<PlainItem<'a>>, Vec<Option<Json_>>),
     Tree(Vec<Json_>),
 }
 
 impl Items<'_> {
     fn len(&self) -> usize {
         match self {
-            Items::Plain(items) => items.len(),
+            Items::Plain(items, _) => items.len(),
             Items::Tree(items) => items.len(),
         }
     }

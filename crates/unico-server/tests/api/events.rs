@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
+const JSON: Option<&str> = Some("application/json");
+
 async fn register(api: &Api, app: &App, body: Value) -> (StatusCode, Value) {
     api.send(
         "POST",
@@ -650,4 +652,81 @@ async fn an_ndjson_backfill_reports_binary_and_oversized_lines_where_they_are() 
         (json!("succeeded"), json!(2)),
         "{report}"
     );
+}
+
+/// A batch of events is read in one pass that checks it as it goes (the usual shape), or
+/// checked whole first (any other): either way a repeated key, at any depth, or a body of
+/// more values than the route takes is refused with its position, and nothing is stored.
+#[tokio::test]
+async fn a_repeated_key_or_too_many_values_in_a_batch_of_events_stores_nothing() {
+    let api = Api::new();
+    let a = shop(&api).await;
+    let plain =
+        r#"{"customerId":"ana","type":"purchase","channel":"web","properties":{"amount":5}}"#;
+    let cases = [
+        // In an item's own keys, in its properties, deep in them, at the top.
+        (
+            format!(
+                r#"{{"events":[{plain},{{"customerId":"bob","type":"purchase","channel":"web","type":"email_open"}}]}}"#
+            ),
+            "type",
+        ),
+        (
+            format!(
+                r#"{{"events":[{plain},{{"customerId":"bob","type":"purchase","channel":"web","properties":{{"amount":1,"amount":2}}}}]}}"#
+            ),
+            "amount",
+        ),
+        (
+            format!(
+                r#"{{"events":[{plain},{{"customerId":"bob","type":"purchase","channel":"web","properties":{{"a":[{{"b":1,"b":1}}]}}}}]}}"#
+            ),
+            "b",
+        ),
+        (
+            format!(r#"{{"events":[{plain}],"events":[{plain}]}}"#),
+            "events",
+        ),
+        // An item in another shape (a number for a time) beside it.
+        (
+            format!(
+                r#"{{"events":[{plain},{{"customerId":"bob","type":"purchase","channel":"web","timestamp":1764000000000,"properties":{{"c":1,"c":2}}}}]}}"#
+            ),
+            "c",
+        ),
+    ];
+    for (body, key) in cases {
+        let (status, reply) = api
+            .send_raw("POST", &a.path("/events"), Some(&a.key), JSON, body.clone())
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {reply}");
+        assert_error(
+            &reply,
+            "invalid_json",
+            &[&format!("\"{key}\""), "twice", "line", "column"],
+        );
+    }
+    // Two million and one values in one event's properties.
+    let zeros = vec!["0"; 2_000_001].join(",");
+    let body = format!(
+        r#"{{"events":[{{"customerId":"ana","type":"purchase","channel":"web","properties":{{"z":[{zeros}]}}}}]}}"#
+    );
+    let (status, reply) = api
+        .send_raw("POST", &a.path("/events"), Some(&a.key), JSON, body)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert_error(&reply, "limit_exceeded", &["2000000", "JSON values"]);
+    assert!(api.customer_ids(&a).await.is_empty(), "nothing was stored");
+    // The same items without the repeat are stored.
+    let (status, reply) = api
+        .send_raw(
+            "POST",
+            &a.path("/events"),
+            Some(&a.key),
+            JSON,
+            format!(r#"{{"events":[{plain}]}}"#),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["stored"], 1, "{reply}");
 }

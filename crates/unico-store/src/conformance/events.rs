@@ -162,6 +162,34 @@ pub fn events_are_stored_once_per_key_and_create_customers(store: &dyn Store) {
     assert_eq!(known.events[0].channel.as_str(), "web");
     assert_eq!(known.events[0].event_id.as_deref(), Some("k1"));
     assert_eq!(store.customer_activity(a, &cid("new")).unwrap().events, 2);
+    // An event naming a customer nobody holds yet creates it, unless its key is already
+    // taken: by an event stored, or by one earlier in the same batch (written or not).
+    let mixed = store
+        .insert_events(
+            a,
+            vec![
+                event(Some("k2"), "known", "purchase", "web", NOW),
+                event(Some("k2"), "ghost", "purchase", "web", NOW),
+                event(Some("k3"), "fresh", "purchase", "web", NOW),
+                event(Some("k3"), "ghost2", "purchase", "web", NOW),
+                event(Some("k1"), "ghost3", "purchase", "web", NOW),
+            ],
+            NOW,
+        )
+        .unwrap();
+    let mixed: Vec<_> = mixed.into_iter().map(Result::unwrap).collect();
+    assert!(!mixed[0].duplicate);
+    assert!(mixed[1].duplicate && mixed[1].id == mixed[0].id && !mixed[1].customer_created);
+    assert!(!mixed[2].duplicate && mixed[2].customer_created);
+    assert!(mixed[3].duplicate && mixed[3].id == mixed[2].id && !mixed[3].customer_created);
+    assert!(mixed[4].duplicate && mixed[4].id == outcomes[0].id);
+    for ghost in ["ghost", "ghost2", "ghost3"] {
+        assert!(
+            store.get_customer(a, &cid(ghost)).is_err(),
+            "{ghost} was created"
+        );
+    }
+    assert_eq!(store.customer_activity(a, &cid("fresh")).unwrap().events, 1);
     // A key is per application.
     let b = app(store, "B");
     register(store, b, "purchase", 365);

@@ -19,6 +19,7 @@ use unico_core::limits::MAX_EVENT_TYPES_PER_APP;
 use unico_core::{AppId, Channel, CustomerId, Event, EventCode, EventType, EventTypes, Properties};
 
 use super::event_block;
+use super::recent;
 use super::rows;
 use super::writer::WriteCtx;
 use super::writes::{CountDeltas, CustomerWriter, Mode};
@@ -202,6 +203,8 @@ pub struct EventWriter {
     aliases: Option<bool>,
     /// Events resolved and not stored yet (see [`EventWriter::flush`]).
     pending: Vec<Pending>,
+    /// The hashes of the pending events' keys: a key not among them is not pending.
+    pending_keys: std::collections::HashSet<u64>,
     /// The id the next event stored gets.
     next_id: i64,
     /// A block being encoded.
@@ -217,6 +220,9 @@ pub struct EventWriter {
     /// The ids stored, as ranges (the ids of one writer's inserts grow, so a large import
     /// is a handful of ranges, not millions of ids).
     stored: IdRanges,
+    /// Each event stored (its place in the events written, id and customer), kept when
+    /// the events are offered to the log's followers (`insert`, not an import).
+    kept: Option<Vec<(usize, i64, i64)>>,
     deltas: CountDeltas,
     /// Unknown types are registered on first sight (the application's setting).
     auto_register: bool,
@@ -251,6 +257,7 @@ impl EventWriter {
             customers: HashMap::new(),
             holders: HashMap::new(),
             pending: Vec::new(),
+            pending_keys: std::collections::HashSet::new(),
             next_id: next_id(c)?,
             block: Vec::new(),
             last: None,
@@ -260,6 +267,7 @@ impl EventWriter {
             created_ranges: IdRanges::default(),
             keep_created,
             stored: IdRanges::default(),
+            kept: None,
             deltas: CountDeltas::default(),
         })
     }
@@ -283,6 +291,9 @@ impl EventWriter {
                     type_id,
                     customer_created,
                 }) => {
+                    if let Some(key) = &e.event_id {
+                        self.pending_keys.insert(key_hash(key));
+                    }
                     self.pending.push(Pending {
                         index: i,
                         customer,
@@ -376,9 +387,9 @@ impl EventWriter {
                             unico_core::value::excerpt(by.identity.value())
                         )));
                     };
-                    // The events waiting are written first: a key among them is a
-                    // duplicate, and a duplicate creates nobody.
-                    self.flush(c, events, out)?;
+                    // A duplicate creates nobody: a key among the events waiting is
+                    // looked for once they are written.
+                    self.flush_if_pending(c, events, e, out)?;
                     if let Some(key) = &e.event_id
                         && let Some(id) = duplicate_of(key)?
                     {
@@ -432,8 +443,9 @@ impl EventWriter {
                         Some(id) => id,
                         None => {
                             // A duplicate creates nobody: look for its key before the
-                            // customer, once the events waiting are written.
-                            self.flush(c, events, out)?;
+                            // customer (once the events waiting are written, if it
+                            // may be among them).
+                            self.flush_if_pending(c, events, e, out)?;
                             if let Some(key) = &e.event_id
                                 && let Some(id) = duplicate_of(key)?
                             {
@@ -478,6 +490,22 @@ impl EventWriter {
         })
     }
 
+    /// Stores the events waiting if `e`'s key may be among theirs (a new customer's first
+    /// event used to flush them always: one small flush per customer when a feed creates
+    /// its customers).
+    fn flush_if_pending(
+        &mut self,
+        c: &Connection,
+        events: &[NewEvent],
+        e: &NewEvent,
+        out: &mut [Option<Result<EventOutcome, StoreError>>],
+    ) -> Result<(), StoreError> {
+        match &e.event_id {
+            Some(key) if self.pending_keys.contains(&key_hash(key)) => self.flush(c, events, out),
+            _ => Ok(()),
+        }
+    }
+
     /// Stores the events waiting: each keyed one first claims its key (a key held by a
     /// stored event makes it a duplicate of that event), then each customer's events
     /// become one block. Ids are given in the events' order.
@@ -491,6 +519,7 @@ impl EventWriter {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
+        self.pending_keys.clear();
         let app = self.app.0;
         // Event `j` of the flush gets id `first + j` (a duplicate leaves its id unused).
         let first = self.next_id;
@@ -558,6 +587,9 @@ impl EventWriter {
                 customer_created: p.customer_created,
             }));
             self.stored.push(id);
+            if let Some(kept) = &mut self.kept {
+                kept.push((p.index, id, p.customer));
+            }
             let g = match group_of.get(&p.customer) {
                 Some(&g) => g,
                 None => {
@@ -815,6 +847,12 @@ fn blob<'r>(row: &'r Row<'_>, i: usize) -> Result<&'r [u8], StoreError> {
 }
 
 /// An event resolved to its row, waiting for the next insert.
+/// A key's hash, for [`EventWriter::pending_keys`] (a collision costs only a flush).
+fn key_hash(key: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+}
+
 struct Pending {
     /// Its place in the events being written.
     index: usize,
@@ -844,14 +882,59 @@ pub fn insert(
     now: i64,
 ) -> Result<Vec<Result<EventOutcome, StoreError>>, StoreError> {
     let mut writer = EventWriter::new(&w.conn, app, true)?;
+    writer.kept = Some(Vec::with_capacity(events.len()));
     let mut out: Vec<Option<Result<EventOutcome, StoreError>>> = Vec::new();
     out.resize_with(events.len(), || None);
     // An item's own problem (its type, its identity) fails the item, not the write.
     writer.write_all(&w.conn, &events, now, &mut out)?;
+    let kept = writer.kept.take().unwrap_or_default();
     writer.finish(w)?;
+    if let Some(staged) = stage(app, events, kept) {
+        w.stage_recent(staged);
+    }
     out.into_iter()
         .map(|o| o.ok_or_else(|| StoreError::Internal("an event got no outcome".into())))
         .collect()
+}
+
+/// The events an `insert` stored, as the log's followers would read them back: `kept`
+/// holds each stored event's place in `events`, id and customer, places ascending (the
+/// writer stores events in order).
+fn stage(
+    app: AppId,
+    events: Vec<NewEvent>,
+    kept: Vec<(usize, i64, i64)>,
+) -> Option<recent::Staged> {
+    let lo = kept.iter().map(|k| k.1).min()?;
+    let hi = kept.iter().map(|k| k.1).max()?;
+    let mut kept = kept.into_iter().peekable();
+    let mut staged: Vec<Event> = Vec::with_capacity(kept.len());
+    for (i, e) in events.into_iter().enumerate() {
+        let Some(&(index, id, customer)) = kept.peek() else {
+            break;
+        };
+        if index != i {
+            continue;
+        }
+        kept.next();
+        staged.push(Event {
+            id,
+            customer,
+            event_id: e.event_id,
+            event_type: e.event_type,
+            channel: e.channel,
+            device_id: e.device_id,
+            timestamp: e.timestamp,
+            properties: e.properties,
+        });
+    }
+    staged.sort_unstable_by_key(|e| e.id);
+    Some(recent::Staged {
+        app,
+        lo,
+        hi,
+        events: staged.into(),
+    })
 }
 
 /// Runs an import of events inside the writer under one savepoint, released only if the

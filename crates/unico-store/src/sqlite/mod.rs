@@ -17,6 +17,7 @@ mod identities;
 mod imports;
 mod log;
 mod migrations;
+mod recent;
 mod rows;
 mod schema_cache;
 mod sessions;
@@ -69,6 +70,8 @@ pub struct SqliteStore {
     head: std::sync::Arc<log::Head>,
     readers: Mutex<Vec<Connection>>,
     schemas: Arc<schema_cache::SchemaCache>,
+    /// Events just committed by `insert_events`, for the log's followers.
+    recent: Arc<recent::RecentEvents>,
     /// Imports of at most this many customers reach the change feed customer by customer.
     incremental_import: u64,
 }
@@ -145,8 +148,10 @@ impl SqliteStore {
         let checkpointer = start_checkpointer(&path)?;
         let head = log::Head::new(log::last_seq(&conn)?);
         let schemas = Arc::new(schema_cache::SchemaCache::default());
+        let recent = Arc::new(recent::RecentEvents::default());
         Ok(Self {
-            writer: writer::Writer::start(conn, head.clone(), schemas.clone())?,
+            writer: writer::Writer::start(conn, head.clone(), schemas.clone(), recent.clone())?,
+            recent,
             checkpointer: Some(checkpointer),
             head,
             path,
@@ -780,6 +785,9 @@ impl Store for SqliteStore {
         to: i64,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
+        if let Some(events) = self.recent.take(app, from, to, limit) {
+            return Ok(events);
+        }
         self.read(|c| events::read_range(c, app, from, to, limit))
     }
 

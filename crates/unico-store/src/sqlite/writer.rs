@@ -19,6 +19,7 @@ use rusqlite::Connection;
 use unico_core::AppId;
 
 use super::log::{self, Head};
+use super::recent::{RecentEvents, Staged};
 use super::rows;
 use super::schema_cache::SchemaCache;
 use crate::changes::Change;
@@ -33,12 +34,19 @@ pub struct WriteCtx {
     live: HashMap<AppId, Arc<LiveFields>>,
     /// Changes of the current group's jobs, delivered once the group commits.
     events: Vec<Change>,
+    /// Events the group's jobs stored, published to [`RecentEvents`] once it commits.
+    recent: Vec<Staged>,
 }
 
 impl WriteCtx {
     /// Records a change, logged if and when its job commits.
     pub fn emit(&mut self, change: Change) {
         self.events.push(change);
+    }
+
+    /// Offers the events a job stored to the log's followers, if and when it commits.
+    pub fn stage_recent(&mut self, staged: Staged) {
+        self.recent.push(staged);
     }
 
     /// The application's schema as this transaction sees it.
@@ -126,8 +134,9 @@ impl Writer {
         conn: Connection,
         head: Arc<Head>,
         schemas: Arc<SchemaCache>,
+        recent: Arc<RecentEvents>,
     ) -> Result<Self, StoreError> {
-        Self::start_bounded(conn, head, schemas, WRITER_QUEUE_BOUND)
+        Self::start_bounded(conn, head, schemas, recent, WRITER_QUEUE_BOUND)
     }
 
     /// A writer whose queue holds at most `bound` jobs (at least one).
@@ -135,6 +144,7 @@ impl Writer {
         conn: Connection,
         head: Arc<Head>,
         schemas: Arc<SchemaCache>,
+        recent: Arc<RecentEvents>,
         bound: usize,
     ) -> Result<Self, StoreError> {
         let bound = bound.max(1);
@@ -145,7 +155,7 @@ impl Writer {
         let timed = commits.clone();
         let thread = thread::Builder::new()
             .name("unico-writer".into())
-            .spawn(move || run(conn, rx, head, &schemas, &taken, &timed))
+            .spawn(move || run(conn, rx, head, &schemas, &recent, &taken, &timed))
             .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             jobs: Some(tx),
@@ -228,6 +238,7 @@ fn in_savepoint<R>(
 ) -> Result<R, StoreError> {
     ctx.conn.execute_batch("SAVEPOINT job")?;
     let events_before = ctx.events.len();
+    let recent_before = ctx.recent.len();
     match op(ctx) {
         Ok(r) => {
             ctx.conn.execute_batch("RELEASE job")?;
@@ -237,6 +248,7 @@ fn in_savepoint<R>(
             // What the job cached or announced may describe rolled-back changes.
             ctx.live.clear();
             ctx.events.truncate(events_before);
+            ctx.recent.truncate(recent_before);
             ctx.conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
             Err(e)
         }
@@ -248,6 +260,7 @@ fn run(
     rx: mpsc::Receiver<Job>,
     head: Arc<Head>,
     schemas: &SchemaCache,
+    recent: &RecentEvents,
     queued: &AtomicUsize,
     commits: &Commits,
 ) {
@@ -255,6 +268,7 @@ fn run(
         conn,
         live: HashMap::new(),
         events: Vec::new(),
+        recent: Vec::new(),
     };
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -277,6 +291,7 @@ fn run(
         }
         let replies: Vec<Reply> = batch.into_iter().map(|job| job(Some(&mut ctx))).collect();
         let events = std::mem::take(&mut ctx.events);
+        let staged = std::mem::take(&mut ctx.recent);
         let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -303,6 +318,8 @@ fn run(
                 Err(e)
             }
             Ok(seq) => {
+                // Before the head moves: no follower asks for these events earlier.
+                recent.publish(staged, &events);
                 if let Some(seq) = seq {
                     head.advance(seq);
                 }
@@ -327,8 +344,9 @@ mod tests {
     fn a_full_queue_refuses_writes_with_unavailable() {
         // Jobs that emit no change never touch the log's table.
         let conn = Connection::open_in_memory().unwrap();
-        let writer =
-            Arc::new(Writer::start_bounded(conn, Head::new(0), Arc::default(), 2).unwrap());
+        let writer = Arc::new(
+            Writer::start_bounded(conn, Head::new(0), Arc::default(), Arc::default(), 2).unwrap(),
+        );
         // The writer takes one job and blocks in it; two more fill the queue.
         let (release, hold) = mpsc::channel::<()>();
         let hold = Arc::new(std::sync::Mutex::new(hold));
