@@ -269,21 +269,38 @@ pub enum PropRef<'a> {
 /// An event's properties: a JSON object, checked for size and depth.
 ///
 /// Properties checked from input keep the compact JSON text their size was measured on,
-/// so that storing them does not write the same JSON a second time.
+/// so that storing them does not write the same JSON a second time. Properties read
+/// from the input's text alone ([`Properties::from_compact`]) build their tree only when
+/// something asks for it: an import stores the text and never does.
 #[derive(Debug, Clone, Default)]
 pub struct Properties {
-    map: serde_json::Map<String, serde_json::Value>,
-    /// `map` as [`Properties::to_json_text`] writes it, when it was already written.
+    /// The tree, once built (always, unless `text` is set).
+    map: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>>,
+    /// The tree as [`Properties::to_json_text`] writes it, when it was already written.
     text: Option<Box<str>>,
 }
 
 impl PartialEq for Properties {
     fn eq(&self, other: &Self) -> bool {
-        self.map == other.map
+        self.as_map() == other.as_map()
     }
 }
 
 impl Properties {
+    fn checked(depth: usize, len: usize) -> Result<(), EventError> {
+        if depth > MAX_EVENT_PROPERTIES_DEPTH {
+            return Err(EventError(format!(
+                "properties nest {depth} levels deep; at most {MAX_EVENT_PROPERTIES_DEPTH} are allowed"
+            )));
+        }
+        if len > MAX_EVENT_PROPERTIES_BYTES {
+            return Err(EventError(format!(
+                "properties take {len} bytes as JSON; at most {MAX_EVENT_PROPERTIES_BYTES} are allowed"
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks `value` is an object within [`MAX_EVENT_PROPERTIES_BYTES`] (as compact JSON)
     /// and [`MAX_EVENT_PROPERTIES_DEPTH`] levels of nesting.
     pub fn from_json(value: serde_json::Value) -> Result<Self, EventError> {
@@ -291,37 +308,53 @@ impl Properties {
             return Err(EventError("properties must be a JSON object".into()));
         };
         let depth = depth_of_map(&map);
-        if depth > MAX_EVENT_PROPERTIES_DEPTH {
-            return Err(EventError(format!(
-                "properties nest {depth} levels deep; at most {MAX_EVENT_PROPERTIES_DEPTH} are allowed"
-            )));
-        }
         let text = serde_json::to_string(&map).unwrap_or_else(|_| "{}".into());
-        let len = text.len();
-        if len > MAX_EVENT_PROPERTIES_BYTES {
-            return Err(EventError(format!(
-                "properties take {len} bytes as JSON; at most {MAX_EVENT_PROPERTIES_BYTES} are allowed"
-            )));
-        }
+        Self::checked(depth, text.len())?;
         Ok(Self {
-            map,
+            map: map.into(),
+            text: Some(text.into_boxed_str()),
+        })
+    }
+
+    /// Properties from `text`, which must be a JSON value exactly as serde_json writes it
+    /// compactly (what [`Properties::to_json_text`] would write for its tree), nesting
+    /// `depth` levels as [`Properties::from_json`] counts them; checked like it.
+    pub fn from_compact(text: String, depth: usize) -> Result<Self, EventError> {
+        if !text.starts_with('{') {
+            return Err(EventError("properties must be a JSON object".into()));
+        }
+        Self::checked(depth, text.len())?;
+        Ok(Self {
+            map: std::sync::OnceLock::new(),
             text: Some(text.into_boxed_str()),
         })
     }
 
     /// Reads properties stored by [`Properties::to_json_text`] (trusted: no limits).
     pub fn from_stored(text: &str) -> Result<Self, EventError> {
-        serde_json::from_str(text)
-            .map(|map| Self { map, text: None })
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
+            .map(|map| Self {
+                map: map.into(),
+                text: None,
+            })
             .map_err(|_| EventError("stored properties are not a JSON object".into()))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        match (self.map.get(), &self.text) {
+            (Some(map), _) => map.is_empty(),
+            (None, Some(text)) => &**text == "{}",
+            (None, None) => true,
+        }
     }
 
     pub fn as_map(&self) -> &serde_json::Map<String, serde_json::Value> {
-        &self.map
+        self.map.get_or_init(|| {
+            self.text
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or_default()
+        })
     }
 
     pub fn to_json_text(&self) -> String {
@@ -332,7 +365,7 @@ impl Properties {
     pub fn json_text(&self) -> std::borrow::Cow<'_, str> {
         match &self.text {
             Some(text) => std::borrow::Cow::Borrowed(text),
-            None => serde_json::to_string(&self.map)
+            None => serde_json::to_string(self.as_map())
                 .unwrap_or_else(|_| "{}".into())
                 .into(),
         }
@@ -340,7 +373,7 @@ impl Properties {
 
     /// A top-level number or string property.
     pub fn get(&self, name: &str) -> Option<PropRef<'_>> {
-        match self.map.get(name)? {
+        match self.as_map().get(name)? {
             serde_json::Value::Number(n) => n.as_f64().map(PropRef::Num),
             serde_json::Value::String(s) => Some(PropRef::Str(s)),
             _ => None,
@@ -455,6 +488,25 @@ mod tests {
         assert!(Properties::from_json(serde_json::json!({ "a": deep })).is_err());
         let big = "x".repeat(MAX_EVENT_PROPERTIES_BYTES);
         assert!(Properties::from_json(serde_json::json!({ "a": big })).is_err());
+    }
+
+    /// Properties kept as their compact text read and compare as the tree they stand for,
+    /// and are bounded the same way.
+    #[test]
+    fn properties_from_their_compact_text_are_the_same_properties() {
+        let value = serde_json::json!({"amount": 59.9, "currency": "EUR", "tags": ["a"]});
+        let text = serde_json::to_string(&value).unwrap();
+        let from_text = Properties::from_compact(text.clone(), 2).unwrap();
+        assert_eq!(from_text.json_text(), text);
+        assert!(!from_text.is_empty());
+        assert_eq!(from_text.get("amount"), Some(PropRef::Num(59.9)));
+        assert_eq!(from_text.get("currency"), Some(PropRef::Str("EUR")));
+        assert_eq!(from_text, Properties::from_json(value).unwrap());
+        assert!(Properties::from_compact("{}".into(), 1).unwrap().is_empty());
+        assert!(Properties::from_compact("[1]".into(), 1).is_err());
+        assert!(Properties::from_compact("{}".into(), MAX_EVENT_PROPERTIES_DEPTH + 1).is_err());
+        let big = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_EVENT_PROPERTIES_BYTES));
+        assert!(Properties::from_compact(big, 1).is_err());
     }
 
     #[test]

@@ -1,17 +1,18 @@
-//! A JSON value read strictly: an object that repeats a key is refused (JSON leaves it
-//! undefined, and the API never lets the last one win silently), and the values are
-//! counted against a budget shared by the caller, so a hostile text is refused before it
-//! is built past that bound. Otherwise the value is the one `serde_json::Value` reads.
+//! A JSON value read strictly and written back compactly in the same pass: an object
+//! that repeats a key is refused (JSON leaves it undefined, and the API never lets the
+//! last one win silently), and the values are counted against a budget shared by the
+//! caller, so a hostile text is refused before it costs more than that bound. The text
+//! written is the one serde_json writes for the value it would read (the same numbers,
+//! escapes and key order), and no tree is built.
 //!
-//! `POST …/events` reads an event's properties this way in the same pass that builds
-//! them, instead of checking the whole body in a pass of its own first
-//! ([`crate::extract::JsonBytes::check`]), which it still does for any body it cannot read
-//! this way, to say what is wrong.
+//! `POST …/events` and the NDJSON backfill read an event's properties this way: the text
+//! is what the store keeps, and a batch needs no check of its own first
+//! ([`crate::extract::JsonBytes::check`]), which still runs for any body this cannot read,
+//! to say what is wrong.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value};
 
 /// Why a text was refused. The precise message (line, column) is for the full check to
 /// give; this only says the text cannot be read strictly.
@@ -19,22 +20,26 @@ use serde_json::{Map, Number, Value};
 pub struct Refused;
 
 /// Reads `text` as one JSON value, taking one from `budget` per value (every object,
-/// array, string, number, boolean and null).
-pub fn parse(text: &str, budget: &Cell<usize>) -> Result<Value, Refused> {
+/// array, string, number, boolean and null); answers it written compactly, and how many
+/// levels it nests (a scalar 0, an object or array one more than its deepest member).
+pub fn compact(text: &str, budget: &Cell<usize>) -> Result<(String, usize), Refused> {
+    let out = RefCell::new(Vec::with_capacity(text.len()));
     let mut de = serde_json::Deserializer::from_str(text);
-    let value = Strict { budget }
+    let depth = Compact { out: &out, budget }
         .deserialize(&mut de)
         .map_err(|_| Refused)?;
     de.end().map_err(|_| Refused)?;
-    Ok(value)
+    let text = String::from_utf8(out.into_inner()).map_err(|_| Refused)?;
+    Ok((text, depth))
 }
 
 #[derive(Clone, Copy)]
-struct Strict<'b> {
+struct Compact<'b> {
+    out: &'b RefCell<Vec<u8>>,
     budget: &'b Cell<usize>,
 }
 
-impl Strict<'_> {
+impl Compact<'_> {
     fn take<E: serde::de::Error>(self) -> Result<(), E> {
         match self.budget.get().checked_sub(1) {
             Some(left) => {
@@ -44,83 +49,115 @@ impl Strict<'_> {
             None => Err(E::custom("past the budget of values")),
         }
     }
+
+    fn raw(self, bytes: &[u8]) {
+        self.out.borrow_mut().extend_from_slice(bytes);
+    }
+
+    /// Writes a scalar as serde_json writes it.
+    fn scalar<E: serde::de::Error>(self, value: &impl serde::Serialize) -> Result<usize, E> {
+        self.take()?;
+        serde_json::to_writer(&mut *self.out.borrow_mut(), value).map_err(E::custom)?;
+        Ok(0)
+    }
 }
 
-impl<'de> DeserializeSeed<'de> for Strict<'_> {
-    type Value = Value;
+impl<'de> DeserializeSeed<'de> for Compact<'_> {
+    type Value = usize;
 
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Strict<'_> {
-    type Value = Value;
+impl<'de> Visitor<'de> for Compact<'_> {
+    type Value = usize;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
-        self.take()?;
-        Ok(Value::Bool(v))
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<usize, E> {
+        self.scalar(&v)
     }
 
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
-        self.take()?;
-        Ok(Value::Number(v.into()))
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<usize, E> {
+        self.scalar(&v)
     }
 
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
-        self.take()?;
-        Ok(Value::Number(v.into()))
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<usize, E> {
+        self.scalar(&v)
     }
 
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
-        self.take()?;
-        // JSON has no NaN or infinity: a finite number always converts.
-        Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| E::custom("not a finite number"))
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<usize, E> {
+        // JSON has no NaN or infinity, so `v` is finite and written as a `Value` holding
+        // it would be.
+        self.scalar(&v)
     }
 
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
-        self.take()?;
-        Ok(Value::String(v.to_owned()))
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<usize, E> {
+        self.scalar(&v)
     }
 
-    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+    fn visit_unit<E: serde::de::Error>(self) -> Result<usize, E> {
         self.take()?;
-        Ok(Value::String(v))
+        self.raw(b"null");
+        Ok(0)
     }
 
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Value, E> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
         self.take()?;
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        self.take()?;
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(self)? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        self.take()?;
-        let mut object = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if object.contains_key(&key) {
-                return Err(serde::de::Error::custom(
-                    "a key appears twice in one object",
-                ));
+        self.raw(b"[");
+        let mut deepest = 0;
+        let mut first = true;
+        loop {
+            let at = self.out.borrow().len();
+            if !first {
+                self.raw(b",");
             }
-            let value = map.next_value_seed(self)?;
-            object.insert(key, value);
+            match seq.next_element_seed(self)? {
+                Some(depth) => deepest = deepest.max(depth),
+                None => {
+                    self.out.borrow_mut().truncate(at);
+                    break;
+                }
+            }
+            first = false;
         }
-        Ok(Value::Object(object))
+        self.raw(b"]");
+        Ok(1 + deepest)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+        self.take()?;
+        self.raw(b"{");
+        let mut deepest = 0;
+        // Where each key was written (escaped the one way serde_json escapes, so equal
+        // keys are equal bytes).
+        let mut keys: Vec<(usize, usize)> = Vec::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if !keys.is_empty() {
+                self.raw(b",");
+            }
+            let start = self.out.borrow().len();
+            serde_json::to_writer(&mut *self.out.borrow_mut(), &key)
+                .map_err(serde::de::Error::custom)?;
+            let end = self.out.borrow().len();
+            {
+                let out = self.out.borrow();
+                let written = &out[start..end];
+                if keys.iter().any(|&(s, e)| &out[s..e] == written) {
+                    return Err(serde::de::Error::custom(
+                        "a key appears twice in one object",
+                    ));
+                }
+            }
+            keys.push((start, end));
+            self.raw(b":");
+            deepest = deepest.max(map.next_value_seed(self)?);
+        }
+        self.raw(b"}");
+        Ok(1 + deepest)
     }
 }
 
@@ -129,26 +166,35 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use serde_json::Value;
 
-    fn read(text: &str, budget: usize) -> Result<Value, Refused> {
-        parse(text, &Cell::new(budget))
+    fn read(text: &str, budget: usize) -> Result<(String, usize), Refused> {
+        compact(text, &Cell::new(budget))
+    }
+
+    fn depth(v: &Value) -> usize {
+        match v {
+            Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+            Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
     }
 
     #[test]
-    fn reads_what_serde_json_reads() {
+    fn writes_what_serde_json_writes_for_what_it_reads() {
         for text in [
             r#"{"amount":59.90,"currency":"EUR","items":2,"tags":["a",{"b":null}],"ok":true}"#,
-            r#"{"big":18446744073709551615,"neg":-9223372036854775808,"e":1e300,"s":"\u00e9\n"}"#,
+            r#"{ "big" : 18446744073709551615, "neg":-9223372036854775808, "e":1e300, "f":1E2 }"#,
+            r#"{"s":"\u00e9\n\"\\\/\u0001","\u0061":[[],{},[[1.5e-7]]],"z":-0.0,"x":0.1}"#,
             "[]",
             "{}",
             " 3 ",
+            r#""text""#,
         ] {
-            let expected: Value = serde_json::from_str(text).unwrap();
-            assert_eq!(read(text, 1000).unwrap(), expected, "{text}");
-            assert_eq!(
-                serde_json::to_string(&read(text, 1000).unwrap()).unwrap(),
-                serde_json::to_string(&expected).unwrap()
-            );
+            let value: Value = serde_json::from_str(text).unwrap();
+            let (written, d) = read(text, 1000).unwrap();
+            assert_eq!(written, serde_json::to_string(&value).unwrap(), "{text}");
+            assert_eq!(d, depth(&value), "{text}");
         }
     }
 
@@ -156,6 +202,8 @@ mod tests {
     fn refuses_a_repeated_key_at_any_depth() {
         assert_eq!(read(r#"{"a":1,"a":2}"#, 100), Err(Refused));
         assert_eq!(read(r#"{"a":{"b":[{"c":1,"c":1}]}}"#, 100), Err(Refused));
+        // The same key written with an escape is the same key.
+        assert_eq!(read(r#"{"a":1,"\u0061":2}"#, 100), Err(Refused));
         // The same key in sibling objects is no repetition.
         assert!(read(r#"[{"a":1},{"a":2}]"#, 100).is_ok());
     }
@@ -164,15 +212,15 @@ mod tests {
     fn counts_every_value_against_the_budget() {
         let budget = Cell::new(6);
         // The object, the array and its three numbers, the string: six.
-        assert!(parse(r#"{"a":[1,2,3],"b":"x"}"#, &budget).is_ok());
+        assert!(compact(r#"{"a":[1,2,3],"b":"x"}"#, &budget).is_ok());
         assert_eq!(budget.get(), 0);
-        assert_eq!(parse("null", &budget), Err(Refused));
+        assert_eq!(compact("null", &budget), Err(Refused));
         assert_eq!(read(r#"{"a":[1,2,3],"b":"x"}"#, 5), Err(Refused));
     }
 
     #[test]
     fn refuses_what_is_not_one_json_value() {
-        for text in ["", "{", r#"{"a":1} x"#, "[1,]", "nul"] {
+        for text in ["", "{", r#"{"a":1} x"#, "[1,]", "nul", r#"{"a" 1}"#] {
             assert_eq!(read(text, 100), Err(Refused), "{text}");
         }
     }

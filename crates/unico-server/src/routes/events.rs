@@ -288,13 +288,13 @@ pub fn plain_event(text: &str, now: i64, names: &mut EventNames) -> Option<NewEv
 }
 
 /// The properties of a plain item read strictly (no key twice in an object, each value
-/// taken from `budget`).
+/// taken from `budget`): written compactly, and how deep they nest.
 fn plain_properties(
     item: &PlainItem<'_>,
     budget: &std::cell::Cell<usize>,
-) -> Result<Option<Json_>, crate::strict_json::Refused> {
+) -> Result<Option<(String, usize)>, crate::strict_json::Refused> {
     item.properties
-        .map(|raw| crate::strict_json::parse(raw.get(), budget))
+        .map(|raw| crate::strict_json::compact(raw.get(), budget))
         .transpose()
 }
 
@@ -302,7 +302,7 @@ fn plain_properties(
 /// is valid.
 fn plain_checked(
     item: PlainItem<'_>,
-    properties: Option<Json_>,
+    properties: Option<(String, usize)>,
     now: i64,
     names: &mut EventNames,
 ) -> Option<NewEvent> {
@@ -315,8 +315,8 @@ fn plain_checked(
     };
     check_event_time(timestamp, now).ok()?;
     let properties = match properties {
-        None | Some(Json_::Null) => Properties::default(),
-        Some(value) => Properties::from_json(value).ok()?,
+        None => Properties::default(),
+        Some((text, depth)) => Properties::from_compact(text, depth).ok()?,
     };
     Some(NewEvent {
         customer_id: CustomerId::parse(&item.customer_id).ok()?,
@@ -719,7 +719,7 @@ fn plain_items<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PlainItem<'
 
 /// A batch's items, read plainly (with each one's properties) or as JSON trees.
 enum Items<'a> {
-    Plain(Vec<PlainItem<'a>>, Vec<Option<Json_>>),
+    Plain(Vec<PlainItem<'a>>, Vec<Option<(String, usize)>>),
     Tree(Vec<Json_>),
 }
 
