@@ -12,7 +12,7 @@ for N seconds from the start of the upload, `--perf-absorb N` from the first cou
 it (the recordings go to target/bench-data).
 Prints each run and the medians.
 """
-import argparse, json, os, shutil, signal, statistics, subprocess, sys, time
+import argparse, json, os, shutil, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e_events as ev  # noqa: E402
@@ -39,8 +39,7 @@ def build_base(csv):
             c.request("POST", f"/v1/apps/{app}/event-types", json.dumps(body))
         c.request("POST", f"/v1/apps/{app}/count", json.dumps({"filter": ev.QUERIES["E1"]}))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=300)
+        ev.stop(proc)
     json.dump({"app": app}, open(os.path.join(BASE, "done"), "w"))
     return app
 
@@ -81,9 +80,7 @@ def one_run(app, ndjson, perf, absorb_perf=0):
             recorder.wait()
         return imported, uploaded, first, rss, report["events_stored"], count
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=300)
-        shutil.rmtree(work, ignore_errors=True)
+        ev.stop(proc, work)
 
 
 def main():
@@ -94,8 +91,7 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     csv, ndjson = ev.ensure_data()
-    if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "unico"], cwd=ev.ROOT, check=True)
+    ev.build(args.no_build)
     app = build_base(csv)
     rows = []
     for i in range(args.runs):

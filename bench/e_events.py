@@ -104,6 +104,21 @@ def start(data_dir):
     return proc, started
 
 
+def stop(proc, work=None):
+    """Stops a server started by `start` (gracefully: it writes its snapshots) and removes
+    its working directory."""
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=300)
+    if work:
+        subprocess.run(["rm", "-rf", work])
+
+
+def build(skip=False):
+    """Builds the release binary the benches start, unless told not to."""
+    if not skip:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "unico"], cwd=ROOT, check=True)
+
+
 def peak_rss_mb(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:

@@ -12,7 +12,7 @@ server with `perf record -g` for N seconds from the first request of the first r
 (`PERF_DWARF=1`: with DWARF call graphs, for a build without frame pointers).
 Prints each run and the medians.
 """
-import argparse, json, os, shutil, signal, statistics, subprocess, sys, time
+import argparse, json, os, shutil, statistics, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e_events as ev  # noqa: E402
@@ -43,9 +43,7 @@ def one_run(events, perf):
             recorder.wait()
         return rate, first, count, ev.peak_rss_mb(proc.pid), client_cpu
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=300)
-        shutil.rmtree(work, ignore_errors=True)
+        ev.stop(proc, work)
 
 
 def main():
@@ -56,8 +54,7 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
     ev.ensure_data()
-    if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "unico"], cwd=ev.ROOT, check=True)
+    ev.build(args.no_build)
     rows = []
     for i in range(args.runs):
         rate, first, count, rss, client_cpu = one_run(args.events, args.perf if i == 0 else 0)
