@@ -340,6 +340,36 @@ impl Properties {
             .map_err(|_| EventError("stored properties are not a JSON object".into()))
     }
 
+    /// Properties stored by [`Properties::to_json_text`], kept as their text until
+    /// something asks for the tree (trusted: no limits; a text that is not a JSON object
+    /// reads as no properties).
+    pub fn from_stored_text(text: String) -> Self {
+        Self {
+            map: std::sync::OnceLock::new(),
+            text: Some(text.into_boxed_str()),
+        }
+    }
+
+    /// Calls `f` with each top-level property holding a number or a string, in order,
+    /// with its place among all the top-level properties: from the tree if it was built,
+    /// otherwise straight from the text, building nothing.
+    pub fn for_each_comparable(&self, mut f: impl FnMut(usize, &str, PropRef<'_>)) {
+        if let Some(map) = self.map.get() {
+            for (k, (name, value)) in map.iter().enumerate() {
+                if let Some(value) = comparable(value) {
+                    f(k, name, value);
+                }
+            }
+            return;
+        }
+        if let Some(text) = &self.text {
+            use serde::de::DeserializeSeed;
+            let mut de = serde_json::Deserializer::from_str(text);
+            // The text is ours (written from a tree): a failure leaves what was read.
+            let _ = scan::TopLevel(&mut f).deserialize(&mut de);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         match (self.map.get(), &self.text) {
             (Some(map), _) => map.is_empty(),
@@ -373,10 +403,155 @@ impl Properties {
 
     /// A top-level number or string property.
     pub fn get(&self, name: &str) -> Option<PropRef<'_>> {
-        match self.as_map().get(name)? {
-            serde_json::Value::Number(n) => n.as_f64().map(PropRef::Num),
-            serde_json::Value::String(s) => Some(PropRef::Str(s)),
-            _ => None,
+        comparable(self.as_map().get(name)?)
+    }
+}
+
+/// The comparable value of a property: a number or a string.
+fn comparable(value: &serde_json::Value) -> Option<PropRef<'_>> {
+    match value {
+        serde_json::Value::Number(n) => n.as_f64().map(PropRef::Num),
+        serde_json::Value::String(s) => Some(PropRef::Str(s)),
+        _ => None,
+    }
+}
+
+/// Reading the top-level properties of a text without building its tree
+/// ([`Properties::for_each_comparable`]).
+mod scan {
+    use std::borrow::Cow;
+
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    use super::PropRef;
+
+    /// The top-level object: each member's value read by [`Value`].
+    pub struct TopLevel<'f, F>(pub &'f mut F);
+
+    impl<'de, F: FnMut(usize, &str, PropRef<'_>)> DeserializeSeed<'de> for TopLevel<'_, F> {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de, F: FnMut(usize, &str, PropRef<'_>)> Visitor<'de> for TopLevel<'_, F> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut k = 0;
+            while let Some(name) = map.next_key_seed(Text)? {
+                match map.next_value_seed(Value)? {
+                    Some(Comparable::Num(x)) => (self.0)(k, &name, PropRef::Num(x)),
+                    Some(Comparable::Str(s)) => (self.0)(k, &name, PropRef::Str(&s)),
+                    None => {}
+                }
+                k += 1;
+            }
+            Ok(())
+        }
+    }
+
+    pub enum Comparable<'de> {
+        Num(f64),
+        Str(Cow<'de, str>),
+    }
+
+    /// A string, borrowed from the text when it has no escape.
+    struct Text;
+
+    impl<'de> DeserializeSeed<'de> for Text {
+        type Value = Cow<'de, str>;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Text {
+        type Value = Cow<'de, str>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Cow::Borrowed(v))
+        }
+
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v.to_owned()))
+        }
+
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(v))
+        }
+    }
+
+    /// A member's value: a number or a string as `serde_json::Value` would hold it
+    /// (`Number::as_f64`), anything else passed over.
+    struct Value;
+
+    impl<'de> DeserializeSeed<'de> for Value {
+        type Value = Option<Comparable<'de>>;
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Value {
+        type Value = Option<Comparable<'de>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(Comparable::Num(v as f64)))
+        }
+
+        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(Comparable::Num(v as f64)))
+        }
+
+        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(Comparable::Num(v)))
+        }
+
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Comparable::Str(Cow::Borrowed(v))))
+        }
+
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Comparable::Str(Cow::Owned(v.to_owned()))))
+        }
+
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Comparable::Str(Cow::Owned(v))))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
         }
     }
 }
@@ -507,6 +682,37 @@ mod tests {
         assert!(Properties::from_compact("{}".into(), MAX_EVENT_PROPERTIES_DEPTH + 1).is_err());
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_EVENT_PROPERTIES_BYTES));
         assert!(Properties::from_compact(big, 1).is_err());
+    }
+
+    /// The engine reads stored properties straight from their text: the same members, in
+    /// the same places, with the same values as the tree holds.
+    #[test]
+    fn comparable_properties_read_from_the_text_are_those_of_the_tree() {
+        let collect = |p: &Properties| {
+            let mut seen = Vec::new();
+            p.for_each_comparable(|k, name, value| {
+                let value = match value {
+                    PropRef::Num(x) => format!("num {x:?}"),
+                    PropRef::Str(s) => format!("str {s}"),
+                };
+                seen.push((k, name.to_owned(), value));
+            });
+            seen
+        };
+        for text in [
+            r#"{"amount":59.9,"currency":"EUR","tags":["a",{"b":1}],"ok":true,"n":null,"items":2}"#,
+            r#"{"big":18446744073709551615,"neg":-9223372036854775808,"e":1e300,"x":-0.0}"#,
+            r#"{"esc\u00e9\"":"line\nbreak","nested":{"amount":3},"amount":[1],"last":"z"}"#,
+            "{}",
+        ] {
+            let lazy = Properties::from_stored_text(text.to_owned());
+            let from_text = collect(&lazy);
+            let tree = Properties::from_stored(text).unwrap();
+            assert_eq!(from_text, collect(&tree), "{text}");
+            // Once the tree is built, it is what is read.
+            assert_eq!(lazy.as_map(), tree.as_map());
+            assert_eq!(collect(&lazy), from_text);
+        }
     }
 
     #[test]

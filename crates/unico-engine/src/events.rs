@@ -306,15 +306,6 @@ fn push_code(codes: &mut Codes, code: u32) {
     }
 }
 
-/// The comparable value of a property, as [`unico_core::Properties::get`] reads it.
-fn prop_ref(value: &serde_json::Value) -> Option<PropRef<'_>> {
-    match value {
-        serde_json::Value::Number(n) => n.as_f64().map(PropRef::Num),
-        serde_json::Value::String(s) => Some(PropRef::Str(s)),
-        _ => None,
-    }
-}
-
 impl Table {
     pub(crate) fn new(code: EventCode) -> Self {
         Self {
@@ -515,10 +506,7 @@ impl Table {
             self.slots.push(slot);
             self.ts.push(e.timestamp);
             self.ids.push(e.id);
-            for (k, (name, value)) in e.properties.as_map().iter().enumerate() {
-                let Some(value) = prop_ref(value) else {
-                    continue;
-                };
+            e.properties.for_each_comparable(|k, name, value| {
                 let p = self.prop_of(name, k);
                 let prop = &mut self.props[p];
                 match value {
@@ -545,7 +533,7 @@ impl Table {
                         }
                     }
                 }
-            }
+            });
             self.note_zone(row, e.timestamp, e.id);
             accepted.push(slot);
         }

@@ -1057,9 +1057,12 @@ impl Reader {
             device_id: e.device_id.map(str::to_owned),
             timestamp: e.ts,
             properties: match e.properties {
-                Some(text) => {
-                    Properties::from_stored(text).map_err(|_| unreadable("properties"))?
+                // Kept as text: the engine reads its members straight from it, and a tree
+                // is built only if asked for (a timeline page).
+                Some(text) if text.starts_with('{') && text.ends_with('}') => {
+                    Properties::from_stored_text(text.to_owned())
                 }
+                Some(_) => return Err(unreadable("properties")),
                 None => Properties::default(),
             },
         })
