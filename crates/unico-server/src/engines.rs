@@ -313,7 +313,11 @@ fn absorb_logged<T: Send>(
                     for span in mine {
                         let mut rows: Vec<T> = Vec::new();
                         outcome = read_batches(&[span], read, id, &mut |mut more| {
-                            rows.append(&mut more);
+                            if rows.is_empty() {
+                                rows = more;
+                            } else {
+                                rows.append(&mut more);
+                            }
                             true
                         });
                         done_rx.try_iter().for_each(drop);

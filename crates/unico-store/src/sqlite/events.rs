@@ -1278,7 +1278,10 @@ pub fn read_range(
     to: i64,
     limit: usize,
 ) -> Result<Vec<Event>, StoreError> {
-    let mut out = Vec::new();
+    // Sized at once: a follower reads tens of thousands at a time, and growing the vector
+    // copied them over and over.
+    let span = usize::try_from(to.saturating_sub(from).saturating_add(1)).unwrap_or(usize::MAX);
+    let mut out = Vec::with_capacity(limit.min(span).min(1 << 16));
     if limit == 0 {
         return Ok(out);
     }
