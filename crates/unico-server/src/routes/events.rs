@@ -690,31 +690,8 @@ async fn identity_rules(
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PlainBatch<'a> {
-    #[serde(borrow, deserialize_with = "plain_items")]
+    #[serde(borrow)]
     events: Vec<PlainItem<'a>>,
-}
-
-/// The items of a plain batch, in a vector sized for a usual batch from the start (grown
-/// from empty, a thousand items were copied ten times over).
-fn plain_items<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PlainItem<'de>>, D::Error> {
-    struct Items;
-    impl<'de> serde::de::Visitor<'de> for Items {
-        type Value = Vec<PlainItem<'de>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an array of events")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut items = Vec::with_capacity(1024);
-            while let Some(item) = seq.next_element()? {
-                items.push(item);
-            }
-            Ok(items)
-        }
-    }
-    d.deserialize_seq(Items)
 }
 
 /// A batch's items, read plainly (with each one's properties) or as JSON trees.

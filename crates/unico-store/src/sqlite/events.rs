@@ -1688,6 +1688,77 @@ mod tests {
         (dir, store, app, code)
     }
 
+    /// An event of type `code` on the web, with no device and no properties.
+    fn web_event(code: &EventCode, key: Option<String>, customer: &str, ts: i64) -> NewEvent {
+        NewEvent {
+            by_identity: None,
+            event_id: key,
+            customer_id: CustomerId::parse(customer).unwrap(),
+            event_type: code.clone(),
+            channel: Channel::parse("web").unwrap(),
+            device_id: None,
+            timestamp: ts,
+            properties: Properties::default(),
+        }
+    }
+
+    /// Events just written are handed to a follower from memory; a later write that moves
+    /// or removes them (a merge, a deletion) must leave a follower reading what the store
+    /// holds, not what was written first.
+    #[test]
+    fn events_read_after_a_merge_or_a_deletion_are_what_the_store_holds() {
+        use crate::store::Store;
+        let (_dir, store, app, code) = store_with_a_type();
+        let now = 1_796_083_200_000;
+        let ids = |out: Vec<Result<EventOutcome, StoreError>>| -> Vec<i64> {
+            out.into_iter().map(|r| r.unwrap().id).collect()
+        };
+        let ana = ids(store
+            .insert_events(
+                app,
+                vec![
+                    web_event(&code, None, "ana", now - 2000),
+                    web_event(&code, None, "ana", now - 1000),
+                ],
+                now,
+            )
+            .unwrap());
+        let bob = ids(store
+            .insert_events(app, vec![web_event(&code, None, "bob", now - 500)], now)
+            .unwrap());
+        // Nobody read them yet: both writes are still held in memory.
+        store
+            .merge_customers(
+                app,
+                &CustomerId::parse("bob").unwrap(),
+                &CustomerId::parse("ana").unwrap(),
+                now,
+            )
+            .unwrap();
+        let bob_id = store
+            .get_customer(app, &CustomerId::parse("bob").unwrap())
+            .unwrap()
+            .id;
+        let read = store.read_events(app, ana[0], ana[1], 10).unwrap();
+        assert_eq!(read.iter().map(|e| e.id).collect::<Vec<_>>(), ana);
+        assert!(
+            read.iter().all(|e| e.customer == bob_id),
+            "merged events read under the survivor: {read:?}"
+        );
+        let more = ids(store
+            .insert_events(app, vec![web_event(&code, None, "bob", now - 100)], now)
+            .unwrap());
+        store
+            .delete_customer(app, &CustomerId::parse("bob").unwrap())
+            .unwrap();
+        for (from, to) in [(bob[0], bob[0]), (more[0], more[0])] {
+            assert!(
+                store.read_events(app, from, to, 10).unwrap().is_empty(),
+                "a deleted customer's events are gone"
+            );
+        }
+    }
+
     /// Many rows per insert (an import) or one (the API): duplicates of earlier events,
     /// keys repeated inside one statement, events without a key and new customers mixed
     /// in one batch each get the
@@ -1697,16 +1768,8 @@ mod tests {
         use crate::store::Store;
         let (dir, store, app, code) = store_with_a_type();
         let now = 1_796_083_200_000;
-        let event = |key: Option<String>, customer: &str| NewEvent {
-            by_identity: None,
-            event_id: key,
-            customer_id: CustomerId::parse(customer).unwrap(),
-            event_type: code.clone(),
-            channel: Channel::parse("web").unwrap(),
-            device_id: None,
-            timestamp: now - 1000,
-            properties: Properties::default(),
-        };
+        let event =
+            |key: Option<String>, customer: &str| web_event(&code, key, customer, now - 1000);
         // Keys k0..k39 first, then a batch that repeats some of them, repeats its own
         // keys, has events without keys, and names a new customer halfway.
         let first: Vec<_> = (0..40)
@@ -1809,16 +1872,7 @@ mod tests {
         use crate::store::Store;
         let (dir, store, app, code) = store_with_a_type();
         let now = 1_796_083_200_000;
-        let event = |customer: &str| NewEvent {
-            by_identity: None,
-            event_id: Some("x".into()),
-            customer_id: CustomerId::parse(customer).unwrap(),
-            event_type: code.clone(),
-            channel: Channel::parse("web").unwrap(),
-            device_id: None,
-            timestamp: now - 1000,
-            properties: Properties::default(),
-        };
+        let event = |customer: &str| web_event(&code, Some("x".into()), customer, now - 1000);
         let first = store.insert_events(app, vec![event("ana")], now).unwrap()[0]
             .as_ref()
             .unwrap()

@@ -453,29 +453,25 @@ mod tests {
                 (4, 2, s("open"), s("web"), None, 40, Some(s("k4")), s("{}")),
             ]
         );
-        let blocks: i64 = conn
-            .query_row("SELECT count(*) FROM event_blocks", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(blocks, 2, "one block per customer");
-        let next: i64 = conn
-            .query_row(
-                "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'next_event_id'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(next, 6, "id 5 was given before");
-        let key: i64 = conn
-            .query_row(
-                "SELECT id FROM event_keys WHERE app_id = 1 AND key = 'k4'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(key, 4);
-        let keys: i64 = conn
-            .query_row("SELECT count(*) FROM event_keys", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(keys, 3, "k1, k2 and k4; k5 went with its event");
+        let number = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(
+            number("SELECT count(*) FROM event_blocks"),
+            2,
+            "one block per customer"
+        );
+        assert_eq!(
+            number("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'next_event_id'"),
+            6,
+            "id 5 was given before"
+        );
+        assert_eq!(
+            number("SELECT id FROM event_keys WHERE app_id = 1 AND key = 'k4'"),
+            4
+        );
+        assert_eq!(
+            number("SELECT count(*) FROM event_keys"),
+            3,
+            "k1, k2 and k4; k5 went with its event"
+        );
     }
 }
