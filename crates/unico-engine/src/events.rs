@@ -730,16 +730,21 @@ impl Events {
         threads: usize,
     ) {
         let mut picked: Vec<Vec<(u32, u32)>> = vec![Vec::new(); self.tables.len()];
-        let mut last: Option<(&EventCode, usize)> = None;
+        // Events read back share one code per type: a code seen before is known by its
+        // address, without hashing it (a customer's events alternate between types).
+        let mut seen: Vec<(*const u8, usize)> = Vec::new();
         for (i, e) in events.iter().enumerate() {
             let Some(slot) = slot_of(e.customer) else {
                 continue;
             };
-            let t = match last {
-                Some((code, t)) if *code == e.event_type => t,
-                _ => {
+            let at = e.event_type.as_str().as_ptr();
+            let t = match seen.iter().find(|(p, _)| *p == at) {
+                Some(&(_, t)) => t,
+                None => {
                     let t = self.table_index(&e.event_type);
-                    last = Some((&e.event_type, t));
+                    if seen.len() < 64 {
+                        seen.push((at, t));
+                    }
                     t
                 }
             };

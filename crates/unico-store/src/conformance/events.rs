@@ -1271,6 +1271,43 @@ pub fn events_read_back_whole_however_they_were_written(store: &dyn Store) {
 }
 
 /// A shorter retention applies at the next removal; a longer one keeps what it covers.
+/// Retention reaches every event of one write as each comes due, however the write spreads
+/// its events over customers and times, and after one of its customers is gone.
+pub fn retention_reaches_each_event_of_a_write_as_it_comes_due(store: &dyn Store) {
+    let a = app(store, "A");
+    register(store, a, "view", 30);
+    register(store, a, "buy", 365);
+    let mut events = Vec::new();
+    for i in 0..40 {
+        let who = format!("c{i}");
+        events.push(event(None, &who, "view", "web", NOW - (20 + i) * DAY));
+        events.push(event(None, &who, "buy", "pos", NOW - i * DAY));
+    }
+    store.insert_events(a, events, NOW).unwrap();
+    store.delete_customer(a, &cid("c39")).unwrap();
+    // Views older than 30 days: c11 to c38 (c39 is gone).
+    assert_eq!(store.expire_events(NOW).unwrap(), 28);
+    assert_eq!(store.expire_events(NOW).unwrap(), 0);
+    // Five days on, the views of c6 to c10 are past it too.
+    assert_eq!(store.expire_events(NOW + 5 * DAY).unwrap(), 5);
+    assert_eq!(
+        store.customer_activity(a, &cid("c6")).unwrap().events,
+        1,
+        "c6 keeps its purchase"
+    );
+    assert_eq!(store.customer_activity(a, &cid("c5")).unwrap().events, 2);
+    // A year on, the last six views and every purchase.
+    assert_eq!(store.expire_events(NOW + 366 * DAY).unwrap(), 6 + 39);
+    for i in 0..39 {
+        let left = store
+            .customer_activity(a, &cid(&format!("c{i}")))
+            .unwrap()
+            .events;
+        assert_eq!(left, 0, "c{i}");
+    }
+    assert_eq!(store.expire_events(NOW + 400 * DAY).unwrap(), 0);
+}
+
 pub fn a_changed_retention_applies_to_stored_events(store: &dyn Store) {
     let a = app(store, "A");
     register(store, a, "view", 30);

@@ -62,6 +62,7 @@ macro_rules! conformance_suite {
             events_follow_their_customer_and_application, retention_removes_old_events,
             events_read_back_whole_however_they_were_written,
             a_changed_retention_applies_to_stored_events,
+            retention_reaches_each_event_of_a_write_as_it_comes_due,
             events_are_logged_and_read_back_by_id, a_scan_holds_customers_and_events,
             concurrent_event_writers_store_each_key_once, an_events_import_is_all_or_nothing,
             an_events_import_record_commits_with_its_writes,

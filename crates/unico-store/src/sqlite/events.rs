@@ -7,8 +7,10 @@
 //! in `meta` and never given twice. Since one flush gives consecutive ids, every event of
 //! a block has an id below `base + BLOCK_SPAN`, so the blocks holding a range of ids are a
 //! range of bases. The timeline reads a customer's blocks newest first by the
-//! `(customer, max_ts)` index; retention finds blocks by the time their first event
-//! expires, the `(app_id, expires_at)` index;
+//! `(customer, max_ts)` index; retention finds blocks by *reminders* (`event_expiry`):
+//! each write of blocks leaves one, the run of block ids it wrote and the earliest time an
+//! event among them expires (every block is covered by a reminder due no later than its
+//! own `expires_at`; see [`Reminder`]);
 //! `event_keys` maps each idempotency key to its event (a key left behind by a deleted
 //! customer's events is told apart by looking for its event).
 
@@ -204,7 +206,7 @@ pub struct EventWriter {
     /// Events resolved and not stored yet (see [`EventWriter::flush`]).
     pending: Vec<Pending>,
     /// The hashes of the pending events' keys: a key not among them is not pending.
-    pending_keys: std::collections::HashSet<u64>,
+    pending_keys: std::collections::HashSet<u64, PassHash>,
     /// The id the next event stored gets.
     next_id: i64,
     /// A block being encoded.
@@ -257,7 +259,7 @@ impl EventWriter {
             customers: HashMap::new(),
             holders: HashMap::new(),
             pending: Vec::new(),
-            pending_keys: std::collections::HashSet::new(),
+            pending_keys: std::collections::HashSet::default(),
             next_id: next_id(c)?,
             block: Vec::new(),
             last: None,
@@ -601,6 +603,7 @@ impl EventWriter {
             groups[g].1.push((j, id));
         }
         self.next_id = id_of(pending.len());
+        let mut reminder = Reminder::default();
         for (customer, members) in &groups {
             let texts: Vec<Option<std::borrow::Cow<'_, str>>> = members
                 .iter()
@@ -626,8 +629,17 @@ impl EventWriter {
                     }
                 })
                 .collect();
-            insert_block(c, app, *customer, &stored, &self.retention, &mut self.block)?;
+            insert_block(
+                c,
+                app,
+                *customer,
+                &stored,
+                &self.retention,
+                &mut self.block,
+                &mut reminder,
+            )?;
         }
+        reminder.write(c, app)?;
         save_next_id(c, self.next_id)?;
         self.pending = pending;
         self.pending.clear();
@@ -817,6 +829,7 @@ fn insert_block(
     events: &[event_block::Stored<'_>],
     retention: &Retention,
     scratch: &mut Vec<u8>,
+    reminder: &mut Reminder,
 ) -> Result<(), StoreError> {
     let Some(base) = events.first().map(|e| e.id) else {
         return Ok(());
@@ -824,6 +837,8 @@ fn insert_block(
     let Some(summary) = event_block::encode(base, events, scratch) else {
         return Ok(());
     };
+    let expires_at = retention.expiry(events);
+    reminder.note(base, expires_at);
     c.prepare_cached(
         "INSERT INTO event_blocks (id, app_id, customer, last_id, min_ts, max_ts, events, expires_at, data)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -836,10 +851,60 @@ fn insert_block(
         summary.min_ts,
         summary.max_ts,
         summary.count as i64,
-        retention.expiry(events),
+        expires_at,
         &scratch[..]
     ])?;
     Ok(())
+}
+
+/// Retention's reminder of a run of blocks just written or changed: the earliest time an
+/// event among them expires and the bounds of their ids, one `event_expiry` row for the
+/// run ([`Reminder::write`]). Every block with an event that can expire is covered by a
+/// reminder due no later than the block's own `expires_at`: a write of blocks leaves one,
+/// a change that can bring a block's expiry forward (a retention shortened) leaves one,
+/// and retention, having looked through a run that came due, leaves one for what stays
+/// of it. A reminder may outlive its blocks (deleted with their customer), or be due
+/// before any of them is: looking through its run then finds nothing to remove.
+#[derive(Debug)]
+struct Reminder {
+    at: i64,
+    lo: i64,
+    hi: i64,
+}
+
+impl Default for Reminder {
+    fn default() -> Self {
+        Self {
+            at: i64::MAX,
+            lo: i64::MAX,
+            hi: i64::MIN,
+        }
+    }
+}
+
+impl Reminder {
+    /// Takes in block `base`, whose first event expires at `expires_at`.
+    fn note(&mut self, base: i64, expires_at: i64) {
+        if expires_at == i64::MAX {
+            return;
+        }
+        self.at = self.at.min(expires_at);
+        self.lo = self.lo.min(base);
+        self.hi = self.hi.max(base);
+    }
+
+    /// Writes the reminder (nothing if no block noted can expire).
+    fn write(self, c: &Connection, app: i64) -> Result<(), StoreError> {
+        if self.at == i64::MAX {
+            return Ok(());
+        }
+        c.prepare_cached(
+            "INSERT INTO event_expiry (app_id, expires_at, lo, hi) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (app_id, expires_at, lo) DO UPDATE SET hi = max(hi, excluded.hi)",
+        )?
+        .execute(params![app, self.at, self.lo, self.hi])?;
+        Ok(())
+    }
 }
 
 fn blob<'r>(row: &'r Row<'_>, i: usize) -> Result<&'r [u8], StoreError> {
@@ -849,8 +914,29 @@ fn blob<'r>(row: &'r Row<'_>, i: usize) -> Result<&'r [u8], StoreError> {
 /// An event resolved to its row, waiting for the next insert.
 /// A key's hash, for [`EventWriter::pending_keys`] (a collision costs only a flush).
 fn key_hash(key: &str) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+    use std::hash::BuildHasher;
+    // Fixed seed: only this process compares these hashes, and a collision costs a flush.
+    foldhash::fast::FixedState::with_seed(0x0075_6e69_636f).hash_one(key)
+}
+
+/// The hash set of already mixed key hashes hashes nothing again.
+type PassHash = std::hash::BuildHasherDefault<PassThrough>;
+
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 struct Pending {
@@ -1341,7 +1427,8 @@ impl Retention {
 }
 
 /// Rewrites block `base` with the events of it that remain (deletes it when none does)
-/// and frees the keys of those removed.
+/// and frees the keys of those removed; its new expiry goes to `reminder`.
+#[allow(clippy::too_many_arguments)]
 fn rewrite_block(
     c: &Connection,
     app: AppId,
@@ -1350,6 +1437,7 @@ fn rewrite_block(
     removed: &[event_block::Owned],
     retention: &Retention,
     scratch: &mut Vec<u8>,
+    reminder: &mut Reminder,
 ) -> Result<(), StoreError> {
     let stored: Vec<_> = kept.iter().map(event_block::Owned::stored).collect();
     match event_block::encode(base, &stored, scratch) {
@@ -1358,6 +1446,8 @@ fn rewrite_block(
                 .execute([base])?;
         }
         Some(s) => {
+            let expires_at = retention.expiry(&stored);
+            reminder.note(base, expires_at);
             c.prepare_cached(
                 "UPDATE event_blocks SET last_id = ?2, min_ts = ?3, max_ts = ?4, events = ?5,
                  expires_at = ?6, data = ?7 WHERE id = ?1",
@@ -1368,7 +1458,7 @@ fn rewrite_block(
                 s.min_ts,
                 s.max_ts,
                 s.count as i64,
-                retention.expiry(&stored),
+                expires_at,
                 &scratch[..]
             ])?;
         }
@@ -1415,6 +1505,7 @@ fn remove_events(
         .collect::<Result<_, _>>()?;
     let mut removed_by_type: HashMap<i64, u64> = HashMap::new();
     let mut scratch = Vec::new();
+    let mut reminder = Reminder::default();
     for base in bases {
         let data: Vec<u8> = c
             .prepare_cached("SELECT data FROM event_blocks WHERE id = ?1")?
@@ -1434,8 +1525,10 @@ fn remove_events(
         }
         if !any {
             if restamp {
+                let expires_at = retention.expiry(&all);
+                reminder.note(base, expires_at);
                 c.prepare_cached("UPDATE event_blocks SET expires_at = ?2 WHERE id = ?1")?
-                    .execute(params![base, retention.expiry(&all)])?;
+                    .execute(params![base, expires_at])?;
             }
             continue;
         }
@@ -1445,8 +1538,18 @@ fn remove_events(
         for e in &removed {
             *removed_by_type.entry(e.type_id).or_default() += 1;
         }
-        rewrite_block(c, app, base, &kept, &removed, &retention, &mut scratch)?;
+        rewrite_block(
+            c,
+            app,
+            base,
+            &kept,
+            &removed,
+            &retention,
+            &mut scratch,
+            &mut reminder,
+        )?;
     }
+    reminder.write(c, app.0)?;
     Ok(removed_by_type)
 }
 
@@ -1484,10 +1587,13 @@ fn refresh_expiry(c: &Connection, app: AppId, type_id: i64) -> Result<(), StoreE
         },
     )?;
     let mut update = c.prepare_cached("UPDATE event_blocks SET expires_at = ?2 WHERE id = ?1")?;
+    // A shorter retention brings expiries forward: the blocks restamped are reminded of.
+    let mut reminder = Reminder::default();
     for (base, at) in stamps {
         update.execute(params![base, at])?;
+        reminder.note(base, at);
     }
-    Ok(())
+    reminder.write(c, app.0)
 }
 
 /// The customer's events as `(event id, key)`, in block order.
@@ -1538,6 +1644,7 @@ pub fn move_events(c: &Connection, from: i64, into: i64) -> Result<Vec<i64>, Sto
 pub fn delete_app_events(c: &Connection, app: AppId) -> Result<(), StoreError> {
     c.execute("DELETE FROM event_blocks WHERE app_id = ?1", [app.0])?;
     c.execute("DELETE FROM event_keys WHERE app_id = ?1", [app.0])?;
+    c.execute("DELETE FROM event_expiry WHERE app_id = ?1", [app.0])?;
     Ok(())
 }
 
@@ -1569,16 +1676,9 @@ pub fn expire(w: &mut WriteCtx, now: i64) -> Result<u64, StoreError> {
     for (app, types) in apps {
         let app = AppId(app);
         let bound: HashMap<i64, i64> = types.iter().map(|t| (t.0, t.2)).collect();
-        // Only blocks whose first event to expire has expired can lose one: the
-        // `(app_id, expires_at)` index finds them.
-        let removed = remove_events(
-            c,
-            app,
-            "app_id = ?1 AND expires_at < ?2",
-            &[&app.0, &now],
-            &|e| bound.get(&e.type_id).is_some_and(|&before| e.ts < before),
-            true,
-        )?;
+        let removed = expire_app(c, app, now, &|e| {
+            bound.get(&e.type_id).is_some_and(|&before| e.ts < before)
+        })?;
         for (id, code, before) in types {
             let Some(&n) = removed.get(&id).filter(|n| **n > 0) else {
                 continue;
@@ -1596,6 +1696,60 @@ pub fn expire(w: &mut WriteCtx, now: i64) -> Result<u64, StoreError> {
         w.emit(change);
     }
     Ok(total)
+}
+
+/// Removes the events of `app` for which `expired` holds from the blocks whose first
+/// event to expire has expired, counting them per type. Those blocks are in the runs of
+/// the reminders due: each run is looked through, its reminder dropped, and what stays of
+/// it reminded of again (at its new earliest expiry, later than `now`).
+fn expire_app(
+    c: &Connection,
+    app: AppId,
+    now: i64,
+    expired: &dyn Fn(&event_block::Stored<'_>) -> bool,
+) -> Result<HashMap<i64, u64>, StoreError> {
+    let mut runs: Vec<(i64, i64)> = c
+        .prepare_cached("SELECT lo, hi FROM event_expiry WHERE app_id = ?1 AND expires_at < ?2")?
+        .query_map(params![app.0, now], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    if runs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    c.prepare_cached("DELETE FROM event_expiry WHERE app_id = ?1 AND expires_at < ?2")?
+        .execute(params![app.0, now])?;
+    // Runs that overlap (a retention change reminds of a wide one) are looked through once.
+    runs.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(runs.len());
+    for (lo, hi) in runs {
+        match merged.last_mut() {
+            Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+            _ => merged.push((lo, hi)),
+        }
+    }
+    let mut removed: HashMap<i64, u64> = HashMap::new();
+    for (lo, hi) in merged {
+        let from_run = remove_events(
+            c,
+            app,
+            "id BETWEEN ?2 AND ?3 AND app_id = ?1 AND expires_at < ?4",
+            &[&app.0, &lo, &hi, &now],
+            expired,
+            true,
+        )?;
+        for (type_id, n) in from_run {
+            *removed.entry(type_id).or_default() += n;
+        }
+        let next: Option<i64> = c
+            .prepare_cached(
+                "SELECT min(expires_at) FROM event_blocks
+                 WHERE id BETWEEN ?2 AND ?3 AND app_id = ?1 AND expires_at < ?4",
+            )?
+            .query_row(params![app.0, lo, hi, i64::MAX], |r| r.get(0))?;
+        if let Some(at) = next {
+            Reminder { at, lo, hi }.write(c, app.0)?;
+        }
+    }
+    Ok(removed)
 }
 
 /// Converts the events of the one-row-per-event table into blocks (migration 17): per
@@ -1620,7 +1774,16 @@ pub fn convert_rows_to_blocks(c: &Connection) -> Result<(), StoreError> {
     let mut scratch = Vec::new();
     let mut write = |owner: (i64, i64), block: &mut Vec<event_block::Owned>| {
         let stored: Vec<_> = block.iter().map(event_block::Owned::stored).collect();
-        insert_block(c, owner.0, owner.1, &stored, &retention, &mut scratch)?;
+        // Migration 19 reminds retention of every block converted here.
+        insert_block(
+            c,
+            owner.0,
+            owner.1,
+            &stored,
+            &retention,
+            &mut scratch,
+            &mut Reminder::default(),
+        )?;
         block.clear();
         Ok::<(), StoreError>(())
     };
@@ -1901,7 +2064,8 @@ mod tests {
     }
 
     /// The plans of the block queries that must not scan every block: retention's
-    /// candidates by expiry, a timeline by its customer, a range of ids by base.
+    /// reminders due and the runs they name, a timeline by its customer, a range of ids
+    /// by base.
     #[test]
     fn block_queries_use_their_indexes() {
         let dir = tempfile::tempdir().unwrap();
@@ -1916,13 +2080,22 @@ mod tests {
                 .unwrap();
             rows.join("; ")
         };
-        let age = plan(
-            "SELECT id FROM event_blocks WHERE app_id = ?1 AND expires_at < ?2",
+        let due = plan(
+            "SELECT lo, hi FROM event_expiry WHERE app_id = ?1 AND expires_at < ?2",
             &[&1, &2],
         );
         assert!(
-            age.contains("USING COVERING INDEX event_blocks_by_expiry (app_id=? AND expires_at<?)"),
-            "{age}"
+            due.contains("USING PRIMARY KEY (app_id=? AND expires_at<?)"),
+            "{due}"
+        );
+        let run = plan(
+            "SELECT min(expires_at) FROM event_blocks
+             WHERE id BETWEEN ?2 AND ?3 AND app_id = ?1 AND expires_at < ?4",
+            &[&1, &2, &3, &4],
+        );
+        assert!(
+            run.contains("USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"),
+            "{run}"
         );
         let timeline = plan(
             "SELECT id, customer, data, max_ts FROM event_blocks

@@ -260,6 +260,19 @@ const MIGRATIONS: &[&str] = &[
          coalesce((SELECT max(id) FROM events), 0)));",
     // 18: the rows, once in blocks.
     "DROP TABLE events;",
+    // 19: retention finds its blocks by reminders, one per write of blocks (a run of
+    // block ids and the earliest expiry among them), instead of one index entry per
+    // block: a backfill paid for a million entries of `event_blocks_by_expiry`.
+    "CREATE TABLE event_expiry (
+         app_id INTEGER NOT NULL,
+         expires_at INTEGER NOT NULL,
+         lo INTEGER NOT NULL,
+         hi INTEGER NOT NULL,
+         PRIMARY KEY (app_id, expires_at, lo)) WITHOUT ROWID;
+     INSERT INTO event_expiry (app_id, expires_at, lo, hi)
+         SELECT app_id, expires_at, id, id FROM event_blocks
+         WHERE expires_at < 9223372036854775807;
+     DROP INDEX event_blocks_by_expiry;",
 ];
 
 /// Work a migration needs beyond its script, run after it in the same transaction.
@@ -473,5 +486,15 @@ mod tests {
             3,
             "k1, k2 and k4; k5 went with its event"
         );
+        // Retention is reminded of each converted block, due when its first event expires.
+        assert_eq!(
+            number(
+                "SELECT count(*) FROM event_expiry x JOIN event_blocks b
+                 ON x.lo = b.id AND x.hi = b.id AND x.expires_at = b.expires_at
+                 AND x.app_id = b.app_id"
+            ),
+            2
+        );
+        assert_eq!(number("SELECT count(*) FROM event_expiry"), 2);
     }
 }
