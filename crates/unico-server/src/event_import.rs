@@ -174,7 +174,7 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<bo
             return Ok(any);
         }
         any = true;
-        let (taken, ended) = match available.iter().position(|&b| b == b'\n') {
+        let (taken, ended) = match memchr::memchr(b'\n', available) {
             Some(i) => (i + 1, true),
             None => (available.len(), false),
         };
@@ -210,18 +210,11 @@ fn parse(
     let mut line = 0u64;
     let mut sending = true;
     let mut names = unico_core::EventNames::default();
-    loop {
-        match read_line(&mut reader, &mut buf) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                parsed.file_error = Some(format!("the file could not be read: {e}"));
-                break;
-            }
-        }
+    // Checks one line and sends the batch once full; false once the writer gave up.
+    let mut take = |text: &[u8], parsed: &mut Parsed| -> bool {
         line += 1;
-        match check_line(&buf, line, schema, auto_register, identity, now, &mut names) {
-            Ok(None) => continue,
+        match check_line(text, line, schema, auto_register, identity, now, &mut names) {
+            Ok(None) => return true,
             Ok(Some(event)) => {
                 parsed.lines_read += 1;
                 if sending {
@@ -250,15 +243,45 @@ fn parse(
         progress
             .rows_read
             .store(parsed.lines_read, Ordering::Relaxed);
-        if batch.len() >= BATCH_EVENTS
+        // The writer gone (a storage failure): nothing more to do.
+        !(batch.len() >= BATCH_EVENTS
             && tx
                 .send(EventBatch::Items(std::mem::replace(
                     &mut batch,
                     Vec::with_capacity(BATCH_EVENTS),
                 )))
-                .is_err()
-        {
-            // The writer gave up (a storage failure): nothing more to do.
+                .is_err())
+    };
+    loop {
+        // A line wholly in the reader's buffer is read where it lies; one that runs past
+        // it (or is longer than the buffer) is gathered into `buf`.
+        let whole = match reader.fill_buf() {
+            Ok([]) => break,
+            Ok(available) => memchr::memchr(b'\n', available).map(|i| {
+                let go_on = take(&available[..=i], &mut parsed);
+                (i + 1, go_on)
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                parsed.file_error = Some(format!("the file could not be read: {e}"));
+                break;
+            }
+        };
+        let go_on = match whole {
+            Some((used, go_on)) => {
+                reader.consume(used);
+                go_on
+            }
+            None => match read_line(&mut reader, &mut buf) {
+                Ok(false) => break,
+                Ok(true) => take(&buf, &mut parsed),
+                Err(e) => {
+                    parsed.file_error = Some(format!("the file could not be read: {e}"));
+                    break;
+                }
+            },
+        };
+        if !go_on {
             return parsed;
         }
     }
