@@ -1553,12 +1553,16 @@ fn remove_events(
     Ok(removed_by_type)
 }
 
+/// The blocks of application `?1`, found through its customers (no index leads from an
+/// application to its blocks: an entry per block cost every write).
+const APP_BLOCKS: &str = "customer IN (SELECT id FROM customers WHERE app_id = ?1) AND app_id = ?1";
+
 /// Deletes every event of type `type_id` of the application; answers how many went.
 fn delete_events_of_type(c: &Connection, app: AppId, type_id: i64) -> Result<u64, StoreError> {
     let removed = remove_events(
         c,
         app,
-        "app_id = ?1",
+        APP_BLOCKS,
         &[&app.0],
         &|e| e.type_id == type_id,
         false,
@@ -1573,7 +1577,7 @@ fn refresh_expiry(c: &Connection, app: AppId, type_id: i64) -> Result<(), StoreE
     let mut stamps = Vec::new();
     each_block(
         c,
-        "SELECT id, data FROM event_blocks WHERE app_id = ?1",
+        &format!("SELECT id, data FROM event_blocks WHERE {APP_BLOCKS}"),
         [app.0],
         &mut |base, d| {
             let mut all = Vec::with_capacity(d.remaining().min(BLOCK_SPAN as usize));
@@ -2087,6 +2091,15 @@ mod tests {
         assert!(
             due.contains("USING PRIMARY KEY (app_id=? AND expires_at<?)"),
             "{due}"
+        );
+        let app_pass = plan(
+            &format!("SELECT id, data FROM event_blocks WHERE {APP_BLOCKS}"),
+            &[&1],
+        );
+        assert!(
+            app_pass.contains("USING INDEX event_blocks_by_customer (customer=?)")
+                && app_pass.contains("customers_by_customer_id (app_id=?)"),
+            "{app_pass}"
         );
         let run = plan(
             "SELECT min(expires_at) FROM event_blocks
