@@ -206,7 +206,7 @@ pub struct EventWriter {
     /// Events resolved and not stored yet (see [`EventWriter::flush`]).
     pending: Vec<Pending>,
     /// The hashes of the pending events' keys: a key not among them is not pending.
-    pending_keys: std::collections::HashSet<u64, PassHash>,
+    pending_keys: std::collections::HashSet<u64, foldhash::fast::FixedState>,
     /// The id the next event stored gets.
     next_id: i64,
     /// A block being encoded.
@@ -863,8 +863,9 @@ fn insert_block(
 /// reminder due no later than the block's own `expires_at`: a write of blocks leaves one,
 /// a change that can bring a block's expiry forward (a retention shortened) leaves one,
 /// and retention, having looked through a run that came due, leaves one for what stays
-/// of it. A reminder may outlive its blocks (deleted with their customer), or be due
-/// before any of them is: looking through its run then finds nothing to remove.
+/// of it. Removing events from a block needs none: its stamp can only move later. A
+/// reminder may outlive its blocks (deleted with their customer), or be due before any of
+/// them is: looking through its run then finds nothing to remove.
 #[derive(Debug)]
 struct Reminder {
     at: i64,
@@ -917,26 +918,6 @@ fn key_hash(key: &str) -> u64 {
     use std::hash::BuildHasher;
     // Fixed seed: only this process compares these hashes, and a collision costs a flush.
     foldhash::fast::FixedState::with_seed(0x0075_6e69_636f).hash_one(key)
-}
-
-/// The hash set of already mixed key hashes hashes nothing again.
-type PassHash = std::hash::BuildHasherDefault<PassThrough>;
-
-#[derive(Default)]
-struct PassThrough(u64);
-
-impl std::hash::Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 struct Pending {
@@ -1427,8 +1408,8 @@ impl Retention {
 }
 
 /// Rewrites block `base` with the events of it that remain (deletes it when none does)
-/// and frees the keys of those removed; its new expiry goes to `reminder`.
-#[allow(clippy::too_many_arguments)]
+/// and frees the keys of those removed. Its stamp can only move later (fewer events
+/// expire no sooner), so the reminder covering it still does.
 fn rewrite_block(
     c: &Connection,
     app: AppId,
@@ -1437,7 +1418,6 @@ fn rewrite_block(
     removed: &[event_block::Owned],
     retention: &Retention,
     scratch: &mut Vec<u8>,
-    reminder: &mut Reminder,
 ) -> Result<(), StoreError> {
     let stored: Vec<_> = kept.iter().map(event_block::Owned::stored).collect();
     match event_block::encode(base, &stored, scratch) {
@@ -1446,8 +1426,6 @@ fn rewrite_block(
                 .execute([base])?;
         }
         Some(s) => {
-            let expires_at = retention.expiry(&stored);
-            reminder.note(base, expires_at);
             c.prepare_cached(
                 "UPDATE event_blocks SET last_id = ?2, min_ts = ?3, max_ts = ?4, events = ?5,
                  expires_at = ?6, data = ?7 WHERE id = ?1",
@@ -1458,7 +1436,7 @@ fn rewrite_block(
                 s.min_ts,
                 s.max_ts,
                 s.count as i64,
-                expires_at,
+                retention.expiry(&stored),
                 &scratch[..]
             ])?;
         }
@@ -1505,7 +1483,6 @@ fn remove_events(
         .collect::<Result<_, _>>()?;
     let mut removed_by_type: HashMap<i64, u64> = HashMap::new();
     let mut scratch = Vec::new();
-    let mut reminder = Reminder::default();
     for base in bases {
         let data: Vec<u8> = c
             .prepare_cached("SELECT data FROM event_blocks WHERE id = ?1")?
@@ -1525,10 +1502,8 @@ fn remove_events(
         }
         if !any {
             if restamp {
-                let expires_at = retention.expiry(&all);
-                reminder.note(base, expires_at);
                 c.prepare_cached("UPDATE event_blocks SET expires_at = ?2 WHERE id = ?1")?
-                    .execute(params![base, expires_at])?;
+                    .execute(params![base, retention.expiry(&all)])?;
             }
             continue;
         }
@@ -1538,18 +1513,8 @@ fn remove_events(
         for e in &removed {
             *removed_by_type.entry(e.type_id).or_default() += 1;
         }
-        rewrite_block(
-            c,
-            app,
-            base,
-            &kept,
-            &removed,
-            &retention,
-            &mut scratch,
-            &mut reminder,
-        )?;
+        rewrite_block(c, app, base, &kept, &removed, &retention, &mut scratch)?;
     }
-    reminder.write(c, app.0)?;
     Ok(removed_by_type)
 }
 
