@@ -63,7 +63,7 @@ def median_ms(fn, runs):
 
 class Client:
     def __init__(self):
-        self.conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=600)
+        self.conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=600, blocksize=1 << 20)
         self.headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
 
     def request(self, method, path, body=None, headers=None, ok=(200, 201, 202)):

@@ -733,8 +733,19 @@ impl Events {
         // Events read back share one code per type: a code seen before is known by its
         // address, without hashing it (a customer's events alternate between types).
         let mut seen: Vec<(*const u8, usize)> = Vec::new();
+        // A customer's events come together (a block read back, a client's batch): the
+        // slot of the event before costs no lookup.
+        let mut last: Option<(i64, Option<u32>)> = None;
         for (i, e) in events.iter().enumerate() {
-            let Some(slot) = slot_of(e.customer) else {
+            let slot = match last {
+                Some((customer, slot)) if customer == e.customer => slot,
+                _ => {
+                    let slot = slot_of(e.customer);
+                    last = Some((e.customer, slot));
+                    slot
+                }
+            };
+            let Some(slot) = slot else {
                 continue;
             };
             let at = e.event_type.as_str().as_ptr();

@@ -16,6 +16,11 @@
 
 use std::collections::HashMap;
 
+/// The writer's own maps (of row ids, customerIds and places in a flush: one or more
+/// lookups per event written) hash with foldhash, seeded at random per map so that keys a
+/// sender chooses (customerIds) cannot be picked to collide.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use unico_core::limits::MAX_EVENT_TYPES_PER_APP;
 use unico_core::{AppId, Channel, CustomerId, Event, EventCode, EventType, EventTypes, Properties};
@@ -198,9 +203,9 @@ pub struct EventWriter {
     types: Vec<(EventCode, i64, bool)>,
     /// Retention by type row id.
     retention: Retention,
-    customers: HashMap<CustomerId, i64>,
+    customers: FastMap<CustomerId, i64>,
     /// Holders of identities, by identity (bounded like `customers`).
-    holders: HashMap<unico_core::Identity, i64>,
+    holders: FastMap<unico_core::Identity, i64>,
     /// Whether the application has aliases, once asked.
     aliases: Option<bool>,
     /// Events resolved and not stored yet (see [`EventWriter::flush`]).
@@ -256,8 +261,8 @@ impl EventWriter {
             retention,
             auto_register: auto_register.as_deref() == Some("true"),
             registered: false,
-            customers: HashMap::new(),
-            holders: HashMap::new(),
+            customers: FastMap::default(),
+            holders: FastMap::default(),
             pending: Vec::new(),
             pending_keys: std::collections::HashSet::default(),
             next_id: next_id(c)?,
@@ -531,7 +536,7 @@ impl EventWriter {
         let keyed: Vec<usize> = (0..pending.len())
             .filter(|&j| events[pending[j].index].event_id.is_some())
             .collect();
-        let mut duplicate_of: HashMap<usize, i64> = HashMap::new();
+        let mut duplicate_of: FastMap<usize, i64> = FastMap::default();
         let mut rest = &keyed[..];
         while !rest.is_empty() {
             let rows = MAX_KEYS_PER_INSERT.min(1 << rest.len().ilog2());
@@ -572,9 +577,12 @@ impl EventWriter {
         }
         // Per customer, in order of first appearance: the pending events stored.
         let mut groups: Vec<(i64, Vec<(usize, i64)>)> = Vec::new();
-        let mut group_of: HashMap<i64, usize> = HashMap::new();
+        let mut group_of: FastMap<i64, usize> = FastMap::default();
         for (j, p) in pending.iter().enumerate() {
-            if let Some(&held) = duplicate_of.get(&j) {
+            if let Some(&held) = (!duplicate_of.is_empty())
+                .then(|| duplicate_of.get(&j))
+                .flatten()
+            {
                 out[p.index] = Some(Ok(EventOutcome {
                     id: held,
                     duplicate: true,
@@ -1020,6 +1028,19 @@ pub fn import(
     // Created customers are kept for the log up to `incremental`; past it one bulk change.
     let mut writer = EventWriter::new(&w.conn, app, true)?;
     let mut duplicates = 0u64;
+    // Batches written are freed on a thread of their own: freeing a batch's strings is
+    // about a twentieth of the writer's time, and the writer holds up every other write.
+    let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<NewEvent>>();
+    let freer = std::thread::Builder::new()
+        .name("unico-events-free".into())
+        .spawn(move || free_rx.iter().for_each(drop))
+        .ok();
+    let free = |items: Vec<NewEvent>| {
+        if freer.is_some() {
+            // Unsent only if the thread is gone: the batch is then freed here.
+            let _ = free_tx.send(items);
+        }
+    };
     let run = (|| -> Result<bool, StoreError> {
         let mut out = Vec::new();
         for batch in batches {
@@ -1044,6 +1065,7 @@ pub fn import(
                         writer.created = Vec::new();
                     }
                     written.fetch_add(items.len() as u64, Ordering::Relaxed);
+                    free(items);
                 }
                 EventBatch::End { keep } => return Ok(keep),
             }
