@@ -1342,3 +1342,154 @@ pub fn a_changed_retention_applies_to_stored_events(store: &dyn Store) {
     assert_eq!(store.expire_events(NOW + 2 * DAY).unwrap(), 1);
     assert_eq!(store.customer_activity(a, &cid("ana")).unwrap().events, 0);
 }
+
+/// The outcome of each event of `batch` sent through `insert_events`: its id (the one
+/// stored, or the one it duplicates) and whether it was a duplicate.
+fn sent(store: &dyn Store, app: AppId, batch: Vec<NewEvent>) -> Vec<(i64, bool)> {
+    store
+        .insert_events(app, batch, NOW)
+        .unwrap()
+        .into_iter()
+        .map(|o| {
+            let o = o.unwrap();
+            (o.id, o.duplicate)
+        })
+        .collect()
+}
+
+/// Every event of the application, as (key, id), sorted by key.
+fn keys_stored(store: &dyn Store, app: AppId) -> Vec<(String, i64)> {
+    let mut keys: Vec<(String, i64)> = store
+        .read_events(app, 0, i64::MAX, 1_000_000)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.event_id.map(|k| (k, e.id)))
+        .collect();
+    keys.sort();
+    keys
+}
+
+pub fn imports_keep_each_key_once_whoever_held_it_before(store: &dyn Store) {
+    let a = app(store, "A");
+    let b = app(store, "B");
+    register(store, a, "purchase", 3650);
+    register(store, b, "purchase", 3650);
+    let ev = |key: &str, customer: &str| event(Some(key), customer, "purchase", "web", NOW - DAY);
+    // Keys sent one by one before any import.
+    let before = sent(store, a, vec![ev("k1", "ana"), ev("k2", "ana")]);
+    // A first import: new keys (a key twice in one batch and across batches), a key held
+    // by an earlier event, and a duplicate whose customer does not exist (it creates
+    // nobody).
+    let first: Vec<NewEvent> = (0..300)
+        .map(|i| ev(&format!("n{i}"), &format!("c{}", i % 40)))
+        .collect();
+    let counts = run_events_import(
+        store,
+        a,
+        vec![
+            first[..150].to_vec(),
+            vec![
+                ev("n7", "c7"),
+                ev("k1", "ana"),
+                ev("dup-in-batch", "c1"),
+                ev("dup-in-batch", "c1"),
+            ],
+            first[150..].to_vec(),
+            vec![ev("n8", "nobody-yet"), ev("n299", "c3")],
+        ],
+        true,
+    )
+    .unwrap();
+    assert!(counts.kept);
+    assert_eq!(counts.updated, 5, "n7, k1, dup-in-batch, n8 and n299 again");
+    assert!(store.get_customer(a, &cid("nobody-yet")).is_err());
+    let after_first = keys_stored(store, a);
+    assert_eq!(after_first.len(), 2 + 300 + 1);
+    let id_of =
+        |keys: &[(String, i64)], k: &str| keys.iter().find(|(key, _)| key == k).map(|(_, id)| *id);
+    assert_eq!(id_of(&after_first, "k1"), Some(before[0].0));
+    // An import not kept takes no key.
+    let counts = run_events_import(
+        store,
+        a,
+        vec![vec![ev("lost", "ana"), ev("n1", "ana")]],
+        false,
+    )
+    .unwrap();
+    assert!(!counts.kept);
+    // Another application's keys are its own.
+    let other = sent(store, b, vec![ev("n1", "ana"), ev("k1", "ana")]);
+    assert!(other.iter().all(|&(_, dup)| !dup));
+    // Sent one by one after the import: its keys are duplicates, the lost one is new.
+    let later = sent(
+        store,
+        a,
+        vec![
+            ev("n3", "ana"),
+            ev("n250", "bob"),
+            ev("lost", "ana"),
+            ev("k2", "ana"),
+        ],
+    );
+    assert_eq!(later[0], (id_of(&after_first, "n3").unwrap(), true));
+    assert_eq!(later[1], (id_of(&after_first, "n250").unwrap(), true));
+    assert!(!later[2].1);
+    assert_eq!(later[3], (before[1].0, true));
+    // Keys whose events are gone are free again: the customer c5 deleted (n5, n45, ...).
+    let freed: Vec<String> = (0..300)
+        .filter(|i| i % 40 == 5)
+        .map(|i| format!("n{i}"))
+        .collect();
+    store.delete_customer(a, &cid("c5")).unwrap();
+    let resent = sent(store, a, vec![ev(&freed[0], "dan")]);
+    assert!(
+        !resent[0].1,
+        "a key whose event is gone is taken by the new one"
+    );
+    // A second import: the first's keys (duplicates), freed keys (stored again: one sent
+    // since is a duplicate of that one), keys sent one by one, and new keys.
+    let mut second: Vec<NewEvent> = (0..200)
+        .map(|i| ev(&format!("m{i}"), &format!("d{}", i % 30)))
+        .collect();
+    second.extend(freed.iter().map(|k| ev(k, "eve")));
+    second.extend([
+        ev("n10", "eve"),
+        ev("lost", "eve"),
+        ev("k1", "eve"),
+        ev("m3", "eve"),
+    ]);
+    let counts = run_events_import(
+        store,
+        a,
+        vec![second[..120].to_vec(), second[120..].to_vec()],
+        true,
+    )
+    .unwrap();
+    assert!(counts.kept);
+    assert_eq!(
+        counts.updated,
+        1 + 4,
+        "freed[0] (sent since), n10, lost, k1 and m3 again"
+    );
+    let after_second = keys_stored(store, a);
+    let distinct: HashSet<&str> = after_second.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(distinct.len(), after_second.len(), "a key is stored once");
+    assert_eq!(id_of(&after_second, &freed[0]), Some(resent[0].0));
+    for k in &freed[1..] {
+        assert!(id_of(&after_second, k).unwrap() > id_of(&after_first, k).unwrap());
+    }
+    // Everything is a duplicate now, whichever way it is sent.
+    let all: Vec<NewEvent> = after_second.iter().map(|(k, _)| ev(k, "zed")).collect();
+    let again = sent(store, a, all.clone());
+    for ((k, id), (got, dup)) in after_second.iter().zip(&again) {
+        assert!(*dup, "{k} is held");
+        assert_eq!(got, id, "{k}");
+    }
+    let counts = run_events_import(store, a, vec![all], true).unwrap();
+    assert_eq!(counts.updated as usize, after_second.len());
+    assert_eq!(keys_stored(store, a), after_second);
+    assert!(
+        store.get_customer(a, &cid("zed")).is_err(),
+        "duplicates create nobody"
+    );
+}

@@ -66,6 +66,7 @@ macro_rules! conformance_suite {
             events_are_logged_and_read_back_by_id, a_scan_holds_customers_and_events,
             concurrent_event_writers_store_each_key_once, an_events_import_is_all_or_nothing,
             an_events_import_record_commits_with_its_writes,
+            imports_keep_each_key_once_whoever_held_it_before,
             an_application_may_register_types_on_first_sight,
             computed_fields_are_defined_logged_and_never_written,
             subscriptions_keep_the_latest_statement_and_every_change,
