@@ -129,16 +129,22 @@ impl Client {
         read_json(response)
     }
 
-    /// Sends `body` (streamed from a reader) and answers the JSON reply.
+    /// Sends `body` (streamed from a reader, `len` bytes) and answers the JSON reply.
+    ///
+    /// The length is sent as `Content-Length`: a body of unknown length goes out in
+    /// chunks of 10 KiB, which costs the server a frame each (a 1.7 GB upload took
+    /// three times the server's CPU and twice the time).
     pub fn post_stream(
         &self,
         url: &str,
         content_type: &str,
         body: &mut dyn std::io::Read,
+        len: u64,
     ) -> anyhow::Result<Value> {
         let request = self
             .request("POST", url)
             .header("Content-Type", content_type)
+            .header("Content-Length", len)
             .body(ureq::SendBody::from_reader(body))?;
         let response = self
             .agent

@@ -171,7 +171,7 @@ fn import(client: &Client, file: &PathBuf, mode: &str, json_out: bool) -> anyhow
     );
     let mut reader = upload.wrap_read(std::io::BufReader::with_capacity(1 << 20, handle));
     let url = client.app_url(&format!("/events/imports?mode={mode}"));
-    let started = client.post_stream(&url, "application/x-ndjson", &mut reader)?;
+    let started = client.post_stream(&url, "application/x-ndjson", &mut reader, size)?;
     upload.finish_and_clear();
     let id = started["id"]
         .as_i64()

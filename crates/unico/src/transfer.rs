@@ -96,7 +96,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<bool> {
         bar: upload.clone(),
     };
     let url = client.app_url(&format!("/imports?mode={}", args.mode));
-    let started = client.post_stream(&url, "text/csv", &mut reader)?;
+    let started = client.post_stream(&url, "text/csv", &mut reader, size)?;
     upload.finish_and_clear();
     let id = started["id"]
         .as_i64()

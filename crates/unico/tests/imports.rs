@@ -1,4 +1,4 @@
-//! `unico import` and `unico export` against a running server, and an import cut by
+//! `unico import`, `unico events import` and `unico export` against a running server, and an
 //! `kill -9`: nothing of it is written and it is reported failed after the restart.
 #![allow(clippy::unwrap_used)]
 
@@ -645,4 +645,82 @@ fn cli_defines_a_computed_field_that_lists_and_filters_like_any_field() {
         listed.contains("ana") && !listed.contains("bob"),
         "{listed}"
     );
+}
+
+#[test]
+fn cli_events_import_stores_each_event_once_and_reports_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let shop = Shop::create(&server, "Shop");
+    let (status, body) = shop.call(
+        "POST",
+        "/event-types",
+        Some(
+            json!({"code": "purchase", "name": "Purchase", "retention_days": 3650,
+                    "properties": {"amount": "number"}}),
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let files = tempfile::tempdir().unwrap();
+    let line = |key: &str, customer: &str, amount: &str| {
+        format!(
+            "{{\"event_id\":\"{key}\",\"customerId\":\"{customer}\",\"type\":\"purchase\",\"channel\":\"web\",\"timestamp\":\"2026-11-01T10:00:00Z\",\"properties\":{{\"amount\":{amount}}}}}\n"
+        )
+    };
+    let good = [
+        line("e1", "ana", "10"),
+        line("e2", "ana", "20"),
+        "\n".to_owned(),
+        line("e1", "ana", "10"),
+        line("e3", "bob", "5.5"),
+    ]
+    .concat();
+    let file = write_file(files.path(), "good.ndjson", &good);
+    let id = shop.id.to_string();
+    let args = [
+        "events", "import", &file, "--app", &id, "--server", &shop.base, "--key", &shop.key,
+    ];
+    let out = unico(&args);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    assert!(text.contains("succeeded"), "{text}");
+    assert_eq!(summary_value(&text, "lines read"), "4");
+    assert_eq!(summary_value(&text, "events stored"), "3");
+    assert_eq!(summary_value(&text, "duplicates"), "1");
+    assert_eq!(summary_value(&text, "customers created"), "2");
+    let (status, page) = shop.call("GET", "/customers/ana/events", None);
+    assert_eq!(status, 200, "{page}");
+    let amounts: Vec<f64> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["properties"]["amount"].as_f64().unwrap())
+        .collect();
+    assert_eq!(amounts.len(), 2, "{page}");
+    assert!(amounts.contains(&10.0) && amounts.contains(&20.0), "{page}");
+    // Importing the file again stores nothing new: every key is held.
+    let out = unico(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(summary_value(&stdout(&out), "duplicates"), "4");
+
+    // A bad line (its time is no time) fails the whole (atomic) import with its line
+    // number and reason.
+    let bad = [
+        line("e4", "cy", "1"),
+        line("e5", "cy", "2").replace("2026-11-01T10:00:00Z", "yesterday"),
+    ]
+    .concat();
+    let file = write_file(files.path(), "bad.ndjson", &bad);
+    let mut args = args.to_vec();
+    args[2] = &file;
+    args.push("--json");
+    let out = unico(&args);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let report: Value = serde_json::from_str(&stdout(&out))
+        .unwrap_or_else(|e| panic!("--json printed no JSON ({e}):\n{}", stdout(&out)));
+    assert_eq!(report["state"], "failed", "{report}");
+    assert_eq!(report["lines_rejected"], 1);
+    assert_eq!(report["errors"][0]["line"], 2, "{report}");
+    assert_eq!(report["errors"][0]["column"], "timestamp", "{report}");
+    assert!(shop.customer("cy").is_none(), "nothing was written");
 }
