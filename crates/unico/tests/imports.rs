@@ -1,5 +1,6 @@
-//! `unico import`, `unico events import` and `unico export` against a running server, and an
-//! `kill -9`: nothing of it is written and it is reported failed after the restart.
+//! `unico import`, `unico events import` and `unico export` against a running server, and
+//! an import cut by `kill -9`: nothing of it is written and it is reported failed after the
+//! restart.
 #![allow(clippy::unwrap_used)]
 
 mod support;
