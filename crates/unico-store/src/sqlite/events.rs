@@ -16,11 +16,6 @@
 
 use std::collections::HashMap;
 
-/// The writer's own maps (of row ids, customerIds and places in a flush: one or more
-/// lookups per event written) hash with foldhash, seeded at random per map so that keys a
-/// sender chooses (customerIds) cannot be picked to collide.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use unico_core::limits::MAX_EVENT_TYPES_PER_APP;
 use unico_core::{AppId, Channel, CustomerId, Event, EventCode, EventType, EventTypes, Properties};
@@ -37,6 +32,11 @@ use crate::events::{
     parse_properties_text, properties_text,
 };
 use crate::store::{EventBatch, ImportCounts};
+
+/// The writer's maps of its own numbers (row ids, places in a flush: a lookup or more per
+/// event written) hash with foldhash. Maps keyed by what a sender chooses (customerIds,
+/// identities) keep the standard hasher, which resists keys picked to collide.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// The registered types of `app`, with their row ids.
 pub fn event_types(conn: &Connection, app: AppId) -> Result<Vec<(i64, EventType)>, StoreError> {
@@ -203,9 +203,9 @@ pub struct EventWriter {
     types: Vec<(EventCode, i64, bool)>,
     /// Retention by type row id.
     retention: Retention,
-    customers: FastMap<CustomerId, i64>,
+    customers: HashMap<CustomerId, i64>,
     /// Holders of identities, by identity (bounded like `customers`).
-    holders: FastMap<unico_core::Identity, i64>,
+    holders: HashMap<unico_core::Identity, i64>,
     /// Whether the application has aliases, once asked.
     aliases: Option<bool>,
     /// Events resolved and not stored yet (see [`EventWriter::flush`]).
@@ -261,8 +261,8 @@ impl EventWriter {
             retention,
             auto_register: auto_register.as_deref() == Some("true"),
             registered: false,
-            customers: FastMap::default(),
-            holders: FastMap::default(),
+            customers: HashMap::new(),
+            holders: HashMap::new(),
             pending: Vec::new(),
             pending_keys: std::collections::HashSet::default(),
             next_id: next_id(c)?,
@@ -579,10 +579,7 @@ impl EventWriter {
         let mut groups: Vec<(i64, Vec<(usize, i64)>)> = Vec::new();
         let mut group_of: FastMap<i64, usize> = FastMap::default();
         for (j, p) in pending.iter().enumerate() {
-            if let Some(&held) = (!duplicate_of.is_empty())
-                .then(|| duplicate_of.get(&j))
-                .flatten()
-            {
+            if let Some(&held) = duplicate_of.get(&j) {
                 out[p.index] = Some(Ok(EventOutcome {
                     id: held,
                     duplicate: true,
