@@ -157,7 +157,9 @@ fn import(client: &Client, file: &PathBuf, mode: &str, json_out: bool) -> anyhow
     }
     let handle =
         std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let size = handle.metadata()?.len();
+    let meta = handle.metadata()?;
+    // A pipe's length is not known before it is read (its metadata says 0).
+    let (size, len) = (meta.len(), meta.is_file().then_some(meta.len()));
     let upload = if json_out {
         ProgressBar::hidden()
     } else {
@@ -171,7 +173,7 @@ fn import(client: &Client, file: &PathBuf, mode: &str, json_out: bool) -> anyhow
     );
     let mut reader = upload.wrap_read(std::io::BufReader::with_capacity(1 << 20, handle));
     let url = client.app_url(&format!("/events/imports?mode={mode}"));
-    let started = client.post_stream(&url, "application/x-ndjson", &mut reader, size)?;
+    let started = client.post_stream(&url, "application/x-ndjson", &mut reader, len)?;
     upload.finish_and_clear();
     let id = started["id"]
         .as_i64()

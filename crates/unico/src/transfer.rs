@@ -82,7 +82,9 @@ pub fn import(args: ImportArgs) -> anyhow::Result<bool> {
     let client = Client::for_app(&args.server, &args.app)?;
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
-    let size = file.metadata()?.len();
+    let meta = file.metadata()?;
+    // A pipe's length is not known before it is read (its metadata says 0).
+    let (size, len) = (meta.len(), meta.is_file().then_some(meta.len()));
     let upload = bar(args.json);
     upload.set_length(size);
     upload.set_style(
@@ -96,7 +98,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<bool> {
         bar: upload.clone(),
     };
     let url = client.app_url(&format!("/imports?mode={}", args.mode));
-    let started = client.post_stream(&url, "text/csv", &mut reader, size)?;
+    let started = client.post_stream(&url, "text/csv", &mut reader, len)?;
     upload.finish_and_clear();
     let id = started["id"]
         .as_i64()

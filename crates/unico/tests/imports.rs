@@ -87,6 +87,28 @@ fn unico(args: &[&str]) -> Output {
     cmd.args(args).output().unwrap()
 }
 
+/// Runs the `unico` binary with `args` (as [`unico`]), writing `input` to its standard
+/// input through a pipe.
+fn unico_piped(args: &[&str], input: &[u8]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_unico"));
+    for var in ["UNICO_SERVER", "UNICO_KEY", "UNICO_DATA", "UNICO_ADMIN_KEY"] {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8(out.stdout.clone()).unwrap()
 }
@@ -703,6 +725,15 @@ fn cli_events_import_stores_each_event_once_and_reports_bad_lines() {
     let out = unico(&args);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert_eq!(summary_value(&stdout(&out), "duplicates"), "4");
+    // From a pipe (whose length is not known before it is read): every line arrives.
+    let more = [line("p1", "dee", "1"), line("p2", "dee", "2")].concat();
+    let mut piped = args.to_vec();
+    piped[2] = "/dev/stdin";
+    let out = unico_piped(&piped, more.as_bytes());
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
+    assert_eq!(summary_value(&text, "lines read"), "2", "{text}");
+    assert_eq!(summary_value(&text, "events stored"), "2", "{text}");
 
     // A bad line (its time is no time) fails the whole (atomic) import with its line
     // number and reason.
