@@ -129,6 +129,13 @@ impl Client {
         read_json(response)
     }
 
+    /// The length to announce for an upload of the file with this metadata: a regular
+    /// file's; none for a pipe, whose length is not known before it is read (its metadata
+    /// says 0, and announcing that would send nothing).
+    pub fn upload_length(meta: &std::fs::Metadata) -> Option<u64> {
+        meta.is_file().then_some(meta.len())
+    }
+
     /// Sends `body` (streamed from a reader) and answers the JSON reply.
     ///
     /// A body of known length (`len`: a regular file's) is sent with its

@@ -158,8 +158,7 @@ fn import(client: &Client, file: &PathBuf, mode: &str, json_out: bool) -> anyhow
     let handle =
         std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let meta = handle.metadata()?;
-    // A pipe's length is not known before it is read (its metadata says 0).
-    let (size, len) = (meta.len(), meta.is_file().then_some(meta.len()));
+    let (size, len) = (meta.len(), Client::upload_length(&meta));
     let upload = if json_out {
         ProgressBar::hidden()
     } else {

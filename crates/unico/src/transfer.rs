@@ -83,8 +83,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<bool> {
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("opening {}", args.file.display()))?;
     let meta = file.metadata()?;
-    // A pipe's length is not known before it is read (its metadata says 0).
-    let (size, len) = (meta.len(), meta.is_file().then_some(meta.len()));
+    let (size, len) = (meta.len(), Client::upload_length(&meta));
     let upload = bar(args.json);
     upload.set_length(size);
     upload.set_style(

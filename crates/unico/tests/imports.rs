@@ -80,22 +80,23 @@ impl Shop {
 
 /// Runs the `unico` binary with `args`, with no UNICO_* variable from the environment.
 fn unico(args: &[&str]) -> Output {
+    unico_command(args).output().unwrap()
+}
+
+/// The `unico` binary with `args`, with no UNICO_* variable from the environment.
+fn unico_command(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_unico"));
     for var in ["UNICO_SERVER", "UNICO_KEY", "UNICO_DATA", "UNICO_ADMIN_KEY"] {
         cmd.env_remove(var);
     }
-    cmd.args(args).output().unwrap()
+    cmd.args(args);
+    cmd
 }
 
 /// Runs the `unico` binary with `args` (as [`unico`]), writing `input` to its standard
 /// input through a pipe.
 fn unico_piped(args: &[&str], input: &[u8]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_unico"));
-    for var in ["UNICO_SERVER", "UNICO_KEY", "UNICO_DATA", "UNICO_ADMIN_KEY"] {
-        cmd.env_remove(var);
-    }
-    let mut child = cmd
-        .args(args)
+    let mut child = unico_command(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

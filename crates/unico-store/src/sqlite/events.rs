@@ -1027,17 +1027,12 @@ pub fn import(
     let mut duplicates = 0u64;
     // Batches written are freed on a thread of their own: freeing a batch's strings is
     // about a twentieth of the writer's time, and the writer holds up every other write.
+    // Should the thread not start, its receiver is dropped with it, every send fails and
+    // the batch comes back in the error, freed here.
     let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<NewEvent>>();
-    let freer = std::thread::Builder::new()
+    let _ = std::thread::Builder::new()
         .name("unico-events-free".into())
-        .spawn(move || free_rx.iter().for_each(drop))
-        .ok();
-    let free = |items: Vec<NewEvent>| {
-        if freer.is_some() {
-            // Unsent only if the thread is gone: the batch is then freed here.
-            let _ = free_tx.send(items);
-        }
-    };
+        .spawn(move || free_rx.iter().for_each(drop));
     let run = (|| -> Result<bool, StoreError> {
         let mut out = Vec::new();
         for batch in batches {
@@ -1062,7 +1057,7 @@ pub fn import(
                         writer.created = Vec::new();
                     }
                     written.fetch_add(items.len() as u64, Ordering::Relaxed);
-                    free(items);
+                    let _ = free_tx.send(items);
                 }
                 EventBatch::End { keep } => return Ok(keep),
             }
