@@ -30,7 +30,7 @@
 
 use std::collections::HashMap;
 
-use unico_core::{Channel, Event, EventCode, PropRef};
+use unico_core::{Channel, Event, EventCode, PropRef, Properties};
 
 use crate::bits::Bits;
 use crate::column::Codes;
@@ -39,6 +39,40 @@ use crate::num::{Ints, Nums};
 
 /// Rows per zone of the zone maps (a multiple of 64, so zones start on bitmap words).
 pub(crate) const ZONE_ROWS: usize = 4096;
+
+/// One event as the tables take it in: an [`Event`] read back from the store, or an event
+/// an import is writing (see [`crate::prepared`]).
+pub trait EventRow {
+    fn id(&self) -> i64;
+    /// The internal id of its customer.
+    fn customer(&self) -> i64;
+    fn code(&self) -> &EventCode;
+    fn channel(&self) -> &Channel;
+    /// Epoch milliseconds.
+    fn timestamp(&self) -> i64;
+    fn properties(&self) -> &Properties;
+}
+
+impl EventRow for Event {
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn customer(&self) -> i64 {
+        self.customer
+    }
+    fn code(&self) -> &EventCode {
+        &self.event_type
+    }
+    fn channel(&self) -> &Channel {
+        &self.channel
+    }
+    fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+    fn properties(&self) -> &Properties {
+        &self.properties
+    }
+}
 
 /// The extremes of the times and ids of one zone's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -484,9 +518,9 @@ impl Table {
     /// Appends the events of this table's type at `picked` (index into `events`, slot),
     /// skipping any whose id a row of a slot not `retired` already holds; the slots of
     /// the appended rows go to `accepted`.
-    fn append(
+    fn append<R: EventRow>(
         &mut self,
-        events: &[Event],
+        events: &[R],
         picked: &[(u32, u32)],
         retired: &Bits,
         accepted: &mut Vec<u32>,
@@ -497,16 +531,17 @@ impl Table {
             let Some(e) = events.get(i as usize) else {
                 continue;
             };
-            if self.holds_id(e.id, retired) {
+            let (id, ts) = (e.id(), e.timestamp());
+            if self.holds_id(id, retired) {
                 continue;
             }
             let row = self.len();
-            let channel = self.intern_channel(&e.channel, &mut last_channel);
+            let channel = self.intern_channel(e.channel(), &mut last_channel);
             push_code(&mut self.channels, channel);
             self.slots.push(slot);
-            self.ts.push(e.timestamp);
-            self.ids.push(e.id);
-            e.properties.for_each_comparable(|k, name, value| {
+            self.ts.push(ts);
+            self.ids.push(id);
+            e.properties().for_each_comparable(|k, name, value| {
                 let p = self.prop_of(name, k);
                 let prop = &mut self.props[p];
                 match value {
@@ -534,7 +569,7 @@ impl Table {
                     }
                 }
             });
-            self.note_zone(row, e.timestamp, e.id);
+            self.note_zone(row, ts, id);
             accepted.push(slot);
         }
     }
@@ -723,9 +758,9 @@ impl Events {
     /// Appends `events`, each with the slot of its customer (`None`: not held, ignored);
     /// an event whose id its type's table already holds is ignored. Tables fill in
     /// parallel for a large batch.
-    pub(crate) fn add(
+    pub(crate) fn add<R: EventRow + Sync>(
         &mut self,
-        events: &[Event],
+        events: &[R],
         slot_of: impl Fn(i64) -> Option<u32>,
         threads: usize,
     ) {
@@ -738,21 +773,21 @@ impl Events {
         let mut last: Option<(i64, Option<u32>)> = None;
         for (i, e) in events.iter().enumerate() {
             let slot = match last {
-                Some((customer, slot)) if customer == e.customer => slot,
+                Some((customer, slot)) if customer == e.customer() => slot,
                 _ => {
-                    let slot = slot_of(e.customer);
-                    last = Some((e.customer, slot));
+                    let slot = slot_of(e.customer());
+                    last = Some((e.customer(), slot));
                     slot
                 }
             };
             let Some(slot) = slot else {
                 continue;
             };
-            let at = e.event_type.as_str().as_ptr();
+            let at = e.code().as_str().as_ptr();
             let t = match seen.iter().find(|(p, _)| *p == at) {
                 Some(&(_, t)) => t,
                 None => {
-                    let t = self.table_index(&e.event_type);
+                    let t = self.table_index(e.code());
                     if seen.len() < 64 {
                         seen.push((at, t));
                     }
@@ -786,6 +821,43 @@ impl Events {
             self.per_slot[s] = self.per_slot[s].saturating_add(1);
             self.total += 1;
         }
+    }
+
+    /// Replaces every row's slot `s` by `slots[s]` (every slot of a row must be below
+    /// `slots.len()`), dropping the rows whose new slot is `None`, and counts the rows
+    /// per slot again. Only for tables no slot has retired (prepared ones).
+    pub(crate) fn renumber_slots(&mut self, slots: &[Option<u32>]) {
+        debug_assert!(self.retired.is_empty());
+        let new_slot = |s: u32| slots.get(s as usize).copied().flatten();
+        self.per_slot.clear();
+        self.total = 0;
+        for t in &mut self.tables {
+            if t.slots.iter().any(|&s| new_slot(s).is_none()) {
+                let mut keep = Bits::with_rows(t.len());
+                for (r, &s) in t.slots.iter().enumerate() {
+                    if new_slot(s).is_some() {
+                        keep.assign(r, true);
+                    }
+                }
+                t.retain(&keep);
+            }
+            for s in &mut t.slots {
+                // Every row left has a slot.
+                let slot = new_slot(*s).unwrap_or(*s);
+                *s = slot;
+                let at = slot as usize;
+                if at >= self.per_slot.len() {
+                    grow_vec(&mut self.per_slot, at + 1);
+                }
+                self.per_slot[at] += 1;
+            }
+            self.total += t.len() as u64;
+        }
+    }
+
+    /// Whether no row and no retired slot is held.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.total == 0 && self.retired.is_empty()
     }
 
     /// Clears every property value of `slot`'s rows (numbers zeroed, strings released and,

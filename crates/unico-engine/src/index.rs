@@ -44,6 +44,7 @@ use crate::events::Events;
 use crate::local::LocalDays;
 use crate::members::Members;
 use crate::parallel::{split_words, sum_ranges};
+use crate::prepared::PreparedEvents;
 
 /// Below this many rows per thread a scan stays on the caller's thread. Large: on shared
 /// cores a helper thread may wait for a core for a whole scheduler slice (milliseconds),
@@ -584,6 +585,23 @@ impl AppIndex {
             .add(events, |id| by_id.get(&id).copied(), self.threads);
     }
 
+    /// Takes over the tables an import prepared while it wrote its events (see
+    /// [`crate::prepared`]), as [`AppIndex::add_events`] would have built them from the
+    /// same events (those of a customer it does not hold left out). Only an index
+    /// holding no events takes them; otherwise they come back in `Err`, untouched, and
+    /// the events are to be added the usual way.
+    pub fn add_prepared(
+        &mut self,
+        prepared: Box<PreparedEvents>,
+    ) -> Result<(), Box<PreparedEvents>> {
+        if !self.events.is_empty() {
+            return Err(prepared);
+        }
+        let by_id = &self.by_id;
+        self.events = (*prepared).into_events(|id| by_id.get(&id).copied());
+        Ok(())
+    }
+
     /// Records that the customer with this `id` is now subscribed (or not) to `channel`.
     /// An `id` the index does not hold is ignored (the caller applies a customer before
     /// their subscriptions); applying the same change twice is harmless, so a change log
@@ -636,6 +654,12 @@ impl AppIndex {
     /// How many events the index holds (of the customers it holds).
     pub fn event_count(&self) -> u64 {
         self.events.count()
+    }
+
+    /// Whether the index holds no events at all (none of a removed customer either): the
+    /// one state in which it takes prepared tables ([`AppIndex::add_prepared`]).
+    pub fn holds_no_events(&self) -> bool {
+        self.events.is_empty()
     }
 
     /// How many events the customer with this `id` has (0 if the index does not hold it).

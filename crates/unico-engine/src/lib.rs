@@ -52,6 +52,7 @@ pub mod members;
 pub mod num;
 pub mod page;
 pub mod parallel;
+pub mod prepared;
 pub mod snapshot;
 pub mod stats;
 
@@ -59,3 +60,4 @@ pub use computed::ComputedColumn;
 pub use index::AppIndex;
 pub use members::Members;
 pub use page::{SortKey, SortPosition};
+pub use prepared::PreparedEvents;

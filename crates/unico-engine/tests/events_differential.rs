@@ -24,7 +24,7 @@ use unico_core::{
     Channel, Customer, CustomerId, Event, EventCode, FieldDef, FieldId, FieldName, FieldType,
     PropRef, Properties, PropertyType, Schema, Value,
 };
-use unico_engine::AppIndex;
+use unico_engine::{AppIndex, PreparedEvents};
 use unico_filter::aggregate::{average, from_micros, to_micros};
 use unico_filter::filter::{Agg, Which};
 use unico_filter::resolve::{EventMeasure, EventTest, PropertyTest, Resolved, TestKind, TextOp};
@@ -509,6 +509,23 @@ impl Model {
 
     fn add(&mut self, index: &mut AppIndex, batch: &[Event]) {
         index.add_events(batch);
+        self.note(batch);
+    }
+
+    /// As the server does with an import's events: prepared in pieces as they are
+    /// written, taken over whole, or (refused) added the usual way.
+    fn add_prepared(&mut self, index: &mut AppIndex, batch: &[Event]) {
+        let mut prepared = PreparedEvents::new();
+        for piece in batch.chunks(5) {
+            prepared.add(piece);
+        }
+        if index.add_prepared(Box::new(prepared)).is_err() {
+            index.add_events(batch);
+        }
+        self.note(batch);
+    }
+
+    fn note(&mut self, batch: &[Event]) {
         for e in batch {
             if self.customers.contains_key(&e.customer) && !self.ids.contains_key(&e.id) {
                 self.ids.insert(e.id, e.customer);
@@ -595,6 +612,8 @@ enum Op {
     Upsert(i64, Option<usize>, Option<u8>),
     Remove(i64),
     Events(Vec<EventSeed>),
+    /// Events an import prepared as it wrote them, handed over in one step.
+    Prepared(Vec<EventSeed>),
     /// Sends again events sent before (by position in the history of sent events).
     Resend(Vec<usize>),
     Retention(usize, i64),
@@ -607,6 +626,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(id, c, a)| Op::Upsert(id, c, a)),
         2 => (1i64..=24).prop_map(Op::Remove),
         6 => prop::collection::vec(event_seed(120, 26), 1..12).prop_map(Op::Events),
+        3 => prop::collection::vec(event_seed(120, 26), 1..24).prop_map(Op::Prepared),
         1 => prop::collection::vec(any::<usize>(), 1..6).prop_map(Op::Resend),
         1 => (0..TYPES.len(), time_offset()).prop_map(|(t, o)| Op::Retention(t, o)),
         1 => Just(Op::Snapshot),
@@ -650,6 +670,17 @@ proptest! {
                 Op::Events(seeds) => {
                     let batch: Vec<Event> = seeds.iter().map(make_event).collect();
                     model.add(&mut index, &batch);
+                    sent.extend(batch);
+                }
+                Op::Prepared(seeds) => {
+                    // An import's events each have an id of their own (the store's).
+                    let mut ids = std::collections::BTreeSet::new();
+                    let batch: Vec<Event> = seeds
+                        .iter()
+                        .filter(|s| ids.insert(s.id))
+                        .map(make_event)
+                        .collect();
+                    model.add_prepared(&mut index, &batch);
                     sent.extend(batch);
                 }
                 Op::Resend(picks) => {

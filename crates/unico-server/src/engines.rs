@@ -50,7 +50,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, 
 use std::time::{Duration, Instant};
 
 use unico_core::AppId;
-use unico_engine::AppIndex;
+use unico_engine::{AppIndex, PreparedEvents};
 use unico_filter::EvalContext;
 use unico_store::{Change, LogEntry, Store, StoreError};
 
@@ -73,6 +73,8 @@ pub struct Loaded {
     timezone: String,
     /// Changes applied since the build.
     changes: u64,
+    /// Events imports whose prepared tables the index took over since the build.
+    prepared_imports: u64,
     /// `changes` when the last snapshot was taken (`u64::MAX`: never).
     saved: AtomicU64,
     /// Whether the index was read from a snapshot rather than built from a scan.
@@ -94,6 +96,7 @@ impl Loaded {
             seq,
             timezone,
             changes: 0,
+            prepared_imports: 0,
             saved: AtomicU64::new(u64::MAX),
             from_snapshot,
             broken: false,
@@ -168,6 +171,8 @@ pub struct EngineSize {
     /// How long its build (scan or snapshot read) took.
     pub build_time: Duration,
     pub from_snapshot: bool,
+    /// Events imports taken over as prepared tables since the build.
+    pub prepared_imports: u64,
 }
 
 /// What applying one change to an index asks of the registry.
@@ -195,6 +200,17 @@ fn apply(loaded: &mut Loaded, change: &Change, store: &dyn Store) -> Applied {
     let index = &mut loaded.index;
     match change {
         Change::Events { app, ranges } => {
+            // An import's tables, prepared as it wrote its events, are taken over whole
+            // when the index holds no events yet; otherwise the events are read back.
+            if let (Some(&(lo, _)), Some(&(_, hi))) = (ranges.first(), ranges.last())
+                && let Some(prepared) = store.take_prepared_events(*app, lo, hi)
+                && let Ok(prepared) = prepared.downcast::<PreparedEvents>()
+                && index.add_prepared(prepared).is_ok()
+            {
+                loaded.changes += 1;
+                loaded.prepared_imports += 1;
+                return Applied::Done;
+            }
             // The events are read as they are now: one removed since (its customer deleted,
             // retention) is missing here and its removal is later in the log anyway. Any
             // failure to read means the index can no longer be trusted: rebuild it.
@@ -587,6 +603,7 @@ impl Engines {
                     bytes: loaded.index.memory_bytes(),
                     build_time: loaded.build_time,
                     from_snapshot: loaded.from_snapshot,
+                    prepared_imports: loaded.prepared_imports,
                 })
             })
             .collect();
@@ -814,6 +831,22 @@ impl Engines {
     }
 
     /// How many committed changes the engines have not applied yet (for readiness).
+    /// Whether an events import into `app` is worth preparing tables for while it
+    /// writes (see [`unico_engine::prepared`]): the application's index is loaded and
+    /// holds no events. A hint: taking the tables over checks again.
+    pub fn wants_prepared_events(&self, app: AppId) -> bool {
+        let index = match self.registry.lock() {
+            Ok(registry) => match registry.slots.get(&app) {
+                Some(Slot::Ready(index)) => index.clone(),
+                _ => return false,
+            },
+            Err(_) => return false,
+        };
+        index
+            .try_read()
+            .is_ok_and(|loaded| !loaded.broken && loaded.index.holds_no_events())
+    }
+
     pub fn behind(&self) -> u64 {
         self.health().behind()
     }

@@ -308,6 +308,8 @@ pub struct EventImportJob {
     pub progress: Arc<ImportProgress>,
     /// The import's place (`limits::ImportSlots`), freed when the job ends.
     pub slot: crate::limits::ImportSlot,
+    /// Prepare the segment engine's tables while writing ([`crate::prepare`]).
+    pub prepare: bool,
 }
 
 impl EventImportJob {
@@ -333,6 +335,7 @@ impl EventImportJob {
             path,
             progress,
             slot: _slot,
+            prepare,
         } = self;
         let (app, id) = (record.app, record.id);
         let concluded = Arc::new(Mutex::new(None::<ImportRecord>));
@@ -369,6 +372,10 @@ impl EventImportJob {
                         now_ms(),
                         progress.customers_processed.clone(),
                         Some(finish),
+                        prepare
+                            .then(|| crate::prepare::Preparer::start(id))
+                            .flatten()
+                            .map(|p| Box::new(p) as Box<dyn unico_store::EventSink>),
                     )
                     .map_err(|e| {
                         tracing::error!(import = id, error = %e, "events import failed in the store");

@@ -214,6 +214,10 @@ pub fn render(state: &AppState) -> String {
             "unico_engine_build_seconds",
             "How long the engine's last build (scan or snapshot read) took.",
         ),
+        (
+            "unico_engine_prepared_imports",
+            "Events imports whose tables the engine took over as prepared while they wrote, since its build.",
+        ),
     ] {
         header(&mut out, name, "gauge", help);
         for s in &sizes {
@@ -221,6 +225,7 @@ pub fn render(state: &AppState) -> String {
                 "unico_engine_bytes" => s.bytes.to_string(),
                 "unico_engine_customers" => s.customers.to_string(),
                 "unico_engine_events" => s.events.to_string(),
+                "unico_engine_prepared_imports" => s.prepared_imports.to_string(),
                 _ => s.build_time.as_secs_f64().to_string(),
             };
             let _ = writeln!(out, "{name}{{app=\"{}\"}} {value}", s.app.0);

@@ -555,6 +555,14 @@ impl World {
                     .map(|c| EventBatch::Items(c.iter().map(new_event).collect()))
                     .chain([EventBatch::End { keep: *keep }])
                     .collect();
+                // As the import route does: tables prepared while writing when the
+                // engine holds no events (taken over whole, see `prepare`).
+                let sink = self
+                    .engines
+                    .wants_prepared_events(self.app)
+                    .then(|| unico_server::prepare::Preparer::start(1))
+                    .flatten()
+                    .map(|p| Box::new(p) as Box<dyn unico_store::EventSink>);
                 let counts = self
                     .store
                     .run_event_import(
@@ -563,6 +571,7 @@ impl World {
                         NOW,
                         Arc::new(AtomicU64::new(0)),
                         None,
+                        sink,
                     )
                     .unwrap();
                 assert_eq!(counts.kept, *keep);

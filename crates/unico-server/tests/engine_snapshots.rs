@@ -270,7 +270,7 @@ fn a_large_events_import_reaches_the_loaded_engine_without_a_rebuild() {
         .collect();
     let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counts = store
-        .run_event_import(app, Box::new(batches.into_iter()), NOW, written, None)
+        .run_event_import(app, Box::new(batches.into_iter()), NOW, written, None, None)
         .unwrap();
     assert!(counts.kept);
     let logged: Vec<Change> = store
@@ -310,6 +310,130 @@ fn a_large_events_import_reaches_the_loaded_engine_without_a_rebuild() {
         count(store.as_ref(), &engines, app, "did buy where amount > 0"),
         150
     );
+    assert_eq!(engines.from_snapshot(app), Some(true));
+}
+
+/// An events import into an application whose engine holds no events hands the engine
+/// the tables it prepared while it wrote (counted in `/metrics`), and they count exactly
+/// what reading the events back would: the events of customers the import created, a
+/// duplicate key left out, at once after the import. An import not kept prepares
+/// nothing; an import into an engine that holds events is read back; a restart from the
+/// snapshot agrees.
+#[test]
+fn an_events_import_hands_the_empty_engine_the_tables_it_prepared() {
+    use std::sync::atomic::AtomicU64;
+    use unico_core::{Channel, EventCode, EventType, Properties, PropertyType};
+    use unico_server::prepare::Preparer;
+    use unico_store::{EventBatch, EventSink, NewEvent};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _) = setup(dir.path());
+    let (store, engines) = open(dir.path());
+    let buy = EventCode::parse("buy").unwrap();
+    store
+        .create_event_type(
+            app,
+            &EventType {
+                code: buy.clone(),
+                name: "Buy".into(),
+                retention_days: 3650,
+                enabled: true,
+                properties: vec![("amount".into(), PropertyType::Number)],
+                created_at: NOW,
+            },
+        )
+        .unwrap();
+    assert_eq!(count(store.as_ref(), &engines, app, "did buy"), 0);
+    assert!(engines.wants_prepared_events(app));
+    let web = Channel::parse("web").unwrap();
+    let event = |key: &str, cid: &str, amount: i64, ago_s: i64| NewEvent {
+        by_identity: None,
+        event_id: Some(key.to_owned()),
+        customer_id: CustomerId::parse(cid).unwrap(),
+        event_type: buy.clone(),
+        channel: web.clone(),
+        device_id: None,
+        timestamp: NOW - 1000 * ago_s,
+        properties: Properties::from_json(serde_json::json!({ "amount": amount })).unwrap(),
+    };
+    // Three events for each of the 300 customers (half of them over 100), two for each
+    // of 20 customers the import creates, and a key sent twice.
+    let mut events = Vec::new();
+    for i in 0..300 {
+        for k in 0..3 {
+            let cid = format!("c{i:04}");
+            events.push(event(&format!("e{i}-{k}"), &cid, (i % 2) * 150, k));
+        }
+    }
+    for i in 0..20 {
+        for k in 0..2 {
+            events.push(event(&format!("n{i}-{k}"), &format!("new{i:02}"), 5, k));
+        }
+    }
+    events.push(event("e7-1", "c0008", 1000, 0));
+    let import = |events: &[NewEvent], keep: bool| {
+        let batches: Vec<EventBatch> = events
+            .chunks(100)
+            .map(|c| EventBatch::Items(c.to_vec()))
+            .chain([EventBatch::End { keep }])
+            .collect();
+        let sink = Box::new(Preparer::start(1).unwrap()) as Box<dyn EventSink>;
+        store
+            .run_event_import(
+                app,
+                Box::new(batches.into_iter()),
+                NOW,
+                Arc::new(AtomicU64::new(0)),
+                None,
+                Some(sink),
+            )
+            .unwrap()
+    };
+    let prepared = |engines: &Arc<Engines>| {
+        engines
+            .sizes()
+            .iter()
+            .find(|s| s.app == app)
+            .map_or(0, |s| s.prepared_imports)
+    };
+    let c = |engines: &Arc<Engines>, store: &Arc<dyn Store>, text: &str| {
+        count(store.as_ref(), engines, app, text)
+    };
+
+    assert!(!import(&events, false).kept);
+    assert_eq!(c(&engines, &store, "did buy"), 0);
+    assert_eq!(prepared(&engines), 0);
+
+    let counts = import(&events, true);
+    assert!(counts.kept);
+    assert_eq!((counts.created, counts.updated), (20, 1));
+    assert_eq!(c(&engines, &store, "did buy at_least 3 times"), 300);
+    assert_eq!(c(&engines, &store, "did buy exactly 2 times"), 20);
+    assert_eq!(c(&engines, &store, "did buy where amount >= 100"), 150);
+    assert_eq!(c(&engines, &store, "did buy where amount = 1000"), 0);
+    assert_eq!(
+        c(&engines, &store, "did buy within_last 1m at_least 3 times"),
+        300
+    );
+    assert_eq!(prepared(&engines), 1, "the import was read back instead");
+
+    // The engine holds events now: the next import is read back, and counts too.
+    assert!(!engines.wants_prepared_events(app));
+    let more: Vec<NewEvent> = (0..300)
+        .map(|i| event(&format!("m{i}"), &format!("c{i:04}"), 1000, 9))
+        .collect();
+    assert!(import(&more, true).kept);
+    assert_eq!(c(&engines, &store, "did buy where amount = 1000"), 300);
+    assert_eq!(c(&engines, &store, "did buy exactly 4 times"), 300);
+    assert_eq!(prepared(&engines), 1);
+
+    engines.save_snapshots();
+    drop(engines);
+    drop(store);
+    let (store, engines) = open(dir.path());
+    assert_eq!(c(&engines, &store, "did buy exactly 4 times"), 300);
+    assert_eq!(c(&engines, &store, "did buy exactly 2 times"), 20);
+    assert_eq!(c(&engines, &store, "did buy where amount >= 100"), 300);
     assert_eq!(engines.from_snapshot(app), Some(true));
 }
 

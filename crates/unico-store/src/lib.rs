@@ -45,7 +45,7 @@ pub use sessions::{ConsoleSession, SessionLimits};
 pub use sqlite::SqliteStore;
 pub use store::COMMIT_BUCKETS_SECONDS;
 pub use store::{
-    ApiKeyInfo, EventBatch, FieldStat, ImportBatch, ImportCounts, ImportFinish, ImportKind,
-    ImportMode, ImportRecord, ImportRowError, ImportState, ListQuery, Page, SegmentRecord, Sort,
-    SortBy, Store, UpsertItem, UpsertOutcome, WriterStats,
+    ApiKeyInfo, EventBatch, EventSink, FieldStat, ImportBatch, ImportCounts, ImportFinish,
+    ImportKind, ImportMode, ImportRecord, ImportRowError, ImportState, ListQuery, Page,
+    SegmentRecord, Sort, SortBy, Store, StoredEvent, UpsertItem, UpsertOutcome, WriterStats,
 };

@@ -306,6 +306,21 @@ pub trait Store: Send + Sync + 'static {
         to: i64,
         limit: usize,
     ) -> Result<Vec<Event>, StoreError>;
+    /// What an events import's [`EventSink`] prepared, once the import is committed, if
+    /// its events are exactly those of `app` with ids in `lo..=hi` (the one range of a
+    /// [`crate::Change::Events`] from its first id to its last); handed over once. A
+    /// store that does not keep them answers `None`, and so does one that has since
+    /// committed a change removing or moving stored events: the follower then reads the
+    /// events back.
+    fn take_prepared_events(
+        &self,
+        app: AppId,
+        lo: i64,
+        hi: i64,
+    ) -> Option<Box<dyn std::any::Any + Send>> {
+        let _ = (app, lo, hi);
+        None
+    }
     /// Removes every event older than its type's retention at `now`, logging one
     /// [`crate::Change::EventsRemoved`] per type that lost events; answers how many went.
     fn expire_events(&self, now: i64) -> Result<u64, StoreError>;
@@ -533,7 +548,8 @@ pub trait Store: Send + Sync + 'static {
     /// Writes an events import's batches as one all-or-nothing unit, like
     /// [`Store::run_import`]: the counts say how many customers the events created
     /// (`created`) and how many events were duplicates of stored ones (`updated`).
-    /// `written` counts events handed to the store so far.
+    /// `written` counts events handed to the store so far; `sink`, if the store supports
+    /// it, is told of every batch written ([`EventSink`]).
     fn run_event_import(
         &self,
         app: AppId,
@@ -541,6 +557,7 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
         written: std::sync::Arc<std::sync::atomic::AtomicU64>,
         finish: Option<ImportFinish>,
+        sink: Option<Box<dyn EventSink>>,
     ) -> Result<ImportCounts, StoreError>;
     /// Stores an import's final record and its reported row errors.
     fn finish_import(
@@ -653,6 +670,29 @@ pub enum ImportBatch {
 pub enum EventBatch {
     Items(Vec<crate::events::NewEvent>),
     End { keep: bool },
+}
+
+/// An event of an import's batch as stored: its place in the batch, its id and its
+/// customer's internal id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub index: u32,
+    pub id: i64,
+    pub customer: i64,
+}
+
+/// Told of an events import's batches as they are written, to prepare what the log's
+/// followers will need (the segment engine's tables) while the import runs. A store
+/// that supports it calls [`EventSink::written`] for every batch, in order, inside the
+/// import's transaction, and [`EventSink::finish`] once the import is to be kept; what
+/// `finish` answers is held for [`Store::take_prepared_events`] if and when the import
+/// commits, and dropped otherwise. A store may also ignore the sink.
+pub trait EventSink: Send {
+    /// A batch written: its events and, in ascending id order, those stored (a
+    /// duplicate or an invalid item is not among them).
+    fn written(&mut self, events: Vec<crate::events::NewEvent>, stored: Vec<StoredEvent>);
+    /// The import is to be kept: what was prepared, if anything.
+    fn finish(self: Box<Self>) -> Option<Box<dyn std::any::Any + Send>>;
 }
 
 /// What an import brings in.

@@ -867,7 +867,14 @@ fn a_large_events_import_is_logged_as_its_customers_and_events() {
     ];
     let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counts = store
-        .run_event_import(app, Box::new(feed.into_iter()), NOW, written.clone(), None)
+        .run_event_import(
+            app,
+            Box::new(feed.into_iter()),
+            NOW,
+            written.clone(),
+            None,
+            None,
+        )
         .unwrap();
     assert!(counts.kept);
     assert_eq!((counts.created, counts.updated), (19, 101));
@@ -909,7 +916,14 @@ fn batches_run_beside_an_events_import() {
     let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     std::thread::scope(|s| {
         let import = s.spawn(|| {
-            store.run_event_import(app, Box::new(rx.into_iter()), NOW, written.clone(), None)
+            store.run_event_import(
+                app,
+                Box::new(rx.into_iter()),
+                NOW,
+                written.clone(),
+                None,
+                None,
+            )
         });
         tx.send(EventBatch::Items(
             (0..10)
@@ -1027,6 +1041,7 @@ fn event_import_rate() {
             Box::new(feed.into_iter()),
             NOW,
             Default::default(),
+            None,
             None,
         )
         .unwrap();

@@ -117,6 +117,7 @@ fn an_imports_keys_are_held_across_a_restart() {
                 NOW,
                 std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
                 None,
+                None,
             )
             .unwrap()
     };

@@ -556,6 +556,7 @@ fn run_events_import(
         NOW,
         std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
         None,
+        None,
     )
 }
 
@@ -641,6 +642,7 @@ pub fn an_events_import_record_commits_with_its_writes(store: &dyn Store) {
             NOW,
             std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
             Some(finish),
+            None,
         )
         .unwrap();
     let (stored, _) = store.get_import(a, record.id).unwrap();

@@ -541,6 +541,8 @@ impl Store for PostgresStore {
         now: i64,
         written: Arc<AtomicU64>,
         finish: Option<ImportFinish>,
+        // The engines read an import's events back from the log's ranges.
+        _sink: Option<Box<dyn crate::store::EventSink>>,
     ) -> Result<ImportCounts, StoreError> {
         let incremental = self.incremental_import;
         self.run_import_with(&written, finish, |w| {

@@ -31,7 +31,7 @@ use crate::events::{
     Activity, EventOutcome, EventPage, EventQuery, EventTypePatch, IdRanges, NewEvent,
     parse_properties_text, properties_text,
 };
-use crate::store::{EventBatch, ImportCounts};
+use crate::store::{EventBatch, EventSink, ImportCounts, StoredEvent};
 
 /// The writer's maps of its own numbers (row ids, places in a flush: a lookup or more per
 /// event written) hash with foldhash. Maps keyed by what a sender chooses (customerIds,
@@ -1019,20 +1019,28 @@ pub fn import(
     now: i64,
     written: &std::sync::atomic::AtomicU64,
     incremental: u64,
+    mut sink: Option<Box<dyn EventSink>>,
 ) -> Result<ImportCounts, StoreError> {
     use std::sync::atomic::Ordering;
     w.conn.execute_batch("SAVEPOINT event_import")?;
     // Created customers are kept for the log up to `incremental`; past it one bulk change.
     let mut writer = EventWriter::new(&w.conn, app, true)?;
+    if sink.is_some() {
+        writer.kept = Some(Vec::new());
+    }
     let mut duplicates = 0u64;
-    // Batches written are freed on a thread of their own: freeing a batch's strings is
-    // about a twentieth of the writer's time, and the writer holds up every other write.
-    // Should the thread not start, its receiver is dropped with it, every send fails and
-    // the batch comes back in the error, freed here.
+    // The smallest and largest id stored (for the sink's payload).
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    // Batches written go to the sink, or are freed on a thread of their own: freeing a
+    // batch's strings is about a twentieth of the writer's time, and the writer holds up
+    // every other write. Should the thread not start, its receiver is dropped with it,
+    // every send fails and the batch comes back in the error, freed here.
     let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<NewEvent>>();
-    let _ = std::thread::Builder::new()
-        .name("unico-events-free".into())
-        .spawn(move || free_rx.iter().for_each(drop));
+    if sink.is_none() {
+        let _ = std::thread::Builder::new()
+            .name("unico-events-free".into())
+            .spawn(move || free_rx.iter().for_each(drop));
+    }
     let run = (|| -> Result<bool, StoreError> {
         let mut out = Vec::new();
         for batch in batches {
@@ -1057,7 +1065,26 @@ pub fn import(
                         writer.created = Vec::new();
                     }
                     written.fetch_add(items.len() as u64, Ordering::Relaxed);
-                    let _ = free_tx.send(items);
+                    match (&mut sink, &mut writer.kept) {
+                        (Some(sink), Some(kept)) => {
+                            let stored: Vec<StoredEvent> = kept
+                                .drain(..)
+                                .map(|(index, id, customer)| StoredEvent {
+                                    index: index as u32,
+                                    id,
+                                    customer,
+                                })
+                                .collect();
+                            if let (Some(first), Some(last)) = (stored.first(), stored.last()) {
+                                lo = lo.min(first.id);
+                                hi = hi.max(last.id);
+                            }
+                            sink.written(items, stored);
+                        }
+                        _ => {
+                            let _ = free_tx.send(items);
+                        }
+                    }
                 }
                 EventBatch::End { keep } => return Ok(keep),
             }
@@ -1068,6 +1095,16 @@ pub fn import(
         Ok(true) => {
             let created = writer.created_count();
             writer.finish(w)?;
+            if let Some(payload) = sink.and_then(|sink| sink.finish())
+                && lo <= hi
+            {
+                w.stage_prepared(super::recent::Prepared {
+                    app,
+                    lo,
+                    hi,
+                    payload,
+                });
+            }
             w.conn.execute_batch("RELEASE event_import")?;
             Ok(ImportCounts {
                 created,

@@ -791,6 +791,15 @@ impl Store for SqliteStore {
         self.read(|c| events::read_range(c, app, from, to, limit))
     }
 
+    fn take_prepared_events(
+        &self,
+        app: AppId,
+        lo: i64,
+        hi: i64,
+    ) -> Option<Box<dyn std::any::Any + Send>> {
+        self.recent.take_prepared(app, lo, hi)
+    }
+
     fn expire_events(&self, now: i64) -> Result<u64, StoreError> {
         self.writer.write(move |w| events::expire(w, now))
     }
@@ -1333,10 +1342,11 @@ impl Store for SqliteStore {
         now: i64,
         written: std::sync::Arc<std::sync::atomic::AtomicU64>,
         finish: Option<crate::store::ImportFinish>,
+        sink: Option<Box<dyn crate::store::EventSink>>,
     ) -> Result<ImportCounts, StoreError> {
         let incremental = self.incremental_import;
         let result = self.writer.write(move |w| {
-            let outcome = events::import(w, app, batches, now, &written, incremental);
+            let outcome = events::import(w, app, batches, now, &written, incremental, sink);
             imports::conclude(&w.conn, outcome, finish)
         });
         self.forget_schema(app);

@@ -31,9 +31,22 @@ pub struct Staged {
     pub events: VecDeque<Event>,
 }
 
+/// What an import's sink prepared from its events: those of `app` with ids in
+/// `lo..=hi` (every event of the store in that interval is the import's).
+pub struct Prepared {
+    pub app: AppId,
+    pub lo: i64,
+    pub hi: i64,
+    pub payload: Box<dyn std::any::Any + Send>,
+}
+
 #[derive(Default)]
 pub struct RecentEvents {
     held: Mutex<Held>,
+    /// The last import's prepared payload, until a follower takes it. One at most: a
+    /// follower takes it a moment after the commit, and a payload is as large as the
+    /// import (only kept when the follower's index is loaded).
+    prepared: Mutex<Option<Prepared>>,
 }
 
 #[derive(Default)]
@@ -78,6 +91,39 @@ impl RecentEvents {
                 None => held.count = 0,
             }
         }
+    }
+
+    /// Publishes what a committed group's imports prepared, given the group's changes:
+    /// like events, nothing is held past a change that removes or moves stored events.
+    pub fn publish_prepared(&self, prepared: Vec<Prepared>, changes: &[Change]) {
+        let Ok(mut held) = self.prepared.lock() else {
+            return;
+        };
+        if changes.iter().any(touches_stored_events) {
+            *held = None;
+            return;
+        }
+        if let Some(newest) = prepared.into_iter().last() {
+            *held = Some(newest);
+        }
+    }
+
+    /// What was prepared for exactly the events of `app` with ids in `lo..=hi`, handed
+    /// over once.
+    pub fn take_prepared(
+        &self,
+        app: AppId,
+        lo: i64,
+        hi: i64,
+    ) -> Option<Box<dyn std::any::Any + Send>> {
+        let mut held = self.prepared.lock().ok()?;
+        if held
+            .as_ref()
+            .is_some_and(|p| p.app == app && p.lo == lo && p.hi == hi)
+        {
+            return held.take().map(|p| p.payload);
+        }
+        None
     }
 
     /// The events of `app` with ids in `from..=to`, ascending, at most `limit`, if one
@@ -206,5 +252,49 @@ mod tests {
         assert_eq!(recent.held(), 1);
         assert!(recent.take(AppId(1), 1, 1, 10).is_none());
         assert_eq!(ids(&recent.take(AppId(1), next, next, 10).unwrap()), [next]);
+    }
+
+    fn prepared(app: i64, lo: i64, hi: i64, tag: u32) -> Prepared {
+        Prepared {
+            app: AppId(app),
+            lo,
+            hi,
+            payload: Box::new(tag),
+        }
+    }
+
+    fn tag(payload: Option<Box<dyn std::any::Any + Send>>) -> Option<u32> {
+        payload.and_then(|p| p.downcast::<u32>().ok()).map(|t| *t)
+    }
+
+    #[test]
+    fn a_prepared_payload_is_handed_over_once_for_its_exact_interval_and_no_later_than_a_removal() {
+        let recent = RecentEvents::default();
+        recent.publish_prepared(vec![prepared(1, 10, 20, 7)], &[]);
+        // Another application or another interval (even one inside it): not this payload.
+        assert_eq!(tag(recent.take_prepared(AppId(2), 10, 20)), None);
+        assert_eq!(tag(recent.take_prepared(AppId(1), 10, 19)), None);
+        assert_eq!(tag(recent.take_prepared(AppId(1), 11, 20)), None);
+        assert_eq!(tag(recent.take_prepared(AppId(1), 10, 20)), Some(7));
+        assert_eq!(tag(recent.take_prepared(AppId(1), 10, 20)), None);
+        // A newer one replaces an older one nobody took.
+        recent.publish_prepared(vec![prepared(1, 21, 30, 8)], &[]);
+        recent.publish_prepared(vec![prepared(1, 31, 40, 9)], &[]);
+        assert_eq!(tag(recent.take_prepared(AppId(1), 21, 30)), None);
+        // A later commit removing events (here with nothing prepared) drops it.
+        recent.publish_prepared(
+            Vec::new(),
+            &[Change::CustomerDeleted {
+                app: AppId(1),
+                id: 3,
+            }],
+        );
+        assert_eq!(tag(recent.take_prepared(AppId(1), 31, 40)), None);
+        // So does one in the same commit.
+        recent.publish_prepared(
+            vec![prepared(1, 41, 50, 10)],
+            &[Change::AppDeleted { app: AppId(1) }],
+        );
+        assert_eq!(tag(recent.take_prepared(AppId(1), 41, 50)), None);
     }
 }

@@ -19,7 +19,7 @@ use rusqlite::Connection;
 use unico_core::AppId;
 
 use super::log::{self, Head};
-use super::recent::{RecentEvents, Staged};
+use super::recent::{Prepared, RecentEvents, Staged};
 use super::rows;
 use super::schema_cache::SchemaCache;
 use crate::changes::Change;
@@ -36,6 +36,8 @@ pub struct WriteCtx {
     events: Vec<Change>,
     /// Events the group's jobs stored, published to [`RecentEvents`] once it commits.
     recent: Vec<Staged>,
+    /// What an import prepared for the followers, published once the group commits.
+    prepared: Vec<Prepared>,
 }
 
 impl WriteCtx {
@@ -47,6 +49,11 @@ impl WriteCtx {
     /// Offers the events a job stored to the log's followers, if and when it commits.
     pub fn stage_recent(&mut self, staged: Staged) {
         self.recent.push(staged);
+    }
+
+    /// Offers what an import prepared to the log's followers, if and when it commits.
+    pub fn stage_prepared(&mut self, prepared: Prepared) {
+        self.prepared.push(prepared);
     }
 
     /// The application's schema as this transaction sees it.
@@ -239,6 +246,7 @@ fn in_savepoint<R>(
     ctx.conn.execute_batch("SAVEPOINT job")?;
     let events_before = ctx.events.len();
     let recent_before = ctx.recent.len();
+    let prepared_before = ctx.prepared.len();
     match op(ctx) {
         Ok(r) => {
             ctx.conn.execute_batch("RELEASE job")?;
@@ -249,6 +257,7 @@ fn in_savepoint<R>(
             ctx.live.clear();
             ctx.events.truncate(events_before);
             ctx.recent.truncate(recent_before);
+            ctx.prepared.truncate(prepared_before);
             ctx.conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
             Err(e)
         }
@@ -269,6 +278,7 @@ fn run(
         live: HashMap::new(),
         events: Vec::new(),
         recent: Vec::new(),
+        prepared: Vec::new(),
     };
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -292,6 +302,7 @@ fn run(
         let replies: Vec<Reply> = batch.into_iter().map(|job| job(Some(&mut ctx))).collect();
         let events = std::mem::take(&mut ctx.events);
         let staged = std::mem::take(&mut ctx.recent);
+        let prepared = std::mem::take(&mut ctx.prepared);
         let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -320,6 +331,7 @@ fn run(
             Ok(seq) => {
                 // Before the head moves: no follower asks for these events earlier.
                 recent.publish(staged, &events);
+                recent.publish_prepared(prepared, &events);
                 if let Some(seq) = seq {
                     head.advance(seq);
                 }

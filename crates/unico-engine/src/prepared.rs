@@ -1,0 +1,75 @@
+//! Events prepared for an index while an import writes them.
+//!
+//! A backfill of millions of events used to reach the segment engine only after its
+//! commit: the engine then read every block back, decoded it and built its columns, and
+//! the first count after the import waited for all of it (seconds). An import can instead
+//! hand each batch it writes to a [`PreparedEvents`], which builds the very tables the
+//! index would, with its own numbering of the customers. Once the import is committed and
+//! its change reaches the index, [`crate::AppIndex::add_prepared`] takes the tables over
+//! in one step: each customer's number becomes the slot the index gives that customer.
+//!
+//! Only an index holding no events takes prepared tables (they then *are* its tables);
+//! any other is given the import's events the usual way, read back from the store. Until
+//! taken, prepared tables are invisible: nothing evaluates them. Taking them over gives
+//! the index what [`crate::AppIndex::add_events`] would have given it for the same events,
+//! a customer it does not hold included (that customer's events are left out).
+
+use std::collections::HashMap;
+
+use crate::dict::IntHash;
+use crate::events::{EventRow, Events};
+
+/// The tables of an import's events, built as it writes them.
+#[derive(Debug, Default)]
+pub struct PreparedEvents {
+    /// The tables, whose slots number the customers in order of first appearance.
+    events: Events,
+    /// Internal customer id by number.
+    customers: Vec<i64>,
+    /// Number by internal customer id.
+    numbers: HashMap<i64, u32, IntHash>,
+}
+
+impl PreparedEvents {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds events just written. Each event's id must be new to these tables, as the
+    /// ids a store gives are (an id seen twice is kept once, whatever its customer).
+    pub fn add<R: EventRow + Sync>(&mut self, rows: &[R]) {
+        let mut last = None;
+        for r in rows {
+            let customer = r.customer();
+            if last == Some(customer) {
+                continue;
+            }
+            last = Some(customer);
+            let customers = &mut self.customers;
+            self.numbers.entry(customer).or_insert_with(|| {
+                customers.push(customer);
+                (customers.len() - 1) as u32
+            });
+        }
+        let numbers = &self.numbers;
+        self.events.add(rows, |c| numbers.get(&c).copied(), 1);
+    }
+
+    /// Events held.
+    pub fn len(&self) -> u64 {
+        self.events.count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The tables with each customer's number replaced by `slot_of` its internal id; the
+    /// rows of a customer without a slot (not held) are dropped, as
+    /// [`crate::AppIndex::add_events`] ignores them.
+    pub(crate) fn into_events(mut self, slot_of: impl Fn(i64) -> Option<u32>) -> Events {
+        let slots: Vec<Option<u32>> = self.customers.iter().map(|&c| slot_of(c)).collect();
+        self.events.renumber_slots(&slots);
+        self.events
+    }
+}
