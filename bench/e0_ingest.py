@@ -5,7 +5,8 @@ directory that already holds the 1M customers and the event types.
 
 The base data directory (customers imported, event types registered, server stopped so
 its snapshot is written) is built once into target/bench-data/e0-base and reused; each run
-copies it, starts a release server on the copy, POSTs the file to `…/events/imports`,
+copies it, starts a release server on the copy, POSTs the file to `…/events/imports`
+(with curl when installed, see `e_events.upload_events`),
 waits until the import reports success (durable), then times the first count after it
 (E1: the engines absorbing the import). `--perf N` records the server with `perf record -g`
 for N seconds from the start of the upload, `--perf-absorb N` from the first count after
@@ -60,9 +61,7 @@ def one_run(app, ndjson, perf, absorb_perf=0):
             recorder = subprocess.Popen(["perf", "record", "-g", "-o", out, "-p", str(proc.pid), "--", "sleep", str(perf)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t = time.perf_counter()
-        with open(ndjson, "rb") as f:
-            started = c.request("POST", f"/v1/apps/{app}/events/imports", f,
-                                headers={"Authorization": f"Bearer {ev.KEY}", "Content-Type": "application/x-ndjson"})
+        started = ev.upload_events(c, app, ndjson)
         uploaded = time.perf_counter() - t
         report = ev.wait_import(c, f"/v1/apps/{app}/events/imports/{started['id']}")
         imported = time.perf_counter() - t

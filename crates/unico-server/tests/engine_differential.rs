@@ -557,12 +557,11 @@ impl World {
                     .collect();
                 // As the import route does: tables prepared while writing when the
                 // engine holds no events (taken over whole, see `prepare`).
-                let sink = self
-                    .engines
-                    .wants_prepared_events(self.app)
-                    .then(|| unico_server::prepare::Preparer::start(1))
-                    .flatten()
-                    .map(|p| Box::new(p) as Box<dyn unico_store::EventSink>);
+                let sink = (self.store.takes_event_sinks()
+                    && self.engines.wants_prepared_events(self.app))
+                .then(|| unico_server::prepare::Preparer::start(1))
+                .flatten()
+                .map(|p| Box::new(p) as Box<dyn unico_store::EventSink>);
                 let counts = self
                     .store
                     .run_event_import(

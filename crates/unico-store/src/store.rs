@@ -321,6 +321,11 @@ pub trait Store: Send + Sync + 'static {
         let _ = (app, lo, hi);
         None
     }
+    /// Whether [`Store::run_event_import`] tells an [`EventSink`] of what it writes (a
+    /// caller need not prepare anything otherwise).
+    fn takes_event_sinks(&self) -> bool {
+        false
+    }
     /// Removes every event older than its type's retention at `now`, logging one
     /// [`crate::Change::EventsRemoved`] per type that lost events; answers how many went.
     fn expire_events(&self, now: i64) -> Result<u64, StoreError>;

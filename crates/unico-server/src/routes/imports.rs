@@ -284,7 +284,7 @@ pub async fn start_event_import(
         path,
         progress: Arc::new(ImportProgress::default()),
         slot,
-        prepare: state.engines.wants_prepared_events(app),
+        prepare: state.store.takes_event_sinks() && state.engines.wants_prepared_events(app),
     }
     .spawn()
     .map_err(|e| ApiError::Internal(format!("cannot start the import: {e}")))?;

@@ -800,6 +800,10 @@ impl Store for SqliteStore {
         self.recent.take_prepared(app, lo, hi)
     }
 
+    fn takes_event_sinks(&self) -> bool {
+        true
+    }
+
     fn expire_events(&self, now: i64) -> Result<u64, StoreError> {
         self.writer.write(move |w| events::expire(w, now))
     }
