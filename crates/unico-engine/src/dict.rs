@@ -283,7 +283,8 @@ impl Dict {
         Some(code)
     }
 
-    fn retain(&mut self, code: u32) {
+    /// Counts one more row holding `code`.
+    pub(crate) fn retain(&mut self, code: u32) {
         if let Some(r) = self.refs.get_mut(code as usize) {
             if *r == 0 {
                 self.live += 1;

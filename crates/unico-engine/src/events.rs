@@ -574,6 +574,113 @@ impl Table {
         }
     }
 
+    /// Appends the rows of `other` (a table of the same type, prepared apart) whose slot
+    /// `slots` maps to a slot (its own slots number customers: `slots[s]` is the slot of
+    /// number `s`, `None` for a customer not held), skipping any whose id a row of a slot
+    /// not `retired` already holds, as [`Table::append`] would for the same events; the
+    /// slots of the appended rows go to `accepted`. Channels, property names and strings
+    /// are translated once per distinct value, not per row.
+    fn append_table(
+        &mut self,
+        other: &Table,
+        slots: &[Option<u32>],
+        retired: &Bits,
+        accepted: &mut Vec<u32>,
+    ) {
+        self.reserve(other.len());
+        let mut last_channel = 0u32;
+        let channels: Vec<u32> = other
+            .channel_names
+            .iter()
+            .map(|c| self.intern_channel(c, &mut last_channel))
+            .collect();
+        let props: Vec<usize> = other
+            .props
+            .iter()
+            .enumerate()
+            .map(|(k, p)| self.prop_of(&p.name, k))
+            .collect();
+        // Per string property, the code here of each of `other`'s codes, once met.
+        let mut codes: Vec<Vec<Option<u32>>> = other
+            .props
+            .iter()
+            .map(|p| {
+                p.text
+                    .as_ref()
+                    .map_or_else(Vec::new, |t| vec![None; t.dict.codes()])
+            })
+            .collect();
+        for r in 0..other.len() {
+            let Some(slot) = other
+                .slots
+                .get(r)
+                .and_then(|&s| slots.get(s as usize).copied().flatten())
+            else {
+                continue;
+            };
+            let (id, ts) = (other.ids.get(r), other.ts[r]);
+            if self.holds_id(id, retired) {
+                continue;
+            }
+            let row = self.len();
+            let channel = other
+                .channels
+                .get(r)
+                .and_then(|c| channels.get(c as usize).copied())
+                .unwrap_or(0);
+            push_code(&mut self.channels, channel);
+            self.slots.push(slot);
+            self.ts.push(ts);
+            self.ids.push(id);
+            for (k, from) in other.props.iter().enumerate() {
+                let prop = &mut self.props[props[k]];
+                if let Some(num) = &from.num
+                    && num.present.get(r)
+                    && let Some(x) = num.nums.get(r)
+                {
+                    let col = prop.num.get_or_insert_with(|| NumProp {
+                        present: Bits::default(),
+                        nums: Nums::new(0),
+                    });
+                    grow_nums(&mut col.nums, row + 1);
+                    col.nums.set(row, x, &col.present);
+                    col.present.assign(row, true);
+                }
+                if let Some(text) = &from.text
+                    && text.present.get(r)
+                    && let Some(code) = text.codes.get(r)
+                {
+                    let col = prop.text.get_or_insert_with(|| StrProp {
+                        present: Bits::default(),
+                        codes: Codes::zeros(0, 0),
+                        dict: Dict::default(),
+                    });
+                    let known = codes[k].get(code as usize).copied().flatten();
+                    let here = match known {
+                        Some(c) => {
+                            col.dict.retain(c);
+                            Some(c)
+                        }
+                        None => std::str::from_utf8(text.dict.value(code))
+                            .ok()
+                            .and_then(|v| col.dict.intern(v)),
+                    };
+                    // A full dictionary (4 billion values) leaves the row without one.
+                    if let Some(c) = here {
+                        if let Some(slot) = codes[k].get_mut(code as usize) {
+                            *slot = Some(c);
+                        }
+                        grow_codes(&mut col.codes, row + 1);
+                        col.codes.set(row, c);
+                        col.present.assign(row, true);
+                    }
+                }
+            }
+            self.note_zone(row, ts, id);
+            accepted.push(slot);
+        }
+    }
+
     /// Extends the zone maps with row `row`.
     fn note_zone(&mut self, row: usize, ts: i64, id: i64) {
         let before = self.prefix_max.last().copied();
@@ -852,6 +959,31 @@ impl Events {
                 self.per_slot[at] += 1;
             }
             self.total += t.len() as u64;
+        }
+    }
+
+    /// Takes in prepared tables (`other`, whose slots number customers: `slots[s]` is the
+    /// slot of number `s`, `None` for a customer not held): the rows of held customers
+    /// whose ids are not held already, as [`Events::add`] would have taken the same
+    /// events. Holding no rows, this index takes `other`'s tables over whole.
+    pub(crate) fn take_prepared(&mut self, mut other: Events, slots: &[Option<u32>]) {
+        if self.is_empty() {
+            other.renumber_slots(slots);
+            *self = other;
+            return;
+        }
+        let mut accepted = Vec::new();
+        for table in &other.tables {
+            let i = self.table_index(&table.code);
+            self.tables[i].append_table(table, slots, &self.retired_bits, &mut accepted);
+        }
+        for slot in accepted {
+            let s = slot as usize;
+            if s >= self.per_slot.len() {
+                grow_vec(&mut self.per_slot, s + 1);
+            }
+            self.per_slot[s] = self.per_slot[s].saturating_add(1);
+            self.total += 1;
         }
     }
 

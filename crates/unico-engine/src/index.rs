@@ -585,21 +585,13 @@ impl AppIndex {
             .add(events, |id| by_id.get(&id).copied(), self.threads);
     }
 
-    /// Takes over the tables an import prepared while it wrote its events (see
-    /// [`crate::prepared`]), as [`AppIndex::add_events`] would have built them from the
-    /// same events (those of a customer it does not hold left out). Only an index
-    /// holding no events takes them; otherwise they come back in `Err`, untouched, and
-    /// the events are to be added the usual way.
-    pub fn add_prepared(
-        &mut self,
-        prepared: Box<PreparedEvents>,
-    ) -> Result<(), Box<PreparedEvents>> {
-        if !self.events.is_empty() {
-            return Err(prepared);
-        }
+    /// Takes in the tables an import prepared while it wrote its events (see
+    /// [`crate::prepared`]): the index ends as [`AppIndex::add_events`] would have left it
+    /// for the same events (those of a customer it does not hold left out). An index
+    /// holding no events takes the tables over whole.
+    pub fn add_prepared(&mut self, prepared: PreparedEvents) {
         let by_id = &self.by_id;
-        self.events = (*prepared).into_events(|id| by_id.get(&id).copied());
-        Ok(())
+        prepared.give_to(&mut self.events, |id| by_id.get(&id).copied());
     }
 
     /// Records that the customer with this `id` is now subscribed (or not) to `channel`.
@@ -654,12 +646,6 @@ impl AppIndex {
     /// How many events the index holds (of the customers it holds).
     pub fn event_count(&self) -> u64 {
         self.events.count()
-    }
-
-    /// Whether the index holds no events at all (none of a removed customer either): the
-    /// one state in which it takes prepared tables ([`AppIndex::add_prepared`]).
-    pub fn holds_no_events(&self) -> bool {
-        self.events.is_empty()
     }
 
     /// How many events the customer with this `id` has (0 if the index does not hold it).

@@ -8,11 +8,12 @@
 //! its change reaches the index, [`crate::AppIndex::add_prepared`] takes the tables over
 //! in one step: each customer's number becomes the slot the index gives that customer.
 //!
-//! Only an index holding no events takes prepared tables (they then *are* its tables);
-//! any other is given the import's events the usual way, read back from the store. Until
-//! taken, prepared tables are invisible: nothing evaluates them. Taking them over gives
-//! the index what [`crate::AppIndex::add_events`] would have given it for the same events,
-//! a customer it does not hold included (that customer's events are left out).
+//! An index holding no events takes prepared tables over as they are (they become its
+//! tables); any other appends their rows, column by column, translating channels,
+//! property names and strings once per distinct value instead of reading and parsing
+//! every event again. Either way the index ends as [`crate::AppIndex::add_events`] would
+//! have left it for the same events (those of a customer it does not hold left out).
+//! Until taken, prepared tables are invisible: nothing evaluates them.
 
 use std::collections::HashMap;
 
@@ -64,12 +65,11 @@ impl PreparedEvents {
         self.len() == 0
     }
 
-    /// The tables with each customer's number replaced by `slot_of` its internal id; the
-    /// rows of a customer without a slot (not held) are dropped, as
-    /// [`crate::AppIndex::add_events`] ignores them.
-    pub(crate) fn into_events(mut self, slot_of: impl Fn(i64) -> Option<u32>) -> Events {
+    /// Gives `events` these tables' rows, each customer's number replaced by `slot_of` its
+    /// internal id (the rows of a customer without a slot, not held, are left out, as
+    /// [`crate::AppIndex::add_events`] leaves them out).
+    pub(crate) fn give_to(self, events: &mut Events, slot_of: impl Fn(i64) -> Option<u32>) {
         let slots: Vec<Option<u32>> = self.customers.iter().map(|&c| slot_of(c)).collect();
-        self.events.renumber_slots(&slots);
-        self.events
+        events.take_prepared(self.events, &slots);
     }
 }

@@ -513,15 +513,13 @@ impl Model {
     }
 
     /// As the server does with an import's events: prepared in pieces as they are
-    /// written, taken over whole, or (refused) added the usual way.
+    /// written, then taken in at once.
     fn add_prepared(&mut self, index: &mut AppIndex, batch: &[Event]) {
         let mut prepared = PreparedEvents::new();
         for piece in batch.chunks(5) {
             prepared.add(piece);
         }
-        if index.add_prepared(Box::new(prepared)).is_err() {
-            index.add_events(batch);
-        }
+        index.add_prepared(prepared);
         self.note(batch);
     }
 

@@ -200,13 +200,13 @@ fn apply(loaded: &mut Loaded, change: &Change, store: &dyn Store) -> Applied {
     let index = &mut loaded.index;
     match change {
         Change::Events { app, ranges } => {
-            // An import's tables, prepared as it wrote its events, are taken over whole
-            // when the index holds no events yet; otherwise the events are read back.
+            // An import's tables, prepared as it wrote its events, are taken in instead
+            // of reading the events back.
             if let (Some(&(lo, _)), Some(&(_, hi))) = (ranges.first(), ranges.last())
                 && let Some(prepared) = store.take_prepared_events(*app, lo, hi)
                 && let Ok(prepared) = prepared.downcast::<PreparedEvents>()
-                && index.add_prepared(prepared).is_ok()
             {
+                index.add_prepared(*prepared);
                 loaded.changes += 1;
                 loaded.prepared_imports += 1;
                 return Applied::Done;
@@ -831,9 +831,9 @@ impl Engines {
     }
 
     /// How many committed changes the engines have not applied yet (for readiness).
-    /// Whether an events import into `app` is worth preparing tables for while it
-    /// writes (see [`unico_engine::prepared`]): the application's index is loaded and
-    /// holds no events. A hint: taking the tables over checks again.
+    /// Whether an events import into `app` is worth preparing the engine's tables for
+    /// while it writes (see [`unico_engine::prepared`]): the application's index is
+    /// loaded (one that is not is built from a scan when first asked, import included).
     pub fn wants_prepared_events(&self, app: AppId) -> bool {
         let index = match self.registry.lock() {
             Ok(registry) => match registry.slots.get(&app) {
@@ -842,9 +842,7 @@ impl Engines {
             },
             Err(_) => return false,
         };
-        index
-            .try_read()
-            .is_ok_and(|loaded| !loaded.broken && loaded.index.holds_no_events())
+        index.try_read().is_ok_and(|loaded| !loaded.broken)
     }
 
     pub fn behind(&self) -> u64 {

@@ -313,14 +313,14 @@ fn a_large_events_import_reaches_the_loaded_engine_without_a_rebuild() {
     assert_eq!(engines.from_snapshot(app), Some(true));
 }
 
-/// An events import into an application whose engine holds no events hands the engine
-/// the tables it prepared while it wrote (counted in `/metrics`), and they count exactly
-/// what reading the events back would: the events of customers the import created, a
-/// duplicate key left out, at once after the import. An import not kept prepares
-/// nothing; an import into an engine that holds events is read back; a restart from the
-/// snapshot agrees.
+/// An events import hands the loaded engine the tables it prepared while it wrote
+/// (counted in `/metrics`), and they count exactly what reading the events back would:
+/// the events of customers the import created, a duplicate key left out, at once after
+/// the import, into an engine holding no events (taken over whole) and into one holding
+/// some (appended). An import not kept prepares nothing; a restart from the snapshot
+/// agrees.
 #[test]
-fn an_events_import_hands_the_empty_engine_the_tables_it_prepared() {
+fn an_events_import_hands_the_engine_the_tables_it_prepared() {
     use std::sync::atomic::AtomicU64;
     use unico_core::{Channel, EventCode, EventType, Properties, PropertyType};
     use unico_server::prepare::Preparer;
@@ -417,15 +417,27 @@ fn an_events_import_hands_the_empty_engine_the_tables_it_prepared() {
     );
     assert_eq!(prepared(&engines), 1, "the import was read back instead");
 
-    // The engine holds events now: the next import is read back, and counts too.
-    assert!(!engines.wants_prepared_events(app));
-    let more: Vec<NewEvent> = (0..300)
+    // The engine holds events now: the next import's tables are appended to its own, a
+    // string property met for the first time included.
+    assert!(engines.wants_prepared_events(app));
+    let mut more: Vec<NewEvent> = (0..300)
         .map(|i| event(&format!("m{i}"), &format!("c{i:04}"), 1000, 9))
         .collect();
+    for (i, e) in more.iter_mut().enumerate().take(40) {
+        e.properties = Properties::from_json(
+            serde_json::json!({ "amount": 1000, "currency": if i % 2 == 0 { "EUR" } else { "USD" } }),
+        )
+        .unwrap();
+    }
     assert!(import(&more, true).kept);
     assert_eq!(c(&engines, &store, "did buy where amount = 1000"), 300);
     assert_eq!(c(&engines, &store, "did buy exactly 4 times"), 300);
-    assert_eq!(prepared(&engines), 1);
+    assert_eq!(c(&engines, &store, "did buy where currency = \"EUR\""), 20);
+    assert_eq!(
+        prepared(&engines),
+        2,
+        "the second import was read back instead"
+    );
 
     engines.save_snapshots();
     drop(engines);
@@ -434,6 +446,7 @@ fn an_events_import_hands_the_empty_engine_the_tables_it_prepared() {
     assert_eq!(c(&engines, &store, "did buy exactly 4 times"), 300);
     assert_eq!(c(&engines, &store, "did buy exactly 2 times"), 20);
     assert_eq!(c(&engines, &store, "did buy where amount >= 100"), 300);
+    assert_eq!(c(&engines, &store, "did buy where currency = \"USD\""), 20);
     assert_eq!(engines.from_snapshot(app), Some(true));
 }
 
