@@ -28,7 +28,7 @@ async fn ingest(api: &Api, app: &App, events: Value) -> (StatusCode, Value) {
     .await
 }
 
-async fn shop(api: &Api) -> App {
+pub(crate) async fn shop(api: &Api) -> App {
     let a = api.create_app("Shop").await;
     let (status, body) = register(
         api,
@@ -440,7 +440,7 @@ async fn the_timeline_pages_newest_first_with_filters_and_a_summary() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-async fn import_events(api: &Api, app: &App, query: &str, ndjson: &str) -> Value {
+pub(crate) async fn import_events(api: &Api, app: &App, query: &str, ndjson: &str) -> Value {
     import_event_bytes(api, app, query, ndjson.as_bytes().to_vec()).await
 }
 

@@ -269,6 +269,67 @@ fn sample(text: &str, series: &str) -> Option<f64> {
         .map(|v| v.parse().unwrap())
 }
 
+/// An NDJSON backfill through the API reaches the loaded engine as the tables it prepared
+/// while it wrote (`unico_engine_prepared_imports`), into an engine holding no events and
+/// then into one holding some, and the counts after each are those of the events stored.
+#[tokio::test]
+async fn an_events_import_through_the_api_hands_the_engine_its_prepared_tables() {
+    let api = Api::new();
+    let a = crate::events::shop(&api).await;
+    let count = |filter: &'static str| crate::filters::count(&api, &a, filter);
+    // The engine is loaded by the first question.
+    assert_eq!(count("did purchase").await, 0);
+    let line = |key: &str, customer: &str, kind: &str, amount: u32| {
+        format!(
+            r#"{{"event_id":"{key}","customerId":"{customer}","type":"{kind}","channel":"web","timestamp":"2026-10-01T12:00:00Z","properties":{{"amount":{amount},"currency":"EUR"}}}}"#
+        )
+    };
+    let first: Vec<String> = (0..60)
+        .map(|i| line(&format!("a{i}"), &format!("c{}", i % 20), "purchase", i))
+        .chain([line("a0", "c0", "purchase", 999)])
+        .collect();
+    let report = crate::events::import_events(&api, &a, "", &first.join("\n")).await;
+    assert_eq!(report["state"], "succeeded", "{report}");
+    assert_eq!(
+        (
+            report["events_stored"].clone(),
+            report["duplicates"].clone()
+        ),
+        (json!(60), json!(1))
+    );
+    assert_eq!(count("did purchase at_least 3 times").await, 20);
+    assert_eq!(count("did purchase where amount >= 40").await, 20);
+    assert_eq!(count("did purchase where amount = 999").await, 0);
+    let prepared = |text: &str| {
+        sample(
+            text,
+            &format!("unico_engine_prepared_imports{{app=\"{}\"}}", a.id),
+        )
+    };
+    let metrics = || async {
+        let (status, _, bytes) = api
+            .request_bytes(
+                axum::http::Request::builder()
+                    .uri("/metrics")
+                    .header("authorization", format!("Bearer {ADMIN}"))
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        String::from_utf8(bytes).unwrap()
+    };
+    assert_eq!(prepared(&metrics().await), Some(1.0));
+    let second: Vec<String> = (0..30)
+        .map(|i| line(&format!("b{i}"), &format!("d{i}"), "email_open", i))
+        .collect();
+    let report = crate::events::import_events(&api, &a, "", &second.join("\n")).await;
+    assert_eq!(report["events_stored"], 30, "{report}");
+    assert_eq!(count("did email_open").await, 30);
+    assert_eq!(count("did purchase at_least 3 times").await, 20);
+    assert_eq!(prepared(&metrics().await), Some(2.0));
+}
+
 /// `/metrics` answers the Prometheus text format with the admin key only, and counts the
 /// requests made before it by route template and status, with their latencies, beside
 /// the writer, imports and engines.
