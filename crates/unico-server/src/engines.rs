@@ -830,7 +830,6 @@ impl Engines {
         }
     }
 
-    /// How many committed changes the engines have not applied yet (for readiness).
     /// Whether an events import into `app` is worth preparing the engine's tables for
     /// while it writes (see [`unico_engine::prepared`]): the application's index is
     /// loaded (one that is not is built from a scan when first asked, import included).
@@ -845,6 +844,7 @@ impl Engines {
         index.try_read().is_ok_and(|loaded| !loaded.broken)
     }
 
+    /// How many committed changes the engines have not applied yet (for readiness).
     pub fn behind(&self) -> u64 {
         self.health().behind()
     }
