@@ -5,8 +5,8 @@
 //! the import commits. The follower then takes them over instead of reading millions of
 //! events back, so the first count after a backfill does not wait for it.
 //!
-//! The thread works beside the store's writer, a few batches behind it at most (the
-//! writer waits for it past that); it also frees the batches once read. Should it fail,
+//! The thread works beside the store's writer, [`BATCHES_AHEAD`] batches behind it at
+//! most (the writer waits for it past that); it also frees the batches once read. Should it fail,
 //! nothing is prepared and the follower reads the events back.
 
 use std::sync::mpsc;
@@ -17,8 +17,10 @@ use unico_engine::PreparedEvents;
 use unico_engine::events::EventRow;
 use unico_store::{EventSink, NewEvent, StoredEvent};
 
-/// Batches written and not yet prepared, at most.
-const BATCHES_AHEAD: usize = 4;
+/// Batches written and not yet prepared, at most (32 of 4 096 events: some 40 MB). With
+/// 4 the writer waited on the preparing thread more often: the 9.67 M-event backfill took
+/// 9.95 s against 9.8 s (medians of 4, alternated).
+const BATCHES_AHEAD: usize = 32;
 
 /// An event stored by the import, as the engine's tables take it.
 struct Written<'a> {
