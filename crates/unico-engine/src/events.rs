@@ -203,6 +203,37 @@ pub(crate) struct Prop {
     pub(crate) text: Option<StrProp>,
 }
 
+impl Prop {
+    /// Row `row` (the table's newest) holds the number `x`.
+    fn set_num(&mut self, row: usize, x: f64) {
+        let col = self.num.get_or_insert_with(|| NumProp {
+            present: Bits::default(),
+            nums: Nums::new(0),
+        });
+        grow_nums(&mut col.nums, row + 1);
+        col.nums.set(row, x, &col.present);
+        col.present.assign(row, true);
+    }
+
+    /// The string column, created empty if the property had none.
+    fn text_mut(&mut self) -> &mut StrProp {
+        self.text.get_or_insert_with(|| StrProp {
+            present: Bits::default(),
+            codes: Codes::zeros(0, 0),
+            dict: Dict::default(),
+        })
+    }
+}
+
+impl StrProp {
+    /// Row `row` (the table's newest) holds dictionary code `code` (already counted).
+    fn set_code(&mut self, row: usize, code: u32) {
+        grow_codes(&mut self.codes, row + 1);
+        self.codes.set(row, code);
+        self.present.assign(row, true);
+    }
+}
+
 /// The events of one type. See the module docs.
 #[derive(Debug, Clone)]
 pub(crate) struct Table {
@@ -545,26 +576,12 @@ impl Table {
                 let p = self.prop_of(name, k);
                 let prop = &mut self.props[p];
                 match value {
-                    PropRef::Num(x) => {
-                        let col = prop.num.get_or_insert_with(|| NumProp {
-                            present: Bits::default(),
-                            nums: Nums::new(0),
-                        });
-                        grow_nums(&mut col.nums, row + 1);
-                        col.nums.set(row, x, &col.present);
-                        col.present.assign(row, true);
-                    }
+                    PropRef::Num(x) => prop.set_num(row, x),
                     PropRef::Str(s) => {
-                        let col = prop.text.get_or_insert_with(|| StrProp {
-                            present: Bits::default(),
-                            codes: Codes::zeros(0, 0),
-                            dict: Dict::default(),
-                        });
+                        let col = prop.text_mut();
                         // A full dictionary (4 billion values) leaves the row without one.
                         if let Some(code) = col.dict.intern(s) {
-                            grow_codes(&mut col.codes, row + 1);
-                            col.codes.set(row, code);
-                            col.present.assign(row, true);
+                            col.set_code(row, code);
                         }
                     }
                 }
@@ -638,23 +655,13 @@ impl Table {
                     && num.present.get(r)
                     && let Some(x) = num.nums.get(r)
                 {
-                    let col = prop.num.get_or_insert_with(|| NumProp {
-                        present: Bits::default(),
-                        nums: Nums::new(0),
-                    });
-                    grow_nums(&mut col.nums, row + 1);
-                    col.nums.set(row, x, &col.present);
-                    col.present.assign(row, true);
+                    prop.set_num(row, x);
                 }
                 if let Some(text) = &from.text
                     && text.present.get(r)
                     && let Some(code) = text.codes.get(r)
                 {
-                    let col = prop.text.get_or_insert_with(|| StrProp {
-                        present: Bits::default(),
-                        codes: Codes::zeros(0, 0),
-                        dict: Dict::default(),
-                    });
+                    let col = prop.text_mut();
                     let known = codes[k].get(code as usize).copied().flatten();
                     let here = match known {
                         Some(c) => {
@@ -670,9 +677,7 @@ impl Table {
                         if let Some(slot) = codes[k].get_mut(code as usize) {
                             *slot = Some(c);
                         }
-                        grow_codes(&mut col.codes, row + 1);
-                        col.codes.set(row, c);
-                        col.present.assign(row, true);
+                        col.set_code(row, c);
                     }
                 }
             }

@@ -218,32 +218,38 @@ fn a_damaged_snapshot_is_ignored() {
     assert_eq!(engines.from_snapshot(app), Some(false));
 }
 
+/// Registers the event type `buy` (with a number property `amount`) in `app`.
+fn register_buy(store: &dyn Store, app: AppId) -> unico_core::EventCode {
+    let buy = unico_core::EventCode::parse("buy").unwrap();
+    store
+        .create_event_type(
+            app,
+            &unico_core::EventType {
+                code: buy.clone(),
+                name: "Buy".into(),
+                retention_days: 3650,
+                enabled: true,
+                properties: vec![("amount".into(), unico_core::PropertyType::Number)],
+                created_at: NOW,
+            },
+        )
+        .unwrap();
+    buy
+}
+
 /// A large events import (many of the follower's read batches) reaches the loaded engine
 /// as logged event ranges: the same index absorbs them, with no rebuild from a scan, and
 /// counts every event at once; a restart from the snapshot written after it agrees.
 #[test]
 fn a_large_events_import_reaches_the_loaded_engine_without_a_rebuild() {
-    use unico_core::{Channel, EventCode, EventType, Properties, PropertyType};
+    use unico_core::{Channel, Properties};
     use unico_store::{Change, EventBatch, NewEvent};
 
     const PER_CUSTOMER: usize = 400;
     let dir = tempfile::tempdir().unwrap();
     let (app, _) = setup(dir.path());
     let (store, engines) = open(dir.path());
-    let buy = EventCode::parse("buy").unwrap();
-    store
-        .create_event_type(
-            app,
-            &EventType {
-                code: buy.clone(),
-                name: "Buy".into(),
-                retention_days: 3650,
-                enabled: true,
-                properties: vec![("amount".into(), PropertyType::Number)],
-                created_at: NOW,
-            },
-        )
-        .unwrap();
+    let buy = register_buy(store.as_ref(), app);
     assert_eq!(count(store.as_ref(), &engines, app, "did buy"), 0);
     let loaded = engines.index(app).unwrap();
     let head = store.log_head();
@@ -322,27 +328,14 @@ fn a_large_events_import_reaches_the_loaded_engine_without_a_rebuild() {
 #[test]
 fn an_events_import_hands_the_engine_the_tables_it_prepared() {
     use std::sync::atomic::AtomicU64;
-    use unico_core::{Channel, EventCode, EventType, Properties, PropertyType};
+    use unico_core::{Channel, Properties};
     use unico_server::prepare::Preparer;
     use unico_store::{EventBatch, EventSink, NewEvent};
 
     let dir = tempfile::tempdir().unwrap();
     let (app, _) = setup(dir.path());
     let (store, engines) = open(dir.path());
-    let buy = EventCode::parse("buy").unwrap();
-    store
-        .create_event_type(
-            app,
-            &EventType {
-                code: buy.clone(),
-                name: "Buy".into(),
-                retention_days: 3650,
-                enabled: true,
-                properties: vec![("amount".into(), PropertyType::Number)],
-                created_at: NOW,
-            },
-        )
-        .unwrap();
+    let buy = register_buy(store.as_ref(), app);
     assert_eq!(count(store.as_ref(), &engines, app, "did buy"), 0);
     assert!(engines.wants_prepared_events(app));
     let web = Channel::parse("web").unwrap();

@@ -262,6 +262,15 @@ async fn concurrent_imports_are_bounded_per_application_and_in_total() {
     assert_eq!(api.state.import_slots.ended(), 3);
 }
 
+/// `GET /metrics` with the admin key.
+fn metrics_request() -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::builder()
+        .uri("/metrics")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
 /// The value of the sample `name{labels}` in a Prometheus text exposition.
 fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
@@ -307,15 +316,7 @@ async fn an_events_import_through_the_api_hands_the_engine_its_prepared_tables()
         )
     };
     let metrics = || async {
-        let (status, _, bytes) = api
-            .request_bytes(
-                axum::http::Request::builder()
-                    .uri("/metrics")
-                    .header("authorization", format!("Bearer {ADMIN}"))
-                    .body(axum::body::Body::empty())
-                    .unwrap(),
-            )
-            .await;
+        let (status, _, bytes) = api.request_bytes(metrics_request()).await;
         assert_eq!(status, StatusCode::OK);
         String::from_utf8(bytes).unwrap()
     };
@@ -346,15 +347,7 @@ async fn metrics_count_requests_by_route_and_status() {
     let (status, body) = api.send("GET", "/metrics", Some(&app.key), None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_error(&body, "forbidden", &["admin key"]);
-    let (status, headers, bytes) = api
-        .request_bytes(
-            axum::http::Request::builder()
-                .uri("/metrics")
-                .header("authorization", format!("Bearer {ADMIN}"))
-                .body(axum::body::Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let (status, headers, bytes) = api.request_bytes(metrics_request()).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         headers["content-type"]
