@@ -25,6 +25,7 @@ pub mod identity;
 pub mod import_job;
 pub mod limits;
 pub mod metrics;
+pub mod plain_line;
 pub mod prepare;
 pub mod routes;
 pub mod state;

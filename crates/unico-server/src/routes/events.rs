@@ -282,6 +282,25 @@ struct PlainItem<'a> {
 /// The event of a valid item in the plain shape ([`PlainItem`]); `None` for any other
 /// item, valid or not, which [`event_input`] reads instead.
 pub fn plain_event(text: &str, now: i64, names: &mut EventNames) -> Option<NewEvent> {
+    // Most lines are read by hand (`plain_line`); one it declines may still be plain
+    // (an escape, say), and is read by serde.
+    if let Some(parts) = crate::plain_line::parts(text) {
+        let properties = parts
+            .properties
+            .map(|raw| crate::strict_json::compact(raw, &std::cell::Cell::new(usize::MAX)))
+            .transpose()
+            .ok()?;
+        let item = PlainItem {
+            event_id: parts.event_id.map(Cow::Borrowed),
+            customer_id: Cow::Borrowed(parts.customer_id),
+            event_type: Cow::Borrowed(parts.event_type),
+            channel: Cow::Borrowed(parts.channel),
+            device_id: parts.device_id.map(Cow::Borrowed),
+            timestamp: parts.timestamp.map(Cow::Borrowed),
+            properties: None,
+        };
+        return plain_checked(item, properties, now, names);
+    }
     let item: PlainItem<'_> = serde_json::from_str(text).ok()?;
     let properties = plain_properties(&item, &std::cell::Cell::new(usize::MAX)).ok()?;
     plain_checked(item, properties, now, names)
