@@ -56,15 +56,6 @@ impl PreparedEvents {
         self.events.add(rows, |c| numbers.get(&c).copied(), 1);
     }
 
-    /// Events held.
-    pub fn len(&self) -> u64 {
-        self.events.count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Gives `events` these tables' rows, each customer's number replaced by `slot_of` its
     /// internal id (the rows of a customer without a slot, not held, are left out, as
     /// [`crate::AppIndex::add_events`] leaves them out).

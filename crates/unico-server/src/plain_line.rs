@@ -22,7 +22,8 @@ pub struct Parts<'a> {
     pub properties: Option<&'a str>,
 }
 
-const KEYS: [&str; 7] = [
+/// The keys of an item in the plain shape, in the order of [`Parts`]' fields.
+pub const KEYS: [&str; 7] = [
     "event_id",
     "customerId",
     "type",

@@ -147,6 +147,15 @@ enum Op {
         events: Vec<Ev>,
         keep: bool,
     },
+    /// An events import (its engine tables prepared as it writes) while one thread
+    /// deletes or erases customers and another sends event batches and values for the
+    /// same customers: the import's tables are taken in or, past a removal, read back.
+    EventsImportRacing {
+        import: Vec<Ev>,
+        deletes: Vec<u8>,
+        events: Vec<Ev>,
+        rows: Vec<Row>,
+    },
     /// Retention at now (`open` keeps 30 days).
     Expire,
     /// `open` deleted with its events, and registered again.
@@ -208,6 +217,18 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(events, deletes, import)| Op::EventsRacing { events, deletes, import }),
         2 => (prop::collection::vec(ev(), 1..16), prop::bool::weighted(0.8))
             .prop_map(|(events, keep)| Op::EventsImport { events, keep }),
+        2 => (
+            prop::collection::vec(ev(), 4..24),
+            prop::collection::vec(0..CUSTOMERS, 0..4),
+            prop::collection::vec(ev(), 0..12),
+            prop::collection::vec(row(), 0..6),
+        )
+            .prop_map(|(import, deletes, events, rows)| Op::EventsImportRacing {
+                import,
+                deletes,
+                events,
+                rows,
+            }),
         1 => Just(Op::Expire),
         1 => Just(Op::ReregisterOpen),
         4 => (
@@ -410,6 +431,44 @@ impl World {
         assert_eq!(counts.kept, keep);
     }
 
+    /// An events import as the import route runs it: the engine's tables prepared while
+    /// it writes when the store takes a sink and the engine is loaded (`prepare`).
+    fn events_import(&self, events: &[Ev], keep: bool) {
+        let batches: Vec<EventBatch> = events
+            .chunks(4)
+            .map(|c| EventBatch::Items(c.iter().map(new_event).collect()))
+            .chain([EventBatch::End { keep }])
+            .collect();
+        let sink = (self.store.takes_event_sinks() && self.engines.wants_prepared_events(self.app))
+            .then(|| unico_server::prepare::Preparer::start(1))
+            .flatten()
+            .map(|p| Box::new(p) as Box<dyn unico_store::EventSink>);
+        let counts = self
+            .store
+            .run_event_import(
+                self.app,
+                Box::new(batches.into_iter()),
+                NOW,
+                Arc::new(AtomicU64::new(0)),
+                None,
+                sink,
+            )
+            .unwrap();
+        assert_eq!(counts.kept, keep);
+    }
+
+    /// Removes customers `ks`, every other one by erasure (which the engine applies in
+    /// place, scrubbing the customer's values and events).
+    fn remove(&self, ks: &[u8]) {
+        for (i, k) in ks.iter().enumerate() {
+            if i % 2 == 0 {
+                self.delete(*k);
+            } else {
+                let _ = self.store.erase_customer(self.app, &cid(*k));
+            }
+        }
+    }
+
     fn events(&self, events: &[Ev]) {
         let results = self
             .store
@@ -534,46 +593,31 @@ impl World {
                     // Every other removal is an erasure: the engine applies it in place
                     // (scrubbing the customer's values and events) while events and an
                     // import for the same customers race it.
-                    s.spawn(move || {
-                        for (i, k) in deletes.iter().enumerate() {
-                            if i % 2 == 0 {
-                                world.delete(*k);
-                            } else {
-                                let _ = world.store.erase_customer(world.app, &cid(*k));
-                            }
-                        }
-                    });
+                    s.spawn(move || world.remove(deletes));
                     s.spawn(move || world.import(import, true));
                     for chunk in events.chunks(3) {
                         world.events(chunk);
                     }
                 });
             }
-            Op::EventsImport { events, keep } => {
-                let batches: Vec<EventBatch> = events
-                    .chunks(4)
-                    .map(|c| EventBatch::Items(c.iter().map(new_event).collect()))
-                    .chain([EventBatch::End { keep: *keep }])
-                    .collect();
-                // As the import route does: tables prepared while writing when the
-                // engine holds no events (taken over whole, see `prepare`).
-                let sink = (self.store.takes_event_sinks()
-                    && self.engines.wants_prepared_events(self.app))
-                .then(|| unico_server::prepare::Preparer::start(1))
-                .flatten()
-                .map(|p| Box::new(p) as Box<dyn unico_store::EventSink>);
-                let counts = self
-                    .store
-                    .run_event_import(
-                        self.app,
-                        Box::new(batches.into_iter()),
-                        NOW,
-                        Arc::new(AtomicU64::new(0)),
-                        None,
-                        sink,
-                    )
-                    .unwrap();
-                assert_eq!(counts.kept, *keep);
+            Op::EventsImport { events, keep } => self.events_import(events, *keep),
+            Op::EventsImportRacing {
+                import,
+                deletes,
+                events,
+                rows,
+            } => {
+                let world = &*self;
+                std::thread::scope(|s| {
+                    s.spawn(move || world.events_import(import, true));
+                    s.spawn(move || world.remove(deletes));
+                    for chunk in events.chunks(3) {
+                        world.events(chunk);
+                    }
+                    for row in rows {
+                        world.write(row);
+                    }
+                });
             }
             Op::Expire => {
                 self.store.expire_events(NOW).unwrap();

@@ -134,6 +134,13 @@ impl IdRanges {
         self.ranges.is_empty()
     }
 
+    /// The smallest and the largest id gathered.
+    pub(crate) fn span(&self) -> Option<(i64, i64)> {
+        let lo = self.ranges.iter().map(|r| r.0).min()?;
+        let hi = self.ranges.iter().map(|r| r.1).max()?;
+        Some((lo, hi))
+    }
+
     /// Sorted and disjoint, whatever order the ids came in.
     pub(crate) fn into_ranges(self) -> Vec<(i64, i64)> {
         merge_ranges(self.ranges)

@@ -21,6 +21,19 @@ struct Shop {
 }
 
 impl Shop {
+    /// Registers the event type `purchase`, with a number property `amount`.
+    fn register_purchase(&self) {
+        let (status, body) = self.call(
+            "POST",
+            "/event-types",
+            Some(
+                json!({"code": "purchase", "name": "Purchase", "retention_days": 3650,
+                        "properties": {"amount": "number"}}),
+            ),
+        );
+        assert_eq!(status, 201, "{body}");
+    }
+
     fn create(server: &Server, name: &str) -> Shop {
         let http = agent();
         let base = server.base.clone();
@@ -607,12 +620,7 @@ fn cli_defines_a_computed_field_that_lists_and_filters_like_any_field() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let shop = Shop::create(&server, "Shop");
-    let (status, body) = shop.call(
-        "POST",
-        "/event-types",
-        Some(json!({"code": "purchase", "properties": {"amount": "number"}})),
-    );
-    assert_eq!(status, 201, "{body}");
+    shop.register_purchase();
     let cli = |args: &[&str]| {
         let mut all = args.to_vec();
         all.extend(["--app", "Shop", "--server", &shop.base, "--key", &shop.key]);
@@ -676,15 +684,7 @@ fn cli_events_import_stores_each_event_once_and_reports_bad_lines() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let shop = Shop::create(&server, "Shop");
-    let (status, body) = shop.call(
-        "POST",
-        "/event-types",
-        Some(
-            json!({"code": "purchase", "name": "Purchase", "retention_days": 3650,
-                    "properties": {"amount": "number"}}),
-        ),
-    );
-    assert_eq!(status, 201, "{body}");
+    shop.register_purchase();
     let files = tempfile::tempdir().unwrap();
     let line = |key: &str, customer: &str, amount: &str| {
         format!(

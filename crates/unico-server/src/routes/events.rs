@@ -244,16 +244,11 @@ pub(crate) fn instant(value: Option<&Json_>, now: i64, noun: &str) -> Result<i64
     Ok(ms)
 }
 
-const EVENT_KEYS: [&str; 8] = [
-    "event_id",
-    "customerId",
-    "type",
-    "channel",
-    "device_id",
-    "timestamp",
-    "properties",
-    "identity",
-];
+/// Whether an event item may hold `key`: the plain shape's keys, or `identity` (which
+/// stands for `customerId`).
+fn is_event_key(key: &str) -> bool {
+    key == "identity" || crate::plain_line::KEYS.contains(&key)
+}
 
 /// An event item in the shape nearly every sender uses (a customerId, string times),
 /// read straight from its text without building a JSON tree first. Anything else, and
@@ -370,7 +365,7 @@ pub fn event_input(
         }]);
     };
     for key in obj.keys() {
-        if !EVENT_KEYS.contains(&key.as_str()) {
+        if !is_event_key(key) {
             problem(
                 key,
                 format!(

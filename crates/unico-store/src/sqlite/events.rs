@@ -1029,8 +1029,6 @@ pub fn import(
         writer.kept = Some(Vec::new());
     }
     let mut duplicates = 0u64;
-    // The smallest and largest id stored (for the sink's payload).
-    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
     // Batches written go to the sink, or are freed on a thread of their own: freeing a
     // batch's strings is about a twentieth of the writer's time, and the writer holds up
     // every other write. Should the thread not start, its receiver is dropped with it,
@@ -1075,10 +1073,6 @@ pub fn import(
                                     customer,
                                 })
                                 .collect();
-                            if let (Some(first), Some(last)) = (stored.first(), stored.last()) {
-                                lo = lo.min(first.id);
-                                hi = hi.max(last.id);
-                            }
                             sink.written(items, stored);
                         }
                         _ => {
@@ -1094,9 +1088,11 @@ pub fn import(
     match run {
         Ok(true) => {
             let created = writer.created_count();
+            // The interval of the ids stored: the `Events` change's, first to last.
+            let span = writer.stored.span();
             writer.finish(w)?;
-            if let Some(payload) = sink.and_then(|sink| sink.finish())
-                && lo <= hi
+            if let Some((lo, hi)) = span
+                && let Some(payload) = sink.and_then(|sink| sink.finish())
             {
                 w.stage_prepared(super::recent::Prepared {
                     app,
