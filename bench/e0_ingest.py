@@ -58,7 +58,7 @@ def one_run(app, ndjson, perf, absorb_perf=0):
         c = ev.Client()
         if perf:
             out = os.path.join(ev.DATA, "e0.perf.data")
-            recorder = subprocess.Popen(["perf", "record", "-g", "-o", out, "-p", str(proc.pid), "--", "sleep", str(perf)],
+            recorder = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-g", "-o", out, "-p", str(proc.pid), "--", "sleep", str(perf)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t = time.perf_counter()
         started = ev.upload_events(c, app, ndjson)
@@ -69,7 +69,7 @@ def one_run(app, ndjson, perf, absorb_perf=0):
             raise SystemExit(f"events import failed: {report}")
         if absorb_perf:
             out = os.path.join(ev.DATA, "e0-absorb.perf.data")
-            recorder = subprocess.Popen(["perf", "record", "-g", "-o", out, "-p", str(proc.pid), "--", "sleep", str(absorb_perf)],
+            recorder = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-g", "-o", out, "-p", str(proc.pid), "--", "sleep", str(absorb_perf)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t = time.perf_counter()
         count = c.request("POST", f"/v1/apps/{app}/count", json.dumps({"filter": ev.QUERIES["E1"]}))["count"]

@@ -274,8 +274,9 @@ pub enum PropRef<'a> {
 /// something asks for it: an import stores the text and never does.
 #[derive(Debug, Clone, Default)]
 pub struct Properties {
-    /// The tree, once built (always, unless `text` is set).
-    map: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>>,
+    /// The tree, once built (always, unless `text` is set); boxed, since most properties
+    /// never build it and an event is moved and held millions of times.
+    map: std::sync::OnceLock<Box<serde_json::Map<String, serde_json::Value>>>,
     /// The tree as [`Properties::to_json_text`] writes it, when it was already written.
     text: Option<Box<str>>,
 }
@@ -311,7 +312,7 @@ impl Properties {
         let text = serde_json::to_string(&map).unwrap_or_else(|_| "{}".into());
         Self::checked(depth, text.len())?;
         Ok(Self {
-            map: map.into(),
+            map: Box::new(map).into(),
             text: Some(text.into_boxed_str()),
         })
     }
@@ -334,7 +335,7 @@ impl Properties {
     pub fn from_stored(text: &str) -> Result<Self, EventError> {
         serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
             .map(|map| Self {
-                map: map.into(),
+                map: Box::new(map).into(),
                 text: None,
             })
             .map_err(|_| EventError("stored properties are not a JSON object".into()))
@@ -363,6 +364,28 @@ impl Properties {
             return;
         }
         if let Some(text) = &self.text {
+            if let Some(flat) = crate::flat_json::read(text) {
+                let mut nums = [0.0; crate::flat_json::MAX_MEMBERS];
+                let members = flat.members();
+                // Every number read before anything is called: one serde_json refuses
+                // sends the whole text its way instead.
+                let all_read = members.iter().zip(&mut nums).all(|((_, v), x)| match v {
+                    crate::flat_json::Scalar::Num(t) => {
+                        crate::flat_json::number(t).map(|n| *x = n).is_some()
+                    }
+                    _ => true,
+                });
+                if all_read {
+                    for (k, ((name, value), x)) in members.iter().zip(nums).enumerate() {
+                        match value {
+                            crate::flat_json::Scalar::Num(_) => f(k, name, PropRef::Num(x)),
+                            crate::flat_json::Scalar::Str(s) => f(k, name, PropRef::Str(s)),
+                            _ => {}
+                        }
+                    }
+                    return;
+                }
+            }
             use serde::de::DeserializeSeed;
             let mut de = serde_json::Deserializer::from_str(text);
             // The text is ours (written from a tree): a failure leaves what was read.
@@ -380,10 +403,12 @@ impl Properties {
 
     pub fn as_map(&self) -> &serde_json::Map<String, serde_json::Value> {
         self.map.get_or_init(|| {
-            self.text
-                .as_deref()
-                .and_then(|text| serde_json::from_str(text).ok())
-                .unwrap_or_default()
+            Box::new(
+                self.text
+                    .as_deref()
+                    .and_then(|text| serde_json::from_str(text).ok())
+                    .unwrap_or_default(),
+            )
         })
     }
 

@@ -13,12 +13,14 @@
 //! - [`customer`]: the customer profile.
 //! - [`event`]: interactions (events), their types, channels and properties.
 //! - [`identity`]: identities (device, email, phone…) and their normalisation.
+//! - [`flat_json`]: flat JSON objects of scalars (most events' properties), read by hand.
 
 pub mod app;
 pub mod computed;
 pub mod customer;
 pub mod event;
 pub mod field;
+pub mod flat_json;
 pub mod identity;
 pub mod limits;
 pub mod names;

@@ -554,10 +554,10 @@ impl World {
         let items: Vec<NewEvent> = events
             .iter()
             .map(|e| NewEvent {
-                by_identity: Some(unico_store::ByIdentity {
+                by_identity: Some(Box::new(unico_store::ByIdentity {
                     identity: identity.clone(),
                     anonymous: Some(anonymous.clone()),
-                }),
+                })),
                 ..new_event(e)
             })
             .collect();

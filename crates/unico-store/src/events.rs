@@ -14,7 +14,7 @@ pub struct NewEvent {
     pub customer_id: CustomerId,
     /// When set, the event belongs to whoever holds this identity instead, and
     /// `customer_id` is not read ([`crate::ByIdentity`]).
-    pub by_identity: Option<crate::identities::ByIdentity>,
+    pub by_identity: Option<Box<crate::identities::ByIdentity>>,
     pub event_type: EventCode,
     pub channel: Channel,
     pub device_id: Option<String>,

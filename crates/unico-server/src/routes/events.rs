@@ -494,7 +494,7 @@ pub fn event_input(
             if problems.is_empty() =>
         {
             Ok(NewEvent {
-                by_identity,
+                by_identity: by_identity.map(Box::new),
                 event_id,
                 customer_id,
                 event_type,

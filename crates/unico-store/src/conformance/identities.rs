@@ -40,7 +40,7 @@ fn event(customer: &str, key: Option<String>, by: Option<ByIdentity>) -> NewEven
     NewEvent {
         event_id: key,
         customer_id: cid(customer),
-        by_identity: by,
+        by_identity: by.map(Box::new),
         event_type: EventCode::parse("view").unwrap(),
         channel: Channel::parse("web").unwrap(),
         device_id: None,

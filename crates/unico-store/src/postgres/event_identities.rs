@@ -50,7 +50,7 @@ impl Addressed {
             .iter()
             .enumerate()
             .filter(|(i, _)| types[*i].is_ok())
-            .filter_map(|(i, e)| e.by_identity.as_ref().map(|by| (i, by)))
+            .filter_map(|(i, e)| e.by_identity.as_deref().map(|by| (i, by)))
             .collect();
         let mut out = Addressed::default();
         if items.is_empty() {
