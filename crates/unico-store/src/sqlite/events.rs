@@ -210,8 +210,14 @@ pub struct EventWriter {
     aliases: Option<bool>,
     /// Events resolved and not stored yet (see [`EventWriter::flush`]).
     pending: Vec<Pending>,
-    /// The hashes of the pending events' keys: a key not among them is not pending.
-    pending_keys: std::collections::HashSet<u64, foldhash::fast::FixedState>,
+    /// The hashes of the pending events' keys (a key not among them is not pending),
+    /// gathered when first asked after a flush: a feed whose customers all exist never
+    /// asks, and hashed no key.
+    pending_keys: Option<std::collections::HashSet<u64, foldhash::fast::FixedState>>,
+    /// Types found for the events being written, by the address of their code's text
+    /// (the events of one call share a handful of codes): the index in `types`. Valid
+    /// for one call only, whose events keep those addresses theirs.
+    seen_types: Vec<(usize, usize)>,
     /// The id the next event stored gets.
     next_id: i64,
     /// A block being encoded.
@@ -264,7 +270,8 @@ impl EventWriter {
             customers: HashMap::new(),
             holders: HashMap::new(),
             pending: Vec::new(),
-            pending_keys: std::collections::HashSet::default(),
+            pending_keys: None,
+            seen_types: Vec::new(),
             next_id: next_id(c)?,
             block: Vec::new(),
             last: None,
@@ -290,6 +297,7 @@ impl EventWriter {
         now: i64,
         out: &mut [Option<Result<EventOutcome, StoreError>>],
     ) -> Result<(), StoreError> {
+        self.seen_types.clear();
         for (i, e) in events.iter().enumerate() {
             match self.resolve(c, events, e, now, out) {
                 Ok(Resolved::Done(outcome)) => out[i] = Some(Ok(outcome)),
@@ -298,8 +306,8 @@ impl EventWriter {
                     type_id,
                     customer_created,
                 }) => {
-                    if let Some(key) = &e.event_id {
-                        self.pending_keys.insert(key_hash(key));
+                    if let (Some(keys), Some(key)) = (&mut self.pending_keys, &e.event_id) {
+                        keys.insert(key_hash(key));
                     }
                     self.pending.push(Pending {
                         index: i,
@@ -507,9 +515,21 @@ impl EventWriter {
         e: &NewEvent,
         out: &mut [Option<Result<EventOutcome, StoreError>>],
     ) -> Result<(), StoreError> {
-        match &e.event_id {
-            Some(key) if self.pending_keys.contains(&key_hash(key)) => self.flush(c, events, out),
-            _ => Ok(()),
+        let Some(key) = &e.event_id else {
+            return Ok(());
+        };
+        let pending = &self.pending;
+        let keys = self.pending_keys.get_or_insert_with(|| {
+            pending
+                .iter()
+                .filter_map(|p| events[p.index].event_id.as_deref())
+                .map(key_hash)
+                .collect()
+        });
+        if keys.contains(&key_hash(key)) {
+            self.flush(c, events, out)
+        } else {
+            Ok(())
         }
     }
 
@@ -526,7 +546,7 @@ impl EventWriter {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
-        self.pending_keys.clear();
+        self.pending_keys = None;
         let app = self.app.0;
         // Event `j` of the flush gets id `first + j` (a duplicate leaves its id unused).
         let first = self.next_id;
@@ -538,11 +558,22 @@ impl EventWriter {
             .collect();
         let mut duplicate_of: FastMap<usize, i64> = FastMap::default();
         let mut rest = &keyed[..];
+        // The claim of the most keys, taken from the cache once for the whole flush.
+        let mut full: Option<rusqlite::CachedStatement<'_>> = None;
         while !rest.is_empty() {
             let rows = MAX_KEYS_PER_INSERT.min(1 << rest.len().ilog2());
             let (chunk, tail) = rest.split_at(rows);
             rest = tail;
-            let mut claim = c.prepare_cached(claim_sql(chunk.len()))?;
+            let mut fewer;
+            let claim = if rows == MAX_KEYS_PER_INSERT {
+                match &mut full {
+                    Some(statement) => statement,
+                    None => full.insert(c.prepare_cached(claim_sql(rows))?),
+                }
+            } else {
+                fewer = c.prepare_cached(claim_sql(rows))?;
+                &mut fewer
+            };
             for (k, &j) in chunk.iter().enumerate() {
                 let key = events[pending[j].index].event_id.as_deref();
                 claim.raw_bind_parameter(k * 3 + 1, app)?;
@@ -552,7 +583,6 @@ impl EventWriter {
             if claim.raw_execute()? == chunk.len() {
                 continue;
             }
-            drop(claim);
             for &j in chunk {
                 let key = events[pending[j].index]
                     .event_id
@@ -609,6 +639,7 @@ impl EventWriter {
         }
         self.next_id = id_of(pending.len());
         let mut reminder = Reminder::default();
+        let mut insert = c.prepare_cached(INSERT_BLOCK)?;
         for (customer, members) in &groups {
             let texts: Vec<Option<std::borrow::Cow<'_, str>>> = members
                 .iter()
@@ -635,7 +666,7 @@ impl EventWriter {
                 })
                 .collect();
             insert_block(
-                c,
+                &mut insert,
                 app,
                 *customer,
                 &stored,
@@ -644,6 +675,7 @@ impl EventWriter {
                 &mut reminder,
             )?;
         }
+        drop(insert);
         reminder.write(c, app)?;
         save_next_id(c, self.next_id)?;
         self.pending = pending;
@@ -652,11 +684,20 @@ impl EventWriter {
     }
 
     /// The row id of type `code` and whether it is enabled.
-    fn type_of(&self, code: &EventCode) -> Option<(i64, bool)> {
-        self.types
-            .iter()
-            .find(|(c, _, _)| c == code)
-            .map(|&(_, id, enabled)| (id, enabled))
+    fn type_of(&mut self, code: &EventCode) -> Option<(i64, bool)> {
+        let at = code.as_str().as_ptr() as usize;
+        let t = match self.seen_types.iter().find(|&&(a, _)| a == at) {
+            Some(&(_, t)) => t,
+            None => {
+                let t = self.types.iter().position(|(c, _, _)| c == code)?;
+                if self.seen_types.len() < 64 {
+                    self.seen_types.push((at, t));
+                }
+                t
+            }
+        };
+        let (_, id, enabled) = &self.types[t];
+        Some((*id, *enabled))
     }
 
     /// The customer holding `identity`, remembered once found.
@@ -825,10 +866,16 @@ fn each_block(
     Ok(())
 }
 
-/// Stores `events` (ascending ids, their base the first) as one block of `customer`,
-/// encoded in `scratch`; nothing for no events.
+/// Inserts a block: its base, application, customer, last id, earliest and latest time,
+/// number of events, expiry and blob.
+const INSERT_BLOCK: &str = "INSERT INTO event_blocks (id, app_id, customer, last_id, min_ts, max_ts, events, expires_at, data)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+/// Stores `events` (ascending ids, their base the first) as one block of `customer`
+/// with `insert` ([`INSERT_BLOCK`], prepared once for many blocks), encoded in
+/// `scratch`; nothing for no events.
 fn insert_block(
-    c: &Connection,
+    insert: &mut rusqlite::Statement<'_>,
     app: i64,
     customer: i64,
     events: &[event_block::Stored<'_>],
@@ -844,11 +891,7 @@ fn insert_block(
     };
     let expires_at = retention.expiry(events);
     reminder.note(base, expires_at);
-    c.prepare_cached(
-        "INSERT INTO event_blocks (id, app_id, customer, last_id, min_ts, max_ts, events, expires_at, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
+    insert.execute(params![
         base,
         app,
         customer,
@@ -1788,11 +1831,12 @@ pub fn convert_rows_to_blocks(c: &Connection) -> Result<(), StoreError> {
     let mut block: Vec<event_block::Owned> = Vec::new();
     let mut owner = (0i64, 0i64);
     let mut scratch = Vec::new();
+    let mut insert = c.prepare(INSERT_BLOCK)?;
     let mut write = |owner: (i64, i64), block: &mut Vec<event_block::Owned>| {
         let stored: Vec<_> = block.iter().map(event_block::Owned::stored).collect();
         // Migration 19 reminds retention of every block converted here.
         insert_block(
-            c,
+            &mut insert,
             owner.0,
             owner.1,
             &stored,
