@@ -243,14 +243,18 @@ fn parse(
         progress
             .rows_read
             .store(parsed.lines_read, Ordering::Relaxed);
+        if batch.len() < BATCH_EVENTS {
+            return true;
+        }
+        // Each batch shares codes and channels of its own: the threads that drop a batch
+        // long after it was read never touch the counts this thread is raising.
+        names = unico_core::EventNames::default();
         // The writer gone (a storage failure): nothing more to do.
-        !(batch.len() >= BATCH_EVENTS
-            && tx
-                .send(EventBatch::Items(std::mem::replace(
-                    &mut batch,
-                    Vec::with_capacity(BATCH_EVENTS),
-                )))
-                .is_err())
+        tx.send(EventBatch::Items(std::mem::replace(
+            &mut batch,
+            Vec::with_capacity(BATCH_EVENTS),
+        )))
+        .is_ok()
     };
     loop {
         // A line wholly in the reader's buffer is read where it lies; one that runs past
