@@ -113,7 +113,8 @@ pub fn plain_integer(token: &str) -> Option<i64> {
     if ok { token.parse().ok() } else { None }
 }
 
-fn skip_space(b: &[u8], mut i: usize) -> usize {
+/// The index of the first byte at or after `i` that is not JSON whitespace.
+pub fn skip_space(b: &[u8], mut i: usize) -> usize {
     while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         i += 1;
     }
@@ -122,7 +123,7 @@ fn skip_space(b: &[u8], mut i: usize) -> usize {
 
 /// The string whose opening quote is at `i` if it holds no escape and no control
 /// character, and the index past its closing quote.
-fn string(text: &str, i: usize) -> Option<(&str, usize)> {
+pub fn string(text: &str, i: usize) -> Option<(&str, usize)> {
     let b = text.as_bytes();
     if b.get(i) != Some(&b'"') {
         return None;

@@ -9,6 +9,8 @@
 //! reader would: the same strings, and `properties` as the same slice of the line, which
 //! is then read strictly like any other.
 
+use unico_core::flat_json::{skip_space, string};
+
 /// The values of a line's keys, as slices of the line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parts<'a> {
@@ -91,29 +93,6 @@ pub fn parts(line: &str) -> Option<Parts<'_>> {
         timestamp,
         properties,
     })
-}
-
-/// The index of the first byte at or after `i` that is not JSON whitespace.
-fn skip_space(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-        i += 1;
-    }
-    i
-}
-
-/// The string whose opening quote is at `i`, if it holds no escape and no control
-/// character, and the index past its closing quote.
-fn string(line: &str, i: usize) -> Option<(&str, usize)> {
-    let b = line.as_bytes();
-    if b.get(i) != Some(&b'"') {
-        return None;
-    }
-    let start = i + 1;
-    let end = start + memchr::memchr2(b'"', b'\\', b.get(start..)?)?;
-    if b[end] != b'"' || b[start..end].iter().any(|&c| c < 0x20) {
-        return None;
-    }
-    Some((line.get(start..end)?, end + 1))
 }
 
 /// The index past the object whose `{` is at `i`: where its brackets balance, strings
