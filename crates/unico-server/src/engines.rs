@@ -833,6 +833,8 @@ impl Engines {
     /// Whether an events import into `app` is worth preparing the engine's tables for
     /// while it writes (see [`unico_engine::prepared`]): the application's index is
     /// loaded (one that is not is built from a scan when first asked, import included).
+    /// An index busy applying a change (a large customer import just before, say) is
+    /// still loaded: by the import's commit it is long free to take the tables.
     pub fn wants_prepared_events(&self, app: AppId) -> bool {
         let index = match self.registry.lock() {
             Ok(registry) => match registry.slots.get(&app) {
@@ -841,7 +843,11 @@ impl Engines {
             },
             Err(_) => return false,
         };
-        index.try_read().is_ok_and(|loaded| !loaded.broken)
+        match index.try_read() {
+            Ok(loaded) => !loaded.broken,
+            Err(std::sync::TryLockError::WouldBlock) => true,
+            Err(std::sync::TryLockError::Poisoned(_)) => false,
+        }
     }
 
     /// How many committed changes the engines have not applied yet (for readiness).

@@ -338,6 +338,12 @@ fn an_events_import_hands_the_engine_the_tables_it_prepared() {
     let buy = register_buy(store.as_ref(), app);
     assert_eq!(count(store.as_ref(), &engines, app, "did buy"), 0);
     assert!(engines.wants_prepared_events(app));
+    {
+        // Busy applying a change: still loaded, still worth preparing for.
+        let index = engines.index(app).unwrap();
+        let _applying = index.write().unwrap();
+        assert!(engines.wants_prepared_events(app));
+    }
     let web = Channel::parse("web").unwrap();
     let event = |key: &str, cid: &str, amount: i64, ago_s: i64| NewEvent {
         by_identity: None,
