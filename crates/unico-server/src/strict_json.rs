@@ -337,7 +337,76 @@ mod tests {
             seen
         }
 
+        /// Text that is sometimes a flat object and often nearly one: JSON's punctuation,
+        /// literals, digits, quotes, escapes, control characters and spaces in any order.
+        fn nearly_json() -> impl Strategy<Value = String> {
+            prop::collection::vec(
+                prop_oneof![
+                    Just("{"),
+                    Just("}"),
+                    Just("["),
+                    Just("]"),
+                    Just(":"),
+                    Just(","),
+                    Just("\""),
+                    Just("\\"),
+                    Just("\"k\""),
+                    Just("\"v\""),
+                    Just("-"),
+                    Just("0"),
+                    Just("7"),
+                    Just("."),
+                    Just("e"),
+                    Just("true"),
+                    Just("nul"),
+                    Just(" "),
+                    Just("\t"),
+                    Just("\u{1}"),
+                    Just("é"),
+                ],
+                0..24,
+            )
+            .prop_map(|parts| parts.concat())
+        }
+
         proptest! {
+            /// Whatever text the hand reader is given it answers without panicking, and
+            /// what it accepts a JSON parser reads as the same object: the same keys in
+            /// the same order, the same strings and literals, numbers of the same value
+            /// (or one past f64's range, which both refuse to value).
+            #[test]
+            fn what_the_hand_reader_accepts_reads_as_json_does(
+                text in prop_oneof![nearly_json(), object(), any::<String>()]
+            ) {
+                use unico_core::flat_json::{Scalar, number, read};
+                if let Some(flat) = read(&text) {
+                    let members = flat.members();
+                    let tree = match serde_json::from_str::<serde_json::Map<String, Value>>(&text) {
+                        Ok(tree) => tree,
+                        // Only a number past f64's range (which the reader delimits and
+                        // does not value) may make it a text the parser refuses.
+                        Err(e) => {
+                            prop_assert!(e.to_string().starts_with("number out of range"), "{}: {}", text, e);
+                            return Ok(());
+                        }
+                    };
+                    prop_assert_eq!(members.len(), tree.len());
+                    for ((key, scalar), (name, value)) in members.iter().zip(&tree) {
+                        prop_assert_eq!(*key, name.as_str());
+                        match scalar {
+                            Scalar::Str(s) => prop_assert_eq!(Some(*s), value.as_str()),
+                            Scalar::Num(t) => prop_assert_eq!(
+                                number(t).map(f64::to_bits),
+                                value.as_f64().map(f64::to_bits)
+                            ),
+                            Scalar::True => prop_assert_eq!(value, &Value::Bool(true)),
+                            Scalar::False => prop_assert_eq!(value, &Value::Bool(false)),
+                            Scalar::Null => prop_assert_eq!(value, &Value::Null),
+                        }
+                    }
+                }
+            }
+
             /// Whatever the hand reader takes, the text written, its depth, what is left
             /// of the budget and the values the engine reads from it are serde's.
             #[test]
