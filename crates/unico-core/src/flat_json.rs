@@ -129,15 +129,42 @@ pub fn string(text: &str, i: usize) -> Option<(&str, usize)> {
         return None;
     }
     let start = i + 1;
-    let len = b
-        .get(start..)?
-        .iter()
-        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
-    let end = start + len;
+    let end = start + stop(b.get(start..)?)?;
     if b[end] != b'"' {
         return None;
     }
     Some((text.get(start..end)?, end + 1))
+}
+
+/// The index of the first quote, backslash or control character in `b`, looked for
+/// eight bytes at a time: in a word, a byte below 0x20 or equal to one of the two gets its
+/// high bit set by the usual borrow tricks, which may also flag bytes *after* a true one
+/// (a borrow runs upwards) but never before it, so the lowest flag is the first such
+/// byte. Bytes of 0x80 and above (UTF-8 past ASCII) are never flagged.
+fn stop(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x;
+    let mut at = 0;
+    let mut words = b.chunks_exact(8);
+    for word in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let x = u64::from_le_bytes(bytes);
+        let flags = (zero_in(x ^ (ONES * u64::from(b'"')))
+            | zero_in(x ^ (ONES * u64::from(b'\\')))
+            | (x.wrapping_sub(ONES * 0x20) & !x))
+            & HIGHS;
+        if flags != 0 {
+            return Some(at + (flags.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    words
+        .remainder()
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| at + p)
 }
 
 fn literal<'a>(b: &[u8], i: usize, word: &[u8], value: Scalar<'a>) -> Option<(Scalar<'a>, usize)> {
@@ -241,6 +268,45 @@ mod tests {
         let many: Vec<String> = (0..=MAX_MEMBERS).map(|k| format!("\"k{k}\":1")).collect();
         assert!(read(&format!("{{{}}}", many.join(","))).is_none());
         assert!(read(&format!("{{{}}}", many[1..].join(","))).is_some());
+    }
+
+    /// The word-at-a-time search finds what a byte-by-byte one finds, wherever the byte
+    /// sits and whatever surrounds it (control characters, quotes, backslashes, bytes
+    /// past ASCII, ordinary text).
+    #[test]
+    fn the_stop_is_the_first_quote_backslash_or_control_character() {
+        let naive = |b: &[u8]| b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        let alphabet: Vec<u8> = (0u8..=0x21)
+            .chain([
+                b'"', b'\\', b'a', b'z', b'0', b' ', 0x7f, 0x80, 0xa2, 0xdc, 0xff,
+            ])
+            .collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 40) as usize;
+            let text: Vec<u8> = (0..len)
+                .map(|k| {
+                    let r = seed.rotate_left(k as u32 * 5);
+                    // Mostly ordinary letters, now and then anything of the alphabet.
+                    if r % 7 == 0 {
+                        alphabet[(r >> 8) as usize % alphabet.len()]
+                    } else {
+                        b'a' + (r % 26) as u8
+                    }
+                })
+                .collect();
+            assert_eq!(stop(&text), naive(&text), "{text:?}");
+        }
+        for special in [0u8, 0x1f, b'"', b'\\'] {
+            for at in 0..24 {
+                let mut text = vec![b'x'; 24];
+                text[at] = special;
+                assert_eq!(stop(&text), Some(at));
+            }
+        }
     }
 
     #[test]
