@@ -291,7 +291,7 @@ mod tests {
                 .map(|k| {
                     let r = seed.rotate_left(k as u32 * 5);
                     // Mostly ordinary letters, now and then anything of the alphabet.
-                    if r % 7 == 0 {
+                    if r.is_multiple_of(7) {
                         alphabet[(r >> 8) as usize % alphabet.len()]
                     } else {
                         b'a' + (r % 26) as u8
