@@ -45,6 +45,14 @@ def build_base(csv):
     return app
 
 
+def record(pid, name, seconds):
+    """Records the server's threads with perf for `seconds` into target/bench-data/`name`
+    (the cpu-clock event: cycles are not counted on every machine)."""
+    return subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-g", "-o", os.path.join(ev.DATA, name),
+                             "-p", str(pid), "--", "sleep", str(seconds)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def one_run(app, ndjson, perf, absorb_perf=0):
     work = os.path.join(ev.DATA, "e0-run")
     shutil.rmtree(work, ignore_errors=True)
@@ -57,9 +65,7 @@ def one_run(app, ndjson, perf, absorb_perf=0):
     try:
         c = ev.Client()
         if perf:
-            out = os.path.join(ev.DATA, "e0.perf.data")
-            recorder = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-g", "-o", out, "-p", str(proc.pid), "--", "sleep", str(perf)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            recorder = record(proc.pid, "e0.perf.data", perf)
         t = time.perf_counter()
         started = ev.upload_events(c, app, ndjson)
         uploaded = time.perf_counter() - t
@@ -68,9 +74,7 @@ def one_run(app, ndjson, perf, absorb_perf=0):
         if report["state"] != "succeeded":
             raise SystemExit(f"events import failed: {report}")
         if absorb_perf:
-            out = os.path.join(ev.DATA, "e0-absorb.perf.data")
-            recorder = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-g", "-o", out, "-p", str(proc.pid), "--", "sleep", str(absorb_perf)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            recorder = record(proc.pid, "e0-absorb.perf.data", absorb_perf)
         t = time.perf_counter()
         count = c.request("POST", f"/v1/apps/{app}/count", json.dumps({"filter": ev.QUERIES["E1"]}))["count"]
         first = time.perf_counter() - t

@@ -103,6 +103,43 @@ impl EventNames {
     }
 }
 
+/// What was found for the event codes already met, remembered by the address of their
+/// text: the events of a batch share a handful of codes, so one met before costs no text
+/// comparison or hashing. Valid only while every code it met is alive (a freed address
+/// given again would be taken for the old code): keep one for a batch of events that
+/// holds its codes, and clear it for the next.
+#[derive(Debug)]
+pub struct SeenCodes<T>(Vec<(usize, T)>);
+
+impl<T> Default for SeenCodes<T> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<T: Copy> SeenCodes<T> {
+    /// Most codes remembered (past it, `find` is asked each time).
+    const MAX: usize = 64;
+
+    /// What `find` answers for `code`, asked once per code met (an answer of `None` is
+    /// not remembered: the next call asks again).
+    pub fn get_or(&mut self, code: &EventCode, find: impl FnOnce() -> Option<T>) -> Option<T> {
+        let at = code.as_str().as_ptr() as usize;
+        if let Some(&(_, found)) = self.0.iter().find(|&&(a, _)| a == at) {
+            return Some(found);
+        }
+        let found = find()?;
+        if self.0.len() < Self::MAX {
+            self.0.push((at, found));
+        }
+        Some(found)
+    }
+
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// A channel (`email`, `sms`, `push`, `whatsapp`, `web`, `app`, `wallet`, `pos`, or one the
 /// brand uses): 1–32 ASCII letters, digits, `_`, `-` or `.`, starting with a letter; kept
 /// lower-case (`Email` is `email`). Shared like [`EventCode`].
@@ -654,6 +691,29 @@ pub fn check_event_time(timestamp: i64, now: i64) -> Result<(), EventError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A code met before answers what was found for it without asking again; a code of
+    /// the same text elsewhere in memory is asked for once itself; a miss is not kept.
+    #[test]
+    fn seen_codes_ask_once_per_code_met_and_forget_misses() {
+        let buy = EventCode::parse("buy").unwrap();
+        let same_text = EventCode::parse("buy").unwrap();
+        let mut seen = SeenCodes::default();
+        let mut asked = 0;
+        let mut find = |answer: Option<u8>| {
+            asked += 1;
+            answer
+        };
+        assert_eq!(seen.get_or(&buy, || find(Some(1))), Some(1));
+        assert_eq!(seen.get_or(&buy.clone(), || find(Some(9))), Some(1));
+        assert_eq!(seen.get_or(&same_text, || find(Some(2))), Some(2));
+        let view = EventCode::parse("view").unwrap();
+        assert_eq!(seen.get_or(&view, || find(None)), None);
+        assert_eq!(seen.get_or(&view, || find(Some(3))), Some(3));
+        seen.clear();
+        assert_eq!(seen.get_or(&buy, || find(Some(4))), Some(4));
+        assert_eq!(asked, 5);
+    }
 
     #[test]
     fn codes_and_channels_follow_their_rules() {

@@ -8,7 +8,8 @@
 //! or array, a key twice, more than [`MAX_MEMBERS`] members, anything after the object),
 //! which the caller then reads with serde as before. Numbers are only delimited here:
 //! their values come from [`number`], which answers what serde_json reads for the same
-//! text, so both ways of reading agree to the bit.
+//! text, so both ways of reading agree to the bit. [`walk_object`], the walk over an
+//! object's members, also serves the server's reader of whole NDJSON lines.
 
 /// Most members an object read by hand may have (past it, serde reads it).
 pub const MAX_MEMBERS: usize = 16;
@@ -47,24 +48,10 @@ pub fn read(text: &str) -> Option<FlatObject<'_>> {
         members: [("", Scalar::Null); MAX_MEMBERS],
         len: 0,
     };
-    let mut i = skip_space(b, 0);
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
-    i = skip_space(b, i + 1);
-    if b.get(i) == Some(&b'}') {
-        return (skip_space(b, i + 1) == b.len()).then_some(out);
-    }
-    loop {
-        let (key, next) = string(text, i)?;
+    walk_object(text, |key, i| {
         if out.len == MAX_MEMBERS || out.members().iter().any(|(k, _)| *k == key) {
             return None;
         }
-        i = skip_space(b, next);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        i = skip_space(b, i + 1);
         let (value, next) = match *b.get(i)? {
             b'"' => {
                 let (s, next) = string(text, i)?;
@@ -80,14 +67,41 @@ pub fn read(text: &str) -> Option<FlatObject<'_>> {
         };
         out.members[out.len] = (key, value);
         out.len += 1;
-        i = skip_space(b, next);
-        match b.get(i) {
-            Some(b',') => i = skip_space(b, i + 1),
-            Some(b'}') => break,
-            _ => return None,
+        Some(next)
+    })?;
+    Some(out)
+}
+
+/// Walks the JSON object that is the whole of `text` (whitespace around its tokens
+/// allowed), whose keys are strings without escapes or control characters: `member` is
+/// given each key and the index of its value's first byte, and answers the index past
+/// the value, or `None` to decline the text. `None` for any other text.
+pub fn walk_object<'a>(
+    text: &'a str,
+    mut member: impl FnMut(&'a str, usize) -> Option<usize>,
+) -> Option<()> {
+    let b = text.as_bytes();
+    let mut i = skip_space(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = skip_space(b, i + 1);
+    if b.get(i) != Some(&b'}') {
+        loop {
+            let (key, next) = string(text, i)?;
+            i = skip_space(b, next);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = skip_space(b, member(key, skip_space(b, i + 1))?);
+            match b.get(i) {
+                Some(b',') => i = skip_space(b, i + 1),
+                Some(b'}') => break,
+                _ => return None,
+            }
         }
     }
-    (skip_space(b, i + 1) == b.len()).then_some(out)
+    (skip_space(b, i + 1) == b.len()).then_some(())
 }
 
 /// The value serde_json reads for the number written `token` (as `Number::as_f64`
@@ -114,7 +128,7 @@ pub fn plain_integer(token: &str) -> Option<i64> {
 }
 
 /// The index of the first byte at or after `i` that is not JSON whitespace.
-pub fn skip_space(b: &[u8], mut i: usize) -> usize {
+fn skip_space(b: &[u8], mut i: usize) -> usize {
     while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         i += 1;
     }

@@ -34,7 +34,7 @@ pub use computed::{Computed, ComputedAgg, ComputedError};
 pub use customer::{Customer, FieldChange};
 pub use event::{
     Channel, Event, EventCode, EventError, EventNames, EventType, EventTypes, PropRef, Properties,
-    PropertyType,
+    PropertyType, SeenCodes,
 };
 pub use field::{FieldDef, FieldId, FieldType, Schema};
 pub use identity::{Identity, IdentityError, IdentityKind};

@@ -882,7 +882,7 @@ impl Events {
         let mut picked: Vec<Vec<(u32, u32)>> = vec![Vec::new(); self.tables.len()];
         // Events read back share one code per type: a code seen before is known by its
         // address, without hashing it (a customer's events alternate between types).
-        let mut seen: Vec<(*const u8, usize)> = Vec::new();
+        let mut seen = unico_core::SeenCodes::default();
         // A customer's events come together (a block read back, a client's batch): the
         // slot of the event before costs no lookup.
         let mut last: Option<(i64, Option<u32>)> = None;
@@ -898,16 +898,8 @@ impl Events {
             let Some(slot) = slot else {
                 continue;
             };
-            let at = e.code().as_str().as_ptr();
-            let t = match seen.iter().find(|(p, _)| *p == at) {
-                Some(&(_, t)) => t,
-                None => {
-                    let t = self.table_index(e.code());
-                    if seen.len() < 64 {
-                        seen.push((at, t));
-                    }
-                    t
-                }
+            let Some(t) = seen.get_or(e.code(), || Some(self.table_index(e.code()))) else {
+                continue;
             };
             if t >= picked.len() {
                 picked.resize(t + 1, Vec::new());

@@ -9,7 +9,7 @@
 //! reader would: the same strings, and `properties` as the same slice of the line, which
 //! is then read strictly like any other.
 
-use unico_core::flat_json::{skip_space, string};
+use unico_core::flat_json::{string, walk_object};
 
 /// The values of a line's keys, as slices of the line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,23 +41,12 @@ const PROPERTIES: usize = 6;
 /// characters, `properties` an object; `None` for any other line.
 pub fn parts(line: &str) -> Option<Parts<'_>> {
     let b = line.as_bytes();
-    let mut i = skip_space(b, 0);
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
     let mut values: [Option<&str>; 7] = [None; 7];
-    i = skip_space(b, i + 1);
-    loop {
-        let (key, next) = string(line, i)?;
+    walk_object(line, |key, i| {
         let slot = KEYS.iter().position(|k| *k == key)?;
         if values[slot].is_some() {
             return None;
         }
-        i = skip_space(b, next);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        i = skip_space(b, i + 1);
         let (value, next) = if slot == PROPERTIES {
             let end = object_end(b, i)?;
             (line.get(i..end)?, end)
@@ -65,16 +54,8 @@ pub fn parts(line: &str) -> Option<Parts<'_>> {
             string(line, i)?
         };
         values[slot] = Some(value);
-        i = skip_space(b, next);
-        match b.get(i) {
-            Some(b',') => i = skip_space(b, i + 1),
-            Some(b'}') => break,
-            _ => return None,
-        }
-    }
-    if skip_space(b, i + 1) != b.len() {
-        return None;
-    }
+        Some(next)
+    })?;
     let [
         event_id,
         customer_id,

@@ -214,10 +214,9 @@ pub struct EventWriter {
     /// gathered when first asked after a flush: a feed whose customers all exist never
     /// asks, and hashed no key.
     pending_keys: Option<std::collections::HashSet<u64, foldhash::fast::FixedState>>,
-    /// Types found for the events being written, by the address of their code's text
-    /// (the events of one call share a handful of codes): the index in `types`. Valid
-    /// for one call only, whose events keep those addresses theirs.
-    seen_types: Vec<(usize, usize)>,
+    /// Types found for the events being written (their index in `types`); cleared for
+    /// each call, whose events keep their codes alive.
+    seen_types: unico_core::SeenCodes<usize>,
     /// The id the next event stored gets.
     next_id: i64,
     /// A block being encoded.
@@ -271,7 +270,7 @@ impl EventWriter {
             holders: HashMap::new(),
             pending: Vec::new(),
             pending_keys: None,
-            seen_types: Vec::new(),
+            seen_types: unico_core::SeenCodes::default(),
             next_id: next_id(c)?,
             block: Vec::new(),
             last: None,
@@ -675,7 +674,6 @@ impl EventWriter {
                 &mut reminder,
             )?;
         }
-        drop(insert);
         reminder.write(c, app)?;
         save_next_id(c, self.next_id)?;
         self.pending = pending;
@@ -685,18 +683,11 @@ impl EventWriter {
 
     /// The row id of type `code` and whether it is enabled.
     fn type_of(&mut self, code: &EventCode) -> Option<(i64, bool)> {
-        let at = code.as_str().as_ptr() as usize;
-        let t = match self.seen_types.iter().find(|&&(a, _)| a == at) {
-            Some(&(_, t)) => t,
-            None => {
-                let t = self.types.iter().position(|(c, _, _)| c == code)?;
-                if self.seen_types.len() < 64 {
-                    self.seen_types.push((at, t));
-                }
-                t
-            }
-        };
-        let (_, id, enabled) = &self.types[t];
+        let types = &self.types;
+        let t = self
+            .seen_types
+            .get_or(code, || types.iter().position(|(c, _, _)| c == code))?;
+        let (_, id, enabled) = &types[t];
         Some((*id, *enabled))
     }
 
